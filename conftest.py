@@ -1,0 +1,3 @@
+"""Shared fixtures for every suite in the repository (see testkit.fixtures)."""
+
+pytest_plugins = ["testkit.fixtures"]

@@ -1,0 +1,250 @@
+"""Bearer-token checks against the issuer's JWKS, and the typed principal they yield.
+
+Tokens are checked offline: RS256 only, ``iss``, ``aud`` (this service's audience) and
+``exp`` with a small leeway, keys with ``use == "sig"`` only. The JWKS is cached with a
+maximum age; an unknown ``kid`` triggers at most one refetch per cooldown, so a flood of
+forged ``kid`` values cannot turn into a flood of requests to the issuer.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import threading
+import time
+import urllib.request
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import jwt
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
+from jwt.algorithms import RSAAlgorithm
+
+from servicekit.errors import Unauthenticated
+
+ORG_CLAIM = "carenet_org"
+TENANT_CLAIM = "carenet_tenant"
+PATIENT_CLAIM = "carenet_patient"
+ON_BEHALF_OF_HEADER = "x-carenet-on-behalf-of"
+
+CLINICIAN_ROLES = frozenset({"gp", "practice-nurse", "specialist"})
+ALL_ROLES = frozenset(
+    {
+        "gp",
+        "practice-nurse",
+        "specialist",
+        "sport-coach",
+        "municipality-officer",
+        "provider",
+        "insurer-analyst",
+        "care-group-admin",
+        "patient",
+        "auditor",
+        "service",
+    }
+)
+
+
+def organisation_name(org_id: str) -> str:
+    return f"organisations/{org_id}" if org_id else ""
+
+
+def patient_name(patient_id: str) -> str:
+    return f"patients/{patient_id}" if patient_id else ""
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: taken from a verified token, never from the request body."""
+
+    subject: str
+    client_id: str
+    organisation: str
+    care_group: str
+    roles: frozenset[str]
+    patient: str = ""
+    on_behalf_of: str = ""
+    token_id: str = ""
+    username: str = field(default="", compare=False)
+
+    def has_role(self, *roles: str) -> bool:
+        return any(role in self.roles for role in roles)
+
+    @property
+    def is_service(self) -> bool:
+        return "service" in self.roles
+
+    @property
+    def is_patient(self) -> bool:
+        return "patient" in self.roles and bool(self.patient)
+
+    @property
+    def is_clinician(self) -> bool:
+        return bool(self.roles & CLINICIAN_ROLES)
+
+    @property
+    def responsible_user(self) -> str:
+        return self.on_behalf_of or self.subject
+
+    @classmethod
+    def from_claims(cls, claims: Mapping[str, Any], on_behalf_of: str = "") -> Principal:
+        realm_access = claims.get("realm_access") or {}
+        roles = realm_access.get("roles", []) if isinstance(realm_access, Mapping) else []
+        return cls(
+            subject=str(claims.get("sub", "")),
+            client_id=str(claims.get("azp", "")),
+            organisation=organisation_name(str(claims.get(ORG_CLAIM) or "")),
+            care_group=organisation_name(str(claims.get(TENANT_CLAIM) or "")),
+            roles=frozenset(str(r) for r in roles if str(r) in ALL_ROLES),
+            patient=patient_name(str(claims.get(PATIENT_CLAIM) or "")),
+            on_behalf_of=on_behalf_of,
+            token_id=str(claims.get("jti", "")),
+            username=str(claims.get("preferred_username", "")),
+        )
+
+
+_current: contextvars.ContextVar[Principal | None] = contextvars.ContextVar(
+    "carenet_principal", default=None
+)
+
+
+def current_principal() -> Principal:
+    """The verified caller of the RPC being served. Fails closed."""
+    principal = _current.get()
+    if principal is None:
+        raise Unauthenticated("no authenticated caller", reason="UNAUTHENTICATED")
+    return principal
+
+
+@contextmanager
+def acting_as(principal: Principal) -> Iterator[Principal]:
+    token = _current.set(principal)
+    try:
+        yield principal
+    finally:
+        _current.reset(token)
+
+
+def _fetch_json(url: str, timeout: float = 5.0) -> dict[str, Any]:
+    if not url.startswith(("http://", "https://")):
+        raise ValueError("JWKS URL must be http(s)")
+    with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - checked above
+        data: dict[str, Any] = json.loads(response.read())
+        return data
+
+
+class JwksCache:
+    """Signing keys of the issuer, cached with a maximum age and a refetch cooldown."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        max_age_seconds: float = 300.0,
+        refetch_cooldown_seconds: float = 30.0,
+        fetch: Callable[[str], dict[str, Any]] = _fetch_json,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.url = url
+        self.max_age = max_age_seconds
+        self.cooldown = refetch_cooldown_seconds
+        self._fetch = fetch
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._keys: dict[str, RSAPublicKey] = {}
+        self._fetched_at: float | None = None
+        self.fetch_count = 0
+
+    def _refresh(self) -> None:
+        self._fetched_at = self._clock()
+        self.fetch_count += 1
+        document = self._fetch(self.url)
+        keys: dict[str, RSAPublicKey] = {}
+        for jwk in document.get("keys", []):
+            if jwk.get("kty") != "RSA" or jwk.get("use") != "sig" or not jwk.get("kid"):
+                continue
+            if jwk.get("alg", "RS256") != "RS256":
+                continue
+            key = RSAAlgorithm.from_jwk(jwk)
+            if isinstance(key, RSAPublicKey):
+                keys[str(jwk["kid"])] = key
+        self._keys = keys
+
+    def key_for(self, kid: str) -> RSAPublicKey:
+        with self._lock:
+            now = self._clock()
+            if self._fetched_at is None or now - self._fetched_at >= self.max_age:
+                self._safe_refresh()
+            key = self._keys.get(kid)
+            if key is None and self._fetched_at is not None and (
+                now - self._fetched_at >= self.cooldown
+            ):
+                self._safe_refresh()
+                key = self._keys.get(kid)
+        if key is None:
+            raise Unauthenticated("token signed with an unknown key", reason="UNKNOWN_SIGNING_KEY")
+        return key
+
+    def _safe_refresh(self) -> None:
+        try:
+            self._refresh()
+        except (OSError, ValueError) as exc:
+            # Keep the keys we had; an unreachable issuer must not open the door.
+            if not self._keys:
+                raise Unauthenticated(
+                    "signing keys are unavailable", reason="JWKS_UNAVAILABLE"
+                ) from exc
+
+
+class TokenVerifier:
+    """Turns a bearer token into a :class:`Principal`, or raises Unauthenticated."""
+
+    def __init__(
+        self, *, issuer: str, audience: str, jwks: JwksCache, leeway_seconds: int = 30
+    ) -> None:
+        self.issuer = issuer
+        self.audience = audience
+        self.jwks = jwks
+        self.leeway = leeway_seconds
+
+    def verify(self, token: str, on_behalf_of: str = "") -> Principal:
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError as exc:
+            raise Unauthenticated("malformed token", reason="MALFORMED_TOKEN") from exc
+        if header.get("alg") != "RS256":
+            raise Unauthenticated("token algorithm not allowed", reason="ALGORITHM_NOT_ALLOWED")
+        kid = header.get("kid")
+        if not isinstance(kid, str) or not kid:
+            raise Unauthenticated("token has no key id", reason="UNKNOWN_SIGNING_KEY")
+        key = self.jwks.key_for(kid)
+        try:
+            claims = jwt.decode(
+                token,
+                key,
+                algorithms=["RS256"],
+                audience=self.audience,
+                issuer=self.issuer,
+                leeway=self.leeway,
+                options={"require": ["exp", "iat", "iss", "aud", "sub"]},
+            )
+        except jwt.ExpiredSignatureError as exc:
+            raise Unauthenticated("token expired", reason="TOKEN_EXPIRED") from exc
+        except jwt.InvalidAudienceError as exc:
+            raise Unauthenticated("token not meant for this service", reason="WRONG_AUDIENCE") from exc
+        except jwt.InvalidIssuerError as exc:
+            raise Unauthenticated("token from another issuer", reason="WRONG_ISSUER") from exc
+        except jwt.InvalidSignatureError as exc:
+            raise Unauthenticated("token signature invalid", reason="INVALID_SIGNATURE") from exc
+        except jwt.PyJWTError as exc:
+            raise Unauthenticated("token invalid", reason="INVALID_TOKEN") from exc
+        return Principal.from_claims(claims, on_behalf_of=on_behalf_of)
+
+    def verify_metadata(self, metadata: Mapping[str, str]) -> Principal:
+        header = metadata.get("authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise Unauthenticated("a bearer token is required", reason="MISSING_TOKEN")
+        return self.verify(token.strip(), on_behalf_of=metadata.get(ON_BEHALF_OF_HEADER, "")[:200])

@@ -1,0 +1,40 @@
+"""The settings every service shares. Each service subclasses with its own env prefix.
+
+Settings are read once, from the environment, in the composition root (``main.py``).
+A missing required setting fails at start with a message naming the variable.
+"""
+
+from __future__ import annotations
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ServiceSettings(BaseSettings):
+    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+
+    database_url: str
+    oidc_issuer: str
+    oidc_audience: str
+    grpc_host: str = "[::]"
+    grpc_port: int = 50051
+    oidc_jwks_url: str = ""
+    jwks_max_age_seconds: float = 300.0
+    jwks_refetch_cooldown_seconds: float = 30.0
+    token_leeway_seconds: int = 30
+    shutdown_grace_seconds: float = 10.0
+    max_workers: int = 32
+    log_level: str = "INFO"
+
+    @property
+    def jwks_url(self) -> str:
+        return self.oidc_jwks_url or f"{self.oidc_issuer.rstrip('/')}/protocol/openid-connect/certs"
+
+
+class ClientSettings(BaseSettings):
+    """Settings of a service that calls other services with its own service account."""
+
+    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+
+    oidc_client_id: str = ""
+    oidc_client_secret: str = ""
+    call_deadline_seconds: float = 5.0

@@ -1,0 +1,64 @@
+"""Page sizes and opaque page tokens (AIP-158).
+
+A page token carries the position after the last item returned plus a fingerprint of the
+request's filters; a token used with other filters is refused.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from servicekit.errors import InvalidArgument
+
+DEFAULT_PAGE_SIZE = 50
+MAX_PAGE_SIZE = 1000
+
+
+def page_size(requested: int, *, default: int = DEFAULT_PAGE_SIZE, maximum: int = MAX_PAGE_SIZE) -> int:
+    if requested < 0:
+        raise InvalidArgument.single("page_size", "must not be negative", "INVALID_PAGE_SIZE")
+    if requested > maximum:
+        raise InvalidArgument.single(
+            "page_size", f"must be at most {maximum}", "PAGE_SIZE_TOO_LARGE"
+        )
+    return requested or default
+
+
+def fingerprint(*parts: object) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class PageToken:
+    position: dict[str, Any]
+    fingerprint: str
+
+    def encode(self) -> str:
+        raw = json.dumps({"p": self.position, "f": self.fingerprint}, sort_keys=True)
+        return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode_page_token(token: str, expected_fingerprint: str) -> dict[str, Any] | None:
+    """The position of a page token, ``None`` for the first page."""
+    if not token:
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        data = json.loads(raw)
+        position = data["p"]
+        fp = data["f"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise InvalidArgument.single("page_token", "not a valid page token", "INVALID_PAGE_TOKEN") from exc
+    if fp != expected_fingerprint or not isinstance(position, dict):
+        raise InvalidArgument.single(
+            "page_token", "page token does not match the request", "INVALID_PAGE_TOKEN"
+        )
+    return position
+
+
+def next_token(position: dict[str, Any] | None, expected_fingerprint: str) -> str:
+    return PageToken(position, expected_fingerprint).encode() if position is not None else ""

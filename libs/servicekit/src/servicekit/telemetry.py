@@ -1,0 +1,45 @@
+"""OpenTelemetry wiring. Configured from the standard ``OTEL_*`` environment variables.
+
+With no ``OTEL_TRACES_EXPORTER`` / ``OTEL_EXPORTER_OTLP_*`` set, nothing is exported. The
+gRPC server interceptor is added by :func:`servicekit.server.create_server`; database
+spans come from :func:`instrument_engine`.
+"""
+
+from __future__ import annotations
+
+import os
+
+from opentelemetry import trace
+from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
+from opentelemetry.sdk.resources import SERVICE_NAME, Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
+from sqlalchemy import Engine
+
+
+def configure_tracing(service_name: str) -> TracerProvider | None:
+    """Installs a global tracer provider when the environment asks for one."""
+    exporter_name = os.environ.get("OTEL_TRACES_EXPORTER", "")
+    endpoint = os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or os.environ.get(
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
+    )
+    if exporter_name in ("", "none") and not endpoint:
+        return None
+    if isinstance(trace.get_tracer_provider(), TracerProvider):
+        return None  # already configured, e.g. by opentelemetry-instrument
+    exporter: SpanExporter
+    if exporter_name == "console":
+        exporter = ConsoleSpanExporter()
+    else:
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+
+        exporter = OTLPSpanExporter()
+    resource = Resource.create({SERVICE_NAME: os.environ.get("OTEL_SERVICE_NAME", service_name)})
+    provider = TracerProvider(resource=resource)
+    provider.add_span_processor(BatchSpanProcessor(exporter))
+    trace.set_tracer_provider(provider)
+    return provider
+
+
+def instrument_engine(engine: Engine) -> None:
+    SQLAlchemyInstrumentor().instrument(engine=engine, enable_commenter=False)

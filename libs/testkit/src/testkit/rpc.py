@@ -1,0 +1,45 @@
+"""Reading a failed call's ``google.rpc.Status`` in tests."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import grpc
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
+
+
+@dataclass(frozen=True)
+class Failure:
+    code: grpc.StatusCode
+    message: str
+    reason: str
+    domain: str
+    error_infos: int
+    field_violations: tuple[str, ...]
+
+
+def failure(error: grpc.RpcError) -> Failure:
+    """The code, the one ErrorInfo and the BadRequest fields of a failed call."""
+    assert isinstance(error, grpc.Call)
+    status = rpc_status.from_call(error)
+    assert status is not None, f"no google.rpc.Status on {error.code()}: {error.details()}"
+    infos: list[error_details_pb2.ErrorInfo] = []
+    fields: list[str] = []
+    for detail in status.details:
+        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+            info = error_details_pb2.ErrorInfo()
+            detail.Unpack(info)
+            infos.append(info)
+        elif detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
+            bad = error_details_pb2.BadRequest()
+            detail.Unpack(bad)
+            fields.extend(v.field for v in bad.field_violations)
+    return Failure(
+        code=error.code(),
+        message=status.message,
+        reason=infos[0].reason if infos else "",
+        domain=infos[0].domain if infos else "",
+        error_infos=len(infos),
+        field_violations=tuple(fields),
+    )

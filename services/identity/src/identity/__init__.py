@@ -1,0 +1,1 @@
+"""carenet identity: organisations, patients, care relationships, consent, `Authorize` and the access log."""

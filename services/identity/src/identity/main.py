@@ -1,0 +1,93 @@
+"""Composition root of the identity service: Settings -> engine -> server -> wait."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+
+from identity import service
+from identity.clients import KeycloakProvisioner, keycloak_admin
+from identity.config import Settings
+from identity.server import create_server
+from identity.unit_of_work import UnitOfWork
+from servicekit.auth import JwksCache, TokenVerifier
+from servicekit.cli import run_cli
+from servicekit.db import make_engine, make_session_factory
+from servicekit.logs import configure_logging
+from servicekit.server import serve as serve_forever
+from servicekit.telemetry import configure_tracing, instrument_engine
+
+
+def build_deps(settings: Settings) -> service.Deps:
+    engine = make_engine(settings.database_url)
+    instrument_engine(engine)
+    sessions = make_session_factory(engine)
+    provisioner = None
+    if settings.keycloak_admin_url and settings.keycloak_admin_client_id:
+        provisioner = KeycloakProvisioner(
+            keycloak_admin(
+                settings.keycloak_admin_url,
+                settings.keycloak_realm,
+                settings.keycloak_admin_realm,
+                settings.keycloak_admin_client_id,
+                settings.keycloak_admin_client_secret.get_secret_value(),
+            )
+        )
+    return service.Deps(
+        uow=lambda: UnitOfWork(sessions),
+        bsn_pepper=settings.bsn_pepper.get_secret_value().encode(),
+        provisioner=provisioner,
+    )
+
+
+def build_verifier(settings: Settings) -> TokenVerifier:
+    jwks = JwksCache(
+        settings.jwks_url,
+        max_age_seconds=settings.jwks_max_age_seconds,
+        refetch_cooldown_seconds=settings.jwks_refetch_cooldown_seconds,
+    )
+    return TokenVerifier(
+        issuer=settings.oidc_issuer, audience=settings.oidc_audience, jwks=jwks,
+        leeway_seconds=settings.token_leeway_seconds,
+    )
+
+
+def serve(settings: Settings) -> None:
+    configure_logging("identity", settings.log_level)
+    configure_tracing("identity")
+    running = create_server(settings, build_deps(settings), build_verifier(settings))
+    serve_forever(running, settings.shutdown_grace_seconds)
+
+
+def bootstrap_care_group(settings: Settings, args: list[str]) -> None:
+    """``identity bootstrap-care-group ID NAME [AGB]``: creates a tenant (operator only)."""
+    if len(args) < 2:
+        sys.stderr.write("usage: identity bootstrap-care-group ID NAME [AGB]\n")
+        raise SystemExit(2)
+    from identity.models import OrganisationType
+
+    org = service.bootstrap_care_group(
+        build_deps(settings),
+        args[0],
+        service.OrganisationInput(
+            display_name=args[1], type=OrganisationType.CARE_GROUP,
+            agb_code=args[2] if len(args) > 2 else "",
+        ),
+    )
+    sys.stdout.write(json.dumps({"care_group": f"organisations/{org.id}"}) + "\n")
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    run_cli(
+        argv,
+        name="identity",
+        settings_factory=Settings,  # type: ignore[arg-type]
+        serve=serve,
+        migrations_package="identity.migrations",
+        extra={"bootstrap-care-group": bootstrap_care_group},
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,267 @@
+"""The identity data model, with its rules as methods."""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import hashlib
+import json
+
+from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from servicekit.db import UtcDateTime, new_metadata, utcnow
+
+
+class Base(DeclarativeBase):
+    metadata = new_metadata()
+
+
+class OrganisationType(enum.StrEnum):
+    CARE_GROUP = "care-group"
+    GP_PRACTICE = "gp-practice"
+    HOSPITAL = "hospital"
+    MUNICIPALITY = "municipality"
+    LIFESTYLE_PROVIDER = "lifestyle-provider"
+    INSURER = "insurer"
+
+
+class DataCategory(enum.StrEnum):
+    REFERRAL = "referral"
+    CARE_PLAN = "care-plan"
+    MEASUREMENTS = "measurements"
+    PATIENT_RECORD = "patient-record"
+    CONSENT = "consent"
+    ACCESS_LOG = "access-log"
+
+
+class Action(enum.StrEnum):
+    READ = "read"
+    CREATE = "create"
+    UPDATE = "update"
+
+
+class RelationshipKind(enum.StrEnum):
+    COORDINATING = "coordinating"
+    TREATING = "treating"
+    REFERRED = "referred"
+    SOCIAL_SUPPORT = "social-support"
+
+
+class ConsentState(enum.StrEnum):
+    ACTIVE = "active"
+    NOT_YET_VALID = "not-yet-valid"
+    EXPIRED = "expired"
+    WITHDRAWN = "withdrawn"
+
+
+class Organisation(Base):
+    __tablename__ = "organisations"
+
+    id: Mapped[str] = mapped_column(String(63), primary_key=True)
+    display_name: Mapped[str] = mapped_column(String(200))
+    type: Mapped[str] = mapped_column(String(32))
+    care_group_id: Mapped[str] = mapped_column(String(63), index=True)
+    agb_code: Mapped[str | None] = mapped_column(String(8))
+    ura: Mapped[str | None] = mapped_column(String(8))
+    uzovi: Mapped[str | None] = mapped_column(String(4))
+    cbs_municipality_code: Mapped[str | None] = mapped_column(String(6))
+    service_account_client_id: Mapped[str | None] = mapped_column(String(100))
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    create_time: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    update_time: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
+
+    @property
+    def etag(self) -> str:
+        return f'W/"{self.version}"'
+
+
+class Patient(Base):
+    __tablename__ = "patients"
+    __table_args__ = (UniqueConstraint("care_group_id", "bsn_hash"),)
+
+    id: Mapped[str] = mapped_column(String(63), primary_key=True)
+    care_group_id: Mapped[str] = mapped_column(String(63), index=True)
+    # HMAC-SHA256 of the BSN under the service's pepper: the BSN itself is never stored.
+    bsn_hash: Mapped[str] = mapped_column(String(64))
+    create_time: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    update_time: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
+
+
+class CareRelationship(Base):
+    __tablename__ = "care_relationships"
+    __table_args__ = (Index("ix_care_relationships_patient_org", "patient_id", "organisation_id"),)
+
+    id: Mapped[str] = mapped_column(String(63), primary_key=True)
+    patient_id: Mapped[str] = mapped_column(ForeignKey("patients.id"))
+    organisation_id: Mapped[str] = mapped_column(ForeignKey("organisations.id"))
+    kind: Mapped[str] = mapped_column(String(32))
+    start_time: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+    end_time: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+    create_time: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
+
+    def active_at(self, moment: dt.datetime) -> bool:
+        return self.start_time <= moment and (self.end_time is None or moment < self.end_time)
+
+
+class Consent(Base):
+    """A consent choice (Mitz): record holder × data category × requester.
+
+    Each side names a category of organisation or one organisation.
+    """
+
+    __tablename__ = "consents"
+
+    id: Mapped[str] = mapped_column(String(63), primary_key=True)
+    patient_id: Mapped[str] = mapped_column(ForeignKey("patients.id"), index=True)
+    record_holder_type: Mapped[str | None] = mapped_column(String(32))
+    record_holder_id: Mapped[str | None] = mapped_column(String(63))
+    data_category: Mapped[str] = mapped_column(String(32))
+    requester_type: Mapped[str | None] = mapped_column(String(32))
+    requester_id: Mapped[str | None] = mapped_column(String(63))
+    start_time: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+    end_time: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+    withdraw_time: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+    recorded_by: Mapped[str] = mapped_column(String(200))
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    create_time: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    update_time: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
+
+    @property
+    def etag(self) -> str:
+        return f'W/"{self.version}"'
+
+    def state_at(self, moment: dt.datetime) -> ConsentState:
+        if self.withdraw_time is not None and self.withdraw_time <= moment:
+            return ConsentState.WITHDRAWN
+        if moment < self.start_time:
+            return ConsentState.NOT_YET_VALID
+        if self.end_time is not None and moment >= self.end_time:
+            return ConsentState.EXPIRED
+        return ConsentState.ACTIVE
+
+    def covers(
+        self,
+        *,
+        record_holder: Organisation,
+        data_category: str,
+        requester: Organisation,
+        moment: dt.datetime,
+    ) -> bool:
+        """Whether this choice, active at ``moment``, permits the requester to see the data."""
+        return (
+            self.state_at(moment) is ConsentState.ACTIVE
+            and self.data_category == data_category
+            and _selects(self.record_holder_type, self.record_holder_id, record_holder)
+            and _selects(self.requester_type, self.requester_id, requester)
+        )
+
+
+def _selects(type_: str | None, org_id: str | None, org: Organisation) -> bool:
+    if org_id:
+        return org_id == org.id
+    return type_ == org.type
+
+
+class ConsentEvent(Base):
+    __tablename__ = "consent_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    consent_id: Mapped[str] = mapped_column(ForeignKey("consents.id"))
+    patient_id: Mapped[str] = mapped_column(String(63), index=True)
+    type: Mapped[str] = mapped_column(String(16))
+    actor: Mapped[str] = mapped_column(String(200))
+    event_time: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
+
+
+class AccessLogEntry(Base):
+    """One NEN 7513 entry. Append-only: on PostgreSQL a trigger refuses UPDATE and DELETE."""
+
+    __tablename__ = "access_log"
+    __table_args__ = (
+        Index("ix_access_log_patient_sequence", "patient_id", "sequence"),
+        Index("ix_access_log_care_group_sequence", "care_group_id", "sequence"),
+    )
+
+    sequence: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    event: Mapped[str] = mapped_column(String(40))
+    event_time: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+    patient_id: Mapped[str] = mapped_column(String(128))
+    care_group_id: Mapped[str] = mapped_column(String(63))
+    user_id: Mapped[str] = mapped_column(String(200))
+    responsible_user: Mapped[str] = mapped_column(String(200))
+    organisation_id: Mapped[str] = mapped_column(String(63))
+    roles: Mapped[str] = mapped_column(String(300))
+    data_category: Mapped[str] = mapped_column(String(32))
+    action: Mapped[str] = mapped_column(String(16))
+    purpose: Mapped[str] = mapped_column(String(200))
+    decision: Mapped[str] = mapped_column(String(8))
+    basis: Mapped[str] = mapped_column(String(40))
+    reason: Mapped[str] = mapped_column(String(60))
+    emergency: Mapped[bool] = mapped_column(Boolean)
+    emergency_reason: Mapped[str] = mapped_column(Text)
+    access_point: Mapped[str] = mapped_column(String(200))
+    previous_hash: Mapped[str] = mapped_column(String(64))
+    entry_hash: Mapped[str] = mapped_column(String(64))
+
+    HASHED_FIELDS = (
+        "sequence", "event", "event_time", "patient_id", "care_group_id", "user_id",
+        "responsible_user", "organisation_id", "roles", "data_category", "action", "purpose",
+        "decision", "basis", "reason", "emergency", "emergency_reason", "access_point",
+    )
+
+    def compute_hash(self) -> str:
+        """SHA-256 over the previous entry's hash and this entry's canonical content."""
+        content = {}
+        for name in self.HASHED_FIELDS:
+            value = getattr(self, name)
+            content[name] = value.isoformat(timespec="microseconds") if isinstance(value, dt.datetime) else value
+        canonical = json.dumps(content, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256((self.previous_hash + canonical).encode()).hexdigest()
+
+    def seal(self, previous_hash: str) -> None:
+        self.previous_hash = previous_hash
+        self.entry_hash = self.compute_hash()
+
+
+GENESIS_HASH = "0" * 64
+
+
+class AccessLogHead(Base):
+    """The end of the hash chain; locking this row orders concurrent appends."""
+
+    __tablename__ = "access_log_head"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    last_sequence: Mapped[int] = mapped_column(BigInteger, default=0)
+    last_hash: Mapped[str] = mapped_column(String(64), default=GENESIS_HASH)
+
+
+class RequestRecord(Base):
+    """A create that carried a ``request_id`` (AIP-155): a repeat returns the first result."""
+
+    __tablename__ = "request_records"
+
+    caller: Mapped[str] = mapped_column(String(200), primary_key=True)
+    request_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    method: Mapped[str] = mapped_column(String(60))
+    resource_name: Mapped[str] = mapped_column(String(300))
+    create_time: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
+
+
+def normalise_bsn(value: str) -> str | None:
+    """The 9-digit BSN, or ``None`` when it fails the format or the 11-test.
+
+    An 8-digit number gets a leading zero. Weights 9..2 and -1; the sum must be divisible
+    by 11. Passing does not mean the number was issued.
+    """
+    digits = value.strip()
+    if len(digits) == 8:
+        digits = "0" + digits
+    if len(digits) != 9 or not digits.isdigit():
+        return None
+    weights = (9, 8, 7, 6, 5, 4, 3, 2, -1)
+    total = sum(w * int(d) for w, d in zip(weights, digits, strict=True))
+    if total % 11 != 0 or digits == "000000000":
+        return None
+    return digits

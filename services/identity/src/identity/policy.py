@@ -1,0 +1,126 @@
+"""The authorization decision table of ``Authorize``.
+
+The rules are read top to bottom; the first that matches decides. Anything no rule
+permits is denied (fail closed).
+
+| # | when                                                                  | decision | basis                         | reason                  |
+|---|-----------------------------------------------------------------------|----------|-------------------------------|-------------------------|
+| 1 | the subject is an insurer analyst                                     | DENY     |                               | INSURER_NO_PATIENT_DATA |
+| 2 | the subject is the patient                                            | PERMIT   | SELF                          | OWN_DATA                |
+| 3 | the subject is another patient                                        | DENY     |                               | NOT_OWN_DATA            |
+| 4 | an auditor asks for the access log                                    | PERMIT   | AUDIT                         | AUDITOR                 |
+| 5 | the subject has no care role (auditor, care-group admin, service)     | DENY     |                               | ROLE_NOT_PERMITTED      |
+| 6 | the subject's organisation is unknown or of another care group        | DENY     |                               | UNKNOWN_ORGANISATION    |
+| 7 | a referral's target organisation reads or updates that referral       | PERMIT   | REFERRAL_TARGET               | REFERRAL_TARGET         |
+| 8 | the record holder itself, with an active care relationship            | PERMIT   | CARE_RELATIONSHIP             | CARE_RELATIONSHIP       |
+| 9 | another organisation with an active care relationship and a consent   | PERMIT   | CARE_RELATIONSHIP_AND_CONSENT | CONSENT                 |
+|   | covering record holder × data category × requester                    |          |                               |                         |
+| 10| a clinician (gp, practice nurse, specialist) gives an emergency reason| PERMIT   | EMERGENCY (flagged)           | EMERGENCY_ACCESS        |
+| 11| no active care relationship                                           | DENY     |                               | NO_CARE_RELATIONSHIP    |
+| 12| otherwise                                                             | DENY     |                               | NO_CONSENT              |
+
+Rule 7 is the Mitz referral exception: the referral message may reach its target without a
+consent profile; any further sharing needs one. Rule 10 comes after the normal bases, so an
+emergency is flagged only when nothing else would have permitted the access.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from identity.models import Action, CareRelationship, Consent, DataCategory, Organisation
+from servicekit.auth import CLINICIAN_ROLES
+
+CARE_ROLES = frozenset(
+    {"gp", "practice-nurse", "specialist", "sport-coach", "municipality-officer", "provider"}
+)
+
+
+class Decision(enum.StrEnum):
+    PERMIT = "permit"
+    DENY = "deny"
+
+
+class Basis(enum.StrEnum):
+    NONE = ""
+    SELF = "self"
+    CARE_RELATIONSHIP = "care-relationship"
+    CARE_RELATIONSHIP_AND_CONSENT = "care-relationship-and-consent"
+    REFERRAL_TARGET = "referral-target"
+    EMERGENCY = "emergency"
+    AUDIT = "audit"
+
+
+@dataclass(frozen=True)
+class Question:
+    """Everything the table looks at, already resolved from the database."""
+
+    roles: frozenset[str]
+    subject_patient_id: str
+    subject_organisation: Organisation | None
+    subject_care_group_id: str
+    patient_id: str
+    data_category: DataCategory
+    action: Action
+    record_holder: Organisation | None
+    relationships: Sequence[CareRelationship]
+    consents: Sequence[Consent]
+    referral_target_id: str
+    emergency_reason: str
+    now: dt.datetime
+
+
+@dataclass(frozen=True)
+class Answer:
+    decision: Decision
+    basis: Basis
+    reason: str
+    emergency: bool = False
+
+    @property
+    def permitted(self) -> bool:
+        return self.decision is Decision.PERMIT
+
+
+def _deny(reason: str) -> Answer:
+    return Answer(Decision.DENY, Basis.NONE, reason)
+
+
+def decide(q: Question) -> Answer:
+    if "insurer-analyst" in q.roles:
+        return _deny("INSURER_NO_PATIENT_DATA")
+    if "patient" in q.roles and q.subject_patient_id:
+        if q.subject_patient_id == q.patient_id:
+            return Answer(Decision.PERMIT, Basis.SELF, "OWN_DATA")
+        return _deny("NOT_OWN_DATA")
+    if "auditor" in q.roles and q.data_category is DataCategory.ACCESS_LOG:
+        return Answer(Decision.PERMIT, Basis.AUDIT, "AUDITOR")
+    if not q.roles & CARE_ROLES:
+        return _deny("ROLE_NOT_PERMITTED")
+    org = q.subject_organisation
+    if org is None or org.care_group_id != q.subject_care_group_id:
+        return _deny("UNKNOWN_ORGANISATION")
+    if (
+        q.referral_target_id
+        and q.referral_target_id == org.id
+        and q.data_category is DataCategory.REFERRAL
+        and q.action in (Action.READ, Action.UPDATE)
+    ):
+        return Answer(Decision.PERMIT, Basis.REFERRAL_TARGET, "REFERRAL_TARGET")
+    related = any(r.organisation_id == org.id and r.active_at(q.now) for r in q.relationships)
+    holder = q.record_holder or org
+    if related and holder.id == org.id:
+        return Answer(Decision.PERMIT, Basis.CARE_RELATIONSHIP, "CARE_RELATIONSHIP")
+    if related and any(
+        c.covers(record_holder=holder, data_category=q.data_category, requester=org, moment=q.now)
+        for c in q.consents
+    ):
+        return Answer(Decision.PERMIT, Basis.CARE_RELATIONSHIP_AND_CONSENT, "CONSENT")
+    if q.emergency_reason.strip() and q.roles & CLINICIAN_ROLES:
+        return Answer(Decision.PERMIT, Basis.EMERGENCY, "EMERGENCY_ACCESS", emergency=True)
+    if not related:
+        return _deny("NO_CARE_RELATIONSHIP")
+    return _deny("NO_CONSENT")

@@ -1,0 +1,386 @@
+"""gRPC adapter of the identity service: proto in, use case, proto out. No try/except:
+domain errors are mapped by the error interceptor."""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+import grpc
+from carenet.identity.v1 import identity_pb2 as pb
+from carenet.identity.v1 import identity_service_pb2 as rpc
+from carenet.identity.v1 import identity_service_pb2_grpc as rpc_grpc
+
+from identity import models, service
+from identity.policy import Basis, Decision
+from servicekit import names, paging
+from servicekit.auth import Principal, current_principal
+from servicekit.errors import InvalidArgument
+from servicekit.timestamps import from_proto, to_proto
+
+ORG_TYPES = {
+    pb.ORGANISATION_TYPE_CARE_GROUP: models.OrganisationType.CARE_GROUP,
+    pb.ORGANISATION_TYPE_GP_PRACTICE: models.OrganisationType.GP_PRACTICE,
+    pb.ORGANISATION_TYPE_HOSPITAL: models.OrganisationType.HOSPITAL,
+    pb.ORGANISATION_TYPE_MUNICIPALITY: models.OrganisationType.MUNICIPALITY,
+    pb.ORGANISATION_TYPE_LIFESTYLE_PROVIDER: models.OrganisationType.LIFESTYLE_PROVIDER,
+    pb.ORGANISATION_TYPE_INSURER: models.OrganisationType.INSURER,
+}
+ORG_TYPES_OUT = {v.value: k for k, v in ORG_TYPES.items()}
+CATEGORIES = {
+    pb.DATA_CATEGORY_REFERRAL: models.DataCategory.REFERRAL,
+    pb.DATA_CATEGORY_CARE_PLAN: models.DataCategory.CARE_PLAN,
+    pb.DATA_CATEGORY_MEASUREMENTS: models.DataCategory.MEASUREMENTS,
+    pb.DATA_CATEGORY_PATIENT_RECORD: models.DataCategory.PATIENT_RECORD,
+    pb.DATA_CATEGORY_CONSENT: models.DataCategory.CONSENT,
+    pb.DATA_CATEGORY_ACCESS_LOG: models.DataCategory.ACCESS_LOG,
+}
+CATEGORIES_OUT = {v.value: k for k, v in CATEGORIES.items()}
+ACTIONS = {
+    pb.ACTION_READ: models.Action.READ,
+    pb.ACTION_CREATE: models.Action.CREATE,
+    pb.ACTION_UPDATE: models.Action.UPDATE,
+}
+ACTIONS_OUT = {v.value: k for k, v in ACTIONS.items()}
+KINDS = {
+    pb.CARE_RELATIONSHIP_KIND_COORDINATING: models.RelationshipKind.COORDINATING,
+    pb.CARE_RELATIONSHIP_KIND_TREATING: models.RelationshipKind.TREATING,
+    pb.CARE_RELATIONSHIP_KIND_REFERRED: models.RelationshipKind.REFERRED,
+    pb.CARE_RELATIONSHIP_KIND_SOCIAL_SUPPORT: models.RelationshipKind.SOCIAL_SUPPORT,
+}
+KINDS_OUT = {v.value: k for k, v in KINDS.items()}
+DECISIONS_OUT = {Decision.PERMIT.value: pb.DECISION_PERMIT, Decision.DENY.value: pb.DECISION_DENY}
+BASES_OUT = {
+    Basis.NONE.value: pb.BASIS_UNSPECIFIED,
+    Basis.SELF.value: pb.BASIS_SELF,
+    Basis.CARE_RELATIONSHIP.value: pb.BASIS_CARE_RELATIONSHIP,
+    Basis.CARE_RELATIONSHIP_AND_CONSENT.value: pb.BASIS_CARE_RELATIONSHIP_AND_CONSENT,
+    Basis.REFERRAL_TARGET.value: pb.BASIS_REFERRAL_TARGET,
+    Basis.EMERGENCY.value: pb.BASIS_EMERGENCY,
+    Basis.AUDIT.value: pb.BASIS_AUDIT,
+}
+CONSENT_STATES_OUT = {
+    models.ConsentState.ACTIVE: pb.CONSENT_STATE_ACTIVE,
+    models.ConsentState.NOT_YET_VALID: pb.CONSENT_STATE_NOT_YET_VALID,
+    models.ConsentState.EXPIRED: pb.CONSENT_STATE_EXPIRED,
+    models.ConsentState.WITHDRAWN: pb.CONSENT_STATE_WITHDRAWN,
+}
+
+
+T = TypeVar("T")
+
+
+def _enum(mapping: dict[int, T], value: int, field: str) -> T | None:
+    if value == 0:
+        return None
+    if value not in mapping:
+        raise InvalidArgument.single(field, "unknown value", "UNKNOWN_ENUM_VALUE")
+    return mapping[value]
+
+
+def _org_ref(name: str, field: str) -> str:
+    return names.parse_one(name, "organisations", field=field) if name else ""
+
+
+# ---------------------------------------------------------------- to proto
+
+
+def organisation_pb(org: models.Organisation) -> pb.Organisation:
+    return pb.Organisation(
+        name=f"organisations/{org.id}",
+        display_name=org.display_name,
+        type=ORG_TYPES_OUT[org.type],
+        care_group=f"organisations/{org.care_group_id}",
+        agb_code=org.agb_code or "",
+        ura=org.ura or "",
+        uzovi=org.uzovi or "",
+        cbs_municipality_code=org.cbs_municipality_code or "",
+        service_account_client_id=org.service_account_client_id or "",
+        create_time=to_proto(org.create_time),
+        update_time=to_proto(org.update_time),
+        etag=org.etag,
+    )
+
+
+def patient_pb(patient: models.Patient) -> pb.Patient:
+    return pb.Patient(
+        name=f"patients/{patient.id}",
+        care_group=f"organisations/{patient.care_group_id}",
+        create_time=to_proto(patient.create_time),
+        update_time=to_proto(patient.update_time),
+    )
+
+
+def relationship_pb(rel: models.CareRelationship) -> pb.CareRelationship:
+    return pb.CareRelationship(
+        name=f"patients/{rel.patient_id}/careRelationships/{rel.id}",
+        organisation=f"organisations/{rel.organisation_id}",
+        kind=KINDS_OUT[rel.kind],
+        start_time=to_proto(rel.start_time),
+        end_time=to_proto(rel.end_time),
+        create_time=to_proto(rel.create_time),
+    )
+
+
+def _selector_pb(type_: str | None, org_id: str | None) -> pb.OrganisationSelector:
+    if org_id:
+        return pb.OrganisationSelector(organisation=f"organisations/{org_id}")
+    return pb.OrganisationSelector(category=ORG_TYPES_OUT[type_ or ""])
+
+
+def consent_pb(consent: models.Consent, now: Any) -> pb.Consent:
+    return pb.Consent(
+        name=f"patients/{consent.patient_id}/consents/{consent.id}",
+        record_holder=_selector_pb(consent.record_holder_type, consent.record_holder_id),
+        data_category=CATEGORIES_OUT[consent.data_category],
+        requester=_selector_pb(consent.requester_type, consent.requester_id),
+        start_time=to_proto(consent.start_time),
+        end_time=to_proto(consent.end_time),
+        withdraw_time=to_proto(consent.withdraw_time),
+        state=CONSENT_STATES_OUT[consent.state_at(now)],
+        recorded_by=consent.recorded_by,
+        create_time=to_proto(consent.create_time),
+        update_time=to_proto(consent.update_time),
+        etag=consent.etag,
+    )
+
+
+def log_entry_pb(entry: models.AccessLogEntry) -> pb.AccessLogEntry:
+    return pb.AccessLogEntry(
+        name=f"accessLogEntries/{entry.sequence}",
+        sequence=entry.sequence,
+        event=entry.event,
+        event_time=to_proto(entry.event_time),
+        patient=f"patients/{entry.patient_id}" if entry.patient_id != "*" else "",
+        user=entry.user_id,
+        responsible_user=entry.responsible_user,
+        organisation=f"organisations/{entry.organisation_id}" if entry.organisation_id else "",
+        roles=[r for r in entry.roles.split(",") if r],
+        data_category=CATEGORIES_OUT[entry.data_category],
+        action=ACTIONS_OUT[entry.action],
+        purpose=entry.purpose,
+        decision=DECISIONS_OUT[entry.decision],
+        basis=BASES_OUT[entry.basis],
+        reason=entry.reason,
+        emergency=entry.emergency,
+        emergency_reason=entry.emergency_reason,
+        access_point=entry.access_point,
+        care_group=f"organisations/{entry.care_group_id}",
+        previous_hash=entry.previous_hash,
+        entry_hash=entry.entry_hash,
+    )
+
+
+# ---------------------------------------------------------------- from proto
+
+
+def _organisation_input(org: pb.Organisation) -> service.OrganisationInput:
+    return service.OrganisationInput(
+        display_name=org.display_name,
+        type=_enum(ORG_TYPES, org.type, "organisation.type"),
+        agb_code=org.agb_code,
+        ura=org.ura,
+        uzovi=org.uzovi,
+        cbs_municipality_code=org.cbs_municipality_code,
+        etag=org.etag,
+    )
+
+
+def _selector(sel: pb.OrganisationSelector, field: str) -> tuple[models.OrganisationType | None, str]:
+    which = sel.WhichOneof("selector")
+    if which == "organisation":
+        return None, _org_ref(sel.organisation, f"{field}.organisation")
+    if which == "category":
+        return _enum(ORG_TYPES, sel.category, f"{field}.category"), ""
+    return None, ""
+
+
+def _subject(subject: pb.Subject) -> Principal:
+    return Principal(
+        subject=subject.user,
+        client_id=subject.client_id,
+        organisation=subject.organisation,
+        care_group=subject.care_group,
+        roles=frozenset(subject.roles),
+        patient=subject.patient,
+        on_behalf_of=subject.on_behalf_of,
+    )
+
+
+class _Pager:
+    """Page size and token handling for one List call."""
+
+    def __init__(self, request: Any, *fingerprint: object) -> None:
+        self.size = paging.page_size(request.page_size)
+        self.fp = paging.fingerprint(*fingerprint)
+        self.position = paging.decode_page_token(request.page_token, self.fp)
+
+    def after(self, default: Any) -> Any:
+        return self.position["after"] if self.position else default
+
+    def next_token(self, last: Any) -> str:
+        return paging.next_token({"after": last} if last is not None else None, self.fp)
+
+
+class IdentityServicer(rpc_grpc.IdentityServiceServicer):
+    def __init__(self, deps: service.Deps) -> None:
+        self.deps = deps
+
+    def CreateOrganisation(self, request: rpc.CreateOrganisationRequest, context: grpc.ServicerContext) -> pb.Organisation:
+        org = service.create_organisation(
+            self.deps, current_principal(), _organisation_input(request.organisation),
+            request.organisation_id, provision_service_account=request.provision_service_account,
+            request_id=request.request_id,
+        )
+        return organisation_pb(org)
+
+    def GetOrganisation(self, request: rpc.GetOrganisationRequest, context: grpc.ServicerContext) -> pb.Organisation:
+        org_id = names.parse_one(request.name, "organisations")
+        return organisation_pb(service.get_organisation(self.deps, current_principal(), org_id))
+
+    def ListOrganisations(self, request: rpc.ListOrganisationsRequest, context: grpc.ServicerContext) -> rpc.ListOrganisationsResponse:
+        type_ = _enum(ORG_TYPES, request.type, "type")
+        pager = _Pager(request, "orgs", request.type)
+        page = service.list_organisations(self.deps, current_principal(), type_, pager.after(None), pager.size)
+        return rpc.ListOrganisationsResponse(
+            organisations=[organisation_pb(o) for o in page.items], next_page_token=pager.next_token(page.last)
+        )
+
+    def UpdateOrganisation(self, request: rpc.UpdateOrganisationRequest, context: grpc.ServicerContext) -> pb.Organisation:
+        org_id = names.parse_one(request.organisation.name, "organisations", field="organisation.name")
+        data = _organisation_input(request.organisation)
+        org = service.update_organisation(self.deps, current_principal(), org_id, data, list(request.update_mask.paths))
+        return organisation_pb(org)
+
+    def RegisterPatient(self, request: rpc.RegisterPatientRequest, context: grpc.ServicerContext) -> pb.Patient:
+        patient = service.register_patient(
+            self.deps, current_principal(), request.bsn, request.patient_id, request.request_id
+        )
+        return patient_pb(patient)
+
+    def GetPatient(self, request: rpc.GetPatientRequest, context: grpc.ServicerContext) -> pb.Patient:
+        patient_id = names.parse_one(request.name, "patients")
+        return patient_pb(service.get_patient(self.deps, current_principal(), patient_id))
+
+    def LookupPatient(self, request: rpc.LookupPatientRequest, context: grpc.ServicerContext) -> pb.Patient:
+        return patient_pb(service.lookup_patient(self.deps, current_principal(), request.bsn, request.purpose))
+
+    def CreateCareRelationship(self, request: rpc.CreateCareRelationshipRequest, context: grpc.ServicerContext) -> pb.CareRelationship:
+        patient_id = names.parse_one(request.parent, "patients", field="parent")
+        rel = request.care_relationship
+        org_id = _org_ref(rel.organisation, "care_relationship.organisation")
+        if not org_id:
+            raise InvalidArgument.single("care_relationship.organisation", "is required", "ORGANISATION_REQUIRED")
+        created = service.create_care_relationship(
+            self.deps, current_principal(), patient_id, org_id,
+            _enum(KINDS, rel.kind, "care_relationship.kind"),
+            from_proto(rel.start_time, rel.HasField("start_time")),
+            from_proto(rel.end_time, rel.HasField("end_time")),
+            request.request_id,
+        )
+        return relationship_pb(created)
+
+    def ListCareRelationships(self, request: rpc.ListCareRelationshipsRequest, context: grpc.ServicerContext) -> rpc.ListCareRelationshipsResponse:
+        patient_id = names.parse_one(request.parent, "patients", field="parent")
+        pager = _Pager(request, "rels", patient_id)
+        page = service.list_care_relationships(self.deps, current_principal(), patient_id, pager.after(None), pager.size)
+        return rpc.ListCareRelationshipsResponse(
+            care_relationships=[relationship_pb(r) for r in page.items], next_page_token=pager.next_token(page.last)
+        )
+
+    def EndCareRelationship(self, request: rpc.EndCareRelationshipRequest, context: grpc.ServicerContext) -> pb.CareRelationship:
+        patient_id, rel_id = names.parse(request.name, "patients", "careRelationships")
+        rel = service.end_care_relationship(
+            self.deps, current_principal(), patient_id, rel_id,
+            from_proto(request.end_time, request.HasField("end_time")),
+        )
+        return relationship_pb(rel)
+
+    def CreateConsent(self, request: rpc.CreateConsentRequest, context: grpc.ServicerContext) -> pb.Consent:
+        patient_id = names.parse_one(request.parent, "patients", field="parent")
+        c = request.consent
+        holder_type, holder_id = _selector(c.record_holder, "consent.record_holder")
+        requester_type, requester_id = _selector(c.requester, "consent.requester")
+        data = service.ConsentInput(
+            data_category=_enum(CATEGORIES, c.data_category, "consent.data_category"),
+            record_holder_type=holder_type,
+            record_holder_id=holder_id,
+            requester_type=requester_type,
+            requester_id=requester_id,
+            start_time=from_proto(c.start_time, c.HasField("start_time")),
+            end_time=from_proto(c.end_time, c.HasField("end_time")),
+        )
+        consent = service.create_consent(self.deps, current_principal(), patient_id, data, request.request_id)
+        return consent_pb(consent, self.deps.clock())
+
+    def GetConsent(self, request: rpc.GetConsentRequest, context: grpc.ServicerContext) -> pb.Consent:
+        patient_id, consent_id = names.parse(request.name, "patients", "consents")
+        consent = service.get_consent(self.deps, current_principal(), patient_id, consent_id)
+        return consent_pb(consent, self.deps.clock())
+
+    def ListConsents(self, request: rpc.ListConsentsRequest, context: grpc.ServicerContext) -> rpc.ListConsentsResponse:
+        patient_id = names.parse_one(request.parent, "patients", field="parent")
+        pager = _Pager(request, "consents", patient_id)
+        page = service.list_consents(self.deps, current_principal(), patient_id, pager.after(None), pager.size)
+        now = self.deps.clock()
+        return rpc.ListConsentsResponse(
+            consents=[consent_pb(c, now) for c in page.items], next_page_token=pager.next_token(page.last)
+        )
+
+    def WithdrawConsent(self, request: rpc.WithdrawConsentRequest, context: grpc.ServicerContext) -> pb.Consent:
+        patient_id, consent_id = names.parse(request.name, "patients", "consents")
+        consent = service.withdraw_consent(self.deps, current_principal(), patient_id, consent_id, request.etag)
+        return consent_pb(consent, self.deps.clock())
+
+    def ListConsentEvents(self, request: rpc.ListConsentEventsRequest, context: grpc.ServicerContext) -> rpc.ListConsentEventsResponse:
+        patient_id = names.parse_one(request.parent, "patients", field="parent")
+        pager = _Pager(request, "consent-events", patient_id)
+        page = service.list_consent_events(self.deps, current_principal(), patient_id, int(pager.after(0)), pager.size)
+        events = [
+            pb.ConsentEvent(
+                consent=f"patients/{e.patient_id}/consents/{e.consent_id}",
+                type=pb.CONSENT_EVENT_TYPE_GIVEN if e.type == "given" else pb.CONSENT_EVENT_TYPE_WITHDRAWN,
+                actor=e.actor,
+                event_time=to_proto(e.event_time),
+            )
+            for e in page.items
+        ]
+        return rpc.ListConsentEventsResponse(consent_events=events, next_page_token=pager.next_token(page.last))
+
+    def Authorize(self, request: rpc.AuthorizeRequest, context: grpc.ServicerContext) -> rpc.AuthorizeResponse:
+        patient_id = names.parse_one(request.patient, "patients", field="patient")
+        ctx = request.referral_context
+        data = service.AuthorizeInput(
+            patient_id=patient_id,
+            data_category=_enum(CATEGORIES, request.data_category, "data_category"),
+            action=_enum(ACTIONS, request.action, "action"),
+            purpose=request.purpose,
+            emergency_reason=request.emergency_reason,
+            record_holder_id=_org_ref(request.record_holder, "record_holder"),
+            subject=_subject(request.subject) if request.HasField("subject") else None,
+            referral_id=ctx.referral,
+            referral_target_id=_org_ref(ctx.target_organisation, "referral_context.target_organisation"),
+            access_point=request.access_point,
+        )
+        result = service.authorize(self.deps, current_principal(), data)
+        return rpc.AuthorizeResponse(
+            decision=DECISIONS_OUT[result.answer.decision.value],
+            basis=BASES_OUT[result.answer.basis.value],
+            reason=result.answer.reason,
+            emergency=result.answer.emergency,
+            access_log_entry=f"accessLogEntries/{result.sequence}",
+            care_group=f"organisations/{result.care_group_id}",
+        )
+
+    def ListAccessLogEntries(self, request: rpc.ListAccessLogEntriesRequest, context: grpc.ServicerContext) -> rpc.ListAccessLogEntriesResponse:
+        patient_id = names.parse_one(request.patient, "patients", field="patient") if request.patient else ""
+        pager = _Pager(request, "log", patient_id)
+        page = service.list_access_log(self.deps, current_principal(), patient_id, int(pager.after(0)), pager.size)
+        return rpc.ListAccessLogEntriesResponse(
+            access_log_entries=[log_entry_pb(e) for e in page.items], next_page_token=pager.next_token(page.last)
+        )
+
+    def VerifyAccessLog(self, request: rpc.VerifyAccessLogRequest, context: grpc.ServicerContext) -> rpc.VerifyAccessLogResponse:
+        result = service.verify_access_log(self.deps, current_principal())
+        return rpc.VerifyAccessLogResponse(
+            intact=result.intact, entries_checked=result.checked, first_broken_sequence=result.first_broken
+        )

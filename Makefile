@@ -16,11 +16,17 @@ PYTEST_ARGS ?=
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-$(STAMP): requirements/constraints.txt requirements/dev.txt $(addsuffix /pyproject.toml,$(PACKAGES))
+$(STAMP): requirements/constraints.txt requirements/dev.txt tests/chart/requirements.txt $(addsuffix /pyproject.toml,$(PACKAGES))
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade "pip>=24"
 	$(PY) -m pip install --quiet --disable-pip-version-check -c requirements/constraints.txt \
-	  -r requirements/dev.txt $(addprefix -e ,$(PACKAGES))
+	  -r requirements/dev.txt -r tests/chart/requirements.txt $(addprefix -e ,$(PACKAGES))
+	touch $@
+
+CHECKOV_VENV := .venv-checkov
+$(CHECKOV_VENV)/.installed: tests/chart/requirements-checkov.txt
+	test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install --quiet --disable-pip-version-check -r tests/chart/requirements-checkov.txt
 	touch $@
 
 $(IDP_STAMP): infra/local-idp/package-lock.json
@@ -53,11 +59,20 @@ lint: $(STAMP) $(BUF_STAMP) ## ruff, buf lint and buf breaking against main
 
 .PHONY: typecheck
 typecheck: $(STAMP) ## mypy --strict over libs, services, tests and bench
-	$(VENV)/bin/mypy libs services tests bench
+	$(VENV)/bin/mypy libs services tests bench scripts
 
 .PHONY: test
-test: install ## run the whole suite against a real PostgreSQL
-	$(PY) -m pytest $(PYTEST_ARGS) libs services tests
+test: install chart-check ## run the whole suite against a real PostgreSQL, and the chart check
+	$(PY) -m pytest $(PYTEST_ARGS) --ignore=tests/chart libs services tests
+
+.PHONY: chart-check
+chart-check: $(STAMP) $(CHECKOV_VENV)/.installed ## lint, render, validate, checkov, golden diff and tests of the Helm chart
+	CHECKOV=$(CHECKOV_VENV)/bin/checkov $(PY) tests/chart/check.py
+
+.PHONY: images
+images: ## build one image per services/*/Dockerfile where a Docker engine exists (REGISTRY, TAG)
+	for svc in $(patsubst services/%/Dockerfile,%,$(wildcard services/*/Dockerfile)); do \
+	  docker build -f services/$$svc/Dockerfile -t $${REGISTRY:-localhost/carenet}/$$svc:$${TAG:-0.1.0} . || exit 1; done
 
 .PHONY: run
 run: install ## start the whole platform locally on SQLite with a local OIDC issuer and demo data
@@ -72,4 +87,4 @@ all: lint typecheck proto-check test ## everything CI runs
 
 .PHONY: clean
 clean: ## remove the virtualenv, node_modules and build output
-	rm -rf $(VENV) node_modules infra/local-idp/node_modules build .run
+	rm -rf $(VENV) $(CHECKOV_VENV) node_modules infra/local-idp/node_modules build .run

@@ -178,8 +178,10 @@ class JwksCache:
             if self._fetched_at is None or now - self._fetched_at >= self.max_age:
                 self._safe_refresh()
             key = self._keys.get(kid)
-            if key is None and self._fetched_at is not None and (
-                now - self._fetched_at >= self.cooldown
+            if (
+                key is None
+                and self._fetched_at is not None
+                and (now - self._fetched_at >= self.cooldown)
             ):
                 self._safe_refresh()
                 key = self._keys.get(kid)
@@ -199,17 +201,44 @@ class JwksCache:
 
 
 class TokenVerifier:
-    """Turns a bearer token into a :class:`Principal`, or raises Unauthenticated."""
+    """Turns a bearer token into a :class:`Principal`, or raises Unauthenticated.
+
+    A token whose signature and claims were verified is remembered (bounded, keyed by the
+    token itself) until its ``exp``; a repeat skips only the RSA check, never the expiry.
+    """
+
+    CACHE_SIZE = 10_000
 
     def __init__(
-        self, *, issuer: str, audience: str, jwks: JwksCache, leeway_seconds: int = 30
+        self,
+        *,
+        issuer: str,
+        audience: str,
+        jwks: JwksCache,
+        leeway_seconds: int = 30,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.issuer = issuer
         self.audience = audience
         self.jwks = jwks
         self.leeway = leeway_seconds
+        self._clock = clock
+        self._verified: dict[str, tuple[float, Mapping[str, Any]]] = {}
 
     def verify(self, token: str, on_behalf_of: str = "") -> Principal:
+        cached = self._verified.get(token)
+        if cached is not None:
+            expires, claims = cached
+            if self._clock() < expires + self.leeway:
+                return Principal.from_claims(claims, on_behalf_of=on_behalf_of)
+            self._verified.pop(token, None)
+        claims = self._verify_claims(token)
+        if len(self._verified) >= self.CACHE_SIZE:
+            self._verified.clear()
+        self._verified[token] = (float(claims["exp"]), claims)
+        return Principal.from_claims(claims, on_behalf_of=on_behalf_of)
+
+    def _verify_claims(self, token: str) -> Mapping[str, Any]:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as exc:
@@ -233,14 +262,16 @@ class TokenVerifier:
         except jwt.ExpiredSignatureError as exc:
             raise Unauthenticated("token expired", reason="TOKEN_EXPIRED") from exc
         except jwt.InvalidAudienceError as exc:
-            raise Unauthenticated("token not meant for this service", reason="WRONG_AUDIENCE") from exc
+            raise Unauthenticated(
+                "token not meant for this service", reason="WRONG_AUDIENCE"
+            ) from exc
         except jwt.InvalidIssuerError as exc:
             raise Unauthenticated("token from another issuer", reason="WRONG_ISSUER") from exc
         except jwt.InvalidSignatureError as exc:
             raise Unauthenticated("token signature invalid", reason="INVALID_SIGNATURE") from exc
         except jwt.PyJWTError as exc:
             raise Unauthenticated("token invalid", reason="INVALID_TOKEN") from exc
-        return Principal.from_claims(claims, on_behalf_of=on_behalf_of)
+        return claims
 
     def verify_metadata(self, metadata: Mapping[str, str]) -> Principal:
         header = metadata.get("authorization", "")

@@ -34,9 +34,9 @@ RETRY_SERVICE_CONFIG = json.dumps(
 
 
 class _BearerInterceptor(
-    grpc.UnaryUnaryClientInterceptor,  # type: ignore[misc]
-    grpc.UnaryStreamClientInterceptor,  # type: ignore[misc]
-    grpc.StreamUnaryClientInterceptor,  # type: ignore[misc]
+    grpc.UnaryUnaryClientInterceptor,
+    grpc.UnaryStreamClientInterceptor,
+    grpc.StreamUnaryClientInterceptor,
 ):
     def __init__(self, token: Callable[[], str]) -> None:
         self._token = token
@@ -63,7 +63,7 @@ class _BearerInterceptor(
         return continuation(self._details(details), request_iterator)
 
 
-class _Details(grpc.ClientCallDetails):  # type: ignore[misc]
+class _Details(grpc.ClientCallDetails):
     def __init__(
         self,
         *,
@@ -92,10 +92,18 @@ def open_channel(target: str, *, token: Callable[[], str] | None = None) -> grpc
             ("grpc.keepalive_time_ms", 30_000),
         ],
     )
-    interceptors: list[Any] = [client_interceptor()]
     if token is not None:
-        interceptors.append(_BearerInterceptor(token))
-    return grpc.intercept_channel(channel, *interceptors)
+        channel = grpc.intercept_channel(channel, _BearerInterceptor(token))
+    return traced(channel)
+
+
+def traced(channel: grpc.Channel, tracer_provider: Any = None) -> grpc.Channel:
+    """The channel with OpenTelemetry client spans (trace context goes out in metadata)."""
+    from opentelemetry.instrumentation.grpc import grpcext
+
+    interceptor = client_interceptor(tracer_provider=tracer_provider)  # type: ignore[no-untyped-call]
+    wrapped: grpc.Channel = grpcext.intercept_channel(channel, interceptor)  # type: ignore[no-untyped-call]
+    return wrapped
 
 
 class ServiceAccountTokens:
@@ -114,8 +122,11 @@ class ServiceAccountTokens:
 
         base, _, realm = issuer.rstrip("/").rpartition("/realms/")
         self._openid = KeycloakOpenID(
-            server_url=base + "/", realm_name=realm, client_id=client_id,
-            client_secret_key=client_secret, timeout=5,
+            server_url=base + "/",
+            realm_name=realm,
+            client_id=client_id,
+            client_secret_key=client_secret,
+            timeout=5,
         )
         self._margin = refresh_margin_seconds
         self._clock = clock

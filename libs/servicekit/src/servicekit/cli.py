@@ -18,9 +18,7 @@ def load_settings(factory: Callable[[], S]) -> S:
     try:
         return factory()
     except ValidationError as exc:
-        missing = ", ".join(
-            ".".join(str(p) for p in err["loc"]) for err in exc.errors()
-        )
+        missing = ", ".join(".".join(str(p) for p in err["loc"]) for err in exc.errors())
         prefix = getattr(factory, "model_config", {}).get("env_prefix", "")
         sys.stderr.write(f"invalid or missing settings ({prefix}*): {missing}\n")
         raise SystemExit(2) from exc

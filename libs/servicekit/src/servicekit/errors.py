@@ -143,9 +143,7 @@ def to_status(error: DomainError, domain: str) -> status_pb2.Status:
             ]
         )
         details.append(_pack(bad))
-    return status_pb2.Status(
-        code=error.code.value[0], message=error.message, details=details
-    )
+    return status_pb2.Status(code=error.code.value[0], message=error.message, details=details)
 
 
 def internal_status(domain: str) -> status_pb2.Status:

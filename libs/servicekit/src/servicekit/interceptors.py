@@ -12,19 +12,33 @@ from typing import Any
 
 import grpc
 from grpc_status import rpc_status
+from sqlalchemy.exc import DBAPIError
 
 from servicekit.auth import TokenVerifier, acting_as
-from servicekit.errors import DomainError, internal_status, to_status
+from servicekit.errors import DomainError, Unavailable, internal_status, to_status
 
 log = logging.getLogger("servicekit.rpc")
 
 Behaviour = Callable[[Any, grpc.ServicerContext], Any]
 Wrapper = Callable[[Behaviour, bool, str], Behaviour]
 
+# Driver errors after which the same call may succeed when retried.
+_TRANSIENT_DB_ERRORS = frozenset(
+    {
+        "OperationalError",
+        "AdminShutdown",
+        "ConnectionFailure",
+        "SerializationFailure",
+        "DeadlockDetected",
+    }
+)
+
 PUBLIC_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
 
 
-def _wrap_handler(handler: grpc.RpcMethodHandler, wrapper: Wrapper, method: str) -> grpc.RpcMethodHandler:
+def _wrap_handler(
+    handler: grpc.RpcMethodHandler[Any, Any], wrapper: Wrapper, method: str
+) -> grpc.RpcMethodHandler[Any, Any]:
     if handler.unary_unary:
         return grpc.unary_unary_rpc_method_handler(
             wrapper(handler.unary_unary, False, method),
@@ -43,6 +57,7 @@ def _wrap_handler(handler: grpc.RpcMethodHandler, wrapper: Wrapper, method: str)
             request_deserializer=handler.request_deserializer,
             response_serializer=handler.response_serializer,
         )
+    assert handler.stream_stream is not None
     return grpc.stream_stream_rpc_method_handler(
         wrapper(handler.stream_stream, True, method),
         request_deserializer=handler.request_deserializer,
@@ -50,7 +65,7 @@ def _wrap_handler(handler: grpc.RpcMethodHandler, wrapper: Wrapper, method: str)
     )
 
 
-class ErrorInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
+class ErrorInterceptor(grpc.ServerInterceptor):
     """Maps :class:`DomainError` to a rich status; anything else to a bare INTERNAL."""
 
     def __init__(self, domain: str) -> None:
@@ -58,15 +73,19 @@ class ErrorInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
 
     def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],
+        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler[Any, Any] | None],
         details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler | None:
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
         handler = continuation(details)
         if handler is None:
             return None
         return _wrap_handler(handler, self._wrap, details.method)
 
     def _abort(self, context: grpc.ServicerContext, exc: Exception, method: str) -> None:
+        if isinstance(exc, DBAPIError) and (
+            exc.connection_invalidated or type(exc.orig).__name__ in _TRANSIENT_DB_ERRORS
+        ):
+            exc = Unavailable("the database is unavailable; retry", reason="DATABASE_UNAVAILABLE")
         if isinstance(exc, DomainError):
             status = to_status(exc, self.domain)
             log.info(
@@ -109,7 +128,7 @@ def _is_abort(exc: Exception, context: grpc.ServicerContext) -> bool:
     return type(exc) is Exception and code not in (None, grpc.StatusCode.OK)
 
 
-class AuthInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
+class AuthInterceptor(grpc.ServerInterceptor):
     """Verifies the bearer token of every call except health and reflection."""
 
     def __init__(self, verifier: TokenVerifier, public_prefixes: Iterable[str] = PUBLIC_PREFIXES):
@@ -118,9 +137,9 @@ class AuthInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
 
     def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],
+        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler[Any, Any] | None],
         details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler | None:
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
         handler = continuation(details)
         if handler is None or details.method.startswith(self.public_prefixes):
             return handler

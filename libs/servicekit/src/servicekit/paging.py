@@ -18,7 +18,9 @@ DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 1000
 
 
-def page_size(requested: int, *, default: int = DEFAULT_PAGE_SIZE, maximum: int = MAX_PAGE_SIZE) -> int:
+def page_size(
+    requested: int, *, default: int = DEFAULT_PAGE_SIZE, maximum: int = MAX_PAGE_SIZE
+) -> int:
     if requested < 0:
         raise InvalidArgument.single("page_size", "must not be negative", "INVALID_PAGE_SIZE")
     if requested > maximum:
@@ -52,7 +54,9 @@ def decode_page_token(token: str, expected_fingerprint: str) -> dict[str, Any] |
         position = data["p"]
         fp = data["f"]
     except (ValueError, KeyError, TypeError) as exc:
-        raise InvalidArgument.single("page_token", "not a valid page token", "INVALID_PAGE_TOKEN") from exc
+        raise InvalidArgument.single(
+            "page_token", "not a valid page token", "INVALID_PAGE_TOKEN"
+        ) from exc
     if fp != expected_fingerprint or not isinstance(position, dict):
         raise InvalidArgument.single(
             "page_token", "page token does not match the request", "INVALID_PAGE_TOKEN"

@@ -66,7 +66,7 @@ def create_server(
     max_workers: int = 32,
 ) -> RunningServer:
     """Builds (but does not start) a server; ``port`` 0 picks a free port."""
-    interceptors: list[grpc.ServerInterceptor] = [server_interceptor(), ErrorInterceptor(domain)]
+    interceptors: list[grpc.ServerInterceptor] = [server_interceptor(), ErrorInterceptor(domain)]  # type: ignore[no-untyped-call]
     if verifier is not None:
         interceptors.append(AuthInterceptor(verifier))
     server = grpc.server(

@@ -21,7 +21,7 @@ import psycopg
 from sqlalchemy.engine import make_url
 
 LOCAL_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-_container: Any = None
+_containers: list[Any] = []
 
 
 class NoDatabaseServer(RuntimeError):
@@ -51,16 +51,16 @@ def _docker_answers() -> bool:
 
 
 def _start_container() -> str:
-    global _container
-    if _container is None:
+    if not _containers:
         try:
             from testcontainers.postgres import PostgresContainer
         except ImportError:  # older layout
             from testcontainers.community.postgres import PostgresContainer
-        _container = PostgresContainer("postgres:16-alpine", driver="psycopg")
-        _container.start()
-        atexit.register(_container.stop)
-    url: str = _container.get_connection_url()
+        container = PostgresContainer("postgres:16-alpine", driver="psycopg")
+        container.start()
+        atexit.register(container.stop)
+        _containers.append(container)
+    url: str = _containers[0].get_connection_url()
     return url
 
 
@@ -69,14 +69,17 @@ def server_url() -> str:
     explicit = os.environ.get("TEST_DATABASE_URL")
     if explicit:
         if not _accepts(explicit):
-            raise NoDatabaseServer(f"TEST_DATABASE_URL does not accept connections: {make_url(explicit)!r}")
+            raise NoDatabaseServer(
+                f"TEST_DATABASE_URL does not accept connections: {make_url(explicit)!r}"
+            )
         return explicit
     if _docker_answers():
         return _start_container()
     if _accepts(LOCAL_URL):
         return LOCAL_URL
     raise NoDatabaseServer(
-        "no PostgreSQL for the tests: set TEST_DATABASE_URL=postgresql+psycopg://user@host:port/db, "
+        "no PostgreSQL for the tests: set "
+        "TEST_DATABASE_URL=postgresql+psycopg://user@host:port/db, "
         "start Docker (testcontainers), or run a server on 127.0.0.1:5432 with trust auth "
         "(pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start)"
     )

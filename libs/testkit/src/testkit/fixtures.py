@@ -30,8 +30,16 @@ EXTRA_USERS: list[dict[str, Any]] = [
     }
     for username, roles, attributes in [
         ("dr.noord", ["gp"], {"carenet_org": "gp-noord", "carenet_tenant": OTHER_TENANT}),
-        ("admin.noord", ["care-group-admin"], {"carenet_org": OTHER_TENANT, "carenet_tenant": OTHER_TENANT}),
-        ("pat.noord", ["patient"], {"carenet_patient": "p-noord-1", "carenet_tenant": OTHER_TENANT}),
+        (
+            "admin.noord",
+            ["care-group-admin"],
+            {"carenet_org": OTHER_TENANT, "carenet_tenant": OTHER_TENANT},
+        ),
+        (
+            "pat.noord",
+            ["patient"],
+            {"carenet_patient": "p-noord-1", "carenet_tenant": OTHER_TENANT},
+        ),
     ]
 ]
 
@@ -73,3 +81,47 @@ def tokens(local_idp: LocalIdp) -> Tokens:
 
 def bearer(token: str) -> tuple[tuple[str, str]]:
     return (("authorization", f"Bearer {token}"),)
+
+
+class IdentityService:
+    """A real identity server (in this process, on a real port) over its own fresh
+    PostgreSQL database, seeded with the demo region."""
+
+    def __init__(self, target: str, deps: Any, database_url: str) -> None:
+        self.target = target
+        self.deps = deps
+        self.database_url = database_url
+
+
+IDENTITY_TEST_PEPPER = "test-pepper"
+
+
+@pytest.fixture(scope="session")
+def identity_service(local_idp: LocalIdp) -> Iterator[IdentityService]:
+    from identity import demo
+    from identity.config import Settings
+    from identity.main import build_verifier, deps_for
+    from identity.server import create_server
+    from servicekit.db import make_engine
+    from servicekit.migrations import upgrade
+    from testkit.database import fresh_database
+
+    with fresh_database("identity") as url:
+        upgrade("identity.migrations", url)
+        engine = make_engine(url)
+        deps = deps_for(engine, IDENTITY_TEST_PEPPER.encode())
+        demo.seed(deps)
+        settings = Settings(
+            database_url=url,
+            oidc_issuer=local_idp.issuer,
+            grpc_host="127.0.0.1",
+            grpc_port=0,
+            bsn_pepper=IDENTITY_TEST_PEPPER,  # type: ignore[arg-type]
+        )
+        running = create_server(settings, deps, build_verifier(settings))
+        running.start()
+        try:
+            yield IdentityService(f"127.0.0.1:{running.port}", deps, url)
+        finally:
+            running.stop(1).wait()
+            engine.dispose()

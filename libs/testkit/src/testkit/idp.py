@@ -74,7 +74,7 @@ def ensure_node_modules(idp_dir: Path | None = None) -> None:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if _node_modules_fresh(folder):
             return
-        result = subprocess.run(  # noqa: S603 -- fixed argv, no shell
+        result = subprocess.run(
             [_which("npm"), "ci", "--no-audit", "--no-fund"],
             cwd=folder,
             capture_output=True,
@@ -134,6 +134,7 @@ class LocalIdp:
         ttl_seconds: int = 300,
         *,
         startup_timeout: float = 20.0,
+        port: int = 0,
     ) -> LocalIdp:
         """Start ``node infra/local-idp/server.mjs`` on a free port and wait until it listens.
 
@@ -151,7 +152,7 @@ class LocalIdp:
 
         env = {
             **os.environ,
-            "IDP_PORT": "0",
+            "IDP_PORT": str(port),
             "IDP_HOST": "127.0.0.1",
             "IDP_REALM_FILE": str(realm),
             "IDP_KEYS_FILE": str(keys),
@@ -167,7 +168,7 @@ class LocalIdp:
         stdout_path, stderr_path = workdir / "stdout.log", workdir / "stderr.log"
         with stdout_path.open("wb") as out, stderr_path.open("wb") as err:
             # files, not pipes: nobody has to drain them, so the child never blocks on output
-            process = subprocess.Popen(  # noqa: S603 -- fixed argv, no shell
+            process = subprocess.Popen(
                 [_which("node"), str(idp_dir / "server.mjs")],
                 cwd=idp_dir,
                 env=env,

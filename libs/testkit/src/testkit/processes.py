@@ -44,12 +44,15 @@ class ServiceProcess:
             self.port = found.get(timeout=timeout)
         except queue.Empty:
             self.stop()
-            raise RuntimeError(f"{self.name} did not start:\n" + "\n".join(self.lines[-40:])) from None
+            raise RuntimeError(
+                f"{self.name} did not start:\n" + "\n".join(self.lines[-40:])
+            ) from None
         wait_serving(self.target, timeout=timeout)
         return self
 
     def _read(self, found: queue.Queue[int]) -> None:
-        assert self.process is not None and self.process.stdout is not None
+        assert self.process is not None
+        assert self.process.stdout is not None
         for line in self.process.stdout:
             self.lines.append(line.rstrip())
             try:

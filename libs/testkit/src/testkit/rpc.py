@@ -21,9 +21,9 @@ class Failure:
 
 def failure(error: grpc.RpcError) -> Failure:
     """The code, the one ErrorInfo and the BadRequest fields of a failed call."""
-    assert isinstance(error, grpc.Call)
-    status = rpc_status.from_call(error)
-    assert status is not None, f"no google.rpc.Status on {error.code()}: {error.details()}"
+    call: grpc.Call = error  # type: ignore[assignment]  # every RpcError raised by a stub is a Call
+    status = rpc_status.from_call(call)
+    assert status is not None, f"no google.rpc.Status on {call.code()}: {call.details()}"
     infos: list[error_details_pb2.ErrorInfo] = []
     fields: list[str] = []
     for detail in status.details:
@@ -36,7 +36,7 @@ def failure(error: grpc.RpcError) -> Failure:
             detail.Unpack(bad)
             fields.extend(v.field for v in bad.field_violations)
     return Failure(
-        code=error.code(),
+        code=call.code(),
         message=status.message,
         reason=infos[0].reason if infos else "",
         domain=infos[0].domain if infos else "",

@@ -1,1 +1,2 @@
-"""carenet identity: organisations, patients, care relationships, consent, `Authorize` and the access log."""
+"""carenet identity: organisations, patients, care relationships, consent, authorization
+and the access log."""

@@ -96,12 +96,18 @@ class KeycloakProvisioner:
         return str(payload["clientId"])
 
 
-def keycloak_admin(url: str, realm: str, admin_realm: str, client_id: str, secret: str) -> KeycloakAdminClient:
+def keycloak_admin(
+    url: str, realm: str, admin_realm: str, client_id: str, secret: str
+) -> KeycloakAdminClient:
     from keycloak import KeycloakAdmin, KeycloakOpenIDConnection
 
     connection = KeycloakOpenIDConnection(
-        server_url=url, realm_name=realm, user_realm_name=admin_realm,
-        client_id=client_id, client_secret_key=secret, timeout=10,
+        server_url=url,
+        realm_name=realm,
+        user_realm_name=admin_realm,
+        client_id=client_id,
+        client_secret_key=secret,
+        timeout=10,
     )
     admin: KeycloakAdminClient = KeycloakAdmin(connection=connection)
     return admin

@@ -15,6 +15,9 @@ class Settings(ServiceSettings):
     oidc_audience: str = "carenet-identity"
     # Key for the keyed hash under which BSNs are stored and looked up (required).
     bsn_pepper: SecretStr
+    # How many hash chains the access log is striped over (1..64); more lets more
+    # concurrent Authorize calls commit in parallel.
+    access_log_stripes: int = 16
     # Keycloak admin access for provisioning organisations' service-account clients.
     keycloak_admin_url: str = ""
     keycloak_admin_realm: str = "master"

@@ -14,46 +14,100 @@ from servicekit.auth import Principal
 
 CARE_GROUP = "cg-zuidoost"
 ORGANISATIONS: list[tuple[str, service.OrganisationInput]] = [
-    ("gp-de-linde", service.OrganisationInput("Huisartsenpraktijk De Linde", OrganisationType.GP_PRACTICE, agb_code="01012345")),
-    ("gp-het-anker", service.OrganisationInput("Huisartsenpraktijk Het Anker", OrganisationType.GP_PRACTICE, agb_code="01054321")),
-    ("hosp-catharina", service.OrganisationInput("Catharina Ziekenhuis", OrganisationType.HOSPITAL, agb_code="06010713", ura="12345678")),
-    ("gm-eindhoven", service.OrganisationInput("Gemeente Eindhoven", OrganisationType.MUNICIPALITY, cbs_municipality_code="GM0772")),
-    ("gli-beweegfit", service.OrganisationInput("BeweegFit GLI", OrganisationType.LIFESTYLE_PROVIDER, agb_code="90012345")),
+    (
+        "gp-de-linde",
+        service.OrganisationInput(
+            "Huisartsenpraktijk De Linde", OrganisationType.GP_PRACTICE, agb_code="01012345"
+        ),
+    ),
+    (
+        "gp-het-anker",
+        service.OrganisationInput(
+            "Huisartsenpraktijk Het Anker", OrganisationType.GP_PRACTICE, agb_code="01054321"
+        ),
+    ),
+    (
+        "hosp-catharina",
+        service.OrganisationInput(
+            "Catharina Ziekenhuis", OrganisationType.HOSPITAL, agb_code="06010713", ura="12345678"
+        ),
+    ),
+    (
+        "gm-eindhoven",
+        service.OrganisationInput(
+            "Gemeente Eindhoven", OrganisationType.MUNICIPALITY, cbs_municipality_code="GM0772"
+        ),
+    ),
+    (
+        "gli-beweegfit",
+        service.OrganisationInput(
+            "BeweegFit GLI", OrganisationType.LIFESTYLE_PROVIDER, agb_code="90012345"
+        ),
+    ),
     ("ins-vgz", service.OrganisationInput("VGZ", OrganisationType.INSURER, uzovi="7095")),
 ]
 # (patient id, BSN, organisations with a care relationship)
 PATIENTS = [
-    ("p-0001", "111222333", [("gp-de-linde", RelationshipKind.COORDINATING), ("hosp-catharina", RelationshipKind.TREATING), ("gli-beweegfit", RelationshipKind.REFERRED)]),
-    ("p-0002", "123456782", [("gp-de-linde", RelationshipKind.COORDINATING), ("gm-eindhoven", RelationshipKind.SOCIAL_SUPPORT)]),
+    (
+        "p-0001",
+        "111222333",
+        [
+            ("gp-de-linde", RelationshipKind.COORDINATING),
+            ("hosp-catharina", RelationshipKind.TREATING),
+            ("gli-beweegfit", RelationshipKind.REFERRED),
+        ],
+    ),
+    (
+        "p-0002",
+        "123456782",
+        [
+            ("gp-de-linde", RelationshipKind.COORDINATING),
+            ("gm-eindhoven", RelationshipKind.SOCIAL_SUPPORT),
+        ],
+    ),
     ("p-0003", "999990019", [("gp-het-anker", RelationshipKind.COORDINATING)]),
 ]
 
 
 def _admin(care_group: str) -> Principal:
     return Principal(
-        subject=f"seed-{care_group}", client_id="identity-seed", organisation=f"organisations/{care_group}",
-        care_group=f"organisations/{care_group}", roles=frozenset({"care-group-admin"}),
+        subject=f"seed-{care_group}",
+        client_id="identity-seed",
+        organisation=f"organisations/{care_group}",
+        care_group=f"organisations/{care_group}",
+        roles=frozenset({"care-group-admin"}),
     )
 
 
 def _clinician(org_id: str, care_group: str) -> Principal:
     return Principal(
-        subject=f"seed-{org_id}", client_id="identity-seed", organisation=f"organisations/{org_id}",
-        care_group=f"organisations/{care_group}", roles=frozenset({"gp"}),
+        subject=f"seed-{org_id}",
+        client_id="identity-seed",
+        organisation=f"organisations/{org_id}",
+        care_group=f"organisations/{care_group}",
+        roles=frozenset({"gp"}),
     )
 
 
 def _patient(patient_id: str, care_group: str) -> Principal:
     return Principal(
-        subject=f"seed-{patient_id}", client_id="identity-seed", organisation="",
-        care_group=f"organisations/{care_group}", roles=frozenset({"patient"}), patient=f"patients/{patient_id}",
+        subject=f"seed-{patient_id}",
+        client_id="identity-seed",
+        organisation="",
+        care_group=f"organisations/{care_group}",
+        roles=frozenset({"patient"}),
+        patient=f"patients/{patient_id}",
     )
 
 
 def seed(deps: service.Deps) -> None:
     """Creates the demo region; running it again changes nothing."""
     service.bootstrap_care_group(
-        deps, CARE_GROUP, service.OrganisationInput("Zorggroep Zuidoost", OrganisationType.CARE_GROUP, agb_code="07012345")
+        deps,
+        CARE_GROUP,
+        service.OrganisationInput(
+            "Zorggroep Zuidoost", OrganisationType.CARE_GROUP, agb_code="07012345"
+        ),
     )
     admin = _admin(CARE_GROUP)
     for org_id, data in ORGANISATIONS:
@@ -61,22 +115,54 @@ def seed(deps: service.Deps) -> None:
     start = dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
     for patient_id, bsn, relations in PATIENTS:
         coordinator = relations[0][0]
-        service.register_patient(deps, _clinician(coordinator, CARE_GROUP), bsn, patient_id, request_id=f"seed-patient-{patient_id}")
+        service.register_patient(
+            deps,
+            _clinician(coordinator, CARE_GROUP),
+            bsn,
+            patient_id,
+            request_id=f"seed-patient-{patient_id}",
+        )
         for org_id, kind in relations[1:]:
             service.create_care_relationship(
-                deps, admin, patient_id, org_id, kind, start, None, request_id=f"seed-rel-{patient_id}-{org_id}"
+                deps,
+                admin,
+                patient_id,
+                org_id,
+                kind,
+                start,
+                None,
+                request_id=f"seed-rel-{patient_id}-{org_id}",
             )
     # p-0001 lets hospitals read the care plan the GP practice holds, and lets lifestyle
     # providers read the referral data and the care plan.
     consents = [
         ("p-0001", DataCategory.CARE_PLAN, OrganisationType.GP_PRACTICE, OrganisationType.HOSPITAL),
-        ("p-0001", DataCategory.CARE_PLAN, OrganisationType.GP_PRACTICE, OrganisationType.LIFESTYLE_PROVIDER),
-        ("p-0001", DataCategory.REFERRAL, OrganisationType.GP_PRACTICE, OrganisationType.LIFESTYLE_PROVIDER),
-        ("p-0002", DataCategory.CARE_PLAN, OrganisationType.GP_PRACTICE, OrganisationType.MUNICIPALITY),
+        (
+            "p-0001",
+            DataCategory.CARE_PLAN,
+            OrganisationType.GP_PRACTICE,
+            OrganisationType.LIFESTYLE_PROVIDER,
+        ),
+        (
+            "p-0001",
+            DataCategory.REFERRAL,
+            OrganisationType.GP_PRACTICE,
+            OrganisationType.LIFESTYLE_PROVIDER,
+        ),
+        (
+            "p-0002",
+            DataCategory.CARE_PLAN,
+            OrganisationType.GP_PRACTICE,
+            OrganisationType.MUNICIPALITY,
+        ),
     ]
     for patient_id, category, holder, requester in consents:
         service.create_consent(
-            deps, _patient(patient_id, CARE_GROUP), patient_id,
-            service.ConsentInput(category, record_holder_type=holder, requester_type=requester, start_time=start),
+            deps,
+            _patient(patient_id, CARE_GROUP),
+            patient_id,
+            service.ConsentInput(
+                category, record_holder_type=holder, requester_type=requester, start_time=start
+            ),
             request_id=f"seed-consent-{patient_id}-{category.value}-{requester.value}",
         )

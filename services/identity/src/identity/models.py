@@ -6,8 +6,19 @@ import datetime as dt
 import enum
 import hashlib
 import json
+from dataclasses import dataclass
 
-from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    SmallInteger,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from servicekit.db import UtcDateTime, new_metadata, utcnow
@@ -55,6 +66,15 @@ class ConsentState(enum.StrEnum):
     WITHDRAWN = "withdrawn"
 
 
+@dataclass(frozen=True)
+class OrgRef:
+    """What authorization needs of an organisation; none of it can change after creation."""
+
+    id: str
+    type: str
+    care_group_id: str
+
+
 class Organisation(Base):
     __tablename__ = "organisations"
 
@@ -74,6 +94,10 @@ class Organisation(Base):
     @property
     def etag(self) -> str:
         return f'W/"{self.version}"'
+
+    @property
+    def ref(self) -> OrgRef:
+        return OrgRef(self.id, self.type, self.care_group_id)
 
 
 class Patient(Base):
@@ -143,9 +167,9 @@ class Consent(Base):
     def covers(
         self,
         *,
-        record_holder: Organisation,
+        record_holder: OrgRef,
         data_category: str,
-        requester: Organisation,
+        requester: OrgRef,
         moment: dt.datetime,
     ) -> bool:
         """Whether this choice, active at ``moment``, permits the requester to see the data."""
@@ -157,7 +181,7 @@ class Consent(Base):
         )
 
 
-def _selects(type_: str | None, org_id: str | None, org: Organisation) -> bool:
+def _selects(type_: str | None, org_id: str | None, org: OrgRef) -> bool:
     if org_id:
         return org_id == org.id
     return type_ == org.type
@@ -175,15 +199,25 @@ class ConsentEvent(Base):
 
 
 class AccessLogEntry(Base):
-    """One NEN 7513 entry. Append-only: on PostgreSQL a trigger refuses UPDATE and DELETE."""
+    """One NEN 7513 entry. Append-only: a trigger refuses UPDATE and DELETE.
+
+    Entries form hash chains, one per stripe: each entry's hash covers the previous entry of
+    its stripe. Stripes let concurrent appends proceed in parallel; ``id`` orders all
+    entries.
+    """
 
     __tablename__ = "access_log"
     __table_args__ = (
-        Index("ix_access_log_patient_sequence", "patient_id", "sequence"),
-        Index("ix_access_log_care_group_sequence", "care_group_id", "sequence"),
+        UniqueConstraint("stripe", "sequence"),
+        Index("ix_access_log_patient_id_id", "patient_id", "id"),
+        Index("ix_access_log_care_group_id_id", "care_group_id", "id"),
     )
 
-    sequence: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    stripe: Mapped[int] = mapped_column(SmallInteger)
+    sequence: Mapped[int] = mapped_column(BigInteger)
     event: Mapped[str] = mapped_column(String(40))
     event_time: Mapped[dt.datetime] = mapped_column(UtcDateTime())
     patient_id: Mapped[str] = mapped_column(String(128))
@@ -204,37 +238,63 @@ class AccessLogEntry(Base):
     previous_hash: Mapped[str] = mapped_column(String(64))
     entry_hash: Mapped[str] = mapped_column(String(64))
 
+    # The chain links entries through previous_hash; VerifyAccessLog checks each stripe's
+    # sequence for gaps, so id, stripe and sequence (assigned on insert) are not hashed.
     HASHED_FIELDS = (
-        "sequence", "event", "event_time", "patient_id", "care_group_id", "user_id",
-        "responsible_user", "organisation_id", "roles", "data_category", "action", "purpose",
-        "decision", "basis", "reason", "emergency", "emergency_reason", "access_point",
+        "event",
+        "event_time",
+        "patient_id",
+        "care_group_id",
+        "user_id",
+        "responsible_user",
+        "organisation_id",
+        "roles",
+        "data_category",
+        "action",
+        "purpose",
+        "decision",
+        "basis",
+        "reason",
+        "emergency",
+        "emergency_reason",
+        "access_point",
     )
 
-    def compute_hash(self) -> str:
-        """SHA-256 over the previous entry's hash and this entry's canonical content."""
+    def canonical(self) -> str:
+        """The entry's content as canonical JSON (sorted keys, no spaces, UTC microseconds)."""
         content = {}
         for name in self.HASHED_FIELDS:
             value = getattr(self, name)
-            content[name] = value.isoformat(timespec="microseconds") if isinstance(value, dt.datetime) else value
-        canonical = json.dumps(content, sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256((self.previous_hash + canonical).encode()).hexdigest()
+            if isinstance(value, dt.datetime):
+                value = value.astimezone(dt.UTC).isoformat(timespec="microseconds")
+            content[name] = value
+        return json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
 
-    def seal(self, previous_hash: str) -> None:
-        self.previous_hash = previous_hash
-        self.entry_hash = self.compute_hash()
+    def compute_hash(self) -> str:
+        """SHA-256 (hex) over the previous entry's hash followed by this entry's content."""
+        return chain_hash(self.previous_hash, self.canonical())
+
+
+def chain_hash(previous_hash: str, canonical: str) -> str:
+    return hashlib.sha256((previous_hash + canonical).encode()).hexdigest()
 
 
 GENESIS_HASH = "0" * 64
 
 
+MAX_LOG_STRIPES = 64
+
+
 class AccessLogHead(Base):
-    """The end of the hash chain; locking this row orders concurrent appends."""
+    """The end of one stripe's hash chain; locking this row orders appends to the stripe."""
 
     __tablename__ = "access_log_head"
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     last_sequence: Mapped[int] = mapped_column(BigInteger, default=0)
     last_hash: Mapped[str] = mapped_column(String(64), default=GENESIS_HASH)
+    # The hash before last_hash: lets one UPDATE ... RETURNING hand out both links.
+    previous_hash: Mapped[str] = mapped_column(String(64), default=GENESIS_HASH)
 
 
 class RequestRecord(Base):

@@ -31,7 +31,7 @@ import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from identity.models import Action, CareRelationship, Consent, DataCategory, Organisation
+from identity.models import Action, CareRelationship, Consent, DataCategory, OrgRef
 from servicekit.auth import CLINICIAN_ROLES
 
 CARE_ROLES = frozenset(
@@ -60,12 +60,12 @@ class Question:
 
     roles: frozenset[str]
     subject_patient_id: str
-    subject_organisation: Organisation | None
+    subject_organisation: OrgRef | None
     subject_care_group_id: str
     patient_id: str
     data_category: DataCategory
     action: Action
-    record_holder: Organisation | None
+    record_holder: OrgRef | None
     relationships: Sequence[CareRelationship]
     consents: Sequence[Consent]
     referral_target_id: str

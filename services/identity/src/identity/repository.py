@@ -5,11 +5,10 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, text
 from sqlalchemy.orm import Session
 
 from identity.models import (
-    GENESIS_HASH,
     AccessLogEntry,
     AccessLogHead,
     CareRelationship,
@@ -18,7 +17,24 @@ from identity.models import (
     Organisation,
     Patient,
     RequestRecord,
+    chain_hash,
 )
+
+_LOG_COLUMNS = list(AccessLogEntry.HASHED_FIELDS)
+# One statement on PostgreSQL: advance the chain head (taking its row lock until commit),
+# hash in the database, and insert the entry with the links the UPDATE returns.
+# Column names come from the model and every value is bound: no injection.
+_PG_APPEND = text(
+    "WITH head AS ("  # noqa: S608
+    " UPDATE access_log_head SET last_sequence = last_sequence + 1, previous_hash = last_hash,"
+    " last_hash = encode(sha256(convert_to(last_hash || :canonical, 'UTF8')), 'hex')"
+    " WHERE id = :stripe RETURNING last_sequence, previous_hash, last_hash)"
+    " INSERT INTO access_log (stripe, sequence,"
+    f" {', '.join(_LOG_COLUMNS)}, previous_hash, entry_hash)"
+    f" SELECT :stripe, head.last_sequence, {', '.join(':' + c for c in _LOG_COLUMNS)},"
+    " head.previous_hash, head.last_hash FROM head"
+    " RETURNING id, sequence, previous_hash, entry_hash"
+).bindparams(*(bindparam(c, type_=AccessLogEntry.__table__.c[c].type) for c in _LOG_COLUMNS))
 
 
 class IdentityRepository:
@@ -60,7 +76,10 @@ class IdentityRepository:
         return rel if rel is not None and rel.patient_id == patient_id else None
 
     def care_relationships(
-        self, patient_id: str, organisation_id: str | None = None, after: str | None = None,
+        self,
+        patient_id: str,
+        organisation_id: str | None = None,
+        after: str | None = None,
         limit: int | None = None,
     ) -> Sequence[CareRelationship]:
         query = select(CareRelationship).where(CareRelationship.patient_id == patient_id)
@@ -79,7 +98,10 @@ class IdentityRepository:
         return consent if consent is not None and consent.patient_id == patient_id else None
 
     def consents(
-        self, patient_id: str, data_category: str | None = None, after: str | None = None,
+        self,
+        patient_id: str,
+        data_category: str | None = None,
+        after: str | None = None,
         limit: int | None = None,
     ) -> Sequence[Consent]:
         query = select(Consent).where(Consent.patient_id == patient_id)
@@ -101,41 +123,52 @@ class IdentityRepository:
         ).all()
 
     # access log
-    def lock_log_head(self) -> AccessLogHead:
-        """The chain's head, locked until commit so appends are strictly ordered."""
-        head = self.session.scalars(
-            select(AccessLogHead).where(AccessLogHead.id == 1).with_for_update()
-        ).first()
+    def append_log(self, entry: AccessLogEntry, stripe: int) -> AccessLogEntry:
+        """Links ``entry`` to the end of ``stripe``'s hash chain and inserts it.
+
+        On PostgreSQL this is one statement: the UPDATE of the stripe's head row takes the
+        row lock that orders appends to that stripe, computes the new hash with sha256()
+        over the old hash and the entry's canonical content, and the INSERT uses what it
+        returns. Elsewhere (SQLite, which serialises writers) it takes three statements.
+        """
+        canonical = entry.canonical()
+        entry.stripe = stripe
+        if self.session.get_bind().dialect.name == "postgresql":
+            values = {c: getattr(entry, c) for c in _LOG_COLUMNS}
+            row = self.session.execute(
+                _PG_APPEND, {"canonical": canonical, "stripe": stripe, **values}
+            ).one()
+            entry.id, entry.sequence, entry.previous_hash, entry.entry_hash = row
+            return entry
+        head = self.session.get(AccessLogHead, stripe, with_for_update=True)
         if head is None:
-            head = AccessLogHead(id=1, last_sequence=0, last_hash=GENESIS_HASH)
-            self.session.add(head)
-            self.session.flush()
-        return head
+            raise RuntimeError("access_log_head is missing; run the migrations")
+        entry.sequence = head.last_sequence + 1
+        entry.previous_hash = head.last_hash
+        entry.entry_hash = chain_hash(head.last_hash, canonical)
+        head.previous_hash, head.last_hash = head.last_hash, entry.entry_hash
+        head.last_sequence = entry.sequence
+        self.session.add(entry)
+        self.session.flush()
+        return entry
 
-    def log_head(self) -> AccessLogHead | None:
-        return self.session.get(AccessLogHead, 1)
-
-    def advance_log_head(self, sequence: int, entry_hash: str) -> None:
-        self.session.execute(
-            update(AccessLogHead)
-            .where(AccessLogHead.id == 1)
-            .values(last_sequence=sequence, last_hash=entry_hash)
-        )
+    def log_heads(self) -> Sequence[AccessLogHead]:
+        return self.session.scalars(select(AccessLogHead).order_by(AccessLogHead.id)).all()
 
     def access_log(
         self, *, patient_id: str | None, care_group_id: str | None, after: int, limit: int
     ) -> Sequence[AccessLogEntry]:
-        query = select(AccessLogEntry).where(AccessLogEntry.sequence > after)
+        query = select(AccessLogEntry).where(AccessLogEntry.id > after)
         if patient_id is not None:
             query = query.where(AccessLogEntry.patient_id == patient_id)
         if care_group_id is not None:
             query = query.where(AccessLogEntry.care_group_id == care_group_id)
-        return self.session.scalars(query.order_by(AccessLogEntry.sequence).limit(limit)).all()
+        return self.session.scalars(query.order_by(AccessLogEntry.id).limit(limit)).all()
 
-    def access_log_chunk(self, after: int, limit: int) -> Sequence[AccessLogEntry]:
+    def access_log_chunk(self, stripe: int, after: int, limit: int) -> Sequence[AccessLogEntry]:
         return self.session.scalars(
             select(AccessLogEntry)
-            .where(AccessLogEntry.sequence > after)
+            .where(AccessLogEntry.stripe == stripe, AccessLogEntry.sequence > after)
             .order_by(AccessLogEntry.sequence)
             .limit(limit)
         ).all()

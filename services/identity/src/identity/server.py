@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from carenet.identity.v1 import identity_service_pb2, identity_service_pb2_grpc
-
 from identity.config import Settings
 from identity.errors import DOMAIN
 from identity.service import Deps

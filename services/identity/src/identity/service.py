@@ -17,6 +17,7 @@ from typing import Generic, Protocol, TypeVar
 
 from identity import errors
 from identity.models import (
+    GENESIS_HASH,
     AccessLogEntry,
     Action,
     CareRelationship,
@@ -25,9 +26,11 @@ from identity.models import (
     DataCategory,
     Organisation,
     OrganisationType,
+    OrgRef,
     Patient,
     RelationshipKind,
     RequestRecord,
+    chain_hash,
     normalise_bsn,
 )
 from identity.policy import Answer, Basis, Decision, Question, decide
@@ -51,11 +54,55 @@ class Provisioner(Protocol):
     def provision(self, organisation: Organisation) -> str: ...
 
 
+class Directory:
+    """Facts cached for the life of the process because nothing can change them: an
+    organisation's type and care group, and a patient's care group. What can change (care
+    relationships, consents) is always read fresh."""
+
+    MAX_ENTRIES = 200_000
+
+    def __init__(self) -> None:
+        self._orgs: dict[str, OrgRef] = {}
+        self._patients: dict[str, str] = {}
+
+    def organisation(self, uow: UnitOfWork, org_id: str) -> OrgRef | None:
+        ref = self._orgs.get(org_id)
+        if ref is None:
+            org = uow.repo.organisation(org_id)
+            if org is None:
+                return None
+            ref = org.ref
+            if len(self._orgs) >= self.MAX_ENTRIES:
+                self._orgs.clear()
+            self._orgs[org_id] = ref
+        return ref
+
+    def patient_care_group(self, uow: UnitOfWork, patient_id: str) -> str | None:
+        care_group = self._patients.get(patient_id)
+        if care_group is None:
+            patient = uow.repo.patient(patient_id)
+            if patient is None:
+                return None
+            care_group = patient.care_group_id
+            if len(self._patients) >= self.MAX_ENTRIES:
+                self._patients.clear()
+            self._patients[patient_id] = care_group
+        return care_group
+
+
 @dataclass
 class Deps:
     uow: Callable[[], UnitOfWork]
     bsn_pepper: bytes
     provisioner: Provisioner | None = None
+    directory: Directory = field(default_factory=Directory)
+    # For use cases whose only write is one atomic statement (Authorize on PostgreSQL): no
+    # BEGIN/COMMIT round trips. Defaults to ``uow``.
+    autocommit_uow: Callable[[], UnitOfWork] | None = None
+
+    def single_statement_uow(self) -> UnitOfWork:
+        return (self.autocommit_uow or self.uow)()
+
     clock: Callable[[], dt.datetime] = field(default=lambda: dt.datetime.now(dt.UTC))
 
 
@@ -141,9 +188,15 @@ def _validate_organisation(
             "INVALID_CBS_MUNICIPALITY_CODE",
         )
     if data.type is OrganisationType.MUNICIPALITY and not code:
-        v.add(f"{prefix}.cbs_municipality_code", "is required for municipalities", "CBS_CODE_REQUIRED")
+        v.add(
+            f"{prefix}.cbs_municipality_code", "is required for municipalities", "CBS_CODE_REQUIRED"
+        )
     if code and data.type not in (OrganisationType.MUNICIPALITY, None):
-        v.add(f"{prefix}.cbs_municipality_code", "only municipalities have one", "CBS_CODE_NOT_ALLOWED")
+        v.add(
+            f"{prefix}.cbs_municipality_code",
+            "only municipalities have one",
+            "CBS_CODE_NOT_ALLOWED",
+        )
 
 
 def _require_admin_of(principal: Principal, care_group_id: str) -> None:
@@ -176,12 +229,18 @@ def _replayed(uow: UnitOfWork, principal: Principal, request_id: str, method: st
     return record.resource_name
 
 
-def _remember(uow: UnitOfWork, principal: Principal, request_id: str, method: str, name: str) -> None:
+def _remember(
+    uow: UnitOfWork, principal: Principal, request_id: str, method: str, name: str
+) -> None:
     if request_id:
         if len(request_id) > 100:
-            raise InvalidArgument.single("request_id", "at most 100 characters", "INVALID_REQUEST_ID")
+            raise InvalidArgument.single(
+                "request_id", "at most 100 characters", "INVALID_REQUEST_ID"
+            )
         uow.repo.add(
-            RequestRecord(caller=principal.subject, request_id=request_id, method=method, resource_name=name)
+            RequestRecord(
+                caller=principal.subject, request_id=request_id, method=method, resource_name=name
+            )
         )
 
 
@@ -196,10 +255,16 @@ def create_organisation(
 ) -> Organisation:
     v = Violations()
     if not names.valid_id(organisation_id):
-        v.add("organisation_id", "2-63 lower-case letters, digits and dashes", "INVALID_ORGANISATION_ID")
+        v.add(
+            "organisation_id",
+            "2-63 lower-case letters, digits and dashes",
+            "INVALID_ORGANISATION_ID",
+        )
     _validate_organisation(data, v)
     v.raise_if_any()
-    care_group_id = organisation_id if data.type is OrganisationType.CARE_GROUP else _care_group_of(principal)
+    care_group_id = (
+        organisation_id if data.type is OrganisationType.CARE_GROUP else _care_group_of(principal)
+    )
     if data.type is OrganisationType.CARE_GROUP:
         raise errors.RoleNotPermitted(
             "care groups are created by the platform operator (identity bootstrap-care-group)"
@@ -214,7 +279,8 @@ def create_organisation(
             return existing
         if uow.repo.organisation(organisation_id) is not None:
             raise errors.OrganisationExists(
-                "an organisation with this id exists", metadata={"organisation": names_org(organisation_id)}
+                "an organisation with this id exists",
+                metadata={"organisation": names_org(organisation_id)},
             )
         org = _new_organisation(organisation_id, data, care_group_id, deps.clock())
         if provision_service_account:
@@ -250,7 +316,11 @@ def bootstrap_care_group(deps: Deps, organisation_id: str, data: OrganisationInp
     """Creates a care group (a tenant). Operator-only: reachable from the CLI, not the API."""
     v = Violations()
     if not names.valid_id(organisation_id):
-        v.add("organisation_id", "2-63 lower-case letters, digits and dashes", "INVALID_ORGANISATION_ID")
+        v.add(
+            "organisation_id",
+            "2-63 lower-case letters, digits and dashes",
+            "INVALID_ORGANISATION_ID",
+        )
     _validate_organisation(data, v)
     v.raise_if_any()
     with deps.uow() as uow:
@@ -284,7 +354,11 @@ def list_organisations(
 
 
 def update_organisation(
-    deps: Deps, principal: Principal, organisation_id: str, data: OrganisationInput, mask: Sequence[str]
+    deps: Deps,
+    principal: Principal,
+    organisation_id: str,
+    data: OrganisationInput,
+    mask: Sequence[str],
 ) -> Organisation:
     allowed = {"display_name", "agb_code", "ura", "uzovi", "cbs_municipality_code"}
     unknown = [p for p in mask if p not in allowed]
@@ -328,12 +402,7 @@ def update_organisation(
 
 
 def _append_log(uow: UnitOfWork, entry: AccessLogEntry) -> AccessLogEntry:
-    head = uow.repo.lock_log_head()
-    entry.sequence = head.last_sequence + 1
-    entry.seal(head.last_hash)
-    uow.repo.add(entry)
-    uow.repo.advance_log_head(entry.sequence, entry.entry_hash)
-    return entry
+    return uow.repo.append_log(entry, uow.log_stripe)
 
 
 def _log_entry(
@@ -372,9 +441,11 @@ def _log_entry(
 
 
 def _decide(
+    deps: Deps,
     uow: UnitOfWork,
     subject: Principal,
-    patient: Patient,
+    patient_id: str,
+    patient_care_group: str,
     category: DataCategory,
     action: Action,
     now: dt.datetime,
@@ -384,23 +455,27 @@ def _decide(
     emergency_reason: str = "",
 ) -> Answer:
     org_id = _org_id_of(subject)
-    organisation = uow.repo.organisation(org_id) if org_id else None
+    organisation = deps.directory.organisation(uow, org_id) if org_id else None
     record_holder = organisation
     if record_holder_id and record_holder_id != org_id:
-        record_holder = uow.repo.organisation(record_holder_id)
-        if record_holder is None or record_holder.care_group_id != patient.care_group_id:
+        record_holder = deps.directory.organisation(uow, record_holder_id)
+        if record_holder is None or record_holder.care_group_id != patient_care_group:
             raise InvalidArgument.single(
                 "record_holder", "unknown organisation", "UNKNOWN_RECORD_HOLDER"
             )
-    relationships = uow.repo.care_relationships(patient.id, org_id) if organisation else []
-    needs_consent = record_holder is not None and organisation is not None and record_holder.id != organisation.id
-    consents = uow.repo.consents(patient.id, category.value) if needs_consent else []
+    relationships = uow.repo.care_relationships(patient_id, org_id) if organisation else []
+    needs_consent = (
+        record_holder is not None
+        and organisation is not None
+        and record_holder.id != organisation.id
+    )
+    consents = uow.repo.consents(patient_id, category.value) if needs_consent else []
     question = Question(
         roles=subject.roles,
         subject_patient_id=subject.patient.removeprefix("patients/"),
         subject_organisation=organisation,
         subject_care_group_id=_care_group_of(subject),
-        patient_id=patient.id,
+        patient_id=patient_id,
         data_category=category,
         action=action,
         record_holder=record_holder,
@@ -422,6 +497,7 @@ def _visible_patient(uow: UnitOfWork, principal: Principal, patient_id: str) -> 
 
 
 def _decide_and_log(
+    deps: Deps,
     uow: UnitOfWork,
     principal: Principal,
     patient: Patient,
@@ -431,13 +507,18 @@ def _decide_and_log(
     now: dt.datetime,
 ) -> Answer:
     """Decides, logs, and raises PERMISSION_DENIED on a denial (after committing the log)."""
-    answer = _decide(uow, principal, patient, category, action, now)
+    answer = _decide(deps, uow, principal, patient.id, patient.care_group_id, category, action, now)
     _append_log(
         uow,
         _log_entry(
-            event=event, principal=principal, patient_id=patient.id,
-            care_group_id=patient.care_group_id, data_category=category, action=action,
-            answer=answer, now=now,
+            event=event,
+            principal=principal,
+            patient_id=patient.id,
+            care_group_id=patient.care_group_id,
+            data_category=category,
+            action=action,
+            answer=answer,
+            now=now,
         ),
     )
     if not answer.permitted:
@@ -466,23 +547,38 @@ def authorize(deps: Deps, caller: Principal, data: AuthorizeInput) -> AuthorizeR
     subject = data.subject or caller
     access_point = data.access_point or caller.client_id
     now = deps.clock()
-    with deps.uow() as uow:
-        patient = _visible_patient(uow, subject, data.patient_id)
-        if patient is None:
+    # Reads, then one INSERT that is atomic on its own (see IdentityRepository.append_log).
+    with deps.single_statement_uow() as uow:
+        care_group_id = deps.directory.patient_care_group(uow, data.patient_id)
+        if care_group_id is None or care_group_id != _care_group_of(subject):
             answer = Answer(Decision.DENY, Basis.NONE, "PATIENT_NOT_FOUND")
             _append_log(
                 uow,
                 _log_entry(
-                    event="AUTHORIZE", principal=subject, patient_id=data.patient_id,
-                    care_group_id=_care_group_of(subject), data_category=data.data_category,
-                    action=data.action, answer=answer, now=now, purpose=data.purpose,
-                    emergency_reason=data.emergency_reason, access_point=access_point,
+                    event="AUTHORIZE",
+                    principal=subject,
+                    patient_id=data.patient_id,
+                    care_group_id=_care_group_of(subject),
+                    data_category=data.data_category,
+                    action=data.action,
+                    answer=answer,
+                    now=now,
+                    purpose=data.purpose,
+                    emergency_reason=data.emergency_reason,
+                    access_point=access_point,
                 ),
             )
             uow.commit()
             raise errors.PatientNotFound("patient not found")
         answer = _decide(
-            uow, subject, patient, data.data_category, data.action, now,
+            deps,
+            uow,
+            subject,
+            data.patient_id,
+            care_group_id,
+            data.data_category,
+            data.action,
+            now,
             record_holder_id=data.record_holder_id,
             referral_target_id=data.referral_target_id,
             emergency_reason=data.emergency_reason,
@@ -490,14 +586,97 @@ def authorize(deps: Deps, caller: Principal, data: AuthorizeInput) -> AuthorizeR
         entry = _append_log(
             uow,
             _log_entry(
-                event="AUTHORIZE", principal=subject, patient_id=patient.id,
-                care_group_id=patient.care_group_id, data_category=data.data_category,
-                action=data.action, answer=answer, now=now, purpose=data.purpose,
-                emergency_reason=data.emergency_reason, access_point=access_point,
+                event="AUTHORIZE",
+                principal=subject,
+                patient_id=data.patient_id,
+                care_group_id=care_group_id,
+                data_category=data.data_category,
+                action=data.action,
+                answer=answer,
+                now=now,
+                purpose=data.purpose,
+                emergency_reason=data.emergency_reason,
+                access_point=access_point,
             ),
         )
         uow.commit()
-        return AuthorizeResult(answer, entry.sequence, patient.care_group_id)
+        return AuthorizeResult(answer, entry.id, care_group_id)
+
+
+MAX_BATCH = 1000
+
+
+@dataclass(frozen=True)
+class PatientDecision:
+    patient_id: str
+    answer: Answer
+    sequence: int
+
+
+def batch_authorize(
+    deps: Deps, caller: Principal, patient_ids: Sequence[str], data: AuthorizeInput
+) -> list[PatientDecision]:
+    """``authorize`` for many patients in one transaction: one decision and one log entry each.
+
+    Unknown patients and those of another care group are denied (PATIENT_NOT_FOUND) rather
+    than failing the batch. Referral context and emergency access do not apply to batches.
+    """
+    v = Violations()
+    if not patient_ids:
+        v.add("patients", "name at least one patient", "PATIENTS_REQUIRED")
+    if len(patient_ids) > MAX_BATCH:
+        v.add("patients", f"at most {MAX_BATCH} patients", "TOO_MANY_PATIENTS")
+    if data.data_category is None:
+        v.add("data_category", "is required", "DATA_CATEGORY_REQUIRED")
+    if data.action is None:
+        v.add("action", "is required", "ACTION_REQUIRED")
+    v.raise_if_any()
+    assert data.data_category is not None and data.action is not None
+    if data.subject is not None and not caller.is_service:
+        raise errors.RoleNotPermitted(
+            "only services may ask on behalf of another subject", reason="SUBJECT_NOT_ALLOWED"
+        )
+    subject = data.subject or caller
+    access_point = data.access_point or caller.client_id
+    now = deps.clock()
+    results: list[PatientDecision] = []
+    with deps.uow() as uow:
+        for patient_id in dict.fromkeys(patient_ids):
+            found = deps.directory.patient_care_group(uow, patient_id)
+            if found is None or found != _care_group_of(subject):
+                answer = Answer(Decision.DENY, Basis.NONE, "PATIENT_NOT_FOUND")
+                care_group_id = _care_group_of(subject)
+            else:
+                care_group_id = found
+                answer = _decide(
+                    deps,
+                    uow,
+                    subject,
+                    patient_id,
+                    care_group_id,
+                    data.data_category,
+                    data.action,
+                    now,
+                    record_holder_id=data.record_holder_id,
+                )
+            entry = _append_log(
+                uow,
+                _log_entry(
+                    event="AUTHORIZE",
+                    principal=subject,
+                    patient_id=patient_id,
+                    care_group_id=care_group_id,
+                    data_category=data.data_category,
+                    action=data.action,
+                    answer=answer,
+                    now=now,
+                    purpose=data.purpose,
+                    access_point=access_point,
+                ),
+            )
+            results.append(PatientDecision(patient_id, answer, entry.id))
+        uow.commit()
+    return results
 
 
 # ---------------------------------------------------------------- patients
@@ -510,9 +689,7 @@ def bsn_hash(pepper: bytes, bsn: str) -> str:
 def _valid_bsn(bsn: str) -> str:
     normal = normalise_bsn(bsn)
     if normal is None:
-        raise InvalidArgument.single(
-            "bsn", "must be 9 digits that pass the 11-test", "INVALID_BSN"
-        )
+        raise InvalidArgument.single("bsn", "must be 9 digits that pass the 11-test", "INVALID_BSN")
     return normal
 
 
@@ -547,25 +724,44 @@ def register_patient(
             new_id = patient_id or uuid.uuid4().hex
             if uow.repo.patient(new_id) is not None:
                 raise errors.PatientIdTaken("this patient id is taken")
-            patient = Patient(id=new_id, care_group_id=care_group_id, bsn_hash=digest, create_time=now, update_time=now)
+            patient = Patient(
+                id=new_id,
+                care_group_id=care_group_id,
+                bsn_hash=digest,
+                create_time=now,
+                update_time=now,
+            )
             uow.repo.add(patient)
         if org.type != OrganisationType.CARE_GROUP and not any(
             r.active_at(now) for r in uow.repo.care_relationships(patient.id, org.id)
         ):
-            kind = RelationshipKind.COORDINATING if org.type == OrganisationType.GP_PRACTICE else RelationshipKind.TREATING
+            kind = (
+                RelationshipKind.COORDINATING
+                if org.type == OrganisationType.GP_PRACTICE
+                else RelationshipKind.TREATING
+            )
             uow.repo.add(
                 CareRelationship(
-                    id=uuid.uuid4().hex, patient_id=patient.id, organisation_id=org.id,
-                    kind=kind.value, start_time=now, create_time=now,
+                    id=uuid.uuid4().hex,
+                    patient_id=patient.id,
+                    organisation_id=org.id,
+                    kind=kind.value,
+                    start_time=now,
+                    create_time=now,
                 )
             )
         answer = Answer(Decision.PERMIT, Basis.CARE_RELATIONSHIP, "REGISTRATION")
         _append_log(
             uow,
             _log_entry(
-                event="REGISTER_PATIENT", principal=principal, patient_id=patient.id,
-                care_group_id=care_group_id, data_category=DataCategory.PATIENT_RECORD,
-                action=Action.CREATE, answer=answer, now=now,
+                event="REGISTER_PATIENT",
+                principal=principal,
+                patient_id=patient.id,
+                care_group_id=care_group_id,
+                data_category=DataCategory.PATIENT_RECORD,
+                action=Action.CREATE,
+                answer=answer,
+                now=now,
             ),
         )
         _remember(uow, principal, request_id, "RegisterPatient", f"patients/{patient.id}")
@@ -579,7 +775,16 @@ def get_patient(deps: Deps, principal: Principal, patient_id: str) -> Patient:
         patient = _visible_patient(uow, principal, patient_id)
         if patient is None:
             raise errors.PatientNotFound("patient not found")
-        _decide_and_log(uow, principal, patient, DataCategory.PATIENT_RECORD, Action.READ, "GET_PATIENT", now)
+        _decide_and_log(
+            deps,
+            uow,
+            principal,
+            patient,
+            DataCategory.PATIENT_RECORD,
+            Action.READ,
+            "GET_PATIENT",
+            now,
+        )
         uow.commit()
         return patient
 
@@ -590,10 +795,21 @@ def lookup_patient(deps: Deps, principal: Principal, bsn: str, purpose: str = ""
         raise errors.RoleNotPermitted("this role may not look patients up")
     now = deps.clock()
     with deps.uow() as uow:
-        patient = uow.repo.patient_by_bsn_hash(_care_group_of(principal), bsn_hash(deps.bsn_pepper, normal))
+        patient = uow.repo.patient_by_bsn_hash(
+            _care_group_of(principal), bsn_hash(deps.bsn_pepper, normal)
+        )
         if patient is None:
             raise errors.PatientNotFound("no patient with this BSN in the care group")
-        _decide_and_log(uow, principal, patient, DataCategory.PATIENT_RECORD, Action.READ, "LOOKUP_PATIENT", now)
+        _decide_and_log(
+            deps,
+            uow,
+            principal,
+            patient,
+            DataCategory.PATIENT_RECORD,
+            Action.READ,
+            "LOOKUP_PATIENT",
+            now,
+        )
         uow.commit()
         return patient
 
@@ -604,10 +820,12 @@ def lookup_patient(deps: Deps, principal: Principal, bsn: str, purpose: str = ""
 def _may_manage_relationships(
     uow: UnitOfWork, principal: Principal, patient: Patient, organisation_id: str, now: dt.datetime
 ) -> bool:
-    """Admins of the care group; an organisation for itself; the coordinating practice for anyone."""
+    """Care-group admins; an organisation for itself; the coordinating practice for any."""
     if principal.roles & ADMIN_ROLES and _care_group_of(principal) == patient.care_group_id:
         return True
-    if not principal.roles & (RECORDING_ROLES | {"provider", "sport-coach", "municipality-officer"}):
+    if not principal.roles & (
+        RECORDING_ROLES | {"provider", "sport-coach", "municipality-officer"}
+    ):
         return False
     own = _org_id_of(principal)
     if own == organisation_id:
@@ -654,7 +872,8 @@ def create_care_relationship(
             )
         if org.type == OrganisationType.INSURER:
             raise InvalidArgument.single(
-                "care_relationship.organisation", "insurers have no care relationships",
+                "care_relationship.organisation",
+                "insurers have no care relationships",
                 "INSURER_NOT_ALLOWED",
             )
         allowed = _may_manage_relationships(uow, principal, patient, organisation_id, now)
@@ -666,21 +885,36 @@ def create_care_relationship(
         _append_log(
             uow,
             _log_entry(
-                event="CREATE_CARE_RELATIONSHIP", principal=principal, patient_id=patient.id,
-                care_group_id=patient.care_group_id, data_category=DataCategory.PATIENT_RECORD,
-                action=Action.CREATE, answer=answer, now=now,
+                event="CREATE_CARE_RELATIONSHIP",
+                principal=principal,
+                patient_id=patient.id,
+                care_group_id=patient.care_group_id,
+                data_category=DataCategory.PATIENT_RECORD,
+                action=Action.CREATE,
+                answer=answer,
+                now=now,
             ),
         )
         if not allowed:
             uow.commit()
             raise errors.AccessDenied("access denied", reason=answer.reason)
         rel = CareRelationship(
-            id=uuid.uuid4().hex, patient_id=patient.id, organisation_id=org.id, kind=kind.value,
-            start_time=start_time or now, end_time=end_time, create_time=now,
+            id=uuid.uuid4().hex,
+            patient_id=patient.id,
+            organisation_id=org.id,
+            kind=kind.value,
+            start_time=start_time or now,
+            end_time=end_time,
+            create_time=now,
         )
         uow.repo.add(rel)
-        _remember(uow, principal, request_id, "CreateCareRelationship",
-                  f"patients/{patient.id}/careRelationships/{rel.id}")
+        _remember(
+            uow,
+            principal,
+            request_id,
+            "CreateCareRelationship",
+            f"patients/{patient.id}/careRelationships/{rel.id}",
+        )
         uow.commit()
         return rel
 
@@ -693,8 +927,16 @@ def list_care_relationships(
         patient = _visible_patient(uow, principal, patient_id)
         if patient is None:
             raise errors.PatientNotFound("patient not found")
-        _decide_and_log(uow, principal, patient, DataCategory.PATIENT_RECORD, Action.READ,
-                        "LIST_CARE_RELATIONSHIPS", now)
+        _decide_and_log(
+            deps,
+            uow,
+            principal,
+            patient,
+            DataCategory.PATIENT_RECORD,
+            Action.READ,
+            "LIST_CARE_RELATIONSHIPS",
+            now,
+        )
         items = uow.repo.care_relationships(patient.id, after=after, limit=limit + 1)
         uow.commit()
         more = len(items) > limit
@@ -720,8 +962,11 @@ def end_care_relationship(
         _append_log(
             uow,
             _log_entry(
-                event="END_CARE_RELATIONSHIP", principal=principal, patient_id=patient.id,
-                care_group_id=patient.care_group_id, data_category=DataCategory.PATIENT_RECORD,
+                event="END_CARE_RELATIONSHIP",
+                principal=principal,
+                patient_id=patient.id,
+                care_group_id=patient.care_group_id,
+                data_category=DataCategory.PATIENT_RECORD,
                 action=Action.UPDATE,
                 answer=Answer(Decision.PERMIT, Basis.CARE_RELATIONSHIP, "RELATIONSHIP_MANAGER"),
                 now=now,
@@ -735,20 +980,31 @@ def end_care_relationship(
 
 
 def _consent_access(
-    uow: UnitOfWork, principal: Principal, patient: Patient, action: Action, event: str, now: dt.datetime
+    deps: Deps,
+    uow: UnitOfWork,
+    principal: Principal,
+    patient: Patient,
+    action: Action,
+    event: str,
+    now: dt.datetime,
 ) -> None:
     """The patient manages their own consent; clinicians with a care relationship may record
     and read it for the patient. Logged either way, so the patient sees who asked."""
     if principal.is_patient or principal.roles & RECORDING_ROLES:
-        _decide_and_log(uow, principal, patient, DataCategory.CONSENT, action, event, now)
+        _decide_and_log(deps, uow, principal, patient, DataCategory.CONSENT, action, event, now)
         return
     answer = Answer(Decision.DENY, Basis.NONE, "ROLE_NOT_PERMITTED")
     _append_log(
         uow,
         _log_entry(
-            event=event, principal=principal, patient_id=patient.id,
-            care_group_id=patient.care_group_id, data_category=DataCategory.CONSENT,
-            action=action, answer=answer, now=now,
+            event=event,
+            principal=principal,
+            patient_id=patient.id,
+            care_group_id=patient.care_group_id,
+            data_category=DataCategory.CONSENT,
+            action=action,
+            answer=answer,
+            now=now,
         ),
     )
     uow.commit()
@@ -768,7 +1024,9 @@ def _validate_consent(uow: UnitOfWork, data: ConsentInput, care_group_id: str) -
         elif org_id:
             org = uow.repo.organisation(org_id)
             if org is None or org.care_group_id != care_group_id:
-                v.add(f"consent.{side}.organisation", "unknown organisation", "UNKNOWN_ORGANISATION")
+                v.add(
+                    f"consent.{side}.organisation", "unknown organisation", "UNKNOWN_ORGANISATION"
+                )
     if data.start_time and data.end_time and data.end_time <= data.start_time:
         v.add("consent.end_time", "must be after start_time", "END_BEFORE_START")
     v.raise_if_any()
@@ -790,15 +1048,19 @@ def create_consent(
         if patient is None:
             raise errors.PatientNotFound("patient not found")
         _validate_consent(uow, data, patient.care_group_id)
-        _consent_access(uow, principal, patient, Action.CREATE, "CREATE_CONSENT", now)
+        _consent_access(deps, uow, principal, patient, Action.CREATE, "CREATE_CONSENT", now)
         assert data.data_category is not None
         consent = Consent(
             id=uuid.uuid4().hex,
             patient_id=patient.id,
-            record_holder_type=None if data.record_holder_id else data.record_holder_type and data.record_holder_type.value,
+            record_holder_type=None
+            if data.record_holder_id
+            else data.record_holder_type and data.record_holder_type.value,
             record_holder_id=data.record_holder_id or None,
             data_category=data.data_category.value,
-            requester_type=None if data.requester_id else data.requester_type and data.requester_type.value,
+            requester_type=None
+            if data.requester_id
+            else data.requester_type and data.requester_type.value,
             requester_id=data.requester_id or None,
             start_time=data.start_time or now,
             end_time=data.end_time,
@@ -809,10 +1071,21 @@ def create_consent(
         )
         uow.repo.add(consent)
         uow.repo.add(
-            ConsentEvent(consent_id=consent.id, patient_id=patient.id, type="given",
-                         actor=principal.responsible_user, event_time=now)
+            ConsentEvent(
+                consent_id=consent.id,
+                patient_id=patient.id,
+                type="given",
+                actor=principal.responsible_user,
+                event_time=now,
+            )
         )
-        _remember(uow, principal, request_id, "CreateConsent", f"patients/{patient.id}/consents/{consent.id}")
+        _remember(
+            uow,
+            principal,
+            request_id,
+            "CreateConsent",
+            f"patients/{patient.id}/consents/{consent.id}",
+        )
         uow.commit()
         return consent
 
@@ -824,7 +1097,7 @@ def get_consent(deps: Deps, principal: Principal, patient_id: str, consent_id: s
         consent = uow.repo.consent(patient_id, consent_id) if patient else None
         if patient is None or consent is None:
             raise errors.ConsentNotFound("consent not found")
-        _consent_access(uow, principal, patient, Action.READ, "GET_CONSENT", now)
+        _consent_access(deps, uow, principal, patient, Action.READ, "GET_CONSENT", now)
         uow.commit()
         return consent
 
@@ -837,7 +1110,7 @@ def list_consents(
         patient = _visible_patient(uow, principal, patient_id)
         if patient is None:
             raise errors.PatientNotFound("patient not found")
-        _consent_access(uow, principal, patient, Action.READ, "LIST_CONSENTS", now)
+        _consent_access(deps, uow, principal, patient, Action.READ, "LIST_CONSENTS", now)
         items = uow.repo.consents(patient.id, after=after, limit=limit + 1)
         uow.commit()
         more = len(items) > limit
@@ -854,7 +1127,7 @@ def withdraw_consent(
         consent = uow.repo.consent(patient_id, consent_id) if patient else None
         if patient is None or consent is None:
             raise errors.ConsentNotFound("consent not found")
-        _consent_access(uow, principal, patient, Action.UPDATE, "WITHDRAW_CONSENT", now)
+        _consent_access(deps, uow, principal, patient, Action.UPDATE, "WITHDRAW_CONSENT", now)
         if etag and etag != consent.etag:
             uow.commit()
             raise errors.EtagMismatch("the consent has changed; read it again")
@@ -865,8 +1138,13 @@ def withdraw_consent(
         consent.version += 1
         consent.update_time = now
         uow.repo.add(
-            ConsentEvent(consent_id=consent.id, patient_id=patient.id, type="withdrawn",
-                         actor=principal.responsible_user, event_time=now)
+            ConsentEvent(
+                consent_id=consent.id,
+                patient_id=patient.id,
+                type="withdrawn",
+                actor=principal.responsible_user,
+                event_time=now,
+            )
         )
         uow.commit()
         return consent
@@ -880,7 +1158,7 @@ def list_consent_events(
         patient = _visible_patient(uow, principal, patient_id)
         if patient is None:
             raise errors.PatientNotFound("patient not found")
-        _consent_access(uow, principal, patient, Action.READ, "LIST_CONSENT_EVENTS", now)
+        _consent_access(deps, uow, principal, patient, Action.READ, "LIST_CONSENT_EVENTS", now)
         items = uow.repo.consent_events(patient.id, after, limit + 1)
         uow.commit()
         more = len(items) > limit
@@ -908,16 +1186,23 @@ def list_access_log(
         else:
             allowed = "auditor" in principal.roles
         answer = (
-            Answer(Decision.PERMIT, Basis.SELF if principal.is_patient else Basis.AUDIT, "LOG_READER")
+            Answer(
+                Decision.PERMIT, Basis.SELF if principal.is_patient else Basis.AUDIT, "LOG_READER"
+            )
             if allowed
             else Answer(Decision.DENY, Basis.NONE, "NOT_LOG_READER")
         )
         _append_log(
             uow,
             _log_entry(
-                event="LIST_ACCESS_LOG", principal=principal, patient_id=patient_id or "*",
-                care_group_id=care_group_id, data_category=DataCategory.ACCESS_LOG,
-                action=Action.READ, answer=answer, now=now,
+                event="LIST_ACCESS_LOG",
+                principal=principal,
+                patient_id=patient_id or "*",
+                care_group_id=care_group_id,
+                data_category=DataCategory.ACCESS_LOG,
+                action=Action.READ,
+                answer=answer,
+                now=now,
             ),
         )
         uow.commit()
@@ -928,43 +1213,52 @@ def list_access_log(
         )
         more = len(items) > limit
         items = items[:limit]
-        return Page(items, items[-1].sequence if more and items else None)
+        return Page(items, items[-1].id if more and items else None)
 
 
 @dataclass(frozen=True)
 class Verification:
     intact: bool
     checked: int
+    # The id of the first entry (in id order) found altered, removed before, or out of its
+    # chain; 0 when intact. A removed last entry is reported as its stripe's head.
     first_broken: int
+    broken_stripes: tuple[int, ...] = ()
 
 
 def verify_access_log(deps: Deps, principal: Principal) -> Verification:
-    """Recomputes every entry's hash and link; reports the first entry that does not match."""
+    """Walks every stripe's chain: consecutive sequences, each link equal to the previous
+    entry's hash, each hash recomputed from the content, and the chain's end equal to the
+    stripe's head."""
     if not principal.roles & VERIFY_ROLES:
         raise errors.RoleNotPermitted("only auditors may verify the access log")
-    from identity.models import GENESIS_HASH
-
-    previous = GENESIS_HASH
-    expected_sequence = 1
     checked = 0
-    after = 0
+    broken: list[tuple[int, int]] = []  # (entry id, stripe)
     with deps.uow() as uow:
-        while True:
-            chunk = uow.repo.access_log_chunk(after, VERIFY_CHUNK)
-            if not chunk:
-                head = uow.repo.log_head()
-                if head is not None and (head.last_sequence != checked or head.last_hash != previous):
-                    # Entries at the end were removed, or the head was moved.
-                    return Verification(False, checked, checked + 1)
-                return Verification(True, checked, 0)
-            for entry in chunk:
-                if (
-                    entry.sequence != expected_sequence
-                    or entry.previous_hash != previous
-                    or entry.compute_hash() != entry.entry_hash
-                ):
-                    return Verification(False, checked, expected_sequence)
-                previous = entry.entry_hash
-                expected_sequence += 1
-                checked += 1
-            after = chunk[-1].sequence
+        for head in uow.repo.log_heads():
+            previous, expected, after, bad_id = GENESIS_HASH, 1, 0, 0
+            while not bad_id:
+                chunk = uow.repo.access_log_chunk(head.id, after, VERIFY_CHUNK)
+                if not chunk:
+                    break
+                for entry in chunk:
+                    checked += 1
+                    if (
+                        entry.sequence != expected
+                        or entry.previous_hash != previous
+                        or chain_hash(entry.previous_hash, entry.canonical()) != entry.entry_hash
+                    ):
+                        bad_id = entry.id
+                        break
+                    previous, expected = entry.entry_hash, expected + 1
+                after = chunk[-1].sequence
+            if not bad_id and (head.last_sequence != expected - 1 or head.last_hash != previous):
+                bad_id = -1  # entries were removed from the end, or the head was moved
+            if bad_id:
+                broken.append((bad_id if bad_id > 0 else 2**62, head.id))
+    if not broken:
+        return Verification(True, checked, 0)
+    first = min(broken)
+    return Verification(
+        False, checked, first[0] if first[0] != 2**62 else 0, tuple(s for _, s in sorted(broken))
+    )

@@ -3,13 +3,14 @@ domain errors are mapped by the error interceptor."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, TypeVar
 
 import grpc
+
 from carenet.identity.v1 import identity_pb2 as pb
 from carenet.identity.v1 import identity_service_pb2 as rpc
 from carenet.identity.v1 import identity_service_pb2_grpc as rpc_grpc
-
 from identity import models, service
 from identity.policy import Basis, Decision
 from servicekit import names, paging
@@ -69,7 +70,7 @@ CONSENT_STATES_OUT = {
 T = TypeVar("T")
 
 
-def _enum(mapping: dict[int, T], value: int, field: str) -> T | None:
+def _enum(mapping: Mapping[Any, T], value: int, field: str) -> T | None:
     if value == 0:
         return None
     if value not in mapping:
@@ -146,8 +147,9 @@ def consent_pb(consent: models.Consent, now: Any) -> pb.Consent:
 
 def log_entry_pb(entry: models.AccessLogEntry) -> pb.AccessLogEntry:
     return pb.AccessLogEntry(
-        name=f"accessLogEntries/{entry.sequence}",
+        name=f"accessLogEntries/{entry.id}",
         sequence=entry.sequence,
+        stripe=entry.stripe,
         event=entry.event,
         event_time=to_proto(entry.event_time),
         patient=f"patients/{entry.patient_id}" if entry.patient_id != "*" else "",
@@ -185,7 +187,9 @@ def _organisation_input(org: pb.Organisation) -> service.OrganisationInput:
     )
 
 
-def _selector(sel: pb.OrganisationSelector, field: str) -> tuple[models.OrganisationType | None, str]:
+def _selector(
+    sel: pb.OrganisationSelector, field: str
+) -> tuple[models.OrganisationType | None, str]:
     which = sel.WhichOneof("selector")
     if which == "organisation":
         return None, _org_ref(sel.organisation, f"{field}.organisation")
@@ -225,53 +229,86 @@ class IdentityServicer(rpc_grpc.IdentityServiceServicer):
     def __init__(self, deps: service.Deps) -> None:
         self.deps = deps
 
-    def CreateOrganisation(self, request: rpc.CreateOrganisationRequest, context: grpc.ServicerContext) -> pb.Organisation:
+    def CreateOrganisation(
+        self, request: rpc.CreateOrganisationRequest, context: grpc.ServicerContext
+    ) -> pb.Organisation:
         org = service.create_organisation(
-            self.deps, current_principal(), _organisation_input(request.organisation),
-            request.organisation_id, provision_service_account=request.provision_service_account,
+            self.deps,
+            current_principal(),
+            _organisation_input(request.organisation),
+            request.organisation_id,
+            provision_service_account=request.provision_service_account,
             request_id=request.request_id,
         )
         return organisation_pb(org)
 
-    def GetOrganisation(self, request: rpc.GetOrganisationRequest, context: grpc.ServicerContext) -> pb.Organisation:
+    def GetOrganisation(
+        self, request: rpc.GetOrganisationRequest, context: grpc.ServicerContext
+    ) -> pb.Organisation:
         org_id = names.parse_one(request.name, "organisations")
         return organisation_pb(service.get_organisation(self.deps, current_principal(), org_id))
 
-    def ListOrganisations(self, request: rpc.ListOrganisationsRequest, context: grpc.ServicerContext) -> rpc.ListOrganisationsResponse:
+    def ListOrganisations(
+        self, request: rpc.ListOrganisationsRequest, context: grpc.ServicerContext
+    ) -> rpc.ListOrganisationsResponse:
         type_ = _enum(ORG_TYPES, request.type, "type")
         pager = _Pager(request, "orgs", request.type)
-        page = service.list_organisations(self.deps, current_principal(), type_, pager.after(None), pager.size)
+        page = service.list_organisations(
+            self.deps, current_principal(), type_, pager.after(None), pager.size
+        )
         return rpc.ListOrganisationsResponse(
-            organisations=[organisation_pb(o) for o in page.items], next_page_token=pager.next_token(page.last)
+            organisations=[organisation_pb(o) for o in page.items],
+            next_page_token=pager.next_token(page.last),
         )
 
-    def UpdateOrganisation(self, request: rpc.UpdateOrganisationRequest, context: grpc.ServicerContext) -> pb.Organisation:
-        org_id = names.parse_one(request.organisation.name, "organisations", field="organisation.name")
+    def UpdateOrganisation(
+        self, request: rpc.UpdateOrganisationRequest, context: grpc.ServicerContext
+    ) -> pb.Organisation:
+        org_id = names.parse_one(
+            request.organisation.name, "organisations", field="organisation.name"
+        )
         data = _organisation_input(request.organisation)
-        org = service.update_organisation(self.deps, current_principal(), org_id, data, list(request.update_mask.paths))
+        org = service.update_organisation(
+            self.deps, current_principal(), org_id, data, list(request.update_mask.paths)
+        )
         return organisation_pb(org)
 
-    def RegisterPatient(self, request: rpc.RegisterPatientRequest, context: grpc.ServicerContext) -> pb.Patient:
+    def RegisterPatient(
+        self, request: rpc.RegisterPatientRequest, context: grpc.ServicerContext
+    ) -> pb.Patient:
         patient = service.register_patient(
             self.deps, current_principal(), request.bsn, request.patient_id, request.request_id
         )
         return patient_pb(patient)
 
-    def GetPatient(self, request: rpc.GetPatientRequest, context: grpc.ServicerContext) -> pb.Patient:
+    def GetPatient(
+        self, request: rpc.GetPatientRequest, context: grpc.ServicerContext
+    ) -> pb.Patient:
         patient_id = names.parse_one(request.name, "patients")
         return patient_pb(service.get_patient(self.deps, current_principal(), patient_id))
 
-    def LookupPatient(self, request: rpc.LookupPatientRequest, context: grpc.ServicerContext) -> pb.Patient:
-        return patient_pb(service.lookup_patient(self.deps, current_principal(), request.bsn, request.purpose))
+    def LookupPatient(
+        self, request: rpc.LookupPatientRequest, context: grpc.ServicerContext
+    ) -> pb.Patient:
+        return patient_pb(
+            service.lookup_patient(self.deps, current_principal(), request.bsn, request.purpose)
+        )
 
-    def CreateCareRelationship(self, request: rpc.CreateCareRelationshipRequest, context: grpc.ServicerContext) -> pb.CareRelationship:
+    def CreateCareRelationship(
+        self, request: rpc.CreateCareRelationshipRequest, context: grpc.ServicerContext
+    ) -> pb.CareRelationship:
         patient_id = names.parse_one(request.parent, "patients", field="parent")
         rel = request.care_relationship
         org_id = _org_ref(rel.organisation, "care_relationship.organisation")
         if not org_id:
-            raise InvalidArgument.single("care_relationship.organisation", "is required", "ORGANISATION_REQUIRED")
+            raise InvalidArgument.single(
+                "care_relationship.organisation", "is required", "ORGANISATION_REQUIRED"
+            )
         created = service.create_care_relationship(
-            self.deps, current_principal(), patient_id, org_id,
+            self.deps,
+            current_principal(),
+            patient_id,
+            org_id,
             _enum(KINDS, rel.kind, "care_relationship.kind"),
             from_proto(rel.start_time, rel.HasField("start_time")),
             from_proto(rel.end_time, rel.HasField("end_time")),
@@ -279,23 +316,35 @@ class IdentityServicer(rpc_grpc.IdentityServiceServicer):
         )
         return relationship_pb(created)
 
-    def ListCareRelationships(self, request: rpc.ListCareRelationshipsRequest, context: grpc.ServicerContext) -> rpc.ListCareRelationshipsResponse:
+    def ListCareRelationships(
+        self, request: rpc.ListCareRelationshipsRequest, context: grpc.ServicerContext
+    ) -> rpc.ListCareRelationshipsResponse:
         patient_id = names.parse_one(request.parent, "patients", field="parent")
         pager = _Pager(request, "rels", patient_id)
-        page = service.list_care_relationships(self.deps, current_principal(), patient_id, pager.after(None), pager.size)
+        page = service.list_care_relationships(
+            self.deps, current_principal(), patient_id, pager.after(None), pager.size
+        )
         return rpc.ListCareRelationshipsResponse(
-            care_relationships=[relationship_pb(r) for r in page.items], next_page_token=pager.next_token(page.last)
+            care_relationships=[relationship_pb(r) for r in page.items],
+            next_page_token=pager.next_token(page.last),
         )
 
-    def EndCareRelationship(self, request: rpc.EndCareRelationshipRequest, context: grpc.ServicerContext) -> pb.CareRelationship:
+    def EndCareRelationship(
+        self, request: rpc.EndCareRelationshipRequest, context: grpc.ServicerContext
+    ) -> pb.CareRelationship:
         patient_id, rel_id = names.parse(request.name, "patients", "careRelationships")
         rel = service.end_care_relationship(
-            self.deps, current_principal(), patient_id, rel_id,
+            self.deps,
+            current_principal(),
+            patient_id,
+            rel_id,
             from_proto(request.end_time, request.HasField("end_time")),
         )
         return relationship_pb(rel)
 
-    def CreateConsent(self, request: rpc.CreateConsentRequest, context: grpc.ServicerContext) -> pb.Consent:
+    def CreateConsent(
+        self, request: rpc.CreateConsentRequest, context: grpc.ServicerContext
+    ) -> pb.Consent:
         patient_id = names.parse_one(request.parent, "patients", field="parent")
         c = request.consent
         holder_type, holder_id = _selector(c.record_holder, "consent.record_holder")
@@ -309,44 +358,67 @@ class IdentityServicer(rpc_grpc.IdentityServiceServicer):
             start_time=from_proto(c.start_time, c.HasField("start_time")),
             end_time=from_proto(c.end_time, c.HasField("end_time")),
         )
-        consent = service.create_consent(self.deps, current_principal(), patient_id, data, request.request_id)
+        consent = service.create_consent(
+            self.deps, current_principal(), patient_id, data, request.request_id
+        )
         return consent_pb(consent, self.deps.clock())
 
-    def GetConsent(self, request: rpc.GetConsentRequest, context: grpc.ServicerContext) -> pb.Consent:
+    def GetConsent(
+        self, request: rpc.GetConsentRequest, context: grpc.ServicerContext
+    ) -> pb.Consent:
         patient_id, consent_id = names.parse(request.name, "patients", "consents")
         consent = service.get_consent(self.deps, current_principal(), patient_id, consent_id)
         return consent_pb(consent, self.deps.clock())
 
-    def ListConsents(self, request: rpc.ListConsentsRequest, context: grpc.ServicerContext) -> rpc.ListConsentsResponse:
+    def ListConsents(
+        self, request: rpc.ListConsentsRequest, context: grpc.ServicerContext
+    ) -> rpc.ListConsentsResponse:
         patient_id = names.parse_one(request.parent, "patients", field="parent")
         pager = _Pager(request, "consents", patient_id)
-        page = service.list_consents(self.deps, current_principal(), patient_id, pager.after(None), pager.size)
+        page = service.list_consents(
+            self.deps, current_principal(), patient_id, pager.after(None), pager.size
+        )
         now = self.deps.clock()
         return rpc.ListConsentsResponse(
-            consents=[consent_pb(c, now) for c in page.items], next_page_token=pager.next_token(page.last)
+            consents=[consent_pb(c, now) for c in page.items],
+            next_page_token=pager.next_token(page.last),
         )
 
-    def WithdrawConsent(self, request: rpc.WithdrawConsentRequest, context: grpc.ServicerContext) -> pb.Consent:
+    def WithdrawConsent(
+        self, request: rpc.WithdrawConsentRequest, context: grpc.ServicerContext
+    ) -> pb.Consent:
         patient_id, consent_id = names.parse(request.name, "patients", "consents")
-        consent = service.withdraw_consent(self.deps, current_principal(), patient_id, consent_id, request.etag)
+        consent = service.withdraw_consent(
+            self.deps, current_principal(), patient_id, consent_id, request.etag
+        )
         return consent_pb(consent, self.deps.clock())
 
-    def ListConsentEvents(self, request: rpc.ListConsentEventsRequest, context: grpc.ServicerContext) -> rpc.ListConsentEventsResponse:
+    def ListConsentEvents(
+        self, request: rpc.ListConsentEventsRequest, context: grpc.ServicerContext
+    ) -> rpc.ListConsentEventsResponse:
         patient_id = names.parse_one(request.parent, "patients", field="parent")
         pager = _Pager(request, "consent-events", patient_id)
-        page = service.list_consent_events(self.deps, current_principal(), patient_id, int(pager.after(0)), pager.size)
+        page = service.list_consent_events(
+            self.deps, current_principal(), patient_id, int(pager.after(0)), pager.size
+        )
         events = [
             pb.ConsentEvent(
                 consent=f"patients/{e.patient_id}/consents/{e.consent_id}",
-                type=pb.CONSENT_EVENT_TYPE_GIVEN if e.type == "given" else pb.CONSENT_EVENT_TYPE_WITHDRAWN,
+                type=pb.CONSENT_EVENT_TYPE_GIVEN
+                if e.type == "given"
+                else pb.CONSENT_EVENT_TYPE_WITHDRAWN,
                 actor=e.actor,
                 event_time=to_proto(e.event_time),
             )
             for e in page.items
         ]
-        return rpc.ListConsentEventsResponse(consent_events=events, next_page_token=pager.next_token(page.last))
+        return rpc.ListConsentEventsResponse(
+            consent_events=events, next_page_token=pager.next_token(page.last)
+        )
 
-    def Authorize(self, request: rpc.AuthorizeRequest, context: grpc.ServicerContext) -> rpc.AuthorizeResponse:
+    def Authorize(
+        self, request: rpc.AuthorizeRequest, context: grpc.ServicerContext
+    ) -> rpc.AuthorizeResponse:
         patient_id = names.parse_one(request.patient, "patients", field="patient")
         ctx = request.referral_context
         data = service.AuthorizeInput(
@@ -358,7 +430,9 @@ class IdentityServicer(rpc_grpc.IdentityServiceServicer):
             record_holder_id=_org_ref(request.record_holder, "record_holder"),
             subject=_subject(request.subject) if request.HasField("subject") else None,
             referral_id=ctx.referral,
-            referral_target_id=_org_ref(ctx.target_organisation, "referral_context.target_organisation"),
+            referral_target_id=_org_ref(
+                ctx.target_organisation, "referral_context.target_organisation"
+            ),
             access_point=request.access_point,
         )
         result = service.authorize(self.deps, current_principal(), data)
@@ -371,16 +445,60 @@ class IdentityServicer(rpc_grpc.IdentityServiceServicer):
             care_group=f"organisations/{result.care_group_id}",
         )
 
-    def ListAccessLogEntries(self, request: rpc.ListAccessLogEntriesRequest, context: grpc.ServicerContext) -> rpc.ListAccessLogEntriesResponse:
-        patient_id = names.parse_one(request.patient, "patients", field="patient") if request.patient else ""
-        pager = _Pager(request, "log", patient_id)
-        page = service.list_access_log(self.deps, current_principal(), patient_id, int(pager.after(0)), pager.size)
-        return rpc.ListAccessLogEntriesResponse(
-            access_log_entries=[log_entry_pb(e) for e in page.items], next_page_token=pager.next_token(page.last)
+    def BatchAuthorize(
+        self, request: rpc.BatchAuthorizeRequest, context: grpc.ServicerContext
+    ) -> rpc.BatchAuthorizeResponse:
+        patient_ids = [
+            names.parse_one(p, "patients", field=f"patients[{i}]")
+            for i, p in enumerate(request.patients)
+        ]
+        data = service.AuthorizeInput(
+            patient_id="",
+            data_category=_enum(CATEGORIES, request.data_category, "data_category"),
+            action=_enum(ACTIONS, request.action, "action"),
+            purpose=request.purpose,
+            record_holder_id=_org_ref(request.record_holder, "record_holder"),
+            subject=_subject(request.subject) if request.HasField("subject") else None,
+            access_point=request.access_point,
+        )
+        decisions = service.batch_authorize(self.deps, current_principal(), patient_ids, data)
+        return rpc.BatchAuthorizeResponse(
+            decisions=[
+                rpc.PatientDecision(
+                    patient=f"patients/{d.patient_id}",
+                    decision=DECISIONS_OUT[d.answer.decision.value],
+                    basis=BASES_OUT[d.answer.basis.value],
+                    reason=d.answer.reason,
+                    access_log_entry=f"accessLogEntries/{d.sequence}",
+                )
+                for d in decisions
+            ]
         )
 
-    def VerifyAccessLog(self, request: rpc.VerifyAccessLogRequest, context: grpc.ServicerContext) -> rpc.VerifyAccessLogResponse:
+    def ListAccessLogEntries(
+        self, request: rpc.ListAccessLogEntriesRequest, context: grpc.ServicerContext
+    ) -> rpc.ListAccessLogEntriesResponse:
+        patient_id = (
+            names.parse_one(request.patient, "patients", field="patient") if request.patient else ""
+        )
+        pager = _Pager(request, "log", patient_id)
+        page = service.list_access_log(
+            self.deps, current_principal(), patient_id, int(pager.after(0)), pager.size
+        )
+        return rpc.ListAccessLogEntriesResponse(
+            access_log_entries=[log_entry_pb(e) for e in page.items],
+            next_page_token=pager.next_token(page.last),
+        )
+
+    def VerifyAccessLog(
+        self, request: rpc.VerifyAccessLogRequest, context: grpc.ServicerContext
+    ) -> rpc.VerifyAccessLogResponse:
         result = service.verify_access_log(self.deps, current_principal())
         return rpc.VerifyAccessLogResponse(
-            intact=result.intact, entries_checked=result.checked, first_broken_sequence=result.first_broken
+            intact=result.intact,
+            entries_checked=result.checked,
+            first_broken_entry=f"accessLogEntries/{result.first_broken}"
+            if result.first_broken
+            else "",
+            broken_stripes=list(result.broken_stripes),
         )

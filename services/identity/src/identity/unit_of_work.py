@@ -2,14 +2,46 @@
 
 from __future__ import annotations
 
-from sqlalchemy.orm import Session
+import itertools
+import threading
 
+from sqlalchemy.orm import Session, sessionmaker
+
+from identity.models import MAX_LOG_STRIPES
 from identity.repository import IdentityRepository
 from servicekit.uow import SqlAlchemyUnitOfWork
 
 
+class LogStripes:
+    """Which access-log hash chain a thread appends to. Threads take stripes in turn, so
+    concurrent appends from one process rarely wait for each other's commit."""
+
+    def __init__(self, count: int) -> None:
+        if not 1 <= count <= MAX_LOG_STRIPES:
+            raise ValueError(f"access-log stripes must be 1..{MAX_LOG_STRIPES}")
+        self.count = count
+        self._next = itertools.count()
+        self._local = threading.local()
+
+    def current(self) -> int:
+        stripe: int | None = getattr(self._local, "stripe", None)
+        if stripe is None:
+            stripe = next(self._next) % self.count
+            self._local.stripe = stripe
+        return stripe
+
+
 class UnitOfWork(SqlAlchemyUnitOfWork):
     repo: IdentityRepository
+
+    def __init__(self, session_factory: sessionmaker[Session], stripes: LogStripes | None = None):
+        super().__init__(session_factory)
+        self._stripes = stripes
+
+    @property
+    def log_stripe(self) -> int:
+        """The access-log stripe this unit of work appends to."""
+        return self._stripes.current() if self._stripes else 0
 
     def _start(self, session: Session) -> None:
         self.repo = IdentityRepository(session)

@@ -504,7 +504,7 @@ Global___Subject: _TypeAlias = Subject  # noqa: Y015
 
 @_typing.final
 class AccessLogEntry(_message.Message):
-    """One NEN 7513 access-log entry. Entries are append-only and hash-chained."""
+    """One NEN 7513 access-log entry. Entries are append-only and hash-chained per stripe."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -529,8 +529,11 @@ class AccessLogEntry(_message.Message):
     CARE_GROUP_FIELD_NUMBER: _builtins.int
     PREVIOUS_HASH_FIELD_NUMBER: _builtins.int
     ENTRY_HASH_FIELD_NUMBER: _builtins.int
+    STRIPE_FIELD_NUMBER: _builtins.int
     name: _builtins.str
+    """`accessLogEntries/{id}`; ids order all entries."""
     sequence: _builtins.int
+    """The entry's position in its stripe's hash chain."""
     event: _builtins.str
     """What happened, e.g. `AUTHORIZE`, `LIST_ACCESS_LOG`, `LOOKUP_PATIENT`."""
     patient: _builtins.str
@@ -551,7 +554,11 @@ class AccessLogEntry(_message.Message):
     """The system or client through which access took place."""
     care_group: _builtins.str
     previous_hash: _builtins.str
+    """The hash of the previous entry of the same stripe (64 zeros for the first)."""
     entry_hash: _builtins.str
+    """SHA-256 (hex) over previous_hash followed by the entry's canonical JSON content."""
+    stripe: _builtins.int
+    """The log is striped over several hash chains so that appends can run in parallel."""
     @_builtins.property
     def event_time(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -580,10 +587,11 @@ class AccessLogEntry(_message.Message):
         care_group: _builtins.str = ...,
         previous_hash: _builtins.str = ...,
         entry_hash: _builtins.str = ...,
+        stripe: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["event_time", b"event_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["access_point", b"access_point", "action", b"action", "basis", b"basis", "care_group", b"care_group", "data_category", b"data_category", "decision", b"decision", "emergency", b"emergency", "emergency_reason", b"emergency_reason", "entry_hash", b"entry_hash", "event", b"event", "event_time", b"event_time", "name", b"name", "organisation", b"organisation", "patient", b"patient", "previous_hash", b"previous_hash", "purpose", b"purpose", "reason", b"reason", "responsible_user", b"responsible_user", "roles", b"roles", "sequence", b"sequence", "user", b"user"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["access_point", b"access_point", "action", b"action", "basis", b"basis", "care_group", b"care_group", "data_category", b"data_category", "decision", b"decision", "emergency", b"emergency", "emergency_reason", b"emergency_reason", "entry_hash", b"entry_hash", "event", b"event", "event_time", b"event_time", "name", b"name", "organisation", b"organisation", "patient", b"patient", "previous_hash", b"previous_hash", "purpose", b"purpose", "reason", b"reason", "responsible_user", b"responsible_user", "roles", b"roles", "sequence", b"sequence", "stripe", b"stripe", "user", b"user"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -592,6 +592,98 @@ class AuthorizeResponse(_message.Message):
 Global___AuthorizeResponse: _TypeAlias = AuthorizeResponse  # noqa: Y015
 
 @_typing.final
+class BatchAuthorizeRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PATIENTS_FIELD_NUMBER: _builtins.int
+    DATA_CATEGORY_FIELD_NUMBER: _builtins.int
+    ACTION_FIELD_NUMBER: _builtins.int
+    PURPOSE_FIELD_NUMBER: _builtins.int
+    RECORD_HOLDER_FIELD_NUMBER: _builtins.int
+    SUBJECT_FIELD_NUMBER: _builtins.int
+    ACCESS_POINT_FIELD_NUMBER: _builtins.int
+    data_category: _identity_pb2.DataCategory.ValueType
+    action: _identity_pb2.Action.ValueType
+    purpose: _builtins.str
+    record_holder: _builtins.str
+    access_point: _builtins.str
+    @_builtins.property
+    def patients(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """`patients/{patient}`, at most 1000."""
+
+    @_builtins.property
+    def subject(self) -> _identity_pb2.Subject: ...
+    def __init__(
+        self,
+        *,
+        patients: _abc.Iterable[_builtins.str] | None = ...,
+        data_category: _identity_pb2.DataCategory.ValueType = ...,
+        action: _identity_pb2.Action.ValueType = ...,
+        purpose: _builtins.str = ...,
+        record_holder: _builtins.str = ...,
+        subject: _identity_pb2.Subject | None = ...,
+        access_point: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["subject", b"subject"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["access_point", b"access_point", "action", b"action", "data_category", b"data_category", "patients", b"patients", "purpose", b"purpose", "record_holder", b"record_holder", "subject", b"subject"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BatchAuthorizeRequest: _TypeAlias = BatchAuthorizeRequest  # noqa: Y015
+
+@_typing.final
+class PatientDecision(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PATIENT_FIELD_NUMBER: _builtins.int
+    DECISION_FIELD_NUMBER: _builtins.int
+    BASIS_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    ACCESS_LOG_ENTRY_FIELD_NUMBER: _builtins.int
+    patient: _builtins.str
+    decision: _identity_pb2.Decision.ValueType
+    basis: _identity_pb2.Basis.ValueType
+    reason: _builtins.str
+    access_log_entry: _builtins.str
+    def __init__(
+        self,
+        *,
+        patient: _builtins.str = ...,
+        decision: _identity_pb2.Decision.ValueType = ...,
+        basis: _identity_pb2.Basis.ValueType = ...,
+        reason: _builtins.str = ...,
+        access_log_entry: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["access_log_entry", b"access_log_entry", "basis", b"basis", "decision", b"decision", "patient", b"patient", "reason", b"reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PatientDecision: _TypeAlias = PatientDecision  # noqa: Y015
+
+@_typing.final
+class BatchAuthorizeResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DECISIONS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def decisions(self) -> _containers.RepeatedCompositeFieldContainer[Global___PatientDecision]: ...
+    def __init__(
+        self,
+        *,
+        decisions: _abc.Iterable[Global___PatientDecision] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["decisions", b"decisions"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BatchAuthorizeResponse: _TypeAlias = BatchAuthorizeResponse  # noqa: Y015
+
+@_typing.final
 class ListAccessLogEntriesRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -661,21 +753,29 @@ class VerifyAccessLogResponse(_message.Message):
 
     INTACT_FIELD_NUMBER: _builtins.int
     ENTRIES_CHECKED_FIELD_NUMBER: _builtins.int
-    FIRST_BROKEN_SEQUENCE_FIELD_NUMBER: _builtins.int
+    FIRST_BROKEN_ENTRY_FIELD_NUMBER: _builtins.int
+    BROKEN_STRIPES_FIELD_NUMBER: _builtins.int
     intact: _builtins.bool
     entries_checked: _builtins.int
-    first_broken_sequence: _builtins.int
-    """The first entry whose hash does not match, if any."""
+    first_broken_entry: _builtins.str
+    """The first entry (in id order) that was altered or whose predecessor was removed;
+    empty when intact, or when only a stripe's last entries were removed.
+    """
+    @_builtins.property
+    def broken_stripes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+        """The stripes whose chain is broken."""
+
     def __init__(
         self,
         *,
         intact: _builtins.bool = ...,
         entries_checked: _builtins.int = ...,
-        first_broken_sequence: _builtins.int = ...,
+        first_broken_entry: _builtins.str = ...,
+        broken_stripes: _abc.Iterable[_builtins.int] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["entries_checked", b"entries_checked", "first_broken_sequence", b"first_broken_sequence", "intact", b"intact"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["broken_stripes", b"broken_stripes", "entries_checked", b"entries_checked", "first_broken_entry", b"first_broken_entry", "intact", b"intact"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -117,6 +117,11 @@ class IdentityServiceStub:
                 request_serializer=carenet_dot_identity_dot_v1_dot_identity__service__pb2.AuthorizeRequest.SerializeToString,
                 response_deserializer=carenet_dot_identity_dot_v1_dot_identity__service__pb2.AuthorizeResponse.FromString,
                 _registered_method=True)
+        self.BatchAuthorize = channel.unary_unary(
+                '/carenet.identity.v1.IdentityService/BatchAuthorize',
+                request_serializer=carenet_dot_identity_dot_v1_dot_identity__service__pb2.BatchAuthorizeRequest.SerializeToString,
+                response_deserializer=carenet_dot_identity_dot_v1_dot_identity__service__pb2.BatchAuthorizeResponse.FromString,
+                _registered_method=True)
         self.ListAccessLogEntries = channel.unary_unary(
                 '/carenet.identity.v1.IdentityService/ListAccessLogEntries',
                 request_serializer=carenet_dot_identity_dot_v1_dot_identity__service__pb2.ListAccessLogEntriesRequest.SerializeToString,
@@ -234,6 +239,14 @@ class IdentityServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def BatchAuthorize(self, request, context):
+        """Authorize for many patients at once (bulk ingest): one decision and one access-log
+        entry per patient. Unknown patients are denied with reason PATIENT_NOT_FOUND.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ListAccessLogEntries(self, request, context):
         """Lists access-log entries: a patient their own, an auditor any. Reading is logged.
         """
@@ -242,7 +255,7 @@ class IdentityServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def VerifyAccessLog(self, request, context):
-        """Recomputes the hash chain and reports the first entry that does not match.
+        """Recomputes every stripe's hash chain and reports where it is broken.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -330,6 +343,11 @@ def add_IdentityServiceServicer_to_server(servicer, server):
                     servicer.Authorize,
                     request_deserializer=carenet_dot_identity_dot_v1_dot_identity__service__pb2.AuthorizeRequest.FromString,
                     response_serializer=carenet_dot_identity_dot_v1_dot_identity__service__pb2.AuthorizeResponse.SerializeToString,
+            ),
+            'BatchAuthorize': grpc.unary_unary_rpc_method_handler(
+                    servicer.BatchAuthorize,
+                    request_deserializer=carenet_dot_identity_dot_v1_dot_identity__service__pb2.BatchAuthorizeRequest.FromString,
+                    response_serializer=carenet_dot_identity_dot_v1_dot_identity__service__pb2.BatchAuthorizeResponse.SerializeToString,
             ),
             'ListAccessLogEntries': grpc.unary_unary_rpc_method_handler(
                     servicer.ListAccessLogEntries,
@@ -776,6 +794,33 @@ class IdentityService:
             '/carenet.identity.v1.IdentityService/Authorize',
             carenet_dot_identity_dot_v1_dot_identity__service__pb2.AuthorizeRequest.SerializeToString,
             carenet_dot_identity_dot_v1_dot_identity__service__pb2.AuthorizeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def BatchAuthorize(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/carenet.identity.v1.IdentityService/BatchAuthorize',
+            carenet_dot_identity_dot_v1_dot_identity__service__pb2.BatchAuthorizeRequest.SerializeToString,
+            carenet_dot_identity_dot_v1_dot_identity__service__pb2.BatchAuthorizeResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -57,10 +57,14 @@ class IdentityServiceStub:
     ListConsentEvents: _grpc.UnaryUnaryMultiCallable[_identity_service_pb2.ListConsentEventsRequest, _identity_service_pb2.ListConsentEventsResponse]
     Authorize: _grpc.UnaryUnaryMultiCallable[_identity_service_pb2.AuthorizeRequest, _identity_service_pb2.AuthorizeResponse]
     """Decides whether a subject may act on a patient's data, and logs the decision."""
+    BatchAuthorize: _grpc.UnaryUnaryMultiCallable[_identity_service_pb2.BatchAuthorizeRequest, _identity_service_pb2.BatchAuthorizeResponse]
+    """Authorize for many patients at once (bulk ingest): one decision and one access-log
+    entry per patient. Unknown patients are denied with reason PATIENT_NOT_FOUND.
+    """
     ListAccessLogEntries: _grpc.UnaryUnaryMultiCallable[_identity_service_pb2.ListAccessLogEntriesRequest, _identity_service_pb2.ListAccessLogEntriesResponse]
     """Lists access-log entries: a patient their own, an auditor any. Reading is logged."""
     VerifyAccessLog: _grpc.UnaryUnaryMultiCallable[_identity_service_pb2.VerifyAccessLogRequest, _identity_service_pb2.VerifyAccessLogResponse]
-    """Recomputes the hash chain and reports the first entry that does not match."""
+    """Recomputes every stripe's hash chain and reports where it is broken."""
 
 @_typing.type_check_only
 class IdentityServiceAsyncStub(IdentityServiceStub):
@@ -90,10 +94,14 @@ class IdentityServiceAsyncStub(IdentityServiceStub):
     ListConsentEvents: _aio.UnaryUnaryMultiCallable[_identity_service_pb2.ListConsentEventsRequest, _identity_service_pb2.ListConsentEventsResponse]  # type: ignore[assignment]
     Authorize: _aio.UnaryUnaryMultiCallable[_identity_service_pb2.AuthorizeRequest, _identity_service_pb2.AuthorizeResponse]  # type: ignore[assignment]
     """Decides whether a subject may act on a patient's data, and logs the decision."""
+    BatchAuthorize: _aio.UnaryUnaryMultiCallable[_identity_service_pb2.BatchAuthorizeRequest, _identity_service_pb2.BatchAuthorizeResponse]  # type: ignore[assignment]
+    """Authorize for many patients at once (bulk ingest): one decision and one access-log
+    entry per patient. Unknown patients are denied with reason PATIENT_NOT_FOUND.
+    """
     ListAccessLogEntries: _aio.UnaryUnaryMultiCallable[_identity_service_pb2.ListAccessLogEntriesRequest, _identity_service_pb2.ListAccessLogEntriesResponse]  # type: ignore[assignment]
     """Lists access-log entries: a patient their own, an auditor any. Reading is logged."""
     VerifyAccessLog: _aio.UnaryUnaryMultiCallable[_identity_service_pb2.VerifyAccessLogRequest, _identity_service_pb2.VerifyAccessLogResponse]  # type: ignore[assignment]
-    """Recomputes the hash chain and reports the first entry that does not match."""
+    """Recomputes every stripe's hash chain and reports where it is broken."""
 
 class IdentityServiceServicer(metaclass=_abc_1.ABCMeta):
     """Organisations, patients, care relationships, consent, authorization decisions and the
@@ -218,6 +226,16 @@ class IdentityServiceServicer(metaclass=_abc_1.ABCMeta):
         """Decides whether a subject may act on a patient's data, and logs the decision."""
 
     @_abc_1.abstractmethod
+    def BatchAuthorize(
+        self,
+        request: _identity_service_pb2.BatchAuthorizeRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_identity_service_pb2.BatchAuthorizeResponse, _abc.Awaitable[_identity_service_pb2.BatchAuthorizeResponse]]:
+        """Authorize for many patients at once (bulk ingest): one decision and one access-log
+        entry per patient. Unknown patients are denied with reason PATIENT_NOT_FOUND.
+        """
+
+    @_abc_1.abstractmethod
     def ListAccessLogEntries(
         self,
         request: _identity_service_pb2.ListAccessLogEntriesRequest,
@@ -231,6 +249,6 @@ class IdentityServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _identity_service_pb2.VerifyAccessLogRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_identity_service_pb2.VerifyAccessLogResponse, _abc.Awaitable[_identity_service_pb2.VerifyAccessLogResponse]]:
-        """Recomputes the hash chain and reports the first entry that does not match."""
+        """Recomputes every stripe's hash chain and reports where it is broken."""
 
 def add_IdentityServiceServicer_to_server(servicer: IdentityServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

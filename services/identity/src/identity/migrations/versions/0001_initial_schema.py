@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-23 14:58:19.047086
+Create Date: 2026-11-23 15:11:37.140399
 """
 
 from collections.abc import Sequence
@@ -12,11 +12,12 @@ from alembic import op
 
 import servicekit.db
 
-
 revision: str = "0001"
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
+
+LOG_STRIPES = 64  # identity.models.MAX_LOG_STRIPES
 
 # The access log is append-only (NEN 7513): no role may change or remove an entry.
 POSTGRES_APPEND_ONLY = """
@@ -42,7 +43,14 @@ SQLITE_APPEND_ONLY = [
 def upgrade() -> None:
     op.create_table(
         "access_log",
-        sa.Column("sequence", sa.BigInteger(), autoincrement=False, nullable=False),
+        sa.Column(
+            "id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=True,
+            nullable=False,
+        ),
+        sa.Column("stripe", sa.SmallInteger(), nullable=False),
+        sa.Column("sequence", sa.BigInteger(), nullable=False),
         sa.Column("event", sa.String(length=40), nullable=False),
         sa.Column("event_time", servicekit.db.UtcDateTime(timezone=True), nullable=False),
         sa.Column("patient_id", sa.String(length=128), nullable=False),
@@ -62,21 +70,21 @@ def upgrade() -> None:
         sa.Column("access_point", sa.String(length=200), nullable=False),
         sa.Column("previous_hash", sa.String(length=64), nullable=False),
         sa.Column("entry_hash", sa.String(length=64), nullable=False),
-        sa.PrimaryKeyConstraint("sequence", name=op.f("pk_access_log")),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_access_log")),
+        sa.UniqueConstraint("stripe", "sequence", name=op.f("uq_access_log_stripe")),
     )
     with op.batch_alter_table("access_log", schema=None) as batch_op:
         batch_op.create_index(
-            "ix_access_log_care_group_sequence", ["care_group_id", "sequence"], unique=False
+            "ix_access_log_care_group_id_id", ["care_group_id", "id"], unique=False
         )
-        batch_op.create_index(
-            "ix_access_log_patient_sequence", ["patient_id", "sequence"], unique=False
-        )
+        batch_op.create_index("ix_access_log_patient_id_id", ["patient_id", "id"], unique=False)
 
     op.create_table(
         "access_log_head",
-        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("id", sa.Integer(), autoincrement=False, nullable=False),
         sa.Column("last_sequence", sa.BigInteger(), nullable=False),
         sa.Column("last_hash", sa.String(length=64), nullable=False),
+        sa.Column("previous_hash", sa.String(length=64), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_access_log_head")),
     )
     op.create_table(
@@ -194,8 +202,16 @@ def upgrade() -> None:
         sa.column("id", sa.Integer),
         sa.column("last_sequence", sa.BigInteger),
         sa.column("last_hash", sa.String),
+        sa.column("previous_hash", sa.String),
     )
-    op.bulk_insert(head, [{"id": 1, "last_sequence": 0, "last_hash": "0" * 64}])
+    genesis = "0" * 64
+    op.bulk_insert(
+        head,
+        [
+            {"id": stripe, "last_sequence": 0, "last_hash": genesis, "previous_hash": genesis}
+            for stripe in range(LOG_STRIPES)
+        ],
+    )
     if op.get_bind().dialect.name == "postgresql":
         op.execute(POSTGRES_APPEND_ONLY)
     else:
@@ -231,7 +247,7 @@ def downgrade() -> None:
     op.drop_table("organisations")
     op.drop_table("access_log_head")
     with op.batch_alter_table("access_log", schema=None) as batch_op:
-        batch_op.drop_index("ix_access_log_patient_sequence")
-        batch_op.drop_index("ix_access_log_care_group_sequence")
+        batch_op.drop_index("ix_access_log_patient_id_id")
+        batch_op.drop_index("ix_access_log_care_group_id_id")
 
     op.drop_table("access_log")

@@ -1,0 +1,282 @@
+"""Benchmark harness: a same-run baseline and a load runner.
+
+The baseline is a bare gRPC server (no interceptors, no ORM, no auth) whose handlers run
+one raw SQL statement on PostgreSQL through psycopg: ``Insert`` does one INSERT and COMMIT,
+``Select`` one SELECT by primary key. A benchmark measures its candidate and this baseline
+in alternating rounds in the same run and reports the median ratio with min and max.
+
+Run the baseline on its own: ``python bench/harness.py baseline-server DATABASE_URL``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent import futures
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import grpc
+import psycopg
+from sqlalchemy.engine import make_url
+
+REPO = Path(__file__).resolve().parent.parent
+SERVICE = "carenet.bench.Baseline"
+BASELINE_ROWS = 10_000
+
+
+def libpq(url: str) -> str:
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+@dataclass(frozen=True)
+class Stats:
+    calls: int
+    seconds: float
+    throughput: float
+    p50_ms: float
+    p99_ms: float
+
+
+def run_load(call: Callable[[int], object], *, seconds: float, concurrency: int) -> Stats:
+    """Calls ``call(i)`` from ``concurrency`` threads for ``seconds``; ``i`` counts calls per thread."""
+    deadline = time.perf_counter() + seconds
+    latencies: list[list[float]] = [[] for _ in range(concurrency)]
+    errors: list[BaseException] = []
+
+    def worker(slot: int) -> None:
+        samples = latencies[slot]
+        i = 0
+        while time.perf_counter() < deadline:
+            started = time.perf_counter()
+            try:
+                call(slot * 1_000_000 + i)
+            except BaseException as exc:
+                errors.append(exc)
+                return
+            samples.append(time.perf_counter() - started)
+            i += 1
+
+    started = time.perf_counter()
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(concurrency)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - started
+    if errors:
+        raise RuntimeError(f"{len(errors)} calls failed; first: {errors[0]!r}") from errors[0]
+    flat = sorted(x for samples in latencies for x in samples)
+    if not flat:
+        raise RuntimeError("no call completed")
+    return Stats(
+        calls=len(flat),
+        seconds=elapsed,
+        throughput=len(flat) / elapsed,
+        p50_ms=flat[len(flat) // 2] * 1000,
+        p99_ms=flat[min(len(flat) - 1, int(len(flat) * 0.99))] * 1000,
+    )
+
+
+@dataclass(frozen=True)
+class Comparison:
+    name: str
+    concurrency: int
+    rounds: int
+    baseline: list[Stats]
+    candidate: list[Stats]
+
+    @property
+    def ratios(self) -> list[float]:
+        return [
+            c.throughput / b.throughput for b, c in zip(self.baseline, self.candidate, strict=True)
+        ]
+
+    @property
+    def p99_ratios(self) -> list[float]:
+        return [c.p99_ms / b.p99_ms for b, c in zip(self.baseline, self.candidate, strict=True)]
+
+    def summary(self) -> dict[str, object]:
+        r, p = self.ratios, self.p99_ratios
+        return {
+            "name": self.name,
+            "concurrency": self.concurrency,
+            "rounds": self.rounds,
+            "throughput_ratio": {"median": statistics.median(r), "min": min(r), "max": max(r)},
+            "p99_ratio": {"median": statistics.median(p), "min": min(p), "max": max(p)},
+            "baseline_throughput_median": statistics.median(s.throughput for s in self.baseline),
+            "candidate_throughput_median": statistics.median(s.throughput for s in self.candidate),
+            "baseline_p50_ms_median": statistics.median(s.p50_ms for s in self.baseline),
+            "candidate_p50_ms_median": statistics.median(s.p50_ms for s in self.candidate),
+            "baseline_p99_ms_median": statistics.median(s.p99_ms for s in self.baseline),
+            "candidate_p99_ms_median": statistics.median(s.p99_ms for s in self.candidate),
+        }
+
+
+def compare(
+    name: str,
+    baseline: Callable[[int], object],
+    candidate: Callable[[int], object],
+    *,
+    rounds: int = 5,
+    seconds: float = 3.0,
+    concurrency: int = 1,
+    warmup_seconds: float = 1.0,
+) -> Comparison:
+    """Alternates baseline and candidate rounds so both see the same machine noise."""
+    run_load(baseline, seconds=warmup_seconds, concurrency=concurrency)
+    run_load(candidate, seconds=warmup_seconds, concurrency=concurrency)
+    base: list[Stats] = []
+    cand: list[Stats] = []
+    for _ in range(rounds):
+        base.append(run_load(baseline, seconds=seconds, concurrency=concurrency))
+        cand.append(run_load(candidate, seconds=seconds, concurrency=concurrency))
+    return Comparison(name, concurrency, rounds, base, cand)
+
+
+def report(results: list[Comparison], out: str) -> None:
+    """Prints each comparison and writes them as JSON under build/bench/."""
+    summaries = [r.summary() for r in results]
+    for s in summaries:
+        tr, pr = s["throughput_ratio"], s["p99_ratio"]
+        assert isinstance(tr, dict)
+        assert isinstance(pr, dict)
+        print(
+            f"{s['name']} (concurrency {s['concurrency']}, {s['rounds']} rounds): "
+            f"throughput {s['candidate_throughput_median']:.0f}/s vs baseline "
+            f"{s['baseline_throughput_median']:.0f}/s = {tr['median']:.0%} "
+            f"(min {tr['min']:.0%}, max {tr['max']:.0%}); "
+            f"p99 {s['candidate_p99_ms_median']:.2f} ms vs {s['baseline_p99_ms_median']:.2f} ms "
+            f"= {pr['median']:.2f}x"
+        )
+    target = REPO / "build" / "bench" / out
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(
+        json.dumps(
+            {"results": summaries, "raw": [asdict(r) for r in results]}, indent=2, default=str
+        )
+    )
+    print(f"written to {target.relative_to(REPO)}")
+
+
+# ---------------------------------------------------------------- the baseline server
+
+
+def _identity(data: bytes) -> bytes:
+    return data
+
+
+class _Baseline:
+    def __init__(self, url: str) -> None:
+        self.url = libpq(url)
+        self.local = threading.local()
+
+    def _conn(self) -> psycopg.Connection:
+        conn = getattr(self.local, "conn", None)
+        if conn is None:
+            conn = psycopg.connect(self.url)
+            self.local.conn = conn
+        return conn
+
+    def insert(self, request: bytes, context: grpc.ServicerContext) -> bytes:
+        conn = self._conn()
+        with conn.cursor() as cur:
+            cur.execute("INSERT INTO bench_baseline (payload) VALUES (%s)", (request.decode(),))
+        conn.commit()
+        return b"ok"
+
+    def select(self, request: bytes, context: grpc.ServicerContext) -> bytes:
+        conn = self._conn()
+        with conn.cursor() as cur:
+            cur.execute("SELECT payload FROM bench_baseline WHERE id = %s", (int(request),))
+            row = cur.fetchone()
+        conn.commit()
+        return (row[0] if row else "").encode()
+
+
+def prepare_baseline_table(url: str) -> None:
+    with psycopg.connect(libpq(url), autocommit=True) as conn:
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS bench_baseline (id bigserial PRIMARY KEY, payload text NOT NULL)"
+        )
+        count = conn.execute("SELECT count(*) FROM bench_baseline").fetchone()
+        if count is not None and count[0] < BASELINE_ROWS:
+            conn.execute(
+                "INSERT INTO bench_baseline (payload) SELECT md5(g::text) FROM generate_series(1, %s) g",
+                (BASELINE_ROWS,),
+            )
+
+
+def serve_baseline(url: str, port: int = 0, max_workers: int = 32) -> None:
+    prepare_baseline_table(url)
+    handler = _Baseline(url)
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=max_workers))
+    server.add_generic_rpc_handlers(
+        (
+            grpc.method_handlers_generic_handler(
+                SERVICE,
+                {
+                    "Insert": grpc.unary_unary_rpc_method_handler(
+                        handler.insert, _identity, _identity
+                    ),
+                    "Select": grpc.unary_unary_rpc_method_handler(
+                        handler.select, _identity, _identity
+                    ),
+                },
+            ),
+        )
+    )
+    bound = server.add_insecure_port(f"127.0.0.1:{port}")
+    server.start()
+    print(json.dumps({"event": "server_started", "port": bound}), flush=True)
+    signal.signal(signal.SIGTERM, lambda *_: server.stop(1))
+    server.wait_for_termination()
+
+
+@contextmanager
+def baseline_server(url: str) -> Iterator[str]:
+    """Runs the baseline server as its own process; yields its host:port."""
+    proc = subprocess.Popen(
+        [sys.executable, str(Path(__file__)), "baseline-server", url],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=os.environ.copy(),
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        port = json.loads(line)["port"]
+        yield f"127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+class BaselineClient:
+    def __init__(self, channel: grpc.Channel) -> None:
+        self.insert = channel.unary_unary(f"/{SERVICE}/Insert", _identity, _identity)
+        self.select = channel.unary_unary(f"/{SERVICE}/Select", _identity, _identity)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    server = sub.add_parser("baseline-server")
+    server.add_argument("url")
+    server.add_argument("--port", type=int, default=0)
+    args = parser.parse_args()
+    if args.command == "baseline-server":
+        serve_baseline(args.url, args.port)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,184 @@
+"""``make run``: the whole platform on this machine, on SQLite files, with the local OIDC
+issuer and the demo region.
+
+Every service under services/ is migrated, seeded with demo data and started as its own
+process on a fixed port. The script prints where each one listens and how to call one with
+grpcurl, then waits for Ctrl-C. ``--smoke`` starts everything, runs the printed examples,
+and stops (used by the end-to-end tests). State lives in .run/ (delete it to start over).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import threading
+import urllib.parse
+import urllib.request
+from contextlib import ExitStack, suppress
+from pathlib import Path
+
+from testkit.idp import LocalIdp
+from testkit.processes import ServiceProcess
+
+REPO = Path(__file__).resolve().parent.parent
+ORDER = ["identity", "referral", "careplan", "outcomes", "web"]
+PORTS = {"identity": 50051, "referral": 50052, "careplan": 50053, "outcomes": 50054, "web": 8000}
+IDP_PORT = 18080
+DEMO_PEPPER = "demo-pepper-not-for-production"
+
+
+def services() -> list[str]:
+    present = {p.parent.name for p in (REPO / "services").glob("*/pyproject.toml")}
+    return [s for s in ORDER if s in present and s != "web"]
+
+
+def env_for(name: str, run_dir: Path, issuer: str, ports: dict[str, int]) -> dict[str, str]:
+    prefix = name.upper()
+    env = {
+        f"{prefix}_DATABASE_URL": f"sqlite:///{run_dir / (name + '.db')}",
+        f"{prefix}_OIDC_ISSUER": issuer,
+        f"{prefix}_GRPC_HOST": "127.0.0.1",
+        f"{prefix}_GRPC_PORT": str(ports[name]),
+        f"{prefix}_OIDC_CLIENT_ID": f"svc-{name}",
+        f"{prefix}_OIDC_CLIENT_SECRET": f"svc-{name}-secret",
+        "IDENTITY_BSN_PEPPER": DEMO_PEPPER,
+    }
+    for other, port in ports.items():
+        if other != name:
+            env[f"{prefix}_{other.upper()}_TARGET"] = f"127.0.0.1:{port}"
+    return env
+
+
+def cli(name: str, command: str, env: dict[str, str]) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", f"{name}.main", command],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        sys.stderr.write(result.stdout[-3000:] + result.stderr[-3000:])
+        raise SystemExit(f"{name} {command} failed")
+
+
+def token(issuer: str, client: str, username: str) -> str:
+    data = urllib.parse.urlencode(
+        {
+            "grant_type": "password",
+            "client_id": client,
+            "client_secret": f"{client}-secret",
+            "username": username,
+            "password": "demo",
+            "scope": "openid",
+        }
+    ).encode()
+    url = f"{issuer}/protocol/openid-connect/token"
+    with urllib.request.urlopen(url, data=data, timeout=10) as response:  # noqa: S310 - local issuer
+        return str(json.loads(response.read())["access_token"])
+
+
+def examples(issuer: str) -> list[tuple[str, list[str]]]:
+    grpcurl = str(REPO / ".venv" / "bin" / "grpcurl")
+    identity = f"127.0.0.1:{PORTS['identity']}"
+    body = json.dumps(
+        {
+            "patient": "patients/p-0001",
+            "data_category": "DATA_CATEGORY_CARE_PLAN",
+            "action": "ACTION_READ",
+            "purpose": "consult preparation",
+        }
+    )
+    return [
+        ("list the services (reflection)", [grpcurl, "-plaintext", identity, "list"]),
+        ("health check", [grpcurl, "-plaintext", identity, "grpc.health.v1.Health/Check"]),
+        (
+            "may dr.jansen (GP, De Linde) read p-0001's care plan? (logged in the access log)",
+            [
+                grpcurl,
+                "-plaintext",
+                "-H",
+                "authorization: Bearer $TOKEN",
+                "-d",
+                body,
+                identity,
+                "carenet.identity.v1.IdentityService/Authorize",
+            ],
+        ),
+    ]
+
+
+def _shell(arg: str) -> str:
+    """Quotes an argument for a shell, leaving $TOKEN to be expanded."""
+    return f'"{arg}"' if "$TOKEN" in arg else shlex.quote(arg)
+
+
+def print_banner(issuer: str, ports: dict[str, int]) -> None:
+    print("\ncarenet is running (demo data, SQLite files in .run/):")
+    print(f"  local OIDC issuer  {issuer}")
+    for name, port in ports.items():
+        print(f"  {name:<18} 127.0.0.1:{port}  (gRPC, reflection on)")
+    token_cmd = (
+        f"TOKEN=$(curl -s -d grant_type=password -d client_id=carenet-kis -d client_secret=carenet-kis-secret "
+        f"-d username=dr.jansen -d password=demo -d scope=openid {issuer}/protocol/openid-connect/token "
+        "| python3 -c 'import json,sys; print(json.load(sys.stdin)[\"access_token\"])')"
+    )
+    print("\nGet a token for the demo GP dr.jansen through the chain information system's client:")
+    print(f"  {token_cmd}")
+    for title, argv in examples(issuer):
+        print(f"\n{title[0].upper() + title[1:]}:")
+        print("  " + " ".join(_shell(a) for a in argv))
+    print(
+        "\nMore flows (referrals, care plans, insurer reports) are in README.md. Ctrl-C stops everything.\n",
+        flush=True,
+    )
+
+
+def smoke(issuer: str) -> None:
+    bearer = token(issuer, "carenet-kis", "dr.jansen")
+    for title, template in examples(issuer):
+        argv = [a.replace("$TOKEN", bearer) for a in template]
+        result = subprocess.run(argv, capture_output=True, text=True, timeout=30, check=False)
+        print(f"[smoke] {title}: exit {result.returncode}")
+        print(result.stdout.strip())
+        if result.returncode != 0:
+            raise SystemExit(f"smoke check failed: {title}: {result.stderr.strip()}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--smoke", action="store_true", help="start, run the examples, stop")
+    parser.add_argument("--run-dir", default=str(REPO / ".run"))
+    args = parser.parse_args()
+    run_dir = Path(args.run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    names = services()
+    ports = {n: PORTS[n] for n in names}
+    with ExitStack() as stack:
+        idp = stack.enter_context(
+            LocalIdp.start(keys_file=run_dir / "idp-keys.json", ttl_seconds=3600, port=IDP_PORT)
+        )
+        for name in names:
+            env = env_for(name, run_dir, idp.issuer, ports)
+            cli(name, "migrate", env)
+            cli(name, "seed-demo", env)
+            process = ServiceProcess(name, env | {f"{name.upper()}_LOG_LEVEL": "INFO"}).start()
+            stack.callback(process.stop)
+        if args.smoke:
+            smoke(idp.issuer)
+            return
+        print_banner(idp.issuer, ports)
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        with suppress(KeyboardInterrupt):
+            stop.wait()
+        print("\nstopping...", flush=True)
+
+
+if __name__ == "__main__":
+    main()

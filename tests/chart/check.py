@@ -1,0 +1,514 @@
+#!/usr/bin/env python3
+"""The chart check: the one command behind `make chart-check`.
+
+    python tests/chart/check.py [--update-golden] [--chart DIR] [--golden-dir DIR] ...
+
+Steps, in order (each one is reported; a failed step does not stop the independent ones):
+
+  hadolint   hadolint on every services/*/Dockerfile
+  lint       Helm's own linter (the Go SDK through helm-python-sdk), strict, kube 1.30,
+             once per profile; this also applies values.schema.json
+  render     the chart rendered per profile into <out-dir>/<profile>.yaml
+  validate   every rendered object against the Kubernetes 1.30 schemas, strict
+  checkov    checkov on every rendered file; zero failed checks (skips are annotated
+             on the objects, with a reason)
+  golden     each render compared with <golden-dir>/<profile>.yaml (--update-golden rewrites)
+  promises   pytest tests/chart/test_chart_promises.py over the rendered objects
+  infra      infra/{keycloak,otel,postgres}/*.yaml: Kubernetes kinds validated like the
+             chart's objects; custom resources (CloudNativePG) only parsed and listed
+  self-test  pytest tests/chart/test_chart_check_fails.py: the check must fail on a
+             broken copy of the chart
+
+Exit status 0 only when no step failed. Needs the packages of tests/chart/requirements.txt
+in the running interpreter, and checkov in its own virtualenv (env CHECKOV, default
+.venv-checkov/bin/checkov).
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[2]
+HERE = Path(__file__).resolve().parent
+
+PROFILES: dict[str, str | None] = {
+    "default": None,
+    "minimal": "values-minimal.yaml",
+    "production": "values-production.yaml",
+}
+RELEASE = "carenet"
+NAMESPACE = "carenet"
+KUBE_VERSION = "1.30.0"
+
+
+def _require_modules() -> None:
+    missing = []
+    for module in ("helm_python", "kubernetes_validate", "yaml", "pytest"):
+        try:
+            __import__(module)
+        except ImportError:
+            missing.append(module)
+    if missing:
+        sys.exit(
+            f"missing Python packages: {', '.join(missing)}\n"
+            f"install them with: {sys.executable} -m pip install -r tests/chart/requirements.txt"
+        )
+
+
+# --------------------------------------------------------------------------- rendering
+
+
+def profile_values(chart: Path, profile: str) -> dict[str, Any] | None:
+    """The user values of a profile (None for the chart defaults)."""
+    import yaml  # type: ignore[import-untyped,unused-ignore]
+
+    filename = PROFILES[profile]
+    if filename is None:
+        return None
+    loaded = yaml.safe_load((chart / filename).read_text())
+    return loaded or {}
+
+
+def render_profile(chart: Path, profile: str) -> str:
+    """Render one profile the way `helm template` would print it (NOTES.txt left out)."""
+    import helm_python as helm  # type: ignore[import-not-found,unused-ignore]
+
+    values = profile_values(chart, profile)
+    with helm.Chart.load(str(chart)) as loaded:
+        files = loaded.render(values, name=RELEASE, namespace=NAMESPACE)
+    out: list[str] = []
+    for path in sorted(files):
+        if path.endswith("NOTES.txt"):
+            continue
+        for document in re.split(r"(?m)^---[ \t]*$", files[path]):
+            body = "\n".join(line.rstrip() for line in document.strip("\n").splitlines())
+            meaningful = [
+                ln for ln in body.splitlines() if ln.strip() and not ln.lstrip().startswith("#")
+            ]
+            if meaningful:
+                out.append(f"---\n# Source: {path}\n{body.strip()}\n")
+    return "".join(out)
+
+
+def load_objects(text: str) -> list[dict[str, Any]]:
+    import yaml  # type: ignore[import-untyped,unused-ignore]
+
+    return [doc for doc in yaml.safe_load_all(text) if doc]
+
+
+# --------------------------------------------------------------------------- steps
+
+
+@dataclass
+class Step:
+    name: str
+    status: str = "pending"  # passed | failed | skipped
+    details: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def fail(self, message: str) -> None:
+        self.status = "failed"
+        self.details.append(message)
+
+
+@dataclass
+class Context:
+    chart: Path
+    golden_dir: Path
+    out_dir: Path
+    profiles: list[str]
+    update_golden: bool
+    checkov: str
+    rendered: dict[str, str] = field(default_factory=dict)
+
+
+def step_hadolint(ctx: Context, step: Step) -> None:
+    dockerfiles = sorted(REPO.glob("services/*/Dockerfile"))
+    if not dockerfiles:
+        step.fail("no services/*/Dockerfile found")
+        return
+    exe = shutil.which("hadolint") or str(Path(sys.executable).parent / "hadolint")
+    if not Path(exe).exists() and not shutil.which(exe):
+        step.fail("hadolint not found: pip install -r tests/chart/requirements.txt")
+        return
+    for dockerfile in dockerfiles:
+        proc = subprocess.run(
+            [exe, "--no-color", str(dockerfile)], capture_output=True, text=True, check=False
+        )
+        rel = dockerfile.relative_to(REPO)
+        if proc.returncode != 0:
+            step.fail(f"{rel}:\n{(proc.stdout + proc.stderr).strip()}")
+        else:
+            step.details.append(f"{rel}: clean")
+
+
+def step_lint(ctx: Context, step: Step) -> None:
+    import helm_python as helm  # type: ignore[import-not-found,unused-ignore]
+
+    for profile in ctx.profiles:
+        try:
+            report = helm.lint(
+                str(ctx.chart),
+                profile_values(ctx.chart, profile),
+                strict=True,
+                namespace=NAMESPACE,
+                kube_version=f"v{KUBE_VERSION}",
+            )
+        except helm.HelmError as exc:
+            step.fail(f"{profile}: {exc}")
+            continue
+        problems = [
+            f"{m.get('path')}: {m.get('error')}"
+            for m in report.get("messages", [])
+            if m.get("severity", 0) >= 2
+        ]
+        problems += [str(e) for e in report.get("errors", []) or []]
+        if problems:
+            step.fail(f"{profile}:\n  " + "\n  ".join(dict.fromkeys(problems)))
+        else:
+            step.details.append(f"{profile}: clean")
+
+
+def step_render(ctx: Context, step: Step) -> None:
+    import helm_python as helm  # type: ignore[import-not-found,unused-ignore]
+
+    ctx.out_dir.mkdir(parents=True, exist_ok=True)
+    for profile in ctx.profiles:
+        target = ctx.out_dir / f"{profile}.yaml"
+        try:
+            text = render_profile(ctx.chart, profile)
+        except helm.HelmError as exc:
+            target.unlink(missing_ok=True)
+            step.fail(f"{profile}: {exc}")
+            continue
+        target.write_text(text)
+        ctx.rendered[profile] = text
+        kinds: dict[str, int] = {}
+        for obj in load_objects(text):
+            kinds[obj["kind"]] = kinds.get(obj["kind"], 0) + 1
+        summary = ", ".join(f"{n} {k}" for k, n in sorted(kinds.items()))
+        shown = target.relative_to(REPO) if target.is_relative_to(REPO) else target
+        step.details.append(f"{profile}: {shown} ({summary})")
+
+
+def step_validate(ctx: Context, step: Step) -> None:
+    from kubernetes_validate import utils as kv  # type: ignore[import-untyped,import-not-found,unused-ignore]
+
+    for profile, text in ctx.rendered.items():
+        count = 0
+        for obj in load_objects(text):
+            label = f"{profile}: {obj.get('kind')}/{obj.get('metadata', {}).get('name')}"
+            try:
+                kv.validate(obj, KUBE_VERSION, strict=True)
+                count += 1
+            except kv.ValidationError as exc:
+                path = ".".join(str(p) for p in exc.path)
+                step.fail(f"{label}: {path}: {exc.message}")
+            except (kv.SchemaNotFoundError, kv.InvalidSchemaError) as exc:
+                step.fail(f"{label}: {exc.message}")
+        step.details.append(
+            f"{profile}: {count} objects valid against Kubernetes {KUBE_VERSION} (strict)"
+        )
+
+
+def _checkov_reports(stdout: str) -> list[dict[str, Any]]:
+    start = min((i for i in (stdout.find("{"), stdout.find("[")) if i >= 0), default=-1)
+    if start < 0:
+        raise ValueError("checkov printed no JSON")
+    data = json.loads(stdout[start:])
+    return data if isinstance(data, list) else [data]
+
+
+def step_checkov(ctx: Context, step: Step) -> None:
+    exe = ctx.checkov
+    if not (Path(exe).exists() or shutil.which(exe)):
+        step.fail(
+            f"checkov not found at {exe!r}. Create its own venv with:\n"
+            "  python3 -m venv .venv-checkov\n"
+            "  .venv-checkov/bin/pip install -r tests/chart/requirements-checkov.txt\n"
+            "or point the CHECKOV environment variable at a checkov executable"
+        )
+        return
+    files = [ctx.out_dir / f"{p}.yaml" for p in ctx.rendered]
+    if not files:
+        step.fail("nothing was rendered")
+        return
+    cmd = [exe]
+    for f in files:
+        cmd += ["-f", str(f)]
+    cmd += ["--framework", "kubernetes", "--skip-download", "--compact", "-o", "json"]
+    env = dict(os.environ, BC_SKIP_MAPPING="TRUE", CHECKOV_RUN_SCA_PACKAGE_SCAN_V2="false")
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False, env=env)
+    try:
+        reports = _checkov_reports(proc.stdout)
+    except ValueError as exc:
+        output = f"{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}"
+        step.fail(f"could not read checkov's output ({exc}):\n{output}")
+        return
+    passed = failed = 0
+    skips: dict[str, set[str]] = {}
+    for report in reports:
+        results = report.get("results", {})
+        passed += len(results.get("passed_checks", []))
+        for check in results.get("failed_checks", []):
+            failed += 1
+            step.fail(
+                f"{check.get('check_id')} {check.get('check_name')}: "
+                f"{Path(check.get('file_path', '')).name} {check.get('resource')}"
+            )
+        for check in results.get("skipped_checks", []):
+            reason = check.get("check_result", {}).get("suppress_comment", "")
+            skips.setdefault(f"{check.get('check_id')}: {reason}", set()).add(
+                str(check.get("resource"))
+            )
+    if passed == 0 and failed == 0:
+        step.fail(f"checkov checked nothing:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
+    if failed == 0 and proc.returncode not in (0, 1):
+        step.fail(f"checkov exited {proc.returncode}:\n{proc.stderr[-2000:]}")
+    skipped = sum(len(r) for r in skips.values())
+    step.details.append(f"{passed} passed, {failed} failed, {skipped} skipped by annotation")
+    for skip, resources in sorted(skips.items()):
+        step.details.append(f"skip {skip} ({len(resources)} objects)")
+
+
+def step_golden(ctx: Context, step: Step) -> None:
+    ctx.golden_dir.mkdir(parents=True, exist_ok=True)
+    for profile, text in ctx.rendered.items():
+        golden = ctx.golden_dir / f"{profile}.yaml"
+        if ctx.update_golden:
+            golden.write_text(text)
+            step.details.append(f"{profile}: rewrote {golden}")
+            continue
+        if not golden.exists():
+            step.fail(f"{profile}: {golden} does not exist; run with --update-golden")
+            continue
+        expected = golden.read_text()
+        if expected == text:
+            step.details.append(f"{profile}: matches {golden.name}")
+            continue
+        diff = list(
+            difflib.unified_diff(
+                expected.splitlines(),
+                text.splitlines(),
+                f"golden/{profile}.yaml",
+                f"rendered/{profile}.yaml",
+                lineterm="",
+            )
+        )
+        shown = "\n".join(diff[:80]) + ("\n... (diff cut)" if len(diff) > 80 else "")
+        step.fail(
+            f"{profile}: the render differs from {golden}. If the change is intended, run "
+            f"`python tests/chart/check.py --update-golden` and review the diff.\n{shown}"
+        )
+
+
+# Custom resources in infra/ that no Kubernetes schema covers (their operators validate them).
+INFRA_CUSTOM_KINDS = {
+    ("postgresql.cnpg.io/v1", "Cluster"),
+    ("postgresql.cnpg.io/v1", "Database"),
+    ("postgresql.cnpg.io/v1", "ScheduledBackup"),
+    ("barmancloud.cnpg.io/v1", "ObjectStore"),
+}
+
+
+def step_infra(ctx: Context, step: Step) -> None:
+    from kubernetes_validate import utils as kv  # type: ignore[import-untyped,import-not-found,unused-ignore]
+
+    files = sorted(REPO.glob("infra/keycloak/*.yaml")) + sorted(REPO.glob("infra/otel/*.yaml"))
+    files += sorted(REPO.glob("infra/postgres/*.yaml"))
+    if not files:
+        step.fail("no manifests under infra/")
+        return
+    for path in files:
+        rel = path.relative_to(REPO)
+        try:
+            docs = load_objects(path.read_text())
+        except Exception as exc:  # a YAML error is the finding
+            step.fail(f"{rel}: {exc}")
+            continue
+        checked, custom = 0, []
+        for obj in docs:
+            label = f"{rel}: {obj.get('kind')}/{obj.get('metadata', {}).get('name')}"
+            if not obj.get("metadata", {}).get("namespace"):
+                step.fail(f"{label}: no metadata.namespace")
+            if (obj.get("apiVersion"), obj.get("kind")) in INFRA_CUSTOM_KINDS:
+                custom.append(obj["kind"])
+                continue
+            try:
+                kv.validate(obj, KUBE_VERSION, strict=True)
+                checked += 1
+            except kv.ValidationError as exc:
+                step.fail(f"{label}: {'.'.join(str(p) for p in exc.path)}: {exc.message}")
+            except (kv.SchemaNotFoundError, kv.InvalidSchemaError) as exc:
+                step.fail(f"{label}: {exc.message}")
+        note = f", custom resources not schema-checked: {', '.join(custom)}" if custom else ""
+        step.details.append(f"{rel}: {checked} objects valid{note}")
+
+
+def _pytest(step: Step, test_file: Path, env: dict[str, str]) -> None:
+    proc = subprocess.run(
+        # --confcutdir: the chart tests need none of the repository-wide fixtures (root conftest.py)
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            str(test_file),
+            "-q",
+            "--no-header",
+            "-p",
+            "no:cacheprovider",
+            "--confcutdir",
+            str(HERE),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=REPO,
+        env=env,
+    )
+    tail = (proc.stdout + proc.stderr).strip().splitlines()
+    if proc.returncode != 0:
+        step.fail("\n".join(tail[-60:]))
+    else:
+        step.details.append(tail[-1] if tail else "passed")
+
+
+def step_promises(ctx: Context, step: Step) -> None:
+    if set(ctx.rendered) != set(ctx.profiles):
+        step.fail("not every profile rendered")
+        return
+    env = dict(os.environ, CARENET_CHART_RENDER_DIR=str(ctx.out_dir))
+    _pytest(step, HERE / "test_chart_promises.py", env)
+
+
+def step_self_test(ctx: Context, step: Step) -> None:
+    _pytest(step, HERE / "test_chart_check_fails.py", dict(os.environ))
+
+
+# --------------------------------------------------------------------------- main
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--chart", type=Path, default=REPO / "charts" / "carenet", help="chart directory"
+    )
+    parser.add_argument(
+        "--golden-dir", type=Path, default=None, help="golden files (default: <chart>/golden)"
+    )
+    parser.add_argument(
+        "--out-dir", type=Path, default=REPO / "build" / "chart", help="where renders are written"
+    )
+    parser.add_argument(
+        "--update-golden", action="store_true", help="rewrite the golden files from the render"
+    )
+    parser.add_argument(
+        "--profile", action="append", choices=sorted(PROFILES), help="only these profiles"
+    )
+    parser.add_argument("--skip-checkov", action="store_true", help="leave out the checkov step")
+    parser.add_argument("--skip-hadolint", action="store_true", help="leave out the hadolint step")
+    parser.add_argument(
+        "--skip-infra", action="store_true", help="leave out the infra manifests step"
+    )
+    parser.add_argument(
+        "--skip-self-test", action="store_true", help="leave out the negative self-test"
+    )
+    parser.add_argument("--report", type=Path, help="write the step results as JSON to this file")
+    args = parser.parse_args(argv)
+
+    _require_modules()
+    chart = args.chart.resolve()
+    checkov = os.environ.get("CHECKOV", str(REPO / ".venv-checkov" / "bin" / "checkov"))
+    ctx = Context(
+        chart=chart,
+        golden_dir=(args.golden_dir or chart / "golden").resolve(),
+        out_dir=args.out_dir.resolve(),
+        profiles=args.profile or list(PROFILES),
+        update_golden=args.update_golden,
+        checkov=checkov,
+    )
+
+    plan: list[tuple[str, Callable[[Context, Step], None], bool, bool]] = [
+        # name, function, skipped by flag, needs the renders
+        ("hadolint", step_hadolint, args.skip_hadolint, False),
+        ("lint", step_lint, False, False),
+        ("render", step_render, False, False),
+        ("validate", step_validate, False, True),
+        ("checkov", step_checkov, args.skip_checkov, True),
+        ("golden", step_golden, False, True),
+        ("promises", step_promises, False, True),
+        ("infra", step_infra, args.skip_infra, False),
+        ("self-test", step_self_test, args.skip_self_test, False),
+    ]
+    steps: list[Step] = []
+    started = time.monotonic()
+    for name, function, skipped, needs_render in plan:
+        step = Step(name)
+        steps.append(step)
+        if skipped:
+            step.status = "skipped"
+            step.details.append("skipped by flag")
+        elif needs_render and not ctx.rendered:
+            step.status = "skipped"
+            step.details.append("nothing rendered")
+        else:
+            print(f"==> {name}", flush=True)
+            t0 = time.monotonic()
+            try:
+                function(ctx, step)
+            except Exception as exc:  # a crash in a step is a failed step, reported like the others
+                step.fail(f"{type(exc).__name__}: {exc}")
+            step.seconds = time.monotonic() - t0
+            if step.status == "pending":
+                step.status = "passed"
+        for line in step.details:
+            print("    " + line.replace("\n", "\n    "))
+    total = time.monotonic() - started
+
+    print("\nchart check summary")
+    for step in steps:
+        print(f"  {step.name:<10} {step.status:<8} {step.seconds:6.1f}s")
+    failed_steps = [s for s in steps if s.status == "failed"]
+    passed_steps = [s for s in steps if s.status == "passed"]
+    skipped_steps = [s for s in steps if s.status == "skipped"]
+    print(f"  total      {total:.1f}s")
+    counts = f"{len(passed_steps)} passed, {len(failed_steps)} failed, {len(skipped_steps)} skipped"
+    print(f"check: {counts}")
+    if args.report:
+        args.report.parent.mkdir(parents=True, exist_ok=True)
+        args.report.write_text(
+            json.dumps(
+                {
+                    "ok": not failed_steps,
+                    "steps": [
+                        {
+                            "name": s.name,
+                            "status": s.status,
+                            "seconds": round(s.seconds, 2),
+                            "details": s.details,
+                        }
+                        for s in steps
+                    ],
+                },
+                indent=2,
+            )
+        )
+    return 1 if failed_steps else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

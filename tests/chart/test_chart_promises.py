@@ -1,0 +1,507 @@
+"""What the chart promises, checked on the rendered objects of every profile.
+
+`python tests/chart/check.py` runs this module over the files it rendered (environment
+variable CARENET_CHART_RENDER_DIR). Run on its own (`pytest tests/chart/test_chart_promises.py`)
+it renders the chart itself with the same code.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+try:
+    import helm_python  # type: ignore[import-not-found,unused-ignore]  # noqa: F401
+except ImportError:  # the chart tests cannot run without Helm's engine: say so, do not skip
+    pytest.fail(
+        "the chart tests need their packages: pip install -r tests/chart/requirements.txt",
+        pytrace=False,
+    )
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+
+_spec = importlib.util.spec_from_file_location("carenet_chart_check", HERE / "check.py")
+assert _spec is not None and _spec.loader is not None
+check = importlib.util.module_from_spec(_spec)
+sys.modules[_spec.name] = check
+_spec.loader.exec_module(check)
+
+PROFILES = list(check.PROFILES)
+SERVICES = ["identity", "referral", "careplan", "outcomes"]
+ENABLED = {
+    "default": ["identity"],
+    "minimal": ["identity", "referral"],
+    "production": ["identity", "referral", "careplan", "outcomes"],
+}
+# Who calls whom (docs/architecture.md): the only in-release callers a service admits.
+CALLS = {
+    "identity": [],
+    "referral": ["identity"],
+    "careplan": ["identity", "referral"],
+    "outcomes": ["identity"],
+}
+CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding", "PriorityClass", "StorageClass"}
+POD_OWNERS = {"Deployment", "Job", "Pod", "StatefulSet", "DaemonSet", "CronJob"}
+SECRETISH_NAME = re.compile(
+    r"PASSWORD|PASSWD|SECRET|TOKEN|PRIVATE|CREDENTIAL|API_?KEY|DATABASE_URL|_DSN$", re.I
+)
+URL_WITH_CREDENTIALS = re.compile(r"[a-z][a-z0-9+.-]*://[^/\s:@]+:[^/\s@]+@", re.I)
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def _render(profile: str) -> Any:
+    render_dir = os.environ.get("CARENET_CHART_RENDER_DIR")
+    if render_dir:
+        return (Path(render_dir) / f"{profile}.yaml").read_text()
+    return check.render_profile(REPO / "charts" / "carenet", profile)
+
+
+_CACHE: dict[str, list[dict[str, Any]]] = {}
+
+
+def objects(profile: str) -> list[dict[str, Any]]:
+    if profile not in _CACHE:
+        _CACHE[profile] = check.load_objects(_render(profile))
+    return _CACHE[profile]
+
+
+def of_kind(profile: str, kind: str) -> list[dict[str, Any]]:
+    return [o for o in objects(profile) if o["kind"] == kind]
+
+
+def name(obj: dict[str, Any]) -> str:
+    return f"{obj['kind']}/{obj['metadata']['name']}"
+
+
+def pod_spec(obj: dict[str, Any]) -> Any:
+    if obj["kind"] == "Pod":
+        return obj["spec"]
+    if obj["kind"] == "CronJob":
+        return obj["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    return obj["spec"]["template"]["spec"]
+
+
+def pod_labels(obj: dict[str, Any]) -> Any:
+    if obj["kind"] == "Pod":
+        return obj["metadata"].get("labels", {})
+    return obj["spec"]["template"]["metadata"].get("labels", {})
+
+
+def containers(spec: dict[str, Any]) -> Any:
+    return spec.get("initContainers", []) + spec.get("containers", [])
+
+
+def selects(selector: dict[str, Any], labels: dict[str, str]) -> bool:
+    match = selector.get("matchLabels", {})
+    return (
+        bool(match)
+        and all(labels.get(k) == v for k, v in match.items())
+        and not selector.get("matchExpressions")
+    )
+
+
+def pod_owners(profile: str) -> list[dict[str, Any]]:
+    return [o for o in objects(profile) if o["kind"] in POD_OWNERS]
+
+
+def service_of(obj: dict[str, Any]) -> Any:
+    return obj["metadata"]["labels"]["app.kubernetes.io/component"]
+
+
+def hooks(obj: dict[str, Any]) -> set[str]:
+    value = obj["metadata"].get("annotations", {}).get("helm.sh/hook", "")
+    return {h.strip() for h in value.split(",") if h.strip()}
+
+
+def env_of(container: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {e["name"]: e for e in container.get("env", [])}
+
+
+# --------------------------------------------------------------------------- every object
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_every_namespaced_object_names_the_release_namespace(profile: str) -> None:
+    for obj in objects(profile):
+        if obj["kind"] not in CLUSTER_SCOPED:
+            assert obj["metadata"].get("namespace") == check.NAMESPACE, name(obj)
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_every_object_carries_the_standard_labels(profile: str) -> None:
+    for obj in objects(profile):
+        labels = obj["metadata"].get("labels", {})
+        for key in (
+            "app.kubernetes.io/name",
+            "app.kubernetes.io/instance",
+            "app.kubernetes.io/managed-by",
+            "app.kubernetes.io/component",
+            "helm.sh/chart",
+        ):
+            assert key in labels, f"{name(obj)} lacks label {key}"
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_the_chart_renders_no_secret_object(profile: str) -> None:
+    assert not of_kind(profile, "Secret"), "secrets must already exist; the chart only names them"
+
+
+# --------------------------------------------------------------------------- pods and containers
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_every_container_runs_with_the_restricted_security_context(profile: str) -> None:
+    owners = pod_owners(profile)
+    assert {o["kind"] for o in owners} >= {"Deployment", "Job", "Pod"}
+    for owner in owners:
+        spec = pod_spec(owner)
+        pod_sc = spec.get("securityContext", {})
+        assert pod_sc.get("runAsNonRoot") is True, f"{name(owner)}: pod runAsNonRoot"
+        assert spec.get("automountServiceAccountToken") is False, (
+            f"{name(owner)}: automountServiceAccountToken"
+        )
+        for flag in ("hostNetwork", "hostPID", "hostIPC"):
+            assert not spec.get(flag), f"{name(owner)}: {flag}"
+        for c in containers(spec):
+            where = f"{name(owner)} container {c['name']}"
+            sc = c.get("securityContext", {})
+            assert sc.get("runAsNonRoot") is True, f"{where}: runAsNonRoot"
+            for key in ("runAsUser", "runAsGroup"):
+                value = sc.get(key, pod_sc.get(key))
+                assert isinstance(value, int) and value > 0, f"{where}: numeric non-root {key}"
+            assert sc.get("readOnlyRootFilesystem") is True, f"{where}: readOnlyRootFilesystem"
+            assert sc.get("allowPrivilegeEscalation") is False, f"{where}: allowPrivilegeEscalation"
+            assert sc.get("privileged") is not True, f"{where}: privileged"
+            assert "ALL" in sc.get("capabilities", {}).get("drop", []), (
+                f"{where}: capabilities drop ALL"
+            )
+            assert not sc.get("capabilities", {}).get("add"), f"{where}: capabilities add"
+            seccomp = sc.get("seccompProfile", pod_sc.get("seccompProfile", {}))
+            assert seccomp.get("type") == "RuntimeDefault", (
+                f"{where}: seccompProfile RuntimeDefault"
+            )
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_service_and_migration_pods_get_a_writable_tmp_on_an_emptydir(profile: str) -> None:
+    for owner in of_kind(profile, "Deployment") + of_kind(profile, "Job"):
+        spec = pod_spec(owner)
+        empty_dirs = {v["name"] for v in spec.get("volumes", []) if "emptyDir" in v}
+        for c in spec["containers"]:
+            mounts = {m["mountPath"]: m["name"] for m in c.get("volumeMounts", [])}
+            tmp = mounts.get("/tmp")  # noqa: S108 (the pods' /tmp mount, not a temporary file)
+            assert tmp in empty_dirs, f"{name(owner)}: /tmp is not an emptyDir"
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_every_container_has_resource_requests_and_limits(profile: str) -> None:
+    for owner in pod_owners(profile):
+        for c in containers(pod_spec(owner)):
+            resources = c.get("resources", {})
+            for part in ("requests", "limits"):
+                for res in ("cpu", "memory"):
+                    assert res in resources.get(part, {}), (
+                        f"{name(owner)} {c['name']}: {part}.{res}"
+                    )
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_no_image_is_latest_or_untagged(profile: str) -> None:
+    for owner in pod_owners(profile):
+        for c in containers(pod_spec(owner)):
+            image = c["image"].split("@", 1)[0]
+            last = image.rsplit("/", 1)[-1]
+            assert ":" in last, f"{name(owner)}: image {c['image']} has no tag"
+            tag = last.rsplit(":", 1)[1]
+            assert tag and tag.lower() != "latest", (
+                f"{name(owner)}: image {c['image']} uses {tag!r}"
+            )
+
+
+def test_setting_latest_as_a_tag_fails_the_render() -> None:
+    import helm_python as helm  # type: ignore[import-not-found,unused-ignore]
+
+    chart = REPO / "charts" / "carenet"
+    with helm.Chart.load(str(chart)) as loaded:
+        for values in (
+            {"default": {"image": {"tag": "latest"}}},
+            {"services": {"identity": {"enabled": True, "image": {"tag": "Latest"}}}},
+            {"tests": {"image": {"tag": "latest"}}},
+        ):
+            with pytest.raises(helm.HelmError):
+                loaded.render(values, name=check.RELEASE, namespace=check.NAMESPACE)
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_no_secret_travels_as_a_plain_env_value(profile: str) -> None:
+    for owner in pod_owners(profile):
+        for c in containers(pod_spec(owner)):
+            for var in c.get("env", []):
+                if "value" not in var:
+                    continue
+                value = str(var["value"])
+                assert not SECRETISH_NAME.search(var["name"]), (
+                    f"{name(owner)}: {var['name']} is a plain value"
+                )
+                assert not URL_WITH_CREDENTIALS.search(value), (
+                    f"{name(owner)}: {var['name']} holds credentials"
+                )
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_database_url_client_secret_and_bsn_pepper_come_from_existing_secrets(profile: str) -> None:
+    for owner in of_kind(profile, "Deployment") + of_kind(profile, "Job"):
+        svc = service_of(owner).removesuffix("-migrate")
+        prefix = svc.upper()
+        env = env_of(pod_spec(owner)["containers"][0])
+        assert (
+            env[f"{prefix}_DATABASE_URL"]["valueFrom"]["secretKeyRef"]["name"]
+            == f"carenet-{svc}-db"
+        )
+        if CALLS[svc]:
+            ref = env[f"{prefix}_OIDC_CLIENT_SECRET"]["valueFrom"]["secretKeyRef"]
+            assert ref["name"] == f"carenet-{svc}-oidc"
+            assert env[f"{prefix}_OIDC_CLIENT_ID"]["value"] == f"svc-{svc}"
+        else:
+            assert f"{prefix}_OIDC_CLIENT_SECRET" not in env
+        if svc == "identity":
+            ref = env["IDENTITY_BSN_PEPPER"]["valueFrom"]["secretKeyRef"]
+            assert ref == {"name": "carenet-identity-bsn-pepper", "key": "pepper"}
+
+
+# --------------------------------------------------------------------------- deployments
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_the_profile_deploys_exactly_its_services(profile: str) -> None:
+    deployed = sorted(service_of(d) for d in of_kind(profile, "Deployment"))
+    assert deployed == sorted(ENABLED[profile])
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_every_deployment_has_grpc_startup_readiness_and_liveness_probes(profile: str) -> None:
+    for deployment in of_kind(profile, "Deployment"):
+        for c in pod_spec(deployment)["containers"]:
+            for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+                assert probe in c, f"{name(deployment)}: no {probe}"
+                assert c[probe].get("grpc", {}).get("port") == 50051, (
+                    f"{name(deployment)}: {probe} is not gRPC on 50051"
+                )
+            assert {"containerPort": 50051, "name": "grpc", "protocol": "TCP"} in c["ports"]
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_every_deployment_has_a_pdb_a_networkpolicy_a_service_and_an_account(profile: str) -> None:
+    pdbs = of_kind(profile, "PodDisruptionBudget")
+    policies = of_kind(profile, "NetworkPolicy")
+    services = of_kind(profile, "Service")
+    accounts = {a["metadata"]["name"]: a for a in of_kind(profile, "ServiceAccount")}
+    for deployment in of_kind(profile, "Deployment"):
+        labels = pod_labels(deployment)
+        assert selects(deployment["spec"]["selector"], labels)
+        assert any(selects(p["spec"]["selector"], labels) for p in pdbs), (
+            f"{name(deployment)}: no PDB"
+        )
+        assert any(
+            selects(p["spec"]["podSelector"], labels)
+            and set(p["spec"]["policyTypes"]) == {"Ingress", "Egress"}
+            for p in policies
+        ), f"{name(deployment)}: no NetworkPolicy with Ingress and Egress"
+        assert any(
+            all(labels.get(k) == v for k, v in s["spec"]["selector"].items()) for s in services
+        ), f"{name(deployment)}: no Service"
+        account = accounts[pod_spec(deployment)["serviceAccountName"]]
+        assert account["automountServiceAccountToken"] is False
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_every_pod_is_selected_by_a_networkpolicy(profile: str) -> None:
+    policies = of_kind(profile, "NetworkPolicy")
+    for owner in pod_owners(profile):
+        labels = pod_labels(owner)
+        matching = [p for p in policies if selects(p["spec"]["podSelector"], labels)]
+        assert matching, f"{name(owner)}: no NetworkPolicy selects its pods"
+        if hooks(owner) & {"pre-install", "pre-upgrade"}:
+            # a hook's pods exist before the ordinary objects: its policy must be a hook too
+            assert any(hooks(p) >= hooks(owner) for p in matching), (
+                f"{name(owner)}: its NetworkPolicy is not a hook"
+            )
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_no_networkpolicy_rule_is_open_to_everything(profile: str) -> None:
+    for policy in of_kind(profile, "NetworkPolicy"):
+        spec = policy["spec"]
+        assert spec["podSelector"].get("matchLabels"), f"{name(policy)} selects every pod"
+        for rule in spec.get("ingress", []):
+            assert rule.get("from"), f"{name(policy)}: ingress rule without `from` admits everyone"
+            assert rule.get("ports"), f"{name(policy)}: ingress rule without ports"
+        for rule in spec.get("egress", []):
+            assert rule.get("to"), f"{name(policy)}: egress rule without `to` reaches everything"
+            assert rule.get("ports"), f"{name(policy)}: egress rule without ports"
+
+
+def _component_peers(rules: list[dict[str, Any]], key: str) -> set[str]:
+    peers = set()
+    for rule in rules:
+        for peer in rule[key]:
+            labels = peer.get("podSelector", {}).get("matchLabels", {})
+            if "namespaceSelector" not in peer and "app.kubernetes.io/component" in labels:
+                peers.add(labels["app.kubernetes.io/component"])
+    return peers
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_services_admit_only_their_real_callers_and_reach_only_their_callees(profile: str) -> None:
+    enabled = ENABLED[profile]
+    for policy in of_kind(profile, "NetworkPolicy"):
+        svc = service_of(policy)
+        if svc not in SERVICES:
+            continue
+        callers = {s for s in enabled if svc in CALLS[s]}
+        assert _component_peers(policy["spec"]["ingress"], "from") == callers | {"test"}, name(
+            policy
+        )
+        assert _component_peers(policy["spec"]["egress"], "to") == set(CALLS[svc]), name(policy)
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_callers_know_where_their_callees_are(profile: str) -> None:
+    for deployment in of_kind(profile, "Deployment"):
+        svc = service_of(deployment)
+        env = env_of(pod_spec(deployment)["containers"][0])
+        prefix = svc.upper()
+        assert env[f"{prefix}_GRPC_PORT"]["value"] == "50051"
+        assert env[f"{prefix}_OIDC_AUDIENCE"]["value"] == f"carenet-{svc}"
+        assert env[f"{prefix}_OIDC_ISSUER"]["value"].endswith("/realms/carenet")
+        targets = {k for k in env if k.endswith("_TARGET")}
+        assert targets == {f"{prefix}_{callee.upper()}_TARGET" for callee in CALLS[svc]}
+        for callee in CALLS[svc]:
+            assert (
+                env[f"{prefix}_{callee.upper()}_TARGET"]["value"]
+                == f"{check.RELEASE}-{callee}:50051"
+            )
+        assert env["OTEL_SERVICE_NAME"]["value"] == svc
+
+
+# --------------------------------------------------------------------------- hooks and tests
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_every_service_has_a_pre_install_and_pre_upgrade_migration_job(profile: str) -> None:
+    jobs = {service_of(j).removesuffix("-migrate"): j for j in of_kind(profile, "Job")}
+    assert sorted(jobs) == sorted(ENABLED[profile])
+    accounts = {a["metadata"]["name"]: a for a in of_kind(profile, "ServiceAccount")}
+    for svc, job in jobs.items():
+        annotations = job["metadata"]["annotations"]
+        assert hooks(job) == {"pre-install", "pre-upgrade"}
+        assert set(annotations["helm.sh/hook-delete-policy"].split(",")) == {
+            "before-hook-creation",
+            "hook-succeeded",
+        }
+        container = pod_spec(job)["containers"][0]
+        assert container["args"] == ["migrate"]
+        assert container["image"].split(":")[0].endswith(f"/{svc}")
+        account = accounts[pod_spec(job)["serviceAccountName"]]
+        assert hooks(account) >= hooks(job), "the Job's ServiceAccount must exist before the Job"
+        assert int(account["metadata"]["annotations"]["helm.sh/hook-weight"]) < int(
+            annotations["helm.sh/hook-weight"]
+        )
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_the_helm_test_pod_health_checks_every_enabled_service(profile: str) -> None:
+    pods = [p for p in of_kind(profile, "Pod") if "test" in hooks(p)]
+    assert len(pods) == 1
+    probed = sorted(c["name"] for c in pods[0]["spec"]["containers"])
+    assert probed == sorted(ENABLED[profile])
+    for c in pods[0]["spec"]["containers"]:
+        assert f"-addr={check.RELEASE}-{c['name']}:50051" in c["args"]
+
+
+# --------------------------------------------------------------------------- production
+
+
+def test_production_is_highly_available_with_every_piece_per_service() -> None:
+    profile = "production"
+    deployments = {service_of(d): d for d in of_kind(profile, "Deployment")}
+    hpas = {
+        h["spec"]["scaleTargetRef"]["name"]: h for h in of_kind(profile, "HorizontalPodAutoscaler")
+    }
+    pdbs = of_kind(profile, "PodDisruptionBudget")
+    assert sorted(deployments) == sorted(SERVICES)
+    for svc, deployment in deployments.items():
+        labels = pod_labels(deployment)
+        hpa = hpas[deployment["metadata"]["name"]]
+        assert hpa["apiVersion"] == "autoscaling/v2"
+        assert (
+            hpa["spec"]["minReplicas"] >= 2
+            and hpa["spec"]["maxReplicas"] > hpa["spec"]["minReplicas"]
+        )
+        assert "replicas" not in deployment["spec"], f"{svc}: the HPA owns the replica count"
+        pdb = next(p for p in pdbs if selects(p["spec"]["selector"], labels))
+        assert pdb["spec"].get("minAvailable", 0) >= 1, f"{svc}: PDB minAvailable"
+        spec = pod_spec(deployment)
+        assert {t["topologyKey"] for t in spec.get("topologySpreadConstraints", [])} >= {
+            "topology.kubernetes.io/zone",
+            "kubernetes.io/hostname",
+        }
+        assert "podAntiAffinity" in spec.get("affinity", {})
+        env = env_of(spec["containers"][0])
+        assert env["OTEL_EXPORTER_OTLP_ENDPOINT"]["value"].startswith("http")
+        assert "OTEL_SDK_DISABLED" not in env
+
+
+# --------------------------------------------------------------------------- values schema
+
+
+def test_the_values_schema_closes_every_object_it_defines() -> None:
+    import json
+
+    schema = json.loads((REPO / "charts" / "carenet" / "values.schema.json").read_text())
+    open_objects: list[str] = []
+
+    def walk(node: Any, path: str) -> None:
+        if isinstance(node, dict):
+            if node.get("type") == "object":
+                extra = node.get("additionalProperties")
+                # closed (false), or a plain string map such as nodeSelector or podLabels
+                if extra is not False and extra != {"type": "string"}:
+                    open_objects.append(path or "/")
+            for key, value in node.items():
+                walk(value, f"{path}/{key}")
+        elif isinstance(node, list):
+            for index, value in enumerate(node):
+                walk(value, f"{path}/{index}")
+
+    walk(schema, "")
+    assert not open_objects, f"objects without additionalProperties: false: {open_objects}"
+
+
+@pytest.mark.parametrize("profile", [p for p in PROFILES if check.PROFILES[p]])
+def test_every_profile_only_uses_keys_the_defaults_document(profile: str) -> None:
+    import yaml  # type: ignore[import-untyped,unused-ignore]
+
+    chart = REPO / "charts" / "carenet"
+    defaults = yaml.safe_load((chart / "values.yaml").read_text())
+    overrides = yaml.safe_load((chart / check.PROFILES[profile]).read_text())
+
+    def walk(over: Any, base: Any, path: str) -> None:
+        if not isinstance(over, dict) or path.endswith("resourceAttributes"):
+            return
+        for key, value in over.items():
+            assert isinstance(base, dict) and key in base, (
+                f"{profile}: {path}.{key} is not in values.yaml"
+            )
+            walk(value, base[key], f"{path}.{key}")
+
+    walk(overrides, defaults, "")

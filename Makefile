@@ -33,8 +33,11 @@ $(IDP_STAMP): infra/local-idp/package-lock.json
 	cd infra/local-idp && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-$(BUF_STAMP): package-lock.json
-	npm ci --no-audit --no-fund --loglevel=error
+# @bufbuild/buf is pinned exactly in package.json and its only dependencies are its own
+# platform binaries, pinned by it; no lockfile (npm's lockfile cannot list the platform
+# binaries the registry does not serve, and npm ci then refuses it).
+$(BUF_STAMP): package.json
+	npm install --no-audit --no-fund --no-package-lock --loglevel=error
 	touch $@
 
 .PHONY: install

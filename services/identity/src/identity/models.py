@@ -112,6 +112,18 @@ class Patient(Base):
     update_time: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
 
+@dataclass(frozen=True)
+class RelationshipWindow:
+    """What authorization needs of a care relationship."""
+
+    organisation_id: str
+    start_time: dt.datetime
+    end_time: dt.datetime | None
+
+    def active_at(self, moment: dt.datetime) -> bool:
+        return self.start_time <= moment and (self.end_time is None or moment < self.end_time)
+
+
 class CareRelationship(Base):
     __tablename__ = "care_relationships"
     __table_args__ = (Index("ix_care_relationships_patient_org", "patient_id", "organisation_id"),)
@@ -125,7 +137,11 @@ class CareRelationship(Base):
     create_time: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
     def active_at(self, moment: dt.datetime) -> bool:
-        return self.start_time <= moment and (self.end_time is None or moment < self.end_time)
+        return self.window.active_at(moment)
+
+    @property
+    def window(self) -> RelationshipWindow:
+        return RelationshipWindow(self.organisation_id, self.start_time, self.end_time)
 
 
 class Consent(Base):

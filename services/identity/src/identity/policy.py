@@ -31,7 +31,7 @@ import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from identity.models import Action, CareRelationship, Consent, DataCategory, OrgRef
+from identity.models import Action, Consent, DataCategory, OrgRef, RelationshipWindow
 from servicekit.auth import CLINICIAN_ROLES
 
 CARE_ROLES = frozenset(
@@ -66,7 +66,7 @@ class Question:
     data_category: DataCategory
     action: Action
     record_holder: OrgRef | None
-    relationships: Sequence[CareRelationship]
+    relationships: Sequence[RelationshipWindow]
     consents: Sequence[Consent]
     referral_target_id: str
     emergency_reason: str

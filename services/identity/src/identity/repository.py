@@ -16,6 +16,7 @@ from identity.models import (
     ConsentEvent,
     Organisation,
     Patient,
+    RelationshipWindow,
     RequestRecord,
     chain_hash,
 )
@@ -91,6 +92,18 @@ class IdentityRepository:
         if limit is not None:
             query = query.limit(limit)
         return self.session.scalars(query).all()
+
+    def relationship_windows(
+        self, patient_id: str, organisation_id: str
+    ) -> list[RelationshipWindow]:
+        """The validity windows of an organisation's care relationships with a patient."""
+        rows = self.session.execute(
+            select(CareRelationship.start_time, CareRelationship.end_time).where(
+                CareRelationship.patient_id == patient_id,
+                CareRelationship.organisation_id == organisation_id,
+            )
+        ).all()
+        return [RelationshipWindow(organisation_id, start, end) for start, end in rows]
 
     # consents
     def consent(self, patient_id: str, consent_id: str) -> Consent | None:

@@ -463,7 +463,7 @@ def _decide(
             raise InvalidArgument.single(
                 "record_holder", "unknown organisation", "UNKNOWN_RECORD_HOLDER"
             )
-    relationships = uow.repo.care_relationships(patient_id, org_id) if organisation else []
+    relationships = uow.repo.relationship_windows(patient_id, org_id) if organisation else []
     needs_consent = (
         record_holder is not None
         and organisation is not None

@@ -7,7 +7,7 @@ import itertools
 
 import pytest
 
-from identity.models import Action, CareRelationship, Consent, DataCategory, OrgRef
+from identity.models import Action, Consent, DataCategory, OrgRef, RelationshipWindow
 from identity.policy import Basis, Decision, Question, decide
 
 NOW = dt.datetime(2026, 6, 1, tzinfo=dt.UTC)
@@ -16,12 +16,9 @@ HOSPITAL = OrgRef("hosp-a", "hospital", "cg")
 FOREIGN = OrgRef("hosp-x", "hospital", "cg-other")
 
 
-def _relationship(org: OrgRef, *, ended: bool = False) -> CareRelationship:
-    return CareRelationship(
-        id="r",
-        patient_id="p1",
+def _relationship(org: OrgRef, *, ended: bool = False) -> RelationshipWindow:
+    return RelationshipWindow(
         organisation_id=org.id,
-        kind="treating",
         start_time=NOW - dt.timedelta(days=30),
         end_time=NOW - dt.timedelta(days=1) if ended else None,
     )

@@ -1,0 +1,112 @@
+"""Onboarding an organisation provisions its Keycloak service-account client."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from identity import service
+from identity.clients import KeycloakProvisioner
+from identity.errors import ProvisioningUnavailable
+from identity.main import deps_for
+from identity.models import OrganisationType
+from servicekit.auth import Principal
+from servicekit.db import make_engine
+from servicekit.migrations import upgrade
+
+from ..fakes import FakeKeycloakAdmin
+
+ADMIN = Principal(
+    subject="admin",
+    client_id="test",
+    organisation="organisations/cg-a",
+    care_group="organisations/cg-a",
+    roles=frozenset({"care-group-admin"}),
+)
+
+
+@pytest.fixture
+def deps(tmp_path: Path) -> service.Deps:
+    url = f"sqlite:///{tmp_path / 'identity.db'}"
+    upgrade("identity.migrations", url)
+    deps = deps_for(make_engine(url), b"pepper")
+    service.bootstrap_care_group(
+        deps, "cg-a", service.OrganisationInput("Zorggroep A", OrganisationType.CARE_GROUP)
+    )
+    return deps
+
+
+def test_a_provisioned_municipality_gets_a_service_account_with_its_audiences_and_claims(
+    deps: service.Deps,
+) -> None:
+    admin = FakeKeycloakAdmin()
+    deps.provisioner = KeycloakProvisioner(admin)
+    org = service.create_organisation(
+        deps,
+        ADMIN,
+        service.OrganisationInput(
+            "Gemeente Helmond", OrganisationType.MUNICIPALITY, cbs_municipality_code="GM0794"
+        ),
+        "gm-helmond",
+        provision_service_account=True,
+    )
+    assert org.service_account_client_id == "org-gm-helmond"
+    (payload,) = admin.clients.values()
+    assert payload["clientId"] == "org-gm-helmond"
+    assert payload["serviceAccountsEnabled"] is True
+    assert payload["publicClient"] is False
+    audiences = {
+        m["config"]["included.client.audience"]
+        for m in payload["protocolMappers"]
+        if m["protocolMapper"] == "oidc-audience-mapper"
+    }
+    assert audiences == {"carenet-identity", "carenet-referral"}
+    claims = {
+        m["config"]["claim.name"]
+        for m in payload["protocolMappers"]
+        if m["protocolMapper"] == "oidc-usermodel-attribute-mapper"
+    }
+    assert claims == {"carenet_org", "carenet_tenant"}
+    assert admin.user_updates == [
+        (
+            "user-of-internal-org-gm-helmond",
+            {"attributes": {"carenet_org": ["gm-helmond"], "carenet_tenant": ["cg-a"]}},
+        )
+    ]
+
+
+def test_an_insurer_client_only_reaches_outcomes(deps: service.Deps) -> None:
+    admin = FakeKeycloakAdmin()
+    deps.provisioner = KeycloakProvisioner(admin)
+    service.create_organisation(
+        deps,
+        ADMIN,
+        service.OrganisationInput("Zilveren Kruis", OrganisationType.INSURER, uzovi="3311"),
+        "ins-zk",
+        provision_service_account=True,
+    )
+    (payload,) = admin.clients.values()
+    audiences = {
+        m["config"]["included.client.audience"]
+        for m in payload["protocolMappers"]
+        if m["protocolMapper"] == "oidc-audience-mapper"
+    }
+    assert audiences == {"carenet-outcomes"}
+
+
+def test_provisioning_without_admin_credentials_is_a_failed_precondition_and_creates_nothing(
+    deps: service.Deps,
+) -> None:
+    with pytest.raises(ProvisioningUnavailable):
+        service.create_organisation(
+            deps,
+            ADMIN,
+            service.OrganisationInput(
+                "Praktijk X", OrganisationType.GP_PRACTICE, agb_code="01000001"
+            ),
+            "gp-x",
+            provision_service_account=True,
+        )
+    with pytest.raises(Exception, match="not found"):
+        service.get_organisation(deps, ADMIN, "gp-x")

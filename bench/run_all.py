@@ -1,6 +1,6 @@
 """Runs every benchmark in bench/ (files named <service>_<name>.py) one after another.
 
-    .venv/bin/python bench/run_all.py [--quick]
+.venv/bin/python bench/run_all.py [--quick]
 """
 
 from __future__ import annotations

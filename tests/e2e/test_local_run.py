@@ -15,8 +15,17 @@ REPO = Path(__file__).resolve().parents[2]
 @pytest.mark.e2e
 def test_the_local_platform_comes_up_and_the_printed_examples_work(tmp_path: Path) -> None:
     result = subprocess.run(
-        [sys.executable, str(REPO / "scripts" / "run_local.py"), "--smoke", "--run-dir", str(tmp_path)],
-        capture_output=True, text=True, timeout=300, check=False,
+        [
+            sys.executable,
+            str(REPO / "scripts" / "run_local.py"),
+            "--smoke",
+            "--run-dir",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-4000:]

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from testkit.idp import LocalIdp, repo_root
 
 REALM_FILE = repo_root(Path(__file__)) / "infra" / "keycloak" / "carenet-realm.json"

@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import load_der_public_key
 from keycloak import KeycloakOpenID
 from keycloak.exceptions import KeycloakError
+
 from testkit.idp import LocalIdp, repo_root
 
 PLATFORM_ROLES = {

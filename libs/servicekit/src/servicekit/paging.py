@@ -66,3 +66,23 @@ def decode_page_token(token: str, expected_fingerprint: str) -> dict[str, Any] |
 
 def next_token(position: dict[str, Any] | None, expected_fingerprint: str) -> str:
     return PageToken(position, expected_fingerprint).encode() if position is not None else ""
+
+
+class Pager:
+    """Page size and page token of one List call whose items are ordered by a single key.
+
+    ``Pager(request, *filters)`` validates ``request.page_size`` and ``request.page_token``
+    (a token is only valid with the same filters); ``after(default)`` is the key to continue
+    after; ``next_token(last)`` is the token to return (empty when ``last`` is None).
+    """
+
+    def __init__(self, request: Any, *filters: object) -> None:
+        self.size = page_size(request.page_size)
+        self.fingerprint = fingerprint(*filters)
+        self.position = decode_page_token(request.page_token, self.fingerprint)
+
+    def after(self, default: Any) -> Any:
+        return self.position["after"] if self.position else default
+
+    def next_token(self, last: Any) -> str:
+        return next_token({"after": last} if last is not None else None, self.fingerprint)

@@ -3,8 +3,7 @@ domain errors are mapped by the error interceptor."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, TypeVar
+from typing import Any
 
 import grpc
 
@@ -13,9 +12,10 @@ from carenet.identity.v1 import identity_service_pb2 as rpc
 from carenet.identity.v1 import identity_service_pb2_grpc as rpc_grpc
 from identity import models, service
 from identity.policy import Basis, Decision
-from servicekit import names, paging
+from servicekit import enums, names
 from servicekit.auth import Principal, current_principal
 from servicekit.errors import InvalidArgument
+from servicekit.paging import Pager
 from servicekit.timestamps import from_proto, to_proto
 
 ORG_TYPES = {
@@ -65,17 +65,6 @@ CONSENT_STATES_OUT = {
     models.ConsentState.EXPIRED: pb.CONSENT_STATE_EXPIRED,
     models.ConsentState.WITHDRAWN: pb.CONSENT_STATE_WITHDRAWN,
 }
-
-
-T = TypeVar("T")
-
-
-def _enum(mapping: Mapping[Any, T], value: int, field: str) -> T | None:
-    if value == 0:
-        return None
-    if value not in mapping:
-        raise InvalidArgument.single(field, "unknown value", "UNKNOWN_ENUM_VALUE")
-    return mapping[value]
 
 
 def _org_ref(name: str, field: str) -> str:
@@ -178,7 +167,7 @@ def log_entry_pb(entry: models.AccessLogEntry) -> pb.AccessLogEntry:
 def _organisation_input(org: pb.Organisation) -> service.OrganisationInput:
     return service.OrganisationInput(
         display_name=org.display_name,
-        type=_enum(ORG_TYPES, org.type, "organisation.type"),
+        type=enums.from_proto(ORG_TYPES, org.type, "organisation.type"),
         agb_code=org.agb_code,
         ura=org.ura,
         uzovi=org.uzovi,
@@ -194,7 +183,7 @@ def _selector(
     if which == "organisation":
         return None, _org_ref(sel.organisation, f"{field}.organisation")
     if which == "category":
-        return _enum(ORG_TYPES, sel.category, f"{field}.category"), ""
+        return enums.from_proto(ORG_TYPES, sel.category, f"{field}.category"), ""
     return None, ""
 
 
@@ -208,21 +197,6 @@ def _subject(subject: pb.Subject) -> Principal:
         patient=subject.patient,
         on_behalf_of=subject.on_behalf_of,
     )
-
-
-class _Pager:
-    """Page size and token handling for one List call."""
-
-    def __init__(self, request: Any, *fingerprint: object) -> None:
-        self.size = paging.page_size(request.page_size)
-        self.fp = paging.fingerprint(*fingerprint)
-        self.position = paging.decode_page_token(request.page_token, self.fp)
-
-    def after(self, default: Any) -> Any:
-        return self.position["after"] if self.position else default
-
-    def next_token(self, last: Any) -> str:
-        return paging.next_token({"after": last} if last is not None else None, self.fp)
 
 
 class IdentityServicer(rpc_grpc.IdentityServiceServicer):
@@ -251,8 +225,8 @@ class IdentityServicer(rpc_grpc.IdentityServiceServicer):
     def ListOrganisations(
         self, request: rpc.ListOrganisationsRequest, context: grpc.ServicerContext
     ) -> rpc.ListOrganisationsResponse:
-        type_ = _enum(ORG_TYPES, request.type, "type")
-        pager = _Pager(request, "orgs", request.type)
+        type_ = enums.from_proto(ORG_TYPES, request.type, "type")
+        pager = Pager(request, "orgs", request.type)
         page = service.list_organisations(
             self.deps, current_principal(), type_, pager.after(None), pager.size
         )
@@ -309,7 +283,7 @@ class IdentityServicer(rpc_grpc.IdentityServiceServicer):
             current_principal(),
             patient_id,
             org_id,
-            _enum(KINDS, rel.kind, "care_relationship.kind"),
+            enums.from_proto(KINDS, rel.kind, "care_relationship.kind"),
             from_proto(rel.start_time, rel.HasField("start_time")),
             from_proto(rel.end_time, rel.HasField("end_time")),
             request.request_id,
@@ -320,7 +294,7 @@ class IdentityServicer(rpc_grpc.IdentityServiceServicer):
         self, request: rpc.ListCareRelationshipsRequest, context: grpc.ServicerContext
     ) -> rpc.ListCareRelationshipsResponse:
         patient_id = names.parse_one(request.parent, "patients", field="parent")
-        pager = _Pager(request, "rels", patient_id)
+        pager = Pager(request, "rels", patient_id)
         page = service.list_care_relationships(
             self.deps, current_principal(), patient_id, pager.after(None), pager.size
         )
@@ -350,7 +324,7 @@ class IdentityServicer(rpc_grpc.IdentityServiceServicer):
         holder_type, holder_id = _selector(c.record_holder, "consent.record_holder")
         requester_type, requester_id = _selector(c.requester, "consent.requester")
         data = service.ConsentInput(
-            data_category=_enum(CATEGORIES, c.data_category, "consent.data_category"),
+            data_category=enums.from_proto(CATEGORIES, c.data_category, "consent.data_category"),
             record_holder_type=holder_type,
             record_holder_id=holder_id,
             requester_type=requester_type,
@@ -374,7 +348,7 @@ class IdentityServicer(rpc_grpc.IdentityServiceServicer):
         self, request: rpc.ListConsentsRequest, context: grpc.ServicerContext
     ) -> rpc.ListConsentsResponse:
         patient_id = names.parse_one(request.parent, "patients", field="parent")
-        pager = _Pager(request, "consents", patient_id)
+        pager = Pager(request, "consents", patient_id)
         page = service.list_consents(
             self.deps, current_principal(), patient_id, pager.after(None), pager.size
         )
@@ -397,7 +371,7 @@ class IdentityServicer(rpc_grpc.IdentityServiceServicer):
         self, request: rpc.ListConsentEventsRequest, context: grpc.ServicerContext
     ) -> rpc.ListConsentEventsResponse:
         patient_id = names.parse_one(request.parent, "patients", field="parent")
-        pager = _Pager(request, "consent-events", patient_id)
+        pager = Pager(request, "consent-events", patient_id)
         page = service.list_consent_events(
             self.deps, current_principal(), patient_id, int(pager.after(0)), pager.size
         )
@@ -423,8 +397,8 @@ class IdentityServicer(rpc_grpc.IdentityServiceServicer):
         ctx = request.referral_context
         data = service.AuthorizeInput(
             patient_id=patient_id,
-            data_category=_enum(CATEGORIES, request.data_category, "data_category"),
-            action=_enum(ACTIONS, request.action, "action"),
+            data_category=enums.from_proto(CATEGORIES, request.data_category, "data_category"),
+            action=enums.from_proto(ACTIONS, request.action, "action"),
             purpose=request.purpose,
             emergency_reason=request.emergency_reason,
             record_holder_id=_org_ref(request.record_holder, "record_holder"),
@@ -454,8 +428,8 @@ class IdentityServicer(rpc_grpc.IdentityServiceServicer):
         ]
         data = service.AuthorizeInput(
             patient_id="",
-            data_category=_enum(CATEGORIES, request.data_category, "data_category"),
-            action=_enum(ACTIONS, request.action, "action"),
+            data_category=enums.from_proto(CATEGORIES, request.data_category, "data_category"),
+            action=enums.from_proto(ACTIONS, request.action, "action"),
             purpose=request.purpose,
             record_holder_id=_org_ref(request.record_holder, "record_holder"),
             subject=_subject(request.subject) if request.HasField("subject") else None,
@@ -481,7 +455,7 @@ class IdentityServicer(rpc_grpc.IdentityServiceServicer):
         patient_id = (
             names.parse_one(request.patient, "patients", field="patient") if request.patient else ""
         )
-        pager = _Pager(request, "log", patient_id)
+        pager = Pager(request, "log", patient_id)
         page = service.list_access_log(
             self.deps, current_principal(), patient_id, int(pager.after(0)), pager.size
         )

@@ -54,9 +54,10 @@ def env_for(name: str, run_dir: Path, issuer: str, ports: dict[str, int]) -> dic
     return env
 
 
-def cli(name: str, command: str, env: dict[str, str]) -> None:
+def cli(name: str, command: str, env: dict[str, str], *args: str) -> dict[str, str]:
+    """Runs ``<name> <command> [args]``; returns the JSON line it printed last, if any."""
     result = subprocess.run(
-        [sys.executable, "-m", f"{name}.main", command],
+        [sys.executable, "-m", f"{name}.main", command, *args],
         env={**os.environ, **env},
         capture_output=True,
         text=True,
@@ -65,6 +66,23 @@ def cli(name: str, command: str, env: dict[str, str]) -> None:
     if result.returncode != 0:
         sys.stderr.write(result.stdout[-3000:] + result.stderr[-3000:])
         raise SystemExit(f"{name} {command} failed")
+    for line in reversed(result.stdout.splitlines()):
+        try:
+            found = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(found, dict):
+            return {str(k): str(v) for k, v in found.items()}
+    return {}
+
+
+def seed_args(name: str, seeded: dict[str, dict[str, str]]) -> list[str]:
+    """What a service's demo seed needs from the ones seeded before it."""
+    if name == "referral":
+        return ["--with-referral"]
+    if name == "careplan" and seeded.get("referral", {}).get("referral"):
+        return [seeded["referral"]["referral"]]
+    return []
 
 
 def token(issuer: str, client: str, username: str) -> str:
@@ -83,18 +101,18 @@ def token(issuer: str, client: str, username: str) -> str:
         return str(json.loads(response.read())["access_token"])
 
 
-def examples(issuer: str) -> list[tuple[str, list[str]]]:
+def examples(names: list[str]) -> list[tuple[str, list[str]]]:
+    """The calls the banner shows and ``--smoke`` runs, for the services that are running."""
     grpcurl = str(REPO / ".venv" / "bin" / "grpcurl")
+    auth = ["-H", "authorization: Bearer $TOKEN"]
     identity = f"127.0.0.1:{PORTS['identity']}"
-    body = json.dumps(
-        {
-            "patient": "patients/p-0001",
-            "data_category": "DATA_CATEGORY_CARE_PLAN",
-            "action": "ACTION_READ",
-            "purpose": "consult preparation",
-        }
-    )
-    return [
+    authorize = {
+        "patient": "patients/p-0001",
+        "data_category": "DATA_CATEGORY_CARE_PLAN",
+        "action": "ACTION_READ",
+        "purpose": "consult preparation",
+    }
+    calls = [
         ("list the services (reflection)", [grpcurl, "-plaintext", identity, "list"]),
         ("health check", [grpcurl, "-plaintext", identity, "grpc.health.v1.Health/Check"]),
         (
@@ -102,15 +120,52 @@ def examples(issuer: str) -> list[tuple[str, list[str]]]:
             [
                 grpcurl,
                 "-plaintext",
-                "-H",
-                "authorization: Bearer $TOKEN",
+                *auth,
                 "-d",
-                body,
+                json.dumps(authorize),
                 identity,
                 "carenet.identity.v1.IdentityService/Authorize",
             ],
         ),
     ]
+    if "referral" in names:
+        profile = {
+            "conditions": ["T90"],
+            "age": 58,
+            "bmi": 31.5,
+            "postcode": "5612",
+            "municipality_code": "GM0772",
+        }
+        calls.append(
+            (
+                "the menu card: offers for a 58-year-old with DM2 and BMI 31.5 in Eindhoven",
+                [
+                    grpcurl,
+                    "-plaintext",
+                    *auth,
+                    "-d",
+                    json.dumps({"profile": profile, "page_size": 3}),
+                    f"127.0.0.1:{PORTS['referral']}",
+                    "carenet.referral.v1.ReferralService/FindOffers",
+                ],
+            )
+        )
+    if "careplan" in names:
+        calls.append(
+            (
+                "p-0001's shared care plan (goals, actions, the linked GLI referral)",
+                [
+                    grpcurl,
+                    "-plaintext",
+                    *auth,
+                    "-d",
+                    json.dumps({"name": "patients/p-0001/carePlan"}),
+                    f"127.0.0.1:{PORTS['careplan']}",
+                    "carenet.careplan.v1.CarePlanService/GetCarePlan",
+                ],
+            )
+        )
+    return calls
 
 
 def _shell(arg: str) -> str:
@@ -130,7 +185,7 @@ def print_banner(issuer: str, ports: dict[str, int]) -> None:
     )
     print("\nGet a token for the demo GP dr.jansen through the chain information system's client:")
     print(f"  {token_cmd}")
-    for title, argv in examples(issuer):
+    for title, argv in examples(list(ports)):
         print(f"\n{title[0].upper() + title[1:]}:")
         print("  " + " ".join(_shell(a) for a in argv))
     print(
@@ -139,9 +194,9 @@ def print_banner(issuer: str, ports: dict[str, int]) -> None:
     )
 
 
-def smoke(issuer: str) -> None:
+def smoke(issuer: str, names: list[str]) -> None:
     bearer = token(issuer, "carenet-kis", "dr.jansen")
-    for title, template in examples(issuer):
+    for title, template in examples(names):
         argv = [a.replace("$TOKEN", bearer) for a in template]
         result = subprocess.run(argv, capture_output=True, text=True, timeout=30, check=False)
         print(f"[smoke] {title}: exit {result.returncode}")
@@ -163,14 +218,15 @@ def main() -> None:
         idp = stack.enter_context(
             LocalIdp.start(keys_file=run_dir / "idp-keys.json", ttl_seconds=3600, port=IDP_PORT)
         )
+        seeded: dict[str, dict[str, str]] = {}
         for name in names:
             env = env_for(name, run_dir, idp.issuer, ports)
             cli(name, "migrate", env)
-            cli(name, "seed-demo", env)
+            seeded[name] = cli(name, "seed-demo", env, *seed_args(name, seeded))
             process = ServiceProcess(name, env | {f"{name.upper()}_LOG_LEVEL": "INFO"}).start()
             stack.callback(process.stop)
         if args.smoke:
-            smoke(idp.issuer)
+            smoke(idp.issuer, names)
             return
         print_banner(idp.issuer, ports)
         stop = threading.Event()

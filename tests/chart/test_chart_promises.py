@@ -36,7 +36,7 @@ _spec.loader.exec_module(check)
 PROFILES = list(check.PROFILES)
 SERVICES = ["identity", "referral", "careplan", "outcomes"]
 ENABLED = {
-    "default": ["identity"],
+    "default": ["identity", "referral", "careplan"],
     "minimal": ["identity", "referral"],
     "production": ["identity", "referral", "careplan", "outcomes"],
 }

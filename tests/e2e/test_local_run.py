@@ -33,3 +33,8 @@ def test_the_local_platform_comes_up_and_the_printed_examples_work(tmp_path: Pat
     assert '"status": "SERVING"' in output
     assert '"decision": "DECISION_PERMIT"' in output
     assert (tmp_path / "identity.db").exists()
+    services = {p.parent.name for p in (REPO / "services").glob("*/pyproject.toml")}
+    if "referral" in services:
+        assert "GLI CooL" in output, "the menu card example found the demo GLI offer"
+    if "careplan" in services:
+        assert "patients/p-0001/referrals/" in output, "the demo plan links the demo referral"

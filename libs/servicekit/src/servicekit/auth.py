@@ -22,6 +22,7 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 from jwt.algorithms import RSAAlgorithm
 
+from servicekit.config import ServiceSettings
 from servicekit.errors import Unauthenticated
 
 ORG_CLAIM = "carenet_org"
@@ -279,3 +280,18 @@ class TokenVerifier:
         if scheme.lower() != "bearer" or not token.strip():
             raise Unauthenticated("a bearer token is required", reason="MISSING_TOKEN")
         return self.verify(token.strip(), on_behalf_of=metadata.get(ON_BEHALF_OF_HEADER, "")[:200])
+
+
+def verifier_for(settings: ServiceSettings) -> TokenVerifier:
+    """The token verifier a service's settings describe (issuer, audience, JWKS caching)."""
+    jwks = JwksCache(
+        settings.jwks_url,
+        max_age_seconds=settings.jwks_max_age_seconds,
+        refetch_cooldown_seconds=settings.jwks_refetch_cooldown_seconds,
+    )
+    return TokenVerifier(
+        issuer=settings.oidc_issuer,
+        audience=settings.oidc_audience,
+        jwks=jwks,
+        leeway_seconds=settings.token_leeway_seconds,
+    )

@@ -10,7 +10,7 @@ import json
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import grpc
 from opentelemetry.instrumentation.grpc import client_interceptor
@@ -106,8 +106,22 @@ def traced(channel: grpc.Channel, tracer_provider: Any = None) -> grpc.Channel:
     return wrapped
 
 
+class ServiceAccountSettings(Protocol):
+    oidc_issuer: str
+    oidc_client_id: str
+    oidc_client_secret: str
+
+
 class ServiceAccountTokens:
     """Client-credentials tokens for this service's own account, cached until near expiry."""
+
+    @classmethod
+    def from_settings(cls, settings: ServiceAccountSettings) -> ServiceAccountTokens:
+        return cls(
+            issuer=settings.oidc_issuer,
+            client_id=settings.oidc_client_id,
+            client_secret=settings.oidc_client_secret,
+        )
 
     def __init__(
         self,

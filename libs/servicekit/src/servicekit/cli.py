@@ -40,7 +40,9 @@ def run_cli(
     for command in extra or {}:
         extra_parser = sub.add_parser(command)
         extra_parser.add_argument("args", nargs=argparse.REMAINDER)
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown and args.command in ("serve", "migrate"):
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     settings = load_settings(settings_factory)
     if args.command == "serve":
         serve(settings)
@@ -49,4 +51,4 @@ def run_cli(
 
         upgrade(migrations_package, settings.database_url)
     else:
-        (extra or {})[args.command](settings, list(args.args))
+        (extra or {})[args.command](settings, [*args.args, *unknown])

@@ -100,8 +100,9 @@ IDENTITY_TEST_PEPPER = "test-pepper"
 def identity_service(local_idp: LocalIdp) -> Iterator[IdentityService]:
     from identity import demo
     from identity.config import Settings
-    from identity.main import build_verifier, deps_for
+    from identity.main import deps_for
     from identity.server import create_server
+    from servicekit.auth import verifier_for
     from servicekit.db import make_engine
     from servicekit.migrations import upgrade
     from testkit.database import fresh_database
@@ -118,7 +119,7 @@ def identity_service(local_idp: LocalIdp) -> Iterator[IdentityService]:
             grpc_port=0,
             bsn_pepper=IDENTITY_TEST_PEPPER,  # type: ignore[arg-type]
         )
-        running = create_server(settings, deps, build_verifier(settings))
+        running = create_server(settings, deps, verifier_for(settings))
         running.start()
         try:
             yield IdentityService(f"127.0.0.1:{running.port}", deps, url)

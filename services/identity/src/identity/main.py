@@ -13,7 +13,7 @@ from identity.clients import KeycloakProvisioner, keycloak_admin
 from identity.config import Settings
 from identity.server import create_server
 from identity.unit_of_work import LogStripes, UnitOfWork
-from servicekit.auth import JwksCache, TokenVerifier
+from servicekit.auth import verifier_for
 from servicekit.cli import run_cli
 from servicekit.db import autocommit, is_postgres, make_engine, make_session_factory
 from servicekit.logs import configure_logging
@@ -63,24 +63,10 @@ def build_deps(settings: Settings) -> service.Deps:
     )
 
 
-def build_verifier(settings: Settings) -> TokenVerifier:
-    jwks = JwksCache(
-        settings.jwks_url,
-        max_age_seconds=settings.jwks_max_age_seconds,
-        refetch_cooldown_seconds=settings.jwks_refetch_cooldown_seconds,
-    )
-    return TokenVerifier(
-        issuer=settings.oidc_issuer,
-        audience=settings.oidc_audience,
-        jwks=jwks,
-        leeway_seconds=settings.token_leeway_seconds,
-    )
-
-
 def serve(settings: Settings) -> None:
     configure_logging("identity", settings.log_level)
     configure_tracing("identity")
-    running = create_server(settings, build_deps(settings), build_verifier(settings))
+    running = create_server(settings, build_deps(settings), verifier_for(settings))
     serve_forever(running, settings.shutdown_grace_seconds)
 
 

@@ -16,8 +16,9 @@ from carenet.identity.v1 import identity_pb2 as pb
 from carenet.identity.v1 import identity_service_pb2 as rpc
 from carenet.identity.v1 import identity_service_pb2_grpc as rpc_grpc
 from identity.config import Settings
-from identity.main import build_verifier, deps_for
+from identity.main import deps_for
 from identity.server import create_server
+from servicekit.auth import verifier_for
 from servicekit.channels import traced as traced_channel
 from servicekit.db import make_engine
 from testkit.fixtures import IDENTITY_TEST_PEPPER, Tokens, bearer
@@ -42,7 +43,7 @@ def traced(
         bsn_pepper=IDENTITY_TEST_PEPPER,  # type: ignore[arg-type]
     )
     running = create_server(
-        settings, deps_for(engine, IDENTITY_TEST_PEPPER.encode()), build_verifier(settings)
+        settings, deps_for(engine, IDENTITY_TEST_PEPPER.encode()), verifier_for(settings)
     )
     running.start()
     channel = traced_channel(grpc.insecure_channel(f"127.0.0.1:{running.port}"), provider)

@@ -1,0 +1,79 @@
+"""CreateReferral (validate, verify the token, Authorize at identity over gRPC, insert the
+referral, its history and its outbox event in one transaction, commit) against a bare gRPC
+handler doing one INSERT and COMMIT, in the same run. identity runs as a real process.
+
+Goal (issue 3): throughput >= 60 % of the baseline's, p99 <= 2x the baseline's.
+
+    .venv/bin/python bench/referral_create.py [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import threading
+
+import grpc
+from common import platform
+from harness import BaselineClient, baseline_server, compare, report
+from referral_find_offers import bulk_offers
+
+from carenet.referral.v1 import referral_pb2 as pb
+from carenet.referral.v1 import referral_service_pb2 as rpc
+from carenet.referral.v1 import referral_service_pb2_grpc as rpc_grpc
+
+PATIENTS = ["p-0001", "p-0002"]
+PROFILE = pb.PatientProfile(age=55, bmi=31.0, postcode="5612", municipality_code="GM0772")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="short rounds, for trying it out")
+    args = parser.parse_args()
+    rounds, seconds = (3, 1.0) if args.quick else (5, 4.0)
+    services = {"identity": {}, "referral": {"REFERRAL_OIDC_CLIENT_SECRET": "svc-referral-secret"}}
+    with platform(services) as p, baseline_server(p.database_url) as base_target:
+        offers = bulk_offers(p.processes["referral"].env["REFERRAL_DATABASE_URL"], 6000)
+        pairs = [(patient, offer) for offer in offers for patient in PATIENTS]
+        counter = itertools.count()
+        lock = threading.Lock()
+        token = p.idp.password_token("carenet-kis", "dr.jansen")
+        metadata = (("authorization", f"Bearer {token}"),)
+        with (
+            grpc.insecure_channel(p.target("referral")) as ch,
+            grpc.insecure_channel(base_target) as bch,
+        ):
+            stub = rpc_grpc.ReferralServiceStub(ch)
+            base = BaselineClient(bch)
+
+            def candidate(_i: int) -> object:
+                with lock:
+                    patient, offer = pairs[next(counter)]
+                return stub.CreateReferral(
+                    rpc.CreateReferralRequest(
+                        parent=f"patients/{patient}",
+                        referral=pb.Referral(offer=offer, reason="benchmark", profile=PROFILE),
+                    ),
+                    metadata=metadata,
+                    timeout=10,
+                )
+
+            def baseline(i: int) -> object:
+                return base.insert(f"row-{i}".encode(), timeout=5)
+
+            results = [
+                compare(
+                    "CreateReferral vs INSERT+COMMIT",
+                    baseline,
+                    candidate,
+                    rounds=rounds,
+                    seconds=seconds,
+                    concurrency=c,
+                )
+                for c in (1, 8)
+            ]
+    report(results, "referral_create.json")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,173 @@
+"""Asking identity whether a subject may act on a patient's data.
+
+Every service reaches identity's ``Authorize`` and ``BatchAuthorize`` through
+:class:`IdentityAuthorizer`: the call carries the service's own token (on the channel) and
+the end user as ``subject``, has a deadline, and fails closed: anything but an answer is
+:class:`IdentityUnavailable` (UNAVAILABLE), never a permit. identity logs every decision.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import grpc
+
+from carenet.identity.v1 import identity_pb2 as pb
+from carenet.identity.v1 import identity_service_pb2 as rpc
+from carenet.identity.v1 import identity_service_pb2_grpc as rpc_grpc
+from servicekit.auth import Principal
+from servicekit.errors import Unavailable
+
+MAX_BATCH = 1000
+
+
+class IdentityUnavailable(Unavailable):
+    default_reason = "IDENTITY_UNAVAILABLE"
+
+
+class Access(enum.StrEnum):
+    READ = "read"
+    CREATE = "create"
+    UPDATE = "update"
+
+
+class Category(enum.StrEnum):
+    REFERRAL = "referral"
+    CARE_PLAN = "care-plan"
+    MEASUREMENTS = "measurements"
+
+
+_ACCESS = {
+    Access.READ: pb.ACTION_READ,
+    Access.CREATE: pb.ACTION_CREATE,
+    Access.UPDATE: pb.ACTION_UPDATE,
+}
+_CATEGORY = {
+    Category.REFERRAL: pb.DATA_CATEGORY_REFERRAL,
+    Category.CARE_PLAN: pb.DATA_CATEGORY_CARE_PLAN,
+    Category.MEASUREMENTS: pb.DATA_CATEGORY_MEASUREMENTS,
+}
+_BASES = {v: k.removeprefix("BASIS_").lower().replace("_", "-") for k, v in pb.Basis.items()}
+
+
+@dataclass(frozen=True)
+class Decision:
+    """identity's answer. ``found`` is False when identity does not know the patient in the
+    subject's care group (another tenant, or no such patient)."""
+
+    permitted: bool
+    reason: str
+    basis: str = ""
+    found: bool = True
+
+
+@dataclass(frozen=True)
+class ReferralContext:
+    """Names the referral a request is about, so identity can apply the Mitz referral
+    exception for its target."""
+
+    referral: str
+    target_organisation_id: str
+    referrer_organisation_id: str
+
+
+def subject_of(principal: Principal) -> pb.Subject:
+    return pb.Subject(
+        user=principal.subject,
+        organisation=principal.organisation,
+        care_group=principal.care_group,
+        roles=sorted(principal.roles),
+        patient=principal.patient,
+        on_behalf_of=principal.on_behalf_of,
+        client_id=principal.client_id,
+    )
+
+
+class IdentityAuthorizer:
+    def __init__(self, channel: grpc.Channel, *, deadline_seconds: float = 5.0) -> None:
+        self._stub = rpc_grpc.IdentityServiceStub(channel)
+        self._deadline = deadline_seconds
+
+    def authorize(
+        self,
+        subject: Principal,
+        patient_id: str,
+        category: Category,
+        access: Access,
+        *,
+        record_holder_id: str = "",
+        referral: ReferralContext | None = None,
+        purpose: str = "",
+    ) -> Decision:
+        request = rpc.AuthorizeRequest(
+            patient=f"patients/{patient_id}",
+            data_category=_CATEGORY[category],
+            action=_ACCESS[access],
+            purpose=purpose,
+            record_holder=f"organisations/{record_holder_id}" if record_holder_id else "",
+            subject=subject_of(subject),
+            access_point=subject.client_id,
+        )
+        if referral is not None:
+            request.referral_context.CopyFrom(
+                rpc.ReferralContext(
+                    referral=referral.referral,
+                    target_organisation=f"organisations/{referral.target_organisation_id}",
+                    referrer_organisation=f"organisations/{referral.referrer_organisation_id}",
+                )
+            )
+        try:
+            reply = self._stub.Authorize(request, timeout=self._deadline)
+        except grpc.RpcError as error:
+            return _refusal(error)
+        return Decision(
+            reply.decision == pb.DECISION_PERMIT, reply.reason, _BASES.get(reply.basis, "")
+        )
+
+    def batch_authorize(
+        self,
+        subject: Principal,
+        patient_ids: Sequence[str],
+        category: Category,
+        access: Access,
+        *,
+        purpose: str = "",
+    ) -> dict[str, Decision]:
+        """One decision (and one access-log entry) per distinct patient; a patient identity
+        gave no answer for is refused."""
+        decisions: dict[str, Decision] = {}
+        unique = list(dict.fromkeys(patient_ids))
+        for start in range(0, len(unique), MAX_BATCH):
+            request = rpc.BatchAuthorizeRequest(
+                patients=[f"patients/{p}" for p in unique[start : start + MAX_BATCH]],
+                data_category=_CATEGORY[category],
+                action=_ACCESS[access],
+                purpose=purpose,
+                subject=subject_of(subject),
+                access_point=subject.client_id,
+            )
+            try:
+                reply = self._stub.BatchAuthorize(request, timeout=self._deadline * 4)
+            except grpc.RpcError as error:
+                raise IdentityUnavailable("identity could not decide; access refused") from error
+            for d in reply.decisions:
+                decisions[d.patient.removeprefix("patients/")] = Decision(
+                    d.decision == pb.DECISION_PERMIT,
+                    d.reason,
+                    _BASES.get(d.basis, ""),
+                    found=d.reason != "PATIENT_NOT_FOUND",
+                )
+        for p in unique:
+            decisions.setdefault(p, Decision(False, "NO_DECISION"))
+        return decisions
+
+
+def _refusal(error: grpc.RpcError) -> Decision:
+    code = getattr(error, "code", lambda: None)()
+    if code == grpc.StatusCode.NOT_FOUND:
+        return Decision(False, "PATIENT_NOT_FOUND", found=False)
+    if code == grpc.StatusCode.PERMISSION_DENIED:
+        return Decision(False, "IDENTITY_REFUSED")
+    raise IdentityUnavailable("identity could not decide; access refused") from error

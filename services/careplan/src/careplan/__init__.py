@@ -1,0 +1,1 @@
+"""carenet careplan: the shared individual care plan."""

@@ -1,0 +1,58 @@
+"""Domain errors of the careplan service. Messages never carry identifying or health data."""
+
+from __future__ import annotations
+
+from servicekit.authorization import IdentityUnavailable
+from servicekit.errors import (
+    Aborted,
+    AlreadyExists,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+)
+
+DOMAIN = "careplan.carenet"
+
+
+class CarePlanNotFound(NotFound):
+    default_reason = "CARE_PLAN_NOT_FOUND"
+
+
+class RevisionNotFound(NotFound):
+    default_reason = "REVISION_NOT_FOUND"
+
+
+class CarePlanExists(AlreadyExists):
+    default_reason = "CARE_PLAN_EXISTS"
+
+
+class AccessDenied(PermissionDenied):
+    """identity's Authorize said no; the reason is identity's reason code."""
+
+
+class FieldGroupNotWritable(PermissionDenied):
+    """The caller's role may not write a field group (see careplan.policy)."""
+
+    default_reason = "FIELD_GROUP_NOT_WRITABLE"
+
+
+class RoleNotPermitted(PermissionDenied):
+    default_reason = "ROLE_NOT_PERMITTED"
+
+
+class EtagMismatch(Aborted):
+    default_reason = "ETAG_MISMATCH"
+
+
+__all__ = [
+    "DOMAIN",
+    "AccessDenied",
+    "CarePlanExists",
+    "CarePlanNotFound",
+    "EtagMismatch",
+    "FieldGroupNotWritable",
+    "IdentityUnavailable",
+    "InvalidArgument",
+    "RevisionNotFound",
+    "RoleNotPermitted",
+]

@@ -1,0 +1,84 @@
+"""The only place the careplan service runs queries."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from careplan.models import (
+    AppliedEvent,
+    CarePlanRevisionRow,
+    CarePlanRow,
+    EventCursor,
+    RequestRecord,
+)
+
+
+class CarePlanRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def add(self, obj: object) -> None:
+        self.session.add(obj)
+        self.session.flush()
+
+    # plans
+    def plan(self, patient_id: str) -> CarePlanRow | None:
+        return self.session.get(CarePlanRow, patient_id)
+
+    def plan_for_update(self, patient_id: str) -> CarePlanRow | None:
+        """The plan, locked until commit (PostgreSQL; SQLite serialises writers anyway)."""
+        return self.session.scalars(
+            select(CarePlanRow).where(CarePlanRow.patient_id == patient_id).with_for_update()
+        ).first()
+
+    def compare_and_set(
+        self, patient_id: str, expected_version: int, values: dict[str, Any]
+    ) -> bool:
+        """Writes ``values`` only if the plan is still at ``expected_version``."""
+        result = self.session.execute(
+            update(CarePlanRow)
+            .where(CarePlanRow.patient_id == patient_id, CarePlanRow.version == expected_version)
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )
+        return bool(getattr(result, "rowcount", 0) == 1)
+
+    # revisions
+    def revision(self, patient_id: str, version: int) -> CarePlanRevisionRow | None:
+        return self.session.get(CarePlanRevisionRow, (patient_id, version))
+
+    def revisions(self, patient_id: str, after: int, limit: int) -> Sequence[CarePlanRevisionRow]:
+        return self.session.scalars(
+            select(CarePlanRevisionRow)
+            .where(
+                CarePlanRevisionRow.patient_id == patient_id, CarePlanRevisionRow.version > after
+            )
+            .order_by(CarePlanRevisionRow.version)
+            .limit(limit)
+        ).all()
+
+    # idempotency
+    def request_record(self, caller: str, request_id: str) -> RequestRecord | None:
+        return self.session.get(RequestRecord, (caller, request_id))
+
+    # the referral-event consumer
+    def cursor(self, consumer: str) -> int:
+        row = self.session.get(EventCursor, consumer)
+        return row.position if row is not None else 0
+
+    def lock_cursor(self, consumer: str) -> EventCursor:
+        row = self.session.scalars(
+            select(EventCursor).where(EventCursor.consumer == consumer).with_for_update()
+        ).first()
+        if row is None:
+            row = EventCursor(consumer=consumer, position=0)
+            self.session.add(row)
+            self.session.flush()
+        return row
+
+    def applied_event(self, event_id: str) -> AppliedEvent | None:
+        return self.session.get(AppliedEvent, event_id)

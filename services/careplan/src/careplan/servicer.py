@@ -1,0 +1,395 @@
+"""gRPC adapter of the careplan service: proto in, use case, proto out. No try/except:
+domain errors are mapped by the error interceptor."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, TypeVar
+
+import grpc
+
+from carenet.careplan.v1 import careplan_pb2 as pb
+from carenet.careplan.v1 import careplan_service_pb2 as rpc
+from carenet.careplan.v1 import careplan_service_pb2_grpc as rpc_grpc
+from careplan import models as m
+from careplan import service
+from servicekit import names, paging
+from servicekit.auth import current_principal
+from servicekit.errors import InvalidArgument
+from servicekit.timestamps import from_proto, to_proto
+
+E = TypeVar("E")
+
+PLAN_STATUS = {
+    pb.CARE_PLAN_STATUS_DRAFT: m.PlanStatus.DRAFT,
+    pb.CARE_PLAN_STATUS_ACTIVE: m.PlanStatus.ACTIVE,
+    pb.CARE_PLAN_STATUS_ON_HOLD: m.PlanStatus.ON_HOLD,
+    pb.CARE_PLAN_STATUS_REVOKED: m.PlanStatus.REVOKED,
+    pb.CARE_PLAN_STATUS_COMPLETED: m.PlanStatus.COMPLETED,
+    pb.CARE_PLAN_STATUS_ENTERED_IN_ERROR: m.PlanStatus.ENTERED_IN_ERROR,
+}
+LIFECYCLE = {
+    pb.GOAL_LIFECYCLE_STATUS_PROPOSED: m.GoalLifecycle.PROPOSED,
+    pb.GOAL_LIFECYCLE_STATUS_PLANNED: m.GoalLifecycle.PLANNED,
+    pb.GOAL_LIFECYCLE_STATUS_ACCEPTED: m.GoalLifecycle.ACCEPTED,
+    pb.GOAL_LIFECYCLE_STATUS_ACTIVE: m.GoalLifecycle.ACTIVE,
+    pb.GOAL_LIFECYCLE_STATUS_ON_HOLD: m.GoalLifecycle.ON_HOLD,
+    pb.GOAL_LIFECYCLE_STATUS_COMPLETED: m.GoalLifecycle.COMPLETED,
+    pb.GOAL_LIFECYCLE_STATUS_CANCELLED: m.GoalLifecycle.CANCELLED,
+    pb.GOAL_LIFECYCLE_STATUS_REJECTED: m.GoalLifecycle.REJECTED,
+    pb.GOAL_LIFECYCLE_STATUS_ENTERED_IN_ERROR: m.GoalLifecycle.ENTERED_IN_ERROR,
+}
+ACHIEVEMENT = {
+    pb.GOAL_ACHIEVEMENT_STATUS_IN_PROGRESS: m.GoalAchievement.IN_PROGRESS,
+    pb.GOAL_ACHIEVEMENT_STATUS_IMPROVING: m.GoalAchievement.IMPROVING,
+    pb.GOAL_ACHIEVEMENT_STATUS_WORSENING: m.GoalAchievement.WORSENING,
+    pb.GOAL_ACHIEVEMENT_STATUS_NO_CHANGE: m.GoalAchievement.NO_CHANGE,
+    pb.GOAL_ACHIEVEMENT_STATUS_ACHIEVED: m.GoalAchievement.ACHIEVED,
+    pb.GOAL_ACHIEVEMENT_STATUS_NOT_ACHIEVED: m.GoalAchievement.NOT_ACHIEVED,
+    pb.GOAL_ACHIEVEMENT_STATUS_NO_PROGRESS: m.GoalAchievement.NO_PROGRESS,
+    pb.GOAL_ACHIEVEMENT_STATUS_NOT_ATTAINABLE: m.GoalAchievement.NOT_ATTAINABLE,
+}
+ACTIVITY = {
+    pb.ACTIVITY_STATUS_NOT_STARTED: m.ActivityStatus.NOT_STARTED,
+    pb.ACTIVITY_STATUS_SCHEDULED: m.ActivityStatus.SCHEDULED,
+    pb.ACTIVITY_STATUS_IN_PROGRESS: m.ActivityStatus.IN_PROGRESS,
+    pb.ACTIVITY_STATUS_ON_HOLD: m.ActivityStatus.ON_HOLD,
+    pb.ACTIVITY_STATUS_COMPLETED: m.ActivityStatus.COMPLETED,
+    pb.ACTIVITY_STATUS_CANCELLED: m.ActivityStatus.CANCELLED,
+    pb.ACTIVITY_STATUS_STOPPED: m.ActivityStatus.STOPPED,
+    pb.ACTIVITY_STATUS_ENTERED_IN_ERROR: m.ActivityStatus.ENTERED_IN_ERROR,
+}
+KIND = {
+    pb.ACTION_KIND_CONSULT: m.ActionKind.CONSULT,
+    pb.ACTION_KIND_REFERRAL: m.ActionKind.REFERRAL,
+    pb.ACTION_KIND_EHEALTH_MODULE: m.ActionKind.EHEALTH_MODULE,
+    pb.ACTION_KIND_SELF_CARE: m.ActionKind.SELF_CARE,
+    pb.ACTION_KIND_MEDICATION_REVIEW: m.ActionKind.MEDICATION_REVIEW,
+}
+PARTICIPANT_ROLE = {
+    pb.PARTICIPANT_ROLE_COORDINATING_PRACTITIONER: m.ParticipantRole.COORDINATING_PRACTITIONER,
+    pb.PARTICIPANT_ROLE_HOSPITAL: m.ParticipantRole.HOSPITAL,
+    pb.PARTICIPANT_ROLE_MUNICIPALITY: m.ParticipantRole.MUNICIPALITY,
+    pb.PARTICIPANT_ROLE_LIFESTYLE_PROVIDER: m.ParticipantRole.LIFESTYLE_PROVIDER,
+}
+
+
+def _out(mapping: Mapping[Any, Any]) -> dict[Any, Any]:
+    return {v: k for k, v in mapping.items()}
+
+
+PLAN_STATUS_OUT, LIFECYCLE_OUT, ACHIEVEMENT_OUT = (
+    _out(PLAN_STATUS),
+    _out(LIFECYCLE),
+    _out(ACHIEVEMENT),
+)
+ACTIVITY_OUT, KIND_OUT, PARTICIPANT_ROLE_OUT = _out(ACTIVITY), _out(KIND), _out(PARTICIPANT_ROLE)
+
+
+def _enum(mapping: Mapping[Any, E], value: int, field: str) -> E | None:
+    if value == 0:
+        return None
+    if value not in mapping:
+        raise InvalidArgument.single(field, "unknown value", "UNKNOWN_ENUM_VALUE")
+    return mapping[value]
+
+
+def _org(name: str, field: str) -> str:
+    return names.parse_one(name, "organisations", field=field) if name else ""
+
+
+def _ts(message: Any, field: str) -> Any:
+    return from_proto(getattr(message, field), message.HasField(field))
+
+
+# ---------------------------------------------------------------- from proto
+
+
+def content_from_pb(plan: pb.CarePlan) -> m.PlanContent:
+    p = "care_plan"
+    prep = plan.consult_preparation
+    return m.PlanContent(
+        status=_enum(PLAN_STATUS, plan.status, f"{p}.status"),
+        what_matters=list(plan.what_matters),
+        conditions=[
+            m.Condition(id=c.id, code=c.code, system=c.system, display=c.display)
+            for c in plan.conditions
+        ],
+        participants=[
+            m.Participant(
+                id=x.id,
+                role=_enum(PARTICIPANT_ROLE, x.role, f"{p}.participants[{i}].role"),
+                organisation=_org(x.organisation, f"{p}.participants[{i}].organisation"),
+                persons=list(x.persons),
+            )
+            for i, x in enumerate(plan.participants)
+        ],
+        informal_carers=[
+            m.InformalCarer(id=c.id, user=c.user, display_name=c.display_name)
+            for c in plan.informal_carers
+        ],
+        goals=[_goal(g, f"{p}.goals[{i}]") for i, g in enumerate(plan.goals)],
+        actions=[_action(a, f"{p}.actions[{i}]") for i, a in enumerate(plan.actions)],
+        evaluations=[
+            m.EvaluationMoment(
+                id=e.id,
+                review_time=_ts(e, "review_time"),
+                outcome=e.outcome,
+                organisation=_org(e.organisation, f"{p}.evaluations[{i}].organisation"),
+            )
+            for i, e in enumerate(plan.evaluations)
+        ],
+        consult_preparation=m.ConsultPreparation(
+            topics=list(prep.topics),
+            questions=list(prep.questions),
+            agenda=list(prep.agenda),
+            next_consult_time=_ts(prep, "next_consult_time"),
+        ),
+    )
+
+
+def _goal(g: pb.Goal, prefix: str) -> m.Goal:
+    target = None
+    if g.HasField("target"):
+        t = g.target
+        target = m.GoalTarget(
+            measure=t.measure,
+            low=t.low if t.HasField("low") else None,
+            high=t.high if t.HasField("high") else None,
+            unit=t.unit,
+            due_time=_ts(t, "due_time"),
+        )
+    return m.Goal(
+        id=g.id,
+        description=g.description,
+        target=target,
+        lifecycle_status=_enum(LIFECYCLE, g.lifecycle_status, f"{prefix}.lifecycle_status"),
+        achievement_status=_enum(ACHIEVEMENT, g.achievement_status, f"{prefix}.achievement_status"),
+        owner=g.owner,
+        addresses=list(g.addresses),
+        notes=g.notes,
+        progress=[
+            m.ProgressEntry(
+                id=e.id,
+                text=e.text,
+                value=e.value if e.HasField("value") else None,
+                achievement_status=_enum(
+                    ACHIEVEMENT, e.achievement_status, f"{prefix}.progress[{j}].achievement_status"
+                ),
+            )
+            for j, e in enumerate(g.progress)
+        ],
+    )
+
+
+def _action(a: pb.Action, prefix: str) -> m.Action:
+    return m.Action(
+        id=a.id,
+        description=a.description,
+        kind=_enum(KIND, a.kind, f"{prefix}.kind"),
+        status=_enum(ACTIVITY, a.status, f"{prefix}.status"),
+        responsible_organisation=_org(
+            a.responsible_organisation, f"{prefix}.responsible_organisation"
+        ),
+        responsible_person=a.responsible_person,
+        schedule=a.schedule,
+        due_time=_ts(a, "due_time"),
+        referral=a.referral,
+        goals=list(a.goals),
+    )
+
+
+# ---------------------------------------------------------------- to proto
+
+
+def _org_name(org_id: str) -> str:
+    return f"organisations/{org_id}" if org_id else ""
+
+
+def plan_pb(view: m.PlanView) -> pb.CarePlan:
+    c = view.content
+    prep = c.consult_preparation
+    return pb.CarePlan(
+        name=f"patients/{view.patient_id}/carePlan",
+        patient=f"patients/{view.patient_id}",
+        status=PLAN_STATUS_OUT.get(c.status, 0),
+        what_matters=c.what_matters,
+        conditions=[
+            pb.Condition(id=x.id, code=x.code, system=x.system, display=x.display)
+            for x in c.conditions
+        ],
+        participants=[
+            pb.Participant(
+                id=x.id,
+                role=PARTICIPANT_ROLE_OUT.get(x.role, 0),
+                organisation=_org_name(x.organisation),
+                persons=x.persons,
+            )
+            for x in c.participants
+        ],
+        informal_carers=[
+            pb.InformalCarer(
+                id=x.id,
+                user=x.user,
+                display_name=x.display_name,
+                mandate_time=to_proto(x.mandate_time),
+            )
+            for x in c.informal_carers
+        ],
+        goals=[_goal_pb(g) for g in c.goals],
+        actions=[_action_pb(a) for a in c.actions],
+        evaluations=[
+            pb.EvaluationMoment(
+                id=e.id,
+                review_time=to_proto(e.review_time),
+                outcome=e.outcome,
+                organisation=_org_name(e.organisation),
+            )
+            for e in c.evaluations
+        ],
+        consult_preparation=pb.ConsultPreparation(
+            topics=prep.topics,
+            questions=prep.questions,
+            agenda=prep.agenda,
+            next_consult_time=to_proto(prep.next_consult_time),
+        ),
+        record_holder=_org_name(view.record_holder_id),
+        version=view.version,
+        create_time=to_proto(view.create_time),
+        update_time=to_proto(view.update_time),
+        etag=view.etag,
+    )
+
+
+def _goal_pb(g: m.Goal) -> pb.Goal:
+    target = None
+    if g.target is not None:
+        t = g.target
+        target = pb.GoalTarget(
+            measure=t.measure, low=t.low, high=t.high, unit=t.unit, due_time=to_proto(t.due_time)
+        )
+    return pb.Goal(
+        id=g.id,
+        description=g.description,
+        target=target,
+        lifecycle_status=LIFECYCLE_OUT.get(g.lifecycle_status, 0),
+        achievement_status=ACHIEVEMENT_OUT.get(g.achievement_status, 0),
+        owner=g.owner,
+        addresses=g.addresses,
+        notes=g.notes,
+        progress=[
+            pb.ProgressEntry(
+                id=e.id,
+                text=e.text,
+                value=e.value,
+                achievement_status=ACHIEVEMENT_OUT.get(e.achievement_status, 0),
+                author=e.author,
+                record_time=to_proto(e.record_time),
+            )
+            for e in g.progress
+        ],
+        create_time=to_proto(g.create_time),
+    )
+
+
+def _action_pb(a: m.Action) -> pb.Action:
+    state = None
+    if a.referral_state is not None:
+        s = a.referral_state
+        state = pb.LinkedReferralState(
+            status=s.status,
+            business_status=s.business_status,
+            enrolment=s.enrolment,
+            feedback_summary=s.feedback_summary,
+            update_time=to_proto(s.update_time),
+        )
+    return pb.Action(
+        id=a.id,
+        description=a.description,
+        kind=KIND_OUT.get(a.kind, 0),
+        status=ACTIVITY_OUT.get(a.status, 0),
+        responsible_organisation=_org_name(a.responsible_organisation),
+        responsible_person=a.responsible_person,
+        schedule=a.schedule,
+        due_time=to_proto(a.due_time),
+        referral=a.referral,
+        referral_state=state,
+        goals=a.goals,
+    )
+
+
+def revision_pb(r: service.Revision) -> pb.CarePlanRevision:
+    return pb.CarePlanRevision(
+        name=f"patients/{r.patient_id}/carePlan/revisions/{r.version}",
+        version=r.version,
+        author=r.author,
+        organisation=_org_name(r.organisation_id),
+        create_time=to_proto(r.create_time),
+        change_summary=r.change_summary,
+        changed_fields=r.changed_fields,
+    )
+
+
+def _plan_patient(name: str, field: str = "name") -> str:
+    """The patient id of ``patients/{patient}/carePlan``."""
+    if not name.endswith("/carePlan"):
+        raise InvalidArgument.single(
+            field, "must look like patients/{id}/carePlan", "INVALID_RESOURCE_NAME"
+        )
+    return names.parse_one(name.removesuffix("/carePlan"), "patients", field=field)
+
+
+class CarePlanServicer(rpc_grpc.CarePlanServiceServicer):
+    def __init__(self, deps: service.Deps) -> None:
+        self.deps = deps
+
+    def CreateCarePlan(
+        self, request: rpc.CreateCarePlanRequest, context: grpc.ServicerContext
+    ) -> pb.CarePlan:
+        patient_id = names.parse_one(request.parent, "patients", field="parent")
+        view = service.create_care_plan(
+            self.deps,
+            current_principal(),
+            patient_id,
+            content_from_pb(request.care_plan),
+            request.request_id,
+        )
+        return plan_pb(view)
+
+    def GetCarePlan(
+        self, request: rpc.GetCarePlanRequest, context: grpc.ServicerContext
+    ) -> pb.CarePlan:
+        patient_id = _plan_patient(request.name)
+        return plan_pb(
+            service.get_care_plan(self.deps, current_principal(), patient_id, request.version)
+        )
+
+    def UpdateCarePlan(
+        self, request: rpc.UpdateCarePlanRequest, context: grpc.ServicerContext
+    ) -> pb.CarePlan:
+        patient_id = _plan_patient(request.care_plan.name, "care_plan.name")
+        view = service.update_care_plan(
+            self.deps,
+            current_principal(),
+            patient_id,
+            content_from_pb(request.care_plan),
+            list(request.update_mask.paths),
+            request.care_plan.etag,
+        )
+        return plan_pb(view)
+
+    def ListCarePlanRevisions(
+        self, request: rpc.ListCarePlanRevisionsRequest, context: grpc.ServicerContext
+    ) -> rpc.ListCarePlanRevisionsResponse:
+        patient_id = _plan_patient(request.parent, "parent")
+        size = paging.page_size(request.page_size)
+        fp = paging.fingerprint("revisions", patient_id)
+        position = paging.decode_page_token(request.page_token, fp)
+        after = int(position["after"]) if position else 0
+        page = service.list_revisions(self.deps, current_principal(), patient_id, after, size)
+        return rpc.ListCarePlanRevisionsResponse(
+            care_plan_revisions=[revision_pb(r) for r in page.items],
+            next_page_token=paging.next_token(
+                {"after": page.last} if page.last is not None else None, fp
+            ),
+        )

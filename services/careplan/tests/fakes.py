@@ -1,0 +1,224 @@
+"""Fakes for unit tests: an in-memory unit of work, a scripted identity, a scripted stream."""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import itertools
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from careplan import service
+from careplan.clients import Access, AccessDecision, ReferralEvent
+from careplan.models import (
+    AppliedEvent,
+    CarePlanRevisionRow,
+    CarePlanRow,
+    EventCursor,
+    RequestRecord,
+)
+from servicekit.auth import Principal
+
+T0 = dt.datetime(2026, 1, 5, 9, 0, tzinfo=dt.UTC)
+
+
+@dataclass
+class Store:
+    plans: dict[str, CarePlanRow] = field(default_factory=dict)
+    revisions: dict[tuple[str, int], CarePlanRevisionRow] = field(default_factory=dict)
+    requests: dict[tuple[str, str], RequestRecord] = field(default_factory=dict)
+    cursors: dict[str, EventCursor] = field(default_factory=dict)
+    applied: dict[str, AppliedEvent] = field(default_factory=dict)
+    commits: int = 0
+
+
+class FakeRepository:
+    """The repository's interface over dicts; writes become visible on commit only."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.pending: list[object] = []
+        self.updates: list[tuple[str, dict[str, Any]]] = []
+
+    def add(self, obj: object) -> None:
+        self.pending.append(obj)
+
+    def plan(self, patient_id: str) -> CarePlanRow | None:
+        row = self.store.plans.get(patient_id)
+        return copy.deepcopy(row) if row is not None else None
+
+    def plan_for_update(self, patient_id: str) -> CarePlanRow | None:
+        row = self.store.plans.get(patient_id)
+        if row is None:
+            return None
+        mine = copy.deepcopy(row)
+        self.pending.append(mine)
+        return mine
+
+    def compare_and_set(
+        self, patient_id: str, expected_version: int, values: dict[str, Any]
+    ) -> bool:
+        row = self.store.plans.get(patient_id)
+        if row is None or row.version != expected_version:
+            return False
+        self.updates.append((patient_id, values))
+        return True
+
+    def revision(self, patient_id: str, version: int) -> CarePlanRevisionRow | None:
+        return self.store.revisions.get((patient_id, version))
+
+    def revisions(self, patient_id: str, after: int, limit: int) -> list[CarePlanRevisionRow]:
+        rows = sorted(
+            (r for (p, v), r in self.store.revisions.items() if p == patient_id and v > after),
+            key=lambda r: r.version,
+        )
+        return rows[:limit]
+
+    def request_record(self, caller: str, request_id: str) -> RequestRecord | None:
+        return self.store.requests.get((caller, request_id))
+
+    def cursor(self, consumer: str) -> int:
+        row = self.store.cursors.get(consumer)
+        return row.position if row is not None else 0
+
+    def lock_cursor(self, consumer: str) -> EventCursor:
+        row = self.store.cursors.get(consumer)
+        mine = copy.copy(row) if row is not None else EventCursor(consumer=consumer, position=0)
+        self.pending.append(mine)
+        return mine
+
+    def applied_event(self, event_id: str) -> AppliedEvent | None:
+        return self.store.applied.get(event_id)
+
+
+class FakeUnitOfWork:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def __enter__(self) -> FakeUnitOfWork:
+        self.repo = FakeRepository(self.store)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def commit(self) -> None:
+        for obj in self.repo.pending:
+            if isinstance(obj, CarePlanRow):
+                self.store.plans[obj.patient_id] = obj
+            elif isinstance(obj, CarePlanRevisionRow):
+                key = (obj.patient_id, obj.version)
+                assert key not in self.store.revisions, "a revision is written once"
+                self.store.revisions[key] = obj
+            elif isinstance(obj, RequestRecord):
+                self.store.requests[(obj.caller, obj.request_id)] = obj
+            elif isinstance(obj, EventCursor):
+                self.store.cursors[obj.consumer] = obj
+            elif isinstance(obj, AppliedEvent):
+                self.store.applied[obj.event_id] = obj
+        for patient_id, values in self.repo.updates:
+            row = self.store.plans[patient_id]
+            for name, new_value in values.items():
+                setattr(row, name, new_value)
+        self.store.commits += 1
+        self.repo.pending, self.repo.updates = [], []
+
+    def rollback(self) -> None:
+        self.repo.pending, self.repo.updates = [], []
+
+
+@dataclass
+class FakeIdentity:
+    """Permits everything unless told otherwise; records every question."""
+
+    deny: dict[str, str] = field(default_factory=dict)  # subject -> reason
+    calls: list[tuple[Principal, str, Access, str, str]] = field(default_factory=list)
+
+    def authorize(
+        self,
+        subject: Principal,
+        patient_id: str,
+        access: Access,
+        *,
+        record_holder_id: str = "",
+        purpose: str = "",
+    ) -> AccessDecision:
+        self.calls.append((subject, patient_id, access, record_holder_id, purpose))
+        if subject.subject in self.deny:
+            return AccessDecision(False, self.deny[subject.subject])
+        return AccessDecision(True, "CARE_RELATIONSHIP")
+
+
+class Clock:
+    def __init__(self, start: dt.datetime = T0) -> None:
+        self.now = start
+
+    def __call__(self) -> dt.datetime:
+        self.now += dt.timedelta(seconds=1)
+        return self.now
+
+
+def fake_deps(store: Store | None = None, identity: FakeIdentity | None = None) -> service.Deps:
+    store = store or Store()
+    counter = itertools.count(1)
+    deps = service.Deps(
+        uow=lambda: FakeUnitOfWork(store),  # type: ignore[arg-type, return-value]
+        identity=identity or FakeIdentity(),
+        clock=Clock(),
+        new_id=lambda: f"id-{next(counter)}",
+    )
+    deps.store = store  # type: ignore[attr-defined]
+    return deps
+
+
+@dataclass
+class FakeReferralEvents:
+    """A scripted WatchReferralEvents: serves the events after the cursor; may break after
+    ``break_after`` events of one watch."""
+
+    events: list[ReferralEvent]
+    break_after: int | None = None
+    watched_from: list[int] = field(default_factory=list)
+    closed: int = 0
+
+    def watch(self, after_cursor: int) -> Iterator[ReferralEvent]:
+        self.watched_from.append(after_cursor)
+        served = 0
+        for event in self.events:
+            if event.cursor <= after_cursor:
+                continue
+            if self.break_after is not None and served >= self.break_after:
+                raise ConnectionError("stream broke")
+            served += 1
+            yield event
+
+    def close(self) -> None:
+        self.closed += 1
+
+
+def principal(
+    subject: str,
+    *,
+    roles: set[str],
+    organisation: str = "",
+    patient: str = "",
+    care_group: str = "cg-zuidoost",
+) -> Principal:
+    return Principal(
+        subject=subject,
+        client_id="carenet-kis",
+        organisation=f"organisations/{organisation}" if organisation else "",
+        care_group=f"organisations/{care_group}",
+        roles=frozenset(roles),
+        patient=f"patients/{patient}" if patient else "",
+    )
+
+
+GP = principal("dr.jansen", roles={"gp"}, organisation="gp-de-linde")
+NURSE = principal("poh.bakker", roles={"practice-nurse"}, organisation="gp-de-linde")
+SPECIALIST = principal("dr.smit", roles={"specialist"}, organisation="hosp-catharina")
+COACH = principal("coach.degroot", roles={"provider"}, organisation="gli-beweegfit")
+PATIENT = principal("pat.dewit", roles={"patient"}, patient="p-0001")
+CARER = principal("carer-1", roles={"patient"}, patient="p-0002")
+STRANGER = principal("someone", roles={"patient"}, patient="p-0009")

@@ -1,0 +1,64 @@
+"""Migrations run up from empty on PostgreSQL and SQLite and match the models exactly."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy import inspect, text
+from sqlalchemy.exc import DBAPIError
+
+from careplan.models import Base
+from servicekit.db import make_engine
+from servicekit.migrations import pending_differences, upgrade
+from testkit.database import fresh_database
+
+TABLES = {"care_plans", "care_plan_revisions", "request_records", "event_cursors", "applied_events"}
+
+
+def test_migrations_run_up_from_empty_on_postgresql_with_no_pending_differences() -> None:
+    with fresh_database("careplan_mig") as url:
+        upgrade("careplan.migrations", url)
+        engine = make_engine(url)
+        try:
+            assert set(inspect(engine).get_table_names()) >= TABLES
+            assert pending_differences(engine, Base.metadata) == []
+        finally:
+            engine.dispose()
+
+
+def test_migrations_run_up_from_empty_on_sqlite_with_no_pending_differences(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'careplan.db'}"
+    upgrade("careplan.migrations", url)
+    engine = make_engine(url)
+    try:
+        assert set(inspect(engine).get_table_names()) >= TABLES
+        assert pending_differences(engine, Base.metadata) == []
+    finally:
+        engine.dispose()
+
+
+def test_a_revision_cannot_be_changed_or_deleted_on_postgresql(careplan_db: str) -> None:
+    engine = make_engine(careplan_db)
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO care_plans VALUES "
+                    "('p-mig', 'cg', 'gp', 'active', 1, '{}', now(), now())"
+                )
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO care_plan_revisions VALUES "
+                    "('p-mig', 1, '{}', 'a', 'gp', 's', 'f', now())"
+                )
+            )
+        for statement in (
+            "UPDATE care_plan_revisions SET author = 'x' WHERE patient_id = 'p-mig'",
+            "DELETE FROM care_plan_revisions WHERE patient_id = 'p-mig'",
+        ):
+            with pytest.raises(DBAPIError), engine.begin() as conn:
+                conn.execute(text(statement))
+    finally:
+        engine.dispose()

@@ -1,0 +1,106 @@
+"""The repository and the referral-event application on real PostgreSQL."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import Engine
+
+from careplan import service
+from careplan.clients import Access, AccessDecision, ReferralEvent
+from careplan.models import Action, ActionKind, ActivityStatus, PlanContent, PlanView
+from careplan.unit_of_work import UnitOfWork
+from servicekit.auth import Principal
+from servicekit.db import make_engine, make_session_factory
+
+REFERRAL = "patients/p-int-1/referrals/r1"
+
+
+class NoIdentity:
+    """Referral events are applied by the service itself: identity is never asked."""
+
+    def authorize(
+        self,
+        subject: Principal,
+        patient_id: str,
+        access: Access,
+        *,
+        record_holder_id: str = "",
+        purpose: str = "",
+    ) -> AccessDecision:
+        raise AssertionError("applying a referral event asks no one")
+
+
+@pytest.fixture(scope="module")
+def engine(careplan_db: str) -> Iterator[Engine]:
+    engine = make_engine(careplan_db)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def deps(engine: Engine) -> service.Deps:
+    sessions = make_session_factory(engine)
+    deps = service.Deps(uow=lambda: UnitOfWork(sessions), identity=NoIdentity())
+    content = PlanContent(
+        actions=[Action(id="gli", description="GLI", kind=ActionKind.REFERRAL, referral=REFERRAL)]
+    )
+    service.seed_care_plan(deps, "p-int-1", "cg-zuidoost", "gp-de-linde", content, "test")
+    return deps
+
+
+def _event(cursor: int, status: str) -> ReferralEvent:
+    return ReferralEvent(cursor, f"int-{cursor}", REFERRAL, "p-int-1", status, "", "", "", None)
+
+
+def _plan(deps: service.Deps) -> PlanView:
+    view = service._load(deps, "p-int-1")
+    assert view is not None
+    return view
+
+
+def test_compare_and_set_writes_only_at_the_expected_version(deps: service.Deps) -> None:
+    version = _plan(deps).version
+    with deps.uow() as uow:
+        assert not uow.repo.compare_and_set("p-int-1", version + 5, {"status": "x"})
+        uow.commit()
+    assert _plan(deps).version == version
+
+
+def test_an_event_is_applied_once_with_the_cursor_in_the_same_transaction(
+    deps: service.Deps,
+) -> None:
+    before = _plan(deps).version
+    assert service.apply_referral_event(deps, _event(10, "accepted"))
+    assert not service.apply_referral_event(deps, _event(10, "accepted"))
+    assert service.consumer_cursor(deps) == 10
+    view = _plan(deps)
+    assert view.version == before + 1
+    assert view.content.actions[0].status is ActivityStatus.SCHEDULED
+    with deps.uow() as uow:
+        assert uow.repo.applied_event("int-10") is not None
+        assert uow.repo.revision("p-int-1", view.version) is not None
+
+
+def test_concurrent_appliers_of_the_same_events_apply_each_once(deps: service.Deps) -> None:
+    before = _plan(deps).version
+    events = [
+        _event(20 + i, s)
+        for i, s in enumerate(["in-progress", "on-hold", "in-progress", "completed"])
+    ]
+    applied: list[bool] = []
+
+    def run() -> None:
+        for event in events:
+            applied.append(service.apply_referral_event(deps, event))
+
+    threads = [threading.Thread(target=run) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert applied.count(True) == len(events)
+    assert _plan(deps).version == before + len(events)
+    assert _plan(deps).content.actions[0].status is ActivityStatus.COMPLETED

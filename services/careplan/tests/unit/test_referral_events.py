@@ -1,0 +1,140 @@
+"""The plan follows its linked referrals: applying events, idempotency and resuming."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from careplan import service
+from careplan.clients import ReferralEvent
+from careplan.consumer import ReferralEventConsumer
+from careplan.models import Action, ActionKind, ActivityStatus, PlanContent
+
+from ..fakes import GP, PATIENT, FakeReferralEvents, fake_deps
+
+REFERRAL = "patients/p-0001/referrals/r1"
+
+
+def _event(
+    cursor: int, status: str, *, referral: str = REFERRAL, feedback: str = "", event_id: str = ""
+) -> ReferralEvent:
+    return ReferralEvent(
+        cursor=cursor,
+        event_id=event_id or f"e-{cursor}",
+        referral=referral,
+        patient_id="p-0001",
+        status=status,
+        business_status="",
+        enrolment="",
+        feedback_summary=feedback,
+        event_time=None,
+    )
+
+
+def _deps() -> service.Deps:
+    deps = fake_deps()
+    content = PlanContent(
+        actions=[Action(id="gli", description="GLI", kind=ActionKind.REFERRAL, referral=REFERRAL)]
+    )
+    service.create_care_plan(deps, GP, "p-0001", content)
+    return deps
+
+
+def _action(deps: service.Deps) -> Action:
+    return service.get_care_plan(deps, PATIENT, "p-0001").content.actions[0]
+
+
+@pytest.mark.parametrize(
+    ("status", "expected"),
+    [
+        ("accepted", ActivityStatus.SCHEDULED),
+        ("in-progress", ActivityStatus.IN_PROGRESS),
+        ("completed", ActivityStatus.COMPLETED),
+        ("failed", ActivityStatus.STOPPED),
+        ("rejected", ActivityStatus.CANCELLED),
+    ],
+)
+def test_the_linked_action_follows_the_referral_status(
+    status: str, expected: ActivityStatus
+) -> None:
+    deps = _deps()
+    assert service.apply_referral_event(deps, _event(1, status))
+    action = _action(deps)
+    assert action.status is expected
+    assert action.referral_state is not None and action.referral_state.status == status
+
+
+def test_the_feedback_summary_is_attached_to_the_action() -> None:
+    deps = _deps()
+    service.apply_referral_event(
+        deps, _event(1, "completed", feedback="12 van 12 sessies; 4 kg lichter")
+    )
+    state = _action(deps).referral_state
+    assert state is not None and state.feedback_summary == "12 van 12 sessies; 4 kg lichter"
+
+
+def test_each_applied_event_is_a_revision_by_the_consumer() -> None:
+    deps = _deps()
+    service.apply_referral_event(deps, _event(1, "accepted"))
+    revisions = service.list_revisions(deps, PATIENT, "p-0001", 0, 10).items
+    assert [(r.version, r.author) for r in revisions] == [
+        (1, "dr.jansen"),
+        (2, service.CONSUMER_AUTHOR),
+    ]
+
+
+def test_an_event_applied_twice_changes_the_plan_once() -> None:
+    deps = _deps()
+    assert service.apply_referral_event(deps, _event(1, "accepted"))
+    assert not service.apply_referral_event(deps, _event(1, "accepted"))
+    replayed_with_new_cursor = dataclasses.replace(_event(1, "accepted"), cursor=2)
+    assert not service.apply_referral_event(deps, replayed_with_new_cursor)
+    assert service.get_care_plan(deps, PATIENT, "p-0001").version == 2
+
+
+def test_an_event_of_an_unlinked_referral_only_advances_the_cursor() -> None:
+    deps = _deps()
+    assert not service.apply_referral_event(
+        deps, _event(5, "accepted", referral="patients/p-0001/referrals/other")
+    )
+    assert service.consumer_cursor(deps) == 5
+    assert service.get_care_plan(deps, PATIENT, "p-0001").version == 1
+
+
+def test_the_consumer_resumes_from_its_cursor_after_the_stream_breaks() -> None:
+    deps = _deps()
+    events = [
+        _event(1, "accepted"),
+        _event(2, "in-progress"),
+        _event(3, "completed", feedback="klaar"),
+    ]
+    stream = FakeReferralEvents(events, break_after=1)
+    consumer = ReferralEventConsumer(deps, lambda: stream)
+    with pytest.raises(ConnectionError):
+        consumer.run_once()
+    assert service.consumer_cursor(deps) == 1
+    stream.break_after = None
+    consumer.run_once()
+    assert stream.watched_from == [0, 1]
+    assert service.consumer_cursor(deps) == 3
+    assert consumer.applied == 3
+    action = _action(deps)
+    assert action.status is ActivityStatus.COMPLETED
+    assert service.get_care_plan(deps, PATIENT, "p-0001").version == 4
+
+
+def test_a_restarted_consumer_applies_nothing_twice_when_the_stream_replays() -> None:
+    deps = _deps()
+    events = [_event(1, "accepted"), _event(2, "completed")]
+    ReferralEventConsumer(deps, lambda: FakeReferralEvents(events)).run_once()
+
+    class Replaying(FakeReferralEvents):
+        def watch(self, after_cursor: int):  # type: ignore[no-untyped-def]
+            self.watched_from.append(after_cursor)
+            yield from self.events  # at-least-once: ignores the cursor
+
+    restarted = ReferralEventConsumer(deps, lambda: Replaying(events))
+    restarted.run_once()
+    assert restarted.applied == 0
+    assert service.get_care_plan(deps, PATIENT, "p-0001").version == 3

@@ -1,0 +1,237 @@
+"""The demo menu card of the demo region (care group cg-zuidoost), used by ``make run``,
+``referral seed-demo`` and the tests. Owners are the demo organisations gm-eindhoven
+(municipality) and gli-beweegfit (lifestyle provider); the care group's admin lists them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from referral import eligibility, service
+from referral.clients import Action, Decision, ReferralContext
+from referral.models import CapacityStatus, OfferCategory, OfferState, RecognitionLevel
+from referral.unit_of_work import UnitOfWork
+from servicekit.auth import Principal
+
+CARE_GROUP = "cg-zuidoost"
+EINDHOVEN = "GM0772"
+EINDHOVEN_POSTCODES = [{"first": "5600", "last": "5658"}]
+
+
+def _owner(org: str, role: str) -> Principal:
+    return Principal(
+        subject=f"seed-{org}",
+        client_id="referral-seed",
+        organisation=f"organisations/{org}",
+        care_group=f"organisations/{CARE_GROUP}",
+        roles=frozenset({role}),
+    )
+
+
+ADMIN = Principal(
+    subject=f"seed-{CARE_GROUP}",
+    client_id="referral-seed",
+    organisation=f"organisations/{CARE_GROUP}",
+    care_group=f"organisations/{CARE_GROUP}",
+    roles=frozenset({"care-group-admin"}),
+)
+VALID_UNTIL = dt.datetime(2030, 6, 30, tzinfo=dt.UTC)
+
+
+def _weekly(day: str, opens: str, closes: str) -> dict[str, Any]:
+    return {"freq": "WEEKLY", "interval": 1, "byday": [day], "opens_at": opens, "closes_at": closes}
+
+
+OFFERS: list[tuple[str, Principal, service.OfferInput]] = [
+    (
+        "gli-beweegfit-cool",
+        _owner("gli-beweegfit", "provider"),
+        service.OfferInput(
+            display_name="GLI CooL (Coaching op Leefstijl)",
+            description="Two-year combined lifestyle intervention: 12 months treatment, "
+            "12 months maintenance, with progress feedback to the referrer.",
+            category=OfferCategory.GLI,
+            target_conditions=["T82", "T90", "K86"],
+            service_area={
+                "municipality_codes": [EINDHOVEN],
+                "postcode_ranges": EINDHOVEN_POSTCODES,
+            },
+            schedules=[_weekly("TU", "18:30", "20:00")],
+            languages=["nl", "en"],
+            application_process="On referral by a GP or medical specialist; intake by phone.",
+            contact={"name": "BeweegFit", "email": "intake@beweegfit.example.org"},
+            cost_options=[
+                {
+                    "funding": "basic-insurance",
+                    "amount_cents": 0,
+                    "currency": "EUR",
+                    "description": "Basic insurance; the exercise itself is not covered.",
+                }
+            ],
+            recognition_level=RecognitionLevel.EFFECTIVE_GOOD,
+            recognition_valid_until=VALID_UNTIL,
+            capacity_status=CapacityStatus.CAPACITY,
+            total_places=12,
+            eligibility=eligibility.GLI_RULE,
+            eligibility_description="BMI >= 30, or BMI >= 25 with a risk factor; adults; "
+            "on referral by a GP or specialist.",
+        ),
+    ),
+    (
+        "gm-eindhoven-wandelgroep",
+        _owner("gm-eindhoven", "sport-coach"),
+        service.OfferInput(
+            display_name="Wandelgroep Woensel (buurtsportcoach)",
+            description="Weekly walking group led by a municipal sport coach.",
+            category=OfferCategory.PHYSICAL_ACTIVITY,
+            target_conditions=["T90", "K86", "P76"],
+            service_area={"municipality_codes": [EINDHOVEN]},
+            schedules=[_weekly("WE", "10:00", "11:00")],
+            languages=["nl", "tr", "ar"],
+            application_process="Just come along, or let the sport coach call you.",
+            contact={"name": "Buurtsportcoach Woensel", "phone": "040-0000000"},
+            cost_options=[{"funding": "municipality", "amount_cents": 0, "currency": "EUR"}],
+            capacity_status=CapacityStatus.CAPACITY,
+            eligibility={"field": "age", "op": "ge", "number": 18.0},
+        ),
+    ),
+    (
+        "gli-beweegfit-dietist-groep",
+        _owner("gli-beweegfit", "provider"),
+        service.OfferInput(
+            display_name="Dietitian group course 'Eet je fit'",
+            description="Six group sessions with a dietitian on healthy eating with diabetes.",
+            category=OfferCategory.NUTRITION,
+            target_conditions=["T90", "T82"],
+            service_area={
+                "municipality_codes": [EINDHOVEN],
+                "postcode_ranges": EINDHOVEN_POSTCODES,
+            },
+            schedules=[_weekly("TH", "14:00", "15:30")],
+            languages=["nl"],
+            application_process="On referral; the dietitian calls within two weeks.",
+            cost_options=[
+                {
+                    "funding": "basic-insurance",
+                    "amount_cents": 0,
+                    "currency": "EUR",
+                    "description": "3 hours of dietetics a year from basic insurance",
+                },
+                {"funding": "supplementary-insurance", "amount_cents": 0, "currency": "EUR"},
+            ],
+            recognition_level=RecognitionLevel.WELL_FOUNDED,
+            recognition_valid_until=VALID_UNTIL,
+            capacity_status=CapacityStatus.CAPACITY,
+            total_places=10,
+            eligibility={"field": "conditions", "op": "any-of", "values": ["T90", "T82", "T93"]},
+        ),
+    ),
+    (
+        "gli-beweegfit-stoppen-met-roken",
+        _owner("gli-beweegfit", "provider"),
+        service.OfferInput(
+            display_name="Smoking-cessation group course",
+            description="Seven sessions with a certified coach, with nicotine replacement advice.",
+            category=OfferCategory.SMOKING_CESSATION,
+            target_conditions=["P17", "R95"],
+            service_area={"municipality_codes": [EINDHOVEN]},
+            schedules=[_weekly("MO", "19:00", "20:30")],
+            languages=["nl", "en"],
+            application_process="On referral or self-registration.",
+            cost_options=[{"funding": "basic-insurance", "amount_cents": 0, "currency": "EUR"}],
+            recognition_level=RecognitionLevel.EFFECTIVE_FIRST,
+            recognition_valid_until=VALID_UNTIL,
+            capacity_status=CapacityStatus.CAPACITY,
+            total_places=14,
+            eligibility={
+                "all": [
+                    {"field": "age", "op": "ge", "number": 16.0},
+                    {"field": "risk-factors", "op": "any-of", "values": ["smoking"]},
+                ]
+            },
+        ),
+    ),
+    (
+        "gm-eindhoven-beweegmaatje-vol",
+        _owner("gm-eindhoven", "municipality-officer"),
+        service.OfferInput(
+            display_name="Beweegmaatje: exercise buddy programme",
+            description="A volunteer buddy to exercise with for 12 weeks. Currently full.",
+            category=OfferCategory.SOCIAL_AND_WELFARE,
+            target_conditions=["P76", "T90"],
+            service_area={"municipality_codes": [EINDHOVEN]},
+            languages=["nl"],
+            application_process="On referral; you are placed on the waitlist.",
+            cost_options=[{"funding": "municipality", "amount_cents": 0, "currency": "EUR"}],
+            capacity_status=CapacityStatus.WAITLIST,
+            total_places=0,
+            waitlist_length=15,
+            capacity_notes="about 15 on waitlist; 4-6 weeks",
+            eligibility={"field": "pam-level", "op": "le", "number": 2.0},
+        ),
+    ),
+]
+
+
+class _SeedIdentity:
+    """The operator's seed command writes the demo region's one referral without asking
+    identity (identity may not even run yet); nothing else ever uses this."""
+
+    def authorize(
+        self,
+        subject: Principal,
+        patient_id: str,
+        action: Action,
+        *,
+        referral: ReferralContext | None = None,
+        purpose: str = "",
+    ) -> Decision:
+        return Decision(True, "DEMO_SEED")
+
+
+GP = Principal(
+    subject="seed-dr-jansen",
+    client_id="referral-seed",
+    organisation="organisations/gp-de-linde",
+    care_group=f"organisations/{CARE_GROUP}",
+    roles=frozenset({"gp"}),
+)
+DEMO_REFERRAL = service.ReferralInput(
+    offer_id="offers/gli-beweegfit-cool",
+    reason="DM2 with BMI 31; wants to lose weight and move more (agreed in the care plan).",
+    profile=eligibility.Profile(
+        conditions=("T90",),
+        age=58,
+        bmi=31.5,
+        risk_factors=("dm2-risk",),
+        pam_level=2,
+        postcode="5612",
+        municipality=EINDHOVEN,
+        languages=("nl",),
+        referrer_role="gp",
+    ),
+)
+
+
+def seed(sessions: sessionmaker[Session]) -> None:
+    """Creates and lists the demo offers; running it again changes nothing."""
+    deps = service.Deps(uow=lambda: UnitOfWork(sessions), identity=_SeedIdentity())
+    for offer_id, owner, data in OFFERS:
+        offer = service.create_offer(deps, owner, data, offer_id, request_id=f"seed-{offer_id}")
+        if offer.state == OfferState.DRAFT.value:
+            offer = service.transition_offer(deps, owner, offer_id, "propose")
+        if offer.state == OfferState.PROPOSED.value:
+            service.transition_offer(deps, ADMIN, offer_id, "publish")
+
+
+def seed_referral(sessions: sessionmaker[Session]) -> str:
+    """Refers p-0001 to the GLI (the referral the demo care plan links to); running it again
+    changes nothing. Returns the referral's name."""
+    deps = service.Deps(uow=lambda: UnitOfWork(sessions), identity=_SeedIdentity())
+    view = service.create_referral(
+        deps, GP, "p-0001", DEMO_REFERRAL, request_id="seed-referral-p-0001-gli"
+    )
+    return f"patients/{view.referral.patient_id}/referrals/{view.referral.id}"

@@ -1,0 +1,104 @@
+"""Domain errors of the referral service. Messages never carry identifying or health data."""
+
+from __future__ import annotations
+
+from servicekit.authorization import IdentityUnavailable
+from servicekit.errors import (
+    Aborted,
+    AlreadyExists,
+    FailedPrecondition,
+    FieldViolation,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+)
+
+DOMAIN = "referral.carenet"
+
+
+class OfferNotFound(NotFound):
+    default_reason = "OFFER_NOT_FOUND"
+
+
+class OfferExists(AlreadyExists):
+    default_reason = "OFFER_EXISTS"
+
+
+class NotOfferOwner(PermissionDenied):
+    default_reason = "NOT_OFFER_OWNER"
+
+
+class NotCurator(PermissionDenied):
+    default_reason = "NOT_CURATOR"
+
+
+class InvalidOfferTransition(FailedPrecondition):
+    default_reason = "INVALID_OFFER_TRANSITION"
+
+
+class OfferNotListed(FailedPrecondition):
+    default_reason = "OFFER_NOT_LISTED"
+
+
+class ReferralNotFound(NotFound):
+    default_reason = "REFERRAL_NOT_FOUND"
+
+
+class DuplicateReferral(AlreadyExists):
+    default_reason = "DUPLICATE_OPEN_REFERRAL"
+
+
+class InvalidTransition(FailedPrecondition):
+    default_reason = "INVALID_TRANSITION"
+
+
+class NotReferralParty(PermissionDenied):
+    """The caller is neither the referrer, the target nor the patient of the referral."""
+
+    default_reason = "NOT_A_PARTY_TO_REFERRAL"
+
+
+class WrongParty(PermissionDenied):
+    """The transition is allowed from this state, but by the other party."""
+
+    default_reason = "TRANSITION_NOT_ALLOWED_FOR_PARTY"
+
+
+class RoleNotPermitted(PermissionDenied):
+    default_reason = "ROLE_NOT_PERMITTED"
+
+
+class AccessDenied(PermissionDenied):
+    """identity's Authorize said DENY; the reason is identity's reason code."""
+
+
+class EtagMismatch(Aborted):
+    default_reason = "ETAG_MISMATCH"
+
+
+__all__ = [
+    "DOMAIN",
+    "AccessDenied",
+    "DuplicateReferral",
+    "EtagMismatch",
+    "IdentityUnavailable",
+    "InvalidArgument",
+    "InvalidOfferTransition",
+    "InvalidTransition",
+    "NotCurator",
+    "NotOfferOwner",
+    "NotReferralParty",
+    "OfferExists",
+    "OfferNotFound",
+    "OfferNotListed",
+    "ReferralNotFound",
+    "RoleNotPermitted",
+    "WrongParty",
+]
+
+
+class OfferNotFoundField(OfferNotFound):
+    """An unknown offer named in a request body: NOT_FOUND with the field violation."""
+
+    def field_violations(self) -> list[FieldViolation]:
+        return [FieldViolation("referral.offer", "no such offer", self.reason)]

@@ -1,0 +1,87 @@
+"""Composition root of the referral service: Settings -> engine -> clients -> server -> wait."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+from referral import service
+from referral.clients import GrpcIdentityClient
+from referral.config import Settings
+from referral.server import create_server
+from referral.unit_of_work import UnitOfWork
+from servicekit.auth import verifier_for
+from servicekit.channels import ServiceAccountTokens, open_channel
+from servicekit.cli import run_cli
+from servicekit.db import make_engine, make_session_factory
+from servicekit.logs import configure_logging
+from servicekit.server import serve as serve_forever
+from servicekit.telemetry import configure_tracing, instrument_engine
+
+log = logging.getLogger("referral")
+
+
+def _exit_after_commit() -> None:
+    # Fault injection (REFERRAL_FAULT_EXIT_AFTER_CREATE_COMMIT): die between commit and reply.
+    log.warning("fault_injection_exit_after_commit")
+    os._exit(17)
+
+
+def build_deps(settings: Settings) -> service.Deps:
+    engine = make_engine(settings.database_url)
+    instrument_engine(engine)
+    sessions = make_session_factory(engine)
+    tokens = ServiceAccountTokens.from_settings(settings)
+    channel = open_channel(settings.identity_target, token=tokens)
+    hook: Callable[[], None] | None = (
+        _exit_after_commit if settings.fault_exit_after_create_commit else None
+    )
+    return service.Deps(
+        uow=lambda: UnitOfWork(sessions),
+        identity=GrpcIdentityClient(channel, settings.call_deadline_seconds),
+        after_create_commit=hook,
+        watch_poll_seconds=settings.watch_poll_seconds,
+        watch_batch_size=settings.watch_batch_size,
+        executor=ThreadPoolExecutor(settings.max_workers, "authorize"),
+    )
+
+
+def serve(settings: Settings) -> None:
+    configure_logging("referral", settings.log_level)
+    configure_tracing("referral")
+    running = create_server(settings, build_deps(settings), verifier_for(settings))
+    serve_forever(running, settings.shutdown_grace_seconds)
+
+
+def seed_demo(settings: Settings, args: list[str]) -> None:
+    """``referral seed-demo [--with-referral]``: the demo menu card of cg-zuidoost and, with
+    the flag, p-0001's GLI referral that the demo care plan links to (idempotent)."""
+    from referral import demo
+
+    engine = make_engine(settings.database_url)
+    sessions = make_session_factory(engine)
+    demo.seed(sessions)
+    referral = demo.seed_referral(sessions) if "--with-referral" in args else ""
+    engine.dispose()
+    sys.stdout.write(
+        json.dumps({"seeded": "referral", "offers": len(demo.OFFERS), "referral": referral}) + "\n"
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    run_cli(
+        argv,
+        name="referral",
+        settings_factory=Settings,  # type: ignore[arg-type]
+        serve=serve,
+        migrations_package="referral.migrations",
+        extra={"seed-demo": seed_demo},
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,192 @@
+"""Who sees and changes a referral: role x relation to the referral x tenant, every cell
+asserted against the real identity server, and every patient-data RPC logged exactly once.
+
+The referral: dr.jansen (gp, gp-de-linde) referred p-0001 to the GLI of gli-beweegfit, which
+accepted it. identity decides first (its DENY wins, with its reason); then referral's own
+relation check refuses a same-tenant caller who is not a party (NOT_A_PARTY_TO_REFERRAL).
+Another tenant's referral is NOT_FOUND.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import grpc
+import pytest
+
+from carenet.referral.v1 import referral_pb2 as pb
+from carenet.referral.v1 import referral_service_pb2 as rpc
+from carenet.referral.v1 import referral_service_pb2_grpc as rpc_grpc
+from testkit.fixtures import Tokens, bearer
+from testkit.rpc import failure
+
+from ..conftest import ReferralServer
+
+OK = ("OK", "")
+NOT_PARTY = ("PERMISSION_DENIED", "NOT_A_PARTY_TO_REFERRAL")
+WRONG_PARTY = ("PERMISSION_DENIED", "TRANSITION_NOT_ALLOWED_FOR_PARTY")
+NOT_FOUND = ("NOT_FOUND", "REFERRAL_NOT_FOUND")
+
+# user, role, relation to the referral, tenant, GetReferral, RecordReferralOutcome
+MATRIX = [
+    ("dr.jansen", "gp", "referrer", "same", OK, WRONG_PARTY),
+    ("poh.bakker", "practice-nurse", "referrer's practice", "same", OK, WRONG_PARTY),
+    ("coach.degroot", "provider", "target", "same", OK, OK),
+    ("pat.dewit", "patient", "the patient", "same", OK, WRONG_PARTY),
+    ("dr.smit", "specialist", "treats the patient, not a party", "same", NOT_PARTY, NOT_PARTY),
+    (
+        "dr.devries",
+        "gp",
+        "none",
+        "same",
+        ("PERMISSION_DENIED", "NO_CARE_RELATIONSHIP"),
+        ("PERMISSION_DENIED", "NO_CARE_RELATIONSHIP"),
+    ),
+    (
+        "coach.visser",
+        "sport-coach",
+        "target of other offers",
+        "same",
+        ("PERMISSION_DENIED", "NO_CARE_RELATIONSHIP"),
+        ("PERMISSION_DENIED", "NO_CARE_RELATIONSHIP"),
+    ),
+    (
+        "pat.yilmaz",
+        "patient",
+        "another patient",
+        "same",
+        ("PERMISSION_DENIED", "NOT_OWN_DATA"),
+        ("PERMISSION_DENIED", "NOT_OWN_DATA"),
+    ),
+    (
+        "analist.peters",
+        "insurer-analyst",
+        "none",
+        "same",
+        ("PERMISSION_DENIED", "INSURER_NO_PATIENT_DATA"),
+        ("PERMISSION_DENIED", "INSURER_NO_PATIENT_DATA"),
+    ),
+    (
+        "admin.zuidoost",
+        "care-group-admin",
+        "none",
+        "same",
+        ("PERMISSION_DENIED", "ROLE_NOT_PERMITTED"),
+        ("PERMISSION_DENIED", "ROLE_NOT_PERMITTED"),
+    ),
+    (
+        "auditor.dekker",
+        "auditor",
+        "none",
+        "same",
+        ("PERMISSION_DENIED", "ROLE_NOT_PERMITTED"),
+        ("PERMISSION_DENIED", "ROLE_NOT_PERMITTED"),
+    ),
+    ("dr.noord", "gp", "none", "other", NOT_FOUND, NOT_FOUND),
+    ("admin.noord", "care-group-admin", "none", "other", NOT_FOUND, NOT_FOUND),
+    ("pat.noord", "patient", "none", "other", NOT_FOUND, NOT_FOUND),
+]
+
+
+def _metadata(tokens: Tokens, user: str) -> Any:
+    return bearer(tokens.patient(user) if user.startswith("pat.") else tokens.user(user))
+
+
+@pytest.fixture(scope="module")
+def referral_name(stub: rpc_grpc.ReferralServiceStub, tokens: Tokens) -> Iterator[str]:
+    created = stub.CreateReferral(
+        rpc.CreateReferralRequest(
+            parent="patients/p-0001",
+            referral=pb.Referral(
+                offer="offers/gli-beweegfit-cool",
+                reason="matrix",
+                profile=pb.PatientProfile(age=50, bmi=33.0, postcode="5612"),
+            ),
+            request_id="matrix-referral",
+        ),
+        metadata=_metadata(tokens, "dr.jansen"),
+        timeout=10,
+    )
+    if created.status == pb.REFERRAL_STATUS_REQUESTED:
+        stub.TransitionReferral(
+            rpc.TransitionReferralRequest(name=created.name, status=pb.REFERRAL_STATUS_ACCEPTED),
+            metadata=_metadata(tokens, "coach.degroot"),
+            timeout=10,
+        )
+    yield created.name
+    stub.TransitionReferral(
+        rpc.TransitionReferralRequest(
+            name=created.name, status=pb.REFERRAL_STATUS_CANCELLED, reason="end of matrix test"
+        ),
+        metadata=_metadata(tokens, "dr.jansen"),
+        timeout=10,
+    )
+
+
+def _outcome(call: Any) -> tuple[str, str]:
+    try:
+        call()
+    except grpc.RpcError as exc:
+        fail = failure(exc)
+        assert fail.error_infos == 1
+        return fail.code.name, fail.reason
+    return OK
+
+
+@pytest.mark.parametrize(
+    ("user", "role", "relation", "tenant", "get", "record"), MATRIX, ids=[m[0] for m in MATRIX]
+)
+def test_the_authorization_matrix(
+    stub: rpc_grpc.ReferralServiceStub,
+    tokens: Tokens,
+    referral_server: ReferralServer,
+    referral_name: str,
+    user: str,
+    role: str,
+    relation: str,
+    tenant: str,
+    get: tuple[str, str],
+    record: tuple[str, str],
+) -> None:
+    metadata = _metadata(tokens, user)
+    before = referral_server.access_log_count()
+    got = _outcome(
+        lambda: stub.GetReferral(
+            rpc.GetReferralRequest(name=referral_name), metadata=metadata, timeout=10
+        )
+    )
+    assert got == get
+    assert referral_server.access_log_count() - before == 1
+    before = referral_server.access_log_count()
+    recorded = _outcome(
+        lambda: stub.RecordReferralOutcome(
+            rpc.RecordReferralOutcomeRequest(
+                name=referral_name, outcome=pb.ReferralOutcome(attendance=pb.ATTENDANCE_PARTIAL)
+            ),
+            metadata=metadata,
+            timeout=10,
+        )
+    )
+    assert recorded == record
+    assert referral_server.access_log_count() - before == 1
+
+
+def test_the_watch_stream_shows_the_target_only_referrals_to_its_offers(
+    stub: rpc_grpc.ReferralServiceStub, tokens: Tokens, referral_name: str
+) -> None:
+    def referrals(user: str) -> set[str]:
+        events = stub.WatchReferralEvents(
+            rpc.WatchReferralEventsRequest(no_follow=True),
+            metadata=_metadata(tokens, user),
+            timeout=10,
+        )
+        return {e.referral for e in events}
+
+    assert referral_name in referrals("coach.degroot")
+    assert referral_name in referrals("pat.dewit")
+    assert referral_name not in referrals("coach.visser")
+    assert referrals("dr.noord") == set()
+    with pytest.raises(grpc.RpcError) as caught:
+        referrals("analist.peters")
+    assert failure(caught.value).reason == "ROLE_NOT_PERMITTED"

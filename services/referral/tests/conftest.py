@@ -1,0 +1,94 @@
+"""Referral test fixtures. Unit tests use tests/fakes.py; integration, API and e2e tests use
+real PostgreSQL and the real identity server (testkit.fixtures.identity_service)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import grpc
+import pytest
+from sqlalchemy import Engine, text
+
+from carenet.referral.v1 import referral_service_pb2_grpc as rpc_grpc
+from referral import demo, service
+from referral.clients import GrpcIdentityClient
+from referral.config import Settings
+from referral.server import create_server
+from referral.unit_of_work import UnitOfWork
+from servicekit.auth import verifier_for
+from servicekit.channels import ServiceAccountTokens, open_channel
+from servicekit.db import make_engine, make_session_factory
+from servicekit.migrations import upgrade
+from testkit.database import fresh_database
+from testkit.fixtures import IdentityService
+from testkit.idp import LocalIdp
+
+
+@pytest.fixture(scope="session")
+def referral_db() -> Iterator[str]:
+    with fresh_database("referral") as url:
+        upgrade("referral.migrations", url)
+        yield url
+
+
+@pytest.fixture(scope="session")
+def referral_engine(referral_db: str) -> Iterator[Engine]:
+    engine = make_engine(referral_db)
+    yield engine
+    engine.dispose()
+
+
+@dataclass
+class ReferralServer:
+    target: str
+    deps: service.Deps
+    identity_engine: Engine
+
+    def access_log_count(self) -> int:
+        with self.identity_engine.connect() as conn:
+            return int(conn.execute(text("SELECT count(*) FROM access_log")).scalar_one())
+
+
+@pytest.fixture(scope="session")
+def referral_server(
+    local_idp: LocalIdp,
+    identity_service: IdentityService,
+    referral_db: str,
+    referral_engine: Engine,
+) -> Iterator[ReferralServer]:
+    settings = Settings(
+        database_url=referral_db,
+        oidc_issuer=local_idp.issuer,
+        grpc_host="127.0.0.1",
+        grpc_port=0,
+        identity_target=identity_service.target,
+        oidc_client_secret="svc-referral-secret",
+        watch_poll_seconds=0.05,
+    )
+    sessions = make_session_factory(referral_engine)
+    demo.seed(sessions)
+    tokens = ServiceAccountTokens(
+        issuer=local_idp.issuer, client_id="svc-referral", client_secret="svc-referral-secret"
+    )
+    channel = open_channel(identity_service.target, token=tokens)
+    deps = service.Deps(
+        uow=lambda: UnitOfWork(sessions),
+        identity=GrpcIdentityClient(channel, 5.0),
+        watch_poll_seconds=0.05,
+    )
+    running = create_server(settings, deps, verifier_for(settings))
+    running.start()
+    identity_engine = make_engine(identity_service.database_url)
+    try:
+        yield ReferralServer(f"127.0.0.1:{running.port}", deps, identity_engine)
+    finally:
+        running.stop(0.5).wait()
+        channel.close()
+        identity_engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def stub(referral_server: ReferralServer) -> Iterator[rpc_grpc.ReferralServiceStub]:
+    with grpc.insecure_channel(referral_server.target) as channel:
+        yield rpc_grpc.ReferralServiceStub(channel)

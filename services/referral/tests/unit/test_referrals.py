@@ -1,0 +1,296 @@
+"""Referral use cases against fakes: create, idempotency, duplicates, capacity and the
+waitlist, feedback, history, the outbox, and one Authorize per patient-data use case."""
+
+from __future__ import annotations
+
+import grpc
+import pytest
+
+from referral import errors, service
+from referral.models import BusinessStatus, Enrolment, Status
+from servicekit.errors import DomainError
+
+from ..fakes import (
+    CAREPLAN,
+    COACH,
+    GP,
+    INSURER,
+    NOORD_GP,
+    NURSE,
+    OTHER_GP,
+    OTHER_PATIENT,
+    PATIENT,
+    PROVIDER,
+    FakeIdentityClient,
+    fake_deps,
+)
+from .helpers import listed_offer, outbox, refer
+
+
+@pytest.fixture
+def identity() -> FakeIdentityClient:
+    return FakeIdentityClient()
+
+
+@pytest.fixture
+def deps(identity: FakeIdentityClient) -> service.Deps:
+    deps = fake_deps(identity)
+    listed_offer(deps, "gli", total_places=1)
+    return deps
+
+
+def test_a_gp_refers_a_patient_and_the_referral_is_requested_from_the_offer_owner(
+    deps: service.Deps, identity: FakeIdentityClient
+) -> None:
+    view = refer(deps)
+    r = view.referral
+    assert r.status == "requested"
+    assert (r.referrer_org_id, r.target_org_id) == ("gp-de-linde", "gli-beweegfit")
+    assert r.eligibility == {"eligible": True, "outcomes": []}  # the offer has no rule
+    assert [h.kind for h in view.history] == ["CREATED"]
+    assert [c.action.value for c in identity.calls] == ["create"]
+
+
+def test_a_retried_create_with_the_same_request_id_returns_the_first_referral(
+    deps: service.Deps,
+) -> None:
+    first = refer(deps, request_id="kis-1")
+    again = refer(deps, request_id="kis-1")
+    assert again.referral.id == first.referral.id
+    assert len([e for e in outbox(deps) if e["type"] == "created"]) == 1
+
+
+def test_a_second_open_referral_for_the_same_patient_and_offer_names_the_existing_one(
+    deps: service.Deps,
+) -> None:
+    first = refer(deps)
+    with pytest.raises(errors.DuplicateReferral) as caught:
+        refer(deps, who=NURSE)
+    assert caught.value.code == grpc.StatusCode.ALREADY_EXISTS
+    assert caught.value.metadata["existing_referral"] == first.referral.name
+
+
+def test_a_closed_referral_does_not_block_a_new_one(deps: service.Deps) -> None:
+    first = refer(deps)
+    service.transition_referral(
+        deps, GP, "p-0001", first.referral.id, Status.CANCELLED, reason="wrong offer"
+    )
+    assert refer(deps).referral.id != first.referral.id
+
+
+def test_only_clinicians_refer(deps: service.Deps) -> None:
+    with pytest.raises(errors.RoleNotPermitted):
+        refer(deps, who=COACH)
+
+
+def test_identitys_denial_refuses_the_referral_with_identitys_reason(
+    deps: service.Deps, identity: FakeIdentityClient
+) -> None:
+    identity.deny[OTHER_GP.subject] = "NO_CARE_RELATIONSHIP"
+    with pytest.raises(errors.AccessDenied) as caught:
+        refer(deps, who=OTHER_GP)
+    assert caught.value.reason == "NO_CARE_RELATIONSHIP"
+
+
+def test_an_unknown_patient_is_not_found(deps: service.Deps, identity: FakeIdentityClient) -> None:
+    identity.unknown.add("p-9999")
+    with pytest.raises(DomainError) as caught:
+        refer(deps, patient="p-9999")
+    assert caught.value.code == grpc.StatusCode.NOT_FOUND
+
+
+def test_an_unreachable_identity_fails_closed(
+    deps: service.Deps, identity: FakeIdentityClient
+) -> None:
+    identity.unavailable = True
+    with pytest.raises(errors.IdentityUnavailable) as caught:
+        refer(deps)
+    assert caught.value.code == grpc.StatusCode.UNAVAILABLE
+    assert outbox(deps) == []
+
+
+def test_an_unknown_offer_is_not_found_with_a_field_violation(deps: service.Deps) -> None:
+    with pytest.raises(errors.OfferNotFound) as caught:
+        refer(deps, offer_id="nope")
+    assert [v.field for v in caught.value.field_violations()] == ["referral.offer"]
+
+
+def test_accepting_takes_a_place_and_a_full_offer_puts_the_next_on_its_waitlist(
+    deps: service.Deps,
+) -> None:
+    a = refer(deps, "p-a").referral
+    b = refer(deps, "p-b").referral
+    c = refer(deps, "p-c").referral
+    a2 = service.transition_referral(deps, PROVIDER, "p-a", a.id, Status.ACCEPTED).referral
+    b2 = service.transition_referral(deps, PROVIDER, "p-b", b.id, Status.ACCEPTED).referral
+    c2 = service.transition_referral(deps, PROVIDER, "p-c", c.id, Status.ACCEPTED).referral
+    assert (a2.enrolment, a2.waitlist_position) == ("enrolled", 0)
+    assert (b2.enrolment, b2.waitlist_position) == ("not-enrolled-on-waitlist", 1)
+    assert (c2.enrolment, c2.waitlist_position) == ("not-enrolled-on-waitlist", 2)
+    offer = service.get_offer(deps, PROVIDER, "gli")
+    assert (offer.places_taken, offer.waitlist_length) == (1, 2)
+    with pytest.raises(errors.InvalidTransition) as caught:
+        service.transition_referral(deps, PROVIDER, "p-b", b.id, Status.IN_PROGRESS)
+    assert caught.value.reason == "NO_PLACE_AVAILABLE"
+    # a leaves: b gets the place, c moves up.
+    service.transition_referral(deps, GP, "p-a", a.id, Status.CANCELLED, reason="moved")
+    b3 = service.get_referral(deps, GP, "p-b", b.id).referral
+    c3 = service.get_referral(deps, GP, "p-c", c.id).referral
+    assert (b3.enrolment, b3.waitlist_position) == ("enrolled", 0)
+    assert c3.waitlist_position == 1
+    events = outbox(deps)
+    assert events[-1]["type"] == "enrolment-changed" and events[-1]["referral"] == b.name
+
+
+def test_completing_with_feedback_closes_the_loop_for_the_referrer_and_the_patient(
+    deps: service.Deps,
+) -> None:
+    r = refer(deps).referral
+    for status in (Status.ACCEPTED, Status.IN_PROGRESS):
+        service.transition_referral(deps, PROVIDER, "p-0001", r.id, status)
+    outcome = service.OutcomeInput(
+        attendance="full",
+        sessions_attended=10,
+        sessions_planned=10,
+        result_summary="Active three times a week",
+        measurements=[{"code": "weight-change", "value": -4.5, "unit": "kg"}],
+        enrolment=Enrolment.ENROLLED,
+    )
+    done = service.transition_referral(
+        deps, PROVIDER, "p-0001", r.id, Status.COMPLETED, outcome=outcome
+    )
+    assert done.referral.outcome is not None
+    assert done.referral.outcome["measurements"][0]["value"] == -4.5
+    for reader in (GP, PATIENT):
+        seen = service.get_referral(deps, reader, "p-0001", r.id).referral
+        assert seen.outcome is not None and seen.outcome["result_summary"]
+    assert [(h.from_status, h.to_status) for h in done.history] == [
+        (None, "requested"),
+        ("requested", "accepted"),
+        ("accepted", "in-progress"),
+        ("in-progress", "completed"),
+    ]
+    assert all(h.actor == "coach.degroot" for h in done.history[1:])
+    completed = [e for e in outbox(deps) if e["status"] == "completed"]
+    assert completed[0]["outcome"]["measurements"][0]["code"] == "weight-change"
+
+
+def test_a_rejection_carries_its_reason_and_business_status(deps: service.Deps) -> None:
+    r = refer(deps).referral
+    view = service.transition_referral(
+        deps,
+        PROVIDER,
+        "p-0001",
+        r.id,
+        Status.REJECTED,
+        reason="BMI too low",
+        business_status=BusinessStatus.NOT_ELIGIBLE,
+    )
+    assert (view.referral.business_status, view.referral.status_reason) == (
+        "not-eligible",
+        "BMI too low",
+    )
+    assert view.history[-1].reason == "BMI too low"
+    assert view.history[-1].business_status == "not-eligible"
+
+
+def test_only_the_target_records_feedback(deps: service.Deps) -> None:
+    r = refer(deps).referral
+    service.transition_referral(deps, PROVIDER, "p-0001", r.id, Status.ACCEPTED)
+    with pytest.raises(errors.WrongParty):
+        service.record_outcome(deps, GP, "p-0001", r.id, service.OutcomeInput(attendance="none"))
+    view = service.record_outcome(
+        deps, PROVIDER, "p-0001", r.id, service.OutcomeInput(attendance="partial")
+    )
+    assert view.referral.outcome is not None
+    assert outbox(deps)[-1]["type"] == "outcome-recorded"
+
+
+def test_a_stale_etag_is_aborted(deps: service.Deps) -> None:
+    r = refer(deps).referral
+    with pytest.raises(errors.EtagMismatch):
+        service.transition_referral(deps, PROVIDER, "p-0001", r.id, Status.ACCEPTED, etag='W/"0"')
+
+
+@pytest.mark.parametrize(
+    ("reader", "outcome"),
+    [
+        (GP, "ok"),
+        (NURSE, "ok"),
+        (PROVIDER, "ok"),
+        (PATIENT, "ok"),
+        (OTHER_PATIENT, "PERMISSION_DENIED"),
+        (OTHER_GP, "PERMISSION_DENIED"),
+        (COACH, "PERMISSION_DENIED"),
+        (INSURER, "PERMISSION_DENIED"),
+        (NOORD_GP, "NOT_FOUND"),
+    ],
+)
+def test_who_sees_a_referral_and_every_read_asks_identity_once(
+    deps: service.Deps, identity: FakeIdentityClient, reader: object, outcome: str
+) -> None:
+    r = refer(deps).referral
+    identity.calls.clear()
+    if outcome == "ok":
+        service.get_referral(deps, reader, "p-0001", r.id)  # type: ignore[arg-type]
+    else:
+        with pytest.raises(DomainError) as caught:
+            service.get_referral(deps, reader, "p-0001", r.id)  # type: ignore[arg-type]
+        assert caught.value.code.name == outcome
+    assert len(identity.calls) == 1
+    assert identity.calls[0].referral is None or identity.calls[0].referral.referral == r.name
+
+
+def test_every_change_writes_one_outbox_event_in_cursor_order(deps: service.Deps) -> None:
+    r = refer(deps).referral
+    service.transition_referral(deps, PROVIDER, "p-0001", r.id, Status.ACCEPTED)
+    service.transition_referral(deps, PROVIDER, "p-0001", r.id, Status.IN_PROGRESS)
+    events = outbox(deps)
+    assert [e["cursor"] for e in events] == [1, 2, 3]
+    assert [e["status"] for e in events] == ["requested", "accepted", "in-progress"]
+    assert events[1]["previous_status"] == "requested"
+    assert {e["target_organisation"] for e in events} == {"organisations/gli-beweegfit"}
+
+
+def test_a_failed_change_writes_no_event(deps: service.Deps) -> None:
+    r = refer(deps).referral
+    with pytest.raises(errors.InvalidTransition):
+        service.transition_referral(deps, PROVIDER, "p-0001", r.id, Status.COMPLETED)
+    assert len(outbox(deps)) == 1
+
+
+def _watch(deps: service.Deps, who: object, after: int = 0) -> list[service.Event]:
+    return list(service.watch_events(deps, who, after_cursor=after, follow=False))  # type: ignore[arg-type]
+
+
+def test_the_watch_stream_shows_each_party_only_its_referrals_and_resumes_from_a_cursor(
+    deps: service.Deps,
+) -> None:
+    listed_offer(deps, "walk", owner=COACH)
+    a = refer(deps, "p-0001", "gli").referral
+    b = refer(deps, "p-0002", "walk").referral
+    service.transition_referral(deps, PROVIDER, "p-0001", a.id, Status.ACCEPTED)
+    assert [e.cursor for e in _watch(deps, GP)] == [1, 2, 3]
+    assert {e.payload["referral"] for e in _watch(deps, PROVIDER)} == {a.name}
+    assert {e.payload["referral"] for e in _watch(deps, COACH)} == {b.name}
+    assert {e.payload["referral"] for e in _watch(deps, PATIENT)} == {a.name}
+    assert [e.cursor for e in _watch(deps, CAREPLAN)] == [1, 2, 3]
+    assert _watch(deps, NOORD_GP) == []
+    assert [e.cursor for e in _watch(deps, GP, after=2)] == [3]
+    with pytest.raises(errors.RoleNotPermitted):
+        _watch(deps, INSURER)
+
+
+def test_the_watch_stream_leaves_out_referrals_identity_denies(
+    deps: service.Deps, identity: FakeIdentityClient
+) -> None:
+    refer(deps)
+    identity.deny[GP.subject] = "NO_CARE_RELATIONSHIP"
+    assert _watch(deps, GP) == []
+
+
+def test_a_followed_stream_polls_until_the_client_goes_away(deps: service.Deps) -> None:
+    refer(deps)
+    polls = iter([True, True, True, False])
+    events = list(service.watch_events(deps, GP, after_cursor=0, is_active=lambda: next(polls)))
+    assert [e.cursor for e in events] == [1]

@@ -85,16 +85,15 @@ def seed_args(name: str, seeded: dict[str, dict[str, str]]) -> list[str]:
     return []
 
 
-def token(issuer: str, client: str, username: str) -> str:
+def token(issuer: str, client: str, username: str = "") -> str:
+    """A password-grant token for a demo user, or the client's own (client credentials)."""
+    grant = (
+        {"grant_type": "password", "username": username, "password": "demo"}
+        if username
+        else {"grant_type": "client_credentials"}
+    )
     data = urllib.parse.urlencode(
-        {
-            "grant_type": "password",
-            "client_id": client,
-            "client_secret": f"{client}-secret",
-            "username": username,
-            "password": "demo",
-            "scope": "openid",
-        }
+        {"client_id": client, "client_secret": f"{client}-secret", "scope": "openid", **grant}
     ).encode()
     url = f"{issuer}/protocol/openid-connect/token"
     with urllib.request.urlopen(url, data=data, timeout=10) as response:  # noqa: S310 - local issuer
@@ -150,6 +149,22 @@ def examples(names: list[str]) -> list[tuple[str, list[str]]]:
                 ],
             )
         )
+    if "outcomes" in names:
+        calls.append(
+            (
+                "the insurer's report of its contract with the care group (aggregates only)",
+                [
+                    grpcurl,
+                    "-plaintext",
+                    "-H",
+                    "authorization: Bearer $INSURER_TOKEN",
+                    "-d",
+                    json.dumps({"contract": "contracts/vgz-zuidoost-2025", "page_size": 1}),
+                    f"127.0.0.1:{PORTS['outcomes']}",
+                    "carenet.outcomes.v1.OutcomesService/ListReports",
+                ],
+            )
+        )
     if "careplan" in names:
         calls.append(
             (
@@ -169,8 +184,8 @@ def examples(names: list[str]) -> list[tuple[str, list[str]]]:
 
 
 def _shell(arg: str) -> str:
-    """Quotes an argument for a shell, leaving $TOKEN to be expanded."""
-    return f'"{arg}"' if "$TOKEN" in arg else shlex.quote(arg)
+    """Quotes an argument for a shell, leaving $TOKEN and $INSURER_TOKEN to be expanded."""
+    return f'"{arg}"' if "TOKEN" in arg and arg.startswith("authorization") else shlex.quote(arg)
 
 
 def print_banner(issuer: str, ports: dict[str, int]) -> None:
@@ -185,19 +200,28 @@ def print_banner(issuer: str, ports: dict[str, int]) -> None:
     )
     print("\nGet a token for the demo GP dr.jansen through the chain information system's client:")
     print(f"  {token_cmd}")
+    if "outcomes" in ports:
+        insurer_cmd = (
+            "INSURER_TOKEN=$(curl -s -d grant_type=client_credentials -d client_id=carenet-insurer "
+            f"-d client_secret=carenet-insurer-secret -d scope=openid {issuer}/protocol/openid-connect/token "
+            "| python3 -c 'import json,sys; print(json.load(sys.stdin)[\"access_token\"])')"
+        )
+        print("and one for the demo insurer's reporting client:")
+        print(f"  {insurer_cmd}")
     for title, argv in examples(list(ports)):
         print(f"\n{title[0].upper() + title[1:]}:")
         print("  " + " ".join(_shell(a) for a in argv))
     print(
-        "\nMore flows (referrals, care plans, insurer reports) are in README.md. Ctrl-C stops everything.\n",
+        "\nMore flows are in README.md and each service's README. Ctrl-C stops everything.\n",
         flush=True,
     )
 
 
 def smoke(issuer: str, names: list[str]) -> None:
-    bearer = token(issuer, "carenet-kis", "dr.jansen")
+    gp = token(issuer, "carenet-kis", "dr.jansen")
+    insurer = token(issuer, "carenet-insurer") if "outcomes" in names else ""
     for title, template in examples(names):
-        argv = [a.replace("$TOKEN", bearer) for a in template]
+        argv = [a.replace("$INSURER_TOKEN", insurer).replace("$TOKEN", gp) for a in template]
         result = subprocess.run(argv, capture_output=True, text=True, timeout=30, check=False)
         print(f"[smoke] {title}: exit {result.returncode}")
         print(result.stdout.strip())

@@ -36,7 +36,7 @@ _spec.loader.exec_module(check)
 PROFILES = list(check.PROFILES)
 SERVICES = ["identity", "referral", "careplan", "outcomes"]
 ENABLED = {
-    "default": ["identity", "referral", "careplan"],
+    "default": ["identity", "referral", "careplan", "outcomes"],
     "minimal": ["identity", "referral"],
     "production": ["identity", "referral", "careplan", "outcomes"],
 }

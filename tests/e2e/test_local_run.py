@@ -36,5 +36,7 @@ def test_the_local_platform_comes_up_and_the_printed_examples_work(tmp_path: Pat
     services = {p.parent.name for p in (REPO / "services").glob("*/pyproject.toml")}
     if "referral" in services:
         assert "GLI CooL" in output, "the menu card example found the demo GLI offer"
+    if "outcomes" in services:
+        assert "reports/" in output, "the insurer listed its contract's report"
     if "careplan" in services:
         assert "patients/p-0001/referrals/" in output, "the demo plan links the demo referral"

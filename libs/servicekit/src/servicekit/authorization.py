@@ -166,7 +166,8 @@ class IdentityAuthorizer:
 
 def _refusal(error: grpc.RpcError) -> Decision:
     code = getattr(error, "code", lambda: None)()
-    if code == grpc.StatusCode.NOT_FOUND:
+    if code in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT):
+        # identity refuses a malformed patient name: no such patient can exist.
         return Decision(False, "PATIENT_NOT_FOUND", found=False)
     if code == grpc.StatusCode.PERMISSION_DENIED:
         return Decision(False, "IDENTITY_REFUSED")

@@ -33,3 +33,8 @@ def parse(name: str, *collections: str, field: str = "name") -> tuple[str, ...]:
 
 def parse_one(name: str, collection: str, field: str = "name") -> str:
     return parse(name, collection, field=field)[0]
+
+
+def optional_id(name: str, collection: str, field: str) -> str:
+    """The id in ``collection/{id}``, or "" when ``name`` is empty."""
+    return parse_one(name, collection, field=field) if name else ""

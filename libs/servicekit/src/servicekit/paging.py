@@ -86,3 +86,7 @@ class Pager:
 
     def next_token(self, last: Any) -> str:
         return next_token({"after": last} if last is not None else None, self.fingerprint)
+
+    def token_for(self, position: dict[str, Any] | None) -> str:
+        """A token for a position with several keys (e.g. a sort key and an id)."""
+        return next_token(position, self.fingerprint)

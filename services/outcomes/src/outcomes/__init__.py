@@ -1,0 +1,1 @@
+"""carenet outcomes: indicators from agreed sources, insurer reports, financing and SROI."""

@@ -1,0 +1,75 @@
+"""Composition root of the outcomes service: Settings -> engine -> clients -> server -> wait."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+
+from outcomes import service
+from outcomes.clients import GrpcIdentityClient
+from outcomes.config import Settings
+from outcomes.server import create_server
+from outcomes.unit_of_work import UnitOfWork
+from servicekit.auth import verifier_for
+from servicekit.channels import ServiceAccountTokens, open_channel
+from servicekit.cli import run_cli
+from servicekit.db import make_engine, make_session_factory
+from servicekit.logs import configure_logging
+from servicekit.server import serve as serve_forever
+from servicekit.telemetry import configure_tracing, instrument_engine
+
+
+def build_deps(settings: Settings) -> service.Deps:
+    engine = make_engine(settings.database_url)
+    instrument_engine(engine)
+    sessions = make_session_factory(engine)
+    tokens = ServiceAccountTokens.from_settings(settings)
+    channel = open_channel(settings.identity_target, token=tokens)
+    return service.Deps(
+        uow=lambda: UnitOfWork(sessions),
+        identity=GrpcIdentityClient(channel, settings.call_deadline_seconds),
+        ingest_chunk_rows=settings.ingest_chunk_rows,
+    )
+
+
+def serve(settings: Settings) -> None:
+    configure_logging("outcomes", settings.log_level)
+    configure_tracing("outcomes")
+    deps = build_deps(settings)
+    service.load_definitions(deps)
+    running = create_server(settings, deps, verifier_for(settings))
+    serve_forever(running, settings.shutdown_grace_seconds)
+
+
+def seed_demo(settings: Settings, args: list[str]) -> None:
+    """``outcomes seed-demo``: the demo region's population, contract and report (idempotent)."""
+    from outcomes import demo
+
+    deps = build_deps(settings)
+    service.load_definitions(deps)
+    summary = demo.seed(deps)
+    sys.stdout.write(json.dumps({"seeded": "outcomes", **summary}) + "\n")
+
+
+def import_csv(settings: Settings, args: list[str]) -> None:
+    """``outcomes import FILE.csv [--target HOST:PORT]``: streams a CSV file to
+    IngestMeasurements with the bearer token in ``OUTCOMES_IMPORT_TOKEN``."""
+    from outcomes import importer
+
+    raise SystemExit(importer.main(settings, args))
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    run_cli(
+        argv,
+        name="outcomes",
+        settings_factory=Settings,  # type: ignore[arg-type]
+        serve=serve,
+        migrations_package="outcomes.migrations",
+        extra={"seed-demo": seed_demo, "import": import_csv},
+    )
+
+
+if __name__ == "__main__":
+    main()

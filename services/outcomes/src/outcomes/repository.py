@@ -1,0 +1,293 @@
+"""The only place the outcomes service runs queries."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import bindparam, select, text
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from outcomes.models import (
+    Contract,
+    CostRecord,
+    Enrolment,
+    IndicatorDefinitionRecord,
+    Measurement,
+    Report,
+)
+from servicekit.db import UtcDateTime
+
+# (care_group_id, patient_id, code, value, unit, measured_at, source_kind, source_org,
+#  source_record_id, ingested_at)
+MeasurementTuple = tuple[str, str, str, float, str, dt.datetime, str, str, str, dt.datetime]
+SourceKey = tuple[str, str, str]
+
+MEASUREMENT_COLUMNS = (
+    "care_group_id",
+    "patient_id",
+    "code",
+    "value",
+    "unit",
+    "measured_at",
+    "source_kind",
+    "source_org",
+    "source_record_id",
+    "ingested_at",
+)
+_STAGING = (
+    "CREATE TEMP TABLE IF NOT EXISTS measurement_staging ("
+    "care_group_id text, patient_id text, code text, value float8, unit text, "
+    "measured_at timestamptz, source_kind text, source_org text, source_record_id text, "
+    "ingested_at timestamptz) ON COMMIT DELETE ROWS"
+)
+_COLS = ", ".join(MEASUREMENT_COLUMNS)
+_MOVE = (
+    f"INSERT INTO measurements ({_COLS}) SELECT {_COLS} FROM measurement_staging "  # noqa: S608
+    "ON CONFLICT ON CONSTRAINT uq_measurements_source_record DO NOTHING "
+    "RETURNING source_kind, source_org, source_record_id"
+)
+_TYPES = [
+    "text",
+    "text",
+    "text",
+    "float8",
+    "text",
+    "timestamptz",
+    "text",
+    "text",
+    "text",
+    "timestamptz",
+]
+_TIMES = ("cutoff", "enrolled_by", "window_start", "period_end")
+
+
+class OutcomesRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.session.get_bind().dialect.name == "postgresql"
+
+    def add(self, obj: object) -> None:
+        self.session.add(obj)
+        self.session.flush()
+
+    # enrolments
+    def enrolment(self, care_group_id: str, patient_id: str, programme: str) -> Enrolment | None:
+        return self.session.scalars(
+            select(Enrolment).where(
+                Enrolment.care_group_id == care_group_id,
+                Enrolment.patient_id == patient_id,
+                Enrolment.programme == programme,
+            )
+        ).one_or_none()
+
+    def enrolments(
+        self, care_group_id: str, patient_id: str, after: int | None, limit: int
+    ) -> Sequence[Enrolment]:
+        query = select(Enrolment).where(
+            Enrolment.care_group_id == care_group_id, Enrolment.patient_id == patient_id
+        )
+        if after is not None:
+            query = query.where(Enrolment.id > after)
+        return self.session.scalars(query.order_by(Enrolment.id).limit(limit)).all()
+
+    def enrolled(self, care_group_id: str, patient_ids: Iterable[str]) -> set[str]:
+        ids = sorted(set(patient_ids))
+        found: set[str] = set()
+        for start in range(0, len(ids), 1000):
+            chunk = ids[start : start + 1000]
+            found.update(
+                self.session.scalars(
+                    select(Enrolment.patient_id)
+                    .where(
+                        Enrolment.care_group_id == care_group_id, Enrolment.patient_id.in_(chunk)
+                    )
+                    .distinct()
+                )
+            )
+        return found
+
+    # measurements
+    def insert_measurements(self, rows: Sequence[MeasurementTuple]) -> set[SourceKey]:
+        """Inserts rows whose source key is new; returns the keys actually inserted.
+
+        PostgreSQL: binary COPY into a session-local staging table, then one
+        INSERT ... SELECT ... ON CONFLICT DO NOTHING RETURNING. SQLite (local runs): one
+        INSERT ... ON CONFLICT DO NOTHING RETURNING per row.
+        """
+        if not rows:
+            return set()
+        if self.is_postgres:
+            return self._copy_measurements(rows)
+        inserted: set[SourceKey] = set()
+        for row in rows:
+            statement = (
+                sqlite_insert(Measurement)
+                .values(dict(zip(MEASUREMENT_COLUMNS, row, strict=True)))
+                .on_conflict_do_nothing()
+                .returning(
+                    Measurement.source_kind, Measurement.source_org, Measurement.source_record_id
+                )
+            )
+            for kind, org, record in self.session.execute(statement):
+                inserted.add((kind, org, record))
+        return inserted
+
+    def _copy_measurements(self, rows: Sequence[MeasurementTuple]) -> set[SourceKey]:
+        raw: Any = self.session.connection().connection.driver_connection
+        with raw.cursor() as cursor:
+            cursor.execute(_STAGING)
+            cursor.execute("TRUNCATE measurement_staging")
+            with cursor.copy(
+                f"COPY measurement_staging ({_COLS}) FROM STDIN (FORMAT BINARY)"
+            ) as copy:
+                copy.set_types(_TYPES)
+                for row in rows:
+                    copy.write_row(row)
+            cursor.execute(_MOVE)
+            return {(k, o, r) for k, o, r in cursor.fetchall()}
+
+    def measurements(
+        self, care_group_id: str, patient_id: str, after: int | None, limit: int
+    ) -> Sequence[Measurement]:
+        query = select(Measurement).where(
+            Measurement.care_group_id == care_group_id, Measurement.patient_id == patient_id
+        )
+        if after is not None:
+            query = query.where(Measurement.id > after)
+        return self.session.scalars(query.order_by(Measurement.id).limit(limit)).all()
+
+    def measurement_count(self) -> int:
+        return int(self.session.execute(text("SELECT COUNT(*) FROM measurements")).scalar_one())
+
+    def source_kinds(self, care_group_id: str, codes: Sequence[str]) -> list[str]:
+        return sorted(
+            self.session.scalars(
+                select(Measurement.source_kind)
+                .where(Measurement.care_group_id == care_group_id, Measurement.code.in_(codes))
+                .distinct()
+            )
+        )
+
+    # indicator definitions
+    def definition(self, code: str, version: int) -> IndicatorDefinitionRecord | None:
+        return self.session.get(IndicatorDefinitionRecord, (code, version))
+
+    def definitions(
+        self, after: tuple[str, int] | None, limit: int
+    ) -> Sequence[IndicatorDefinitionRecord]:
+        query = select(IndicatorDefinitionRecord)
+        if after is not None:
+            code, version = after
+            query = query.where(
+                (IndicatorDefinitionRecord.code > code)
+                | (
+                    (IndicatorDefinitionRecord.code == code)
+                    & (IndicatorDefinitionRecord.version > version)
+                )
+            )
+        return self.session.scalars(
+            query.order_by(IndicatorDefinitionRecord.code, IndicatorDefinitionRecord.version).limit(
+                limit
+            )
+        ).all()
+
+    def latest_definitions(self) -> dict[str, IndicatorDefinitionRecord]:
+        latest: dict[str, IndicatorDefinitionRecord] = {}
+        for record in self.session.scalars(
+            select(IndicatorDefinitionRecord).order_by(
+                IndicatorDefinitionRecord.code, IndicatorDefinitionRecord.version
+            )
+        ):
+            latest[record.code] = record
+        return latest
+
+    # contracts
+    def contract(self, contract_id: str) -> Contract | None:
+        return self.session.get(Contract, contract_id)
+
+    def contract_by_request(self, care_group_id: str, request_id: str) -> Contract | None:
+        return self.session.scalars(
+            select(Contract).where(
+                Contract.care_group_id == care_group_id, Contract.request_id == request_id
+            )
+        ).one_or_none()
+
+    def contracts(
+        self, care_group_id: str, insurer_id: str | None, after: str | None, limit: int
+    ) -> Sequence[Contract]:
+        query = select(Contract).where(Contract.care_group_id == care_group_id)
+        if insurer_id is not None:
+            query = query.where(Contract.insurer_id == insurer_id)
+        if after:
+            query = query.where(Contract.id > after)
+        return self.session.scalars(query.order_by(Contract.id).limit(limit)).all()
+
+    # reports
+    def report(self, report_id: str) -> Report | None:
+        return self.session.get(Report, report_id)
+
+    def reports(
+        self,
+        care_group_id: str,
+        contract_ids: Sequence[str] | None,
+        after: tuple[str, str] | None,
+        limit: int,
+    ) -> Sequence[Report]:
+        query = select(Report).where(Report.care_group_id == care_group_id)
+        if contract_ids is not None:
+            query = query.where(Report.contract_id.in_(contract_ids))
+        if after is not None:
+            stamp, rid = after
+            moment = dt.datetime.fromisoformat(stamp)
+            query = query.where(
+                (Report.create_time < moment) | ((Report.create_time == moment) & (Report.id < rid))
+            )
+        return self.session.scalars(
+            query.order_by(Report.create_time.desc(), Report.id.desc()).limit(limit)
+        ).all()
+
+    def latest_report(
+        self, contract_id: str, period_start: dt.datetime, period_end: dt.datetime
+    ) -> Report | None:
+        return self.session.scalars(
+            select(Report)
+            .where(
+                Report.contract_id == contract_id,
+                Report.period_start == period_start,
+                Report.period_end == period_end,
+            )
+            .order_by(Report.create_time.desc(), Report.id.desc())
+            .limit(1)
+        ).first()
+
+    # costs
+    def latest_costs(
+        self, contract_id: str, period_start: dt.datetime, period_end: dt.datetime
+    ) -> CostRecord | None:
+        return self.session.scalars(
+            select(CostRecord)
+            .where(
+                CostRecord.contract_id == contract_id,
+                CostRecord.period_start == period_start,
+                CostRecord.period_end == period_end,
+            )
+            .order_by(CostRecord.create_time.desc(), CostRecord.id.desc())
+            .limit(1)
+        ).first()
+
+    def cost_record(self, cost_id: str) -> CostRecord | None:
+        return self.session.get(CostRecord, cost_id)
+
+    # computation
+    def run_indicator(self, sql: str, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+        """Runs a statement generated by :func:`outcomes.indicators.build_sql`."""
+        statement = text(sql).bindparams(
+            *[bindparam(name, type_=UtcDateTime()) for name in _TIMES if name in params]
+        )
+        return [tuple(row) for row in self.session.execute(statement, dict(params))]

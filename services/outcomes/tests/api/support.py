@@ -1,0 +1,123 @@
+"""Helpers for the API tests: patients registered in the real identity service, rows."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from carenet.outcomes.v1 import outcomes_pb2 as pb
+from carenet.outcomes.v1 import outcomes_service_pb2 as rpc
+from servicekit.auth import Principal
+from testkit.fixtures import IdentityService
+
+CARE_GROUP = "cg-zuidoost"
+
+
+def bsn(n: int) -> str:
+    """The n-th 9-digit number (from 300000000 up) that passes the 11-test."""
+    candidate = 300_000_000 + n * 100
+    while True:
+        digits = [int(d) for d in f"{candidate:09d}"]
+        total = sum(d * w for d, w in zip(digits[:8], range(9, 1, -1), strict=True)) - digits[8]
+        if total % 11 == 0:
+            return f"{candidate:09d}"
+        candidate += 1
+
+
+def register_patients(
+    identity: IdentityService, prefix: str, count: int, practice: str = "gp-de-linde"
+) -> list[str]:
+    """Registers patients at a practice through identity's own use case (coordinating
+    relationship with the practice), the way the demo region is seeded."""
+    from identity import service as identity_service
+
+    clinician = Principal(
+        subject=f"test-{practice}",
+        client_id="outcomes-tests",
+        organisation=f"organisations/{practice}",
+        care_group=f"organisations/{CARE_GROUP}",
+        roles=frozenset({"gp"}),
+    )
+    ids = []
+    for n in range(count):
+        patient_id = f"{prefix}-{n:04d}"
+        identity_service.register_patient(
+            identity.deps,
+            clinician,
+            bsn(sum(map(ord, prefix)) * 10_000 + n),
+            patient_id,
+            request_id=f"reg-{patient_id}",
+        )
+        ids.append(patient_id)
+    return ids
+
+
+def ts(moment: dt.datetime) -> Timestamp:
+    out = Timestamp()
+    out.FromDatetime(moment)
+    return out
+
+
+def enrolment_request(
+    patient: str, practice: str = "gp-de-linde", agb: str = "01012345"
+) -> rpc.CreateEnrolmentRequest:
+    return rpc.CreateEnrolmentRequest(
+        parent=f"patients/{patient}",
+        enrolment=pb.Enrolment(
+            programme=pb.PROGRAMME_DM2,
+            practice=f"organisations/{practice}",
+            practice_agb=agb,
+            start_time=ts(dt.datetime(2020, 3, 1, tzinfo=dt.UTC)),
+            main_practitioner="kis-user-1",
+            birth_year=1958,
+            sex=pb.SEX_FEMALE,
+        ),
+    )
+
+
+def row(patient: str, record: str, value: float = 52.0, **overrides: object) -> rpc.MeasurementRow:
+    base: dict[str, object] = {
+        "patient": f"patients/{patient}",
+        "code": "HBA1C",
+        "value": value,
+        "unit": "mmol/mol",
+        "measure_time": ts(dt.datetime(2025, 6, 1, tzinfo=dt.UTC)),
+        "source": pb.MeasurementSource(
+            kind=pb.SOURCE_KIND_LAB, organisation="organisations/lab-eindhoven"
+        ),
+        "source_record_id": record,
+    }
+    return rpc.MeasurementRow(**(base | overrides))  # type: ignore[arg-type]
+
+
+def big_batch(
+    patients: list[str], total: int, tag: str
+) -> tuple[list[rpc.MeasurementRow], set[int]]:
+    """``total`` rows over ``patients``; every 100th row is malformed in a rotating way."""
+    rows: list[rpc.MeasurementRow] = []
+    bad: set[int] = set()
+    for i in range(total):
+        patient = patients[i % len(patients)]
+        r = row(patient, f"{tag}-{i}", value=40.0 + i % 50)
+        if i % 100 == 37:
+            bad.add(i)
+            kind = (i // 100) % 4
+            if kind == 0:
+                r.code = "NOPE"
+            elif kind == 1:
+                r.value = 999.0
+            elif kind == 2:
+                r.unit = "%"
+            else:
+                r.measure_time.CopyFrom(ts(dt.datetime(2099, 1, 1, tzinfo=dt.UTC)))
+        rows.append(r)
+    return rows, bad
+
+
+def chunks(
+    rows: list[rpc.MeasurementRow], size: int = 5000
+) -> Iterator[rpc.IngestMeasurementsRequest]:
+    for start in range(0, len(rows), size):
+        yield rpc.IngestMeasurementsRequest(rows=rows[start : start + size])

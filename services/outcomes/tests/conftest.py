@@ -1,0 +1,93 @@
+"""Outcomes test fixtures: a fresh PostgreSQL database, the real identity server
+(testkit.fixtures.identity_service) and a real outcomes server on a free port."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import grpc
+import pytest
+from sqlalchemy import Engine
+
+from carenet.outcomes.v1 import outcomes_service_pb2_grpc as rpc_grpc
+from outcomes import service
+from outcomes.clients import GrpcIdentityClient
+from outcomes.config import Settings
+from outcomes.server import create_server
+from outcomes.unit_of_work import UnitOfWork
+from servicekit.auth import verifier_for
+from servicekit.channels import ServiceAccountTokens, open_channel
+from servicekit.db import make_engine, make_session_factory
+from servicekit.migrations import upgrade
+from testkit.database import fresh_database
+from testkit.fixtures import IdentityService
+from testkit.idp import LocalIdp
+
+
+@pytest.fixture(scope="session")
+def outcomes_db() -> Iterator[str]:
+    with fresh_database("outcomes") as url:
+        upgrade("outcomes.migrations", url)
+        yield url
+
+
+@pytest.fixture(scope="session")
+def engine(outcomes_db: str) -> Iterator[Engine]:
+    engine = make_engine(outcomes_db)
+    yield engine
+    engine.dispose()
+
+
+def settings_for(url: str, idp: LocalIdp, identity_target: str, **overrides: object) -> Settings:
+    values: dict[str, object] = {
+        "database_url": url,
+        "oidc_issuer": idp.issuer,
+        "grpc_host": "127.0.0.1",
+        "grpc_port": 0,
+        "identity_target": identity_target,
+        "oidc_client_id": "svc-outcomes",
+        "oidc_client_secret": "svc-outcomes-secret",
+        **overrides,
+    }
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="session")
+def settings(outcomes_db: str, local_idp: LocalIdp, identity_service: IdentityService) -> Settings:
+    return settings_for(outcomes_db, local_idp, identity_service.target)
+
+
+@pytest.fixture(scope="session")
+def deps(settings: Settings, engine: Engine) -> service.Deps:
+    tokens = ServiceAccountTokens(
+        issuer=settings.oidc_issuer,
+        client_id=settings.oidc_client_id,
+        client_secret=settings.oidc_client_secret,
+    )
+    channel = open_channel(settings.identity_target, token=tokens)
+    sessions = make_session_factory(engine)
+    deps = service.Deps(
+        uow=lambda: UnitOfWork(sessions),
+        identity=GrpcIdentityClient(channel, 10.0),
+        ingest_chunk_rows=settings.ingest_chunk_rows,
+    )
+    service.load_definitions(deps)
+    return deps
+
+
+@pytest.fixture(scope="session")
+def outcomes_target(settings: Settings, deps: service.Deps) -> Iterator[str]:
+    running = create_server(settings, deps, verifier_for(settings))
+    running.start()
+    try:
+        yield f"127.0.0.1:{running.port}"
+    finally:
+        running.stop(1).wait()
+
+
+@pytest.fixture(scope="session")
+def stub(outcomes_target: str) -> Iterator[rpc_grpc.OutcomesServiceStub]:
+    with grpc.insecure_channel(
+        outcomes_target, options=[("grpc.max_receive_message_length", 16 * 1024 * 1024)]
+    ) as channel:
+        yield rpc_grpc.OutcomesServiceStub(channel)

@@ -1,0 +1,74 @@
+"""Fakes for unit tests: an identity client with a fixed decision table, and a clock."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from outcomes import errors
+from outcomes.clients import Decision
+from servicekit.auth import Principal
+
+
+@dataclass
+class FakeIdentityClient:
+    """Permits every patient in ``permitted``; denies the others with ``reason``."""
+
+    permitted: set[str] = field(default_factory=set)
+    unknown: set[str] = field(default_factory=set)
+    reason: str = "NO_CARE_RELATIONSHIP"
+    calls: list[tuple[str, tuple[str, ...], str]] = field(default_factory=list)
+    unavailable: bool = False
+
+    def authorize(self, subject: Principal, patient_id: str, action: str, purpose: str) -> Decision:
+        self.calls.append(("authorize", (patient_id,), action))
+        if self.unavailable:
+            raise errors.IdentityUnavailable("identity down")
+        if patient_id in self.unknown:
+            raise errors.PatientNotFound("patient not found")
+        return Decision(
+            patient_id in self.permitted,
+            "CARE_RELATIONSHIP" if patient_id in self.permitted else self.reason,
+        )
+
+    def batch_authorize(
+        self, subject: Principal, patient_ids: Sequence[str], action: str, purpose: str
+    ) -> dict[str, Decision]:
+        self.calls.append(("batch", tuple(patient_ids), action))
+        if self.unavailable:
+            raise errors.IdentityUnavailable("identity down")
+        return {
+            p: Decision(True, "CARE_RELATIONSHIP")
+            if p in self.permitted
+            else Decision(False, "PATIENT_NOT_FOUND" if p in self.unknown else self.reason)
+            for p in dict.fromkeys(patient_ids)
+        }
+
+
+class FixedClock:
+    def __init__(self, moment: dt.datetime) -> None:
+        self.moment = moment
+
+    def __call__(self) -> dt.datetime:
+        return self.moment
+
+
+def sqlite_deps(
+    path: str, identity: FakeIdentityClient, clock: FixedClock, chunk: int = 50
+) -> object:
+    """Use-case dependencies over a migrated SQLite file (the local-run database) and the
+    fake identity client: unit tests exercise the use cases without a server."""
+    from outcomes import service
+    from outcomes.unit_of_work import UnitOfWork
+    from servicekit.db import make_engine, make_session_factory
+    from servicekit.migrations import upgrade
+
+    url = f"sqlite:///{path}"
+    upgrade("outcomes.migrations", url)
+    sessions = make_session_factory(make_engine(url))
+    deps = service.Deps(
+        uow=lambda: UnitOfWork(sessions), identity=identity, clock=clock, ingest_chunk_rows=chunk
+    )
+    service.load_definitions(deps)
+    return deps

@@ -1,0 +1,45 @@
+"""``outcomes seed-demo`` on the local-run database (SQLite): the demo region, its contract
+with the demo insurer and a computed report; running it again changes nothing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import text
+
+from outcomes import demo, service
+from outcomes.unit_of_work import UnitOfWork
+from servicekit.db import make_engine, make_session_factory
+from servicekit.migrations import upgrade
+
+from ..fakes import FakeIdentityClient
+
+
+def test_the_demo_seeds_a_region_a_contract_and_a_report_once(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'demo.db'}"
+    upgrade("outcomes.migrations", url)
+    sessions = make_session_factory(make_engine(url))
+    deps = service.Deps(uow=lambda: UnitOfWork(sessions), identity=FakeIdentityClient())
+    service.load_definitions(deps)
+    first = demo.seed(deps)
+    second = demo.seed(deps)
+    assert first["patients"] == demo.PATIENTS and first["measurements_added"] > 1000
+    assert second["measurements_added"] == 0 and second["report"] == first["report"]
+    with deps.uow() as uow:
+        kinds: dict[str, int] = dict(
+            uow.session.execute(  # type: ignore[arg-type]
+                text("SELECT source_kind, COUNT(*) FROM measurements GROUP BY 1")
+            ).all()
+        )
+        report = uow.repo.report(str(first["report"]).removeprefix("reports/"))
+    assert {"KIS", "LAB", "HOSPITAL", "INSURER_CLAIMS"} <= set(kinds)
+    assert report is not None and report.contract_id == demo.CONTRACT_ID
+    assert any(c["suppression"] == "none" and c["practice"] == "" for c in report.cells)
+    assert service.verify_report(deps, demo.ADMIN, report.id).reproduced
+    # the two demo sources disagree for some patients
+    found = service.source_discrepancies(
+        deps, demo.ADMIN, demo.CONTRACT_ID, demo.PERIOD_START, demo.PERIOD_END
+    )
+    pairs = {(d.indicator, d.source_a, d.source_b) for d in found}
+    assert ("DM2_HBA1C_AT_TARGET", "KIS", "LAB") in pairs
+    assert all(d.compared is None or not 0 < d.compared < 10 for d in found)

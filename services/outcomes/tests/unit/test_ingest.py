@@ -1,0 +1,192 @@
+"""IngestMeasurements as a use case: per-row results, identity's decisions, idempotence.
+Runs over a migrated SQLite file (the local-run database) with a fake identity client."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any, cast
+
+import pytest
+
+from outcomes import errors, service
+from outcomes.models import Programme, Sex, SourceKind
+from servicekit.auth import Principal
+
+from ..fakes import FakeIdentityClient, FixedClock, sqlite_deps
+
+NOW = dt.datetime(2026, 1, 10, tzinfo=dt.UTC)
+GP = Principal(
+    subject="u-jansen",
+    client_id="carenet-kis",
+    organisation="organisations/gp-de-linde",
+    care_group="organisations/cg-zuidoost",
+    roles=frozenset({"gp"}),
+)
+INSURER = Principal(
+    subject="u-peters",
+    client_id="carenet-kis",
+    organisation="organisations/ins-vgz",
+    care_group="organisations/cg-zuidoost",
+    roles=frozenset({"insurer-analyst"}),
+)
+
+
+@pytest.fixture
+def identity() -> FakeIdentityClient:
+    return FakeIdentityClient(permitted={"p-1", "p-2", "p-3"}, unknown={"p-404"})
+
+
+@pytest.fixture
+def deps(tmp_path: Path, identity: FakeIdentityClient) -> service.Deps:
+    deps = cast(
+        service.Deps, sqlite_deps(str(tmp_path / "o.db"), identity, FixedClock(NOW), chunk=7)
+    )
+    with deps.uow() as uow:
+        for p in ("p-1", "p-2"):
+            service._store_enrolment(
+                uow,
+                "cg-zuidoost",
+                service.EnrolmentInput(
+                    p,
+                    Programme.DM2,
+                    "gp-de-linde",
+                    "01012345",
+                    dt.datetime(2020, 1, 1, tzinfo=dt.UTC),
+                    "",
+                    1960,
+                    Sex.FEMALE,
+                ),
+                NOW,
+            )
+        uow.commit()
+    return deps
+
+
+def row(patient: str = "p-1", record: str = "r1", **overrides: Any) -> service.MeasurementInput:
+    values: dict[str, Any] = {
+        "patient": f"patients/{patient}",
+        "code": "HBA1C",
+        "value": 52.0,
+        "unit": "mmol/mol",
+        "measure_time": NOW - dt.timedelta(days=3),
+        "source_kind": SourceKind.LAB,
+        "source_org": "organisations/lab-eindhoven",
+        "source_record_id": record,
+    }
+    return service.MeasurementInput(**(values | overrides))
+
+
+def test_every_good_row_is_stored_and_every_bad_row_reported_with_its_reason(
+    deps: service.Deps,
+) -> None:
+    rows = [
+        row(record="ok-1"),
+        row(record="bad-code", code="HBA1X"),
+        row(record="bad-unit", unit="%"),
+        row(record="bad-range", value=250.0),
+        row(record="future", measure_time=NOW + dt.timedelta(hours=1)),
+        row(record="ok-2", patient="p-2"),
+        row("p-3", record="not-enrolled"),
+        row("p-9", record="denied"),
+        row("p-404", record="unknown"),
+        row(record="", source_kind=SourceKind.KIS),
+        row(record="bad-source", source_org="lab"),
+        row(record="ok-3", code="SBP", value=135.0, unit="mm[Hg]"),
+    ]
+    result = service.ingest(deps, GP, [rows])
+    assert result.accepted == 3
+    assert result.rejected == 9
+    assert {(r.row, r.reason, r.field) for r in result.results} == {
+        (1, "UNKNOWN_CODE", "code"),
+        (2, "WRONG_UNIT", "unit"),
+        (3, "OUT_OF_RANGE", "value"),
+        (4, "FUTURE_TIME", "measure_time"),
+        (6, "NOT_ENROLLED", "patient"),
+        (7, "NO_CARE_RELATIONSHIP", "patient"),
+        (8, "PATIENT_NOT_FOUND", "patient"),
+        (9, "SOURCE_RECORD_ID_REQUIRED", "source_record_id"),
+        (10, "INVALID_SOURCE", "source.organisation"),
+    }
+    with deps.uow() as uow:
+        assert uow.repo.measurement_count() == 3
+
+
+def test_a_retried_batch_adds_nothing_and_reports_duplicates(deps: service.Deps) -> None:
+    rows = [row(record=f"r{i}", value=40.0 + i) for i in range(20)]
+    first = service.ingest(deps, GP, [rows[:10], rows[10:]])
+    again = service.ingest(deps, GP, [rows])
+    assert (first.accepted, first.duplicates) == (20, 0)
+    assert (again.accepted, again.duplicates) == (0, 20)
+    with deps.uow() as uow:
+        assert uow.repo.measurement_count() == 20
+
+
+def test_the_same_record_twice_in_one_batch_is_stored_once(deps: service.Deps) -> None:
+    result = service.ingest(deps, GP, [[row(record="x"), row(record="x", value=60.0)]])
+    assert (result.accepted, result.duplicates) == (1, 1)
+    assert result.results[0].row == 1
+
+
+def test_identity_is_asked_once_per_distinct_patient_of_a_batch(
+    deps: service.Deps, identity: FakeIdentityClient
+) -> None:
+    rows = [row(p, record=f"{p}-{i}") for i in range(10) for p in ("p-1", "p-2")]
+    service.ingest(deps, GP, [rows])
+    batches = [c for c in identity.calls if c[0] == "batch"]
+    asked = [p for _kind, patients, _action in batches for p in patients]
+    assert sorted(asked) == ["p-1", "p-2"]
+    assert all(action == "create" for _k, _p, action in batches)
+
+
+def test_an_insurer_token_cannot_ingest(deps: service.Deps, identity: FakeIdentityClient) -> None:
+    with pytest.raises(errors.InsurerNoPatientData):
+        service.ingest(deps, INSURER, [[row()]])
+    assert identity.calls == []
+
+
+def test_identity_unreachable_refuses_the_rows_instead_of_permitting(
+    deps: service.Deps, identity: FakeIdentityClient
+) -> None:
+    identity.unavailable = True
+    with pytest.raises(errors.IdentityUnavailable):
+        service.ingest(deps, GP, [[row()]])
+    with deps.uow() as uow:
+        assert uow.repo.measurement_count() == 0
+
+
+def test_a_denied_patient_cannot_be_enrolled(deps: service.Deps) -> None:
+    data = service.EnrolmentInput(
+        "p-9",
+        Programme.COPD,
+        "gp-de-linde",
+        "01012345",
+        dt.datetime(2021, 1, 1, tzinfo=dt.UTC),
+        "",
+        1950,
+        Sex.MALE,
+    )
+    with pytest.raises(errors.AccessDenied) as caught:
+        service.create_enrolment(deps, GP, data)
+    assert caught.value.reason == "NO_CARE_RELATIONSHIP"
+
+
+def test_enrolling_twice_with_the_same_details_is_idempotent_and_with_others_conflicts(
+    deps: service.Deps,
+) -> None:
+    data = service.EnrolmentInput(
+        "p-3",
+        Programme.COPD,
+        "gp-de-linde",
+        "01012345",
+        dt.datetime(2021, 1, 1, tzinfo=dt.UTC),
+        "",
+        1950,
+        Sex.MALE,
+    )
+    first = service.create_enrolment(deps, GP, data)
+    assert service.create_enrolment(deps, GP, data).id == first.id
+    with pytest.raises(errors.EnrolmentExists):
+        service.create_enrolment(
+            deps, GP, service.EnrolmentInput(**(data.__dict__ | {"birth_year": 1951}))
+        )

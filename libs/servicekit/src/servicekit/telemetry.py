@@ -19,12 +19,9 @@ from sqlalchemy import Engine
 
 def configure_tracing(service_name: str) -> TracerProvider | None:
     """Installs a global tracer provider when the environment asks for one."""
-    exporter_name = os.environ.get("OTEL_TRACES_EXPORTER", "")
-    endpoint = os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or os.environ.get(
-        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
-    )
-    if exporter_name in ("", "none") and not endpoint:
+    if not tracing_requested():
         return None
+    exporter_name = os.environ.get("OTEL_TRACES_EXPORTER", "")
     if isinstance(trace.get_tracer_provider(), TracerProvider):
         return None  # already configured, e.g. by opentelemetry-instrument
     exporter: SpanExporter
@@ -41,5 +38,16 @@ def configure_tracing(service_name: str) -> TracerProvider | None:
     return provider
 
 
+def tracing_requested() -> bool:
+    """Whether the environment asks for traces to be exported."""
+    exporter = os.environ.get("OTEL_TRACES_EXPORTER", "")
+    endpoint = os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or os.environ.get(
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
+    )
+    return exporter not in ("", "none") or bool(endpoint)
+
+
 def instrument_engine(engine: Engine) -> None:
-    SQLAlchemyInstrumentor().instrument(engine=engine, enable_commenter=False)
+    """Database spans, when traces are exported (otherwise the hooks only cost time)."""
+    if tracing_requested():
+        SQLAlchemyInstrumentor().instrument(engine=engine, enable_commenter=False)

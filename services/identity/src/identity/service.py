@@ -156,6 +156,13 @@ class Page(Generic[T]):
     last: str | int | None
 
 
+def _page(items: Sequence[T], limit: int, key: Callable[[T], str | int]) -> Page[T]:
+    """A page from ``limit + 1`` fetched items: the extra one only says there is more."""
+    if len(items) > limit:
+        return Page(items[:limit], key(items[limit - 1]) if limit else None)
+    return Page(items, None)
+
+
 # ---------------------------------------------------------------- organisations
 
 
@@ -348,9 +355,7 @@ def list_organisations(
         items = uow.repo.organisations(
             _care_group_of(principal), type_.value if type_ else None, after, limit + 1
         )
-        more = len(items) > limit
-        items = items[:limit]
-        return Page(items, items[-1].id if more and items else None)
+        return _page(items, limit, lambda item: item.id)
 
 
 def update_organisation(
@@ -939,9 +944,7 @@ def list_care_relationships(
         )
         items = uow.repo.care_relationships(patient.id, after=after, limit=limit + 1)
         uow.commit()
-        more = len(items) > limit
-        items = items[:limit]
-        return Page(items, items[-1].id if more and items else None)
+        return _page(items, limit, lambda item: item.id)
 
 
 def end_care_relationship(
@@ -1113,9 +1116,7 @@ def list_consents(
         _consent_access(deps, uow, principal, patient, Action.READ, "LIST_CONSENTS", now)
         items = uow.repo.consents(patient.id, after=after, limit=limit + 1)
         uow.commit()
-        more = len(items) > limit
-        items = items[:limit]
-        return Page(items, items[-1].id if more and items else None)
+        return _page(items, limit, lambda item: item.id)
 
 
 def withdraw_consent(
@@ -1161,9 +1162,7 @@ def list_consent_events(
         _consent_access(deps, uow, principal, patient, Action.READ, "LIST_CONSENT_EVENTS", now)
         items = uow.repo.consent_events(patient.id, after, limit + 1)
         uow.commit()
-        more = len(items) > limit
-        items = items[:limit]
-        return Page(items, items[-1].id if more and items else None)
+        return _page(items, limit, lambda item: item.id)
 
 
 # ---------------------------------------------------------------- reading and verifying the log
@@ -1211,9 +1210,7 @@ def list_access_log(
         items = uow.repo.access_log(
             patient_id=patient_id or None, care_group_id=care_group_id, after=after, limit=limit + 1
         )
-        more = len(items) > limit
-        items = items[:limit]
-        return Page(items, items[-1].id if more and items else None)
+        return _page(items, limit, lambda item: item.id)
 
 
 @dataclass(frozen=True)

@@ -49,7 +49,7 @@ from careplan.policy import (
     role_on,
 )
 from careplan.unit_of_work import UnitOfWork
-from servicekit import names
+from servicekit import idempotency, names
 from servicekit.auth import Principal
 from servicekit.errors import InvalidArgument, PermissionDenied, Violations
 
@@ -228,8 +228,7 @@ def create_care_plan(
     """Creates the patient's one plan. The caller's organisation becomes the record holder
     and the coordinating practitioner; the caller records the plan as agreed in the consult
     (every field group except the informal carers, which only the patient mandates)."""
-    if len(request_id) > 100:
-        raise InvalidArgument.single("request_id", "at most 100 characters", "INVALID_REQUEST_ID")
+    idempotency.check(request_id)
     now = deps.clock()
     org_id = _org_id(principal)
     existing = _load(deps, patient_id)
@@ -251,8 +250,8 @@ def create_care_plan(
     if request_id:
         with deps.uow() as uow:
             record = uow.repo.request_record(principal.subject, request_id)
-        if record is not None:
-            if record.method != "CreateCarePlan" or existing is None:
+        if idempotency.replayed(record, "CreateCarePlan") is not None:
+            if existing is None:
                 raise InvalidArgument.single(
                     "request_id", "was already used for another request", "REQUEST_ID_REUSED"
                 )
@@ -310,23 +309,7 @@ def create_care_plan(
     document = view_to_document(view)
     try:
         with deps.uow() as uow:
-            uow.repo.add(
-                CarePlanRow(
-                    patient_id=patient_id,
-                    care_group_id=view.care_group_id,
-                    record_holder_id=org_id,
-                    status=_status_value(content),
-                    version=1,
-                    document=document,
-                    create_time=now,
-                    update_time=now,
-                )
-            )
-            uow.repo.add(
-                _revision_row(
-                    view, document, principal.responsible_user, org_id, "created", ["created"]
-                )
-            )
+            _add_new_plan(uow, view, document, principal.responsible_user)
             if request_id:
                 uow.repo.add(
                     RequestRecord(
@@ -946,20 +929,25 @@ def seed_care_plan(
     view = PlanView(patient_id, care_group_id, record_holder_id, 1, merged, now, now)
     document = view_to_document(view)
     with deps.uow() as uow:
-        uow.repo.add(
-            CarePlanRow(
-                patient_id=patient_id,
-                care_group_id=care_group_id,
-                record_holder_id=record_holder_id,
-                status=_status_value(merged),
-                version=1,
-                document=document,
-                create_time=now,
-                update_time=now,
-            )
-        )
-        uow.repo.add(
-            _revision_row(view, document, author, record_holder_id, "created", ["created"])
-        )
+        _add_new_plan(uow, view, document, author)
         uow.commit()
     return view
+
+
+def _add_new_plan(uow: UnitOfWork, view: PlanView, document: dict[str, Any], author: str) -> None:
+    """A new plan at version 1 and its first revision."""
+    uow.repo.add(
+        CarePlanRow(
+            patient_id=view.patient_id,
+            care_group_id=view.care_group_id,
+            record_holder_id=view.record_holder_id,
+            status=_status_value(view.content),
+            version=1,
+            document=document,
+            create_time=view.create_time,
+            update_time=view.update_time,
+        )
+    )
+    uow.repo.add(
+        _revision_row(view, document, author, view.record_holder_id, "created", ["created"])
+    )

@@ -35,11 +35,12 @@ from identity.models import (
 )
 from identity.policy import Answer, Basis, Decision, Question, decide
 from identity.unit_of_work import UnitOfWork
-from servicekit import dutch, names
+from servicekit import dutch, idempotency, names
 from servicekit.auth import Principal
 from servicekit.errors import InvalidArgument, Violations
 
 T = TypeVar("T")
+V = TypeVar("V")
 
 ADMIN_ROLES = frozenset({"care-group-admin"})
 REGISTER_ROLES = frozenset({"gp", "practice-nurse", "specialist", "care-group-admin"})
@@ -66,28 +67,29 @@ class Directory:
         self._patients: dict[str, str] = {}
 
     def organisation(self, uow: UnitOfWork, org_id: str) -> OrgRef | None:
-        ref = self._orgs.get(org_id)
-        if ref is None:
+        def load() -> OrgRef | None:
             org = uow.repo.organisation(org_id)
-            if org is None:
-                return None
-            ref = org.ref
-            if len(self._orgs) >= self.MAX_ENTRIES:
-                self._orgs.clear()
-            self._orgs[org_id] = ref
-        return ref
+            return org.ref if org is not None else None
+
+        return self._cached(self._orgs, org_id, load)
 
     def patient_care_group(self, uow: UnitOfWork, patient_id: str) -> str | None:
-        care_group = self._patients.get(patient_id)
-        if care_group is None:
+        def load() -> str | None:
             patient = uow.repo.patient(patient_id)
-            if patient is None:
-                return None
-            care_group = patient.care_group_id
-            if len(self._patients) >= self.MAX_ENTRIES:
-                self._patients.clear()
-            self._patients[patient_id] = care_group
-        return care_group
+            return patient.care_group_id if patient is not None else None
+
+        return self._cached(self._patients, patient_id, load)
+
+    def _cached(self, store: dict[str, V], key: str, load: Callable[[], V | None]) -> V | None:
+        """Found values are kept; a miss is asked again next time (it may exist by then)."""
+        value = store.get(key)
+        if value is None:
+            value = load()
+            if value is not None:
+                if len(store) >= self.MAX_ENTRIES:
+                    store.clear()
+                store[key] = value
+        return value
 
 
 @dataclass
@@ -226,24 +228,14 @@ def _care_group_of(principal: Principal) -> str:
 def _replayed(uow: UnitOfWork, principal: Principal, request_id: str, method: str) -> str | None:
     if not request_id:
         return None
-    record = uow.repo.request_record(principal.subject, request_id)
-    if record is None:
-        return None
-    if record.method != method:
-        raise InvalidArgument.single(
-            "request_id", "was already used for another method", "REQUEST_ID_REUSED"
-        )
-    return record.resource_name
+    idempotency.check(request_id)
+    return idempotency.replayed(uow.repo.request_record(principal.subject, request_id), method)
 
 
 def _remember(
     uow: UnitOfWork, principal: Principal, request_id: str, method: str, name: str
 ) -> None:
     if request_id:
-        if len(request_id) > 100:
-            raise InvalidArgument.single(
-                "request_id", "at most 100 characters", "INVALID_REQUEST_ID"
-            )
         uow.repo.add(
             RequestRecord(
                 caller=principal.subject, request_id=request_id, method=method, resource_name=name

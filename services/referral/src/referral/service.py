@@ -46,7 +46,7 @@ from referral.models import (
     check_transition,
 )
 from referral.unit_of_work import UnitOfWork
-from servicekit import names, paging
+from servicekit import idempotency, names, paging
 from servicekit.auth import CLINICIAN_ROLES, Principal
 from servicekit.errors import FieldViolation, InvalidArgument, NotFound, Violations
 
@@ -267,16 +267,8 @@ def _check_etag(etag: str, current: str) -> None:
 def _replayed(uow: UnitOfWork, principal: Principal, request_id: str, method: str) -> str | None:
     if not request_id:
         return None
-    if len(request_id) > 100:
-        raise InvalidArgument.single("request_id", "at most 100 characters", "REQUEST_ID_TOO_LONG")
-    record = uow.repo.request_record(principal.subject, request_id)
-    if record is None:
-        return None
-    if record.method != method:
-        raise InvalidArgument.single(
-            "request_id", "was already used for another method", "REQUEST_ID_REUSED"
-        )
-    return record.resource_name
+    idempotency.check(request_id)
+    return idempotency.replayed(uow.repo.request_record(principal.subject, request_id), method)
 
 
 def _remember(

@@ -15,6 +15,8 @@ from typing import Any, Protocol
 import grpc
 from opentelemetry.instrumentation.grpc import client_interceptor
 
+from servicekit.telemetry import tracing_configured
+
 RETRY_SERVICE_CONFIG = json.dumps(
     {
         "methodConfig": [
@@ -83,7 +85,8 @@ class _Details(grpc.ClientCallDetails):
 
 
 def open_channel(target: str, *, token: Callable[[], str] | None = None) -> grpc.Channel:
-    """An insecure channel (TLS is terminated by the mesh) with retries and tracing."""
+    """An insecure channel (TLS is terminated by the mesh) with retries, and client spans
+    when a tracer provider is configured."""
     channel = grpc.insecure_channel(
         target,
         options=[
@@ -94,7 +97,7 @@ def open_channel(target: str, *, token: Callable[[], str] | None = None) -> grpc
     )
     if token is not None:
         channel = grpc.intercept_channel(channel, _BearerInterceptor(token))
-    return traced(channel)
+    return traced(channel) if tracing_configured() else channel
 
 
 def traced(channel: grpc.Channel, tracer_provider: Any = None) -> grpc.Channel:

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import DateTime, Engine, MetaData, TypeDecorator, create_engine, event
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session, sessionmaker
+
+from servicekit.telemetry import statement_span
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -89,3 +92,24 @@ def make_session_factory(engine: Engine) -> sessionmaker[Session]:
 
 def is_postgres(engine: Engine) -> bool:
     return engine.dialect.name == "postgresql"
+
+
+def autocommit_row(engine: Engine, sql: str, params: Sequence[object]) -> tuple[Any, ...] | None:
+    """Runs one statement in autocommit on a pooled PostgreSQL driver connection and returns
+    its first row: no session, no SQLAlchemy execution. For a hot statement that is atomic on
+    its own; ``sql`` uses the driver's placeholders and is prepared on the connection."""
+    pooled = engine.raw_connection()
+    driver = pooled.driver_connection
+    assert driver is not None
+    try:
+        driver.autocommit = True
+        with statement_span(sql, engine.dialect.name), driver.cursor() as cursor:
+            cursor.execute(sql, params, prepare=True)
+            row: tuple[Any, ...] | None = cursor.fetchone() if cursor.description else None
+        driver.autocommit = False
+    except BaseException:
+        pooled.invalidate()  # whatever state it is in, it does not go back to the pool
+        raise
+    finally:
+        pooled.close()
+    return row

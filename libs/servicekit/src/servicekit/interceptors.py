@@ -1,7 +1,7 @@
-"""Server interceptors: errors to ``google.rpc.Status``, and bearer-token authentication.
+"""The server interceptor: bearer-token authentication, and errors to ``google.rpc.Status``.
 
-Both wrap the method handler itself, so that they run in the thread that serves the call
-and cover streaming responses for their whole length.
+It wraps the method handler itself, so that it runs in the thread that serves the call and
+covers streaming responses for their whole length.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import grpc
 from grpc_status import rpc_status
 from sqlalchemy.exc import DBAPIError
 
-from servicekit.auth import TokenVerifier, acting_as
+from servicekit.auth import Principal, TokenVerifier, acting_as
 from servicekit.errors import DomainError, Unavailable, internal_status, to_status
 
 log = logging.getLogger("servicekit.rpc")
@@ -65,26 +65,42 @@ def _wrap_handler(
     )
 
 
-class ErrorInterceptor(grpc.ServerInterceptor):
-    """Maps :class:`DomainError` to a rich status; anything else to a bare INTERNAL."""
+class CallInterceptor(grpc.ServerInterceptor):
+    """Every call: the bearer token to a principal (health and reflection excepted), and any
+    error to a rich status: a :class:`DomainError` to its status, anything else to a bare
+    INTERNAL.
 
-    def __init__(self, domain: str) -> None:
+    A method's handler is wrapped once and reused for every later call of that method.
+    """
+
+    def __init__(
+        self,
+        domain: str,
+        verifier: TokenVerifier | None,
+        public_prefixes: Iterable[str] = PUBLIC_PREFIXES,
+    ) -> None:
         self.domain = domain
+        self.verifier = verifier
+        self.public_prefixes = tuple(public_prefixes)
+        self._handlers: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
 
     def intercept_service(
         self,
         continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler[Any, Any] | None],
         details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler[Any, Any] | None:
-        handler = continuation(details)
-        if handler is None:
-            return None
-        return _wrap_handler(handler, self._wrap, details.method)
+        method = details.method
+        wrapped = self._handlers.get(method)
+        if wrapped is None:
+            handler = continuation(details)
+            if handler is None:
+                return None
+            wrapped = _wrap_handler(handler, self._wrap, method)
+            self._handlers[method] = wrapped
+        return wrapped
 
     def _abort(self, context: grpc.ServicerContext, exc: Exception, method: str) -> None:
-        if isinstance(exc, DBAPIError) and (
-            exc.connection_invalidated or type(exc.orig).__name__ in _TRANSIENT_DB_ERRORS
-        ):
+        if _transient_db_error(exc):
             exc = Unavailable("the database is unavailable; retry", reason="DATABASE_UNAVAILABLE")
         if isinstance(exc, DomainError):
             status = to_status(exc, self.domain)
@@ -98,11 +114,22 @@ class ErrorInterceptor(grpc.ServerInterceptor):
         context.abort_with_status(rpc_status.to_status(status))
 
     def _wrap(self, behaviour: Behaviour, streaming: bool, method: str) -> Behaviour:
+        verifier = None if method.startswith(self.public_prefixes) else self.verifier
+
+        def principal_of(context: grpc.ServicerContext) -> Principal:
+            assert verifier is not None
+            metadata = {k: v for k, v in context.invocation_metadata() if isinstance(v, str)}
+            return verifier.verify_metadata(metadata)
+
         if streaming:
 
             def stream(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
                 try:
-                    yield from behaviour(request, context)
+                    if verifier is None:
+                        yield from behaviour(request, context)
+                        return
+                    with acting_as(principal_of(context)):
+                        yield from behaviour(request, context)
                 except Exception as exc:
                     if _is_abort(exc, context):
                         raise
@@ -112,7 +139,10 @@ class ErrorInterceptor(grpc.ServerInterceptor):
 
         def unary(request: Any, context: grpc.ServicerContext) -> Any:
             try:
-                return behaviour(request, context)
+                if verifier is None:
+                    return behaviour(request, context)
+                with acting_as(principal_of(context)):
+                    return behaviour(request, context)
             except Exception as exc:
                 if _is_abort(exc, context):
                     raise
@@ -122,47 +152,14 @@ class ErrorInterceptor(grpc.ServerInterceptor):
         return unary
 
 
+def _transient_db_error(exc: Exception) -> bool:
+    """A lost connection or a conflict, from SQLAlchemy or from the driver used directly."""
+    if isinstance(exc, DBAPIError):
+        return exc.connection_invalidated or type(exc.orig).__name__ in _TRANSIENT_DB_ERRORS
+    return type(exc).__module__.startswith("psycopg") and type(exc).__name__ in _TRANSIENT_DB_ERRORS
+
+
 def _is_abort(exc: Exception, context: grpc.ServicerContext) -> bool:
     # context.abort() raises a bare Exception after setting the code; let it through.
     code = getattr(context, "code", lambda: None)()
     return type(exc) is Exception and code not in (None, grpc.StatusCode.OK)
-
-
-class AuthInterceptor(grpc.ServerInterceptor):
-    """Verifies the bearer token of every call except health and reflection."""
-
-    def __init__(self, verifier: TokenVerifier, public_prefixes: Iterable[str] = PUBLIC_PREFIXES):
-        self.verifier = verifier
-        self.public_prefixes = tuple(public_prefixes)
-
-    def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler[Any, Any] | None],
-        details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler[Any, Any] | None:
-        handler = continuation(details)
-        if handler is None or details.method.startswith(self.public_prefixes):
-            return handler
-        return _wrap_handler(handler, self._wrap, details.method)
-
-    def _wrap(self, behaviour: Behaviour, streaming: bool, method: str) -> Behaviour:
-        verifier = self.verifier
-
-        def principal_of(context: grpc.ServicerContext) -> Any:
-            metadata = {k: v for k, v in context.invocation_metadata() if isinstance(v, str)}
-            return verifier.verify_metadata(metadata)
-
-        if streaming:
-
-            def stream(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
-                principal = principal_of(context)
-                with acting_as(principal):
-                    yield from behaviour(request, context)
-
-            return stream
-
-        def unary(request: Any, context: grpc.ServicerContext) -> Any:
-            with acting_as(principal_of(context)):
-                return behaviour(request, context)
-
-        return unary

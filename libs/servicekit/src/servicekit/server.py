@@ -1,7 +1,8 @@
 """``create_server``: one gRPC server shape for every service.
 
-The server carries the OpenTelemetry, error and auth interceptors (outermost first), the
-library health servicer and reflection. :func:`serve` marks it SERVING, and on SIGTERM or
+The server carries the call interceptor (authentication and errors), the OpenTelemetry
+interceptor outside it when a tracer provider is configured, the library health servicer and
+reflection. :func:`serve` marks it SERVING, and on SIGTERM or
 SIGINT marks it NOT_SERVING and stops it with a grace period.
 """
 
@@ -21,7 +22,8 @@ from grpc_reflection.v1alpha import reflection
 from opentelemetry.instrumentation.grpc import server_interceptor
 
 from servicekit.auth import TokenVerifier
-from servicekit.interceptors import AuthInterceptor, ErrorInterceptor
+from servicekit.interceptors import CallInterceptor
+from servicekit.telemetry import tracing_configured
 
 log = logging.getLogger("servicekit.server")
 
@@ -66,9 +68,9 @@ def create_server(
     max_workers: int = 32,
 ) -> RunningServer:
     """Builds (but does not start) a server; ``port`` 0 picks a free port."""
-    interceptors: list[grpc.ServerInterceptor] = [server_interceptor(), ErrorInterceptor(domain)]  # type: ignore[no-untyped-call]
-    if verifier is not None:
-        interceptors.append(AuthInterceptor(verifier))
+    interceptors: list[grpc.ServerInterceptor] = [CallInterceptor(domain, verifier)]
+    if tracing_configured():
+        interceptors.insert(0, server_interceptor())  # type: ignore[no-untyped-call]
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix=domain),
         interceptors=interceptors,

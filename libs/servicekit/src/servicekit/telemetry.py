@@ -8,6 +8,7 @@ spans come from :func:`instrument_engine`.
 from __future__ import annotations
 
 import os
+from contextlib import AbstractContextManager, nullcontext
 
 from opentelemetry import trace
 from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
@@ -45,6 +46,24 @@ def tracing_requested() -> bool:
         "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
     )
     return exporter not in ("", "none") or bool(endpoint)
+
+
+def tracing_configured() -> bool:
+    """Whether spans are recorded: an SDK tracer provider is installed (by
+    :func:`configure_tracing`, or by a test). Without one, server spans only cost time."""
+    return isinstance(trace.get_tracer_provider(), TracerProvider)
+
+
+def statement_span(statement: str, system: str) -> AbstractContextManager[object]:
+    """A client span for a statement run on the driver directly (which the SQLAlchemy
+    instrumentation does not see), when spans are recorded. Parameters are never recorded."""
+    if not tracing_configured():
+        return nullcontext()
+    return trace.get_tracer("servicekit.db").start_as_current_span(
+        statement.split(None, 1)[0],
+        kind=trace.SpanKind.CLIENT,
+        attributes={"db.system": system, "db.statement": statement},
+    )
 
 
 def instrument_engine(engine: Engine) -> None:

@@ -9,18 +9,28 @@ from sqlalchemy.orm import Session, sessionmaker
 
 
 class SqlAlchemyUnitOfWork:
-    """Opens a session on ``with``; rolls back unless :meth:`commit` was called.
+    """A session for the ``with`` block; rolls back unless :meth:`commit` was called.
 
-    Services subclass it and build their repositories in :meth:`_start`.
+    Services subclass it and build their repositories in :meth:`_start`. The session is
+    opened when first used, so a unit of work that needs none (everything it reads is
+    cached) costs nothing.
     """
-
-    session: Session
 
     def __init__(self, session_factory: sessionmaker[Session]) -> None:
         self._session_factory = session_factory
+        self._session: Session | None = None
+
+    @property
+    def session(self) -> Session:
+        if self._session is None:
+            self._session = self._session_factory()
+        return self._session
+
+    @property
+    def has_session(self) -> bool:
+        return self._session is not None
 
     def __enter__(self) -> Self:
-        self.session = self._session_factory()
         self._start(self.session)
         return self
 
@@ -35,14 +45,19 @@ class SqlAlchemyUnitOfWork:
     ) -> None:
         # close() ends the transaction (rolling back anything not committed) and keeps the
         # loaded objects readable, detached; an explicit rollback would expire them.
+        session, self._session = self._session, None
+        if session is None:
+            return
         try:
             if exc_type is not None:
-                self.session.rollback()
+                session.rollback()
         finally:
-            self.session.close()
+            session.close()
 
     def commit(self) -> None:
-        self.session.commit()
+        if self._session is not None:
+            self._session.commit()
 
     def rollback(self) -> None:
-        self.session.rollback()
+        if self._session is not None:
+            self._session.rollback()

@@ -30,12 +30,17 @@ def deps_for(
     """The use cases' collaborators over one engine."""
     sessions = make_session_factory(engine)
     stripes = LogStripes(log_stripes)
-    autocommit_sessions = make_session_factory(autocommit(engine)) if is_postgres(engine) else None
+    postgres = is_postgres(engine)
+    autocommit_sessions = make_session_factory(autocommit(engine)) if postgres else None
     return service.Deps(
-        uow=lambda: UnitOfWork(sessions, stripes),
+        uow=lambda: UnitOfWork(sessions, stripes, postgres=postgres),
         bsn_pepper=bsn_pepper,
         provisioner=provisioner,
-        autocommit_uow=(lambda: UnitOfWork(autocommit_sessions, stripes))
+        autocommit_uow=(
+            lambda: UnitOfWork(
+                autocommit_sessions, stripes, postgres=postgres, driver_engine=engine
+            )
+        )
         if autocommit_sessions
         else None,
     )

@@ -108,6 +108,9 @@ class Patient(Base):
     care_group_id: Mapped[str] = mapped_column(String(63), index=True)
     # HMAC-SHA256 of the BSN under the service's pepper: the BSN itself is never stored.
     bsn_hash: Mapped[str] = mapped_column(String(64))
+    # Raised in the same transaction as every change to the patient's care relationships or
+    # consents, so that a decision taken on cached facts can be checked as it is logged.
+    facts_version: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     create_time: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
     update_time: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
@@ -171,6 +174,51 @@ class Consent(Base):
     def etag(self) -> str:
         return f'W/"{self.version}"'
 
+    @property
+    def terms(self) -> ConsentTerms:
+        return ConsentTerms(
+            record_holder_type=self.record_holder_type,
+            record_holder_id=self.record_holder_id,
+            data_category=self.data_category,
+            requester_type=self.requester_type,
+            requester_id=self.requester_id,
+            start_time=self.start_time,
+            end_time=self.end_time,
+            withdraw_time=self.withdraw_time,
+        )
+
+    def state_at(self, moment: dt.datetime) -> ConsentState:
+        return self.terms.state_at(moment)
+
+    def covers(
+        self,
+        *,
+        record_holder: OrgRef,
+        data_category: str,
+        requester: OrgRef,
+        moment: dt.datetime,
+    ) -> bool:
+        return self.terms.covers(
+            record_holder=record_holder,
+            data_category=data_category,
+            requester=requester,
+            moment=moment,
+        )
+
+
+@dataclass(frozen=True)
+class ConsentTerms:
+    """What authorization needs of a consent choice."""
+
+    record_holder_type: str | None
+    record_holder_id: str | None
+    data_category: str
+    requester_type: str | None
+    requester_id: str | None
+    start_time: dt.datetime
+    end_time: dt.datetime | None
+    withdraw_time: dt.datetime | None
+
     def state_at(self, moment: dt.datetime) -> ConsentState:
         if self.withdraw_time is not None and self.withdraw_time <= moment:
             return ConsentState.WITHDRAWN
@@ -195,6 +243,16 @@ class Consent(Base):
             and _selects(self.record_holder_type, self.record_holder_id, record_holder)
             and _selects(self.requester_type, self.requester_id, requester)
         )
+
+
+@dataclass(frozen=True)
+class PatientFacts:
+    """The decision inputs of a patient that can change (care relationships and consents),
+    as of ``version``: every change to them raises the patient's ``facts_version``."""
+
+    version: int
+    relationships: tuple[RelationshipWindow, ...]
+    consents: tuple[ConsentTerms, ...]
 
 
 def _selects(type_: str | None, org_id: str | None, org: OrgRef) -> bool:

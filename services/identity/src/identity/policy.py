@@ -31,7 +31,7 @@ import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from identity.models import Action, Consent, DataCategory, OrgRef, RelationshipWindow
+from identity.models import Action, ConsentTerms, DataCategory, OrgRef, RelationshipWindow
 from servicekit.auth import CLINICIAN_ROLES
 
 CARE_ROLES = frozenset(
@@ -67,7 +67,7 @@ class Question:
     action: Action
     record_holder: OrgRef | None
     relationships: Sequence[RelationshipWindow]
-    consents: Sequence[Consent]
+    consents: Sequence[ConsentTerms]
     referral_target_id: str
     emergency_reason: str
     now: dt.datetime

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from identity.models import (
@@ -16,41 +17,68 @@ from identity.models import (
     ConsentEvent,
     Organisation,
     Patient,
+    PatientFacts,
     RelationshipWindow,
     RequestRecord,
     chain_hash,
 )
 
 _LOG_COLUMNS = list(AccessLogEntry.HASHED_FIELDS)
-# One statement on PostgreSQL: advance the chain head (taking its row lock until commit),
-# hash in the database, and insert the entry with the links the UPDATE returns.
-# One statement on PostgreSQL: advance the stripe's head (taking its row lock until commit),
-# hash in the database, and insert the entry with the links the UPDATE returns. It runs
-# through the driver directly (psycopg placeholders): this is the hottest statement of the
-# platform. Column names come from the model and every value is bound.
-_PG_APPEND_SQL = (
-    "WITH head AS ("  # noqa: S608
-    " UPDATE access_log_head SET last_sequence = last_sequence + 1, previous_hash = last_hash,"
-    " last_hash = encode(sha256(convert_to(last_hash || %s, 'UTF8')), 'hex')"
-    " WHERE id = %s RETURNING last_sequence, previous_hash, last_hash)"
-    " INSERT INTO access_log (stripe, sequence,"
-    f" {', '.join(_LOG_COLUMNS)}, previous_hash, entry_hash)"
-    f" SELECT %s, head.last_sequence, {', '.join('%s' for _ in _LOG_COLUMNS)},"
-    " head.previous_hash, head.last_hash FROM head"
-    " RETURNING id, sequence, previous_hash, entry_hash"
-)
 
 
-# Built once: this query runs on every Authorize.
-_RELATIONSHIP_WINDOWS = select(CareRelationship.start_time, CareRelationship.end_time).where(
-    CareRelationship.patient_id == bindparam("patient_id"),
-    CareRelationship.organisation_id == bindparam("organisation_id"),
-)
+def _pg_append_sql(guarded: bool) -> str:
+    """One statement on PostgreSQL: advance the stripe's head (taking its row lock until
+    commit), hash in the database, and insert the entry with the links the UPDATE returns.
+
+    Guarded, it first checks that the patient's facts are still at the version the decision
+    was taken on; if they are not, it changes nothing and returns no row. It runs through the
+    driver directly (psycopg placeholders): this is the hottest statement of the platform.
+    Column names come from the model and every value is bound.
+    """
+    fresh = (
+        "fresh AS (SELECT 1 FROM patients WHERE id = %s AND facts_version = %s), "
+        if guarded
+        else ""
+    )
+    return (
+        f"WITH {fresh}head AS ("  # noqa: S608
+        " UPDATE access_log_head SET last_sequence = last_sequence + 1,"
+        " previous_hash = last_hash,"
+        " last_hash = encode(sha256(convert_to(last_hash || %s, 'UTF8')), 'hex')"
+        f" WHERE id = %s{' AND EXISTS (SELECT 1 FROM fresh)' if guarded else ''}"
+        " RETURNING last_sequence, previous_hash, last_hash)"
+        " INSERT INTO access_log (stripe, sequence,"
+        f" {', '.join(_LOG_COLUMNS)}, previous_hash, entry_hash)"
+        f" SELECT %s, head.last_sequence, {', '.join('%s' for _ in _LOG_COLUMNS)},"
+        " head.previous_hash, head.last_hash FROM head"
+        " RETURNING id, sequence, previous_hash, entry_hash"
+    )
+
+
+_PG_APPEND_SQL = _pg_append_sql(guarded=False)
+_PG_GUARDED_APPEND_SQL = _pg_append_sql(guarded=True)
+_FACTS_VERSION = select(Patient.facts_version).where(Patient.id == bindparam("patient_id"))
+_RELATIONSHIP_WINDOWS = select(
+    CareRelationship.organisation_id, CareRelationship.start_time, CareRelationship.end_time
+).where(CareRelationship.patient_id == bindparam("patient_id"))
+_CONSENTS = select(Consent).where(Consent.patient_id == bindparam("patient_id"))
+
+
+FirstRow = Callable[[str, Sequence[object]], tuple[Any, ...] | None]
 
 
 class IdentityRepository:
-    def __init__(self, session: Session) -> None:
-        self.session = session
+    """Queries over a session opened on first use; ``first_row`` runs one driver-level
+    statement (see :class:`identity.unit_of_work.UnitOfWork`)."""
+
+    def __init__(self, session: Callable[[], Session], first_row: FirstRow, postgres: bool) -> None:
+        self._session = session
+        self._first_row = first_row
+        self._postgres = postgres
+
+    @property
+    def session(self) -> Session:
+        return self._session()
 
     def add(self, obj: object) -> None:
         self.session.add(obj)
@@ -103,14 +131,33 @@ class IdentityRepository:
             query = query.limit(limit)
         return self.session.scalars(query).all()
 
-    def relationship_windows(
-        self, patient_id: str, organisation_id: str
-    ) -> list[RelationshipWindow]:
-        """The validity windows of an organisation's care relationships with a patient."""
-        rows = self.session.execute(
-            _RELATIONSHIP_WINDOWS, {"patient_id": patient_id, "organisation_id": organisation_id}
-        ).all()
-        return [RelationshipWindow(organisation_id, start, end) for start, end in rows]
+    # the decision inputs that can change
+    def patient_facts(self, patient_id: str) -> PatientFacts | None:
+        """The patient's care relationships and consents, and the facts version they are at.
+
+        The version is read first: a change committed after it makes the facts newer than
+        their version, which a guarded append then finds stale; never the other way round.
+        """
+        version = self.session.execute(_FACTS_VERSION, {"patient_id": patient_id}).scalar()
+        if version is None:
+            return None
+        params = {"patient_id": patient_id}
+        relationships = tuple(
+            RelationshipWindow(org_id, start, end)
+            for org_id, start, end in self.session.execute(_RELATIONSHIP_WINDOWS, params)
+        )
+        consents = tuple(c.terms for c in self.session.scalars(_CONSENTS, params))
+        return PatientFacts(version, relationships, consents)
+
+    def facts_changed(self, patient_id: str) -> None:
+        """Raises the patient's facts version; call it in the transaction of the change.
+        One atomic UPDATE, so concurrent changes each raise it."""
+        self.session.execute(
+            update(Patient)
+            .where(Patient.id == patient_id)
+            .values(facts_version=Patient.facts_version + 1)
+            .execution_options(synchronize_session=False)
+        )
 
     # consents
     def consent(self, patient_id: str, consent_id: str) -> Consent | None:
@@ -143,21 +190,39 @@ class IdentityRepository:
         ).all()
 
     # access log
-    def append_log(self, entry: AccessLogEntry, stripe: int) -> AccessLogEntry:
+    def append_log(
+        self, entry: AccessLogEntry, stripe: int, facts_version: int | None = None
+    ) -> AccessLogEntry | None:
         """Links ``entry`` to the end of ``stripe``'s hash chain and inserts it.
+
+        With ``facts_version``, only if the patient's facts are still at that version;
+        otherwise nothing is written and None is returned.
 
         On PostgreSQL this is one statement: the UPDATE of the stripe's head row takes the
         row lock that orders appends to that stripe, computes the new hash with sha256()
         over the old hash and the entry's canonical content, and the INSERT uses what it
-        returns. Elsewhere (SQLite, which serialises writers) it takes three statements.
+        returns. Elsewhere (SQLite, which serialises writers) it takes several statements.
         """
         canonical = entry.canonical()
         entry.stripe = stripe
-        if self.session.get_bind().dialect.name == "postgresql":
-            params = (canonical, stripe, stripe, *(getattr(entry, c) for c in _LOG_COLUMNS))
-            row = self.session.connection().exec_driver_sql(_PG_APPEND_SQL, params).one()
+        if self._postgres:
+            values = (canonical, stripe, stripe, *(getattr(entry, c) for c in _LOG_COLUMNS))
+            if facts_version is None:
+                row = self._first_row(_PG_APPEND_SQL, values)
+            else:
+                row = self._first_row(
+                    _PG_GUARDED_APPEND_SQL, (entry.patient_id, facts_version, *values)
+                )
+            if row is None:
+                return None
             entry.id, entry.sequence, entry.previous_hash, entry.entry_hash = row
             return entry
+        if facts_version is not None:
+            current = self.session.execute(
+                _FACTS_VERSION, {"patient_id": entry.patient_id}
+            ).scalar()
+            if current != facts_version:
+                return None
         head = self.session.get(AccessLogHead, stripe, with_for_update=True)
         if head is None:
             raise RuntimeError("access_log_head is missing; run the migrations")

@@ -28,6 +28,7 @@ from identity.models import (
     OrganisationType,
     OrgRef,
     Patient,
+    PatientFacts,
     RelationshipKind,
     RequestRecord,
     chain_hash,
@@ -37,7 +38,7 @@ from identity.policy import Answer, Basis, Decision, Question, decide
 from identity.unit_of_work import UnitOfWork
 from servicekit import dutch, idempotency, names
 from servicekit.auth import Principal
-from servicekit.errors import InvalidArgument, Violations
+from servicekit.errors import Aborted, InvalidArgument, Violations
 
 T = TypeVar("T")
 V = TypeVar("V")
@@ -56,15 +57,21 @@ class Provisioner(Protocol):
 
 
 class Directory:
-    """Facts cached for the life of the process because nothing can change them: an
-    organisation's type and care group, and a patient's care group. What can change (care
-    relationships, consents) is always read fresh."""
+    """Decision inputs cached in the process.
+
+    An organisation's type and care group and a patient's care group are kept for the life
+    of the process, because nothing can change them. A patient's care relationships and
+    consents can change: they are kept with the facts version they were read at, every
+    access-log append checks that version in the database in the same statement, and a
+    stale entry is dropped and read again (see :func:`_decide_and_append`).
+    """
 
     MAX_ENTRIES = 200_000
 
     def __init__(self) -> None:
         self._orgs: dict[str, OrgRef] = {}
         self._patients: dict[str, str] = {}
+        self._facts: dict[str, PatientFacts] = {}
 
     def organisation(self, uow: UnitOfWork, org_id: str) -> OrgRef | None:
         def load() -> OrgRef | None:
@@ -79,6 +86,12 @@ class Directory:
             return patient.care_group_id if patient is not None else None
 
         return self._cached(self._patients, patient_id, load)
+
+    def patient_facts(self, uow: UnitOfWork, patient_id: str) -> PatientFacts | None:
+        return self._cached(self._facts, patient_id, lambda: uow.repo.patient_facts(patient_id))
+
+    def forget_facts(self, patient_id: str) -> None:
+        self._facts.pop(patient_id, None)
 
     def _cached(self, store: dict[str, V], key: str, load: Callable[[], V | None]) -> V | None:
         """Found values are kept; a miss is asked again next time (it may exist by then)."""
@@ -399,7 +412,9 @@ def update_organisation(
 
 
 def _append_log(uow: UnitOfWork, entry: AccessLogEntry) -> AccessLogEntry:
-    return uow.repo.append_log(entry, uow.log_stripe)
+    appended = uow.repo.append_log(entry, uow.log_stripe)
+    assert appended is not None  # only a guarded append can be refused
+    return appended
 
 
 def _log_entry(
@@ -446,6 +461,7 @@ def _decide(
     category: DataCategory,
     action: Action,
     now: dt.datetime,
+    facts: PatientFacts,
     *,
     record_holder_id: str = "",
     referral_target_id: str = "",
@@ -460,13 +476,13 @@ def _decide(
             raise InvalidArgument.single(
                 "record_holder", "unknown organisation", "UNKNOWN_RECORD_HOLDER"
             )
-    relationships = uow.repo.relationship_windows(patient_id, org_id) if organisation else []
+    relationships = facts.relationships if organisation else ()
     needs_consent = (
         record_holder is not None
         and organisation is not None
         and record_holder.id != organisation.id
     )
-    consents = uow.repo.consents(patient_id, category.value) if needs_consent else []
+    consents = facts.consents if needs_consent else ()
     question = Question(
         roles=subject.roles,
         subject_patient_id=subject.patient.removeprefix("patients/"),
@@ -483,6 +499,73 @@ def _decide(
         now=now,
     )
     return decide(question)
+
+
+STALE_FACTS_ATTEMPTS = 3
+
+
+def _decide_and_append(
+    deps: Deps,
+    uow: UnitOfWork,
+    subject: Principal,
+    patient_id: str,
+    care_group_id: str,
+    category: DataCategory,
+    action: Action,
+    now: dt.datetime,
+    *,
+    event: str,
+    purpose: str = "",
+    emergency_reason: str = "",
+    access_point: str = "",
+    record_holder_id: str = "",
+    referral_target_id: str = "",
+) -> tuple[Answer, AccessLogEntry]:
+    """Decides on the patient's cached facts and logs the decision in one statement that
+    holds only if those facts are still current; if they changed meanwhile, reads them again
+    and decides again. So a decision is never logged (or answered) on outdated facts."""
+    for _ in range(STALE_FACTS_ATTEMPTS):
+        facts = deps.directory.patient_facts(uow, patient_id)
+        if facts is None:
+            raise errors.PatientNotFound("patient not found")
+        answer = _decide(
+            deps,
+            uow,
+            subject,
+            patient_id,
+            care_group_id,
+            category,
+            action,
+            now,
+            facts,
+            record_holder_id=record_holder_id,
+            referral_target_id=referral_target_id,
+            emergency_reason=emergency_reason,
+        )
+        entry = uow.repo.append_log(
+            _log_entry(
+                event=event,
+                principal=subject,
+                patient_id=patient_id,
+                care_group_id=care_group_id,
+                data_category=category,
+                action=action,
+                answer=answer,
+                now=now,
+                purpose=purpose,
+                emergency_reason=emergency_reason,
+                access_point=access_point,
+            ),
+            uow.log_stripe,
+            facts.version,
+        )
+        if entry is not None:
+            return answer, entry
+        deps.directory.forget_facts(patient_id)
+    raise Aborted(
+        "the patient's care relationships or consents keep changing; retry",
+        reason="FACTS_CHANGING",
+    )
 
 
 def _visible_patient(uow: UnitOfWork, principal: Principal, patient_id: str) -> Patient | None:
@@ -504,19 +587,16 @@ def _decide_and_log(
     now: dt.datetime,
 ) -> Answer:
     """Decides, logs, and raises PERMISSION_DENIED on a denial (after committing the log)."""
-    answer = _decide(deps, uow, principal, patient.id, patient.care_group_id, category, action, now)
-    _append_log(
+    answer, _ = _decide_and_append(
+        deps,
         uow,
-        _log_entry(
-            event=event,
-            principal=principal,
-            patient_id=patient.id,
-            care_group_id=patient.care_group_id,
-            data_category=category,
-            action=action,
-            answer=answer,
-            now=now,
-        ),
+        principal,
+        patient.id,
+        patient.care_group_id,
+        category,
+        action,
+        now,
+        event=event,
     )
     if not answer.permitted:
         uow.commit()
@@ -544,7 +624,8 @@ def authorize(deps: Deps, caller: Principal, data: AuthorizeInput) -> AuthorizeR
     subject = data.subject or caller
     access_point = data.access_point or caller.client_id
     now = deps.clock()
-    # Reads, then one INSERT that is atomic on its own (see IdentityRepository.append_log).
+    # Reads (cached once warm), then one INSERT that is atomic on its own and checks the facts
+    # the decision was taken on (see IdentityRepository.append_log).
     with deps.single_statement_uow() as uow:
         care_group_id = deps.directory.patient_care_group(uow, data.patient_id)
         if care_group_id is None or care_group_id != _care_group_of(subject):
@@ -567,7 +648,7 @@ def authorize(deps: Deps, caller: Principal, data: AuthorizeInput) -> AuthorizeR
             )
             uow.commit()
             raise errors.PatientNotFound("patient not found")
-        answer = _decide(
+        answer, entry = _decide_and_append(
             deps,
             uow,
             subject,
@@ -576,25 +657,12 @@ def authorize(deps: Deps, caller: Principal, data: AuthorizeInput) -> AuthorizeR
             data.data_category,
             data.action,
             now,
+            event="AUTHORIZE",
+            purpose=data.purpose,
+            emergency_reason=data.emergency_reason,
+            access_point=access_point,
             record_holder_id=data.record_holder_id,
             referral_target_id=data.referral_target_id,
-            emergency_reason=data.emergency_reason,
-        )
-        entry = _append_log(
-            uow,
-            _log_entry(
-                event="AUTHORIZE",
-                principal=subject,
-                patient_id=data.patient_id,
-                care_group_id=care_group_id,
-                data_category=data.data_category,
-                action=data.action,
-                answer=answer,
-                now=now,
-                purpose=data.purpose,
-                emergency_reason=data.emergency_reason,
-                access_point=access_point,
-            ),
         )
         uow.commit()
         return AuthorizeResult(answer, entry.id, care_group_id)
@@ -643,34 +711,36 @@ def batch_authorize(
             if found is None or found != _care_group_of(subject):
                 answer = Answer(Decision.DENY, Basis.NONE, "PATIENT_NOT_FOUND")
                 care_group_id = _care_group_of(subject)
+                entry = _append_log(
+                    uow,
+                    _log_entry(
+                        event="AUTHORIZE",
+                        principal=subject,
+                        patient_id=patient_id,
+                        care_group_id=care_group_id,
+                        data_category=data.data_category,
+                        action=data.action,
+                        answer=answer,
+                        now=now,
+                        purpose=data.purpose,
+                        access_point=access_point,
+                    ),
+                )
             else:
-                care_group_id = found
-                answer = _decide(
+                answer, entry = _decide_and_append(
                     deps,
                     uow,
                     subject,
                     patient_id,
-                    care_group_id,
+                    found,
                     data.data_category,
                     data.action,
                     now,
-                    record_holder_id=data.record_holder_id,
-                )
-            entry = _append_log(
-                uow,
-                _log_entry(
                     event="AUTHORIZE",
-                    principal=subject,
-                    patient_id=patient_id,
-                    care_group_id=care_group_id,
-                    data_category=data.data_category,
-                    action=data.action,
-                    answer=answer,
-                    now=now,
                     purpose=data.purpose,
                     access_point=access_point,
-                ),
-            )
+                    record_holder_id=data.record_holder_id,
+                )
             results.append(PatientDecision(patient_id, answer, entry.id))
         uow.commit()
     return results
@@ -747,6 +817,7 @@ def register_patient(
                     create_time=now,
                 )
             )
+            uow.repo.facts_changed(patient.id)
         answer = Answer(Decision.PERMIT, Basis.CARE_RELATIONSHIP, "REGISTRATION")
         _append_log(
             uow,
@@ -905,6 +976,7 @@ def create_care_relationship(
             create_time=now,
         )
         uow.repo.add(rel)
+        uow.repo.facts_changed(patient.id)
         _remember(
             uow,
             principal,
@@ -954,6 +1026,7 @@ def end_care_relationship(
         if end <= rel.start_time:
             raise InvalidArgument.single("end_time", "must be after the start", "END_BEFORE_START")
         rel.end_time = end
+        uow.repo.facts_changed(patient.id)
         _append_log(
             uow,
             _log_entry(
@@ -1065,6 +1138,7 @@ def create_consent(
             update_time=now,
         )
         uow.repo.add(consent)
+        uow.repo.facts_changed(patient.id)
         uow.repo.add(
             ConsentEvent(
                 consent_id=consent.id,
@@ -1130,6 +1204,7 @@ def withdraw_consent(
         consent.withdraw_time = now
         consent.version += 1
         consent.update_time = now
+        uow.repo.facts_changed(patient.id)
         uow.repo.add(
             ConsentEvent(
                 consent_id=consent.id,

@@ -1,0 +1,88 @@
+"""Authorize decides on cached care relationships and consents; a change made anywhere (here:
+through a second replica with its own cache) is seen by the very next decision, because the
+log append checks the patient's facts version in the same statement."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, func, select
+
+from identity import demo, service
+from identity.main import deps_for
+from identity.models import AccessLogEntry, Action, DataCategory
+from servicekit.auth import Principal
+from servicekit.db import make_engine
+from servicekit.migrations import upgrade
+from testkit.database import fresh_database
+
+GP = Principal(
+    subject="gp-user",
+    client_id="test",
+    organisation="organisations/gp-de-linde",
+    care_group="organisations/cg-zuidoost",
+    roles=frozenset({"gp"}),
+)
+READ_PLAN = service.AuthorizeInput(
+    patient_id="p-0001", data_category=DataCategory.CARE_PLAN, action=Action.READ
+)
+
+
+@pytest.fixture(params=["postgresql", "sqlite"])
+def replicas(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[tuple[service.Deps, service.Deps, Engine]]:
+    """Two replicas of the service (each with its own engine and caches) on one database."""
+
+    def start(url: str) -> Iterator[tuple[service.Deps, service.Deps, Engine]]:
+        upgrade("identity.migrations", url)
+        first, second = make_engine(url), make_engine(url)
+        try:
+            a, b = deps_for(first, b"pepper"), deps_for(second, b"pepper")
+            demo.seed(a)
+            yield a, b, first
+        finally:
+            first.dispose()
+            second.dispose()
+
+    if request.param == "sqlite":
+        yield from start(f"sqlite:///{tmp_path / 'identity.db'}")
+    else:
+        with fresh_database("identity_facts") as url:
+            yield from start(url)
+
+
+def _log_rows(engine: Engine) -> int:
+    with engine.connect() as conn:
+        return int(conn.execute(select(func.count()).select_from(AccessLogEntry)).scalar_one())
+
+
+def test_an_ended_care_relationship_denies_the_next_authorize_on_another_replica(
+    replicas: tuple[service.Deps, service.Deps, Engine],
+) -> None:
+    a, b, engine = replicas
+    assert service.authorize(a, GP, READ_PLAN).answer.permitted  # a now holds the facts
+    relationships = service.list_care_relationships(b, GP, "p-0001", None, 50).items
+    own = [r for r in relationships if r.organisation_id == "gp-de-linde" and r.end_time is None]
+    assert own
+    for rel in own:
+        service.end_care_relationship(b, GP, "p-0001", rel.id, None)
+    before = _log_rows(engine)
+
+    result = service.authorize(a, GP, READ_PLAN)
+
+    assert not result.answer.permitted
+    assert result.answer.reason == "NO_CARE_RELATIONSHIP"
+    assert _log_rows(engine) == before + 1  # the refused append on stale facts wrote nothing
+
+
+def test_unchanged_facts_are_not_read_again(
+    replicas: tuple[service.Deps, service.Deps, Engine],
+) -> None:
+    a, _b, _engine = replicas
+    service.authorize(a, GP, READ_PLAN)
+    cached = a.directory._facts["p-0001"]
+    assert service.authorize(a, GP, READ_PLAN).answer.permitted
+    assert a.directory._facts["p-0001"] is cached

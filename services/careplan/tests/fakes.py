@@ -48,6 +48,14 @@ class FakeRepository:
         row = self.store.plans.get(patient_id)
         return copy.deepcopy(row) if row is not None else None
 
+    def current_plan(
+        self, patient_id: str, known_version: int
+    ) -> tuple[int, dict[str, Any] | None] | None:
+        row = self.store.plans.get(patient_id)
+        if row is None:
+            return None
+        return row.version, None if row.version == known_version else copy.deepcopy(row.document)
+
     def plan_for_update(self, patient_id: str) -> CarePlanRow | None:
         row = self.store.plans.get(patient_id)
         if row is None:

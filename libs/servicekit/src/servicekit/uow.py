@@ -2,22 +2,30 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
+
+from servicekit.db import autocommit_row
 
 
 class SqlAlchemyUnitOfWork:
     """A session for the ``with`` block; rolls back unless :meth:`commit` was called.
 
     Services subclass it and build their repositories in :meth:`_start`. The session is
-    opened when first used, so a unit of work that needs none (everything it reads is
-    cached) costs nothing.
+    opened when first used: a repository built over ``lambda: self.session`` opens it only
+    when it first queries, so a unit of work that reads from caches and runs one statement
+    through :meth:`first_row` needs no session at all.
     """
 
-    def __init__(self, session_factory: sessionmaker[Session]) -> None:
+    def __init__(
+        self, session_factory: sessionmaker[Session], *, driver_engine: Engine | None = None
+    ) -> None:
         self._session_factory = session_factory
+        self._driver_engine = driver_engine
         self._session: Session | None = None
 
     @property
@@ -31,11 +39,20 @@ class SqlAlchemyUnitOfWork:
         return self._session is not None
 
     def __enter__(self) -> Self:
-        self._start(self.session)
+        self._start()
         return self
 
-    def _start(self, session: Session) -> None:
-        """Builds the repositories over ``session``."""
+    def _start(self) -> None:
+        """Builds the repositories."""
+
+    def first_row(self, sql: str, params: Sequence[object]) -> tuple[Any, ...] | None:
+        """Runs one statement (driver placeholders) and returns its first row: in the open
+        session's transaction if there is one, else, given a ``driver_engine`` (PostgreSQL),
+        on its own in autocommit on a pooled driver connection, else in a new session."""
+        if self._driver_engine is None or self._session is not None:
+            row = self.session.connection().exec_driver_sql(sql, tuple(params)).first()
+            return tuple(row) if row is not None else None
+        return autocommit_row(self._driver_engine, sql, params)
 
     def __exit__(
         self,

@@ -15,7 +15,7 @@ from careplan.unit_of_work import UnitOfWork
 from servicekit.auth import verifier_for
 from servicekit.channels import ServiceAccountTokens, open_channel
 from servicekit.cli import run_cli
-from servicekit.db import make_engine, make_session_factory
+from servicekit.db import is_postgres, make_engine, make_session_factory
 from servicekit.logs import configure_logging
 from servicekit.server import serve as serve_forever
 from servicekit.telemetry import configure_tracing, instrument_engine
@@ -31,7 +31,8 @@ def build_deps(settings: Settings, tokens: ServiceAccountTokens | None = None) -
         deadline_seconds=settings.call_deadline_seconds,
         access_point=settings.oidc_client_id,
     )
-    return service.Deps(uow=lambda: UnitOfWork(sessions), identity=identity)
+    driver = engine if is_postgres(engine) else None
+    return service.Deps(uow=lambda: UnitOfWork(sessions, driver_engine=driver), identity=identity)
 
 
 def build_consumer(

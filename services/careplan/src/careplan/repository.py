@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from sqlalchemy import select, update
@@ -16,10 +16,27 @@ from careplan.models import (
     RequestRecord,
 )
 
+# The plan's version, and its document only if the caller does not hold that version already.
+_CURRENT_PLAN = (
+    "SELECT version, CASE WHEN version = %s THEN NULL ELSE document END"
+    " FROM care_plans WHERE patient_id = %s"
+)
+
+FirstRow = Callable[[str, Sequence[object]], tuple[Any, ...] | None]
+
 
 class CarePlanRepository:
-    def __init__(self, session: Session) -> None:
-        self.session = session
+    """Queries over a session opened on first use; ``first_row`` runs one driver-level
+    statement (PostgreSQL) without one."""
+
+    def __init__(self, session: Callable[[], Session], first_row: FirstRow, postgres: bool) -> None:
+        self._session = session
+        self._first_row = first_row
+        self._postgres = postgres
+
+    @property
+    def session(self) -> Session:
+        return self._session()
 
     def add(self, obj: object) -> None:
         self.session.add(obj)
@@ -28,6 +45,19 @@ class CarePlanRepository:
     # plans
     def plan(self, patient_id: str) -> CarePlanRow | None:
         return self.session.get(CarePlanRow, patient_id)
+
+    def current_plan(
+        self, patient_id: str, known_version: int
+    ) -> tuple[int, dict[str, Any] | None] | None:
+        """The plan's version and its document, the document None if it is ``known_version``;
+        None if the patient has no plan."""
+        if self._postgres:
+            row = self._first_row(_CURRENT_PLAN, (known_version, patient_id))
+            return (row[0], row[1]) if row is not None else None
+        plan = self.plan(patient_id)
+        if plan is None:
+            return None
+        return plan.version, None if plan.version == known_version else plan.document
 
     def plan_for_update(self, patient_id: str) -> CarePlanRow | None:
         """The plan, locked until commit (PostgreSQL; SQLite serialises writers anyway)."""

@@ -62,10 +62,33 @@ REFERRAL_CONSUMER = "referral-events"
 CONSUMER_AUTHOR = "careplan:referral-events"
 
 
+class PlanCache:
+    """Decoded plans by patient, each at the version it was read at. A read asks the database
+    for the plan's current version and gets the document only if that version differs, so
+    an entry is never served once a newer version is committed (by any replica)."""
+
+    MAX_ENTRIES = 20_000
+
+    def __init__(self) -> None:
+        self._views: dict[str, PlanView] = {}
+
+    def get(self, patient_id: str) -> PlanView | None:
+        return self._views.get(patient_id)
+
+    def put(self, view: PlanView) -> None:
+        if len(self._views) >= self.MAX_ENTRIES:
+            self._views.clear()
+        self._views[view.patient_id] = view
+
+    def forget(self, patient_id: str) -> None:
+        self._views.pop(patient_id, None)
+
+
 @dataclass
 class Deps:
     uow: Callable[[], UnitOfWork]
     identity: IdentityClient
+    plans: PlanCache = field(default_factory=PlanCache)
     clock: Callable[[], dt.datetime] = field(default=lambda: dt.datetime.now(dt.UTC))
     new_id: Callable[[], str] = field(default=lambda: uuid.uuid4().hex[:12])
 
@@ -154,8 +177,13 @@ def _authorize(
 def _log_access(
     principal: Principal, patient_id: str, access: Access, role: Role, permitted: bool, reason: str
 ) -> None:
-    """One structured line per access; the NEN 7513 entry itself is identity's."""
-    log.info(
+    """One structured line per access: refusals at INFO, permitted accesses at DEBUG. The
+    NEN 7513 entry of every access, permitted or not, is identity's."""
+    level = logging.DEBUG if permitted else logging.INFO
+    if not log.isEnabledFor(level):
+        return
+    log.log(
+        level,
         "care_plan_access",
         extra={
             "patient": patient_id,
@@ -170,9 +198,21 @@ def _log_access(
 
 
 def _load(deps: Deps, patient_id: str) -> PlanView | None:
+    """The plan's current version: one statement, which returns the document only when the
+    cached copy is not of that version. The view returned is shared: do not change it."""
+    cached = deps.plans.get(patient_id)
     with deps.uow() as uow:
-        row = uow.repo.plan(patient_id)
-        return row.view() if row is not None else None
+        found = uow.repo.current_plan(patient_id, cached.version if cached else 0)
+    if found is None:
+        deps.plans.forget(patient_id)
+        return None
+    version, document = found
+    if document is None and cached is not None and cached.version == version:
+        return cached
+    assert document is not None
+    view = view_from_document(document)
+    deps.plans.put(view)
+    return view
 
 
 # ---------------------------------------------------------------- reads

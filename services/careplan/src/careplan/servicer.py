@@ -342,6 +342,19 @@ def _plan_patient(name: str, field: str = "name") -> str:
 class CarePlanServicer(rpc_grpc.CarePlanServiceServicer):
     def __init__(self, deps: service.Deps) -> None:
         self.deps = deps
+        # The message of each plan last answered, with the (shared, unchanging) view it was
+        # built from: a plan read again at the same version is not converted again.
+        self._messages: dict[str, tuple[m.PlanView, pb.CarePlan]] = {}
+
+    def _plan_message(self, view: m.PlanView) -> pb.CarePlan:
+        known = self._messages.get(view.patient_id)
+        if known is not None and known[0] is view:
+            return known[1]
+        message = plan_pb(view)
+        if len(self._messages) >= service.PlanCache.MAX_ENTRIES:
+            self._messages.clear()
+        self._messages[view.patient_id] = (view, message)
+        return message
 
     def CreateCarePlan(
         self, request: rpc.CreateCarePlanRequest, context: grpc.ServicerContext
@@ -360,7 +373,7 @@ class CarePlanServicer(rpc_grpc.CarePlanServiceServicer):
         self, request: rpc.GetCarePlanRequest, context: grpc.ServicerContext
     ) -> pb.CarePlan:
         patient_id = _plan_patient(request.name)
-        return plan_pb(
+        return self._plan_message(
             service.get_care_plan(self.deps, current_principal(), patient_id, request.version)
         )
 

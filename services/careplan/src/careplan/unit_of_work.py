@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from sqlalchemy.orm import Session
-
 from careplan.repository import CarePlanRepository
 from servicekit.uow import SqlAlchemyUnitOfWork
 
 
 class UnitOfWork(SqlAlchemyUnitOfWork):
+    """The repository over a session opened on first use: reading the current plan is one
+    driver statement on PostgreSQL (see :meth:`first_row`) and needs no session."""
+
     repo: CarePlanRepository
 
-    def _start(self, session: Session) -> None:
-        self.repo = CarePlanRepository(session)
+    def _start(self) -> None:
+        self.repo = CarePlanRepository(
+            lambda: self.session, self.first_row, self._driver_engine is not None
+        )

@@ -104,3 +104,25 @@ def test_concurrent_appliers_of_the_same_events_apply_each_once(deps: service.De
     assert applied.count(True) == len(events)
     assert _plan(deps).version == before + len(events)
     assert _plan(deps).content.actions[0].status is ActivityStatus.COMPLETED
+
+
+def test_a_cached_plan_is_not_served_once_another_replica_wrote_a_newer_version(
+    engine: Engine, deps: service.Deps
+) -> None:
+    sessions = make_session_factory(engine)
+    reader = service.Deps(
+        uow=lambda: UnitOfWork(sessions, driver_engine=engine), identity=NoIdentity()
+    )
+    first = service._load(reader, "p-int-1")
+    assert first is not None
+    assert service._load(reader, "p-int-1") is first  # unchanged: the cached copy
+    assert service.apply_referral_event(deps, _event(500, "in-progress"))  # the other replica
+
+    after = service._load(reader, "p-int-1")
+
+    assert after is not None
+    assert after.version == first.version + 1
+    state = after.content.actions[0].referral_state
+    assert state is not None
+    assert state.status == "in-progress"
+    assert service._load(reader, "p-int-1") is after

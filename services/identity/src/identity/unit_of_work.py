@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import itertools
 import threading
-from collections.abc import Sequence
-from typing import Any, Self
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from identity.models import MAX_LOG_STRIPES
 from identity.repository import IdentityRepository
-from servicekit.db import autocommit_row
 from servicekit.uow import SqlAlchemyUnitOfWork
 
 
@@ -36,12 +33,8 @@ class LogStripes:
 
 
 class UnitOfWork(SqlAlchemyUnitOfWork):
-    """A session opened on first use, and the repository over it.
-
-    With ``driver_engine`` (an autocommit unit on PostgreSQL), a statement run while no
-    session is open goes straight to a pooled driver connection: a warm Authorize reads
-    everything from caches and writes one statement, and so needs no session at all.
-    """
+    """The repository over a session opened on first use. A warm Authorize reads everything
+    from caches and writes one statement (see :meth:`first_row`), so it needs no session."""
 
     repo: IdentityRepository
 
@@ -53,20 +46,12 @@ class UnitOfWork(SqlAlchemyUnitOfWork):
         postgres: bool = False,
         driver_engine: Engine | None = None,
     ):
-        super().__init__(session_factory)
+        super().__init__(session_factory, driver_engine=driver_engine)
         self._stripes = stripes
         self._postgres = postgres
-        self._driver_engine = driver_engine
 
-    def __enter__(self) -> Self:
-        self.repo = IdentityRepository(lambda: self.session, self._first_row, self._postgres)
-        return self
-
-    def _first_row(self, sql: str, params: Sequence[object]) -> tuple[Any, ...] | None:
-        if self._driver_engine is None or self.has_session:
-            row = self.session.connection().exec_driver_sql(sql, tuple(params)).first()
-            return tuple(row) if row is not None else None
-        return autocommit_row(self._driver_engine, sql, params)
+    def _start(self) -> None:
+        self.repo = IdentityRepository(lambda: self.session, self.first_row, self._postgres)
 
     @property
     def log_stripe(self) -> int:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from sqlalchemy.orm import Session
-
 from outcomes.repository import OutcomesRepository
 from servicekit.uow import SqlAlchemyUnitOfWork
 
@@ -11,5 +9,5 @@ from servicekit.uow import SqlAlchemyUnitOfWork
 class UnitOfWork(SqlAlchemyUnitOfWork):
     repo: OutcomesRepository
 
-    def _start(self, session: Session) -> None:
-        self.repo = OutcomesRepository(session)
+    def _start(self) -> None:
+        self.repo = OutcomesRepository(self.session)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from sqlalchemy.orm import Session
-
 from referral.repository import ReferralRepository
 from servicekit.uow import SqlAlchemyUnitOfWork
 
@@ -11,5 +9,5 @@ from servicekit.uow import SqlAlchemyUnitOfWork
 class UnitOfWork(SqlAlchemyUnitOfWork):
     repo: ReferralRepository
 
-    def _start(self, session: Session) -> None:
-        self.repo = ReferralRepository(session)
+    def _start(self) -> None:
+        self.repo = ReferralRepository(self.session)

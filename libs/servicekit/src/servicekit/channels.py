@@ -50,16 +50,20 @@ class _WithToken:
             return (bearer,)
         return (*(m for m in metadata if m[0] != "authorization"), bearer)
 
-    def __call__(self, request: Any, timeout: Any = None, metadata: Any = None, **kw: Any) -> Any:
-        return self._inner(request, timeout=timeout, metadata=self._metadata(metadata), **kw)
+    def __call__(
+        self, request: Any, timeout: Any = None, metadata: Any = None, *args: Any, **kw: Any
+    ) -> Any:
+        return self._inner(request, timeout, self._metadata(metadata), *args, **kw)
 
-    def with_call(self, request: Any, timeout: Any = None, metadata: Any = None, **kw: Any) -> Any:
-        return self._inner.with_call(
-            request, timeout=timeout, metadata=self._metadata(metadata), **kw
-        )
+    def with_call(
+        self, request: Any, timeout: Any = None, metadata: Any = None, *args: Any, **kw: Any
+    ) -> Any:
+        return self._inner.with_call(request, timeout, self._metadata(metadata), *args, **kw)
 
-    def future(self, request: Any, timeout: Any = None, metadata: Any = None, **kw: Any) -> Any:
-        return self._inner.future(request, timeout=timeout, metadata=self._metadata(metadata), **kw)
+    def future(
+        self, request: Any, timeout: Any = None, metadata: Any = None, *args: Any, **kw: Any
+    ) -> Any:
+        return self._inner.future(request, timeout, self._metadata(metadata), *args, **kw)
 
 
 class _BearerChannel(grpc.Channel):

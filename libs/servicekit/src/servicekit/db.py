@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import collections
 import datetime as dt
+import threading
+import time
 import uuid
+import weakref
 from collections.abc import Sequence
 from typing import Any
 
+import psycopg
 from sqlalchemy import DateTime, Engine, MetaData, TypeDecorator, create_engine, event
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session, sessionmaker
@@ -94,22 +99,65 @@ def is_postgres(engine: Engine) -> bool:
     return engine.dialect.name == "postgresql"
 
 
+class _DriverConnections:
+    """Autocommit psycopg connections for single statements run outside SQLAlchemy: taken
+    last-in first-out, at most ``keep`` kept idle, none kept past ``max_age`` seconds. A
+    connection that fails is dropped; like the engine's pool (no ping), a connection lost
+    while idle fails one call, which the interceptor answers with UNAVAILABLE."""
+
+    def __init__(self, conninfo: str, keep: int, max_age: float = 1800.0) -> None:
+        self._conninfo = conninfo
+        self._keep = keep
+        self._max_age = max_age
+        self._idle: collections.deque[tuple[psycopg.Connection[Any], float]] = collections.deque()
+
+    def first_row(self, sql: str, params: Sequence[object]) -> tuple[Any, ...] | None:
+        try:
+            conn, born = self._idle.pop()
+        except IndexError:
+            conn, born = psycopg.connect(self._conninfo, autocommit=True), time.monotonic()
+        try:
+            with conn.cursor() as cursor:
+                cursor.execute(sql, params, prepare=True)
+                row: tuple[Any, ...] | None = cursor.fetchone()
+        except BaseException:
+            conn.close()
+            raise
+        if len(self._idle) < self._keep and time.monotonic() - born < self._max_age:
+            self._idle.append((conn, born))
+        else:
+            conn.close()
+        return row
+
+    def close(self) -> None:
+        while self._idle:
+            self._idle.pop()[0].close()
+
+
+_driver_connections: weakref.WeakKeyDictionary[Engine, _DriverConnections] = (
+    weakref.WeakKeyDictionary()
+)
+_driver_lock = threading.Lock()
+
+
+def _connections_of(engine: Engine) -> _DriverConnections:
+    found = _driver_connections.get(engine)
+    if found is None:
+        with _driver_lock:
+            found = _driver_connections.get(engine)
+            if found is None:
+                url = engine.url.set(drivername="postgresql")
+                size = getattr(engine.pool, "size", lambda: 10)()
+                found = _DriverConnections(url.render_as_string(hide_password=False), keep=size)
+                _driver_connections[engine] = found
+                event.listen(engine, "engine_disposed", lambda _engine: found.close())
+    return found
+
+
 def autocommit_row(engine: Engine, sql: str, params: Sequence[object]) -> tuple[Any, ...] | None:
-    """Runs one statement in autocommit on a pooled PostgreSQL driver connection and returns
-    its first row: no session, no SQLAlchemy execution. For a hot statement that is atomic on
-    its own; ``sql`` uses the driver's placeholders and is prepared on the connection."""
-    pooled = engine.raw_connection()
-    driver = pooled.driver_connection
-    assert driver is not None
-    try:
-        driver.autocommit = True
-        with statement_span(sql, engine.dialect.name), driver.cursor() as cursor:
-            cursor.execute(sql, params, prepare=True)
-            row: tuple[Any, ...] | None = cursor.fetchone() if cursor.description else None
-        driver.autocommit = False
-    except BaseException:
-        pooled.invalidate()  # whatever state it is in, it does not go back to the pool
-        raise
-    finally:
-        pooled.close()
-    return row
+    """Runs one statement that returns rows, in autocommit, on a PostgreSQL driver connection
+    kept beside ``engine``'s pool, and returns its first row: no session, no SQLAlchemy
+    execution. For a hot statement that is atomic on its own; ``sql`` uses the driver's
+    placeholders and is prepared on the connection."""
+    with statement_span(sql, "postgresql"):
+        return _connections_of(engine).first_row(sql, params)

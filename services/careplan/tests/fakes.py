@@ -157,6 +157,29 @@ class FakeIdentity:
             return AccessDecision(False, self.deny[subject.subject])
         return AccessDecision(True, "CARE_RELATIONSHIP")
 
+    def authorize_later(
+        self,
+        subject: Principal,
+        patient_id: str,
+        access: Access,
+        *,
+        record_holder_id: str = "",
+        purpose: str = "",
+    ) -> Answered:
+        return Answered(
+            self.authorize(
+                subject, patient_id, access, record_holder_id=record_holder_id, purpose=purpose
+            )
+        )
+
+
+@dataclass(frozen=True)
+class Answered:
+    decision: AccessDecision
+
+    def result(self) -> AccessDecision:
+        return self.decision
+
 
 class Clock:
     def __init__(self, start: dt.datetime = T0) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import grpc
 
@@ -101,30 +102,32 @@ class IdentityAuthorizer:
         referral: ReferralContext | None = None,
         purpose: str = "",
     ) -> Decision:
-        request = rpc.AuthorizeRequest(
-            patient=f"patients/{patient_id}",
-            data_category=_CATEGORY[category],
-            action=_ACCESS[access],
-            purpose=purpose,
-            record_holder=f"organisations/{record_holder_id}" if record_holder_id else "",
-            subject=subject_of(subject),
-            access_point=subject.client_id,
+        request = _authorize_request(
+            subject, patient_id, category, access, record_holder_id, referral, purpose
         )
-        if referral is not None:
-            request.referral_context.CopyFrom(
-                rpc.ReferralContext(
-                    referral=referral.referral,
-                    target_organisation=f"organisations/{referral.target_organisation_id}",
-                    referrer_organisation=f"organisations/{referral.referrer_organisation_id}",
-                )
-            )
         try:
             reply = self._stub.Authorize(request, timeout=self._deadline)
         except grpc.RpcError as error:
             return _refusal(error)
-        return Decision(
-            reply.decision == pb.DECISION_PERMIT, reply.reason, _BASES.get(reply.basis, "")
+        return _decision(reply)
+
+    def authorize_later(
+        self,
+        subject: Principal,
+        patient_id: str,
+        category: Category,
+        access: Access,
+        *,
+        record_holder_id: str = "",
+        purpose: str = "",
+    ) -> PendingDecision:
+        """Sends the question now and returns at once; ``result()`` waits for the answer.
+        For a caller with its own work to do meanwhile (work that releases nothing before
+        the answer)."""
+        request = _authorize_request(
+            subject, patient_id, category, access, record_holder_id, None, purpose
         )
+        return PendingDecision(self._stub.Authorize.future(request, timeout=self._deadline))
 
     def batch_authorize(
         self,
@@ -162,6 +165,53 @@ class IdentityAuthorizer:
         for p in unique:
             decisions.setdefault(p, Decision(False, "NO_DECISION"))
         return decisions
+
+
+class PendingDecision:
+    """A decision asked for and not yet waited for."""
+
+    def __init__(self, future: Any) -> None:
+        self._future = future
+
+    def result(self) -> Decision:
+        try:
+            reply = self._future.result()
+        except grpc.RpcError as error:
+            return _refusal(error)
+        return _decision(reply)
+
+
+def _authorize_request(
+    subject: Principal,
+    patient_id: str,
+    category: Category,
+    access: Access,
+    record_holder_id: str,
+    referral: ReferralContext | None,
+    purpose: str,
+) -> rpc.AuthorizeRequest:
+    request = rpc.AuthorizeRequest(
+        patient=f"patients/{patient_id}",
+        data_category=_CATEGORY[category],
+        action=_ACCESS[access],
+        purpose=purpose,
+        record_holder=f"organisations/{record_holder_id}" if record_holder_id else "",
+        subject=subject_of(subject),
+        access_point=subject.client_id,
+    )
+    if referral is not None:
+        request.referral_context.CopyFrom(
+            rpc.ReferralContext(
+                referral=referral.referral,
+                target_organisation=f"organisations/{referral.target_organisation_id}",
+                referrer_organisation=f"organisations/{referral.referrer_organisation_id}",
+            )
+        )
+    return request
+
+
+def _decision(reply: rpc.AuthorizeResponse) -> Decision:
+    return Decision(reply.decision == pb.DECISION_PERMIT, reply.reason, _BASES.get(reply.basis, ""))
 
 
 def _refusal(error: grpc.RpcError) -> Decision:

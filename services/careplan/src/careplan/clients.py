@@ -18,9 +18,15 @@ from carenet.referral.v1 import referral_service_pb2 as ref_rpc
 from carenet.referral.v1 import referral_service_pb2_grpc as ref_grpc
 from careplan import errors
 from servicekit.auth import Principal
-from servicekit.authorization import Access, Category, IdentityAuthorizer
+from servicekit.authorization import (
+    Access,
+    Category,
+    Decision,
+    IdentityAuthorizer,
+    PendingDecision,
+)
 
-__all__ = ["Access", "AccessDecision", "GrpcIdentityClient", "IdentityClient"]
+__all__ = ["Access", "AccessDecision", "GrpcIdentityClient", "IdentityClient", "PendingAccess"]
 
 
 @dataclass(frozen=True)
@@ -45,6 +51,22 @@ class IdentityClient(Protocol):
         care group, and ``IdentityUnavailable`` when it cannot be asked (fail closed).
         """
         ...
+
+    def authorize_later(
+        self,
+        subject: Principal,
+        patient_id: str,
+        access: Access,
+        *,
+        record_holder_id: str = "",
+        purpose: str = "",
+    ) -> PendingAccess:
+        """The same question, sent now; ``result()`` waits for (and raises as) ``authorize``."""
+        ...
+
+
+class PendingAccess(Protocol):
+    def result(self) -> AccessDecision: ...
 
 
 class GrpcIdentityClient:
@@ -73,9 +95,40 @@ class GrpcIdentityClient:
             record_holder_id=record_holder_id,
             purpose=purpose,
         )
-        if not decision.found:
-            raise errors.CarePlanNotFound("care plan not found")
-        return AccessDecision(decision.permitted, decision.reason)
+        return _access(decision)
+
+    def authorize_later(
+        self,
+        subject: Principal,
+        patient_id: str,
+        access: Access,
+        *,
+        record_holder_id: str = "",
+        purpose: str = "",
+    ) -> PendingAccess:
+        pending = self._authorizer.authorize_later(
+            subject,
+            patient_id,
+            Category.CARE_PLAN,
+            access,
+            record_holder_id=record_holder_id,
+            purpose=purpose,
+        )
+        return _Pending(pending)
+
+
+class _Pending:
+    def __init__(self, pending: PendingDecision) -> None:
+        self._pending = pending
+
+    def result(self) -> AccessDecision:
+        return _access(self._pending.result())
+
+
+def _access(decision: Decision) -> AccessDecision:
+    if not decision.found:
+        raise errors.CarePlanNotFound("care plan not found")
+    return AccessDecision(decision.permitted, decision.reason)
 
 
 # ---------------------------------------------------------------- referral events

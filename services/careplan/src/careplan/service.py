@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 from sqlalchemy.exc import IntegrityError
 
 from careplan import errors
-from careplan.clients import Access, IdentityClient, ReferralEvent
+from careplan.clients import Access, IdentityClient, PendingAccess, ReferralEvent
 from careplan.models import (
     ActivityStatus,
     AppliedEvent,
@@ -144,34 +144,79 @@ def _tenant(principal: Principal) -> str:
 # ---------------------------------------------------------------- access
 
 
-def _authorize(
-    deps: Deps, principal: Principal, patient_id: str, view: PlanView | None, access: Access
-) -> Role:
-    """Asks identity (which logs the access); PERMISSION_DENIED with identity's reason on a
-    denial. An informal carer is asked about under the patient's mandate."""
+@dataclass(frozen=True)
+class _Question:
+    """What identity is asked about an access to a plan, and the caller's role on it."""
+
+    subject: Principal
+    record_holder_id: str
+    purpose: str
+    role: Role
+
+
+def _question(principal: Principal, patient_id: str, view: PlanView | None) -> _Question:
+    """An informal carer is asked about under the patient's mandate."""
     holder = view.record_holder_id if view is not None else ""
     role = role_on(principal, patient_id, holder, view.content if view else None)
-    subject, purpose = principal, "care-plan"
-    if role is Role.INFORMAL_CARER:
-        subject = Principal(
-            subject=principal.subject,
-            client_id=principal.client_id,
-            organisation="",
-            care_group=principal.care_group,
-            roles=frozenset({"patient"}),
-            patient=f"patients/{patient_id}",
-            on_behalf_of=principal.on_behalf_of,
-        )
-        purpose = "informal-carer-mandate"
-    decision = deps.identity.authorize(
-        subject, patient_id, access, record_holder_id=holder, purpose=purpose
+    if role is not Role.INFORMAL_CARER:
+        return _Question(principal, holder, "care-plan", role)
+    subject = Principal(
+        subject=principal.subject,
+        client_id=principal.client_id,
+        organisation="",
+        care_group=principal.care_group,
+        roles=frozenset({"patient"}),
+        patient=f"patients/{patient_id}",
+        on_behalf_of=principal.on_behalf_of,
     )
-    _log_access(principal, patient_id, access, role, decision.permitted, decision.reason)
+    return _Question(subject, holder, "informal-carer-mandate", role)
+
+
+@dataclass(frozen=True)
+class _Asked:
+    question: _Question
+    answer: PendingAccess
+
+
+def _ask_early(deps: Deps, principal: Principal, patient_id: str, access: Access) -> _Asked | None:
+    """Sends identity the question the cached plan implies, before the plan is read, so that
+    the two overlap. :func:`_authorize` uses the answer only if the plan as read implies the
+    same question; otherwise it asks again, and identity logs both questions."""
+    cached = deps.plans.get(patient_id)
+    if cached is None:
+        return None
+    q = _question(principal, patient_id, cached)
+    return _Asked(
+        q,
+        deps.identity.authorize_later(
+            q.subject, patient_id, access, record_holder_id=q.record_holder_id, purpose=q.purpose
+        ),
+    )
+
+
+def _authorize(
+    deps: Deps,
+    principal: Principal,
+    patient_id: str,
+    view: PlanView | None,
+    access: Access,
+    asked: _Asked | None = None,
+) -> Role:
+    """Asks identity (which logs the access), or takes the answer to the same question asked
+    early; PERMISSION_DENIED with identity's reason on a denial."""
+    q = _question(principal, patient_id, view)
+    if asked is not None and asked.question == q:
+        decision = asked.answer.result()
+    else:
+        decision = deps.identity.authorize(
+            q.subject, patient_id, access, record_holder_id=q.record_holder_id, purpose=q.purpose
+        )
+    _log_access(principal, patient_id, access, q.role, decision.permitted, decision.reason)
     if not decision.permitted:
         raise errors.AccessDenied("access to the care plan was refused", reason=decision.reason)
     if view is not None and view.care_group_id != _tenant(principal):
         raise errors.CarePlanNotFound("care plan not found")
-    return role
+    return q.role
 
 
 def _log_access(
@@ -221,8 +266,9 @@ def _load(deps: Deps, patient_id: str) -> PlanView | None:
 def get_care_plan(deps: Deps, principal: Principal, patient_id: str, version: int = 0) -> PlanView:
     if version < 0:
         raise InvalidArgument.single("version", "must not be negative", "INVALID_VERSION")
+    asked = _ask_early(deps, principal, patient_id, Access.READ)
     view = _load(deps, patient_id)
-    _authorize(deps, principal, patient_id, view, Access.READ)
+    _authorize(deps, principal, patient_id, view, Access.READ, asked)
     if view is None:
         raise errors.CarePlanNotFound("care plan not found")
     if version in (0, view.version):

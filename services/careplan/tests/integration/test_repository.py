@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import Engine
 
 from careplan import service
-from careplan.clients import Access, AccessDecision, ReferralEvent
+from careplan.clients import Access, AccessDecision, PendingAccess, ReferralEvent
 from careplan.models import Action, ActionKind, ActivityStatus, PlanContent, PlanView
 from careplan.unit_of_work import UnitOfWork
 from servicekit.auth import Principal
@@ -30,6 +30,17 @@ class NoIdentity:
         record_holder_id: str = "",
         purpose: str = "",
     ) -> AccessDecision:
+        raise AssertionError("applying a referral event asks no one")
+
+    def authorize_later(
+        self,
+        subject: Principal,
+        patient_id: str,
+        access: Access,
+        *,
+        record_holder_id: str = "",
+        purpose: str = "",
+    ) -> PendingAccess:
         raise AssertionError("applying a referral event asks no one")
 
 

@@ -29,7 +29,17 @@ from careplan.models import (
 from careplan.policy import FieldGroup, Role, Scope
 from servicekit.errors import InvalidArgument, PermissionDenied
 
-from ..fakes import CARER, COACH, GP, PATIENT, SPECIALIST, STRANGER, FakeIdentity, fake_deps
+from ..fakes import (
+    CARER,
+    COACH,
+    GP,
+    PATIENT,
+    SPECIALIST,
+    STRANGER,
+    FakeIdentity,
+    Store,
+    fake_deps,
+)
 
 
 def _plan() -> PlanContent:
@@ -96,6 +106,39 @@ def test_every_read_asks_identity_with_the_plans_record_holder() -> None:
         Access.READ,
         "gp-de-linde",
     )
+
+
+def test_a_read_of_a_cached_plan_asks_identity_once_and_obeys_its_answer() -> None:
+    identity = FakeIdentity()
+    deps, _ = _created(identity)
+    service.get_care_plan(deps, SPECIALIST, "p-0001")  # the plan is now cached
+    asked = len(identity.calls)
+    service.get_care_plan(deps, SPECIALIST, "p-0001")
+    assert len(identity.calls) == asked + 1
+    identity.deny["dr.smit"] = "NO_CONSENT"
+    with pytest.raises(errors.AccessDenied) as caught:
+        service.get_care_plan(deps, SPECIALIST, "p-0001")
+    assert caught.value.reason == "NO_CONSENT"
+
+
+def test_a_plan_whose_record_holder_changed_since_it_was_cached_is_asked_about_again() -> None:
+    identity = FakeIdentity()
+    store = Store()
+    deps = fake_deps(store, identity)
+    service.create_care_plan(deps, GP, "p-0001", _plan())
+    service.get_care_plan(deps, SPECIALIST, "p-0001")  # cached with holder gp-de-linde
+    row = store.plans["p-0001"]
+    moved = dataclasses.replace(
+        row.view(), record_holder_id="gp-het-anker", version=row.version + 1
+    )
+    row.record_holder_id, row.version = "gp-het-anker", moved.version
+    row.document = view_to_document(moved)  # as another replica would have written it
+    asked = len(identity.calls)
+
+    service.get_care_plan(deps, SPECIALIST, "p-0001")
+
+    holders = [call[3] for call in identity.calls[asked:]]
+    assert holders == ["gp-de-linde", "gp-het-anker"]  # the early question, then the right one
 
 
 def test_a_denial_by_identity_is_permission_denied_with_identitys_reason() -> None:

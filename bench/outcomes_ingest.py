@@ -1,6 +1,7 @@
-"""IngestMeasurements (token check, per-row validation, BatchAuthorize at identity, COPY into
-a staging table, INSERT ... ON CONFLICT DO NOTHING RETURNING, commit) against, in the same
-run on the same ``measurements`` table:
+"""IngestMeasurements (token check, per-row validation, BatchAuthorize at identity, enrolment
+check, binary COPY into ``measurements`` inside a savepoint, commit; a chunk with a source key
+that exists already goes through a staging table and INSERT ... ON CONFLICT DO NOTHING
+RETURNING instead) against, in the same run on the same ``measurements`` table:
 
 - raw psycopg binary COPY of the same rows (goal: ingest >= 50 % of its rows/s);
 - the ORM path, ``session.add_all`` of Measurement objects and commit (goal: ingest >= 5x).

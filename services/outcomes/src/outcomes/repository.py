@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+import struct
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
+import psycopg.errors
 from sqlalchemy import bindparam, select, text
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -24,6 +27,22 @@ from servicekit.db import UtcDateTime
 #  source_record_id, ingested_at)
 MeasurementTuple = tuple[str, str, str, float, str, dt.datetime, str, str, str, dt.datetime]
 SourceKey = tuple[str, str, str]
+
+
+@dataclass(frozen=True, eq=False, slots=True)
+class MeasurementKey:
+    """What a run of ingested rows has in common; compared by identity, so that one object
+    stands for one combination during an ingest."""
+
+    patient_id: str
+    code: str
+    unit: str
+    source_kind: str
+    source_org: str
+
+
+# (key, value, measured_at in microseconds since 1970-01-01 UTC, source_record_id)
+MeasurementRow = tuple[MeasurementKey, float, int, str]
 
 MEASUREMENT_COLUMNS = (
     "care_group_id",
@@ -49,6 +68,61 @@ _MOVE = (
     "ON CONFLICT ON CONSTRAINT uq_measurements_source_record DO NOTHING "
     "RETURNING source_kind, source_org, source_record_id"
 )
+# The binary COPY of ingested rows lists the columns that a run of rows shares first, so that
+# each row is one prefix per MeasurementKey followed by its value, time and record id.
+_BATCH_COLS = (
+    "care_group_id, ingested_at, patient_id, code, unit, source_kind, source_org, "
+    "value, measured_at, source_record_id"
+)
+_BATCH_FIELDS = 10
+_COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0)
+_COPY_TRAILER = struct.pack(">h", -1)
+_ROW_TAIL = struct.Struct(">idiqi")  # float8 value, timestamptz, length of the record id
+_PG_EPOCH_US = 946_684_800 * 1_000_000  # 2000-01-01, PostgreSQL's epoch, in Unix microseconds
+_UNIX_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_MOVE_BATCH = (
+    f"INSERT INTO measurements ({_BATCH_COLS}) "  # noqa: S608
+    f"SELECT {_BATCH_COLS} FROM measurement_staging "
+    "ON CONFLICT ON CONSTRAINT uq_measurements_source_record DO NOTHING "
+    "RETURNING source_kind, source_org, source_record_id"
+)
+
+
+def _text(value: str) -> bytes:
+    data = value.encode()
+    return struct.pack(">i", len(data)) + data
+
+
+def unix_micros(moment: dt.datetime) -> int:
+    return (moment - _UNIX_EPOCH) // dt.timedelta(microseconds=1)
+
+
+def _binary_copy(
+    care_group_id: str, ingested_at: dt.datetime, rows: Sequence[MeasurementRow]
+) -> bytes:
+    """The rows as one PostgreSQL binary COPY stream in ``_BATCH_COLS`` order."""
+    shared = (
+        struct.pack(">h", _BATCH_FIELDS)
+        + _text(care_group_id)
+        + struct.pack(">iq", 8, unix_micros(ingested_at) - _PG_EPOCH_US)
+    )
+    prefixes: dict[MeasurementKey, bytes] = {}
+    tail = _ROW_TAIL.pack
+    parts = [_COPY_HEADER]
+    append = parts.append
+    for key, value, micros, record in rows:
+        prefix = prefixes.get(key)
+        if prefix is None:
+            prefix = prefixes[key] = shared + b"".join(
+                _text(v)
+                for v in (key.patient_id, key.code, key.unit, key.source_kind, key.source_org)
+            )
+        data = record.encode()
+        append(prefix + tail(8, value, 8, micros - _PG_EPOCH_US, len(data)) + data)
+    append(_COPY_TRAILER)
+    return b"".join(parts)
+
+
 _TYPES = [
     "text",
     "text",
@@ -137,6 +211,72 @@ class OutcomesRepository:
             for kind, org, record in self.session.execute(statement):
                 inserted.add((kind, org, record))
         return inserted
+
+    def insert_measurement_rows(
+        self, care_group_id: str, ingested_at: dt.datetime, rows: Sequence[MeasurementRow]
+    ) -> list[int]:
+        """Inserts the rows whose source key is new; returns the positions in ``rows`` of
+        those that were not inserted because their source key exists already.
+
+        PostgreSQL: one binary COPY straight into ``measurements`` inside a savepoint; when a
+        source key exists already the savepoint is rolled back and the same COPY data goes
+        through the staging table and INSERT ... ON CONFLICT DO NOTHING RETURNING. SQLite:
+        :meth:`insert_measurements`.
+        """
+        if not rows:
+            return []
+        inserted: set[SourceKey] | None
+        if not self.is_postgres:
+            inserted = self.insert_measurements(
+                [
+                    (
+                        care_group_id,
+                        key.patient_id,
+                        key.code,
+                        float(value),
+                        key.unit,
+                        _UNIX_EPOCH + dt.timedelta(microseconds=micros),
+                        key.source_kind,
+                        key.source_org,
+                        record,
+                        ingested_at,
+                    )
+                    for key, value, micros, record in rows
+                ]
+            )
+        else:
+            inserted = self._copy_batch(_binary_copy(care_group_id, ingested_at, rows))
+            if inserted is None:
+                return []
+        return [
+            n
+            for n, (key, _value, _micros, record) in enumerate(rows)
+            if (key.source_kind, key.source_org, record) not in inserted
+        ]
+
+    def _copy_batch(self, data: bytes) -> set[SourceKey] | None:
+        """None when every row was new, else the source keys that were inserted."""
+        raw: Any = self.session.connection().connection.driver_connection
+        with raw.cursor() as cursor:
+            cursor.execute("SAVEPOINT measurement_copy")
+            try:
+                with cursor.copy(
+                    f"COPY measurements ({_BATCH_COLS}) FROM STDIN (FORMAT BINARY)"
+                ) as copy:
+                    copy.write(data)
+            except psycopg.errors.UniqueViolation:
+                cursor.execute("ROLLBACK TO SAVEPOINT measurement_copy")
+            else:
+                cursor.execute("RELEASE SAVEPOINT measurement_copy")
+                return None
+            cursor.execute(_STAGING)
+            cursor.execute("TRUNCATE measurement_staging")
+            with cursor.copy(
+                f"COPY measurement_staging ({_BATCH_COLS}) FROM STDIN (FORMAT BINARY)"
+            ) as copy:
+                copy.write(data)
+            cursor.execute(_MOVE_BATCH)
+            return {(k, o, r) for k, o, r in cursor.fetchall()}
 
     def _copy_measurements(self, rows: Sequence[MeasurementTuple]) -> set[SourceKey]:
         raw: Any = self.session.connection().connection.driver_connection

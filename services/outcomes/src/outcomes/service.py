@@ -9,11 +9,12 @@ Contracts, reports and financing are aggregates: they are scoped by tenant and r
 from __future__ import annotations
 
 import datetime as dt
-import math
+import sys
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
+from operator import itemgetter
 from typing import Any
 
 from outcomes import errors, financing, indicators, reporting, sroi
@@ -35,7 +36,7 @@ from outcomes.models import (
     canonical_json,
     sha256_hex,
 )
-from outcomes.repository import MeasurementTuple, SourceKey
+from outcomes.repository import MeasurementKey, MeasurementRow, unix_micros
 from outcomes.suppression import Key, is_small, protect
 from outcomes.unit_of_work import UnitOfWork
 from servicekit import dutch, names
@@ -307,6 +308,12 @@ def list_enrolments(
 # ------------------------------------------------------------------ measurements
 
 
+# (patient as sent, code, value, unit, measure time in microseconds since 1970-01-01 UTC or
+#  None when absent, source kind value or None when not a known kind, source organisation as
+#  sent, source record id): one row as the ingest checks it
+RowValues = tuple[str, str, float, str, int | None, str | None, str, str]
+
+
 @dataclass(frozen=True, slots=True)
 class MeasurementInput:
     patient: str  # `patients/{patient}` as sent
@@ -317,6 +324,18 @@ class MeasurementInput:
     source_kind: SourceKind | None
     source_org: str  # `organisations/{org}` as sent
     source_record_id: str
+
+    def values(self) -> RowValues:
+        return (
+            self.patient,
+            self.code,
+            self.value,
+            self.unit,
+            None if self.measure_time is None else unix_micros(self.measure_time),
+            None if self.source_kind is None else self.source_kind.value,
+            self.source_org,
+            self.source_record_id,
+        )
 
 
 @dataclass(frozen=True)
@@ -346,36 +365,34 @@ def _valid_name(value: str, collection: str, cache: dict[str, bool]) -> bool:
     return known
 
 
-def check_row(
-    row: MeasurementInput, now: dt.datetime, cache: dict[str, bool] | None = None
-) -> tuple[str, str] | None:
-    """(reason, field) of the first problem of a row, or None when it is well-formed.
-    Enrolment and authorization are checked later, per patient. ``cache`` remembers
-    which resource names were valid, since a batch repeats the same few names."""
-    names_seen = {} if cache is None else cache
-    if not _valid_name(row.patient, "patients", names_seen):
-        return ("INVALID_PATIENT", "patient")
-    entry = code_table().get(row.code)
-    if entry is None:
-        return ("UNKNOWN_CODE", "code")
-    if row.unit != entry.unit:
-        return ("WRONG_UNIT", "unit")
-    if not math.isfinite(row.value) or not entry.plausible(row.value):
-        return ("OUT_OF_RANGE", "value")
-    if row.measure_time is None:
-        return ("MEASURE_TIME_REQUIRED", "measure_time")
-    if row.measure_time > now:
-        return ("FUTURE_TIME", "measure_time")
-    if row.source_kind is None:
-        return ("INVALID_SOURCE", "source.kind")
-    if not _valid_name(row.source_org, "organisations", names_seen):
-        return ("INVALID_SOURCE", "source.organisation")
-    if not row.source_record_id or len(row.source_record_id) > 128:
-        return ("SOURCE_RECORD_ID_REQUIRED", "source_record_id")
-    return None
+Problem = tuple[str, str]  # (reason, field)
+_OUT_OF_RANGE: Problem = ("OUT_OF_RANGE", "value")
+_MEASURE_TIME_REQUIRED: Problem = ("MEASURE_TIME_REQUIRED", "measure_time")
+_FUTURE_TIME: Problem = ("FUTURE_TIME", "measure_time")
+_SOURCE_RECORD_ID_REQUIRED: Problem = ("SOURCE_RECORD_ID_REQUIRED", "source_record_id")
+MAX_SOURCE_RECORD_ID = 128
 
 
-_KIND_VALUES = {kind: kind.value for kind in SourceKind}
+@dataclass(eq=False, slots=True)
+class _KeyCheck:
+    """The checks of a row that depend only on (patient, code, unit, source kind, source
+    organisation), made once per combination in a call.
+
+    A row's first problem is, in this order: ``before`` (patient, code, unit), its value
+    outside ``[low, high]``, its measure time missing or in the future, ``after`` (source
+    kind, source organisation), its source record id empty or too long."""
+
+    before: Problem | None
+    low: float
+    high: float
+    after: Problem | None
+    key: MeasurementKey
+    seen: set[str]  # source record ids of this source handled in this call
+
+
+# The ``seen`` of a combination with a problem of its own: its rows are rejected before their
+# record id is looked up, so this set stays empty.
+_NEVER_LOOKED_UP: set[str] = set()
 
 
 class Ingest:
@@ -391,16 +408,24 @@ class Ingest:
         self.care_group = _care_group(principal)
         self.result = IngestResult()
         self.decisions: dict[str, tuple[bool, str]] = {}  # patient -> (ok, reason)
-        self.seen: set[SourceKey] = set()
-        self.buffer: list[tuple[int, MeasurementInput]] = []
-        self.next_row = 0
-        self.valid_names: dict[str, bool] = {}
+        self.seen: dict[tuple[str, str], set[str]] = {}  # (kind, org) -> source record ids
+        self.checks: dict[tuple[str, str, str, str | None, str], _KeyCheck] = {}
+        self.buffer: list[RowValues] = []
+        self.flushed = 0  # rows handed to flush so far: the number of the buffer's first row
+        self.valid_patients: dict[str, bool] = {}
+        self.valid_organisations: dict[str, bool] = {}
 
     def feed(self, rows: Iterable[MeasurementInput]) -> None:
-        for row in rows:
-            self.buffer.append((self.next_row, row))
-            self.next_row += 1
-            if len(self.buffer) >= self.deps.ingest_chunk_rows:
+        self.feed_values([row.values() for row in rows])
+
+    def feed_values(self, rows: Sequence[RowValues]) -> None:
+        size = self.deps.ingest_chunk_rows
+        start = 0
+        while start < len(rows):
+            take = size - len(self.buffer)
+            self.buffer.extend(rows[start : start + take])
+            start += take
+            if len(self.buffer) >= size:
                 self.flush()
 
     def _reject(self, row: int, reason: str, field_name: str) -> None:
@@ -411,19 +436,54 @@ class Ingest:
         self.result.duplicates += 1
         self.result.results.append(RowResult(row, "duplicate"))
 
+    def _check(self, patient: str, code: str, unit: str, kind: str | None, org: str) -> _KeyCheck:
+        before: Problem | None = None
+        low = high = 0.0
+        if not _valid_name(patient, "patients", self.valid_patients):
+            before = ("INVALID_PATIENT", "patient")
+        elif (entry := code_table().get(code)) is None:
+            before = ("UNKNOWN_CODE", "code")
+        elif unit != entry.unit:
+            before = ("WRONG_UNIT", "unit")
+        else:
+            # Clamped to the finite floats, so that the range check also refuses inf and nan.
+            low = max(entry.min_value, -sys.float_info.max)
+            high = min(entry.max_value, sys.float_info.max)
+        after: Problem | None = None
+        if kind is None:
+            after = ("INVALID_SOURCE", "source.kind")
+        elif not _valid_name(org, "organisations", self.valid_organisations):
+            after = ("INVALID_SOURCE", "source.organisation")
+        key = MeasurementKey(
+            patient.removeprefix("patients/"),
+            code,
+            unit,
+            kind or "",
+            org.removeprefix("organisations/"),
+        )
+        if before is None and after is None:
+            seen = self.seen.setdefault((key.source_kind, key.source_org), set())
+        else:
+            seen = _NEVER_LOOKED_UP
+        return _KeyCheck(before, low, high, after, key, seen)
+
     def flush(self) -> None:
         if not self.buffer:
             return
         chunk, self.buffer = self.buffer, []
-        now = self.deps.clock()
-        good: list[tuple[int, MeasurementInput]] = []
-        for index, row in chunk:
-            problem = check_row(row, now, self.valid_names)
-            if problem:
-                self._reject(index, *problem)
-            else:
-                good.append((index, row))
-        patients = list(dict.fromkeys(r.patient.removeprefix("patients/") for _i, r in good))
+        first = self.flushed
+        self.flushed += len(chunk)
+        rows, numbers, repeats = self._check_rows(chunk, first)
+        if repeats:
+            in_order = sorted(
+                [*zip(numbers, (r[0] for r in rows), strict=True)]
+                + [(n, r[0]) for n, r in repeats],
+                key=itemgetter(0),
+            )
+            keys = list(dict.fromkeys(k for _n, k in in_order))
+        else:
+            keys = list(dict.fromkeys(r[0] for r in rows))
+        patients = list(dict.fromkeys(k.patient_id for k in keys))
         unknown = [p for p in patients if p not in self.decisions]
         if unknown:
             decided = self.deps.identity.batch_authorize(
@@ -438,50 +498,92 @@ class Ingest:
                 for p in permitted:
                     if p not in enrolled:
                         self.decisions[p] = (False, "NOT_ENROLLED")
-            pending, tuples = self._stage(good)
-            inserted = uow.repo.insert_measurements(tuples)
+            denied = {k for k in keys if not self.decisions[k.patient_id][0]}
+            if denied or repeats:
+                rows, numbers = self._settle(rows, numbers, repeats, denied)
+            duplicates = uow.repo.insert_measurement_rows(self.care_group, self.deps.clock(), rows)
             uow.commit()
-        for index, key in pending:
-            if key in inserted:
-                self.result.accepted += 1
-            else:
-                self._duplicate(index)
+        self.result.accepted += len(rows) - len(duplicates)
+        for n in duplicates:
+            self._duplicate(numbers[n])
 
-    def _stage(
-        self, good: list[tuple[int, MeasurementInput]]
-    ) -> tuple[list[tuple[int, SourceKey]], list[MeasurementTuple]]:
-        stamp = self.deps.clock()
-        tuples: list[MeasurementTuple] = []
-        pending: list[tuple[int, SourceKey]] = []
-        for index, row in good:
-            patient = row.patient.removeprefix("patients/")
-            ok, reason = self.decisions[patient]
-            if not ok:
-                self._reject(index, reason, "patient")
-                continue
-            assert row.source_kind is not None and row.measure_time is not None
-            org = row.source_org[14:]  # after "organisations/", checked by check_row
-            key = (_KIND_VALUES[row.source_kind], org, row.source_record_id)
-            if key in self.seen:
-                self._duplicate(index)
-                continue
-            self.seen.add(key)
-            pending.append((index, key))
-            tuples.append(
-                (
-                    self.care_group,
-                    patient,
-                    row.code,
-                    float(row.value),
-                    row.unit,
-                    row.measure_time,
-                    key[0],
-                    key[1],
-                    key[2],
-                    stamp,
+    def _check_rows(
+        self, chunk: list[RowValues], first: int
+    ) -> tuple[list[MeasurementRow], list[int], list[tuple[int, MeasurementRow]]]:
+        """Rejects the malformed rows of a chunk; returns the well-formed rows whose record id
+        is new in the call, their row numbers, and the well-formed rows whose record id was
+        seen before in the call (with their row numbers)."""
+        now = unix_micros(self.deps.clock())
+        checks = self.checks
+        rows: list[MeasurementRow] = []
+        numbers: list[int] = []
+        repeats: list[tuple[int, MeasurementRow]] = []
+        for number, (patient, code, value, unit, micros, kind, org, record) in enumerate(
+            chunk, first
+        ):
+            check = checks.get((patient, code, unit, kind, org))
+            if check is None:
+                check = checks[(patient, code, unit, kind, org)] = self._check(
+                    patient, code, unit, kind, org
                 )
-            )
-        return pending, tuples
+            problem = check.before
+            if problem is None:
+                if not check.low <= value <= check.high:
+                    problem = _OUT_OF_RANGE
+                elif micros is None:
+                    problem = _MEASURE_TIME_REQUIRED
+                elif micros > now:
+                    problem = _FUTURE_TIME
+                elif check.after is not None:
+                    problem = check.after
+                elif not record or len(record) > MAX_SOURCE_RECORD_ID:
+                    problem = _SOURCE_RECORD_ID_REQUIRED
+                elif record in check.seen:
+                    repeats.append((number, (check.key, value, micros, record)))
+                    continue
+                else:
+                    check.seen.add(record)
+                    rows.append((check.key, value, micros, record))
+                    numbers.append(number)
+                    continue
+            self._reject(number, *problem)
+        return rows, numbers, repeats
+
+    def _settle(
+        self,
+        rows: list[MeasurementRow],
+        numbers: list[int],
+        repeats: list[tuple[int, MeasurementRow]],
+        denied: set[MeasurementKey],
+    ) -> tuple[list[MeasurementRow], list[int]]:
+        """The rows to store, in row order, once identity has decided: rows of a denied
+        patient are rejected with identity's reason and free their record id; then each
+        repeated record id is stored when no earlier row of a permitted patient has it, and
+        is a duplicate otherwise."""
+        kept: list[tuple[int, MeasurementRow]] = []
+        for number, row in zip(numbers, rows, strict=True):
+            key = row[0]
+            if key in denied:
+                self._reject(number, self.decisions[key.patient_id][1], "patient")
+                self.seen[(key.source_kind, key.source_org)].discard(row[3])
+            else:
+                kept.append((number, row))
+        added = False
+        for number, row in repeats:
+            key = row[0]
+            ok, reason = self.decisions[key.patient_id]
+            seen = self.seen[(key.source_kind, key.source_org)]
+            if not ok:
+                self._reject(number, reason, "patient")
+            elif row[3] in seen:
+                self._duplicate(number)
+            else:
+                seen.add(row[3])
+                kept.append((number, row))
+                added = True
+        if added:
+            kept.sort(key=itemgetter(0))
+        return [row for _n, row in kept], [n for n, _row in kept]
 
     def finish(self) -> IngestResult:
         self.flush()

@@ -4,12 +4,11 @@ domain errors are mapped by the error interceptor."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import grpc
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from carenet.outcomes.v1 import outcomes_pb2 as pb
 from carenet.outcomes.v1 import outcomes_service_pb2 as rpc
@@ -258,23 +257,40 @@ def _enrolment_input(
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
-def _row(r: rpc.MeasurementRow) -> service.MeasurementInput:
-    ts: Timestamp = r.measure_time
-    source = r.source
-    return service.MeasurementInput(
-        patient=r.patient,
-        code=r.code,
-        value=r.value,
-        unit=r.unit,
-        measure_time=(
-            EPOCH + dt.timedelta(seconds=ts.seconds, microseconds=ts.nanos // 1000)
-            if r.HasField("measure_time")
-            else None
-        ),
-        source_kind=SOURCES.get(source.kind),
-        source_org=source.organisation,
-        source_record_id=r.source_record_id,
-    )
+SOURCE_VALUES = {k: v.value for k, v in SOURCES.items()}
+# The range of datetime (and of protobuf's Timestamp), in microseconds since 1970-01-01.
+_MIN_MICROS = (dt.datetime.min.replace(tzinfo=dt.UTC) - EPOCH) // dt.timedelta(microseconds=1)
+_MAX_MICROS = (dt.datetime.max.replace(tzinfo=dt.UTC) - EPOCH) // dt.timedelta(microseconds=1)
+
+
+def _row_values(rows: Iterable[rpc.MeasurementRow]) -> list[service.RowValues]:
+    """The rows as the ingest checks them, read field by field without building datetimes.
+    A measure time outside the range of datetime raises OverflowError."""
+    kinds = SOURCE_VALUES
+    values: list[service.RowValues] = []
+    append = values.append
+    for r in rows:
+        ts = r.measure_time
+        seconds, nanos = ts.seconds, ts.nanos
+        micros: int | None = None
+        if seconds or nanos or r.HasField("measure_time"):
+            micros = seconds * 1_000_000 + nanos // 1000
+            if not _MIN_MICROS <= micros <= _MAX_MICROS:
+                raise OverflowError("measure_time out of range")
+        source = r.source
+        append(
+            (
+                r.patient,
+                r.code,
+                r.value,
+                r.unit,
+                micros,
+                kinds.get(source.kind),
+                source.organisation,
+                r.source_record_id,
+            )
+        )
+    return values
 
 
 def _contract_input(c: pb.Contract) -> service.ContractInput:
@@ -370,7 +386,7 @@ class OutcomesServicer(rpc_grpc.OutcomesServiceServicer):
     ) -> rpc.IngestMeasurementsResponse:
         job = service.Ingest(self.deps, current_principal())
         for message in request_iterator:
-            job.feed([_row(r) for r in message.rows])
+            job.feed_values(_row_values(message.rows))
         result = job.finish()
         return rpc.IngestMeasurementsResponse(
             accepted=result.accepted,

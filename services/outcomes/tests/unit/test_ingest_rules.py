@@ -1,0 +1,359 @@
+"""The ingest's row rules: every reject reason with its field, the order in which a row's
+problems are reported, and, over random streams, the same outcome for every row as the rules
+applied row by row in stream order (``expected`` below)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, cast
+
+import pytest
+from sqlalchemy import text
+
+from outcomes import service
+from outcomes.codes import code_table
+from outcomes.models import Programme, Sex, SourceKind
+from outcomes.repository import unix_micros
+from servicekit import names
+
+from ..fakes import FakeIdentityClient, FixedClock, sqlite_deps
+from .test_ingest import GP, NOW, row
+
+PERMITTED = {"p-1", "p-2", "p-3"}
+UNKNOWN = {"p-404"}
+ENROLLED = {"p-1", "p-2"}
+
+
+@pytest.fixture
+def deps(tmp_path: Path) -> service.Deps:
+    identity = FakeIdentityClient(permitted=PERMITTED, unknown=UNKNOWN)
+    deps = cast(
+        service.Deps, sqlite_deps(str(tmp_path / "o.db"), identity, FixedClock(NOW), chunk=7)
+    )
+    with deps.uow() as uow:
+        for p in sorted(ENROLLED):
+            service._store_enrolment(
+                uow,
+                "cg-zuidoost",
+                service.EnrolmentInput(
+                    p,
+                    Programme.DM2,
+                    "gp-de-linde",
+                    "01012345",
+                    dt.datetime(2020, 1, 1, tzinfo=dt.UTC),
+                    "",
+                    1960,
+                    Sex.FEMALE,
+                ),
+                NOW,
+            )
+        uow.commit()
+    return deps
+
+
+def _stored(deps: service.Deps) -> list[tuple[Any, ...]]:
+    """The stored rows in the order of their ids."""
+    with deps.uow() as uow:
+        return [
+            (patient, code, float(value), unit, source_kind, source_org, record)
+            for patient, code, value, unit, source_kind, source_org, record in uow.session.execute(
+                text(
+                    "SELECT patient_id, code, value, unit, source_kind, source_org, "
+                    "source_record_id FROM measurements ORDER BY id"
+                )
+            )
+        ]
+
+
+def test_each_reason_is_reported_with_its_field(deps: service.Deps) -> None:
+    rows = [
+        row(record="bad-patient", patient="p 1"),
+        row(record="bad-code", code="NOPE"),
+        row(record="bad-unit", unit="%"),
+        row(record="too-high", value=201.0),
+        row(record="too-low", value=19.9),
+        row(record="inf", value=math.inf),
+        row(record="nan", value=math.nan),
+        row(record="no-time", measure_time=None),
+        row(record="future", measure_time=NOW + dt.timedelta(microseconds=1)),
+        row(record="no-kind", source_kind=None),
+        row(record="bad-org", source_org="organisations/Lab_1"),
+        row(record=""),
+        row(record="x" * 129),
+        row("p-3", record="not-enrolled"),
+        row("p-9", record="no-relationship"),
+        row("p-404", record="not-found"),
+        row(record="ok-now", measure_time=NOW, value=200.0),
+        row(record="x" * 128, value=20.0),
+    ]
+    result = service.ingest(deps, GP, [rows])
+    assert (result.accepted, result.duplicates, result.rejected) == (2, 0, 16)
+    assert [(r.row, r.outcome, r.reason, r.field) for r in result.results] == [
+        (0, "rejected", "INVALID_PATIENT", "patient"),
+        (1, "rejected", "UNKNOWN_CODE", "code"),
+        (2, "rejected", "WRONG_UNIT", "unit"),
+        (3, "rejected", "OUT_OF_RANGE", "value"),
+        (4, "rejected", "OUT_OF_RANGE", "value"),
+        (5, "rejected", "OUT_OF_RANGE", "value"),
+        (6, "rejected", "OUT_OF_RANGE", "value"),
+        (7, "rejected", "MEASURE_TIME_REQUIRED", "measure_time"),
+        (8, "rejected", "FUTURE_TIME", "measure_time"),
+        (9, "rejected", "INVALID_SOURCE", "source.kind"),
+        (10, "rejected", "INVALID_SOURCE", "source.organisation"),
+        (11, "rejected", "SOURCE_RECORD_ID_REQUIRED", "source_record_id"),
+        (12, "rejected", "SOURCE_RECORD_ID_REQUIRED", "source_record_id"),
+        (13, "rejected", "NOT_ENROLLED", "patient"),
+        (14, "rejected", "NO_CARE_RELATIONSHIP", "patient"),
+        (15, "rejected", "PATIENT_NOT_FOUND", "patient"),
+    ]
+
+
+def test_a_row_reports_its_first_problem_only(deps: service.Deps) -> None:
+    result = service.ingest(
+        deps,
+        GP,
+        [
+            [
+                row(record="", code="NOPE", source_kind=None),
+                row(record="", value=500.0, measure_time=None),
+                row(record="", measure_time=None, source_org="lab"),
+                row(record="", source_kind=None, source_org="lab"),
+                row("p-9", record="", unit="%"),
+            ]
+        ],
+    )
+    assert [(r.reason, r.field) for r in result.results] == [
+        ("UNKNOWN_CODE", "code"),
+        ("OUT_OF_RANGE", "value"),
+        ("MEASURE_TIME_REQUIRED", "measure_time"),
+        ("INVALID_SOURCE", "source.kind"),
+        ("WRONG_UNIT", "unit"),
+    ]
+
+
+def test_a_record_id_first_sent_for_a_denied_patient_is_stored_from_the_next_row(
+    deps: service.Deps,
+) -> None:
+    rows = [
+        row("p-9", record="shared", value=41.0),
+        row("p-1", record="shared", value=42.0),
+        row("p-2", record="shared", value=43.0),
+        row("p-9", record="shared", value=44.0),
+        row("p-2", record="after", value=45.0),
+    ]
+    result = service.ingest(deps, GP, [rows])
+    assert [(r.row, r.outcome, r.reason) for r in result.results] == [
+        (0, "rejected", "NO_CARE_RELATIONSHIP"),
+        (2, "duplicate", ""),
+        (3, "rejected", "NO_CARE_RELATIONSHIP"),
+    ]
+    assert _stored(deps) == [
+        ("p-1", "HBA1C", 42.0, "mmol/mol", "LAB", "lab-eindhoven", "shared"),
+        ("p-2", "HBA1C", 45.0, "mmol/mol", "LAB", "lab-eindhoven", "after"),
+    ]
+
+
+def test_a_patient_name_is_no_organisation_and_an_organisation_name_no_patient(
+    deps: service.Deps,
+) -> None:
+    rows = [
+        row(record="ok-1"),
+        row(record="org-as-patient", patient="organisations/lab-eindhoven"),
+        row(record="patient-as-org", source_org="patients/p-1"),
+    ]
+    result = service.ingest(deps, GP, [rows])
+    assert [(r.row, r.reason, r.field) for r in result.results] == [
+        (1, "INVALID_PATIENT", "patient"),
+        (2, "INVALID_SOURCE", "source.organisation"),
+    ]
+
+
+# ----------------------------------------------------------------- the rules row by row
+
+
+def _problem(r: service.MeasurementInput) -> tuple[str, str] | None:
+    ident = r.patient.removeprefix("patients/")
+    if not r.patient.startswith("patients/") or not service._valid_patient_id(ident):
+        return ("INVALID_PATIENT", "patient")
+    entry = code_table().get(r.code)
+    if entry is None:
+        return ("UNKNOWN_CODE", "code")
+    if r.unit != entry.unit:
+        return ("WRONG_UNIT", "unit")
+    if not math.isfinite(r.value) or not entry.plausible(r.value):
+        return ("OUT_OF_RANGE", "value")
+    if r.measure_time is None:
+        return ("MEASURE_TIME_REQUIRED", "measure_time")
+    if r.measure_time > NOW:
+        return ("FUTURE_TIME", "measure_time")
+    if r.source_kind is None:
+        return ("INVALID_SOURCE", "source.kind")
+    org = r.source_org.removeprefix("organisations/")
+    if not r.source_org.startswith("organisations/") or not names.valid_id(org):
+        return ("INVALID_SOURCE", "source.organisation")
+    if not r.source_record_id or len(r.source_record_id) > 128:
+        return ("SOURCE_RECORD_ID_REQUIRED", "source_record_id")
+    return None
+
+
+def _decision(patient: str) -> tuple[bool, str]:
+    if patient in UNKNOWN:
+        return (False, "PATIENT_NOT_FOUND")
+    if patient not in PERMITTED:
+        return (False, "NO_CARE_RELATIONSHIP")
+    if patient not in ENROLLED:
+        return (False, "NOT_ENROLLED")
+    return (True, "")
+
+
+@dataclass
+class Expected:
+    outcomes: dict[int, tuple[str, str, str]] = field(default_factory=dict)
+    stored: list[tuple[Any, ...]] = field(default_factory=list)  # in row order
+
+
+def expected(
+    batches: Sequence[Sequence[service.MeasurementInput]], chunk: int, existing: set[Any]
+) -> Expected:
+    """Each chunk: a row's first problem rejects it; the rows of a patient identity denies
+    (or who is not enrolled) are rejected with that reason; of the rest, in row order, a
+    source key seen earlier in the call or stored before is a duplicate. Rows are stored in
+    row order."""
+    out = Expected()
+    rows = [r for b in batches for r in b]
+    seen: set[tuple[str, str, str]] = set()
+    for start in range(0, len(rows), chunk):
+        for n, r in enumerate(rows[start : start + chunk], start):
+            problem = _problem(r)
+            if problem:
+                out.outcomes[n] = ("rejected", *problem)
+                continue
+            patient = r.patient.removeprefix("patients/")
+            ok, reason = _decision(patient)
+            if not ok:
+                out.outcomes[n] = ("rejected", reason, "patient")
+                continue
+            assert r.source_kind is not None
+            key = (r.source_kind.value, r.source_org.removeprefix("organisations/"))
+            source_key = (*key, r.source_record_id)
+            if source_key in seen:
+                out.outcomes[n] = ("duplicate", "", "")
+                continue
+            seen.add(source_key)
+            if source_key in existing:
+                out.outcomes[n] = ("duplicate", "", "")
+                continue
+            existing.add(source_key)
+            out.stored.append((patient, r.code, float(r.value), r.unit, *source_key))
+    return out
+
+
+def _random_row(rng: random.Random) -> service.MeasurementInput:
+    code, unit, low, high = rng.choice(
+        [("HBA1C", "mmol/mol", 20.0, 200.0), ("SBP", "mm[Hg]", 60.0, 300.0)]
+    )
+    return service.MeasurementInput(
+        patient=rng.choice(
+            ["patients/p-1"] * 4
+            + ["patients/p-2"] * 3
+            + ["patients/p-3", "patients/p-9", "patients/p-404", "p-1", "patients/a/b"]
+        ),
+        code=rng.choice([code] * 12 + ["NOPE"]),
+        value=rng.choice(
+            [rng.uniform(low, high)] * 12 + [high + 1, low - 1, math.inf, math.nan, high]
+        ),
+        unit=rng.choice([unit] * 12 + ["%"]),
+        measure_time=rng.choice(
+            [NOW - dt.timedelta(days=rng.randint(0, 900), microseconds=rng.randint(0, 10**6))] * 12
+            + [None, NOW, NOW + dt.timedelta(microseconds=1)]
+        ),
+        source_kind=rng.choice([SourceKind.LAB] * 8 + [SourceKind.KIS] * 4 + [None]),
+        source_org=rng.choice(
+            ["organisations/lab-a"] * 8 + ["organisations/lab-b"] * 4 + ["lab-a"]
+        ),
+        source_record_id=rng.choice([f"r{rng.randint(0, 12)}"] * 12 + ["", "y" * 129]),
+    )
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_every_row_has_the_outcome_of_the_rules_applied_row_by_row(
+    deps: service.Deps, seed: int
+) -> None:
+    rng = random.Random(seed)
+    existing: set[Any] = set()
+    stored: list[tuple[Any, ...]] = []
+    for attempt in range(3):
+        rows = [_random_row(rng) for _ in range(rng.randint(20, 120))]
+        cuts = sorted(rng.sample(range(1, len(rows)), 3))
+        batches = [rows[a:b] for a, b in zip([0, *cuts], [*cuts, len(rows)], strict=True)]
+        want = expected(batches, 7, existing)
+        got = service.ingest(deps, GP, batches)
+        assert {r.row: (r.outcome, r.reason, r.field) for r in got.results} == want.outcomes, (
+            attempt
+        )
+        assert got.accepted == len(rows) - len(want.outcomes)
+        assert got.rejected == sum(o[0] == "rejected" for o in want.outcomes.values())
+        assert got.duplicates == sum(o[0] == "duplicate" for o in want.outcomes.values())
+        stored += want.stored
+        assert _stored(deps) == stored
+
+
+# ----------------------------------------------------------------- protobuf rows
+
+
+def _proto_row(**fields: Any) -> Any:
+    from carenet.outcomes.v1 import outcomes_pb2 as pb
+    from carenet.outcomes.v1 import outcomes_service_pb2 as rpc
+
+    values: dict[str, Any] = {
+        "patient": "patients/p-1",
+        "code": "HBA1C",
+        "value": 52.0,
+        "unit": "mmol/mol",
+        "source": pb.MeasurementSource(
+            kind=pb.SOURCE_KIND_LAB, organisation="organisations/lab-eindhoven"
+        ),
+        "source_record_id": "r1",
+    }
+    return rpc.MeasurementRow(**(values | fields))
+
+
+def test_protobuf_rows_become_row_values_with_the_time_in_microseconds() -> None:
+    from google.protobuf.timestamp_pb2 import Timestamp
+
+    from carenet.outcomes.v1 import outcomes_pb2 as pb
+    from outcomes.servicer import _row_values
+
+    rng = random.Random(7)
+    moments = [(0, 0), (-1, 500_000), (1_748_736_000, 1_999), (253_402_300_799, 999_999_999)]
+    moments += [(rng.randint(-62_135_596_800, 253_402_300_799), rng.randint(0, 10**9 - 1))]
+    for seconds, nanos in moments:
+        (values,) = _row_values([_proto_row(measure_time=Timestamp(seconds=seconds, nanos=nanos))])
+        moment = dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(
+            seconds=seconds, microseconds=nanos // 1000
+        )
+        assert values[4] == unix_micros(moment)
+    assert _row_values([_proto_row()]) == [
+        (
+            "patients/p-1",
+            "HBA1C",
+            52.0,
+            "mmol/mol",
+            None,
+            "LAB",
+            "organisations/lab-eindhoven",
+            "r1",
+        )
+    ]
+    (unspecified,) = _row_values(
+        [_proto_row(source=pb.MeasurementSource(organisation="organisations/lab-eindhoven"))]
+    )
+    assert unspecified[5] is None
+    for seconds in (-62_135_596_801, 253_402_300_800):
+        with pytest.raises(OverflowError):
+            _row_values([_proto_row(measure_time=Timestamp(seconds=seconds))])

@@ -9,6 +9,7 @@ forged ``kid`` values cannot turn into a flood of requests to the issuer.
 from __future__ import annotations
 
 import contextvars
+import dataclasses
 import json
 import threading
 import time
@@ -224,20 +225,25 @@ class TokenVerifier:
         self.jwks = jwks
         self.leeway = leeway_seconds
         self._clock = clock
-        self._verified: dict[str, tuple[float, Mapping[str, Any]]] = {}
+        self._verified: dict[str, tuple[float, Principal]] = {}
 
     def verify(self, token: str, on_behalf_of: str = "") -> Principal:
         cached = self._verified.get(token)
         if cached is not None:
-            expires, claims = cached
+            expires, principal = cached
             if self._clock() < expires + self.leeway:
-                return Principal.from_claims(claims, on_behalf_of=on_behalf_of)
+                if on_behalf_of:
+                    return dataclasses.replace(principal, on_behalf_of=on_behalf_of)
+                return principal
             self._verified.pop(token, None)
         claims = self._verify_claims(token)
+        principal = Principal.from_claims(claims)
         if len(self._verified) >= self.CACHE_SIZE:
             self._verified.clear()
-        self._verified[token] = (float(claims["exp"]), claims)
-        return Principal.from_claims(claims, on_behalf_of=on_behalf_of)
+        self._verified[token] = (float(claims["exp"]), principal)
+        if on_behalf_of:
+            return dataclasses.replace(principal, on_behalf_of=on_behalf_of)
+        return principal
 
     def _verify_claims(self, token: str) -> Mapping[str, Any]:
         try:

@@ -16,7 +16,7 @@ from sqlalchemy import DateTime, Engine, MetaData, TypeDecorator, create_engine,
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session, sessionmaker
 
-from servicekit.telemetry import statement_span
+from servicekit.telemetry import statement_span, tracing_configured
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -106,6 +106,7 @@ class _DriverConnections:
     while idle fails one call, which the interceptor answers with UNAVAILABLE."""
 
     def __init__(self, conninfo: str, keep: int, max_age: float = 1800.0) -> None:
+        self.traced = tracing_configured()
         self._conninfo = conninfo
         self._keep = keep
         self._max_age = max_age
@@ -159,5 +160,8 @@ def autocommit_row(engine: Engine, sql: str, params: Sequence[object]) -> tuple[
     kept beside ``engine``'s pool, and returns its first row: no session, no SQLAlchemy
     execution. For a hot statement that is atomic on its own; ``sql`` uses the driver's
     placeholders and is prepared on the connection."""
+    connections = _connections_of(engine)
+    if not connections.traced:
+        return connections.first_row(sql, params)
     with statement_span(sql, "postgresql"):
-        return _connections_of(engine).first_row(sql, params)
+        return connections.first_row(sql, params)

@@ -119,13 +119,14 @@ class IdentityAuthorizer:
         access: Access,
         *,
         record_holder_id: str = "",
+        referral: ReferralContext | None = None,
         purpose: str = "",
     ) -> PendingDecision:
         """Sends the question now and returns at once; ``result()`` waits for the answer.
         For a caller with its own work to do meanwhile (work that releases nothing before
         the answer)."""
         request = _authorize_request(
-            subject, patient_id, category, access, record_holder_id, None, purpose
+            subject, patient_id, category, access, record_holder_id, referral, purpose
         )
         return PendingDecision(self._stub.Authorize.future(request, timeout=self._deadline))
 

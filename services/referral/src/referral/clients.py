@@ -11,7 +11,14 @@ from servicekit.auth import Principal
 from servicekit.authorization import Access as Action
 from servicekit.authorization import Category, Decision, IdentityAuthorizer, ReferralContext
 
-__all__ = ["Action", "Decision", "GrpcIdentityClient", "IdentityClient", "ReferralContext"]
+__all__ = [
+    "Action",
+    "Decision",
+    "GrpcIdentityClient",
+    "IdentityClient",
+    "PendingDecision",
+    "ReferralContext",
+]
 
 
 class IdentityClient(Protocol):
@@ -26,6 +33,22 @@ class IdentityClient(Protocol):
     ) -> Decision:
         """Asks identity (which logs the access); raises IdentityUnavailable if it can't."""
         ...
+
+    def authorize_later(
+        self,
+        subject: Principal,
+        patient_id: str,
+        action: Action,
+        *,
+        referral: ReferralContext | None = None,
+        purpose: str = "",
+    ) -> PendingDecision:
+        """The same question, sent now; ``result()`` waits for (and raises as) ``authorize``."""
+        ...
+
+
+class PendingDecision(Protocol):
+    def result(self) -> Decision: ...
 
 
 class GrpcIdentityClient:
@@ -45,5 +68,18 @@ class GrpcIdentityClient:
         purpose: str = "",
     ) -> Decision:
         return self._authorizer.authorize(
+            subject, patient_id, Category.REFERRAL, action, referral=referral, purpose=purpose
+        )
+
+    def authorize_later(
+        self,
+        subject: Principal,
+        patient_id: str,
+        action: Action,
+        *,
+        referral: ReferralContext | None = None,
+        purpose: str = "",
+    ) -> PendingDecision:
+        return self._authorizer.authorize_later(
             subject, patient_id, Category.REFERRAL, action, referral=referral, purpose=purpose
         )

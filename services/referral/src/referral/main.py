@@ -7,7 +7,6 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 
 from referral import service
 from referral.clients import GrpcIdentityClient
@@ -46,7 +45,6 @@ def build_deps(settings: Settings) -> service.Deps:
         after_create_commit=hook,
         watch_poll_seconds=settings.watch_poll_seconds,
         watch_batch_size=settings.watch_batch_size,
-        executor=ThreadPoolExecutor(settings.max_workers, "authorize"),
     )
 
 

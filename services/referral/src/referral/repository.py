@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
+import json
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import and_, false, func, insert, literal, or_, select, update
+from sqlalchemy import and_, false, func, or_, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -21,6 +23,54 @@ from referral.models import (
 
 OUTBOX_HEAD_ID = 1
 
+_REFERRAL_COLUMNS = [c.name for c in Referral.__table__.columns]
+_JSON_COLUMNS = frozenset(
+    c.name for c in Referral.__table__.columns if c.type.__class__.__name__ == "JSON"
+)
+_HISTORY_COLUMNS = [c.name for c in HistoryEntry.__table__.columns if c.name != "id"]
+_RECORD_COLUMNS = [c.name for c in RequestRecord.__table__.columns]
+
+
+def _insert_referral_sql(with_record: bool) -> str:
+    """One statement on PostgreSQL: the referral, its first history entry and (optionally)
+    the request record, only if the offer is still at the version the referral was checked
+    against. Returns the history entry's id, or no row when the offer has changed. Column
+    names come from the models and every value is bound."""
+    values = ", ".join("%s::json" if c in _JSON_COLUMNS else "%s" for c in _REFERRAL_COLUMNS)
+    record = (
+        f", record AS (INSERT INTO request_records ({', '.join(_RECORD_COLUMNS)})"  # noqa: S608
+        f" SELECT {', '.join('%s' for _ in _RECORD_COLUMNS)} FROM created)"
+        if with_record
+        else ""
+    )
+    return (
+        "WITH fresh AS (SELECT 1 FROM offers WHERE id = %s AND version = %s),"  # noqa: S608
+        f" created AS (INSERT INTO referrals ({', '.join(_REFERRAL_COLUMNS)})"
+        f" SELECT {values} WHERE EXISTS (SELECT 1 FROM fresh) RETURNING id),"
+        f" entry AS (INSERT INTO referral_history ({', '.join(_HISTORY_COLUMNS)})"
+        f" SELECT {', '.join('%s' for _ in _HISTORY_COLUMNS)} FROM created RETURNING id)"
+        f"{record} SELECT id FROM entry"
+    )
+
+
+_OUTBOX_COLUMNS = [c.name for c in OutboxEvent.__table__.columns if c.name != "id"]
+
+
+@functools.cache
+def _append_outbox_sql(columns: tuple[str, ...]) -> str:
+    """Draws the next cursor from the head row (holding its lock until commit) and inserts
+    the event with it, in one statement. Column names come from the model."""
+    values = ", ".join("%s::json" if c == "payload" else "%s" for c in columns)
+    return (
+        "WITH head AS (UPDATE outbox_head SET last_id = last_id + 1"  # noqa: S608
+        " WHERE id = %s RETURNING last_id)"
+        f" INSERT INTO outbox (id, {', '.join(columns)}) SELECT head.last_id, {values} FROM head"
+    )
+
+
+_INSERT_REFERRAL = _insert_referral_sql(with_record=False)
+_INSERT_REFERRAL_WITH_RECORD = _insert_referral_sql(with_record=True)
+
 
 class ReferralRepository:
     def __init__(self, session: Session) -> None:
@@ -29,6 +79,44 @@ class ReferralRepository:
     def add(self, obj: object) -> None:
         self.session.add(obj)
         self.session.flush()
+
+    def insert_referral(
+        self,
+        referral: Referral,
+        entry: HistoryEntry,
+        record: RequestRecord | None,
+        offer_version: int,
+    ) -> bool:
+        """Inserts a new referral with its first history entry (and the request record), if
+        the offer is still at ``offer_version``; False, writing nothing, if it is not. Sets
+        ``entry.id``. A unique key raises IntegrityError."""
+        if self.session.get_bind().dialect.name != "postgresql":
+            current = self.session.scalar(
+                select(Offer.version).where(Offer.id == referral.offer_id)
+            )
+            if current != offer_version:
+                return False
+            self.session.add(referral)
+            self.session.flush()
+            self.session.add(entry)
+            if record is not None:
+                self.session.add(record)
+            self.session.flush()
+            return True
+        params: list[Any] = [referral.offer_id, offer_version]
+        for column in _REFERRAL_COLUMNS:
+            value = getattr(referral, column)
+            params.append(json.dumps(value) if column in _JSON_COLUMNS else value)
+        params.extend(getattr(entry, c) for c in _HISTORY_COLUMNS)
+        sql = _INSERT_REFERRAL
+        if record is not None:
+            sql = _INSERT_REFERRAL_WITH_RECORD
+            params.extend(getattr(record, c) for c in _RECORD_COLUMNS)
+        row = self.session.connection().exec_driver_sql(sql, tuple(params)).first()
+        if row is None:
+            return False
+        entry.id = row[0]
+        return True
 
     # offers
     def offer(self, offer_id: str, *, for_update: bool = False) -> Offer | None:
@@ -169,22 +257,13 @@ class ReferralRepository:
             self.session.add(OutboxEvent(id=self.next_outbox_ids(1), **values))
             self.session.flush()
             return
-        head = (
-            update(OutboxHead)
-            .where(OutboxHead.id == OUTBOX_HEAD_ID)
-            .values(last_id=OutboxHead.last_id + 1)
-            .returning(OutboxHead.last_id)
-            .cte("head")
+        columns = [c for c in _OUTBOX_COLUMNS if c in values]
+        if len(columns) != len(values):
+            raise ValueError(f"unknown outbox columns: {sorted(set(values) - set(columns))}")
+        params = [json.dumps(values[c]) if c == "payload" else values[c] for c in columns]
+        self.session.connection().exec_driver_sql(
+            _append_outbox_sql(tuple(columns)), (OUTBOX_HEAD_ID, *params)
         )
-        columns = list(values)
-        payload = OutboxEvent.__table__.c.payload
-        selected = [head.c.last_id] + [
-            literal(values[c], type_=payload.type)
-            if c == "payload"
-            else literal(values[c], type_=OutboxEvent.__table__.c[c].type)
-            for c in columns
-        ]
-        self.session.execute(insert(OutboxEvent).from_select(["id", *columns], select(*selected)))
 
     def events_after(
         self,

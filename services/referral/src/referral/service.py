@@ -18,7 +18,6 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,7 +47,7 @@ from referral.models import (
 from referral.unit_of_work import UnitOfWork
 from servicekit import idempotency, names, paging
 from servicekit.auth import CLINICIAN_ROLES, Principal
-from servicekit.errors import FieldViolation, InvalidArgument, NotFound, Violations
+from servicekit.errors import Aborted, FieldViolation, InvalidArgument, NotFound, Violations
 
 OWNER_ROLES = frozenset({"municipality-officer", "sport-coach", "provider"})
 CURATOR_ROLES = frozenset({"care-group-admin"})
@@ -75,8 +74,8 @@ class Deps:
     sleep: Callable[[float], None] = time.sleep
     # The listed offers per care group, for FindOffers (MenuCache is defined below).
     menu: MenuCache = field(default_factory=lambda: MenuCache())  # noqa: PLW0108
-    # Runs identity calls alongside the database work they do not depend on.
-    executor: Executor = field(default_factory=lambda: ThreadPoolExecutor(8, "authorize"))
+    # Offers as CreateReferral last read them (see OfferCache).
+    offers: OfferCache = field(default_factory=lambda: OfferCache())  # noqa: PLW0108
 
 
 def org_id(principal: Principal) -> str:
@@ -670,6 +669,34 @@ class MenuCache:
         return entries
 
 
+STALE_OFFER_ATTEMPTS = 3
+
+
+class OfferCache:
+    """Offers as CreateReferral last read them, each at its version. The insert of a referral
+    checks the offer's version in the same statement; if the offer changed meanwhile (any
+    write bumps its version), nothing is written, the entry is dropped and the offer read
+    again. The offers returned are shared and detached: do not change them."""
+
+    MAX_ENTRIES = 20_000
+
+    def __init__(self) -> None:
+        self._offers: dict[str, Offer] = {}
+
+    def get(self, uow: UnitOfWork, offer_id: str) -> Offer | None:
+        offer = self._offers.get(offer_id)
+        if offer is None:
+            offer = uow.repo.offer(offer_id)
+            if offer is not None:
+                if len(self._offers) >= self.MAX_ENTRIES:
+                    self._offers.clear()
+                self._offers[offer_id] = offer
+        return offer
+
+    def forget(self, offer_id: str) -> None:
+        self._offers.pop(offer_id, None)
+
+
 def find_offers(
     deps: Deps,
     principal: Principal,
@@ -944,12 +971,12 @@ def create_referral(
     offer_id = validate_referral_input(data)
     if len(request_id) > 100:
         raise InvalidArgument.single("request_id", "at most 100 characters", "REQUEST_ID_TOO_LONG")
-    asked = deps.executor.submit(deps.identity.authorize, principal, patient_id, Action.CREATE)
+    asked = deps.identity.authorize_later(principal, patient_id, Action.CREATE)
     now = deps.clock()
     with deps.uow() as uow:
         try:
             prepared = _prepare_referral(
-                uow, principal, patient_id, offer_id, data, request_id, now
+                deps, uow, principal, patient_id, offer_id, data, request_id, now
             )
         finally:
             decision = asked.result()
@@ -975,6 +1002,7 @@ def create_referral(
 
 
 def _prepare_referral(
+    deps: Deps,
     uow: UnitOfWork,
     principal: Principal,
     patient_id: str,
@@ -992,12 +1020,42 @@ def _prepare_referral(
         existing = uow.repo.referral(replay.rsplit("/", 1)[-1])
         if existing is not None:
             return _view(uow, existing)
-    offer = uow.repo.offer(offer_id)
-    if offer is None or offer.care_group_id != care_group_id(principal):
-        return errors.OfferNotFoundField("no such offer on the menu card")
-    if not offer.on_menu(now):
-        reason = "RECOGNITION_EXPIRED" if offer.recognition_expired(now) else "OFFER_NOT_LISTED"
-        return errors.OfferNotListed("the offer is not on the menu card", reason=reason)
+    for _ in range(STALE_OFFER_ATTEMPTS):
+        offer = deps.offers.get(uow, offer_id)
+        if offer is None or offer.care_group_id != care_group_id(principal):
+            return errors.OfferNotFoundField("no such offer on the menu card")
+        if not offer.on_menu(now):
+            reason = "RECOGNITION_EXPIRED" if offer.recognition_expired(now) else "OFFER_NOT_LISTED"
+            return errors.OfferNotListed("the offer is not on the menu card", reason=reason)
+        referral, entry = _new_referral(principal, patient_id, offer, data, now)
+        record = (
+            RequestRecord(
+                subject=principal.subject,
+                request_id=request_id,
+                method="CreateReferral",
+                resource_name=referral.name,
+                create_time=now,
+            )
+            if request_id
+            else None
+        )
+        try:
+            inserted = uow.repo.insert_referral(referral, entry, record, offer.version)
+        except IntegrityError as exc:
+            return exc
+        if inserted:
+            return referral, offer, entry
+        deps.offers.forget(offer_id)
+    return Aborted("the offer keeps changing; retry", reason="OFFER_CHANGING")
+
+
+def _new_referral(
+    principal: Principal,
+    patient_id: str,
+    offer: Offer,
+    data: ReferralInput,
+    now: dt.datetime,
+) -> tuple[Referral, HistoryEntry]:
     role = _referrer_role(principal, "")
     result = eligibility.evaluate(offer.eligibility, _with_role(data.profile, role))
     referral = Referral(
@@ -1023,14 +1081,18 @@ def _prepare_referral(
         update_time=now,
     )
     referral.set_status(Status.DRAFT if data.draft else Status.REQUESTED)
-    try:
-        uow.repo.add(referral)
-        entry = _history(uow, referral, principal, "CREATED", None, "", now)
-        _remember(uow, principal, request_id, "CreateReferral", referral.name)
-        uow.session.flush()
-    except IntegrityError as exc:
-        return exc
-    return referral, offer, entry
+    entry = HistoryEntry(
+        referral_id=referral.id,
+        kind="CREATED",
+        from_status=None,
+        to_status=referral.status,
+        business_status=referral.business_status,
+        reason="",
+        actor=principal.responsible_user,
+        actor_org_id=org_id(principal),
+        change_time=now,
+    )
+    return referral, entry
 
 
 def _after_conflict(

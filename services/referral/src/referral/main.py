@@ -16,7 +16,7 @@ from referral.unit_of_work import UnitOfWork
 from servicekit.auth import verifier_for
 from servicekit.channels import ServiceAccountTokens, open_channel
 from servicekit.cli import run_cli
-from servicekit.db import make_engine, make_session_factory
+from servicekit.db import is_postgres, make_engine, make_session_factory
 from servicekit.logs import configure_logging
 from servicekit.server import serve as serve_forever
 from servicekit.telemetry import configure_tracing, instrument_engine
@@ -34,13 +34,14 @@ def build_deps(settings: Settings) -> service.Deps:
     engine = make_engine(settings.database_url)
     instrument_engine(engine)
     sessions = make_session_factory(engine)
+    driver = engine if is_postgres(engine) else None
     tokens = ServiceAccountTokens.from_settings(settings)
     channel = open_channel(settings.identity_target, token=tokens)
     hook: Callable[[], None] | None = (
         _exit_after_commit if settings.fault_exit_after_create_commit else None
     )
     return service.Deps(
-        uow=lambda: UnitOfWork(sessions),
+        uow=lambda: UnitOfWork(sessions, driver_engine=driver),
         identity=GrpcIdentityClient(channel, settings.call_deadline_seconds),
         after_create_commit=hook,
         watch_poll_seconds=settings.watch_poll_seconds,

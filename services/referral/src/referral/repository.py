@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from sqlalchemy import and_, false, func, or_, select, update
@@ -31,29 +31,48 @@ _HISTORY_COLUMNS = [c.name for c in HistoryEntry.__table__.columns if c.name != 
 _RECORD_COLUMNS = [c.name for c in RequestRecord.__table__.columns]
 
 
-def _insert_referral_sql(with_record: bool) -> str:
-    """One statement on PostgreSQL: the referral, its first history entry and (optionally)
-    the request record, only if the offer is still at the version the referral was checked
-    against. Returns the history entry's id, or no row when the offer has changed. Column
-    names come from the models and every value is bound."""
+@functools.cache
+def _create_referral_sql(with_record: bool, event_columns: tuple[str, ...]) -> str:
+    """One statement on PostgreSQL, and so one transaction: the referral, its first history
+    entry, (optionally) the request record, and its outbox event with the next cursor drawn
+    from the head row, all only if the offer is still at the version the referral was
+    checked against. Returns the history entry's id, or no row (having written nothing) when
+    the offer has changed. Column names come from the models and every value is bound."""
     values = ", ".join("%s::json" if c in _JSON_COLUMNS else "%s" for c in _REFERRAL_COLUMNS)
     record = (
-        f", record AS (INSERT INTO request_records ({', '.join(_RECORD_COLUMNS)})"  # noqa: S608
-        f" SELECT {', '.join('%s' for _ in _RECORD_COLUMNS)} FROM created)"
+        f" record AS (INSERT INTO request_records ({', '.join(_RECORD_COLUMNS)})"  # noqa: S608
+        f" SELECT {', '.join('%s' for _ in _RECORD_COLUMNS)} FROM created),"
         if with_record
         else ""
     )
+    event_values = ", ".join("%s::json" if c == "payload" else "%s" for c in event_columns)
     return (
         "WITH fresh AS (SELECT 1 FROM offers WHERE id = %s AND version = %s),"  # noqa: S608
         f" created AS (INSERT INTO referrals ({', '.join(_REFERRAL_COLUMNS)})"
         f" SELECT {values} WHERE EXISTS (SELECT 1 FROM fresh) RETURNING id),"
         f" entry AS (INSERT INTO referral_history ({', '.join(_HISTORY_COLUMNS)})"
-        f" SELECT {', '.join('%s' for _ in _HISTORY_COLUMNS)} FROM created RETURNING id)"
-        f"{record} SELECT id FROM entry"
+        f" SELECT {', '.join('%s' for _ in _HISTORY_COLUMNS)} FROM created RETURNING id),"
+        f"{record}"
+        " head AS (UPDATE outbox_head SET last_id = last_id + 1"
+        " WHERE id = %s AND EXISTS (SELECT 1 FROM created) RETURNING last_id),"
+        f" event AS (INSERT INTO outbox (id, {', '.join(event_columns)})"
+        f" SELECT head.last_id, {event_values} FROM head)"
+        " SELECT id FROM entry"
     )
 
 
 _OUTBOX_COLUMNS = [c.name for c in OutboxEvent.__table__.columns if c.name != "id"]
+
+
+def _event_columns(values: dict[str, Any]) -> tuple[str, ...]:
+    columns = tuple(c for c in _OUTBOX_COLUMNS if c in values)
+    if len(columns) != len(values):
+        raise ValueError(f"unknown outbox columns: {sorted(set(values) - set(columns))}")
+    return columns
+
+
+def _event_params(values: dict[str, Any], columns: tuple[str, ...]) -> list[Any]:
+    return [json.dumps(values[c]) if c == "payload" else values[c] for c in columns]
 
 
 @functools.cache
@@ -68,29 +87,39 @@ def _append_outbox_sql(columns: tuple[str, ...]) -> str:
     )
 
 
-_INSERT_REFERRAL = _insert_referral_sql(with_record=False)
-_INSERT_REFERRAL_WITH_RECORD = _insert_referral_sql(with_record=True)
+FirstRow = Callable[[str, Sequence[object]], tuple[Any, ...] | None]
 
 
 class ReferralRepository:
-    def __init__(self, session: Session) -> None:
-        self.session = session
+    """Queries over a session opened on first use; ``first_row`` runs one driver-level
+    statement (PostgreSQL), without a session if none is open."""
+
+    def __init__(self, session: Callable[[], Session], first_row: FirstRow, postgres: bool) -> None:
+        self._session = session
+        self._first_row = first_row
+        self._postgres = postgres
+
+    @property
+    def session(self) -> Session:
+        return self._session()
 
     def add(self, obj: object) -> None:
         self.session.add(obj)
         self.session.flush()
 
-    def insert_referral(
+    def create_referral(
         self,
         referral: Referral,
         entry: HistoryEntry,
         record: RequestRecord | None,
         offer_version: int,
+        event: dict[str, Any],
     ) -> bool:
-        """Inserts a new referral with its first history entry (and the request record), if
-        the offer is still at ``offer_version``; False, writing nothing, if it is not. Sets
-        ``entry.id``. A unique key raises IntegrityError."""
-        if self.session.get_bind().dialect.name != "postgresql":
+        """Writes a new referral with its first history entry, the request record if any,
+        and its outbox event, if the offer is still at ``offer_version``; False, writing
+        nothing, if it is not. Sets ``entry.id``. A unique key raises an IntegrityError
+        (SQLAlchemy's or, through the driver, psycopg's)."""
+        if not self._postgres:
             current = self.session.scalar(
                 select(Offer.version).where(Offer.id == referral.offer_id)
             )
@@ -102,17 +131,19 @@ class ReferralRepository:
             if record is not None:
                 self.session.add(record)
             self.session.flush()
+            self.append_outbox_event(event)
             return True
+        columns = _event_columns(event)
         params: list[Any] = [referral.offer_id, offer_version]
         for column in _REFERRAL_COLUMNS:
             value = getattr(referral, column)
             params.append(json.dumps(value) if column in _JSON_COLUMNS else value)
         params.extend(getattr(entry, c) for c in _HISTORY_COLUMNS)
-        sql = _INSERT_REFERRAL
         if record is not None:
-            sql = _INSERT_REFERRAL_WITH_RECORD
             params.extend(getattr(record, c) for c in _RECORD_COLUMNS)
-        row = self.session.connection().exec_driver_sql(sql, tuple(params)).first()
+        params.append(OUTBOX_HEAD_ID)
+        params.extend(_event_params(event, columns))
+        row = self._first_row(_create_referral_sql(record is not None, columns), params)
         if row is None:
             return False
         entry.id = row[0]
@@ -257,12 +288,9 @@ class ReferralRepository:
             self.session.add(OutboxEvent(id=self.next_outbox_ids(1), **values))
             self.session.flush()
             return
-        columns = [c for c in _OUTBOX_COLUMNS if c in values]
-        if len(columns) != len(values):
-            raise ValueError(f"unknown outbox columns: {sorted(set(values) - set(columns))}")
-        params = [json.dumps(values[c]) if c == "payload" else values[c] for c in columns]
+        columns = _event_columns(values)
         self.session.connection().exec_driver_sql(
-            _append_outbox_sql(tuple(columns)), (OUTBOX_HEAD_ID, *params)
+            _append_outbox_sql(columns), (OUTBOX_HEAD_ID, *_event_params(values, columns))
         )
 
     def events_after(

@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import psycopg
 from sqlalchemy.exc import IntegrityError
 
 from referral import eligibility, errors
@@ -920,19 +921,21 @@ class _Pending:
         """Writes the events as the transaction's last statements (see OutboxEvent)."""
         uow.session.flush()
         for referral, payload in self.items:
-            uow.repo.append_outbox_event(
-                {
-                    "event_id": _new_id(),
-                    "event_type": payload["type"],
-                    "referral_id": referral.id,
-                    "patient_id": referral.patient_id,
-                    "care_group_id": referral.care_group_id,
-                    "referrer_org_id": referral.referrer_org_id,
-                    "target_org_id": referral.target_org_id,
-                    "payload": payload,
-                    "create_time": now,
-                }
-            )
+            uow.repo.append_outbox_event(_outbox_values(referral, payload, now))
+
+
+def _outbox_values(referral: Referral, payload: dict[str, Any], now: dt.datetime) -> dict[str, Any]:
+    return {
+        "event_id": _new_id(),
+        "event_type": payload["type"],
+        "referral_id": referral.id,
+        "patient_id": referral.patient_id,
+        "care_group_id": referral.care_group_id,
+        "referrer_org_id": referral.referrer_org_id,
+        "target_org_id": referral.target_org_id,
+        "payload": payload,
+        "create_time": now,
+    }
 
 
 def _view(uow: UnitOfWork, referral: Referral) -> ReferralView:
@@ -962,11 +965,12 @@ def create_referral(
 ) -> ReferralView:
     """Refers a patient.
 
-    identity's Authorize runs while the offer is read and the referral rows are written,
-    uncommitted: nothing is committed, returned or refused for any other reason before its
-    answer, and a denial rolls the rows back. Only then is the outbox cursor drawn (the
-    one serialising step) and the transaction committed. An open duplicate is caught by the
-    unique ``open_key`` rather than by an extra query.
+    identity's Authorize is asked first and runs while the offer is read (from a cache whose
+    entries the write checks) and the referral is built: nothing is written, returned or
+    refused for any other reason before its answer. Then one atomic write (one statement on
+    PostgreSQL) stores the referral, its history, the request record and its outbox event,
+    whose cursor is drawn last (the one serialising step). An open duplicate is caught by
+    the unique ``open_key`` rather than by an extra query.
     """
     offer_id = validate_referral_input(data)
     if len(request_id) > 100:
@@ -981,24 +985,32 @@ def create_referral(
         finally:
             decision = asked.result()
         _enforce(decision, NotFound("patient not found", reason="PATIENT_NOT_FOUND"))
-        if isinstance(prepared, IntegrityError):
-            uow.rollback()
-            return _after_conflict(deps, principal, patient_id, offer_id, request_id, prepared)
-        if isinstance(prepared, Exception):
-            raise prepared
-        if isinstance(prepared, ReferralView):
-            return prepared
-        referral, offer, entry = prepared
-        pending = _Pending()
-        pending.add(
-            referral,
-            _event_payload(referral, offer, "created", None, principal.responsible_user, "", now),
-        )
-        pending.flush(uow, now)
-        uow.commit()
-        if deps.after_create_commit is not None:
-            deps.after_create_commit()
-        return ReferralView(referral, [entry])
+        for _ in range(STALE_OFFER_ATTEMPTS):
+            if isinstance(prepared, Exception):
+                raise prepared
+            if isinstance(prepared, ReferralView):
+                return prepared
+            referral, offer, entry, record = prepared
+            payload = _event_payload(
+                referral, offer, "created", None, principal.responsible_user, "", now
+            )
+            try:
+                written = uow.repo.create_referral(
+                    referral, entry, record, offer.version, _outbox_values(referral, payload, now)
+                )
+            except (IntegrityError, psycopg.IntegrityError) as exc:
+                uow.rollback()
+                return _after_conflict(deps, principal, patient_id, offer_id, request_id, exc)
+            if written:
+                uow.commit()
+                if deps.after_create_commit is not None:
+                    deps.after_create_commit()
+                return ReferralView(referral, [entry])
+            deps.offers.forget(offer_id)
+            prepared = _prepare_referral(
+                deps, uow, principal, patient_id, offer_id, data, request_id, now
+            )
+        raise Aborted("the offer keeps changing; retry", reason="OFFER_CHANGING")
 
 
 def _prepare_referral(
@@ -1010,9 +1022,10 @@ def _prepare_referral(
     data: ReferralInput,
     request_id: str,
     now: dt.datetime,
-) -> tuple[Referral, Offer, HistoryEntry] | ReferralView | Exception:
-    """Everything of a create that does not need identity's answer. Refusals are returned,
-    not raised, so that identity's denial is always the one the caller sees first."""
+) -> tuple[Referral, Offer, HistoryEntry, RequestRecord | None] | ReferralView | Exception:
+    """Everything of a create that does not need identity's answer, reading only. Refusals
+    are returned, not raised, so that identity's denial is always the one the caller sees
+    first."""
     if not principal.roles & REFERRER_ROLES or not principal.organisation:
         return errors.RoleNotPermitted("only a GP practice or hospital clinician refers")
     replay = _replayed(uow, principal, request_id, "CreateReferral")
@@ -1020,33 +1033,25 @@ def _prepare_referral(
         existing = uow.repo.referral(replay.rsplit("/", 1)[-1])
         if existing is not None:
             return _view(uow, existing)
-    for _ in range(STALE_OFFER_ATTEMPTS):
-        offer = deps.offers.get(uow, offer_id)
-        if offer is None or offer.care_group_id != care_group_id(principal):
-            return errors.OfferNotFoundField("no such offer on the menu card")
-        if not offer.on_menu(now):
-            reason = "RECOGNITION_EXPIRED" if offer.recognition_expired(now) else "OFFER_NOT_LISTED"
-            return errors.OfferNotListed("the offer is not on the menu card", reason=reason)
-        referral, entry = _new_referral(principal, patient_id, offer, data, now)
-        record = (
-            RequestRecord(
-                subject=principal.subject,
-                request_id=request_id,
-                method="CreateReferral",
-                resource_name=referral.name,
-                create_time=now,
-            )
-            if request_id
-            else None
+    offer = deps.offers.get(uow, offer_id)
+    if offer is None or offer.care_group_id != care_group_id(principal):
+        return errors.OfferNotFoundField("no such offer on the menu card")
+    if not offer.on_menu(now):
+        reason = "RECOGNITION_EXPIRED" if offer.recognition_expired(now) else "OFFER_NOT_LISTED"
+        return errors.OfferNotListed("the offer is not on the menu card", reason=reason)
+    referral, entry = _new_referral(principal, patient_id, offer, data, now)
+    record = (
+        RequestRecord(
+            subject=principal.subject,
+            request_id=request_id,
+            method="CreateReferral",
+            resource_name=referral.name,
+            create_time=now,
         )
-        try:
-            inserted = uow.repo.insert_referral(referral, entry, record, offer.version)
-        except IntegrityError as exc:
-            return exc
-        if inserted:
-            return referral, offer, entry
-        deps.offers.forget(offer_id)
-    return Aborted("the offer keeps changing; retry", reason="OFFER_CHANGING")
+        if request_id
+        else None
+    )
+    return referral, offer, entry, record
 
 
 def _new_referral(
@@ -1101,7 +1106,7 @@ def _after_conflict(
     patient_id: str,
     offer_id: str,
     request_id: str,
-    exc: IntegrityError,
+    exc: Exception,
 ) -> ReferralView:
     """A create hit a unique key: the same request_id committed concurrently (return it),
     or an open referral for this patient and offer exists (ALREADY_EXISTS, naming it)."""

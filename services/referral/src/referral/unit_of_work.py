@@ -7,7 +7,12 @@ from servicekit.uow import SqlAlchemyUnitOfWork
 
 
 class UnitOfWork(SqlAlchemyUnitOfWork):
+    """The repository over a session opened on first use: a warm CreateReferral writes in
+    one driver statement on PostgreSQL (see :meth:`first_row`) and needs no session."""
+
     repo: ReferralRepository
 
     def _start(self) -> None:
-        self.repo = ReferralRepository(self.session)
+        self.repo = ReferralRepository(
+            lambda: self.session, self.first_row, self._driver_engine is not None
+        )

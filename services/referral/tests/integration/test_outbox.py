@@ -9,7 +9,7 @@ import threading
 import pytest
 from sqlalchemy import Engine, select
 
-from referral import eligibility, service
+from referral import eligibility, errors, service
 from referral.models import OfferCategory, Status
 from referral.unit_of_work import UnitOfWork
 from servicekit.db import make_session_factory
@@ -110,3 +110,34 @@ def test_a_rule_saved_on_postgresql_gives_the_same_answers(deps: service.Deps) -
         assert eligibility.evaluate(stored, profile) == eligibility.evaluate(
             eligibility.GLI_RULE, profile
         )
+
+
+def test_a_referral_is_not_written_on_an_offer_that_changed_since_it_was_cached(
+    referral_engine: Engine, deps: service.Deps
+) -> None:
+    """The one-statement create (a driver connection, no session) checks the cached offer's
+    version as it writes; here another replica retires the offer in between."""
+    sessions = make_session_factory(referral_engine)
+    replica = service.Deps(
+        uow=lambda: UnitOfWork(sessions, driver_engine=referral_engine),
+        identity=FakeIdentityClient(),
+        sleep=lambda _s: None,
+    )
+    data = service.OfferInput("Stale GLI", category=OfferCategory.GLI, total_places=0)
+    service.create_offer(deps, PROVIDER, data, "it-stale", request_id="it-stale")
+    service.transition_offer(deps, PROVIDER, "it-stale", "propose")
+    service.transition_offer(deps, ADMIN, "it-stale", "publish")
+    before = _last_cursor(deps)
+    first = service.create_referral(
+        replica, GP, "p-stale-1", service.ReferralInput("offers/it-stale", "it", PROFILE)
+    )
+    assert first.referral.status == Status.REQUESTED.value
+    assert first.history[0].id > 0
+    assert _last_cursor(deps) == before + 1  # the event went out with the referral
+    service.transition_offer(deps, ADMIN, "it-stale", "retire")  # the other replica
+
+    with pytest.raises(errors.OfferNotListed):
+        service.create_referral(
+            replica, GP, "p-stale-2", service.ReferralInput("offers/it-stale", "it", PROFILE)
+        )
+    assert _last_cursor(deps) == before + 1

@@ -7,7 +7,7 @@ import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from sqlalchemy import and_, false, func, or_, select, update
+from sqlalchemy import and_, bindparam, false, func, or_, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -61,6 +61,9 @@ def _create_referral_sql(with_record: bool, event_columns: tuple[str, ...]) -> s
     )
 
 
+# Built once: CreateReferral reads an offer on every cache miss.
+_OFFER = select(Offer).where(Offer.id == bindparam("offer_id"))
+_OFFER_FOR_UPDATE = _OFFER.with_for_update()
 _OUTBOX_COLUMNS = [c.name for c in OutboxEvent.__table__.columns if c.name != "id"]
 
 
@@ -151,10 +154,8 @@ class ReferralRepository:
 
     # offers
     def offer(self, offer_id: str, *, for_update: bool = False) -> Offer | None:
-        query = select(Offer).where(Offer.id == offer_id)
-        if for_update:
-            query = query.with_for_update()
-        return self.session.scalars(query).first()
+        query = _OFFER_FOR_UPDATE if for_update else _OFFER
+        return self.session.scalars(query, {"offer_id": offer_id}).first()
 
     def offers(
         self,

@@ -23,6 +23,9 @@ from carenet.referral.v1 import referral_service_pb2 as rpc
 from carenet.referral.v1 import referral_service_pb2_grpc as rpc_grpc
 
 PATIENTS = ["p-0001", "p-0002"]
+# Each (patient, offer) pair is referred once (a second open referral would be refused);
+# enough pairs for a full run at several hundred creates per second.
+OFFERS = 20_000
 PROFILE = pb.PatientProfile(age=55, bmi=31.0, postcode="5612", municipality_code="GM0772")
 
 
@@ -33,7 +36,7 @@ def main() -> None:
     rounds, seconds = (3, 1.0) if args.quick else (5, 4.0)
     services = {"identity": {}, "referral": {"REFERRAL_OIDC_CLIENT_SECRET": "svc-referral-secret"}}
     with platform(services) as p, baseline_server(p.database_url) as base_target:
-        offers = bulk_offers(p.processes["referral"].env["REFERRAL_DATABASE_URL"], 6000)
+        offers = bulk_offers(p.processes["referral"].env["REFERRAL_DATABASE_URL"], OFFERS)
         pairs = [(patient, offer) for offer in offers for patient in PATIENTS]
         counter = itertools.count()
         lock = threading.Lock()

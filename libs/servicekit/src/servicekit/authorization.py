@@ -9,7 +9,9 @@ the end user as ``subject``, has a deadline, and fails closed: anything but an a
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
+import functools
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +21,7 @@ from carenet.identity.v1 import identity_pb2 as pb
 from carenet.identity.v1 import identity_service_pb2 as rpc
 from carenet.identity.v1 import identity_service_pb2_grpc as rpc_grpc
 from servicekit.auth import Principal
+from servicekit.channels import with_retries
 from servicekit.errors import Unavailable
 
 MAX_BATCH = 1000
@@ -106,7 +109,9 @@ class IdentityAuthorizer:
             subject, patient_id, category, access, record_holder_id, referral, purpose
         )
         try:
-            reply = self._stub.Authorize(request, timeout=self._deadline)
+            reply = with_retries(
+                lambda remaining: self._stub.Authorize(request, timeout=remaining), self._deadline
+            )
         except grpc.RpcError as error:
             return _refusal(error)
         return _decision(reply)
@@ -128,7 +133,22 @@ class IdentityAuthorizer:
         request = _authorize_request(
             subject, patient_id, category, access, record_holder_id, referral, purpose
         )
-        return PendingDecision(self._stub.Authorize.future(request, timeout=self._deadline))
+        started = time.monotonic()
+        future = self._stub.Authorize.future(request, timeout=self._deadline)
+
+        def again() -> rpc.AuthorizeResponse:
+            """The retries, if the first attempt was UNAVAILABLE."""
+            remaining = self._deadline - (time.monotonic() - started)
+            return with_retries(
+                lambda left: self._stub.Authorize(request, timeout=left), max(remaining, 0.001)
+            )
+
+        return PendingDecision(future, again)
+
+    def _batch_authorize_once(
+        self, request: rpc.BatchAuthorizeRequest, timeout: float
+    ) -> rpc.BatchAuthorizeResponse:
+        return self._stub.BatchAuthorize(request, timeout=timeout)
 
     def batch_authorize(
         self,
@@ -153,7 +173,9 @@ class IdentityAuthorizer:
                 access_point=subject.client_id,
             )
             try:
-                reply = self._stub.BatchAuthorize(request, timeout=self._deadline * 4)
+                reply = with_retries(
+                    functools.partial(self._batch_authorize_once, request), self._deadline * 4
+                )
             except grpc.RpcError as error:
                 raise IdentityUnavailable("identity could not decide; access refused") from error
             for d in reply.decisions:
@@ -171,12 +193,18 @@ class IdentityAuthorizer:
 class PendingDecision:
     """A decision asked for and not yet waited for."""
 
-    def __init__(self, future: Any) -> None:
+    def __init__(self, future: Any, again: Callable[[], rpc.AuthorizeResponse]) -> None:
         self._future = future
+        self._again = again
 
     def result(self) -> Decision:
         try:
-            reply = self._future.result()
+            try:
+                reply = self._future.result()
+            except grpc.RpcError as error:
+                if getattr(error, "code", lambda: None)() != grpc.StatusCode.UNAVAILABLE:
+                    raise
+                reply = self._again()
         except grpc.RpcError as error:
             return _refusal(error)
         return _decision(reply)

@@ -1,38 +1,58 @@
-"""Outgoing calls: channels with retries on UNAVAILABLE only, and service-account tokens.
+"""Outgoing calls: channels, retries on UNAVAILABLE only, and service-account tokens.
 
-Every call made through a client wrapper passes a deadline. A retried write carries the
-same ``request_id``, so a retry never duplicates.
+Every call made through a client wrapper passes a deadline. Retries are made by
+:func:`with_retries` around a call, not by a retry policy in the channel's service config:
+such a policy makes every call keep a copy of its messages for a possible retry, which costs
+more per call than the whole of a cached Authorize. A retried write carries the same
+``request_id``, so a retry never duplicates.
 """
 
 from __future__ import annotations
 
-import json
+import random
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import grpc
 from opentelemetry.instrumentation.grpc import client_interceptor
 
 from servicekit.telemetry import tracing_configured
 
-RETRY_SERVICE_CONFIG = json.dumps(
-    {
-        "methodConfig": [
-            {
-                "name": [{}],
-                "retryPolicy": {
-                    "maxAttempts": 4,
-                    "initialBackoff": "0.1s",
-                    "maxBackoff": "2s",
-                    "backoffMultiplier": 2,
-                    "retryableStatusCodes": ["UNAVAILABLE"],
-                },
-            }
-        ]
-    }
-)
+RETRY_ATTEMPTS = 4
+RETRY_INITIAL_BACKOFF = 0.1
+RETRY_MAX_BACKOFF = 2.0
+
+T = TypeVar("T")
+
+
+def with_retries(
+    call: Callable[[float], T],
+    timeout: float,
+    *,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> T:
+    """``call(remaining_seconds)``, retried on UNAVAILABLE: at most RETRY_ATTEMPTS attempts,
+    waits drawn at random below an exponentially growing backoff (0.1 s doubling to 2 s, as
+    gRPC's own retry policy does), all within one overall ``timeout``."""
+    deadline = clock() + timeout
+    backoff = RETRY_INITIAL_BACKOFF
+    attempt = 1
+    while True:
+        try:
+            return call(max(deadline - clock(), 0.001))
+        except grpc.RpcError as error:
+            code = getattr(error, "code", lambda: None)()
+            if code != grpc.StatusCode.UNAVAILABLE or attempt >= RETRY_ATTEMPTS:
+                raise
+            pause = random.uniform(0, backoff)  # noqa: S311 - jitter, not security
+            if clock() + pause >= deadline:
+                raise
+            sleep(pause)
+            backoff = min(backoff * 2, RETRY_MAX_BACKOFF)
+            attempt += 1
 
 
 class _WithToken:
@@ -103,13 +123,13 @@ class _BearerChannel(grpc.Channel):
 
 
 def open_channel(target: str, *, token: Callable[[], str] | None = None) -> grpc.Channel:
-    """An insecure channel (TLS is terminated by the mesh) with retries, and client spans
-    when a tracer provider is configured."""
+    """An insecure channel (TLS is terminated by the mesh) with client spans when a tracer
+    provider is configured. Transparent retries (of calls that never left this process) are
+    on; other retries are the caller's (:func:`with_retries`)."""
     channel = grpc.insecure_channel(
         target,
         options=[
             ("grpc.enable_retries", 1),
-            ("grpc.service_config", RETRY_SERVICE_CONFIG),
             ("grpc.keepalive_time_ms", 30_000),
         ],
     )

@@ -110,22 +110,24 @@ class _DriverConnections:
         self._conninfo = conninfo
         self._keep = keep
         self._max_age = max_age
-        self._idle: collections.deque[tuple[psycopg.Connection[Any], float]] = collections.deque()
+        self._idle: collections.deque[
+            tuple[psycopg.Connection[Any], psycopg.Cursor[Any], float]
+        ] = collections.deque()
 
     def first_row(self, sql: str, params: Sequence[object]) -> tuple[Any, ...] | None:
         try:
-            conn, born = self._idle.pop()
+            conn, cursor, born = self._idle.pop()
         except IndexError:
-            conn, born = psycopg.connect(self._conninfo, autocommit=True), time.monotonic()
+            conn = psycopg.connect(self._conninfo, autocommit=True)
+            cursor, born = conn.cursor(), time.monotonic()
         try:
-            with conn.cursor() as cursor:
-                cursor.execute(sql, params, prepare=True)
-                row: tuple[Any, ...] | None = cursor.fetchone()
+            cursor.execute(sql, params, prepare=True)
+            row: tuple[Any, ...] | None = cursor.fetchone()
         except BaseException:
             conn.close()
             raise
         if len(self._idle) < self._keep and time.monotonic() - born < self._max_age:
-            self._idle.append((conn, born))
+            self._idle.append((conn, cursor, born))
         else:
             conn.close()
         return row

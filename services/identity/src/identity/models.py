@@ -336,17 +336,64 @@ class AccessLogEntry(Base):
 
     def canonical(self) -> str:
         """The entry's content as canonical JSON (sorted keys, no spaces, UTC microseconds)."""
-        content = {}
-        for name in self.HASHED_FIELDS:
-            value = getattr(self, name)
-            if isinstance(value, dt.datetime):
-                value = value.astimezone(dt.UTC).isoformat(timespec="microseconds")
-            content[name] = value
-        return json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+        return canonical_json(self)
 
     def compute_hash(self) -> str:
         """SHA-256 (hex) over the previous entry's hash followed by this entry's content."""
         return chain_hash(self.previous_hash, self.canonical())
+
+
+@dataclass(frozen=True, slots=True)
+class LogRecord:
+    """What a new access-log entry says: the hashed fields of :class:`AccessLogEntry`. The
+    append turns it into a row (and, where it needs one, an ``AccessLogEntry``)."""
+
+    event: str
+    event_time: dt.datetime
+    patient_id: str
+    care_group_id: str
+    user_id: str
+    responsible_user: str
+    organisation_id: str
+    roles: str
+    data_category: str
+    action: str
+    purpose: str
+    decision: str
+    basis: str
+    reason: str
+    emergency: bool
+    emergency_reason: str
+    access_point: str
+
+    def canonical(self) -> str:
+        return canonical_json(self)
+
+    def entry(self) -> AccessLogEntry:
+        return AccessLogEntry(
+            **{name: getattr(self, name) for name in AccessLogEntry.HASHED_FIELDS}
+        )
+
+
+@dataclass(frozen=True)
+class AppendedEntry:
+    """Where an appended entry landed in the log."""
+
+    id: int
+    stripe: int
+    sequence: int
+    entry_hash: str
+
+
+def canonical_json(entry: AccessLogEntry | LogRecord) -> str:
+    """An entry's hashed content as canonical JSON (sorted keys, no spaces, UTC microseconds)."""
+    content = {}
+    for name in AccessLogEntry.HASHED_FIELDS:
+        value = getattr(entry, name)
+        if isinstance(value, dt.datetime):
+            value = value.astimezone(dt.UTC).isoformat(timespec="microseconds")
+        content[name] = value
+    return json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
 
 
 def chain_hash(previous_hash: str, canonical: str) -> str:

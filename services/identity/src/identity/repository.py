@@ -12,9 +12,11 @@ from sqlalchemy.orm import Session
 from identity.models import (
     AccessLogEntry,
     AccessLogHead,
+    AppendedEntry,
     CareRelationship,
     Consent,
     ConsentEvent,
+    LogRecord,
     Organisation,
     Patient,
     PatientFacts,
@@ -191,9 +193,9 @@ class IdentityRepository:
 
     # access log
     def append_log(
-        self, entry: AccessLogEntry, stripe: int, facts_version: int | None = None
-    ) -> AccessLogEntry | None:
-        """Links ``entry`` to the end of ``stripe``'s hash chain and inserts it.
+        self, record: LogRecord, stripe: int, facts_version: int | None = None
+    ) -> AppendedEntry | None:
+        """Links ``record`` to the end of ``stripe``'s hash chain and inserts it.
 
         With ``facts_version``, only if the patient's facts are still at that version;
         otherwise nothing is written and None is returned.
@@ -203,29 +205,29 @@ class IdentityRepository:
         over the old hash and the entry's canonical content, and the INSERT uses what it
         returns. Elsewhere (SQLite, which serialises writers) it takes several statements.
         """
-        canonical = entry.canonical()
-        entry.stripe = stripe
+        canonical = record.canonical()
         if self._postgres:
-            values = (canonical, stripe, stripe, *(getattr(entry, c) for c in _LOG_COLUMNS))
+            values = (canonical, stripe, stripe, *(getattr(record, c) for c in _LOG_COLUMNS))
             if facts_version is None:
                 row = self._first_row(_PG_APPEND_SQL, values)
             else:
                 row = self._first_row(
-                    _PG_GUARDED_APPEND_SQL, (entry.patient_id, facts_version, *values)
+                    _PG_GUARDED_APPEND_SQL, (record.patient_id, facts_version, *values)
                 )
             if row is None:
                 return None
-            entry.id, entry.sequence, entry.previous_hash, entry.entry_hash = row
-            return entry
+            return AppendedEntry(id=row[0], stripe=stripe, sequence=row[1], entry_hash=row[3])
         if facts_version is not None:
             current = self.session.execute(
-                _FACTS_VERSION, {"patient_id": entry.patient_id}
+                _FACTS_VERSION, {"patient_id": record.patient_id}
             ).scalar()
             if current != facts_version:
                 return None
         head = self.session.get(AccessLogHead, stripe, with_for_update=True)
         if head is None:
             raise RuntimeError("access_log_head is missing; run the migrations")
+        entry = record.entry()
+        entry.stripe = stripe
         entry.sequence = head.last_sequence + 1
         entry.previous_hash = head.last_hash
         entry.entry_hash = chain_hash(head.last_hash, canonical)
@@ -233,7 +235,7 @@ class IdentityRepository:
         head.last_sequence = entry.sequence
         self.session.add(entry)
         self.session.flush()
-        return entry
+        return AppendedEntry(entry.id, stripe, entry.sequence, entry.entry_hash)
 
     def log_heads(self) -> Sequence[AccessLogHead]:
         return self.session.scalars(select(AccessLogHead).order_by(AccessLogHead.id)).all()

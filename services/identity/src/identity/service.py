@@ -20,10 +20,12 @@ from identity.models import (
     GENESIS_HASH,
     AccessLogEntry,
     Action,
+    AppendedEntry,
     CareRelationship,
     Consent,
     ConsentEvent,
     DataCategory,
+    LogRecord,
     Organisation,
     OrganisationType,
     OrgRef,
@@ -411,8 +413,8 @@ def update_organisation(
 # ---------------------------------------------------------------- the access log
 
 
-def _append_log(uow: UnitOfWork, entry: AccessLogEntry) -> AccessLogEntry:
-    appended = uow.repo.append_log(entry, uow.log_stripe)
+def _append_log(uow: UnitOfWork, record: LogRecord) -> AppendedEntry:
+    appended = uow.repo.append_log(record, uow.log_stripe)
     assert appended is not None  # only a guarded append can be refused
     return appended
 
@@ -430,8 +432,8 @@ def _log_entry(
     purpose: str = "",
     emergency_reason: str = "",
     access_point: str = "",
-) -> AccessLogEntry:
-    return AccessLogEntry(
+) -> LogRecord:
+    return LogRecord(
         event=event,
         event_time=now,
         patient_id=patient_id[:128],
@@ -520,7 +522,7 @@ def _decide_and_append(
     access_point: str = "",
     record_holder_id: str = "",
     referral_target_id: str = "",
-) -> tuple[Answer, AccessLogEntry]:
+) -> tuple[Answer, AppendedEntry]:
     """Decides on the patient's cached facts and logs the decision in one statement that
     holds only if those facts are still current; if they changed meanwhile, reads them again
     and decides again. So a decision is never logged (or answered) on outdated facts."""

@@ -2,9 +2,10 @@
 
 Every call made through a client wrapper passes a deadline. Retries are made by
 :func:`with_retries` around a call, not by a retry policy in the channel's service config:
-such a policy makes every call keep a copy of its messages for a possible retry, which costs
-more per call than the whole of a cached Authorize. A retried write carries the same
-``request_id``, so a retry never duplicates.
+such a policy makes every call keep a copy of its messages for a possible retry, a CPU cost
+on every call that showed in careplan's benchmark (29-31 % of the baseline at 8 clients with
+it, 37-42 % without). A retried write carries the same ``request_id``, so a retry never
+duplicates.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from sqlalchemy import and_, bindparam, false, func, or_, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, load_only
 from sqlalchemy.sql.elements import ColumnElement
 
 from referral.models import (
@@ -61,9 +61,20 @@ def _create_referral_sql(with_record: bool, event_columns: tuple[str, ...]) -> s
     )
 
 
-# Built once: CreateReferral reads an offer on every cache miss.
 _OFFER = select(Offer).where(Offer.id == bindparam("offer_id"))
 _OFFER_FOR_UPDATE = _OFFER.with_for_update()
+# Built once: CreateReferral reads an offer's terms on every cache miss, and only these.
+_OFFER_TERMS = _OFFER.options(
+    load_only(
+        Offer.care_group_id,
+        Offer.owner_org_id,
+        Offer.category,
+        Offer.state,
+        Offer.recognition_valid_until,
+        Offer.eligibility,
+        Offer.version,
+    )
+)
 _OUTBOX_COLUMNS = [c.name for c in OutboxEvent.__table__.columns if c.name != "id"]
 
 
@@ -156,6 +167,11 @@ class ReferralRepository:
     def offer(self, offer_id: str, *, for_update: bool = False) -> Offer | None:
         query = _OFFER_FOR_UPDATE if for_update else _OFFER
         return self.session.scalars(query, {"offer_id": offer_id}).first()
+
+    def offer_terms(self, offer_id: str) -> Offer | None:
+        """The offer with only what a new referral needs (id, care group, owner, category,
+        state, recognition end, eligibility rule, version) loaded."""
+        return self.session.scalars(_OFFER_TERMS, {"offer_id": offer_id}).first()
 
     def offers(
         self,

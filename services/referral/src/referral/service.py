@@ -674,7 +674,7 @@ STALE_OFFER_ATTEMPTS = 3
 
 
 class OfferCache:
-    """Offers as CreateReferral last read them, each at its version. The insert of a referral
+    """Offers' terms as CreateReferral last read them, each at its version. The insert of a referral
     checks the offer's version in the same statement; if the offer changed meanwhile (any
     write bumps its version), nothing is written, the entry is dropped and the offer read
     again. The offers returned are shared and detached: do not change them."""
@@ -684,10 +684,13 @@ class OfferCache:
     def __init__(self) -> None:
         self._offers: dict[str, Offer] = {}
 
-    def get(self, uow: UnitOfWork, offer_id: str) -> Offer | None:
+    def get(self, uows: Callable[[], UnitOfWork], offer_id: str) -> Offer | None:
+        """The cached offer, or the offer read in a unit of work of its own (so that the
+        caller's stays without a session, and its one write without a transaction)."""
         offer = self._offers.get(offer_id)
         if offer is None:
-            offer = uow.repo.offer(offer_id)
+            with uows() as uow:
+                offer = uow.repo.offer_terms(offer_id)
             if offer is not None:
                 if len(self._offers) >= self.MAX_ENTRIES:
                     self._offers.clear()
@@ -1033,7 +1036,7 @@ def _prepare_referral(
         existing = uow.repo.referral(replay.rsplit("/", 1)[-1])
         if existing is not None:
             return _view(uow, existing)
-    offer = deps.offers.get(uow, offer_id)
+    offer = deps.offers.get(deps.uow, offer_id)
     if offer is None or offer.care_group_id != care_group_id(principal):
         return errors.OfferNotFoundField("no such offer on the menu card")
     if not offer.on_menu(now):

@@ -64,17 +64,17 @@ def _create_referral_sql(with_record: bool, event_columns: tuple[str, ...]) -> s
 _OFFER = select(Offer).where(Offer.id == bindparam("offer_id"))
 _OFFER_FOR_UPDATE = _OFFER.with_for_update()
 # Built once: CreateReferral reads an offer's terms on every cache miss, and only these.
-_OFFER_TERMS = _OFFER.options(
-    load_only(
-        Offer.care_group_id,
-        Offer.owner_org_id,
-        Offer.category,
-        Offer.state,
-        Offer.recognition_valid_until,
-        Offer.eligibility,
-        Offer.version,
-    )
+_OFFER_TERM_COLUMNS = (
+    "care_group_id",
+    "owner_org_id",
+    "category",
+    "state",
+    "recognition_valid_until",
+    "eligibility",
+    "version",
 )
+_OFFER_TERMS = _OFFER.options(load_only(*(getattr(Offer, c) for c in _OFFER_TERM_COLUMNS)))
+_OFFER_TERMS_SQL = f"SELECT {', '.join(_OFFER_TERM_COLUMNS)} FROM offers WHERE id = %s"  # noqa: S608
 _OUTBOX_COLUMNS = [c.name for c in OutboxEvent.__table__.columns if c.name != "id"]
 
 
@@ -170,8 +170,14 @@ class ReferralRepository:
 
     def offer_terms(self, offer_id: str) -> Offer | None:
         """The offer with only what a new referral needs (id, care group, owner, category,
-        state, recognition end, eligibility rule, version) loaded."""
-        return self.session.scalars(_OFFER_TERMS, {"offer_id": offer_id}).first()
+        state, recognition end, eligibility rule, version): on PostgreSQL one driver
+        statement into a transient Offer, attached to no session."""
+        if not self._postgres:
+            return self.session.scalars(_OFFER_TERMS, {"offer_id": offer_id}).first()
+        row = self._first_row(_OFFER_TERMS_SQL, (offer_id,))
+        if row is None:
+            return None
+        return Offer(id=offer_id, **dict(zip(_OFFER_TERM_COLUMNS, row, strict=True)))
 
     def offers(
         self,

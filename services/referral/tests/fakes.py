@@ -61,29 +61,6 @@ class FakeIdentityClient:
             return Decision(False, self.deny[subject.subject])
         return Decision(True, "CARE_RELATIONSHIP", "BASIS_CARE_RELATIONSHIP")
 
-    def authorize_later(
-        self,
-        subject: Principal,
-        patient_id: str,
-        action: Action,
-        *,
-        referral: ReferralContext | None = None,
-        purpose: str = "",
-    ) -> Later:
-        return Later(
-            lambda: self.authorize(subject, patient_id, action, referral=referral, purpose=purpose)
-        )
-
-
-@dataclass(frozen=True)
-class Later:
-    """A question answered (or raised) when its result is asked for."""
-
-    answer: Callable[[], Decision]
-
-    def result(self) -> Decision:
-        return self.answer()
-
 
 def memory_sessions() -> Callable[[], UnitOfWork]:
     engine = create_engine(

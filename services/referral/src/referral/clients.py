@@ -16,7 +16,6 @@ __all__ = [
     "Decision",
     "GrpcIdentityClient",
     "IdentityClient",
-    "PendingDecision",
     "ReferralContext",
 ]
 
@@ -33,22 +32,6 @@ class IdentityClient(Protocol):
     ) -> Decision:
         """Asks identity (which logs the access); raises IdentityUnavailable if it can't."""
         ...
-
-    def authorize_later(
-        self,
-        subject: Principal,
-        patient_id: str,
-        action: Action,
-        *,
-        referral: ReferralContext | None = None,
-        purpose: str = "",
-    ) -> PendingDecision:
-        """The same question, sent now; ``result()`` waits for (and raises as) ``authorize``."""
-        ...
-
-
-class PendingDecision(Protocol):
-    def result(self) -> Decision: ...
 
 
 class GrpcIdentityClient:
@@ -68,18 +51,5 @@ class GrpcIdentityClient:
         purpose: str = "",
     ) -> Decision:
         return self._authorizer.authorize(
-            subject, patient_id, Category.REFERRAL, action, referral=referral, purpose=purpose
-        )
-
-    def authorize_later(
-        self,
-        subject: Principal,
-        patient_id: str,
-        action: Action,
-        *,
-        referral: ReferralContext | None = None,
-        purpose: str = "",
-    ) -> PendingDecision:
-        return self._authorizer.authorize_later(
             subject, patient_id, Category.REFERRAL, action, referral=referral, purpose=purpose
         )

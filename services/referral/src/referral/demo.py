@@ -191,21 +191,6 @@ class _SeedIdentity:
     ) -> Decision:
         return Decision(True, "DEMO_SEED")
 
-    def authorize_later(
-        self,
-        subject: Principal,
-        patient_id: str,
-        action: Action,
-        *,
-        referral: ReferralContext | None = None,
-        purpose: str = "",
-    ) -> _SeedIdentity._Permitted:
-        return _SeedIdentity._Permitted()
-
-    class _Permitted:
-        def result(self) -> Decision:
-            return Decision(True, "DEMO_SEED")
-
 
 GP = Principal(
     subject="seed-dr-jansen",

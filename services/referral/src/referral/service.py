@@ -968,26 +968,23 @@ def create_referral(
 ) -> ReferralView:
     """Refers a patient.
 
-    identity's Authorize is asked first and runs while the offer is read (from a cache whose
-    entries the write checks) and the referral is built: nothing is written, returned or
-    refused for any other reason before its answer. Then one atomic write (one statement on
-    PostgreSQL) stores the referral, its history, the request record and its outbox event,
-    whose cursor is drawn last (the one serialising step). An open duplicate is caught by
-    the unique ``open_key`` rather than by an extra query.
+    identity's Authorize is asked first: nothing is read, written, returned or refused for
+    any other reason before its answer. The offer comes from a cache whose entries the write
+    checks by version. Then one atomic write (one statement on PostgreSQL) stores the
+    referral, its history, the request record and its outbox event, whose cursor is drawn
+    last (the one serialising step). An open duplicate is caught by the unique ``open_key``
+    rather than by an extra query.
     """
     offer_id = validate_referral_input(data)
     if len(request_id) > 100:
         raise InvalidArgument.single("request_id", "at most 100 characters", "REQUEST_ID_TOO_LONG")
-    asked = deps.identity.authorize_later(principal, patient_id, Action.CREATE)
+    decision = deps.identity.authorize(principal, patient_id, Action.CREATE)
+    _enforce(decision, NotFound("patient not found", reason="PATIENT_NOT_FOUND"))
     now = deps.clock()
     with deps.uow() as uow:
-        try:
-            prepared = _prepare_referral(
-                deps, uow, principal, patient_id, offer_id, data, request_id, now
-            )
-        finally:
-            decision = asked.result()
-        _enforce(decision, NotFound("patient not found", reason="PATIENT_NOT_FOUND"))
+        prepared = _prepare_referral(
+            deps, uow, principal, patient_id, offer_id, data, request_id, now
+        )
         for _ in range(STALE_OFFER_ATTEMPTS):
             if isinstance(prepared, Exception):
                 raise prepared
@@ -1026,9 +1023,8 @@ def _prepare_referral(
     request_id: str,
     now: dt.datetime,
 ) -> tuple[Referral, Offer, HistoryEntry, RequestRecord | None] | ReferralView | Exception:
-    """Everything of a create that does not need identity's answer, reading only. Refusals
-    are returned, not raised, so that identity's denial is always the one the caller sees
-    first."""
+    """What a permitted create reads and builds before it writes; a refusal is returned as
+    an error (raised by the caller) rather than raised here."""
     if not principal.roles & REFERRER_ROLES or not principal.organisation:
         return errors.RoleNotPermitted("only a GP practice or hospital clinician refers")
     replay = _replayed(uow, principal, request_id, "CreateReferral")

@@ -16,9 +16,9 @@ class SqlAlchemyUnitOfWork:
     """A session for the ``with`` block; rolls back unless :meth:`commit` was called.
 
     Services subclass it and build their repositories in :meth:`_start`. The session is
-    opened when first used: a repository built over ``lambda: self.session`` opens it only
-    when it first queries, so a unit of work that reads from caches and runs one statement
-    through :meth:`first_row` needs no session at all.
+    opened when first used: a :class:`Repository` opens it only when it first queries, so a
+    unit of work that reads from caches and runs one statement through :meth:`first_row`
+    needs no session at all.
     """
 
     def __init__(
@@ -27,6 +27,8 @@ class SqlAlchemyUnitOfWork:
         self._session_factory = session_factory
         self._driver_engine = driver_engine
         self._session: Session | None = None
+        bind = session_factory.kw.get("bind")
+        self.postgres = bind is not None and bind.dialect.name == "postgresql"
 
     @property
     def session(self) -> Session:
@@ -78,3 +80,20 @@ class SqlAlchemyUnitOfWork:
     def rollback(self) -> None:
         if self._session is not None:
             self._session.rollback()
+
+
+class Repository:
+    """Base of a service's repository: queries over its unit of work's session (opened on
+    first use) and, for a hot statement, the unit of work's :meth:`~SqlAlchemyUnitOfWork.
+    first_row`. ``postgres`` says whether driver-level PostgreSQL SQL may be used."""
+
+    def __init__(self, uow: SqlAlchemyUnitOfWork) -> None:
+        self._uow = uow
+        self.postgres = uow.postgres
+
+    @property
+    def session(self) -> Session:
+        return self._uow.session
+
+    def _first_row(self, sql: str, params: Sequence[object]) -> tuple[Any, ...] | None:
+        return self._uow.first_row(sql, params)

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import select, update
-from sqlalchemy.orm import Session
 
 from careplan.models import (
     AppliedEvent,
@@ -15,6 +14,7 @@ from careplan.models import (
     EventCursor,
     RequestRecord,
 )
+from servicekit.uow import Repository
 
 # The plan's version, and its document only if the caller does not hold that version already.
 _CURRENT_PLAN = (
@@ -22,21 +22,9 @@ _CURRENT_PLAN = (
     " FROM care_plans WHERE patient_id = %s"
 )
 
-FirstRow = Callable[[str, Sequence[object]], tuple[Any, ...] | None]
 
-
-class CarePlanRepository:
-    """Queries over a session opened on first use; ``first_row`` runs one driver-level
-    statement (PostgreSQL) without one."""
-
-    def __init__(self, session: Callable[[], Session], first_row: FirstRow, postgres: bool) -> None:
-        self._session = session
-        self._first_row = first_row
-        self._postgres = postgres
-
-    @property
-    def session(self) -> Session:
-        return self._session()
+class CarePlanRepository(Repository):
+    """The only place this service runs queries (see :class:`servicekit.uow.Repository`)."""
 
     def add(self, obj: object) -> None:
         self.session.add(obj)
@@ -51,7 +39,7 @@ class CarePlanRepository:
     ) -> tuple[int, dict[str, Any] | None] | None:
         """The plan's version and its document, the document None if it is ``known_version``;
         None if the patient has no plan."""
-        if self._postgres:
+        if self.postgres:
             row = self._first_row(_CURRENT_PLAN, (known_version, patient_id))
             return (row[0], row[1]) if row is not None else None
         plan = self.plan(patient_id)

@@ -13,6 +13,4 @@ class UnitOfWork(SqlAlchemyUnitOfWork):
     repo: CarePlanRepository
 
     def _start(self) -> None:
-        self.repo = CarePlanRepository(
-            lambda: self.session, self.first_row, self._driver_engine is not None
-        )
+        self.repo = CarePlanRepository(self)

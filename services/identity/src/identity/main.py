@@ -30,17 +30,12 @@ def deps_for(
     """The use cases' collaborators over one engine."""
     sessions = make_session_factory(engine)
     stripes = LogStripes(log_stripes)
-    postgres = is_postgres(engine)
-    autocommit_sessions = make_session_factory(autocommit(engine)) if postgres else None
+    autocommit_sessions = make_session_factory(autocommit(engine)) if is_postgres(engine) else None
     return service.Deps(
-        uow=lambda: UnitOfWork(sessions, stripes, postgres=postgres),
+        uow=lambda: UnitOfWork(sessions, stripes),
         bsn_pepper=bsn_pepper,
         provisioner=provisioner,
-        autocommit_uow=(
-            lambda: UnitOfWork(
-                autocommit_sessions, stripes, postgres=postgres, driver_engine=engine
-            )
-        )
+        autocommit_uow=(lambda: UnitOfWork(autocommit_sessions, stripes, driver_engine=engine))
         if autocommit_sessions
         else None,
     )

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 from sqlalchemy import bindparam, select, update
-from sqlalchemy.orm import Session
 
 from identity.models import (
     AccessLogEntry,
@@ -24,6 +22,7 @@ from identity.models import (
     RequestRecord,
     chain_hash,
 )
+from servicekit.uow import Repository
 
 _LOG_COLUMNS = list(AccessLogEntry.HASHED_FIELDS)
 
@@ -66,21 +65,8 @@ _RELATIONSHIP_WINDOWS = select(
 _CONSENTS = select(Consent).where(Consent.patient_id == bindparam("patient_id"))
 
 
-FirstRow = Callable[[str, Sequence[object]], tuple[Any, ...] | None]
-
-
-class IdentityRepository:
-    """Queries over a session opened on first use; ``first_row`` runs one driver-level
-    statement (see :class:`identity.unit_of_work.UnitOfWork`)."""
-
-    def __init__(self, session: Callable[[], Session], first_row: FirstRow, postgres: bool) -> None:
-        self._session = session
-        self._first_row = first_row
-        self._postgres = postgres
-
-    @property
-    def session(self) -> Session:
-        return self._session()
+class IdentityRepository(Repository):
+    """The only place this service runs queries (see :class:`servicekit.uow.Repository`)."""
 
     def add(self, obj: object) -> None:
         self.session.add(obj)
@@ -206,7 +192,7 @@ class IdentityRepository:
         returns. Elsewhere (SQLite, which serialises writers) it takes several statements.
         """
         canonical = record.canonical()
-        if self._postgres:
+        if self.postgres:
             values = (canonical, stripe, stripe, *(getattr(record, c) for c in _LOG_COLUMNS))
             if facts_version is None:
                 row = self._first_row(_PG_APPEND_SQL, values)

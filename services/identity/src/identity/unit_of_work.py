@@ -43,15 +43,13 @@ class UnitOfWork(SqlAlchemyUnitOfWork):
         session_factory: sessionmaker[Session],
         stripes: LogStripes | None = None,
         *,
-        postgres: bool = False,
         driver_engine: Engine | None = None,
     ):
         super().__init__(session_factory, driver_engine=driver_engine)
         self._stripes = stripes
-        self._postgres = postgres
 
     def _start(self) -> None:
-        self.repo = IdentityRepository(lambda: self.session, self.first_row, self._postgres)
+        self.repo = IdentityRepository(self)
 
     @property
     def log_stripe(self) -> int:

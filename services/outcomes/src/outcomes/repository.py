@@ -11,7 +11,6 @@ from typing import Any
 import psycopg.errors
 from sqlalchemy import bindparam, select, text
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.orm import Session
 
 from outcomes.models import (
     Contract,
@@ -22,6 +21,7 @@ from outcomes.models import (
     Report,
 )
 from servicekit.db import UtcDateTime
+from servicekit.uow import Repository
 
 # (care_group_id, patient_id, code, value, unit, measured_at, source_kind, source_org,
 #  source_record_id, ingested_at)
@@ -138,13 +138,8 @@ _TYPES = [
 _TIMES = ("cutoff", "enrolled_by", "window_start", "period_end")
 
 
-class OutcomesRepository:
-    def __init__(self, session: Session) -> None:
-        self.session = session
-
-    @property
-    def is_postgres(self) -> bool:
-        return self.session.get_bind().dialect.name == "postgresql"
+class OutcomesRepository(Repository):
+    """The only place this service runs queries (see :class:`servicekit.uow.Repository`)."""
 
     def add(self, obj: object) -> None:
         self.session.add(obj)
@@ -196,7 +191,7 @@ class OutcomesRepository:
         """
         if not rows:
             return set()
-        if self.is_postgres:
+        if self.postgres:
             return self._copy_measurements(rows)
         inserted: set[SourceKey] = set()
         for row in rows:
@@ -226,7 +221,7 @@ class OutcomesRepository:
         if not rows:
             return []
         inserted: set[SourceKey] | None
-        if not self.is_postgres:
+        if not self.postgres:
             inserted = self.insert_measurements(
                 [
                     (

@@ -10,4 +10,4 @@ class UnitOfWork(SqlAlchemyUnitOfWork):
     repo: OutcomesRepository
 
     def _start(self) -> None:
-        self.repo = OutcomesRepository(self.session)
+        self.repo = OutcomesRepository(self)

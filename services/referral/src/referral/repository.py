@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import and_, bindparam, false, func, or_, select, update
-from sqlalchemy.orm import Session, load_only
+from sqlalchemy.orm import load_only
 from sqlalchemy.sql.elements import ColumnElement
 
 from referral.models import (
@@ -20,6 +20,7 @@ from referral.models import (
     RequestRecord,
     Status,
 )
+from servicekit.uow import Repository
 
 OUTBOX_HEAD_ID = 1
 
@@ -37,7 +38,11 @@ def _create_referral_sql(with_record: bool, event_columns: tuple[str, ...]) -> s
     entry, (optionally) the request record, and its outbox event with the next cursor drawn
     from the head row, all only if the offer is still at the version the referral was
     checked against. Returns the history entry's id, or no row (having written nothing) when
-    the offer has changed. Column names come from the models and every value is bound."""
+    the offer has changed. Column names come from the models and every value is bound.
+
+    It takes its locks in the order every other writer does: the offer row first (FOR KEY
+    SHARE, which the referral's foreign key would otherwise take only at the end of the
+    statement, after the outbox head), the outbox head last."""
     values = ", ".join("%s::json" if c in _JSON_COLUMNS else "%s" for c in _REFERRAL_COLUMNS)
     record = (
         f" record AS (INSERT INTO request_records ({', '.join(_RECORD_COLUMNS)})"  # noqa: S608
@@ -47,7 +52,8 @@ def _create_referral_sql(with_record: bool, event_columns: tuple[str, ...]) -> s
     )
     event_values = ", ".join("%s::json" if c == "payload" else "%s" for c in event_columns)
     return (
-        "WITH fresh AS (SELECT 1 FROM offers WHERE id = %s AND version = %s),"  # noqa: S608
+        "WITH fresh AS (SELECT 1 FROM offers"  # noqa: S608
+        " WHERE id = %s AND version = %s FOR KEY SHARE),"
         f" created AS (INSERT INTO referrals ({', '.join(_REFERRAL_COLUMNS)})"
         f" SELECT {values} WHERE EXISTS (SELECT 1 FROM fresh) RETURNING id),"
         f" entry AS (INSERT INTO referral_history ({', '.join(_HISTORY_COLUMNS)})"
@@ -101,21 +107,8 @@ def _append_outbox_sql(columns: tuple[str, ...]) -> str:
     )
 
 
-FirstRow = Callable[[str, Sequence[object]], tuple[Any, ...] | None]
-
-
-class ReferralRepository:
-    """Queries over a session opened on first use; ``first_row`` runs one driver-level
-    statement (PostgreSQL), without a session if none is open."""
-
-    def __init__(self, session: Callable[[], Session], first_row: FirstRow, postgres: bool) -> None:
-        self._session = session
-        self._first_row = first_row
-        self._postgres = postgres
-
-    @property
-    def session(self) -> Session:
-        return self._session()
+class ReferralRepository(Repository):
+    """The only place this service runs queries (see :class:`servicekit.uow.Repository`)."""
 
     def add(self, obj: object) -> None:
         self.session.add(obj)
@@ -133,7 +126,7 @@ class ReferralRepository:
         and its outbox event, if the offer is still at ``offer_version``; False, writing
         nothing, if it is not. Sets ``entry.id``. A unique key raises an IntegrityError
         (SQLAlchemy's or, through the driver, psycopg's)."""
-        if not self._postgres:
+        if not self.postgres:
             current = self.session.scalar(
                 select(Offer.version).where(Offer.id == referral.offer_id)
             )
@@ -172,7 +165,7 @@ class ReferralRepository:
         """The offer with only what a new referral needs (id, care group, owner, category,
         state, recognition end, eligibility rule, version): on PostgreSQL one driver
         statement into a transient Offer, attached to no session."""
-        if not self._postgres:
+        if not self.postgres:
             return self.session.scalars(_OFFER_TERMS, {"offer_id": offer_id}).first()
         row = self._first_row(_OFFER_TERMS_SQL, (offer_id,))
         if row is None:

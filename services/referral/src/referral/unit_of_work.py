@@ -13,6 +13,4 @@ class UnitOfWork(SqlAlchemyUnitOfWork):
     repo: ReferralRepository
 
     def _start(self) -> None:
-        self.repo = ReferralRepository(
-            lambda: self.session, self.first_row, self._driver_engine is not None
-        )
+        self.repo = ReferralRepository(self)

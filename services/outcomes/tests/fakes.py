@@ -72,3 +72,29 @@ def sqlite_deps(
     )
     service.load_definitions(deps)
     return deps
+
+
+def enrolled(deps: object, patients: Sequence[str], now: dt.datetime) -> None:
+    """Enrols ``patients`` in DM2 at gp-de-linde (cg-zuidoost), as the ingest tests need."""
+    from outcomes import service
+    from outcomes.models import Programme, Sex
+
+    assert isinstance(deps, service.Deps)
+    with deps.uow() as uow:
+        for p in patients:
+            service._store_enrolment(
+                uow,
+                "cg-zuidoost",
+                service.EnrolmentInput(
+                    p,
+                    Programme.DM2,
+                    "gp-de-linde",
+                    "01012345",
+                    dt.datetime(2020, 1, 1, tzinfo=dt.UTC),
+                    "",
+                    1960,
+                    Sex.FEMALE,
+                ),
+                now,
+            )
+        uow.commit()

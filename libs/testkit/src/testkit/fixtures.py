@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -96,8 +97,9 @@ class IdentityService:
 IDENTITY_TEST_PEPPER = "test-pepper"
 
 
-@pytest.fixture(scope="session")
-def identity_service(local_idp: LocalIdp) -> Iterator[IdentityService]:
+@contextmanager
+def running_identity(local_idp: LocalIdp, prefix: str = "identity") -> Iterator[IdentityService]:
+    """A real identity server on a fresh, migrated, demo-seeded database of its own."""
     from identity import demo
     from identity.config import Settings
     from identity.main import deps_for
@@ -107,7 +109,7 @@ def identity_service(local_idp: LocalIdp) -> Iterator[IdentityService]:
     from servicekit.migrations import upgrade
     from testkit.database import fresh_database
 
-    with fresh_database("identity") as url:
+    with fresh_database(prefix) as url:
         upgrade("identity.migrations", url)
         engine = make_engine(url)
         deps = deps_for(engine, IDENTITY_TEST_PEPPER.encode())
@@ -126,3 +128,10 @@ def identity_service(local_idp: LocalIdp) -> Iterator[IdentityService]:
         finally:
             running.stop(1).wait()
             engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def identity_service(local_idp: LocalIdp) -> Iterator[IdentityService]:
+    """The identity server the API tests of every service share."""
+    with running_identity(local_idp) as service:
+        yield service

@@ -190,21 +190,6 @@ class Consent(Base):
     def state_at(self, moment: dt.datetime) -> ConsentState:
         return self.terms.state_at(moment)
 
-    def covers(
-        self,
-        *,
-        record_holder: OrgRef,
-        data_category: str,
-        requester: OrgRef,
-        moment: dt.datetime,
-    ) -> bool:
-        return self.terms.covers(
-            record_holder=record_holder,
-            data_category=data_category,
-            requester=requester,
-            moment=moment,
-        )
-
 
 @dataclass(frozen=True)
 class ConsentTerms:

@@ -14,15 +14,7 @@ from sqlalchemy.engine import make_url
 from carenet.identity.v1 import identity_pb2 as pb
 from carenet.identity.v1 import identity_service_pb2 as rpc
 from carenet.identity.v1 import identity_service_pb2_grpc as rpc_grpc
-from identity import demo
-from identity.config import Settings
-from identity.main import deps_for
-from identity.server import create_server
-from servicekit.auth import verifier_for
-from servicekit.db import make_engine
-from servicekit.migrations import upgrade
-from testkit.database import fresh_database
-from testkit.fixtures import IDENTITY_TEST_PEPPER, Tokens, bearer
+from testkit.fixtures import Tokens, bearer, running_identity
 from testkit.idp import LocalIdp
 from testkit.rpc import failure
 
@@ -36,26 +28,11 @@ REQUEST = rpc.AuthorizeRequest(
 @pytest.fixture
 def server(local_idp: LocalIdp) -> Iterator[tuple[rpc_grpc.IdentityServiceStub, str]]:
     """A server of its own: the test cuts its database connections."""
-    with fresh_database("identity_loss") as url:
-        upgrade("identity.migrations", url)
-        engine = make_engine(url)
-        deps = deps_for(engine, IDENTITY_TEST_PEPPER.encode())
-        demo.seed(deps)
-        settings = Settings(
-            database_url=url,
-            oidc_issuer=local_idp.issuer,
-            grpc_host="127.0.0.1",
-            grpc_port=0,
-            bsn_pepper=IDENTITY_TEST_PEPPER,  # type: ignore[arg-type]
-        )
-        running = create_server(settings, deps, verifier_for(settings))
-        running.start()
-        try:
-            with grpc.insecure_channel(f"127.0.0.1:{running.port}") as channel:
-                yield rpc_grpc.IdentityServiceStub(channel), url
-        finally:
-            running.stop(0).wait()
-            engine.dispose()
+    with (
+        running_identity(local_idp, "identity_loss") as identity,
+        grpc.insecure_channel(identity.target) as channel,
+    ):
+        yield rpc_grpc.IdentityServiceStub(channel), identity.database_url
 
 
 def _cut_connections(url: str) -> int:

@@ -7,7 +7,14 @@ import itertools
 
 import pytest
 
-from identity.models import Action, Consent, DataCategory, OrgRef, RelationshipWindow
+from identity.models import (
+    Action,
+    Consent,
+    ConsentTerms,
+    DataCategory,
+    OrgRef,
+    RelationshipWindow,
+)
 from identity.policy import Basis, Decision, Question, decide
 
 NOW = dt.datetime(2026, 6, 1, tzinfo=dt.UTC)
@@ -24,7 +31,7 @@ def _relationship(org: OrgRef, *, ended: bool = False) -> RelationshipWindow:
     )
 
 
-def _consent(category: str = "care-plan", requester: str = "hospital") -> Consent:
+def _consent(category: str = "care-plan", requester: str = "hospital") -> ConsentTerms:
     return Consent(
         id="c",
         patient_id="p1",
@@ -37,7 +44,7 @@ def _consent(category: str = "care-plan", requester: str = "hospital") -> Consen
         end_time=None,
         withdraw_time=None,
         recorded_by="p",
-    )
+    ).terms
 
 
 def _q(**kw: object) -> Question:

@@ -77,16 +77,16 @@ def test_a_categorical_consent_covers_every_organisation_of_the_category() -> No
     consent = _consent()
     now = T0 + dt.timedelta(days=1)
     for hospital in (HOSPITAL, OTHER_HOSPITAL):
-        assert consent.covers(
+        assert consent.terms.covers(
             record_holder=GP, data_category="care-plan", requester=hospital, moment=now
         )
-    assert not consent.covers(
+    assert not consent.terms.covers(
         record_holder=GP, data_category="care-plan", requester=TOWN, moment=now
     )
-    assert not consent.covers(
+    assert not consent.terms.covers(
         record_holder=GP, data_category="referral", requester=HOSPITAL, moment=now
     )
-    assert not consent.covers(
+    assert not consent.terms.covers(
         record_holder=HOSPITAL, data_category="care-plan", requester=HOSPITAL, moment=now
     )
 
@@ -94,10 +94,10 @@ def test_a_categorical_consent_covers_every_organisation_of_the_category() -> No
 def test_a_consent_naming_one_organisation_covers_only_that_one() -> None:
     consent = _consent(requester_type=None, requester_id="hosp-a")
     now = T0 + dt.timedelta(days=1)
-    assert consent.covers(
+    assert consent.terms.covers(
         record_holder=GP, data_category="care-plan", requester=HOSPITAL, moment=now
     )
-    assert not consent.covers(
+    assert not consent.terms.covers(
         record_holder=GP, data_category="care-plan", requester=OTHER_HOSPITAL, moment=now
     )
 

@@ -13,7 +13,7 @@ from outcomes import errors, service
 from outcomes.models import Programme, Sex, SourceKind
 from servicekit.auth import Principal
 
-from ..fakes import FakeIdentityClient, FixedClock, sqlite_deps
+from ..fakes import FakeIdentityClient, FixedClock, enrolled, sqlite_deps
 
 NOW = dt.datetime(2026, 1, 10, tzinfo=dt.UTC)
 GP = Principal(
@@ -42,24 +42,7 @@ def deps(tmp_path: Path, identity: FakeIdentityClient) -> service.Deps:
     deps = cast(
         service.Deps, sqlite_deps(str(tmp_path / "o.db"), identity, FixedClock(NOW), chunk=7)
     )
-    with deps.uow() as uow:
-        for p in ("p-1", "p-2"):
-            service._store_enrolment(
-                uow,
-                "cg-zuidoost",
-                service.EnrolmentInput(
-                    p,
-                    Programme.DM2,
-                    "gp-de-linde",
-                    "01012345",
-                    dt.datetime(2020, 1, 1, tzinfo=dt.UTC),
-                    "",
-                    1960,
-                    Sex.FEMALE,
-                ),
-                NOW,
-            )
-        uow.commit()
+    enrolled(deps, ("p-1", "p-2"), NOW)
     return deps
 
 

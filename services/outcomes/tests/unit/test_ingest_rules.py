@@ -17,11 +17,11 @@ from sqlalchemy import text
 
 from outcomes import service
 from outcomes.codes import code_table
-from outcomes.models import Programme, Sex, SourceKind
+from outcomes.models import SourceKind
 from outcomes.repository import unix_micros
 from servicekit import names
 
-from ..fakes import FakeIdentityClient, FixedClock, sqlite_deps
+from ..fakes import FakeIdentityClient, FixedClock, enrolled, sqlite_deps
 from .test_ingest import GP, NOW, row
 
 PERMITTED = {"p-1", "p-2", "p-3"}
@@ -35,24 +35,7 @@ def deps(tmp_path: Path) -> service.Deps:
     deps = cast(
         service.Deps, sqlite_deps(str(tmp_path / "o.db"), identity, FixedClock(NOW), chunk=7)
     )
-    with deps.uow() as uow:
-        for p in sorted(ENROLLED):
-            service._store_enrolment(
-                uow,
-                "cg-zuidoost",
-                service.EnrolmentInput(
-                    p,
-                    Programme.DM2,
-                    "gp-de-linde",
-                    "01012345",
-                    dt.datetime(2020, 1, 1, tzinfo=dt.UTC),
-                    "",
-                    1960,
-                    Sex.FEMALE,
-                ),
-                NOW,
-            )
-        uow.commit()
+    enrolled(deps, sorted(ENROLLED), NOW)
     return deps
 
 

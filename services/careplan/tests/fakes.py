@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from careplan import service
-from careplan.clients import Access, AccessDecision, ReferralEvent
+from careplan.clients import Access, AccessDecision, AccessQuestion, ReferralEvent
 from careplan.models import (
     AppliedEvent,
     CarePlanRevisionRow,
@@ -143,34 +143,15 @@ class FakeIdentity:
     deny: dict[str, str] = field(default_factory=dict)  # subject -> reason
     calls: list[tuple[Principal, str, Access, str, str]] = field(default_factory=list)
 
-    def authorize(
-        self,
-        subject: Principal,
-        patient_id: str,
-        access: Access,
-        *,
-        record_holder_id: str = "",
-        purpose: str = "",
-    ) -> AccessDecision:
-        self.calls.append((subject, patient_id, access, record_holder_id, purpose))
-        if subject.subject in self.deny:
-            return AccessDecision(False, self.deny[subject.subject])
+    def authorize(self, question: AccessQuestion) -> AccessDecision:
+        q = question
+        self.calls.append((q.subject, q.patient_id, q.access, q.record_holder_id, q.purpose))
+        if q.subject.subject in self.deny:
+            return AccessDecision(False, self.deny[q.subject.subject])
         return AccessDecision(True, "CARE_RELATIONSHIP")
 
-    def authorize_later(
-        self,
-        subject: Principal,
-        patient_id: str,
-        access: Access,
-        *,
-        record_holder_id: str = "",
-        purpose: str = "",
-    ) -> Answered:
-        return Answered(
-            self.authorize(
-                subject, patient_id, access, record_holder_id=record_holder_id, purpose=purpose
-            )
-        )
+    def authorize_later(self, question: AccessQuestion) -> Answered:
+        return Answered(self.authorize(question))
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,14 @@ from servicekit.authorization import (
     PendingDecision,
 )
 
-__all__ = ["Access", "AccessDecision", "GrpcIdentityClient", "IdentityClient", "PendingAccess"]
+__all__ = [
+    "Access",
+    "AccessDecision",
+    "AccessQuestion",
+    "GrpcIdentityClient",
+    "IdentityClient",
+    "PendingAccess",
+]
 
 
 @dataclass(frozen=True)
@@ -35,32 +42,28 @@ class AccessDecision:
     reason: str
 
 
+@dataclass(frozen=True)
+class AccessQuestion:
+    """What careplan asks identity: may ``subject`` do ``access`` on the patient's care
+    plan, held by ``record_holder_id``, for ``purpose``."""
+
+    subject: Principal
+    patient_id: str
+    access: Access
+    record_holder_id: str = ""
+    purpose: str = ""
+
+
 class IdentityClient(Protocol):
-    def authorize(
-        self,
-        subject: Principal,
-        patient_id: str,
-        access: Access,
-        *,
-        record_holder_id: str = "",
-        purpose: str = "",
-    ) -> AccessDecision:
-        """identity's decision for ``subject`` on the patient's care-plan data (logged there).
+    def authorize(self, question: AccessQuestion) -> AccessDecision:
+        """identity's decision (logged there).
 
         Raises ``CarePlanNotFound`` when identity does not know the patient in the subject's
         care group, and ``IdentityUnavailable`` when it cannot be asked (fail closed).
         """
         ...
 
-    def authorize_later(
-        self,
-        subject: Principal,
-        patient_id: str,
-        access: Access,
-        *,
-        record_holder_id: str = "",
-        purpose: str = "",
-    ) -> PendingAccess:
+    def authorize_later(self, question: AccessQuestion) -> PendingAccess:
         """The same question, sent now; ``result()`` waits for (and raises as) ``authorize``."""
         ...
 
@@ -78,43 +81,31 @@ class GrpcIdentityClient:
         self._authorizer = IdentityAuthorizer(channel, deadline_seconds=deadline_seconds)
         self.access_point = access_point
 
-    def authorize(
-        self,
-        subject: Principal,
-        patient_id: str,
-        access: Access,
-        *,
-        record_holder_id: str = "",
-        purpose: str = "",
-    ) -> AccessDecision:
-        decision = self._authorizer.authorize(
-            subject,
-            patient_id,
-            Category.CARE_PLAN,
-            access,
-            record_holder_id=record_holder_id,
-            purpose=purpose,
+    def authorize(self, question: AccessQuestion) -> AccessDecision:
+        q = question
+        return _access(
+            self._authorizer.authorize(
+                q.subject,
+                q.patient_id,
+                Category.CARE_PLAN,
+                q.access,
+                record_holder_id=q.record_holder_id,
+                purpose=q.purpose,
+            )
         )
-        return _access(decision)
 
-    def authorize_later(
-        self,
-        subject: Principal,
-        patient_id: str,
-        access: Access,
-        *,
-        record_holder_id: str = "",
-        purpose: str = "",
-    ) -> PendingAccess:
-        pending = self._authorizer.authorize_later(
-            subject,
-            patient_id,
-            Category.CARE_PLAN,
-            access,
-            record_holder_id=record_holder_id,
-            purpose=purpose,
+    def authorize_later(self, question: AccessQuestion) -> PendingAccess:
+        q = question
+        return _Pending(
+            self._authorizer.authorize_later(
+                q.subject,
+                q.patient_id,
+                Category.CARE_PLAN,
+                q.access,
+                record_holder_id=q.record_holder_id,
+                purpose=q.purpose,
+            )
         )
-        return _Pending(pending)
 
 
 class _Pending:

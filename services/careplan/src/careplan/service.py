@@ -22,7 +22,13 @@ from typing import Any, TypeVar
 from sqlalchemy.exc import IntegrityError
 
 from careplan import errors
-from careplan.clients import Access, IdentityClient, PendingAccess, ReferralEvent
+from careplan.clients import (
+    Access,
+    AccessQuestion,
+    IdentityClient,
+    PendingAccess,
+    ReferralEvent,
+)
 from careplan.models import (
     ActivityStatus,
     AppliedEvent,
@@ -148,18 +154,18 @@ def _tenant(principal: Principal) -> str:
 class _Question:
     """What identity is asked about an access to a plan, and the caller's role on it."""
 
-    subject: Principal
-    record_holder_id: str
-    purpose: str
+    question: AccessQuestion
     role: Role
 
 
-def _question(principal: Principal, patient_id: str, view: PlanView | None) -> _Question:
+def _question(
+    principal: Principal, patient_id: str, view: PlanView | None, access: Access
+) -> _Question:
     """An informal carer is asked about under the patient's mandate."""
     holder = view.record_holder_id if view is not None else ""
     role = role_on(principal, patient_id, holder, view.content if view else None)
     if role is not Role.INFORMAL_CARER:
-        return _Question(principal, holder, "care-plan", role)
+        return _Question(AccessQuestion(principal, patient_id, access, holder, "care-plan"), role)
     subject = Principal(
         subject=principal.subject,
         client_id=principal.client_id,
@@ -169,7 +175,9 @@ def _question(principal: Principal, patient_id: str, view: PlanView | None) -> _
         patient=f"patients/{patient_id}",
         on_behalf_of=principal.on_behalf_of,
     )
-    return _Question(subject, holder, "informal-carer-mandate", role)
+    return _Question(
+        AccessQuestion(subject, patient_id, access, holder, "informal-carer-mandate"), role
+    )
 
 
 @dataclass(frozen=True)
@@ -185,13 +193,8 @@ def _ask_early(deps: Deps, principal: Principal, patient_id: str, access: Access
     cached = deps.plans.get(patient_id)
     if cached is None:
         return None
-    q = _question(principal, patient_id, cached)
-    return _Asked(
-        q,
-        deps.identity.authorize_later(
-            q.subject, patient_id, access, record_holder_id=q.record_holder_id, purpose=q.purpose
-        ),
-    )
+    q = _question(principal, patient_id, cached, access)
+    return _Asked(q, deps.identity.authorize_later(q.question))
 
 
 def _authorize(
@@ -204,13 +207,11 @@ def _authorize(
 ) -> Role:
     """Asks identity (which logs the access), or takes the answer to the same question asked
     early; PERMISSION_DENIED with identity's reason on a denial."""
-    q = _question(principal, patient_id, view)
+    q = _question(principal, patient_id, view, access)
     if asked is not None and asked.question == q:
         decision = asked.answer.result()
     else:
-        decision = deps.identity.authorize(
-            q.subject, patient_id, access, record_holder_id=q.record_holder_id, purpose=q.purpose
-        )
+        decision = deps.identity.authorize(q.question)
     _log_access(principal, patient_id, access, q.role, decision.permitted, decision.reason)
     if not decision.permitted:
         raise errors.AccessDenied("access to the care plan was refused", reason=decision.reason)
@@ -319,7 +320,7 @@ def create_care_plan(
     org_id = _org_id(principal)
     existing = _load(deps, patient_id)
     decision = deps.identity.authorize(
-        principal, patient_id, Access.CREATE, record_holder_id=org_id, purpose="care-plan"
+        AccessQuestion(principal, patient_id, Access.CREATE, org_id, "care-plan")
     )
     _log_access(
         principal,

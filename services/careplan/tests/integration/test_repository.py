@@ -9,10 +9,14 @@ import pytest
 from sqlalchemy import Engine
 
 from careplan import service
-from careplan.clients import Access, AccessDecision, PendingAccess, ReferralEvent
+from careplan.clients import (
+    AccessDecision,
+    AccessQuestion,
+    PendingAccess,
+    ReferralEvent,
+)
 from careplan.models import Action, ActionKind, ActivityStatus, PlanContent, PlanView
 from careplan.unit_of_work import UnitOfWork
-from servicekit.auth import Principal
 from servicekit.db import make_engine, make_session_factory
 
 REFERRAL = "patients/p-int-1/referrals/r1"
@@ -21,26 +25,10 @@ REFERRAL = "patients/p-int-1/referrals/r1"
 class NoIdentity:
     """Referral events are applied by the service itself: identity is never asked."""
 
-    def authorize(
-        self,
-        subject: Principal,
-        patient_id: str,
-        access: Access,
-        *,
-        record_holder_id: str = "",
-        purpose: str = "",
-    ) -> AccessDecision:
+    def authorize(self, question: AccessQuestion) -> AccessDecision:
         raise AssertionError("applying a referral event asks no one")
 
-    def authorize_later(
-        self,
-        subject: Principal,
-        patient_id: str,
-        access: Access,
-        *,
-        record_holder_id: str = "",
-        purpose: str = "",
-    ) -> PendingAccess:
+    def authorize_later(self, question: AccessQuestion) -> PendingAccess:
         raise AssertionError("applying a referral event asks no one")
 
 

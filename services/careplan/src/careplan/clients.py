@@ -7,9 +7,9 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import grpc
 
@@ -25,6 +25,8 @@ from servicekit.authorization import (
     IdentityAuthorizer,
     PendingDecision,
 )
+
+T = TypeVar("T")
 
 __all__ = [
     "Access",
@@ -82,29 +84,20 @@ class GrpcIdentityClient:
         self.access_point = access_point
 
     def authorize(self, question: AccessQuestion) -> AccessDecision:
-        q = question
-        return _access(
-            self._authorizer.authorize(
-                q.subject,
-                q.patient_id,
-                Category.CARE_PLAN,
-                q.access,
-                record_holder_id=q.record_holder_id,
-                purpose=q.purpose,
-            )
-        )
+        return _access(self._ask(self._authorizer.authorize, question))
 
     def authorize_later(self, question: AccessQuestion) -> PendingAccess:
-        q = question
-        return _Pending(
-            self._authorizer.authorize_later(
-                q.subject,
-                q.patient_id,
-                Category.CARE_PLAN,
-                q.access,
-                record_holder_id=q.record_holder_id,
-                purpose=q.purpose,
-            )
+        return _Pending(self._ask(self._authorizer.authorize_later, question))
+
+    @staticmethod
+    def _ask(method: Callable[..., T], q: AccessQuestion) -> T:
+        return method(
+            q.subject,
+            q.patient_id,
+            Category.CARE_PLAN,
+            q.access,
+            record_holder_id=q.record_holder_id,
+            purpose=q.purpose,
         )
 
 

@@ -36,10 +36,6 @@ class SqlAlchemyUnitOfWork:
             self._session = self._session_factory()
         return self._session
 
-    @property
-    def has_session(self) -> bool:
-        return self._session is not None
-
     def __enter__(self) -> Self:
         self._start()
         return self
@@ -94,6 +90,11 @@ class Repository:
     @property
     def session(self) -> Session:
         return self._uow.session
+
+    def add(self, obj: object) -> None:
+        """Adds a new row and flushes, so that database defaults and constraints apply now."""
+        self.session.add(obj)
+        self.session.flush()
 
     def _first_row(self, sql: str, params: Sequence[object]) -> tuple[Any, ...] | None:
         return self._uow.first_row(sql, params)

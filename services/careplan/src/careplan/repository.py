@@ -26,10 +26,6 @@ _CURRENT_PLAN = (
 class CarePlanRepository(Repository):
     """The only place this service runs queries (see :class:`servicekit.uow.Repository`)."""
 
-    def add(self, obj: object) -> None:
-        self.session.add(obj)
-        self.session.flush()
-
     # plans
     def plan(self, patient_id: str) -> CarePlanRow | None:
         return self.session.get(CarePlanRow, patient_id)

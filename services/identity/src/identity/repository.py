@@ -68,10 +68,6 @@ _CONSENTS = select(Consent).where(Consent.patient_id == bindparam("patient_id"))
 class IdentityRepository(Repository):
     """The only place this service runs queries (see :class:`servicekit.uow.Repository`)."""
 
-    def add(self, obj: object) -> None:
-        self.session.add(obj)
-        self.session.flush()
-
     # organisations
     def organisation(self, org_id: str) -> Organisation | None:
         return self.session.get(Organisation, org_id)

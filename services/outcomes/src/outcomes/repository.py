@@ -141,10 +141,6 @@ _TIMES = ("cutoff", "enrolled_by", "window_start", "period_end")
 class OutcomesRepository(Repository):
     """The only place this service runs queries (see :class:`servicekit.uow.Repository`)."""
 
-    def add(self, obj: object) -> None:
-        self.session.add(obj)
-        self.session.flush()
-
     # enrolments
     def enrolment(self, care_group_id: str, patient_id: str, programme: str) -> Enrolment | None:
         return self.session.scalars(

@@ -110,10 +110,6 @@ def _append_outbox_sql(columns: tuple[str, ...]) -> str:
 class ReferralRepository(Repository):
     """The only place this service runs queries (see :class:`servicekit.uow.Repository`)."""
 
-    def add(self, obj: object) -> None:
-        self.session.add(obj)
-        self.session.flush()
-
     def create_referral(
         self,
         referral: Referral,

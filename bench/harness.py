@@ -5,6 +5,14 @@ one raw SQL statement on PostgreSQL through psycopg: ``Insert`` does one INSERT 
 ``Select`` one SELECT by primary key. A benchmark measures its candidate and this baseline
 in alternating rounds in the same run and reports the median ratio with min and max.
 
+A benchmark whose candidate must, by design, call a second service that commits before it
+commits itself may also measure the *floor* of that design: the same baseline server
+started with ``--downstream`` relays each ``Relay`` call to another baseline server's
+``Insert`` (one bare gRPC call, one INSERT and COMMIT there) and then does its own INSERT
+and COMMIT. That is the least any implementation of such a call can cost with these
+building blocks (Python gRPC servers, psycopg, PostgreSQL): no token, no validation, no
+logic. It is reported beside the baseline as ``floor``.
+
 Run the baseline on its own: ``python bench/harness.py baseline-server DATABASE_URL``.
 """
 
@@ -22,7 +30,7 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent import futures
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import grpc
@@ -94,25 +102,24 @@ class Comparison:
     rounds: int
     baseline: list[Stats]
     candidate: list[Stats]
+    floor: list[Stats] = field(default_factory=list)
 
     @property
     def ratios(self) -> list[float]:
-        return [
-            c.throughput / b.throughput for b, c in zip(self.baseline, self.candidate, strict=True)
-        ]
+        return _ratios(self.candidate, self.baseline, "throughput")
 
     @property
     def p99_ratios(self) -> list[float]:
-        return [c.p99_ms / b.p99_ms for b, c in zip(self.baseline, self.candidate, strict=True)]
+        return _ratios(self.candidate, self.baseline, "p99_ms")
 
     def summary(self) -> dict[str, object]:
         r, p = self.ratios, self.p99_ratios
-        return {
+        return self._floor_summary() | {
             "name": self.name,
             "concurrency": self.concurrency,
             "rounds": self.rounds,
-            "throughput_ratio": {"median": statistics.median(r), "min": min(r), "max": max(r)},
-            "p99_ratio": {"median": statistics.median(p), "min": min(p), "max": max(p)},
+            "throughput_ratio": _spread(r),
+            "p99_ratio": _spread(p),
             "baseline_throughput_median": statistics.median(s.throughput for s in self.baseline),
             "candidate_throughput_median": statistics.median(s.throughput for s in self.candidate),
             "baseline_p50_ms_median": statistics.median(s.p50_ms for s in self.baseline),
@@ -120,6 +127,28 @@ class Comparison:
             "baseline_p99_ms_median": statistics.median(s.p99_ms for s in self.baseline),
             "candidate_p99_ms_median": statistics.median(s.p99_ms for s in self.candidate),
         }
+
+    def _floor_summary(self) -> dict[str, object]:
+        if not self.floor:
+            return {}
+        return {
+            "floor_throughput_median": statistics.median(s.throughput for s in self.floor),
+            "floor_p99_ms_median": statistics.median(s.p99_ms for s in self.floor),
+            "floor_vs_baseline": _spread(_ratios(self.floor, self.baseline, "throughput")),
+            "floor_p99_vs_baseline": _spread(_ratios(self.floor, self.baseline, "p99_ms")),
+            "candidate_vs_floor": _spread(_ratios(self.candidate, self.floor, "throughput")),
+        }
+
+
+def _ratios(upper: list[Stats], lower: list[Stats], metric: str) -> list[float]:
+    return [
+        float(getattr(u, metric)) / float(getattr(d, metric))
+        for u, d in zip(upper, lower, strict=True)
+    ]
+
+
+def _spread(values: list[float]) -> dict[str, float]:
+    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
 
 
 def compare(
@@ -131,16 +160,17 @@ def compare(
     seconds: float = 3.0,
     concurrency: int = 1,
     warmup_seconds: float = 1.0,
+    floor: Callable[[int], object] | None = None,
 ) -> Comparison:
-    """Alternates baseline and candidate rounds so both see the same machine noise."""
-    run_load(baseline, seconds=warmup_seconds, concurrency=concurrency)
-    run_load(candidate, seconds=warmup_seconds, concurrency=concurrency)
-    base: list[Stats] = []
-    cand: list[Stats] = []
+    """Alternates baseline, candidate (and floor) rounds so all see the same machine noise."""
+    calls = [baseline, candidate] + ([floor] if floor is not None else [])
+    for call in calls:
+        run_load(call, seconds=warmup_seconds, concurrency=concurrency)
+    measured: list[list[Stats]] = [[] for _ in calls]
     for _ in range(rounds):
-        base.append(run_load(baseline, seconds=seconds, concurrency=concurrency))
-        cand.append(run_load(candidate, seconds=seconds, concurrency=concurrency))
-    return Comparison(name, concurrency, rounds, base, cand)
+        for call, stats in zip(calls, measured, strict=True):
+            stats.append(run_load(call, seconds=seconds, concurrency=concurrency))
+    return Comparison(name, concurrency, rounds, *measured)
 
 
 def report(results: list[Comparison], out: str) -> None:
@@ -158,6 +188,16 @@ def report(results: list[Comparison], out: str) -> None:
             f"p99 {s['candidate_p99_ms_median']:.2f} ms vs {s['baseline_p99_ms_median']:.2f} ms "
             f"= {pr['median']:.2f}x"
         )
+        if "floor_vs_baseline" in s:
+            fb, cf, fp = s["floor_vs_baseline"], s["candidate_vs_floor"], s["floor_p99_vs_baseline"]
+            assert isinstance(fb, dict) and isinstance(cf, dict) and isinstance(fp, dict)
+            print(
+                f"  floor (bare relay + INSERT+COMMIT downstream and here): "
+                f"{s['floor_throughput_median']:.0f}/s = {fb['median']:.0%} of the baseline "
+                f"(min {fb['min']:.0%}, max {fb['max']:.0%}), p99 {fp['median']:.2f}x; "
+                f"candidate = {cf['median']:.0%} of the floor "
+                f"(min {cf['min']:.0%}, max {cf['max']:.0%})"
+            )
     target = REPO / "build" / "bench" / out
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(
@@ -176,9 +216,12 @@ def _identity(data: bytes) -> bytes:
 
 
 class _Baseline:
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, downstream: str = "") -> None:
         self.url = libpq(url)
         self.local = threading.local()
+        self.downstream = (
+            BaselineClient(grpc.insecure_channel(downstream)).insert if downstream else None
+        )
 
     def _conn(self) -> psycopg.Connection:
         conn = getattr(self.local, "conn", None)
@@ -193,6 +236,13 @@ class _Baseline:
             cur.execute("INSERT INTO bench_baseline (payload) VALUES (%s)", (request.decode(),))
         conn.commit()
         return b"ok"
+
+    def relay(self, request: bytes, context: grpc.ServicerContext) -> bytes:
+        """The floor: the downstream server's Insert first, then this server's own."""
+        if self.downstream is None:
+            context.abort(grpc.StatusCode.FAILED_PRECONDITION, "started without --downstream")
+        self.downstream(request, timeout=5)
+        return self.insert(request, context)
 
     def select(self, request: bytes, context: grpc.ServicerContext) -> bytes:
         conn = self._conn()
@@ -216,9 +266,9 @@ def prepare_baseline_table(url: str) -> None:
             )
 
 
-def serve_baseline(url: str, port: int = 0, max_workers: int = 32) -> None:
+def serve_baseline(url: str, port: int = 0, max_workers: int = 32, downstream: str = "") -> None:
     prepare_baseline_table(url)
-    handler = _Baseline(url)
+    handler = _Baseline(url, downstream)
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=max_workers))
     server.add_generic_rpc_handlers(
         (
@@ -230,6 +280,9 @@ def serve_baseline(url: str, port: int = 0, max_workers: int = 32) -> None:
                     ),
                     "Select": grpc.unary_unary_rpc_method_handler(
                         handler.select, _identity, _identity
+                    ),
+                    "Relay": grpc.unary_unary_rpc_method_handler(
+                        handler.relay, _identity, _identity
                     ),
                 },
             ),
@@ -243,10 +296,12 @@ def serve_baseline(url: str, port: int = 0, max_workers: int = 32) -> None:
 
 
 @contextmanager
-def baseline_server(url: str) -> Iterator[str]:
-    """Runs the baseline server as its own process; yields its host:port."""
+def baseline_server(url: str, downstream: str = "") -> Iterator[str]:
+    """Runs the baseline server as its own process (relaying ``Relay`` calls to
+    ``downstream`` if given); yields its host:port."""
+    relay = ["--downstream", downstream] if downstream else []
     proc = subprocess.Popen(
-        [sys.executable, str(Path(__file__)), "baseline-server", url],
+        [sys.executable, str(Path(__file__)), "baseline-server", url, *relay],
         stdout=subprocess.PIPE,
         text=True,
         env=os.environ.copy(),
@@ -265,6 +320,7 @@ class BaselineClient:
     def __init__(self, channel: grpc.Channel) -> None:
         self.insert = channel.unary_unary(f"/{SERVICE}/Insert", _identity, _identity)
         self.select = channel.unary_unary(f"/{SERVICE}/Select", _identity, _identity)
+        self.relay = channel.unary_unary(f"/{SERVICE}/Relay", _identity, _identity)
 
 
 def main() -> None:
@@ -273,9 +329,10 @@ def main() -> None:
     server = sub.add_parser("baseline-server")
     server.add_argument("url")
     server.add_argument("--port", type=int, default=0)
+    server.add_argument("--downstream", default="", help="host:port of the server Relay calls")
     args = parser.parse_args()
     if args.command == "baseline-server":
-        serve_baseline(args.url, args.port)
+        serve_baseline(args.url, args.port, downstream=args.downstream)
 
 
 if __name__ == "__main__":

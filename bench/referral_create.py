@@ -4,6 +4,11 @@ handler doing one INSERT and COMMIT, in the same run. identity runs as a real pr
 
 Goal (issue 3): throughput >= 60 % of the baseline's, p99 <= 2x the baseline's.
 
+The same run also measures the floor of this design (see harness.py): a bare handler that
+calls a second bare handler doing INSERT and COMMIT (in identity's database, where
+Authorize logs), then does its own INSERT and COMMIT (in referral's database). No
+CreateReferral that asks identity before it writes can be faster than that floor.
+
     .venv/bin/python bench/referral_create.py [--quick]
 """
 
@@ -35,7 +40,13 @@ def main() -> None:
     args = parser.parse_args()
     rounds, seconds = (3, 1.0) if args.quick else (5, 4.0)
     services = {"identity": {}, "referral": {"REFERRAL_OIDC_CLIENT_SECRET": "svc-referral-secret"}}
-    with platform(services) as p, baseline_server(p.database_url) as base_target:
+    with (
+        platform(services) as p,
+        baseline_server(p.database_url) as base_target,
+        baseline_server(
+            p.processes["referral"].env["REFERRAL_DATABASE_URL"], downstream=base_target
+        ) as relay_target,
+    ):
         offers = bulk_offers(p.processes["referral"].env["REFERRAL_DATABASE_URL"], OFFERS)
         pairs = [(patient, offer) for offer in offers for patient in PATIENTS]
         counter = itertools.count()
@@ -45,9 +56,11 @@ def main() -> None:
         with (
             grpc.insecure_channel(p.target("referral")) as ch,
             grpc.insecure_channel(base_target) as bch,
+            grpc.insecure_channel(relay_target) as rch,
         ):
             stub = rpc_grpc.ReferralServiceStub(ch)
             base = BaselineClient(bch)
+            relay = BaselineClient(rch)
 
             def candidate(_i: int) -> object:
                 with lock:
@@ -64,6 +77,9 @@ def main() -> None:
             def baseline(i: int) -> object:
                 return base.insert(f"row-{i}".encode(), timeout=5)
 
+            def floor(i: int) -> object:
+                return relay.relay(f"row-{i}".encode(), timeout=5)
+
             results = [
                 compare(
                     "CreateReferral vs INSERT+COMMIT",
@@ -72,6 +88,7 @@ def main() -> None:
                     rounds=rounds,
                     seconds=seconds,
                     concurrency=c,
+                    floor=floor,
                 )
                 for c in (1, 8)
             ]

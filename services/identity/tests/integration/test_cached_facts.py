@@ -13,18 +13,12 @@ from sqlalchemy import Engine, func, select
 from identity import demo, service
 from identity.main import deps_for
 from identity.models import AccessLogEntry, Action, DataCategory
-from servicekit.auth import Principal
 from servicekit.db import make_engine
 from servicekit.migrations import upgrade
 from testkit.database import fresh_database
 
-GP = Principal(
-    subject="gp-user",
-    client_id="test",
-    organisation="organisations/gp-de-linde",
-    care_group="organisations/cg-zuidoost",
-    roles=frozenset({"gp"}),
-)
+from .principals import GP
+
 READ_PLAN = service.AuthorizeInput(
     patient_id="p-0001", data_category=DataCategory.CARE_PLAN, action=Action.READ
 )

@@ -18,19 +18,14 @@ from servicekit.db import make_engine
 from servicekit.migrations import pending_differences, upgrade
 from testkit.database import fresh_database
 
+from .principals import GP
+
 AUDITOR = Principal(
     subject="auditor",
     client_id="test",
     organisation="organisations/cg-zuidoost",
     care_group="organisations/cg-zuidoost",
     roles=frozenset({"auditor"}),
-)
-GP = Principal(
-    subject="gp-user",
-    client_id="test",
-    organisation="organisations/gp-de-linde",
-    care_group="organisations/cg-zuidoost",
-    roles=frozenset({"gp"}),
 )
 
 

@@ -13,7 +13,7 @@ import functools
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 import grpc
 
@@ -89,6 +89,14 @@ def subject_of(principal: Principal) -> pb.Subject:
     )
 
 
+class QuestionOptions(TypedDict, total=False):
+    """What an Authorize question may add to subject, patient, category and access."""
+
+    record_holder_id: str  # the organisation holding the data, if not the subject's own
+    referral: ReferralContext | None  # the referral the access is about
+    purpose: str
+
+
 class IdentityAuthorizer:
     def __init__(self, channel: grpc.Channel, *, deadline_seconds: float = 5.0) -> None:
         self._stub = rpc_grpc.IdentityServiceStub(channel)
@@ -100,14 +108,9 @@ class IdentityAuthorizer:
         patient_id: str,
         category: Category,
         access: Access,
-        *,
-        record_holder_id: str = "",
-        referral: ReferralContext | None = None,
-        purpose: str = "",
+        **options: Unpack[QuestionOptions],
     ) -> Decision:
-        request = _authorize_request(
-            subject, patient_id, category, access, record_holder_id, referral, purpose
-        )
+        request = _authorize_request(subject, patient_id, category, access, **options)
         try:
             reply = with_retries(
                 lambda remaining: self._stub.Authorize(request, timeout=remaining), self._deadline
@@ -122,17 +125,12 @@ class IdentityAuthorizer:
         patient_id: str,
         category: Category,
         access: Access,
-        *,
-        record_holder_id: str = "",
-        referral: ReferralContext | None = None,
-        purpose: str = "",
+        **options: Unpack[QuestionOptions],
     ) -> PendingDecision:
         """Sends the question now and returns at once; ``result()`` waits for the answer.
         For a caller with its own work to do meanwhile (work that releases nothing before
         the answer)."""
-        request = _authorize_request(
-            subject, patient_id, category, access, record_holder_id, referral, purpose
-        )
+        request = _authorize_request(subject, patient_id, category, access, **options)
         started = time.monotonic()
         future = self._stub.Authorize.future(request, timeout=self._deadline)
 
@@ -215,15 +213,15 @@ def _authorize_request(
     patient_id: str,
     category: Category,
     access: Access,
-    record_holder_id: str,
-    referral: ReferralContext | None,
-    purpose: str,
+    **options: Unpack[QuestionOptions],
 ) -> rpc.AuthorizeRequest:
+    record_holder_id = options.get("record_holder_id", "")
+    referral = options.get("referral")
     request = rpc.AuthorizeRequest(
         patient=f"patients/{patient_id}",
         data_category=_CATEGORY[category],
         action=_ACCESS[access],
-        purpose=purpose,
+        purpose=options.get("purpose", ""),
         record_holder=f"organisations/{record_holder_id}" if record_holder_id else "",
         subject=subject_of(subject),
         access_point=subject.client_id,

@@ -1,21 +1,36 @@
 """``request_id`` on creates (AIP-155): a repeat with the same id returns the first result.
 
-Each service keeps its own table of request records (who asked, the id, the method, the name
-of what was created); these are the rules every service applies to it.
+Each service keeps its own table of request records (who asked, the id, the method, a
+fingerprint of the request, the name of what was created); these are the rules every
+service applies to it:
+
+- a repeat of the same request (same caller, id, method and fingerprint) returns the
+  resource the first request created, and writes nothing;
+- the same id with another method, or with the same method but a different request (another
+  patient, another offer, another body), is refused: INVALID_ARGUMENT, reason
+  ``REQUEST_ID_REUSED``, naming the field ``request_id``. It never returns the first result.
+
+The fingerprint is taken by the servicer from the request message with ``request_id``
+cleared (:func:`fingerprint_of`), so the service layer only compares two strings.
 """
 
 from __future__ import annotations
 
+import hashlib
 from typing import Protocol
+
+from google.protobuf.message import Message
 
 from servicekit.errors import InvalidArgument
 
 MAX_LENGTH = 100
+FINGERPRINT_LENGTH = 64
 
 
 class RequestRecord(Protocol):
     method: str
     resource_name: str
+    fingerprint: str
 
 
 def check(request_id: str) -> None:
@@ -26,15 +41,29 @@ def check(request_id: str) -> None:
         )
 
 
-def replayed(record: RequestRecord | None, method: str) -> str | None:
+def fingerprint_of(request: Message, field: str = "request_id") -> str:
+    """A SHA-256 over the request's deterministic serialisation, without its request_id."""
+    copy = type(request)()
+    copy.CopyFrom(request)
+    if field in copy.DESCRIPTOR.fields_by_name:
+        copy.ClearField(field)
+    return hashlib.sha256(copy.SerializeToString(deterministic=True)).hexdigest()
+
+
+def replayed(record: RequestRecord | None, method: str, fingerprint: str) -> str | None:
     """The name created by the first request with this id, or None for a new request.
 
-    An id already used by the same caller for another method is INVALID_ARGUMENT.
+    An id already used by the same caller for another method, or for the same method with
+    another request, is INVALID_ARGUMENT ``REQUEST_ID_REUSED``.
     """
     if record is None:
         return None
     if record.method != method:
         raise InvalidArgument.single(
             "request_id", "was already used for another method", "REQUEST_ID_REUSED"
+        )
+    if record.fingerprint != fingerprint:
+        raise InvalidArgument.single(
+            "request_id", "was already used for a different request", "REQUEST_ID_REUSED"
         )
     return record.resource_name

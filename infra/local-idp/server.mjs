@@ -16,7 +16,7 @@ console.log = console.info = (...args) => console.error(...args);
 const here = path.dirname(fileURLToPath(import.meta.url));
 const env = process.env;
 const config = {
-  realmFile: path.resolve(here, env.IDP_REALM_FILE || '../keycloak/carenet-realm.json'),
+  realmFile: path.resolve(here, env.IDP_REALM_FILE || '../keycloak/demo-realm.json'),
   extraUsersFile: env.IDP_EXTRA_USERS_FILE ? path.resolve(env.IDP_EXTRA_USERS_FILE) : undefined,
   // default outside the repository, so a private key never ends up in a commit
   keysFile: path.resolve(env.IDP_KEYS_FILE || path.join(os.tmpdir(), 'carenet-local-idp', 'private-jwks.json')),

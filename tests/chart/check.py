@@ -16,6 +16,10 @@ Steps, in order (each one is reported; a failed step does not stop the independe
   promises   pytest tests/chart/test_chart_promises.py over the rendered objects
   infra      infra/{keycloak,otel,postgres}/*.yaml: Kubernetes kinds validated like the
              chart's objects; custom resources (CloudNativePG) only parsed and listed
+  realm      infra/keycloak/production-realm.json: no user but the clients' service
+             accounts, no credential, no literal secret (only ${NAME} placeholders, each
+             set by infra/keycloak/keycloak.yaml), and the same clients, roles, mappers
+             and audiences as infra/keycloak/demo-realm.json
   self-test  pytest tests/chart/test_chart_check_fails.py: the check must fail on a
              broken copy of the chart
 
@@ -51,6 +55,9 @@ PROFILES: dict[str, str | None] = {
 RELEASE = "carenet"
 NAMESPACE = "carenet"
 KUBE_VERSION = "1.30.0"
+PRODUCTION_REALM = REPO / "infra" / "keycloak" / "production-realm.json"
+DEMO_REALM = REPO / "infra" / "keycloak" / "demo-realm.json"
+KEYCLOAK_MANIFEST = REPO / "infra" / "keycloak" / "keycloak.yaml"
 
 
 def _require_modules() -> None:
@@ -131,6 +138,7 @@ class Context:
     profiles: list[str]
     update_golden: bool
     checkov: str
+    production_realm: Path = PRODUCTION_REALM
     rendered: dict[str, str] = field(default_factory=dict)
 
 
@@ -357,6 +365,137 @@ def step_infra(ctx: Context, step: Step) -> None:
         step.details.append(f"{rel}: {checked} objects valid{note}")
 
 
+# --------------------------------------------------------------------------- realm
+
+# Filled by Keycloak from its environment at import; no default (`${NAME:default}` is a literal).
+PLACEHOLDER = re.compile(r"^\$\{([A-Z][A-Z0-9_]*)\}$")
+PLACEHOLDER_ANYWHERE = re.compile(r"\$\{([A-Z][A-Z0-9_]*)(?::[^}]*)?\}")
+# Keys whose string values are secrets: `secret`, `clientSecret`, `bindCredential`,
+# `keystorePassword`, `privateKey`, ... (`passwordPolicy` and the like are not).
+SECRET_KEY = re.compile(r"(secret|password|credential|private_?key)$", re.IGNORECASE)
+
+
+def _literal_secrets(node: Any, path: str = "") -> list[str]:
+    """Paths of secret-named keys whose value is not exactly one ${NAME} placeholder."""
+    found: list[str] = []
+    if isinstance(node, dict):
+        for key, value in node.items():
+            here = f"{path}.{key}" if path else str(key)
+            if SECRET_KEY.search(str(key)):
+                values = value if isinstance(value, list) else [value]
+                if any(isinstance(v, str) and not PLACEHOLDER.match(v) for v in values):
+                    found.append(here)
+                    continue
+            found += _literal_secrets(value, here)
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            label = index
+            if isinstance(value, dict):
+                label = (
+                    value.get("clientId") or value.get("username") or value.get("alias") or index
+                )
+            found += _literal_secrets(value, f"{path}[{label}]")
+    return found
+
+
+def _without(mapping: dict[str, Any], *keys: str) -> dict[str, Any]:
+    return {k: v for k, v in mapping.items() if k not in keys}
+
+
+def realm_problems(
+    production: dict[str, Any], demo: dict[str, Any], manifest_env: set[str]
+) -> list[str]:
+    """What makes ``production`` unfit to import: people, credentials, literal secrets,
+    placeholders the Keycloak manifest does not set, drift from the demo realm."""
+    problems: list[str] = []
+    clients = {c.get("clientId"): c for c in production.get("clients", [])}
+    with_accounts = {cid for cid, c in clients.items() if c.get("serviceAccountsEnabled")}
+    for user in production.get("users", []):
+        name = user.get("username", "?")
+        owner = user.get("serviceAccountClientId")
+        if not owner:
+            problems.append(f"holds the user {name!r}: a production realm holds no people")
+        elif owner not in with_accounts:
+            problems.append(f"user {name!r} is the service account of no client with one")
+        if user.get("credentials"):
+            problems.append(f"user {name!r} has credentials")
+        if user.get("federatedIdentities"):
+            problems.append(f"user {name!r} has federated identities")
+    problems += [f"literal secret at {path}" for path in _literal_secrets(production)]
+    missing = sorted(set(PLACEHOLDER_ANYWHERE.findall(json.dumps(production))) - manifest_env)
+    problems += [f"placeholder ${{{name}}} is not set by the Keycloak manifest" for name in missing]
+
+    # The same realm as the demo one, less its people and its secrets.
+    if production.get("realm") != demo.get("realm"):
+        problems.append(f"realm name {production.get('realm')!r} is not {demo.get('realm')!r}")
+    if production.get("roles") != demo.get("roles"):
+        problems.append("realm roles differ from the demo realm's")
+    demo_clients = {c.get("clientId"): c for c in demo.get("clients", [])}
+    if set(clients) != set(demo_clients):
+        problems.append(
+            f"clients differ from the demo realm's: {sorted(set(clients) ^ set(demo_clients))}"
+        )
+    for cid in sorted(set(clients) & set(demo_clients)):
+        if _without(clients[cid], "secret") != _without(demo_clients[cid], "secret"):
+            problems.append(f"client {cid!r} differs from the demo realm's (beyond its secret)")
+
+    def accounts(realm: dict[str, Any]) -> dict[str, tuple[list[str], list[str]]]:
+        return {
+            u["serviceAccountClientId"]: (
+                sorted(u.get("realmRoles", [])),
+                sorted(u.get("attributes", {})),
+            )
+            for u in realm.get("users", [])
+            if u.get("serviceAccountClientId")
+        }
+
+    if accounts(production) != accounts(demo):
+        problems.append("service accounts' roles or attributes differ from the demo realm's")
+    others = ("users", "clients", "roles", "id")
+    if _without(production, *others) != _without(demo, *others):
+        problems.append("realm settings differ from the demo realm's")
+    return problems
+
+
+def keycloak_env(manifest: Path) -> set[str]:
+    """The environment variables the Keycloak container of ``manifest`` sets."""
+    names: set[str] = set()
+    for obj in load_objects(manifest.read_text()):
+        if obj.get("kind") != "Deployment":
+            continue
+        for container in obj["spec"]["template"]["spec"].get("containers", []):
+            names |= {e["name"] for e in container.get("env", [])}
+    return names
+
+
+# The production path: none of these may name the demo realm.
+PRODUCTION_PATH_FILES = (REPO / "docs" / "deploy.md", KEYCLOAK_MANIFEST)
+
+
+def step_realm(ctx: Context, step: Step) -> None:
+    production = json.loads(ctx.production_realm.read_text())
+    demo = json.loads(DEMO_REALM.read_text())
+    problems = realm_problems(production, demo, keycloak_env(KEYCLOAK_MANIFEST))
+    for path in PRODUCTION_PATH_FILES:
+        if DEMO_REALM.name in path.read_text():
+            step.fail(
+                f"{path.relative_to(REPO)} names {DEMO_REALM.name}: deploy the production realm"
+            )
+    shown = (
+        ctx.production_realm.relative_to(REPO)
+        if ctx.production_realm.is_relative_to(REPO)
+        else ctx.production_realm
+    )
+    for problem in problems:
+        step.fail(f"{shown}: {problem}")
+    if not problems:
+        users = len(production.get("users", []))
+        step.details.append(
+            f"{shown}: no people, no literal secrets ({users} service accounts), "
+            "same clients, roles and mappers as the demo realm"
+        )
+
+
 def _pytest(step: Step, test_file: Path, env: dict[str, str]) -> None:
     proc = subprocess.run(
         # --confcutdir: the chart tests need none of the repository-wide fixtures (root conftest.py)
@@ -395,6 +534,7 @@ def step_promises(ctx: Context, step: Step) -> None:
 
 def step_self_test(ctx: Context, step: Step) -> None:
     _pytest(step, HERE / "test_chart_check_fails.py", dict(os.environ))
+    _pytest(step, HERE / "test_realm_check.py", dict(os.environ))
 
 
 # --------------------------------------------------------------------------- main
@@ -427,6 +567,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--skip-self-test", action="store_true", help="leave out the negative self-test"
     )
+    parser.add_argument(
+        "--production-realm",
+        type=Path,
+        default=PRODUCTION_REALM,
+        help="the production realm export to check (default: infra/keycloak/production-realm.json)",
+    )
     parser.add_argument("--report", type=Path, help="write the step results as JSON to this file")
     args = parser.parse_args(argv)
 
@@ -440,6 +586,7 @@ def main(argv: list[str] | None = None) -> int:
         profiles=args.profile or list(PROFILES),
         update_golden=args.update_golden,
         checkov=checkov,
+        production_realm=args.production_realm.resolve(),
     )
 
     plan: list[tuple[str, Callable[[Context, Step], None], bool, bool]] = [
@@ -452,6 +599,7 @@ def main(argv: list[str] | None = None) -> int:
         ("golden", step_golden, False, True),
         ("promises", step_promises, False, True),
         ("infra", step_infra, args.skip_infra, False),
+        ("realm", step_realm, False, False),
         ("self-test", step_self_test, args.skip_self_test, False),
     ]
     steps: list[Step] = []

@@ -11,7 +11,7 @@ import pytest
 
 from testkit.idp import LocalIdp, repo_root
 
-REALM_FILE = repo_root(Path(__file__)) / "infra" / "keycloak" / "carenet-realm.json"
+REALM_FILE = repo_root(Path(__file__)) / "infra" / "keycloak" / "demo-realm.json"
 
 
 def load_realm() -> dict[str, Any]:

@@ -36,6 +36,7 @@ PLATFORM_ROLES = {
     "patient",
     "auditor",
     "service",
+    "delegate",
 }
 CARENET_CLAIMS = ("carenet_org", "carenet_tenant", "carenet_patient")
 IDENTITY, REFERRAL, CAREPLAN, OUTCOMES = (
@@ -55,9 +56,9 @@ PLATFORM_AUDIENCES = {
     "svc-outcomes": {IDENTITY},
 }
 
-REALM: dict[str, Any] = json.loads(
-    (repo_root(Path(__file__)) / "infra" / "keycloak" / "carenet-realm.json").read_text()
-)
+KEYCLOAK_DIR = repo_root(Path(__file__)) / "infra" / "keycloak"
+REALM: dict[str, Any] = json.loads((KEYCLOAK_DIR / "demo-realm.json").read_text())
+PRODUCTION_REALM: dict[str, Any] = json.loads((KEYCLOAK_DIR / "production-realm.json").read_text())
 REALM_NAME: str = REALM["realm"]
 KEYCLOAK_BUILTIN_ROLES = {"offline_access", "uma_authorization", f"default-roles-{REALM_NAME}"}
 
@@ -212,6 +213,93 @@ def test_realm_users_carry_tenant_org_and_patient(realm: dict[str, Any]) -> None
             assert "carenet_patient" not in attrs, user["username"]
     for client_id in ("svc-referral", "svc-careplan", "svc-outcomes"):
         assert service_account_rep(realm, client_id)["realmRoles"] == ["service"]
+
+
+def test_only_service_accounts_are_delegates(realm: dict[str, Any]) -> None:
+    """The on-behalf-of header is taken only from delegates: registered systems, no people."""
+    delegates = [u for u in realm["users"] if "delegate" in u.get("realmRoles", [])]
+    assert [u.get("serviceAccountClientId") for u in delegates] == ["carenet-kis"]
+    kis = service_account_rep(realm, "carenet-kis")
+    assert kis["attributes"]["carenet_org"] == ["gp-de-linde"]  # a GP practice's KIS
+    assert kis["attributes"]["carenet_tenant"] == ["cg-zuidoost"]
+
+
+def test_the_kis_service_account_token_is_a_delegate_of_its_practice(
+    local_idp: LocalIdp,
+) -> None:
+    claims = unverified(local_idp.client_token("carenet-kis"))
+    assert claims["realm_access"]["roles"] == ["delegate"]
+    assert claims["carenet_org"] == "gp-de-linde"
+    personal = unverified(local_idp.password_token("carenet-kis", "dr.jansen"))
+    assert "delegate" not in personal["realm_access"]["roles"]
+
+
+# ---------------------------------------------------------------- the production realm
+
+PRODUCTION_VALUES = {
+    "CARENET_CARE_GROUP_ID": "cg-prod",
+    "CARENET_KIS_ORGANISATION_ID": "gp-prod",
+    "CARENET_MUNICIPALITY_ORGANISATION_ID": "gm-prod",
+    "CARENET_PROVIDER_ORGANISATION_ID": "gli-prod",
+    "CARENET_INSURER_ORGANISATION_ID": "ins-prod",
+}
+
+
+def _fill(text: str, values: dict[str, str]) -> str:
+    """What Keycloak's import does with ${NAME} placeholders from its environment."""
+    for name, value in values.items():
+        text = text.replace("${" + name + "}", value)
+    return text
+
+
+def test_the_production_realm_has_no_people_and_no_secrets() -> None:
+    assert all(u.get("serviceAccountClientId") for u in PRODUCTION_REALM["users"])
+    assert not any(u.get("credentials") for u in PRODUCTION_REALM["users"])
+    for client in PRODUCTION_REALM["clients"]:
+        if "secret" in client:
+            placeholder = client["clientId"].upper().replace("-", "_") + "_CLIENT_SECRET"
+            assert client["secret"] == "${" + placeholder + "}"
+
+
+def test_the_filled_production_realm_issues_the_demo_realms_tokens(
+    tmp_path: Path, idp_keys_file: Path
+) -> None:
+    """Filled in at deploy, the production realm gives every service account the audiences,
+    roles and claims the demo realm gives it (with the deployment's organisation ids), and
+    nobody can log in with a password."""
+    secrets = {
+        c["clientId"]: f"prod-{c['clientId']}-{index}"
+        for index, c in enumerate(PRODUCTION_REALM["clients"])
+        if "secret" in c
+    }
+    values = dict(PRODUCTION_VALUES)
+    values |= {
+        cid.upper().replace("-", "_") + "_CLIENT_SECRET": secret for cid, secret in secrets.items()
+    }
+    filled_text = _fill((KEYCLOAK_DIR / "production-realm.json").read_text(), values)
+    assert "${CARENET_" not in filled_text and "${SVC_" not in filled_text
+    realm_file = tmp_path / "production-realm.json"
+    realm_file.write_text(filled_text)
+    filled = json.loads(filled_text)
+
+    with LocalIdp.start(keys_file=idp_keys_file, realm_file=realm_file) as idp:
+        for client_id in SERVICE_ACCOUNT_CLIENTS:
+            with pytest.raises(KeycloakError):
+                idp.client_token(client_id)  # the demo secret does not work
+            token = idp.client_token(client_id, secrets[client_id])
+            account = service_account_rep(filled, client_id)
+            assert_token_matches(filled, token, client_rep(filled, client_id), account)
+            claims = unverified(token)
+            assert set(claims["aud"]) == PLATFORM_AUDIENCES[client_id]
+            demo_roles = service_account_rep(REALM, client_id).get("realmRoles", [])
+            assert set(claims.get("realm_access", {}).get("roles", [])) == set(demo_roles)
+            assert claims["carenet_tenant"] == "cg-prod"
+        assert unverified(idp.client_token("carenet-kis", secrets["carenet-kis"]))[
+            "carenet_org"
+        ] == ("gp-prod")
+        for username in LOGIN_USERS:
+            with pytest.raises(KeycloakError):
+                idp.password_token("carenet-kis", username, secret=secrets["carenet-kis"])
 
 
 # ---------------------------------------------------------------- drift: issuer vs export

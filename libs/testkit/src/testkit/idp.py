@@ -33,7 +33,7 @@ __all__ = ["LocalIdp", "LocalIdpError", "ensure_node_modules", "repo_root"]
 
 LISTENING_PREFIX = "carenet-local-idp listening issuer="
 _IDP_DIR = Path("infra") / "local-idp"
-_DEFAULT_REALM_FILE = Path("infra") / "keycloak" / "carenet-realm.json"
+_DEFAULT_REALM_FILE = Path("infra") / "keycloak" / "demo-realm.json"
 
 
 class LocalIdpError(RuntimeError):

@@ -4,6 +4,15 @@ Tokens are checked offline: RS256 only, ``iss``, ``aud`` (this service's audienc
 ``exp`` with a small leeway, keys with ``use == "sig"`` only. The JWKS is cached with a
 maximum age; an unknown ``kid`` triggers at most one refetch per cooldown, so a flood of
 forged ``kid`` values cannot turn into a flood of requests to the issuer.
+
+Acting for a person: a registered system client of an organisation (a GP practice's KIS)
+may name the person it acts for in the ``x-carenet-on-behalf-of`` metadata header, by that
+person's Keycloak user id (``sub``). The header is taken only from a token with the realm
+role ``delegate``; from any other token (a person's own token, another system client) a
+call that carries it is refused, PERMISSION_DENIED ``ON_BEHALF_OF_NOT_ALLOWED``, before the
+method runs. An empty value asserts nothing and counts as no header. identity's
+``Authorize`` checks that the person belongs to the delegate's organisation. The principal
+keeps both: the system (``subject``, ``client_id``) and the person (``on_behalf_of``).
 """
 
 from __future__ import annotations
@@ -14,7 +23,7 @@ import json
 import threading
 import time
 import urllib.request
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,12 +33,15 @@ from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 from jwt.algorithms import RSAAlgorithm
 
 from servicekit.config import ServiceSettings
-from servicekit.errors import Unauthenticated
+from servicekit.errors import InvalidArgument, PermissionDenied, Unauthenticated
 
 ORG_CLAIM = "carenet_org"
 TENANT_CLAIM = "carenet_tenant"
 PATIENT_CLAIM = "carenet_patient"
 ON_BEHALF_OF_HEADER = "x-carenet-on-behalf-of"
+MAX_ON_BEHALF_OF_LENGTH = 255  # Keycloak's user ids are UUIDs; its id column holds 36
+
+DELEGATE_ROLE = "delegate"
 
 CLINICIAN_ROLES = frozenset({"gp", "practice-nurse", "specialist"})
 ALL_ROLES = frozenset(
@@ -45,6 +57,7 @@ ALL_ROLES = frozenset(
         "patient",
         "auditor",
         "service",
+        DELEGATE_ROLE,
     }
 )
 
@@ -87,11 +100,16 @@ class Principal:
         return bool(self.roles & CLINICIAN_ROLES)
 
     @property
+    def is_delegate(self) -> bool:
+        """A system client registered to act for persons of its own organisation."""
+        return DELEGATE_ROLE in self.roles
+
+    @property
     def responsible_user(self) -> str:
         return self.on_behalf_of or self.subject
 
     @classmethod
-    def from_claims(cls, claims: Mapping[str, Any], on_behalf_of: str = "") -> Principal:
+    def from_claims(cls, claims: Mapping[str, Any]) -> Principal:
         realm_access = claims.get("realm_access") or {}
         roles = realm_access.get("roles", []) if isinstance(realm_access, Mapping) else []
         return cls(
@@ -101,10 +119,42 @@ class Principal:
             care_group=organisation_name(str(claims.get(TENANT_CLAIM) or "")),
             roles=frozenset(str(r) for r in roles if str(r) in ALL_ROLES),
             patient=patient_name(str(claims.get(PATIENT_CLAIM) or "")),
-            on_behalf_of=on_behalf_of,
             token_id=str(claims.get("jti", "")),
             username=str(claims.get("preferred_username", "")),
         )
+
+
+class OnBehalfOfNotAllowed(PermissionDenied):
+    default_reason = "ON_BEHALF_OF_NOT_ALLOWED"
+
+
+def acting_for(principal: Principal, values: Iterable[str]) -> Principal:
+    """The principal of a call given the values of its ``x-carenet-on-behalf-of`` header.
+
+    No value, or only empty ones: the caller acts for itself. Any non-empty value from a
+    caller without the ``delegate`` role: :class:`OnBehalfOfNotAllowed`. From a delegate,
+    exactly one distinct value of at most MAX_ON_BEHALF_OF_LENGTH printable ASCII
+    characters, else INVALID_ARGUMENT ``INVALID_ON_BEHALF_OF``.
+    """
+    named = list(dict.fromkeys(v for v in values if v != ""))
+    if not named:
+        return principal
+    if not principal.is_delegate:
+        raise OnBehalfOfNotAllowed(
+            f"the {ON_BEHALF_OF_HEADER} header is accepted only from a delegate system client"
+        )
+    if len(named) > 1:
+        raise InvalidArgument.single(
+            ON_BEHALF_OF_HEADER, "names more than one person", "INVALID_ON_BEHALF_OF"
+        )
+    person = named[0]
+    if len(person) > MAX_ON_BEHALF_OF_LENGTH or not (person.isascii() and person.isprintable()):
+        raise InvalidArgument.single(
+            ON_BEHALF_OF_HEADER,
+            f"must be a user id of at most {MAX_ON_BEHALF_OF_LENGTH} printable ASCII characters",
+            "INVALID_ON_BEHALF_OF",
+        )
+    return dataclasses.replace(principal, on_behalf_of=person)
 
 
 _current: contextvars.ContextVar[Principal | None] = contextvars.ContextVar(
@@ -227,13 +277,12 @@ class TokenVerifier:
         self._clock = clock
         self._verified: dict[str, tuple[float, Principal]] = {}
 
-    def verify(self, token: str, on_behalf_of: str = "") -> Principal:
+    def verify(self, token: str) -> Principal:
+        """The principal of a bearer token (acting for itself)."""
         cached = self._verified.get(token)
         if cached is not None:
             expires, principal = cached
             if self._clock() < expires + self.leeway:
-                if on_behalf_of:
-                    return dataclasses.replace(principal, on_behalf_of=on_behalf_of)
                 return principal
             self._verified.pop(token, None)
         claims = self._verify_claims(token)
@@ -241,8 +290,6 @@ class TokenVerifier:
         if len(self._verified) >= self.CACHE_SIZE:
             self._verified.clear()
         self._verified[token] = (float(claims["exp"]), principal)
-        if on_behalf_of:
-            return dataclasses.replace(principal, on_behalf_of=on_behalf_of)
         return principal
 
     def _verify_claims(self, token: str) -> Mapping[str, Any]:
@@ -280,12 +327,23 @@ class TokenVerifier:
             raise Unauthenticated("token invalid", reason="INVALID_TOKEN") from exc
         return claims
 
-    def verify_metadata(self, metadata: Mapping[str, str]) -> Principal:
-        header = metadata.get("authorization", "")
+    def verify_metadata(self, metadata: Iterable[tuple[str, str | bytes]]) -> Principal:
+        """The principal of a call from its metadata: the bearer token first (UNAUTHENTICATED
+        without a valid one), then the on-behalf-of header (:func:`acting_for`)."""
+        headers: list[str] = []
+        on_behalf_of: list[str] = []
+        for key, value in metadata:
+            if not isinstance(value, str):
+                continue
+            if key == "authorization":
+                headers.append(value)
+            elif key == ON_BEHALF_OF_HEADER:
+                on_behalf_of.append(value)
+        header = headers[-1] if headers else ""
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise Unauthenticated("a bearer token is required", reason="MISSING_TOKEN")
-        return self.verify(token.strip(), on_behalf_of=metadata.get(ON_BEHALF_OF_HEADER, "")[:200])
+        return acting_for(self.verify(token.strip()), on_behalf_of)
 
 
 def verifier_for(settings: ServiceSettings) -> TokenVerifier:

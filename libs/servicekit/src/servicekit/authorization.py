@@ -2,8 +2,15 @@
 
 Every service reaches identity's ``Authorize`` and ``BatchAuthorize`` through
 :class:`IdentityAuthorizer`: the call carries the service's own token (on the channel) and
-the end user as ``subject``, has a deadline, and fails closed: anything but an answer is
+the end user as ``subject`` (the system that called, and the person it acts for when it is
+a delegate), has a deadline, and fails closed: anything but an answer is
 :class:`IdentityUnavailable` (UNAVAILABLE), never a permit. identity logs every decision.
+
+A refusal reaches the caller as :func:`refusal` of the decision: PERMISSION_DENIED with
+identity's reason and a message fixed per reason, naming no patient. A patient identity
+does not know (none such, another care group, a malformed id) is refused exactly like a
+patient without a care relationship (``NO_CARE_RELATIONSHIP``), so that an answer never
+tells whether a patient exists.
 """
 
 from __future__ import annotations
@@ -22,7 +29,7 @@ from carenet.identity.v1 import identity_service_pb2 as rpc
 from carenet.identity.v1 import identity_service_pb2_grpc as rpc_grpc
 from servicekit.auth import Principal
 from servicekit.channels import with_retries
-from servicekit.errors import Unavailable
+from servicekit.errors import PermissionDenied, Unavailable
 
 MAX_BATCH = 1000
 
@@ -56,15 +63,65 @@ _CATEGORY = {
 _BASES = {v: k.removeprefix("BASIS_").lower().replace("_", "-") for k, v in pb.Basis.items()}
 
 
+NO_CARE_RELATIONSHIP = "NO_CARE_RELATIONSHIP"
+# What identity answered, before it stopped telling, for a patient it does not know.
+_UNKNOWN_PATIENT = "PATIENT_NOT_FOUND"
+
+
 @dataclass(frozen=True)
 class Decision:
-    """identity's answer. ``found`` is False when identity does not know the patient in the
-    subject's care group (another tenant, or no such patient)."""
+    """identity's answer.
+
+    ``found`` is always True: a patient identity does not know is a refusal with reason
+    ``NO_CARE_RELATIONSHIP``, indistinguishable from any other patient the subject may not
+    see. (The field stays for callers that still read it; do not branch on it.)
+    """
 
     permitted: bool
     reason: str
     basis: str = ""
     found: bool = True
+
+
+class AccessRefused(PermissionDenied):
+    """identity refused the access (see :func:`refusal`)."""
+
+    default_reason = "ACCESS_DENIED"
+
+
+# One fixed message per reason: nothing in it depends on the patient or the request.
+_REFUSAL_MESSAGES = {
+    NO_CARE_RELATIONSHIP: "no care relationship gives access to this patient's data",
+    "NO_CONSENT": "the patient's consent does not cover this access",
+    "NOT_OWN_DATA": "a patient may access only their own data",
+    "INSURER_NO_PATIENT_DATA": "insurers have no access to patient data",
+    "ROLE_NOT_PERMITTED": "the caller's role gives no access to this data",
+    "UNKNOWN_ORGANISATION": "the caller's organisation is not known in its care group",
+    "IDENTITY_REFUSED": "identity refused to decide for this caller",
+    "NO_DECISION": "identity gave no decision for this patient",
+}
+_GENERIC_REFUSAL = "access to this patient's data was refused"
+
+
+def refusal(decision: Decision) -> AccessRefused:
+    """The error for a refused decision: PERMISSION_DENIED, identity's reason (when it is an
+    UPPER_SNAKE word, else ``ACCESS_DENIED``) and that reason's fixed message."""
+    reason = decision.reason if _is_reason(decision.reason) else AccessRefused.default_reason
+    return AccessRefused(_REFUSAL_MESSAGES.get(reason, _GENERIC_REFUSAL), reason=reason)
+
+
+def require(decision: Decision) -> None:
+    """Raises :func:`refusal` unless the decision permits."""
+    if not decision.permitted:
+        raise refusal(decision)
+
+
+def _is_reason(reason: str) -> bool:
+    return 0 < len(reason) <= 64 and all(c.isupper() or c.isdigit() or c == "_" for c in reason)
+
+
+def _reason(reason: str) -> str:
+    return NO_CARE_RELATIONSHIP if reason == _UNKNOWN_PATIENT else reason
 
 
 @dataclass(frozen=True)
@@ -178,10 +235,7 @@ class IdentityAuthorizer:
                 raise IdentityUnavailable("identity could not decide; access refused") from error
             for d in reply.decisions:
                 decisions[d.patient.removeprefix("patients/")] = Decision(
-                    d.decision == pb.DECISION_PERMIT,
-                    d.reason,
-                    _BASES.get(d.basis, ""),
-                    found=d.reason != "PATIENT_NOT_FOUND",
+                    d.decision == pb.DECISION_PERMIT, _reason(d.reason), _BASES.get(d.basis, "")
                 )
         for p in unique:
             decisions.setdefault(p, Decision(False, "NO_DECISION"))
@@ -238,14 +292,17 @@ def _authorize_request(
 
 
 def _decision(reply: rpc.AuthorizeResponse) -> Decision:
-    return Decision(reply.decision == pb.DECISION_PERMIT, reply.reason, _BASES.get(reply.basis, ""))
+    return Decision(
+        reply.decision == pb.DECISION_PERMIT, _reason(reply.reason), _BASES.get(reply.basis, "")
+    )
 
 
 def _refusal(error: grpc.RpcError) -> Decision:
     code = getattr(error, "code", lambda: None)()
     if code in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT):
-        # identity refuses a malformed patient name: no such patient can exist.
-        return Decision(False, "PATIENT_NOT_FOUND", found=False)
+        # A patient identity does not know (or a malformed patient name, which no patient
+        # can have): refused, and exactly like a patient the subject has no relationship to.
+        return Decision(False, NO_CARE_RELATIONSHIP)
     if code == grpc.StatusCode.PERMISSION_DENIED:
         return Decision(False, "IDENTITY_REFUSED")
     raise IdentityUnavailable("identity could not decide; access refused") from error

@@ -6,7 +6,10 @@ A missing required setting fails at start with a message naming the variable.
 
 from __future__ import annotations
 
+from pydantic import SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from servicekit.paging import MIN_KEY_BYTES
 
 
 class ServiceSettings(BaseSettings):
@@ -24,6 +27,17 @@ class ServiceSettings(BaseSettings):
     shutdown_grace_seconds: float = 10.0
     max_workers: int = 32
     log_level: str = "INFO"
+    # HMAC key of the page tokens (servicekit.paging). Shared by all replicas of a service;
+    # empty: a random key per process (local runs and tests only).
+    page_token_key: SecretStr = SecretStr("")
+
+    @field_validator("page_token_key")
+    @classmethod
+    def _long_enough(cls, value: SecretStr) -> SecretStr:
+        secret = value.get_secret_value()
+        if secret and len(secret.encode()) < MIN_KEY_BYTES:
+            raise ValueError(f"must be at least {MIN_KEY_BYTES} bytes (e.g. openssl rand -hex 32)")
+        return value
 
     @property
     def jwks_url(self) -> str:

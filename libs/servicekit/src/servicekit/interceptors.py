@@ -8,19 +8,32 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from typing import Any, NamedTuple
 
 import grpc
 from grpc_status import rpc_status
 from sqlalchemy.exc import DBAPIError
 
+from servicekit import decoding
 from servicekit.auth import Principal, TokenVerifier, acting_as
 from servicekit.errors import DomainError, Unavailable, internal_status, to_status
+from servicekit.paging import signing_with
 
 log = logging.getLogger("servicekit.rpc")
 
 Behaviour = Callable[[Any, grpc.ServicerContext], Any]
-Wrapper = Callable[[Behaviour, bool, str], Behaviour]
+
+
+class _Call(NamedTuple):
+    """What the wrapper needs to know about a method."""
+
+    method: str
+    request_type: str
+    streaming: bool  # the response is a stream
+    request_streaming: bool
+
+
+Wrapper = Callable[[Behaviour, _Call], Behaviour]
 
 # Driver errors after which the same call may succeed when retried.
 _TRANSIENT_DB_ERRORS = frozenset(
@@ -39,36 +52,41 @@ PUBLIC_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
 def _wrap_handler(
     handler: grpc.RpcMethodHandler[Any, Any], wrapper: Wrapper, method: str
 ) -> grpc.RpcMethodHandler[Any, Any]:
+    """The handler with its behaviour wrapped and its request deserializer made tolerant
+    (servicekit.decoding): an undecodable body reaches the wrapper as UNDECODABLE."""
+    deserializer = decoding.tolerant(handler.request_deserializer)
+    call = _Call(method, decoding.message_name(handler.request_deserializer), False, False)
     if handler.unary_unary:
         return grpc.unary_unary_rpc_method_handler(
-            wrapper(handler.unary_unary, False, method),
-            request_deserializer=handler.request_deserializer,
+            wrapper(handler.unary_unary, call),
+            request_deserializer=deserializer,
             response_serializer=handler.response_serializer,
         )
     if handler.unary_stream:
         return grpc.unary_stream_rpc_method_handler(
-            wrapper(handler.unary_stream, True, method),
-            request_deserializer=handler.request_deserializer,
+            wrapper(handler.unary_stream, call._replace(streaming=True)),
+            request_deserializer=deserializer,
             response_serializer=handler.response_serializer,
         )
     if handler.stream_unary:
         return grpc.stream_unary_rpc_method_handler(
-            wrapper(handler.stream_unary, False, method),
-            request_deserializer=handler.request_deserializer,
+            wrapper(handler.stream_unary, call._replace(request_streaming=True)),
+            request_deserializer=deserializer,
             response_serializer=handler.response_serializer,
         )
     assert handler.stream_stream is not None
     return grpc.stream_stream_rpc_method_handler(
-        wrapper(handler.stream_stream, True, method),
-        request_deserializer=handler.request_deserializer,
+        wrapper(handler.stream_stream, call._replace(streaming=True, request_streaming=True)),
+        request_deserializer=deserializer,
         response_serializer=handler.response_serializer,
     )
 
 
 class CallInterceptor(grpc.ServerInterceptor):
-    """Every call: the bearer token to a principal (health and reflection excepted), and any
-    error to a rich status: a :class:`DomainError` to its status, anything else to a bare
-    INTERNAL.
+    """Every call: the bearer token (and the on-behalf-of header) to a principal (health and
+    reflection excepted), an undecodable request body to INVALID_ARGUMENT
+    ``MALFORMED_REQUEST``, the page-token key for the call, and any error to a rich status:
+    a :class:`DomainError` to its status, anything else to a bare INTERNAL.
 
     A method's handler is wrapped once and reused for every later call of that method.
     """
@@ -78,10 +96,13 @@ class CallInterceptor(grpc.ServerInterceptor):
         domain: str,
         verifier: TokenVerifier | None,
         public_prefixes: Iterable[str] = PUBLIC_PREFIXES,
+        *,
+        page_token_key: bytes | None = None,
     ) -> None:
         self.domain = domain
         self.verifier = verifier
         self.public_prefixes = tuple(public_prefixes)
+        self.page_token_key = page_token_key
         self._handlers: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
 
     def intercept_service(
@@ -113,23 +134,29 @@ class CallInterceptor(grpc.ServerInterceptor):
             log.error("rpc_internal_error", extra={"rpc": method}, exc_info=exc)
         context.abort_with_status(rpc_status.to_status(status))
 
-    def _wrap(self, behaviour: Behaviour, streaming: bool, method: str) -> Behaviour:
+    def _wrap(self, behaviour: Behaviour, call: _Call) -> Behaviour:
+        method = call.method
         verifier = None if method.startswith(self.public_prefixes) else self.verifier
+        key = self.page_token_key
 
         def principal_of(context: grpc.ServicerContext) -> Principal:
             assert verifier is not None
-            metadata = {k: v for k, v in context.invocation_metadata() if isinstance(v, str)}
-            return verifier.verify_metadata(metadata)
+            return verifier.verify_metadata(context.invocation_metadata())
 
-        if streaming:
+        def decoded(request: Any) -> Any:
+            if call.request_streaming:
+                return decoding.checked_stream(request, call.request_type)
+            return decoding.checked(request, call.request_type)
+
+        if call.streaming:
 
             def stream(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
                 try:
                     if verifier is None:
-                        yield from behaviour(request, context)
+                        yield from behaviour(decoded(request), context)
                         return
-                    with acting_as(principal_of(context)):
-                        yield from behaviour(request, context)
+                    with acting_as(principal_of(context)), signing_with(key):
+                        yield from behaviour(decoded(request), context)
                 except Exception as exc:
                     if _is_abort(exc, context):
                         raise
@@ -140,9 +167,9 @@ class CallInterceptor(grpc.ServerInterceptor):
         def unary(request: Any, context: grpc.ServicerContext) -> Any:
             try:
                 if verifier is None:
-                    return behaviour(request, context)
-                with acting_as(principal_of(context)):
-                    return behaviour(request, context)
+                    return behaviour(decoded(request), context)
+                with acting_as(principal_of(context)), signing_with(key):
+                    return behaviour(decoded(request), context)
             except Exception as exc:
                 if _is_abort(exc, context):
                     raise

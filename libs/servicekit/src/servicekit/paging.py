@@ -1,14 +1,39 @@
 """Page sizes and opaque page tokens (AIP-158).
 
 A page token carries the position after the last item returned plus a fingerprint of the
-request's filters; a token used with other filters is refused.
+request's filters, and is authenticated: ``<payload>.<tag>``, both base64url, the tag an
+HMAC-SHA256 of the payload under the service's page-token key. A token whose tag does not
+match (forged, altered, or from a process with another key) is refused before anything in
+it is read; a token used with other filters is refused; a position whose keys or value types
+are not the ones the list expects is refused. All three are INVALID_ARGUMENT
+``INVALID_PAGE_TOKEN`` naming ``page_token``, so no position of an unexpected shape ever
+reaches a query.
+
+The key: each service's ``<SVC>_PAGE_TOKEN_KEY`` (:class:`servicekit.config.ServiceSettings`),
+given to :func:`servicekit.server.create_server`, which makes it the key of every call the
+server serves (:func:`signing_with`). Replicas of a service must share it, or a token from
+one replica is refused by the next. Unset (local runs, tests), each process draws a random
+key of its own. Changing the key invalidates the tokens handed out before, which costs a
+client no more than starting its listing again.
+
+A position is a flat JSON object whose values are strings or integers. Lists say what they
+expect with a ``schema`` (key -> ``str`` or ``int``): integers must fit a 64-bit column;
+strings must be at most MAX_STRING_LENGTH characters of valid Unicode without NUL, so that
+PostgreSQL accepts them as parameters.
 """
 
 from __future__ import annotations
 
 import base64
+import binascii
+import contextvars
 import hashlib
+import hmac
 import json
+import secrets
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +41,34 @@ from servicekit.errors import InvalidArgument
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 1000
+MAX_TOKEN_LENGTH = 4096
+MAX_STRING_LENGTH = 512
+MIN_KEY_BYTES = 32
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
+Schema = Mapping[str, type]
+
+_DOMAIN = b"carenet-page-token-v1\x00"
+_current_key: contextvars.ContextVar[bytes | None] = contextvars.ContextVar(
+    "carenet_page_token_key", default=None
+)
+
+
+class _ProcessKey:
+    """A random key drawn once, on first use, for this process."""
+
+    def __init__(self) -> None:
+        self._key: bytes | None = None
+        self._lock = threading.Lock()
+
+    def get(self) -> bytes:
+        with self._lock:
+            if self._key is None:
+                self._key = secrets.token_bytes(MIN_KEY_BYTES)
+            return self._key
+
+
+_process_key = _ProcessKey()
 
 
 def page_size(
@@ -34,59 +87,180 @@ def fingerprint(*parts: object) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+# --------------------------------------------------------------------------- the key
+
+
+def key_from_setting(value: str) -> bytes | None:
+    """The key a ``<SVC>_PAGE_TOKEN_KEY`` setting gives; None when it is unset."""
+    return value.encode() if value else None
+
+
+@contextmanager
+def signing_with(key: bytes | None) -> Iterator[None]:
+    """Page tokens made and read inside the block use ``key`` (None: the process's key)."""
+    token = _current_key.set(key)
+    try:
+        yield
+    finally:
+        _current_key.reset(token)
+
+
+def current_key() -> bytes:
+    """The key of the call being served, else this process's random key."""
+    key = _current_key.get()
+    return key if key is not None else _process_key.get()
+
+
+def _tag(payload: bytes, key: bytes) -> bytes:
+    return hmac.new(key, _DOMAIN + payload, hashlib.sha256).digest()
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+# --------------------------------------------------------------------------- tokens
+
+
+def _invalid(description: str = "not a valid page token") -> InvalidArgument:
+    return InvalidArgument.single("page_token", description, "INVALID_PAGE_TOKEN")
+
+
 @dataclass(frozen=True)
 class PageToken:
     position: dict[str, Any]
     fingerprint: str
 
-    def encode(self) -> str:
-        raw = json.dumps({"p": self.position, "f": self.fingerprint}, sort_keys=True)
-        return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+    def encode(self, key: bytes | None = None) -> str:
+        payload = json.dumps({"p": self.position, "f": self.fingerprint}, sort_keys=True).encode()
+        return f"{_b64(payload)}.{_b64(_tag(payload, key or current_key()))}"
 
 
-def decode_page_token(token: str, expected_fingerprint: str) -> dict[str, Any] | None:
-    """The position of a page token, ``None`` for the first page."""
+def _open(token: str, key: bytes) -> Any:
+    """The payload of a token whose tag is right, parsed; INVALID_PAGE_TOKEN otherwise."""
+    if len(token) > MAX_TOKEN_LENGTH or not token.isascii():
+        raise _invalid()
+    payload_text, dot, tag_text = token.partition(".")
+    if not dot:
+        raise _invalid()
+    try:
+        payload = _unb64(payload_text)
+        tag = _unb64(tag_text)
+    except (ValueError, binascii.Error) as exc:
+        raise _invalid() from exc
+    if not hmac.compare_digest(tag, _tag(payload, key)):
+        raise _invalid()
+    try:
+        return json.loads(payload)
+    except ValueError as exc:  # cannot happen for a token we made; kept fail-closed
+        raise _invalid() from exc
+
+
+def check_position(position: Mapping[str, Any], schema: Schema) -> dict[str, Any]:
+    """``position`` if it has exactly the schema's keys, each of its type; else
+    INVALID_PAGE_TOKEN."""
+    if set(position) != set(schema):
+        raise _invalid("page token does not match the request")
+    for name, kind in schema.items():
+        if not _is_a(position[name], kind):
+            raise _invalid("page token does not match the request")
+    return dict(position)
+
+
+def _is_a(value: Any, kind: type) -> bool:
+    if kind is int:
+        return type(value) is int and INT64_MIN <= value <= INT64_MAX
+    if kind is str:
+        return isinstance(value, str) and _storable(value)
+    raise TypeError(f"page positions hold str or int values, not {kind.__name__}")
+
+
+def _storable(value: str) -> bool:
+    if len(value) > MAX_STRING_LENGTH or "\x00" in value:
+        return False
+    try:
+        value.encode()
+    except UnicodeEncodeError:  # a lone surrogate, which JSON can carry and PostgreSQL cannot
+        return False
+    return True
+
+
+def decode_page_token(
+    token: str,
+    expected_fingerprint: str,
+    *,
+    schema: Schema | None = None,
+    key: bytes | None = None,
+) -> dict[str, Any] | None:
+    """The position of a page token, ``None`` for the first page (an empty token).
+
+    The tag is checked first, under ``key`` (default: :func:`current_key`), then the
+    fingerprint, then (with a ``schema``) the position's keys and value types. Without a
+    schema the position is only known to be an object this service made; read its values
+    with the type they must have.
+    """
     if not token:
         return None
-    try:
-        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-        data = json.loads(raw)
-        position = data["p"]
-        fp = data["f"]
-    except (ValueError, KeyError, TypeError) as exc:
-        raise InvalidArgument.single(
-            "page_token", "not a valid page token", "INVALID_PAGE_TOKEN"
-        ) from exc
+    data = _open(token, key or current_key())
+    if not isinstance(data, dict) or set(data) != {"p", "f"}:
+        raise _invalid()
+    position, fp = data["p"], data["f"]
     if fp != expected_fingerprint or not isinstance(position, dict):
-        raise InvalidArgument.single(
-            "page_token", "page token does not match the request", "INVALID_PAGE_TOKEN"
-        )
+        raise _invalid("page token does not match the request")
+    if schema is not None:
+        return check_position(position, schema)
     return position
 
 
-def next_token(position: dict[str, Any] | None, expected_fingerprint: str) -> str:
-    return PageToken(position, expected_fingerprint).encode() if position is not None else ""
+def next_token(
+    position: dict[str, Any] | None, expected_fingerprint: str, *, key: bytes | None = None
+) -> str:
+    return PageToken(position, expected_fingerprint).encode(key) if position is not None else ""
 
 
 class Pager:
-    """Page size and page token of one List call whose items are ordered by a single key.
+    """Page size and page token of one List call.
 
-    ``Pager(request, *filters)`` validates ``request.page_size`` and ``request.page_token``
-    (a token is only valid with the same filters); ``after(default)`` is the key to continue
-    after; ``next_token(last)`` is the token to return (empty when ``last`` is None).
+    ``Pager(request, *filters, schema=...)`` validates ``request.page_size`` and
+    ``request.page_token`` (a token is only valid with the same filters, and with a
+    ``schema`` only when its position has exactly those keys and value types).
+
+    - Lists ordered by one key: ``after(default)`` is the key to continue after, of the type
+      of ``default`` (``str`` when ``default`` is None, or ``kind``); ``next_token(last)``
+      is the token to return (empty when ``last`` is None).
+    - Lists with a position of several keys: pass ``schema`` (e.g. ``{"t": str, "id": str}``),
+      read ``position`` and return ``token_for(position)``.
     """
 
-    def __init__(self, request: Any, *filters: object) -> None:
+    def __init__(
+        self,
+        request: Any,
+        *filters: object,
+        schema: Schema | None = None,
+        key: bytes | None = None,
+    ) -> None:
         self.size = page_size(request.page_size)
         self.fingerprint = fingerprint(*filters)
-        self.position = decode_page_token(request.page_token, self.fingerprint)
+        self._key = key
+        self.position = decode_page_token(
+            request.page_token, self.fingerprint, schema=schema, key=key
+        )
 
-    def after(self, default: Any) -> Any:
-        return self.position["after"] if self.position else default
+    def after(self, default: Any, kind: type | None = None) -> Any:
+        if not self.position:
+            return default
+        expected = kind or (type(default) if default is not None else str)
+        return check_position(self.position, {"after": expected})["after"]
 
     def next_token(self, last: Any) -> str:
-        return next_token({"after": last} if last is not None else None, self.fingerprint)
+        return next_token(
+            {"after": last} if last is not None else None, self.fingerprint, key=self._key
+        )
 
     def token_for(self, position: dict[str, Any] | None) -> str:
         """A token for a position with several keys (e.g. a sort key and an id)."""
-        return next_token(position, self.fingerprint)
+        return next_token(position, self.fingerprint, key=self._key)

@@ -1,8 +1,11 @@
 """``create_server``: one gRPC server shape for every service.
 
-The server carries the call interceptor (authentication and errors), the OpenTelemetry
-interceptor outside it when a tracer provider is configured, the library health servicer and
-reflection. :func:`serve` marks it SERVING, and on SIGTERM or
+The server carries the call interceptor (authentication, the on-behalf-of rule, errors,
+page-token key) on every method, the OpenTelemetry interceptor outside it when a tracer
+provider is configured, the library health servicer and reflection. Every method's request
+deserializer is wrapped (servicekit.decoding), so that an undecodable body answers
+INVALID_ARGUMENT ``MALFORMED_REQUEST`` with a ``google.rpc.Status`` like any other error,
+instead of grpc's bare INTERNAL. :func:`serve` marks it SERVING, and on SIGTERM or
 SIGINT marks it NOT_SERVING and stops it with a grace period.
 """
 
@@ -66,9 +69,17 @@ def create_server(
     register: Callable[[grpc.Server], None],
     verifier: TokenVerifier | None,
     max_workers: int = 32,
+    page_token_key: str | bytes = b"",
 ) -> RunningServer:
-    """Builds (but does not start) a server; ``port`` 0 picks a free port."""
-    interceptors: list[grpc.ServerInterceptor] = [CallInterceptor(domain, verifier)]
+    """Builds (but does not start) a server; ``port`` 0 picks a free port.
+
+    ``page_token_key`` is the HMAC key of the service's page tokens (its
+    ``<SVC>_PAGE_TOKEN_KEY``; servicekit.paging); empty: a random key for this process.
+    """
+    key = page_token_key.encode() if isinstance(page_token_key, str) else page_token_key
+    interceptors: list[grpc.ServerInterceptor] = [
+        CallInterceptor(domain, verifier, page_token_key=key or None)
+    ]
     if tracing_configured():
         interceptors.insert(0, server_interceptor())  # type: ignore[no-untyped-call]
     server = grpc.server(

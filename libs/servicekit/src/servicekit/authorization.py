@@ -97,6 +97,11 @@ _REFUSAL_MESSAGES = {
     "INSURER_NO_PATIENT_DATA": "insurers have no access to patient data",
     "ROLE_NOT_PERMITTED": "the caller's role gives no access to this data",
     "UNKNOWN_ORGANISATION": "the caller's organisation is not known in its care group",
+    "RECORD_HOLDER_REQUIRED": "the organisation holding the data must be named",
+    "EMERGENCY_NOT_PERMITTED": "emergency access is open only to clinicians",
+    "EMERGENCY_REASON_INSUFFICIENT": "emergency access needs a real reason",
+    "ON_BEHALF_OF_NOT_ALLOWED": "the caller may not act for the person it names",
+    "NOT_LOG_READER": "the caller may not read this access log",
     "IDENTITY_REFUSED": "identity refused to decide for this caller",
     "NO_DECISION": "identity gave no decision for this patient",
 }

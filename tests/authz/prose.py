@@ -1,0 +1,200 @@
+"""The words of docs/authorization.md around the table (render.py puts them together)."""
+
+from __future__ import annotations
+
+INTRO = """
+# Authorization: who sees what
+
+This document is generated from `tests/authz/authorization_table.psv` by
+`tests/authz/render.py`; do not edit it by hand. Every row below is also a test: the suite
+`tests/authz` starts identity, referral, careplan and outcomes as real gRPC servers on real
+ports, sets up the facts a row names through the public APIs, calls the RPC with a real
+token from the test OIDC issuer and compares the gRPC code and the ErrorInfo reason (or the
+Authorize decision) with the row. A test also reads the proto descriptors and fails when an
+RPC whose request carries a patient has no row.
+
+Run it with `.venv/bin/pytest tests/authz -q -p no:cacheprovider`; after changing the table,
+regenerate this file with `.venv/bin/python -m tests.authz.render`.
+"""
+
+RULES = """
+## How to read a row
+
+- **caller**: one of the callers above, with a real token of the test issuer (the KIS names
+  the GP it acts for in `x-carenet-on-behalf-of`).
+- **relationship**: the care relationship of the caller's organisation with the patient:
+  `none`, `active`, `ended` (yesterday), or `-` where a caller has none by nature (patients,
+  insurers, the care group's own people, services; for a service, the columns describe the
+  end user it asks for).
+- **consent**: the patient's consent for the row's data category, from the record holder's
+  type (GP practice) to the caller's organisation type: `none`, `given`, `withdrawn`,
+  `other` (given for another data category only), or `-` where consent plays no part.
+- **tenant**: the patient is in the caller's care group (`same`) or in another (`other`).
+- **patient**: `self` (the caller's own record), `other` (an existing patient), or
+  `nonexistent`.
+- **case**: what else the row varies, `-` for the plain call (see each RPC's note).
+- **expected**: `OK`; `<gRPC code> <ErrorInfo reason>`; `PERMIT <reason>` or `DENY <reason>`
+  for Authorize's decision; `REJECTED <reason>` for an item refused inside an OK answer.
+- **sees**: how much an OK answer shows, where a role sees less than everything.
+
+## The facts behind the rows
+
+All patients but one are in care group cg-zuidoost and were registered by the GP practice
+gp-de-linde, which therefore has an active coordinating relationship with them and holds
+their records: a care plan, two open referrals (to the lifestyle provider's GLI, `gli`, and
+to the municipality's walking group, `walk`), a DM2 enrolment and an HbA1c measurement from
+its KIS. The other organisations (gp-het-anker, hosp-catharina, gm-eindhoven,
+gli-beweegfit) have the row's relationship with the patient, and the consents are recorded
+from GP practices to the organisation types of all four. `p-0001` is the patient persona's
+own record; a patient of care group cg-noord is the `other` tenant of the cg-zuidoost
+callers, and a cg-zuidoost patient the `other` tenant of the cg-noord GP.
+
+## The rules
+
+1. **Consent per data category for whoever does not hold the record** (Mitz, reference
+   section 6). The organisation that holds a record (here the GP practice, for the care
+   plan, its referrals, its measurements) reads it on an active care relationship alone.
+   Any other organisation needs an active care relationship *and* a consent of the patient
+   that covers record holder x data category x its own type, in force now: a withdrawn
+   consent, or one for another data category, is no consent (`NO_CONSENT`); without an
+   active relationship the answer is `NO_CARE_RELATIONSHIP`, consent or not. An ended
+   relationship is no relationship, also for the record holder itself.
+2. **Creating is not reading.** Creating a record (a referral, a care plan, an enrolment, a
+   measurement) makes the creator its record holder, so a create needs the care relationship
+   only; the RPC's own role rules come after identity's permit (only clinicians refer, only a
+   GP or practice nurse creates a care plan). Where a create finds the record already
+   there, a permitted caller gets the conflict (`ALREADY_EXISTS`), which is what the rows
+   use to show a permit without writing.
+3. **The referral exception** (Mitz): the organisation a referral is addressed to reads and
+   updates *that referral* without a care relationship or consent, and lists its referrals
+   of the patient. It applies only to referral data, and identity believes a referral
+   context only from the referral service's own account (`CONTEXT_NOT_TRUSTED` from anyone
+   else). Being allowed to see the patient's referral data does not make an organisation a
+   party to a referral it is neither the referrer nor the target of
+   (`NOT_A_PARTY_TO_REFERRAL`).
+4. **Insurers never read patient data** (`INSURER_NO_PATIENT_DATA`), whatever relationship
+   or consent; they get aggregates from outcomes only.
+5. **Patients** read their own record (`OWN_DATA`) and nobody else's (`NOT_OWN_DATA`). The
+   patient app is not a client of outcomes (its tokens carry no outcomes audience), so a
+   patient reaches no measurement RPC (`UNAUTHENTICATED WRONG_AUDIENCE`).
+6. **The care group's own people** (admin, auditor) read no patient data
+   (`ROLE_NOT_PERMITTED`); the admin manages organisations and care relationships, the
+   auditor reads the access log. Only the patient and an auditor read a patient's access
+   log (`NOT_LOG_READER` for everyone else).
+7. **A patient who does not exist answers like one the caller may not see.** Nobody learns
+   from an answer whether a patient exists in their care group: a nonexistent patient, and
+   a patient of another care group, are decided as a patient who exists and has no care
+   relationship or consent with anyone, so a care role gets `NO_CARE_RELATIONSHIP`, a
+   patient `NOT_OWN_DATA`, an insurer `INSURER_NO_PATIENT_DATA`, with the same code, message
+   and ErrorInfo as for an existing patient (a test compares them exactly). The same holds
+   for a look-up by BSN. An `Authorize` question about such a patient is answered with a
+   DENY like any other, not NOT_FOUND.
+8. **Minimisation: each role sees the least it needs.** `GetPatient`: clinicians and the
+   patient get the whole resource, a lifestyle provider, sport coach or municipality
+   officer the name and care group only. `ListCareRelationships`: the patient and the
+   coordinating practice see all relationships, another clinician its own organisation's
+   and the coordinating one, a non-clinical role only its own organisation's.
+   `ListReferrals` and `WatchReferralEvents` show a caller only the referrals it is a party
+   to. Consents are read and recorded by the patient and by clinicians with an active care
+   relationship, never by non-clinical roles (`ROLE_NOT_PERMITTED`).
+9. **Acting for someone** (`x-carenet-on-behalf-of`): only a system client registered for
+   its organisation (the realm role `delegate`, here the practice's KIS) may name the person
+   it acts for, and only a person of that same organisation; it then gets exactly that
+   person's answers. The header on a person's own token, or naming a person of another
+   organisation, is refused (`ON_BEHALF_OF_NOT_ALLOWED`).
+10. **Emergency access** (break the glass) is for clinicians (`EMERGENCY_NOT_PERMITTED` for
+    other roles) with a real reason (`EMERGENCY_REASON_INSUFFICIENT` for "urgent"); it is
+    used only when nothing else would permit, and is flagged in the log.
+11. **Measurements are decided on their record holder.** A question about reading
+    measurements that does not name their holder is refused (`RECORD_HOLDER_REQUIRED`),
+    never decided as if the asker held them.
+
+## Where the rules were silent
+
+What a data-protection officer of a care group would expect, and the table holds:
+
+- The patient record (`GetPatient`, `ListCareRelationships`, look-up by BSN) is
+  identity's own registration, not a record of another organisation: an active care
+  relationship is enough, no consent is asked; minimisation (rule 8) limits what it shows.
+- An organisation may record its own care relationship with a patient of its care group
+  (it is the one that knows it treats the patient); the coordinating practice and the
+  care-group admin record them for others. A second open relationship of the same kind is
+  refused (`ALREADY_EXISTS CARE_RELATIONSHIP_EXISTS`).
+- The referral target lists the referrals addressed to it even without a care relationship
+  (rule 3): what it may read one by one it may list.
+- Permission is checked before state: a caller who may not see a referral, plan or consent
+  learns nothing of its state, etag or existence (`PERMISSION_DENIED` comes before
+  `FAILED_PRECONDITION`, `ABORTED` and `ALREADY_EXISTS`).
+- For the care group's auditor, who may read every patient's access log, a patient of
+  another care group and a nonexistent one both have an empty log (`OK`, no entries).
+- Relationship management is refused for a patient identity does not know exactly as for
+  one the caller does not manage (`NOT_RELATIONSHIP_MANAGER`), also for the admin; an
+  unknown patient is never `NOT_FOUND`.
+- Roles that may never do what an RPC does are refused by the RPC before identity is asked
+  (`ROLE_NOT_PERMITTED`: a specialist, a non-clinical role, an insurer or a patient creating
+  a care plan; a non-clinical role reading consents or looking up a BSN); that answer does
+  not depend on the patient either.
+- `Authorize` answers a question it cannot pose with `INVALID_ARGUMENT`, not a decision: a
+  record holder the caller's care group does not know (`UNKNOWN_RECORD_HOLDER`). A delegate
+  naming a person of another organisation is a decision, `DENY ON_BEHALF_OF_NOT_ALLOWED`,
+  logged like any other; the other RPCs refuse it with `PERMISSION_DENIED` and that reason.
+"""
+
+CALLS = {
+    "identity.GetPatient": "The patient resource; `sees` says whether the create and update "
+    "times were left out.",
+    "identity.LookupPatient": "A look-up by the patient's BSN (`nonexistent`: a valid BSN "
+    "nobody registered).",
+    "identity.RegisterPatient": "`other`: the BSN of a patient the practice registered (a "
+    "patient of the row's own, since registering adds the caller's relationship); "
+    "`nonexistent`: a BSN nobody registered.",
+    "identity.CreateCareRelationship": "An open treating relationship, on a patient of the "
+    "row's own, for the caller's organisation (`for-own`), the hospital (`for-hospital`) or "
+    "the lifestyle provider (`for-provider`).",
+    "identity.EndCareRelationship": "Ends the hospital's (`of-hospital`) or the caller's "
+    "own (`of-own`) active relationship with a patient of the row's own.",
+    "identity.ListCareRelationships": "`sees`: `all` of the patient's relationships, or "
+    "which of them: the caller's `own` organisation's, the `coordinating` practice's.",
+    "identity.CreateConsent": "A consent that counts for nothing in the table (measurements "
+    "to insurers).",
+    "identity.GetConsent": "",
+    "identity.ListConsents": "",
+    "identity.ListConsentEvents": "",
+    "identity.WithdrawConsent": "With a stale etag: a permitted caller gets `ABORTED "
+    "ETAG_MISMATCH` and nothing is withdrawn.",
+    "identity.Authorize": "Called by the caller for itself: may it read the care plan the "
+    "practice holds. Cases: `emergency` / `vague-emergency` add an emergency reason that is a "
+    "real one / that is not; `measurements-no-holder` asks about measurements without naming "
+    "their holder; `end-user-context` is an end user claiming a referral context that names "
+    "its own organisation as the target; `end-user-subject` an end user naming another "
+    "subject; `for-provider+context` a service asking for the lifestyle provider with the "
+    "context of the GLI referral addressed to it; `for-provider` the same without a context.",
+    "identity.BatchAuthorize": "One patient: may the caller read the care plan the practice holds.",
+    "identity.ListAccessLogEntries": "The patient's entries.",
+    "referral.CreateReferral": "Refers the patient to the GLI again: a permitted clinician "
+    "gets the open referral's conflict, nothing is created.",
+    "referral.GetReferral": "`to-caller`: the referral addressed to the caller's "
+    "organisation; `to-other`: one that is not; the referrer's people and the patient use the "
+    "GLI referral.",
+    "referral.ListReferrals": "`sees`: which of the patient's two referrals were listed.",
+    "referral.TransitionReferral": "requested -> in-progress, which the status machine does "
+    "not allow: a party gets `FAILED_PRECONDITION INVALID_TRANSITION` and nothing changes.",
+    "referral.RecordReferralOutcome": "Feedback on a referral that is still requested: the "
+    "target gets `FAILED_PRECONDITION OUTCOME_NOT_ALLOWED_IN_STATE`, another party "
+    "`TRANSITION_NOT_ALLOWED_FOR_PARTY`.",
+    "referral.WatchReferralEvents": "The events of the patient (replay only); `sees`: "
+    "which referrals they were about.",
+    "careplan.CreateCarePlan": "The patient has a plan: a permitted GP or practice nurse gets "
+    "`ALREADY_EXISTS`.",
+    "careplan.GetCarePlan": "",
+    "careplan.ListCarePlanRevisions": "",
+    "careplan.UpdateCarePlan": "A progress entry with a stale etag: a permitted caller gets "
+    "`ABORTED ETAG_MISMATCH` and the plan does not change.",
+    "outcomes.CreateEnrolment": "The practice's DM2 enrolment, sent again: a permitted caller "
+    "gets it back.",
+    "outcomes.BatchCreateEnrolments": "The same, as a batch of one.",
+    "outcomes.IngestMeasurements": "The practice's HbA1c row, sent again (a duplicate for a "
+    "permitted caller).",
+    "outcomes.ListEnrolments": "",
+    "outcomes.ListMeasurements": "",
+}

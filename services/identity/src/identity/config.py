@@ -18,6 +18,26 @@ class Settings(ServiceSettings):
     # How many hash chains the access log is striped over (1..64); more lets more
     # concurrent Authorize calls commit in parallel.
     access_log_stripes: int = 16
+    # The access log's chain keys (identity.access_log): a directory with one file per key,
+    # named by its key id, holding >= 32 random bytes in base64 (a mounted Secret). Empty: the
+    # chain key is derived from the BSN pepper (key id "bsn-pepper").
+    access_log_hmac_keys_dir: str = ""
+    # The key id new entries are chained with; required when the directory is set.
+    access_log_hmac_key_id: str = ""
+    # The Ed25519 private key (PKCS#8 PEM, a mounted Secret) that signs checkpoints, and its id.
+    access_log_signing_key_file: str = ""
+    access_log_signing_key_id: str = ""
+    # Public keys checkpoints may be signed with: a directory of "<key id>.pem" files (the
+    # current signing key's public key is always known).
+    access_log_public_keys_dir: str = ""
+    # Where checkpoints are published: a directory outside the database. Empty: no
+    # checkpoints (only for development: removing a stripe's last entries together with its
+    # head row then goes unnoticed).
+    access_log_checkpoint_dir: str = ""
+    # A checkpoint once this process appended that many entries since the last one ...
+    access_log_checkpoint_every_entries: int = 10_000
+    # ... and at the latest this many seconds after the last one, if the log moved.
+    access_log_checkpoint_every_seconds: float = 300.0
     # Keycloak admin access for provisioning organisations' service-account clients.
     keycloak_admin_url: str = ""
     keycloak_admin_realm: str = "master"

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from collections.abc import Sequence
 
 from sqlalchemy import Engine
 
 from identity import service
+from identity.access_log import AccessLogTrust
+from identity.access_log_checkpoints import CheckpointPublisher, publish_checkpoint
 from identity.clients import KeycloakProvisioner, keycloak_admin
 from identity.config import Settings
 from identity.server import create_server
@@ -26,18 +29,40 @@ def deps_for(
     bsn_pepper: bytes,
     provisioner: service.Provisioner | None = None,
     log_stripes: int = 16,
+    access_log: AccessLogTrust | None = None,
 ) -> service.Deps:
-    """The use cases' collaborators over one engine."""
+    """The use cases' collaborators over one engine. Without ``access_log``, the log is
+    chained with the key derived from the pepper and no checkpoints are published."""
     sessions = make_session_factory(engine)
     stripes = LogStripes(log_stripes)
+    trust = access_log or AccessLogTrust.unconfigured(bsn_pepper)
+    chain = trust.chain
     autocommit_sessions = make_session_factory(autocommit(engine)) if is_postgres(engine) else None
     return service.Deps(
-        uow=lambda: UnitOfWork(sessions, stripes),
+        uow=lambda: UnitOfWork(sessions, stripes, log_chain=chain),
         bsn_pepper=bsn_pepper,
         provisioner=provisioner,
-        autocommit_uow=(lambda: UnitOfWork(autocommit_sessions, stripes, driver_engine=engine))
+        autocommit_uow=(
+            lambda: UnitOfWork(autocommit_sessions, stripes, driver_engine=engine, log_chain=chain)
+        )
         if autocommit_sessions
         else None,
+        access_log=trust,
+    )
+
+
+def access_log_trust(settings: Settings) -> AccessLogTrust:
+    """The access log's keys and checkpoint store, as the settings name them."""
+    return AccessLogTrust.from_files(
+        settings.bsn_pepper.get_secret_value().encode(),
+        hmac_keys_dir=settings.access_log_hmac_keys_dir,
+        hmac_key_id=settings.access_log_hmac_key_id,
+        signing_key_file=settings.access_log_signing_key_file,
+        signing_key_id=settings.access_log_signing_key_id,
+        public_keys_dir=settings.access_log_public_keys_dir,
+        checkpoint_dir=settings.access_log_checkpoint_dir,
+        every_entries=settings.access_log_checkpoint_every_entries,
+        every_seconds=settings.access_log_checkpoint_every_seconds,
     )
 
 
@@ -60,14 +85,37 @@ def build_deps(settings: Settings) -> service.Deps:
         settings.bsn_pepper.get_secret_value().encode(),
         provisioner,
         settings.access_log_stripes,
+        access_log_trust(settings),
     )
 
 
 def serve(settings: Settings) -> None:
     configure_logging("identity", settings.log_level)
     configure_tracing("identity")
-    running = create_server(settings, build_deps(settings), verifier_for(settings))
-    serve_forever(running, settings.shutdown_grace_seconds)
+    deps = build_deps(settings)
+    running = create_server(settings, deps, verifier_for(settings))
+    trust = deps.log_trust()
+    if not trust.checkpoints:
+        logging.getLogger("identity.access_log").warning("access_log_checkpoints_off")
+        serve_forever(running, settings.shutdown_grace_seconds)
+        return
+    # The first checkpoint, published at start, also anchors entries chained before the
+    # log was keyed; the last one, at shutdown, covers what this process wrote.
+    publisher = CheckpointPublisher(trust, deps.uow, deps.clock)
+    publisher.start()
+    try:
+        serve_forever(running, settings.shutdown_grace_seconds)
+    finally:
+        publisher.stop()
+
+
+def checkpoint_access_log(settings: Settings, args: list[str]) -> None:
+    """``identity checkpoint-access-log``: signs and publishes the stripe heads now."""
+    deps = build_deps(settings)
+    trust = deps.log_trust()
+    published = publish_checkpoint(trust, deps.uow, deps.clock)
+    assert published is not None
+    sys.stdout.write(json.dumps({"checkpoint": published[0]}) + "\n")
 
 
 def bootstrap_care_group(settings: Settings, args: list[str]) -> None:
@@ -104,7 +152,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         settings_factory=Settings,  # type: ignore[arg-type]
         serve=serve,
         migrations_package="identity.migrations",
-        extra={"bootstrap-care-group": bootstrap_care_group, "seed-demo": seed_demo},
+        extra={
+            "bootstrap-care-group": bootstrap_care_group,
+            "seed-demo": seed_demo,
+            "checkpoint-access-log": checkpoint_access_log,
+        },
     )
 
 

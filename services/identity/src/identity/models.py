@@ -260,9 +260,10 @@ class ConsentEvent(Base):
 class AccessLogEntry(Base):
     """One NEN 7513 entry. Append-only: a trigger refuses UPDATE and DELETE.
 
-    Entries form hash chains, one per stripe: each entry's hash covers the previous entry of
-    its stripe. Stripes let concurrent appends proceed in parallel; ``id`` orders all
-    entries.
+    Entries form chains, one per stripe: each entry's ``entry_hash`` is an HMAC, under a key
+    that is not in the database, over its position, the previous entry's hash and its
+    content (:mod:`identity.access_log`). Stripes let concurrent appends proceed in
+    parallel; ``id`` orders all entries.
     """
 
     __tablename__ = "access_log"
@@ -294,6 +295,9 @@ class AccessLogEntry(Base):
     emergency: Mapped[bool] = mapped_column(Boolean)
     emergency_reason: Mapped[str] = mapped_column(Text)
     access_point: Mapped[str] = mapped_column(String(200))
+    # The HMAC key that chained this entry (see identity.access_log); '' for an entry written
+    # before the chain was keyed, whose entry_hash is the plain chain_hash.
+    key_id: Mapped[str] = mapped_column(String(32), server_default="")
     previous_hash: Mapped[str] = mapped_column(String(64))
     entry_hash: Mapped[str] = mapped_column(String(64))
 
@@ -324,7 +328,8 @@ class AccessLogEntry(Base):
         return canonical_json(self)
 
     def compute_hash(self) -> str:
-        """SHA-256 (hex) over the previous entry's hash followed by this entry's content."""
+        """SHA-256 (hex) over the previous entry's hash followed by this entry's content: the
+        unkeyed link of an entry written before the chain was keyed (``key_id`` '')."""
         return chain_hash(self.previous_hash, self.canonical())
 
 
@@ -382,6 +387,8 @@ def canonical_json(entry: AccessLogEntry | LogRecord) -> str:
 
 
 def chain_hash(previous_hash: str, canonical: str) -> str:
+    """The unkeyed (legacy) link: anyone with the rows can recompute it, so it protects only
+    entries anchored by a signed checkpoint; new entries use identity.access_log.keyed_link."""
     return hashlib.sha256((previous_hash + canonical).encode()).hexdigest()
 
 

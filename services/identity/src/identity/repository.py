@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import Engine, bindparam, select, update
 
+from identity.access_log import LogChain
 from identity.models import (
     AccessLogEntry,
     AccessLogHead,
@@ -20,21 +22,23 @@ from identity.models import (
     PatientFacts,
     RelationshipWindow,
     RequestRecord,
-    chain_hash,
 )
-from servicekit.uow import Repository
+from servicekit.uow import Repository, SqlAlchemyUnitOfWork
 
 _LOG_COLUMNS = list(AccessLogEntry.HASHED_FIELDS)
 
 
 def _pg_append_sql(guarded: bool) -> str:
-    """One statement on PostgreSQL: advance the stripe's head (taking its row lock until
-    commit), hash in the database, and insert the entry with the links the UPDATE returns.
+    """One statement on PostgreSQL: move the stripe's head from the (sequence, hash) the
+    link was computed on to the new entry (taking the head row's lock until commit), and
+    insert the entry. The keyed link is computed in the process (the key never reaches the
+    database), so the UPDATE holds only if the head is still where the process saw it; if
+    another writer moved it, nothing is written and the statement returns a null id.
 
-    Guarded, it first checks that the patient's facts are still at the version the decision
-    was taken on; if they are not, it changes nothing and returns no row. It runs through the
-    driver directly (psycopg placeholders): this is the hottest statement of the platform.
-    Column names come from the model and every value is bound.
+    Guarded, it also checks that the patient's facts are still at the version the decision
+    was taken on, and returns whether they were. It runs through the driver directly
+    (psycopg placeholders): this is the hottest statement of the platform. Column names
+    come from the model and every value is bound.
     """
     fresh = (
         "fresh AS (SELECT 1 FROM patients WHERE id = %s AND facts_version = %s), "
@@ -44,20 +48,22 @@ def _pg_append_sql(guarded: bool) -> str:
     return (
         f"WITH {fresh}head AS ("  # noqa: S608
         " UPDATE access_log_head SET last_sequence = last_sequence + 1,"
-        " previous_hash = last_hash,"
-        " last_hash = encode(sha256(convert_to(last_hash || %s, 'UTF8')), 'hex')"
-        f" WHERE id = %s{' AND EXISTS (SELECT 1 FROM fresh)' if guarded else ''}"
-        " RETURNING last_sequence, previous_hash, last_hash)"
-        " INSERT INTO access_log (stripe, sequence,"
+        " previous_hash = last_hash, last_hash = %s"
+        " WHERE id = %s AND last_sequence = %s AND last_hash = %s"
+        f"{' AND EXISTS (SELECT 1 FROM fresh)' if guarded else ''}"
+        " RETURNING last_sequence, previous_hash),"
+        " entry AS (INSERT INTO access_log (stripe, sequence, key_id,"
         f" {', '.join(_LOG_COLUMNS)}, previous_hash, entry_hash)"
-        f" SELECT %s, head.last_sequence, {', '.join('%s' for _ in _LOG_COLUMNS)},"
-        " head.previous_hash, head.last_hash FROM head"
-        " RETURNING id, sequence, previous_hash, entry_hash"
+        f" SELECT %s, head.last_sequence, %s, {', '.join('%s' for _ in _LOG_COLUMNS)},"
+        " head.previous_hash, %s FROM head RETURNING id)"
+        f" SELECT (SELECT id FROM entry){', EXISTS (SELECT 1 FROM fresh)' if guarded else ''}"
     )
 
 
 _PG_APPEND_SQL = _pg_append_sql(guarded=False)
 _PG_GUARDED_APPEND_SQL = _pg_append_sql(guarded=True)
+# Waits for a writer holding the head row, then reads where it is now.
+_PG_HEAD_SQL = "SELECT last_sequence, last_hash FROM access_log_head WHERE id = %s FOR UPDATE"
 _FACTS_VERSION = select(Patient.facts_version).where(Patient.id == bindparam("patient_id"))
 _RELATIONSHIP_WINDOWS = select(
     CareRelationship.organisation_id, CareRelationship.start_time, CareRelationship.end_time
@@ -65,8 +71,84 @@ _RELATIONSHIP_WINDOWS = select(
 _CONSENTS = select(Consent).where(Consent.patient_id == bindparam("patient_id"))
 
 
+class _Moved:
+    """Another writer moved the stripe's head: nothing was written."""
+
+
+_MOVED = _Moved()
+
+
+class _PgAppend:
+    """One append on PostgreSQL: the keyed link from a known head, and the statement."""
+
+    def __init__(
+        self,
+        chain: LogChain,
+        record: LogRecord,
+        canonical: str,
+        stripe: int,
+        facts_version: int | None,
+    ) -> None:
+        self.chain, self.record, self.canonical = chain, record, canonical
+        self.stripe, self.facts_version = stripe, facts_version
+
+    def attempt(
+        self, run: Callable[[str, Sequence[object]], tuple[Any, ...] | None], head: tuple[int, str]
+    ) -> AppendedEntry | _Moved | None:
+        """The entry, None when the facts changed, or _MOVED when the head is elsewhere."""
+        sequence, previous = head[0] + 1, head[1]
+        link = self.chain.next_link(self.stripe, sequence, previous, self.canonical)
+        values = (
+            link,
+            self.stripe,
+            head[0],
+            previous,
+            self.stripe,
+            self.chain.keyring.current_id,
+            *(getattr(self.record, c) for c in _LOG_COLUMNS),
+            link,
+        )
+        if self.facts_version is None:
+            row = run(_PG_APPEND_SQL, values)
+        else:
+            row = run(_PG_GUARDED_APPEND_SQL, (self.record.patient_id, self.facts_version, *values))
+        assert row is not None  # the statement's outer SELECT always returns one row
+        if row[0] is not None:
+            self.chain.appended(self.stripe, sequence, link)
+            return AppendedEntry(id=row[0], stripe=self.stripe, sequence=sequence, entry_hash=link)
+        if self.facts_version is not None and not row[1]:
+            return None
+        return _MOVED
+
+    def locked(
+        self, run: Callable[[str, Sequence[object]], tuple[Any, ...] | None]
+    ) -> AppendedEntry | None:
+        """Reads the head row FOR UPDATE (in a transaction, so the lock holds) and appends."""
+        found = run(_PG_HEAD_SQL, (self.stripe,))
+        if found is None:
+            raise RuntimeError("access_log_head is missing; run the migrations")
+        head = (int(found[0]), str(found[1]))
+        self.chain.moved(self.stripe, *head)
+        outcome = self.attempt(run, head)
+        if isinstance(outcome, _Moved):
+            raise RuntimeError("the access-log head moved under its row lock")
+        return outcome
+
+
 class IdentityRepository(Repository):
     """The only place this service runs queries (see :class:`servicekit.uow.Repository`)."""
+
+    def __init__(
+        self,
+        uow: SqlAlchemyUnitOfWork,
+        chain: LogChain | None = None,
+        driver_engine: Engine | None = None,
+    ) -> None:
+        """``driver_engine`` is given to the autocommit unit of work's repository: the
+        engine a locked append opens its own short transaction on."""
+        super().__init__(uow)
+        self._chain = chain
+        self._driver_engine = driver_engine
 
     # organisations
     def organisation(self, org_id: str) -> Organisation | None:
@@ -177,28 +259,63 @@ class IdentityRepository(Repository):
     def append_log(
         self, record: LogRecord, stripe: int, facts_version: int | None = None
     ) -> AppendedEntry | None:
-        """Links ``record`` to the end of ``stripe``'s hash chain and inserts it.
+        """Links ``record`` to the end of ``stripe``'s keyed chain and inserts it.
 
         With ``facts_version``, only if the patient's facts are still at that version;
         otherwise nothing is written and None is returned.
 
-        On PostgreSQL this is one statement: the UPDATE of the stripe's head row takes the
-        row lock that orders appends to that stripe, computes the new hash with sha256()
-        over the old hash and the entry's canonical content, and the INSERT uses what it
-        returns. Elsewhere (SQLite, which serialises writers) it takes several statements.
+        On PostgreSQL this is one statement (see :func:`_pg_append_sql`) when the process
+        knows where the stripe's head is, as it does after its first append to it. When it
+        does not, or another writer moved the head meanwhile, the head row is read with its
+        lock held and the append made under that lock: in the unit of work's transaction,
+        or, for the autocommit unit of work, in a short transaction of its own. Elsewhere
+        (SQLite, which serialises writers) it reads the head and writes in several
+        statements.
         """
+        chain = self._log_chain()
         canonical = record.canonical()
-        if self.postgres:
-            values = (canonical, stripe, stripe, *(getattr(record, c) for c in _LOG_COLUMNS))
-            if facts_version is None:
-                row = self._first_row(_PG_APPEND_SQL, values)
-            else:
-                row = self._first_row(
-                    _PG_GUARDED_APPEND_SQL, (record.patient_id, facts_version, *values)
-                )
-            if row is None:
-                return None
-            return AppendedEntry(id=row[0], stripe=stripe, sequence=row[1], entry_hash=row[3])
+        if not self.postgres:
+            return self._append_log_orm(chain, record, canonical, stripe, facts_version)
+        if self._driver_engine is None:
+            return self._append_log_pg(chain, record, canonical, stripe, facts_version)
+        with chain.turn(stripe):
+            return self._append_log_pg(chain, record, canonical, stripe, facts_version)
+
+    def _append_log_pg(
+        self,
+        chain: LogChain,
+        record: LogRecord,
+        canonical: str,
+        stripe: int,
+        facts_version: int | None,
+    ) -> AppendedEntry | None:
+        append = _PgAppend(chain, record, canonical, stripe, facts_version)
+        head = chain.head(stripe)
+        if head is not None:
+            outcome = append.attempt(self._first_row, head)
+            if not isinstance(outcome, _Moved):
+                return outcome
+            chain.forget(stripe)
+        if self._driver_engine is None:
+            return append.locked(self._first_row)
+        with self._driver_engine.connect() as connection:
+
+            def run(sql: str, params: Sequence[object]) -> tuple[Any, ...] | None:
+                row = connection.exec_driver_sql(sql, tuple(params)).first()
+                return tuple(row) if row is not None else None
+
+            outcome = append.locked(run)
+            connection.commit()
+            return outcome
+
+    def _append_log_orm(
+        self,
+        chain: LogChain,
+        record: LogRecord,
+        canonical: str,
+        stripe: int,
+        facts_version: int | None,
+    ) -> AppendedEntry | None:
         if facts_version is not None:
             current = self.session.execute(
                 _FACTS_VERSION, {"patient_id": record.patient_id}
@@ -211,16 +328,43 @@ class IdentityRepository(Repository):
         entry = record.entry()
         entry.stripe = stripe
         entry.sequence = head.last_sequence + 1
+        entry.key_id = chain.keyring.current_id
         entry.previous_hash = head.last_hash
-        entry.entry_hash = chain_hash(head.last_hash, canonical)
+        entry.entry_hash = chain.next_link(stripe, entry.sequence, head.last_hash, canonical)
         head.previous_hash, head.last_hash = head.last_hash, entry.entry_hash
         head.last_sequence = entry.sequence
         self.session.add(entry)
         self.session.flush()
+        chain.appended(stripe, entry.sequence, entry.entry_hash)
         return AppendedEntry(entry.id, stripe, entry.sequence, entry.entry_hash)
+
+    def _log_chain(self) -> LogChain:
+        if self._chain is None:
+            raise RuntimeError("this unit of work has no access-log chain key")
+        return self._chain
 
     def log_heads(self) -> Sequence[AccessLogHead]:
         return self.session.scalars(select(AccessLogHead).order_by(AccessLogHead.id)).all()
+
+    def log_heads_with_entries(self) -> list[tuple[AccessLogHead, AccessLogEntry | None]]:
+        """Every stripe's head row with the entry it points at (if any), in one statement,
+        so that both come from the same moment."""
+        rows = self.session.execute(
+            select(AccessLogHead, AccessLogEntry)
+            .outerjoin(
+                AccessLogEntry,
+                (AccessLogHead.id == AccessLogEntry.stripe)
+                & (AccessLogHead.last_sequence == AccessLogEntry.sequence),
+            )
+            .order_by(AccessLogHead.id)
+        ).all()
+        return [(head, entry) for head, entry in rows]
+
+    def snapshot(self) -> None:
+        """Makes the rest of this unit of work read one consistent snapshot (PostgreSQL's
+        REPEATABLE READ); call it before the first query."""
+        if self.postgres:
+            self.session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
 
     def access_log(
         self, *, patient_id: str | None, care_group_id: str | None, after: int, limit: int

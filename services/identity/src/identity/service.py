@@ -15,9 +15,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Generic, Protocol, TypeVar
 
-from identity import errors
+from identity import access_log_verify, errors
+from identity.access_log import AccessLogTrust
+from identity.access_log_verify import Verification
 from identity.models import (
-    GENESIS_HASH,
     AccessLogEntry,
     Action,
     AppendedEntry,
@@ -33,7 +34,6 @@ from identity.models import (
     PatientFacts,
     RelationshipKind,
     RequestRecord,
-    chain_hash,
     normalise_bsn,
 )
 from identity.policy import Answer, Basis, Decision, Question, decide
@@ -49,7 +49,6 @@ ADMIN_ROLES = frozenset({"care-group-admin"})
 REGISTER_ROLES = frozenset({"gp", "practice-nurse", "specialist", "care-group-admin"})
 RECORDING_ROLES = frozenset({"gp", "practice-nurse", "specialist"})
 VERIFY_ROLES = frozenset({"auditor", "care-group-admin"})
-VERIFY_CHUNK = 5000
 
 
 class Provisioner(Protocol):
@@ -121,6 +120,14 @@ class Deps:
         return (self.autocommit_uow or self.uow)()
 
     clock: Callable[[], dt.datetime] = field(default=lambda: dt.datetime.now(dt.UTC))
+    # The access log's chain keys and checkpoints (identity.access_log); without it, the
+    # chain key derived from the BSN pepper and no checkpoints.
+    access_log: AccessLogTrust | None = None
+
+    def log_trust(self) -> AccessLogTrust:
+        if self.access_log is None:
+            self.access_log = AccessLogTrust.unconfigured(self.bsn_pepper)
+        return self.access_log
 
 
 @dataclass(frozen=True)
@@ -1282,49 +1289,10 @@ def list_access_log(
         return _page(items, limit, lambda item: item.id)
 
 
-@dataclass(frozen=True)
-class Verification:
-    intact: bool
-    checked: int
-    # The id of the first entry (in id order) found altered, removed before, or out of its
-    # chain; 0 when intact. A removed last entry is reported as its stripe's head.
-    first_broken: int
-    broken_stripes: tuple[int, ...] = ()
-
-
 def verify_access_log(deps: Deps, principal: Principal) -> Verification:
-    """Walks every stripe's chain: consecutive sequences, each link equal to the previous
-    entry's hash, each hash recomputed from the content, and the chain's end equal to the
-    stripe's head."""
+    """Checks every stripe's keyed chain and every published checkpoint (see
+    identity.access_log_verify)."""
     if not principal.roles & VERIFY_ROLES:
         raise errors.RoleNotPermitted("only auditors may verify the access log")
-    checked = 0
-    broken: list[tuple[int, int]] = []  # (entry id, stripe)
     with deps.uow() as uow:
-        for head in uow.repo.log_heads():
-            previous, expected, after, bad_id = GENESIS_HASH, 1, 0, 0
-            while not bad_id:
-                chunk = uow.repo.access_log_chunk(head.id, after, VERIFY_CHUNK)
-                if not chunk:
-                    break
-                for entry in chunk:
-                    checked += 1
-                    if (
-                        entry.sequence != expected
-                        or entry.previous_hash != previous
-                        or chain_hash(entry.previous_hash, entry.canonical()) != entry.entry_hash
-                    ):
-                        bad_id = entry.id
-                        break
-                    previous, expected = entry.entry_hash, expected + 1
-                after = chunk[-1].sequence
-            if not bad_id and (head.last_sequence != expected - 1 or head.last_hash != previous):
-                bad_id = -1  # entries were removed from the end, or the head was moved
-            if bad_id:
-                broken.append((bad_id if bad_id > 0 else 2**62, head.id))
-    if not broken:
-        return Verification(True, checked, 0)
-    first = min(broken)
-    return Verification(
-        False, checked, first[0] if first[0] != 2**62 else 0, tuple(s for _, s in sorted(broken))
-    )
+        return access_log_verify.verify(uow.repo, deps.log_trust())

@@ -475,4 +475,18 @@ class IdentityServicer(rpc_grpc.IdentityServiceServicer):
             if result.first_broken
             else "",
             broken_stripes=list(result.broken_stripes),
+            problems=[
+                rpc.AccessLogProblem(
+                    stripe=p.stripe,
+                    reason=p.reason,
+                    sequence=p.sequence,
+                    entry=f"accessLogEntries/{p.entry_id}" if p.entry_id else "",
+                    checkpoint=p.checkpoint,
+                )
+                for p in result.problems
+            ],
+            legacy_entries=result.legacy_entries,
+            checkpoints_verified=result.checkpoints_verified,
+            latest_checkpoint_time=to_proto(result.latest_checkpoint_time),
+            checkpoint_store_configured=result.checkpoint_store,
         )

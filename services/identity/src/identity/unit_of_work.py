@@ -8,6 +8,7 @@ import threading
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from identity.access_log import LogChain
 from identity.models import MAX_LOG_STRIPES
 from identity.repository import IdentityRepository
 from servicekit.uow import SqlAlchemyUnitOfWork
@@ -44,12 +45,15 @@ class UnitOfWork(SqlAlchemyUnitOfWork):
         stripes: LogStripes | None = None,
         *,
         driver_engine: Engine | None = None,
+        log_chain: LogChain | None = None,
     ):
         super().__init__(session_factory, driver_engine=driver_engine)
         self._stripes = stripes
+        self._log_chain = log_chain
 
     def _start(self) -> None:
-        self.repo = IdentityRepository(self)
+        # A unit of work given a driver engine is the autocommit one (see main.deps_for).
+        self.repo = IdentityRepository(self, self._log_chain, self._driver_engine)
 
     @property
     def log_stripe(self) -> int:

@@ -755,15 +755,40 @@ class VerifyAccessLogResponse(_message.Message):
     ENTRIES_CHECKED_FIELD_NUMBER: _builtins.int
     FIRST_BROKEN_ENTRY_FIELD_NUMBER: _builtins.int
     BROKEN_STRIPES_FIELD_NUMBER: _builtins.int
+    PROBLEMS_FIELD_NUMBER: _builtins.int
+    LEGACY_ENTRIES_FIELD_NUMBER: _builtins.int
+    CHECKPOINTS_VERIFIED_FIELD_NUMBER: _builtins.int
+    LATEST_CHECKPOINT_TIME_FIELD_NUMBER: _builtins.int
+    CHECKPOINT_STORE_CONFIGURED_FIELD_NUMBER: _builtins.int
     intact: _builtins.bool
     entries_checked: _builtins.int
     first_broken_entry: _builtins.str
     """The first entry (in id order) that was altered or whose predecessor was removed;
     empty when intact, or when only a stripe's last entries were removed.
     """
+    legacy_entries: _builtins.int
+    """Entries written before the chain was keyed (plain SHA-256 links), each accepted only
+    where a verified checkpoint covers it.
+    """
+    checkpoints_verified: _builtins.int
+    """Checkpoints read from the checkpoint store whose signature verified."""
+    checkpoint_store_configured: _builtins.bool
+    """Whether a checkpoint store is configured. Without one, entries removed from the end of
+    a stripe together with its head row cannot be detected.
+    """
     @_builtins.property
     def broken_stripes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
         """The stripes whose chain is broken."""
+
+    @_builtins.property
+    def problems(self) -> _containers.RepeatedCompositeFieldContainer[Global___AccessLogProblem]:
+        """What is wrong, one problem per stripe (or checkpoint) and reason; empty when intact.
+        Problems name positions and checkpoints, never an entry's content.
+        """
+
+    @_builtins.property
+    def latest_checkpoint_time(self) -> _timestamp_pb2.Timestamp:
+        """When the newest verified checkpoint was signed; unset when there is none."""
 
     def __init__(
         self,
@@ -772,11 +797,60 @@ class VerifyAccessLogResponse(_message.Message):
         entries_checked: _builtins.int = ...,
         first_broken_entry: _builtins.str = ...,
         broken_stripes: _abc.Iterable[_builtins.int] | None = ...,
+        problems: _abc.Iterable[Global___AccessLogProblem] | None = ...,
+        legacy_entries: _builtins.int = ...,
+        checkpoints_verified: _builtins.int = ...,
+        latest_checkpoint_time: _timestamp_pb2.Timestamp | None = ...,
+        checkpoint_store_configured: _builtins.bool = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["latest_checkpoint_time", b"latest_checkpoint_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["broken_stripes", b"broken_stripes", "entries_checked", b"entries_checked", "first_broken_entry", b"first_broken_entry", "intact", b"intact"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["broken_stripes", b"broken_stripes", "checkpoint_store_configured", b"checkpoint_store_configured", "checkpoints_verified", b"checkpoints_verified", "entries_checked", b"entries_checked", "first_broken_entry", b"first_broken_entry", "intact", b"intact", "latest_checkpoint_time", b"latest_checkpoint_time", "legacy_entries", b"legacy_entries", "problems", b"problems"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___VerifyAccessLogResponse: _TypeAlias = VerifyAccessLogResponse  # noqa: Y015
+
+@_typing.final
+class AccessLogProblem(_message.Message):
+    """One reason the access log is not intact."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STRIPE_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    SEQUENCE_FIELD_NUMBER: _builtins.int
+    ENTRY_FIELD_NUMBER: _builtins.int
+    CHECKPOINT_FIELD_NUMBER: _builtins.int
+    stripe: _builtins.int
+    """The stripe (chain) concerned; unset for a problem of a checkpoint as a whole."""
+    reason: _builtins.str
+    """UPPER_SNAKE: SEQUENCE_GAP, LINK_BROKEN, ENTRY_ALTERED, UNKNOWN_KEY, UNKEYED_ENTRY,
+    UNANCHORED_LEGACY_ENTRY, CHECKPOINT_MISMATCH, TAIL_DELETED, STRIPE_TRUNCATED,
+    HEAD_MISMATCH, HEAD_MISSING, CHECKPOINT_UNREADABLE, CHECKPOINT_KEY_UNKNOWN,
+    CHECKPOINT_SIGNATURE_INVALID (see services/identity/README.md).
+    """
+    sequence: _builtins.int
+    """The position in the stripe the problem was found at (0 when none applies)."""
+    entry: _builtins.str
+    """The entry found at fault (`accessLogEntries/{id}`), if there is one."""
+    checkpoint: _builtins.str
+    """The checkpoint concerned (its name in the checkpoint store), if any."""
+    def __init__(
+        self,
+        *,
+        stripe: _builtins.int | None = ...,
+        reason: _builtins.str = ...,
+        sequence: _builtins.int = ...,
+        entry: _builtins.str = ...,
+        checkpoint: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_stripe", b"_stripe", "stripe", b"stripe"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_stripe", b"_stripe", "checkpoint", b"checkpoint", "entry", b"entry", "reason", b"reason", "sequence", b"sequence", "stripe", b"stripe"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__stripe: _TypeAlias = _typing.Literal["stripe"]  # noqa: Y015
+    _WhichOneofArgType__stripe: _TypeAlias = _typing.Literal["_stripe", b"_stripe"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__stripe) -> _WhichOneofReturnType__stripe | None: ...
+
+Global___AccessLogProblem: _TypeAlias = AccessLogProblem  # noqa: Y015

@@ -1,0 +1,481 @@
+"""What makes the access log tamper-evident to someone who can write to its database.
+
+Two things live outside the database:
+
+* **The chain key.** Each entry's ``entry_hash`` is HMAC-SHA256, under a key the database
+  never sees, over the entry's stripe, sequence, key id, the previous entry's hash and its
+  canonical content (:func:`keyed_link`). Someone with every privilege on the database but
+  not the key cannot recompute a chain after changing, inserting, removing or reordering an
+  entry. Keys rotate: every row names its key id, new entries use the keyring's current key
+  and verification knows the older ones.
+* **Signed checkpoints.** Periodically identity signs the head (sequence and hash) of every
+  stripe with an Ed25519 key and publishes the checkpoint to a store outside the log table
+  (:class:`CheckpointStore`: a directory here). A chain cut back at its end still verifies
+  under the key, but it no longer reaches the position a checkpoint signed.
+
+Entries written before the chain was keyed (``key_id`` '') carry the unkeyed SHA-256 link
+(:func:`identity.models.chain_hash`). They are accepted only as a stripe's first entries and
+only where a signed checkpoint covers them: identity publishes one when it starts, so an
+upgraded database is anchored at its first start.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import datetime as dt
+import hashlib
+import hmac
+import itertools
+import json
+import logging
+import os
+import re
+import secrets
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+    Ed25519PrivateKey,
+    Ed25519PublicKey,
+)
+
+log = logging.getLogger("identity.access_log")
+
+KEY_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,31}")
+# The id of the chain key derived from the BSN pepper, used when no keys are configured.
+DERIVED_KEY_ID = "bsn-pepper"
+LEGACY_KEY_ID = ""
+MIN_KEY_BYTES = 32
+CHECKPOINT_FORMAT = "carenet.identity.access-log.checkpoint/v1"
+
+
+class AccessLogKeyError(ValueError):
+    """A key file or key id that cannot be used; the message names the file, never a key."""
+
+
+def _check_key_id(key_id: str) -> str:
+    if not KEY_ID.fullmatch(key_id):
+        raise AccessLogKeyError(f"key id {key_id!r} must match {KEY_ID.pattern}")
+    return key_id
+
+
+def _key_files(directory: Path) -> Iterator[Path]:
+    """Regular files of a directory, skipping what Kubernetes adds to a Secret volume
+    (``..data`` and its timestamped siblings) and other hidden files."""
+    if not directory.is_dir():
+        raise AccessLogKeyError(f"{directory} is not a directory")
+    for path in sorted(directory.iterdir()):
+        if not path.name.startswith(".") and path.is_file():
+            yield path
+
+
+# ---------------------------------------------------------------- the keyed chain
+
+
+def keyed_link(
+    key: bytes, key_id: str, stripe: int, sequence: int, previous_hash: str, canonical: str
+) -> str:
+    """HMAC-SHA256 (hex) binding an entry's position, key id, predecessor and content."""
+    message = f"{stripe}:{sequence}:{key_id}:{previous_hash}:{canonical}".encode()
+    return hmac.new(key, message, hashlib.sha256).hexdigest()
+
+
+def derive_chain_key(pepper: bytes) -> bytes:
+    """The chain key derived from the BSN pepper (a secret already outside the database)."""
+    return hmac.new(pepper, b"carenet identity access-log chain key v1", hashlib.sha256).digest()
+
+
+@dataclass(frozen=True)
+class HmacKeyring:
+    """The chain keys by id; new entries use ``current_id``."""
+
+    current_id: str
+    keys: Mapping[str, bytes]
+
+    def __post_init__(self) -> None:
+        for key_id, key in self.keys.items():
+            _check_key_id(key_id)
+            if len(key) < MIN_KEY_BYTES:
+                raise AccessLogKeyError(
+                    f"chain key {key_id!r} is shorter than {MIN_KEY_BYTES} bytes"
+                )
+        if self.current_id not in self.keys:
+            raise AccessLogKeyError(
+                f"the current chain key {self.current_id!r} is not in the keyring"
+            )
+
+    @classmethod
+    def derived(cls, pepper: bytes) -> HmacKeyring:
+        return cls(DERIVED_KEY_ID, {DERIVED_KEY_ID: derive_chain_key(pepper)})
+
+    @classmethod
+    def from_directory(cls, directory: Path, current_id: str, pepper: bytes) -> HmacKeyring:
+        """One file per key, named by its key id, holding at least 32 random bytes in base64
+        (``openssl rand -base64 32``). The key derived from the pepper stays known, so that
+        entries chained before dedicated keys were configured still verify."""
+        keys = {DERIVED_KEY_ID: derive_chain_key(pepper)}
+        for path in _key_files(directory):
+            key_id = _check_key_id(path.name)
+            try:
+                keys[key_id] = base64.b64decode(path.read_text().strip(), validate=True)
+            except (binascii.Error, ValueError) as exc:
+                raise AccessLogKeyError(f"{path} does not hold a base64 key") from exc
+        return cls(current_id or DERIVED_KEY_ID, keys)
+
+    def link(
+        self, key_id: str, stripe: int, sequence: int, previous_hash: str, canonical: str
+    ) -> str | None:
+        """The entry's keyed link under ``key_id``, or None when the key is unknown."""
+        key = self.keys.get(key_id)
+        if key is None:
+            return None
+        return keyed_link(key, key_id, stripe, sequence, previous_hash, canonical)
+
+
+class LogChain:
+    """The process's view of the chains it appends to: the keyring and, per stripe, the head
+    (sequence and hash) it last saw. An append computes the next link from that head and
+    writes it in one statement that holds only if the head is still there; if another
+    writer moved it, the head is read again and the link recomputed."""
+
+    # How long an autocommit append waits for another thread's append to the same stripe
+    # before it goes ahead anyway (and retries if that one moved the head meanwhile).
+    STRIPE_WAIT_SECONDS = 2.0
+
+    def __init__(self, keyring: HmacKeyring) -> None:
+        self.keyring = keyring
+        self._heads: dict[int, tuple[int, str]] = {}
+        self._lock = threading.Lock()
+        self._stripe_locks: dict[int, threading.Lock] = {}
+        self._appended = itertools.count(1)
+        self._listeners: list[Callable[[int], None]] = []
+
+    @contextlib.contextmanager
+    def turn(self, stripe: int) -> Iterator[None]:
+        """One autocommit append to ``stripe`` at a time in this process, so that threads
+        sharing a stripe take turns instead of invalidating each other's link (the head
+        row's lock would serialise them in the database anyway). It gives up waiting after
+        :attr:`STRIPE_WAIT_SECONDS`, so it can never deadlock with a database lock."""
+        with self._lock:
+            lock = self._stripe_locks.setdefault(stripe, threading.Lock())
+        acquired = lock.acquire(timeout=self.STRIPE_WAIT_SECONDS)
+        try:
+            yield
+        finally:
+            if acquired:
+                lock.release()
+
+    def head(self, stripe: int) -> tuple[int, str] | None:
+        return self._heads.get(stripe)
+
+    def moved(self, stripe: int, sequence: int, entry_hash: str) -> None:
+        """Records the stripe's head as read from the database."""
+        with self._lock:
+            self._heads[stripe] = (sequence, entry_hash)
+
+    def forget(self, stripe: int) -> None:
+        """Another writer moved the stripe's head: the next append reads it again."""
+        with self._lock:
+            self._heads.pop(stripe, None)
+
+    def appended(self, stripe: int, sequence: int, entry_hash: str) -> None:
+        """Records an append (its transaction may still roll back: the next append to the
+        stripe then finds the head moved and reads it again)."""
+        with self._lock:
+            current = self._heads.get(stripe)
+            if current is None or current[0] < sequence:
+                self._heads[stripe] = (sequence, entry_hash)
+        count = next(self._appended)
+        for listener in self._listeners:
+            listener(count)
+
+    def on_append(self, listener: Callable[[int], None]) -> None:
+        """Calls ``listener`` with the running count after every append of this process."""
+        self._listeners.append(listener)
+
+    def next_link(self, stripe: int, sequence: int, previous_hash: str, canonical: str) -> str:
+        key_id = self.keyring.current_id
+        return keyed_link(
+            self.keyring.keys[key_id], key_id, stripe, sequence, previous_hash, canonical
+        )
+
+
+# ---------------------------------------------------------------- signed checkpoints
+
+
+@dataclass(frozen=True)
+class StripeHead:
+    stripe: int
+    sequence: int
+    head: str
+
+
+class CheckpointUnreadable(ValueError):
+    """A stored checkpoint that is not a well-formed checkpoint document."""
+
+
+def _utc_text(moment: dt.datetime) -> str:
+    return moment.astimezone(dt.UTC).isoformat(timespec="microseconds")
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """The signed heads of every stripe at one moment."""
+
+    time: dt.datetime
+    key_id: str
+    heads: tuple[StripeHead, ...]
+    signature: bytes = b""
+
+    def payload(self) -> bytes:
+        """What is signed: canonical JSON of everything but the signature."""
+        content = {
+            "format": CHECKPOINT_FORMAT,
+            "time": _utc_text(self.time),
+            "key_id": self.key_id,
+            "heads": [[h.stripe, h.sequence, h.head] for h in self.heads],
+        }
+        return json.dumps(content, sort_keys=True, separators=(",", ":")).encode()
+
+    def document(self) -> bytes:
+        content = json.loads(self.payload())
+        content["signature"] = base64.b64encode(self.signature).decode()
+        return (json.dumps(content, sort_keys=True, indent=1) + "\n").encode()
+
+    @classmethod
+    def parse(cls, data: bytes) -> Checkpoint:
+        try:
+            content = json.loads(data)
+            if content["format"] != CHECKPOINT_FORMAT:
+                raise CheckpointUnreadable("unknown checkpoint format")
+            heads = tuple(
+                StripeHead(int(stripe), int(sequence), str(head))
+                for stripe, sequence, head in content["heads"]
+            )
+            time = dt.datetime.fromisoformat(content["time"])
+            if time.tzinfo is None:
+                raise CheckpointUnreadable("checkpoint time without a zone")
+            return cls(
+                time=time,
+                key_id=str(content["key_id"]),
+                heads=heads,
+                signature=base64.b64decode(content.get("signature", ""), validate=True),
+            )
+        except CheckpointUnreadable:
+            raise
+        except (ValueError, KeyError, TypeError, binascii.Error) as exc:
+            raise CheckpointUnreadable("not a checkpoint document") from exc
+
+
+class CheckpointSigner:
+    """The Ed25519 private key that signs checkpoints, with its key id."""
+
+    def __init__(self, key_id: str, private_key: Ed25519PrivateKey) -> None:
+        self.key_id = _check_key_id(key_id)
+        self._private_key = private_key
+
+    @classmethod
+    def from_pem_file(cls, path: Path, key_id: str) -> CheckpointSigner:
+        """A PKCS#8 PEM file (``openssl genpkey -algorithm ed25519``)."""
+        try:
+            key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+        except (ValueError, TypeError) as exc:
+            raise AccessLogKeyError(f"{path} does not hold a PEM private key") from exc
+        if not isinstance(key, Ed25519PrivateKey):
+            raise AccessLogKeyError(f"{path} is not an Ed25519 private key")
+        return cls(key_id, key)
+
+    @property
+    def public_key(self) -> Ed25519PublicKey:
+        return self._private_key.public_key()
+
+    def sign(self, heads: Sequence[StripeHead], time: dt.datetime) -> Checkpoint:
+        unsigned = Checkpoint(time=time, key_id=self.key_id, heads=tuple(heads))
+        signature = self._private_key.sign(unsigned.payload())
+        return Checkpoint(unsigned.time, unsigned.key_id, unsigned.heads, signature)
+
+
+def public_key_pem(key: Ed25519PublicKey) -> bytes:
+    return key.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+
+
+@dataclass(frozen=True)
+class PublicKeyring:
+    """The public keys checkpoints may be signed with, by key id (old ones stay, so that
+    checkpoints signed before a rotation still verify)."""
+
+    keys: Mapping[str, Ed25519PublicKey] = field(default_factory=dict)
+
+    @classmethod
+    def from_directory(cls, directory: Path) -> PublicKeyring:
+        """One file per key, ``<key id>.pem`` (SubjectPublicKeyInfo PEM)."""
+        keys: dict[str, Ed25519PublicKey] = {}
+        for path in _key_files(directory):
+            key_id = _check_key_id(path.name.removesuffix(".pem"))
+            try:
+                key = serialization.load_pem_public_key(path.read_bytes())
+            except (ValueError, TypeError) as exc:
+                raise AccessLogKeyError(f"{path} does not hold a PEM public key") from exc
+            if not isinstance(key, Ed25519PublicKey):
+                raise AccessLogKeyError(f"{path} is not an Ed25519 public key")
+            keys[key_id] = key
+        return cls(keys)
+
+    def with_key(self, key_id: str, key: Ed25519PublicKey) -> PublicKeyring:
+        known = self.keys.get(key_id)
+        if known is not None and public_key_pem(known) != public_key_pem(key):
+            raise AccessLogKeyError(
+                f"public key {key_id!r} differs from the signing key of that id"
+            )
+        return PublicKeyring({**self.keys, key_id: key})
+
+    def problem(self, checkpoint: Checkpoint) -> str | None:
+        """Why the checkpoint's signature is not acceptable, or None when it is."""
+        key = self.keys.get(checkpoint.key_id)
+        if key is None:
+            return "CHECKPOINT_KEY_UNKNOWN"
+        try:
+            key.verify(checkpoint.signature, checkpoint.payload())
+        except InvalidSignature:
+            return "CHECKPOINT_SIGNATURE_INVALID"
+        return None
+
+
+@dataclass(frozen=True)
+class StoredCheckpoint:
+    name: str
+    data: bytes
+
+
+class CheckpointStore(Protocol):
+    """Where checkpoints are published: outside the database, append-only. An object store
+    with object lock (write once) fits the same two methods."""
+
+    def publish(self, checkpoint: Checkpoint) -> str:
+        """Stores a new checkpoint under a new name, never replacing one; returns the name."""
+        ...
+
+    def stored(self) -> Iterator[StoredCheckpoint]:
+        """Every stored checkpoint, oldest first."""
+        ...
+
+
+class DirectoryCheckpointStore:
+    """One file per checkpoint in a directory (a volume the database role cannot write).
+
+    A file appears complete or not at all (written aside, then hard-linked under its final
+    name, which fails rather than replace an existing file) and is made read-only."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    def publish(self, checkpoint: Checkpoint) -> str:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        stamp = checkpoint.time.astimezone(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
+        name = f"checkpoint-{stamp}-{secrets.token_hex(4)}.json"
+        aside = self.directory / f".{name}.tmp"
+        with aside.open("xb") as out:
+            out.write(checkpoint.document())
+            out.flush()
+            os.fsync(out.fileno())
+        try:
+            os.chmod(aside, 0o444)
+            os.link(aside, self.directory / name)
+        finally:
+            aside.unlink()
+        directory = os.open(self.directory, os.O_RDONLY)
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)
+        return name
+
+    def stored(self) -> Iterator[StoredCheckpoint]:
+        if not self.directory.is_dir():
+            return
+        for path in sorted(self.directory.glob("*.json")):
+            if path.is_file() and not path.name.startswith("."):
+                yield StoredCheckpoint(path.name, path.read_bytes())
+
+
+# ---------------------------------------------------------------- the whole configuration
+
+
+@dataclass
+class AccessLogTrust:
+    """The chain keys, the checkpoint keys and store, and when to publish checkpoints."""
+
+    chain: LogChain
+    public_keys: PublicKeyring = field(default_factory=PublicKeyring)
+    signer: CheckpointSigner | None = None
+    store: CheckpointStore | None = None
+    checkpoint_every_entries: int = 10_000
+    checkpoint_every_seconds: float = 300.0
+
+    def __post_init__(self) -> None:
+        if (self.signer is None) != (self.store is None):
+            raise AccessLogKeyError("checkpoints need both a signing key and a store")
+        if self.signer is not None:
+            self.public_keys = self.public_keys.with_key(self.signer.key_id, self.signer.public_key)
+
+    @classmethod
+    def unconfigured(cls, pepper: bytes) -> AccessLogTrust:
+        """The chain keyed with the key derived from the pepper, and no checkpoints."""
+        return cls(LogChain(HmacKeyring.derived(pepper)))
+
+    @classmethod
+    def from_files(
+        cls,
+        pepper: bytes,
+        *,
+        hmac_keys_dir: str = "",
+        hmac_key_id: str = "",
+        signing_key_file: str = "",
+        signing_key_id: str = "",
+        public_keys_dir: str = "",
+        checkpoint_dir: str = "",
+        every_entries: int = 10_000,
+        every_seconds: float = 300.0,
+    ) -> AccessLogTrust:
+        """The configuration the settings name (see the identity README); raises
+        :class:`AccessLogKeyError` naming what is missing or unusable."""
+        if hmac_keys_dir and not hmac_key_id:
+            raise AccessLogKeyError("a chain key directory needs the current key id")
+        if hmac_key_id and not hmac_keys_dir:
+            raise AccessLogKeyError("a current chain key id needs the key directory")
+        keyring = (
+            HmacKeyring.from_directory(Path(hmac_keys_dir), hmac_key_id, pepper)
+            if hmac_keys_dir
+            else HmacKeyring.derived(pepper)
+        )
+        if bool(signing_key_file) != bool(signing_key_id):
+            raise AccessLogKeyError("the checkpoint signing key needs both its file and its id")
+        if bool(signing_key_file) != bool(checkpoint_dir):
+            raise AccessLogKeyError("checkpoints need both a signing key and a store directory")
+        if every_entries < 1 or every_seconds <= 0:
+            raise AccessLogKeyError("checkpoint intervals must be positive")
+        return cls(
+            chain=LogChain(keyring),
+            public_keys=PublicKeyring.from_directory(Path(public_keys_dir))
+            if public_keys_dir
+            else PublicKeyring(),
+            signer=CheckpointSigner.from_pem_file(Path(signing_key_file), signing_key_id)
+            if signing_key_file
+            else None,
+            store=DirectoryCheckpointStore(Path(checkpoint_dir)) if checkpoint_dir else None,
+            checkpoint_every_entries=every_entries,
+            checkpoint_every_seconds=every_seconds,
+        )
+
+    @property
+    def checkpoints(self) -> bool:
+        return self.store is not None

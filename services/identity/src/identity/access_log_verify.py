@@ -1,0 +1,208 @@
+"""Verifying the access log: every stripe's keyed chain, and every published checkpoint.
+
+A problem names a stripe, a sequence, an entry id and a checkpoint, and a reason; never an
+entry's content (no patient identifiers).
+
+Reasons, per stripe:
+
+* ``SEQUENCE_GAP``: an entry is missing or out of place in the stripe (removed, inserted or
+  renumbered).
+* ``LINK_BROKEN``: an entry's previous_hash is not its predecessor's hash.
+* ``ENTRY_ALTERED``: an entry's hash is not its keyed link, e.g. a changed entry whose chain
+  was recomputed with SHA-256 or any key but the chain key.
+* ``UNKNOWN_KEY``: an entry names a chain key the keyring does not hold.
+* ``UNKEYED_ENTRY``: an entry without a key after keyed entries of its stripe.
+* ``UNANCHORED_LEGACY_ENTRY``: an entry without a key that no signed checkpoint covers
+  (entries written before the chain was keyed are anchored by the checkpoint identity
+  publishes at its first start).
+* ``CHECKPOINT_MISMATCH``: the entry at a checkpoint's position is not the one it signed.
+* ``TAIL_DELETED``: the stripe ends before a position its head row or a checkpoint names.
+* ``STRIPE_TRUNCATED``: the same, with no entry left in the stripe.
+* ``HEAD_MISMATCH``: the stripe's head row does not point at its last entry.
+* ``HEAD_MISSING``: a checkpoint names a stripe whose head row is gone.
+
+Per checkpoint (no stripe): ``CHECKPOINT_UNREADABLE``, ``CHECKPOINT_KEY_UNKNOWN``,
+``CHECKPOINT_SIGNATURE_INVALID``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from identity.access_log import (
+    LEGACY_KEY_ID,
+    AccessLogTrust,
+    Checkpoint,
+    CheckpointUnreadable,
+    HmacKeyring,
+)
+from identity.models import (
+    GENESIS_HASH,
+    MAX_LOG_STRIPES,
+    AccessLogEntry,
+    AccessLogHead,
+    chain_hash,
+)
+from identity.repository import IdentityRepository
+
+VERIFY_CHUNK = 5000
+
+
+@dataclass(frozen=True)
+class Problem:
+    reason: str
+    stripe: int | None = None
+    sequence: int = 0
+    entry_id: int = 0
+    checkpoint: str = ""
+
+
+@dataclass(frozen=True)
+class Verification:
+    intact: bool
+    checked: int
+    # The id of the first entry (in id order) found altered, out of its chain or not the one
+    # a checkpoint signed; 0 when intact or when only entries at a stripe's end are gone.
+    first_broken: int
+    broken_stripes: tuple[int, ...] = ()
+    problems: tuple[Problem, ...] = ()
+    legacy_entries: int = 0
+    checkpoints_verified: int = 0
+    latest_checkpoint_time: dt.datetime | None = None
+    checkpoint_store: bool = False
+
+
+@dataclass
+class _Positions:
+    """The positions signed checkpoints vouch for, per stripe: sequence -> (head, checkpoint)."""
+
+    by_stripe: dict[int, dict[int, list[tuple[str, str]]]] = field(
+        default_factory=lambda: defaultdict(dict)
+    )
+    verified: int = 0
+    latest: dt.datetime | None = None
+
+    def add(self, name: str, checkpoint: Checkpoint) -> None:
+        self.verified += 1
+        if self.latest is None or checkpoint.time > self.latest:
+            self.latest = checkpoint.time
+        for head in checkpoint.heads:
+            if head.sequence <= 0:
+                continue
+            seen = self.by_stripe[head.stripe].setdefault(head.sequence, [])
+            if all(known != head.head for known, _ in seen):
+                seen.append((head.head, name))
+
+
+def _read_checkpoints(trust: AccessLogTrust, problems: list[Problem]) -> _Positions:
+    positions = _Positions()
+    if trust.store is None:
+        return positions
+    for stored in trust.store.stored():
+        try:
+            checkpoint = Checkpoint.parse(stored.data)
+        except CheckpointUnreadable:
+            problems.append(Problem("CHECKPOINT_UNREADABLE", checkpoint=stored.name))
+            continue
+        reason = trust.public_keys.problem(checkpoint)
+        if reason is not None:
+            problems.append(Problem(reason, checkpoint=stored.name))
+            continue
+        positions.add(stored.name, checkpoint)
+    return positions
+
+
+@dataclass
+class _StripeWalk:
+    stripe: int
+    keyring: HmacKeyring
+    signed: dict[int, list[tuple[str, str]]]
+    checked: int = 0
+    legacy: int = 0
+
+    def walk(self, repo: IdentityRepository, head: AccessLogHead | None) -> list[Problem]:
+        """Walks the stripe from its first entry; stops at the first broken link."""
+        previous, expected, after = GENESIS_HASH, 1, 0
+        covered = max(self.signed, default=0)
+        keyed = False
+        while chunk := repo.access_log_chunk(self.stripe, after, VERIFY_CHUNK):
+            for entry in chunk:
+                self.checked += 1
+                if entry.sequence != expected:
+                    return self._fault("SEQUENCE_GAP", entry)
+                if entry.previous_hash != previous:
+                    return self._fault("LINK_BROKEN", entry)
+                canonical = entry.canonical()
+                computed: str | None
+                if entry.key_id == LEGACY_KEY_ID:
+                    if keyed:
+                        return self._fault("UNKEYED_ENTRY", entry)
+                    if entry.sequence > covered:
+                        return self._fault("UNANCHORED_LEGACY_ENTRY", entry)
+                    computed = chain_hash(previous, canonical)
+                    self.legacy += 1
+                else:
+                    keyed = True
+                    computed = self.keyring.link(
+                        entry.key_id, self.stripe, entry.sequence, previous, canonical
+                    )
+                    if computed is None:
+                        return self._fault("UNKNOWN_KEY", entry)
+                if computed != entry.entry_hash:
+                    return self._fault("ENTRY_ALTERED", entry)
+                for signed_head, name in self.signed.get(entry.sequence, ()):
+                    if signed_head != entry.entry_hash:
+                        return self._fault("CHECKPOINT_MISMATCH", entry, name)
+                previous, expected = entry.entry_hash, expected + 1
+            after = chunk[-1].sequence
+        return self._end(head, expected - 1, previous)
+
+    def _fault(self, reason: str, entry: AccessLogEntry, checkpoint: str = "") -> list[Problem]:
+        return [Problem(reason, self.stripe, entry.sequence, entry.id, checkpoint)]
+
+    def _end(self, head: AccessLogHead | None, last: int, last_hash: str) -> list[Problem]:
+        cut = "STRIPE_TRUNCATED" if last == 0 else "TAIL_DELETED"
+        problems = []
+        if head is None:
+            if last or self.signed:
+                problems.append(Problem("HEAD_MISSING", self.stripe, last))
+        elif head.last_sequence > last:
+            problems.append(Problem(cut, self.stripe, last + 1))
+        elif head.last_sequence != last or head.last_hash != last_hash:
+            problems.append(Problem("HEAD_MISMATCH", self.stripe, head.last_sequence))
+        beyond = [(sequence, signed) for sequence, signed in self.signed.items() if sequence > last]
+        if beyond:
+            sequence, signed = max(beyond)
+            problems.append(Problem(cut, self.stripe, sequence, checkpoint=signed[0][1]))
+        return problems
+
+
+def verify(repo: IdentityRepository, trust: AccessLogTrust) -> Verification:
+    """Checks every stripe's keyed chain against its head row and every checkpoint."""
+    problems: list[Problem] = []
+    # Checkpoints first, then one snapshot of the table: every checkpoint read was signed
+    # from heads committed before the snapshot, so the snapshot holds its positions.
+    positions = _read_checkpoints(trust, problems)
+    repo.snapshot()
+    heads = {head.id: head for head in repo.log_heads()}
+    checked = legacy = 0
+    stripes = set(heads) | set(positions.by_stripe) | set(range(MAX_LOG_STRIPES))
+    for stripe in sorted(stripes):
+        walk = _StripeWalk(stripe, trust.chain.keyring, positions.by_stripe.get(stripe, {}))
+        problems.extend(walk.walk(repo, heads.get(stripe)))
+        checked += walk.checked
+        legacy += walk.legacy
+    entry_ids = [p.entry_id for p in problems if p.entry_id]
+    return Verification(
+        intact=not problems,
+        checked=checked,
+        first_broken=min(entry_ids, default=0),
+        broken_stripes=tuple(sorted({p.stripe for p in problems if p.stripe is not None})),
+        problems=tuple(problems),
+        legacy_entries=legacy,
+        checkpoints_verified=positions.verified,
+        latest_checkpoint_time=positions.latest,
+        checkpoint_store=trust.checkpoints,
+    )

@@ -24,6 +24,10 @@ from testkit.database import fresh_database
 from testkit.fixtures import IdentityService
 from testkit.idp import LocalIdp
 
+# The API tests' REFERRAL_PAGE_TOKEN_KEY: tests sign page tokens with it to send positions of
+# a wrong type that only a holder of the key could make.
+PAGE_TOKEN_KEY = "referral-api-tests-page-token-key-0123456789"
+
 
 @pytest.fixture(scope="session")
 def referral_db() -> Iterator[str]:
@@ -44,6 +48,8 @@ class ReferralServer:
     target: str
     deps: service.Deps
     identity_engine: Engine
+    # referral's own database, for tests that check what a call wrote.
+    engine: Engine
 
     def access_log_count(self) -> int:
         with self.identity_engine.connect() as conn:
@@ -65,6 +71,7 @@ def referral_server(
         identity_target=identity_service.target,
         oidc_client_secret="svc-referral-secret",
         watch_poll_seconds=0.05,
+        page_token_key=PAGE_TOKEN_KEY,  # type: ignore[arg-type]  # pydantic takes the str
     )
     sessions = make_session_factory(referral_engine)
     demo.seed(sessions)
@@ -81,7 +88,7 @@ def referral_server(
     running.start()
     identity_engine = make_engine(identity_service.database_url)
     try:
-        yield ReferralServer(f"127.0.0.1:{running.port}", deps, identity_engine)
+        yield ReferralServer(f"127.0.0.1:{running.port}", deps, identity_engine, referral_engine)
     finally:
         running.stop(0.5).wait()
         channel.close()

@@ -32,7 +32,8 @@ class AuthorizeCall:
 
 @dataclass
 class FakeIdentityClient:
-    """Permits everything unless told otherwise; patients in ``unknown`` are not found."""
+    """Permits everything unless told otherwise. Patients in ``unknown`` are refused as
+    identity refuses a patient it does not know: like one without a care relationship."""
 
     deny: dict[str, str] = field(default_factory=dict)  # subject -> reason
     unknown: set[str] = field(default_factory=set)
@@ -56,7 +57,7 @@ class FakeIdentityClient:
 
             raise IdentityUnavailable("identity did not answer")
         if patient_id in self.unknown:
-            return Decision(False, "PATIENT_NOT_FOUND", found=False)
+            return Decision(False, "NO_CARE_RELATIONSHIP")
         if subject.subject in self.deny:
             return Decision(False, self.deny[subject.subject])
         return Decision(True, "CARE_RELATIONSHIP", "BASIS_CARE_RELATIONSHIP")

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -216,11 +217,25 @@ DEMO_REFERRAL = service.ReferralInput(
 )
 
 
+def _fingerprint(*request: object) -> str:
+    """The seed's own request fingerprint (it has no proto request): its inputs' repr."""
+    return hashlib.sha256(repr(request).encode()).hexdigest()
+
+
 def seed(sessions: sessionmaker[Session]) -> None:
     """Creates and lists the demo offers; running it again changes nothing."""
     deps = service.Deps(uow=lambda: UnitOfWork(sessions), identity=_SeedIdentity())
     for offer_id, owner, data in OFFERS:
-        offer = service.create_offer(deps, owner, data, offer_id, request_id=f"seed-{offer_id}")
+        with deps.uow() as uow:
+            existing = uow.repo.offer(offer_id)
+        offer = existing or service.create_offer(
+            deps,
+            owner,
+            data,
+            offer_id,
+            request_id=f"seed-{offer_id}",
+            fingerprint=_fingerprint(offer_id, data),
+        )
         if offer.state == OfferState.DRAFT.value:
             offer = service.transition_offer(deps, owner, offer_id, "propose")
         if offer.state == OfferState.PROPOSED.value:
@@ -231,7 +246,18 @@ def seed_referral(sessions: sessionmaker[Session]) -> str:
     """Refers p-0001 to the GLI (the referral the demo care plan links to); running it again
     changes nothing. Returns the referral's name."""
     deps = service.Deps(uow=lambda: UnitOfWork(sessions), identity=_SeedIdentity())
+    request_id = "seed-referral-p-0001-gli"
+    with deps.uow() as uow:
+        record = uow.repo.request_record(GP.subject, request_id)
+    if record is not None:
+        # Seeded before (possibly before request records had fingerprints).
+        return record.resource_name
     view = service.create_referral(
-        deps, GP, "p-0001", DEMO_REFERRAL, request_id="seed-referral-p-0001-gli"
+        deps,
+        GP,
+        "p-0001",
+        DEMO_REFERRAL,
+        request_id=request_id,
+        fingerprint=_fingerprint("p-0001", DEMO_REFERRAL),
     )
     return f"patients/{view.referral.patient_id}/referrals/{view.referral.id}"

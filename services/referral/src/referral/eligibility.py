@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-from servicekit.errors import Violations
+from referral.errors import Violations
 
 NUMERIC_FIELDS = {"age": (0.0, 130.0), "bmi": (5.0, 100.0), "pam-level": (1.0, 4.0)}
 LIST_FIELDS = frozenset({"conditions", "risk-factors", "language"})

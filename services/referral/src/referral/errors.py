@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from servicekit.authorization import IdentityUnavailable
+from collections.abc import Sequence
+
+from servicekit import errors as kit
+from servicekit.authorization import AccessRefused, IdentityUnavailable
 from servicekit.errors import (
     Aborted,
     AlreadyExists,
@@ -14,6 +17,29 @@ from servicekit.errors import (
 )
 
 DOMAIN = "referral.carenet"
+
+# An INVALID_ARGUMENT names at most this many field violations (the first ones found), and
+# says how many more there were: its google.rpc.Status travels in the call's trailers,
+# which gRPC clients refuse above 8-16 KiB (a request with fifty bad list entries would
+# otherwise be answered RESOURCE_EXHAUSTED with no readable status).
+MAX_VIOLATIONS = 10
+
+
+def invalid(violations: Sequence[FieldViolation]) -> InvalidArgument:
+    """INVALID_ARGUMENT for ``violations``, at most MAX_VIOLATIONS of them."""
+    shown = list(violations[:MAX_VIOLATIONS])
+    message = "; ".join(f"{v.field}: {v.description}" for v in shown)
+    if len(violations) > len(shown):
+        message += f"; and {len(violations) - len(shown)} more"
+    return InvalidArgument(shown, message=message)
+
+
+class Violations(kit.Violations):
+    """servicekit's collector, raising at most MAX_VIOLATIONS of what it collected."""
+
+    def raise_if_any(self) -> None:
+        if self.items:
+            raise invalid(self.items)
 
 
 class OfferNotFound(NotFound):
@@ -68,17 +94,14 @@ class RoleNotPermitted(PermissionDenied):
     default_reason = "ROLE_NOT_PERMITTED"
 
 
-class AccessDenied(PermissionDenied):
-    """identity's Authorize said DENY; the reason is identity's reason code."""
-
-
 class EtagMismatch(Aborted):
     default_reason = "ETAG_MISMATCH"
 
 
 __all__ = [
     "DOMAIN",
-    "AccessDenied",
+    "MAX_VIOLATIONS",
+    "AccessRefused",
     "DuplicateReferral",
     "EtagMismatch",
     "IdentityUnavailable",
@@ -93,7 +116,9 @@ __all__ = [
     "OfferNotListed",
     "ReferralNotFound",
     "RoleNotPermitted",
+    "Violations",
     "WrongParty",
+    "invalid",
 ]
 
 

@@ -330,7 +330,8 @@ class OutboxHead(Base):
 
 
 class RequestRecord(Base):
-    """A create's request_id (AIP-155): a repeat returns the first result."""
+    """A create's request_id (AIP-155): a repeat of the same request returns the first
+    result; the same id with a different request (another fingerprint) is refused."""
 
     __tablename__ = "request_records"
 
@@ -338,4 +339,6 @@ class RequestRecord(Base):
     request_id: Mapped[str] = mapped_column(String(100), primary_key=True)
     method: Mapped[str] = mapped_column(String(40))
     resource_name: Mapped[str] = mapped_column(String(300))
+    # SHA-256 (hex) of the request without its request_id (servicekit.idempotency).
+    fingerprint: Mapped[str] = mapped_column(String(64), default="", server_default="")
     create_time: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)

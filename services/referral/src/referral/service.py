@@ -24,8 +24,9 @@ from typing import Any
 import psycopg
 from sqlalchemy.exc import IntegrityError
 
-from referral import eligibility, errors
+from referral import eligibility, errors, positions
 from referral.clients import Action, Decision, IdentityClient, ReferralContext
+from referral.errors import Violations
 from referral.models import (
     OUTCOME_STATES,
     REASON_REQUIRED,
@@ -46,9 +47,9 @@ from referral.models import (
     check_transition,
 )
 from referral.unit_of_work import UnitOfWork
-from servicekit import idempotency, names, paging
+from servicekit import authorization, idempotency, names, paging
 from servicekit.auth import CLINICIAN_ROLES, Principal
-from servicekit.errors import Aborted, FieldViolation, InvalidArgument, NotFound, Violations
+from servicekit.errors import Aborted, FieldViolation, InvalidArgument
 
 OWNER_ROLES = frozenset({"municipality-officer", "sport-coach", "provider"})
 CURATOR_ROLES = frozenset({"care-group-admin"})
@@ -56,6 +57,9 @@ TARGET_ROLES = frozenset({"municipality-officer", "sport-coach", "provider"})
 REFERRER_ROLES = CLINICIAN_ROLES
 MAX_FIND_PAGE = 100
 MAX_TEXT = 4000
+# Places and declared waitlist of an offer: the counters (32-bit columns) grow by one per
+# referral taking a place or joining the waitlist, so they must start far below their limit.
+MAX_PLACES = 100_000
 FREQS = frozenset({"DAILY", "WEEKLY", "MONTHLY", "YEARLY"})
 DAYS = frozenset({"MO", "TU", "WE", "TH", "FR", "SA", "SU"})
 HHMM = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
@@ -221,10 +225,12 @@ def validate_offer(data: OfferInput, fields: set[str]) -> None:  # noqa: PLR0912
             "RECOGNITION_VALIDITY_REQUIRED",
         )
     if "total_places" in fields:
-        if data.total_places < 0:
-            v.add("offer.capacity.total_places", "must not be negative", "INVALID_CAPACITY")
-        if data.waitlist_length < 0:
-            v.add("offer.capacity.waitlist_length", "must not be negative", "INVALID_CAPACITY")
+        for name, value in (
+            ("total_places", data.total_places),
+            ("waitlist_length", data.waitlist_length),
+        ):
+            if not 0 <= value <= MAX_PLACES:
+                v.add(f"offer.capacity.{name}", f"must be 0 to {MAX_PLACES}", "INVALID_CAPACITY")
         _check_text(v, "offer.capacity.notes", data.capacity_notes, 1000)
     if "application_process" in fields:
         _check_text(v, "offer.application_process", data.application_process)
@@ -264,35 +270,81 @@ def _check_etag(etag: str, current: str) -> None:
         raise errors.EtagMismatch("the offer or referral has changed; read it again")
 
 
-def _replayed(uow: UnitOfWork, principal: Principal, request_id: str, method: str) -> str | None:
+def _replayed(
+    uow: UnitOfWork, principal: Principal, request_id: str, method: str, fingerprint: str
+) -> str | None:
+    """The name the first request with this id created, None for a new request; a reuse of
+    the id for another method or another request is REQUEST_ID_REUSED."""
     if not request_id:
         return None
     idempotency.check(request_id)
-    return idempotency.replayed(uow.repo.request_record(principal.subject, request_id), method)
+    record = uow.repo.request_record(principal.subject, request_id)
+    return idempotency.replayed(record, method, fingerprint)
 
 
 def _remember(
-    uow: UnitOfWork, principal: Principal, request_id: str, method: str, name: str
+    uow: UnitOfWork,
+    principal: Principal,
+    request_id: str,
+    method: str,
+    name: str,
+    fingerprint: str,
 ) -> None:
     if request_id:
         uow.session.add(
             RequestRecord(
-                subject=principal.subject, request_id=request_id, method=method, resource_name=name
+                subject=principal.subject,
+                request_id=request_id,
+                method=method,
+                resource_name=name,
+                fingerprint=fingerprint,
             )
         )
 
 
 def create_offer(
-    deps: Deps, principal: Principal, data: OfferInput, offer_id: str = "", request_id: str = ""
+    deps: Deps,
+    principal: Principal,
+    data: OfferInput,
+    offer_id: str = "",
+    request_id: str = "",
+    *,
+    fingerprint: str = "",
 ) -> Offer:
+    """Creates a draft offer. ``fingerprint`` identifies the request (servicekit.idempotency):
+    a repeat with the same request_id and fingerprint returns the first offer, another
+    fingerprint is REQUEST_ID_REUSED."""
     if not principal.roles & OWNER_ROLES or not principal.organisation:
         raise errors.RoleNotPermitted("only a municipality or provider creates offers")
     if offer_id and not names.valid_id(offer_id):
         raise InvalidArgument.single("offer_id", "must match [a-z0-9-]{2,63}", "INVALID_OFFER_ID")
     validate_offer(data, {n for names_ in OFFER_FIELDS.values() for n in names_})
+    try:
+        return _insert_offer(deps, principal, data, offer_id, request_id, fingerprint)
+    except IntegrityError as exc:
+        # A concurrent create took the request_id or the offer id between the checks and
+        # the commit: answer as the checks would have.
+        with deps.uow() as uow:
+            replay = _replayed(uow, principal, request_id, "CreateOffer", fingerprint)
+            existing = uow.repo.offer(replay.removeprefix("offers/")) if replay else None
+            if existing is not None:
+                return existing
+            if offer_id and uow.repo.offer(offer_id) is not None:
+                raise errors.OfferExists("an offer with this id exists") from exc
+        raise
+
+
+def _insert_offer(
+    deps: Deps,
+    principal: Principal,
+    data: OfferInput,
+    offer_id: str,
+    request_id: str,
+    fingerprint: str,
+) -> Offer:
     now = deps.clock()
     with deps.uow() as uow:
-        replay = _replayed(uow, principal, request_id, "CreateOffer")
+        replay = _replayed(uow, principal, request_id, "CreateOffer", fingerprint)
         if replay is not None:
             existing = uow.repo.offer(replay.removeprefix("offers/"))
             if existing is not None:
@@ -312,7 +364,7 @@ def create_offer(
         )
         _apply_offer(offer, data, {n for names_ in OFFER_FIELDS.values() for n in names_})
         uow.repo.add(offer)
-        _remember(uow, principal, request_id, "CreateOffer", f"offers/{new_id}")
+        _remember(uow, principal, request_id, "CreateOffer", f"offers/{new_id}", fingerprint)
         uow.commit()
         return offer
 
@@ -352,7 +404,7 @@ def list_offers(
 ) -> Page:
     size = paging.page_size(page_size, maximum=200)
     fp = paging.fingerprint("offers", state, owner_org_id, principal.subject)
-    position = paging.decode_page_token(page_token, fp)
+    after = positions.after_id(page_token, fp)
     curator = bool(principal.roles & CURATOR_ROLES)
     with deps.uow() as uow:
         items = uow.repo.offers(
@@ -360,7 +412,7 @@ def list_offers(
             states=[state.value] if state else [],
             owner_org_id=owner_org_id,
             visible_owner_org_id=None if curator else org_id(principal),
-            after=position["after"] if position else None,
+            after=after,
             limit=size + 1,
         )
     more = len(items) > size
@@ -373,12 +425,15 @@ def update_offer(
     deps: Deps, principal: Principal, offer_id: str, data: OfferInput, mask: Sequence[str]
 ) -> Offer:
     fields: set[str] = set()
-    unknown = [p for p in mask if p not in OFFER_FIELDS]
+    unknown = [i for i, p in enumerate(mask) if p not in OFFER_FIELDS]
     if unknown:
-        raise InvalidArgument(
+        # The path itself is not repeated: it is the caller's text, of any length.
+        raise errors.invalid(
             [
-                FieldViolation("update_mask", f"cannot update {p}", "INVALID_UPDATE_MASK")
-                for p in unknown
+                FieldViolation(
+                    f"update_mask.paths[{i}]", "not an updatable field", "INVALID_UPDATE_MASK"
+                )
+                for i in unknown
             ]
         )
     for path in mask or OFFER_FIELDS:
@@ -730,8 +785,7 @@ def find_offers(
         eligible_only,
         role,
     )
-    position = paging.decode_page_token(page_token, fp)
-    offset = int(position.get("offset", 0)) if position else 0
+    offset = positions.offset(page_token, fp)
     evaluated = _with_role(profile, role)
     now = deps.clock()
     with deps.uow() as uow:
@@ -850,11 +904,13 @@ def _context(referral: Referral) -> ReferralContext:
     return ReferralContext(referral.name, referral.target_org_id, referral.referrer_org_id)
 
 
-def _enforce(decision: Decision, not_found: Exception) -> None:
-    if not decision.found:
-        raise not_found
-    if not decision.permitted:
-        raise errors.AccessDenied("access denied", reason=decision.reason or "ACCESS_DENIED")
+def _enforce(decision: Decision) -> None:
+    """Refuses what identity did not permit: PERMISSION_DENIED with identity's reason and a
+    message fixed per reason (servicekit.authorization.refusal). identity answers a patient
+    it does not know (none such, another care group's) exactly as one the caller may not
+    see, and nothing referral answers before this depends on whether the patient or the
+    referral exists (issue 11, point 6)."""
+    authorization.require(decision)
 
 
 def _history(
@@ -964,7 +1020,13 @@ def validate_referral_input(data: ReferralInput) -> str:
 
 
 def create_referral(
-    deps: Deps, principal: Principal, patient_id: str, data: ReferralInput, request_id: str = ""
+    deps: Deps,
+    principal: Principal,
+    patient_id: str,
+    data: ReferralInput,
+    request_id: str = "",
+    *,
+    fingerprint: str = "",
 ) -> ReferralView:
     """Refers a patient.
 
@@ -974,17 +1036,19 @@ def create_referral(
     referral, its history, the request record and its outbox event, whose cursor is drawn
     last (the one serialising step). An open duplicate is caught by the unique ``open_key``
     rather than by an extra query.
+
+    ``fingerprint`` identifies the request (servicekit.idempotency): it is stored with the
+    request record in that same statement, and a repeat of the request_id returns the first
+    referral only when the fingerprints match (else REQUEST_ID_REUSED).
     """
     offer_id = validate_referral_input(data)
     if len(request_id) > 100:
         raise InvalidArgument.single("request_id", "at most 100 characters", "REQUEST_ID_TOO_LONG")
-    decision = deps.identity.authorize(principal, patient_id, Action.CREATE)
-    _enforce(decision, NotFound("patient not found", reason="PATIENT_NOT_FOUND"))
+    _enforce(deps.identity.authorize(principal, patient_id, Action.CREATE))
     now = deps.clock()
     with deps.uow() as uow:
-        prepared = _prepare_referral(
-            deps, uow, principal, patient_id, offer_id, data, request_id, now
-        )
+        key = (request_id, fingerprint)
+        prepared = _prepare_referral(deps, uow, principal, patient_id, offer_id, data, key, now)
         for _ in range(STALE_OFFER_ATTEMPTS):
             if isinstance(prepared, Exception):
                 raise prepared
@@ -1000,16 +1064,14 @@ def create_referral(
                 )
             except (IntegrityError, psycopg.IntegrityError) as exc:
                 uow.rollback()
-                return _after_conflict(deps, principal, patient_id, offer_id, request_id, exc)
+                return _after_conflict(deps, principal, patient_id, offer_id, key, exc)
             if written:
                 uow.commit()
                 if deps.after_create_commit is not None:
                     deps.after_create_commit()
                 return ReferralView(referral, [entry])
             deps.offers.forget(offer_id)
-            prepared = _prepare_referral(
-                deps, uow, principal, patient_id, offer_id, data, request_id, now
-            )
+            prepared = _prepare_referral(deps, uow, principal, patient_id, offer_id, data, key, now)
         raise Aborted("the offer keeps changing; retry", reason="OFFER_CHANGING")
 
 
@@ -1020,14 +1082,16 @@ def _prepare_referral(
     patient_id: str,
     offer_id: str,
     data: ReferralInput,
-    request_id: str,
+    key: tuple[str, str],
     now: dt.datetime,
 ) -> tuple[Referral, Offer, HistoryEntry, RequestRecord | None] | ReferralView | Exception:
     """What a permitted create reads and builds before it writes; a refusal is returned as
-    an error (raised by the caller) rather than raised here."""
+    an error (raised by the caller) rather than raised here. ``key`` is the request_id and
+    the request's fingerprint."""
     if not principal.roles & REFERRER_ROLES or not principal.organisation:
         return errors.RoleNotPermitted("only a GP practice or hospital clinician refers")
-    replay = _replayed(uow, principal, request_id, "CreateReferral")
+    request_id, fingerprint = key
+    replay = _replayed(uow, principal, request_id, "CreateReferral", fingerprint)
     if replay is not None:
         existing = uow.repo.referral(replay.rsplit("/", 1)[-1])
         if existing is not None:
@@ -1045,6 +1109,7 @@ def _prepare_referral(
             request_id=request_id,
             method="CreateReferral",
             resource_name=referral.name,
+            fingerprint=fingerprint,
             create_time=now,
         )
         if request_id
@@ -1104,13 +1169,15 @@ def _after_conflict(
     principal: Principal,
     patient_id: str,
     offer_id: str,
-    request_id: str,
+    key: tuple[str, str],
     exc: Exception,
 ) -> ReferralView:
-    """A create hit a unique key: the same request_id committed concurrently (return it),
-    or an open referral for this patient and offer exists (ALREADY_EXISTS, naming it)."""
+    """A create hit a unique key: the same request committed concurrently under this
+    request_id (return it; another request under it is REQUEST_ID_REUSED), or an open
+    referral for this patient and offer exists (ALREADY_EXISTS, naming it)."""
+    request_id, fingerprint = key
     with deps.uow() as again:
-        replayed = _replayed(again, principal, request_id, "CreateReferral")
+        replayed = _replayed(again, principal, request_id, "CreateReferral", fingerprint)
         if replayed is not None:
             first = again.repo.referral(replayed.rsplit("/", 1)[-1])
             if first is not None:
@@ -1148,10 +1215,9 @@ def get_referral(
     with deps.uow() as uow:
         referral = _load_for_patient(uow, principal, patient_id, referral_id)
         context = _context(referral) if referral is not None else None
-        decision = deps.identity.authorize(principal, patient_id, Action.READ, referral=context)
+        _enforce(deps.identity.authorize(principal, patient_id, Action.READ, referral=context))
         if referral is None:
             raise errors.ReferralNotFound("referral not found")
-        _enforce(decision, errors.ReferralNotFound("referral not found"))
         if party_of(principal, referral) is None:
             raise errors.NotReferralParty("not a party to this referral")
         return _view(uow, referral)
@@ -1170,10 +1236,9 @@ def list_referrals(
     patient ``-`` every referral the caller is party to (one Authorize per patient listed)."""
     size = paging.page_size(page_size, maximum=200)
     fp = paging.fingerprint("referrals", patient_id, status, principal.subject)
-    position = paging.decode_page_token(page_token, fp)
+    after = positions.after_id(page_token, fp)
     if patient_id != "-":
-        decision = deps.identity.authorize(principal, patient_id, Action.READ)
-        _enforce(decision, NotFound("patient not found", reason="PATIENT_NOT_FOUND"))
+        _enforce(deps.identity.authorize(principal, patient_id, Action.READ))
     org = org_id(principal)
     if principal.is_patient:
         visibility = {"visible_to_patient": patient_id_of(principal)}
@@ -1186,7 +1251,7 @@ def list_referrals(
             care_group_id(principal),
             patient_id="" if patient_id == "-" else patient_id,
             status=status.value if status else "",
-            after=position["after"] if position else None,
+            after=after,
             limit=size + 1,
             **visibility,
         )
@@ -1285,10 +1350,9 @@ def transition_referral(  # noqa: PLR0912, PLR0915
     with deps.uow() as uow:
         referral = _load_for_patient(uow, principal, patient_id, referral_id, for_update=True)
         context = _context(referral) if referral is not None else None
-        decision = deps.identity.authorize(principal, patient_id, Action.UPDATE, referral=context)
+        _enforce(deps.identity.authorize(principal, patient_id, Action.UPDATE, referral=context))
         if referral is None:
             raise errors.ReferralNotFound("referral not found")
-        _enforce(decision, errors.ReferralNotFound("referral not found"))
         party = party_of(principal, referral)
         if party is None:
             raise errors.NotReferralParty("not a party to this referral")
@@ -1377,10 +1441,9 @@ def record_outcome(
     with deps.uow() as uow:
         referral = _load_for_patient(uow, principal, patient_id, referral_id, for_update=True)
         context = _context(referral) if referral is not None else None
-        decision = deps.identity.authorize(principal, patient_id, Action.UPDATE, referral=context)
+        _enforce(deps.identity.authorize(principal, patient_id, Action.UPDATE, referral=context))
         if referral is None:
             raise errors.ReferralNotFound("referral not found")
-        _enforce(decision, errors.ReferralNotFound("referral not found"))
         party = party_of(principal, referral)
         if party is None:
             raise errors.NotReferralParty("not a party to this referral")

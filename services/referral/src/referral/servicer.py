@@ -14,10 +14,11 @@ from carenet.referral.v1 import referral_pb2 as pb
 from carenet.referral.v1 import referral_service_pb2 as rpc
 from carenet.referral.v1 import referral_service_pb2_grpc as rpc_grpc
 from referral import eligibility, models, service
-from servicekit import enums, names
+from referral.request_text import checked_requests
+from servicekit import enums, idempotency, names
 from servicekit.auth import current_principal
 from servicekit.errors import InvalidArgument
-from servicekit.timestamps import from_proto, to_proto
+from servicekit.timestamps import from_request, to_proto
 
 
 def _enum_map(prefix: str, enum_type: Any, model: Any) -> dict[int, Any]:
@@ -90,8 +91,10 @@ def _out(table: Mapping[Any, Any], value: Any) -> Any:
     return 0
 
 
-def _ts(value: Timestamp, present: bool) -> dt.datetime | None:
-    return from_proto(value, present)
+def _ts(value: Timestamp, present: bool, field: str) -> dt.datetime | None:
+    """A request's Timestamp as an aware datetime; out of range is INVALID_ARGUMENT naming
+    ``field``."""
+    return from_request(value, field, present)
 
 
 def _iso(value: dt.datetime | None) -> str:
@@ -200,7 +203,7 @@ def result_to_proto(result: eligibility.Result) -> pb.EligibilityResult:
 # ------------------------------------------------------------------ offers
 
 
-def offer_input(o: pb.Offer) -> service.OfferInput:
+def offer_input(o: pb.Offer, path: str = "offer") -> service.OfferInput:
     return service.OfferInput(
         display_name=o.display_name,
         description=o.description,
@@ -220,11 +223,15 @@ def offer_input(o: pb.Offer) -> service.OfferInput:
                 "byday": list(s.byday),
                 "opens_at": s.opens_at,
                 "closes_at": s.closes_at,
-                "valid_from": _iso(_ts(s.valid_from, s.HasField("valid_from"))),
-                "valid_to": _iso(_ts(s.valid_to, s.HasField("valid_to"))),
+                "valid_from": _iso(
+                    _ts(s.valid_from, s.HasField("valid_from"), f"{path}.schedules[{i}].valid_from")
+                ),
+                "valid_to": _iso(
+                    _ts(s.valid_to, s.HasField("valid_to"), f"{path}.schedules[{i}].valid_to")
+                ),
                 "description": s.description,
             }
-            for s in o.schedules
+            for i, s in enumerate(o.schedules)
         ],
         languages=list(o.languages),
         application_process=o.application_process,
@@ -240,16 +247,26 @@ def offer_input(o: pb.Offer) -> service.OfferInput:
                 "amount_cents": c.amount_cents,
                 "currency": c.currency or "EUR",
                 "description": c.description,
-                "valid_from": _iso(_ts(c.valid_from, c.HasField("valid_from"))),
-                "valid_to": _iso(_ts(c.valid_to, c.HasField("valid_to"))),
+                "valid_from": _iso(
+                    _ts(
+                        c.valid_from,
+                        c.HasField("valid_from"),
+                        f"{path}.cost_options[{i}].valid_from",
+                    )
+                ),
+                "valid_to": _iso(
+                    _ts(c.valid_to, c.HasField("valid_to"), f"{path}.cost_options[{i}].valid_to")
+                ),
             }
-            for c in o.cost_options
+            for i, c in enumerate(o.cost_options)
         ],
         recognition_level=enums.from_proto(
             RECOGNITIONS, o.recognition.level, "offer.recognition.level"
         ),
         recognition_valid_until=_ts(
-            o.recognition.valid_until, o.recognition.HasField("valid_until")
+            o.recognition.valid_until,
+            o.recognition.HasField("valid_until"),
+            f"{path}.recognition.valid_until",
         ),
         capacity_status=enums.from_proto(CAPACITIES, o.capacity.status, "offer.capacity.status"),
         total_places=o.capacity.total_places,
@@ -336,7 +353,7 @@ def offer_to_proto(offer: models.Offer, now: dt.datetime) -> pb.Offer:
 # ------------------------------------------------------------------ referrals
 
 
-def outcome_input(o: pb.ReferralOutcome) -> service.OutcomeInput:
+def outcome_input(o: pb.ReferralOutcome, path: str = "outcome") -> service.OutcomeInput:
     return service.OutcomeInput(
         attendance=ATTENDANCE.get(o.attendance, ""),
         sessions_attended=o.sessions_attended,
@@ -347,9 +364,15 @@ def outcome_input(o: pb.ReferralOutcome) -> service.OutcomeInput:
                 "code": m.code,
                 "value": m.value,
                 "unit": m.unit,
-                "effective_time": _iso(_ts(m.effective_time, m.HasField("effective_time"))),
+                "effective_time": _iso(
+                    _ts(
+                        m.effective_time,
+                        m.HasField("effective_time"),
+                        f"{path}.measurements[{i}].effective_time",
+                    )
+                ),
             }
-            for m in o.measurements
+            for i, m in enumerate(o.measurements)
         ],
         enrolment=enums.from_proto(ENROLMENTS, o.enrolment, "outcome.enrolment"),
     )
@@ -440,11 +463,17 @@ def event_to_proto(event: service.Event) -> pb.ReferralEvent:
     )
 
 
+def _fingerprint(request: rpc.CreateOfferRequest | rpc.CreateReferralRequest) -> str:
+    """The request's fingerprint (without its request_id), when it has a request_id."""
+    return idempotency.fingerprint_of(request) if request.request_id else ""
+
+
 def _referral_ids(name: str) -> tuple[str, str]:
     patient_id, referral_id = names.parse(name, "patients", "referrals")
     return patient_id, referral_id
 
 
+@checked_requests(rpc.DESCRIPTOR.services_by_name["ReferralService"])
 class ReferralServicer(rpc_grpc.ReferralServiceServicer):
     def __init__(self, deps: service.Deps) -> None:
         self.deps = deps
@@ -459,6 +488,7 @@ class ReferralServicer(rpc_grpc.ReferralServiceServicer):
             offer_input(request.offer),
             request.offer_id,
             request.request_id,
+            fingerprint=_fingerprint(request),
         )
         return offer_to_proto(offer, self.deps.clock())
 
@@ -589,6 +619,7 @@ class ReferralServicer(rpc_grpc.ReferralServiceServicer):
                 draft=r.draft,
             ),
             request.request_id,
+            fingerprint=_fingerprint(request),
         )
         return referral_to_proto(view)
 

@@ -2,9 +2,12 @@
 asserted against the real identity server, and every patient-data RPC logged exactly once.
 
 The referral: dr.jansen (gp, gp-de-linde) referred p-0001 to the GLI of gli-beweegfit, which
-accepted it. identity decides first (its DENY wins, with its reason); then referral's own
-relation check refuses a same-tenant caller who is not a party (NOT_A_PARTY_TO_REFERRAL).
-Another tenant's referral is NOT_FOUND.
+accepted it. identity decides first: what it does not permit is PERMISSION_DENIED with its
+reason. Another care group's patient is one identity does not know in the caller's care
+group, answered as a patient without a care relationship would be (so by the caller:
+UNKNOWN_ORGANISATION, NOT_OWN_DATA, ROLE_NOT_PERMITTED), never NOT_FOUND. Then referral's
+own relation check refuses a same-tenant caller who is not a party
+(NOT_A_PARTY_TO_REFERRAL).
 """
 
 from __future__ import annotations
@@ -26,7 +29,12 @@ from ..conftest import ReferralServer
 OK = ("OK", "")
 NOT_PARTY = ("PERMISSION_DENIED", "NOT_A_PARTY_TO_REFERRAL")
 WRONG_PARTY = ("PERMISSION_DENIED", "TRANSITION_NOT_ALLOWED_FOR_PARTY")
-NOT_FOUND = ("NOT_FOUND", "REFERRAL_NOT_FOUND")
+NO_RELATIONSHIP = ("PERMISSION_DENIED", "NO_CARE_RELATIONSHIP")
+NOT_OWN = ("PERMISSION_DENIED", "NOT_OWN_DATA")
+ROLE = ("PERMISSION_DENIED", "ROLE_NOT_PERMITTED")
+INSURER = ("PERMISSION_DENIED", "INSURER_NO_PATIENT_DATA")
+# The other care group's GP practice is not registered at identity.
+UNKNOWN_ORG = ("PERMISSION_DENIED", "UNKNOWN_ORGANISATION")
 
 # user, role, relation to the referral, tenant, GetReferral, RecordReferralOutcome
 MATRIX = [
@@ -35,57 +43,22 @@ MATRIX = [
     ("coach.degroot", "provider", "target", "same", OK, OK),
     ("pat.dewit", "patient", "the patient", "same", OK, WRONG_PARTY),
     ("dr.smit", "specialist", "treats the patient, not a party", "same", NOT_PARTY, NOT_PARTY),
-    (
-        "dr.devries",
-        "gp",
-        "none",
-        "same",
-        ("PERMISSION_DENIED", "NO_CARE_RELATIONSHIP"),
-        ("PERMISSION_DENIED", "NO_CARE_RELATIONSHIP"),
-    ),
+    ("dr.devries", "gp", "none", "same", NO_RELATIONSHIP, NO_RELATIONSHIP),
     (
         "coach.visser",
         "sport-coach",
         "target of other offers",
         "same",
-        ("PERMISSION_DENIED", "NO_CARE_RELATIONSHIP"),
-        ("PERMISSION_DENIED", "NO_CARE_RELATIONSHIP"),
+        NO_RELATIONSHIP,
+        NO_RELATIONSHIP,
     ),
-    (
-        "pat.yilmaz",
-        "patient",
-        "another patient",
-        "same",
-        ("PERMISSION_DENIED", "NOT_OWN_DATA"),
-        ("PERMISSION_DENIED", "NOT_OWN_DATA"),
-    ),
-    (
-        "analist.peters",
-        "insurer-analyst",
-        "none",
-        "same",
-        ("PERMISSION_DENIED", "INSURER_NO_PATIENT_DATA"),
-        ("PERMISSION_DENIED", "INSURER_NO_PATIENT_DATA"),
-    ),
-    (
-        "admin.zuidoost",
-        "care-group-admin",
-        "none",
-        "same",
-        ("PERMISSION_DENIED", "ROLE_NOT_PERMITTED"),
-        ("PERMISSION_DENIED", "ROLE_NOT_PERMITTED"),
-    ),
-    (
-        "auditor.dekker",
-        "auditor",
-        "none",
-        "same",
-        ("PERMISSION_DENIED", "ROLE_NOT_PERMITTED"),
-        ("PERMISSION_DENIED", "ROLE_NOT_PERMITTED"),
-    ),
-    ("dr.noord", "gp", "none", "other", NOT_FOUND, NOT_FOUND),
-    ("admin.noord", "care-group-admin", "none", "other", NOT_FOUND, NOT_FOUND),
-    ("pat.noord", "patient", "none", "other", NOT_FOUND, NOT_FOUND),
+    ("pat.yilmaz", "patient", "another patient", "same", NOT_OWN, NOT_OWN),
+    ("analist.peters", "insurer-analyst", "none", "same", INSURER, INSURER),
+    ("admin.zuidoost", "care-group-admin", "none", "same", ROLE, ROLE),
+    ("auditor.dekker", "auditor", "none", "same", ROLE, ROLE),
+    ("dr.noord", "gp", "none", "other", UNKNOWN_ORG, UNKNOWN_ORG),
+    ("admin.noord", "care-group-admin", "none", "other", ROLE, ROLE),
+    ("pat.noord", "patient", "none", "other", NOT_OWN, NOT_OWN),
 ]
 
 

@@ -36,13 +36,17 @@ def refer(
     who: Any = GP,
     request_id: str = "",
     draft: bool = False,
+    fingerprint: str = "",
 ) -> service.ReferralView:
+    """A create; its fingerprint (the servicer's hash of the request) defaults to one made of
+    the patient and the offer."""
     return service.create_referral(
         deps,
         who,
         patient,
         service.ReferralInput(f"offers/{offer_id}", "lifestyle support", PROFILE, draft=draft),
         request_id,
+        fingerprint=fingerprint or f"{patient}/{offer_id}/{draft}",
     )
 
 

@@ -3,12 +3,15 @@ waitlist, feedback, history, the outbox, and one Authorize per patient-data use 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import grpc
 import pytest
 
 from referral import errors, service
 from referral.models import BusinessStatus, Enrolment, Status
-from servicekit.errors import DomainError
+from servicekit.auth import Principal
+from servicekit.errors import DomainError, InvalidArgument
 
 from ..fakes import (
     CAREPLAN,
@@ -60,6 +63,18 @@ def test_a_retried_create_with_the_same_request_id_returns_the_first_referral(
     assert len([e for e in outbox(deps) if e["type"] == "created"]) == 1
 
 
+def test_a_request_id_reused_for_another_request_is_refused_and_returns_nothing(
+    deps: service.Deps,
+) -> None:
+    listed_offer(deps, "walk", owner=COACH)
+    refer(deps, "p-0002", "gli", request_id="kis-2", fingerprint="fp-p-0002-gli")
+    with pytest.raises(InvalidArgument) as caught:
+        refer(deps, "p-0001", "walk", request_id="kis-2", fingerprint="fp-p-0001-walk")
+    assert caught.value.reason == "REQUEST_ID_REUSED"
+    assert [v.field for v in caught.value.violations] == ["request_id"]
+    assert [e["patient"] for e in outbox(deps)] == ["patients/p-0002"]
+
+
 def test_a_second_open_referral_for_the_same_patient_and_offer_names_the_existing_one(
     deps: service.Deps,
 ) -> None:
@@ -86,17 +101,52 @@ def test_only_clinicians_refer(deps: service.Deps) -> None:
 def test_identitys_denial_refuses_the_referral_with_identitys_reason(
     deps: service.Deps, identity: FakeIdentityClient
 ) -> None:
-    identity.deny[OTHER_GP.subject] = "NO_CARE_RELATIONSHIP"
-    with pytest.raises(errors.AccessDenied) as caught:
+    identity.deny[OTHER_GP.subject] = "NOT_OWN_DATA"
+    with pytest.raises(errors.AccessRefused) as caught:
         refer(deps, who=OTHER_GP)
-    assert caught.value.reason == "NO_CARE_RELATIONSHIP"
+    assert (caught.value.code, caught.value.reason) == (
+        grpc.StatusCode.PERMISSION_DENIED,
+        "NOT_OWN_DATA",
+    )
+    assert outbox(deps) == []
 
 
-def test_an_unknown_patient_is_not_found(deps: service.Deps, identity: FakeIdentityClient) -> None:
+def test_a_referral_named_under_a_patient_the_caller_may_not_see_is_refused_before_it_is_sought(
+    deps: service.Deps, identity: FakeIdentityClient
+) -> None:
+    """identity answers first: an unknown patient, or a known one identity refuses, gets
+    identity's refusal whether or not the named referral exists (no NOT_FOUND before a
+    permit)."""
+    real = refer(deps).referral
     identity.unknown.add("p-9999")
-    with pytest.raises(DomainError) as caught:
-        refer(deps, patient="p-9999")
-    assert caught.value.code == grpc.StatusCode.NOT_FOUND
+    identity.deny[OTHER_GP.subject] = "NO_CARE_RELATIONSHIP"
+    calls: dict[str, Callable[[Principal, str, str], object]] = {
+        "get": lambda who, patient, rid: service.get_referral(deps, who, patient, rid),
+        "transition": lambda who, patient, rid: service.transition_referral(
+            deps, who, patient, rid, Status.CANCELLED, reason="x"
+        ),
+        "record": lambda who, patient, rid: service.record_outcome(
+            deps, who, patient, rid, service.OutcomeInput(attendance="none")
+        ),
+    }
+    for name, call in calls.items():
+        answers = set()
+        for who, patient, rid in [
+            (OTHER_GP, "p-0001", real.id),
+            (OTHER_GP, "p-0001", "no-such-referral"),
+            (GP, "p-9999", real.id),
+            (GP, "p-9999", "no-such-referral"),
+        ]:
+            with pytest.raises(DomainError) as caught:
+                call(who, patient, rid)
+            answers.add((caught.value.code, caught.value.message, caught.value.reason))
+        assert answers == {
+            (
+                grpc.StatusCode.PERMISSION_DENIED,
+                "no care relationship gives access to this patient's data",
+                "NO_CARE_RELATIONSHIP",
+            )
+        }, name
 
 
 def test_an_unreachable_identity_fails_closed(

@@ -1,5 +1,6 @@
 """Identity's outgoing dependency: Keycloak's admin API, for provisioning the
-service-account client of a newly onboarded organisation."""
+service-account client of a newly onboarded organisation and for reading the realm's users
+into the people directory (identity.people)."""
 
 from __future__ import annotations
 
@@ -9,13 +10,20 @@ from identity.models import Organisation
 
 
 class KeycloakAdminClient(Protocol):
-    """The part of python-keycloak's ``KeycloakAdmin`` that provisioning uses."""
+    """The part of python-keycloak's ``KeycloakAdmin`` that provisioning and the people
+    directory's sync (identity.people) use."""
 
     def create_client(self, payload: dict[str, Any], skip_exists: bool = False) -> str: ...
 
     def get_client_service_account_user(self, client_id: str) -> dict[str, Any]: ...
 
     def update_user(self, user_id: str, payload: dict[str, Any]) -> dict[str, Any]: ...
+
+    def get_users(self, query: dict[str, Any] | None = None) -> list[dict[str, Any]]: ...
+
+    def get_composite_realm_roles_of_user(
+        self, user_id: str, brief_representation: bool = True
+    ) -> list[dict[str, Any]]: ...
 
 
 ROLE_BY_TYPE = {

@@ -38,7 +38,14 @@ class Settings(ServiceSettings):
     access_log_checkpoint_every_entries: int = 10_000
     # ... and at the latest this many seconds after the last one, if the log moved.
     access_log_checkpoint_every_seconds: float = 300.0
-    # Keycloak admin access for provisioning organisations' service-account clients.
+    # The client id of the referral service's account: the only caller whose referral
+    # context (the Mitz referral exception) Authorize believes.
+    referral_service_client_id: str = "svc-referral"
+    # The demo realm export that ``identity seed-demo`` reads the people directory from;
+    # empty: infra/keycloak/demo-realm.json of the repository this runs from.
+    demo_realm_file: str = ""
+    # Keycloak admin access for provisioning organisations' service-account clients, and
+    # for ``identity sync-people`` (the people directory a delegate may act for).
     keycloak_admin_url: str = ""
     keycloak_admin_realm: str = "master"
     keycloak_admin_client_id: str = ""

@@ -1,5 +1,6 @@
 """The demo region used by ``make run`` and the tests. Its organisation and patient ids are
-the ones the realm export (``infra/keycloak/carenet-realm.json``) puts into tokens.
+the ones the demo realm export (``infra/keycloak/demo-realm.json``) puts into tokens, and its
+people directory is read from that same file, so the two cannot drift apart.
 
 The BSNs are test numbers that pass the 11-test; they are not issued to anyone.
 """
@@ -7,8 +8,10 @@ The BSNs are test numbers that pass the 11-test; they are not issued to anyone.
 from __future__ import annotations
 
 import datetime as dt
+import json
+from pathlib import Path
 
-from identity import service
+from identity import consents, people, relationships, service
 from identity.models import DataCategory, OrganisationType, RelationshipKind
 from servicekit.auth import Principal
 
@@ -100,8 +103,36 @@ def _patient(patient_id: str, care_group: str) -> Principal:
     )
 
 
-def seed(deps: service.Deps) -> None:
-    """Creates the demo region; running it again changes nothing."""
+# Where the demo realm export lives in the repository (the second is its former name).
+REALM_FILES = (
+    Path("infra") / "keycloak" / "demo-realm.json",
+    Path("infra") / "keycloak" / "carenet-realm.json",
+)
+
+
+def realm_file(configured: str = "") -> Path:
+    """The demo realm export: ``configured`` (``IDENTITY_DEMO_REALM_FILE``) if given, else the
+    repository's, found above this module or the working directory."""
+    if configured:
+        return Path(configured)
+    for origin in (Path(__file__).resolve(), Path.cwd().resolve()):
+        for folder in (origin, *origin.parents):
+            for name in REALM_FILES:
+                if (folder / name).is_file():
+                    return folder / name
+    raise FileNotFoundError(
+        "no demo realm export found; set IDENTITY_DEMO_REALM_FILE to infra/keycloak/demo-realm.json"
+    )
+
+
+def seed(deps: service.Deps, realm: Path | None = None) -> None:
+    """Creates the demo region, and the people directory from the demo realm export
+    (``realm``, by default :func:`realm_file`); running it again changes nothing."""
+    people.sync_people(
+        deps.uow,
+        people.realm_people(json.loads((realm or realm_file()).read_text(encoding="utf-8"))),
+        deps.clock(),
+    )
     service.bootstrap_care_group(
         deps,
         CARE_GROUP,
@@ -123,7 +154,7 @@ def seed(deps: service.Deps) -> None:
             request_id=f"seed-patient-{patient_id}",
         )
         for org_id, kind in relations[1:]:
-            service.create_care_relationship(
+            relationships.create_care_relationship(
                 deps,
                 admin,
                 patient_id,
@@ -135,7 +166,7 @@ def seed(deps: service.Deps) -> None:
             )
     # p-0001 lets hospitals read the care plan the GP practice holds, and lets lifestyle
     # providers read the referral data and the care plan.
-    consents = [
+    choices = [
         ("p-0001", DataCategory.CARE_PLAN, OrganisationType.GP_PRACTICE, OrganisationType.HOSPITAL),
         (
             "p-0001",
@@ -156,8 +187,8 @@ def seed(deps: service.Deps) -> None:
             OrganisationType.MUNICIPALITY,
         ),
     ]
-    for patient_id, category, holder, requester in consents:
-        service.create_consent(
+    for patient_id, category, holder, requester in choices:
+        consents.create_consent(
             deps,
             _patient(patient_id, CARE_GROUP),
             patient_id,

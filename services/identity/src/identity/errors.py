@@ -34,6 +34,13 @@ class CareRelationshipNotFound(NotFound):
     default_reason = "CARE_RELATIONSHIP_NOT_FOUND"
 
 
+class CareRelationshipExists(AlreadyExists):
+    """An open relationship of the same kind between the patient and the organisation
+    exists; its name is in the ErrorInfo metadata (``care_relationship``)."""
+
+    default_reason = "CARE_RELATIONSHIP_EXISTS"
+
+
 class ConsentNotFound(NotFound):
     default_reason = "CONSENT_NOT_FOUND"
 
@@ -58,14 +65,29 @@ class ProvisioningUnavailable(FailedPrecondition):
     default_reason = "PROVISIONING_NOT_CONFIGURED"
 
 
+class OnBehalfOfNotAllowed(PermissionDenied):
+    """``x-carenet-on-behalf-of`` names no active person of the delegate's organisation."""
+
+    default_reason = "ON_BEHALF_OF_NOT_ALLOWED"
+
+
+class ContextNotTrusted(PermissionDenied):
+    """A referral context from a caller other than the referral service."""
+
+    default_reason = "CONTEXT_NOT_TRUSTED"
+
+
 __all__ = [
     "DOMAIN",
     "AccessDenied",
+    "CareRelationshipExists",
     "CareRelationshipNotFound",
     "ConsentAlreadyWithdrawn",
     "ConsentNotFound",
+    "ContextNotTrusted",
     "EtagMismatch",
     "InvalidArgument",
+    "OnBehalfOfNotAllowed",
     "OrganisationExists",
     "OrganisationNotFound",
     "PatientIdTaken",

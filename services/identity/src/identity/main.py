@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import sys
@@ -12,7 +13,7 @@ from sqlalchemy import Engine
 from identity import service
 from identity.access_log import AccessLogTrust
 from identity.access_log_checkpoints import CheckpointPublisher, publish_checkpoint
-from identity.clients import KeycloakProvisioner, keycloak_admin
+from identity.clients import KeycloakAdminClient, KeycloakProvisioner, keycloak_admin
 from identity.config import Settings
 from identity.server import create_server
 from identity.unit_of_work import LogStripes, UnitOfWork
@@ -30,6 +31,8 @@ def deps_for(
     provisioner: service.Provisioner | None = None,
     log_stripes: int = 16,
     access_log: AccessLogTrust | None = None,
+    *,
+    referral_service_client_id: str = "svc-referral",
 ) -> service.Deps:
     """The use cases' collaborators over one engine. Without ``access_log``, the log is
     chained with the key derived from the pepper and no checkpoints are published."""
@@ -48,6 +51,7 @@ def deps_for(
         if autocommit_sessions
         else None,
         access_log=trust,
+        referral_service_client_id=referral_service_client_id,
     )
 
 
@@ -66,26 +70,30 @@ def access_log_trust(settings: Settings) -> AccessLogTrust:
     )
 
 
+def _keycloak_admin(settings: Settings) -> KeycloakAdminClient | None:
+    if not (settings.keycloak_admin_url and settings.keycloak_admin_client_id):
+        return None
+    return keycloak_admin(
+        settings.keycloak_admin_url,
+        settings.keycloak_realm,
+        settings.keycloak_admin_realm,
+        settings.keycloak_admin_client_id,
+        settings.keycloak_admin_client_secret.get_secret_value(),
+    )
+
+
 def build_deps(settings: Settings) -> service.Deps:
     engine = make_engine(settings.database_url)
     instrument_engine(engine)
-    provisioner = None
-    if settings.keycloak_admin_url and settings.keycloak_admin_client_id:
-        provisioner = KeycloakProvisioner(
-            keycloak_admin(
-                settings.keycloak_admin_url,
-                settings.keycloak_realm,
-                settings.keycloak_admin_realm,
-                settings.keycloak_admin_client_id,
-                settings.keycloak_admin_client_secret.get_secret_value(),
-            )
-        )
+    admin = _keycloak_admin(settings)
+    provisioner = KeycloakProvisioner(admin) if admin is not None else None
     return deps_for(
         engine,
         settings.bsn_pepper.get_secret_value().encode(),
         provisioner,
         settings.access_log_stripes,
         access_log_trust(settings),
+        referral_service_client_id=settings.referral_service_client_id,
     )
 
 
@@ -141,8 +149,22 @@ def seed_demo(settings: Settings, args: list[str]) -> None:
     """``identity seed-demo``: creates the demo region (idempotent)."""
     from identity import demo
 
-    demo.seed(build_deps(settings))
+    demo.seed(build_deps(settings), demo.realm_file(settings.demo_realm_file))
     sys.stdout.write(json.dumps({"seeded": "identity"}) + "\n")
+
+
+def sync_people(settings: Settings, args: list[str]) -> None:
+    """``identity sync-people``: makes the people directory match the realm's users (run it
+    on a schedule; see identity.people)."""
+    from identity import people
+
+    admin = _keycloak_admin(settings)
+    if admin is None:
+        sys.stderr.write("sync-people needs IDENTITY_KEYCLOAK_ADMIN_URL and _CLIENT_ID\n")
+        raise SystemExit(2)
+    deps = build_deps(settings)
+    report = people.sync_people(deps.uow, people.keycloak_people(admin), deps.clock())
+    sys.stdout.write(json.dumps({"people": dataclasses.asdict(report)}) + "\n")
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -155,6 +177,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         extra={
             "bootstrap-care-group": bootstrap_care_group,
             "seed-demo": seed_demo,
+            "sync-people": sync_people,
             "checkpoint-access-log": checkpoint_access_log,
         },
     )

@@ -18,6 +18,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -128,8 +129,23 @@ class RelationshipWindow:
 
 
 class CareRelationship(Base):
+    """A care relationship. At most one open relationship (no end time) of one kind per
+    patient and organisation: the partial unique index holds it even against concurrent
+    creates (see identity.relationships)."""
+
     __tablename__ = "care_relationships"
-    __table_args__ = (Index("ix_care_relationships_patient_org", "patient_id", "organisation_id"),)
+    __table_args__ = (
+        Index("ix_care_relationships_patient_org", "patient_id", "organisation_id"),
+        Index(
+            "uq_care_relationships_open",
+            "patient_id",
+            "organisation_id",
+            "kind",
+            unique=True,
+            postgresql_where=text("end_time IS NULL"),
+            sqlite_where=text("end_time IS NULL"),
+        ),
+    )
 
     id: Mapped[str] = mapped_column(String(63), primary_key=True)
     patient_id: Mapped[str] = mapped_column(ForeignKey("patients.id"))
@@ -410,6 +426,28 @@ class AccessLogHead(Base):
     previous_hash: Mapped[str] = mapped_column(String(64), default=GENESIS_HASH)
 
 
+class Person(Base):
+    """A person of an organisation, as the realm knows them: whom a delegate system client
+    of that organisation may act for (``x-carenet-on-behalf-of``). See identity.people."""
+
+    __tablename__ = "people"
+
+    # The person's Keycloak user id: the ``sub`` of their own tokens.
+    id: Mapped[str] = mapped_column(String(63), primary_key=True)
+    username: Mapped[str] = mapped_column(String(200))
+    display_name: Mapped[str] = mapped_column(String(200))
+    organisation_id: Mapped[str] = mapped_column(String(63), index=True)
+    care_group_id: Mapped[str] = mapped_column(String(63))
+    # Realm roles, comma-separated and sorted: the roles a delegated decision uses.
+    roles: Mapped[str] = mapped_column(String(300))
+    active: Mapped[bool] = mapped_column(Boolean)
+    update_time: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
+
+    @property
+    def role_set(self) -> frozenset[str]:
+        return frozenset(r for r in self.roles.split(",") if r)
+
+
 class RequestRecord(Base):
     """A create that carried a ``request_id`` (AIP-155): a repeat returns the first result."""
 
@@ -418,6 +456,10 @@ class RequestRecord(Base):
     caller: Mapped[str] = mapped_column(String(200), primary_key=True)
     request_id: Mapped[str] = mapped_column(String(100), primary_key=True)
     method: Mapped[str] = mapped_column(String(60))
+    # HMAC (under the BSN pepper) of servicekit.idempotency.fingerprint_of(request): the
+    # same id with another request is REQUEST_ID_REUSED. Keyed, because a RegisterPatient
+    # request holds a BSN that a plain hash would let anyone with the table recover.
+    fingerprint: Mapped[str] = mapped_column(String(64), server_default="")
     resource_name: Mapped[str] = mapped_column(String(300))
     create_time: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
 

@@ -11,23 +11,42 @@ permits is denied (fail closed).
 | 4 | an auditor asks for the access log                                    | PERMIT   | AUDIT                         | AUDITOR                 |
 | 5 | the subject has no care role (auditor, care-group admin, service)     | DENY     |                               | ROLE_NOT_PERMITTED      |
 | 6 | the subject's organisation is unknown or of another care group        | DENY     |                               | UNKNOWN_ORGANISATION    |
-| 7 | a referral's target organisation reads or updates that referral       | PERMIT   | REFERRAL_TARGET               | REFERRAL_TARGET         |
-| 8 | the record holder itself, with an active care relationship            | PERMIT   | CARE_RELATIONSHIP             | CARE_RELATIONSHIP       |
-| 9 | another organisation with an active care relationship and a consent   | PERMIT   | CARE_RELATIONSHIP_AND_CONSENT | CONSENT                 |
+| 7 | measurements are read or updated without naming their record holder   | DENY     |                               | RECORD_HOLDER_REQUIRED  |
+| 8 | a referral's target organisation reads or updates that referral       | PERMIT   | REFERRAL_TARGET               | REFERRAL_TARGET         |
+|   | (only in a referral context from the referral service)                |          |                               |                         |
+| 9 | the record holder itself, with an active care relationship            | PERMIT   | CARE_RELATIONSHIP             | CARE_RELATIONSHIP       |
+| 10| another organisation with an active care relationship and a consent   | PERMIT   | CARE_RELATIONSHIP_AND_CONSENT | CONSENT                 |
 |   | covering record holder × data category × requester                    |          |                               |                         |
-| 10| a clinician (gp, practice nurse, specialist) gives an emergency reason| PERMIT   | EMERGENCY (flagged)           | EMERGENCY_ACCESS        |
-| 11| no active care relationship                                           | DENY     |                               | NO_CARE_RELATIONSHIP    |
-| 12| otherwise                                                             | DENY     |                               | NO_CONSENT              |
+| 11| an emergency reason is given by a role other than a clinician         | DENY     |                               | EMERGENCY_NOT_PERMITTED |
+| 12| a clinician gives an emergency reason that is not a real reason       | DENY     |                               | EMERGENCY_REASON_INSUFFICIENT |
+| 13| a clinician (gp, practice nurse, specialist) gives a real reason      | PERMIT   | EMERGENCY (flagged)           | EMERGENCY_ACCESS        |
+| 14| no active care relationship                                           | DENY     |                               | NO_CARE_RELATIONSHIP    |
+| 15| otherwise                                                             | DENY     |                               | NO_CONSENT              |
 
-Rule 7 is the Mitz referral exception: the referral message may reach its target without a
-consent profile; any further sharing needs one. Rule 10 comes after the normal bases, so an
-emergency is flagged only when nothing else would have permitted the access.
+An empty record holder means the subject's own organisation, except for measurements
+(rule 7): they are held by the organisation that measured them, and a question about
+reading or updating them that does not say which one is refused, never decided as if the
+asker held them. Creating measurements (bulk ingest) records the subject's own.
+
+A real emergency reason (rules 12 and 13) has at least 15 non-blank characters and at
+least 3 distinct words of two or more letters: "unconscious at the ER" is one, "urgent",
+"x x x x x x x x" and "emergency emergency" are not.
+
+Rule 8 is the Mitz referral exception: the referral message may reach its target without a
+consent profile; any further sharing needs one. Rules 11-13 come after the normal bases, so
+an emergency is flagged only when nothing else would have permitted the access.
+
+A patient identity does not know in the subject's care group (none such, or another care
+group's) is decided by :func:`decide_unknown_patient`: exactly as a patient who exists and
+has no care relationship or consent with anyone, except that nothing is permitted.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import enum
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -104,6 +123,12 @@ def decide(q: Question) -> Answer:
     if org is None or org.care_group_id != q.subject_care_group_id:
         return _deny("UNKNOWN_ORGANISATION")
     if (
+        q.data_category is DataCategory.MEASUREMENTS
+        and q.action is not Action.CREATE
+        and q.record_holder is None
+    ):
+        return _deny("RECORD_HOLDER_REQUIRED")
+    if (
         q.referral_target_id
         and q.referral_target_id == org.id
         and q.data_category is DataCategory.REFERRAL
@@ -119,8 +144,40 @@ def decide(q: Question) -> Answer:
         for c in q.consents
     ):
         return Answer(Decision.PERMIT, Basis.CARE_RELATIONSHIP_AND_CONSENT, "CONSENT")
-    if q.emergency_reason.strip() and q.roles & CLINICIAN_ROLES:
-        return Answer(Decision.PERMIT, Basis.EMERGENCY, "EMERGENCY_ACCESS", emergency=True)
+    if q.emergency_reason.strip():
+        return _emergency(q)
     if not related:
         return _deny("NO_CARE_RELATIONSHIP")
     return _deny("NO_CONSENT")
+
+
+def _emergency(q: Question) -> Answer:
+    """Rules 11-13: break the glass, for clinicians with a real reason only."""
+    if not q.roles & CLINICIAN_ROLES:
+        return _deny("EMERGENCY_NOT_PERMITTED")
+    if not is_real_emergency_reason(q.emergency_reason):
+        return _deny("EMERGENCY_REASON_INSUFFICIENT")
+    return Answer(Decision.PERMIT, Basis.EMERGENCY, "EMERGENCY_ACCESS", emergency=True)
+
+
+def decide_unknown_patient(q: Question) -> Answer:
+    """The answer for a patient identity does not know in the subject's care group: the one
+    for a patient who exists without any care relationship, consent or referral, so that the
+    answer never tells whether the patient exists; what that would permit (the patient's
+    own id, an auditor, an emergency) is refused as NO_CARE_RELATIONSHIP."""
+    answer = decide(dataclasses.replace(q, relationships=(), consents=(), referral_target_id=""))
+    return _deny("NO_CARE_RELATIONSHIP") if answer.permitted else answer
+
+
+EMERGENCY_REASON_MIN_CHARACTERS = 15
+EMERGENCY_REASON_MIN_WORDS = 3
+_WORD = re.compile(r"[^\W\d_]{2,}")
+
+
+def is_real_emergency_reason(reason: str) -> bool:
+    """At least 15 non-blank characters and 3 distinct words of two or more letters."""
+    characters = sum(1 for c in reason if not c.isspace())
+    words = {w.casefold() for w in _WORD.findall(reason)}
+    return (
+        characters >= EMERGENCY_REASON_MIN_CHARACTERS and len(words) >= EMERGENCY_REASON_MIN_WORDS
+    )

@@ -6,9 +6,11 @@ import datetime as dt
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from sqlalchemy import Engine, bindparam, select, update
+from sqlalchemy import Engine, bindparam, or_, select, update
+from sqlalchemy.exc import IntegrityError
 
 from identity.access_log import LogChain
+from identity.minimisation import RelationshipScope
 from identity.models import (
     AccessLogEntry,
     AccessLogHead,
@@ -20,6 +22,8 @@ from identity.models import (
     Organisation,
     Patient,
     PatientFacts,
+    Person,
+    RelationshipKind,
     RelationshipWindow,
     RequestRecord,
 )
@@ -196,6 +200,56 @@ class IdentityRepository(Repository):
         if limit is not None:
             query = query.limit(limit)
         return self.session.scalars(query).all()
+
+    def care_relationships_in_scope(
+        self, patient_id: str, scope: RelationshipScope, after: str | None, limit: int
+    ) -> Sequence[CareRelationship]:
+        """A page of the patient's relationships, only those ``scope`` lets the caller see."""
+        query = select(CareRelationship).where(CareRelationship.patient_id == patient_id)
+        if not scope.everything:
+            seen = CareRelationship.organisation_id == scope.organisation_id
+            if scope.with_coordinating:
+                seen = or_(seen, CareRelationship.kind == RelationshipKind.COORDINATING.value)
+            query = query.where(seen)
+        if after:
+            query = query.where(CareRelationship.id > after)
+        return self.session.scalars(query.order_by(CareRelationship.id).limit(limit)).all()
+
+    def open_care_relationship(
+        self, patient_id: str, organisation_id: str, kind: str, now: dt.datetime
+    ) -> CareRelationship | None:
+        """The relationship of this kind between the patient and the organisation that has
+        not ended by ``now`` (open, or ending later), if there is one; the first created."""
+        return self.session.scalars(
+            select(CareRelationship)
+            .where(
+                CareRelationship.patient_id == patient_id,
+                CareRelationship.organisation_id == organisation_id,
+                CareRelationship.kind == kind,
+                or_(CareRelationship.end_time.is_(None), CareRelationship.end_time > now),
+            )
+            .order_by(CareRelationship.create_time, CareRelationship.id)
+            .limit(1)
+        ).first()
+
+    def add_care_relationship(self, rel: CareRelationship) -> bool:
+        """Inserts ``rel`` unless the database already holds an open relationship of the same
+        patient, organisation and kind (the partial unique index): then nothing is written
+        (only a savepoint is rolled back) and False is returned."""
+        try:
+            with self.session.begin_nested():
+                self.session.add(rel)
+                self.session.flush()
+        except IntegrityError:
+            return False
+        return True
+
+    # the people directory
+    def person(self, person_id: str) -> Person | None:
+        return self.session.get(Person, person_id)
+
+    def people(self) -> Sequence[Person]:
+        return self.session.scalars(select(Person).order_by(Person.id)).all()
 
     # the decision inputs that can change
     def patient_facts(self, patient_id: str) -> PatientFacts | None:

@@ -10,9 +10,9 @@ import grpc
 from carenet.identity.v1 import identity_pb2 as pb
 from carenet.identity.v1 import identity_service_pb2 as rpc
 from carenet.identity.v1 import identity_service_pb2_grpc as rpc_grpc
-from identity import models, service
+from identity import consents, minimisation, models, people, relationships, service
 from identity.policy import Basis, Decision
-from servicekit import enums, names
+from servicekit import enums, idempotency, names
 from servicekit.auth import Principal, current_principal
 from servicekit.errors import InvalidArgument
 from servicekit.paging import Pager
@@ -91,12 +91,15 @@ def organisation_pb(org: models.Organisation) -> pb.Organisation:
     )
 
 
-def patient_pb(patient: models.Patient) -> pb.Patient:
+def patient_pb(
+    patient: models.Patient, fields: frozenset[str] = minimisation.PATIENT_FIELDS
+) -> pb.Patient:
+    """The patient with only ``fields`` filled (identity.minimisation); never a BSN."""
     return pb.Patient(
         name=f"patients/{patient.id}",
-        care_group=f"organisations/{patient.care_group_id}",
-        create_time=to_proto(patient.create_time),
-        update_time=to_proto(patient.update_time),
+        care_group=f"organisations/{patient.care_group_id}" if "care_group" in fields else "",
+        create_time=to_proto(patient.create_time) if "create_time" in fields else None,
+        update_time=to_proto(patient.update_time) if "update_time" in fields else None,
     )
 
 
@@ -203,16 +206,24 @@ class IdentityServicer(rpc_grpc.IdentityServiceServicer):
     def __init__(self, deps: service.Deps) -> None:
         self.deps = deps
 
+    def _caller(self) -> Principal:
+        """The caller, as whom the call is decided: a delegate acting for a person of its
+        organisation takes that person's roles; naming anyone else is PERMISSION_DENIED
+        ON_BEHALF_OF_NOT_ALLOWED (identity.people). Authorize and BatchAuthorize decide that
+        themselves, as a logged denial."""
+        return people.acting_principal(self.deps.uow, current_principal())
+
     def CreateOrganisation(
         self, request: rpc.CreateOrganisationRequest, context: grpc.ServicerContext
     ) -> pb.Organisation:
         org = service.create_organisation(
             self.deps,
-            current_principal(),
+            self._caller(),
             _organisation_input(request.organisation),
             request.organisation_id,
             provision_service_account=request.provision_service_account,
             request_id=request.request_id,
+            fingerprint=idempotency.fingerprint_of(request),
         )
         return organisation_pb(org)
 
@@ -220,7 +231,7 @@ class IdentityServicer(rpc_grpc.IdentityServiceServicer):
         self, request: rpc.GetOrganisationRequest, context: grpc.ServicerContext
     ) -> pb.Organisation:
         org_id = names.parse_one(request.name, "organisations")
-        return organisation_pb(service.get_organisation(self.deps, current_principal(), org_id))
+        return organisation_pb(service.get_organisation(self.deps, self._caller(), org_id))
 
     def ListOrganisations(
         self, request: rpc.ListOrganisationsRequest, context: grpc.ServicerContext
@@ -228,7 +239,7 @@ class IdentityServicer(rpc_grpc.IdentityServiceServicer):
         type_ = enums.from_proto(ORG_TYPES, request.type, "type")
         pager = Pager(request, "orgs", request.type)
         page = service.list_organisations(
-            self.deps, current_principal(), type_, pager.after(None), pager.size
+            self.deps, self._caller(), type_, pager.after(None), pager.size
         )
         return rpc.ListOrganisationsResponse(
             organisations=[organisation_pb(o) for o in page.items],
@@ -243,7 +254,7 @@ class IdentityServicer(rpc_grpc.IdentityServiceServicer):
         )
         data = _organisation_input(request.organisation)
         org = service.update_organisation(
-            self.deps, current_principal(), org_id, data, list(request.update_mask.paths)
+            self.deps, self._caller(), org_id, data, list(request.update_mask.paths)
         )
         return organisation_pb(org)
 
@@ -251,7 +262,12 @@ class IdentityServicer(rpc_grpc.IdentityServiceServicer):
         self, request: rpc.RegisterPatientRequest, context: grpc.ServicerContext
     ) -> pb.Patient:
         patient = service.register_patient(
-            self.deps, current_principal(), request.bsn, request.patient_id, request.request_id
+            self.deps,
+            self._caller(),
+            request.bsn,
+            request.patient_id,
+            request.request_id,
+            fingerprint=idempotency.fingerprint_of(request),
         )
         return patient_pb(patient)
 
@@ -259,13 +275,15 @@ class IdentityServicer(rpc_grpc.IdentityServiceServicer):
         self, request: rpc.GetPatientRequest, context: grpc.ServicerContext
     ) -> pb.Patient:
         patient_id = names.parse_one(request.name, "patients")
-        return patient_pb(service.get_patient(self.deps, current_principal(), patient_id))
+        principal = self._caller()
+        patient = service.get_patient(self.deps, principal, patient_id)
+        return patient_pb(patient, minimisation.patient_fields(principal))
 
     def LookupPatient(
         self, request: rpc.LookupPatientRequest, context: grpc.ServicerContext
     ) -> pb.Patient:
         return patient_pb(
-            service.lookup_patient(self.deps, current_principal(), request.bsn, request.purpose)
+            service.lookup_patient(self.deps, self._caller(), request.bsn, request.purpose)
         )
 
     def CreateCareRelationship(
@@ -278,15 +296,16 @@ class IdentityServicer(rpc_grpc.IdentityServiceServicer):
             raise InvalidArgument.single(
                 "care_relationship.organisation", "is required", "ORGANISATION_REQUIRED"
             )
-        created = service.create_care_relationship(
+        created = relationships.create_care_relationship(
             self.deps,
-            current_principal(),
+            self._caller(),
             patient_id,
             org_id,
             enums.from_proto(KINDS, rel.kind, "care_relationship.kind"),
             from_proto(rel.start_time, rel.HasField("start_time")),
             from_proto(rel.end_time, rel.HasField("end_time")),
             request.request_id,
+            fingerprint=idempotency.fingerprint_of(request),
         )
         return relationship_pb(created)
 
@@ -295,8 +314,8 @@ class IdentityServicer(rpc_grpc.IdentityServiceServicer):
     ) -> rpc.ListCareRelationshipsResponse:
         patient_id = names.parse_one(request.parent, "patients", field="parent")
         pager = Pager(request, "rels", patient_id)
-        page = service.list_care_relationships(
-            self.deps, current_principal(), patient_id, pager.after(None), pager.size
+        page = relationships.list_care_relationships(
+            self.deps, self._caller(), patient_id, pager.after(None), pager.size
         )
         return rpc.ListCareRelationshipsResponse(
             care_relationships=[relationship_pb(r) for r in page.items],
@@ -307,9 +326,9 @@ class IdentityServicer(rpc_grpc.IdentityServiceServicer):
         self, request: rpc.EndCareRelationshipRequest, context: grpc.ServicerContext
     ) -> pb.CareRelationship:
         patient_id, rel_id = names.parse(request.name, "patients", "careRelationships")
-        rel = service.end_care_relationship(
+        rel = relationships.end_care_relationship(
             self.deps,
-            current_principal(),
+            self._caller(),
             patient_id,
             rel_id,
             from_proto(request.end_time, request.HasField("end_time")),
@@ -332,8 +351,13 @@ class IdentityServicer(rpc_grpc.IdentityServiceServicer):
             start_time=from_proto(c.start_time, c.HasField("start_time")),
             end_time=from_proto(c.end_time, c.HasField("end_time")),
         )
-        consent = service.create_consent(
-            self.deps, current_principal(), patient_id, data, request.request_id
+        consent = consents.create_consent(
+            self.deps,
+            self._caller(),
+            patient_id,
+            data,
+            request.request_id,
+            fingerprint=idempotency.fingerprint_of(request),
         )
         return consent_pb(consent, self.deps.clock())
 
@@ -341,7 +365,7 @@ class IdentityServicer(rpc_grpc.IdentityServiceServicer):
         self, request: rpc.GetConsentRequest, context: grpc.ServicerContext
     ) -> pb.Consent:
         patient_id, consent_id = names.parse(request.name, "patients", "consents")
-        consent = service.get_consent(self.deps, current_principal(), patient_id, consent_id)
+        consent = consents.get_consent(self.deps, self._caller(), patient_id, consent_id)
         return consent_pb(consent, self.deps.clock())
 
     def ListConsents(
@@ -349,8 +373,8 @@ class IdentityServicer(rpc_grpc.IdentityServiceServicer):
     ) -> rpc.ListConsentsResponse:
         patient_id = names.parse_one(request.parent, "patients", field="parent")
         pager = Pager(request, "consents", patient_id)
-        page = service.list_consents(
-            self.deps, current_principal(), patient_id, pager.after(None), pager.size
+        page = consents.list_consents(
+            self.deps, self._caller(), patient_id, pager.after(None), pager.size
         )
         now = self.deps.clock()
         return rpc.ListConsentsResponse(
@@ -362,8 +386,8 @@ class IdentityServicer(rpc_grpc.IdentityServiceServicer):
         self, request: rpc.WithdrawConsentRequest, context: grpc.ServicerContext
     ) -> pb.Consent:
         patient_id, consent_id = names.parse(request.name, "patients", "consents")
-        consent = service.withdraw_consent(
-            self.deps, current_principal(), patient_id, consent_id, request.etag
+        consent = consents.withdraw_consent(
+            self.deps, self._caller(), patient_id, consent_id, request.etag
         )
         return consent_pb(consent, self.deps.clock())
 
@@ -372,8 +396,8 @@ class IdentityServicer(rpc_grpc.IdentityServiceServicer):
     ) -> rpc.ListConsentEventsResponse:
         patient_id = names.parse_one(request.parent, "patients", field="parent")
         pager = Pager(request, "consent-events", patient_id)
-        page = service.list_consent_events(
-            self.deps, current_principal(), patient_id, int(pager.after(0)), pager.size
+        page = consents.list_consent_events(
+            self.deps, self._caller(), patient_id, int(pager.after(0)), pager.size
         )
         events = [
             pb.ConsentEvent(
@@ -457,7 +481,7 @@ class IdentityServicer(rpc_grpc.IdentityServiceServicer):
         )
         pager = Pager(request, "log", patient_id)
         page = service.list_access_log(
-            self.deps, current_principal(), patient_id, int(pager.after(0)), pager.size
+            self.deps, self._caller(), patient_id, int(pager.after(0)), pager.size
         )
         return rpc.ListAccessLogEntriesResponse(
             access_log_entries=[log_entry_pb(e) for e in page.items],
@@ -467,7 +491,7 @@ class IdentityServicer(rpc_grpc.IdentityServiceServicer):
     def VerifyAccessLog(
         self, request: rpc.VerifyAccessLogRequest, context: grpc.ServicerContext
     ) -> rpc.VerifyAccessLogResponse:
-        result = service.verify_access_log(self.deps, current_principal())
+        result = service.verify_access_log(self.deps, self._caller())
         return rpc.VerifyAccessLogResponse(
             intact=result.intact,
             entries_checked=result.checked,

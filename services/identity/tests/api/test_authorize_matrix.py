@@ -19,7 +19,7 @@ from sqlalchemy import Engine, text
 from carenet.identity.v1 import identity_pb2 as pb
 from carenet.identity.v1 import identity_service_pb2 as rpc
 from carenet.identity.v1 import identity_service_pb2_grpc as rpc_grpc
-from identity import service
+from identity import consents, relationships, service
 from identity.models import DataCategory, OrganisationType, RelationshipKind
 from servicekit.auth import Principal
 from testkit.fixtures import OTHER_TENANT, Tokens, bearer
@@ -80,18 +80,17 @@ class Cell:
 
 def expected(cell: Cell) -> tuple[str, str]:
     """The decision table of identity.policy, restated for a hospital clinician asking for
-    care-plan data held by the GP practice."""
-    if cell.tenant == "other":
-        return "NOT_FOUND", "PATIENT_NOT_FOUND"
+    care-plan data held by the GP practice. Another care group's patient is answered as one
+    without any relationship, and never permitted (not even to a token naming it)."""
     if cell.role == "insurer-analyst":
         return "DENY", "INSURER_NO_PATIENT_DATA"
     if cell.role == "patient-self":
-        return "PERMIT", "OWN_DATA"
+        return ("PERMIT", "OWN_DATA") if cell.tenant == "own" else ("DENY", "NO_CARE_RELATIONSHIP")
     if cell.role == "patient-other":
         return "DENY", "NOT_OWN_DATA"
     if cell.role in ("auditor", "care-group-admin"):
         return "DENY", "ROLE_NOT_PERMITTED"
-    if cell.relationship != "active":
+    if cell.relationship != "active" or cell.tenant == "other":
         return "DENY", "NO_CARE_RELATIONSHIP"
     if cell.consent == "active":
         return "PERMIT", "CONSENT"
@@ -137,12 +136,12 @@ def patients(identity_service_deps: service.Deps) -> dict[tuple[str, str, str], 
         registrar = REGISTRAR if tenant == "own" else noord_gp
         service.register_patient(deps, registrar, _bsn(n * 31 + int(run, 16) % 1000), pid)
         if tenant == "own":
-            service.create_care_relationship(
+            relationships.create_care_relationship(
                 deps, ADMIN, pid, "gp-de-linde", RelationshipKind.COORDINATING, PAST, None
             )
             if rel != "none":
                 end = NOW - dt.timedelta(days=1) if rel == "ended" else None
-                service.create_care_relationship(
+                relationships.create_care_relationship(
                     deps, ADMIN, pid, "hosp-catharina", RelationshipKind.TREATING, PAST, end
                 )
             patient = Principal(
@@ -165,7 +164,7 @@ def patients(identity_service_deps: service.Deps) -> dict[tuple[str, str, str], 
                     else OrganisationType.HOSPITAL
                 )
                 end = NOW - dt.timedelta(days=1) if consent == "expired" else None
-                created = service.create_consent(
+                created = consents.create_consent(
                     deps,
                     patient,
                     pid,
@@ -178,7 +177,7 @@ def patients(identity_service_deps: service.Deps) -> dict[tuple[str, str, str], 
                     ),
                 )
                 if consent == "withdrawn":
-                    service.withdraw_consent(deps, patient, pid, created.id)
+                    consents.withdraw_consent(deps, patient, pid, created.id)
         result[(rel, consent, tenant)] = pid
     return result
 
@@ -281,7 +280,6 @@ def test_every_authorize_writes_exactly_one_complete_entry(
         organisation="organisations/hosp-catharina",
         care_group="organisations/cg-zuidoost",
         roles=["specialist"],
-        on_behalf_of="dr-in-charge",
         client_id="carenet-kis",
     )
     request = rpc.AuthorizeRequest(
@@ -306,7 +304,7 @@ def test_every_authorize_writes_exactly_one_complete_entry(
     assert row["event"] == "AUTHORIZE"
     assert row["patient_id"] == pid
     assert row["user_id"] == "nurse-1"
-    assert row["responsible_user"] == "dr-in-charge"
+    assert row["responsible_user"] == "nurse-1"
     assert row["organisation_id"] == "hosp-catharina"
     assert row["roles"] == "specialist"
     assert row["data_category"] == "care-plan"
@@ -336,7 +334,7 @@ def test_every_authorize_writes_exactly_one_complete_entry(
         subject=subject,
     )
     before = _log_count(log_engine)
-    with pytest.raises(grpc.RpcError) as caught:
-        stub.Authorize(foreign, metadata=metadata, timeout=5)
-    assert failure(caught.value).code == grpc.StatusCode.NOT_FOUND
+    reply = stub.Authorize(foreign, metadata=metadata, timeout=5)
+    assert (reply.decision, reply.reason) == (pb.DECISION_DENY, "NO_CARE_RELATIONSHIP")
+    assert reply.access_log_entry
     assert _log_count(log_engine) == before + 1

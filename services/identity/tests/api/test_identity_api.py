@@ -151,14 +151,17 @@ def test_only_the_care_groups_admin_creates_organisations(stub: Stub, tokens: To
     assert (fail.code, fail.reason) == (grpc.StatusCode.PERMISSION_DENIED, "ROLE_NOT_PERMITTED")
 
 
-def test_another_tenants_organisation_and_patient_are_not_found(stub: Stub, tokens: Tokens) -> None:
+def test_another_tenants_organisation_is_not_found_and_its_patient_is_refused(
+    stub: Stub, tokens: Tokens
+) -> None:
     foreign = bearer(tokens.user("dr.noord"))
     fail = _fails(
         stub.GetOrganisation, rpc.GetOrganisationRequest(name="organisations/gp-de-linde"), foreign
     )
     assert (fail.code, fail.reason) == (grpc.StatusCode.NOT_FOUND, "ORGANISATION_NOT_FOUND")
+    # A patient is refused like one without a relationship: no answer tells it exists.
     fail = _fails(stub.GetPatient, rpc.GetPatientRequest(name="patients/p-0001"), foreign)
-    assert (fail.code, fail.reason) == (grpc.StatusCode.NOT_FOUND, "PATIENT_NOT_FOUND")
+    assert (fail.code, fail.reason) == (grpc.StatusCode.PERMISSION_DENIED, "NO_CARE_RELATIONSHIP")
 
 
 def test_a_registered_patient_is_found_by_bsn_but_the_bsn_never_comes_back(
@@ -396,7 +399,7 @@ def test_batch_authorize_decides_and_logs_each_patient(stub: Stub, tokens: Token
     assert decisions == {
         "patients/p-0001": (pb.DECISION_PERMIT, "CARE_RELATIONSHIP"),
         "patients/p-0003": (pb.DECISION_DENY, "NO_CARE_RELATIONSHIP"),
-        "patients/nobody": (pb.DECISION_DENY, "PATIENT_NOT_FOUND"),
+        "patients/nobody": (pb.DECISION_DENY, "NO_CARE_RELATIONSHIP"),
     }
     assert len({d.access_log_entry for d in reply.decisions}) == 3
 

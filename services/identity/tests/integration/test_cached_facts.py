@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, func, select
 
-from identity import demo, service
+from identity import demo, relationships, service
 from identity.main import deps_for
 from identity.models import AccessLogEntry, Action, DataCategory
 from servicekit.db import make_engine
@@ -58,11 +58,11 @@ def test_an_ended_care_relationship_denies_the_next_authorize_on_another_replica
 ) -> None:
     a, b, engine = replicas
     assert service.authorize(a, GP, READ_PLAN).answer.permitted  # a now holds the facts
-    relationships = service.list_care_relationships(b, GP, "p-0001", None, 50).items
-    own = [r for r in relationships if r.organisation_id == "gp-de-linde" and r.end_time is None]
+    listed = relationships.list_care_relationships(b, GP, "p-0001", None, 50).items
+    own = [r for r in listed if r.organisation_id == "gp-de-linde" and r.end_time is None]
     assert own
     for rel in own:
-        service.end_care_relationship(b, GP, "p-0001", rel.id, None)
+        relationships.end_care_relationship(b, GP, "p-0001", rel.id, None)
     before = _log_rows(engine)
 
     result = service.authorize(a, GP, READ_PLAN)

@@ -476,10 +476,16 @@ class Subject(_message.Message):
     ON_BEHALF_OF_FIELD_NUMBER: _builtins.int
     CLIENT_ID_FIELD_NUMBER: _builtins.int
     user: _builtins.str
+    """The token's `sub`: a person, or a system client's service account."""
     organisation: _builtins.str
     care_group: _builtins.str
     patient: _builtins.str
     on_behalf_of: _builtins.str
+    """The Keycloak user id of the person a delegate system client (realm role `delegate`)
+    acts for. identity decides with that person's roles, only if the person is active and
+    of the subject's organisation and care group; otherwise it denies with reason
+    `ON_BEHALF_OF_NOT_ALLOWED`. The log names both: `user` and the person.
+    """
     client_id: _builtins.str
     @_builtins.property
     def roles(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
@@ -539,7 +545,9 @@ class AccessLogEntry(_message.Message):
     patient: _builtins.str
     user: _builtins.str
     responsible_user: _builtins.str
-    """The responsible user on whose behalf `user` acted."""
+    """The responsible user on whose behalf `user` acted: the person a delegate system acted
+    for (their Keycloak user id), else `user` itself.
+    """
     organisation: _builtins.str
     data_category: Global___DataCategory.ValueType
     action: Global___Action.ValueType
@@ -549,6 +557,7 @@ class AccessLogEntry(_message.Message):
     reason: _builtins.str
     """A reason code, e.g. `NO_CONSENT`."""
     emergency: _builtins.bool
+    """An emergency override (break the glass) was used; shown to the patient and the auditor."""
     emergency_reason: _builtins.str
     access_point: _builtins.str
     """The system or client through which access took place."""

@@ -476,7 +476,10 @@ Global___ListConsentEventsResponse: _TypeAlias = ListConsentEventsResponse  # no
 
 @_typing.final
 class ReferralContext(_message.Message):
-    """When a service asks about a referral, the organisation the referral is addressed to."""
+    """When a service asks about a referral, the organisation the referral is addressed to.
+    Believed only from the referral service's account; from anyone else the request is
+    PERMISSION_DENIED `CONTEXT_NOT_TRUSTED`.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -522,9 +525,15 @@ class AuthorizeRequest(_message.Message):
     action: _identity_pb2.Action.ValueType
     purpose: _builtins.str
     emergency_reason: _builtins.str
-    """A clinician's reason for emergency access (break the glass)."""
+    """A clinician's reason for emergency access (break the glass): at least 15 non-blank
+    characters and 3 distinct words; from other roles, or too vague, the access is denied
+    (`EMERGENCY_NOT_PERMITTED`, `EMERGENCY_REASON_INSUFFICIENT`).
+    """
     record_holder: _builtins.str
-    """The organisation that holds the record being accessed; empty means the subject's own."""
+    """The organisation that holds the record being accessed; empty means the subject's own,
+    except for reading or updating measurements, which are held by the organisation that
+    measured them: without it those are denied (`RECORD_HOLDER_REQUIRED`).
+    """
     access_point: _builtins.str
     """The system or client through which access takes place."""
     @_builtins.property

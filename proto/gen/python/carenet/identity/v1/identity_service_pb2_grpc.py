@@ -233,7 +233,9 @@ class IdentityServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def Authorize(self, request, context):
-        """Decides whether a subject may act on a patient's data, and logs the decision.
+        """Decides whether a subject may act on a patient's data, and logs the decision. A patient
+        identity does not know in the subject's care group is answered exactly like one without
+        a care relationship (a denial, logged), never NOT_FOUND.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -241,7 +243,8 @@ class IdentityServiceServicer:
 
     def BatchAuthorize(self, request, context):
         """Authorize for many patients at once (bulk ingest): one decision and one access-log
-        entry per patient. Unknown patients are denied with reason PATIENT_NOT_FOUND.
+        entry per patient. A patient identity does not know in the subject's care group is
+        denied exactly like one without a care relationship.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -56,10 +56,14 @@ class IdentityServiceStub:
     WithdrawConsent: _grpc.UnaryUnaryMultiCallable[_identity_service_pb2.WithdrawConsentRequest, _identity_pb2.Consent]
     ListConsentEvents: _grpc.UnaryUnaryMultiCallable[_identity_service_pb2.ListConsentEventsRequest, _identity_service_pb2.ListConsentEventsResponse]
     Authorize: _grpc.UnaryUnaryMultiCallable[_identity_service_pb2.AuthorizeRequest, _identity_service_pb2.AuthorizeResponse]
-    """Decides whether a subject may act on a patient's data, and logs the decision."""
+    """Decides whether a subject may act on a patient's data, and logs the decision. A patient
+    identity does not know in the subject's care group is answered exactly like one without
+    a care relationship (a denial, logged), never NOT_FOUND.
+    """
     BatchAuthorize: _grpc.UnaryUnaryMultiCallable[_identity_service_pb2.BatchAuthorizeRequest, _identity_service_pb2.BatchAuthorizeResponse]
     """Authorize for many patients at once (bulk ingest): one decision and one access-log
-    entry per patient. Unknown patients are denied with reason PATIENT_NOT_FOUND.
+    entry per patient. A patient identity does not know in the subject's care group is
+    denied exactly like one without a care relationship.
     """
     ListAccessLogEntries: _grpc.UnaryUnaryMultiCallable[_identity_service_pb2.ListAccessLogEntriesRequest, _identity_service_pb2.ListAccessLogEntriesResponse]
     """Lists access-log entries: a patient their own, an auditor any. Reading is logged."""
@@ -93,10 +97,14 @@ class IdentityServiceAsyncStub(IdentityServiceStub):
     WithdrawConsent: _aio.UnaryUnaryMultiCallable[_identity_service_pb2.WithdrawConsentRequest, _identity_pb2.Consent]  # type: ignore[assignment]
     ListConsentEvents: _aio.UnaryUnaryMultiCallable[_identity_service_pb2.ListConsentEventsRequest, _identity_service_pb2.ListConsentEventsResponse]  # type: ignore[assignment]
     Authorize: _aio.UnaryUnaryMultiCallable[_identity_service_pb2.AuthorizeRequest, _identity_service_pb2.AuthorizeResponse]  # type: ignore[assignment]
-    """Decides whether a subject may act on a patient's data, and logs the decision."""
+    """Decides whether a subject may act on a patient's data, and logs the decision. A patient
+    identity does not know in the subject's care group is answered exactly like one without
+    a care relationship (a denial, logged), never NOT_FOUND.
+    """
     BatchAuthorize: _aio.UnaryUnaryMultiCallable[_identity_service_pb2.BatchAuthorizeRequest, _identity_service_pb2.BatchAuthorizeResponse]  # type: ignore[assignment]
     """Authorize for many patients at once (bulk ingest): one decision and one access-log
-    entry per patient. Unknown patients are denied with reason PATIENT_NOT_FOUND.
+    entry per patient. A patient identity does not know in the subject's care group is
+    denied exactly like one without a care relationship.
     """
     ListAccessLogEntries: _aio.UnaryUnaryMultiCallable[_identity_service_pb2.ListAccessLogEntriesRequest, _identity_service_pb2.ListAccessLogEntriesResponse]  # type: ignore[assignment]
     """Lists access-log entries: a patient their own, an auditor any. Reading is logged."""
@@ -223,7 +231,10 @@ class IdentityServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _identity_service_pb2.AuthorizeRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_identity_service_pb2.AuthorizeResponse, _abc.Awaitable[_identity_service_pb2.AuthorizeResponse]]:
-        """Decides whether a subject may act on a patient's data, and logs the decision."""
+        """Decides whether a subject may act on a patient's data, and logs the decision. A patient
+        identity does not know in the subject's care group is answered exactly like one without
+        a care relationship (a denial, logged), never NOT_FOUND.
+        """
 
     @_abc_1.abstractmethod
     def BatchAuthorize(
@@ -232,7 +243,8 @@ class IdentityServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_identity_service_pb2.BatchAuthorizeResponse, _abc.Awaitable[_identity_service_pb2.BatchAuthorizeResponse]]:
         """Authorize for many patients at once (bulk ingest): one decision and one access-log
-        entry per patient. Unknown patients are denied with reason PATIENT_NOT_FOUND.
+        entry per patient. A patient identity does not know in the subject's care group is
+        denied exactly like one without a care relationship.
         """
 
     @_abc_1.abstractmethod

@@ -1,0 +1,266 @@
+"""Consent (after Mitz): recording, reading and withdrawing a patient's consent choices.
+
+The patient manages their own consent; a clinician with a care relationship may record and
+read it for the patient; every other role is refused. Each access is logged, the refused
+ones too, so the patient sees who asked. A patient the caller cannot see is refused the same
+way whether it exists or not: the access is decided and logged first, and only a caller who
+may see the patient's consents learns that a consent does not exist (NOT_FOUND).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+from identity import errors
+from identity.models import Action, Consent, ConsentEvent, DataCategory, Patient
+from identity.service import (
+    RECORDING_ROLES,
+    ConsentInput,
+    Deps,
+    Page,
+    _care_group_of,
+    _decide_and_log,
+    _page,
+    _refuse,
+    _refuse_unknown_patient,
+    _remember,
+    _replayed,
+    _visible_patient,
+)
+from identity.unit_of_work import UnitOfWork
+from servicekit import names
+from servicekit.auth import Principal
+from servicekit.errors import Violations
+
+
+def _consent_access(
+    deps: Deps,
+    uow: UnitOfWork,
+    principal: Principal,
+    patient: Patient | None,
+    patient_id: str,
+    action: Action,
+    event: str,
+    now: dt.datetime,
+) -> Patient:
+    """Decides and logs the access; returns the patient, or raises PERMISSION_DENIED (after
+    committing the log entry). ``patient`` None: identity does not know it in the caller's
+    care group, and the caller is refused as for a patient without a relationship."""
+    if not (principal.is_patient or principal.roles & RECORDING_ROLES):
+        care_group_id = patient.care_group_id if patient else _care_group_of(principal)
+        _refuse(
+            uow,
+            principal,
+            patient_id[:128],
+            care_group_id,
+            DataCategory.CONSENT,
+            action,
+            event,
+            now,
+            "ROLE_NOT_PERMITTED",
+        )
+    if patient is None:
+        _refuse_unknown_patient(
+            deps, uow, principal, patient_id, DataCategory.CONSENT, action, event, now
+        )
+    _decide_and_log(deps, uow, principal, patient, DataCategory.CONSENT, action, event, now)
+    return patient
+
+
+def _validate_consent(uow: UnitOfWork, data: ConsentInput, care_group_id: str) -> None:
+    v = Violations()
+    if data.data_category is None:
+        v.add("consent.data_category", "is required", "DATA_CATEGORY_REQUIRED")
+    for side, type_, org_id in (
+        ("record_holder", data.record_holder_type, data.record_holder_id),
+        ("requester", data.requester_type, data.requester_id),
+    ):
+        if type_ is None and not org_id:
+            v.add(f"consent.{side}", "name a category or an organisation", "SELECTOR_REQUIRED")
+        elif org_id:
+            org = uow.repo.organisation(org_id)
+            if org is None or org.care_group_id != care_group_id:
+                v.add(
+                    f"consent.{side}.organisation", "unknown organisation", "UNKNOWN_ORGANISATION"
+                )
+    if data.start_time and data.end_time and data.end_time <= data.start_time:
+        v.add("consent.end_time", "must be after start_time", "END_BEFORE_START")
+    v.raise_if_any()
+
+
+def create_consent(
+    deps: Deps,
+    principal: Principal,
+    patient_id: str,
+    data: ConsentInput,
+    request_id: str = "",
+    *,
+    fingerprint: str = "",
+) -> Consent:
+    now = deps.clock()
+    with deps.uow() as uow:
+        replay = _replayed(deps, uow, principal, request_id, "CreateConsent", fingerprint)
+        if replay is not None:
+            p_id, c_id = names.parse(replay, "patients", "consents")
+            existing = uow.repo.consent(p_id, c_id)
+            if existing is None:
+                raise errors.ConsentNotFound("consent not found")
+            return existing
+        # Organisations named in the choice are checked against the caller's care group, so
+        # that the answer does not depend on the patient.
+        _validate_consent(uow, data, _care_group_of(principal))
+        patient = _consent_access(
+            deps,
+            uow,
+            principal,
+            _visible_patient(uow, principal, patient_id),
+            patient_id,
+            Action.CREATE,
+            "CREATE_CONSENT",
+            now,
+        )
+        assert data.data_category is not None
+        consent = Consent(
+            id=uuid.uuid4().hex,
+            patient_id=patient.id,
+            record_holder_type=None
+            if data.record_holder_id
+            else data.record_holder_type and data.record_holder_type.value,
+            record_holder_id=data.record_holder_id or None,
+            data_category=data.data_category.value,
+            requester_type=None
+            if data.requester_id
+            else data.requester_type and data.requester_type.value,
+            requester_id=data.requester_id or None,
+            start_time=data.start_time or now,
+            end_time=data.end_time,
+            recorded_by=principal.responsible_user,
+            version=1,
+            create_time=now,
+            update_time=now,
+        )
+        uow.repo.add(consent)
+        uow.repo.facts_changed(patient.id)
+        uow.repo.add(
+            ConsentEvent(
+                consent_id=consent.id,
+                patient_id=patient.id,
+                type="given",
+                actor=principal.responsible_user,
+                event_time=now,
+            )
+        )
+        _remember(
+            deps,
+            uow,
+            principal,
+            request_id,
+            "CreateConsent",
+            f"patients/{patient.id}/consents/{consent.id}",
+            fingerprint,
+        )
+        uow.commit()
+        return consent
+
+
+def _readable_consent(
+    deps: Deps,
+    uow: UnitOfWork,
+    principal: Principal,
+    patient_id: str,
+    consent_id: str,
+    action: Action,
+    event: str,
+    now: dt.datetime,
+) -> tuple[Patient, Consent]:
+    """The consent, once the caller may see the patient's consents (the access is logged);
+    NOT_FOUND only for such a caller."""
+    visible = _visible_patient(uow, principal, patient_id)
+    patient = _consent_access(deps, uow, principal, visible, patient_id, action, event, now)
+    consent = uow.repo.consent(patient.id, consent_id)
+    if consent is None:
+        uow.commit()
+        raise errors.ConsentNotFound("consent not found")
+    return patient, consent
+
+
+def get_consent(deps: Deps, principal: Principal, patient_id: str, consent_id: str) -> Consent:
+    now = deps.clock()
+    with deps.uow() as uow:
+        _, consent = _readable_consent(
+            deps, uow, principal, patient_id, consent_id, Action.READ, "GET_CONSENT", now
+        )
+        uow.commit()
+        return consent
+
+
+def list_consents(
+    deps: Deps, principal: Principal, patient_id: str, after: str | None, limit: int
+) -> Page[Consent]:
+    now = deps.clock()
+    with deps.uow() as uow:
+        patient = _consent_access(
+            deps,
+            uow,
+            principal,
+            _visible_patient(uow, principal, patient_id),
+            patient_id,
+            Action.READ,
+            "LIST_CONSENTS",
+            now,
+        )
+        items = uow.repo.consents(patient.id, after=after, limit=limit + 1)
+        uow.commit()
+        return _page(items, limit, lambda item: item.id)
+
+
+def withdraw_consent(
+    deps: Deps, principal: Principal, patient_id: str, consent_id: str, etag: str = ""
+) -> Consent:
+    now = deps.clock()
+    with deps.uow() as uow:
+        patient, consent = _readable_consent(
+            deps, uow, principal, patient_id, consent_id, Action.UPDATE, "WITHDRAW_CONSENT", now
+        )
+        if etag and etag != consent.etag:
+            uow.commit()
+            raise errors.EtagMismatch("the consent has changed; read it again")
+        if consent.withdraw_time is not None:
+            uow.commit()
+            raise errors.ConsentAlreadyWithdrawn("the consent was already withdrawn")
+        consent.withdraw_time = now
+        consent.version += 1
+        consent.update_time = now
+        uow.repo.facts_changed(patient.id)
+        uow.repo.add(
+            ConsentEvent(
+                consent_id=consent.id,
+                patient_id=patient.id,
+                type="withdrawn",
+                actor=principal.responsible_user,
+                event_time=now,
+            )
+        )
+        uow.commit()
+        return consent
+
+
+def list_consent_events(
+    deps: Deps, principal: Principal, patient_id: str, after: int, limit: int
+) -> Page[ConsentEvent]:
+    now = deps.clock()
+    with deps.uow() as uow:
+        patient = _consent_access(
+            deps,
+            uow,
+            principal,
+            _visible_patient(uow, principal, patient_id),
+            patient_id,
+            Action.READ,
+            "LIST_CONSENT_EVENTS",
+            now,
+        )
+        items = uow.repo.consent_events(patient.id, after, limit + 1)
+        uow.commit()
+        return _page(items, limit, lambda item: item.id)

@@ -1,0 +1,89 @@
+"""people (the directory a delegate system client may act for), request_records.fingerprint
+(a request_id reused with another request is refused), and at most one open care
+relationship per patient, organisation and kind (a partial unique index)
+
+Open duplicates that already exist are voided first: every open relationship of a
+(patient, organisation, kind) but the one that started first gets end_time = start_time,
+so it never counted, and the patients' facts_version is raised so that no replica keeps
+deciding on the old facts.
+
+Revision ID: 0004
+Revises: 0003
+Create Date: 2026-12-10 09:00:00
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+import servicekit.db
+
+revision: str = "0004"
+down_revision: str | None = "0003"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+OPEN = "end_time IS NULL"
+
+# Open relationships that have an earlier-started (on a tie: smaller id) open twin.
+DUPLICATES = sa.text(
+    "SELECT r.id, r.patient_id FROM care_relationships r"
+    " WHERE r.end_time IS NULL AND EXISTS ("
+    "  SELECT 1 FROM care_relationships f"
+    "  WHERE f.patient_id = r.patient_id AND f.organisation_id = r.organisation_id"
+    "   AND f.kind = r.kind AND f.end_time IS NULL"
+    "   AND (f.start_time < r.start_time OR (f.start_time = r.start_time AND f.id < r.id)))"
+)
+
+
+def upgrade() -> None:
+    op.create_table(
+        "people",
+        sa.Column("id", sa.String(length=63), nullable=False),
+        sa.Column("username", sa.String(length=200), nullable=False),
+        sa.Column("display_name", sa.String(length=200), nullable=False),
+        sa.Column("organisation_id", sa.String(length=63), nullable=False),
+        sa.Column("care_group_id", sa.String(length=63), nullable=False),
+        sa.Column("roles", sa.String(length=300), nullable=False),
+        sa.Column("active", sa.Boolean(), nullable=False),
+        sa.Column("update_time", servicekit.db.UtcDateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_people")),
+    )
+    with op.batch_alter_table("people") as batch:
+        batch.create_index(batch.f("ix_people_organisation_id"), ["organisation_id"], unique=False)
+
+    with op.batch_alter_table("request_records") as batch:
+        batch.add_column(
+            sa.Column("fingerprint", sa.String(length=64), server_default="", nullable=False)
+        )
+
+    bind = op.get_bind()
+    duplicates = bind.execute(DUPLICATES).all()
+    for rel_id, _patient_id in duplicates:
+        bind.execute(
+            sa.text("UPDATE care_relationships SET end_time = start_time WHERE id = :id"),
+            {"id": rel_id},
+        )
+    for patient_id in sorted({patient_id for _rel_id, patient_id in duplicates}):
+        bind.execute(
+            sa.text("UPDATE patients SET facts_version = facts_version + 1 WHERE id = :id"),
+            {"id": patient_id},
+        )
+    op.create_index(
+        "uq_care_relationships_open",
+        "care_relationships",
+        ["patient_id", "organisation_id", "kind"],
+        unique=True,
+        postgresql_where=sa.text(OPEN),
+        sqlite_where=sa.text(OPEN),
+    )
+
+
+def downgrade() -> None:
+    op.drop_index("uq_care_relationships_open", table_name="care_relationships")
+    with op.batch_alter_table("request_records") as batch:
+        batch.drop_column("fingerprint")
+    with op.batch_alter_table("people") as batch:
+        batch.drop_index(batch.f("ix_people_organisation_id"))
+    op.drop_table("people")

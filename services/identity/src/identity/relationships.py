@@ -1,0 +1,272 @@
+"""Care relationships: recording, listing and ending them.
+
+Who records them: the care group's admin, an organisation for itself, and the coordinating
+practice for any organisation. Who sees them: see :mod:`identity.minimisation`.
+
+At most one relationship of a kind between a patient and an organisation is active: a second
+create is ALREADY_EXISTS ``CARE_RELATIONSHIP_EXISTS`` naming the first (ErrorInfo metadata
+``care_relationship``). A create first raises the patient's facts version, whose row lock
+makes concurrent creates for the patient wait for each other, so the check sees what the
+other committed; the partial unique index on open relationships (patient, organisation,
+kind) holds it in the database as well, whatever path a row takes.
+
+A patient identity does not know in the caller's care group, and one the caller may not
+manage, are refused alike (PERMISSION_DENIED ``NOT_RELATIONSHIP_MANAGER``, logged).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+from identity import errors, minimisation
+from identity.models import (
+    Action,
+    CareRelationship,
+    DataCategory,
+    OrganisationType,
+    Patient,
+    RelationshipKind,
+)
+from identity.policy import Answer, Basis, Decision
+from identity.service import (
+    ADMIN_ROLES,
+    RECORDING_ROLES,
+    Deps,
+    Page,
+    _append_log,
+    _care_group_of,
+    _decide_and_log,
+    _log_entry,
+    _org_id_of,
+    _page,
+    _refuse,
+    _refuse_unknown_patient,
+    _remember,
+    _replayed,
+    _visible_patient,
+)
+from identity.unit_of_work import UnitOfWork
+from servicekit import names
+from servicekit.auth import Principal
+from servicekit.errors import InvalidArgument, Violations
+
+MANAGING_ROLES = RECORDING_ROLES | {"provider", "sport-coach", "municipality-officer"}
+NOT_MANAGER = "NOT_RELATIONSHIP_MANAGER"
+
+
+def relationship_name(rel: CareRelationship) -> str:
+    return f"patients/{rel.patient_id}/careRelationships/{rel.id}"
+
+
+def _coordinates(uow: UnitOfWork, principal: Principal, patient_id: str, now: dt.datetime) -> bool:
+    """Whether the caller's organisation is the patient's active coordinating one."""
+    own = _org_id_of(principal)
+    return bool(own) and any(
+        r.kind == RelationshipKind.COORDINATING.value and r.active_at(now)
+        for r in uow.repo.care_relationships(patient_id, own)
+    )
+
+
+def _may_manage(
+    uow: UnitOfWork,
+    principal: Principal,
+    patient: Patient | None,
+    organisation_id: str | None,
+    now: dt.datetime,
+) -> bool:
+    """Care-group admins; an organisation for itself; the coordinating practice for any.
+    ``organisation_id`` None: any organisation's (not the caller's own as such). Nobody, for
+    a patient identity does not know in the caller's care group."""
+    if patient is None:
+        return False
+    if principal.roles & ADMIN_ROLES and _care_group_of(principal) == patient.care_group_id:
+        return True
+    if not principal.roles & MANAGING_ROLES:
+        return False
+    if organisation_id is not None and _org_id_of(principal) == organisation_id:
+        return True
+    return _coordinates(uow, principal, patient.id, now)
+
+
+def create_care_relationship(
+    deps: Deps,
+    principal: Principal,
+    patient_id: str,
+    organisation_id: str,
+    kind: RelationshipKind | None,
+    start_time: dt.datetime | None,
+    end_time: dt.datetime | None,
+    request_id: str = "",
+    *,
+    fingerprint: str = "",
+) -> CareRelationship:
+    v = Violations()
+    if kind is None:
+        v.add("care_relationship.kind", "is required", "KIND_REQUIRED")
+    if start_time and end_time and end_time <= start_time:
+        v.add("care_relationship.end_time", "must be after start_time", "END_BEFORE_START")
+    v.raise_if_any()
+    assert kind is not None
+    now = deps.clock()
+    with deps.uow() as uow:
+        replay = _replayed(deps, uow, principal, request_id, "CreateCareRelationship", fingerprint)
+        if replay is not None:
+            p_id, rel_id = names.parse(replay, "patients", "careRelationships")
+            replayed = uow.repo.care_relationship(p_id, rel_id)
+            if replayed is None:
+                raise errors.CareRelationshipNotFound("care relationship not found")
+            return replayed
+        # The organisation is checked against the caller's care group: the answer must not
+        # depend on whether (or where) the patient exists.
+        org = uow.repo.organisation(organisation_id)
+        if org is None or org.care_group_id != _care_group_of(principal):
+            raise InvalidArgument.single(
+                "care_relationship.organisation", "unknown organisation", "UNKNOWN_ORGANISATION"
+            )
+        if org.type == OrganisationType.INSURER:
+            raise InvalidArgument.single(
+                "care_relationship.organisation",
+                "insurers have no care relationships",
+                "INSURER_NOT_ALLOWED",
+            )
+        patient = _visible_patient(uow, principal, patient_id)
+        if patient is None or not _may_manage(uow, principal, patient, organisation_id, now):
+            _refuse(
+                uow,
+                principal,
+                patient_id[:128],
+                patient.care_group_id if patient else _care_group_of(principal),
+                DataCategory.PATIENT_RECORD,
+                Action.CREATE,
+                "CREATE_CARE_RELATIONSHIP",
+                now,
+                NOT_MANAGER,
+            )
+        # Taken first: concurrent creates for this patient wait here for each other.
+        uow.repo.facts_changed(patient.id)
+        _append_log(
+            uow,
+            _log_entry(
+                event="CREATE_CARE_RELATIONSHIP",
+                principal=principal,
+                patient_id=patient.id,
+                care_group_id=patient.care_group_id,
+                data_category=DataCategory.PATIENT_RECORD,
+                action=Action.CREATE,
+                answer=Answer(Decision.PERMIT, Basis.CARE_RELATIONSHIP, "RELATIONSHIP_MANAGER"),
+                now=now,
+            ),
+        )
+        rel = CareRelationship(
+            id=uuid.uuid4().hex,
+            patient_id=patient.id,
+            organisation_id=org.id,
+            kind=kind.value,
+            start_time=start_time or now,
+            end_time=end_time,
+            create_time=now,
+        )
+        existing = uow.repo.open_care_relationship(patient.id, org.id, kind.value, now)
+        if existing is None and not uow.repo.add_care_relationship(rel):
+            existing = uow.repo.open_care_relationship(patient.id, org.id, kind.value, now)
+            assert existing is not None  # the unique index refused the row for this one
+        if existing is not None:
+            uow.commit()  # the logged attempt
+            raise errors.CareRelationshipExists(
+                "an active care relationship of this kind exists",
+                metadata={"care_relationship": relationship_name(existing)},
+            )
+        _remember(
+            deps,
+            uow,
+            principal,
+            request_id,
+            "CreateCareRelationship",
+            relationship_name(rel),
+            fingerprint,
+        )
+        uow.commit()
+        return rel
+
+
+def list_care_relationships(
+    deps: Deps, principal: Principal, patient_id: str, after: str | None, limit: int
+) -> Page[CareRelationship]:
+    """The relationships the caller may see (identity.minimisation), a page at a time."""
+    now = deps.clock()
+    with deps.uow() as uow:
+        patient = _visible_patient(uow, principal, patient_id)
+        if patient is None:
+            _refuse_unknown_patient(
+                deps,
+                uow,
+                principal,
+                patient_id,
+                DataCategory.PATIENT_RECORD,
+                Action.READ,
+                "LIST_CARE_RELATIONSHIPS",
+                now,
+            )
+        _decide_and_log(
+            deps,
+            uow,
+            principal,
+            patient,
+            DataCategory.PATIENT_RECORD,
+            Action.READ,
+            "LIST_CARE_RELATIONSHIPS",
+            now,
+        )
+        scope = minimisation.relationship_scope(
+            principal, coordinating=_coordinates(uow, principal, patient.id, now)
+        )
+        items = uow.repo.care_relationships_in_scope(patient.id, scope, after, limit + 1)
+        uow.commit()
+        return _page(items, limit, lambda item: item.id)
+
+
+def end_care_relationship(
+    deps: Deps, principal: Principal, patient_id: str, rel_id: str, end_time: dt.datetime | None
+) -> CareRelationship:
+    """Ends a relationship. Only a caller who may manage the patient's relationships learns
+    that a relationship does not exist (NOT_FOUND); anyone else is refused either way."""
+    now = deps.clock()
+    with deps.uow() as uow:
+        patient = _visible_patient(uow, principal, patient_id)
+        rel = uow.repo.care_relationship(patient_id, rel_id) if patient else None
+        organisation_id = rel.organisation_id if rel is not None else None
+        if patient is None or not _may_manage(uow, principal, patient, organisation_id, now):
+            _refuse(
+                uow,
+                principal,
+                patient_id[:128],
+                patient.care_group_id if patient else _care_group_of(principal),
+                DataCategory.PATIENT_RECORD,
+                Action.UPDATE,
+                "END_CARE_RELATIONSHIP",
+                now,
+                NOT_MANAGER,
+            )
+        if rel is None:
+            raise errors.CareRelationshipNotFound("care relationship not found")
+        end = end_time or now
+        if end <= rel.start_time:
+            raise InvalidArgument.single("end_time", "must be after the start", "END_BEFORE_START")
+        rel.end_time = end
+        uow.repo.facts_changed(patient.id)
+        _append_log(
+            uow,
+            _log_entry(
+                event="END_CARE_RELATIONSHIP",
+                principal=principal,
+                patient_id=patient.id,
+                care_group_id=patient.care_group_id,
+                data_category=DataCategory.PATIENT_RECORD,
+                action=Action.UPDATE,
+                answer=Answer(Decision.PERMIT, Basis.CARE_RELATIONSHIP, "RELATIONSHIP_MANAGER"),
+                now=now,
+            ),
+        )
+        uow.commit()
+        return rel

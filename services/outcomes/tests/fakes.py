@@ -13,24 +13,37 @@ from servicekit.auth import Principal
 
 @dataclass
 class FakeIdentityClient:
-    """Permits every patient in ``permitted``; denies the others with ``reason``."""
+    """Permits every patient in ``permitted``; denies the others with ``reason``; patients
+    in ``unknown`` do not exist. ``holders`` (patient -> organisations) limits, when set for
+    a patient, the record holders whose records of that patient are permitted."""
 
     permitted: set[str] = field(default_factory=set)
     unknown: set[str] = field(default_factory=set)
     reason: str = "NO_CARE_RELATIONSHIP"
+    holders: dict[str, set[str]] = field(default_factory=dict)
     calls: list[tuple[str, tuple[str, ...], str]] = field(default_factory=list)
+    asked_holders: list[str] = field(default_factory=list)
     unavailable: bool = False
 
-    def authorize(self, subject: Principal, patient_id: str, action: str, purpose: str) -> Decision:
+    def authorize(
+        self,
+        subject: Principal,
+        patient_id: str,
+        action: str,
+        purpose: str,
+        record_holder_id: str = "",
+    ) -> Decision:
         self.calls.append(("authorize", (patient_id,), action))
+        self.asked_holders.append(record_holder_id)
         if self.unavailable:
             raise errors.IdentityUnavailable("identity down")
         if patient_id in self.unknown:
-            raise errors.PatientNotFound("patient not found")
-        return Decision(
-            patient_id in self.permitted,
-            "CARE_RELATIONSHIP" if patient_id in self.permitted else self.reason,
-        )
+            # As servicekit.authorization answers it: like a patient without a relationship.
+            return Decision(False, "NO_CARE_RELATIONSHIP")
+        allowed = self.holders.get(patient_id)
+        holder = record_holder_id or subject.organisation.removeprefix("organisations/")
+        permitted = patient_id in self.permitted and (allowed is None or holder in allowed)
+        return Decision(permitted, "CARE_RELATIONSHIP" if permitted else self.reason)
 
     def batch_authorize(
         self, subject: Principal, patient_ids: Sequence[str], action: str, purpose: str
@@ -41,7 +54,7 @@ class FakeIdentityClient:
         return {
             p: Decision(True, "CARE_RELATIONSHIP")
             if p in self.permitted
-            else Decision(False, "PATIENT_NOT_FOUND" if p in self.unknown else self.reason)
+            else Decision(False, "NO_CARE_RELATIONSHIP" if p in self.unknown else self.reason)
             for p in dict.fromkeys(patient_ids)
         }
 
@@ -74,18 +87,18 @@ def sqlite_deps(
     return deps
 
 
-def enrolled(deps: object, patients: Sequence[str], now: dt.datetime) -> None:
-    """Enrols ``patients`` in DM2 at gp-de-linde (cg-zuidoost), as the ingest tests need."""
-    from outcomes import service
+def enrolled(deps: object, patient_ids: Sequence[str], now: dt.datetime) -> None:
+    """Enrols the patients in DM2 at gp-de-linde (cg-zuidoost), as the ingest tests need."""
+    from outcomes import patients, service
     from outcomes.models import Programme, Sex
 
     assert isinstance(deps, service.Deps)
     with deps.uow() as uow:
-        for p in patients:
-            service._store_enrolment(
+        for p in patient_ids:
+            patients.store_enrolment(
                 uow,
                 "cg-zuidoost",
-                service.EnrolmentInput(
+                patients.EnrolmentInput(
                     p,
                     Programme.DM2,
                     "gp-de-linde",

@@ -12,7 +12,6 @@ from typing import Protocol
 
 import grpc
 
-from outcomes import errors
 from servicekit.auth import Principal
 from servicekit.authorization import Access, Category, Decision, IdentityAuthorizer
 
@@ -20,15 +19,24 @@ __all__ = ["Decision", "GrpcIdentityClient", "IdentityClient"]
 
 
 class IdentityClient(Protocol):
-    def authorize(self, subject: Principal, patient_id: str, action: str, purpose: str) -> Decision:
-        """One decision for one patient (identity writes one access-log entry).
-
-        Raises PatientNotFound for an unknown patient or one of another care group."""
+    def authorize(
+        self,
+        subject: Principal,
+        patient_id: str,
+        action: str,
+        purpose: str,
+        record_holder_id: str = "",
+    ) -> Decision:
+        """One decision for one patient and one record holder (identity writes one
+        access-log entry). ``record_holder_id`` names the organisation whose record is
+        accessed; empty means the subject's own organisation. A patient identity does not
+        know (or a record holder it does not know) is a refusal with ``found`` False."""
 
     def batch_authorize(
         self, subject: Principal, patient_ids: Sequence[str], action: str, purpose: str
     ) -> dict[str, Decision]:
-        """One decision (and one access-log entry) per distinct patient."""
+        """One decision (and one access-log entry) per distinct patient, about the
+        subject's own organisation's record."""
 
 
 class GrpcIdentityClient:
@@ -37,13 +45,22 @@ class GrpcIdentityClient:
     def __init__(self, channel: grpc.Channel, deadline_seconds: float = 5.0) -> None:
         self._authorizer = IdentityAuthorizer(channel, deadline_seconds=deadline_seconds)
 
-    def authorize(self, subject: Principal, patient_id: str, action: str, purpose: str) -> Decision:
-        decision = self._authorizer.authorize(
-            subject, patient_id, Category.MEASUREMENTS, Access(action), purpose=purpose
+    def authorize(
+        self,
+        subject: Principal,
+        patient_id: str,
+        action: str,
+        purpose: str,
+        record_holder_id: str = "",
+    ) -> Decision:
+        return self._authorizer.authorize(
+            subject,
+            patient_id,
+            Category.MEASUREMENTS,
+            Access(action),
+            purpose=purpose,
+            record_holder_id=record_holder_id,
         )
-        if not decision.found:
-            raise errors.PatientNotFound("patient not found")
-        return decision
 
     def batch_authorize(
         self, subject: Principal, patient_ids: Sequence[str], action: str, purpose: str

@@ -15,7 +15,8 @@ import datetime as dt
 import random
 from typing import Any
 
-from outcomes import service
+from outcomes import patients, service
+from outcomes.base import Deps
 from outcomes.models import Programme, Sex, SourceKind, Stratifier
 from outcomes.repository import MeasurementTuple
 from servicekit.auth import Principal
@@ -133,8 +134,8 @@ class _Patient:
         self.maybe(0.85, "SBP", float(rng.randrange(115, 165)), "mm[Hg]")
 
 
-def population(rng: random.Random) -> tuple[list[service.EnrolmentInput], list[MeasurementTuple]]:
-    enrolments: list[service.EnrolmentInput] = []
+def population(rng: random.Random) -> tuple[list[patients.EnrolmentInput], list[MeasurementTuple]]:
+    enrolments: list[patients.EnrolmentInput] = []
     rows: list[MeasurementTuple] = []
     for n in range(1, PATIENTS + 1):
         patient = f"p-{n:04d}"
@@ -146,7 +147,7 @@ def population(rng: random.Random) -> tuple[list[service.EnrolmentInput], list[M
             practice, agb = rng.choice(PRACTICES)
         programme = Programme.DM2 if n <= 180 else Programme.COPD if n <= 250 else Programme.CVRM
         enrolments.append(
-            service.EnrolmentInput(
+            patients.EnrolmentInput(
                 patient_id=patient,
                 programme=programme,
                 practice_id=practice,
@@ -163,6 +164,14 @@ def population(rng: random.Random) -> tuple[list[service.EnrolmentInput], list[M
         {Programme.DM2: one.dm2, Programme.COPD: one.copd, Programme.CVRM: one.cvrm}[programme]()
         one.maybe(0.5, "PAM_LEVEL", float(rng.randrange(1, 5)), "{level}", SourceKind.PATIENT)
     return enrolments, rows
+
+
+def holders(enrolments: list[patients.EnrolmentInput], rows: list[MeasurementTuple]) -> list[str]:
+    """The record holder of each row: the organisation that would have submitted it. Lab
+    results reach carenet through the practice that ordered them (the lab is no carenet
+    organisation); the hospital and the insurer hold what they send themselves."""
+    practice = {e.patient_id: e.practice_id for e in enrolments}
+    return [practice[r[1]] if r[6] == SourceKind.LAB.value else r[7] for r in rows]
 
 
 def contract_input() -> service.ContractInput:
@@ -196,7 +205,7 @@ def contract_input() -> service.ContractInput:
     )
 
 
-def seed(deps: service.Deps) -> dict[str, Any]:
+def seed(deps: Deps) -> dict[str, Any]:
     rng = random.Random(772)  # noqa: S311 - demo data, not security
     enrolments, rows = population(rng)
     now = deps.clock()
@@ -204,12 +213,12 @@ def seed(deps: service.Deps) -> dict[str, Any]:
         fresh = uow.repo.enrolment(CARE_GROUP, "p-0001", Programme.DM2.value) is None
         if fresh:
             for item in enrolments:
-                service._store_enrolment(uow, CARE_GROUP, item, now)
-        inserted = uow.repo.insert_measurements(rows)
+                patients.store_enrolment(uow, CARE_GROUP, item, now)
+        inserted = uow.repo.insert_measurements(rows, holders(enrolments, rows))
+        contract = uow.repo.contract(CONTRACT_ID)
         uow.commit()
-    contract = service.create_contract(
-        deps, ADMIN, CONTRACT_ID, contract_input(), request_id="seed-contract"
-    )
+    if contract is None:
+        contract = service.create_contract(deps, ADMIN, CONTRACT_ID, contract_input())
     with deps.uow() as uow:
         report = uow.repo.latest_report(contract.id, PERIOD_START, PERIOD_END)
     if report is None:

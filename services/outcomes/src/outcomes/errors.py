@@ -22,10 +22,6 @@ class EnrolmentExists(AlreadyExists):
     default_reason = "ENROLMENT_EXISTS"
 
 
-class PatientNotFound(NotFound):
-    default_reason = "PATIENT_NOT_FOUND"
-
-
 class IndicatorNotFound(NotFound):
     default_reason = "INDICATOR_NOT_FOUND"
 
@@ -56,10 +52,6 @@ class IndicatorVersionChanged(FailedPrecondition):
     default_reason = "INDICATOR_VERSION_CHANGED"
 
 
-class AccessDenied(PermissionDenied):
-    """Identity refused the access; the reason is identity's reason code."""
-
-
 class RoleNotPermitted(PermissionDenied):
     default_reason = "ROLE_NOT_PERMITTED"
 
@@ -70,7 +62,6 @@ class InsurerNoPatientData(PermissionDenied):
 
 __all__ = [
     "DOMAIN",
-    "AccessDenied",
     "ContractExists",
     "ContractNotFound",
     "CostsRequired",
@@ -81,7 +72,6 @@ __all__ = [
     "IndicatorVersionChanged",
     "InsurerNoPatientData",
     "InvalidArgument",
-    "PatientNotFound",
     "ReportNotFound",
     "ReportRequired",
     "RoleNotPermitted",

@@ -131,6 +131,7 @@ def main(
         "rows": total,
         "accepted": reply.accepted,
         "duplicates": reply.duplicates,
+        "corrected": reply.corrected,
         "rejected": reply.rejected,
         "rejects_by_reason": dict(sorted(reasons.items())),
         # CSV line numbers: the header is line 1, so row n is on line n + 2.

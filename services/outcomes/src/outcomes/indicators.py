@@ -5,7 +5,9 @@ time in programme), a numerator rule, exclusions, a lookback window, thresholds,
 direction. :func:`build_sql` turns one definition into one SQL statement that returns the
 counts per practice x age band x sex (and band), over the agreed sources in priority order:
 for each patient and code, only the highest-priority agreed source that has data in the
-window counts. The statement runs on PostgreSQL and on SQLite.
+window counts. Each measurement counts with the value it had at the data cut-off (its
+current value, or the revision a later correction replaced), so a report recomputes to the
+same cells after corrections. The statement runs on PostgreSQL and on SQLite.
 """
 
 from __future__ import annotations
@@ -326,6 +328,7 @@ def _common_sql(definition: Definition, sources: list[SourceKind]) -> str:
         band = f"CASE WHEN {value} IS NULL THEN '' {whens} ELSE '{last}' END"
         num = "1"
     population = _population_sql(definition)
+    code_list = _literal_list(codes)
     # Every identifier and number above is validated (codes, enums, labels, floats); the
     # values of the request are bound parameters.
     return f"""
@@ -337,12 +340,23 @@ m AS (
          ROW_NUMBER() OVER (PARTITION BY me.patient_id, me.code
                             ORDER BY src.rnk, me.measured_at DESC, me.id DESC) AS pos,
          MIN(src.rnk) OVER (PARTITION BY me.patient_id, me.code) AS best
-  FROM measurements me JOIN src ON src.kind = me.source_kind
-  WHERE me.care_group_id = :cg
-    AND me.code IN ({_literal_list(codes)})
-    AND me.measured_at >= :window_start AND me.measured_at < :period_end
-    AND me.ingested_at <= :cutoff
-    AND me.patient_id IN (SELECT patient_id FROM pop)
+  FROM (
+    SELECT v.id, v.patient_id, v.code, v.value, v.measured_at, v.source_kind
+    FROM measurements v
+    WHERE v.care_group_id = :cg
+      AND v.code IN ({code_list})
+      AND v.measured_at >= :window_start AND v.measured_at < :period_end
+      AND v.ingested_at <= :cutoff
+      AND v.patient_id IN (SELECT patient_id FROM pop)
+    UNION ALL
+    SELECT r.measurement_id, r.patient_id, r.code, r.value, r.measured_at, r.source_kind
+    FROM measurement_revisions r
+    WHERE r.care_group_id = :cg
+      AND r.code IN ({code_list})
+      AND r.measured_at >= :window_start AND r.measured_at < :period_end
+      AND r.ingested_at <= :cutoff AND r.superseded_at > :cutoff
+      AND r.patient_id IN (SELECT patient_id FROM pop)
+  ) me JOIN src ON src.kind = me.source_kind
 ),
 agg AS MATERIALIZED (
   SELECT patient_id,

@@ -7,6 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from outcomes import service
+from outcomes.base import Deps
 from outcomes.clients import GrpcIdentityClient
 from outcomes.config import Settings
 from outcomes.server import create_server
@@ -20,13 +21,13 @@ from servicekit.server import serve as serve_forever
 from servicekit.telemetry import configure_tracing, instrument_engine
 
 
-def build_deps(settings: Settings) -> service.Deps:
+def build_deps(settings: Settings) -> Deps:
     engine = make_engine(settings.database_url)
     instrument_engine(engine)
     sessions = make_session_factory(engine)
     tokens = ServiceAccountTokens.from_settings(settings)
     channel = open_channel(settings.identity_target, token=tokens)
-    return service.Deps(
+    return Deps(
         uow=lambda: UnitOfWork(sessions),
         identity=GrpcIdentityClient(channel, settings.call_deadline_seconds),
         ingest_chunk_rows=settings.ingest_chunk_rows,

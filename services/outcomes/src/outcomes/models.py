@@ -127,7 +127,16 @@ class Enrolment(Base):
 
 class Measurement(Base):
     """One value from one source. (source kind, source organisation, source record id) is
-    unique, so that a retried batch never duplicates."""
+    unique, so that a retried batch never duplicates; a resend of the same record with
+    another value or time is a correction: the row takes the new value and the one it
+    replaces moves to :class:`MeasurementRevision`.
+
+    ``holder_id`` is the record holder: the organisation that submitted the row (the
+    ingesting user's organisation), whose record the value comes from. Reading a
+    measurement asks identity for the reader's access to *that* organisation's record, so
+    consent applies whenever the reader is not the holder. Empty means no holder was
+    recorded (rows bulk-loaded outside the API): such rows count in reports but are read by
+    nobody through the API."""
 
     __tablename__ = "measurements"
     __table_args__ = (
@@ -149,7 +158,43 @@ class Measurement(Base):
     source_kind: Mapped[str] = mapped_column(String(24))
     source_org: Mapped[str] = mapped_column(String(63))
     source_record_id: Mapped[str] = mapped_column(String(128))
+    # When the current value was received (the first ingest, or the latest correction).
     ingested_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    holder_id: Mapped[str] = mapped_column(String(63), server_default="", default="")
+
+    def same_record(self, other_patient: str, other_code: str, care_group_id: str) -> bool:
+        """A resend under this source key is about the same measurement."""
+        return (
+            self.patient_id == other_patient
+            and self.code == other_code
+            and self.care_group_id == care_group_id
+        )
+
+
+class MeasurementRevision(Base):
+    """A value a correction replaced: what it was, and from when until when it was the
+    measurement's value. Reports computed with a data cut-off inside that span use it, so
+    that they recompute to the same cells after the correction."""
+
+    __tablename__ = "measurement_revisions"
+    __table_args__ = (
+        Index("ix_measurement_revisions_patient_code", "care_group_id", "code", "patient_id"),
+        Index("ix_measurement_revisions_measurement", "measurement_id"),
+    )
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True
+    )
+    measurement_id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer(), "sqlite"))
+    care_group_id: Mapped[str] = mapped_column(String(63))
+    patient_id: Mapped[str] = mapped_column(String(128))
+    code: Mapped[str] = mapped_column(String(32))
+    value: Mapped[float] = mapped_column(Float)
+    unit: Mapped[str] = mapped_column(String(32))
+    measured_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+    source_kind: Mapped[str] = mapped_column(String(24))
+    ingested_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+    superseded_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
 
 
 class IndicatorDefinitionRecord(Base):
@@ -189,6 +234,8 @@ class Contract(Base):
     period_end: Mapped[dt.datetime] = mapped_column(UtcDateTime())
     terms_json: Mapped[str] = mapped_column(Text)
     request_id: Mapped[str | None] = mapped_column(String(100))
+    # servicekit.idempotency.fingerprint_of the CreateContract request that created it.
+    fingerprint: Mapped[str] = mapped_column(String(64), server_default="", default="")
     version: Mapped[int] = mapped_column(Integer, default=1)
     create_time: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
     update_time: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import psycopg.errors
-from sqlalchemy import bindparam, select, text
+from sqlalchemy import bindparam, select, text, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from outcomes.models import (
@@ -18,6 +18,7 @@ from outcomes.models import (
     Enrolment,
     IndicatorDefinitionRecord,
     Measurement,
+    MeasurementRevision,
     Report,
 )
 from servicekit.db import UtcDateTime
@@ -44,6 +45,33 @@ class MeasurementKey:
 # (key, value, measured_at in microseconds since 1970-01-01 UTC, source_record_id)
 MeasurementRow = tuple[MeasurementKey, float, int, str]
 
+
+@dataclass(frozen=True, slots=True)
+class StoredMeasurement:
+    """The stored row under a source key that an ingested row found taken."""
+
+    id: int
+    care_group_id: str
+    patient_id: str
+    code: str
+    value: float
+    unit: str
+    measured_micros: int
+    source_kind: str
+    holder_id: str
+    ingested_at: dt.datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Correction:
+    """A stored measurement and the value and time that replace it."""
+
+    stored: StoredMeasurement
+    value: float
+    measured_micros: int
+
+
+# The columns of a MeasurementTuple; the record holder is given separately.
 MEASUREMENT_COLUMNS = (
     "care_group_id",
     "patient_id",
@@ -60,9 +88,9 @@ _STAGING = (
     "CREATE TEMP TABLE IF NOT EXISTS measurement_staging ("
     "care_group_id text, patient_id text, code text, value float8, unit text, "
     "measured_at timestamptz, source_kind text, source_org text, source_record_id text, "
-    "ingested_at timestamptz) ON COMMIT DELETE ROWS"
+    "ingested_at timestamptz, holder_id text) ON COMMIT DELETE ROWS"
 )
-_COLS = ", ".join(MEASUREMENT_COLUMNS)
+_COLS = ", ".join((*MEASUREMENT_COLUMNS, "holder_id"))
 _MOVE = (
     f"INSERT INTO measurements ({_COLS}) SELECT {_COLS} FROM measurement_staging "  # noqa: S608
     "ON CONFLICT ON CONSTRAINT uq_measurements_source_record DO NOTHING "
@@ -71,10 +99,10 @@ _MOVE = (
 # The binary COPY of ingested rows lists the columns that a run of rows shares first, so that
 # each row is one prefix per MeasurementKey followed by its value, time and record id.
 _BATCH_COLS = (
-    "care_group_id, ingested_at, patient_id, code, unit, source_kind, source_org, "
+    "care_group_id, ingested_at, holder_id, patient_id, code, unit, source_kind, source_org, "
     "value, measured_at, source_record_id"
 )
-_BATCH_FIELDS = 10
+_BATCH_FIELDS = 11
 _COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0)
 _COPY_TRAILER = struct.pack(">h", -1)
 _ROW_TAIL = struct.Struct(">idiqi")  # float8 value, timestamptz, length of the record id
@@ -85,6 +113,16 @@ _MOVE_BATCH = (
     f"SELECT {_BATCH_COLS} FROM measurement_staging "
     "ON CONFLICT ON CONSTRAINT uq_measurements_source_record DO NOTHING "
     "RETURNING source_kind, source_org, source_record_id"
+)
+# The stored rows under the source keys of the staged rows that were not inserted, locked
+# until the chunk commits (so that two corrections of one record are applied one after the
+# other, each keeping the value it replaced).
+_TAKEN = (
+    "SELECT source_kind, source_org, source_record_id, m.id, m.care_group_id, "
+    "m.patient_id, m.code, m.value, m.unit, m.measured_at, m.holder_id, m.ingested_at, "
+    "source_kind "
+    "FROM measurements m JOIN measurement_staging s USING (source_kind, source_org, "
+    "source_record_id) FOR UPDATE OF m"
 )
 
 
@@ -97,14 +135,19 @@ def unix_micros(moment: dt.datetime) -> int:
     return (moment - _UNIX_EPOCH) // dt.timedelta(microseconds=1)
 
 
+def from_micros(micros: int) -> dt.datetime:
+    return _UNIX_EPOCH + dt.timedelta(microseconds=micros)
+
+
 def _binary_copy(
-    care_group_id: str, ingested_at: dt.datetime, rows: Sequence[MeasurementRow]
+    care_group_id: str, holder_id: str, ingested_at: dt.datetime, rows: Sequence[MeasurementRow]
 ) -> bytes:
     """The rows as one PostgreSQL binary COPY stream in ``_BATCH_COLS`` order."""
     shared = (
         struct.pack(">h", _BATCH_FIELDS)
         + _text(care_group_id)
         + struct.pack(">iq", 8, unix_micros(ingested_at) - _PG_EPOCH_US)
+        + _text(holder_id)
     )
     prefixes: dict[MeasurementKey, bytes] = {}
     tail = _ROW_TAIL.pack
@@ -123,6 +166,23 @@ def _binary_copy(
     return b"".join(parts)
 
 
+def _stored(row: Sequence[Any]) -> StoredMeasurement:
+    """A StoredMeasurement from (id, care_group_id, patient_id, code, value, unit,
+    measured_at, holder_id, ingested_at, source_kind)."""
+    return StoredMeasurement(
+        id=int(row[0]),
+        care_group_id=str(row[1]),
+        patient_id=str(row[2]),
+        code=str(row[3]),
+        value=float(row[4]),
+        unit=str(row[5]),
+        measured_micros=unix_micros(row[6]),
+        holder_id=str(row[7]),
+        ingested_at=row[8],
+        source_kind=str(row[9]),
+    )
+
+
 _TYPES = [
     "text",
     "text",
@@ -134,6 +194,7 @@ _TYPES = [
     "text",
     "text",
     "timestamptz",
+    "text",
 ]
 _TIMES = ("cutoff", "enrolled_by", "window_start", "period_end")
 
@@ -152,14 +213,32 @@ class OutcomesRepository(Repository):
         ).one_or_none()
 
     def enrolments(
-        self, care_group_id: str, patient_id: str, after: int | None, limit: int
+        self,
+        care_group_id: str,
+        patient_id: str,
+        practices: Sequence[str],
+        after: int | None,
+        limit: int,
     ) -> Sequence[Enrolment]:
+        """A patient's enrolments at one of ``practices``, in id order."""
         query = select(Enrolment).where(
-            Enrolment.care_group_id == care_group_id, Enrolment.patient_id == patient_id
+            Enrolment.care_group_id == care_group_id,
+            Enrolment.patient_id == patient_id,
+            Enrolment.practice_id.in_(list(practices)),
         )
         if after is not None:
             query = query.where(Enrolment.id > after)
         return self.session.scalars(query.order_by(Enrolment.id).limit(limit)).all()
+
+    def enrolment_practices(self, care_group_id: str, patient_id: str) -> list[str]:
+        """The practices of a patient's enrolments (their record holders)."""
+        return sorted(
+            self.session.scalars(
+                select(Enrolment.practice_id)
+                .where(Enrolment.care_group_id == care_group_id, Enrolment.patient_id == patient_id)
+                .distinct()
+            )
+        )
 
     def enrolled(self, care_group_id: str, patient_ids: Iterable[str]) -> set[str]:
         ids = sorted(set(patient_ids))
@@ -178,8 +257,12 @@ class OutcomesRepository(Repository):
         return found
 
     # measurements
-    def insert_measurements(self, rows: Sequence[MeasurementTuple]) -> set[SourceKey]:
-        """Inserts rows whose source key is new; returns the keys actually inserted.
+    def insert_measurements(
+        self, rows: Sequence[MeasurementTuple], holders: Sequence[str] | None = None
+    ) -> set[SourceKey]:
+        """Inserts rows whose source key is new; returns the keys actually inserted (operator
+        seeding and tests). ``holders`` are the rows' record holders; by default each row's
+        supplying organisation.
 
         PostgreSQL: binary COPY into a session-local staging table, then one
         INSERT ... SELECT ... ON CONFLICT DO NOTHING RETURNING. SQLite (local runs): one
@@ -187,13 +270,14 @@ class OutcomesRepository(Repository):
         """
         if not rows:
             return set()
+        held = [(*row, holders[n] if holders is not None else row[7]) for n, row in enumerate(rows)]
         if self.postgres:
-            return self._copy_measurements(rows)
+            return self._copy_measurements(held)
         inserted: set[SourceKey] = set()
-        for row in rows:
+        for row in held:
             statement = (
                 sqlite_insert(Measurement)
-                .values(dict(zip(MEASUREMENT_COLUMNS, row, strict=True)))
+                .values(dict(zip((*MEASUREMENT_COLUMNS, "holder_id"), row, strict=True)))
                 .on_conflict_do_nothing()
                 .returning(
                     Measurement.source_kind, Measurement.source_org, Measurement.source_record_id
@@ -204,19 +288,24 @@ class OutcomesRepository(Repository):
         return inserted
 
     def insert_measurement_rows(
-        self, care_group_id: str, ingested_at: dt.datetime, rows: Sequence[MeasurementRow]
-    ) -> list[int]:
-        """Inserts the rows whose source key is new; returns the positions in ``rows`` of
-        those that were not inserted because their source key exists already.
+        self,
+        care_group_id: str,
+        holder_id: str,
+        ingested_at: dt.datetime,
+        rows: Sequence[MeasurementRow],
+    ) -> dict[int, StoredMeasurement]:
+        """Inserts the rows whose source key is new; for those that were not inserted
+        because their source key exists already, returns (by position in ``rows``) the
+        stored row under that key, locked until the transaction ends.
 
         PostgreSQL: one binary COPY straight into ``measurements`` inside a savepoint; when a
         source key exists already the savepoint is rolled back and the same COPY data goes
         through the staging table and INSERT ... ON CONFLICT DO NOTHING RETURNING. SQLite:
-        :meth:`insert_measurements`.
+        one INSERT ... ON CONFLICT DO NOTHING RETURNING per row.
         """
         if not rows:
-            return []
-        inserted: set[SourceKey] | None
+            return {}
+        taken: dict[SourceKey, StoredMeasurement]
         if not self.postgres:
             inserted = self.insert_measurements(
                 [
@@ -226,27 +315,65 @@ class OutcomesRepository(Repository):
                         key.code,
                         float(value),
                         key.unit,
-                        _UNIX_EPOCH + dt.timedelta(microseconds=micros),
+                        from_micros(micros),
                         key.source_kind,
                         key.source_org,
                         record,
                         ingested_at,
                     )
                     for key, value, micros, record in rows
+                ],
+                [holder_id] * len(rows),
+            )
+            taken = self._taken_sqlite(
+                [
+                    (key.source_kind, key.source_org, record)
+                    for key, _value, _micros, record in rows
+                    if (key.source_kind, key.source_org, record) not in inserted
                 ]
             )
         else:
-            inserted = self._copy_batch(_binary_copy(care_group_id, ingested_at, rows))
-            if inserted is None:
-                return []
-        return [
-            n
+            found = self._copy_batch(_binary_copy(care_group_id, holder_id, ingested_at, rows))
+            if found is None:
+                return {}
+            inserted, taken = found
+        return {
+            n: taken[(key.source_kind, key.source_org, record)]
             for n, (key, _value, _micros, record) in enumerate(rows)
             if (key.source_kind, key.source_org, record) not in inserted
-        ]
+        }
 
-    def _copy_batch(self, data: bytes) -> set[SourceKey] | None:
-        """None when every row was new, else the source keys that were inserted."""
+    def _taken_sqlite(self, keys: Sequence[SourceKey]) -> dict[SourceKey, StoredMeasurement]:
+        out: dict[SourceKey, StoredMeasurement] = {}
+        for kind, org, record in keys:
+            m = self.session.scalars(
+                select(Measurement).where(
+                    Measurement.source_kind == kind,
+                    Measurement.source_org == org,
+                    Measurement.source_record_id == record,
+                )
+            ).one()
+            out[(kind, org, record)] = _stored(
+                (
+                    m.id,
+                    m.care_group_id,
+                    m.patient_id,
+                    m.code,
+                    m.value,
+                    m.unit,
+                    m.measured_at,
+                    m.holder_id,
+                    m.ingested_at,
+                    m.source_kind,
+                )
+            )
+        return out
+
+    def _copy_batch(
+        self, data: bytes
+    ) -> tuple[set[SourceKey], dict[SourceKey, StoredMeasurement]] | None:
+        """None when every row was new, else the source keys that were inserted and the
+        stored rows under the staged keys."""
         raw: Any = self.session.connection().connection.driver_connection
         with raw.cursor() as cursor:
             cursor.execute("SAVEPOINT measurement_copy")
@@ -267,9 +394,38 @@ class OutcomesRepository(Repository):
             ) as copy:
                 copy.write(data)
             cursor.execute(_MOVE_BATCH)
-            return {(k, o, r) for k, o, r in cursor.fetchall()}
+            inserted = {(k, o, r) for k, o, r in cursor.fetchall()}
+            cursor.execute(_TAKEN)
+            taken = {(r[0], r[1], r[2]): _stored(r[3:]) for r in cursor.fetchall()}
+            return inserted, taken
 
-    def _copy_measurements(self, rows: Sequence[MeasurementTuple]) -> set[SourceKey]:
+    def correct_measurements(self, corrections: Sequence[Correction], now: dt.datetime) -> None:
+        """Each stored measurement takes its new value and time (received ``now``); the
+        value it had moves to ``measurement_revisions`` with the span it was current."""
+        for c in corrections:
+            old = c.stored
+            self.session.add(
+                MeasurementRevision(
+                    measurement_id=old.id,
+                    care_group_id=old.care_group_id,
+                    patient_id=old.patient_id,
+                    code=old.code,
+                    value=old.value,
+                    unit=old.unit,
+                    measured_at=from_micros(old.measured_micros),
+                    source_kind=old.source_kind,
+                    ingested_at=old.ingested_at,
+                    superseded_at=now,
+                )
+            )
+            self.session.execute(
+                update(Measurement)
+                .where(Measurement.id == old.id)
+                .values(value=c.value, measured_at=from_micros(c.measured_micros), ingested_at=now)
+            )
+        self.session.flush()
+
+    def _copy_measurements(self, rows: Sequence[tuple[Any, ...]]) -> set[SourceKey]:
         raw: Any = self.session.connection().connection.driver_connection
         with raw.cursor() as cursor:
             cursor.execute(_STAGING)
@@ -283,15 +439,49 @@ class OutcomesRepository(Repository):
             cursor.execute(_MOVE)
             return {(k, o, r) for k, o, r in cursor.fetchall()}
 
+    def measurement_holders(self, care_group_id: str, patient_id: str) -> list[str]:
+        """The record holders of a patient's measurements, in a stable order."""
+        return sorted(
+            self.session.scalars(
+                select(Measurement.holder_id)
+                .where(
+                    Measurement.care_group_id == care_group_id,
+                    Measurement.patient_id == patient_id,
+                )
+                .distinct()
+            )
+        )
+
     def measurements(
-        self, care_group_id: str, patient_id: str, after: int | None, limit: int
+        self,
+        care_group_id: str,
+        patient_id: str,
+        holders: Sequence[str],
+        after: int | None,
+        limit: int,
     ) -> Sequence[Measurement]:
+        """A patient's measurements held by one of ``holders``, in id order."""
         query = select(Measurement).where(
-            Measurement.care_group_id == care_group_id, Measurement.patient_id == patient_id
+            Measurement.care_group_id == care_group_id,
+            Measurement.patient_id == patient_id,
+            Measurement.holder_id.in_(list(holders)),
         )
         if after is not None:
             query = query.where(Measurement.id > after)
         return self.session.scalars(query.order_by(Measurement.id).limit(limit)).all()
+
+    def revisions(self, measurement_ids: Sequence[int]) -> dict[int, list[MeasurementRevision]]:
+        """The replaced values of the measurements, oldest first."""
+        out: dict[int, list[MeasurementRevision]] = {}
+        if not measurement_ids:
+            return out
+        for r in self.session.scalars(
+            select(MeasurementRevision)
+            .where(MeasurementRevision.measurement_id.in_(list(measurement_ids)))
+            .order_by(MeasurementRevision.measurement_id, MeasurementRevision.id)
+        ):
+            out.setdefault(r.measurement_id, []).append(r)
+        return out
 
     def measurement_count(self) -> int:
         return int(self.session.execute(text("SELECT COUNT(*) FROM measurements")).scalar_one())
@@ -367,15 +557,14 @@ class OutcomesRepository(Repository):
         self,
         care_group_id: str,
         contract_ids: Sequence[str] | None,
-        after: tuple[str, str] | None,
+        after: tuple[dt.datetime, str] | None,
         limit: int,
     ) -> Sequence[Report]:
         query = select(Report).where(Report.care_group_id == care_group_id)
         if contract_ids is not None:
             query = query.where(Report.contract_id.in_(contract_ids))
         if after is not None:
-            stamp, rid = after
-            moment = dt.datetime.fromisoformat(stamp)
+            moment, rid = after
             query = query.where(
                 (Report.create_time < moment) | ((Report.create_time == moment) & (Report.id < rid))
             )

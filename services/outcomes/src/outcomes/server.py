@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from carenet.outcomes.v1 import outcomes_service_pb2, outcomes_service_pb2_grpc
+from outcomes.base import Deps
 from outcomes.config import Settings
 from outcomes.errors import DOMAIN
-from outcomes.service import Deps
 from outcomes.servicer import OutcomesServicer
 from servicekit.auth import TokenVerifier
 from servicekit.server import RunningServer
@@ -26,4 +26,5 @@ def create_server(settings: Settings, deps: Deps, verifier: TokenVerifier) -> Ru
         ),
         verifier=verifier,
         max_workers=settings.max_workers,
+        page_token_key=settings.page_token_key.get_secret_value(),
     )

@@ -1,359 +1,63 @@
 """gRPC adapter of the outcomes service: proto in, use case, proto out. No try/except:
-domain errors are mapped by the error interceptor."""
+domain errors are mapped by the error interceptor; conversions are in convert.py."""
 
 from __future__ import annotations
 
-import datetime as dt
-from collections.abc import Iterable, Iterator, Mapping
-from decimal import Decimal, InvalidOperation
-from typing import Any
+from collections.abc import Iterator
 
 import grpc
 
 from carenet.outcomes.v1 import outcomes_pb2 as pb
 from carenet.outcomes.v1 import outcomes_service_pb2 as rpc
 from carenet.outcomes.v1 import outcomes_service_pb2_grpc as rpc_grpc
-from outcomes import financing, models, service, sroi
+from outcomes import discrepancies, financing, ingest, patients, service, settlement, sroi
+from outcomes.base import Deps
 from outcomes.codes import code_table
-from servicekit import enums, names
+from outcomes.convert import (
+    MODELS_OUT,
+    OUTCOMES_OUT,
+    SOURCES_OUT,
+    STRATIFIERS,
+    SUPPRESSION_OUT,
+    cell_pb,
+    contract_input,
+    contract_pb,
+    cost_pb,
+    decimal_value,
+    definition_pb,
+    enrolment_input,
+    enrolment_pb,
+    line_pb,
+    measurement_pb,
+    report_pb,
+    row_values,
+    time_of,
+)
+from servicekit import enums, idempotency, names
 from servicekit.auth import current_principal
 from servicekit.errors import InvalidArgument, Violations
 from servicekit.paging import Pager
-from servicekit.timestamps import from_proto, to_proto
-
-PROGRAMMES = {
-    pb.PROGRAMME_DM2: models.Programme.DM2,
-    pb.PROGRAMME_COPD: models.Programme.COPD,
-    pb.PROGRAMME_CVRM: models.Programme.CVRM,
-}
-PROGRAMMES_OUT = {v.value: k for k, v in PROGRAMMES.items()}
-SEXES = {
-    pb.SEX_FEMALE: models.Sex.FEMALE,
-    pb.SEX_MALE: models.Sex.MALE,
-    pb.SEX_OTHER: models.Sex.OTHER,
-}
-SEXES_OUT = {v.value: k for k, v in SEXES.items()}
-SOURCES = {
-    pb.SOURCE_KIND_KIS: models.SourceKind.KIS,
-    pb.SOURCE_KIND_LAB: models.SourceKind.LAB,
-    pb.SOURCE_KIND_HOSPITAL: models.SourceKind.HOSPITAL,
-    pb.SOURCE_KIND_INSURER_CLAIMS: models.SourceKind.INSURER_CLAIMS,
-    pb.SOURCE_KIND_LIFESTYLE_PROVIDER: models.SourceKind.LIFESTYLE_PROVIDER,
-    pb.SOURCE_KIND_PATIENT: models.SourceKind.PATIENT,
-}
-SOURCES_OUT = {v.value: k for k, v in SOURCES.items()}
-MODELS = {
-    pb.FINANCING_MODEL_PAY_FOR_PERFORMANCE: models.FinancingModel.PAY_FOR_PERFORMANCE,
-    pb.FINANCING_MODEL_SHARED_SAVINGS: models.FinancingModel.SHARED_SAVINGS,
-    pb.FINANCING_MODEL_PARTIAL_CAPITATION: models.FinancingModel.PARTIAL_CAPITATION,
-    pb.FINANCING_MODEL_FEE_FOR_SERVICE: models.FinancingModel.FEE_FOR_SERVICE,
-    pb.FINANCING_MODEL_BUNDLED_PAYMENT: models.FinancingModel.BUNDLED_PAYMENT,
-}
-MODELS_OUT = {v.value: k for k, v in MODELS.items()}
-SHARING = {
-    pb.SHARING_MODE_FIRST_EURO: "first-euro",
-    pb.SHARING_MODE_ABOVE_THRESHOLD: "above-threshold",
-}
-SHARING_OUT = {v: k for k, v in SHARING.items()}
-STRATIFIERS = {
-    pb.STRATIFIER_PRACTICE: models.Stratifier.PRACTICE,
-    pb.STRATIFIER_AGE_BAND: models.Stratifier.AGE_BAND,
-    pb.STRATIFIER_SEX: models.Stratifier.SEX,
-}
-STRATIFIERS_OUT = {v.value: k for k, v in STRATIFIERS.items()}
-SUPPRESSION_OUT = {
-    "none": pb.SUPPRESSION_NONE,
-    "primary": pb.SUPPRESSION_PRIMARY,
-    "complementary": pb.SUPPRESSION_COMPLEMENTARY,
-}
-OUTCOMES_OUT = {
-    "accepted": rpc.ROW_OUTCOME_ACCEPTED,
-    "duplicate": rpc.ROW_OUTCOME_DUPLICATE,
-    "rejected": rpc.ROW_OUTCOME_REJECTED,
-}
-
-
-def _time(message: Any, field: str) -> dt.datetime | None:
-    return from_proto(getattr(message, field), message.HasField(field))
-
-
-def _decimal(text: str, field: str, v: Violations, default: str = "0") -> Decimal:
-    try:
-        value = Decimal(text or default)
-    except InvalidOperation:
-        v.add(field, "a decimal number", "INVALID_DECIMAL")
-        return Decimal(0)
-    if not value.is_finite():
-        v.add(field, "a finite decimal number", "INVALID_DECIMAL")
-        return Decimal(0)
-    return value
-
-
-# ---------------------------------------------------------------- to proto
-
-
-def enrolment_pb(e: models.Enrolment) -> pb.Enrolment:
-    return pb.Enrolment(
-        name=f"patients/{e.patient_id}/enrolments/{e.programme.lower()}",
-        programme=PROGRAMMES_OUT[e.programme],
-        practice=f"organisations/{e.practice_id}",
-        practice_agb=e.practice_agb,
-        start_time=to_proto(e.start_time),
-        main_practitioner=e.main_practitioner,
-        birth_year=e.birth_year,
-        sex=SEXES_OUT[e.sex],
-        create_time=to_proto(e.create_time),
-        update_time=to_proto(e.create_time),
-    )
-
-
-def measurement_pb(m: models.Measurement) -> pb.Measurement:
-    return pb.Measurement(
-        name=f"patients/{m.patient_id}/measurements/{m.id}",
-        code=m.code,
-        value=m.value,
-        unit=m.unit,
-        measure_time=to_proto(m.measured_at),
-        source=pb.MeasurementSource(
-            kind=SOURCES_OUT[m.source_kind], organisation=f"organisations/{m.source_org}"
-        ),
-        source_record_id=m.source_record_id,
-        create_time=to_proto(m.ingested_at),
-    )
-
-
-def definition_pb(d: models.IndicatorDefinitionRecord) -> pb.IndicatorDefinition:
-    return pb.IndicatorDefinition(
-        name=f"indicators/{d.code}/versions/{d.version}",
-        code=d.code,
-        version=d.version,
-        title=d.title,
-        condition=PROGRAMMES_OUT.get(d.condition, pb.PROGRAMME_UNSPECIFIED),
-        definition_json=d.definition_json,
-        content_hash=d.content_hash,
-        create_time=to_proto(d.create_time),
-    )
-
-
-def contract_pb(c: models.Contract) -> pb.Contract:
-    terms = c.terms
-    f = terms["financing"]
-    return pb.Contract(
-        name=f"contracts/{c.id}",
-        display_name=c.display_name,
-        care_group=f"organisations/{c.care_group_id}",
-        insurer=f"organisations/{c.insurer_id}",
-        period_start=to_proto(c.period_start),
-        period_end=to_proto(c.period_end),
-        indicators=[
-            pb.ContractIndicator(
-                indicator=t["indicator"],
-                version=t["version"],
-                agreed_sources=[SOURCES_OUT[s] for s in t["sources"]],
-                target=t["target"],
-                floor=t["floor"],
-                payment=t["payment"],
-                band=t.get("band", ""),
-            )
-            for t in terms["indicators"]
-        ],
-        financing=pb.FinancingTerms(
-            model=MODELS_OUT[f["model"]],
-            minimum_savings_rate=f.get("minimum_savings_rate", ""),
-            sharing_rate=f.get("sharing_rate", ""),
-            sharing_mode=SHARING_OUT.get(f.get("sharing_mode", ""), pb.SHARING_MODE_UNSPECIFIED),
-            quality_gate_indicators=f.get("quality_gate_indicators", []),
-            payout_cap=f.get("payout_cap", ""),
-            capitation_per_person_year=f.get("capitation_per_person_year", ""),
-            tariff=f.get("tariff", ""),
-            notes=f.get("notes", ""),
-        ),
-        principles=pb.ContractPrinciples(**terms["principles"]),
-        create_time=to_proto(c.create_time),
-        update_time=to_proto(c.update_time),
-        etag=c.etag,
-    )
-
-
-def cell_pb(c: Mapping[str, Any]) -> pb.ReportCell:
-    return pb.ReportCell(
-        indicator=c["indicator"],
-        version=c["version"],
-        practice=f"organisations/{c['practice']}" if c["practice"] else "",
-        age_band=c["age_band"],
-        sex=SEXES_OUT.get(c["sex"], pb.SEX_UNSPECIFIED),
-        band=c["band"],
-        numerator=c["numerator"] or 0,
-        denominator=c["denominator"] or 0,
-        exclusions=c["exclusions"] or 0,
-        score=c["score"] or 0.0,
-        ci_low=c["ci_low"] or 0.0,
-        ci_high=c["ci_high"] or 0.0,
-        suppression=SUPPRESSION_OUT[c["suppression"]],
-        patient_years=c["patient_years"] or 0.0,
-    )
-
-
-def report_pb(r: models.Report, cells: list[dict[str, Any]] | None) -> pb.Report:
-    inputs = r.inputs
-    return pb.Report(
-        name=f"reports/{r.id}",
-        care_group=f"organisations/{r.care_group_id}",
-        contract=f"contracts/{r.contract_id}" if r.contract_id else "",
-        period_start=to_proto(r.period_start),
-        period_end=to_proto(r.period_end),
-        stratifiers=[STRATIFIERS_OUT[s] for s in inputs["stratifiers"]],
-        definition_versions=[
-            f"indicators/{p['indicator']}/versions/{p['version']}" for p in inputs["plan"]
-        ],
-        data_cutoff_time=to_proto(r.data_cutoff),
-        content_hash=r.content_hash,
-        cell_count=r.cell_count,
-        cells=[cell_pb(c) for c in cells or []],
-        create_time=to_proto(r.create_time),
-    )
-
-
-def cost_pb(c: models.CostRecord) -> pb.CostRecord:
-    return pb.CostRecord(
-        name=f"contracts/{c.contract_id}/costs/{c.id}",
-        period_start=to_proto(c.period_start),
-        period_end=to_proto(c.period_end),
-        benchmark_cost=c.benchmark_cost,
-        actual_cost=c.actual_cost,
-        insured_person_years=c.insured_person_years,
-        create_time=to_proto(c.create_time),
-    )
-
-
-def line_pb(line: financing.Line) -> rpc.AmountLine:
-    return rpc.AmountLine(
-        label=line.label,
-        amount=financing.fmt(line.amount),
-        formula=line.formula,
-        inputs=dict(line.inputs),
-    )
-
-
-# ---------------------------------------------------------------- from proto
-
-
-def _enrolment_input(
-    parent: str, e: pb.Enrolment, prefix: str = "enrolment"
-) -> service.EnrolmentInput:
-    patient_id = names.parse_one(parent, "patients", field="parent")
-    return service.EnrolmentInput(
-        patient_id=patient_id,
-        programme=enums.from_proto(PROGRAMMES, e.programme, f"{prefix}.programme"),
-        practice_id=names.optional_id(e.practice, "organisations", f"{prefix}.practice"),
-        practice_agb=e.practice_agb,
-        start_time=_time(e, "start_time"),
-        main_practitioner=e.main_practitioner,
-        birth_year=e.birth_year,
-        sex=enums.from_proto(SEXES, e.sex, f"{prefix}.sex"),
-    )
-
-
-EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-
-
-SOURCE_VALUES = {k: v.value for k, v in SOURCES.items()}
-# The range of datetime (and of protobuf's Timestamp), in microseconds since 1970-01-01.
-_MIN_MICROS = (dt.datetime.min.replace(tzinfo=dt.UTC) - EPOCH) // dt.timedelta(microseconds=1)
-_MAX_MICROS = (dt.datetime.max.replace(tzinfo=dt.UTC) - EPOCH) // dt.timedelta(microseconds=1)
-
-
-def _row_values(rows: Iterable[rpc.MeasurementRow]) -> list[service.RowValues]:
-    """The rows as the ingest checks them, read field by field without building datetimes.
-    A measure time outside the range of datetime raises OverflowError."""
-    kinds = SOURCE_VALUES
-    values: list[service.RowValues] = []
-    append = values.append
-    for r in rows:
-        ts = r.measure_time
-        seconds, nanos = ts.seconds, ts.nanos
-        micros: int | None = None
-        if seconds or nanos or r.HasField("measure_time"):
-            micros = seconds * 1_000_000 + nanos // 1000
-            if not _MIN_MICROS <= micros <= _MAX_MICROS:
-                raise OverflowError("measure_time out of range")
-        source = r.source
-        append(
-            (
-                r.patient,
-                r.code,
-                r.value,
-                r.unit,
-                micros,
-                kinds.get(source.kind),
-                source.organisation,
-                r.source_record_id,
-            )
-        )
-    return values
-
-
-def _contract_input(c: pb.Contract) -> service.ContractInput:
-    f = c.financing
-    model = enums.from_proto(MODELS, f.model, "contract.financing.model")
-    return service.ContractInput(
-        display_name=c.display_name,
-        insurer_id=names.optional_id(c.insurer, "organisations", "contract.insurer"),
-        period_start=_time(c, "period_start"),
-        period_end=_time(c, "period_end"),
-        indicators=[
-            service.ContractIndicatorInput(
-                indicator=i.indicator,
-                version=i.version,
-                sources=[
-                    s
-                    for s in (
-                        enums.from_proto(SOURCES, k, f"contract.indicators[{n}].agreed_sources")
-                        for k in i.agreed_sources
-                    )
-                    if s
-                ],
-                target=i.target,
-                floor=i.floor,
-                payment=i.payment,
-                band=i.band,
-            )
-            for n, i in enumerate(c.indicators)
-        ],
-        financing={
-            "model": model.value if model else "",
-            "minimum_savings_rate": f.minimum_savings_rate,
-            "sharing_rate": f.sharing_rate,
-            "sharing_mode": SHARING.get(f.sharing_mode, ""),
-            "quality_gate_indicators": list(f.quality_gate_indicators),
-            "payout_cap": f.payout_cap,
-            "capitation_per_person_year": f.capitation_per_person_year,
-            "tariff": f.tariff,
-            "notes": f.notes,
-        },
-        principles={k: getattr(c.principles, k) for k in service.PRINCIPLES},
-    )
 
 
 class OutcomesServicer(rpc_grpc.OutcomesServiceServicer):
-    def __init__(self, deps: service.Deps) -> None:
+    def __init__(self, deps: Deps) -> None:
         self.deps = deps
 
     # enrolments
     def CreateEnrolment(
         self, request: rpc.CreateEnrolmentRequest, context: grpc.ServicerContext
     ) -> pb.Enrolment:
-        data = _enrolment_input(request.parent, request.enrolment)
-        return enrolment_pb(service.create_enrolment(self.deps, current_principal(), data))
+        data = enrolment_input(request.parent, request.enrolment)
+        return enrolment_pb(patients.create_enrolment(self.deps, current_principal(), data))
 
     def BatchCreateEnrolments(
         self, request: rpc.BatchCreateEnrolmentsRequest, context: grpc.ServicerContext
     ) -> rpc.BatchCreateEnrolmentsResponse:
         items = [
-            _enrolment_input(r.parent, r.enrolment, f"requests[{n}].enrolment")
+            enrolment_input(r.parent, r.enrolment, f"requests[{n}].enrolment")
             for n, r in enumerate(request.requests)
         ]
-        results = service.batch_create_enrolments(self.deps, current_principal(), items)
+        results = patients.batch_create_enrolments(self.deps, current_principal(), items)
         return rpc.BatchCreateEnrolmentsResponse(
             results=[
                 rpc.EnrolmentResult(
@@ -369,8 +73,8 @@ class OutcomesServicer(rpc_grpc.OutcomesServiceServicer):
         self, request: rpc.ListEnrolmentsRequest, context: grpc.ServicerContext
     ) -> rpc.ListEnrolmentsResponse:
         patient_id = names.parse_one(request.parent, "patients", field="parent")
-        pager = Pager(request, "enrolments", patient_id)
-        page = service.list_enrolments(
+        pager = Pager(request, "enrolments", patient_id, schema={"id": int})
+        page = patients.list_enrolments(
             self.deps, current_principal(), patient_id, pager.position, pager.size
         )
         return rpc.ListEnrolmentsResponse(
@@ -384,14 +88,15 @@ class OutcomesServicer(rpc_grpc.OutcomesServiceServicer):
         request_iterator: Iterator[rpc.IngestMeasurementsRequest],
         context: grpc.ServicerContext,
     ) -> rpc.IngestMeasurementsResponse:
-        job = service.Ingest(self.deps, current_principal())
+        job = ingest.Ingest(self.deps, current_principal())
         for message in request_iterator:
-            job.feed_values(_row_values(message.rows))
+            job.feed_values(row_values(message.rows))
         result = job.finish()
         return rpc.IngestMeasurementsResponse(
             accepted=result.accepted,
             duplicates=result.duplicates,
             rejected=result.rejected,
+            corrected=result.corrected,
             results=[
                 rpc.RowResult(
                     row=r.row, outcome=OUTCOMES_OUT[r.outcome], reason=r.reason, field=r.field
@@ -404,8 +109,8 @@ class OutcomesServicer(rpc_grpc.OutcomesServiceServicer):
         self, request: rpc.ListMeasurementsRequest, context: grpc.ServicerContext
     ) -> rpc.ListMeasurementsResponse:
         patient_id = names.parse_one(request.parent, "patients", field="parent")
-        pager = Pager(request, "measurements", patient_id)
-        page = service.list_measurements(
+        pager = Pager(request, "measurements", patient_id, schema={"id": int})
+        page = patients.list_measurements(
             self.deps, current_principal(), patient_id, pager.position, pager.size
         )
         return rpc.ListMeasurementsResponse(
@@ -446,7 +151,7 @@ class OutcomesServicer(rpc_grpc.OutcomesServiceServicer):
     def ListIndicatorDefinitions(
         self, request: rpc.ListIndicatorDefinitionsRequest, context: grpc.ServicerContext
     ) -> rpc.ListIndicatorDefinitionsResponse:
-        pager = Pager(request, "definitions")
+        pager = Pager(request, "definitions", schema={"c": str, "v": int})
         page = service.list_definitions(self.deps, current_principal(), pager.position, pager.size)
         return rpc.ListIndicatorDefinitionsResponse(
             indicator_definitions=[definition_pb(d) for d in page.items],
@@ -461,8 +166,9 @@ class OutcomesServicer(rpc_grpc.OutcomesServiceServicer):
             self.deps,
             current_principal(),
             request.contract_id,
-            _contract_input(request.contract),
+            contract_input(request.contract),
             request.request_id,
+            idempotency.fingerprint_of(request),
         )
         return contract_pb(contract)
 
@@ -475,7 +181,7 @@ class OutcomesServicer(rpc_grpc.OutcomesServiceServicer):
     def ListContracts(
         self, request: rpc.ListContractsRequest, context: grpc.ServicerContext
     ) -> rpc.ListContractsResponse:
-        pager = Pager(request, "contracts")
+        pager = Pager(request, "contracts", schema={"id": str})
         page = service.list_contracts(self.deps, current_principal(), pager.position, pager.size)
         return rpc.ListContractsResponse(
             contracts=[contract_pb(c) for c in page.items],
@@ -501,8 +207,8 @@ class OutcomesServicer(rpc_grpc.OutcomesServiceServicer):
             self.deps,
             principal,
             contract_id,
-            _time(request, "period_start"),
-            _time(request, "period_end"),
+            time_of(request, "period_start", "period_start"),
+            time_of(request, "period_end", "period_end"),
             stratifiers,
         )
         return report_pb(report, service.visible_cells(principal, report))
@@ -520,7 +226,7 @@ class OutcomesServicer(rpc_grpc.OutcomesServiceServicer):
             if request.contract
             else ""
         )
-        pager = Pager(request, "reports", contract_id)
+        pager = Pager(request, "reports", contract_id, schema={"t": str, "id": str})
         page = service.list_reports(
             self.deps, current_principal(), contract_id, pager.position, pager.size
         )
@@ -553,12 +259,12 @@ class OutcomesServicer(rpc_grpc.OutcomesServiceServicer):
             if request.contract
             else ""
         )
-        found = service.source_discrepancies(
+        found = discrepancies.source_discrepancies(
             self.deps,
             current_principal(),
             contract_id,
-            _time(request, "period_start"),
-            _time(request, "period_end"),
+            time_of(request, "period_start", "period_start"),
+            time_of(request, "period_end", "period_end"),
         )
         return rpc.GetSourceDiscrepanciesResponse(
             discrepancies=[
@@ -582,14 +288,14 @@ class OutcomesServicer(rpc_grpc.OutcomesServiceServicer):
     ) -> pb.CostRecord:
         contract_id = names.parse_one(request.parent, "contracts", field="parent")
         c = request.cost_record
-        data = service.CostInput(
-            period_start=_time(c, "period_start"),
-            period_end=_time(c, "period_end"),
+        data = settlement.CostInput(
+            period_start=time_of(c, "period_start", "cost_record.period_start"),
+            period_end=time_of(c, "period_end", "cost_record.period_end"),
             benchmark_cost=c.benchmark_cost,
             actual_cost=c.actual_cost,
             insured_person_years=c.insured_person_years,
         )
-        return cost_pb(service.record_costs(self.deps, current_principal(), contract_id, data))
+        return cost_pb(settlement.record_costs(self.deps, current_principal(), contract_id, data))
 
     def EvaluateContract(
         self, request: rpc.EvaluateContractRequest, context: grpc.ServicerContext
@@ -598,12 +304,12 @@ class OutcomesServicer(rpc_grpc.OutcomesServiceServicer):
         report_id = (
             names.parse_one(request.report, "reports", field="report") if request.report else ""
         )
-        result = service.evaluate_contract(
+        result = settlement.evaluate_contract(
             self.deps,
             current_principal(),
             contract_id,
-            _time(request, "period_start"),
-            _time(request, "period_end"),
+            time_of(request, "period_start", "period_start"),
+            time_of(request, "period_end", "period_end"),
             report_id,
         )
         return rpc.EvaluateContractResponse(
@@ -624,14 +330,14 @@ class OutcomesServicer(rpc_grpc.OutcomesServiceServicer):
         if not request.investments:
             v.add("investments", "at least one", "INVESTMENTS_REQUIRED")
         investments = [
-            sroi.Investment(i.stakeholder, _decimal(i.amount, f"investments[{n}].amount", v))
+            sroi.Investment(i.stakeholder, decimal_value(i.amount, f"investments[{n}].amount", v))
             for n, i in enumerate(request.investments)
         ]
         outcomes = []
         for n, o in enumerate(request.outcomes):
             p = f"outcomes[{n}]"
             fractions = {
-                k: _decimal(getattr(o, k), f"{p}.{k}", v)
+                k: decimal_value(getattr(o, k), f"{p}.{k}", v)
                 for k in ("deadweight", "displacement", "attribution", "drop_off")
             }
             for k, x in fractions.items():
@@ -645,19 +351,19 @@ class OutcomesServicer(rpc_grpc.OutcomesServiceServicer):
                 sroi.Outcome(
                     stakeholder=o.stakeholder,
                     description=o.description,
-                    quantity=_decimal(o.quantity, f"{p}.quantity", v),
-                    proxy=_decimal(o.financial_proxy, f"{p}.financial_proxy", v),
+                    quantity=decimal_value(o.quantity, f"{p}.quantity", v),
+                    proxy=decimal_value(o.financial_proxy, f"{p}.financial_proxy", v),
                     duration_years=o.duration_years,
                     **fractions,
                 )
             )
-        rate = _decimal(request.discount_rate, "discount_rate", v)
+        rate = decimal_value(request.discount_rate, "discount_rate", v)
         if not 0 <= rate < 1:
             v.add("discount_rate", "a fraction between 0 and 1", "INVALID_FRACTION")
         if any(i.amount <= 0 for i in investments):
             v.add("investments", "amounts must be positive", "INVALID_DECIMAL")
         v.raise_if_any()
-        result = service.calculate_sroi(current_principal(), investments, outcomes, rate)
+        result = settlement.calculate_sroi(current_principal(), investments, outcomes, rate)
         return rpc.CalculateSroiResponse(
             stakeholders=[
                 rpc.StakeholderValue(

@@ -13,7 +13,7 @@ import pytest
 from carenet.outcomes.v1 import outcomes_pb2 as pb
 from carenet.outcomes.v1 import outcomes_service_pb2 as rpc
 from carenet.outcomes.v1 import outcomes_service_pb2_grpc as rpc_grpc
-from outcomes import service
+from outcomes import patients, service
 from outcomes.models import Programme, Sex
 from testkit.fixtures import Tokens, bearer
 from testkit.rpc import failure
@@ -92,10 +92,10 @@ def contracts(
         for n in range(120):
             practice, agb = ("gp-de-linde", "01012345") if n % 2 else ("gp-het-anker", "01054321")
             patient = f"acc-{n:03d}"
-            service._store_enrolment(
+            patients.store_enrolment(
                 uow,
                 "cg-zuidoost",
-                service.EnrolmentInput(
+                patients.EnrolmentInput(
                     patient,
                     Programme.DM2,
                     practice,

@@ -78,4 +78,7 @@ def test_the_cli_imports_a_csv_file_and_summarises_the_rejects(
         timeout=120,
         check=False,
     )
-    assert json.loads(again.stdout)["duplicates"] == 30
+    assert (json.loads(again.stdout)["duplicates"], json.loads(again.stdout)["corrected"]) == (
+        30,
+        0,
+    )

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from sqlalchemy import text
 
-from outcomes import demo, service
+from outcomes import demo, discrepancies, service
 from outcomes.unit_of_work import UnitOfWork
 from servicekit.db import make_engine, make_session_factory
 from servicekit.migrations import upgrade
@@ -37,7 +37,7 @@ def test_the_demo_seeds_a_region_a_contract_and_a_report_once(tmp_path: Path) ->
     assert any(c["suppression"] == "none" and c["practice"] == "" for c in report.cells)
     assert service.verify_report(deps, demo.ADMIN, report.id).reproduced
     # the two demo sources disagree for some patients
-    found = service.source_discrepancies(
+    found = discrepancies.source_discrepancies(
         deps, demo.ADMIN, demo.CONTRACT_ID, demo.PERIOD_START, demo.PERIOD_END
     )
     pairs = {(d.indicator, d.source_a, d.source_b) for d in found}

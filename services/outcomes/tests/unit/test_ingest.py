@@ -8,10 +8,13 @@ from pathlib import Path
 from typing import Any, cast
 
 import pytest
+from sqlalchemy import select
 
-from outcomes import errors, service
-from outcomes.models import Programme, Sex, SourceKind
+from outcomes import errors, patients, service
+from outcomes import ingest as ingest_uc
+from outcomes.models import Measurement, MeasurementRevision, Programme, Sex, SourceKind
 from servicekit.auth import Principal
+from servicekit.authorization import AccessRefused
 
 from ..fakes import FakeIdentityClient, FixedClock, enrolled, sqlite_deps
 
@@ -46,7 +49,7 @@ def deps(tmp_path: Path, identity: FakeIdentityClient) -> service.Deps:
     return deps
 
 
-def row(patient: str = "p-1", record: str = "r1", **overrides: Any) -> service.MeasurementInput:
+def row(patient: str = "p-1", record: str = "r1", **overrides: Any) -> ingest_uc.MeasurementInput:
     values: dict[str, Any] = {
         "patient": f"patients/{patient}",
         "code": "HBA1C",
@@ -57,7 +60,7 @@ def row(patient: str = "p-1", record: str = "r1", **overrides: Any) -> service.M
         "source_org": "organisations/lab-eindhoven",
         "source_record_id": record,
     }
-    return service.MeasurementInput(**(values | overrides))
+    return ingest_uc.MeasurementInput(**(values | overrides))
 
 
 def test_every_good_row_is_stored_and_every_bad_row_reported_with_its_reason(
@@ -77,7 +80,7 @@ def test_every_good_row_is_stored_and_every_bad_row_reported_with_its_reason(
         row(record="bad-source", source_org="lab"),
         row(record="ok-3", code="SBP", value=135.0, unit="mm[Hg]"),
     ]
-    result = service.ingest(deps, GP, [rows])
+    result = ingest_uc.ingest(deps, GP, [rows])
     assert result.accepted == 3
     assert result.rejected == 9
     assert {(r.row, r.reason, r.field) for r in result.results} == {
@@ -86,8 +89,9 @@ def test_every_good_row_is_stored_and_every_bad_row_reported_with_its_reason(
         (3, "OUT_OF_RANGE", "value"),
         (4, "FUTURE_TIME", "measure_time"),
         (6, "NOT_ENROLLED", "patient"),
+        # One reason whether the patient exists or not (issue 11, point 6).
         (7, "NO_CARE_RELATIONSHIP", "patient"),
-        (8, "PATIENT_NOT_FOUND", "patient"),
+        (8, "NO_CARE_RELATIONSHIP", "patient"),
         (9, "SOURCE_RECORD_ID_REQUIRED", "source_record_id"),
         (10, "INVALID_SOURCE", "source.organisation"),
     }
@@ -97,8 +101,8 @@ def test_every_good_row_is_stored_and_every_bad_row_reported_with_its_reason(
 
 def test_a_retried_batch_adds_nothing_and_reports_duplicates(deps: service.Deps) -> None:
     rows = [row(record=f"r{i}", value=40.0 + i) for i in range(20)]
-    first = service.ingest(deps, GP, [rows[:10], rows[10:]])
-    again = service.ingest(deps, GP, [rows])
+    first = ingest_uc.ingest(deps, GP, [rows[:10], rows[10:]])
+    again = ingest_uc.ingest(deps, GP, [rows])
     assert (first.accepted, first.duplicates) == (20, 0)
     assert (again.accepted, again.duplicates) == (0, 20)
     with deps.uow() as uow:
@@ -106,16 +110,102 @@ def test_a_retried_batch_adds_nothing_and_reports_duplicates(deps: service.Deps)
 
 
 def test_the_same_record_twice_in_one_batch_is_stored_once(deps: service.Deps) -> None:
-    result = service.ingest(deps, GP, [[row(record="x"), row(record="x", value=60.0)]])
-    assert (result.accepted, result.duplicates) == (1, 1)
+    result = ingest_uc.ingest(deps, GP, [[row(record="x"), row(record="x")]])
+    assert (result.accepted, result.duplicates, result.corrected) == (1, 1, 0)
     assert result.results[0].row == 1
+
+
+def _stored(deps: service.Deps, record: str) -> tuple[float, dt.datetime, dt.datetime]:
+    with deps.uow() as uow:
+        (m,) = [
+            x for x in uow.repo.session.scalars(select(Measurement)) if x.source_record_id == record
+        ]
+        return m.value, m.measured_at, m.ingested_at
+
+
+def test_a_record_sent_again_with_another_value_is_a_correction_that_keeps_the_old_value(
+    deps: service.Deps,
+) -> None:
+    first = ingest_uc.ingest(deps, GP, [[row(record="c1", value=61.0)]])
+    assert first.accepted == 1
+    deps.clock = FixedClock(NOW + dt.timedelta(hours=2))  # type: ignore[assignment]
+    again = ingest_uc.ingest(deps, GP, [[row(record="c1", value=52.0)]])
+    assert (again.accepted, again.duplicates, again.corrected, again.rejected) == (0, 0, 1, 0)
+    assert [(r.row, r.outcome) for r in again.results] == [(0, "corrected")]
+    value, _when, received = _stored(deps, "c1")
+    assert (value, received) == (52.0, NOW + dt.timedelta(hours=2))
+    with deps.uow() as uow:
+        (revision,) = uow.repo.session.scalars(select(MeasurementRevision)).all()
+        assert (revision.value, revision.ingested_at, revision.superseded_at) == (
+            61.0,
+            NOW,
+            NOW + dt.timedelta(hours=2),
+        )
+        assert uow.repo.measurement_count() == 1
+    same = ingest_uc.ingest(deps, GP, [[row(record="c1", value=52.0)]])
+    assert (same.duplicates, same.corrected) == (1, 0)
+
+
+def test_a_later_row_of_one_batch_corrects_an_earlier_one_in_row_order(
+    deps: service.Deps,
+) -> None:
+    rows = [
+        row(record="c2", value=50.0),
+        row(record="c2", value=51.0),
+        row(record="c2", value=52.0),
+    ]
+    result = ingest_uc.ingest(deps, GP, [rows])
+    assert (result.accepted, result.corrected) == (1, 2)
+    assert _stored(deps, "c2")[0] == 52.0
+    with deps.uow() as uow:
+        values = [r.value for r in uow.repo.session.scalars(select(MeasurementRevision))]
+    assert sorted(values) == [50.0, 51.0]
+
+
+def test_a_record_id_of_another_patient_or_code_is_a_conflict_and_changes_nothing(
+    deps: service.Deps,
+) -> None:
+    ingest_uc.ingest(deps, GP, [[row(record="c3", value=50.0)]])
+    result = ingest_uc.ingest(
+        deps,
+        GP,
+        [
+            [
+                row("p-2", record="c3", value=51.0),
+                row(record="c3", code="SBP", value=130.0, unit="mm[Hg]"),
+            ]
+        ],
+    )
+    assert [(r.outcome, r.reason, r.field) for r in result.results] == [
+        ("rejected", "SOURCE_RECORD_CONFLICT", "source_record_id")
+    ] * 2
+    assert _stored(deps, "c3")[0] == 50.0
+
+
+def test_another_organisation_cannot_correct_a_record_it_does_not_hold(
+    deps: service.Deps,
+) -> None:
+    ingest_uc.ingest(deps, GP, [[row(record="c4", value=50.0)]])
+    other = Principal(
+        subject="u-devries",
+        client_id="carenet-kis",
+        organisation="organisations/gp-het-anker",
+        care_group="organisations/cg-zuidoost",
+        roles=frozenset({"gp"}),
+    )
+    assert ingest_uc.ingest(deps, other, [[row(record="c4", value=50.0)]]).duplicates == 1
+    result = ingest_uc.ingest(deps, other, [[row(record="c4", value=58.0)]])
+    assert [(r.outcome, r.reason) for r in result.results] == [
+        ("rejected", "SOURCE_RECORD_CONFLICT")
+    ]
+    assert _stored(deps, "c4")[0] == 50.0
 
 
 def test_identity_is_asked_once_per_distinct_patient_of_a_batch(
     deps: service.Deps, identity: FakeIdentityClient
 ) -> None:
     rows = [row(p, record=f"{p}-{i}") for i in range(10) for p in ("p-1", "p-2")]
-    service.ingest(deps, GP, [rows])
+    ingest_uc.ingest(deps, GP, [rows])
     batches = [c for c in identity.calls if c[0] == "batch"]
     asked = [p for _kind, patients, _action in batches for p in patients]
     assert sorted(asked) == ["p-1", "p-2"]
@@ -124,7 +214,7 @@ def test_identity_is_asked_once_per_distinct_patient_of_a_batch(
 
 def test_an_insurer_token_cannot_ingest(deps: service.Deps, identity: FakeIdentityClient) -> None:
     with pytest.raises(errors.InsurerNoPatientData):
-        service.ingest(deps, INSURER, [[row()]])
+        ingest_uc.ingest(deps, INSURER, [[row()]])
     assert identity.calls == []
 
 
@@ -133,13 +223,13 @@ def test_identity_unreachable_refuses_the_rows_instead_of_permitting(
 ) -> None:
     identity.unavailable = True
     with pytest.raises(errors.IdentityUnavailable):
-        service.ingest(deps, GP, [[row()]])
+        ingest_uc.ingest(deps, GP, [[row()]])
     with deps.uow() as uow:
         assert uow.repo.measurement_count() == 0
 
 
 def test_a_denied_patient_cannot_be_enrolled(deps: service.Deps) -> None:
-    data = service.EnrolmentInput(
+    data = patients.EnrolmentInput(
         "p-9",
         Programme.COPD,
         "gp-de-linde",
@@ -149,15 +239,15 @@ def test_a_denied_patient_cannot_be_enrolled(deps: service.Deps) -> None:
         1950,
         Sex.MALE,
     )
-    with pytest.raises(errors.AccessDenied) as caught:
-        service.create_enrolment(deps, GP, data)
+    with pytest.raises(AccessRefused) as caught:
+        patients.create_enrolment(deps, GP, data)
     assert caught.value.reason == "NO_CARE_RELATIONSHIP"
 
 
 def test_enrolling_twice_with_the_same_details_is_idempotent_and_with_others_conflicts(
     deps: service.Deps,
 ) -> None:
-    data = service.EnrolmentInput(
+    data = patients.EnrolmentInput(
         "p-3",
         Programme.COPD,
         "gp-de-linde",
@@ -167,9 +257,9 @@ def test_enrolling_twice_with_the_same_details_is_idempotent_and_with_others_con
         1950,
         Sex.MALE,
     )
-    first = service.create_enrolment(deps, GP, data)
-    assert service.create_enrolment(deps, GP, data).id == first.id
+    first = patients.create_enrolment(deps, GP, data)
+    assert patients.create_enrolment(deps, GP, data).id == first.id
     with pytest.raises(errors.EnrolmentExists):
-        service.create_enrolment(
-            deps, GP, service.EnrolmentInput(**(data.__dict__ | {"birth_year": 1951}))
+        patients.create_enrolment(
+            deps, GP, patients.EnrolmentInput(**(data.__dict__ | {"birth_year": 1951}))
         )

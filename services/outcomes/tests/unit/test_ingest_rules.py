@@ -15,7 +15,8 @@ from typing import Any, cast
 import pytest
 from sqlalchemy import text
 
-from outcomes import service
+from outcomes import base, service
+from outcomes import ingest as ingest_uc
 from outcomes.codes import code_table
 from outcomes.models import SourceKind
 from outcomes.repository import unix_micros
@@ -74,7 +75,7 @@ def test_each_reason_is_reported_with_its_field(deps: service.Deps) -> None:
         row(record="ok-now", measure_time=NOW, value=200.0),
         row(record="x" * 128, value=20.0),
     ]
-    result = service.ingest(deps, GP, [rows])
+    result = ingest_uc.ingest(deps, GP, [rows])
     assert (result.accepted, result.duplicates, result.rejected) == (2, 0, 16)
     assert [(r.row, r.outcome, r.reason, r.field) for r in result.results] == [
         (0, "rejected", "INVALID_PATIENT", "patient"),
@@ -92,12 +93,12 @@ def test_each_reason_is_reported_with_its_field(deps: service.Deps) -> None:
         (12, "rejected", "SOURCE_RECORD_ID_REQUIRED", "source_record_id"),
         (13, "rejected", "NOT_ENROLLED", "patient"),
         (14, "rejected", "NO_CARE_RELATIONSHIP", "patient"),
-        (15, "rejected", "PATIENT_NOT_FOUND", "patient"),
+        (15, "rejected", "NO_CARE_RELATIONSHIP", "patient"),
     ]
 
 
 def test_a_row_reports_its_first_problem_only(deps: service.Deps) -> None:
-    result = service.ingest(
+    result = ingest_uc.ingest(
         deps,
         GP,
         [
@@ -129,10 +130,10 @@ def test_a_record_id_first_sent_for_a_denied_patient_is_stored_from_the_next_row
         row("p-9", record="shared", value=44.0),
         row("p-2", record="after", value=45.0),
     ]
-    result = service.ingest(deps, GP, [rows])
+    result = ingest_uc.ingest(deps, GP, [rows])
     assert [(r.row, r.outcome, r.reason) for r in result.results] == [
         (0, "rejected", "NO_CARE_RELATIONSHIP"),
-        (2, "duplicate", ""),
+        (2, "rejected", "SOURCE_RECORD_CONFLICT"),  # p-1's record id, sent for p-2
         (3, "rejected", "NO_CARE_RELATIONSHIP"),
     ]
     assert _stored(deps) == [
@@ -149,7 +150,7 @@ def test_a_patient_name_is_no_organisation_and_an_organisation_name_no_patient(
         row(record="org-as-patient", patient="organisations/lab-eindhoven"),
         row(record="patient-as-org", source_org="patients/p-1"),
     ]
-    result = service.ingest(deps, GP, [rows])
+    result = ingest_uc.ingest(deps, GP, [rows])
     assert [(r.row, r.reason, r.field) for r in result.results] == [
         (1, "INVALID_PATIENT", "patient"),
         (2, "INVALID_SOURCE", "source.organisation"),
@@ -159,9 +160,9 @@ def test_a_patient_name_is_no_organisation_and_an_organisation_name_no_patient(
 # ----------------------------------------------------------------- the rules row by row
 
 
-def _problem(r: service.MeasurementInput) -> tuple[str, str] | None:
+def _problem(r: ingest_uc.MeasurementInput) -> tuple[str, str] | None:
     ident = r.patient.removeprefix("patients/")
-    if not r.patient.startswith("patients/") or not service._valid_patient_id(ident):
+    if not r.patient.startswith("patients/") or not base.valid_patient_id(ident):
         return ("INVALID_PATIENT", "patient")
     entry = code_table().get(r.code)
     if entry is None:
@@ -185,9 +186,7 @@ def _problem(r: service.MeasurementInput) -> tuple[str, str] | None:
 
 
 def _decision(patient: str) -> tuple[bool, str]:
-    if patient in UNKNOWN:
-        return (False, "PATIENT_NOT_FOUND")
-    if patient not in PERMITTED:
+    if patient in UNKNOWN or patient not in PERMITTED:
         return (False, "NO_CARE_RELATIONSHIP")
     if patient not in ENROLLED:
         return (False, "NOT_ENROLLED")
@@ -201,15 +200,20 @@ class Expected:
 
 
 def expected(
-    batches: Sequence[Sequence[service.MeasurementInput]], chunk: int, existing: set[Any]
+    batches: Sequence[Sequence[ingest_uc.MeasurementInput]],
+    chunk: int,
+    existing: dict[Any, list[Any]],
 ) -> Expected:
     """Each chunk: a row's first problem rejects it; the rows of a patient identity denies
     (or who is not enrolled) are rejected with that reason; of the rest, in row order, a
-    source key seen earlier in the call or stored before is a duplicate. Rows are stored in
-    row order."""
+    source key not stored yet is stored, and one stored before (earlier in the call or
+    before it) is a duplicate with the same value and time, a correction of the stored row
+    with another value or time, and a conflict for another patient or code. ``existing``
+    maps the source keys stored so far to their stored rows (patient, code, value, unit,
+    source key, time), updated in place by corrections; ``stored`` lists new rows in row
+    order."""
     out = Expected()
     rows = [r for b in batches for r in b]
-    seen: set[tuple[str, str, str]] = set()
     for start in range(0, len(rows), chunk):
         for n, r in enumerate(rows[start : start + chunk], start):
             problem = _problem(r)
@@ -224,23 +228,26 @@ def expected(
             assert r.source_kind is not None
             key = (r.source_kind.value, r.source_org.removeprefix("organisations/"))
             source_key = (*key, r.source_record_id)
-            if source_key in seen:
+            held = existing.get(source_key)
+            if held is None:
+                existing[source_key] = [patient, r.code, float(r.value), r.unit, *source_key]
+                existing[source_key].append(r.measure_time)
+                out.stored.append(existing[source_key])
+            elif (held[0], held[1]) != (patient, r.code):
+                out.outcomes[n] = ("rejected", "SOURCE_RECORD_CONFLICT", "source_record_id")
+            elif (held[2], held[-1]) == (float(r.value), r.measure_time):
                 out.outcomes[n] = ("duplicate", "", "")
-                continue
-            seen.add(source_key)
-            if source_key in existing:
-                out.outcomes[n] = ("duplicate", "", "")
-                continue
-            existing.add(source_key)
-            out.stored.append((patient, r.code, float(r.value), r.unit, *source_key))
+            else:
+                held[2], held[-1] = float(r.value), r.measure_time
+                out.outcomes[n] = ("corrected", "", "")
     return out
 
 
-def _random_row(rng: random.Random) -> service.MeasurementInput:
+def _random_row(rng: random.Random) -> ingest_uc.MeasurementInput:
     code, unit, low, high = rng.choice(
         [("HBA1C", "mmol/mol", 20.0, 200.0), ("SBP", "mm[Hg]", 60.0, 300.0)]
     )
-    return service.MeasurementInput(
+    return ingest_uc.MeasurementInput(
         patient=rng.choice(
             ["patients/p-1"] * 4
             + ["patients/p-2"] * 3
@@ -268,22 +275,23 @@ def test_every_row_has_the_outcome_of_the_rules_applied_row_by_row(
     deps: service.Deps, seed: int
 ) -> None:
     rng = random.Random(seed)
-    existing: set[Any] = set()
-    stored: list[tuple[Any, ...]] = []
+    existing: dict[Any, list[Any]] = {}
+    stored: list[list[Any]] = []
     for attempt in range(3):
         rows = [_random_row(rng) for _ in range(rng.randint(20, 120))]
         cuts = sorted(rng.sample(range(1, len(rows)), 3))
         batches = [rows[a:b] for a, b in zip([0, *cuts], [*cuts, len(rows)], strict=True)]
         want = expected(batches, 7, existing)
-        got = service.ingest(deps, GP, batches)
+        got = ingest_uc.ingest(deps, GP, batches)
         assert {r.row: (r.outcome, r.reason, r.field) for r in got.results} == want.outcomes, (
             attempt
         )
-        assert got.accepted == len(rows) - len(want.outcomes)
+        assert got.accepted == len(rows) - len(want.outcomes) == len(want.stored)
         assert got.rejected == sum(o[0] == "rejected" for o in want.outcomes.values())
         assert got.duplicates == sum(o[0] == "duplicate" for o in want.outcomes.values())
+        assert got.corrected == sum(o[0] == "corrected" for o in want.outcomes.values())
         stored += want.stored
-        assert _stored(deps) == stored
+        assert _stored(deps) == [tuple(s[:-1]) for s in stored]
 
 
 # ----------------------------------------------------------------- protobuf rows
@@ -310,7 +318,7 @@ def test_protobuf_rows_become_row_values_with_the_time_in_microseconds() -> None
     from google.protobuf.timestamp_pb2 import Timestamp
 
     from carenet.outcomes.v1 import outcomes_pb2 as pb
-    from outcomes.servicer import _row_values
+    from outcomes.convert import row_values as _row_values
 
     rng = random.Random(7)
     moments = [(0, 0), (-1, 500_000), (1_748_736_000, 1_999), (253_402_300_799, 999_999_999)]
@@ -337,6 +345,31 @@ def test_protobuf_rows_become_row_values_with_the_time_in_microseconds() -> None
         [_proto_row(source=pb.MeasurementSource(organisation="organisations/lab-eindhoven"))]
     )
     assert unspecified[5] is None
-    for seconds in (-62_135_596_801, 253_402_300_800):
-        with pytest.raises(OverflowError):
-            _row_values([_proto_row(measure_time=Timestamp(seconds=seconds))])
+    bad = [(-62_135_596_801, 0), (253_402_300_800, 0), (0, -1), (0, 1_000_000_000), (5, -1)]
+    for seconds, nanos in bad:
+        (values,) = _row_values([_proto_row(measure_time=Timestamp(seconds=seconds, nanos=nanos))])
+        assert values[4] == ingest_uc.INVALID_TIME
+
+
+def test_a_row_whose_measure_time_is_no_valid_timestamp_is_rejected_alone(
+    deps: service.Deps,
+) -> None:
+    from google.protobuf.timestamp_pb2 import Timestamp
+
+    from outcomes.convert import row_values
+
+    good = Timestamp(seconds=int(NOW.timestamp()) - 86_400)
+    rows = [
+        _proto_row(source_record_id="t0", measure_time=good),
+        _proto_row(source_record_id="t1", measure_time=Timestamp(seconds=253_402_300_800)),
+        _proto_row(source_record_id="t2", measure_time=Timestamp(seconds=0, nanos=-1)),
+        _proto_row(source_record_id="t3", measure_time=Timestamp(seconds=1, nanos=10**9)),
+        _proto_row(source_record_id="t4", measure_time=good),
+    ]
+    job = ingest_uc.Ingest(deps, GP)
+    job.feed_values(row_values(rows))
+    result = job.finish()
+    assert result.accepted == 2
+    assert [(r.row, r.reason, r.field) for r in result.results] == [
+        (n, "INVALID_MEASURE_TIME", "measure_time") for n in (1, 2, 3)
+    ]

@@ -296,6 +296,8 @@ class Measurement(_message.Message):
     SOURCE_FIELD_NUMBER: _builtins.int
     SOURCE_RECORD_ID_FIELD_NUMBER: _builtins.int
     CREATE_TIME_FIELD_NUMBER: _builtins.int
+    RECORD_HOLDER_FIELD_NUMBER: _builtins.int
+    REVISIONS_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """`patients/{patient}/measurements/{measurement}`."""
     code: _builtins.str
@@ -305,12 +307,23 @@ class Measurement(_message.Message):
     """The UCUM unit the code table names for the code, e.g. `mmol/mol`."""
     source_record_id: _builtins.str
     """The source's own id of this record; with the source it makes the measurement unique."""
+    record_holder: _builtins.str
+    """`organisations/{organisation}`: the record holder, the organisation that submitted the
+    measurement. Reading it needs that organisation's record to be open to the reader
+    (its own, or the patient's consent).
+    """
     @_builtins.property
     def measure_time(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
     def source(self) -> Global___MeasurementSource: ...
     @_builtins.property
-    def create_time(self) -> _timestamp_pb2.Timestamp: ...
+    def create_time(self) -> _timestamp_pb2.Timestamp:
+        """When the current value was received: the first ingest, or the latest correction."""
+
+    @_builtins.property
+    def revisions(self) -> _containers.RepeatedCompositeFieldContainer[Global___MeasurementRevision]:
+        """The values corrections replaced, oldest first."""
+
     def __init__(
         self,
         *,
@@ -322,14 +335,55 @@ class Measurement(_message.Message):
         source: Global___MeasurementSource | None = ...,
         source_record_id: _builtins.str = ...,
         create_time: _timestamp_pb2.Timestamp | None = ...,
+        record_holder: _builtins.str = ...,
+        revisions: _abc.Iterable[Global___MeasurementRevision] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "measure_time", b"measure_time", "source", b"source"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "create_time", b"create_time", "measure_time", b"measure_time", "name", b"name", "source", b"source", "source_record_id", b"source_record_id", "unit", b"unit", "value", b"value"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "create_time", b"create_time", "measure_time", b"measure_time", "name", b"name", "record_holder", b"record_holder", "revisions", b"revisions", "source", b"source", "source_record_id", b"source_record_id", "unit", b"unit", "value", b"value"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Measurement: _TypeAlias = Measurement  # noqa: Y015
+
+@_typing.final
+class MeasurementRevision(_message.Message):
+    """A value of a measurement that a correction (the same source record sent again with
+    another value or time) replaced.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VALUE_FIELD_NUMBER: _builtins.int
+    MEASURE_TIME_FIELD_NUMBER: _builtins.int
+    RECEIVE_TIME_FIELD_NUMBER: _builtins.int
+    REPLACE_TIME_FIELD_NUMBER: _builtins.int
+    value: _builtins.float
+    @_builtins.property
+    def measure_time(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def receive_time(self) -> _timestamp_pb2.Timestamp:
+        """When this value was received."""
+
+    @_builtins.property
+    def replace_time(self) -> _timestamp_pb2.Timestamp:
+        """When the correction replaced it."""
+
+    def __init__(
+        self,
+        *,
+        value: _builtins.float = ...,
+        measure_time: _timestamp_pb2.Timestamp | None = ...,
+        receive_time: _timestamp_pb2.Timestamp | None = ...,
+        replace_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["measure_time", b"measure_time", "receive_time", b"receive_time", "replace_time", b"replace_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["measure_time", b"measure_time", "receive_time", b"receive_time", "replace_time", b"replace_time", "value", b"value"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MeasurementRevision: _TypeAlias = MeasurementRevision  # noqa: Y015
 
 @_typing.final
 class MeasurementCode(_message.Message):

@@ -30,8 +30,13 @@ class _RowOutcomeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_RowOutcome
     ROW_OUTCOME_UNSPECIFIED: _RowOutcome.ValueType  # 0
     ROW_OUTCOME_ACCEPTED: _RowOutcome.ValueType  # 1
     ROW_OUTCOME_DUPLICATE: _RowOutcome.ValueType  # 2
-    """Same source and source record id as a stored row."""
+    """Same source and source record id as a stored row, with the same value and time."""
     ROW_OUTCOME_REJECTED: _RowOutcome.ValueType  # 3
+    ROW_OUTCOME_CORRECTED: _RowOutcome.ValueType  # 4
+    """Same source and source record id as a stored row of the same patient, code and record
+    holder, with another value or time: the row now has this value, the one it replaced is
+    kept as a revision, and reports computed from now on use it.
+    """
 
 class RowOutcome(_RowOutcome, metaclass=_RowOutcomeEnumTypeWrapper):
     """The outcome of one row."""
@@ -39,8 +44,13 @@ class RowOutcome(_RowOutcome, metaclass=_RowOutcomeEnumTypeWrapper):
 ROW_OUTCOME_UNSPECIFIED: RowOutcome.ValueType  # 0
 ROW_OUTCOME_ACCEPTED: RowOutcome.ValueType  # 1
 ROW_OUTCOME_DUPLICATE: RowOutcome.ValueType  # 2
-"""Same source and source record id as a stored row."""
+"""Same source and source record id as a stored row, with the same value and time."""
 ROW_OUTCOME_REJECTED: RowOutcome.ValueType  # 3
+ROW_OUTCOME_CORRECTED: RowOutcome.ValueType  # 4
+"""Same source and source record id as a stored row of the same patient, code and record
+holder, with another value or time: the row now has this value, the one it replaced is
+kept as a revision, and reports computed from now on use it.
+"""
 Global___RowOutcome: _TypeAlias = RowOutcome  # noqa: Y015
 
 @_typing.final
@@ -268,7 +278,10 @@ class RowResult(_message.Message):
     outcome: Global___RowOutcome.ValueType
     reason: _builtins.str
     """For rejected rows: UNKNOWN_CODE, WRONG_UNIT, OUT_OF_RANGE, NOT_ENROLLED, FUTURE_TIME,
-    INVALID_PATIENT, INVALID_SOURCE, SOURCE_RECORD_ID_REQUIRED, or identity's denial reason.
+    MEASURE_TIME_REQUIRED, INVALID_MEASURE_TIME (no valid Timestamp), INVALID_PATIENT,
+    INVALID_SOURCE, SOURCE_RECORD_ID_REQUIRED, SOURCE_RECORD_CONFLICT (the source record id
+    of another patient, code or record holder), or PATIENT_ACCESS_DENIED (identity did not
+    permit; the same reason whether or not the patient exists).
     """
     field: _builtins.str
     """The offending field of the row, e.g. `value`."""
@@ -296,12 +309,18 @@ class IngestMeasurementsResponse(_message.Message):
     DUPLICATES_FIELD_NUMBER: _builtins.int
     REJECTED_FIELD_NUMBER: _builtins.int
     RESULTS_FIELD_NUMBER: _builtins.int
+    CORRECTED_FIELD_NUMBER: _builtins.int
     accepted: _builtins.int
+    """New rows stored."""
     duplicates: _builtins.int
     rejected: _builtins.int
+    corrected: _builtins.int
+    """Rows that corrected a stored measurement (ROW_OUTCOME_CORRECTED)."""
     @_builtins.property
     def results(self) -> _containers.RepeatedCompositeFieldContainer[Global___RowResult]:
-        """Results of the rows that were not accepted, in row order (accepted rows are not listed)."""
+        """Results of the rows that were not accepted as new, in row order (accepted rows are not
+        listed).
+        """
 
     def __init__(
         self,
@@ -310,10 +329,11 @@ class IngestMeasurementsResponse(_message.Message):
         duplicates: _builtins.int = ...,
         rejected: _builtins.int = ...,
         results: _abc.Iterable[Global___RowResult] | None = ...,
+        corrected: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["accepted", b"accepted", "duplicates", b"duplicates", "rejected", b"rejected", "results", b"results"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accepted", b"accepted", "corrected", b"corrected", "duplicates", b"duplicates", "rejected", b"rejected", "results", b"results"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -1,0 +1,60 @@
+"""What every outcomes use case shares: its dependencies, a page of results, the roles it
+knows and the caller's tenant and organisation."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from outcomes import errors
+from outcomes.clients import IdentityClient
+from outcomes.unit_of_work import UnitOfWork
+from servicekit import names
+from servicekit.auth import Principal
+from servicekit.errors import InvalidArgument
+
+ADMIN = "care-group-admin"
+INSURER = "insurer-analyst"
+PRACTICE_ROLES = frozenset({"gp", "practice-nurse"})
+REPORT_READERS = frozenset({ADMIN, INSURER, "auditor", "gp", "practice-nurse", "service"})
+
+
+@dataclass
+class Deps:
+    uow: Callable[[], UnitOfWork]
+    identity: IdentityClient
+    clock: Callable[[], dt.datetime] = field(default=lambda: dt.datetime.now(dt.UTC))
+    ingest_chunk_rows: int = 5000
+
+
+@dataclass(frozen=True)
+class Page:
+    items: Sequence[Any]
+    next_position: dict[str, Any] | None
+
+
+def org_id(name: str) -> str:
+    return name.removeprefix("organisations/")
+
+
+def care_group_of(principal: Principal) -> str:
+    return org_id(principal.care_group)
+
+
+def organisation_of(principal: Principal) -> str:
+    return org_id(principal.organisation)
+
+
+def refuse_insurer(principal: Principal) -> None:
+    if principal.has_role(INSURER):
+        raise errors.InsurerNoPatientData("insurers receive aggregates only")
+
+
+def valid_patient_id(value: str) -> bool:
+    try:
+        names.parse_one(f"patients/{value}", "patients")
+    except InvalidArgument:
+        return False
+    return True

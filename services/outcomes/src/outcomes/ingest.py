@@ -1,0 +1,388 @@
+"""IngestMeasurements as a use case: rows checked one by one, identity asked once per
+distinct patient, new rows copied into ``measurements`` in chunks, resent rows told apart
+into duplicates (the same value again), corrections (another value or time for the same
+measurement: stored, the replaced value kept as a revision) and conflicts (the source record
+id of another patient, code, care group or record holder: rejected)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from operator import itemgetter
+
+from outcomes.base import Deps, care_group_of, organisation_of, refuse_insurer, valid_patient_id
+from outcomes.codes import code_table
+from outcomes.models import SourceKind
+from outcomes.repository import (
+    Correction,
+    MeasurementKey,
+    MeasurementRow,
+    StoredMeasurement,
+    unix_micros,
+)
+from outcomes.unit_of_work import UnitOfWork
+from servicekit import names
+from servicekit.auth import Principal
+
+# (patient as sent, code, value, unit, measure time in microseconds since 1970-01-01 UTC or
+#  None when absent (INVALID_TIME when outside the range of a Timestamp), source kind value
+#  or None when not a known kind, source organisation as sent, source record id): one row as
+#  the ingest checks it
+RowValues = tuple[str, str, float, str, int | None, str | None, str, str]
+
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+# The range of a protobuf Timestamp (and of datetime): 0001-01-01 to 9999-12-31.
+MIN_MICROS = unix_micros(dt.datetime.min.replace(tzinfo=dt.UTC))
+MAX_MICROS = unix_micros(dt.datetime.max.replace(tzinfo=dt.UTC))
+# A measure time that was sent but is no valid Timestamp (seconds beyond year 9999 or before
+# year 1, nanos outside 0..999,999,999); below every valid time.
+INVALID_TIME = MIN_MICROS - 1
+
+
+@dataclass(frozen=True, slots=True)
+class MeasurementInput:
+    patient: str  # `patients/{patient}` as sent
+    code: str
+    value: float
+    unit: str
+    measure_time: dt.datetime | None
+    source_kind: SourceKind | None
+    source_org: str  # `organisations/{org}` as sent
+    source_record_id: str
+
+    def values(self) -> RowValues:
+        return (
+            self.patient,
+            self.code,
+            self.value,
+            self.unit,
+            None if self.measure_time is None else unix_micros(self.measure_time),
+            None if self.source_kind is None else self.source_kind.value,
+            self.source_org,
+            self.source_record_id,
+        )
+
+
+@dataclass(frozen=True)
+class RowResult:
+    row: int
+    outcome: str  # accepted | duplicate | corrected | rejected
+    reason: str = ""
+    field: str = ""
+
+
+@dataclass
+class IngestResult:
+    accepted: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    corrected: int = 0
+    results: list[RowResult] = field(default_factory=list)  # not-accepted rows only
+
+
+def _valid_name(value: str, collection: str, cache: dict[str, bool]) -> bool:
+    known = cache.get(value)
+    if known is None:
+        ident = value.removeprefix(f"{collection}/")
+        known = value.startswith(f"{collection}/") and (
+            valid_patient_id(ident) if collection == "patients" else names.valid_id(ident)
+        )
+        cache[value] = known
+    return known
+
+
+Problem = tuple[str, str]  # (reason, field)
+_OUT_OF_RANGE: Problem = ("OUT_OF_RANGE", "value")
+_MEASURE_TIME_REQUIRED: Problem = ("MEASURE_TIME_REQUIRED", "measure_time")
+_INVALID_MEASURE_TIME: Problem = ("INVALID_MEASURE_TIME", "measure_time")
+_FUTURE_TIME: Problem = ("FUTURE_TIME", "measure_time")
+_SOURCE_RECORD_ID_REQUIRED: Problem = ("SOURCE_RECORD_ID_REQUIRED", "source_record_id")
+SOURCE_RECORD_CONFLICT = "SOURCE_RECORD_CONFLICT"
+MAX_SOURCE_RECORD_ID = 128
+
+
+@dataclass(eq=False, slots=True)
+class _KeyCheck:
+    """The checks of a row that depend only on (patient, code, unit, source kind, source
+    organisation), made once per combination in a call.
+
+    A row's first problem is, in this order: ``before`` (patient, code, unit), its value
+    outside ``[low, high]``, its measure time missing, in the future or no valid time,
+    ``after`` (source kind, source organisation), its source record id empty or too long."""
+
+    before: Problem | None
+    low: float
+    high: float
+    after: Problem | None
+    key: MeasurementKey
+    seen: set[str]  # source record ids of this source handled in this call
+
+
+# The ``seen`` of a combination with a problem of its own: its rows are rejected before their
+# record id is looked up, so this set stays empty.
+_NEVER_LOOKED_UP: set[str] = set()
+
+
+class Ingest:
+    """One IngestMeasurements call: rows arrive in any number of messages and are handled
+    in chunks of ``deps.ingest_chunk_rows``, each in its own transaction. A chunk that was
+    committed stays; a retried batch finds its rows as duplicates, so a call killed halfway
+    and sent again loses and duplicates nothing.
+
+    The rows are stored with the caller's organisation as their record holder."""
+
+    def __init__(self, deps: Deps, principal: Principal) -> None:
+        refuse_insurer(principal)
+        self.deps = deps
+        self.principal = principal
+        self.care_group = care_group_of(principal)
+        self.holder = organisation_of(principal)
+        self.result = IngestResult()
+        self.decisions: dict[str, tuple[bool, str]] = {}  # patient -> (ok, reason)
+        self.seen: dict[tuple[str, str], set[str]] = {}  # (kind, org) -> source record ids
+        self.checks: dict[tuple[str, str, str, str | None, str], _KeyCheck] = {}
+        self.buffer: list[RowValues] = []
+        self.flushed = 0  # rows handed to flush so far: the number of the buffer's first row
+        self.valid_patients: dict[str, bool] = {}
+        self.valid_organisations: dict[str, bool] = {}
+
+    def feed(self, rows: Iterable[MeasurementInput]) -> None:
+        self.feed_values([row.values() for row in rows])
+
+    def feed_values(self, rows: Sequence[RowValues]) -> None:
+        size = self.deps.ingest_chunk_rows
+        start = 0
+        while start < len(rows):
+            take = size - len(self.buffer)
+            self.buffer.extend(rows[start : start + take])
+            start += take
+            if len(self.buffer) >= size:
+                self.flush()
+
+    def _reject(self, row: int, reason: str, field_name: str) -> None:
+        self.result.rejected += 1
+        self.result.results.append(RowResult(row, "rejected", reason, field_name))
+
+    def _duplicate(self, row: int) -> None:
+        self.result.duplicates += 1
+        self.result.results.append(RowResult(row, "duplicate"))
+
+    def _corrected(self, row: int) -> None:
+        self.result.corrected += 1
+        self.result.results.append(RowResult(row, "corrected"))
+
+    def _check(self, patient: str, code: str, unit: str, kind: str | None, org: str) -> _KeyCheck:
+        before: Problem | None = None
+        low = high = 0.0
+        if not _valid_name(patient, "patients", self.valid_patients):
+            before = ("INVALID_PATIENT", "patient")
+        elif (entry := code_table().get(code)) is None:
+            before = ("UNKNOWN_CODE", "code")
+        elif unit != entry.unit:
+            before = ("WRONG_UNIT", "unit")
+        else:
+            # Clamped to the finite floats, so that the range check also refuses inf and nan.
+            low = max(entry.min_value, -sys.float_info.max)
+            high = min(entry.max_value, sys.float_info.max)
+        after: Problem | None = None
+        if kind is None:
+            after = ("INVALID_SOURCE", "source.kind")
+        elif not _valid_name(org, "organisations", self.valid_organisations):
+            after = ("INVALID_SOURCE", "source.organisation")
+        key = MeasurementKey(
+            patient.removeprefix("patients/"),
+            code,
+            unit,
+            kind or "",
+            org.removeprefix("organisations/"),
+        )
+        if before is None and after is None:
+            seen = self.seen.setdefault((key.source_kind, key.source_org), set())
+        else:
+            seen = _NEVER_LOOKED_UP
+        return _KeyCheck(before, low, high, after, key, seen)
+
+    def flush(self) -> None:
+        if not self.buffer:
+            return
+        chunk, self.buffer = self.buffer, []
+        first = self.flushed
+        self.flushed += len(chunk)
+        rows, numbers, repeats = self._check_rows(chunk, first)
+        if repeats:
+            in_order = sorted(
+                [*zip(numbers, (r[0] for r in rows), strict=True)]
+                + [(n, r[0]) for n, r in repeats],
+                key=itemgetter(0),
+            )
+            keys = list(dict.fromkeys(k for _n, k in in_order))
+        else:
+            keys = list(dict.fromkeys(r[0] for r in rows))
+        patients = list(dict.fromkeys(k.patient_id for k in keys))
+        unknown = [p for p in patients if p not in self.decisions]
+        if unknown:
+            decided = self.deps.identity.batch_authorize(
+                self.principal, unknown, "create", "measurements"
+            )
+            for p, d in decided.items():
+                self.decisions[p] = (d.permitted, d.reason)
+        with self.deps.uow() as uow:
+            permitted = [p for p in unknown if self.decisions[p][0]]
+            if permitted:
+                enrolled = uow.repo.enrolled(self.care_group, permitted)
+                for p in permitted:
+                    if p not in enrolled:
+                        self.decisions[p] = (False, "NOT_ENROLLED")
+            denied = {k for k in keys if not self.decisions[k.patient_id][0]}
+            again: list[tuple[int, MeasurementRow]] = []
+            if denied or repeats:
+                rows, numbers, again = self._settle(rows, numbers, repeats, denied)
+            now = self.deps.clock()
+            self._store(uow, rows, numbers, now)
+            while again:
+                # A record id sent again in the same call: each round takes one row per
+                # record id, in row order, and compares it with what is stored by then.
+                batch: list[tuple[int, MeasurementRow]] = []
+                later: list[tuple[int, MeasurementRow]] = []
+                taken: set[tuple[str, str, str]] = set()
+                for number, row in again:
+                    source = (row[0].source_kind, row[0].source_org, row[3])
+                    (later if source in taken else batch).append((number, row))
+                    taken.add(source)
+                self._store(uow, [r for _n, r in batch], [n for n, _r in batch], now)
+                again = later
+            uow.commit()
+
+    def _store(
+        self, uow: UnitOfWork, rows: list[MeasurementRow], numbers: list[int], now: dt.datetime
+    ) -> None:
+        """Copies the rows; each row whose source key was taken is a duplicate, a correction
+        or a conflict."""
+        taken = uow.repo.insert_measurement_rows(self.care_group, self.holder, now, rows)
+        self.result.accepted += len(rows) - len(taken)
+        corrections: list[tuple[int, Correction]] = []
+        for n, stored in sorted(taken.items()):
+            key, value, micros, _record = rows[n]
+            verdict = self._resend(stored, key, value, micros)
+            if verdict == "duplicate":
+                self._duplicate(numbers[n])
+            elif verdict == "corrected":
+                corrections.append((numbers[n], Correction(stored, value, micros)))
+            else:
+                self._reject(numbers[n], SOURCE_RECORD_CONFLICT, "source_record_id")
+        if corrections:
+            uow.repo.correct_measurements([c for _n, c in corrections], now)
+            for number, _c in corrections:
+                self._corrected(number)
+
+    def _resend(
+        self, stored: StoredMeasurement, key: MeasurementKey, value: float, micros: int
+    ) -> str:
+        """duplicate (the same again), corrected (another value or time of the same
+        measurement, from its record holder) or conflict (another measurement's record id)."""
+        if (
+            stored.care_group_id != self.care_group
+            or stored.patient_id != key.patient_id
+            or stored.code != key.code
+        ):
+            return "conflict"
+        if stored.value == value and stored.measured_micros == micros:
+            return "duplicate"
+        return "corrected" if stored.holder_id == self.holder else "conflict"
+
+    def _check_rows(
+        self, chunk: list[RowValues], first: int
+    ) -> tuple[list[MeasurementRow], list[int], list[tuple[int, MeasurementRow]]]:
+        """Rejects the malformed rows of a chunk; returns the well-formed rows whose record id
+        is new in the call, their row numbers, and the well-formed rows whose record id was
+        seen before in the call (with their row numbers)."""
+        now = unix_micros(self.deps.clock())
+        checks = self.checks
+        rows: list[MeasurementRow] = []
+        numbers: list[int] = []
+        repeats: list[tuple[int, MeasurementRow]] = []
+        for number, (patient, code, value, unit, micros, kind, org, record) in enumerate(
+            chunk, first
+        ):
+            check = checks.get((patient, code, unit, kind, org))
+            if check is None:
+                check = checks[(patient, code, unit, kind, org)] = self._check(
+                    patient, code, unit, kind, org
+                )
+            problem = check.before
+            if problem is None:
+                if not check.low <= value <= check.high:
+                    problem = _OUT_OF_RANGE
+                elif micros is None:
+                    problem = _MEASURE_TIME_REQUIRED
+                elif micros > now:
+                    problem = _FUTURE_TIME
+                elif micros < MIN_MICROS:
+                    problem = _INVALID_MEASURE_TIME
+                elif check.after is not None:
+                    problem = check.after
+                elif not record or len(record) > MAX_SOURCE_RECORD_ID:
+                    problem = _SOURCE_RECORD_ID_REQUIRED
+                elif record in check.seen:
+                    repeats.append((number, (check.key, value, micros, record)))
+                    continue
+                else:
+                    check.seen.add(record)
+                    rows.append((check.key, value, micros, record))
+                    numbers.append(number)
+                    continue
+            self._reject(number, *problem)
+        return rows, numbers, repeats
+
+    def _settle(
+        self,
+        rows: list[MeasurementRow],
+        numbers: list[int],
+        repeats: list[tuple[int, MeasurementRow]],
+        denied: set[MeasurementKey],
+    ) -> tuple[list[MeasurementRow], list[int], list[tuple[int, MeasurementRow]]]:
+        """The rows to store, in row order, once identity has decided: rows of a denied
+        patient are rejected with the refusal's reason and free their record id; then a
+        repeated record id is stored when no earlier row of a permitted patient has it, and
+        is otherwise compared with the stored row afterwards (the third list)."""
+        kept: list[tuple[int, MeasurementRow]] = []
+        for number, row in zip(numbers, rows, strict=True):
+            key = row[0]
+            if key in denied:
+                self._reject(number, self.decisions[key.patient_id][1], "patient")
+                self.seen[(key.source_kind, key.source_org)].discard(row[3])
+            else:
+                kept.append((number, row))
+        added = False
+        again: list[tuple[int, MeasurementRow]] = []
+        for number, row in repeats:
+            key = row[0]
+            ok, reason = self.decisions[key.patient_id]
+            seen = self.seen[(key.source_kind, key.source_org)]
+            if not ok:
+                self._reject(number, reason, "patient")
+            elif row[3] in seen:
+                again.append((number, row))
+            else:
+                seen.add(row[3])
+                kept.append((number, row))
+                added = True
+        if added:
+            kept.sort(key=itemgetter(0))
+        return [row for _n, row in kept], [n for n, _row in kept], again
+
+    def finish(self) -> IngestResult:
+        self.flush()
+        self.result.results.sort(key=lambda r: r.row)
+        return self.result
+
+
+def ingest(
+    deps: Deps, principal: Principal, batches: Iterable[Sequence[MeasurementInput]]
+) -> IngestResult:
+    job = Ingest(deps, principal)
+    for batch in batches:
+        job.feed(batch)
+    return job.finish()

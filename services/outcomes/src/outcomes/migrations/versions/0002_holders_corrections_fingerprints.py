@@ -1,0 +1,81 @@
+"""measurements.holder_id (the record holder asked about on every read), measurement
+revisions (the values a correction replaced), contracts.fingerprint (request_id reuse)
+
+Measurements stored before this revision get their source organisation as record holder:
+the organisation that supplied the value is the best the old rows say about whose record
+it is. Contracts created before it have an empty fingerprint, so a retry of such a create
+with its request_id is refused (REQUEST_ID_REUSED) rather than answered with a contract that
+may belong to another request.
+
+Revision ID: 0002
+Revises: 0001
+Create Date: 2026-12-07 09:00:00
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+import servicekit.db
+
+revision: str = "0002"
+down_revision: str | None = "0001"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("measurements") as batch:
+        batch.add_column(
+            sa.Column("holder_id", sa.String(length=63), server_default="", nullable=False)
+        )
+    op.execute("UPDATE measurements SET holder_id = source_org")
+    with op.batch_alter_table("contracts") as batch:
+        batch.add_column(
+            sa.Column("fingerprint", sa.String(length=64), server_default="", nullable=False)
+        )
+    op.create_table(
+        "measurement_revisions",
+        sa.Column(
+            "id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=True,
+            nullable=False,
+        ),
+        sa.Column(
+            "measurement_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
+        ),
+        sa.Column("care_group_id", sa.String(length=63), nullable=False),
+        sa.Column("patient_id", sa.String(length=128), nullable=False),
+        sa.Column("code", sa.String(length=32), nullable=False),
+        sa.Column("value", sa.Float(), nullable=False),
+        sa.Column("unit", sa.String(length=32), nullable=False),
+        sa.Column("measured_at", servicekit.db.UtcDateTime(timezone=True), nullable=False),
+        sa.Column("source_kind", sa.String(length=24), nullable=False),
+        sa.Column("ingested_at", servicekit.db.UtcDateTime(timezone=True), nullable=False),
+        sa.Column("superseded_at", servicekit.db.UtcDateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_measurement_revisions")),
+    )
+    op.create_index(
+        "ix_measurement_revisions_patient_code",
+        "measurement_revisions",
+        ["care_group_id", "code", "patient_id"],
+        unique=False,
+    )
+    op.create_index(
+        "ix_measurement_revisions_measurement",
+        "measurement_revisions",
+        ["measurement_id"],
+        unique=False,
+    )
+
+
+def downgrade() -> None:
+    op.drop_index("ix_measurement_revisions_measurement", table_name="measurement_revisions")
+    op.drop_index("ix_measurement_revisions_patient_code", table_name="measurement_revisions")
+    op.drop_table("measurement_revisions")
+    with op.batch_alter_table("contracts") as batch:
+        batch.drop_column("fingerprint")
+    with op.batch_alter_table("measurements") as batch:
+        batch.drop_column("holder_id")

@@ -1,0 +1,175 @@
+"""Financing use cases: the insurer's cost records and a contract's evaluation (pay for
+performance, shared savings, capitation) from its latest report, and the SROI business
+case. The formulas are pure functions in financing.py and sroi.py."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from outcomes import errors, financing, sroi
+from outcomes.base import ADMIN, INSURER, REPORT_READERS, Deps
+from outcomes.models import CostRecord, FinancingModel
+from outcomes.service import decimal_field, period_of, visible_contract, visible_report
+from servicekit.auth import Principal
+from servicekit.errors import InvalidArgument, Violations
+
+
+@dataclass(frozen=True)
+class CostInput:
+    period_start: dt.datetime | None
+    period_end: dt.datetime | None
+    benchmark_cost: str
+    actual_cost: str
+    insured_person_years: str
+
+
+def record_costs(deps: Deps, principal: Principal, contract_id: str, data: CostInput) -> CostRecord:
+    v = Violations()
+    if data.period_start is None or data.period_end is None or data.period_end <= data.period_start:
+        v.add("cost_record.period_end", "a period with its end after its start", "INVALID_PERIOD")
+    decimal_field(data.actual_cost, "cost_record.actual_cost", v, required=True)
+    decimal_field(data.benchmark_cost, "cost_record.benchmark_cost", v)
+    decimal_field(data.insured_person_years, "cost_record.insured_person_years", v)
+    v.raise_if_any()
+    now = deps.clock()
+    with deps.uow() as uow:
+        contract = visible_contract(uow, principal, contract_id)
+        if not principal.has_role(INSURER, ADMIN):
+            raise errors.RoleNotPermitted("costs are recorded by the contract's insurer")
+        assert data.period_start is not None and data.period_end is not None
+        record = CostRecord(
+            id=uuid.uuid4().hex,
+            contract_id=contract.id,
+            period_start=data.period_start,
+            period_end=data.period_end,
+            benchmark_cost=data.benchmark_cost,
+            actual_cost=data.actual_cost,
+            insured_person_years=data.insured_person_years,
+            recorded_by=principal.responsible_user,
+            create_time=now,
+        )
+        uow.repo.add(record)
+        uow.commit()
+        return record
+
+
+@dataclass(frozen=True)
+class ContractEvaluation:
+    model: str
+    evaluation: financing.Evaluation
+    report_id: str
+    cost_record_id: str
+
+
+def _total_score(cells: list[dict[str, Any]], code: str, band: str) -> Decimal | None:
+    for c in cells:
+        if (
+            c["indicator"] == code
+            and c["practice"] == ""
+            and c["age_band"] == ""
+            and c["sex"] == ""
+            and c["band"] == band
+        ):
+            return None if c["score"] is None else Decimal(str(c["score"]))
+    return None
+
+
+def evaluate_contract(
+    deps: Deps,
+    principal: Principal,
+    contract_id: str,
+    period_start: dt.datetime | None,
+    period_end: dt.datetime | None,
+    report_id: str = "",
+) -> ContractEvaluation:
+    start, end = period_of(period_start, period_end)
+    with deps.uow() as uow:
+        contract = visible_contract(uow, principal, contract_id)
+        terms = contract.terms
+        model = terms["financing"]["model"]
+        report = None
+        if report_id:
+            report = visible_report(uow, principal, report_id)
+            if report.contract_id != contract.id:
+                raise InvalidArgument.single(
+                    "report", "is not a report of this contract", "REPORT_OF_OTHER_CONTRACT"
+                )
+        elif model in (FinancingModel.PAY_FOR_PERFORMANCE, FinancingModel.SHARED_SAVINGS):
+            report = uow.repo.latest_report(contract.id, start, end)
+        costs = uow.repo.latest_costs(contract.id, start, end)
+    cells = report.cells if report else []
+    f = terms["financing"]
+    definitions_dir = {t["indicator"]: t for t in terms["indicators"]}
+
+    def term(code: str) -> financing.IndicatorTerm:
+        t = definitions_dir[code]
+        return financing.IndicatorTerm(
+            indicator=code,
+            score=_total_score(cells, code, t.get("band", "")),
+            target=Decimal(str(t["target"])),
+            floor=Decimal(str(t["floor"])),
+            payment=Decimal(t["payment"] or "0"),
+            lower_is_better=t.get("direction") == "lower_is_better",
+        )
+
+    if (
+        model in (FinancingModel.PAY_FOR_PERFORMANCE, FinancingModel.SHARED_SAVINGS)
+        and report is None
+    ):
+        raise errors.ReportRequired("compute a report for this contract and period first")
+    if model == FinancingModel.PAY_FOR_PERFORMANCE:
+        evaluation = financing.pay_for_performance([term(c) for c in definitions_dir])
+    elif model == FinancingModel.SHARED_SAVINGS:
+        if costs is None or not costs.benchmark_cost:
+            raise errors.CostsRequired("the insurer has not recorded benchmark and actual costs")
+        gate_codes = f.get("quality_gate_indicators") or list(definitions_dir)
+        evaluation = financing.shared_savings(
+            benchmark=Decimal(costs.benchmark_cost),
+            actual=Decimal(costs.actual_cost),
+            minimum_savings_rate=Decimal(f["minimum_savings_rate"]),
+            sharing_rate=Decimal(f["sharing_rate"]),
+            first_euro=f["sharing_mode"] == "first-euro",
+            gate=[term(c) for c in gate_codes],
+            cap=Decimal(f["payout_cap"]) if f.get("payout_cap") else None,
+        )
+    elif model == FinancingModel.PARTIAL_CAPITATION:
+        if costs is None or not costs.insured_person_years:
+            raise errors.CostsRequired(
+                "the insurer has not recorded actual costs and insured person-years"
+            )
+        evaluation = financing.capitation(
+            per_person_year=Decimal(f["capitation_per_person_year"]),
+            person_years=Decimal(costs.insured_person_years),
+            actual=Decimal(costs.actual_cost),
+        )
+    else:
+        evaluation = financing.Evaluation(
+            Decimal("0.00"),
+            [
+                financing.Line(
+                    "recorded model",
+                    Decimal("0.00"),
+                    "fee for service and bundled payment are recorded, not evaluated",
+                    {"tariff": f.get("tariff", "")},
+                )
+            ],
+        )
+    return ContractEvaluation(
+        model, evaluation, report.id if report else "", costs.id if costs else ""
+    )
+
+
+def calculate_sroi(
+    principal: Principal,
+    investments: Sequence[sroi.Investment],
+    outcomes: Sequence[sroi.Outcome],
+    rate: Decimal,
+) -> sroi.SroiResult:
+    if not principal.roles & REPORT_READERS:
+        raise errors.RoleNotPermitted("this role does not compute business cases")
+    return sroi.calculate(investments, outcomes, rate)

@@ -150,17 +150,6 @@ class FakeIdentity:
             return AccessDecision(False, self.deny[q.subject.subject])
         return AccessDecision(True, "CARE_RELATIONSHIP")
 
-    def authorize_later(self, question: AccessQuestion) -> Answered:
-        return Answered(self.authorize(question))
-
-
-@dataclass(frozen=True)
-class Answered:
-    decision: AccessDecision
-
-    def result(self) -> AccessDecision:
-        return self.decision
-
 
 class Clock:
     def __init__(self, start: dt.datetime = T0) -> None:

@@ -7,26 +7,17 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol
 
 import grpc
 
 from carenet.referral.v1 import referral_pb2 as ref_pb
 from carenet.referral.v1 import referral_service_pb2 as ref_rpc
 from carenet.referral.v1 import referral_service_pb2_grpc as ref_grpc
-from careplan import errors
 from servicekit.auth import Principal
-from servicekit.authorization import (
-    Access,
-    Category,
-    Decision,
-    IdentityAuthorizer,
-    PendingDecision,
-)
-
-T = TypeVar("T")
+from servicekit.authorization import Access, Category, Decision, IdentityAuthorizer
 
 __all__ = [
     "Access",
@@ -34,7 +25,6 @@ __all__ = [
     "AccessQuestion",
     "GrpcIdentityClient",
     "IdentityClient",
-    "PendingAccess",
 ]
 
 
@@ -58,20 +48,14 @@ class AccessQuestion:
 
 class IdentityClient(Protocol):
     def authorize(self, question: AccessQuestion) -> AccessDecision:
-        """identity's decision (logged there).
+        """identity's decision (logged there), asked once per access.
 
-        Raises ``CarePlanNotFound`` when identity does not know the patient in the subject's
-        care group, and ``IdentityUnavailable`` when it cannot be asked (fail closed).
+        A patient identity does not know in the subject's care group is a refusal like any
+        other (identity's reason), never a different kind of answer, so that a patient who
+        exists but may not be seen and one who does not exist look the same. Raises
+        ``IdentityUnavailable`` when identity cannot be asked (fail closed).
         """
         ...
-
-    def authorize_later(self, question: AccessQuestion) -> PendingAccess:
-        """The same question, sent now; ``result()`` waits for (and raises as) ``authorize``."""
-        ...
-
-
-class PendingAccess(Protocol):
-    def result(self) -> AccessDecision: ...
 
 
 class GrpcIdentityClient:
@@ -84,14 +68,8 @@ class GrpcIdentityClient:
         self.access_point = access_point
 
     def authorize(self, question: AccessQuestion) -> AccessDecision:
-        return _access(self._ask(self._authorizer.authorize, question))
-
-    def authorize_later(self, question: AccessQuestion) -> PendingAccess:
-        return _Pending(self._ask(self._authorizer.authorize_later, question))
-
-    @staticmethod
-    def _ask(method: Callable[..., T], q: AccessQuestion) -> T:
-        return method(
+        q = question
+        decision: Decision = self._authorizer.authorize(
             q.subject,
             q.patient_id,
             Category.CARE_PLAN,
@@ -99,20 +77,7 @@ class GrpcIdentityClient:
             record_holder_id=q.record_holder_id,
             purpose=q.purpose,
         )
-
-
-class _Pending:
-    def __init__(self, pending: PendingDecision) -> None:
-        self._pending = pending
-
-    def result(self) -> AccessDecision:
-        return _access(self._pending.result())
-
-
-def _access(decision: Decision) -> AccessDecision:
-    if not decision.found:
-        raise errors.CarePlanNotFound("care plan not found")
-    return AccessDecision(decision.permitted, decision.reason)
+        return AccessDecision(decision.permitted, decision.reason)
 
 
 # ---------------------------------------------------------------- referral events

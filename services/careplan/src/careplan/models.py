@@ -286,7 +286,7 @@ def etag_of(version: int) -> str:
 
 def version_of_etag(etag: str) -> int | None:
     raw = etag.removeprefix("W/").strip('"')
-    return int(raw) if raw.isdigit() else None
+    return int(raw) if raw.isascii() and raw.isdigit() else None
 
 
 # ---------------------------------------------------------------- JSON codec
@@ -408,13 +408,17 @@ class CarePlanRevisionRow(Base):
 
 
 class RequestRecord(Base):
-    """A create that carried a ``request_id`` (AIP-155): a repeat returns the first result."""
+    """A create that carried a ``request_id`` (AIP-155): a repeat of the same request (same
+    ``fingerprint``) returns the first result; the id with another request is refused."""
 
     __tablename__ = "request_records"
 
     caller: Mapped[str] = mapped_column(String(200), primary_key=True)
     request_id: Mapped[str] = mapped_column(String(100), primary_key=True)
     method: Mapped[str] = mapped_column(String(60))
+    # servicekit.idempotency.fingerprint_of the request; '' for records written before
+    # fingerprints were kept, which match no request.
+    fingerprint: Mapped[str] = mapped_column(String(64), default="", server_default="")
     resource_name: Mapped[str] = mapped_column(String(300))
     create_time: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
 

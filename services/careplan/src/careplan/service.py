@@ -1,11 +1,12 @@
 """The careplan use cases, as plain functions over a unit of work.
 
-Every read and write of a plan first asks identity's ``Authorize`` (data category
-care-plan, the plan's record holder as record holder, the caller as subject), which logs
-the access. Within a permitted update, :mod:`careplan.policy` decides per field group.
-Every accepted update writes a new immutable revision holding the whole plan; the etag is
-the version, and the write is a compare-and-set on it, so concurrent writers never lose
-an update: each one is either in the history or got ABORTED.
+Every read and write of a plan asks identity's ``Authorize`` once (see
+:mod:`careplan.access`), which logs the access: the plan is read first (one statement), the
+question is the one that plan implies, and nothing is returned before identity's answer.
+Within a permitted update, :mod:`careplan.policy` decides per field group. Every accepted
+update writes a new immutable revision holding the whole plan; the etag is the version, and
+the write is a compare-and-set on it, so concurrent writers never lose an update: each one
+is either in the history or got ABORTED.
 """
 
 from __future__ import annotations
@@ -13,24 +14,17 @@ from __future__ import annotations
 import copy
 import dataclasses
 import datetime as dt
-import logging
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
-from careplan import errors
-from careplan.clients import (
-    Access,
-    AccessQuestion,
-    IdentityClient,
-    PendingAccess,
-    ReferralEvent,
-)
+from careplan import access, errors
+from careplan.clients import Access, AccessQuestion, IdentityClient, ReferralEvent
+from careplan.merge import MAX_TEXT, Actor, merge
 from careplan.models import (
-    ActivityStatus,
     AppliedEvent,
     CarePlanRevisionRow,
     CarePlanRow,
@@ -45,27 +39,19 @@ from careplan.models import (
     view_from_document,
     view_to_document,
 )
-from careplan.policy import (
-    CREATE_ROLES,
-    FieldGroup,
-    Role,
-    Scope,
-    groups_of_mask,
-    require_writable,
-    role_on,
-)
+from careplan.policy import CREATE_ROLES, FieldGroup, Role, Scope, groups_of_mask, require_writable
 from careplan.unit_of_work import UnitOfWork
-from servicekit import idempotency, names
+from servicekit import idempotency
 from servicekit.auth import Principal
-from servicekit.errors import InvalidArgument, PermissionDenied, Violations
+from servicekit.errors import InvalidArgument
 
-T = TypeVar("T")
-log = logging.getLogger("careplan.access")
+__all__ = ["Actor", "merge"]
 
-MAX_TEXT = 2000
-MAX_ITEMS = 200
 REFERRAL_CONSUMER = "referral-events"
 CONSUMER_AUTHOR = "careplan:referral-events"
+CREATE_METHOD = "CreateCarePlan"
+# Versions are stored as 32-bit integers: none can be higher.
+MAX_VERSION = 2**31 - 1
 
 
 class PlanCache:
@@ -116,131 +102,12 @@ class Page:
     last: int | None
 
 
-@dataclass(frozen=True)
-class Actor:
-    """The writer of an update, as the merge needs them."""
-
-    role: Role
-    user: str
-    organisation_id: str
-    patient_id: str
-    default_goal_owner: str
-
-    @property
-    def self_owner(self) -> str:
-        if self.role is Role.PATIENT:
-            return f"patients/{self.patient_id}"
-        return f"organisations/{self.organisation_id}" if self.organisation_id else ""
-
-    def owns(self, owner: str) -> bool:
-        return bool(owner) and owner == self.self_owner
-
-    def owns_organisation(self, org_id: str) -> bool:
-        return bool(org_id) and org_id == self.organisation_id
-
-
 def _org_id(principal: Principal) -> str:
     return principal.organisation.removeprefix("organisations/")
 
 
 def _tenant(principal: Principal) -> str:
     return principal.care_group.removeprefix("organisations/")
-
-
-# ---------------------------------------------------------------- access
-
-
-@dataclass(frozen=True)
-class _Question:
-    """What identity is asked about an access to a plan, and the caller's role on it."""
-
-    question: AccessQuestion
-    role: Role
-
-
-def _question(
-    principal: Principal, patient_id: str, view: PlanView | None, access: Access
-) -> _Question:
-    """An informal carer is asked about under the patient's mandate."""
-    holder = view.record_holder_id if view is not None else ""
-    role = role_on(principal, patient_id, holder, view.content if view else None)
-    if role is not Role.INFORMAL_CARER:
-        return _Question(AccessQuestion(principal, patient_id, access, holder, "care-plan"), role)
-    subject = Principal(
-        subject=principal.subject,
-        client_id=principal.client_id,
-        organisation="",
-        care_group=principal.care_group,
-        roles=frozenset({"patient"}),
-        patient=f"patients/{patient_id}",
-        on_behalf_of=principal.on_behalf_of,
-    )
-    return _Question(
-        AccessQuestion(subject, patient_id, access, holder, "informal-carer-mandate"), role
-    )
-
-
-@dataclass(frozen=True)
-class _Asked:
-    question: _Question
-    answer: PendingAccess
-
-
-def _ask_early(deps: Deps, principal: Principal, patient_id: str, access: Access) -> _Asked | None:
-    """Sends identity the question the cached plan implies, before the plan is read, so that
-    the two overlap. :func:`_authorize` uses the answer only if the plan as read implies the
-    same question; otherwise it asks again, and identity logs both questions."""
-    cached = deps.plans.get(patient_id)
-    if cached is None:
-        return None
-    q = _question(principal, patient_id, cached, access)
-    return _Asked(q, deps.identity.authorize_later(q.question))
-
-
-def _authorize(
-    deps: Deps,
-    principal: Principal,
-    patient_id: str,
-    view: PlanView | None,
-    access: Access,
-    asked: _Asked | None = None,
-) -> Role:
-    """Asks identity (which logs the access), or takes the answer to the same question asked
-    early; PERMISSION_DENIED with identity's reason on a denial."""
-    q = _question(principal, patient_id, view, access)
-    if asked is not None and asked.question == q:
-        decision = asked.answer.result()
-    else:
-        decision = deps.identity.authorize(q.question)
-    _log_access(principal, patient_id, access, q.role, decision.permitted, decision.reason)
-    if not decision.permitted:
-        raise errors.AccessDenied("access to the care plan was refused", reason=decision.reason)
-    if view is not None and view.care_group_id != _tenant(principal):
-        raise errors.CarePlanNotFound("care plan not found")
-    return q.role
-
-
-def _log_access(
-    principal: Principal, patient_id: str, access: Access, role: Role, permitted: bool, reason: str
-) -> None:
-    """One structured line per access: refusals at INFO, permitted accesses at DEBUG. The
-    NEN 7513 entry of every access, permitted or not, is identity's."""
-    level = logging.DEBUG if permitted else logging.INFO
-    if not log.isEnabledFor(level):
-        return
-    log.log(
-        level,
-        "care_plan_access",
-        extra={
-            "patient": patient_id,
-            "access": access.value,
-            "role": role.value,
-            "user": principal.subject,
-            "organisation": principal.organisation,
-            "decision": "permit" if permitted else "deny",
-            "reason": reason,
-        },
-    )
 
 
 def _load(deps: Deps, patient_id: str) -> PlanView | None:
@@ -261,17 +128,36 @@ def _load(deps: Deps, patient_id: str) -> PlanView | None:
     return view
 
 
+def _read_and_authorize(
+    deps: Deps, principal: Principal, patient_id: str, kind: Access
+) -> tuple[PlanView, Role]:
+    """The plan as read, after identity permitted this access to it (one question, one
+    access-log entry, asked about that plan); NOT_FOUND for a missing plan only after the
+    permit, so a patient who exists but may not be seen and one who does not exist answer
+    alike. Another care group's plan does not exist for the caller: the question names no
+    plan, exactly as for a patient without one."""
+    view = _load(deps, patient_id)
+    if view is not None and view.care_group_id != _tenant(principal):
+        view = None
+    role = access.authorize(deps.identity, principal, patient_id, view, kind)
+    if view is None:
+        raise errors.CarePlanNotFound("care plan not found")
+    return view, role
+
+
 # ---------------------------------------------------------------- reads
 
 
+def check_version(version: int) -> None:
+    if not 0 <= version <= MAX_VERSION:
+        raise InvalidArgument.single(
+            "version", f"must be between 0 and {MAX_VERSION}", "INVALID_VERSION"
+        )
+
+
 def get_care_plan(deps: Deps, principal: Principal, patient_id: str, version: int = 0) -> PlanView:
-    if version < 0:
-        raise InvalidArgument.single("version", "must not be negative", "INVALID_VERSION")
-    asked = _ask_early(deps, principal, patient_id, Access.READ)
-    view = _load(deps, patient_id)
-    _authorize(deps, principal, patient_id, view, Access.READ, asked)
-    if view is None:
-        raise errors.CarePlanNotFound("care plan not found")
+    check_version(version)
+    view, _ = _read_and_authorize(deps, principal, patient_id, Access.READ)
     if version in (0, view.version):
         return view
     with deps.uow() as uow:
@@ -284,10 +170,7 @@ def get_care_plan(deps: Deps, principal: Principal, patient_id: str, version: in
 def list_revisions(
     deps: Deps, principal: Principal, patient_id: str, after: int, limit: int
 ) -> Page:
-    view = _load(deps, patient_id)
-    _authorize(deps, principal, patient_id, view, Access.READ)
-    if view is None:
-        raise errors.CarePlanNotFound("care plan not found")
+    _read_and_authorize(deps, principal, patient_id, Access.READ)
     with deps.uow() as uow:
         rows = uow.repo.revisions(patient_id, after, limit + 1)
         more = len(rows) > limit
@@ -310,44 +193,36 @@ def list_revisions(
 
 
 def create_care_plan(
-    deps: Deps, principal: Principal, patient_id: str, data: PlanContent, request_id: str = ""
+    deps: Deps,
+    principal: Principal,
+    patient_id: str,
+    data: PlanContent,
+    request_id: str = "",
+    fingerprint: str = "",
 ) -> PlanView:
     """Creates the patient's one plan. The caller's organisation becomes the record holder
     and the coordinating practitioner; the caller records the plan as agreed in the consult
-    (every field group except the informal carers, which only the patient mandates)."""
+    (every field group except the informal carers, which only the patient mandates).
+
+    ``fingerprint`` identifies the request (without its ``request_id``): a repeat with the
+    same id and fingerprint returns the plan as the first request wrote it, and is a read
+    of it (so identity is asked about a read); the same id with another request is
+    INVALID_ARGUMENT ``REQUEST_ID_REUSED``. Everything that depends only on the caller and
+    the request is checked before identity is asked, so a permitted create is written
+    unless the patient has a plan already.
+    """
     idempotency.check(request_id)
-    now = deps.clock()
+    if "\x00" in request_id:  # PostgreSQL cannot store it (nor compare with it)
+        raise InvalidArgument.single(
+            "request_id", "must not contain a NUL character", "INVALID_REQUEST_ID"
+        )
+    if request_id:
+        replay = _replay(deps, principal, request_id, fingerprint)
+        if replay is not None:
+            return replay
     org_id = _org_id(principal)
-    existing = _load(deps, patient_id)
-    decision = deps.identity.authorize(
-        AccessQuestion(principal, patient_id, Access.CREATE, org_id, "care-plan")
-    )
-    _log_access(
-        principal,
-        patient_id,
-        Access.CREATE,
-        Role.COORDINATING_PRACTITIONER,
-        decision.permitted,
-        decision.reason,
-    )
-    if not decision.permitted:
-        raise errors.AccessDenied("access to the care plan was refused", reason=decision.reason)
     if not principal.roles & CREATE_ROLES or not org_id:
         raise errors.RoleNotPermitted("only a GP or practice nurse may create a care plan")
-    if request_id:
-        with deps.uow() as uow:
-            record = uow.repo.request_record(principal.subject, request_id)
-        if idempotency.replayed(record, "CreateCarePlan") is not None:
-            if existing is None:
-                raise InvalidArgument.single(
-                    "request_id", "was already used for another request", "REQUEST_ID_REUSED"
-                )
-            return existing
-    if existing is not None:
-        raise errors.CarePlanExists(
-            "the patient already has a care plan",
-            metadata={"care_plan": f"patients/{patient_id}/carePlan"},
-        )
     if data.informal_carers:
         raise errors.FieldGroupNotWritable(
             "only the patient mandates informal carers",
@@ -356,6 +231,57 @@ def create_care_plan(
                 "role": Role.COORDINATING_PRACTITIONER.value,
             },
         )
+    view = _new_plan(deps, principal, patient_id, org_id, data)
+    question = AccessQuestion(principal, patient_id, Access.CREATE, org_id, access.PURPOSE)
+    access.ask(deps.identity, principal, access.Question(question, Role.COORDINATING_PRACTITIONER))
+    if _load(deps, patient_id) is not None:
+        raise errors.CarePlanExists(
+            "the patient already has a care plan",
+            metadata={"care_plan": f"patients/{patient_id}/carePlan"},
+        )
+    document = view_to_document(view)
+    try:
+        with deps.uow() as uow:
+            _add_new_plan(uow, view, document, principal.responsible_user)
+            if request_id:
+                uow.repo.add(
+                    RequestRecord(
+                        caller=principal.subject,
+                        request_id=request_id,
+                        method=CREATE_METHOD,
+                        fingerprint=fingerprint,
+                        resource_name=f"patients/{patient_id}/carePlan",
+                        create_time=view.create_time,
+                    )
+                )
+            uow.commit()
+    except IntegrityError as exc:
+        # A concurrent create won: the same request again (its plan, read), the same id for
+        # another request (REQUEST_ID_REUSED), or another create of this patient's plan.
+        replay = _replay(deps, principal, request_id, fingerprint) if request_id else None
+        if replay is None:
+            raise errors.CarePlanExists("the patient already has a care plan") from exc
+        return replay
+    return view
+
+
+def _replay(deps: Deps, principal: Principal, request_id: str, fingerprint: str) -> PlanView | None:
+    """The plan as the first request with this id wrote it, if this is the same request
+    again; None for a new id. Returning it is a read of the plan, asked about as one."""
+    with deps.uow() as uow:
+        record = uow.repo.request_record(principal.subject, request_id)
+    name = idempotency.replayed(record, CREATE_METHOD, fingerprint)
+    if name is None:
+        return None
+    patient_id = name.removeprefix("patients/").removesuffix("/carePlan")
+    return get_care_plan(deps, principal, patient_id, version=1)
+
+
+def _new_plan(
+    deps: Deps, principal: Principal, patient_id: str, org_id: str, data: PlanContent
+) -> PlanView:
+    """The plan a create writes, validated (version 1, held by the caller's organisation)."""
+    now = deps.clock()
     actor = Actor(
         role=Role.COORDINATING_PRACTITIONER,
         user=principal.subject,
@@ -384,7 +310,7 @@ def create_care_plan(
                 organisation=org_id,
             ),
         )
-    view = PlanView(
+    return PlanView(
         patient_id=patient_id,
         care_group_id=_tenant(principal),
         record_holder_id=org_id,
@@ -393,24 +319,6 @@ def create_care_plan(
         create_time=now,
         update_time=now,
     )
-    document = view_to_document(view)
-    try:
-        with deps.uow() as uow:
-            _add_new_plan(uow, view, document, principal.responsible_user)
-            if request_id:
-                uow.repo.add(
-                    RequestRecord(
-                        caller=principal.subject,
-                        request_id=request_id,
-                        method="CreateCarePlan",
-                        resource_name=f"patients/{patient_id}/carePlan",
-                        create_time=now,
-                    )
-                )
-            uow.commit()
-    except IntegrityError as exc:
-        raise errors.CarePlanExists("the patient already has a care plan") from exc
-    return view
 
 
 def _status_value(content: PlanContent) -> str:
@@ -454,10 +362,7 @@ def update_care_plan(
     expected = version_of_etag(etag)
     if expected is None:
         raise InvalidArgument.single("care_plan.etag", "not an etag of this plan", "INVALID_ETAG")
-    view = _load(deps, patient_id)
-    role = _authorize(deps, principal, patient_id, view, Access.UPDATE)
-    if view is None:
-        raise errors.CarePlanNotFound("care plan not found")
+    view, role = _read_and_authorize(deps, principal, patient_id, Access.UPDATE)
     scopes = require_writable(role, groups)
     if expected != view.version:
         raise errors.EtagMismatch("the care plan has changed; read it again")
@@ -506,413 +411,6 @@ def update_care_plan(
         )
         uow.commit()
     return new_view
-
-
-# ---------------------------------------------------------------- the merge
-
-
-def merge(
-    current: PlanContent,
-    incoming: PlanContent,
-    scopes: dict[FieldGroup, Scope],
-    actor: Actor,
-    now: dt.datetime,
-    *,
-    plan_create_time: dt.datetime,
-    new_id: Callable[[], str],
-) -> tuple[PlanContent, str, list[str]]:
-    """``current`` with the groups in ``scopes`` taken from ``incoming``, checked item by
-    item against the caller's scope. Returns the new content, a change summary and the
-    groups that changed."""
-    m = _Merge(
-        copy.deepcopy(current), copy.deepcopy(incoming), actor, now, plan_create_time, new_id
-    )
-    parts: list[str] = []
-    changed: list[str] = []
-    for group in FieldGroup:
-        if group not in scopes:
-            continue
-        note = MERGERS[group](m, scopes[group])
-        m.v.raise_if_any()
-        if note is not None:
-            changed.append(group.value)
-            parts.append(f"{group.value}: {note}" if note else group.value)
-    return m.new, "; ".join(parts), changed
-
-
-@dataclass
-class _Merge:
-    """One merge in progress: ``new`` starts as a copy of ``current``."""
-
-    current: PlanContent
-    incoming: PlanContent
-    actor: Actor
-    now: dt.datetime
-    plan_create_time: dt.datetime
-    new_id: Callable[[], str]
-    v: Violations = field(default_factory=Violations)
-    new: PlanContent = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.new = copy.deepcopy(self.current)
-
-    # Each merger returns None when its group did not change, else a short summary.
-
-    def what_matters(self, scope: Scope) -> str | None:
-        _check_texts(self.incoming.what_matters, "care_plan.what_matters", self.v, required=True)
-        self.new.what_matters = list(self.incoming.what_matters)
-        return None if self.new.what_matters == self.current.what_matters else ""
-
-    def conditions(self, scope: Scope) -> str | None:
-        for i, c in enumerate(self.incoming.conditions):
-            _text(c.display, f"care_plan.conditions[{i}].display", self.v, required=True)
-            c.id = c.id or self.new_id()
-        _unique_ids(self.incoming.conditions, "care_plan.conditions", self.v)
-        self.new.conditions = self.incoming.conditions
-        return _diff(self.current.conditions, self.new.conditions)
-
-    def participants(self, scope: Scope) -> str | None:
-        for i, p in enumerate(self.incoming.participants):
-            if p.role is None:
-                self.v.add(
-                    f"care_plan.participants[{i}].role", "is required", "PARTICIPANT_ROLE_REQUIRED"
-                )
-            if not p.organisation:
-                self.v.add(
-                    f"care_plan.participants[{i}].organisation",
-                    "is required",
-                    "ORGANISATION_REQUIRED",
-                )
-            p.id = p.id or self.new_id()
-        _unique_ids(self.incoming.participants, "care_plan.participants", self.v)
-        self.new.participants = self.incoming.participants
-        return _diff(self.current.participants, self.new.participants)
-
-    def informal_carers(self, scope: Scope) -> str | None:
-        mandated = {c.user: c for c in self.current.informal_carers}
-        for i, c in enumerate(self.incoming.informal_carers):
-            if not c.user.strip():
-                self.v.add(
-                    f"care_plan.informal_carers[{i}].user", "is required", "CARER_USER_REQUIRED"
-                )
-            before = mandated.get(c.user)
-            c.id = c.id or (before.id if before else self.new_id())
-            c.mandate_time = before.mandate_time if before else self.now
-        _unique_ids(self.incoming.informal_carers, "care_plan.informal_carers", self.v)
-        self.new.informal_carers = self.incoming.informal_carers
-        return _diff(self.current.informal_carers, self.new.informal_carers)
-
-    def goals(self, scope: Scope) -> str | None:
-        _merge_goals(
-            self.current, self.incoming, self.new, scope, self.actor, self.now, self.v, self.new_id
-        )
-        before = [g.without_progress() for g in self.current.goals]
-        if [g.without_progress() for g in self.new.goals] == before:
-            return None
-        return _counts(self.current.goals, self.new.goals)
-
-    def progress(self, scope: Scope) -> str | None:
-        added = _merge_progress(
-            self.current, self.incoming, self.new, scope, self.actor, self.now, self.v, self.new_id
-        )
-        return f"{added} added" if added else None
-
-    def actions(self, scope: Scope) -> str | None:
-        _merge_actions(
-            self.current,
-            self.incoming,
-            self.new,
-            scope,
-            self.actor,
-            self.plan_create_time,
-            self.now,
-            self.v,
-            self.new_id,
-        )
-        return _diff(self.current.actions, self.new.actions)
-
-    def evaluations(self, scope: Scope) -> str | None:
-        for i, e in enumerate(self.incoming.evaluations):
-            if e.review_time is None:
-                self.v.add(
-                    f"care_plan.evaluations[{i}].review_time", "is required", "REVIEW_TIME_REQUIRED"
-                )
-            _text(e.outcome, f"care_plan.evaluations[{i}].outcome", self.v)
-            e.id = e.id or self.new_id()
-            e.organisation = e.organisation or self.actor.organisation_id
-        _unique_ids(self.incoming.evaluations, "care_plan.evaluations", self.v)
-        self.new.evaluations = self.incoming.evaluations
-        return _diff(self.current.evaluations, self.new.evaluations)
-
-    def consult_preparation(self, scope: Scope) -> str | None:
-        prep, before = self.incoming.consult_preparation, self.current.consult_preparation
-        _check_texts(prep.topics, "care_plan.consult_preparation.topics", self.v, required=True)
-        _check_texts(
-            prep.questions, "care_plan.consult_preparation.questions", self.v, required=True
-        )
-        self.new.consult_preparation.topics = list(prep.topics)
-        self.new.consult_preparation.questions = list(prep.questions)
-        return None if (prep.topics, prep.questions) == (before.topics, before.questions) else ""
-
-    def consult_agenda(self, scope: Scope) -> str | None:
-        prep, before = self.incoming.consult_preparation, self.current.consult_preparation
-        _check_texts(prep.agenda, "care_plan.consult_preparation.agenda", self.v, required=True)
-        self.new.consult_preparation.agenda = list(prep.agenda)
-        self.new.consult_preparation.next_consult_time = prep.next_consult_time
-        same = (prep.agenda, prep.next_consult_time) == (before.agenda, before.next_consult_time)
-        return None if same else ""
-
-    def status(self, scope: Scope) -> str | None:
-        if self.incoming.status is None:
-            self.v.add("care_plan.status", "is required", "STATUS_REQUIRED")
-            return None
-        self.new.status = self.incoming.status
-        return None if self.new.status == self.current.status else self.new.status.value
-
-
-MERGERS: dict[FieldGroup, Callable[[_Merge, Scope], str | None]] = {
-    FieldGroup.WHAT_MATTERS: _Merge.what_matters,
-    FieldGroup.CONDITIONS: _Merge.conditions,
-    FieldGroup.PARTICIPANTS: _Merge.participants,
-    FieldGroup.INFORMAL_CARERS: _Merge.informal_carers,
-    FieldGroup.GOALS: _Merge.goals,
-    FieldGroup.GOAL_PROGRESS: _Merge.progress,
-    FieldGroup.ACTIONS: _Merge.actions,
-    FieldGroup.EVALUATIONS: _Merge.evaluations,
-    FieldGroup.CONSULT_PREPARATION: _Merge.consult_preparation,
-    FieldGroup.CONSULT_AGENDA: _Merge.consult_agenda,
-    FieldGroup.STATUS: _Merge.status,
-}
-
-
-def _diff(before: Sequence[Any], after: Sequence[Any]) -> str | None:
-    return None if list(before) == list(after) else _counts(before, after)
-
-
-def _merge_goals(
-    current: PlanContent,
-    incoming: PlanContent,
-    new: PlanContent,
-    scope: Scope,
-    actor: Actor,
-    now: dt.datetime,
-    v: Violations,
-    new_id: Callable[[], str],
-) -> None:
-    old_by_id = {g.id: g for g in current.goals}
-    result = []
-    for i, given in enumerate(incoming.goals):
-        prefix = f"care_plan.goals[{i}]"
-        _text(given.description, f"{prefix}.description", v, required=True)
-        _text(given.notes, f"{prefix}.notes", v)
-        old = old_by_id.get(given.id) if given.id else None
-        given.id = given.id or new_id()  # _merge_progress finds the goal by this id
-        goal = dataclasses.replace(given)
-        if old is None:
-            goal.owner = goal.owner or actor.default_goal_owner or actor.self_owner
-            goal.create_time = now
-            goal.progress = []
-            if scope is Scope.OWN and not actor.owns(goal.owner):
-                raise PermissionDenied(
-                    "a new goal must be owned by its author", reason="GOAL_NOT_OWNED"
-                )
-        else:
-            goal.owner = goal.owner or old.owner
-            goal.create_time = old.create_time
-            goal.progress = list(old.progress)
-            if (
-                not old.same_content(goal)
-                and scope is Scope.OWN
-                and not (actor.owns(old.owner) and actor.owns(goal.owner))
-            ):
-                raise PermissionDenied(
-                    "this goal is owned by someone else", reason="GOAL_NOT_OWNED"
-                )
-        if not goal.owner.startswith(("patients/", "organisations/")):
-            v.add(f"{prefix}.owner", "must be patients/{p} or organisations/{o}", "INVALID_OWNER")
-        created = goal.create_time or now
-        if (
-            goal.target is not None
-            and goal.target.due_time is not None
-            and goal.target.due_time < created
-        ):
-            v.add(
-                f"{prefix}.target.due_time",
-                "is before the goal was created",
-                "DUE_DATE_BEFORE_CREATION",
-            )
-        if (
-            goal.target is not None
-            and goal.target.low is not None
-            and goal.target.high is not None
-            and goal.target.low > goal.target.high
-        ):
-            v.add(f"{prefix}.target.low", "is above the high bound", "INVALID_TARGET_RANGE")
-        result.append(goal)
-    kept = {g.id for g in result}
-    for old in current.goals:
-        if old.id not in kept and scope is Scope.OWN and not actor.owns(old.owner):
-            raise PermissionDenied("this goal is owned by someone else", reason="GOAL_NOT_OWNED")
-    _unique_ids(result, "care_plan.goals", v)
-    new.goals = result
-
-
-def _merge_progress(
-    current: PlanContent,
-    incoming: PlanContent,
-    new: PlanContent,
-    scope: Scope,
-    actor: Actor,
-    now: dt.datetime,
-    v: Violations,
-    new_id: Callable[[], str],
-) -> int:
-    """Appends the new progress entries of each goal named; existing entries are immutable."""
-    added = 0
-    for i, goal in enumerate(incoming.goals):
-        target = new.goal(goal.id) if goal.id else None
-        if target is None:
-            v.add(f"care_plan.goals[{i}].id", "names no goal of this plan", "UNKNOWN_GOAL")
-            continue
-        before = current.goal(goal.id)
-        known = {e.id: e for e in (before.progress if before else [])}
-        fresh = []
-        for j, entry in enumerate(goal.progress):
-            field_name = f"care_plan.goals[{i}].progress[{j}]"
-            if entry.id and entry.id in known:
-                if not known[entry.id].same_entry(entry):
-                    v.add(field_name, "progress entries cannot be changed", "PROGRESS_APPEND_ONLY")
-                continue
-            _text(entry.text, f"{field_name}.text", v, required=True)
-            fresh.append(
-                dataclasses.replace(entry, id=new_id(), author=actor.user, record_time=now)
-            )
-        if fresh and scope is Scope.OWN and not actor.owns(target.owner):
-            raise PermissionDenied("this goal is owned by someone else", reason="GOAL_NOT_OWNED")
-        target.progress = [*target.progress, *fresh]
-        added += len(fresh)
-    return added
-
-
-def _merge_actions(
-    current: PlanContent,
-    incoming: PlanContent,
-    new: PlanContent,
-    scope: Scope,
-    actor: Actor,
-    plan_create_time: dt.datetime,
-    now: dt.datetime,
-    v: Violations,
-    new_id: Callable[[], str],
-) -> None:
-    old_by_id = {a.id: a for a in current.actions}
-    result = []
-    for i, action in enumerate(incoming.actions):
-        prefix = f"care_plan.actions[{i}]"
-        _text(action.description, f"{prefix}.description", v, required=True)
-        if action.kind is None:
-            v.add(f"{prefix}.kind", "is required", "ACTION_KIND_REQUIRED")
-        action.responsible_organisation = action.responsible_organisation or actor.organisation_id
-        if not action.responsible_organisation:
-            v.add(f"{prefix}.responsible_organisation", "is required", "ORGANISATION_REQUIRED")
-        if action.referral:
-            parts = action.referral.split("/")
-            if (
-                len(parts) != 4
-                or parts[0] != "patients"
-                or parts[1] != actor.patient_id
-                or parts[2] != "referrals"
-                or not parts[3]
-            ):
-                v.add(
-                    f"{prefix}.referral",
-                    "must be a referral of this patient",
-                    "INVALID_REFERRAL_NAME",
-                )
-        old = old_by_id.get(action.id) if action.id else None
-        if action.due_time is not None and action.due_time < (
-            plan_create_time if old else min(now, plan_create_time)
-        ):
-            v.add(
-                f"{prefix}.due_time", "is before the plan was created", "DUE_DATE_BEFORE_CREATION"
-            )
-        if old is None:
-            action.id = action.id or new_id()
-            action.status = action.status or ActivityStatus.NOT_STARTED
-            action.referral_state = None
-            if scope is Scope.OWN and not actor.owns_organisation(action.responsible_organisation):
-                raise PermissionDenied(
-                    "an organisation adds only its own actions",
-                    reason="ACTION_NOT_OWN_ORGANISATION",
-                )
-        else:
-            action.status = action.status or old.status
-            action.referral_state = old.referral_state if old.referral == action.referral else None
-            if (
-                not old.same_content(action)
-                and scope is Scope.OWN
-                and not (
-                    actor.owns_organisation(old.responsible_organisation)
-                    and actor.owns_organisation(action.responsible_organisation)
-                )
-            ):
-                raise PermissionDenied(
-                    "this action belongs to another organisation",
-                    reason="ACTION_NOT_OWN_ORGANISATION",
-                )
-        result.append(action)
-    kept = {a.id for a in result}
-    for old in current.actions:
-        if (
-            old.id not in kept
-            and scope is Scope.OWN
-            and not actor.owns_organisation(old.responsible_organisation)
-        ):
-            raise PermissionDenied(
-                "this action belongs to another organisation", reason="ACTION_NOT_OWN_ORGANISATION"
-            )
-    _unique_ids(result, "care_plan.actions", v)
-    new.actions = result
-
-
-def _text(value: str, field_name: str, v: Violations, *, required: bool = False) -> None:
-    if required and not value.strip():
-        v.add(field_name, "is required", "TEXT_REQUIRED")
-    elif len(value) > MAX_TEXT:
-        v.add(field_name, f"at most {MAX_TEXT} characters", "TEXT_TOO_LONG")
-
-
-def _check_texts(values: list[str], field_name: str, v: Violations, *, required: bool) -> None:
-    if len(values) > MAX_ITEMS:
-        v.add(field_name, f"at most {MAX_ITEMS} items", "TOO_MANY_ITEMS")
-    for i, value in enumerate(values):
-        _text(value, f"{field_name}[{i}]", v, required=required)
-
-
-def _unique_ids(items: Sequence[Any], field_name: str, v: Violations) -> None:
-    if len(items) > MAX_ITEMS:
-        v.add(field_name, f"at most {MAX_ITEMS} items", "TOO_MANY_ITEMS")
-    seen: set[str] = set()
-    for i, item in enumerate(items):
-        if not names.valid_id(item.id):
-            v.add(
-                f"{field_name}[{i}].id", "2-63 lower-case letters, digits and dashes", "INVALID_ID"
-            )
-        if item.id in seen:
-            v.add(f"{field_name}[{i}].id", "is used twice", "DUPLICATE_ID")
-        seen.add(item.id)
-
-
-def _counts(before: Sequence[Any], after: Sequence[Any]) -> str:
-    old = {x.id: x for x in before}
-    new = {x.id: x for x in after}
-    added = len(new.keys() - old.keys())
-    removed = len(old.keys() - new.keys())
-    changed = sum(1 for k in new.keys() & old.keys() if new[k] != old[k])
-    words = [
-        f"{n} {w}" for n, w in ((added, "added"), (changed, "changed"), (removed, "removed")) if n
-    ]
-    return ", ".join(words) or "reordered"
 
 
 # ---------------------------------------------------------------- referral events

@@ -13,10 +13,10 @@ from carenet.careplan.v1 import careplan_service_pb2 as rpc
 from carenet.careplan.v1 import careplan_service_pb2_grpc as rpc_grpc
 from careplan import models as m
 from careplan import service
-from servicekit import names, paging
+from servicekit import idempotency, names, paging
 from servicekit.auth import current_principal
 from servicekit.errors import InvalidArgument
-from servicekit.timestamps import from_proto, to_proto
+from servicekit.timestamps import from_request, to_proto
 
 E = TypeVar("E")
 
@@ -98,8 +98,9 @@ def _org(name: str, field: str) -> str:
     return names.parse_one(name, "organisations", field=field) if name else ""
 
 
-def _ts(message: Any, field: str) -> Any:
-    return from_proto(getattr(message, field), message.HasField(field))
+def _ts(message: Any, field: str, prefix: str) -> Any:
+    """A request's Timestamp; out of range is INVALID_ARGUMENT naming ``prefix.field``."""
+    return from_request(getattr(message, field), f"{prefix}.{field}", message.HasField(field))
 
 
 # ---------------------------------------------------------------- from proto
@@ -133,7 +134,7 @@ def content_from_pb(plan: pb.CarePlan) -> m.PlanContent:
         evaluations=[
             m.EvaluationMoment(
                 id=e.id,
-                review_time=_ts(e, "review_time"),
+                review_time=_ts(e, "review_time", f"{p}.evaluations[{i}]"),
                 outcome=e.outcome,
                 organisation=_org(e.organisation, f"{p}.evaluations[{i}].organisation"),
             )
@@ -143,7 +144,7 @@ def content_from_pb(plan: pb.CarePlan) -> m.PlanContent:
             topics=list(prep.topics),
             questions=list(prep.questions),
             agenda=list(prep.agenda),
-            next_consult_time=_ts(prep, "next_consult_time"),
+            next_consult_time=_ts(prep, "next_consult_time", f"{p}.consult_preparation"),
         ),
     )
 
@@ -157,7 +158,7 @@ def _goal(g: pb.Goal, prefix: str) -> m.Goal:
             low=t.low if t.HasField("low") else None,
             high=t.high if t.HasField("high") else None,
             unit=t.unit,
-            due_time=_ts(t, "due_time"),
+            due_time=_ts(t, "due_time", f"{prefix}.target"),
         )
     return m.Goal(
         id=g.id,
@@ -193,7 +194,7 @@ def _action(a: pb.Action, prefix: str) -> m.Action:
         ),
         responsible_person=a.responsible_person,
         schedule=a.schedule,
-        due_time=_ts(a, "due_time"),
+        due_time=_ts(a, "due_time", prefix),
         referral=a.referral,
         goals=list(a.goals),
     )
@@ -366,6 +367,7 @@ class CarePlanServicer(rpc_grpc.CarePlanServiceServicer):
             patient_id,
             content_from_pb(request.care_plan),
             request.request_id,
+            idempotency.fingerprint_of(request),
         )
         return plan_pb(view)
 
@@ -395,14 +397,10 @@ class CarePlanServicer(rpc_grpc.CarePlanServiceServicer):
         self, request: rpc.ListCarePlanRevisionsRequest, context: grpc.ServicerContext
     ) -> rpc.ListCarePlanRevisionsResponse:
         patient_id = _plan_patient(request.parent, "parent")
-        size = paging.page_size(request.page_size)
-        fp = paging.fingerprint("revisions", patient_id)
-        position = paging.decode_page_token(request.page_token, fp)
-        after = int(position["after"]) if position else 0
-        page = service.list_revisions(self.deps, current_principal(), patient_id, after, size)
+        pager = paging.Pager(request, "revisions", patient_id, schema={"after": int})
+        after: int = pager.after(0)
+        page = service.list_revisions(self.deps, current_principal(), patient_id, after, pager.size)
         return rpc.ListCarePlanRevisionsResponse(
             care_plan_revisions=[revision_pb(r) for r in page.items],
-            next_page_token=paging.next_token(
-                {"after": page.last} if page.last is not None else None, fp
-            ),
+            next_page_token=pager.next_token(page.last),
         )

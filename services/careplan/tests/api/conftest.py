@@ -128,14 +128,18 @@ def get(
 
 
 @pytest.fixture(scope="session")
-def plan_p1(stub: rpc_grpc.CarePlanServiceStub, users: Users) -> pb.CarePlan:
-    created: pb.CarePlan = stub.CreateCarePlan(
-        rpc.CreateCarePlanRequest(
-            parent="patients/p-0001", care_plan=initial_plan(), request_id="api-p1"
-        ),
-        metadata=bearer(users.gp),
-        timeout=10,
+def create_p1() -> rpc.CreateCarePlanRequest:
+    """The request that created p-0001's plan (a repeat must be this exact request)."""
+    return rpc.CreateCarePlanRequest(
+        parent="patients/p-0001", care_plan=initial_plan(), request_id="api-p1"
     )
+
+
+@pytest.fixture(scope="session")
+def plan_p1(
+    stub: rpc_grpc.CarePlanServiceStub, users: Users, create_p1: rpc.CreateCarePlanRequest
+) -> pb.CarePlan:
+    created: pb.CarePlan = stub.CreateCarePlan(create_p1, metadata=bearer(users.gp), timeout=10)
     current = get(stub, users.patient)
     del current.informal_carers[:]
     current.informal_carers.add(user=users.carer_sub, display_name="Buurvrouw")

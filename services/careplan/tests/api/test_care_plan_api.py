@@ -32,17 +32,14 @@ def test_the_creating_practice_holds_the_plan_and_coordinates_it(plan_p1: pb.Car
     assert plan_p1.etag == 'W/"1"'
 
 
-def test_a_repeated_create_with_the_same_request_id_returns_the_plan(
-    stub: rpc_grpc.CarePlanServiceStub, users: Users, plan_p1: pb.CarePlan
+def test_a_repeated_create_with_the_same_request_id_returns_the_plan_as_created(
+    stub: rpc_grpc.CarePlanServiceStub,
+    users: Users,
+    plan_p1: pb.CarePlan,
+    create_p1: rpc.CreateCarePlanRequest,
 ) -> None:
-    again = stub.CreateCarePlan(
-        rpc.CreateCarePlanRequest(
-            parent="patients/p-0001", care_plan=initial_plan(), request_id="api-p1"
-        ),
-        metadata=bearer(users.gp),
-        timeout=10,
-    )
-    assert again.name == P1
+    again = stub.CreateCarePlan(create_p1, metadata=bearer(users.gp), timeout=10)
+    assert again == plan_p1
 
 
 def test_a_second_plan_for_a_patient_already_exists(
@@ -70,14 +67,15 @@ def test_the_mandated_carer_reads_the_plan(
     assert get(stub, users.carer).name == P1
 
 
-def test_another_tenants_plan_is_not_found(
+def test_another_tenants_plan_is_refused(
     stub: rpc_grpc.CarePlanServiceStub, tokens: Tokens, plan_p1: pb.CarePlan
 ) -> None:
+    """(and exactly like a patient that does not exist: see test_existence)"""
     for token in (tokens.user("dr.noord"), tokens.patient("pat.noord")):
         fail = _fails(
             stub.GetCarePlan, rpc.GetCarePlanRequest(name=P1), metadata=bearer(token), timeout=10
         )
-        assert fail.code == grpc.StatusCode.NOT_FOUND
+        assert fail.code == grpc.StatusCode.PERMISSION_DENIED
 
 
 @pytest.mark.parametrize(

@@ -9,12 +9,7 @@ import pytest
 from sqlalchemy import Engine
 
 from careplan import service
-from careplan.clients import (
-    AccessDecision,
-    AccessQuestion,
-    PendingAccess,
-    ReferralEvent,
-)
+from careplan.clients import AccessDecision, AccessQuestion, ReferralEvent
 from careplan.models import Action, ActionKind, ActivityStatus, PlanContent, PlanView
 from careplan.unit_of_work import UnitOfWork
 from servicekit.db import make_engine, make_session_factory
@@ -26,9 +21,6 @@ class NoIdentity:
     """Referral events are applied by the service itself: identity is never asked."""
 
     def authorize(self, question: AccessQuestion) -> AccessDecision:
-        raise AssertionError("applying a referral event asks no one")
-
-    def authorize_later(self, question: AccessQuestion) -> PendingAccess:
         raise AssertionError("applying a referral event asks no one")
 
 

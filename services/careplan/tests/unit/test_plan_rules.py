@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import math
 import re
 
 import pytest
@@ -85,9 +86,42 @@ def test_a_second_plan_for_the_same_patient_is_refused() -> None:
 
 def test_a_repeated_create_with_the_same_request_id_returns_the_first_plan() -> None:
     deps = fake_deps()
-    first = service.create_care_plan(deps, GP, "p-0001", _plan(), request_id="r-1")
-    again = service.create_care_plan(deps, GP, "p-0001", _plan(), request_id="r-1")
-    assert again.version == first.version == 1
+    first = service.create_care_plan(deps, GP, "p-0001", _plan(), "r-1", "fp-a")
+    again = service.create_care_plan(deps, GP, "p-0001", _plan(), "r-1", "fp-a")
+    assert again == first
+    assert len(deps.store.revisions) == 1  # type: ignore[attr-defined]
+
+
+def test_a_repeated_create_is_asked_about_as_a_read_of_the_plan_it_returns() -> None:
+    identity = FakeIdentity()
+    deps = fake_deps(identity=identity)
+    service.create_care_plan(deps, GP, "p-0001", _plan(), "r-1", "fp-a")
+    service.create_care_plan(deps, GP, "p-0001", _plan(), "r-1", "fp-a")
+    assert [(c[2], c[3]) for c in identity.calls] == [
+        (Access.CREATE, "gp-de-linde"),
+        (Access.READ, "gp-de-linde"),
+    ]
+
+
+def test_a_request_id_reused_for_another_request_is_refused_and_returns_nothing() -> None:
+    deps = fake_deps()
+    service.create_care_plan(deps, GP, "p-0001", _plan(), "r-1", "fp-a")
+    with pytest.raises(InvalidArgument) as caught:
+        service.create_care_plan(deps, GP, "p-0002", _plan(), "r-1", "fp-b")
+    assert caught.value.reason == "REQUEST_ID_REUSED"
+    assert [v.field for v in caught.value.violations] == ["request_id"]
+    assert set(deps.store.plans) == {"p-0001"}  # type: ignore[attr-defined]
+
+
+def test_a_request_id_is_stored_with_the_requests_fingerprint() -> None:
+    deps = fake_deps()
+    service.create_care_plan(deps, GP, "p-0001", _plan(), "r-1", "fp-a")
+    record = deps.store.requests[("dr.jansen", "r-1")]  # type: ignore[attr-defined]
+    assert (record.method, record.fingerprint, record.resource_name) == (
+        "CreateCarePlan",
+        "fp-a",
+        "patients/p-0001/carePlan",
+    )
 
 
 def test_a_patient_cannot_create_a_plan() -> None:
@@ -121,7 +155,7 @@ def test_a_read_of_a_cached_plan_asks_identity_once_and_obeys_its_answer() -> No
     assert caught.value.reason == "NO_CONSENT"
 
 
-def test_a_plan_whose_record_holder_changed_since_it_was_cached_is_asked_about_again() -> None:
+def test_a_plan_whose_record_holder_changed_since_it_was_cached_is_asked_about_once() -> None:
     identity = FakeIdentity()
     store = Store()
     deps = fake_deps(store, identity)
@@ -135,10 +169,59 @@ def test_a_plan_whose_record_holder_changed_since_it_was_cached_is_asked_about_a
     row.document = view_to_document(moved)  # as another replica would have written it
     asked = len(identity.calls)
 
-    service.get_care_plan(deps, SPECIALIST, "p-0001")
+    read = service.get_care_plan(deps, SPECIALIST, "p-0001")
 
     holders = [call[3] for call in identity.calls[asked:]]
-    assert holders == ["gp-de-linde", "gp-het-anker"]  # the early question, then the right one
+    assert holders == ["gp-het-anker"]  # one question, about the plan as read
+    assert read.record_holder_id == "gp-het-anker"
+
+
+def test_a_carer_whose_mandate_ended_since_the_plan_was_cached_is_asked_about_once() -> None:
+    identity = FakeIdentity()
+    deps, view = _created(identity)
+    mandated = dataclasses.replace(view.content, informal_carers=[InformalCarer(user="carer-1")])
+    v2 = service.update_care_plan(deps, PATIENT, "p-0001", mandated, ["informal_carers"], view.etag)
+    service.get_care_plan(deps, CARER, "p-0001")  # cached with the mandate
+    ended = dataclasses.replace(v2.content, informal_carers=[])
+    service.update_care_plan(deps, PATIENT, "p-0001", ended, ["informal_carers"], v2.etag)
+    identity.deny["carer-1"] = "NOT_OWN_DATA"
+    asked = len(identity.calls)
+
+    with pytest.raises(errors.AccessDenied):
+        service.get_care_plan(deps, CARER, "p-0001")
+
+    questions = [(c[0].patient, c[4]) for c in identity.calls[asked:]]
+    assert questions == [("patients/p-0002", "care-plan")]  # as themselves; no mandate asked
+
+
+def test_a_read_of_a_plan_that_does_not_exist_is_asked_about_before_it_is_not_found() -> None:
+    identity = FakeIdentity()
+    deps = fake_deps(identity=identity)
+    with pytest.raises(errors.CarePlanNotFound):
+        service.get_care_plan(deps, SPECIALIST, "p-0003")
+    assert [(c[1], c[2], c[3]) for c in identity.calls] == [("p-0003", Access.READ, "")]
+
+
+def test_another_care_groups_plan_is_asked_about_as_no_plan_and_not_found() -> None:
+    identity = FakeIdentity()
+    deps, _ = _created(identity)
+    elsewhere = dataclasses.replace(SPECIALIST, care_group="organisations/cg-noord")
+    with pytest.raises(errors.CarePlanNotFound):
+        service.get_care_plan(deps, elsewhere, "p-0001")
+    assert [(c[1], c[3]) for c in identity.calls[-1:]] == [("p-0001", "")]
+
+
+def test_a_denial_for_a_plan_that_does_not_exist_is_the_same_denial() -> None:
+    deps, _ = _created(FakeIdentity(deny={"dr.smit": "NO_CARE_RELATIONSHIP"}))
+    with pytest.raises(errors.AccessDenied) as there:
+        service.get_care_plan(deps, SPECIALIST, "p-0001")
+    with pytest.raises(errors.AccessDenied) as missing:
+        service.get_care_plan(deps, SPECIALIST, "p-0003")
+    assert (there.value.message, there.value.reason, there.value.metadata) == (
+        missing.value.message,
+        missing.value.reason,
+        missing.value.metadata,
+    )
 
 
 def test_a_denial_by_identity_is_permission_denied_with_identitys_reason() -> None:
@@ -332,6 +415,47 @@ def test_a_due_date_before_the_creation_date_names_the_field() -> None:
         service.create_care_plan(deps, GP, "p-0001", content)
     assert [v.field for v in caught.value.violations] == ["care_plan.goals[0].target.due_time"]
     assert caught.value.reason == "DUE_DATE_BEFORE_CREATION"
+
+
+@pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf])
+def test_a_target_or_progress_value_that_is_not_a_finite_number_names_the_field(
+    value: float,
+) -> None:
+    deps = fake_deps()
+    target = GoalTarget(measure="HbA1c", low=value, high=value)
+    content = PlanContent(goals=[Goal(description="HbA1c", target=target)])
+    with pytest.raises(InvalidArgument) as caught:
+        service.create_care_plan(deps, GP, "p-0001", content)
+    assert [v.field for v in caught.value.violations] == [
+        "care_plan.goals[0].target.low",
+        "care_plan.goals[0].target.high",
+    ]
+    assert caught.value.reason == "INVALID_NUMBER"
+    deps, view = _created()
+    goals = [
+        dataclasses.replace(g, progress=[ProgressEntry(text="gemeten", value=value)])
+        if g.id == "walk"
+        else g
+        for g in view.content.goals
+    ]
+    with pytest.raises(InvalidArgument) as caught:
+        service.update_care_plan(
+            deps,
+            PATIENT,
+            "p-0001",
+            dataclasses.replace(view.content, goals=goals),
+            ["goals.progress"],
+            view.etag,
+        )
+    assert [v.field for v in caught.value.violations] == ["care_plan.goals[0].progress[0].value"]
+
+
+@pytest.mark.parametrize("version", [-1, 2**31, 2**63 - 1])
+def test_a_version_no_plan_can_have_is_invalid(version: int) -> None:
+    deps, _ = _created()
+    with pytest.raises(InvalidArgument) as caught:
+        service.get_care_plan(deps, PATIENT, "p-0001", version=version)
+    assert [v.field for v in caught.value.violations] == ["version"]
 
 
 def test_an_empty_patient_text_names_the_field() -> None:

@@ -1,0 +1,99 @@
+"""Asking identity about one access to a patient's care plan.
+
+Every RPC that touches a plan asks identity's ``Authorize`` exactly once, and identity writes
+exactly one NEN 7513 access-log entry for it. The question is the one the access makes: it
+is derived from the plan as read by the same call (its record holder, and whether the caller
+is an informal carer the plan's patient mandated), so the entry's subject, purpose, data
+category, action and record holder are those of the access. Nothing is asked before the plan
+is read, and identity is never asked a second time about the same access.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from careplan import errors
+from careplan.clients import Access, AccessQuestion, IdentityClient
+from careplan.models import PlanView
+from careplan.policy import Role, role_on
+from servicekit.auth import Principal
+
+log = logging.getLogger("careplan.access")
+
+PURPOSE = "care-plan"
+CARER_PURPOSE = "informal-carer-mandate"
+REFUSED = "access to the care plan was refused"
+
+
+@dataclass(frozen=True)
+class Question:
+    """What identity is asked about an access to a plan, and the caller's role on it."""
+
+    question: AccessQuestion
+    role: Role
+
+
+def question_for(
+    principal: Principal, patient_id: str, view: PlanView | None, access: Access
+) -> Question:
+    """The question an access to ``view`` (None: the patient has no plan) makes. An informal
+    carer is asked about under the patient's mandate: as the patient's delegate, with the
+    purpose ``informal-carer-mandate``, so the entry shows the carer's user id and purpose."""
+    holder = view.record_holder_id if view is not None else ""
+    role = role_on(principal, patient_id, holder, view.content if view else None)
+    if role is not Role.INFORMAL_CARER:
+        return Question(AccessQuestion(principal, patient_id, access, holder, PURPOSE), role)
+    delegate = Principal(
+        subject=principal.subject,
+        client_id=principal.client_id,
+        organisation="",
+        care_group=principal.care_group,
+        roles=frozenset({"patient"}),
+        patient=f"patients/{patient_id}",
+        on_behalf_of=principal.on_behalf_of,
+    )
+    return Question(AccessQuestion(delegate, patient_id, access, holder, CARER_PURPOSE), role)
+
+
+def authorize(
+    identity: IdentityClient,
+    principal: Principal,
+    patient_id: str,
+    view: PlanView | None,
+    access: Access,
+) -> Role:
+    """Asks identity once about the access to ``view`` (which logs it); the caller's role on
+    the plan when permitted, PERMISSION_DENIED with identity's reason otherwise. A missing
+    plan is for the caller to report, after this permit."""
+    q = question_for(principal, patient_id, view, access)
+    ask(identity, principal, q)
+    return q.role
+
+
+def ask(identity: IdentityClient, principal: Principal, q: Question) -> None:
+    decision = identity.authorize(q.question)
+    _log(principal, q, decision.permitted, decision.reason)
+    if not decision.permitted:
+        raise errors.AccessDenied(REFUSED, reason=decision.reason)
+
+
+def _log(principal: Principal, q: Question, permitted: bool, reason: str) -> None:
+    """One structured line per access: refusals at INFO, permitted accesses at DEBUG. The
+    NEN 7513 entry of every access, permitted or not, is identity's."""
+    level = logging.DEBUG if permitted else logging.INFO
+    if not log.isEnabledFor(level):
+        return
+    log.log(
+        level,
+        "care_plan_access",
+        extra={
+            "patient": q.question.patient_id,
+            "access": q.question.access.value,
+            "role": q.role.value,
+            "user": principal.subject,
+            "organisation": principal.organisation,
+            "decision": "permit" if permitted else "deny",
+            "reason": reason,
+        },
+    )

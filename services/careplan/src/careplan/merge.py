@@ -1,0 +1,458 @@
+"""The merge of an update (or a create) into a plan: each field group named by the mask is
+taken from the incoming plan, checked item by item against the caller's scope (see
+:mod:`careplan.policy`), and validated; every violation names its field."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import datetime as dt
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from careplan.models import ActivityStatus, PlanContent
+from careplan.policy import FieldGroup, Role, Scope
+from servicekit import names
+from servicekit.errors import PermissionDenied, Violations
+
+MAX_TEXT = 2000
+MAX_ITEMS = 200
+
+
+@dataclass(frozen=True)
+class Actor:
+    """The writer of an update, as the merge needs them."""
+
+    role: Role
+    user: str
+    organisation_id: str
+    patient_id: str
+    default_goal_owner: str
+
+    @property
+    def self_owner(self) -> str:
+        if self.role is Role.PATIENT:
+            return f"patients/{self.patient_id}"
+        return f"organisations/{self.organisation_id}" if self.organisation_id else ""
+
+    def owns(self, owner: str) -> bool:
+        return bool(owner) and owner == self.self_owner
+
+    def owns_organisation(self, org_id: str) -> bool:
+        return bool(org_id) and org_id == self.organisation_id
+
+
+def merge(
+    current: PlanContent,
+    incoming: PlanContent,
+    scopes: dict[FieldGroup, Scope],
+    actor: Actor,
+    now: dt.datetime,
+    *,
+    plan_create_time: dt.datetime,
+    new_id: Callable[[], str],
+) -> tuple[PlanContent, str, list[str]]:
+    """``current`` with the groups in ``scopes`` taken from ``incoming``, checked item by
+    item against the caller's scope. Returns the new content, a change summary and the
+    groups that changed."""
+    m = _Merge(
+        copy.deepcopy(current), copy.deepcopy(incoming), actor, now, plan_create_time, new_id
+    )
+    parts: list[str] = []
+    changed: list[str] = []
+    for group in FieldGroup:
+        if group not in scopes:
+            continue
+        note = MERGERS[group](m, scopes[group])
+        m.v.raise_if_any()
+        if note is not None:
+            changed.append(group.value)
+            parts.append(f"{group.value}: {note}" if note else group.value)
+    return m.new, "; ".join(parts), changed
+
+
+@dataclass
+class _Merge:
+    """One merge in progress: ``new`` starts as a copy of ``current``."""
+
+    current: PlanContent
+    incoming: PlanContent
+    actor: Actor
+    now: dt.datetime
+    plan_create_time: dt.datetime
+    new_id: Callable[[], str]
+    v: Violations = field(default_factory=Violations)
+    new: PlanContent = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.new = copy.deepcopy(self.current)
+
+    # Each merger returns None when its group did not change, else a short summary.
+
+    def what_matters(self, scope: Scope) -> str | None:
+        _check_texts(self.incoming.what_matters, "care_plan.what_matters", self.v, required=True)
+        self.new.what_matters = list(self.incoming.what_matters)
+        return None if self.new.what_matters == self.current.what_matters else ""
+
+    def conditions(self, scope: Scope) -> str | None:
+        for i, c in enumerate(self.incoming.conditions):
+            _text(c.display, f"care_plan.conditions[{i}].display", self.v, required=True)
+            c.id = c.id or self.new_id()
+        _unique_ids(self.incoming.conditions, "care_plan.conditions", self.v)
+        self.new.conditions = self.incoming.conditions
+        return _diff(self.current.conditions, self.new.conditions)
+
+    def participants(self, scope: Scope) -> str | None:
+        for i, p in enumerate(self.incoming.participants):
+            if p.role is None:
+                self.v.add(
+                    f"care_plan.participants[{i}].role", "is required", "PARTICIPANT_ROLE_REQUIRED"
+                )
+            if not p.organisation:
+                self.v.add(
+                    f"care_plan.participants[{i}].organisation",
+                    "is required",
+                    "ORGANISATION_REQUIRED",
+                )
+            p.id = p.id or self.new_id()
+        _unique_ids(self.incoming.participants, "care_plan.participants", self.v)
+        self.new.participants = self.incoming.participants
+        return _diff(self.current.participants, self.new.participants)
+
+    def informal_carers(self, scope: Scope) -> str | None:
+        mandated = {c.user: c for c in self.current.informal_carers}
+        for i, c in enumerate(self.incoming.informal_carers):
+            if not c.user.strip():
+                self.v.add(
+                    f"care_plan.informal_carers[{i}].user", "is required", "CARER_USER_REQUIRED"
+                )
+            before = mandated.get(c.user)
+            c.id = c.id or (before.id if before else self.new_id())
+            c.mandate_time = before.mandate_time if before else self.now
+        _unique_ids(self.incoming.informal_carers, "care_plan.informal_carers", self.v)
+        self.new.informal_carers = self.incoming.informal_carers
+        return _diff(self.current.informal_carers, self.new.informal_carers)
+
+    def goals(self, scope: Scope) -> str | None:
+        _merge_goals(
+            self.current, self.incoming, self.new, scope, self.actor, self.now, self.v, self.new_id
+        )
+        before = [g.without_progress() for g in self.current.goals]
+        if [g.without_progress() for g in self.new.goals] == before:
+            return None
+        return _counts(self.current.goals, self.new.goals)
+
+    def progress(self, scope: Scope) -> str | None:
+        added = _merge_progress(
+            self.current, self.incoming, self.new, scope, self.actor, self.now, self.v, self.new_id
+        )
+        return f"{added} added" if added else None
+
+    def actions(self, scope: Scope) -> str | None:
+        _merge_actions(
+            self.current,
+            self.incoming,
+            self.new,
+            scope,
+            self.actor,
+            self.plan_create_time,
+            self.now,
+            self.v,
+            self.new_id,
+        )
+        return _diff(self.current.actions, self.new.actions)
+
+    def evaluations(self, scope: Scope) -> str | None:
+        for i, e in enumerate(self.incoming.evaluations):
+            if e.review_time is None:
+                self.v.add(
+                    f"care_plan.evaluations[{i}].review_time", "is required", "REVIEW_TIME_REQUIRED"
+                )
+            _text(e.outcome, f"care_plan.evaluations[{i}].outcome", self.v)
+            e.id = e.id or self.new_id()
+            e.organisation = e.organisation or self.actor.organisation_id
+        _unique_ids(self.incoming.evaluations, "care_plan.evaluations", self.v)
+        self.new.evaluations = self.incoming.evaluations
+        return _diff(self.current.evaluations, self.new.evaluations)
+
+    def consult_preparation(self, scope: Scope) -> str | None:
+        prep, before = self.incoming.consult_preparation, self.current.consult_preparation
+        _check_texts(prep.topics, "care_plan.consult_preparation.topics", self.v, required=True)
+        _check_texts(
+            prep.questions, "care_plan.consult_preparation.questions", self.v, required=True
+        )
+        self.new.consult_preparation.topics = list(prep.topics)
+        self.new.consult_preparation.questions = list(prep.questions)
+        return None if (prep.topics, prep.questions) == (before.topics, before.questions) else ""
+
+    def consult_agenda(self, scope: Scope) -> str | None:
+        prep, before = self.incoming.consult_preparation, self.current.consult_preparation
+        _check_texts(prep.agenda, "care_plan.consult_preparation.agenda", self.v, required=True)
+        self.new.consult_preparation.agenda = list(prep.agenda)
+        self.new.consult_preparation.next_consult_time = prep.next_consult_time
+        same = (prep.agenda, prep.next_consult_time) == (before.agenda, before.next_consult_time)
+        return None if same else ""
+
+    def status(self, scope: Scope) -> str | None:
+        if self.incoming.status is None:
+            self.v.add("care_plan.status", "is required", "STATUS_REQUIRED")
+            return None
+        self.new.status = self.incoming.status
+        return None if self.new.status == self.current.status else self.new.status.value
+
+
+MERGERS: dict[FieldGroup, Callable[[_Merge, Scope], str | None]] = {
+    FieldGroup.WHAT_MATTERS: _Merge.what_matters,
+    FieldGroup.CONDITIONS: _Merge.conditions,
+    FieldGroup.PARTICIPANTS: _Merge.participants,
+    FieldGroup.INFORMAL_CARERS: _Merge.informal_carers,
+    FieldGroup.GOALS: _Merge.goals,
+    FieldGroup.GOAL_PROGRESS: _Merge.progress,
+    FieldGroup.ACTIONS: _Merge.actions,
+    FieldGroup.EVALUATIONS: _Merge.evaluations,
+    FieldGroup.CONSULT_PREPARATION: _Merge.consult_preparation,
+    FieldGroup.CONSULT_AGENDA: _Merge.consult_agenda,
+    FieldGroup.STATUS: _Merge.status,
+}
+
+
+def _diff(before: Sequence[Any], after: Sequence[Any]) -> str | None:
+    return None if list(before) == list(after) else _counts(before, after)
+
+
+def _merge_goals(
+    current: PlanContent,
+    incoming: PlanContent,
+    new: PlanContent,
+    scope: Scope,
+    actor: Actor,
+    now: dt.datetime,
+    v: Violations,
+    new_id: Callable[[], str],
+) -> None:
+    old_by_id = {g.id: g for g in current.goals}
+    result = []
+    for i, given in enumerate(incoming.goals):
+        prefix = f"care_plan.goals[{i}]"
+        _text(given.description, f"{prefix}.description", v, required=True)
+        _text(given.notes, f"{prefix}.notes", v)
+        old = old_by_id.get(given.id) if given.id else None
+        given.id = given.id or new_id()  # _merge_progress finds the goal by this id
+        goal = dataclasses.replace(given)
+        if old is None:
+            goal.owner = goal.owner or actor.default_goal_owner or actor.self_owner
+            goal.create_time = now
+            goal.progress = []
+            if scope is Scope.OWN and not actor.owns(goal.owner):
+                raise PermissionDenied(
+                    "a new goal must be owned by its author", reason="GOAL_NOT_OWNED"
+                )
+        else:
+            goal.owner = goal.owner or old.owner
+            goal.create_time = old.create_time
+            goal.progress = list(old.progress)
+            if (
+                not old.same_content(goal)
+                and scope is Scope.OWN
+                and not (actor.owns(old.owner) and actor.owns(goal.owner))
+            ):
+                raise PermissionDenied(
+                    "this goal is owned by someone else", reason="GOAL_NOT_OWNED"
+                )
+        if not goal.owner.startswith(("patients/", "organisations/")):
+            v.add(f"{prefix}.owner", "must be patients/{p} or organisations/{o}", "INVALID_OWNER")
+        created = goal.create_time or now
+        if (
+            goal.target is not None
+            and goal.target.due_time is not None
+            and goal.target.due_time < created
+        ):
+            v.add(
+                f"{prefix}.target.due_time",
+                "is before the goal was created",
+                "DUE_DATE_BEFORE_CREATION",
+            )
+        if goal.target is not None:
+            _finite(goal.target.low, f"{prefix}.target.low", v)
+            _finite(goal.target.high, f"{prefix}.target.high", v)
+        if (
+            goal.target is not None
+            and goal.target.low is not None
+            and goal.target.high is not None
+            and goal.target.low > goal.target.high
+        ):
+            v.add(f"{prefix}.target.low", "is above the high bound", "INVALID_TARGET_RANGE")
+        result.append(goal)
+    kept = {g.id for g in result}
+    for old in current.goals:
+        if old.id not in kept and scope is Scope.OWN and not actor.owns(old.owner):
+            raise PermissionDenied("this goal is owned by someone else", reason="GOAL_NOT_OWNED")
+    _unique_ids(result, "care_plan.goals", v)
+    new.goals = result
+
+
+def _merge_progress(
+    current: PlanContent,
+    incoming: PlanContent,
+    new: PlanContent,
+    scope: Scope,
+    actor: Actor,
+    now: dt.datetime,
+    v: Violations,
+    new_id: Callable[[], str],
+) -> int:
+    """Appends the new progress entries of each goal named; existing entries are immutable."""
+    added = 0
+    for i, goal in enumerate(incoming.goals):
+        target = new.goal(goal.id) if goal.id else None
+        if target is None:
+            v.add(f"care_plan.goals[{i}].id", "names no goal of this plan", "UNKNOWN_GOAL")
+            continue
+        before = current.goal(goal.id)
+        known = {e.id: e for e in (before.progress if before else [])}
+        fresh = []
+        for j, entry in enumerate(goal.progress):
+            field_name = f"care_plan.goals[{i}].progress[{j}]"
+            if entry.id and entry.id in known:
+                if not known[entry.id].same_entry(entry):
+                    v.add(field_name, "progress entries cannot be changed", "PROGRESS_APPEND_ONLY")
+                continue
+            _text(entry.text, f"{field_name}.text", v, required=True)
+            _finite(entry.value, f"{field_name}.value", v)
+            fresh.append(
+                dataclasses.replace(entry, id=new_id(), author=actor.user, record_time=now)
+            )
+        if fresh and scope is Scope.OWN and not actor.owns(target.owner):
+            raise PermissionDenied("this goal is owned by someone else", reason="GOAL_NOT_OWNED")
+        target.progress = [*target.progress, *fresh]
+        added += len(fresh)
+    return added
+
+
+def _merge_actions(
+    current: PlanContent,
+    incoming: PlanContent,
+    new: PlanContent,
+    scope: Scope,
+    actor: Actor,
+    plan_create_time: dt.datetime,
+    now: dt.datetime,
+    v: Violations,
+    new_id: Callable[[], str],
+) -> None:
+    old_by_id = {a.id: a for a in current.actions}
+    result = []
+    for i, action in enumerate(incoming.actions):
+        prefix = f"care_plan.actions[{i}]"
+        _text(action.description, f"{prefix}.description", v, required=True)
+        if action.kind is None:
+            v.add(f"{prefix}.kind", "is required", "ACTION_KIND_REQUIRED")
+        action.responsible_organisation = action.responsible_organisation or actor.organisation_id
+        if not action.responsible_organisation:
+            v.add(f"{prefix}.responsible_organisation", "is required", "ORGANISATION_REQUIRED")
+        if action.referral:
+            parts = action.referral.split("/")
+            if (
+                len(parts) != 4
+                or parts[0] != "patients"
+                or parts[1] != actor.patient_id
+                or parts[2] != "referrals"
+                or not parts[3]
+            ):
+                v.add(
+                    f"{prefix}.referral",
+                    "must be a referral of this patient",
+                    "INVALID_REFERRAL_NAME",
+                )
+        old = old_by_id.get(action.id) if action.id else None
+        if action.due_time is not None and action.due_time < (
+            plan_create_time if old else min(now, plan_create_time)
+        ):
+            v.add(
+                f"{prefix}.due_time", "is before the plan was created", "DUE_DATE_BEFORE_CREATION"
+            )
+        if old is None:
+            action.id = action.id or new_id()
+            action.status = action.status or ActivityStatus.NOT_STARTED
+            action.referral_state = None
+            if scope is Scope.OWN and not actor.owns_organisation(action.responsible_organisation):
+                raise PermissionDenied(
+                    "an organisation adds only its own actions",
+                    reason="ACTION_NOT_OWN_ORGANISATION",
+                )
+        else:
+            action.status = action.status or old.status
+            action.referral_state = old.referral_state if old.referral == action.referral else None
+            if (
+                not old.same_content(action)
+                and scope is Scope.OWN
+                and not (
+                    actor.owns_organisation(old.responsible_organisation)
+                    and actor.owns_organisation(action.responsible_organisation)
+                )
+            ):
+                raise PermissionDenied(
+                    "this action belongs to another organisation",
+                    reason="ACTION_NOT_OWN_ORGANISATION",
+                )
+        result.append(action)
+    kept = {a.id for a in result}
+    for old in current.actions:
+        if (
+            old.id not in kept
+            and scope is Scope.OWN
+            and not actor.owns_organisation(old.responsible_organisation)
+        ):
+            raise PermissionDenied(
+                "this action belongs to another organisation", reason="ACTION_NOT_OWN_ORGANISATION"
+            )
+    _unique_ids(result, "care_plan.actions", v)
+    new.actions = result
+
+
+def _text(value: str, field_name: str, v: Violations, *, required: bool = False) -> None:
+    if required and not value.strip():
+        v.add(field_name, "is required", "TEXT_REQUIRED")
+    elif len(value) > MAX_TEXT:
+        v.add(field_name, f"at most {MAX_TEXT} characters", "TEXT_TOO_LONG")
+
+
+def _finite(value: float | None, field_name: str, v: Violations) -> None:
+    """A measured or target value is a number: not NaN, not infinite."""
+    if value is not None and not math.isfinite(value):
+        v.add(field_name, "must be a finite number", "INVALID_NUMBER")
+
+
+def _check_texts(values: list[str], field_name: str, v: Violations, *, required: bool) -> None:
+    if len(values) > MAX_ITEMS:
+        v.add(field_name, f"at most {MAX_ITEMS} items", "TOO_MANY_ITEMS")
+    for i, value in enumerate(values):
+        _text(value, f"{field_name}[{i}]", v, required=required)
+
+
+def _unique_ids(items: Sequence[Any], field_name: str, v: Violations) -> None:
+    if len(items) > MAX_ITEMS:
+        v.add(field_name, f"at most {MAX_ITEMS} items", "TOO_MANY_ITEMS")
+    seen: set[str] = set()
+    for i, item in enumerate(items):
+        if not names.valid_id(item.id):
+            v.add(
+                f"{field_name}[{i}].id", "2-63 lower-case letters, digits and dashes", "INVALID_ID"
+            )
+        if item.id in seen:
+            v.add(f"{field_name}[{i}].id", "is used twice", "DUPLICATE_ID")
+        seen.add(item.id)
+
+
+def _counts(before: Sequence[Any], after: Sequence[Any]) -> str:
+    old = {x.id: x for x in before}
+    new = {x.id: x for x in after}
+    added = len(new.keys() - old.keys())
+    removed = len(old.keys() - new.keys())
+    changed = sum(1 for k in new.keys() & old.keys() if new[k] != old[k])
+    words = [
+        f"{n} {w}" for n, w in ((added, "added"), (changed, "changed"), (removed, "removed")) if n
+    ]
+    return ", ".join(words) or "reordered"

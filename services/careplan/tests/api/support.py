@@ -1,0 +1,98 @@
+"""Helpers for the API tests: identity's access log around a call, and patients registered in
+the real identity service."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+
+from carenet.identity.v1 import identity_pb2 as id_pb
+from carenet.identity.v1 import identity_service_pb2 as id_rpc
+from carenet.identity.v1 import identity_service_pb2_grpc as id_grpc
+from servicekit.auth import Principal
+from testkit.fixtures import IdentityService, bearer
+
+CARE_GROUP = "cg-zuidoost"
+
+
+def care_plan_entries(
+    identity: id_grpc.IdentityServiceStub, token: str, patient: str
+) -> dict[str, id_pb.AccessLogEntry]:
+    """Every access-log entry about the patient's care-plan data, by name (read as the
+    auditor: reading the log is logged too, under its own data category)."""
+    found: dict[str, id_pb.AccessLogEntry] = {}
+    page_token = ""
+    while True:
+        page = identity.ListAccessLogEntries(
+            id_rpc.ListAccessLogEntriesRequest(
+                patient=patient, page_size=1000, page_token=page_token
+            ),
+            metadata=bearer(token),
+            timeout=10,
+        )
+        for entry in page.access_log_entries:
+            if entry.data_category == id_pb.DATA_CATEGORY_CARE_PLAN:
+                found[entry.name] = entry
+        page_token = page.next_page_token
+        if not page_token:
+            return found
+
+
+@dataclass(frozen=True)
+class Logged:
+    """A call's outcome and the care-plan entries identity wrote while it ran."""
+
+    result: Any
+    error: grpc.RpcError | None
+    entries: list[id_pb.AccessLogEntry]
+
+
+@dataclass(frozen=True)
+class AccessLog:
+    identity: id_grpc.IdentityServiceStub
+    auditor: str
+
+    def around(self, patient: str, call: Callable[[], Any]) -> Logged:
+        """Runs ``call`` and returns the patient's care-plan entries it caused."""
+        before = care_plan_entries(self.identity, self.auditor, patient)
+        result, error = None, None
+        try:
+            result = call()
+        except grpc.RpcError as caught:
+            error = caught
+        after = care_plan_entries(self.identity, self.auditor, patient)
+        new = sorted(after.keys() - before.keys(), key=lambda name: after[name].sequence)
+        return Logged(result, error, [after[name] for name in new])
+
+
+def bsn(n: int) -> str:
+    """The n-th 9-digit number from 600000000 up that passes the 11-test (test data only;
+    it goes to identity, never to careplan)."""
+    candidate = 600_000_000 + n * 100
+    while True:
+        digits = [int(d) for d in f"{candidate:09d}"]
+        total = sum(d * w for d, w in zip(digits[:8], range(9, 1, -1), strict=True)) - digits[8]
+        if total % 11 == 0:
+            return f"{candidate:09d}"
+        candidate += 1
+
+
+def register_patient(identity: IdentityService, patient_id: str, n: int, practice: str) -> str:
+    """Registers a patient at ``practice`` through identity's own use case (which gives the
+    practice a coordinating care relationship), as the demo region is seeded."""
+    from identity import service as identity_service
+
+    clinician = Principal(
+        subject=f"test-{practice}",
+        client_id="careplan-tests",
+        organisation=f"organisations/{practice}",
+        care_group=f"organisations/{CARE_GROUP}",
+        roles=frozenset({"gp"}),
+    )
+    identity_service.register_patient(
+        identity.deps, clinician, bsn(n), patient_id, request_id=f"reg-{patient_id}"
+    )
+    return f"patients/{patient_id}"

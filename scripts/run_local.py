@@ -4,7 +4,8 @@ issuer and the demo region.
 Every service under services/ is migrated, seeded with demo data and started as its own
 process on a fixed port. The script prints where each one listens and how to call one with
 grpcurl, then waits for Ctrl-C. ``--smoke`` starts everything, runs the printed examples,
-and stops (used by the end-to-end tests). State lives in .run/ (delete it to start over).
+and stops (used by the end-to-end tests). State lives in .run/ (delete it to start over),
+including identity's access-log keys and checkpoints (made on first start).
 """
 
 from __future__ import annotations
@@ -37,6 +38,49 @@ def services() -> list[str]:
     return [s for s in ORDER if s in present and s != "web"]
 
 
+def access_log_env(run_dir: Path) -> dict[str, str]:
+    """identity's access-log keys under .run/access-log/, made on first start: the chain key
+    (hmac/local-1), the checkpoint signing key (signing/local-1.pem, its public key in
+    public/) and the checkpoint store (checkpoints/). They belong with the databases in
+    .run/: delete .run/ as a whole, or verification reports the log cut short."""
+    import base64
+
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    root = run_dir / "access-log"
+    for sub in ("hmac", "signing", "public", "checkpoints"):
+        (root / sub).mkdir(parents=True, exist_ok=True, mode=0o700)
+    chain_key = root / "hmac" / "local-1"
+    if not chain_key.exists():
+        chain_key.write_text(base64.b64encode(os.urandom(32)).decode() + "\n")
+        chain_key.chmod(0o600)
+    signing_key = root / "signing" / "local-1.pem"
+    if not signing_key.exists():
+        key = Ed25519PrivateKey.generate()
+        signing_key.write_bytes(
+            key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+        )
+        signing_key.chmod(0o600)
+        (root / "public" / "local-1.pem").write_bytes(
+            key.public_key().public_bytes(
+                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+            )
+        )
+    return {
+        "IDENTITY_ACCESS_LOG_HMAC_KEYS_DIR": str(root / "hmac"),
+        "IDENTITY_ACCESS_LOG_HMAC_KEY_ID": "local-1",
+        "IDENTITY_ACCESS_LOG_SIGNING_KEY_FILE": str(signing_key),
+        "IDENTITY_ACCESS_LOG_SIGNING_KEY_ID": "local-1",
+        "IDENTITY_ACCESS_LOG_PUBLIC_KEYS_DIR": str(root / "public"),
+        "IDENTITY_ACCESS_LOG_CHECKPOINT_DIR": str(root / "checkpoints"),
+    }
+
+
 def env_for(name: str, run_dir: Path, issuer: str, ports: dict[str, int]) -> dict[str, str]:
     prefix = name.upper()
     env = {
@@ -51,6 +95,8 @@ def env_for(name: str, run_dir: Path, issuer: str, ports: dict[str, int]) -> dic
     for other, port in ports.items():
         if other != name:
             env[f"{prefix}_{other.upper()}_TARGET"] = f"127.0.0.1:{port}"
+    if name == "identity":
+        env |= access_log_env(run_dir)
     return env
 
 

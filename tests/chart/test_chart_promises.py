@@ -278,6 +278,69 @@ def test_database_url_client_secret_and_bsn_pepper_come_from_existing_secrets(pr
             assert ref == {"name": "carenet-identity-bsn-pepper", "key": "pepper"}
 
 
+@pytest.mark.parametrize("profile", PROFILES)
+def test_identity_reads_its_access_log_keys_as_read_only_files_from_existing_objects(
+    profile: str,
+) -> None:
+    [identity] = [d for d in of_kind(profile, "Deployment") if service_of(d) == "identity"]
+    spec = pod_spec(identity)
+    volumes = {v["name"]: v for v in spec["volumes"]}
+    container = spec["containers"][0]
+    mounts = {m["name"]: m for m in container["volumeMounts"]}
+    env = env_of(container)
+    expected = {
+        "access-log-chain-keys": ("secret", "IDENTITY_ACCESS_LOG_HMAC_KEYS_DIR"),
+        "access-log-signing-key": ("secret", "IDENTITY_ACCESS_LOG_SIGNING_KEY_FILE"),
+        "access-log-public-keys": ("configMap", "IDENTITY_ACCESS_LOG_PUBLIC_KEYS_DIR"),
+    }
+    for volume, (source, setting) in expected.items():
+        assert set(volumes[volume]) == {"name", source}, volume
+        assert mounts[volume]["readOnly"] is True, volume
+        assert env[setting]["value"].startswith(mounts[volume]["mountPath"]), setting
+    assert volumes["access-log-chain-keys"]["secret"]["secretName"] == (
+        "carenet-identity-access-log-chain"
+    )
+    assert volumes["access-log-signing-key"]["secret"]["secretName"] == (
+        "carenet-identity-access-log-signing"
+    )
+    assert env["IDENTITY_ACCESS_LOG_HMAC_KEY_ID"]["value"]
+    assert env["IDENTITY_ACCESS_LOG_SIGNING_KEY_ID"]["value"]
+    store = mounts["access-log-checkpoints"]
+    assert not store.get("readOnly")
+    assert env["IDENTITY_ACCESS_LOG_CHECKPOINT_DIR"]["value"] == store["mountPath"]
+    # No other service sees the access-log keys.
+    for other in of_kind(profile, "Deployment") + of_kind(profile, "Job"):
+        if other is not identity:
+            names = {v["name"] for v in pod_spec(other).get("volumes", [])}
+            assert not {n for n in names if n.startswith("access-log")}, name(other)
+
+
+def test_production_keeps_the_checkpoints_on_a_persistent_volume() -> None:
+    for profile, durable in (("production", True), ("default", False), ("minimal", False)):
+        [identity] = [d for d in of_kind(profile, "Deployment") if service_of(d) == "identity"]
+        [store] = [
+            v for v in pod_spec(identity)["volumes"] if v["name"] == "access-log-checkpoints"
+        ]
+        assert ("persistentVolumeClaim" in store) is durable, profile
+        assert ("emptyDir" in store) is not durable, profile
+
+
+def test_identity_without_access_log_key_ids_fails_the_render() -> None:
+    import helm_python as helm  # type: ignore[import-not-found,unused-ignore]
+
+    chart = REPO / "charts" / "carenet"
+    with helm.Chart.load(str(chart)) as loaded:
+        for access_log in (
+            {"chainKeys": {"currentKeyId": ""}},
+            {"signingKey": {"keyId": ""}},
+            {"chainKeys": {"currentKeyId": "not a key id"}},
+            {"publicKeys": {"existingConfigMap": ""}},
+        ):
+            values = {"services": {"identity": {"enabled": True, "accessLog": access_log}}}
+            with pytest.raises(helm.HelmError):
+                loaded.render(values, name=check.RELEASE, namespace=check.NAMESPACE)
+
+
 # --------------------------------------------------------------------------- deployments
 
 

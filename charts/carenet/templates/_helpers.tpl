@@ -342,3 +342,68 @@ Secrets come only from existing Secrets (secretKeyRef); nothing secret is a plai
   value: {{ .value | quote }}
 {{- end }}
 {{- end }}
+
+{{/*
+identity's access-log keys and checkpoint store (services.identity.accessLog): the
+settings, the read-only mounts of the key Secrets and public-key ConfigMap, and the
+checkpoint volume. Takes the merged accessLog values.
+*/}}
+{{- define "carenet.identity.accessLog.env" -}}
+- name: IDENTITY_ACCESS_LOG_HMAC_KEYS_DIR
+  value: /etc/carenet/access-log/chain-keys
+- name: IDENTITY_ACCESS_LOG_HMAC_KEY_ID
+  value: {{ required "services.identity.accessLog.chainKeys.currentKeyId is required" .chainKeys.currentKeyId | quote }}
+- name: IDENTITY_ACCESS_LOG_SIGNING_KEY_FILE
+  value: /etc/carenet/access-log/signing/private.pem
+- name: IDENTITY_ACCESS_LOG_SIGNING_KEY_ID
+  value: {{ required "services.identity.accessLog.signingKey.keyId is required" .signingKey.keyId | quote }}
+- name: IDENTITY_ACCESS_LOG_PUBLIC_KEYS_DIR
+  value: /etc/carenet/access-log/public-keys
+- name: IDENTITY_ACCESS_LOG_CHECKPOINT_DIR
+  value: /var/lib/carenet/access-log-checkpoints
+- name: IDENTITY_ACCESS_LOG_CHECKPOINT_EVERY_ENTRIES
+  value: {{ .checkpoints.everyEntries | quote }}
+- name: IDENTITY_ACCESS_LOG_CHECKPOINT_EVERY_SECONDS
+  value: {{ .checkpoints.everySeconds | quote }}
+{{- end }}
+
+{{- define "carenet.identity.accessLog.volumeMounts" -}}
+- name: access-log-chain-keys
+  mountPath: /etc/carenet/access-log/chain-keys
+  readOnly: true
+- name: access-log-signing-key
+  mountPath: /etc/carenet/access-log/signing
+  readOnly: true
+- name: access-log-public-keys
+  mountPath: /etc/carenet/access-log/public-keys
+  readOnly: true
+- name: access-log-checkpoints
+  mountPath: /var/lib/carenet/access-log-checkpoints
+{{- end }}
+
+{{- define "carenet.identity.accessLog.volumes" -}}
+- name: access-log-chain-keys
+  secret:
+    secretName: {{ required "services.identity.accessLog.chainKeys.existingSecret is required" .chainKeys.existingSecret }}
+    defaultMode: 0440
+- name: access-log-signing-key
+  secret:
+    secretName: {{ required "services.identity.accessLog.signingKey.existingSecret is required" .signingKey.existingSecret }}
+    defaultMode: 0440
+    items:
+      - key: {{ .signingKey.key | default "private.pem" }}
+        path: private.pem
+- name: access-log-public-keys
+  configMap:
+    name: {{ required "services.identity.accessLog.publicKeys.existingConfigMap is required" .publicKeys.existingConfigMap }}
+    defaultMode: 0444
+- name: access-log-checkpoints
+  {{- if .checkpoints.existingClaim }}
+  persistentVolumeClaim:
+    claimName: {{ .checkpoints.existingClaim }}
+  {{- else }}
+  # Not durable: the checkpoints go with the pod (services.identity.accessLog.checkpoints).
+  emptyDir:
+    sizeLimit: {{ .checkpoints.emptyDirSizeLimit | default "256Mi" }}
+  {{- end }}
+{{- end }}

@@ -218,14 +218,13 @@ class Player:
 
     def _identity_create_care_relationship(self, row: Row) -> Result:
         """A relationship (treating, open) for the caller's own organisation
-        (``for-own``), the hospital (``for-hospital``) or the lifestyle provider
-        (``for-provider``), on a patient of the row's own."""
+        (``for-own``), the lifestyle provider (``for-provider``) or the hospital (any other
+        case), on a patient of the row's own."""
         persona = self.persona(row)
         organisation = {
             "for-own": persona.organisation,
-            "for-hospital": "hosp-catharina",
             "for-provider": "gli-beweegfit",
-        }[row.case]
+        }.get(row.case, "hosp-catharina")
         if row.patient == "nonexistent":
             parent = f"patients/{ABSENT}"
         elif row.tenant == "other":
@@ -247,13 +246,13 @@ class Player:
         )
 
     def _identity_end_care_relationship(self, row: Row) -> Result:
-        """Ends the hospital's (``of-hospital``) or the caller's own (``of-own``) active
+        """Ends the caller's own (``of-own``) or the hospital's (any other case) active
         relationship with a patient of the row's own."""
         persona = self.persona(row)
         if row.patient == "nonexistent":
             name = f"patients/{ABSENT}/careRelationships/nx"
         else:
-            owner = "hosp-catharina" if row.case == "of-hospital" else persona.organisation
+            owner = persona.organisation if row.case == "of-own" else "hosp-catharina"
             extra = [] if persona.organisation == owner else [(owner, "active")]
             if persona.organisation == owner and row.relationship != "active":
                 raise AssertionError(f"{row.id}: of-own needs an active relationship")

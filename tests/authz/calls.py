@@ -127,6 +127,8 @@ class Player:
             return facts.patients[key]
         if row.patient == "self":
             return facts.patients[persona.patient]
+        if row.case == "two-holders":
+            return facts.patients["az-two-holders"]
         if persona.is_patient or row.relationship == "-":
             return facts.patients["az-active-given"]
         if persona.holder:
@@ -666,11 +668,24 @@ class Player:
         )
 
     def _outcomes_list_measurements(self, row: Row) -> Result:
+        """``sees``: whose measurements were listed, by record holder: the ``practice``'s,
+        the ``hospital``'s (case ``two-holders``: a patient with both)."""
         p = self.patient(row)
+        labels = {PRACTICE: "practice", "hosp-catharina": "hospital"}
+
+        def sees(reply: oc_rpc.ListMeasurementsResponse) -> str:
+            holders = {
+                (m.record_holder or m.source.organisation).removeprefix("organisations/")
+                for m in reply.measurements
+            }
+            named = [labels.get(h, h) for h in sorted(holders, key=lambda h: h != PRACTICE)]
+            return "+".join(named) or "none"
+
         return _attempt(
             lambda: self.facts.outcomes.ListMeasurements(
                 oc_rpc.ListMeasurementsRequest(parent=p.name),
                 metadata=self.metadata(row),
                 timeout=TIMEOUT,
-            )
+            ),
+            sees,
         )

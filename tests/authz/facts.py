@@ -20,6 +20,9 @@ the practice, the care-group admin and the operator would.
   insurers, who never read patient data): the consent RPCs read and withdraw that one.
 - **p-0001**, the patient of the patient persona (demo region), with the same records.
 - **az-holder-ended**: the practice's own relationship has ended.
+- **az-two-holders**: measurements of two record holders, the practice and the hospital
+  (which has an active relationship), and a consent from hospitals to GP practices for
+  measurements only.
 - **p-noord-1**, a patient of the other care group, registered by its GP.
 
 Writes that a row makes are harmless to the other rows (a conflict, an etag or state that is
@@ -217,16 +220,23 @@ class Facts:
         records.relationships[organisation] = created.name
 
     def consent(
-        self, records: PatientRecords, category: int, requester: str, *, withdraw: bool = False
+        self,
+        records: PatientRecords,
+        category: int,
+        requester: str,
+        *,
+        withdraw: bool = False,
+        holder: str = "GP_PRACTICE",
     ) -> id_pb.Consent:
-        """A consent the practice's GP records for the patient: data of GP practices in
-        ``category`` to organisations of type ``requester``."""
+        """A consent the practice's GP records for the patient: data of organisations of
+        type ``holder`` (GP practices) in ``category`` to organisations of type
+        ``requester``."""
         created: id_pb.Consent = self.identity.CreateConsent(
             id_rpc.CreateConsentRequest(
                 parent=records.name,
                 consent=id_pb.Consent(
                     record_holder=id_pb.OrganisationSelector(
-                        category=id_pb.ORGANISATION_TYPE_GP_PRACTICE
+                        category=id_pb.OrganisationType.Value(f"ORGANISATION_TYPE_{holder}")
                     ),
                     data_category=category,  # type: ignore[arg-type]
                     requester=id_pb.OrganisationSelector(
@@ -289,6 +299,7 @@ class Facts:
         ]
         jobs.append(self._self_patient)
         jobs.append(self._holder_ended)
+        jobs.append(self._two_holders)
         with ThreadPoolExecutor(max_workers=4) as pool:
             for future in [pool.submit(job) for job in jobs]:
                 future.result()
@@ -328,6 +339,24 @@ class Facts:
                 metadata=self.md("admin"),
                 timeout=TIMEOUT,
             )
+        with self._lock:
+            self.patients[records.id] = records
+
+    def _two_holders(self) -> None:
+        """A patient whose measurements have two record holders: the practice's, and one
+        the hospital (active relationship) submitted; the patient consented to the
+        hospital's measurements reaching GP practices, not the other way round."""
+        records = self.register("az-two-holders")
+        self.records_of_practice(records)
+        self.relate(records, "hosp-catharina", "active")
+        self.consent(records, id_pb.DATA_CATEGORY_MEASUREMENTS, "GP_PRACTICE", holder="HOSPITAL")
+        row = measurement_row(records.id, "hosp-catharina")
+        result = self.outcomes.IngestMeasurements(
+            iter([oc_rpc.IngestMeasurementsRequest(rows=[row])]),
+            metadata=self.md("specialist"),
+            timeout=TIMEOUT,
+        )
+        assert result.accepted == 1, f"the hospital's measurement was not stored: {result}"
         with self._lock:
             self.patients[records.id] = records
 
@@ -393,16 +422,19 @@ def enrolment_request(patient_id: str) -> oc_rpc.CreateEnrolmentRequest:
     )
 
 
-def measurement_row(patient_id: str) -> oc_rpc.MeasurementRow:
-    """The practice's HbA1c measurement of the patient (sent again: a duplicate)."""
+def measurement_row(patient_id: str, organisation: str = PRACTICE) -> oc_rpc.MeasurementRow:
+    """An HbA1c measurement of the patient by the practice's KIS (sent again: a duplicate),
+    or by the hospital."""
+    hospital = organisation != PRACTICE
     return oc_rpc.MeasurementRow(
         patient=f"patients/{patient_id}",
         code="HBA1C",
-        value=52.0,
+        value=50.0 if hospital else 52.0,
         unit="mmol/mol",
-        measure_time=ts(dt.datetime(2025, 6, 1, tzinfo=dt.UTC)),
+        measure_time=ts(dt.datetime(2025, 7 if hospital else 6, 1, tzinfo=dt.UTC)),
         source=oc.MeasurementSource(
-            kind=oc.SOURCE_KIND_KIS, organisation=f"organisations/{PRACTICE}"
+            kind=oc.SOURCE_KIND_HOSPITAL if hospital else oc.SOURCE_KIND_KIS,
+            organisation=f"organisations/{organisation}",
         ),
-        source_record_id=f"kis-hba1c-{patient_id}",
+        source_record_id=f"{'hosp' if hospital else 'kis'}-hba1c-{patient_id}",
     )

@@ -47,7 +47,10 @@ its KIS. The other organisations (gp-het-anker, hosp-catharina, gm-eindhoven,
 gli-beweegfit) have the row's relationship with the patient, and the consents are recorded
 from GP practices to the organisation types of all four. `p-0001` is the patient persona's
 own record; a patient of care group cg-noord is the `other` tenant of the cg-zuidoost
-callers, and a cg-zuidoost patient the `other` tenant of the cg-noord GP.
+callers, and a cg-zuidoost patient the `other` tenant of the cg-noord GP. For the
+practice's own people, `relationship ended` is a patient whose relationship with the
+practice itself has ended. Rows that would change the facts of others (registering,
+recording or ending relationships) use a patient of their own, set up the same way.
 
 ## The rules
 
@@ -196,5 +199,9 @@ CALLS = {
     "outcomes.IngestMeasurements": "The practice's HbA1c row, sent again (a duplicate for a "
     "permitted caller).",
     "outcomes.ListEnrolments": "",
-    "outcomes.ListMeasurements": "",
+    "outcomes.ListMeasurements": "`sees`: whose measurements were listed, by record holder "
+    "(the organisation that submitted them): the `practice`'s, the `hospital`'s. Case "
+    "`two-holders`: a patient with measurements of both, who consented to hospitals' "
+    "measurements reaching GP practices and not the other way round (the consent column of "
+    "those rows).",
 }

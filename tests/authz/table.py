@@ -90,6 +90,7 @@ CASES: dict[str, frozenset[str]] = {
     "referral.GetReferral": REFERRAL_CASES,
     "referral.TransitionReferral": REFERRAL_CASES,
     "referral.RecordReferralOutcome": REFERRAL_CASES,
+    "outcomes.ListMeasurements": frozenset({"two-holders"}),
 }
 # what ``sees`` means, per RPC that has it
 SEES = {
@@ -99,6 +100,7 @@ SEES = {
     ),
     "referral.ListReferrals": frozenset({"gli+walk", "gli", "walk", "none"}),
     "referral.WatchReferralEvents": frozenset({"gli+walk", "gli", "walk", "none"}),
+    "outcomes.ListMeasurements": frozenset({"practice", "hospital", "practice+hospital", "none"}),
 }
 
 

@@ -124,16 +124,23 @@ class _PgAppend:
             return None
         return _MOVED
 
-    def locked(
+    def read_head(
         self, run: Callable[[str, Sequence[object]], tuple[Any, ...] | None]
-    ) -> AppendedEntry | None:
-        """Reads the head row FOR UPDATE (in a transaction, so the lock holds) and appends."""
+    ) -> tuple[int, str]:
+        """Where the stripe's head is now, once its current writer (if any) committed; in a
+        transaction its row stays locked until commit."""
         found = run(_PG_HEAD_SQL, (self.stripe,))
         if found is None:
             raise RuntimeError("access_log_head is missing; run the migrations")
         head = (int(found[0]), str(found[1]))
         self.chain.moved(self.stripe, *head)
-        outcome = self.attempt(run, head)
+        return head
+
+    def locked(
+        self, run: Callable[[str, Sequence[object]], tuple[Any, ...] | None]
+    ) -> AppendedEntry | None:
+        """Reads the head row FOR UPDATE (in a transaction, so the lock holds) and appends."""
+        outcome = self.attempt(run, self.read_head(run))
         if isinstance(outcome, _Moved):
             raise RuntimeError("the access-log head moved under its row lock")
         return outcome
@@ -319,12 +326,12 @@ class IdentityRepository(Repository):
         otherwise nothing is written and None is returned.
 
         On PostgreSQL this is one statement (see :func:`_pg_append_sql`) when the process
-        knows where the stripe's head is, as it does after its first append to it. When it
-        does not, or another writer moved the head meanwhile, the head row is read with its
-        lock held and the append made under that lock: in the unit of work's transaction,
-        or, for the autocommit unit of work, in a short transaction of its own. Elsewhere
-        (SQLite, which serialises writers) it reads the head and writes in several
-        statements.
+        knows where the stripe's head is, as it does after its first append to it (before
+        that, it reads the head first). When another writer moved the head meanwhile, the
+        head row is read again with its lock held and the append made under that lock: in
+        the unit of work's transaction, or, for the autocommit unit of work, in a short
+        transaction of its own. Elsewhere (SQLite, which serialises writers) it reads the
+        head and writes in several statements.
         """
         chain = self._log_chain()
         canonical = record.canonical()
@@ -344,12 +351,11 @@ class IdentityRepository(Repository):
         facts_version: int | None,
     ) -> AppendedEntry | None:
         append = _PgAppend(chain, record, canonical, stripe, facts_version)
-        head = chain.head(stripe)
-        if head is not None:
-            outcome = append.attempt(self._first_row, head)
-            if not isinstance(outcome, _Moved):
-                return outcome
-            chain.forget(stripe)
+        head = chain.head(stripe) or append.read_head(self._first_row)
+        outcome = append.attempt(self._first_row, head)
+        if not isinstance(outcome, _Moved):
+            return outcome
+        chain.forget(stripe)
         if self._driver_engine is None:
             return append.locked(self._first_row)
         with self._driver_engine.connect() as connection:

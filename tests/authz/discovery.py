@@ -10,6 +10,10 @@ A request carries a patient when, anywhere in it (nested messages included):
   (fail closed);
 - a field holds a resource message whose pattern starts with ``patients/`` (the resource
   carries its own name, as ``UpdateCarePlanRequest.care_plan`` does).
+
+A message that says who is asking (identity's ``Subject``: the end user a service asks for)
+is not looked into: its ``patient`` is the caller's own identity when the caller is a
+patient, not a patient whose data the request is about.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ SERVICES = ("identity", "referral", "careplan", "outcomes")
 PATIENT_FIELDS = frozenset({"patient", "patients", "bsn"})
 NAME_FIELDS = frozenset({"name", "parent"})
 PATIENT_PATTERN = "patients/"
+CALLER_MESSAGES = frozenset({"carenet.identity.v1.Subject"})
 
 
 def services() -> Iterator[tuple[str, ServiceDescriptor]]:
@@ -98,7 +103,7 @@ def _carries(message: Descriptor, resource: str | None, seen: frozenset[str]) ->
         if pattern is not None and pattern.startswith(PATIENT_PATTERN):
             found.append(field.name)
             continue
-        if nested.full_name.startswith("google."):
+        if nested.full_name.startswith("google.") or nested.full_name in CALLER_MESSAGES:
             continue
         for path in _carries(nested, resource, seen | {nested.full_name}):
             found.append(f"{field.name}.{path}")

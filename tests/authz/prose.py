@@ -11,7 +11,9 @@ This document is generated from `tests/authz/authorization_table.psv` by
 ports, sets up the facts a row names through the public APIs, calls the RPC with a real
 token from the test OIDC issuer and compares the gRPC code and the ErrorInfo reason (or the
 Authorize decision) with the row. A test also reads the proto descriptors and fails when an
-RPC whose request carries a patient has no row.
+RPC whose request carries a patient has no row: a field named `patient`, `patients` or
+`bsn`, a `name` or `parent` under `patients/`, or a patient resource, at any depth (the
+`Subject` of a service's question says who asks, not whose data, and does not count).
 
 Run it with `.venv/bin/pytest tests/authz -q -p no:cacheprovider`; after changing the table,
 regenerate this file with `.venv/bin/python -m tests.authz.render`.

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from google.protobuf.descriptor import Descriptor
 
+from carenet.identity.v1 import identity_service_pb2
 from carenet.outcomes.v1 import outcomes_service_pb2
 from carenet.referral.v1 import referral_service_pb2
 
@@ -27,17 +28,21 @@ def test_every_rpc_that_carries_a_patient_has_rows() -> None:
 def test_the_discovery_sees_each_way_a_request_carries_a_patient() -> None:
     found = discovery.patient_rpcs()
     # a field named patient, a list of patients, a BSN
-    assert "patient" in found["identity.Authorize"]
-    assert "patients" in found["identity.BatchAuthorize"]
+    assert found["identity.Authorize"] == ["patient"]
+    assert found["identity.BatchAuthorize"] == ["patients"]
     assert "bsn" in found["identity.LookupPatient"]
     # a patients/... name or parent, also nested and in a resource that carries its name
     assert found["careplan.GetCarePlan"] == ["name"]
     assert "requests.parent" in found["outcomes.BatchCreateEnrolments"]
     assert "rows.patient" in found["outcomes.IngestMeasurements"]
     assert "care_plan" in found["careplan.UpdateCarePlan"]
-    # a name of another collection is not a patient
+    # a name of another collection is not a patient, nor is the patient id of the caller
+    # (identity's Subject, who is asking)
     for rpc in ("referral.GetOffer", "outcomes.GetReport", "outcomes.RecordCosts"):
         assert rpc not in found, rpc
+    subject = identity_service_pb2.DESCRIPTOR.message_types_by_name["AuthorizeRequest"]
+    assert "subject" in subject.fields_by_name
+    assert not any(path.startswith("subject.") for path in found["identity.Authorize"])
 
 
 def test_a_new_patient_field_would_be_noticed() -> None:

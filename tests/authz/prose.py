@@ -66,10 +66,11 @@ recording or ending relationships) use a patient of their own, set up the same w
    relationship is no relationship, also for the record holder itself.
 2. **Creating is not reading.** Creating a record (a referral, a care plan, an enrolment, a
    measurement) makes the creator its record holder, so a create needs the care relationship
-   only; the RPC's own role rules come after identity's permit (only clinicians refer, only a
-   GP or practice nurse creates a care plan). Where a create finds the record already
-   there, a permitted caller gets the conflict (`ALREADY_EXISTS`), which is what the rows
-   use to show a permit without writing.
+   only. The RPC's own role rules (only clinicians refer, only a GP or practice nurse
+   creates a care plan) are checked before identity is asked, since they do not depend on
+   the patient. Where a create finds the record already there, a permitted caller gets the
+   conflict (`ALREADY_EXISTS`), which is what the rows use to show a permit without
+   writing.
 3. **The referral exception** (Mitz): the organisation a referral is addressed to reads and
    updates *that referral* without a care relationship or consent, and lists its referrals
    of the patient. It applies only to referral data, and identity believes a referral
@@ -137,8 +138,8 @@ What a data-protection officer of a care group would expect, and the table holds
   unknown patient is never `NOT_FOUND`.
 - Roles that may never do what an RPC does are refused by the RPC before identity is asked
   (`ROLE_NOT_PERMITTED`: a specialist, a non-clinical role, an insurer or a patient creating
-  a care plan; a non-clinical role reading consents or looking up a BSN); that answer does
-  not depend on the patient either.
+  a care plan; anyone but a clinician referring; a non-clinical role reading consents or
+  looking up a BSN); that answer does not depend on the patient either.
 - `Authorize` answers a question it cannot pose with `INVALID_ARGUMENT`, not a decision: a
   record holder the caller's care group does not know (`UNKNOWN_RECORD_HOLDER`). A delegate
   naming a person of another organisation is a decision, `DENY ON_BEHALF_OF_NOT_ALLOWED`,
@@ -177,7 +178,9 @@ CALLS = {
     "identity.BatchAuthorize": "One patient: may the caller read the care plan the practice holds.",
     "identity.ListAccessLogEntries": "The patient's entries.",
     "referral.CreateReferral": "Refers the patient to the GLI again: a permitted clinician "
-    "gets the open referral's conflict, nothing is created.",
+    "gets the open referral's conflict, nothing is created. The role, the offer and the "
+    "request_id are checked before identity is asked (none of them depends on the patient): "
+    "the GLI is an offer of cg-zuidoost, unknown to the other care group's GP.",
     "referral.GetReferral": "`to-caller`: the referral addressed to the caller's "
     "organisation; `to-other`: one that is not; the referrer's people and the patient use the "
     "GLI referral.",

@@ -19,6 +19,7 @@ from referral.unit_of_work import UnitOfWork
 from servicekit.auth import verifier_for
 from servicekit.channels import ServiceAccountTokens, open_channel
 from servicekit.db import make_engine, make_session_factory
+from servicekit.delegation import IdentityDelegations
 from servicekit.migrations import upgrade
 from testkit.database import fresh_database
 from testkit.fixtures import IdentityService
@@ -83,6 +84,7 @@ def referral_server(
         uow=lambda: UnitOfWork(sessions),
         identity=GrpcIdentityClient(channel, 5.0),
         watch_poll_seconds=0.05,
+        delegations=IdentityDelegations(channel, ttl_seconds=30.0, deadline_seconds=5.0),
     )
     running = create_server(settings, deps, verifier_for(settings))
     running.start()

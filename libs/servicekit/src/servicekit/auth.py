@@ -10,9 +10,14 @@ may name the person it acts for in the ``x-carenet-on-behalf-of`` metadata heade
 person's Keycloak user id (``sub``). The header is taken only from a token with the realm
 role ``delegate``; from any other token (a person's own token, another system client) a
 call that carries it is refused, PERMISSION_DENIED ``ON_BEHALF_OF_NOT_ALLOWED``, before the
-method runs. An empty value asserts nothing and counts as no header. identity's
-``Authorize`` checks that the person belongs to the delegate's organisation. The principal
-keeps both: the system (``subject``, ``client_id``) and the person (``on_behalf_of``).
+method runs. An empty value asserts nothing and counts as no header. The principal keeps
+both: the system (``subject``, ``client_id``) and the person (``on_behalf_of``).
+
+Whom the person is, is identity's to say: the server resolves the person once per call
+(servicekit.delegation) and the call then runs with the person's roles, organisation and
+care group (``roles`` etc.), while ``client_roles`` keeps the token's own roles, which is
+what a service passes on to identity's ``Authorize`` as the subject's roles, so that identity
+decides from its own directory rather than from the service's copy.
 """
 
 from __future__ import annotations
@@ -83,6 +88,10 @@ class Principal:
     on_behalf_of: str = ""
     token_id: str = ""
     username: str = field(default="", compare=False)
+    # The token's own roles, set once the person named in ``on_behalf_of`` was resolved
+    # (servicekit.delegation): ``roles``, ``organisation`` and ``care_group`` are then the
+    # person's. None while the call acts for itself (or before resolution).
+    client_roles: frozenset[str] | None = None
 
     def has_role(self, *roles: str) -> bool:
         return any(role in self.roles for role in roles)
@@ -102,7 +111,18 @@ class Principal:
     @property
     def is_delegate(self) -> bool:
         """A system client registered to act for persons of its own organisation."""
-        return DELEGATE_ROLE in self.roles
+        return DELEGATE_ROLE in self.token_roles
+
+    @property
+    def acts_for_person(self) -> bool:
+        """The call runs with the roles of the person named in ``on_behalf_of``, as
+        identity resolved them."""
+        return self.client_roles is not None
+
+    @property
+    def token_roles(self) -> frozenset[str]:
+        """The roles in the token itself (a delegate's, for a call acting for a person)."""
+        return self.roles if self.client_roles is None else self.client_roles
 
     @property
     def responsible_user(self) -> str:

@@ -7,22 +7,41 @@ a delegate), has a deadline, and fails closed: anything but an answer is
 :class:`IdentityUnavailable` (UNAVAILABLE), never a permit. identity logs every decision.
 
 A refusal reaches the caller as :func:`refusal` of the decision: PERMISSION_DENIED with
-identity's reason and a message fixed per reason, naming no patient. A patient identity
-does not know (none such, another care group, a malformed id) is refused exactly like a
-patient without a care relationship (``NO_CARE_RELATIONSHIP``), so that an answer never
-tells whether a patient exists.
+identity's reason and a message fixed per reason, naming no patient. identity itself answers
+a patient it does not know (none such, another care group) exactly like a patient without a
+care relationship, so that an answer never tells whether a patient exists.
+
+What identity answers other than a decision:
+
+- PERMISSION_DENIED (identity refused to decide for this asker, e.g. ``CONTEXT_NOT_TRUSTED``
+  for a referral context from a service other than referral, ``ON_BEHALF_OF_NOT_ALLOWED``):
+  a refusal with identity's reason when it is one of the known ones, else
+  ``IDENTITY_REFUSED``;
+- INVALID_ARGUMENT (identity cannot pose the question as asked, e.g.
+  ``UNKNOWN_RECORD_HOLDER``): a question the service built and identity could not read, so a
+  fault of the service (or of its data), not of its caller. It stays a fail-closed refusal,
+  ``NO_CARE_RELATIONSHIP``, the answer for a patient the caller may not see: an answer of its
+  own could tell patients apart by the data they have (a record holder that only exists for
+  a patient with measurements), and the caller could not act on it. It is logged at WARNING
+  (``authorize_question_invalid``, with identity's reason and the names of the fields it
+  objected to, never a value or a patient) so that operators see the fault;
+- anything else (UNAVAILABLE once the retries are spent, a deadline, an unexpected code):
+  :class:`IdentityUnavailable`, UNAVAILABLE, never a permit.
 """
 
 from __future__ import annotations
 
 import enum
 import functools
+import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypedDict, Unpack
 
 import grpc
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
 
 from carenet.identity.v1 import identity_pb2 as pb
 from carenet.identity.v1 import identity_service_pb2 as rpc
@@ -32,6 +51,8 @@ from servicekit.channels import with_retries
 from servicekit.errors import PermissionDenied, Unavailable
 
 MAX_BATCH = 1000
+
+log = logging.getLogger("servicekit.authorization")
 
 
 class IdentityUnavailable(Unavailable):
@@ -64,23 +85,16 @@ _BASES = {v: k.removeprefix("BASIS_").lower().replace("_", "-") for k, v in pb.B
 
 
 NO_CARE_RELATIONSHIP = "NO_CARE_RELATIONSHIP"
-# What identity answered, before it stopped telling, for a patient it does not know.
-_UNKNOWN_PATIENT = "PATIENT_NOT_FOUND"
+IDENTITY_REFUSED = "IDENTITY_REFUSED"
 
 
 @dataclass(frozen=True)
 class Decision:
-    """identity's answer.
-
-    ``found`` is always True: a patient identity does not know is a refusal with reason
-    ``NO_CARE_RELATIONSHIP``, indistinguishable from any other patient the subject may not
-    see. (The field stays for callers that still read it; do not branch on it.)
-    """
+    """identity's answer (a patient identity does not know is a refusal like any other)."""
 
     permitted: bool
     reason: str
     basis: str = ""
-    found: bool = True
 
 
 class AccessRefused(PermissionDenied):
@@ -101,8 +115,11 @@ _REFUSAL_MESSAGES = {
     "EMERGENCY_NOT_PERMITTED": "emergency access is open only to clinicians",
     "EMERGENCY_REASON_INSUFFICIENT": "emergency access needs a real reason",
     "ON_BEHALF_OF_NOT_ALLOWED": "the caller may not act for the person it names",
+    "NOT_RELATIONSHIP_MANAGER": "the caller may not manage this patient's care relationships",
+    "CONTEXT_NOT_TRUSTED": "identity does not accept this context from this service",
+    "SUBJECT_NOT_ALLOWED": "identity does not accept a subject from this caller",
     "NOT_LOG_READER": "the caller may not read this access log",
-    "IDENTITY_REFUSED": "identity refused to decide for this caller",
+    IDENTITY_REFUSED: "identity refused to decide for this caller",
     "NO_DECISION": "identity gave no decision for this patient",
 }
 _GENERIC_REFUSAL = "access to this patient's data was refused"
@@ -125,10 +142,6 @@ def _is_reason(reason: str) -> bool:
     return 0 < len(reason) <= 64 and all(c.isupper() or c.isdigit() or c == "_" for c in reason)
 
 
-def _reason(reason: str) -> str:
-    return NO_CARE_RELATIONSHIP if reason == _UNKNOWN_PATIENT else reason
-
-
 @dataclass(frozen=True)
 class ReferralContext:
     """Names the referral a request is about, so identity can apply the Mitz referral
@@ -140,11 +153,14 @@ class ReferralContext:
 
 
 def subject_of(principal: Principal) -> pb.Subject:
+    """The subject of a question: for a call acting for a person, the delegate with its
+    token's roles and the person named, which identity resolves again from its own
+    directory (never the roles the service resolved)."""
     return pb.Subject(
         user=principal.subject,
         organisation=principal.organisation,
         care_group=principal.care_group,
-        roles=sorted(principal.roles),
+        roles=sorted(principal.token_roles),
         patient=principal.patient,
         on_behalf_of=principal.on_behalf_of,
         client_id=principal.client_id,
@@ -237,10 +253,14 @@ class IdentityAuthorizer:
                     functools.partial(self._batch_authorize_once, request), self._deadline * 4
                 )
             except grpc.RpcError as error:
-                raise IdentityUnavailable("identity could not decide; access refused") from error
+                # Every patient of the chunk refused alike (the same rule as one question).
+                refused = _refusal(error)
+                for p in unique[start : start + MAX_BATCH]:
+                    decisions[p] = refused
+                continue
             for d in reply.decisions:
                 decisions[d.patient.removeprefix("patients/")] = Decision(
-                    d.decision == pb.DECISION_PERMIT, _reason(d.reason), _BASES.get(d.basis, "")
+                    d.decision == pb.DECISION_PERMIT, d.reason, _BASES.get(d.basis, "")
                 )
         for p in unique:
             decisions.setdefault(p, Decision(False, "NO_DECISION"))
@@ -297,17 +317,37 @@ def _authorize_request(
 
 
 def _decision(reply: rpc.AuthorizeResponse) -> Decision:
-    return Decision(
-        reply.decision == pb.DECISION_PERMIT, _reason(reply.reason), _BASES.get(reply.basis, "")
-    )
+    return Decision(reply.decision == pb.DECISION_PERMIT, reply.reason, _BASES.get(reply.basis, ""))
 
 
 def _refusal(error: grpc.RpcError) -> Decision:
+    """The decision for an error answer of identity (see the module's docstring)."""
     code = getattr(error, "code", lambda: None)()
-    if code in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT):
-        # A patient identity does not know (or a malformed patient name, which no patient
-        # can have): refused, and exactly like a patient the subject has no relationship to.
-        return Decision(False, NO_CARE_RELATIONSHIP)
     if code == grpc.StatusCode.PERMISSION_DENIED:
-        return Decision(False, "IDENTITY_REFUSED")
+        reason, _fields = _error_details(error)
+        return Decision(False, reason if reason in _REFUSAL_MESSAGES else IDENTITY_REFUSED)
+    if code == grpc.StatusCode.INVALID_ARGUMENT:
+        reason, fields = _error_details(error)
+        log.warning(
+            "authorize_question_invalid",
+            extra={"identity_reason": reason if _is_reason(reason) else "", "fields": fields},
+        )
+        return Decision(False, NO_CARE_RELATIONSHIP)
     raise IdentityUnavailable("identity could not decide; access refused") from error
+
+
+def _error_details(error: grpc.RpcError) -> tuple[str, list[str]]:
+    """identity's ErrorInfo reason and the field names of its BadRequest, if it sent them."""
+    try:
+        status = rpc_status.from_call(error)
+    except (AttributeError, ValueError):
+        return "", []
+    reason, fields = "", []
+    for detail in status.details if status is not None else ():
+        info = error_details_pb2.ErrorInfo()
+        bad = error_details_pb2.BadRequest()
+        if detail.Unpack(info):
+            reason = info.reason
+        elif detail.Unpack(bad):
+            fields = [v.field[:100] for v in bad.field_violations[:10]]
+    return reason, fields

@@ -52,3 +52,13 @@ class ClientSettings(BaseSettings):
     oidc_client_id: str = ""
     oidc_client_secret: str = ""
     call_deadline_seconds: float = 5.0
+    # How long identity's answer about the person a delegate acts for is reused
+    # (servicekit.delegation), 0 to 300 s; 0: asked on every call.
+    delegation_cache_seconds: float = 30.0
+
+    @field_validator("delegation_cache_seconds")
+    @classmethod
+    def _bounded(cls, value: float) -> float:
+        if not 0 <= value <= 300:
+            raise ValueError("must be 0 to 300 seconds")
+        return value

@@ -1,4 +1,12 @@
-"""SQLAlchemy 2 engines and sessions for PostgreSQL (production, tests) and SQLite (local run)."""
+"""SQLAlchemy 2 engines and sessions for PostgreSQL (production, tests) and SQLite (local run).
+
+Every PostgreSQL connection (the engine's pool and the driver connections beside it) runs
+with the session time zone UTC, whatever the server, database or role default is: psycopg
+returns a ``timestamptz`` in the session's zone, and on a server east of UTC a valid
+``9999-12-31T23:59:59Z`` would come back as a moment in year 10000, which no Python datetime
+holds (the read fails). It is set as a startup option of the connection (``-c
+TimeZone=UTC``, added to any ``options`` the URL has), so it costs no round trip.
+"""
 
 from __future__ import annotations
 
@@ -12,8 +20,9 @@ from collections.abc import Sequence
 from typing import Any
 
 import psycopg
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from sqlalchemy import DateTime, Engine, MetaData, TypeDecorator, create_engine, event
-from sqlalchemy.engine import Dialect
+from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from servicekit.telemetry import statement_span, tracing_configured
@@ -77,13 +86,30 @@ def make_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> Engine:
         return engine
     # No ping on checkout (it costs a round trip per transaction): a connection lost while
     # idle fails one call with UNAVAILABLE (see interceptors), which clients retry.
+    parsed = make_url(url)
+    options = parsed.query.get("options", "")
     return create_engine(
-        url,
+        parsed,
         echo=echo,
         pool_size=pool_size,
         max_overflow=pool_size,
         pool_recycle=1800,
+        connect_args={"options": utc_options(options if isinstance(options, str) else "")},
     )
+
+
+UTC_OPTION = "-c TimeZone=UTC"
+
+
+def utc_options(options: str = "") -> str:
+    """libpq startup ``options`` that set the session time zone to UTC, after any given."""
+    return f"{options} {UTC_OPTION}".strip()
+
+
+def utc_conninfo(conninfo: str) -> str:
+    """A libpq connection string whose sessions run in UTC (see the module docstring)."""
+    params = conninfo_to_dict(conninfo)
+    return make_conninfo(conninfo, options=utc_options(str(params.get("options") or "")))
 
 
 def autocommit(engine: Engine) -> Engine:
@@ -151,7 +177,8 @@ def _connections_of(engine: Engine) -> _DriverConnections:
             if found is None:
                 url = engine.url.set(drivername="postgresql")
                 size = getattr(engine.pool, "size", lambda: 10)()
-                found = _DriverConnections(url.render_as_string(hide_password=False), keep=size)
+                conninfo = utc_conninfo(url.render_as_string(hide_password=False))
+                found = _DriverConnections(conninfo, keep=size)
                 _driver_connections[engine] = found
                 event.listen(engine, "engine_disposed", lambda _engine: found.close())
     return found

@@ -6,6 +6,14 @@ request!" and no ``google.rpc.Status``. :func:`tolerant` wraps a deserializer so
 never raises: an undecodable body becomes :data:`UNDECODABLE`, and the call interceptor
 turns that into :func:`malformed` (INVALID_ARGUMENT ``MALFORMED_REQUEST``, a BadRequest
 naming ``request``) with the same status shape as every other error.
+
+The same step refuses text PostgreSQL cannot hold: a protobuf string may contain NUL
+(U+0000), PostgreSQL text cannot, and the driver raises on it (a query parameter or a row
+holding one), which a caller would see as INTERNAL. A decoded request with a NUL in any
+string field (nested, repeated and map fields alike; ``bytes`` fields may hold any byte) is
+INVALID_ARGUMENT ``INVALID_CHARACTERS`` naming each such field (:func:`nul_violations`).
+Only a body that holds a zero byte at all is walked, so the common request costs one
+``bytes`` search.
 """
 
 from __future__ import annotations
@@ -13,7 +21,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any, Final
 
-from servicekit.errors import InvalidArgument
+from google.protobuf.descriptor import FieldDescriptor
+from google.protobuf.message import Message
+
+from servicekit.errors import FieldViolation, InvalidArgument
+
+NUL = "\x00"
 
 Deserializer = Callable[[bytes], Any]
 
@@ -42,25 +55,81 @@ def message_name(deserializer: Deserializer | None) -> str:
     return str(getattr(descriptor, "full_name", ""))
 
 
+class _Refused:
+    """A decoded request refused by a guard; the call interceptor raises ``error``."""
+
+    __slots__ = ("error",)
+
+    def __init__(self, error: InvalidArgument) -> None:
+        self.error = error
+
+
+def _strings(message: Message, path: str) -> Iterator[tuple[str, str]]:
+    """(field path, value) of every string set in ``message``, nested ones included."""
+    for field, value in message.ListFields():
+        name = f"{path}{field.name}"
+        if field.message_type is not None and field.message_type.GetOptions().map_entry:
+            value_field = field.message_type.fields_by_name["value"]
+            for key, item in value.items():
+                # A map entry is named by its key (AIP-161), unless the key is the problem.
+                shown = str(key)
+                entry = f"{name}.{shown}" if shown.isprintable() and len(shown) <= 64 else name
+                if isinstance(key, str):
+                    yield name, key
+                if value_field.type == FieldDescriptor.TYPE_MESSAGE:
+                    yield from _strings(item, f"{entry}.")
+                elif value_field.type == FieldDescriptor.TYPE_STRING:
+                    yield entry, item
+        elif field.type == FieldDescriptor.TYPE_MESSAGE:
+            items = value if field.is_repeated else [value]
+            for i, item in enumerate(items):
+                index = f"[{i}]" if field.is_repeated else ""
+                yield from _strings(item, f"{name}{index}.")
+        elif field.type == FieldDescriptor.TYPE_STRING:
+            if field.is_repeated:
+                for i, item in enumerate(value):
+                    yield f"{name}[{i}]", item
+            else:
+                yield name, value
+
+
+def nul_violations(request: Message) -> list[FieldViolation]:
+    """A field violation ``INVALID_CHARACTERS`` for every string field holding a NUL."""
+    return [
+        FieldViolation(path, "must not contain NUL characters", "INVALID_CHARACTERS")
+        for path, value in _strings(request, "")
+        if NUL in value
+    ]
+
+
 def tolerant(deserializer: Deserializer | None) -> Deserializer | None:
-    """``deserializer`` returning UNDECODABLE instead of raising (None stays None: raw bytes)."""
+    """``deserializer`` returning UNDECODABLE instead of raising, and a refusal marker for a
+    request with a NUL in a string (None stays None: raw bytes)."""
     if deserializer is None:
         return None
     decode = deserializer
 
     def deserialize(data: bytes) -> Any:
         try:
-            return decode(data)
+            request = decode(data)
         except Exception:  # any failure to decode is the caller's malformed body
             return UNDECODABLE
+        if b"\x00" in data and isinstance(request, Message):
+            violations = nul_violations(request)
+            if violations:
+                return _Refused(InvalidArgument(violations))
+        return request
 
     return deserialize
 
 
 def checked(request: Any, name: str) -> Any:
-    """``request``, or :func:`malformed` when its body could not be decoded."""
+    """``request``, or :func:`malformed` when its body could not be decoded, or the guard's
+    refusal (``INVALID_CHARACTERS``)."""
     if request is UNDECODABLE:
         raise malformed(name)
+    if isinstance(request, _Refused):
+        raise request.error
     return request
 
 

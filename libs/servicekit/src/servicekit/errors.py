@@ -4,6 +4,12 @@ Domain code raises a :class:`DomainError` subclass. The error interceptor turns 
 status with exactly one ``ErrorInfo`` (the error's ``reason`` and the service's domain), and
 for INVALID_ARGUMENT a ``BadRequest`` listing the field violations. Messages are for
 developers: they never carry a BSN or other identifying data.
+
+A status travels in the call's trailers, which gRPC clients refuse above 8-16 KiB (the
+caller then sees RESOURCE_EXHAUSTED with no readable status). :func:`to_status` keeps every
+status well below that, for every service: at most MAX_FIELD_VIOLATIONS field violations
+(the first found; the message says how many more there were), each field path and
+description, and the message, cut to a bounded length.
 """
 
 from __future__ import annotations
@@ -14,6 +20,11 @@ from dataclasses import dataclass
 import grpc
 from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
+
+MAX_FIELD_VIOLATIONS = 10
+MAX_MESSAGE_CHARS = 1000
+MAX_FIELD_CHARS = 200
+MAX_DESCRIPTION_CHARS = 300
 
 
 @dataclass(frozen=True)
@@ -59,7 +70,9 @@ class InvalidArgument(DomainError):
         self.violations = list(violations)
         first = self.violations[0] if self.violations else None
         reason = reason or (first.reason if first and first.reason else None)
-        text = message or "; ".join(f"{v.field}: {v.description}" for v in self.violations)
+        text = message or "; ".join(
+            f"{v.field}: {v.description}" for v in self.violations[:MAX_FIELD_VIOLATIONS]
+        )
         super().__init__(text or "invalid argument", reason=reason)
 
     def field_violations(self) -> list[FieldViolation]:
@@ -127,23 +140,38 @@ class Unavailable(DomainError):
     default_reason = "UNAVAILABLE"
 
 
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def to_status(error: DomainError, domain: str) -> status_pb2.Status:
-    """The ``google.rpc.Status`` for a domain error: one ErrorInfo, plus BadRequest."""
+    """The ``google.rpc.Status`` for a domain error: one ErrorInfo, plus BadRequest with at
+    most MAX_FIELD_VIOLATIONS violations; every part of bounded length (see above)."""
     info = error_details_pb2.ErrorInfo(reason=error.reason, domain=domain)
     info.metadata.update(error.metadata)
     details = [_pack(info)]
     violations = error.field_violations()
+    message = error.message
+    if len(violations) > MAX_FIELD_VIOLATIONS:
+        message = (
+            f"{_cut(message, MAX_MESSAGE_CHARS - 40)}; "
+            f"and {len(violations) - MAX_FIELD_VIOLATIONS} more"
+        )
     if violations:
         bad = error_details_pb2.BadRequest(
             field_violations=[
                 error_details_pb2.BadRequest.FieldViolation(
-                    field=v.field, description=v.description, reason=v.reason
+                    field=_cut(v.field, MAX_FIELD_CHARS),
+                    description=_cut(v.description, MAX_DESCRIPTION_CHARS),
+                    reason=v.reason,
                 )
-                for v in violations
+                for v in violations[:MAX_FIELD_VIOLATIONS]
             ]
         )
         details.append(_pack(bad))
-    return status_pb2.Status(code=error.code.value[0], message=error.message, details=details)
+    return status_pb2.Status(
+        code=error.code.value[0], message=_cut(message, MAX_MESSAGE_CHARS), details=details
+    )
 
 
 def internal_status(domain: str) -> status_pb2.Status:

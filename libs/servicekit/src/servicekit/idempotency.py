@@ -11,7 +11,10 @@ service applies to it:
   ``REQUEST_ID_REUSED``, naming the field ``request_id``. It never returns the first result.
 
 The fingerprint is taken by the servicer from the request message with ``request_id``
-cleared (:func:`fingerprint_of`), so the service layer only compares two strings.
+cleared (:func:`fingerprint_of`), so the service layer only compares two strings. Request
+records are kept per caller (the token's subject); a delegate acting for persons makes one
+request for one person, so its fingerprint also covers the person (:func:`for_person`): the
+same id and body for another person is REQUEST_ID_REUSED, never the first person's result.
 """
 
 from __future__ import annotations
@@ -48,6 +51,14 @@ def fingerprint_of(request: Message, field: str = "request_id") -> str:
     if field in copy.DESCRIPTOR.fields_by_name:
         copy.ClearField(field)
     return hashlib.sha256(copy.SerializeToString(deterministic=True)).hexdigest()
+
+
+def for_person(fingerprint: str, on_behalf_of: str) -> str:
+    """``fingerprint`` of a request made for the person ``on_behalf_of`` names (unchanged
+    for a caller acting for itself)."""
+    if not on_behalf_of:
+        return fingerprint
+    return hashlib.sha256(f"{fingerprint}\n{on_behalf_of}".encode()).hexdigest()
 
 
 def replayed(record: RequestRecord | None, method: str, fingerprint: str) -> str | None:

@@ -1,4 +1,6 @@
-"""The server interceptor: bearer-token authentication, and errors to ``google.rpc.Status``.
+"""The server interceptor: bearer-token authentication, the person a delegate acts for
+(servicekit.delegation), request decoding and its generic guards (servicekit.decoding), and
+errors to ``google.rpc.Status``.
 
 It wraps the method handler itself, so that it runs in the thread that serves the call and
 covers streaming responses for their whole length.
@@ -16,6 +18,7 @@ from sqlalchemy.exc import DBAPIError
 
 from servicekit import decoding
 from servicekit.auth import Principal, TokenVerifier, acting_as
+from servicekit.delegation import Delegations
 from servicekit.errors import DomainError, Unavailable, internal_status, to_status
 from servicekit.paging import signing_with
 
@@ -84,9 +87,12 @@ def _wrap_handler(
 
 class CallInterceptor(grpc.ServerInterceptor):
     """Every call: the bearer token (and the on-behalf-of header) to a principal (health and
-    reflection excepted), an undecodable request body to INVALID_ARGUMENT
-    ``MALFORMED_REQUEST``, the page-token key for the call, and any error to a rich status:
-    a :class:`DomainError` to its status, anything else to a bare INTERNAL.
+    reflection excepted), acting as the person a delegate names when ``delegations`` is
+    given (else the principal keeps the token's roles), an undecodable request body to
+    INVALID_ARGUMENT ``MALFORMED_REQUEST`` and a NUL character in a string to
+    ``INVALID_CHARACTERS`` (servicekit.decoding), the page-token key for the call, and any
+    error to a rich status: a :class:`DomainError` to its status, anything else to a bare
+    INTERNAL.
 
     A method's handler is wrapped once and reused for every later call of that method.
     """
@@ -98,9 +104,11 @@ class CallInterceptor(grpc.ServerInterceptor):
         public_prefixes: Iterable[str] = PUBLIC_PREFIXES,
         *,
         page_token_key: bytes | None = None,
+        delegations: Delegations | None = None,
     ) -> None:
         self.domain = domain
         self.verifier = verifier
+        self.delegations = delegations
         self.public_prefixes = tuple(public_prefixes)
         self.page_token_key = page_token_key
         self._handlers: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
@@ -138,10 +146,14 @@ class CallInterceptor(grpc.ServerInterceptor):
         method = call.method
         verifier = None if method.startswith(self.public_prefixes) else self.verifier
         key = self.page_token_key
+        delegations = self.delegations
 
         def principal_of(context: grpc.ServicerContext) -> Principal:
             assert verifier is not None
-            return verifier.verify_metadata(context.invocation_metadata())
+            principal = verifier.verify_metadata(context.invocation_metadata())
+            if principal.on_behalf_of and delegations is not None:
+                return delegations.resolve(principal)
+            return principal
 
         def decoded(request: Any) -> Any:
             if call.request_streaming:

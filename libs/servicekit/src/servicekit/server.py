@@ -1,12 +1,14 @@
 """``create_server``: one gRPC server shape for every service.
 
-The server carries the call interceptor (authentication, the on-behalf-of rule, errors,
-page-token key) on every method, the OpenTelemetry interceptor outside it when a tracer
-provider is configured, the library health servicer and reflection. Every method's request
-deserializer is wrapped (servicekit.decoding), so that an undecodable body answers
-INVALID_ARGUMENT ``MALFORMED_REQUEST`` with a ``google.rpc.Status`` like any other error,
-instead of grpc's bare INTERNAL. :func:`serve` marks it SERVING, and on SIGTERM or
-SIGINT marks it NOT_SERVING and stops it with a grace period.
+The server carries the call interceptor (authentication, the on-behalf-of rule and the
+person a delegate acts for, errors, page-token key) on every method, the OpenTelemetry
+interceptor outside it when a tracer provider is configured, the library health servicer
+and reflection. Every method's request deserializer is wrapped (servicekit.decoding), so
+that an undecodable body answers INVALID_ARGUMENT ``MALFORMED_REQUEST`` with a
+``google.rpc.Status`` like any other error, instead of grpc's bare INTERNAL, and a NUL
+character in any string of a request is INVALID_ARGUMENT ``INVALID_CHARACTERS`` naming the
+field. :func:`serve` marks it SERVING, and on SIGTERM or SIGINT marks it NOT_SERVING and
+stops it with a grace period.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from grpc_reflection.v1alpha import reflection
 from opentelemetry.instrumentation.grpc import server_interceptor
 
 from servicekit.auth import TokenVerifier
+from servicekit.delegation import Delegations
 from servicekit.interceptors import CallInterceptor
 from servicekit.telemetry import tracing_configured
 
@@ -70,15 +73,20 @@ def create_server(
     verifier: TokenVerifier | None,
     max_workers: int = 32,
     page_token_key: str | bytes = b"",
+    delegations: Delegations | None = None,
 ) -> RunningServer:
     """Builds (but does not start) a server; ``port`` 0 picks a free port.
 
     ``page_token_key`` is the HMAC key of the service's page tokens (its
     ``<SVC>_PAGE_TOKEN_KEY``; servicekit.paging); empty: a random key for this process.
+    ``delegations`` resolves the person a delegate acts for before every call
+    (servicekit.delegation): every service but identity (which resolves in its servicer)
+    passes an :class:`~servicekit.delegation.IdentityDelegations`; without it a delegated
+    call keeps the client's own roles.
     """
     key = page_token_key.encode() if isinstance(page_token_key, str) else page_token_key
     interceptors: list[grpc.ServerInterceptor] = [
-        CallInterceptor(domain, verifier, page_token_key=key or None)
+        CallInterceptor(domain, verifier, page_token_key=key or None, delegations=delegations)
     ]
     if tracing_configured():
         interceptors.insert(0, server_interceptor())  # type: ignore[no-untyped-call]

@@ -16,6 +16,9 @@ from typing import Any
 import grpc
 import jwt
 import pytest
+from google.protobuf import message_factory, struct_pb2
+from google.protobuf.descriptor import FieldDescriptor
+from google.protobuf.message import Message
 
 from carenet.careplan.v1 import careplan_service_pb2, careplan_service_pb2_grpc
 from carenet.identity.v1 import identity_pb2 as pb
@@ -23,6 +26,7 @@ from carenet.identity.v1 import identity_service_pb2 as rpc
 from carenet.identity.v1 import identity_service_pb2_grpc as rpc_grpc
 from carenet.outcomes.v1 import outcomes_service_pb2, outcomes_service_pb2_grpc
 from carenet.referral.v1 import referral_service_pb2, referral_service_pb2_grpc
+from servicekit import decoding
 from servicekit.auth import ON_BEHALF_OF_HEADER, JwksCache, TokenVerifier, current_principal
 from servicekit.paging import Pager
 from servicekit.server import RunningServer, create_server
@@ -302,3 +306,122 @@ def test_page_tokens_are_good_at_any_replica_with_the_same_key_and_no_other(
     finally:
         replica.stop(0).wait()
         stranger.stop(0).wait()
+
+
+# --------------------------------------------------------------------------- text guards
+
+
+def _set_nul(message: Message, prefix: str, depth: int = 0) -> str:
+    """Puts a NUL into the first string field reachable in ``message``; its path, or ""."""
+    if depth > 4:
+        return ""
+    for field in message.DESCRIPTOR.fields:
+        if field.message_type is not None and field.message_type.GetOptions().map_entry:
+            continue
+        name = f"{prefix}{field.name}"
+        if field.type == FieldDescriptor.TYPE_STRING:
+            if field.is_repeated:
+                getattr(message, field.name).append("a\x00b")
+                return f"{name}[0]"
+            setattr(message, field.name, "a\x00b")
+            return name
+        if field.type == FieldDescriptor.TYPE_MESSAGE:
+            if field.is_repeated:
+                item = getattr(message, field.name).add()
+                path = _set_nul(item, f"{name}[0].", depth + 1)
+                if path:
+                    return path
+                getattr(message, field.name).pop()
+                continue
+            path = _set_nul(getattr(message, field.name), f"{name}.", depth + 1)
+            if path:
+                return path
+            message.ClearField(field.name)
+    return ""
+
+
+def _nul_bodies() -> list[tuple[Method, bytes, str]]:
+    bodies = []
+    for module, _grpc, name in SERVICES:
+        for m in module.DESCRIPTOR.services_by_name[name].methods:
+            request = message_factory.GetMessageClass(m.input_type)()
+            path = _set_nul(request, "")
+            if path:
+                method = Method(
+                    f"/{m.full_name.rsplit('.', 1)[0]}/{m.name}",
+                    m.client_streaming,
+                    m.server_streaming,
+                )
+                bodies.append((method, request.SerializeToString(), path))
+    return bodies
+
+
+def test_a_nul_in_any_string_of_any_request_is_invalid_argument_naming_the_field(
+    channel: grpc.Channel, tokens: Tokens
+) -> None:
+    """PostgreSQL text cannot hold NUL; every service refuses it in the server factory's
+    decoding step, before the method runs."""
+    metadata = auth(tokens.user("dr.jansen"))
+    bodies = _nul_bodies()
+    assert len(bodies) >= 45
+    for method, body, path in bodies:
+        fail = refused(channel, method, body, metadata)
+        assert (fail.code, fail.reason, fail.domain) == (
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "INVALID_CHARACTERS",
+            DOMAIN,
+        ), method.path
+        assert fail.field_violations == (path,), method.path
+
+
+def test_nul_is_found_in_nested_repeated_and_map_fields(
+    channel: grpc.Channel, tokens: Tokens
+) -> None:
+    stub = rpc_grpc.IdentityServiceStub(channel)
+    request = rpc.BatchAuthorizeRequest(
+        patients=["patients/p-0001", "patients/p\x00"],
+        subject=pb.Subject(user="u", roles=["gp", "x\x00"]),
+        purpose="fine",
+    )
+    with pytest.raises(grpc.RpcError) as caught:
+        stub.BatchAuthorize(request, metadata=auth(tokens.user("dr.jansen")), timeout=10)
+    fail = failure(caught.value)
+    assert fail.reason == "INVALID_CHARACTERS"
+    assert set(fail.field_violations) == {"patients[1]", "subject.roles[1]"}
+    struct = struct_pb2.Struct()
+    struct.update({"ok": "x", "bad\x00key": "y", "nested": {"deep": "z\x00"}})
+    violations = decoding.nul_violations(struct)
+    assert sorted(v.field for v in violations) == [
+        "fields",
+        "fields.nested.struct_value.fields.deep.string_value",
+    ]
+
+
+def test_a_good_body_with_zero_bytes_is_not_refused(channel: grpc.Channel, tokens: Tokens) -> None:
+    """Zero bytes outside strings (a length of 0, a fixed-width number) are no NUL text."""
+    request = rpc.GetOrganisationRequest(name="organisations/gp-de-linde")
+    body = request.SerializeToString() + b"\x7a\x00"  # an unknown empty field 15
+    assert b"\x00" in body
+    reply = call(
+        channel,
+        Method("/carenet.identity.v1.IdentityService/GetOrganisation", False, False),
+        body,
+        auth(tokens.user("dr.jansen")),
+    )
+    assert pb.Organisation.FromString(reply).name == "organisations/gp-de-linde"
+
+
+def test_a_status_never_exceeds_what_grpc_carries_in_trailers(
+    channel: grpc.Channel, tokens: Tokens
+) -> None:
+    """Five hundred bad strings: the status names the first ten and says how many more."""
+    stub = rpc_grpc.IdentityServiceStub(channel)
+    request = rpc.BatchAuthorizeRequest(
+        patients=[f"patients/{'x' * 300}\x00{i}" for i in range(500)]
+    )
+    with pytest.raises(grpc.RpcError) as caught:
+        stub.BatchAuthorize(request, metadata=auth(tokens.user("dr.jansen")), timeout=10)
+    fail = failure(caught.value)
+    assert (fail.code, fail.reason) == (grpc.StatusCode.INVALID_ARGUMENT, "INVALID_CHARACTERS")
+    assert fail.field_violations == tuple(f"patients[{i}]" for i in range(10))
+    assert fail.message.endswith("; and 490 more")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 from identity import consents, people, relationships, service
@@ -103,23 +104,21 @@ def _patient(patient_id: str, care_group: str) -> Principal:
     )
 
 
-# Where the demo realm export lives in the repository (the second is its former name).
-REALM_FILES = (
-    Path("infra") / "keycloak" / "demo-realm.json",
-    Path("infra") / "keycloak" / "carenet-realm.json",
-)
+# Where the demo realm export lives in the repository.
+REALM_FILE = Path("infra") / "keycloak" / "demo-realm.json"
 
 
-def realm_file(configured: str = "") -> Path:
+def realm_file(configured: str = "", origins: Sequence[Path] = ()) -> Path:
     """The demo realm export: ``configured`` (``IDENTITY_DEMO_REALM_FILE``) if given, else the
-    repository's, found above this module or the working directory."""
+    repository's ``infra/keycloak/demo-realm.json``, found above ``origins`` (by default this
+    module and the working directory). The realm's former name, ``carenet-realm.json``, is
+    not looked for: that file is gone, and a stale copy must not seed the directory."""
     if configured:
         return Path(configured)
-    for origin in (Path(__file__).resolve(), Path.cwd().resolve()):
+    for origin in origins or (Path(__file__).resolve(), Path.cwd().resolve()):
         for folder in (origin, *origin.parents):
-            for name in REALM_FILES:
-                if (folder / name).is_file():
-                    return folder / name
+            if (folder / REALM_FILE).is_file():
+                return folder / REALM_FILE
     raise FileNotFoundError(
         "no demo realm export found; set IDENTITY_DEMO_REALM_FILE to infra/keycloak/demo-realm.json"
     )

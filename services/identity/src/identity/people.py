@@ -18,8 +18,8 @@ seed reads the demo realm export itself (:func:`realm_people`), so the two canno
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
+import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -28,11 +28,14 @@ from identity import errors
 from identity.clients import KeycloakAdminClient
 from identity.models import Person
 from identity.unit_of_work import UnitOfWork
-from servicekit.auth import ALL_ROLES, Principal
+from servicekit import delegation
+from servicekit.auth import DELEGATE_ROLE, ON_BEHALF_OF_HEADER, Principal
+from servicekit.errors import InvalidArgument
 
-DELEGATE_ROLE = "delegate"
+log = logging.getLogger("identity.people")
+
 # The roles a person can act with; a delegated call never carries a system's roles.
-PERSON_ROLES = ALL_ROLES - {"service", DELEGATE_ROLE, "patient"}
+PERSON_ROLES = delegation.PERSON_ROLES
 SERVICE_ACCOUNT_PREFIX = "service-account-"
 
 
@@ -169,13 +172,13 @@ def sync_people(
     return SyncReport(added, updated, deactivated)
 
 
-def act_for(uow: UnitOfWork, principal: Principal) -> Principal | None:
-    """The principal a call is decided as: itself when it names nobody; for a delegate
-    naming an active person of its own organisation and care group, the delegate with that
-    person's roles (``on_behalf_of`` kept, so the log names both); otherwise None."""
-    if not principal.on_behalf_of:
-        return principal
-    if DELEGATE_ROLE not in principal.roles:
+def resolve(uow: UnitOfWork, principal: Principal) -> delegation.Person | None:
+    """The person a delegate may act for: the one ``on_behalf_of`` names, if the caller's
+    token holds ``delegate`` and the person is active and of the caller's organisation and
+    care group; otherwise None. Decided on the token's own roles (``token_roles``), also
+    for a principal a service already resolved, so identity never takes a service's copy of
+    the person's roles."""
+    if not principal.on_behalf_of or DELEGATE_ROLE not in principal.token_roles:
         return None
     person = uow.repo.person(principal.on_behalf_of)
     if (
@@ -185,7 +188,52 @@ def act_for(uow: UnitOfWork, principal: Principal) -> Principal | None:
         or principal.care_group != f"organisations/{person.care_group_id}"
     ):
         return None
-    return dataclasses.replace(principal, roles=person.role_set & PERSON_ROLES)
+    return delegation.Person(
+        user=person.id,
+        roles=person.role_set & PERSON_ROLES,
+        organisation=f"organisations/{person.organisation_id}",
+        care_group=f"organisations/{person.care_group_id}",
+    )
+
+
+def act_for(uow: UnitOfWork, principal: Principal) -> Principal | None:
+    """The principal a call is decided as: itself when it names nobody; for a delegate
+    naming a person it may act for (:func:`resolve`), the delegate acting as that person
+    (servicekit.delegation.as_person: the person's roles, ``on_behalf_of`` kept, so the log
+    names both); otherwise None."""
+    if not principal.on_behalf_of:
+        return principal
+    person = resolve(uow, principal)
+    if person is None:
+        return None
+    return delegation.as_person(principal, person)
+
+
+def resolve_delegation(
+    uow: Callable[[], UnitOfWork], caller: Principal, subject: Principal | None
+) -> delegation.Person:
+    """``ResolveDelegation``: the person ``subject`` (a service asking about its caller) or
+    the caller itself acts for (:func:`resolve`); PERMISSION_DENIED
+    ``ON_BEHALF_OF_NOT_ALLOWED`` when it may not act for them. Touches no patient data, so
+    nothing is written to the access log; a refusal is logged as an event naming the
+    client only."""
+    if subject is not None and not caller.is_service:
+        raise errors.RoleNotPermitted(
+            "only services may ask on behalf of another subject", reason="SUBJECT_NOT_ALLOWED"
+        )
+    asked = subject or caller
+    if not asked.on_behalf_of:
+        field = "subject.on_behalf_of" if subject is not None else ON_BEHALF_OF_HEADER
+        raise InvalidArgument.single(field, "names no person", "ON_BEHALF_OF_REQUIRED")
+    with uow() as work:
+        person = resolve(work, asked)
+    if person is None:
+        log.warning("delegation_refused", extra={"client_id": asked.client_id[:100]})
+        raise errors.OnBehalfOfNotAllowed(NOT_ALLOWED)
+    return person
+
+
+NOT_ALLOWED = "the on-behalf-of header must name an active person of the caller's organisation"
 
 
 def acting_principal(uow: Callable[[], UnitOfWork], principal: Principal) -> Principal:
@@ -195,7 +243,5 @@ def acting_principal(uow: Callable[[], UnitOfWork], principal: Principal) -> Pri
     with uow() as work:
         acting = act_for(work, principal)
     if acting is None:
-        raise errors.OnBehalfOfNotAllowed(
-            "the on-behalf-of header must name an active person of the caller's organisation"
-        )
+        raise errors.OnBehalfOfNotAllowed(NOT_ALLOWED)
     return acting

@@ -26,4 +26,5 @@ def create_server(settings: Settings, deps: Deps, verifier: TokenVerifier) -> Ru
         ),
         verifier=verifier,
         max_workers=settings.max_workers,
+        page_token_key=settings.page_token_key.get_secret_value(),
     )

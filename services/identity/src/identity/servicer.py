@@ -473,6 +473,18 @@ class IdentityServicer(rpc_grpc.IdentityServiceServicer):
             ]
         )
 
+    def ResolveDelegation(
+        self, request: rpc.ResolveDelegationRequest, context: grpc.ServicerContext
+    ) -> rpc.ResolveDelegationResponse:
+        subject = _subject(request.subject) if request.HasField("subject") else None
+        person = people.resolve_delegation(self.deps.uow, current_principal(), subject)
+        return rpc.ResolveDelegationResponse(
+            person=person.user,
+            roles=sorted(person.roles),
+            organisation=person.organisation,
+            care_group=person.care_group,
+        )
+
     def ListAccessLogEntries(
         self, request: rpc.ListAccessLogEntriesRequest, context: grpc.ServicerContext
     ) -> rpc.ListAccessLogEntriesResponse:

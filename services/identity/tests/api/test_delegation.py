@@ -161,3 +161,137 @@ def test_a_person_deactivated_in_the_directory_can_no_longer_be_acted_for(
     finally:
         people.sync_people(deps.uow, everyone, now)
     assert stub.GetPatient(request, metadata=_kis(tokens, nurse), timeout=5).name
+
+
+# ------------------------------------------------------------- ResolveDelegation (services)
+
+
+def _resolve(
+    stub: Stub, tokens: Tokens, subject: pb.Subject | None
+) -> rpc.ResolveDelegationResponse:
+    request = rpc.ResolveDelegationRequest(subject=subject)
+    reply: rpc.ResolveDelegationResponse = stub.ResolveDelegation(
+        request, metadata=bearer(tokens.client("svc-referral")), timeout=5
+    )
+    return reply
+
+
+def _kis_subject(person: str) -> pb.Subject:
+    subject = subject_of_user("service-account-carenet-kis")
+    subject.client_id = "carenet-kis"
+    subject.on_behalf_of = person
+    return subject
+
+
+def test_a_service_resolves_the_person_its_kis_caller_acts_for(stub: Stub, tokens: Tokens) -> None:
+    """What servicekit.delegation asks before every delegated call of another service."""
+    before = _log_size(stub, tokens)
+    reply = _resolve(stub, tokens, _kis_subject(user_id("poh.bakker")))
+    assert (reply.person, list(reply.roles), reply.organisation, reply.care_group) == (
+        user_id("poh.bakker"),
+        ["practice-nurse"],
+        "organisations/gp-de-linde",
+        "organisations/cg-zuidoost",
+    )
+    assert _log_size(stub, tokens) == before  # no patient data, nothing logged
+
+
+@pytest.mark.parametrize(
+    "named", ["dr.devries", "dr.smit", "pat.dewit", "service-account-svc-referral", "nobody"]
+)
+def test_resolving_someone_the_kis_may_not_act_for_is_refused(
+    stub: Stub, tokens: Tokens, named: str
+) -> None:
+    person = user_id(named) if named != "nobody" else "8c0e4a36-0000-4000-8000-000000000000"
+    fail = fails(
+        stub.ResolveDelegation,
+        rpc.ResolveDelegationRequest(subject=_kis_subject(person)),
+        bearer(tokens.client("svc-referral")),
+    )
+    assert (fail.code, fail.reason) == (
+        grpc.StatusCode.PERMISSION_DENIED,
+        "ON_BEHALF_OF_NOT_ALLOWED",
+    )
+    assert person not in fail.message
+
+
+def test_identity_decides_on_the_clients_own_roles_not_on_roles_a_service_claims(
+    stub: Stub, tokens: Tokens
+) -> None:
+    """A subject that names a person but carries a person's roles instead of the client's
+    ``delegate`` (a personal token, or a service passing resolved roles) is not a delegate."""
+    subject = subject_of_user("dr.jansen")
+    subject.on_behalf_of = user_id("poh.bakker")
+    fail = fails(
+        stub.ResolveDelegation,
+        rpc.ResolveDelegationRequest(subject=subject),
+        bearer(tokens.client("svc-referral")),
+    )
+    assert fail.reason == "ON_BEHALF_OF_NOT_ALLOWED"
+    resolved = _kis_subject(user_id("poh.bakker"))
+    del resolved.roles[:]
+    resolved.roles.append("practice-nurse")
+    reply = stub.Authorize(
+        _read_plan(resolved, "carenet-kis"),
+        metadata=bearer(tokens.client("svc-referral")),
+        timeout=5,
+    )
+    assert (reply.decision, reply.reason) == (pb.DECISION_DENY, "ON_BEHALF_OF_NOT_ALLOWED")
+
+
+def test_only_services_resolve_for_someone_else(stub: Stub, tokens: Tokens) -> None:
+    fail = fails(
+        stub.ResolveDelegation,
+        rpc.ResolveDelegationRequest(subject=_kis_subject(user_id("dr.jansen"))),
+        bearer(tokens.user("dr.jansen")),
+    )
+    assert (fail.code, fail.reason) == (grpc.StatusCode.PERMISSION_DENIED, "SUBJECT_NOT_ALLOWED")
+
+
+def test_the_kis_resolves_itself_through_its_header(stub: Stub, tokens: Tokens) -> None:
+    reply = stub.ResolveDelegation(
+        rpc.ResolveDelegationRequest(), metadata=_kis(tokens, user_id("dr.jansen")), timeout=5
+    )
+    assert (reply.person, list(reply.roles)) == (user_id("dr.jansen"), ["gp"])
+    fail = fails(stub.ResolveDelegation, rpc.ResolveDelegationRequest(), _kis(tokens, None))
+    assert (fail.code, fail.reason, fail.field_violations[0][0]) == (
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "ON_BEHALF_OF_REQUIRED",
+        ON_BEHALF_OF_HEADER,
+    )
+
+
+def test_a_deactivated_person_is_not_resolved(
+    identity_service: IdentityService, stub: Stub, tokens: Tokens
+) -> None:
+    everyone = people.realm_people(realm())
+    nurse = user_id("poh.bakker")
+    now = dt.datetime.now(dt.UTC)
+    assert _resolve(stub, tokens, _kis_subject(nurse)).person == nurse
+    people.sync_people(identity_service.deps.uow, [p for p in everyone if p.id != nurse], now)
+    try:
+        fail = fails(
+            stub.ResolveDelegation,
+            rpc.ResolveDelegationRequest(subject=_kis_subject(nurse)),
+            bearer(tokens.client("svc-referral")),
+        )
+        assert fail.reason == "ON_BEHALF_OF_NOT_ALLOWED"
+    finally:
+        people.sync_people(identity_service.deps.uow, everyone, now)
+    assert _resolve(stub, tokens, _kis_subject(nurse)).person == nurse
+
+
+def _log_size(stub: Stub, tokens: Tokens) -> int:
+    """The number of entries the auditor sees for the whole care group (itself logged)."""
+    auditor = bearer(tokens.user("auditor.dekker"))
+    total, token = 0, ""
+    while True:
+        page = stub.ListAccessLogEntries(
+            rpc.ListAccessLogEntriesRequest(page_token=token, page_size=1000),
+            metadata=auditor,
+            timeout=10,
+        )
+        total += sum(1 for e in page.access_log_entries if e.event != "LIST_ACCESS_LOG")
+        token = page.next_page_token
+        if not token:
+            return total

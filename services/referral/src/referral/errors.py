@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from servicekit import errors as kit
 from servicekit.authorization import AccessRefused, IdentityUnavailable
 from servicekit.errors import (
@@ -18,28 +16,9 @@ from servicekit.errors import (
 
 DOMAIN = "referral.carenet"
 
-# An INVALID_ARGUMENT names at most this many field violations (the first ones found), and
-# says how many more there were: its google.rpc.Status travels in the call's trailers,
-# which gRPC clients refuse above 8-16 KiB (a request with fifty bad list entries would
-# otherwise be answered RESOURCE_EXHAUSTED with no readable status).
-MAX_VIOLATIONS = 10
-
-
-def invalid(violations: Sequence[FieldViolation]) -> InvalidArgument:
-    """INVALID_ARGUMENT for ``violations``, at most MAX_VIOLATIONS of them."""
-    shown = list(violations[:MAX_VIOLATIONS])
-    message = "; ".join(f"{v.field}: {v.description}" for v in shown)
-    if len(violations) > len(shown):
-        message += f"; and {len(violations) - len(shown)} more"
-    return InvalidArgument(shown, message=message)
-
-
-class Violations(kit.Violations):
-    """servicekit's collector, raising at most MAX_VIOLATIONS of what it collected."""
-
-    def raise_if_any(self) -> None:
-        if self.items:
-            raise invalid(self.items)
+# An INVALID_ARGUMENT names at most 10 field violations and says how many more there were:
+# servicekit.errors.to_status keeps every service's status within what gRPC carries.
+Violations = kit.Violations
 
 
 class OfferNotFound(NotFound):
@@ -100,7 +79,6 @@ class EtagMismatch(Aborted):
 
 __all__ = [
     "DOMAIN",
-    "MAX_VIOLATIONS",
     "AccessRefused",
     "DuplicateReferral",
     "EtagMismatch",
@@ -118,7 +96,6 @@ __all__ = [
     "RoleNotPermitted",
     "Violations",
     "WrongParty",
-    "invalid",
 ]
 
 

@@ -17,6 +17,7 @@ from servicekit.auth import verifier_for
 from servicekit.channels import ServiceAccountTokens, open_channel
 from servicekit.cli import run_cli
 from servicekit.db import is_postgres, make_engine, make_session_factory
+from servicekit.delegation import IdentityDelegations
 from servicekit.logs import configure_logging
 from servicekit.server import serve as serve_forever
 from servicekit.telemetry import configure_tracing, instrument_engine
@@ -37,12 +38,18 @@ def build_deps(settings: Settings) -> service.Deps:
     driver = engine if is_postgres(engine) else None
     tokens = ServiceAccountTokens.from_settings(settings)
     channel = open_channel(settings.identity_target, token=tokens)
+    delegations = IdentityDelegations(
+        channel,
+        ttl_seconds=settings.delegation_cache_seconds,
+        deadline_seconds=settings.call_deadline_seconds,
+    )
     hook: Callable[[], None] | None = (
         _exit_after_commit if settings.fault_exit_after_create_commit else None
     )
     return service.Deps(
         uow=lambda: UnitOfWork(sessions, driver_engine=driver),
         identity=GrpcIdentityClient(channel, settings.call_deadline_seconds),
+        delegations=delegations,
         after_create_commit=hook,
         watch_poll_seconds=settings.watch_poll_seconds,
         watch_batch_size=settings.watch_batch_size,

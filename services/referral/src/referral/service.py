@@ -49,6 +49,7 @@ from referral.models import (
 from referral.unit_of_work import UnitOfWork
 from servicekit import authorization, idempotency, names, paging
 from servicekit.auth import CLINICIAN_ROLES, Principal
+from servicekit.delegation import Delegations
 from servicekit.errors import Aborted, FieldViolation, InvalidArgument
 
 OWNER_ROLES = frozenset({"municipality-officer", "sport-coach", "provider"})
@@ -81,6 +82,9 @@ class Deps:
     menu: MenuCache = field(default_factory=lambda: MenuCache())  # noqa: PLW0108
     # Offers as CreateReferral last read them (see OfferCache).
     offers: OfferCache = field(default_factory=lambda: OfferCache())  # noqa: PLW0108
+    # Resolves the person a delegate acts for before every call (servicekit.delegation,
+    # wired into the server); None only where no call can name one (unit tests).
+    delegations: Delegations | None = None
 
 
 def org_id(principal: Principal) -> str:
@@ -316,6 +320,8 @@ def create_offer(
     fingerprint is REQUEST_ID_REUSED."""
     if not principal.roles & OWNER_ROLES or not principal.organisation:
         raise errors.RoleNotPermitted("only a municipality or provider creates offers")
+    if fingerprint:
+        fingerprint = idempotency.for_person(fingerprint, principal.on_behalf_of)
     if offer_id and not names.valid_id(offer_id):
         raise InvalidArgument.single("offer_id", "must match [a-z0-9-]{2,63}", "INVALID_OFFER_ID")
     validate_offer(data, {n for names_ in OFFER_FIELDS.values() for n in names_})
@@ -428,7 +434,7 @@ def update_offer(
     unknown = [i for i, p in enumerate(mask) if p not in OFFER_FIELDS]
     if unknown:
         # The path itself is not repeated: it is the caller's text, of any length.
-        raise errors.invalid(
+        raise InvalidArgument(
             [
                 FieldViolation(
                     f"update_mask.paths[{i}]", "not an updatable field", "INVALID_UPDATE_MASK"
@@ -1030,23 +1036,39 @@ def create_referral(
 ) -> ReferralView:
     """Refers a patient.
 
-    identity's Authorize is asked first: nothing is read, written, returned or refused for
-    any other reason before its answer. The offer comes from a cache whose entries the write
-    checks by version. Then one atomic write (one statement on PostgreSQL) stores the
-    referral, its history, the request record and its outbox event, whose cursor is drawn
-    last (the one serialising step). An open duplicate is caught by the unique ``open_key``
-    rather than by an extra query.
+    First what refuses a create whatever the patient: the request's shape, the caller's
+    role (for a delegate, the person's: servicekit.delegation), the offer (catalogue data of
+    the caller's care group) and a request_id reused for another request. None of these
+    depends on the patient, so checking them before identity is asked tells nothing about
+    the patient, and identity never logs a permit for a create that could not happen. Then
+    identity's Authorize: nothing about the patient is read, written, returned or refused
+    before its answer. The offer comes from a cache whose entries the write checks by
+    version. Then one atomic write (one statement on PostgreSQL) stores the referral, its
+    history, the request record and its outbox event, whose cursor is drawn last (the one
+    serialising step). An open duplicate is caught by the unique ``open_key`` rather than
+    by an extra query (after the permit: the duplicate is the patient's data).
 
-    ``fingerprint`` identifies the request (servicekit.idempotency): it is stored with the
-    request record in that same statement, and a repeat of the request_id returns the first
-    referral only when the fingerprints match (else REQUEST_ID_REUSED).
+    ``fingerprint`` identifies the request (servicekit.idempotency; for a delegate, together
+    with the person it acts for): it is stored with the request record in that same
+    statement, and a repeat of the request_id returns the first referral only when the
+    fingerprints match (else REQUEST_ID_REUSED).
     """
     offer_id = validate_referral_input(data)
     if len(request_id) > 100:
         raise InvalidArgument.single("request_id", "at most 100 characters", "REQUEST_ID_TOO_LONG")
-    _enforce(deps.identity.authorize(principal, patient_id, Action.CREATE))
+    if fingerprint:
+        fingerprint = idempotency.for_person(fingerprint, principal.on_behalf_of)
     now = deps.clock()
+    refused = _refusal_before_asking(deps, principal, offer_id, now)
+    if refused is not None:
+        raise refused
+    replay = _earlier_request(deps, principal, request_id, fingerprint)
+    _enforce(deps.identity.authorize(principal, patient_id, Action.CREATE))
     with deps.uow() as uow:
+        if replay is not None:
+            existing = uow.repo.referral(replay.rsplit("/", 1)[-1])
+            if existing is not None:
+                return _view(uow, existing)
         key = (request_id, fingerprint)
         prepared = _prepare_referral(deps, uow, principal, patient_id, offer_id, data, key, now)
         for _ in range(STALE_OFFER_ATTEMPTS):
@@ -1087,21 +1109,13 @@ def _prepare_referral(
 ) -> tuple[Referral, Offer, HistoryEntry, RequestRecord | None] | ReferralView | Exception:
     """What a permitted create reads and builds before it writes; a refusal is returned as
     an error (raised by the caller) rather than raised here. ``key`` is the request_id and
-    the request's fingerprint."""
-    if not principal.roles & REFERRER_ROLES or not principal.organisation:
-        return errors.RoleNotPermitted("only a GP practice or hospital clinician refers")
+    the request's fingerprint. The offer is read again (it may have changed meanwhile)."""
     request_id, fingerprint = key
-    replay = _replayed(uow, principal, request_id, "CreateReferral", fingerprint)
-    if replay is not None:
-        existing = uow.repo.referral(replay.rsplit("/", 1)[-1])
-        if existing is not None:
-            return _view(uow, existing)
     offer = deps.offers.get(deps.uow, offer_id)
-    if offer is None or offer.care_group_id != care_group_id(principal):
-        return errors.OfferNotFoundField("no such offer on the menu card")
-    if not offer.on_menu(now):
-        reason = "RECOGNITION_EXPIRED" if offer.recognition_expired(now) else "OFFER_NOT_LISTED"
-        return errors.OfferNotListed("the offer is not on the menu card", reason=reason)
+    refused = _offer_refusal(principal, offer, now)
+    if refused is not None:
+        return refused
+    assert offer is not None
     referral, entry = _new_referral(principal, patient_id, offer, data, now)
     record = (
         RequestRecord(
@@ -1116,6 +1130,38 @@ def _prepare_referral(
         else None
     )
     return referral, offer, entry, record
+
+
+def _refusal_before_asking(
+    deps: Deps, principal: Principal, offer_id: str, now: dt.datetime
+) -> Exception | None:
+    """What refuses a create whatever the patient is: a caller who may not refer (only a
+    clinician of an organisation refers), or an offer that is not on the caller's menu
+    card."""
+    if not principal.roles & REFERRER_ROLES or not principal.organisation:
+        return errors.RoleNotPermitted("only a GP practice or hospital clinician refers")
+    return _offer_refusal(principal, deps.offers.get(deps.uow, offer_id), now)
+
+
+def _offer_refusal(principal: Principal, offer: Offer | None, now: dt.datetime) -> Exception | None:
+    if offer is None or offer.care_group_id != care_group_id(principal):
+        return errors.OfferNotFoundField("no such offer on the menu card")
+    if not offer.on_menu(now):
+        reason = "RECOGNITION_EXPIRED" if offer.recognition_expired(now) else "OFFER_NOT_LISTED"
+        return errors.OfferNotListed("the offer is not on the menu card", reason=reason)
+    return None
+
+
+def _earlier_request(
+    deps: Deps, principal: Principal, request_id: str, fingerprint: str
+) -> str | None:
+    """The referral an earlier request with this request_id created (returned after the
+    permit), None for a new one; the id used for another request is REQUEST_ID_REUSED,
+    before identity is asked (the caller learns only about its own earlier request)."""
+    if not request_id:
+        return None
+    with deps.uow() as uow:
+        return _replayed(uow, principal, request_id, "CreateReferral", fingerprint)
 
 
 def _new_referral(

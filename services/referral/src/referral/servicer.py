@@ -14,7 +14,6 @@ from carenet.referral.v1 import referral_pb2 as pb
 from carenet.referral.v1 import referral_service_pb2 as rpc
 from carenet.referral.v1 import referral_service_pb2_grpc as rpc_grpc
 from referral import eligibility, models, service
-from referral.request_text import checked_requests
 from servicekit import enums, idempotency, names
 from servicekit.auth import current_principal
 from servicekit.errors import InvalidArgument
@@ -473,7 +472,6 @@ def _referral_ids(name: str) -> tuple[str, str]:
     return patient_id, referral_id
 
 
-@checked_requests(rpc.DESCRIPTOR.services_by_name["ReferralService"])
 class ReferralServicer(rpc_grpc.ReferralServiceServicer):
     def __init__(self, deps: service.Deps) -> None:
         self.deps = deps

@@ -5,7 +5,7 @@ The referral: dr.jansen (gp, gp-de-linde) referred p-0001 to the GLI of gli-bewe
 accepted it. identity decides first: what it does not permit is PERMISSION_DENIED with its
 reason. Another care group's patient is one identity does not know in the caller's care
 group, answered as a patient without a care relationship would be (so by the caller:
-UNKNOWN_ORGANISATION, NOT_OWN_DATA, ROLE_NOT_PERMITTED), never NOT_FOUND. Then referral's
+NO_CARE_RELATIONSHIP, NOT_OWN_DATA, ROLE_NOT_PERMITTED), never NOT_FOUND. Then referral's
 own relation check refuses a same-tenant caller who is not a party
 (NOT_A_PARTY_TO_REFERRAL).
 """
@@ -21,7 +21,10 @@ import pytest
 from carenet.referral.v1 import referral_pb2 as pb
 from carenet.referral.v1 import referral_service_pb2 as rpc
 from carenet.referral.v1 import referral_service_pb2_grpc as rpc_grpc
-from testkit.fixtures import Tokens, bearer
+from identity import service
+from identity.models import OrganisationType
+from servicekit.auth import Principal
+from testkit.fixtures import OTHER_TENANT, IdentityService, Tokens, bearer
 from testkit.rpc import failure
 
 from ..conftest import ReferralServer
@@ -33,8 +36,6 @@ NO_RELATIONSHIP = ("PERMISSION_DENIED", "NO_CARE_RELATIONSHIP")
 NOT_OWN = ("PERMISSION_DENIED", "NOT_OWN_DATA")
 ROLE = ("PERMISSION_DENIED", "ROLE_NOT_PERMITTED")
 INSURER = ("PERMISSION_DENIED", "INSURER_NO_PATIENT_DATA")
-# The other care group's GP practice is not registered at identity.
-UNKNOWN_ORG = ("PERMISSION_DENIED", "UNKNOWN_ORGANISATION")
 
 # user, role, relation to the referral, tenant, GetReferral, RecordReferralOutcome
 MATRIX = [
@@ -56,7 +57,9 @@ MATRIX = [
     ("analist.peters", "insurer-analyst", "none", "same", INSURER, INSURER),
     ("admin.zuidoost", "care-group-admin", "none", "same", ROLE, ROLE),
     ("auditor.dekker", "auditor", "none", "same", ROLE, ROLE),
-    ("dr.noord", "gp", "none", "other", UNKNOWN_ORG, UNKNOWN_ORG),
+    # the other care group's practice is registered (the noord_practice fixture), and
+    # p-0001 is unknown in its care group: refused like a patient without a relationship
+    ("dr.noord", "gp", "none", "other", NO_RELATIONSHIP, NO_RELATIONSHIP),
     ("admin.noord", "care-group-admin", "none", "other", ROLE, ROLE),
     ("pat.noord", "patient", "none", "other", NOT_OWN, NOT_OWN),
 ]
@@ -64,6 +67,35 @@ MATRIX = [
 
 def _metadata(tokens: Tokens, user: str) -> Any:
     return bearer(tokens.patient(user) if user.startswith("pat.") else tokens.user(user))
+
+
+@pytest.fixture(scope="module")
+def noord_practice(identity_service: IdentityService) -> None:
+    """The other care group and its GP practice, registered at the shared identity server
+    (as identity's own Authorize matrix does, with the same request, so that either may run
+    first): what dr.noord is refused then does not depend on which tests ran before."""
+    deps = identity_service.deps
+    service.bootstrap_care_group(
+        deps,
+        OTHER_TENANT,
+        service.OrganisationInput("Zorggroep Noord", OrganisationType.CARE_GROUP),
+    )
+    admin = Principal(
+        subject="noord-admin",
+        client_id="test",
+        organisation=f"organisations/{OTHER_TENANT}",
+        care_group=f"organisations/{OTHER_TENANT}",
+        roles=frozenset({"care-group-admin"}),
+    )
+    service.create_organisation(
+        deps,
+        admin,
+        service.OrganisationInput(
+            "Praktijk Noord", OrganisationType.GP_PRACTICE, agb_code="01099999"
+        ),
+        "gp-noord",
+        request_id="matrix-gp-noord",
+    )
 
 
 @pytest.fixture(scope="module")
@@ -115,6 +147,7 @@ def test_the_authorization_matrix(
     tokens: Tokens,
     referral_server: ReferralServer,
     referral_name: str,
+    noord_practice: None,
     user: str,
     role: str,
     relation: str,

@@ -693,6 +693,65 @@ class BatchAuthorizeResponse(_message.Message):
 Global___BatchAuthorizeResponse: _TypeAlias = BatchAuthorizeResponse  # noqa: Y015
 
 @_typing.final
+class ResolveDelegationRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SUBJECT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def subject(self) -> _identity_pb2.Subject:
+        """The delegate client as the asking service verified it (its token's roles, which must
+        hold `delegate`), with `on_behalf_of` naming the person. Only callers with the realm
+        role `service` may name a subject; without one, the caller itself is resolved.
+        """
+
+    def __init__(
+        self,
+        *,
+        subject: _identity_pb2.Subject | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["subject", b"subject"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["subject", b"subject"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ResolveDelegationRequest: _TypeAlias = ResolveDelegationRequest  # noqa: Y015
+
+@_typing.final
+class ResolveDelegationResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PERSON_FIELD_NUMBER: _builtins.int
+    ROLES_FIELD_NUMBER: _builtins.int
+    ORGANISATION_FIELD_NUMBER: _builtins.int
+    CARE_GROUP_FIELD_NUMBER: _builtins.int
+    person: _builtins.str
+    """The person's Keycloak user id (the `on_behalf_of` asked about)."""
+    organisation: _builtins.str
+    """`organisations/{organisation}`: the person's organisation (the client's own)."""
+    care_group: _builtins.str
+    """`organisations/{organisation}`: the person's care group."""
+    @_builtins.property
+    def roles(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The person's realm roles that carry rights (never `delegate`, `service` or `patient`)."""
+
+    def __init__(
+        self,
+        *,
+        person: _builtins.str = ...,
+        roles: _abc.Iterable[_builtins.str] | None = ...,
+        organisation: _builtins.str = ...,
+        care_group: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["care_group", b"care_group", "organisation", b"organisation", "person", b"person", "roles", b"roles"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ResolveDelegationResponse: _TypeAlias = ResolveDelegationResponse  # noqa: Y015
+
+@_typing.final
 class ListAccessLogEntriesRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 

@@ -122,6 +122,11 @@ class IdentityServiceStub:
                 request_serializer=carenet_dot_identity_dot_v1_dot_identity__service__pb2.BatchAuthorizeRequest.SerializeToString,
                 response_deserializer=carenet_dot_identity_dot_v1_dot_identity__service__pb2.BatchAuthorizeResponse.FromString,
                 _registered_method=True)
+        self.ResolveDelegation = channel.unary_unary(
+                '/carenet.identity.v1.IdentityService/ResolveDelegation',
+                request_serializer=carenet_dot_identity_dot_v1_dot_identity__service__pb2.ResolveDelegationRequest.SerializeToString,
+                response_deserializer=carenet_dot_identity_dot_v1_dot_identity__service__pb2.ResolveDelegationResponse.FromString,
+                _registered_method=True)
         self.ListAccessLogEntries = channel.unary_unary(
                 '/carenet.identity.v1.IdentityService/ListAccessLogEntries',
                 request_serializer=carenet_dot_identity_dot_v1_dot_identity__service__pb2.ListAccessLogEntriesRequest.SerializeToString,
@@ -250,6 +255,18 @@ class IdentityServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ResolveDelegation(self, request, context):
+        """The person a delegate system client acts for (`x-carenet-on-behalf-of`): their roles,
+        organisation and care group from the people directory, for a person who is active and
+        of the client's own organisation and care group; otherwise PERMISSION_DENIED
+        `ON_BEHALF_OF_NOT_ALLOWED`. Services ask once per call (servicekit caches the answer
+        briefly) and then run the call with the person's roles. Not logged: it touches no
+        patient data.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ListAccessLogEntries(self, request, context):
         """Lists access-log entries: a patient their own, an auditor any. Reading is logged.
         """
@@ -351,6 +368,11 @@ def add_IdentityServiceServicer_to_server(servicer, server):
                     servicer.BatchAuthorize,
                     request_deserializer=carenet_dot_identity_dot_v1_dot_identity__service__pb2.BatchAuthorizeRequest.FromString,
                     response_serializer=carenet_dot_identity_dot_v1_dot_identity__service__pb2.BatchAuthorizeResponse.SerializeToString,
+            ),
+            'ResolveDelegation': grpc.unary_unary_rpc_method_handler(
+                    servicer.ResolveDelegation,
+                    request_deserializer=carenet_dot_identity_dot_v1_dot_identity__service__pb2.ResolveDelegationRequest.FromString,
+                    response_serializer=carenet_dot_identity_dot_v1_dot_identity__service__pb2.ResolveDelegationResponse.SerializeToString,
             ),
             'ListAccessLogEntries': grpc.unary_unary_rpc_method_handler(
                     servicer.ListAccessLogEntries,
@@ -824,6 +846,33 @@ class IdentityService:
             '/carenet.identity.v1.IdentityService/BatchAuthorize',
             carenet_dot_identity_dot_v1_dot_identity__service__pb2.BatchAuthorizeRequest.SerializeToString,
             carenet_dot_identity_dot_v1_dot_identity__service__pb2.BatchAuthorizeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ResolveDelegation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/carenet.identity.v1.IdentityService/ResolveDelegation',
+            carenet_dot_identity_dot_v1_dot_identity__service__pb2.ResolveDelegationRequest.SerializeToString,
+            carenet_dot_identity_dot_v1_dot_identity__service__pb2.ResolveDelegationResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -65,6 +65,14 @@ class IdentityServiceStub:
     entry per patient. A patient identity does not know in the subject's care group is
     denied exactly like one without a care relationship.
     """
+    ResolveDelegation: _grpc.UnaryUnaryMultiCallable[_identity_service_pb2.ResolveDelegationRequest, _identity_service_pb2.ResolveDelegationResponse]
+    """The person a delegate system client acts for (`x-carenet-on-behalf-of`): their roles,
+    organisation and care group from the people directory, for a person who is active and
+    of the client's own organisation and care group; otherwise PERMISSION_DENIED
+    `ON_BEHALF_OF_NOT_ALLOWED`. Services ask once per call (servicekit caches the answer
+    briefly) and then run the call with the person's roles. Not logged: it touches no
+    patient data.
+    """
     ListAccessLogEntries: _grpc.UnaryUnaryMultiCallable[_identity_service_pb2.ListAccessLogEntriesRequest, _identity_service_pb2.ListAccessLogEntriesResponse]
     """Lists access-log entries: a patient their own, an auditor any. Reading is logged."""
     VerifyAccessLog: _grpc.UnaryUnaryMultiCallable[_identity_service_pb2.VerifyAccessLogRequest, _identity_service_pb2.VerifyAccessLogResponse]
@@ -105,6 +113,14 @@ class IdentityServiceAsyncStub(IdentityServiceStub):
     """Authorize for many patients at once (bulk ingest): one decision and one access-log
     entry per patient. A patient identity does not know in the subject's care group is
     denied exactly like one without a care relationship.
+    """
+    ResolveDelegation: _aio.UnaryUnaryMultiCallable[_identity_service_pb2.ResolveDelegationRequest, _identity_service_pb2.ResolveDelegationResponse]  # type: ignore[assignment]
+    """The person a delegate system client acts for (`x-carenet-on-behalf-of`): their roles,
+    organisation and care group from the people directory, for a person who is active and
+    of the client's own organisation and care group; otherwise PERMISSION_DENIED
+    `ON_BEHALF_OF_NOT_ALLOWED`. Services ask once per call (servicekit caches the answer
+    briefly) and then run the call with the person's roles. Not logged: it touches no
+    patient data.
     """
     ListAccessLogEntries: _aio.UnaryUnaryMultiCallable[_identity_service_pb2.ListAccessLogEntriesRequest, _identity_service_pb2.ListAccessLogEntriesResponse]  # type: ignore[assignment]
     """Lists access-log entries: a patient their own, an auditor any. Reading is logged."""
@@ -245,6 +261,20 @@ class IdentityServiceServicer(metaclass=_abc_1.ABCMeta):
         """Authorize for many patients at once (bulk ingest): one decision and one access-log
         entry per patient. A patient identity does not know in the subject's care group is
         denied exactly like one without a care relationship.
+        """
+
+    @_abc_1.abstractmethod
+    def ResolveDelegation(
+        self,
+        request: _identity_service_pb2.ResolveDelegationRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_identity_service_pb2.ResolveDelegationResponse, _abc.Awaitable[_identity_service_pb2.ResolveDelegationResponse]]:
+        """The person a delegate system client acts for (`x-carenet-on-behalf-of`): their roles,
+        organisation and care group from the people directory, for a person who is active and
+        of the client's own organisation and care group; otherwise PERMISSION_DENIED
+        `ON_BEHALF_OF_NOT_ALLOWED`. Services ask once per call (servicekit caches the answer
+        briefly) and then run the call with the person's roles. Not logged: it touches no
+        patient data.
         """
 
     @_abc_1.abstractmethod

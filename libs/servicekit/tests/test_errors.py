@@ -1,0 +1,57 @@
+"""A status stays within what gRPC carries in trailers, for every service."""
+
+from __future__ import annotations
+
+from google.rpc import error_details_pb2
+
+from servicekit.errors import (
+    MAX_DESCRIPTION_CHARS,
+    MAX_FIELD_CHARS,
+    MAX_FIELD_VIOLATIONS,
+    MAX_MESSAGE_CHARS,
+    FieldViolation,
+    InvalidArgument,
+    PermissionDenied,
+    Violations,
+    to_status,
+)
+
+
+def _bad_request(status: object) -> error_details_pb2.BadRequest:
+    bad = error_details_pb2.BadRequest()
+    assert any(d.Unpack(bad) for d in status.details)  # type: ignore[attr-defined]
+    return bad
+
+
+def test_at_most_ten_violations_are_named_and_the_rest_counted() -> None:
+    v = Violations()
+    for i in range(50):
+        v.add(f"offer.languages[{i}]", "must be an ISO 639 code", "INVALID_LANGUAGE")
+    try:
+        v.raise_if_any()
+    except InvalidArgument as error:
+        status = to_status(error, "test.carenet")
+    fields = [f.field for f in _bad_request(status).field_violations]
+    assert fields == [f"offer.languages[{i}]" for i in range(MAX_FIELD_VIOLATIONS)]
+    assert status.message.endswith("; and 40 more")
+    assert "offer.languages[10]" not in status.message
+
+
+def test_every_part_of_a_status_has_a_bounded_length() -> None:
+    error = InvalidArgument(
+        [FieldViolation("f" * 5000, "d" * 5000, "R")] * 3, message="m" * 100_000
+    )
+    status = to_status(error, "test.carenet")
+    assert len(status.message) <= MAX_MESSAGE_CHARS
+    for violation in _bad_request(status).field_violations:
+        assert len(violation.field) <= MAX_FIELD_CHARS
+        assert len(violation.description) <= MAX_DESCRIPTION_CHARS
+    assert status.ByteSize() < 4096
+    assert len(to_status(PermissionDenied("x" * 10_000), "d").message) <= MAX_MESSAGE_CHARS
+
+
+def test_a_short_status_is_left_as_it_is() -> None:
+    error = InvalidArgument.single("request_id", "at most 100 characters", "REQUEST_ID_TOO_LONG")
+    status = to_status(error, "test.carenet")
+    assert status.message == "request_id: at most 100 characters"
+    assert [f.field for f in _bad_request(status).field_violations] == ["request_id"]

@@ -28,6 +28,7 @@ class AuthorizeCall:
     patient_id: str
     action: Action
     referral: ReferralContext | None
+    record_holder_id: str = ""
 
 
 @dataclass
@@ -48,9 +49,17 @@ class FakeIdentityClient:
         *,
         referral: ReferralContext | None = None,
         purpose: str = "",
+        record_holder_id: str = "",
     ) -> Decision:
         self.calls.append(
-            AuthorizeCall(subject.subject, subject.organisation, patient_id, action, referral)
+            AuthorizeCall(
+                subject.subject,
+                subject.organisation,
+                patient_id,
+                action,
+                referral,
+                record_holder_id,
+            )
         )
         if self.unavailable:
             from referral.errors import IdentityUnavailable

@@ -29,8 +29,11 @@ class IdentityClient(Protocol):
         *,
         referral: ReferralContext | None = None,
         purpose: str = "",
+        record_holder_id: str = "",
     ) -> Decision:
-        """Asks identity (which logs the access); raises IdentityUnavailable if it can't."""
+        """Asks identity (which logs the access); raises IdentityUnavailable if it can't.
+        ``record_holder_id``: the organisation holding the referral data (its referrer),
+        when a question is about one referral; empty: the subject's own."""
         ...
 
 
@@ -49,7 +52,14 @@ class GrpcIdentityClient:
         *,
         referral: ReferralContext | None = None,
         purpose: str = "",
+        record_holder_id: str = "",
     ) -> Decision:
         return self._authorizer.authorize(
-            subject, patient_id, Category.REFERRAL, action, referral=referral, purpose=purpose
+            subject,
+            patient_id,
+            Category.REFERRAL,
+            action,
+            referral=referral,
+            purpose=purpose,
+            record_holder_id=record_holder_id,
         )

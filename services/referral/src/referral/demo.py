@@ -189,6 +189,7 @@ class _SeedIdentity:
         *,
         referral: ReferralContext | None = None,
         purpose: str = "",
+        record_holder_id: str = "",
     ) -> Decision:
         return Decision(True, "DEMO_SEED")
 

@@ -910,6 +910,25 @@ def _context(referral: Referral) -> ReferralContext:
     return ReferralContext(referral.name, referral.target_org_id, referral.referrer_org_id)
 
 
+def _ask_about(
+    deps: Deps, principal: Principal, patient_id: str, referral: Referral | None, action: Action
+) -> Decision:
+    """identity's decision on an access to one referral of the patient: with the referral's
+    context (the Mitz referral exception for its target) and its record holder, the
+    referring organisation, so that any other organisation needs the patient's consent for
+    referral data. A referral not found (or not of this patient) is asked about as the
+    patient's referral data in general, like an unseen patient's."""
+    if referral is None:
+        return deps.identity.authorize(principal, patient_id, action)
+    return deps.identity.authorize(
+        principal,
+        patient_id,
+        action,
+        referral=_context(referral),
+        record_holder_id=referral.referrer_org_id,
+    )
+
+
 def _enforce(decision: Decision) -> None:
     """Refuses what identity did not permit: PERMISSION_DENIED with identity's reason and a
     message fixed per reason (servicekit.authorization.refusal). identity answers a patient
@@ -1260,8 +1279,7 @@ def get_referral(
 ) -> ReferralView:
     with deps.uow() as uow:
         referral = _load_for_patient(uow, principal, patient_id, referral_id)
-        context = _context(referral) if referral is not None else None
-        _enforce(deps.identity.authorize(principal, patient_id, Action.READ, referral=context))
+        _enforce(_ask_about(deps, principal, patient_id, referral, Action.READ))
         if referral is None:
             raise errors.ReferralNotFound("referral not found")
         if party_of(principal, referral) is None:
@@ -1279,10 +1297,19 @@ def list_referrals(
     page_token: str,
 ) -> Page:
     """A patient's referrals the caller is party to (one Authorize for that patient), or with
-    patient ``-`` every referral the caller is party to (one Authorize per patient listed)."""
+    patient ``-`` every referral the caller is party to (one Authorize per patient listed).
+
+    A caller who can only be a referral's target (a lifestyle provider, sport coach or
+    municipality) lists a patient's referrals addressed to its organisation as it reads them
+    one by one: one Authorize per referral with its context (the Mitz referral exception),
+    so a target without a care relationship sees what it was sent. With none addressed to
+    it, one Authorize for the patient gives the answer (a refusal exactly like an unseen or
+    missing patient's, or an empty page)."""
     size = paging.page_size(page_size, maximum=200)
     fp = paging.fingerprint("referrals", patient_id, status, principal.subject)
     after = positions.after_id(page_token, fp)
+    if patient_id != "-" and _only_a_target(principal):
+        return _list_addressed(deps, principal, patient_id, status, size, after, fp)
     if patient_id != "-":
         _enforce(deps.identity.authorize(principal, patient_id, Action.READ))
     org = org_id(principal)
@@ -1310,6 +1337,49 @@ def list_referrals(
                 if decision.permitted:
                     allowed.add(pid)
             page = [r for r in page if r.patient_id in allowed]
+        views = [_view(uow, r) for r in page]
+    token = paging.next_token({"after": items[size - 1].id} if more else None, fp)
+    return Page(views, token)
+
+
+def _only_a_target(principal: Principal) -> bool:
+    return (
+        not principal.is_patient
+        and bool(principal.organisation)
+        and bool(principal.roles & TARGET_ROLES)
+        and not principal.roles & REFERRER_ROLES
+    )
+
+
+def _list_addressed(
+    deps: Deps,
+    principal: Principal,
+    patient_id: str,
+    status: Status | None,
+    size: int,
+    after: str | None,
+    fp: str,
+) -> Page:
+    """:func:`list_referrals` for a caller that can only be a target (see there)."""
+    with deps.uow() as uow:
+        items = uow.repo.referrals(
+            care_group_id(principal),
+            patient_id=patient_id,
+            status=status.value if status else "",
+            after=after,
+            limit=size + 1,
+            visible_to_org=org_id(principal),
+        )
+        more = len(items) > size
+        addressed = [r for r in items[:size] if party_of(principal, r) is Party.TARGET]
+        if not addressed:
+            _enforce(deps.identity.authorize(principal, patient_id, Action.READ))
+        decisions = [
+            (r, _ask_about(deps, principal, patient_id, r, Action.READ)) for r in addressed
+        ]
+        page = [r for r, decision in decisions if decision.permitted]
+        if decisions and not page:
+            _enforce(decisions[0][1])
         views = [_view(uow, r) for r in page]
     token = paging.next_token({"after": items[size - 1].id} if more else None, fp)
     return Page(views, token)
@@ -1395,8 +1465,7 @@ def transition_referral(  # noqa: PLR0912, PLR0915
     now = deps.clock()
     with deps.uow() as uow:
         referral = _load_for_patient(uow, principal, patient_id, referral_id, for_update=True)
-        context = _context(referral) if referral is not None else None
-        _enforce(deps.identity.authorize(principal, patient_id, Action.UPDATE, referral=context))
+        _enforce(_ask_about(deps, principal, patient_id, referral, Action.UPDATE))
         if referral is None:
             raise errors.ReferralNotFound("referral not found")
         party = party_of(principal, referral)
@@ -1486,8 +1555,7 @@ def record_outcome(
     now = deps.clock()
     with deps.uow() as uow:
         referral = _load_for_patient(uow, principal, patient_id, referral_id, for_update=True)
-        context = _context(referral) if referral is not None else None
-        _enforce(deps.identity.authorize(principal, patient_id, Action.UPDATE, referral=context))
+        _enforce(_ask_about(deps, principal, patient_id, referral, Action.UPDATE))
         if referral is None:
             raise errors.ReferralNotFound("referral not found")
         party = party_of(principal, referral)
@@ -1595,7 +1663,12 @@ def _may_see_event(
             str(event.payload["referrer_organisation"]).removeprefix("organisations/"),
         )
         decision = deps.identity.authorize(
-            principal, patient_id, Action.READ, referral=context, purpose="referral-events"
+            principal,
+            patient_id,
+            Action.READ,
+            referral=context,
+            purpose="referral-events",
+            record_holder_id=context.referrer_organisation_id,
         )
         decided[referral] = decision.permitted
     return decided[referral]

@@ -7,7 +7,9 @@ reason. Another care group's patient is one identity does not know in the caller
 group, answered as a patient without a care relationship would be (so by the caller:
 NO_CARE_RELATIONSHIP, NOT_OWN_DATA, ROLE_NOT_PERMITTED), never NOT_FOUND. Then referral's
 own relation check refuses a same-tenant caller who is not a party
-(NOT_A_PARTY_TO_REFERRAL).
+(NOT_A_PARTY_TO_REFERRAL). identity is asked about the referral with its record holder, the
+referring practice: another organisation with a care relationship needs the patient's
+consent for referral data (NO_CONSENT otherwise).
 """
 
 from __future__ import annotations
@@ -30,10 +32,10 @@ from testkit.rpc import failure
 from ..conftest import ReferralServer
 
 OK = ("OK", "")
-NOT_PARTY = ("PERMISSION_DENIED", "NOT_A_PARTY_TO_REFERRAL")
 WRONG_PARTY = ("PERMISSION_DENIED", "TRANSITION_NOT_ALLOWED_FOR_PARTY")
 NO_RELATIONSHIP = ("PERMISSION_DENIED", "NO_CARE_RELATIONSHIP")
 NOT_OWN = ("PERMISSION_DENIED", "NOT_OWN_DATA")
+NO_CONSENT = ("PERMISSION_DENIED", "NO_CONSENT")
 ROLE = ("PERMISSION_DENIED", "ROLE_NOT_PERMITTED")
 INSURER = ("PERMISSION_DENIED", "INSURER_NO_PATIENT_DATA")
 
@@ -43,7 +45,9 @@ MATRIX = [
     ("poh.bakker", "practice-nurse", "referrer's practice", "same", OK, WRONG_PARTY),
     ("coach.degroot", "provider", "target", "same", OK, OK),
     ("pat.dewit", "patient", "the patient", "same", OK, WRONG_PARTY),
-    ("dr.smit", "specialist", "treats the patient, not a party", "same", NOT_PARTY, NOT_PARTY),
+    # The referral is the referring practice's data: another organisation needs the
+    # patient's consent (p-0001 gave lifestyle providers, not hospitals, her referral data)
+    ("dr.smit", "specialist", "treats the patient, not a party", "same", NO_CONSENT, NO_CONSENT),
     ("dr.devries", "gp", "none", "same", NO_RELATIONSHIP, NO_RELATIONSHIP),
     (
         "coach.visser",

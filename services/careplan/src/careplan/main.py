@@ -16,6 +16,7 @@ from servicekit.auth import verifier_for
 from servicekit.channels import ServiceAccountTokens, open_channel
 from servicekit.cli import run_cli
 from servicekit.db import is_postgres, make_engine, make_session_factory
+from servicekit.delegation import IdentityDelegations
 from servicekit.logs import configure_logging
 from servicekit.server import serve as serve_forever
 from servicekit.telemetry import configure_tracing, instrument_engine
@@ -26,13 +27,23 @@ def build_deps(settings: Settings, tokens: ServiceAccountTokens | None = None) -
     instrument_engine(engine)
     sessions = make_session_factory(engine)
     tokens = tokens or ServiceAccountTokens.from_settings(settings)
+    channel = open_channel(settings.identity_target, token=tokens)
     identity = GrpcIdentityClient(
-        open_channel(settings.identity_target, token=tokens),
+        channel,
         deadline_seconds=settings.call_deadline_seconds,
         access_point=settings.oidc_client_id,
     )
+    delegations = IdentityDelegations(
+        channel,
+        ttl_seconds=settings.delegation_cache_seconds,
+        deadline_seconds=settings.call_deadline_seconds,
+    )
     driver = engine if is_postgres(engine) else None
-    return service.Deps(uow=lambda: UnitOfWork(sessions, driver_engine=driver), identity=identity)
+    return service.Deps(
+        uow=lambda: UnitOfWork(sessions, driver_engine=driver),
+        identity=identity,
+        delegations=delegations,
+    )
 
 
 def build_consumer(

@@ -27,4 +27,7 @@ def create_server(settings: Settings, deps: Deps, verifier: TokenVerifier) -> Ru
         verifier=verifier,
         max_workers=settings.max_workers,
         page_token_key=settings.page_token_key.get_secret_value(),
+        # The person a delegate (a practice's KIS) acts for, resolved at identity before every
+        # call, so that the write rules see that person's roles (servicekit.delegation).
+        delegations=deps.delegations,
     )

@@ -43,6 +43,7 @@ from careplan.policy import CREATE_ROLES, FieldGroup, Role, Scope, groups_of_mas
 from careplan.unit_of_work import UnitOfWork
 from servicekit import idempotency
 from servicekit.auth import Principal
+from servicekit.delegation import Delegations
 from servicekit.errors import InvalidArgument
 
 __all__ = ["Actor", "merge"]
@@ -81,6 +82,9 @@ class Deps:
     uow: Callable[[], UnitOfWork]
     identity: IdentityClient
     plans: PlanCache = field(default_factory=PlanCache)
+    # Who a delegate acts for (the server resolves it before every call); None: a delegated
+    # call keeps the client's own roles, so careplan's write rules refuse it.
+    delegations: Delegations | None = None
     clock: Callable[[], dt.datetime] = field(default=lambda: dt.datetime.now(dt.UTC))
     new_id: Callable[[], str] = field(default=lambda: uuid.uuid4().hex[:12])
 
@@ -212,10 +216,8 @@ def create_care_plan(
     unless the patient has a plan already.
     """
     idempotency.check(request_id)
-    if "\x00" in request_id:  # PostgreSQL cannot store it (nor compare with it)
-        raise InvalidArgument.single(
-            "request_id", "must not contain a NUL character", "INVALID_REQUEST_ID"
-        )
+    # The same body sent by a delegate for another person is another request.
+    fingerprint = idempotency.for_person(fingerprint, principal.on_behalf_of)
     if request_id:
         replay = _replay(deps, principal, request_id, fingerprint)
         if replay is not None:

@@ -14,6 +14,7 @@ from carenet.careplan.v1 import careplan_service_pb2 as rpc
 from carenet.careplan.v1 import careplan_service_pb2_grpc as rpc_grpc
 from carenet.identity.v1 import identity_pb2 as id_pb
 from carenet.identity.v1 import identity_service_pb2_grpc as id_grpc
+from servicekit.auth import ON_BEHALF_OF_HEADER
 from testkit.fixtures import IdentityService, Tokens, bearer
 from testkit.rpc import failure
 
@@ -37,6 +38,7 @@ def _one(
     basis: id_pb.Basis.ValueType = id_pb.BASIS_UNSPECIFIED,
     purpose: str = "care-plan",
     patient: str = PATIENT,
+    responsible: str = "",
 ) -> id_pb.AccessLogEntry:
     """The call's one entry, checked to describe the access it made."""
     assert len(logged.entries) == 1, [
@@ -51,7 +53,11 @@ def _one(
         action,
         patient,
     )
-    assert (entry.user, entry.responsible_user, entry.purpose) == (user, user, purpose)
+    assert (entry.user, entry.responsible_user, entry.purpose) == (
+        user,
+        responsible or user,
+        purpose,
+    )
     assert entry.decision == decision
     if decision == id_pb.DECISION_PERMIT:
         assert entry.basis == basis
@@ -248,3 +254,38 @@ def test_an_update_refused_by_the_field_group_rules_is_one_permitted_update_atte
         basis=id_pb.BASIS_CARE_RELATIONSHIP_AND_CONSENT,
     )
     assert get(stub, users.specialist).version == current.version
+
+
+def test_a_kis_acting_for_the_gp_is_logged_as_the_kis_for_the_gp_and_writes_as_the_gp(
+    stub: rpc_grpc.CarePlanServiceStub,
+    log: AccessLog,
+    tokens: Tokens,
+    users: Users,
+    plan_p1: pb.CarePlan,
+) -> None:
+    """The practice's KIS (a delegate client) names dr.jansen: the read is one entry with the
+    KIS as user and dr.jansen as responsible user, and the plan's status (which only the
+    coordinating practitioner writes) can be set, so careplan's own rules saw the GP."""
+    kis = tokens.client("carenet-kis")
+    gp = sub_of(users.gp)
+    metadata = (*bearer(kis), (ON_BEHALF_OF_HEADER, gp))
+    logged = log.around(
+        PATIENT,
+        lambda: stub.GetCarePlan(rpc.GetCarePlanRequest(name=P1), metadata=metadata, timeout=10),
+    )
+    assert logged.error is None
+    _one(
+        logged,
+        token=kis,
+        responsible=gp,
+        action=id_pb.ACTION_READ,
+        decision=id_pb.DECISION_PERMIT,
+        basis=id_pb.BASIS_CARE_RELATIONSHIP,
+    )
+    current: pb.CarePlan = logged.result
+    current.status = pb.CARE_PLAN_STATUS_ACTIVE
+    request = rpc.UpdateCarePlanRequest(
+        care_plan=current, update_mask=field_mask_pb2.FieldMask(paths=["status"])
+    )
+    written = stub.UpdateCarePlan(request, metadata=metadata, timeout=10)
+    assert written.version == current.version + 1

@@ -10,9 +10,11 @@ import pytest
 from carenet.careplan.v1 import careplan_pb2 as pb
 from carenet.careplan.v1 import careplan_service_pb2 as rpc
 from carenet.careplan.v1 import careplan_service_pb2_grpc as rpc_grpc
+from servicekit.auth import ON_BEHALF_OF_HEADER
 from testkit.fixtures import IdentityService, Tokens, bearer
 from testkit.rpc import failure
 
+from .conftest import sub_of
 from .support import register_patient
 
 
@@ -84,3 +86,24 @@ def test_the_same_request_id_with_another_request_is_refused(
             timeout=10,
         )
     assert failure(missing.value).reason == "CARE_PLAN_NOT_FOUND"
+
+
+def test_the_same_request_from_a_kis_for_another_person_is_another_request(
+    stub: rpc_grpc.CarePlanServiceStub, tokens: Tokens, identity_service: IdentityService
+) -> None:
+    """The practice's KIS sends the same body with the same request_id, first for dr.jansen,
+    then for the practice nurse: the second is not a repeat of the first."""
+    first_patient = register_patient(identity_service, "cp-rid-kis", 40, "gp-de-linde")
+    kis = bearer(tokens.client("carenet-kis"))
+    request = rpc.CreateCarePlanRequest(
+        parent=first_patient,
+        care_plan=pb.CarePlan(what_matters=["Blijven wandelen"]),
+        request_id="rid-kis",
+    )
+    for_gp = (*kis, (ON_BEHALF_OF_HEADER, sub_of(tokens.user("dr.jansen"))))
+    for_nurse = (*kis, (ON_BEHALF_OF_HEADER, sub_of(tokens.user("poh.bakker"))))
+    first = stub.CreateCarePlan(request, metadata=for_gp, timeout=10)
+    assert stub.CreateCarePlan(request, metadata=for_gp, timeout=10) == first
+    with pytest.raises(grpc.RpcError) as caught:
+        stub.CreateCarePlan(request, metadata=for_nurse, timeout=10)
+    assert failure(caught.value).reason == "REQUEST_ID_REUSED"

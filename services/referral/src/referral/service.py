@@ -17,7 +17,7 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,7 +25,20 @@ import psycopg
 from sqlalchemy.exc import IntegrityError
 
 from referral import eligibility, errors, positions
-from referral.clients import Action, Decision, IdentityClient, ReferralContext
+from referral.access import (
+    REFERRER_ROLES,
+    TARGET_ROLES,
+    ask_about,
+    care_group_id,
+    enforce,
+    offer_refusal,
+    only_a_target,
+    org_id,
+    party_of,
+    patient_id_of,
+    referrer_refusal,
+)
+from referral.clients import Action, IdentityClient
 from referral.errors import Violations
 from referral.models import (
     OUTCOME_STATES,
@@ -47,15 +60,13 @@ from referral.models import (
     check_transition,
 )
 from referral.unit_of_work import UnitOfWork
-from servicekit import authorization, idempotency, names, paging
-from servicekit.auth import CLINICIAN_ROLES, Principal
+from servicekit import idempotency, names, paging
+from servicekit.auth import Principal
 from servicekit.delegation import Delegations
 from servicekit.errors import Aborted, FieldViolation, InvalidArgument
 
 OWNER_ROLES = frozenset({"municipality-officer", "sport-coach", "provider"})
 CURATOR_ROLES = frozenset({"care-group-admin"})
-TARGET_ROLES = frozenset({"municipality-officer", "sport-coach", "provider"})
-REFERRER_ROLES = CLINICIAN_ROLES
 MAX_FIND_PAGE = 100
 MAX_TEXT = 4000
 # Places and declared waitlist of an offer: the counters (32-bit columns) grow by one per
@@ -85,18 +96,6 @@ class Deps:
     # Resolves the person a delegate acts for before every call (servicekit.delegation,
     # wired into the server); None only where no call can name one (unit tests).
     delegations: Delegations | None = None
-
-
-def org_id(principal: Principal) -> str:
-    return principal.organisation.removeprefix("organisations/")
-
-
-def care_group_id(principal: Principal) -> str:
-    return principal.care_group.removeprefix("organisations/")
-
-
-def patient_id_of(principal: Principal) -> str:
-    return principal.patient.removeprefix("patients/")
 
 
 def _new_id() -> str:
@@ -892,52 +891,6 @@ class OutcomeInput:
         }
 
 
-def party_of(principal: Principal, referral: Referral) -> Party | None:
-    """The caller's relation to a referral (same care group assumed)."""
-    if principal.is_patient:
-        return Party.PATIENT if patient_id_of(principal) == referral.patient_id else None
-    org = org_id(principal)
-    if not org:
-        return None
-    if org == referral.referrer_org_id and principal.roles & REFERRER_ROLES:
-        return Party.REFERRER
-    if org == referral.target_org_id and principal.roles & TARGET_ROLES:
-        return Party.TARGET
-    return None
-
-
-def _context(referral: Referral) -> ReferralContext:
-    return ReferralContext(referral.name, referral.target_org_id, referral.referrer_org_id)
-
-
-def _ask_about(
-    deps: Deps, principal: Principal, patient_id: str, referral: Referral | None, action: Action
-) -> Decision:
-    """identity's decision on an access to one referral of the patient: with the referral's
-    context (the Mitz referral exception for its target) and its record holder, the
-    referring organisation, so that any other organisation needs the patient's consent for
-    referral data. A referral not found (or not of this patient) is asked about as the
-    patient's referral data in general, like an unseen patient's."""
-    if referral is None:
-        return deps.identity.authorize(principal, patient_id, action)
-    return deps.identity.authorize(
-        principal,
-        patient_id,
-        action,
-        referral=_context(referral),
-        record_holder_id=referral.referrer_org_id,
-    )
-
-
-def _enforce(decision: Decision) -> None:
-    """Refuses what identity did not permit: PERMISSION_DENIED with identity's reason and a
-    message fixed per reason (servicekit.authorization.refusal). identity answers a patient
-    it does not know (none such, another care group's) exactly as one the caller may not
-    see, and nothing referral answers before this depends on whether the patient or the
-    referral exists (issue 11, point 6)."""
-    authorization.require(decision)
-
-
 def _history(
     uow: UnitOfWork,
     referral: Referral,
@@ -1082,7 +1035,7 @@ def create_referral(
     if refused is not None:
         raise refused
     replay = _earlier_request(deps, principal, request_id, fingerprint)
-    _enforce(deps.identity.authorize(principal, patient_id, Action.CREATE))
+    enforce(deps.identity.authorize(principal, patient_id, Action.CREATE))
     with deps.uow() as uow:
         if replay is not None:
             existing = uow.repo.referral(replay.rsplit("/", 1)[-1])
@@ -1131,7 +1084,7 @@ def _prepare_referral(
     the request's fingerprint. The offer is read again (it may have changed meanwhile)."""
     request_id, fingerprint = key
     offer = deps.offers.get(deps.uow, offer_id)
-    refused = _offer_refusal(principal, offer, now)
+    refused = offer_refusal(principal, offer, now)
     if refused is not None:
         return refused
     assert offer is not None
@@ -1154,21 +1107,11 @@ def _prepare_referral(
 def _refusal_before_asking(
     deps: Deps, principal: Principal, offer_id: str, now: dt.datetime
 ) -> Exception | None:
-    """What refuses a create whatever the patient is: a caller who may not refer (only a
-    clinician of an organisation refers), or an offer that is not on the caller's menu
-    card."""
-    if not principal.roles & REFERRER_ROLES or not principal.organisation:
-        return errors.RoleNotPermitted("only a GP practice or hospital clinician refers")
-    return _offer_refusal(principal, deps.offers.get(deps.uow, offer_id), now)
-
-
-def _offer_refusal(principal: Principal, offer: Offer | None, now: dt.datetime) -> Exception | None:
-    if offer is None or offer.care_group_id != care_group_id(principal):
-        return errors.OfferNotFoundField("no such offer on the menu card")
-    if not offer.on_menu(now):
-        reason = "RECOGNITION_EXPIRED" if offer.recognition_expired(now) else "OFFER_NOT_LISTED"
-        return errors.OfferNotListed("the offer is not on the menu card", reason=reason)
-    return None
+    """What refuses a create whatever the patient is: a caller who may not refer, or an
+    offer that is not on the caller's menu card."""
+    return referrer_refusal(principal) or offer_refusal(
+        principal, deps.offers.get(deps.uow, offer_id), now
+    )
 
 
 def _earlier_request(
@@ -1279,7 +1222,7 @@ def get_referral(
 ) -> ReferralView:
     with deps.uow() as uow:
         referral = _load_for_patient(uow, principal, patient_id, referral_id)
-        _enforce(_ask_about(deps, principal, patient_id, referral, Action.READ))
+        enforce(ask_about(deps.identity, principal, patient_id, referral, Action.READ))
         if referral is None:
             raise errors.ReferralNotFound("referral not found")
         if party_of(principal, referral) is None:
@@ -1308,10 +1251,10 @@ def list_referrals(
     size = paging.page_size(page_size, maximum=200)
     fp = paging.fingerprint("referrals", patient_id, status, principal.subject)
     after = positions.after_id(page_token, fp)
-    if patient_id != "-" and _only_a_target(principal):
+    if patient_id != "-" and only_a_target(principal):
         return _list_addressed(deps, principal, patient_id, status, size, after, fp)
     if patient_id != "-":
-        _enforce(deps.identity.authorize(principal, patient_id, Action.READ))
+        enforce(deps.identity.authorize(principal, patient_id, Action.READ))
     org = org_id(principal)
     if principal.is_patient:
         visibility = {"visible_to_patient": patient_id_of(principal)}
@@ -1342,15 +1285,6 @@ def list_referrals(
     return Page(views, token)
 
 
-def _only_a_target(principal: Principal) -> bool:
-    return (
-        not principal.is_patient
-        and bool(principal.organisation)
-        and bool(principal.roles & TARGET_ROLES)
-        and not principal.roles & REFERRER_ROLES
-    )
-
-
 def _list_addressed(
     deps: Deps,
     principal: Principal,
@@ -1373,13 +1307,13 @@ def _list_addressed(
         more = len(items) > size
         addressed = [r for r in items[:size] if party_of(principal, r) is Party.TARGET]
         if not addressed:
-            _enforce(deps.identity.authorize(principal, patient_id, Action.READ))
+            enforce(deps.identity.authorize(principal, patient_id, Action.READ))
         decisions = [
-            (r, _ask_about(deps, principal, patient_id, r, Action.READ)) for r in addressed
+            (r, ask_about(deps.identity, principal, patient_id, r, Action.READ)) for r in addressed
         ]
         page = [r for r, decision in decisions if decision.permitted]
         if decisions and not page:
-            _enforce(decisions[0][1])
+            enforce(decisions[0][1])
         views = [_view(uow, r) for r in page]
     token = paging.next_token({"after": items[size - 1].id} if more else None, fp)
     return Page(views, token)
@@ -1465,7 +1399,7 @@ def transition_referral(  # noqa: PLR0912, PLR0915
     now = deps.clock()
     with deps.uow() as uow:
         referral = _load_for_patient(uow, principal, patient_id, referral_id, for_update=True)
-        _enforce(_ask_about(deps, principal, patient_id, referral, Action.UPDATE))
+        enforce(ask_about(deps.identity, principal, patient_id, referral, Action.UPDATE))
         if referral is None:
             raise errors.ReferralNotFound("referral not found")
         party = party_of(principal, referral)
@@ -1555,7 +1489,7 @@ def record_outcome(
     now = deps.clock()
     with deps.uow() as uow:
         referral = _load_for_patient(uow, principal, patient_id, referral_id, for_update=True)
-        _enforce(_ask_about(deps, principal, patient_id, referral, Action.UPDATE))
+        enforce(ask_about(deps.identity, principal, patient_id, referral, Action.UPDATE))
         if referral is None:
             raise errors.ReferralNotFound("referral not found")
         party = party_of(principal, referral)
@@ -1591,84 +1525,3 @@ def record_outcome(
         pending.flush(uow, now)
         uow.commit()
         return _view(uow, referral)
-
-
-# ================================================================== events
-
-
-@dataclass(frozen=True)
-class Event:
-    cursor: int
-    event_id: str
-    payload: dict[str, Any]
-
-
-def watch_events(
-    deps: Deps,
-    principal: Principal,
-    *,
-    after_cursor: int,
-    patient_id: str = "",
-    follow: bool = True,
-    is_active: Callable[[], bool] = lambda: True,
-) -> Iterator[Event]:
-    """Every committed event after ``after_cursor`` the caller may see, in cursor order,
-    then (with ``follow``) new ones as they commit, until ``is_active`` turns false.
-
-    Platform services (realm role ``service``) see every tenant's events. Others see the
-    events of referrals they are party to; the first event of each referral in a stream is
-    authorized with identity (one access-log entry per referral per stream), and a denied
-    referral's events are left out.
-    """
-    if after_cursor < 0:
-        raise InvalidArgument.single("after_cursor", "must not be negative", "INVALID_CURSOR")
-    service = principal.is_service
-    org = org_id(principal)
-    if service:
-        scope: dict[str, Any] = {"care_group_id": None}
-    elif principal.is_patient:
-        scope = {"care_group_id": care_group_id(principal), "patient_id": patient_id_of(principal)}
-    elif org and principal.roles & (REFERRER_ROLES | TARGET_ROLES):
-        scope = {"care_group_id": care_group_id(principal), "org_id": org}
-    else:
-        raise errors.RoleNotPermitted("this role sees no referral events")
-    decided: dict[str, bool] = {}
-    cursor = after_cursor
-    while is_active():
-        with deps.uow() as uow:
-            rows = uow.repo.events_after(
-                cursor, deps.watch_batch_size, only_patient=patient_id, **scope
-            )
-            batch = [Event(r.id, r.event_id, dict(r.payload)) for r in rows]
-        for event in batch:
-            cursor = event.cursor
-            if not service and not _may_see_event(deps, principal, event, decided):
-                continue
-            yield event
-        if len(batch) < deps.watch_batch_size:
-            if not follow:
-                return
-            deps.sleep(deps.watch_poll_seconds)
-
-
-def _may_see_event(
-    deps: Deps, principal: Principal, event: Event, decided: dict[str, bool]
-) -> bool:
-    referral = str(event.payload["referral"])
-    if referral not in decided:
-        patient_id = str(event.payload["patient"]).removeprefix("patients/")
-        context = ReferralContext(
-            referral,
-            str(event.payload["target_organisation"]).removeprefix("organisations/"),
-            str(event.payload["referrer_organisation"]).removeprefix("organisations/"),
-        )
-        decision = deps.identity.authorize(
-            principal,
-            patient_id,
-            Action.READ,
-            referral=context,
-            purpose="referral-events",
-            record_holder_id=context.referrer_organisation_id,
-        )
-        decided[referral] = decision.permitted
-    return decided[referral]

@@ -13,7 +13,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from carenet.referral.v1 import referral_pb2 as pb
 from carenet.referral.v1 import referral_service_pb2 as rpc
 from carenet.referral.v1 import referral_service_pb2_grpc as rpc_grpc
-from referral import eligibility, models, service
+from referral import eligibility, events, models, service
 from servicekit import enums, idempotency, names
 from servicekit.auth import current_principal
 from servicekit.errors import InvalidArgument
@@ -437,7 +437,7 @@ def referral_to_proto(view: service.ReferralView) -> pb.Referral:
     )
 
 
-def event_to_proto(event: service.Event) -> pb.ReferralEvent:
+def event_to_proto(event: events.Event) -> pb.ReferralEvent:
     p = event.payload
     return pb.ReferralEvent(
         cursor=event.cursor,
@@ -684,7 +684,7 @@ class ReferralServicer(rpc_grpc.ReferralServiceServicer):
         patient_id = (
             names.parse_one(request.patient, "patients", field="patient") if request.patient else ""
         )
-        for event in service.watch_events(
+        for event in events.watch_events(
             self.deps,
             current_principal(),
             after_cursor=request.after_cursor,

@@ -9,7 +9,7 @@ import threading
 import pytest
 from sqlalchemy import Engine, select
 
-from referral import eligibility, errors, service
+from referral import eligibility, errors, events, service
 from referral.models import OfferCategory, Status
 from referral.unit_of_work import UnitOfWork
 from servicekit.db import make_session_factory
@@ -52,7 +52,7 @@ def test_concurrent_changes_get_gapless_cursors_and_a_follower_misses_none(
     done = threading.Event()
 
     def follow() -> None:
-        for event in service.watch_events(
+        for event in events.watch_events(
             deps, GP, after_cursor=start, is_active=lambda: not done.is_set() or False
         ):
             seen.append(event.cursor)

@@ -8,7 +8,7 @@ from collections.abc import Callable
 import grpc
 import pytest
 
-from referral import errors, service
+from referral import errors, events, service
 from referral.models import BusinessStatus, Enrolment, Status
 from servicekit.auth import Principal
 from servicekit.errors import DomainError, InvalidArgument
@@ -309,8 +309,8 @@ def test_a_failed_change_writes_no_event(deps: service.Deps) -> None:
     assert len(outbox(deps)) == 1
 
 
-def _watch(deps: service.Deps, who: object, after: int = 0) -> list[service.Event]:
-    return list(service.watch_events(deps, who, after_cursor=after, follow=False))  # type: ignore[arg-type]
+def _watch(deps: service.Deps, who: object, after: int = 0) -> list[events.Event]:
+    return list(events.watch_events(deps, who, after_cursor=after, follow=False))  # type: ignore[arg-type]
 
 
 def test_the_watch_stream_shows_each_party_only_its_referrals_and_resumes_from_a_cursor(
@@ -342,5 +342,5 @@ def test_the_watch_stream_leaves_out_referrals_identity_denies(
 def test_a_followed_stream_polls_until_the_client_goes_away(deps: service.Deps) -> None:
     refer(deps)
     polls = iter([True, True, True, False])
-    events = list(service.watch_events(deps, GP, after_cursor=0, is_active=lambda: next(polls)))
-    assert [e.cursor for e in events] == [1]
+    seen = list(events.watch_events(deps, GP, after_cursor=0, is_active=lambda: next(polls)))
+    assert [e.cursor for e in seen] == [1]

@@ -1,0 +1,112 @@
+"""Who the caller is to a referral, and what referral asks identity about one.
+
+The rules that decide a question about referral data before or besides identity's
+``Authorize``: who may refer, who can only be a target, the caller's relation to a
+referral (:func:`party_of`), the question about one referral (:func:`ask_about`: its
+context and its record holder, the referring organisation), and the offer checks that
+refuse a create whatever the patient (:func:`offer_refusal`). They are read on the
+principal the call runs as: for a delegate, the person it acts for (servicekit.delegation).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from referral import errors
+from referral.clients import Action, Decision, IdentityClient, ReferralContext
+from referral.models import Offer, Party, Referral
+from servicekit import authorization
+from servicekit.auth import CLINICIAN_ROLES, Principal
+
+TARGET_ROLES = frozenset({"municipality-officer", "sport-coach", "provider"})
+REFERRER_ROLES = CLINICIAN_ROLES
+
+
+def org_id(principal: Principal) -> str:
+    return principal.organisation.removeprefix("organisations/")
+
+
+def care_group_id(principal: Principal) -> str:
+    return principal.care_group.removeprefix("organisations/")
+
+
+def patient_id_of(principal: Principal) -> str:
+    return principal.patient.removeprefix("patients/")
+
+
+def party_of(principal: Principal, referral: Referral) -> Party | None:
+    """The caller's relation to a referral (same care group assumed)."""
+    if principal.is_patient:
+        return Party.PATIENT if patient_id_of(principal) == referral.patient_id else None
+    org = org_id(principal)
+    if not org:
+        return None
+    if org == referral.referrer_org_id and principal.roles & REFERRER_ROLES:
+        return Party.REFERRER
+    if org == referral.target_org_id and principal.roles & TARGET_ROLES:
+        return Party.TARGET
+    return None
+
+
+def only_a_target(principal: Principal) -> bool:
+    """A caller that can be a referral's target and never its referrer (a lifestyle
+    provider, sport coach or municipality of an organisation)."""
+    return (
+        not principal.is_patient
+        and bool(principal.organisation)
+        and bool(principal.roles & TARGET_ROLES)
+        and not principal.roles & REFERRER_ROLES
+    )
+
+
+def context_of(referral: Referral) -> ReferralContext:
+    return ReferralContext(referral.name, referral.target_org_id, referral.referrer_org_id)
+
+
+def ask_about(
+    identity: IdentityClient,
+    principal: Principal,
+    patient_id: str,
+    referral: Referral | None,
+    action: Action,
+) -> Decision:
+    """identity's decision on an access to one referral of the patient: with the referral's
+    context (the Mitz referral exception for its target) and its record holder, the
+    referring organisation, so that any other organisation needs the patient's consent for
+    referral data. A referral not found (or not of this patient) is asked about as the
+    patient's referral data in general, like an unseen patient's."""
+    if referral is None:
+        return identity.authorize(principal, patient_id, action)
+    return identity.authorize(
+        principal,
+        patient_id,
+        action,
+        referral=context_of(referral),
+        record_holder_id=referral.referrer_org_id,
+    )
+
+
+def enforce(decision: Decision) -> None:
+    """Refuses what identity did not permit: PERMISSION_DENIED with identity's reason and a
+    message fixed per reason (servicekit.authorization.refusal). identity answers a patient
+    it does not know (none such, another care group's) exactly as one the caller may not
+    see, and nothing referral answers before this depends on whether the patient or the
+    referral exists (issue 11, point 6)."""
+    authorization.require(decision)
+
+
+def referrer_refusal(principal: Principal) -> Exception | None:
+    """Only a clinician of an organisation refers (for a delegate: the person)."""
+    if not principal.roles & REFERRER_ROLES or not principal.organisation:
+        return errors.RoleNotPermitted("only a GP practice or hospital clinician refers")
+    return None
+
+
+def offer_refusal(principal: Principal, offer: Offer | None, now: dt.datetime) -> Exception | None:
+    """An offer the caller cannot refer to: not on its care group's menu card."""
+    if offer is None or offer.care_group_id != care_group_id(principal):
+        return errors.OfferNotFoundField("no such offer on the menu card")
+    if not offer.on_menu(now):
+        reason = "RECOGNITION_EXPIRED" if offer.recognition_expired(now) else "OFFER_NOT_LISTED"
+        return errors.OfferNotListed("the offer is not on the menu card", reason=reason)
+    return None

@@ -1,0 +1,99 @@
+"""The referral event stream (``WatchReferralEvents``): committed outbox events in cursor
+order, each referral's first event in a stream authorized with identity (with the
+referral's context and record holder, like a read of it), for the parties, the patient and
+platform services."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from referral import errors
+from referral.access import REFERRER_ROLES, TARGET_ROLES, care_group_id, org_id, patient_id_of
+from referral.clients import Action, ReferralContext
+from servicekit.auth import Principal
+from servicekit.errors import InvalidArgument
+
+if TYPE_CHECKING:
+    from referral.service import Deps
+
+__all__ = ["Event", "watch_events"]
+
+
+@dataclass(frozen=True)
+class Event:
+    cursor: int
+    event_id: str
+    payload: dict[str, Any]
+
+
+def watch_events(
+    deps: Deps,
+    principal: Principal,
+    *,
+    after_cursor: int,
+    patient_id: str = "",
+    follow: bool = True,
+    is_active: Callable[[], bool] = lambda: True,
+) -> Iterator[Event]:
+    """Every committed event after ``after_cursor`` the caller may see, in cursor order,
+    then (with ``follow``) new ones as they commit, until ``is_active`` turns false.
+
+    Platform services (realm role ``service``) see every tenant's events. Others see the
+    events of referrals they are party to; the first event of each referral in a stream is
+    authorized with identity (one access-log entry per referral per stream), and a denied
+    referral's events are left out.
+    """
+    if after_cursor < 0:
+        raise InvalidArgument.single("after_cursor", "must not be negative", "INVALID_CURSOR")
+    service = principal.is_service
+    org = org_id(principal)
+    if service:
+        scope: dict[str, Any] = {"care_group_id": None}
+    elif principal.is_patient:
+        scope = {"care_group_id": care_group_id(principal), "patient_id": patient_id_of(principal)}
+    elif org and principal.roles & (REFERRER_ROLES | TARGET_ROLES):
+        scope = {"care_group_id": care_group_id(principal), "org_id": org}
+    else:
+        raise errors.RoleNotPermitted("this role sees no referral events")
+    decided: dict[str, bool] = {}
+    cursor = after_cursor
+    while is_active():
+        with deps.uow() as uow:
+            rows = uow.repo.events_after(
+                cursor, deps.watch_batch_size, only_patient=patient_id, **scope
+            )
+            batch = [Event(r.id, r.event_id, dict(r.payload)) for r in rows]
+        for event in batch:
+            cursor = event.cursor
+            if not service and not _may_see_event(deps, principal, event, decided):
+                continue
+            yield event
+        if len(batch) < deps.watch_batch_size:
+            if not follow:
+                return
+            deps.sleep(deps.watch_poll_seconds)
+
+
+def _may_see_event(
+    deps: Deps, principal: Principal, event: Event, decided: dict[str, bool]
+) -> bool:
+    referral = str(event.payload["referral"])
+    if referral not in decided:
+        patient_id = str(event.payload["patient"]).removeprefix("patients/")
+        context = ReferralContext(
+            referral,
+            str(event.payload["target_organisation"]).removeprefix("organisations/"),
+            str(event.payload["referrer_organisation"]).removeprefix("organisations/"),
+        )
+        decision = deps.identity.authorize(
+            principal,
+            patient_id,
+            Action.READ,
+            referral=context,
+            purpose="referral-events",
+            record_holder_id=context.referrer_organisation_id,
+        )
+        decided[referral] = decision.permitted
+    return decided[referral]

@@ -143,7 +143,8 @@ def referral(local_idp: LocalIdp, identity_process: ServiceProcess) -> Iterator[
 
 
 def _kis(tokens: Tokens, user: str = "dr.jansen") -> Any:
-    return (*bearer(tokens.user(user)), ("x-carenet-on-behalf-of", user))
+    """A clinician working in the KIS: the KIS client with the clinician's own token."""
+    return bearer(tokens.user(user))
 
 
 class Watcher(threading.Thread):

@@ -40,7 +40,7 @@ from carenet.identity.v1 import identity_service_pb2
 from carenet.outcomes.v1 import outcomes_service_pb2
 from carenet.referral.v1 import referral_service_pb2
 
-from .strategies import parent_shape, shape_of_pattern
+from .values import parent_shape, shape_of_pattern
 
 SERVICE_MODULES = {
     "identity": identity_service_pb2,

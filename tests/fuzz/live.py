@@ -24,7 +24,7 @@ from testkit.idp import LocalIdp
 from testkit.processes import ServiceProcess
 
 from .harness import Deadlines, Outcome, Rpc, all_rpcs, invoke, raw_bytes, resource_hints
-from .strategies import Corpus, shape_of
+from .values import Corpus, shape_of
 
 TOKEN_MAX_AGE_SECONDS = 240.0  # the test issuer's tokens live 900 s; fuzz runs take hours
 ERROR_LEVELS = frozenset({"ERROR", "CRITICAL"})

@@ -1,22 +1,15 @@
-"""Hypothesis strategies that build any request message from its protobuf descriptor, and raw
-request bodies that are (mostly) not a valid encoding of any message.
+"""Hypothesis strategies that build any request message from its protobuf descriptor.
 
-Every field type is covered: strings (real resource names of the seeded platform, names that
-only look valid, garbage, very long ones), integers at and beyond their edges, enums with
-out-of-range numbers, doubles with NaN and infinities, bytes, nested messages (recursion is
-cut off at a depth), repeated fields, maps, oneofs, ``Timestamp`` values out of the range
-``google.protobuf`` allows, ``FieldMask`` paths of the resource in the same request, and
-unknown fields appended to the encoding.
+Every field type is covered: strings, integers, enums (with out-of-range numbers), doubles,
+bools, bytes, nested messages (recursion is cut off at a depth), repeated fields, maps,
+oneofs, ``Timestamp`` and ``FieldMask``. Each field is plausible seven times in eight and
+wild otherwise (see values.py); a message type seen in an answer is often sent back real,
+with a field or two changed.
 """
 
 from __future__ import annotations
 
-import base64
-import functools
-import json
-import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
@@ -24,363 +17,20 @@ from google.protobuf.message import Message
 from google.protobuf.message_factory import GetMessageClass
 from hypothesis import strategies as st
 
+from .values import (
+    DEMO_IDS,
+    NOW,
+    WORDS,
+    Corpus,
+    doubles,
+    ints,
+    shape_of,
+    strings,
+    timestamps,
+    weighted,
+)
+
 MAX_DEPTH = 4
-
-# The seconds range google.protobuf.Timestamp allows: 0001-01-01 to 9999-12-31T23:59:59.
-TIMESTAMP_MIN_SECONDS = -62_135_596_800
-TIMESTAMP_MAX_SECONDS = 253_402_300_799
-
-COLLECTIONS = (
-    "patients",
-    "organisations",
-    "offers",
-    "contracts",
-    "reports",
-    "indicators",
-    "accessLogEntries",
-)
-SUB_COLLECTIONS = (
-    "referrals",
-    "careRelationships",
-    "consents",
-    "enrolments",
-    "measurements",
-    "carePlan",
-    "revisions",
-    "costs",
-    "versions",
-)
-DEMO_IDS = (
-    "p-0001",
-    "p-0002",
-    "p-0003",
-    "p-9999",
-    "p-noord-1",
-    "cg-zuidoost",
-    "cg-noord",
-    "gp-de-linde",
-    "gp-het-anker",
-    "hosp-catharina",
-    "gm-eindhoven",
-    "gli-beweegfit",
-    "ins-vgz",
-    "lab-eindhoven",
-    "gli-beweegfit-cool",
-    "vgz-zuidoost-2025",
-    "DM2_HBA1C_MEASURED",
-    "DM2_HBA1C_AT_TARGET",
-    "1",
-    "0",
-    "-1",
-)
-# Values that some field somewhere means: codes, users, clients, BSNs (test numbers that pass
-# the 11-test, and ones that do not), identifiers of the Dutch registers.
-WORDS = (
-    "HBA1C",
-    "BMI",
-    "SBP",
-    "FEV1",
-    "mmol/mol",
-    "kg/m2",
-    "T90",
-    "T90.02",
-    "ICPC-1",
-    "R95",
-    "dm2",
-    "copd",
-    "nl",
-    "en",
-    "GM0772",
-    "5612",
-    "5612AB",
-    "111222333",
-    "123456782",
-    "999990019",
-    "12345678",
-    "123456789",
-    "01012345",
-    "7095",
-    "dr.jansen",
-    "dr.devries",
-    "admin.zuidoost",
-    "svc-referral",
-    "svc-careplan",
-    "svc-outcomes",
-    "carenet-kis",
-    "age",
-    "bmi",
-    "conditions",
-    "ge",
-    "any-of",
-    "WEEKLY",
-    "EUR",
-    "basic-insurance",
-    "treatment",
-    "1.5",
-    "-0",
-    "NaN",
-    "1e309",
-)
-ODD_STRINGS = (
-    "",
-    " ",
-    "\x00",
-    "\t\n",
-    "/",
-    "//",
-    "patients/",
-    "patients//x",
-    "patients/p-0001/",
-    "patients/p-0001/referrals/",
-    "patients/../organisations/cg-zuidoost",
-    "patients/p-0001?x=1",
-    "PATIENTS/P-0001",
-    "patients/p-0001 ",
-    "organisations/*",
-    "*",
-    "-",
-    "%",
-    "%00",
-    "'",
-    "' OR '1'='1",
-    '"',
-    "\\",
-    "{}",
-    "[]",
-    "null",
-    "\u202eevil",
-    "\ufeff",
-    "\U0001f600",
-    "é",
-    "e\u0301",
-)
-
-
-@dataclass(frozen=True)
-class Corpus:
-    """Values read from the running platform.
-
-    ``names``: real resource names; ``page_tokens``: real page tokens; ``observed``: scalar
-    values seen in answers, by (field name, kind), e.g. ``("code", "str") -> ("HBA1C", ...)``;
-    ``instances``: real messages seen in answers, serialized, by message type (a real offer,
-    care plan or contract to start from and change a field or two of).
-    """
-
-    names: tuple[str, ...] = ()
-    page_tokens: tuple[str, ...] = ()
-    observed: Mapping[tuple[str, str], tuple[Any, ...]] = field(default_factory=dict)
-    instances: Mapping[str, tuple[bytes, ...]] = field(default_factory=dict)
-
-
-def shape_of(name: str) -> str:
-    """``patients/p-0001/referrals/r1`` -> ``patients/*/referrals/*``."""
-    parts = name.split("/")
-    return "/".join(p if i % 2 == 0 else "*" for i, p in enumerate(parts))
-
-
-def shape_of_pattern(pattern: str) -> str:
-    """``patients/{patient}/carePlan`` -> ``patients/*/carePlan``."""
-    return "/".join("*" if p.startswith("{") else p for p in pattern.split("/"))
-
-
-def parent_shape(shape: str) -> str:
-    """``patients/*/referrals/*`` -> ``patients/*``; ``patients/*/carePlan`` -> ``patients/*``."""
-    parts = shape.split("/")
-    return "/".join(parts[:-2] if parts[-1] == "*" else parts[:-1])
-
-
-# ---------------------------------------------------------------- scalars
-
-
-def _ints(bits: int, *, signed: bool) -> st.SearchStrategy[int]:
-    lo, hi = (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1) if signed else (0, 2**bits - 1)
-    edges = sorted(
-        {
-            v
-            for v in (0, 1, -1, 2, 9, 10, 50, 100, 999, 1000, 1001, 5000, 10**6, lo, hi, lo + 1)
-            if lo <= v <= hi
-        }
-    )
-    return st.one_of(
-        st.integers(max(lo, -3), min(hi, 1100)),
-        st.sampled_from(edges),
-        st.integers(lo, hi),
-    )
-
-
-def _doubles(width: int) -> st.SearchStrategy[float]:
-    edges = [0.0, -0.0, 1.0, -1.0, 0.5, math.nan, math.inf, -math.inf]
-    if width == 64:
-        edges += [1e308, -1e308, 5e-324, 9.007199254740993e15]
-    return st.one_of(
-        st.floats(-1000, 1000, width=width),  # type: ignore[arg-type]
-        st.sampled_from(edges),
-        st.floats(width=width),  # type: ignore[arg-type]
-    )
-
-
-def _long_strings() -> st.SearchStrategy[str]:
-    unit = st.one_of(
-        st.sampled_from(["a", "0", "é", "/", "patients/", "p-0001/", "\U0001f600", "%00"]),
-        st.text(min_size=1, max_size=3),
-    )
-    return st.builds(lambda u, n: u * n, unit, st.integers(200, 40_000))
-
-
-def _resource_names(corpus: Corpus) -> st.SearchStrategy[str]:
-    ident = st.one_of(
-        st.sampled_from(DEMO_IDS),
-        st.from_regex(r"[a-z0-9][a-z0-9-]{0,20}", fullmatch=True),
-        st.text(max_size=12),
-    )
-    top = st.builds(lambda c, i: f"{c}/{i}", st.sampled_from(COLLECTIONS), ident)
-    nested = st.builds(
-        lambda parent, sub, i: f"{parent}/{sub}/{i}",
-        top,
-        st.sampled_from(SUB_COLLECTIONS),
-        ident,
-    )
-    plan = st.builds(lambda p: f"patients/{p}/carePlan", ident)
-    real = st.sampled_from(corpus.names) if corpus.names else st.nothing()
-    # a real name with something appended, cut short, or a segment changed
-    mangled = (
-        st.builds(
-            lambda n, tail: n + tail,
-            st.sampled_from(corpus.names),
-            st.sampled_from(["/", "x", "/revisions/1", "/../x", " ", "\x00", "/versions/999"]),
-        )
-        if corpus.names
-        else st.nothing()
-    )
-    if not corpus.names:
-        return st.one_of(top, nested, plan)
-    return weighted((6, real), (2, top), (2, nested), (1, plan), (1, mangled))
-
-
-def _forged_tokens(corpus: Corpus) -> st.SearchStrategy[str]:
-    """Real page tokens, cut or changed; and, where a real token is base64 JSON, the same
-    token with its position replaced by any JSON value (so the fingerprint still matches)."""
-    json_values = st.recursive(
-        st.one_of(
-            st.none(),
-            st.booleans(),
-            st.integers(),
-            st.floats(allow_nan=False),
-            st.text(max_size=20),
-        ),
-        lambda inner: st.one_of(
-            st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=8), inner, max_size=3)
-        ),
-        max_leaves=6,
-    )
-
-    def b64(raw: bytes) -> str:
-        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-    decoded: list[dict[str, Any]] = []
-    for token in corpus.page_tokens:
-        try:
-            data = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
-        except ValueError:
-            continue
-        if isinstance(data, dict):
-            decoded.append(data)
-
-    options: list[st.SearchStrategy[str]] = [
-        st.builds(
-            lambda v: b64(json.dumps(v).encode()),
-            st.dictionaries(st.sampled_from(["p", "f", "after"]), json_values, max_size=3),
-        ),
-        st.builds(b64, st.binary(max_size=40)),
-    ]
-    if corpus.page_tokens:
-        real = st.sampled_from(corpus.page_tokens)
-        options += [
-            real,
-            st.builds(lambda t, n: t[:n], real, st.integers(0, 40)),
-            st.builds(lambda t, tail: t + tail, real, st.sampled_from(["A", "==", "x", "."])),
-        ]
-    if decoded:
-
-        def repositioned(data: dict[str, Any], position: Any) -> str:
-            return b64(json.dumps({**data, "p": position}).encode())
-
-        def reshaped(data: dict[str, Any], key: str, value: Any) -> str:
-            position = data.get("p")
-            inner = dict(position) if isinstance(position, dict) else {}
-            for k in list(inner) or ["after"]:
-                inner[k] = value if k == key or key not in inner else inner[k]
-            return b64(json.dumps({**data, "p": inner}).encode())
-
-        real_data = st.sampled_from(decoded)
-        options += [
-            st.builds(repositioned, real_data, json_values),
-            st.builds(reshaped, real_data, st.sampled_from(["after", "id", "key"]), json_values),
-        ]
-    return st.one_of(*options)
-
-
-def weighted(*choices: tuple[int, st.SearchStrategy[Any]]) -> st.SearchStrategy[Any]:
-    """One of the strategies, each as often as its weight says; shrinks towards the first."""
-    ladder: list[st.SearchStrategy[Any]] = []
-    for weight, strategy in choices:
-        ladder += [strategy] * weight
-    return st.integers(0, len(ladder) - 1).flatmap(lambda i: ladder[i])
-
-
-def strings(corpus: Corpus, field_name: str = "") -> st.SearchStrategy[str]:
-    """Any string, biased towards what the field means when its name says so."""
-    words = st.sampled_from(WORDS)
-    base = weighted(
-        (30, _resource_names(corpus)),
-        (15, words),
-        (10, st.sampled_from(ODD_STRINGS)),
-        (12, st.text(max_size=30)),
-        (6, st.from_regex(r"[0-9]{1,12}", fullmatch=True)),
-        (3, _long_strings()),
-    )
-    if field_name.endswith("page_token"):
-        return weighted((3, _forged_tokens(corpus)), (1, base))
-    if field_name == "request_id":
-        # a few ids used again and again, so that replays and reuse are reached
-        return weighted((1, st.sampled_from(["fuzz-1", "fuzz-2", "fuzz-3"])), (1, base))
-    if field_name == "bsn":
-        return weighted((2, st.from_regex(r"[0-9]{8,10}", fullmatch=True)), (1, words), (1, base))
-    return base
-
-
-# ---------------------------------------------------------------- well-known types
-
-
-NOW = 1_767_225_600  # 2026-01-01
-
-
-def timestamps() -> st.SearchStrategy[tuple[int, int]]:
-    """(seconds, nanos) of a Timestamp, valid or not."""
-    now = NOW
-    seconds = st.one_of(
-        st.integers(now - 3 * 365 * 86400, now + 3 * 365 * 86400),
-        st.integers(TIMESTAMP_MIN_SECONDS, TIMESTAMP_MAX_SECONDS),
-        st.sampled_from(
-            [
-                0,
-                -1,
-                TIMESTAMP_MIN_SECONDS,
-                TIMESTAMP_MAX_SECONDS,
-                TIMESTAMP_MIN_SECONDS - 1,
-                TIMESTAMP_MAX_SECONDS + 1,
-                2**63 - 1,
-                -(2**63),
-            ]
-        ),
-        st.integers(-(2**63), 2**63 - 1),
-    )
-    nanos = st.one_of(
-        st.just(0),
-        st.integers(0, 999_999_999),
-        st.sampled_from([-1, 1_000_000_000, 2**31 - 1, -(2**31), 999_999_999]),
-    )
-    return st.tuples(seconds, nanos)
 
 
 def _field_paths(descriptor: Descriptor, depth: int = 0) -> list[str]:
@@ -555,7 +205,7 @@ class MessageStrategies:
         t = f.type
         if t in _INT_FIELDS:
             bits, signed = _INT_FIELDS[t]
-            return _ints(bits, signed=signed)
+            return ints(bits, signed=signed)
         if t == FieldDescriptor.TYPE_STRING:
             return strings(self.corpus, f.name)
         if t == FieldDescriptor.TYPE_BYTES:
@@ -563,9 +213,9 @@ class MessageStrategies:
         if t == FieldDescriptor.TYPE_BOOL:
             return st.booleans()
         if t == FieldDescriptor.TYPE_DOUBLE:
-            return _doubles(64)
+            return doubles(64)
         if t == FieldDescriptor.TYPE_FLOAT:
-            return _doubles(32)
+            return doubles(32)
         if t == FieldDescriptor.TYPE_ENUM:
             assert f.enum_type is not None
             known = [v.number for v in f.enum_type.values]
@@ -711,108 +361,3 @@ def _set_map(f: FieldDescriptor, entries: dict[Any, Any]) -> Callable[[Message],
                 target[k] = v
 
     return apply
-
-
-# ---------------------------------------------------------------- wire format
-
-
-def varint(value: int) -> bytes:
-    value &= (1 << 64) - 1
-    out = bytearray()
-    while True:
-        byte = value & 0x7F
-        value >>= 7
-        if value:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
-
-
-def _tag(number: int, wire_type: int) -> bytes:
-    return varint((number << 3) | wire_type)
-
-
-@functools.cache
-def unknown_fields(descriptor: Descriptor) -> st.SearchStrategy[bytes]:
-    """Well-formed fields whose numbers the message does not declare (forward compatibility:
-    a newer client may send them; they must be ignored)."""
-    used = {f.number for f in descriptor.fields}
-    top = max(used, default=0)
-    numbers = st.sampled_from(
-        [n for n in (top + 1, top + 2, 99, 1000, 18_999, 536_870_911) if n not in used]
-    )
-    one = st.one_of(
-        st.builds(lambda n, v: _tag(n, 0) + varint(v), numbers, st.integers(0, 2**64 - 1)),
-        st.builds(lambda n, b: _tag(n, 1) + b, numbers, st.binary(min_size=8, max_size=8)),
-        st.builds(lambda n, b: _tag(n, 2) + varint(len(b)) + b, numbers, st.binary(max_size=100)),
-        st.builds(lambda n, b: _tag(n, 5) + b, numbers, st.binary(min_size=4, max_size=4)),
-    )
-    return st.lists(one, max_size=3).map(b"".join)
-
-
-def raw_bodies(descriptor: Descriptor, messages: MessageStrategies) -> st.SearchStrategy[bytes]:
-    """Request bodies as bytes: random bytes, classic malformed encodings (a varint cut
-    short, a length beyond the end, invalid UTF-8 in a string field, a wire type that does
-    not match the field), and valid encodings cut, flipped or extended."""
-    string_fields = [f.number for f in descriptor.fields if f.type == FieldDescriptor.TYPE_STRING]
-    message_fields = [f.number for f in descriptor.fields if f.type == FieldDescriptor.TYPE_MESSAGE]
-    numbers = [f.number for f in descriptor.fields] or [1]
-    invalid_utf8 = st.sampled_from([b"\xc3\x28", b"\xff", b"\xed\xa0\x80", b"\xe2\x82", b"\x80"])
-    classics: list[st.SearchStrategy[bytes]] = [
-        st.sampled_from(
-            [
-                b"\x08",  # a varint tag with no value
-                b"\x08\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01",  # an 11-byte varint
-                b"\x0a\xff\xff\xff\xff\x0f",  # a length far beyond the end
-                b"\x0a\x05ab",  # a length beyond the end
-                b"\x00",  # field number 0
-                b"\x07",  # wire type 7 does not exist
-                b"\x0b\x0c",  # deprecated groups
-                b"\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff",
-            ]
-        ),
-        st.builds(
-            lambda n, wt: _tag(n, wt) + b"\x01\x02\x03\x04\x05\x06\x07\x08",
-            st.sampled_from(numbers),
-            st.sampled_from([0, 1, 3, 4, 5]),
-        ),
-    ]
-    if string_fields:
-        classics.append(
-            st.builds(
-                lambda n, bad, pre: _tag(n, 2) + varint(len(pre + bad)) + pre + bad,
-                st.sampled_from(string_fields),
-                invalid_utf8,
-                st.sampled_from([b"", b"patients/p-0001", b"x"]),
-            )
-        )
-    if message_fields:
-        # a nested message whose own encoding is broken
-        classics.append(
-            st.builds(
-                lambda n, inner: _tag(n, 2) + varint(len(inner)) + inner,
-                st.sampled_from(message_fields),
-                st.sampled_from([b"\x08", b"\x0a\xff\x01", b"\x0a\x02\xc3\x28", b"\x07"]),
-            )
-        )
-
-    valid = messages.message(descriptor).map(lambda m: m.SerializeToString())
-
-    @st.composite
-    def mutated(draw: st.DrawFn) -> bytes:
-        data = bytearray(draw(valid))
-        if not data:
-            return bytes(draw(st.binary(min_size=1, max_size=16)))
-        op = draw(st.sampled_from(["cut", "flip", "insert", "append"]))
-        at = draw(st.integers(0, len(data) - 1))
-        if op == "cut":
-            return bytes(data[:at])
-        if op == "flip":
-            data[at] ^= draw(st.integers(1, 255))
-            return bytes(data)
-        if op == "insert":
-            return bytes(data[:at] + draw(st.binary(min_size=1, max_size=8)) + data[at:])
-        return bytes(data + draw(st.binary(min_size=1, max_size=8)))
-
-    return st.one_of(st.binary(min_size=1, max_size=512), *classics, mutated())

@@ -41,7 +41,9 @@ from .harness import (
     resource_hints,
 )
 from .live import Platform
-from .strategies import MessageStrategies, raw_bodies, strings, unknown_fields
+from .strategies import MessageStrategies
+from .values import strings
+from .wire import raw_bodies, unknown_fields
 
 PROFILE = os.environ.get("CARENET_FUZZ_PROFILE", "ci")
 if PROFILE not in ("ci", "fuzz"):

@@ -1,24 +1,27 @@
 """From per-stratum counts to report cells: margins, suppression, scores and intervals.
 
 Suppression is always decided on the full cube (practice x age band x sex with every
-margin), with one shared pattern for all indicators over the same population, and only
-then are the cells of the requested stratifiers published. So the cells of any two reports
-over the same data are both subsets of one protected table, and combining differently
-stratified reports recovers nothing either.
+margin), for all indicators of the report together (protection.py), and only then are the
+cells of the requested stratifiers published. So the cells of any two reports over the same
+data are both subsets of one protected table, and combining differently stratified reports
+recovers nothing either.
 """
 
 from __future__ import annotations
 
 import itertools
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from outcomes import stats
 from outcomes.indicators import Definition
-from outcomes.models import canonical_json
-from outcomes.suppression import Key, is_small, protect
+from outcomes.models import DEFAULT_SOURCE_PRIORITY
+from outcomes.protection import IndicatorTable, Unit, protect_tables
+from outcomes.suppression import Key
+
+DEFAULT_SOURCES = tuple(s.value for s in DEFAULT_SOURCE_PRIORITY)
 
 DIMS = ("practice", "age_band", "sex")
 
@@ -80,79 +83,6 @@ def band_counts(rows: Sequence[FineRow], labels: Sequence[str]) -> dict[Key, int
     return dict(out)
 
 
-def _level(key: Key) -> int:
-    return sum(1 for v in key if v == "")
-
-
-def _small(cube: dict[Key, Counts], *measures: str) -> set[Key]:
-    return {key for key, c in cube.items() if any(is_small(getattr(c, m)) for m in measures)}
-
-
-def _protect_cube(cube: dict[Key, Counts], primary: set[Key]) -> set[Key]:
-    first, extra = protect(cube, primary, cost=lambda k: (_level(k), cube[k].den))
-    return first | extra
-
-
-@dataclass(frozen=True)
-class Pattern:
-    primary: frozenset[Key]
-    hidden: frozenset[Key]
-
-    def status(self, key: Key) -> str:
-        if key in self.primary:
-            return "primary"
-        return "complementary" if key in self.hidden else "none"
-
-
-def patterns(cubes: Sequence[tuple[Definition, dict[Key, Counts]]]) -> list[Pattern]:
-    """One pattern per indicator, layered so that a value two indicators share is hidden in
-    the same cells of both: denominators per population, exclusions per population and
-    exclusion rules, numerators per indicator. Each layer starts from the one below it and
-    is protected against subtraction on its own."""
-    den_layer: dict[str, set[Key]] = {}
-    excl_layer: dict[str, set[Key]] = {}
-    excl_primary: dict[str, set[Key]] = {}
-    out = []
-    for d, cube in cubes:
-        pop = d.population_key
-        if pop not in den_layer:
-            den_layer[pop] = _protect_cube(cube, _small(cube, "den"))
-        ex = pop + "|" + canonical_json(d.exclusions)
-        if ex not in excl_layer:
-            excl_primary[ex] = _small(cube, "den", "excl", "eligible")
-            excl_layer[ex] = _protect_cube(cube, den_layer[pop] | excl_primary[ex])
-        small = excl_primary[ex] | (_small(cube, "num") if d.kind != "bands" else set())
-        hidden = _protect_cube(cube, excl_layer[ex] | small)
-        out.append(Pattern(frozenset(small), frozenset(hidden)))
-    return out
-
-
-def band_pattern(
-    labels: Sequence[str],
-    cube: dict[Key, Counts],
-    bands: dict[Key, int],
-    hidden_strata: set[Key],
-) -> tuple[set[Key], set[Key]]:
-    keys: set[Key] = set()
-    primary: set[Key] = set()
-    forbidden: set[Key] = set()
-    for stratum in cube:
-        margin = (*stratum, "")
-        keys.add(margin)
-        if stratum in hidden_strata:
-            primary.add(margin)
-        else:
-            forbidden.add(margin)  # known: denominator minus exclusions is published
-        for label in labels:
-            k = (*stratum, label)
-            keys.add(k)
-            if stratum in hidden_strata or is_small(bands.get(k, 0)):
-                primary.add(k)
-    return protect(
-        keys, primary, cost=lambda k: (_level(k[:3]), bands.get(k, 0)), forbidden=forbidden
-    )
-
-
 def _round(value: float) -> float:
     return round(value, 6)
 
@@ -208,35 +138,43 @@ def published(key: Key, stratifiers: Iterable[str]) -> bool:
 
 
 def build_cells(
-    results: Sequence[tuple[Definition, Sequence[FineRow]]], stratifiers: Sequence[str]
+    results: Sequence[tuple[Definition, Sequence[FineRow]]],
+    stratifiers: Sequence[str],
+    sources: Mapping[str, Sequence[str]] | None = None,
 ) -> list[dict[str, Any]]:
-    """Every published cell of every indicator, suppressed where needed, in a stable order."""
-    cubes = [(d, strata(rows)) for d, rows in results]
+    """Every published cell of every indicator, suppressed where needed (protection.py), in
+    a stable order. ``sources`` are each indicator's agreed sources in priority order; without
+    them every indicator is taken to read the same sources (the most related, so the most
+    protective, assumption)."""
+    tables = []
+    cubes = []
+    for d, rows in results:
+        cube = strata(rows)
+        cubes.append(cube)
+        tables.append(
+            IndicatorTable(
+                definition=d,
+                sources=tuple(sources[d.code] if sources else DEFAULT_SOURCES),
+                den={k: c.den for k, c in cube.items()},
+                excl={k: c.excl for k, c in cube.items()},
+                num={k: c.num for k, c in cube.items()},
+                bands=band_counts(rows, d.band_labels) if d.kind == "bands" else {},
+            )
+        )
+    primary, complementary = protect_tables(tables)
+
+    def status(unit: Unit) -> str:
+        return (
+            "primary" if unit in primary else "complementary" if unit in complementary else "none"
+        )
+
     cells: list[dict[str, Any]] = []
-    for (d, rows), (_d, cube), pattern in zip(results, cubes, patterns(cubes), strict=True):
-        if d.kind == "bands":
-            labels = d.band_labels
-            bands = band_counts(rows, labels)
-            b_first, b_extra = band_pattern(labels, cube, bands, set(pattern.hidden))
-            for key in sorted(cube):
-                if not published(key, stratifiers):
-                    continue
-                for label in labels:
-                    bk = (*key, label)
-                    s = pattern.status(key)
-                    if s == "none":
-                        s = (
-                            "primary"
-                            if bk in b_first
-                            else "complementary"
-                            if bk in b_extra
-                            else "none"
-                        )
-                    cells.append(_cell(d, key, label, cube[key], bands.get(bk, 0), s))
-        else:
-            for key in sorted(cube):
-                if published(key, stratifiers):
-                    c = cube[key]
-                    cells.append(_cell(d, key, "", c, c.num, pattern.status(key)))
+    for (d, _rows), cube, table in zip(results, cubes, tables, strict=True):
+        for key in sorted(cube):
+            if not published(key, stratifiers):
+                continue
+            for label in table.labels():
+                num = table.value(key, f"num:{label}" if label else "num")
+                cells.append(_cell(d, key, label, cube[key], num, status((d.code, key, label))))
     cells.sort(key=lambda c: (c["indicator"], c["practice"], c["age_band"], c["sex"], c["band"]))
     return cells

@@ -50,6 +50,8 @@ from servicekit import idempotency
 from servicekit.auth import Principal
 from servicekit.errors import InvalidArgument, Violations
 
+PROTECTION_RULE = "strata-v2"
+
 __all__ = [
     "PRINCIPLES",
     "ContractIndicatorInput",
@@ -334,7 +336,8 @@ def compute_cells(uow: UnitOfWork, inputs: dict[str, Any]) -> list[dict[str, Any
                 ],
             )
         )
-    return reporting.build_cells(results, inputs["stratifiers"])
+    agreed = {item["indicator"]: item["sources"] for item in inputs["plan"]}
+    return reporting.build_cells(results, inputs["stratifiers"], agreed)
 
 
 def report_hash(inputs: dict[str, Any], cells: list[dict[str, Any]]) -> str:
@@ -374,6 +377,9 @@ def compute_indicators(
             "data_cutoff": now.isoformat(),
             "stratifiers": wanted,
             "plan": scope_plan(uow, contract),
+            # The small-cell rule the cells were protected with (protection.py); reports
+            # computed before it carry none and do not recompute to their hash.
+            "protection": PROTECTION_RULE,
         }
         cells = compute_cells(uow, inputs)
         report = Report(

@@ -111,7 +111,7 @@ def build(uow: UnitOfWork, care_group: str, seed: int, stamp: dt.datetime) -> in
                             when,
                             kind.value,
                             org,
-                            f"{patient}-{seq}",
+                            f"{care_group}-{patient}-{seq}",
                             stamp,
                         )
                     )

@@ -13,7 +13,8 @@ Steps, in order (each one is reported; a failed step does not stop the independe
   checkov    checkov on every rendered file; zero failed checks (skips are annotated
              on the objects, with a reason)
   golden     each render compared with <golden-dir>/<profile>.yaml (--update-golden rewrites)
-  promises   pytest tests/chart/test_chart_promises.py over the rendered objects
+  promises   pytest tests/chart/test_chart_promises.py and
+             test_chart_page_tokens_and_people_sync.py over the rendered objects
   infra      infra/{keycloak,otel,postgres}/*.yaml: Kubernetes kinds validated like the
              chart's objects; custom resources (CloudNativePG) only parsed and listed
   realm      infra/keycloak/production-realm.json: no user but the clients' service
@@ -496,14 +497,14 @@ def step_realm(ctx: Context, step: Step) -> None:
         )
 
 
-def _pytest(step: Step, test_file: Path, env: dict[str, str]) -> None:
+def _pytest(step: Step, test_files: list[Path], env: dict[str, str]) -> None:
     proc = subprocess.run(
         # --confcutdir: the chart tests need none of the repository-wide fixtures (root conftest.py)
         [
             sys.executable,
             "-m",
             "pytest",
-            str(test_file),
+            *(str(f) for f in test_files),
             "-q",
             "--no-header",
             "-p",
@@ -529,12 +530,13 @@ def step_promises(ctx: Context, step: Step) -> None:
         step.fail("not every profile rendered")
         return
     env = dict(os.environ, CARENET_CHART_RENDER_DIR=str(ctx.out_dir))
-    _pytest(step, HERE / "test_chart_promises.py", env)
+    promises = ["test_chart_promises.py", "test_chart_page_tokens_and_people_sync.py"]
+    _pytest(step, [HERE / f for f in promises], env)
 
 
 def step_self_test(ctx: Context, step: Step) -> None:
-    _pytest(step, HERE / "test_chart_check_fails.py", dict(os.environ))
-    _pytest(step, HERE / "test_realm_check.py", dict(os.environ))
+    _pytest(step, [HERE / "test_chart_check_fails.py"], dict(os.environ))
+    _pytest(step, [HERE / "test_realm_check.py"], dict(os.environ))
 
 
 # --------------------------------------------------------------------------- main

@@ -2,16 +2,17 @@
 
 `python tests/chart/check.py` runs this module over the files it rendered (environment
 variable CARENET_CHART_RENDER_DIR). Run on its own (`pytest tests/chart/test_chart_promises.py`)
-it renders the chart itself with the same code.
+it renders the chart itself with the same code (tests/chart/rendered.py). The page-token keys
+and identity's people sync have their promises in test_chart_page_tokens_and_people_sync.py.
 """
 
 from __future__ import annotations
 
 import importlib.util
-import os
 import re
 import sys
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -27,103 +28,40 @@ except ImportError:  # the chart tests cannot run without Helm's engine: say so,
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 
-_spec = importlib.util.spec_from_file_location("carenet_chart_check", HERE / "check.py")
-assert _spec is not None and _spec.loader is not None
-check = importlib.util.module_from_spec(_spec)
-sys.modules[_spec.name] = check
-_spec.loader.exec_module(check)
 
-PROFILES = list(check.PROFILES)
-SERVICES = ["identity", "referral", "careplan", "outcomes"]
-ENABLED = {
-    "default": ["identity", "referral", "careplan", "outcomes"],
-    "minimal": ["identity", "referral"],
-    "production": ["identity", "referral", "careplan", "outcomes"],
-}
-# Who calls whom (docs/architecture.md): the only in-release callers a service admits.
-CALLS = {
-    "identity": [],
-    "referral": ["identity"],
-    "careplan": ["identity", "referral"],
-    "outcomes": ["identity"],
-}
+def _load_rendered() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("carenet_chart_rendered", HERE / "rendered.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+rendered = _load_rendered()
+check = rendered.check
+PROFILES = rendered.PROFILES
+SERVICES = rendered.SERVICES
+ENABLED = rendered.ENABLED
+CALLS = rendered.CALLS
+objects = rendered.objects
+of_kind = rendered.of_kind
+name = rendered.name
+pod_spec = rendered.pod_spec
+pod_labels = rendered.pod_labels
+containers = rendered.containers
+selects = rendered.selects
+pod_owners = rendered.pod_owners
+service_of = rendered.service_of
+hooks = rendered.hooks
+env_of = rendered.env_of
+assert_restricted = rendered.assert_restricted
+
 CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding", "PriorityClass", "StorageClass"}
-POD_OWNERS = {"Deployment", "Job", "Pod", "StatefulSet", "DaemonSet", "CronJob"}
 SECRETISH_NAME = re.compile(
     r"PASSWORD|PASSWD|SECRET|TOKEN|PRIVATE|CREDENTIAL|API_?KEY|DATABASE_URL|_DSN$", re.I
 )
 URL_WITH_CREDENTIALS = re.compile(r"[a-z][a-z0-9+.-]*://[^/\s:@]+:[^/\s@]+@", re.I)
-
-
-# --------------------------------------------------------------------------- loading
-
-
-def _render(profile: str) -> Any:
-    render_dir = os.environ.get("CARENET_CHART_RENDER_DIR")
-    if render_dir:
-        return (Path(render_dir) / f"{profile}.yaml").read_text()
-    return check.render_profile(REPO / "charts" / "carenet", profile)
-
-
-_CACHE: dict[str, list[dict[str, Any]]] = {}
-
-
-def objects(profile: str) -> list[dict[str, Any]]:
-    if profile not in _CACHE:
-        _CACHE[profile] = check.load_objects(_render(profile))
-    return _CACHE[profile]
-
-
-def of_kind(profile: str, kind: str) -> list[dict[str, Any]]:
-    return [o for o in objects(profile) if o["kind"] == kind]
-
-
-def name(obj: dict[str, Any]) -> str:
-    return f"{obj['kind']}/{obj['metadata']['name']}"
-
-
-def pod_spec(obj: dict[str, Any]) -> Any:
-    if obj["kind"] == "Pod":
-        return obj["spec"]
-    if obj["kind"] == "CronJob":
-        return obj["spec"]["jobTemplate"]["spec"]["template"]["spec"]
-    return obj["spec"]["template"]["spec"]
-
-
-def pod_labels(obj: dict[str, Any]) -> Any:
-    if obj["kind"] == "Pod":
-        return obj["metadata"].get("labels", {})
-    return obj["spec"]["template"]["metadata"].get("labels", {})
-
-
-def containers(spec: dict[str, Any]) -> Any:
-    return spec.get("initContainers", []) + spec.get("containers", [])
-
-
-def selects(selector: dict[str, Any], labels: dict[str, str]) -> bool:
-    match = selector.get("matchLabels", {})
-    return (
-        bool(match)
-        and all(labels.get(k) == v for k, v in match.items())
-        and not selector.get("matchExpressions")
-    )
-
-
-def pod_owners(profile: str) -> list[dict[str, Any]]:
-    return [o for o in objects(profile) if o["kind"] in POD_OWNERS]
-
-
-def service_of(obj: dict[str, Any]) -> Any:
-    return obj["metadata"]["labels"]["app.kubernetes.io/component"]
-
-
-def hooks(obj: dict[str, Any]) -> set[str]:
-    value = obj["metadata"].get("annotations", {}).get("helm.sh/hook", "")
-    return {h.strip() for h in value.split(",") if h.strip()}
-
-
-def env_of(container: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    return {e["name"]: e for e in container.get("env", [])}
 
 
 # --------------------------------------------------------------------------- every object
@@ -161,34 +99,9 @@ def test_the_chart_renders_no_secret_object(profile: str) -> None:
 @pytest.mark.parametrize("profile", PROFILES)
 def test_every_container_runs_with_the_restricted_security_context(profile: str) -> None:
     owners = pod_owners(profile)
-    assert {o["kind"] for o in owners} >= {"Deployment", "Job", "Pod"}
+    assert {o["kind"] for o in owners} >= {"Deployment", "Job", "Pod", "CronJob"}
     for owner in owners:
-        spec = pod_spec(owner)
-        pod_sc = spec.get("securityContext", {})
-        assert pod_sc.get("runAsNonRoot") is True, f"{name(owner)}: pod runAsNonRoot"
-        assert spec.get("automountServiceAccountToken") is False, (
-            f"{name(owner)}: automountServiceAccountToken"
-        )
-        for flag in ("hostNetwork", "hostPID", "hostIPC"):
-            assert not spec.get(flag), f"{name(owner)}: {flag}"
-        for c in containers(spec):
-            where = f"{name(owner)} container {c['name']}"
-            sc = c.get("securityContext", {})
-            assert sc.get("runAsNonRoot") is True, f"{where}: runAsNonRoot"
-            for key in ("runAsUser", "runAsGroup"):
-                value = sc.get(key, pod_sc.get(key))
-                assert isinstance(value, int) and value > 0, f"{where}: numeric non-root {key}"
-            assert sc.get("readOnlyRootFilesystem") is True, f"{where}: readOnlyRootFilesystem"
-            assert sc.get("allowPrivilegeEscalation") is False, f"{where}: allowPrivilegeEscalation"
-            assert sc.get("privileged") is not True, f"{where}: privileged"
-            assert "ALL" in sc.get("capabilities", {}).get("drop", []), (
-                f"{where}: capabilities drop ALL"
-            )
-            assert not sc.get("capabilities", {}).get("add"), f"{where}: capabilities add"
-            seccomp = sc.get("seccompProfile", pod_sc.get("seccompProfile", {}))
-            assert seccomp.get("type") == "RuntimeDefault", (
-                f"{where}: seccompProfile RuntimeDefault"
-            )
+        assert_restricted(owner)
 
 
 @pytest.mark.parametrize("profile", PROFILES)

@@ -246,14 +246,17 @@ Takes {"key": "from"|"to", "peers": [...], "ports": [...], "indent": <columns>}.
 {{- end }}
 
 {{/*
-Environment of a service container (the Deployment and its migrations Job).
-Takes {"root": $, "name": <service>, "v": <merged values>, "telemetry": bool}.
+Environment of a service container (the Deployment, its migrations Job, identity's
+people-sync CronJob). Takes {"root": $, "name": <service>, "v": <merged values>,
+"telemetry": bool, "skip": optional list of variable names of extraEnv/secretEnv to leave
+out (the CronJob sets its Keycloak admin settings itself)}.
 Secrets come only from existing Secrets (secretKeyRef); nothing secret is a plain value.
 */}}
 {{- define "carenet.service.env" -}}
 {{- $root := .root }}
 {{- $name := .name }}
 {{- $v := .v }}
+{{- $skip := .skip | default list }}
 {{- $p := include "carenet.service.envPrefix" $name }}
 - name: POD_NAME
   valueFrom:
@@ -292,11 +295,13 @@ Secrets come only from existing Secrets (secretKeyRef); nothing secret is a plai
       key: {{ dig "oidc" "clientSecret" "key" "" $v | default "client-secret" }}
 {{- end }}
 {{- range $v.secretEnv }}
+{{- if not (has .name $skip) }}
 - name: {{ .name }}
   valueFrom:
     secretKeyRef:
       name: {{ .existingSecret }}
       key: {{ .key }}
+{{- end }}
 {{- end }}
 - name: OTEL_SERVICE_NAME
   value: {{ $name | quote }}
@@ -338,9 +343,44 @@ Secrets come only from existing Secrets (secretKeyRef); nothing secret is a plai
   value: none
 {{- end }}
 {{- range $v.extraEnv }}
+{{- if not (has .name $skip) }}
 - name: {{ .name }}
   value: {{ .value | quote }}
 {{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+<SVC>_PAGE_TOKEN_KEY of a serving container, from an existing Secret (services.<svc>.pageTokenKey).
+Every replica must sign page tokens with the same key, so the render fails without one.
+Takes {"name": <service>, "v": <merged values>}.
+*/}}
+{{- define "carenet.service.pageTokenKey.env" -}}
+{{- $ref := .v.pageTokenKey | default dict }}
+- name: {{ include "carenet.service.envPrefix" .name }}_PAGE_TOKEN_KEY
+  valueFrom:
+    secretKeyRef:
+      name: {{ required (printf "services.%s.pageTokenKey.existingSecret is required: the Secret holding the key every replica signs page tokens with (docs/deploy.md)" .name) $ref.existingSecret }}
+      key: {{ required (printf "services.%s.pageTokenKey.key is required" .name) $ref.key }}
+{{- end }}
+
+{{/*
+The Keycloak admin settings of `identity sync-people` (services.identity.peopleSync.keycloakAdmin).
+*/}}
+{{- define "carenet.identity.peopleSync.env" -}}
+- name: IDENTITY_KEYCLOAK_ADMIN_URL
+  value: {{ required "services.identity.peopleSync.keycloakAdmin.url is required" .url | quote }}
+- name: IDENTITY_KEYCLOAK_ADMIN_REALM
+  value: {{ required "services.identity.peopleSync.keycloakAdmin.adminRealm is required" .adminRealm | quote }}
+- name: IDENTITY_KEYCLOAK_REALM
+  value: {{ required "services.identity.peopleSync.keycloakAdmin.realm is required" .realm | quote }}
+- name: IDENTITY_KEYCLOAK_ADMIN_CLIENT_ID
+  value: {{ required "services.identity.peopleSync.keycloakAdmin.clientId is required" .clientId | quote }}
+- name: IDENTITY_KEYCLOAK_ADMIN_CLIENT_SECRET
+  valueFrom:
+    secretKeyRef:
+      name: {{ required "services.identity.peopleSync.keycloakAdmin.clientSecret.existingSecret is required" (dig "clientSecret" "existingSecret" "" .) }}
+      key: {{ required "services.identity.peopleSync.keycloakAdmin.clientSecret.key is required" (dig "clientSecret" "key" "" .) }}
 {{- end }}
 
 {{/*

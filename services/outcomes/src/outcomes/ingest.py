@@ -99,6 +99,9 @@ _MEASURE_TIME_REQUIRED: Problem = ("MEASURE_TIME_REQUIRED", "measure_time")
 _INVALID_MEASURE_TIME: Problem = ("INVALID_MEASURE_TIME", "measure_time")
 _FUTURE_TIME: Problem = ("FUTURE_TIME", "measure_time")
 _SOURCE_RECORD_ID_REQUIRED: Problem = ("SOURCE_RECORD_ID_REQUIRED", "source_record_id")
+# A NUL character, which PostgreSQL text cannot hold (the other strings of a row are checked
+# against a pattern or the code table, which no NUL passes).
+_INVALID_SOURCE_RECORD_ID: Problem = ("INVALID_SOURCE_RECORD_ID", "source_record_id")
 SOURCE_RECORD_CONFLICT = "SOURCE_RECORD_CONFLICT"
 MAX_SOURCE_RECORD_ID = 128
 
@@ -325,6 +328,8 @@ class Ingest:
                     problem = check.after
                 elif not record or len(record) > MAX_SOURCE_RECORD_ID:
                     problem = _SOURCE_RECORD_ID_REQUIRED
+                elif "\x00" in record:
+                    problem = _INVALID_SOURCE_RECORD_ID
                 elif record in check.seen:
                     repeats.append((number, (check.key, value, micros, record)))
                     continue

@@ -235,21 +235,19 @@ INVISIBLE = ("p-0003", "p-nobody")  # exists (dr.devries's patient, with measure
 def test_an_invisible_patient_and_one_who_does_not_exist_get_the_same_error_on_every_rpc(
     stub: rpc_grpc.OutcomesServiceStub, jansen: Metadata, held: dict[str, int]
 ) -> None:
-    _same_answer(
-        {
-            p: lambda p=p: stub.CreateEnrolment(enrolment_request(p), metadata=jansen, timeout=10)
-            for p in INVISIBLE
-        }
-    )
-    _same_answer(
-        {
-            p: lambda p=p: stub.ListEnrolments(
-                rpc.ListEnrolmentsRequest(parent=f"patients/{p}"), metadata=jansen, timeout=10
-            )
-            for p in INVISIBLE
-        }
-    )
-    _same_answer({p: lambda p=p: _list(stub, jansen, p) for p in INVISIBLE})
+    def create(p: str) -> Callable[[], Any]:
+        return lambda: stub.CreateEnrolment(enrolment_request(p), metadata=jansen, timeout=10)
+
+    def enrolments(p: str) -> Callable[[], Any]:
+        return lambda: stub.ListEnrolments(
+            rpc.ListEnrolmentsRequest(parent=f"patients/{p}"), metadata=jansen, timeout=10
+        )
+
+    def measurements(p: str) -> Callable[[], Any]:
+        return lambda: _list(stub, jansen, p)
+
+    for call in (create, enrolments, measurements):
+        _same_answer({p: call(p) for p in INVISIBLE})
     batch = stub.BatchCreateEnrolments(
         rpc.BatchCreateEnrolmentsRequest(requests=[enrolment_request(p) for p in INVISIBLE]),
         metadata=jansen,

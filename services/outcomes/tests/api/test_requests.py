@@ -4,6 +4,7 @@ hold, and page tokens whose position has the wrong type."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -268,7 +269,7 @@ def test_a_page_token_with_a_position_of_the_wrong_type_is_invalid_argument(
     stub: rpc_grpc.OutcomesServiceStub, name: str
 ) -> None:
     for token in [*WRONG_POSITIONS[name], "not-a-token", "eyJwIjp7fX0.AAAA"]:
-        fail = _fails(lambda token=token: LISTS[name](stub, token))
+        fail = _fails(functools.partial(LISTS[name], stub, token))
         assert (fail.code, fail.reason, fail.field_violations) == (
             grpc.StatusCode.INVALID_ARGUMENT,
             "INVALID_PAGE_TOKEN",

@@ -128,7 +128,7 @@ def test_a_record_sent_again_with_another_value_is_a_correction_that_keeps_the_o
 ) -> None:
     first = ingest_uc.ingest(deps, GP, [[row(record="c1", value=61.0)]])
     assert first.accepted == 1
-    deps.clock = FixedClock(NOW + dt.timedelta(hours=2))  # type: ignore[assignment]
+    deps.clock = FixedClock(NOW + dt.timedelta(hours=2))
     again = ingest_uc.ingest(deps, GP, [[row(record="c1", value=52.0)]])
     assert (again.accepted, again.duplicates, again.corrected, again.rejected) == (0, 0, 1, 0)
     assert [(r.row, r.outcome) for r in again.results] == [(0, "corrected")]

@@ -97,6 +97,15 @@ def test_each_reason_is_reported_with_its_field(deps: service.Deps) -> None:
     ]
 
 
+def test_a_source_record_id_with_a_nul_character_is_rejected_alone(deps: service.Deps) -> None:
+    rows = [row(record="ok-nul-1"), row(record="bad\x00id"), row(record="ok-nul-2")]
+    result = ingest_uc.ingest(deps, GP, [rows])
+    assert result.accepted == 2
+    assert [(r.row, r.reason, r.field) for r in result.results] == [
+        (1, "INVALID_SOURCE_RECORD_ID", "source_record_id")
+    ]
+
+
 def test_a_row_reports_its_first_problem_only(deps: service.Deps) -> None:
     result = ingest_uc.ingest(
         deps,
@@ -182,6 +191,8 @@ def _problem(r: ingest_uc.MeasurementInput) -> tuple[str, str] | None:
         return ("INVALID_SOURCE", "source.organisation")
     if not r.source_record_id or len(r.source_record_id) > 128:
         return ("SOURCE_RECORD_ID_REQUIRED", "source_record_id")
+    if "\x00" in r.source_record_id:
+        return ("INVALID_SOURCE_RECORD_ID", "source_record_id")
     return None
 
 
@@ -196,7 +207,7 @@ def _decision(patient: str) -> tuple[bool, str]:
 @dataclass
 class Expected:
     outcomes: dict[int, tuple[str, str, str]] = field(default_factory=dict)
-    stored: list[tuple[Any, ...]] = field(default_factory=list)  # in row order
+    stored: list[list[Any]] = field(default_factory=list)  # in row order
 
 
 def expected(

@@ -88,13 +88,16 @@ def _value(vector: attacker.Vector, counts: dict[str, int]) -> int:
     return sum(c * counts.get(name, 0) for name, c in vector.items())
 
 
+def _stratum(name: str) -> Key:
+    practice, band, sex = name.split("|")[1].split("/")
+    return (practice, band, sex)
+
+
 def tables(pop: str, counts: dict[str, int]) -> tuple[list[IndicatorTable], list[Key]]:
-    fine = sorted(
-        tuple(name.split("|")[1].split("/"))  # type: ignore[misc]
-        for name, n in counts.items()
-        if name.startswith("D|") and n > 0
+    fine: list[Key] = sorted(
+        _stratum(name) for name, n in counts.items() if name.startswith("D|") and n > 0
     )
-    keys = sorted(
+    keys: list[Key] = sorted(
         {(p, a, x) for s in fine for p in (s[0], "") for a in (s[1], "") for x in (s[2], "")}
     )
     out = []
@@ -117,6 +120,11 @@ def tables(pop: str, counts: dict[str, int]) -> tuple[list[IndicatorTable], list
     return out, fine
 
 
+def _key(key: tuple[str, ...]) -> Key:
+    practice, band, sex = key
+    return (practice, band, sex)
+
+
 def _cell_counts(t: IndicatorTable, key: Key, label: str) -> list[dict[str, int]]:
     num = f"num:{label}" if label else "num"
     out = [{num: 1}, {"den": 1}, {"excl": 1}, {"den": 1, "excl": -1}]
@@ -132,7 +140,7 @@ def attack(pop: str, counts: dict[str, int]) -> tuple[int, list[Any]]:
     hidden = first | extra
     space = attacker.RowSpace()
     for t in ts:
-        for key in t.den:
+        for key in map(_key, t.den):
             for label in t.labels():
                 if (t.definition.code, key, label) in hidden:
                     continue
@@ -140,7 +148,7 @@ def attack(pop: str, counts: dict[str, int]) -> tuple[int, list[Any]]:
                     space.add(attacker.vector(t.definition.code, key, q, fine))
     small_hidden, found = 0, []
     for t in ts:
-        for key in t.den:
+        for key in map(_key, t.den):
             for label in t.labels():
                 unit = (t.definition.code, key, label)
                 values = {q: t.value(key, q) for q in t.quantities(key, label)}

@@ -279,9 +279,10 @@ class RowResult(_message.Message):
     reason: _builtins.str
     """For rejected rows: UNKNOWN_CODE, WRONG_UNIT, OUT_OF_RANGE, NOT_ENROLLED, FUTURE_TIME,
     MEASURE_TIME_REQUIRED, INVALID_MEASURE_TIME (no valid Timestamp), INVALID_PATIENT,
-    INVALID_SOURCE, SOURCE_RECORD_ID_REQUIRED, SOURCE_RECORD_CONFLICT (the source record id
-    of another patient, code or record holder), or PATIENT_ACCESS_DENIED (identity did not
-    permit; the same reason whether or not the patient exists).
+    INVALID_SOURCE, SOURCE_RECORD_ID_REQUIRED, INVALID_SOURCE_RECORD_ID (a NUL character),
+    SOURCE_RECORD_CONFLICT (the source record id of another patient, code or record holder),
+    or identity's refusal (e.g. NO_CARE_RELATIONSHIP, which is also the answer for a patient
+    identity does not know).
     """
     field: _builtins.str
     """The offending field of the row, e.g. `value`."""

@@ -20,22 +20,26 @@ numerator, denominator and exclusions, the denominator minus the exclusions (the
 rate), the denominator minus the numerator and the base minus the numerator (the complement:
 "30 measured of 35" says 5 were not). A count of 0 needs no protection.
 
-**Strata, not cells.** Because every indicator of a population shares the stratum's
-patients, a stratum (a key of the cube) is published or suppressed for all indicators of
-the population at once: a key is primary when any cell of it is small. Then the key table
-(practice x age band x sex with every margin) is protected exactly against subtraction
-(suppression.protect: no primary key is determined by any combination of lines). That
-suffices against every relation between indicators too: with whole strata hidden, the
-changes an attacker cannot rule out are per stratum any vector of the stratum's local space
-(the counts of patient types; relations.py), and when the strata of a population have at
-most two distinct local spaces (the seed indicators: DM2 with its age limit at 70, and one
-space for every other population), a basis adapted to both splits every such change into
-independent one-number changes of the key table, each confined to the strata whose space
-holds its basis vector. So a primary key that no change of the key table can pin down,
-neither over all hidden strata nor over the hidden strata of each local space alone, hides
-every small count it has. The second part is checked for each local space ("age class")
-with the strata of the other classes taken as published, and suppression grows until no
-primary key is determined in any of these problems.
+**Strata of groups, not cells.** Indicators that read a code in common (or both exclude
+by age) form a *group*; groups of a population share only the stratum's patients, the
+denominator. A stratum (a key of the cube) is published or suppressed for a whole group at
+once, and a key whose denominator must be hidden is hidden for every group. Why that is
+exact: in a stratum, the counts of a group are a vector of its *local space* (relations.py;
+the counts of patient types), and when the group has a change every age class allows that
+adds one patient (``_Space.null_vector``), every change the attacker cannot rule out splits
+into a change of the denominators alone (one number per key: the denominator table) plus
+independent changes of each group's own counts with the denominator fixed. Within a group,
+when its strata have at most two distinct local spaces (the seed indicators: DM2's HbA1c
+group with its age limit at 70, and one space for every other group), a basis adapted to
+both splits those changes further into one-number changes of the group's key table, each
+confined to the strata whose space holds its basis vector. So each small count is protected
+by one of: the group's key table over all its hidden strata (a count that changes with the
+group's own counts), the group's key table over the hidden strata of one age class with the
+others taken as published (a count that changes only there), or the denominator table (a
+count that changes only with the denominator); each table is protected exactly against
+subtraction (suppression.protect and suppression.determined), and suppression grows until
+no small count is determined in the problem it needs. A group without such a common change
+is protected with its whole population as one group.
 """
 
 from __future__ import annotations
@@ -44,13 +48,13 @@ import functools
 import itertools
 import json
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
 from outcomes.indicators import AGE_BANDS, Definition, parse
-from outcomes.relations import local_relations
+from outcomes.relations import left_null_space, local_relations
 from outcomes.suppression import THRESHOLD, Key, determined, lines_of, protect
 
 Unit = tuple[str, Key, str]  # (indicator, stratum key, band label or "")
@@ -106,6 +110,74 @@ def _counts(table: IndicatorTable, key: Key, label: str) -> list[dict[str, int]]
     return out
 
 
+class _Space:
+    """Indicators whose relations are modelled together (a group of a population, or the
+    whole population), their strata's age classes and the relations of each class."""
+
+    def __init__(self, tables: Sequence[IndicatorTable], keys: Sequence[Key]) -> None:
+        self.codes = [t.definition.code for t in tables]
+        plan = [(t.definition, t.sources) for t in tables]
+        definition = tables[0].definition
+        signatures: dict[str, int] = {}
+        self.relations: list[list[dict[str, int]]] = []
+        self.classes: dict[Key, int] = {}
+        for key in keys:
+            if not all(key):
+                continue
+            ages = _age_range(definition, key[1])
+            relations = local_relations(plan, ages) if ages else []
+            signature = repr(sorted(sorted(r.items()) for r in relations))
+            if signature not in signatures:
+                signatures[signature] = len(signatures)
+                self.relations.append(relations)
+            self.classes[key] = signatures[signature]
+        self.covers: dict[Key, set[int]] = {k: set() for k in keys}
+        for stratum, c in self.classes.items():
+            for k in _margins(stratum):
+                if k in self.covers:
+                    self.covers[k].add(c)
+        self.every = [r for relations in self.relations for r in relations]
+        self.den = [f"{code}#den" for code in self.codes]
+        self._spans: dict[tuple[Any, ...], bool] = {}
+
+    def null_vector(self) -> dict[str, Fraction] | None:
+        """A change of the group's counts that every age class allows and that moves the
+        denominator by one (adding one patient of the same type in every class), if any."""
+        names = sorted({n for r in self.every for n in r} | set(self.den))
+        rows = [[r.get(n, 0) for n in names] for r in self.every]
+        basis = left_null_space([list(col) for col in zip(*rows, strict=True)]) if rows else []
+        index = names.index(self.den[0])
+        for vector in basis:
+            if vector[index]:
+                return {n: Fraction(v, vector[index]) for n, v in zip(names, vector, strict=True)}
+        return None if rows else {n: Fraction(1) for n in self.den}
+
+    def in_span(self, named: dict[str, int], c: int | None, with_den: bool) -> bool:
+        signature = (c, with_den, tuple(sorted(named.items())))
+        if signature not in self._spans:
+            rows: list[Mapping[str, int]] = list(self.every if c is None else self.relations[c])
+            if with_den:
+                rows.append({self.den[0]: 1})
+            self._spans[signature] = _in_span(named, rows)
+        return self._spans[signature]
+
+    def needs(self, named: dict[str, int], key: Key, with_den: bool) -> set[int | None]:
+        """The problems a small count needs to leave its key undetermined: None for the one
+        over all strata, a class for the one over that class's strata alone; none when the
+        count is zero on every change of the group's own counts (``with_den``: with the
+        denominator fixed). A count not zero on the change every class allows needs the
+        first; one zero there needs the problem of each class it is not zero on."""
+        if not self.in_span(named, None, with_den):
+            return {None}
+        if len(self.relations) <= 1:
+            return set()
+        return {
+            c
+            for c in range(len(self.relations))
+            if c in self.covers[key] and not self.in_span(named, c, with_den)
+        }
+
+
 class _Population:
     """The protection problem of the indicators of one population."""
 
@@ -121,95 +193,87 @@ class _Population:
             for label in t.labels()
         ]
         self.lines = lines_of(self.keys)
-        self.classes = self._classes(first.definition)
-        self.covers: dict[Key, set[int]] = {k: set() for k in self.keys}
-        for stratum, c in self.classes.items():
-            for k in _margins(stratum):
-                if k in self.covers:
-                    self.covers[k].add(c)
 
-    def _classes(self, definition: Definition) -> dict[Key, int]:
-        """Fine key -> its age class: strata whose counts obey the same relations (kept,
-        per class, in ``self.relations``)."""
-        plan = [(t.definition, t.sources) for t in self.tables.values()]
-        signatures: dict[str, int] = {}
-        self.relations: list[list[dict[str, int]]] = []
-        out = {}
-        for key in self.keys:
-            if not all(key):
-                continue
-            ages = _age_range(definition, key[1])
-            relations = local_relations(plan, ages) if ages else []
-            signature = repr(sorted(sorted(r.items()) for r in relations))
-            if signature not in signatures:
-                signatures[signature] = len(signatures)
-                self.relations.append(relations)
-            out[key] = signatures[signature]
-        return out
+    def groups(self) -> list[list[IndicatorTable]]:
+        """Indicators that read a code in common, or both exclude by age, in one group."""
+        tables = list(self.tables.values())
+        parent = list(range(len(tables)))
 
-    def _needs(self, first: set[Unit]) -> dict[Key, set[int | None]]:
-        """Per primary key, the problems that must leave it undetermined: None for the one
-        over all strata, a class for the one over that class's strata. A small count that is
-        not zero on the change common to all classes (outside the span of all classes'
-        relations) needs the first; one that is zero there needs the problem of each class
-        it is not zero on (outside the span of that class's relations)."""
-        every = [r for relations in self.relations for r in relations]
-        spans: dict[tuple[Any, ...], bool] = {}
+        def find(i: int) -> int:
+            while parent[i] != i:
+                parent[i] = parent[parent[i]]
+                i = parent[i]
+            return i
 
-        def in_span(named: dict[str, int], c: int | None) -> bool:
-            signature = (c, tuple(sorted(named.items())))
-            if signature not in spans:
-                spans[signature] = _in_span(named, every if c is None else self.relations[c])
-            return spans[signature]
+        def aged(t: IndicatorTable) -> bool:
+            return any(e["rule"] != "not_measured" for e in t.definition.exclusions)
 
-        needs: dict[Key, set[int | None]] = defaultdict(set)
-        for code, key, label in sorted(first):
-            t = self.tables[code]
-            values = {n: t.value(key, n) for n in t.quantities(key, label)}
-            for vector in _counts(t, key, label):
-                if not small(sum(c * values[n] for n, c in vector.items())):
-                    continue
-                named = {f"{code}#{n}": c for n, c in vector.items()}
-                if len(self.relations) <= 1 or not in_span(named, None):
-                    needs[key].add(None)
-                    continue
-                for c in range(len(self.relations)):
-                    if c in self.covers[key] and not in_span(named, c):
-                        needs[key].add(c)
-        return needs
+        for i, j in itertools.combinations(range(len(tables)), 2):
+            a, b = tables[i].definition, tables[j].definition
+            if set(a.codes()) & set(b.codes()) or (aged(tables[i]) and aged(tables[j])):
+                parent[find(i)] = find(j)
+        out: dict[int, list[IndicatorTable]] = defaultdict(list)
+        for i, t in enumerate(tables):
+            out[find(i)].append(t)
+        return list(out.values())
 
     def cost(self, key: Key) -> tuple[float, ...]:
         """Cheapest first: the finest keys, then the smallest."""
         return (sum(1 for v in key if v == ""), self.den[key])
 
-    def primary(self) -> set[Unit]:
-        out: set[Unit] = set()
+    def small_counts(self) -> Iterator[tuple[Unit, dict[str, int]]]:
+        """Every small count of every cell, as a vector over ``"<code>#<quantity>"``."""
         for code, key, label in self.units:
             t = self.tables[code]
             values = {n: t.value(key, n) for n in t.quantities(key, label)}
-            if any(
-                small(sum(c * values[n] for n, c in vector.items()))
-                for vector in _counts(t, key, label)
-            ):
-                out.add((code, key, label))
-        return out
+            for vector in _counts(t, key, label):
+                if small(sum(c * values[n] for n, c in vector.items())):
+                    yield (code, key, label), {f"{code}#{n}": c for n, c in vector.items()}
 
     def protect(self) -> tuple[set[Unit], set[Unit]]:
-        first = self.primary()
-        needs = self._needs(first)
-        everywhere = {k for k, problems in needs.items() if None in problems}
-        chosen, extra = protect(self.keys, everywhere, cost=self.cost)
-        hidden = self._per_class(needs, {k for _c, k, _l in first} | chosen | extra)
-        return first, {u for u in self.units if u[1] in hidden} - first
+        """Per group of indicators, the keys to hide: those of the denominator table (for
+        every group), and those of the group's own problems; a whole population as one
+        group when a group has no change of one patient that every age class allows."""
+        spaces = [_Space(g, self.keys) for g in self.groups()]
+        nulls = [space.null_vector() for space in spaces]
+        if len(spaces) > 1 and any(n is None for n in nulls):
+            spaces, nulls = [_Space(list(self.tables.values()), self.keys)], [None]
+        space_of = {code: s for s in spaces for code in s.codes}
+        first: set[Unit] = set()
+        den_needs: set[Key] = set()
+        needs: dict[int, dict[Key, set[int | None]]] = defaultdict(lambda: defaultdict(set))
+        for unit, named in self.small_counts():
+            first.add(unit)
+            n = spaces.index(space_of[unit[0]])
+            # A count that a change of the group's own counts (not its denominator) moves is
+            # protected by the group's problems; one that only the denominator moves, by
+            # the denominator's table (hidden for every group).
+            own = spaces[n].needs(named, unit[1], with_den=nulls[n] is not None)
+            if own:
+                needs[n][unit[1]] |= own
+            else:
+                den_needs.add(unit[1])
+        chosen, extra = protect(self.keys, den_needs, cost=self.cost)
+        den_hidden = chosen | extra
+        hidden: set[Unit] = set()
+        for n, space in enumerate(spaces):
+            primary = {k for code, k, _l in first if code in space.codes}
+            everywhere = {k for k, p in needs[n].items() if None in p}
+            start, more = protect(self.keys, everywhere | den_hidden, cost=self.cost)
+            keys = self._per_class(space, needs[n], primary | start | more)
+            hidden |= {u for u in self.units if u[0] in space.codes and u[1] in keys}
+        return first, hidden - first
 
-    def _per_class(self, needs: dict[Key, set[int | None]], hidden: set[Key]) -> set[Key]:
-        """Grows ``hidden`` until no primary key is determined in a problem it needs: over
-        all strata, or over the strata of one age class with the others taken as published."""
+    def _per_class(
+        self, space: _Space, needs: Mapping[Key, set[int | None]], hidden: set[Key]
+    ) -> set[Key]:
+        """Grows ``hidden`` until no key is determined in a problem it needs: over all
+        strata, or over the strata of one age class with the others taken as published."""
         problems: list[tuple[set[Key], set[Key]]] = [
             (set(), {k for k, p in needs.items() if None in p})
         ]
-        for c in range(len(self.relations)):
-            fixed = {k for k, cl in self.classes.items() if cl != c}
+        for c in range(len(space.relations)):
+            fixed = {k for k, cl in space.classes.items() if cl != c}
             problems.append((fixed, {k for k, p in needs.items() if c in p}))
         hidden = set(hidden)
         while True:

@@ -45,9 +45,9 @@ def lines_of(keys: Iterable[Key]) -> list[tuple[Key, list[Key]]]:
 
 # Elimination runs over the integers modulo a large prime: the line equations have
 # coefficients 0 and +-1, so a rank that differs from the rank over the rationals would need
-# the prime to divide a non-zero minor (odds of about one in 2^61 per minor). Two primes are
-# used, and a cell counts as protected only if it is protected under both.
-PRIMES = (2**61 - 1, 2**31 - 1)
+# the prime to divide a non-zero minor (odds of about one in 2^61 per minor). (The tests
+# check the published tables with exact rational arithmetic.)
+PRIMES = (2**61 - 1,)
 
 
 def determined(suppressed: set[Key], lines: Sequence[tuple[Key, list[Key]]]) -> set[Key]:

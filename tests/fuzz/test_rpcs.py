@@ -133,6 +133,8 @@ class Fuzzing:
         if not found:
             return
         errors = self.platform.server_errors(marks, wait=1.0)
+        # this RPC's own error line first (another service's, or a late one, after it)
+        errors.sort(key=lambda e: e.get("rpc") != self.rpc.path)
         first = found[0]
         problem = Problem(first.kind, first.code, first.text, _where(errors))
         failure = failure_type(f"{self.rpc.id}:{problem.key}")

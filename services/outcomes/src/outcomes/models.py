@@ -162,14 +162,6 @@ class Measurement(Base):
     ingested_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
     holder_id: Mapped[str] = mapped_column(String(63), server_default="", default="")
 
-    def same_record(self, other_patient: str, other_code: str, care_group_id: str) -> bool:
-        """A resend under this source key is about the same measurement."""
-        return (
-            self.patient_id == other_patient
-            and self.code == other_code
-            and self.care_group_id == care_group_id
-        )
-
 
 class MeasurementRevision(Base):
     """A value a correction replaced: what it was, and from when until when it was the

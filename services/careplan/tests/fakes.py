@@ -151,6 +151,18 @@ class FakeIdentity:
         return AccessDecision(True, "CARE_RELATIONSHIP")
 
 
+@dataclass
+class FakeCoordinators:
+    """The coordinating practice of every patient is ``default`` unless told otherwise."""
+
+    default: str | None = "gp-de-linde"
+    by_patient: dict[str, str | None] = field(default_factory=dict)
+
+    def coordinating_practices(self, credentials: object, patient_id: str) -> frozenset[str]:
+        found = self.by_patient.get(patient_id, self.default)
+        return frozenset({found} if found else ())
+
+
 class Clock:
     def __init__(self, start: dt.datetime = T0) -> None:
         self.now = start
@@ -166,6 +178,7 @@ def fake_deps(store: Store | None = None, identity: FakeIdentity | None = None) 
     deps = service.Deps(
         uow=lambda: FakeUnitOfWork(store),  # type: ignore[arg-type, return-value]
         identity=identity or FakeIdentity(),
+        coordinators=FakeCoordinators(),
         clock=Clock(),
         new_id=lambda: f"id-{next(counter)}",
     )

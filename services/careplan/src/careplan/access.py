@@ -73,14 +73,16 @@ def authorize(
 
 def ask(identity: IdentityClient, principal: Principal, q: Question) -> None:
     decision = identity.authorize(q.question)
-    _log(principal, q, decision.permitted, decision.reason)
+    _log(q, decision.permitted, decision.reason)
     if not decision.permitted:
         raise errors.AccessDenied(REFUSED, reason=decision.reason)
 
 
-def _log(principal: Principal, q: Question, permitted: bool, reason: str) -> None:
-    """One structured line per access: refusals at INFO, permitted accesses at DEBUG. The
-    NEN 7513 entry of every access, permitted or not, is identity's."""
+def _log(q: Question, permitted: bool, reason: str) -> None:
+    """One structured line per access for operations: refusals at INFO, permitted accesses
+    at DEBUG, with the kind of access, the role, the decision and identity's reason only. No
+    patient, user or organisation: who accessed whose plan is personal data, recorded only in
+    identity's protected access log (the NEN 7513 entry of every access)."""
     level = logging.DEBUG if permitted else logging.INFO
     if not log.isEnabledFor(level):
         return
@@ -88,11 +90,8 @@ def _log(principal: Principal, q: Question, permitted: bool, reason: str) -> Non
         level,
         "care_plan_access",
         extra={
-            "patient": q.question.patient_id,
             "access": q.question.access.value,
             "role": q.role.value,
-            "user": principal.subject,
-            "organisation": principal.organisation,
             "decision": "permit" if permitted else "deny",
             "reason": reason,
         },

@@ -53,6 +53,13 @@ __all__ = [
     "FieldGroupNotWritable",
     "IdentityUnavailable",
     "InvalidArgument",
+    "NotCoordinatingPractice",
     "RevisionNotFound",
     "RoleNotPermitted",
 ]
+
+
+class NotCoordinatingPractice(PermissionDenied):
+    """Only the patient's coordinating practice (or the patient) creates the care plan."""
+
+    default_reason = "NOT_COORDINATING_PRACTICE"

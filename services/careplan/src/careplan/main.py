@@ -10,6 +10,7 @@ from careplan import service
 from careplan.clients import GrpcIdentityClient, GrpcReferralEvents, ReferralEvents
 from careplan.config import Settings
 from careplan.consumer import ReferralEventConsumer
+from careplan.coordination import GrpcCoordinators
 from careplan.server import create_server
 from careplan.unit_of_work import UnitOfWork
 from servicekit.auth import verifier_for
@@ -38,11 +39,16 @@ def build_deps(settings: Settings, tokens: ServiceAccountTokens | None = None) -
         ttl_seconds=settings.delegation_cache_seconds,
         deadline_seconds=settings.call_deadline_seconds,
     )
+    # No token of careplan's own on this channel: identity is asked as the caller.
+    coordinators = GrpcCoordinators(
+        open_channel(settings.identity_target), deadline_seconds=settings.call_deadline_seconds
+    )
     driver = engine if is_postgres(engine) else None
     return service.Deps(
         uow=lambda: UnitOfWork(sessions, driver_engine=driver),
         identity=identity,
         delegations=delegations,
+        coordinators=coordinators,
     )
 
 

@@ -23,6 +23,7 @@ from sqlalchemy.exc import IntegrityError
 
 from careplan import access, errors
 from careplan.clients import Access, AccessQuestion, IdentityClient, ReferralEvent
+from careplan.coordination import Coordinators, Credentials, NotVisible
 from careplan.merge import MAX_TEXT, Actor, merge
 from careplan.models import (
     AppliedEvent,
@@ -85,6 +86,9 @@ class Deps:
     # Who a delegate acts for (the server resolves it before every call); None: a delegated
     # call keeps the client's own roles, so careplan's write rules refuse it.
     delegations: Delegations | None = None
+    # Who coordinates a patient's care (identity, asked as the caller); None: nobody may
+    # create a plan (fail closed).
+    coordinators: Coordinators | None = None
     clock: Callable[[], dt.datetime] = field(default=lambda: dt.datetime.now(dt.UTC))
     new_id: Callable[[], str] = field(default=lambda: uuid.uuid4().hex[:12])
 
@@ -203,10 +207,20 @@ def create_care_plan(
     data: PlanContent,
     request_id: str = "",
     fingerprint: str = "",
+    credentials: Credentials = (),
 ) -> PlanView:
-    """Creates the patient's one plan. The caller's organisation becomes the record holder
-    and the coordinating practitioner; the caller records the plan as agreed in the consult
-    (every field group except the informal carers, which only the patient mandates).
+    """Creates the patient's one plan. Only a GP or practice nurse of the patient's
+    coordinating practice (the organisation with the patient's active COORDINATING care
+    relationship in identity, learnt as the caller through ``credentials``:
+    :mod:`careplan.coordination`) may create it, and that practice becomes the record holder
+    and the coordinating practitioner; anyone else is PERMISSION_DENIED
+    ``NOT_COORDINATING_PRACTICE`` before anything is created or identity is asked about the
+    plan. The plan is recorded as agreed in the consult (every field group
+    except the informal carers, which only the patient mandates).
+
+    A plan that exists already is reported (ALREADY_EXISTS, naming it) only to a caller
+    identity permits to read it; anyone else gets the refusal a GetCarePlan of it gives
+    (e.g. NO_CONSENT), so a create tells nothing a read would not.
 
     ``fingerprint`` identifies the request (without its ``request_id``): a repeat with the
     same id and fingerprint returns the plan as the first request wrote it, and is a read
@@ -222,8 +236,7 @@ def create_care_plan(
         replay = _replay(deps, principal, request_id, fingerprint)
         if replay is not None:
             return replay
-    org_id = _org_id(principal)
-    if not principal.roles & CREATE_ROLES or not org_id:
+    if not principal.roles & CREATE_ROLES or not _org_id(principal):
         raise errors.RoleNotPermitted("only a GP or practice nurse may create a care plan")
     if data.informal_carers:
         raise errors.FieldGroupNotWritable(
@@ -233,14 +246,18 @@ def create_care_plan(
                 "role": Role.COORDINATING_PRACTITIONER.value,
             },
         )
+    org_id = _coordinating_practice(deps, principal, patient_id, credentials)
     view = _new_plan(deps, principal, patient_id, org_id, data)
-    question = AccessQuestion(principal, patient_id, Access.CREATE, org_id, access.PURPOSE)
-    access.ask(deps.identity, principal, access.Question(question, Role.COORDINATING_PRACTITIONER))
-    if _load(deps, patient_id) is not None:
+    existing = _load(deps, patient_id)
+    if existing is not None and existing.care_group_id == _tenant(principal):
+        # Only a caller who may read the plan learns that it exists.
+        access.authorize(deps.identity, principal, patient_id, existing, Access.READ)
         raise errors.CarePlanExists(
             "the patient already has a care plan",
             metadata={"care_plan": f"patients/{patient_id}/carePlan"},
         )
+    question = AccessQuestion(principal, patient_id, Access.CREATE, org_id, access.PURPOSE)
+    access.ask(deps.identity, principal, access.Question(question, Role.COORDINATING_PRACTITIONER))
     document = view_to_document(view)
     try:
         with deps.uow() as uow:
@@ -265,6 +282,27 @@ def create_care_plan(
             raise errors.CarePlanExists("the patient already has a care plan") from exc
         return replay
     return view
+
+
+def _coordinating_practice(
+    deps: Deps, principal: Principal, patient_id: str, credentials: Credentials
+) -> str:
+    """The caller's organisation, when it is the patient's coordinating practice (which will
+    hold the plan); NOT_COORDINATING_PRACTICE otherwise, also when identity lets the caller
+    see nothing of the patient, so that a patient who does not exist answers alike."""
+    refused = errors.NotCoordinatingPractice(
+        "only the patient's coordinating practice may create the care plan"
+    )
+    if deps.coordinators is None:
+        raise refused
+    try:
+        coordinators = deps.coordinators.coordinating_practices(credentials, patient_id)
+    except NotVisible as exc:
+        raise refused from exc
+    own = _org_id(principal)
+    if own not in coordinators:
+        raise refused
+    return own
 
 
 def _replay(deps: Deps, principal: Principal, request_id: str, fingerprint: str) -> PlanView | None:

@@ -11,8 +11,8 @@ import grpc
 from carenet.careplan.v1 import careplan_pb2 as pb
 from carenet.careplan.v1 import careplan_service_pb2 as rpc
 from carenet.careplan.v1 import careplan_service_pb2_grpc as rpc_grpc
+from careplan import coordination, service
 from careplan import models as m
-from careplan import service
 from servicekit import idempotency, names, paging
 from servicekit.auth import current_principal
 from servicekit.errors import InvalidArgument
@@ -368,6 +368,7 @@ class CarePlanServicer(rpc_grpc.CarePlanServiceServicer):
             content_from_pb(request.care_plan),
             request.request_id,
             idempotency.fingerprint_of(request),
+            coordination.forwarded(context.invocation_metadata()),
         )
         return plan_pb(view)
 

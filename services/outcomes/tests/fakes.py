@@ -21,6 +21,7 @@ class FakeIdentityClient:
     unknown: set[str] = field(default_factory=set)
     reason: str = "NO_CARE_RELATIONSHIP"
     holders: dict[str, set[str]] = field(default_factory=dict)
+    no_updates: set[str] = field(default_factory=set)  # patients whose records may not change
     calls: list[tuple[str, tuple[str, ...], str]] = field(default_factory=list)
     asked_holders: list[str] = field(default_factory=list)
     unavailable: bool = False
@@ -43,6 +44,8 @@ class FakeIdentityClient:
         allowed = self.holders.get(patient_id)
         holder = record_holder_id or subject.organisation.removeprefix("organisations/")
         permitted = patient_id in self.permitted and (allowed is None or holder in allowed)
+        if action == "update" and patient_id in self.no_updates:
+            return Decision(False, "NO_CARE_RELATIONSHIP")
         return Decision(permitted, "CARE_RELATIONSHIP" if permitted else self.reason)
 
     def batch_authorize(

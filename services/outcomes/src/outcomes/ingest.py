@@ -144,6 +144,7 @@ class Ingest:
         self.holder = organisation_of(principal)
         self.result = IngestResult()
         self.decisions: dict[str, tuple[bool, str]] = {}  # patient -> (ok, reason)
+        self.updates: dict[str, tuple[bool, str]] = {}  # patient -> (ok, reason) to correct
         self.seen: dict[tuple[str, str], set[str]] = {}  # (kind, org) -> source record ids
         self.checks: dict[tuple[str, str, str, str | None, str], _KeyCheck] = {}
         self.buffer: list[RowValues] = []
@@ -275,10 +276,29 @@ class Ingest:
                 corrections.append((numbers[n], Correction(stored, value, micros)))
             else:
                 self._reject(numbers[n], SOURCE_RECORD_CONFLICT, "source_record_id")
-        if corrections:
-            uow.repo.correct_measurements([c for _n, c in corrections], now)
-            for number, _c in corrections:
+        allowed = []
+        for number, correction in corrections:
+            ok, reason = self._may_update(correction.stored.patient_id)
+            if ok:
+                allowed.append((number, correction))
+            else:
+                self._reject(number, reason, "patient")
+        if allowed:
+            uow.repo.correct_measurements([c for _n, c in allowed], now)
+            for number, _c in allowed:
                 self._corrected(number)
+
+    def _may_update(self, patient: str) -> tuple[bool, str]:
+        """A correction changes a stored measurement: identity is asked (once per patient in
+        a call) whether the caller may update its own organisation's record of the patient,
+        so that the access log says what happened."""
+        decision = self.updates.get(patient)
+        if decision is None:
+            answer = self.deps.identity.authorize(
+                self.principal, patient, "update", "measurements", record_holder_id=self.holder
+            )
+            decision = self.updates[patient] = (answer.permitted, answer.reason)
+        return decision
 
     def _resend(
         self, stored: StoredMeasurement, key: MeasurementKey, value: float, micros: int

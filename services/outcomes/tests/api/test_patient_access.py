@@ -258,3 +258,32 @@ def test_an_invisible_patient_and_one_who_does_not_exist_get_the_same_error_on_e
     assert [(r.row, r.outcome, r.reason, r.field) for r in ingested.results] == [
         (n, rpc.ROW_OUTCOME_REJECTED, "NO_CARE_RELATIONSHIP", "patient") for n in (0, 1)
     ]
+
+
+def test_a_correction_over_the_api_keeps_the_old_value_and_is_logged_as_an_update(
+    stub: rpc_grpc.OutcomesServiceStub,
+    jansen: Metadata,
+    identity_service: IdentityService,
+    held: dict[str, int],
+) -> None:
+    first = _ingest(stub, jansen, [row("p-0002", "access-fix-1", 61.0)])
+    assert first.accepted == 1
+    again = _ingest(stub, jansen, [row("p-0002", "access-fix-1", 52.0)])
+    assert (again.accepted, again.duplicates, again.corrected) == (0, 0, 1)
+    assert [(r.row, r.outcome) for r in again.results] == [(0, rpc.ROW_OUTCOME_CORRECTED)]
+    (fixed,) = [m for m in _list(stub, jansen, "p-0002") if m.source_record_id == "access-fix-1"]
+    assert fixed.value == 52.0
+    assert [r.value for r in fixed.revisions] == [61.0]
+    assert fixed.revisions[0].replace_time == fixed.create_time
+    engine = create_engine(identity_service.database_url)
+    try:
+        with engine.connect() as conn:
+            updates = conn.execute(
+                text(
+                    "SELECT decision FROM access_log WHERE patient_id = 'p-0002' "
+                    "AND data_category = 'measurements' AND action = 'update'"
+                )
+            ).all()
+    finally:
+        engine.dispose()
+    assert [u[0] for u in updates] == ["permit"]

@@ -146,6 +146,26 @@ def test_a_record_sent_again_with_another_value_is_a_correction_that_keeps_the_o
     assert (same.duplicates, same.corrected) == (1, 0)
 
 
+def test_a_correction_is_authorized_as_an_update_of_the_callers_own_record(
+    deps: service.Deps, identity: FakeIdentityClient
+) -> None:
+    ingest_uc.ingest(deps, GP, [[row(record="u1", value=50.0), row("p-2", record="u2")]])
+    identity.calls.clear()
+    identity.asked_holders.clear()
+    identity.no_updates.add("p-2")
+    result = ingest_uc.ingest(
+        deps, GP, [[row(record="u1", value=51.0), row("p-2", record="u2", value=60.0)]]
+    )
+    assert [(r.row, r.outcome, r.reason) for r in result.results] == [
+        (0, "corrected", ""),
+        (1, "rejected", "NO_CARE_RELATIONSHIP"),
+    ]
+    updates = [c for c in identity.calls if c[2] == "update"]
+    assert updates == [("authorize", ("p-1",), "update"), ("authorize", ("p-2",), "update")]
+    assert identity.asked_holders == ["gp-de-linde", "gp-de-linde"]
+    assert _stored(deps, "u2")[0] == 52.0  # not corrected
+
+
 def test_a_later_row_of_one_batch_corrects_an_earlier_one_in_row_order(
     deps: service.Deps,
 ) -> None:

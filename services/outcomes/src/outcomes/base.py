@@ -13,12 +13,16 @@ from outcomes.clients import IdentityClient
 from outcomes.unit_of_work import UnitOfWork
 from servicekit import names
 from servicekit.auth import Principal
-from servicekit.errors import InvalidArgument
+from servicekit.errors import InvalidArgument, Violations
 
 ADMIN = "care-group-admin"
 INSURER = "insurer-analyst"
 PRACTICE_ROLES = frozenset({"gp", "practice-nurse"})
 REPORT_READERS = frozenset({ADMIN, INSURER, "auditor", "gp", "practice-nurse", "service"})
+# The years a reporting, contract or cost period may lie in: its indicators look back at most
+# 120 months, which must stay inside the range of a date.
+FIRST_PERIOD = dt.datetime(1900, 1, 1, tzinfo=dt.UTC)
+LAST_PERIOD = dt.datetime(2200, 1, 1, tzinfo=dt.UTC)
 
 
 @dataclass
@@ -50,6 +54,17 @@ def organisation_of(principal: Principal) -> str:
 def refuse_insurer(principal: Principal) -> None:
     if principal.has_role(INSURER):
         raise errors.InsurerNoPatientData("insurers receive aggregates only")
+
+
+def check_period(
+    start: dt.datetime | None, end: dt.datetime | None, v: Violations, prefix: str = ""
+) -> None:
+    """A period with its end after its start, both between 1900 and 2200."""
+    for name, moment in (("period_start", start), ("period_end", end)):
+        if moment is not None and not FIRST_PERIOD <= moment <= LAST_PERIOD:
+            v.add(f"{prefix}{name}", "between 1900-01-01 and 2200-01-01", "INVALID_PERIOD")
+    if start is None or end is None or end <= start:
+        v.add(f"{prefix}period_end", "a period with its end after its start", "INVALID_PERIOD")
 
 
 def valid_patient_id(value: str) -> bool:

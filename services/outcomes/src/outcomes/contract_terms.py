@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from outcomes.base import check_period
 from outcomes.models import FinancingModel, SourceKind
 from outcomes.unit_of_work import UnitOfWork
 from servicekit import names
@@ -73,8 +74,7 @@ def validate_contract(contract_id: str, data: ContractInput, v: Violations) -> N
         v.add("contract.display_name", "1-200 characters", "DISPLAY_NAME_REQUIRED")
     if not names.valid_id(data.insurer_id):
         v.add("contract.insurer", "must look like organisations/{organisation}", "INVALID_INSURER")
-    if data.period_start is None or data.period_end is None or data.period_end <= data.period_start:
-        v.add("contract.period_end", "a period with its end after its start", "INVALID_PERIOD")
+    check_period(data.period_start, data.period_end, v, "contract.")
     if not data.indicators:
         v.add("contract.indicators", "at least one", "INDICATORS_REQUIRED")
     for key in PRINCIPLES:

@@ -12,6 +12,7 @@ same cells after corrections. The statement runs on PostgreSQL and on SQLite.
 
 from __future__ import annotations
 
+import calendar
 import datetime as dt
 import json
 import re
@@ -200,8 +201,7 @@ def add_months(moment: dt.datetime, months: int) -> dt.datetime:
 
 
 def _days_in(year: int, month: int) -> int:
-    nxt = dt.date(year + (month == 12), month % 12 + 1, 1)
-    return (nxt - dt.timedelta(days=1)).day
+    return calendar.monthrange(year, month)[1]
 
 
 def reference_year(period_end: dt.datetime) -> int:

@@ -25,6 +25,7 @@ from outcomes.base import (
     Deps,
     Page,
     care_group_of,
+    check_period,
     organisation_of,
 )
 from outcomes.contract_terms import (
@@ -48,7 +49,7 @@ from outcomes.models import (
 from outcomes.unit_of_work import UnitOfWork
 from servicekit import idempotency
 from servicekit.auth import Principal
-from servicekit.errors import InvalidArgument, Violations
+from servicekit.errors import Violations
 
 PROTECTION_RULE = "strata-v2"
 
@@ -272,10 +273,10 @@ def list_contracts(
 def period_of(
     period_start: dt.datetime | None, period_end: dt.datetime | None
 ) -> tuple[dt.datetime, dt.datetime]:
-    if period_start is None or period_end is None or period_end <= period_start:
-        raise InvalidArgument.single(
-            "period_end", "a period with its end after its start", "INVALID_PERIOD"
-        )
+    v = Violations()
+    check_period(period_start, period_end, v)
+    v.raise_if_any()
+    assert period_start is not None and period_end is not None
     return period_start, period_end
 
 

@@ -12,7 +12,7 @@ from decimal import Decimal
 from typing import Any
 
 from outcomes import errors, financing, sroi
-from outcomes.base import ADMIN, INSURER, REPORT_READERS, Deps
+from outcomes.base import ADMIN, INSURER, REPORT_READERS, Deps, check_period
 from outcomes.models import CostRecord, FinancingModel
 from outcomes.service import decimal_field, period_of, visible_contract, visible_report
 from servicekit.auth import Principal
@@ -30,8 +30,7 @@ class CostInput:
 
 def record_costs(deps: Deps, principal: Principal, contract_id: str, data: CostInput) -> CostRecord:
     v = Violations()
-    if data.period_start is None or data.period_end is None or data.period_end <= data.period_start:
-        v.add("cost_record.period_end", "a period with its end after its start", "INVALID_PERIOD")
+    check_period(data.period_start, data.period_end, v, "cost_record.")
     decimal_field(data.actual_cost, "cost_record.actual_cost", v, required=True)
     decimal_field(data.benchmark_cost, "cost_record.benchmark_cost", v)
     decimal_field(data.insured_person_years, "cost_record.insured_person_years", v)

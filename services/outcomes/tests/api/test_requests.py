@@ -4,6 +4,7 @@ hold, and page tokens whose position has the wrong type."""
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 from collections.abc import Callable
 from typing import Any
@@ -293,3 +294,83 @@ def test_a_page_token_pages_through_a_list(
         if not token:
             break
     assert len(seen) == len(set(seen)) >= 16
+
+
+def _moment(year: int, month: int = 1, day: int = 1) -> Timestamp:
+    out = Timestamp()
+    out.FromDatetime(dt.datetime(year, month, day, tzinfo=dt.UTC))
+    return out
+
+
+# Valid Timestamps whose periods no indicator can look back from (year 1, year 9999).
+FAR_PERIODS = {
+    "year-1": (_moment(1), _moment(1, 6)),
+    "year-9999": (_moment(9999), _moment(9999, 12, 31)),
+}
+PERIOD_CALLS: dict[str, tuple[str, Callable[[rpc_grpc.OutcomesServiceStub, Any, Any], Any]]] = {
+    "ComputeIndicators": (
+        "period_start",
+        lambda s, a, b: s.ComputeIndicators(
+            rpc.ComputeIndicatorsRequest(period_start=a, period_end=b),
+            metadata=ADMIN[0],
+            timeout=10,
+        ),
+    ),
+    "GetSourceDiscrepancies": (
+        "period_start",
+        lambda s, a, b: s.GetSourceDiscrepancies(
+            rpc.GetSourceDiscrepanciesRequest(period_start=a, period_end=b),
+            metadata=ADMIN[0],
+            timeout=10,
+        ),
+    ),
+    "EvaluateContract": (
+        "period_start",
+        lambda s, a, b: s.EvaluateContract(
+            rpc.EvaluateContractRequest(contract="contracts/req-vgz", period_start=a, period_end=b),
+            metadata=ADMIN[0],
+            timeout=10,
+        ),
+    ),
+    "CreateContract": (
+        "contract.period_start",
+        lambda s, a, b: s.CreateContract(
+            rpc.CreateContractRequest(
+                contract_id="far-c",
+                contract=_far_contract(a, b),
+            ),
+            metadata=ADMIN[0],
+            timeout=10,
+        ),
+    ),
+    "RecordCosts": (
+        "cost_record.period_start",
+        lambda s, a, b: s.RecordCosts(
+            rpc.RecordCostsRequest(
+                parent="contracts/req-vgz",
+                cost_record=pb.CostRecord(period_start=a, period_end=b, actual_cost="10"),
+            ),
+            metadata=ADMIN[0],
+            timeout=10,
+        ),
+    ),
+}
+
+
+def _far_contract(start: Timestamp, end: Timestamp) -> pb.Contract:
+    c = contract("ins-vgz")
+    c.period_start.CopyFrom(start)
+    c.period_end.CopyFrom(end)
+    return c
+
+
+@pytest.mark.parametrize("period", sorted(FAR_PERIODS))
+@pytest.mark.parametrize("rpc_name", sorted(PERIOD_CALLS))
+def test_a_period_outside_1900_to_2200_is_invalid_argument(
+    stub: rpc_grpc.OutcomesServiceStub, rpc_name: str, period: str
+) -> None:
+    field, call = PERIOD_CALLS[rpc_name]
+    start, end = FAR_PERIODS[period]
+    fail = _fails(lambda: call(stub, start, end))
+    assert (fail.code, fail.reason) == (grpc.StatusCode.INVALID_ARGUMENT, "INVALID_PERIOD")
+    assert field in fail.field_violations

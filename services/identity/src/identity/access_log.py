@@ -46,6 +46,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PublicKey,
 )
 
+from servicekit import errors
+
 log = logging.getLogger("identity.access_log")
 
 KEY_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,31}")
@@ -54,6 +56,16 @@ DERIVED_KEY_ID = "bsn-pepper"
 LEGACY_KEY_ID = ""
 MIN_KEY_BYTES = 32
 CHECKPOINT_FORMAT = "carenet.identity.access-log.checkpoint/v1"
+
+
+HEAD_ROLLED_BACK = "HEAD_ROLLED_BACK"
+
+
+class AccessLogTampered(errors.Unavailable):
+    """A stripe's head went back or forked from what this process saw committed: nothing
+    is appended to it (fail closed) and no checkpoint signs it."""
+
+    default_reason = "ACCESS_LOG_TAMPERED"
 
 
 class AccessLogKeyError(ValueError):
@@ -120,14 +132,25 @@ class HmacKeyring:
         """One file per key, named by its key id, holding at least 32 random bytes in base64
         (``openssl rand -base64 32``). The key derived from the pepper stays known, so that
         entries chained before dedicated keys were configured still verify."""
+        if current_id == DERIVED_KEY_ID:
+            raise AccessLogKeyError(f"{DERIVED_KEY_ID!r} cannot be a dedicated chain key id")
         keys = {DERIVED_KEY_ID: derive_chain_key(pepper)}
         for path in _key_files(directory):
             key_id = _check_key_id(path.name)
+            if key_id == DERIVED_KEY_ID:
+                raise AccessLogKeyError(f"{path}: {DERIVED_KEY_ID!r} is reserved")
             try:
                 keys[key_id] = base64.b64decode(path.read_text().strip(), validate=True)
             except (binascii.Error, ValueError) as exc:
                 raise AccessLogKeyError(f"{path} does not hold a base64 key") from exc
         return cls(current_id or DERIVED_KEY_ID, keys)
+
+    @property
+    def dedicated(self) -> bool:
+        """Whether new entries use a dedicated key: then the key derived from the pepper
+        (which is not secret enough to protect a chain) is never written, and verification
+        accepts it only for a stripe's first entries, under a signed checkpoint."""
+        return self.current_id != DERIVED_KEY_ID
 
     def link(
         self, key_id: str, stripe: int, sequence: int, previous_hash: str, canonical: str
@@ -152,6 +175,10 @@ class LogChain:
     def __init__(self, keyring: HmacKeyring) -> None:
         self.keyring = keyring
         self._heads: dict[int, tuple[int, str]] = {}
+        # Per stripe, the highest committed head (sequence, hash) this process has seen or
+        # written, and the stripes found rolled back or forked (with the sequence known).
+        self._known: dict[int, tuple[int, str]] = {}
+        self._tampered: dict[int, int] = {}
         self._lock = threading.Lock()
         self._stripe_locks: dict[int, threading.Lock] = {}
         self._appended = itertools.count(1)
@@ -175,10 +202,59 @@ class LogChain:
     def head(self, stripe: int) -> tuple[int, str] | None:
         return self._heads.get(stripe)
 
-    def moved(self, stripe: int, sequence: int, entry_hash: str) -> None:
-        """Records the stripe's head as read from the database."""
+    def moved(
+        self, stripe: int, sequence: int, entry_hash: str, seen: tuple[int, str] | None
+    ) -> None:
+        """Records the stripe's head as read (committed) from the database; raises
+        :class:`AccessLogTampered` when it went back or forked from ``seen``."""
+        if self.check(stripe, sequence, entry_hash, seen):
+            raise AccessLogTampered("the access log's stripe head went back; see the alert")
         with self._lock:
             self._heads[stripe] = (sequence, entry_hash)
+
+    def known(self, stripe: int) -> tuple[int, str] | None:
+        """The highest committed head this process has seen or written on the stripe. Take
+        it *before* reading a head to :meth:`check`: what was committed before the read
+        began must be in it (what commits during the read may not be)."""
+        with self._lock:
+            return self._known.get(stripe)
+
+    def check(
+        self, stripe: int, sequence: int, entry_hash: str, seen: tuple[int, str] | None
+    ) -> str:
+        """Compares a committed head with ``seen`` (:meth:`known`, taken before the read):
+        returns HEAD_ROLLED_BACK (and remembers the stripe as such, and logs an alert naming
+        the stripe only) when it is lower, or at the same sequence with another hash;
+        otherwise records it and returns ''. A stripe found rolled back stays so."""
+        with self._lock:
+            if stripe in self._tampered:
+                return HEAD_ROLLED_BACK
+            if seen is None or sequence > seen[0] or seen == (sequence, entry_hash):
+                self._raise(stripe, sequence, entry_hash)
+                return ""
+            self._tampered[stripe] = seen[0]
+            self._heads.pop(stripe, None)
+        log.critical(
+            "access_log_head_rolled_back",
+            extra={"stripe": stripe, "known_sequence": seen[0], "found": sequence},
+        )
+        return HEAD_ROLLED_BACK
+
+    def _raise(self, stripe: int, sequence: int, entry_hash: str) -> None:
+        known = self._known.get(stripe)
+        if known is None or sequence > known[0]:
+            self._known[stripe] = (sequence, entry_hash)
+
+    def committed(self, stripe: int, sequence: int, entry_hash: str) -> None:
+        """Records a committed append of this process (commits of concurrent appends may
+        be recorded out of order: this only ever raises what is known)."""
+        with self._lock:
+            self._raise(stripe, sequence, entry_hash)
+
+    def tampered(self) -> dict[int, int]:
+        """The stripes found rolled back, with the highest sequence this process knew."""
+        with self._lock:
+            return dict(self._tampered)
 
     def forget(self, stripe: int) -> None:
         """Another writer moved the stripe's head: the next append reads it again."""
@@ -201,6 +277,8 @@ class LogChain:
         self._listeners.append(listener)
 
     def next_link(self, stripe: int, sequence: int, previous_hash: str, canonical: str) -> str:
+        if stripe in self._tampered:
+            raise AccessLogTampered("the access log's stripe head went back; see the alert")
         key_id = self.keyring.current_id
         return keyed_link(
             self.keyring.keys[key_id], key_id, stripe, sequence, previous_hash, canonical
@@ -233,15 +311,20 @@ class Checkpoint:
     key_id: str
     heads: tuple[StripeHead, ...]
     signature: bytes = b""
+    # Stripes the publisher refused to sign because their head went back: (stripe, reason,
+    # the sequence it knew). A signed record of the refusal, so verification reports it.
+    refused: tuple[tuple[int, str, int], ...] = ()
 
     def payload(self) -> bytes:
         """What is signed: canonical JSON of everything but the signature."""
-        content = {
+        content: dict[str, object] = {
             "format": CHECKPOINT_FORMAT,
             "time": _utc_text(self.time),
             "key_id": self.key_id,
             "heads": [[h.stripe, h.sequence, h.head] for h in self.heads],
         }
+        if self.refused:
+            content["refused"] = [list(r) for r in self.refused]
         return json.dumps(content, sort_keys=True, separators=(",", ":")).encode()
 
     def document(self) -> bytes:
@@ -262,11 +345,16 @@ class Checkpoint:
             time = dt.datetime.fromisoformat(content["time"])
             if time.tzinfo is None:
                 raise CheckpointUnreadable("checkpoint time without a zone")
+            refused = tuple(
+                (int(stripe), str(reason), int(sequence))
+                for stripe, reason, sequence in content.get("refused", ())
+            )
             return cls(
                 time=time,
                 key_id=str(content["key_id"]),
                 heads=heads,
                 signature=base64.b64decode(content.get("signature", ""), validate=True),
+                refused=refused,
             )
         except CheckpointUnreadable:
             raise
@@ -296,10 +384,15 @@ class CheckpointSigner:
     def public_key(self) -> Ed25519PublicKey:
         return self._private_key.public_key()
 
-    def sign(self, heads: Sequence[StripeHead], time: dt.datetime) -> Checkpoint:
-        unsigned = Checkpoint(time=time, key_id=self.key_id, heads=tuple(heads))
+    def sign(
+        self,
+        heads: Sequence[StripeHead],
+        time: dt.datetime,
+        refused: Sequence[tuple[int, str, int]] = (),
+    ) -> Checkpoint:
+        unsigned = Checkpoint(time, self.key_id, tuple(heads), refused=tuple(refused))
         signature = self._private_key.sign(unsigned.payload())
-        return Checkpoint(unsigned.time, unsigned.key_id, unsigned.heads, signature)
+        return Checkpoint(time, self.key_id, unsigned.heads, signature, unsigned.refused)
 
 
 def public_key_pem(key: Ed25519PublicKey) -> bytes:
@@ -420,8 +513,16 @@ class AccessLogTrust:
     store: CheckpointStore | None = None
     checkpoint_every_entries: int = 10_000
     checkpoint_every_seconds: float = 300.0
+    # The time source of verification's CHECKPOINTS_MISSING rule, and when this process
+    # started (an empty store is a problem only once it has been up for an interval).
+    clock: Callable[[], dt.datetime] = field(default=lambda: dt.datetime.now(dt.UTC))
+    started: dt.datetime | None = None
+    # The (stripe, known sequence) of rolled-back stripes whose refusal this process signed.
+    refusals_published: set[tuple[int, int]] = field(default_factory=set)
 
     def __post_init__(self) -> None:
+        if self.started is None:
+            self.started = self.clock()
         if (self.signer is None) != (self.store is None):
             raise AccessLogKeyError("checkpoints need both a signing key and a store")
         if self.signer is not None:

@@ -6,6 +6,13 @@ this process has appended ``checkpoint_every_entries`` more entries, and on dema
 (``identity checkpoint-access-log``). Before signing, each head row is checked against the
 entry it points at and that entry's keyed link: a head the process cannot vouch for is not
 signed (the refusal is logged with the stripe and the reason, never an entry's content).
+
+A head is also refused (``HEAD_ROLLED_BACK``) when it does not extend what is known of its
+stripe: the previous checkpoint's position must still hold the hash it signed, and the head
+may not be below (or at the same sequence as, with another hash) the highest head this
+process saw committed. That refusal is itself signed and published (a checkpoint with no
+heads and a ``refused`` list), so that ``VerifyAccessLog`` reports it from then on: a rolled
+back stripe is never built on, and never signed into looking intact.
 """
 
 from __future__ import annotations
@@ -15,8 +22,15 @@ import logging
 import threading
 from collections.abc import Callable
 
-from identity.access_log import LEGACY_KEY_ID, AccessLogTrust, StripeHead
-from identity.models import GENESIS_HASH, AccessLogEntry, AccessLogHead, chain_hash
+from identity.access_log import (
+    HEAD_ROLLED_BACK,
+    LEGACY_KEY_ID,
+    AccessLogTrust,
+    Checkpoint,
+    CheckpointUnreadable,
+    StripeHead,
+)
+from identity.models import GENESIS_HASH, MAX_LOG_STRIPES, AccessLogEntry, AccessLogHead, chain_hash
 from identity.unit_of_work import UnitOfWork
 
 log = logging.getLogger("identity.access_log")
@@ -25,10 +39,11 @@ log = logging.getLogger("identity.access_log")
 class CheckpointRefused(RuntimeError):
     """A stripe head that does not match its entry; nothing was signed."""
 
-    def __init__(self, stripe: int, reason: str) -> None:
+    def __init__(self, stripe: int, reason: str, known: int = 0) -> None:
         super().__init__(f"stripe {stripe}: {reason}")
         self.stripe = stripe
         self.reason = reason
+        self.known = known
 
 
 def _head_problem(trust: AccessLogTrust, head: AccessLogHead, entry: AccessLogEntry | None) -> str:
@@ -49,16 +64,66 @@ def _head_problem(trust: AccessLogTrust, head: AccessLogHead, entry: AccessLogEn
     return "" if computed == entry.entry_hash else "ENTRY_ALTERED"
 
 
+def latest_checkpoint(trust: AccessLogTrust) -> Checkpoint | None:
+    """The newest stored checkpoint with heads that parses and is signed by a known key."""
+    if trust.store is None:
+        return None
+    for stored in reversed(list(trust.store.stored())):
+        try:
+            checkpoint = Checkpoint.parse(stored.data)
+        except CheckpointUnreadable:
+            continue
+        if checkpoint.heads and trust.public_keys.problem(checkpoint) is None:
+            return checkpoint
+    return None
+
+
 def current_heads(trust: AccessLogTrust, uow_factory: Callable[[], UnitOfWork]) -> list[StripeHead]:
     """Every stripe's head, each checked against the entry it points at."""
+    previous = latest_checkpoint(trust)
+    signed = {h.stripe: h for h in previous.heads} if previous else {}
+    seen = {stripe: trust.chain.known(stripe) for stripe in range(MAX_LOG_STRIPES)}
     with uow_factory() as uow:
         result = []
         for head, entry in uow.repo.log_heads_with_entries():
             problem = _head_problem(trust, head, entry)
             if problem:
                 raise CheckpointRefused(head.id, problem)
+            before = signed.get(head.id)
+            if (
+                before is not None
+                and before.sequence > 0
+                and (
+                    before.sequence > head.last_sequence
+                    or uow.repo.log_entry_hash(head.id, before.sequence) != before.head
+                )
+            ):
+                raise CheckpointRefused(head.id, HEAD_ROLLED_BACK, before.sequence)
             result.append(StripeHead(head.id, head.last_sequence, head.last_hash))
+    for stripe_head in result:
+        stripe = stripe_head.stripe
+        if trust.chain.check(stripe, stripe_head.sequence, stripe_head.head, seen.get(stripe)):
+            known = trust.chain.tampered().get(stripe_head.stripe, 0)
+            raise CheckpointRefused(stripe_head.stripe, HEAD_ROLLED_BACK, known)
     return result
+
+
+def _publish_refusal(
+    trust: AccessLogTrust, refused: CheckpointRefused, clock: Callable[[], dt.datetime]
+) -> None:
+    """Signs and publishes the refusal of a rolled-back stripe (once per stripe and known
+    sequence in this process), so that verification reports it."""
+    assert trust.signer is not None and trust.store is not None
+    key = (refused.stripe, refused.known)
+    if key in trust.refusals_published:
+        return
+    alarm = trust.signer.sign((), clock(), [(refused.stripe, refused.reason, refused.known)])
+    name = trust.store.publish(alarm)
+    trust.refusals_published.add(key)
+    log.error(
+        "access_log_checkpoint_refusal_published",
+        extra={"checkpoint": name, "stripe": refused.stripe, "reason": refused.reason},
+    )
 
 
 def publish_checkpoint(
@@ -78,6 +143,8 @@ def publish_checkpoint(
             "access_log_checkpoint_refused",
             extra={"stripe": refused.stripe, "reason": refused.reason},
         )
+        if refused.reason == HEAD_ROLLED_BACK:
+            _publish_refusal(trust, refused, clock)
         raise
     if unless_heads is not None and heads == unless_heads:
         return None

@@ -20,6 +20,17 @@ Reasons, per stripe:
 * ``STRIPE_TRUNCATED``: the same, with no entry left in the stripe.
 * ``HEAD_MISMATCH``: the stripe's head row does not point at its last entry.
 * ``HEAD_MISSING``: a checkpoint names a stripe whose head row is gone.
+* ``HEAD_ROLLED_BACK``: the stripe's head went back or forked from a head identity saw
+  committed (a signed refusal in the store, or this process's own memory); ``sequence`` is
+  the highest position identity knew. Entries cut after the last checkpoint show here.
+* ``PEPPER_KEYED_ENTRY``: with dedicated chain keys configured, an entry under the key
+  derived from the pepper after entries under a dedicated key, or that no signed
+  checkpoint covers (the pepper is not secret enough to protect a chain).
+* ``CHECKPOINTS_MISSING`` (no stripe unless one is named): a checkpoint store is configured
+  but entries are not covered by any checkpoint although the newest one is older than the
+  checkpoint interval plus :data:`CHECKPOINT_SLACK`, or the store holds no checkpoint at all
+  while the log has entries and identity has been up longer than one interval (checkpoints
+  deleted, or the publisher failing).
 
 Per checkpoint (no stripe): ``CHECKPOINT_UNREADABLE``, ``CHECKPOINT_KEY_UNKNOWN``,
 ``CHECKPOINT_SIGNATURE_INVALID``.
@@ -32,6 +43,8 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from identity.access_log import (
+    DERIVED_KEY_ID,
+    HEAD_ROLLED_BACK,
     LEGACY_KEY_ID,
     AccessLogTrust,
     Checkpoint,
@@ -48,6 +61,8 @@ from identity.models import (
 from identity.repository import IdentityRepository
 
 VERIFY_CHUNK = 5000
+# How late a checkpoint may be beyond its interval before its absence is a problem.
+CHECKPOINT_SLACK = dt.timedelta(seconds=60)
 
 
 @dataclass(frozen=True)
@@ -83,8 +98,13 @@ class _Positions:
     )
     verified: int = 0
     latest: dt.datetime | None = None
+    refused: list[Problem] = field(default_factory=list)
 
     def add(self, name: str, checkpoint: Checkpoint) -> None:
+        for stripe, reason, sequence in checkpoint.refused:
+            self.refused.append(Problem(reason, stripe, sequence, checkpoint=name))
+        if not checkpoint.heads:
+            return  # a signed refusal, not a checkpoint of heads
         self.verified += 1
         if self.latest is None or checkpoint.time > self.latest:
             self.latest = checkpoint.time
@@ -121,12 +141,22 @@ class _StripeWalk:
     signed: dict[int, list[tuple[str, str]]]
     checked: int = 0
     legacy: int = 0
+    last: int = 0
+    keyed: bool = False
+    dedicated: bool = False
+
+    @property
+    def covered(self) -> int:
+        """The highest position a checkpoint signed."""
+        if self._covered < 0:
+            self._covered = max(self.signed, default=0)
+        return self._covered
+
+    _covered: int = -1
 
     def walk(self, repo: IdentityRepository, head: AccessLogHead | None) -> list[Problem]:
         """Walks the stripe from its first entry; stops at the first broken link."""
         previous, expected, after = GENESIS_HASH, 1, 0
-        covered = max(self.signed, default=0)
-        keyed = False
         while chunk := repo.access_log_chunk(self.stripe, after, VERIFY_CHUNK):
             for entry in chunk:
                 self.checked += 1
@@ -134,22 +164,9 @@ class _StripeWalk:
                     return self._fault("SEQUENCE_GAP", entry)
                 if entry.previous_hash != previous:
                     return self._fault("LINK_BROKEN", entry)
-                canonical = entry.canonical()
-                computed: str | None
-                if entry.key_id == LEGACY_KEY_ID:
-                    if keyed:
-                        return self._fault("UNKEYED_ENTRY", entry)
-                    if entry.sequence > covered:
-                        return self._fault("UNANCHORED_LEGACY_ENTRY", entry)
-                    computed = chain_hash(previous, canonical)
-                    self.legacy += 1
-                else:
-                    keyed = True
-                    computed = self.keyring.link(
-                        entry.key_id, self.stripe, entry.sequence, previous, canonical
-                    )
-                    if computed is None:
-                        return self._fault("UNKNOWN_KEY", entry)
+                computed = self._link(entry, previous)
+                if computed.startswith("!"):
+                    return self._fault(computed[1:], entry)
                 if computed != entry.entry_hash:
                     return self._fault("ENTRY_ALTERED", entry)
                 for signed_head, name in self.signed.get(entry.sequence, ()):
@@ -157,7 +174,29 @@ class _StripeWalk:
                         return self._fault("CHECKPOINT_MISMATCH", entry, name)
                 previous, expected = entry.entry_hash, expected + 1
             after = chunk[-1].sequence
+        self.last = expected - 1
         return self._end(head, expected - 1, previous)
+
+    def _link(self, entry: AccessLogEntry, previous: str) -> str:
+        """The entry's link under its key, or ``!REASON`` when its key is not acceptable."""
+        canonical, covered = entry.canonical(), self.covered
+        if entry.key_id == LEGACY_KEY_ID:
+            if self.keyed:
+                return "!UNKEYED_ENTRY"
+            if entry.sequence > covered:
+                return "!UNANCHORED_LEGACY_ENTRY"
+            self.legacy += 1
+            return chain_hash(previous, canonical)
+        if entry.key_id == DERIVED_KEY_ID and self.keyring.dedicated:
+            # Never written once dedicated keys are configured: accepted only as a stripe's
+            # first entries from before, under a signed checkpoint.
+            if self.dedicated or entry.sequence > covered:
+                return "!PEPPER_KEYED_ENTRY"
+        else:
+            self.dedicated = True
+        self.keyed = True
+        computed = self.keyring.link(entry.key_id, self.stripe, entry.sequence, previous, canonical)
+        return "!UNKNOWN_KEY" if computed is None else computed
 
     def _fault(self, reason: str, entry: AccessLogEntry, checkpoint: str = "") -> list[Problem]:
         return [Problem(reason, self.stripe, entry.sequence, entry.id, checkpoint)]
@@ -187,13 +226,20 @@ def verify(repo: IdentityRepository, trust: AccessLogTrust) -> Verification:
     positions = _read_checkpoints(trust, problems)
     repo.snapshot()
     heads = {head.id: head for head in repo.log_heads()}
+    problems.extend(positions.refused)
     checked = legacy = 0
+    uncovered: list[int] = []
     stripes = set(heads) | set(positions.by_stripe) | set(range(MAX_LOG_STRIPES))
     for stripe in sorted(stripes):
-        walk = _StripeWalk(stripe, trust.chain.keyring, positions.by_stripe.get(stripe, {}))
+        signed = positions.by_stripe.get(stripe, {})
+        walk = _StripeWalk(stripe, trust.chain.keyring, signed)
         problems.extend(walk.walk(repo, heads.get(stripe)))
         checked += walk.checked
         legacy += walk.legacy
+        if walk.last > max(signed, default=0):
+            uncovered.append(stripe)
+    problems.extend(_rolled_back(trust, positions))
+    problems.extend(_checkpoints_missing(trust, positions, uncovered, checked))
     entry_ids = [p.entry_id for p in problems if p.entry_id]
     return Verification(
         intact=not problems,
@@ -206,3 +252,31 @@ def verify(repo: IdentityRepository, trust: AccessLogTrust) -> Verification:
         latest_checkpoint_time=positions.latest,
         checkpoint_store=trust.checkpoints,
     )
+
+
+def _rolled_back(trust: AccessLogTrust, positions: _Positions) -> list[Problem]:
+    """Stripes this process found rolled back (unless a signed refusal names them). The
+    heads verification read are not compared here: its snapshot may be older than what this
+    process committed since."""
+    reported = {(p.stripe, p.sequence) for p in positions.refused}
+    return [
+        Problem(HEAD_ROLLED_BACK, stripe, known)
+        for stripe, known in sorted(trust.chain.tampered().items())
+        if (stripe, known) not in reported
+    ]
+
+
+def _checkpoints_missing(
+    trust: AccessLogTrust, positions: _Positions, uncovered: list[int], entries: int
+) -> list[Problem]:
+    """Checkpoints that should be in the store but are not (see CHECKPOINTS_MISSING)."""
+    if trust.store is None or not entries:
+        return []
+    now = trust.clock()
+    interval = dt.timedelta(seconds=trust.checkpoint_every_seconds)
+    if positions.latest is None:
+        started = trust.started or now
+        return [Problem("CHECKPOINTS_MISSING")] if now - started > interval else []
+    if now - positions.latest <= interval + CHECKPOINT_SLACK:
+        return []
+    return [Problem("CHECKPOINTS_MISSING", stripe) for stripe in uncovered]

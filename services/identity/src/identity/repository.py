@@ -129,11 +129,12 @@ class _PgAppend:
     ) -> tuple[int, str]:
         """Where the stripe's head is now, once its current writer (if any) committed; in a
         transaction its row stays locked until commit."""
+        seen = self.chain.known(self.stripe)
         found = run(_PG_HEAD_SQL, (self.stripe,))
         if found is None:
             raise RuntimeError("access_log_head is missing; run the migrations")
         head = (int(found[0]), str(found[1]))
-        self.chain.moved(self.stripe, *head)
+        self.chain.moved(self.stripe, *head, seen=seen)
         return head
 
     def locked(
@@ -354,6 +355,10 @@ class IdentityRepository(Repository):
         head = chain.head(stripe) or append.read_head(self._first_row)
         outcome = append.attempt(self._first_row, head)
         if not isinstance(outcome, _Moved):
+            if outcome is not None and self._driver_engine is not None:
+                # The autocommit unit of work: the entry is committed, so the stripe's
+                # head may never be found below it again (LogChain.check).
+                chain.committed(stripe, outcome.sequence, outcome.entry_hash)
             return outcome
         chain.forget(stripe)
         if self._driver_engine is None:
@@ -366,6 +371,8 @@ class IdentityRepository(Repository):
 
             outcome = append.locked(run)
             connection.commit()
+            if outcome is not None:
+                chain.committed(stripe, outcome.sequence, outcome.entry_hash)
             return outcome
 
     def _append_log_orm(
@@ -405,6 +412,14 @@ class IdentityRepository(Repository):
 
     def log_heads(self) -> Sequence[AccessLogHead]:
         return self.session.scalars(select(AccessLogHead).order_by(AccessLogHead.id)).all()
+
+    def log_entry_hash(self, stripe: int, sequence: int) -> str | None:
+        """The hash of the stripe's entry at ``sequence``, None when there is none."""
+        return self.session.scalar(
+            select(AccessLogEntry.entry_hash).where(
+                (AccessLogEntry.stripe == stripe) & (AccessLogEntry.sequence == sequence)
+            )
+        )
 
     def log_heads_with_entries(self) -> list[tuple[AccessLogHead, AccessLogEntry | None]]:
         """Every stripe's head row with the entry it points at (if any), in one statement,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 from outcomes import errors
@@ -54,6 +55,17 @@ def organisation_of(principal: Principal) -> str:
 def refuse_insurer(principal: Principal) -> None:
     if principal.has_role(INSURER):
         raise errors.InsurerNoPatientData("insurers receive aggregates only")
+
+
+# Amounts, counts and rates a caller sends: at most 10^15 (a quadrillion euro) and, when not
+# zero, at least 10^-6, so that the financing and SROI formulas stay far inside the range of
+# a Decimal (beyond it they raised Overflow, which was INTERNAL).
+MAX_AMOUNT = Decimal("1e15")
+MIN_AMOUNT = Decimal("1e-6")
+
+
+def amount_in_range(value: Decimal) -> bool:
+    return value.is_finite() and (value == 0 or MIN_AMOUNT <= abs(value) <= MAX_AMOUNT)
 
 
 def check_period(

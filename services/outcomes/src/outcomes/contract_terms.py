@@ -5,16 +5,20 @@ financing model with its parameters, and the nine principles of seed 004 appendi
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from outcomes.base import check_period
+from outcomes.base import amount_in_range, check_period
 from outcomes.models import FinancingModel, SourceKind
 from outcomes.unit_of_work import UnitOfWork
 from servicekit import names
 from servicekit.errors import Violations
+
+# A target or floor is a score: a percentage, or events per 100 patient-years.
+MAX_SCORE = 100_000
 
 PRINCIPLES = (
     "scope",
@@ -63,8 +67,12 @@ def decimal_field(
     except InvalidOperation:
         v.add(field_name, "a decimal number", "INVALID_DECIMAL")
         return
-    if not amount.is_finite() or amount < 0 or (rate and amount > 1):
-        v.add(field_name, "between 0 and 1" if rate else "not negative", "INVALID_DECIMAL")
+    if not amount_in_range(amount) or amount < 0 or (rate and amount > 1):
+        v.add(
+            field_name,
+            "between 0 and 1" if rate else "0, or between 1e-6 and 1e15",
+            "INVALID_DECIMAL",
+        )
 
 
 def validate_contract(contract_id: str, data: ContractInput, v: Violations) -> None:
@@ -147,6 +155,9 @@ def contract_indicators(
         definition = record.definition
         if not item.sources or len(set(item.sources)) != len(item.sources):
             v.add(f"{prefix}.agreed_sources", "at least one, each once", "AGREED_SOURCES_REQUIRED")
+        for name, number in (("target", item.target), ("floor", item.floor)):
+            if not math.isfinite(number) or not 0 <= number <= MAX_SCORE:
+                v.add(f"{prefix}.{name}", f"a number from 0 to {MAX_SCORE}", "INVALID_NUMBER")
         if item.floor > item.target and definition.get("direction") != "lower_is_better":
             v.add(f"{prefix}.floor", "must not exceed the target", "INVALID_FLOOR")
         if model == FinancingModel.PAY_FOR_PERFORMANCE:

@@ -12,6 +12,7 @@ from typing import Any
 from carenet.outcomes.v1 import outcomes_pb2 as pb
 from carenet.outcomes.v1 import outcomes_service_pb2 as rpc
 from outcomes import financing, ingest, models, patients, service
+from outcomes.base import amount_in_range
 from servicekit import enums, names
 from servicekit.errors import Violations
 from servicekit.timestamps import MAX_NANOS, MAX_SECONDS, MIN_SECONDS, from_request, to_proto
@@ -81,8 +82,8 @@ def decimal_value(text: str, field: str, v: Violations, default: str = "0") -> D
     except InvalidOperation:
         v.add(field, "a decimal number", "INVALID_DECIMAL")
         return Decimal(0)
-    if not value.is_finite():
-        v.add(field, "a finite decimal number", "INVALID_DECIMAL")
+    if not amount_in_range(value):
+        v.add(field, "0, or between 1e-6 and 1e15 (either sign)", "INVALID_DECIMAL")
         return Decimal(0)
     return value
 

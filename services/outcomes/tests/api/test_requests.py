@@ -374,3 +374,67 @@ def test_a_period_outside_1900_to_2200_is_invalid_argument(
     fail = _fails(lambda: call(stub, start, end))
     assert (fail.code, fail.reason) == (grpc.StatusCode.INVALID_ARGUMENT, "INVALID_PERIOD")
     assert field in fail.field_violations
+
+
+# ----------------------------------------------------------------- numbers out of range
+
+
+def test_numbers_no_formula_can_hold_are_invalid_argument_naming_the_field(
+    stub: rpc_grpc.OutcomesServiceStub, admin: Metadata
+) -> None:
+    """A NaN target was stored, and amounts such as 1e999999 made the financing and SROI
+    formulas overflow (INTERNAL)."""
+    nan = contract("ins-vgz")
+    nan.indicators[0].target = float("nan")
+    fail = _fails(
+        lambda: stub.CreateContract(
+            rpc.CreateContractRequest(contract_id="nan-c", contract=nan), metadata=admin
+        )
+    )
+    assert (fail.code, fail.reason) == (grpc.StatusCode.INVALID_ARGUMENT, "INVALID_NUMBER")
+    assert fail.field_violations == ("contract.indicators[0].target",)
+    huge = contract("ins-vgz")
+    huge.indicators[0].payment = "1e999999"
+    fail = _fails(
+        lambda: stub.CreateContract(
+            rpc.CreateContractRequest(contract_id="huge-c", contract=huge), metadata=admin
+        )
+    )
+    assert (fail.reason, fail.field_violations) == (
+        "INVALID_DECIMAL",
+        ("contract.indicators[0].payment",),
+    )
+    fail = _fails(
+        lambda: stub.RecordCosts(
+            rpc.RecordCostsRequest(
+                parent="contracts/req-vgz",
+                cost_record=pb.CostRecord(
+                    period_start=START, period_end=END, actual_cost="1e999999"
+                ),
+            ),
+            metadata=admin,
+        )
+    )
+    assert (fail.reason, fail.field_violations) == (
+        "INVALID_DECIMAL",
+        ("cost_record.actual_cost",),
+    )
+    sroi = rpc.CalculateSroiRequest(
+        investments=[rpc.SroiInvestment(stakeholder="a", amount="1e-999999")],
+        outcomes=[
+            rpc.SroiOutcome(
+                stakeholder="s",
+                quantity="1e999999",
+                financial_proxy="1e999999",
+                duration_years=50,
+            )
+        ],
+        discount_rate="0.5",
+    )
+    fail = _fails(lambda: stub.CalculateSroi(sroi, metadata=admin))
+    assert fail.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert set(fail.field_violations) >= {
+        "investments[0].amount",
+        "outcomes[0].quantity",
+        "outcomes[0].financial_proxy",
+    }

@@ -52,6 +52,7 @@ from servicekit.auth import Principal
 from servicekit.errors import Violations
 
 PROTECTION_RULE = "strata-v2"
+MAX_VERSION = 2**31 - 1
 
 __all__ = [
     "PRINCIPLES",
@@ -117,6 +118,8 @@ def load_definitions(deps: Deps, definitions: Sequence[indicators.Definition] | 
 def get_definition(
     deps: Deps, principal: Principal, code: str, version: int
 ) -> IndicatorDefinitionRecord:
+    if not 1 <= version <= MAX_VERSION:  # no stored version can have it (an int column)
+        raise errors.IndicatorNotFound("indicator definition not found")
     with deps.uow() as uow:
         record = uow.repo.definition(code, version)
         if record is None:

@@ -438,3 +438,15 @@ def test_numbers_no_formula_can_hold_are_invalid_argument_naming_the_field(
         "outcomes[0].quantity",
         "outcomes[0].financial_proxy",
     }
+
+
+def test_an_indicator_version_no_column_can_hold_is_not_found(
+    stub: rpc_grpc.OutcomesServiceStub, admin: Metadata
+) -> None:
+    """A version beyond a PostgreSQL integer made the query fail (INTERNAL)."""
+    for version in ("2147483648", "99999999999999999999", "0"):
+        request = rpc.GetIndicatorDefinitionRequest(
+            name=f"indicators/DM2_HBA1C_MEASURED/versions/{version}"
+        )
+        fail = _fails(functools.partial(stub.GetIndicatorDefinition, request, metadata=admin))
+        assert (fail.code, fail.reason) == (grpc.StatusCode.NOT_FOUND, "INDICATOR_NOT_FOUND")

@@ -51,7 +51,9 @@ from .table import Row
 ABSENT = "nx-no-such-patient"
 STALE_CARE_PLAN_ETAG = 'W/"999"'
 STALE_ETAG = "stale-etag"
-EMERGENCY_REASON = "patient unconscious at the emergency department, no history"
+EMERGENCY_REASON = (
+    "unconscious-patient: patient unconscious at the emergency department, no history"
+)
 VAGUE_EMERGENCY_REASON = "urgent"
 
 

@@ -51,9 +51,10 @@ from carenet.outcomes.v1 import outcomes_pb2 as oc
 from carenet.outcomes.v1 import outcomes_service_pb2 as oc_rpc
 from carenet.referral.v1 import referral_pb2 as rf
 from carenet.referral.v1 import referral_service_pb2 as rf_rpc
+from servicekit.auth import Principal
 from testkit.fixtures import Tokens
 
-from .personas import FOREIGN, PERSONAS, PRACTICE, REQUESTER_ORGANISATIONS, Persona
+from .personas import FOREIGN, HOME, PERSONAS, PRACTICE, REQUESTER_ORGANISATIONS, Persona
 from .servers import Platform
 
 ON_BEHALF_OF = "x-carenet-on-behalf-of"
@@ -230,7 +231,11 @@ class Facts:
     ) -> id_pb.Consent:
         """A consent the practice's GP records for the patient: data of organisations of
         type ``holder`` (GP practices) in ``category`` to organisations of type
-        ``requester``."""
+        ``requester``. One that opens data to GP practices, the practice's own type, only
+        the patient may record (identity.consents): the table's patients have no app
+        account, so it is recorded as the patient in the identity process."""
+        if requester == "GP_PRACTICE":
+            return self._patient_consent(records, category, requester, holder, withdraw)
         created: id_pb.Consent = self.identity.CreateConsent(
             id_rpc.CreateConsentRequest(
                 parent=records.name,
@@ -255,6 +260,38 @@ class Facts:
                 timeout=TIMEOUT,
             )
         return created
+
+    def _patient_consent(
+        self, records: PatientRecords, category: int, requester: str, holder: str, withdraw: bool
+    ) -> id_pb.Consent:
+        from identity import consents, service
+        from identity.models import DataCategory, OrganisationType
+
+        patient = Principal(
+            subject=f"patient-of-{records.id}",
+            client_id="carenet-patient-app",
+            organisation="",
+            care_group=f"organisations/{HOME}",
+            roles=frozenset({"patient"}),
+            patient=records.name,
+        )
+        deps = self.platform.identity.deps
+        consent = consents.create_consent(
+            deps,
+            patient,
+            records.id,
+            service.ConsentInput(
+                data_category=DataCategory(
+                    _kebab(id_pb.DataCategory.Name(category), "DATA_CATEGORY_")  # type: ignore[arg-type]
+                ),
+                record_holder_type=OrganisationType(_kebab(holder)),
+                requester_type=OrganisationType(_kebab(requester)),
+                start_time=LONG_AGO,
+            ),
+        )
+        if withdraw:
+            consent = consents.withdraw_consent(deps, patient, records.id, consent.id)
+        return id_pb.Consent(name=f"{records.name}/consents/{consent.id}")
 
     def records_of_practice(self, records: PatientRecords) -> None:
         """What the practice holds: care plan, two referrals, DM2 enrolment, a measurement,
@@ -405,6 +442,11 @@ class Facts:
         if records:
             self.records_of_practice(patient)
         return patient
+
+
+def _kebab(name: str, prefix: str = "") -> str:
+    """``DATA_CATEGORY_CARE_PLAN`` -> ``care-plan``: a proto enum name as identity's value."""
+    return name.removeprefix(prefix).lower().replace("_", "-")
 
 
 def enrolment_request(patient_id: str) -> oc_rpc.CreateEnrolmentRequest:

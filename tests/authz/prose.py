@@ -162,12 +162,14 @@ CALLS = {
     "identity.ListCareRelationships": "`sees`: `all` of the patient's relationships, or "
     "which of them: the caller's `own` organisation's, the `coordinating` practice's.",
     "identity.CreateConsent": "A consent that counts for nothing in the table (measurements "
-    "to insurers).",
+    "to insurers). Only the patient and the coordinating practice record consent: another "
+    "organisation with a relationship gets `CONSENT_RECORDER_NOT_ALLOWED`.",
     "identity.GetConsent": "",
     "identity.ListConsents": "",
     "identity.ListConsentEvents": "",
     "identity.WithdrawConsent": "With a stale etag: a permitted caller gets `ABORTED "
-    "ETAG_MISMATCH` and nothing is withdrawn.",
+    "ETAG_MISMATCH` and nothing is withdrawn. Only the patient and the coordinating practice "
+    "withdraw consent: another organisation gets `CONSENT_RECORDER_NOT_ALLOWED`.",
     "identity.Authorize": "Called by the caller for itself: may it read the care plan the "
     "practice holds. Cases: `emergency` / `vague-emergency` add an emergency reason that is a "
     "real one / that is not; `measurements-no-holder` asks about measurements without naming "

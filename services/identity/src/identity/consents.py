@@ -1,19 +1,25 @@
 """Consent (after Mitz): recording, reading and withdrawing a patient's consent choices.
 
-The patient manages their own consent; a clinician with a care relationship may record and
-read it for the patient; every other role is refused. Each access is logged, the refused
-ones too, so the patient sees who asked. A patient the caller cannot see is refused the same
-way whether it exists or not: the access is decided and logged first, and only a caller who
-may see the patient's consents learns that a consent does not exist (NOT_FOUND).
+The patient manages their own consent. A clinician with a care relationship may read it;
+only a clinician of the patient's coordinating practice may record or withdraw it for the
+patient (on the patient's instruction), and never a consent that opens data to the
+clinician's own organisation (CONSENT_RECORDER_NOT_ALLOWED); every other role is refused.
+Each access is logged, the refused ones too, so the patient sees who asked. A patient the
+caller cannot see is refused the same way whether it exists or not: the access is decided
+and logged first, and only a caller who may see the patient's consents learns that a
+consent does not exist (NOT_FOUND).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Callable
 
 from identity import errors
 from identity.models import Action, Consent, ConsentEvent, DataCategory, Patient
+from identity.policy import Answer, Basis, Decision
+from identity.relationships import _coordinates
 from identity.service import (
     RECORDING_ROLES,
     ConsentInput,
@@ -21,6 +27,7 @@ from identity.service import (
     Page,
     _care_group_of,
     _decide_and_log,
+    _org_id_of,
     _page,
     _refuse,
     _refuse_unknown_patient,
@@ -43,6 +50,7 @@ def _consent_access(
     action: Action,
     event: str,
     now: dt.datetime,
+    refine: Refine | None = None,
 ) -> Patient:
     """Decides and logs the access; returns the patient, or raises PERMISSION_DENIED (after
     committing the log entry). ``patient`` None: identity does not know it in the caller's
@@ -64,8 +72,53 @@ def _consent_access(
         _refuse_unknown_patient(
             deps, uow, principal, patient_id, DataCategory.CONSENT, action, event, now
         )
-    _decide_and_log(deps, uow, principal, patient, DataCategory.CONSENT, action, event, now)
+    _decide_and_log(
+        deps,
+        uow,
+        principal,
+        patient,
+        DataCategory.CONSENT,
+        action,
+        event,
+        now,
+        refine=refine(uow, patient, now) if refine else None,
+    )
     return patient
+
+
+CONSENT_RECORDER_NOT_ALLOWED = "CONSENT_RECORDER_NOT_ALLOWED"
+Refine = Callable[[UnitOfWork, Patient, dt.datetime], Callable[[Answer], Answer]]
+
+
+def _recorder_rule(deps: Deps, principal: Principal, data: ConsentInput | None) -> Refine:
+    """Who records (``data`` given) or withdraws (None) a consent: the patient; otherwise
+    only a clinician of the patient's coordinating practice, on the patient's instruction,
+    and never a consent that would open data to the recorder's own organisation (the
+    requester naming it or its type). Anyone else the table permits is refused
+    CONSENT_RECORDER_NOT_ALLOWED."""
+
+    def rule(uow: UnitOfWork, patient: Patient, now: dt.datetime) -> Callable[[Answer], Answer]:
+        def refine(answer: Answer) -> Answer:
+            if not answer.permitted or principal.is_patient:
+                return answer
+            allowed = _coordinates(uow, principal, patient.id, now)
+            if allowed and data is not None:
+                own_id = _org_id_of(principal)
+                own = deps.directory.organisation(uow, own_id)
+                opens_to_self = data.requester_id == own_id or (
+                    not data.requester_id
+                    and own is not None
+                    and data.requester_type is not None
+                    and data.requester_type.value == own.type
+                )
+                allowed = not opens_to_self
+            if allowed:
+                return answer
+            return Answer(Decision.DENY, Basis.NONE, CONSENT_RECORDER_NOT_ALLOWED)
+
+        return refine
+
+    return rule
 
 
 def _validate_consent(uow: UnitOfWork, data: ConsentInput, care_group_id: str) -> None:
@@ -119,6 +172,7 @@ def create_consent(
             Action.CREATE,
             "CREATE_CONSENT",
             now,
+            _recorder_rule(deps, principal, data),
         )
         assert data.data_category is not None
         consent = Consent(
@@ -173,11 +227,12 @@ def _readable_consent(
     action: Action,
     event: str,
     now: dt.datetime,
+    refine: Refine | None = None,
 ) -> tuple[Patient, Consent]:
     """The consent, once the caller may see the patient's consents (the access is logged);
     NOT_FOUND only for such a caller."""
     visible = _visible_patient(uow, principal, patient_id)
-    patient = _consent_access(deps, uow, principal, visible, patient_id, action, event, now)
+    patient = _consent_access(deps, uow, principal, visible, patient_id, action, event, now, refine)
     consent = uow.repo.consent(patient.id, consent_id)
     if consent is None:
         uow.commit()
@@ -221,7 +276,15 @@ def withdraw_consent(
     now = deps.clock()
     with deps.uow() as uow:
         patient, consent = _readable_consent(
-            deps, uow, principal, patient_id, consent_id, Action.UPDATE, "WITHDRAW_CONSENT", now
+            deps,
+            uow,
+            principal,
+            patient_id,
+            consent_id,
+            Action.UPDATE,
+            "WITHDRAW_CONSENT",
+            now,
+            _recorder_rule(deps, principal, None),
         )
         if etag and etag != consent.etag:
             uow.commit()

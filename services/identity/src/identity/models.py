@@ -145,6 +145,14 @@ class CareRelationship(Base):
             postgresql_where=text("end_time IS NULL"),
             sqlite_where=text("end_time IS NULL"),
         ),
+        # One coordinating practice per patient (migration 0005).
+        Index(
+            "uq_care_relationships_one_coordinator",
+            "patient_id",
+            unique=True,
+            postgresql_where=text("kind = 'coordinating' AND end_time IS NULL"),
+            sqlite_where=text("kind = 'coordinating' AND end_time IS NULL"),
+        ),
     )
 
     id: Mapped[str] = mapped_column(String(63), primary_key=True)

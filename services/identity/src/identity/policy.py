@@ -28,9 +28,10 @@ An empty record holder means the subject's own organisation, except for measurem
 reading or updating them that does not say which one is refused, never decided as if the
 asker held them. Creating measurements (bulk ingest) records the subject's own.
 
-A real emergency reason (rules 12 and 13) has at least 15 non-blank characters and at
-least 3 distinct words of two or more letters: "unconscious at the ER" is one, "urgent",
-"x x x x x x x x" and "emergency emergency" are not.
+A real emergency reason (rules 12 and 13) names a situation of a small vocabulary and
+explains it (``unconscious-patient: admitted unconscious at the ER, no relatives``); filler
+is refused (see :mod:`identity.emergency`). Code cannot check that a reason is true: every
+emergency access is flagged in the log for the privacy officer's review, the real control.
 
 Rule 8 is the Mitz referral exception: the referral message may reach its target without a
 consent profile; any further sharing needs one. Rules 11-13 come after the normal bases, so
@@ -46,10 +47,10 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import enum
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from identity import emergency
 from identity.models import Action, ConsentTerms, DataCategory, OrgRef, RelationshipWindow
 from servicekit.auth import CLINICIAN_ROLES
 
@@ -169,15 +170,7 @@ def decide_unknown_patient(q: Question) -> Answer:
     return _deny("NO_CARE_RELATIONSHIP") if answer.permitted else answer
 
 
-EMERGENCY_REASON_MIN_CHARACTERS = 15
-EMERGENCY_REASON_MIN_WORDS = 3
-_WORD = re.compile(r"[^\W\d_]{2,}")
-
-
 def is_real_emergency_reason(reason: str) -> bool:
-    """At least 15 non-blank characters and 3 distinct words of two or more letters."""
-    characters = sum(1 for c in reason if not c.isspace())
-    words = {w.casefold() for w in _WORD.findall(reason)}
-    return (
-        characters >= EMERGENCY_REASON_MIN_CHARACTERS and len(words) >= EMERGENCY_REASON_MIN_WORDS
-    )
+    """A situation of the vocabulary and an explanation that is not filler (see
+    :mod:`identity.emergency`)."""
+    return emergency.is_real_reason(reason)

@@ -89,6 +89,15 @@ def _may_manage(
     return _coordinates(uow, principal, patient.id, now)
 
 
+def _may_appoint_coordinator(principal: Principal, patient: Patient) -> bool:
+    """Who names a patient's coordinating practice: the care group's admin only (the GP
+    practice that registers a new patient becomes it at registration). A coordinator is
+    changed by ending the current one first (the coordinator itself or the admin)."""
+    return bool(principal.roles & ADMIN_ROLES) and _care_group_of(principal) == (
+        patient.care_group_id
+    )
+
+
 def create_care_relationship(
     deps: Deps,
     principal: Principal,
@@ -130,8 +139,19 @@ def create_care_relationship(
                 "insurers have no care relationships",
                 "INSURER_NOT_ALLOWED",
             )
+        coordinating = kind is RelationshipKind.COORDINATING
+        if coordinating and org.type != OrganisationType.GP_PRACTICE:
+            raise InvalidArgument.single(
+                "care_relationship.kind",
+                "only a GP practice coordinates a patient's care",
+                "COORDINATOR_NOT_GP_PRACTICE",
+            )
         patient = _visible_patient(uow, principal, patient_id)
-        if patient is None or not _may_manage(uow, principal, patient, organisation_id, now):
+        if patient is None or not (
+            _may_appoint_coordinator(principal, patient)
+            if coordinating
+            else _may_manage(uow, principal, patient, organisation_id, now)
+        ):
             _refuse(
                 uow,
                 principal,
@@ -167,10 +187,12 @@ def create_care_relationship(
             end_time=end_time,
             create_time=now,
         )
-        existing = uow.repo.open_care_relationship(patient.id, org.id, kind.value, now)
+        # A patient has one coordinating practice, whichever organisation it is.
+        same_org = None if coordinating else org.id
+        existing = uow.repo.open_care_relationship(patient.id, same_org, kind.value, now)
         if existing is None and not uow.repo.add_care_relationship(rel):
-            existing = uow.repo.open_care_relationship(patient.id, org.id, kind.value, now)
-            assert existing is not None  # the unique index refused the row for this one
+            existing = uow.repo.open_care_relationship(patient.id, same_org, kind.value, now)
+            assert existing is not None  # a unique index refused the row for this one
         if existing is not None:
             uow.commit()  # the logged attempt
             raise errors.CareRelationshipExists(

@@ -6,7 +6,7 @@ import datetime as dt
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from sqlalchemy import Engine, bindparam, or_, select, update
+from sqlalchemy import Engine, bindparam, or_, select, true, update
 from sqlalchemy.exc import IntegrityError
 
 from identity.access_log import LogChain
@@ -224,15 +224,21 @@ class IdentityRepository(Repository):
         return self.session.scalars(query.order_by(CareRelationship.id).limit(limit)).all()
 
     def open_care_relationship(
-        self, patient_id: str, organisation_id: str, kind: str, now: dt.datetime
+        self, patient_id: str, organisation_id: str | None, kind: str, now: dt.datetime
     ) -> CareRelationship | None:
-        """The relationship of this kind between the patient and the organisation that has
-        not ended by ``now`` (open, or ending later), if there is one; the first created."""
+        """The relationship of this kind between the patient and the organisation (None: any
+        organisation) that has not ended by ``now`` (open, or ending later), if there is
+        one; the first created."""
+        same_org = (
+            CareRelationship.organisation_id == organisation_id
+            if organisation_id is not None
+            else true()
+        )
         return self.session.scalars(
             select(CareRelationship)
             .where(
                 CareRelationship.patient_id == patient_id,
-                CareRelationship.organisation_id == organisation_id,
+                same_org,
                 CareRelationship.kind == kind,
                 or_(CareRelationship.end_time.is_(None), CareRelationship.end_time > now),
             )
@@ -442,9 +448,17 @@ class IdentityRepository(Repository):
             self.session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
 
     def access_log(
-        self, *, patient_id: str | None, care_group_id: str | None, after: int, limit: int
+        self,
+        *,
+        patient_id: str | None,
+        care_group_id: str | None,
+        after: int,
+        limit: int,
+        emergency_only: bool = False,
     ) -> Sequence[AccessLogEntry]:
         query = select(AccessLogEntry).where(AccessLogEntry.id > after)
+        if emergency_only:
+            query = query.where(AccessLogEntry.emergency.is_(True))
         if patient_id is not None:
             query = query.where(AccessLogEntry.patient_id == patient_id)
         if care_group_id is not None:

@@ -7,6 +7,7 @@ of :mod:`identity.policy` and appends one access-log entry in the same transacti
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import hmac
@@ -15,7 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Generic, NoReturn, Protocol, TypeVar
 
-from identity import access_log_verify, errors, people
+from identity import access_log_verify, asking, errors, people
 from identity.access_log import AccessLogTrust
 from identity.access_log_verify import Verification
 from identity.models import (
@@ -655,6 +656,7 @@ def _decide_and_append(
     access_point: str = "",
     record_holder_id: str = "",
     referral_target_id: str = "",
+    refine: Callable[[Answer], Answer] | None = None,
 ) -> tuple[Answer, AppendedEntry]:
     """Decides on the patient's cached facts and logs the decision in one statement that
     holds only if those facts are still current; if they changed meanwhile, reads them again
@@ -677,6 +679,8 @@ def _decide_and_append(
             referral_target_id=referral_target_id,
             emergency_reason=emergency_reason,
         )
+        if refine is not None:
+            answer = refine(answer)
         entry = uow.repo.append_log(
             _log_entry(
                 event=event,
@@ -720,8 +724,12 @@ def _decide_and_log(
     action: Action,
     event: str,
     now: dt.datetime,
+    *,
+    refine: Callable[[Answer], Answer] | None = None,
 ) -> Answer:
-    """Decides, logs, and raises PERMISSION_DENIED on a denial (after committing the log)."""
+    """Decides, logs, and raises PERMISSION_DENIED on a denial (after committing the log).
+    ``refine`` may turn the table's answer into a denial before it is logged (a rule of the
+    use case on top of the table), so that the one entry logged is the real outcome."""
     answer, _ = _decide_and_append(
         deps,
         uow,
@@ -732,6 +740,7 @@ def _decide_and_log(
         action,
         now,
         event=event,
+        refine=refine,
     )
     if not answer.permitted:
         uow.commit()
@@ -753,6 +762,8 @@ def authorize(deps: Deps, caller: Principal, data: AuthorizeInput) -> AuthorizeR
     v.raise_if_any()
     assert data.data_category is not None and data.action is not None
     _check_asker(deps, caller, data)
+    data = _as_asked(caller, data)
+    assert data.data_category is not None and data.action is not None
     subject = data.subject or caller
     access_point = data.access_point or caller.client_id
     now = deps.clock()
@@ -812,6 +823,7 @@ def authorize(deps: Deps, caller: Principal, data: AuthorizeInput) -> AuthorizeR
             access_point=access_point,
             record_holder_id=data.record_holder_id,
             referral_target_id=data.referral_target_id,
+            refine=_holder_claim(deps, uow, caller, data),
         )
         uow.commit()
         return AuthorizeResult(answer, entry.id, care_group_id)
@@ -832,6 +844,42 @@ def _check_asker(deps: Deps, caller: Principal, data: AuthorizeInput) -> None:
         caller.is_service and caller.client_id == deps.referral_service_client_id
     ):
         raise errors.ContextNotTrusted("only the referral service may name a referral context")
+
+
+def _as_asked(caller: Principal, data: AuthorizeInput) -> AuthorizeInput:
+    """What is believed of a question from a caller that is not a platform service (see
+    identity.asking): its own client id as the access point, a purpose of the vocabulary
+    or none."""
+    if caller.is_service:
+        return data
+    return dataclasses.replace(
+        data, access_point=caller.client_id, purpose=asking.purpose_of(data.purpose)
+    )
+
+
+def _holder_claim(
+    deps: Deps, uow: UnitOfWork, caller: Principal, data: AuthorizeInput
+) -> Callable[[Answer], Answer] | None:
+    """For a caller that is not a platform service: a PERMIT that rests on holding the
+    record itself stands only for a category its type of organisation produces."""
+    if caller.is_service or data.data_category is None:
+        return None
+    category = data.data_category
+    own_id = _org_id_of(caller)
+    if data.record_holder_id and data.record_holder_id != own_id:
+        return None
+    own = deps.directory.organisation(uow, own_id) if own_id else None
+
+    def refine(answer: Answer) -> Answer:
+        if (
+            answer.basis is Basis.CARE_RELATIONSHIP
+            and own is not None
+            and not asking.may_hold(own.type, category)
+        ):
+            return Answer(Decision.DENY, Basis.NONE, asking.RECORD_HOLDER_NOT_PRODUCER)
+        return answer
+
+    return refine
 
 
 MAX_BATCH = 1000
@@ -865,6 +913,8 @@ def batch_authorize(
     v.raise_if_any()
     assert data.data_category is not None and data.action is not None
     _check_asker(deps, caller, data)
+    data = _as_asked(caller, data)
+    assert data.data_category is not None and data.action is not None
     subject = data.subject or caller
     access_point = data.access_point or caller.client_id
     now = deps.clock()
@@ -918,6 +968,7 @@ def batch_authorize(
                     purpose=data.purpose,
                     access_point=access_point,
                     record_holder_id=data.record_holder_id,
+                    refine=_holder_claim(deps, uow, caller, data),
                 )
             results.append(PatientDecision(patient_id, answer, entry.id))
         uow.commit()
@@ -990,9 +1041,15 @@ def register_patient(
         if org.type != OrganisationType.CARE_GROUP and not any(
             r.active_at(now) for r in uow.repo.care_relationships(patient.id, org.id)
         ):
+            # The practice coordinates only a patient nobody coordinates yet (one
+            # coordinator per patient); otherwise it treats.
             kind = (
                 RelationshipKind.COORDINATING
                 if org.type == OrganisationType.GP_PRACTICE
+                and uow.repo.open_care_relationship(
+                    patient.id, None, RelationshipKind.COORDINATING.value, now
+                )
+                is None
                 else RelationshipKind.TREATING
             )
             uow.repo.add(
@@ -1112,9 +1169,16 @@ def lookup_patient(deps: Deps, principal: Principal, bsn: str, purpose: str = ""
 
 
 def list_access_log(
-    deps: Deps, principal: Principal, patient_id: str, after: int, limit: int
+    deps: Deps,
+    principal: Principal,
+    patient_id: str,
+    after: int,
+    limit: int,
+    *,
+    emergency_only: bool = False,
 ) -> Page[AccessLogEntry]:
     """A patient lists their own entries; an auditor any in the care group. Reading is logged.
+    ``emergency_only``: only the flagged emergency accesses (the privacy officer's review).
 
     Whether the patient exists plays no part: a reader gets the entries of the caller's care
     group about that patient (none for a patient identity does not know there), anyone else
@@ -1152,7 +1216,11 @@ def list_access_log(
         if not allowed:
             raise errors.AccessDenied("access denied", reason=answer.reason)
         items = uow.repo.access_log(
-            patient_id=patient_id or None, care_group_id=care_group_id, after=after, limit=limit + 1
+            patient_id=patient_id or None,
+            care_group_id=care_group_id,
+            after=after,
+            limit=limit + 1,
+            emergency_only=emergency_only,
         )
         return _page(items, limit, lambda item: item.id)
 

@@ -493,7 +493,12 @@ class IdentityServicer(rpc_grpc.IdentityServiceServicer):
         )
         pager = Pager(request, "log", patient_id)
         page = service.list_access_log(
-            self.deps, self._caller(), patient_id, int(pager.after(0)), pager.size
+            self.deps,
+            self._caller(),
+            patient_id,
+            int(pager.after(0)),
+            pager.size,
+            emergency_only=request.emergency_only,
         )
         return rpc.ListAccessLogEntriesResponse(
             access_log_entries=[log_entry_pb(e) for e in page.items],

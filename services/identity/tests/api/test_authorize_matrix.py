@@ -34,13 +34,6 @@ ADMIN = Principal(
     care_group="organisations/cg-zuidoost",
     roles=frozenset({"care-group-admin"}),
 )
-REGISTRAR = Principal(
-    subject="matrix-gp",
-    client_id="test",
-    organisation="organisations/gp-het-anker",
-    care_group="organisations/cg-zuidoost",
-    roles=frozenset({"gp"}),
-)
 ROLES = [
     "gp",
     "practice-nurse",
@@ -133,7 +126,9 @@ def patients(identity_service_deps: service.Deps) -> dict[tuple[str, str, str], 
     result: dict[tuple[str, str, str], str] = {}
     for n, (rel, consent, tenant) in enumerate(itertools.product(RELATIONSHIPS, CONSENTS, TENANTS)):
         pid = f"m-{run}-{n}"
-        registrar = REGISTRAR if tenant == "own" else noord_gp
+        # The care group's admin registers (no relationship of its own), so that the
+        # coordinating practice below is the patient's one coordinator.
+        registrar = ADMIN if tenant == "own" else noord_gp
         service.register_patient(deps, registrar, _bsn(n * 31 + int(run, 16) % 1000), pid)
         if tenant == "own":
             relationships.create_care_relationship(

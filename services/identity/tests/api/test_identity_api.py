@@ -357,7 +357,7 @@ def test_an_emergency_access_is_permitted_for_a_clinician_and_flagged(
             patient="patients/p-0003",
             data_category=pb.DATA_CATEGORY_CARE_PLAN,
             action=pb.ACTION_READ,
-            emergency_reason="admitted unconscious at the emergency department",
+            emergency_reason="unconscious-patient: admitted unconscious at the emergency department",
         ),
         metadata=bearer(tokens.user("dr.smit")),
         timeout=5,

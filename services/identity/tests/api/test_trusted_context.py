@@ -94,7 +94,9 @@ def test_a_role_other_than_a_clinician_gets_no_emergency_access(
 ) -> None:
     # p-0003 gave none of them a basis: only the emergency could permit.
     request = _emergency(
-        "admitted unconscious at the emergency department", "p-0003", "gp-het-anker"
+        "unconscious-patient: admitted unconscious at the emergency department",
+        "p-0003",
+        "gp-het-anker",
     )
     reply = stub.Authorize(request, metadata=bearer(tokens.user(username)), timeout=5)
     assert (reply.decision, reply.reason) == (pb.DECISION_DENY, "EMERGENCY_NOT_PERMITTED")
@@ -121,7 +123,7 @@ def _find(stub: Stub, metadata: object, name: str) -> pb.AccessLogEntry:
 def test_an_emergency_access_is_flagged_where_the_patient_and_the_auditor_read_the_log(
     stub: Stub, tokens: Tokens
 ) -> None:
-    reason = "admitted unconscious at the emergency department"
+    reason = "unconscious-patient: admitted unconscious at the emergency department"
     reply = stub.Authorize(_emergency(reason), metadata=bearer(tokens.user("dr.smit")), timeout=5)
     assert (reply.decision, reply.basis, reply.emergency) == (
         pb.DECISION_PERMIT,

@@ -127,7 +127,13 @@ def test_the_referral_target_may_read_and_update_that_referral_without_consent()
 
 
 def test_a_clinician_in_an_emergency_is_permitted_and_flagged() -> None:
-    answer = decide(_q(relationships=[], consents=[], emergency_reason="unconscious at the ER"))
+    answer = decide(
+        _q(
+            relationships=[],
+            consents=[],
+            emergency_reason="unconscious-patient: brought in unconscious at the ER",
+        )
+    )
     assert (answer.decision, answer.basis, answer.emergency) == (
         Decision.PERMIT,
         Basis.EMERGENCY,

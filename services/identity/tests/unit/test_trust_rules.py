@@ -53,9 +53,9 @@ def _q(**kw: object) -> Question:
 @pytest.mark.parametrize(
     "reason",
     [
-        "unconscious at the ER",
-        "admitted unconscious at the emergency department",
-        "Bewusteloos binnengebracht op de SEH, geen contact met huisarts",
+        "unconscious-patient: brought in unconscious at the ER",
+        "life-threatening: anaphylaxis on the ward, need the allergy history",
+        "acute-care-no-consent-reachable: Bewusteloos binnengebracht op de SEH, geen familie",
     ],
 )
 def test_a_real_emergency_reason_names_what_happened(reason: str) -> None:
@@ -71,6 +71,15 @@ def test_a_real_emergency_reason_names_what_happened(reason: str) -> None:
         "x x x x x x x x x x",
         "emergency emergency emergency",
         "1234567890123456 a",
+        # No situation of the vocabulary, however well put.
+        "admitted unconscious at the emergency department",
+        "unconscious: admitted unconscious at the emergency department",
+        # A situation, and filler or too little for an explanation (the review's findings).
+        "unconscious-patient: asdf qwer zxcv uiop",
+        "unconscious-patient: aaa bbb ccc ddd eee",
+        "life-threatening: lorem ipsum dolor sit amet",
+        "life-threatening: no reason at all really",
+        "life-threatening: urgent",
     ],
 )
 def test_a_word_or_filler_is_not_a_real_emergency_reason(reason: str) -> None:
@@ -93,7 +102,7 @@ def test_a_non_clinician_claiming_an_emergency_is_told_so(role: str) -> None:
             roles=frozenset({role}),
             relationships=[],
             consents=[],
-            emergency_reason="admitted unconscious at the emergency department",
+            emergency_reason="unconscious-patient: admitted unconscious at the emergency department",
         )
     )
     assert (answer.decision, answer.reason) == (Decision.DENY, "EMERGENCY_NOT_PERMITTED")

@@ -525,9 +525,12 @@ class AuthorizeRequest(_message.Message):
     action: _identity_pb2.Action.ValueType
     purpose: _builtins.str
     emergency_reason: _builtins.str
-    """A clinician's reason for emergency access (break the glass): at least 15 non-blank
-    characters and 3 distinct words; from other roles, or too vague, the access is denied
-    (`EMERGENCY_NOT_PERMITTED`, `EMERGENCY_REASON_INSUFFICIENT`).
+    """A clinician's reason for emergency access (break the glass): `<situation>: <explanation>`,
+    the situation one of `unconscious-patient`, `life-threatening`,
+    `acute-care-no-consent-reachable`, the explanation at least 20 non-blank characters and
+    3 distinct words, not filler; from other roles, or otherwise, the access is denied
+    (`EMERGENCY_NOT_PERMITTED`, `EMERGENCY_REASON_INSUFFICIENT`). Every emergency access is
+    flagged in the access log for review.
     """
     record_holder: _builtins.str
     """The organisation that holds the record being accessed; empty means the subject's own,
@@ -758,20 +761,26 @@ class ListAccessLogEntriesRequest(_message.Message):
     PATIENT_FIELD_NUMBER: _builtins.int
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    EMERGENCY_ONLY_FIELD_NUMBER: _builtins.int
     patient: _builtins.str
     """`patients/{patient}`; empty lists the whole care group (auditors only)."""
     page_size: _builtins.int
     page_token: _builtins.str
+    emergency_only: _builtins.bool
+    """Only the flagged emergency accesses (break the glass), for the privacy officer's
+    review of each one.
+    """
     def __init__(
         self,
         *,
         patient: _builtins.str = ...,
         page_size: _builtins.int = ...,
         page_token: _builtins.str = ...,
+        emergency_only: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token", "patient", b"patient"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["emergency_only", b"emergency_only", "page_size", b"page_size", "page_token", b"page_token", "patient", b"patient"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

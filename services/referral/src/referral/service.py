@@ -39,6 +39,7 @@ from referral.access import (
     referrer_refusal,
 )
 from referral.clients import Action, IdentityClient
+from referral.duplicates import refuse_duplicate
 from referral.errors import Violations
 from referral.models import (
     OUTCOME_STATES,
@@ -1182,7 +1183,8 @@ def _after_conflict(
 ) -> ReferralView:
     """A create hit a unique key: the same request committed concurrently under this
     request_id (return it; another request under it is REQUEST_ID_REUSED), or an open
-    referral for this patient and offer exists (ALREADY_EXISTS, naming it)."""
+    referral for this patient and offer exists (ALREADY_EXISTS naming it to a caller who
+    may read it; anyone else gets what reading it would answer: referral.duplicates)."""
     request_id, fingerprint = key
     with deps.uow() as again:
         replayed = _replayed(again, principal, request_id, "CreateReferral", fingerprint)
@@ -1191,11 +1193,9 @@ def _after_conflict(
             if first is not None:
                 return _view(again, first)
         duplicate = again.repo.open_referral(patient_id, offer_id)
-    if duplicate is not None:
-        raise errors.DuplicateReferral(
-            f"an open referral exists: {duplicate.name}",
-            metadata={"existing_referral": duplicate.name},
-        ) from exc
+        if duplicate is not None:
+            # Named only to a caller who may read it (referral.duplicates).
+            raise refuse_duplicate(deps.identity, principal, patient_id, duplicate) from exc
     raise exc
 
 

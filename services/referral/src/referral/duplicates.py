@@ -1,0 +1,32 @@
+"""What a create answers when the patient already has an open referral for the offer.
+
+The open referral is the patient's data, held by the organisation that made it. A create
+names it (ALREADY_EXISTS ``DUPLICATE_OPEN_REFERRAL`` with ``existing_referral``) only to a
+caller who may read it: identity is asked the question a ``GetReferral`` of that referral
+asks (its referral context and its record holder, the referring organisation; one
+access-log entry), and the caller must be a party to it. Anyone else gets exactly what that
+``GetReferral`` answers them: identity's refusal (e.g. ``NO_CONSENT``) or
+``NOT_A_PARTY_TO_REFERRAL``, never the referral's name.
+"""
+
+from __future__ import annotations
+
+from referral import errors
+from referral.access import ask_about, enforce, party_of
+from referral.clients import Action, IdentityClient
+from referral.models import Referral
+from servicekit.auth import Principal
+
+
+def refuse_duplicate(
+    identity: IdentityClient, principal: Principal, patient_id: str, duplicate: Referral
+) -> Exception:
+    """The error a create answers for ``duplicate``; raises the read's refusal instead when
+    the caller may not read it."""
+    enforce(ask_about(identity, principal, patient_id, duplicate, Action.READ))
+    if party_of(principal, duplicate) is None:
+        return errors.NotReferralParty("not a party to this referral")
+    return errors.DuplicateReferral(
+        f"an open referral exists: {duplicate.name}",
+        metadata={"existing_referral": duplicate.name},
+    )

@@ -1,0 +1,111 @@
+"""A create names an open duplicate only to a caller who may read it: dr.devries
+(gp-het-anker) has a TREATING care relationship with a patient of gp-de-linde but no consent
+for the patient's referral data. Its create of a referral the practice already made for the
+same offer answers exactly what its GetReferral of that referral answers (NO_CONSENT), with
+no name of the existing referral, and writes nothing."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import grpc
+import pytest
+from sqlalchemy import Engine
+
+from carenet.identity.v1 import identity_pb2 as id_pb
+from carenet.identity.v1 import identity_service_pb2 as id_rpc
+from carenet.identity.v1 import identity_service_pb2_grpc as id_grpc
+from carenet.referral.v1 import referral_service_pb2 as rpc
+from carenet.referral.v1 import referral_service_pb2_grpc as rpc_grpc
+from servicekit.auth import Principal
+from testkit.fixtures import IdentityService, Tokens
+
+from .helpers import as_user, count, listed_offer, refer, status_of
+
+PATIENT = "rf-dup-visible"
+
+
+def _bsn(n: int) -> str:
+    """A 9-digit number passing the 11-test (test data; it goes to identity only)."""
+    candidate = 610_000_000 + n * 100
+    while True:
+        digits = [int(d) for d in f"{candidate:09d}"]
+        total = sum(d * w for d, w in zip(digits[:8], range(9, 1, -1), strict=True)) - digits[8]
+        if total % 11 == 0:
+            return f"{candidate:09d}"
+        candidate += 1
+
+
+@pytest.fixture(scope="module")
+def identity_stub(identity_service: IdentityService) -> Iterator[id_grpc.IdentityServiceStub]:
+    with grpc.insecure_channel(identity_service.target) as channel:
+        yield id_grpc.IdentityServiceStub(channel)
+
+
+@pytest.fixture(scope="module")
+def patient(
+    identity_service: IdentityService, identity_stub: id_grpc.IdentityServiceStub, tokens: Tokens
+) -> str:
+    """A patient of gp-de-linde (coordinating, through identity's own registration) with whom
+    gp-het-anker has a TREATING relationship and no consent."""
+    from identity import service as identity_service_use_cases
+
+    clinician = Principal(
+        subject="test-gp-de-linde",
+        client_id="referral-tests",
+        organisation="organisations/gp-de-linde",
+        care_group="organisations/cg-zuidoost",
+        roles=frozenset({"gp"}),
+    )
+    identity_service_use_cases.register_patient(
+        identity_service.deps, clinician, _bsn(7), PATIENT, request_id=f"reg-{PATIENT}"
+    )
+    identity_stub.CreateCareRelationship(
+        id_rpc.CreateCareRelationshipRequest(
+            parent=f"patients/{PATIENT}",
+            care_relationship=id_pb.CareRelationship(
+                organisation="organisations/gp-het-anker",
+                kind=id_pb.CARE_RELATIONSHIP_KIND_TREATING,
+            ),
+        ),
+        metadata=as_user(tokens, "dr.devries"),
+        timeout=10,
+    )
+    return PATIENT
+
+
+def test_a_duplicate_is_not_named_to_a_caller_who_may_not_read_it(
+    stub: rpc_grpc.ReferralServiceStub,
+    tokens: Tokens,
+    patient: str,
+    referral_engine: Engine,
+) -> None:
+    offer = listed_offer(stub, tokens, "dupvis")
+    existing = refer(stub, tokens, patient, offer)
+    devries = as_user(tokens, "dr.devries")
+
+    read = status_of(
+        lambda: stub.GetReferral(
+            rpc.GetReferralRequest(name=existing.name), metadata=devries, timeout=10
+        )
+    )
+    create = status_of(lambda: refer(stub, tokens, patient, offer, user="dr.devries"))
+
+    assert read.code == grpc.StatusCode.PERMISSION_DENIED.value[0]
+    assert create == read
+    assert existing.name.rsplit("/", 1)[-1] not in str(create)
+    assert (
+        count(referral_engine, "SELECT count(*) FROM referrals WHERE patient_id = :p", p=patient)
+        == 1
+    )
+
+
+def test_the_practice_that_may_read_the_duplicate_is_told_its_name(
+    stub: rpc_grpc.ReferralServiceStub, tokens: Tokens, patient: str
+) -> None:
+    offer = listed_offer(stub, tokens, "dupvis-own")
+    existing = refer(stub, tokens, patient, offer)
+    with pytest.raises(grpc.RpcError) as caught:
+        refer(stub, tokens, patient, offer, user="poh.bakker")
+    assert caught.value.code() == grpc.StatusCode.ALREADY_EXISTS
+    assert existing.name in str(caught.value.details())

@@ -18,6 +18,7 @@ from outcomes.unit_of_work import UnitOfWork
 from servicekit.auth import verifier_for
 from servicekit.channels import ServiceAccountTokens, open_channel
 from servicekit.db import make_engine, make_session_factory
+from servicekit.delegation import IdentityDelegations
 from servicekit.migrations import upgrade
 from testkit.database import fresh_database
 from testkit.fixtures import IdentityService
@@ -70,6 +71,7 @@ def deps(settings: Settings, engine: Engine) -> service.Deps:
         uow=lambda: UnitOfWork(sessions),
         identity=GrpcIdentityClient(channel, 10.0),
         ingest_chunk_rows=settings.ingest_chunk_rows,
+        delegations=IdentityDelegations(channel, ttl_seconds=30.0, deadline_seconds=10.0),
     )
     service.load_definitions(deps)
     return deps

@@ -13,7 +13,10 @@ holding one), which a caller would see as INTERNAL. A decoded request with a NUL
 string field (nested, repeated and map fields alike; ``bytes`` fields may hold any byte) is
 INVALID_ARGUMENT ``INVALID_CHARACTERS`` naming each such field (:func:`nul_violations`).
 Only a body that holds a zero byte at all is walked, so the common request costs one
-``bytes`` search.
+``bytes`` search. A batch whose service checks each row's strings itself and rejects a bad
+row alone (outcomes' ``IngestMeasurementsRequest``: a rejected row must not drop the rest)
+is not walked: its numbers hold zero bytes, so the walk would run on every body, and one
+bad row would refuse the whole batch.
 """
 
 from __future__ import annotations
@@ -102,9 +105,12 @@ def nul_violations(request: Message) -> list[FieldViolation]:
     ]
 
 
-def tolerant(deserializer: Deserializer | None) -> Deserializer | None:
-    """``deserializer`` returning UNDECODABLE instead of raising, and a refusal marker for a
-    request with a NUL in a string (None stays None: raw bytes)."""
+def tolerant(
+    deserializer: Deserializer | None, *, check_strings: bool = True
+) -> Deserializer | None:
+    """``deserializer`` returning UNDECODABLE instead of raising, and (unless
+    ``check_strings`` is False) a refusal marker for a request with a NUL in a string
+    (None stays None: raw bytes)."""
     if deserializer is None:
         return None
     decode = deserializer
@@ -114,7 +120,7 @@ def tolerant(deserializer: Deserializer | None) -> Deserializer | None:
             request = decode(data)
         except Exception:  # any failure to decode is the caller's malformed body
             return UNDECODABLE
-        if b"\x00" in data and isinstance(request, Message):
+        if check_strings and b"\x00" in data and isinstance(request, Message):
             violations = nul_violations(request)
             if violations:
                 return _Refused(InvalidArgument(violations))

@@ -53,12 +53,19 @@ PUBLIC_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
 
 
 def _wrap_handler(
-    handler: grpc.RpcMethodHandler[Any, Any], wrapper: Wrapper, method: str
+    handler: grpc.RpcMethodHandler[Any, Any],
+    wrapper: Wrapper,
+    method: str,
+    own_string_checks: frozenset[str] = frozenset(),
 ) -> grpc.RpcMethodHandler[Any, Any]:
     """The handler with its behaviour wrapped and its request deserializer made tolerant
-    (servicekit.decoding): an undecodable body reaches the wrapper as UNDECODABLE."""
-    deserializer = decoding.tolerant(handler.request_deserializer)
-    call = _Call(method, decoding.message_name(handler.request_deserializer), False, False)
+    (servicekit.decoding): an undecodable body reaches the wrapper as UNDECODABLE. Requests
+    whose message is in ``own_string_checks`` are not walked for NUL characters."""
+    request_type = decoding.message_name(handler.request_deserializer)
+    deserializer = decoding.tolerant(
+        handler.request_deserializer, check_strings=request_type not in own_string_checks
+    )
+    call = _Call(method, request_type, False, False)
     if handler.unary_unary:
         return grpc.unary_unary_rpc_method_handler(
             wrapper(handler.unary_unary, call),
@@ -105,8 +112,10 @@ class CallInterceptor(grpc.ServerInterceptor):
         *,
         page_token_key: bytes | None = None,
         delegations: Delegations | None = None,
+        own_string_checks: Iterable[str] = (),
     ) -> None:
         self.domain = domain
+        self.own_string_checks = frozenset(own_string_checks)
         self.verifier = verifier
         self.delegations = delegations
         self.public_prefixes = tuple(public_prefixes)
@@ -124,7 +133,7 @@ class CallInterceptor(grpc.ServerInterceptor):
             handler = continuation(details)
             if handler is None:
                 return None
-            wrapped = _wrap_handler(handler, self._wrap, method)
+            wrapped = _wrap_handler(handler, self._wrap, method, self.own_string_checks)
             self._handlers[method] = wrapped
         return wrapped
 

@@ -74,6 +74,7 @@ def create_server(
     max_workers: int = 32,
     page_token_key: str | bytes = b"",
     delegations: Delegations | None = None,
+    own_string_checks: Sequence[str] = (),
 ) -> RunningServer:
     """Builds (but does not start) a server; ``port`` 0 picks a free port.
 
@@ -82,11 +83,18 @@ def create_server(
     ``delegations`` resolves the person a delegate acts for before every call
     (servicekit.delegation): every service but identity (which resolves in its servicer)
     passes an :class:`~servicekit.delegation.IdentityDelegations`; without it a delegated
-    call keeps the client's own roles.
+    call keeps the client's own roles. ``own_string_checks`` names request messages (full
+    names) whose service checks every string itself, row by row (servicekit.decoding).
     """
     key = page_token_key.encode() if isinstance(page_token_key, str) else page_token_key
     interceptors: list[grpc.ServerInterceptor] = [
-        CallInterceptor(domain, verifier, page_token_key=key or None, delegations=delegations)
+        CallInterceptor(
+            domain,
+            verifier,
+            page_token_key=key or None,
+            delegations=delegations,
+            own_string_checks=own_string_checks,
+        )
     ]
     if tracing_configured():
         interceptors.insert(0, server_interceptor())  # type: ignore[no-untyped-call]

@@ -14,6 +14,7 @@ from outcomes.clients import IdentityClient
 from outcomes.unit_of_work import UnitOfWork
 from servicekit import names
 from servicekit.auth import Principal
+from servicekit.delegation import Delegations
 from servicekit.errors import InvalidArgument, Violations
 
 ADMIN = "care-group-admin"
@@ -31,6 +32,8 @@ class Deps:
     uow: Callable[[], UnitOfWork]
     identity: IdentityClient
     clock: Callable[[], dt.datetime] = field(default=lambda: dt.datetime.now(dt.UTC))
+    # Resolves the person a delegate (a practice's KIS) acts for, before every call.
+    delegations: Delegations | None = None
     ingest_chunk_rows: int = 5000
 
 

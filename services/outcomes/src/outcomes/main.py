@@ -16,6 +16,7 @@ from servicekit.auth import verifier_for
 from servicekit.channels import ServiceAccountTokens, open_channel
 from servicekit.cli import run_cli
 from servicekit.db import make_engine, make_session_factory
+from servicekit.delegation import IdentityDelegations
 from servicekit.logs import configure_logging
 from servicekit.server import serve as serve_forever
 from servicekit.telemetry import configure_tracing, instrument_engine
@@ -31,6 +32,11 @@ def build_deps(settings: Settings) -> Deps:
         uow=lambda: UnitOfWork(sessions),
         identity=GrpcIdentityClient(channel, settings.call_deadline_seconds),
         ingest_chunk_rows=settings.ingest_chunk_rows,
+        delegations=IdentityDelegations(
+            channel,
+            ttl_seconds=settings.delegation_cache_seconds,
+            deadline_seconds=settings.call_deadline_seconds,
+        ),
     )
 
 

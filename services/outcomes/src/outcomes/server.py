@@ -12,6 +12,8 @@ from servicekit.server import RunningServer
 from servicekit.server import create_server as build
 
 SERVICE_NAME = outcomes_service_pb2.DESCRIPTOR.services_by_name["OutcomesService"].full_name
+# IngestMeasurements checks every string of a row itself and rejects a bad row alone.
+ROW_CHECKED = (outcomes_service_pb2.IngestMeasurementsRequest.DESCRIPTOR.full_name,)
 
 
 def create_server(settings: Settings, deps: Deps, verifier: TokenVerifier) -> RunningServer:
@@ -27,4 +29,6 @@ def create_server(settings: Settings, deps: Deps, verifier: TokenVerifier) -> Ru
         verifier=verifier,
         max_workers=settings.max_workers,
         page_token_key=settings.page_token_key.get_secret_value(),
+        delegations=deps.delegations,
+        own_string_checks=ROW_CHECKED,
     )

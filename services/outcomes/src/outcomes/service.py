@@ -156,6 +156,7 @@ def create_contract(
         raise errors.RoleNotPermitted("only the care group's administrator creates contracts")
     if request_id:
         idempotency.check(request_id)
+        fingerprint = idempotency.for_person(fingerprint, principal.on_behalf_of)
     care_group = care_group_of(principal)
     v = Violations()
     validate_contract(contract_id, data, v)

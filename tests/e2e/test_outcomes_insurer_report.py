@@ -101,7 +101,14 @@ def test_the_insurer_reads_its_demo_report_and_evaluates_its_contract(
                     if not c.practice and not c.age_band and c.sex == pb.SEX_UNSPECIFIED
                 ]
                 assert {c.indicator for c in totals} >= {"DM2_HBA1C_MEASURED", "COPD_EXACERBATIONS"}
-                assert all(c.suppression == pb.SUPPRESSION_NONE for c in totals)
+                # A care-group total is published unless a count or complement it would show
+                # is 1-9 (the small-cell rule, outcomes README); a suppressed cell carries no
+                # numbers, so a zero is never a hidden count.
+                assert any(c.suppression == pb.SUPPRESSION_NONE for c in totals)
+                for cell in totals:
+                    assert cell.suppression != pb.SUPPRESSION_UNSPECIFIED
+                    if cell.suppression != pb.SUPPRESSION_NONE:
+                        assert (cell.numerator, cell.denominator) == (0, 0)
                 evaluation = stub.EvaluateContract(
                     rpc.EvaluateContractRequest(
                         contract="contracts/vgz-zuidoost-2025",

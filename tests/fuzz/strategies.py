@@ -31,6 +31,7 @@ from .values import (
 )
 
 MAX_DEPTH = 4
+ONE_IN_EIGHT = st.integers(0, 7)
 
 
 def _field_paths(descriptor: Descriptor, depth: int = 0) -> list[str]:
@@ -257,7 +258,7 @@ class MessageStrategies:
         # one oneof: nothing set (first, so that shrinking clears it) or one of its fields
         choices = [
             st.one_of(
-                st.just(_noop),
+                ABSENT,
                 *(self._setter(f, descriptor, depth, always=True) for f in oneof.fields),
             )
             for oneof in oneofs
@@ -279,11 +280,13 @@ class MessageStrategies:
             f.name: self._setter(f, descriptor, depth, always=True) for f in descriptor.fields
         }
 
+        originals = st.sampled_from(real)
+
         @st.composite
         def changed(draw: st.DrawFn) -> Message:
-            msg = cls.FromString(draw(st.sampled_from(real)))
+            msg = cls.FromString(draw(originals))
             for f in descriptor.fields:
-                if draw(st.integers(0, 7)) == 7:
+                if draw(ONE_IN_EIGHT) == 7:
                     msg.ClearField(f.name)
                     draw(changes[f.name])(msg)
             return msg
@@ -317,13 +320,15 @@ class MessageStrategies:
         if always:
             return value.map(lambda v: _set_single(f, v))
         # absent first, so that shrinking removes fields; present seven times in eight
-        return st.integers(0, 7).flatmap(
-            lambda present: value.map(lambda v: _set_single(f, v)) if present else st.just(_noop)
-        )
+        present = value.map(lambda v: _set_single(f, v))
+        return ONE_IN_EIGHT.flatmap(lambda i: present if i else ABSENT)
 
 
 def _noop(_msg: Message) -> None:
     return None
+
+
+ABSENT: st.SearchStrategy[Callable[[Message], None]] = st.just(_noop)
 
 
 def _set_single(f: FieldDescriptor, value: Any) -> Callable[[Message], None]:

@@ -5,7 +5,7 @@ property).
 
 ``CARENET_FUZZ_PROFILE`` picks the run:
 
-- ``ci`` (the default, what ``make test`` runs): 20 generated requests and 6 raw bodies per
+- ``ci`` (the default, what ``make test`` runs): 30 generated requests and 10 raw bodies per
   RPC, derandomized, so that the same examples run every time and a failure reproduces;
 - ``fuzz`` (``make fuzz``): 10,000 of each per RPC from a fresh random seed. A failure is
   shrunk to a minimal example and recorded, and fuzzing goes on in a new round (a new seed)
@@ -48,7 +48,7 @@ from .wire import raw_bodies, unknown_fields
 PROFILE = os.environ.get("CARENET_FUZZ_PROFILE", "ci")
 if PROFILE not in ("ci", "fuzz"):
     raise ValueError(f"CARENET_FUZZ_PROFILE must be ci or fuzz, not {PROFILE!r}")
-_DEFAULT_EXAMPLES = {"ci": (20, 6), "fuzz": (10_000, 10_000)}[PROFILE]
+_DEFAULT_EXAMPLES = {"ci": (30, 10), "fuzz": (10_000, 10_000)}[PROFILE]
 GENERATED_EXAMPLES = int(os.environ.get("CARENET_FUZZ_EXAMPLES") or _DEFAULT_EXAMPLES[0])
 RAW_EXAMPLES = int(
     os.environ.get("CARENET_FUZZ_RAW_EXAMPLES")

@@ -212,11 +212,14 @@ def doubles(width: int) -> st.SearchStrategy[float]:
 
 
 def _long_strings() -> st.SearchStrategy[str]:
+    """Strings longer than a field may be: just past the usual column sizes (32, 63, 64,
+    100, 128, 200, 300) as often as far beyond them (up to about 100,000 characters)."""
     unit = st.one_of(
         st.sampled_from(["a", "0", "é", "/", "patients/", "p-0001/", "\U0001f600", "%00"]),
         st.text(min_size=1, max_size=3),
     )
-    return st.builds(lambda u, n: u * n, unit, st.integers(200, 40_000))
+    repeats = st.one_of(st.integers(33, 330), st.integers(331, 40_000))
+    return st.builds(lambda u, n: u * n, unit, repeats)
 
 
 def _resource_names(corpus: Corpus) -> st.SearchStrategy[str]:

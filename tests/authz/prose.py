@@ -194,8 +194,9 @@ CALLS = {
     "`TRANSITION_NOT_ALLOWED_FOR_PARTY`.",
     "referral.WatchReferralEvents": "The events of the patient (replay only); `sees`: "
     "which referrals they were about.",
-    "careplan.CreateCarePlan": "The patient has a plan: a permitted GP or practice nurse gets "
-    "`ALREADY_EXISTS`.",
+    "careplan.CreateCarePlan": "The patient has a plan: a GP or practice nurse of the "
+    "coordinating practice who may read it gets `ALREADY_EXISTS`; any other organisation "
+    "gets `NOT_COORDINATING_PRACTICE` before anything is written.",
     "careplan.GetCarePlan": "",
     "careplan.ListCarePlanRevisions": "",
     "careplan.UpdateCarePlan": "A progress entry with a stale etag: a permitted caller gets "

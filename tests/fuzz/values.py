@@ -64,6 +64,12 @@ DEMO_IDS = (
     "1",
     "0",
     "-1",
+    # ids that a service may read as a number (a version, a revision, a position)
+    "2147483647",
+    "2147483648",
+    "9223372036854775808",
+    "99999999999999999999",
+    "1e3",
 )
 # Values that some field somewhere means: codes, users, clients, BSNs (test numbers that pass
 # the 11-test, and ones that do not), identifiers of the Dutch registers.
@@ -111,7 +117,15 @@ WORDS = (
     "1.5",
     "-0",
     "NaN",
+    "Infinity",
+    "-Infinity",
     "1e309",
+    "1e999999",
+    "-1e999999",
+    "1e-999999",
+    "0.0000001",
+    "123456789012345678901234567890.5",
+    "1,5",
 )
 ODD_STRINGS = (
     "",

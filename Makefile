@@ -70,12 +70,14 @@ test: install chart-check ## run the whole suite against a real PostgreSQL, and 
 
 # `make test` runs tests/fuzz too, with a few derandomized examples per RPC (profile ci).
 FUZZ_EXAMPLES ?= 10000
+FUZZ_RAW_EXAMPLES ?= $(FUZZ_EXAMPLES)
 FUZZ_REPORT_DIR ?= build/fuzz
 .PHONY: fuzz
-fuzz: install ## fuzz every RPC of every service: FUZZ_EXAMPLES (10000) generated and raw requests each, random seed; report in build/fuzz
+fuzz: install ## fuzz every RPC: FUZZ_EXAMPLES (10000) generated requests and FUZZ_RAW_EXAMPLES raw bodies each, random seed; report in build/fuzz
 	rm -rf $(FUZZ_REPORT_DIR)
-	CARENET_FUZZ_PROFILE=fuzz CARENET_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) CARENET_FUZZ_REPORT_DIR=$(FUZZ_REPORT_DIR) \
-	  $(PY) -m pytest $(PYTEST_ARGS) --hypothesis-show-statistics tests/fuzz
+	CARENET_FUZZ_PROFILE=fuzz CARENET_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) \
+	  CARENET_FUZZ_RAW_EXAMPLES=$(FUZZ_RAW_EXAMPLES) CARENET_FUZZ_REPORT_DIR=$(FUZZ_REPORT_DIR) \
+	  $(PY) -m pytest $(PYTEST_ARGS) tests/fuzz
 
 .PHONY: chart-check
 chart-check: $(STAMP) $(CHECKOV_VENV)/.installed ## lint, render, validate, checkov, golden diff and tests of the Helm chart

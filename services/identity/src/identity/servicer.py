@@ -16,7 +16,7 @@ from servicekit import enums, idempotency, names
 from servicekit.auth import Principal, current_principal
 from servicekit.errors import InvalidArgument
 from servicekit.paging import Pager
-from servicekit.timestamps import from_proto, to_proto
+from servicekit.timestamps import from_request, to_proto
 
 ORG_TYPES = {
     pb.ORGANISATION_TYPE_CARE_GROUP: models.OrganisationType.CARE_GROUP,
@@ -302,8 +302,10 @@ class IdentityServicer(rpc_grpc.IdentityServiceServicer):
             patient_id,
             org_id,
             enums.from_proto(KINDS, rel.kind, "care_relationship.kind"),
-            from_proto(rel.start_time, rel.HasField("start_time")),
-            from_proto(rel.end_time, rel.HasField("end_time")),
+            from_request(
+                rel.start_time, "care_relationship.start_time", rel.HasField("start_time")
+            ),
+            from_request(rel.end_time, "care_relationship.end_time", rel.HasField("end_time")),
             request.request_id,
             fingerprint=idempotency.fingerprint_of(request),
         )
@@ -331,7 +333,7 @@ class IdentityServicer(rpc_grpc.IdentityServiceServicer):
             self._caller(),
             patient_id,
             rel_id,
-            from_proto(request.end_time, request.HasField("end_time")),
+            from_request(request.end_time, "end_time", request.HasField("end_time")),
         )
         return relationship_pb(rel)
 
@@ -348,8 +350,8 @@ class IdentityServicer(rpc_grpc.IdentityServiceServicer):
             record_holder_id=holder_id,
             requester_type=requester_type,
             requester_id=requester_id,
-            start_time=from_proto(c.start_time, c.HasField("start_time")),
-            end_time=from_proto(c.end_time, c.HasField("end_time")),
+            start_time=from_request(c.start_time, "consent.start_time", c.HasField("start_time")),
+            end_time=from_request(c.end_time, "consent.end_time", c.HasField("end_time")),
         )
         consent = consents.create_consent(
             self.deps,

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import grpc
 import pytest
+from google.protobuf.timestamp_pb2 import Timestamp
 
 from carenet.identity.v1 import identity_pb2 as pb
 from carenet.identity.v1 import identity_service_pb2 as rpc
@@ -52,6 +54,53 @@ def test_a_nul_character_is_invalid_argument_naming_the_field(
     assert (fail.code, fail.reason) == (grpc.StatusCode.INVALID_ARGUMENT, "INVALID_CHARACTERS")
     assert [f[0] for f in fail.field_violations] == [field]
     assert fail.error_infos[0][1] == "identity.carenet"
+
+
+# Before 0001-01-01, after 9999-12-31, and nanos outside 0..999,999,999.
+_OUT_OF_RANGE = [
+    Timestamp(seconds=-62_135_596_801),
+    Timestamp(seconds=253_402_300_800),
+    Timestamp(seconds=1_700_000_000, nanos=1_000_000_000),
+    Timestamp(seconds=1_700_000_000, nanos=-1),
+]
+
+
+@pytest.mark.parametrize("bad", _OUT_OF_RANGE, ids=["year-0", "year-10000", "nanos-1e9", "nanos-1"])
+@pytest.mark.parametrize(
+    ("build", "method", "field"),
+    [
+        (
+            lambda t: rpc.EndCareRelationshipRequest(
+                name="patients/p-0001/careRelationships/x", end_time=t
+            ),
+            "EndCareRelationship",
+            "end_time",
+        ),
+        (
+            lambda t: rpc.CreateCareRelationshipRequest(
+                parent="patients/p-0001",
+                care_relationship=pb.CareRelationship(
+                    organisation="organisations/gp-de-linde", start_time=t
+                ),
+            ),
+            "CreateCareRelationship",
+            "care_relationship.start_time",
+        ),
+        (
+            lambda t: rpc.CreateConsentRequest(
+                parent="patients/p-0001", consent=pb.Consent(end_time=t)
+            ),
+            "CreateConsent",
+            "consent.end_time",
+        ),
+    ],
+)
+def test_an_out_of_range_timestamp_is_invalid_argument_naming_the_field(
+    stub: Stub, tokens: Tokens, bad: Timestamp, build: Any, method: str, field: str
+) -> None:
+    fail = fails(getattr(stub, method), build(bad), bearer(tokens.user("dr.jansen")))
+    assert (fail.code, fail.reason) == (grpc.StatusCode.INVALID_ARGUMENT, "INVALID_TIMESTAMP")
+    assert [f[0] for f in fail.field_violations] == [field]
 
 
 def test_many_bad_fields_give_a_status_naming_the_first_ten(stub: Stub, tokens: Tokens) -> None:

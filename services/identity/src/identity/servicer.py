@@ -14,7 +14,7 @@ from identity import consents, minimisation, models, people, relationships, serv
 from identity.policy import Basis, Decision
 from servicekit import enums, idempotency, names
 from servicekit.auth import Principal, current_principal
-from servicekit.errors import InvalidArgument
+from servicekit.errors import InvalidArgument, Violations
 from servicekit.paging import Pager
 from servicekit.timestamps import from_request, to_proto
 
@@ -190,7 +190,35 @@ def _selector(
     return None, ""
 
 
+# What the access log can hold of a subject that a platform service names (identity.models
+# AccessLogEntry): longer values are the caller's mistake, refused before anything is written.
+_SUBJECT_LIMITS = {"user": 200, "on_behalf_of": 200, "client_id": 200, "patient": 137}
+_ORGANISATION_ID_LIMIT = 63
+_ROLES_LIMIT = 300
+
+
+def _check_subject(subject: pb.Subject) -> None:
+    v = Violations()
+    for field, limit in _SUBJECT_LIMITS.items():
+        if len(getattr(subject, field)) > limit:
+            v.add(f"subject.{field}", f"at most {limit} characters", "SUBJECT_FIELD_TOO_LONG")
+    for field in ("organisation", "care_group"):
+        org = str(getattr(subject, field)).removeprefix("organisations/")
+        if len(org) > _ORGANISATION_ID_LIMIT:
+            v.add(
+                f"subject.{field}",
+                f"an organisation id of at most {_ORGANISATION_ID_LIMIT} characters",
+                "SUBJECT_FIELD_TOO_LONG",
+            )
+    if sum(len(r) + 1 for r in subject.roles) > _ROLES_LIMIT:
+        v.add(
+            "subject.roles", f"at most {_ROLES_LIMIT} characters in all", "SUBJECT_FIELD_TOO_LONG"
+        )
+    v.raise_if_any()
+
+
 def _subject(subject: pb.Subject) -> Principal:
+    _check_subject(subject)
     return Principal(
         subject=subject.user,
         client_id=subject.client_id,

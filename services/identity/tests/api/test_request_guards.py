@@ -160,3 +160,38 @@ def test_page_tokens_are_good_at_every_replica_sharing_the_key_and_no_other(
             grpc.StatusCode.INVALID_ARGUMENT,
             "INVALID_PAGE_TOKEN",
         )
+
+
+@pytest.mark.parametrize(
+    ("subject", "field"),
+    [
+        (pb.Subject(care_group="a" * 64), "subject.care_group"),
+        (pb.Subject(organisation="organisations/" + "a" * 64), "subject.organisation"),
+        (pb.Subject(user="u" * 201), "subject.user"),
+        (pb.Subject(roles=["a" * 301]), "subject.roles"),
+    ],
+)
+def test_a_service_naming_a_subject_the_log_cannot_hold_is_invalid_argument(
+    stub: Stub, tokens: Tokens, subject: pb.Subject, field: str
+) -> None:
+    """Found by the fuzz suite: these were INTERNAL when the access-log row was written."""
+    service = bearer(tokens.client("svc-referral"))
+    single = rpc.AuthorizeRequest(
+        patient="patients/p-0001",
+        data_category=pb.DATA_CATEGORY_REFERRAL,
+        action=pb.ACTION_READ,
+        subject=subject,
+    )
+    batch = rpc.BatchAuthorizeRequest(
+        patients=["patients/p-0001"],
+        data_category=pb.DATA_CATEGORY_REFERRAL,
+        action=pb.ACTION_READ,
+        subject=subject,
+    )
+    for call, request in ((stub.Authorize, single), (stub.BatchAuthorize, batch)):
+        fail = fails(call, request, service)
+        assert (fail.code, fail.reason) == (
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "SUBJECT_FIELD_TOO_LONG",
+        )
+        assert [f[0] for f in fail.field_violations] == [field]

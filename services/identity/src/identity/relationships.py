@@ -34,14 +34,13 @@ from identity.service import (
     RECORDING_ROLES,
     Deps,
     Page,
+    _admit,
     _append_log,
     _care_group_of,
-    _decide_and_log,
     _log_entry,
     _org_id_of,
     _page,
     _refuse,
-    _refuse_unknown_patient,
     _remember,
     _replayed,
     _visible_patient,
@@ -219,22 +218,12 @@ def list_care_relationships(
     now = deps.clock()
     with deps.uow() as uow:
         patient = _visible_patient(uow, principal, patient_id)
-        if patient is None:
-            _refuse_unknown_patient(
-                deps,
-                uow,
-                principal,
-                patient_id,
-                DataCategory.PATIENT_RECORD,
-                Action.READ,
-                "LIST_CARE_RELATIONSHIPS",
-                now,
-            )
-        _decide_and_log(
+        patient = _admit(
             deps,
             uow,
             principal,
             patient,
+            patient_id,
             DataCategory.PATIENT_RECORD,
             Action.READ,
             "LIST_CARE_RELATIONSHIPS",

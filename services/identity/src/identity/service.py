@@ -707,6 +707,26 @@ def _decide_and_append(
     )
 
 
+def _admit(
+    deps: Deps,
+    uow: UnitOfWork,
+    principal: Principal,
+    patient: Patient | None,
+    log_patient_id: str,
+    category: DataCategory,
+    action: Action,
+    event: str,
+    now: dt.datetime,
+) -> Patient:
+    """``patient`` once the table permits the access (one log entry either way); a patient
+    identity does not know in the caller's care group (None) is refused exactly like one
+    without a relationship, logged under ``log_patient_id``."""
+    if patient is None:
+        _refuse_unknown_patient(deps, uow, principal, log_patient_id, category, action, event, now)
+    _decide_and_log(deps, uow, principal, patient, category, action, event, now)
+    return patient
+
+
 def _visible_patient(uow: UnitOfWork, principal: Principal, patient_id: str) -> Patient | None:
     """The patient, if it exists in the caller's care group. Another tenant's is invisible."""
     patient = uow.repo.patient(patient_id)
@@ -1095,22 +1115,12 @@ def get_patient(deps: Deps, principal: Principal, patient_id: str) -> Patient:
     now = deps.clock()
     with deps.uow() as uow:
         patient = _visible_patient(uow, principal, patient_id)
-        if patient is None:
-            _refuse_unknown_patient(
-                deps,
-                uow,
-                principal,
-                patient_id,
-                DataCategory.PATIENT_RECORD,
-                Action.READ,
-                "GET_PATIENT",
-                now,
-            )
-        _decide_and_log(
+        patient = _admit(
             deps,
             uow,
             principal,
             patient,
+            patient_id,
             DataCategory.PATIENT_RECORD,
             Action.READ,
             "GET_PATIENT",
@@ -1134,24 +1144,14 @@ def lookup_patient(deps: Deps, principal: Principal, bsn: str, purpose: str = ""
         patient = uow.repo.patient_by_bsn_hash(
             _care_group_of(principal), bsn_hash(deps.bsn_pepper, normal)
         )
-        if patient is None:
-            # Refused like a registered patient without a relationship: a look-up does not
-            # tell whether a BSN is registered (RegisterPatient is the way to find out).
-            _refuse_unknown_patient(
-                deps,
-                uow,
-                principal,
-                UNNAMED_PATIENT,
-                DataCategory.PATIENT_RECORD,
-                Action.READ,
-                "LOOKUP_PATIENT",
-                now,
-            )
-        _decide_and_log(
+        # Refused like a registered patient without a relationship: a look-up does not
+        # tell whether a BSN is registered (RegisterPatient is the way to find out).
+        patient = _admit(
             deps,
             uow,
             principal,
             patient,
+            UNNAMED_PATIENT,
             DataCategory.PATIENT_RECORD,
             Action.READ,
             "LOOKUP_PATIENT",

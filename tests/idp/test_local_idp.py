@@ -39,18 +39,19 @@ PLATFORM_ROLES = {
     "delegate",
 }
 CARENET_CLAIMS = ("carenet_org", "carenet_tenant", "carenet_patient")
-IDENTITY, REFERRAL, CAREPLAN, OUTCOMES = (
+IDENTITY, REFERRAL, CAREPLAN, OUTCOMES, FHIR = (
     "carenet-identity",
     "carenet-referral",
     "carenet-careplan",
     "carenet-outcomes",
+    "carenet-fhir",
 )
 PLATFORM_AUDIENCES = {
-    "carenet-kis": {IDENTITY, REFERRAL, CAREPLAN, OUTCOMES},
+    "carenet-kis": {IDENTITY, REFERRAL, CAREPLAN, OUTCOMES, FHIR},
     "carenet-municipality": {IDENTITY, REFERRAL},
     "carenet-provider": {IDENTITY, REFERRAL, CAREPLAN},
-    "carenet-insurer": {OUTCOMES},
-    "carenet-patient-app": {IDENTITY, REFERRAL, CAREPLAN},
+    "carenet-insurer": {OUTCOMES, FHIR},
+    "carenet-patient-app": {IDENTITY, REFERRAL, CAREPLAN, FHIR},
     "svc-referral": {IDENTITY},
     "svc-careplan": {IDENTITY, REFERRAL},
     "svc-outcomes": {IDENTITY},

@@ -188,7 +188,7 @@ def test_realm_clients_have_the_platform_audiences(realm: dict[str, Any]) -> Non
     }
     assert callers == PLATFORM_AUDIENCES
     resource_servers = {c["clientId"] for c in realm["clients"] if c.get("bearerOnly")}
-    assert resource_servers == {IDENTITY, REFERRAL, CAREPLAN, OUTCOMES}
+    assert resource_servers == {IDENTITY, REFERRAL, CAREPLAN, OUTCOMES, FHIR}
 
 
 def test_realm_callers_map_every_carenet_claim(realm: dict[str, Any]) -> None:

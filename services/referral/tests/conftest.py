@@ -11,9 +11,10 @@ import pytest
 from sqlalchemy import Engine, text
 
 from carenet.referral.v1 import referral_service_pb2_grpc as rpc_grpc
-from referral import demo, service
+from referral import demo
 from referral.clients import GrpcIdentityClient
 from referral.config import Settings
+from referral.deps import Deps
 from referral.server import create_server
 from referral.unit_of_work import UnitOfWork
 from servicekit.auth import verifier_for
@@ -47,7 +48,7 @@ def referral_engine(referral_db: str) -> Iterator[Engine]:
 @dataclass
 class ReferralServer:
     target: str
-    deps: service.Deps
+    deps: Deps
     identity_engine: Engine
     # referral's own database, for tests that check what a call wrote.
     engine: Engine
@@ -80,7 +81,7 @@ def referral_server(
         issuer=local_idp.issuer, client_id="svc-referral", client_secret="svc-referral-secret"
     )
     channel = open_channel(identity_service.target, token=tokens)
-    deps = service.Deps(
+    deps = Deps(
         uow=lambda: UnitOfWork(sessions),
         identity=GrpcIdentityClient(channel, 5.0),
         watch_poll_seconds=0.05,

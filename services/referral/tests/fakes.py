@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from sqlalchemy import create_engine, event
 from sqlalchemy.pool import StaticPool
 
-from referral import service
 from referral.clients import Action, Decision, ReferralContext
+from referral.deps import Deps
 from referral.models import Base
 from referral.unit_of_work import UnitOfWork
 from servicekit.auth import Principal
@@ -100,10 +100,8 @@ class Clock:
         return self.now
 
 
-def fake_deps(
-    identity: FakeIdentityClient | None = None, clock: Clock | None = None
-) -> service.Deps:
-    return service.Deps(
+def fake_deps(identity: FakeIdentityClient | None = None, clock: Clock | None = None) -> Deps:
+    return Deps(
         uow=memory_sessions(),
         identity=identity or FakeIdentityClient(),
         clock=clock or Clock(),

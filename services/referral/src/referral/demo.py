@@ -11,10 +11,12 @@ from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from referral import eligibility, service
+from referral import eligibility
 from referral.clients import Action, Decision, ReferralContext
+from referral.deps import Deps
 from referral.models import CapacityStatus, OfferCategory, OfferState, RecognitionLevel
 from referral.unit_of_work import UnitOfWork
+from referral.use_cases import curation, offers, referrals
 from servicekit.auth import Principal
 
 CARE_GROUP = "cg-zuidoost"
@@ -46,11 +48,11 @@ def _weekly(day: str, opens: str, closes: str) -> dict[str, Any]:
     return {"freq": "WEEKLY", "interval": 1, "byday": [day], "opens_at": opens, "closes_at": closes}
 
 
-OFFERS: list[tuple[str, Principal, service.OfferInput]] = [
+OFFERS: list[tuple[str, Principal, offers.OfferInput]] = [
     (
         "gli-beweegfit-cool",
         _owner("gli-beweegfit", "provider"),
-        service.OfferInput(
+        offers.OfferInput(
             display_name="GLI CooL (Coaching op Leefstijl)",
             description="Two-year combined lifestyle intervention: 12 months treatment, "
             "12 months maintenance, with progress feedback to the referrer.",
@@ -84,7 +86,7 @@ OFFERS: list[tuple[str, Principal, service.OfferInput]] = [
     (
         "gm-eindhoven-wandelgroep",
         _owner("gm-eindhoven", "sport-coach"),
-        service.OfferInput(
+        offers.OfferInput(
             display_name="Wandelgroep Woensel (buurtsportcoach)",
             description="Weekly walking group led by a municipal sport coach.",
             category=OfferCategory.PHYSICAL_ACTIVITY,
@@ -102,7 +104,7 @@ OFFERS: list[tuple[str, Principal, service.OfferInput]] = [
     (
         "gli-beweegfit-dietist-groep",
         _owner("gli-beweegfit", "provider"),
-        service.OfferInput(
+        offers.OfferInput(
             display_name="Dietitian group course 'Eet je fit'",
             description="Six group sessions with a dietitian on healthy eating with diabetes.",
             category=OfferCategory.NUTRITION,
@@ -133,7 +135,7 @@ OFFERS: list[tuple[str, Principal, service.OfferInput]] = [
     (
         "gli-beweegfit-stoppen-met-roken",
         _owner("gli-beweegfit", "provider"),
-        service.OfferInput(
+        offers.OfferInput(
             display_name="Smoking-cessation group course",
             description="Seven sessions with a certified coach, with nicotine replacement advice.",
             category=OfferCategory.SMOKING_CESSATION,
@@ -158,7 +160,7 @@ OFFERS: list[tuple[str, Principal, service.OfferInput]] = [
     (
         "gm-eindhoven-beweegmaatje-vol",
         _owner("gm-eindhoven", "municipality-officer"),
-        service.OfferInput(
+        offers.OfferInput(
             display_name="Beweegmaatje: exercise buddy programme",
             description="A volunteer buddy to exercise with for 12 weeks. Currently full.",
             category=OfferCategory.SOCIAL_AND_WELFARE,
@@ -201,7 +203,7 @@ GP = Principal(
     care_group=f"organisations/{CARE_GROUP}",
     roles=frozenset({"gp"}),
 )
-DEMO_REFERRAL = service.ReferralInput(
+DEMO_REFERRAL = referrals.ReferralInput(
     offer_id="offers/gli-beweegfit-cool",
     reason="DM2 with BMI 31; wants to lose weight and move more (agreed in the care plan).",
     profile=eligibility.Profile(
@@ -225,11 +227,11 @@ def _fingerprint(*request: object) -> str:
 
 def seed(sessions: sessionmaker[Session]) -> None:
     """Creates and lists the demo offers; running it again changes nothing."""
-    deps = service.Deps(uow=lambda: UnitOfWork(sessions), identity=_SeedIdentity())
+    deps = Deps(uow=lambda: UnitOfWork(sessions), identity=_SeedIdentity())
     for offer_id, owner, data in OFFERS:
         with deps.uow() as uow:
             existing = uow.repo.offer(offer_id)
-        offer = existing or service.create_offer(
+        offer = existing or offers.create_offer(
             deps,
             owner,
             data,
@@ -238,22 +240,22 @@ def seed(sessions: sessionmaker[Session]) -> None:
             fingerprint=_fingerprint(offer_id, data),
         )
         if offer.state == OfferState.DRAFT.value:
-            offer = service.transition_offer(deps, owner, offer_id, "propose")
+            offer = curation.transition_offer(deps, owner, offer_id, "propose")
         if offer.state == OfferState.PROPOSED.value:
-            service.transition_offer(deps, ADMIN, offer_id, "publish")
+            curation.transition_offer(deps, ADMIN, offer_id, "publish")
 
 
 def seed_referral(sessions: sessionmaker[Session]) -> str:
     """Refers p-0001 to the GLI (the referral the demo care plan links to); running it again
     changes nothing. Returns the referral's name."""
-    deps = service.Deps(uow=lambda: UnitOfWork(sessions), identity=_SeedIdentity())
+    deps = Deps(uow=lambda: UnitOfWork(sessions), identity=_SeedIdentity())
     request_id = "seed-referral-p-0001-gli"
     with deps.uow() as uow:
         record = uow.repo.request_record(GP.subject, request_id)
     if record is not None:
         # Seeded before (possibly before request records had fingerprints).
         return record.resource_name
-    view = service.create_referral(
+    view = referrals.create_referral(
         deps,
         GP,
         "p-0001",

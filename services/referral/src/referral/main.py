@@ -8,9 +8,9 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
-from referral import service
 from referral.clients import GrpcIdentityClient
 from referral.config import Settings
+from referral.deps import Deps
 from referral.server import create_server
 from referral.unit_of_work import UnitOfWork
 from servicekit.auth import verifier_for
@@ -31,7 +31,7 @@ def _exit_after_commit() -> None:
     os._exit(17)
 
 
-def build_deps(settings: Settings) -> service.Deps:
+def build_deps(settings: Settings) -> Deps:
     engine = make_engine(settings.database_url)
     instrument_engine(engine)
     sessions = make_session_factory(engine)
@@ -46,7 +46,7 @@ def build_deps(settings: Settings) -> service.Deps:
     hook: Callable[[], None] | None = (
         _exit_after_commit if settings.fault_exit_after_create_commit else None
     )
-    return service.Deps(
+    return Deps(
         uow=lambda: UnitOfWork(sessions, driver_engine=driver),
         identity=GrpcIdentityClient(channel, settings.call_deadline_seconds),
         delegations=delegations,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from carenet.referral.v1 import referral_service_pb2, referral_service_pb2_grpc
 from referral.config import Settings
+from referral.deps import Deps
 from referral.errors import DOMAIN
-from referral.service import Deps
 from referral.servicer import ReferralServicer
 from servicekit.auth import TokenVerifier
 from servicekit.server import RunningServer

@@ -1,465 +1,38 @@
-"""gRPC adapter of the referral service: proto in, use case, proto out. No try/except:
-domain errors are mapped by the error interceptor."""
+"""gRPC adapter of the referral service: proto in (referral.convert), use case, proto out.
+No try/except: domain errors are mapped by the error interceptor."""
 
 from __future__ import annotations
 
-import datetime as dt
-from collections.abc import Iterator, Mapping
-from typing import Any
+from collections.abc import Iterator
 
 import grpc
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from carenet.referral.v1 import referral_pb2 as pb
 from carenet.referral.v1 import referral_service_pb2 as rpc
 from carenet.referral.v1 import referral_service_pb2_grpc as rpc_grpc
-from referral import eligibility, events, models, service
+from referral import convert
+from referral.convert import (
+    BUSINESS,
+    CAPACITIES,
+    CATEGORIES,
+    FUNDINGS,
+    STATES,
+    STATUSES,
+    event_to_proto,
+    offer_input,
+    offer_to_proto,
+    outcome_input,
+    profile_from_proto,
+    referral_to_proto,
+    result_to_proto,
+    rule_from_proto,
+)
+from referral.deps import Deps
+from referral.use_cases import curation, events, matching, offers, referrals, transitions
+from referral.use_cases.referrals import ReferralInput
 from servicekit import enums, idempotency, names
 from servicekit.auth import current_principal
 from servicekit.errors import InvalidArgument
-from servicekit.timestamps import from_request, to_proto
-
-
-def _enum_map(prefix: str, enum_type: Any, model: Any) -> dict[int, Any]:
-    """Proto enum number -> model enum, matched by name (``PREFIX_FOO_BAR`` -> ``foo-bar``)."""
-    out: dict[int, Any] = {}
-    for item in model:
-        key = prefix + item.value.upper().replace("-", "_")
-        if key in set(enum_type.keys()):
-            out[enum_type.Value(key)] = item
-    return out
-
-
-CATEGORIES = _enum_map("OFFER_CATEGORY_", pb.OfferCategory, models.OfferCategory)
-STATES = _enum_map("OFFER_STATE_", pb.OfferState, models.OfferState)
-FUNDINGS = _enum_map("FUNDING_", pb.Funding, models.Funding)
-RECOGNITIONS = {
-    pb.RECOGNITION_LEVEL_WELL_DESCRIBED: models.RecognitionLevel.WELL_DESCRIBED,
-    pb.RECOGNITION_LEVEL_WELL_FOUNDED: models.RecognitionLevel.WELL_FOUNDED,
-    pb.RECOGNITION_LEVEL_EFFECTIVE_FIRST_EVIDENCE: models.RecognitionLevel.EFFECTIVE_FIRST,
-    pb.RECOGNITION_LEVEL_EFFECTIVE_GOOD_EVIDENCE: models.RecognitionLevel.EFFECTIVE_GOOD,
-    pb.RECOGNITION_LEVEL_EFFECTIVE_STRONG_EVIDENCE: models.RecognitionLevel.EFFECTIVE_STRONG,
-}
-CAPACITIES = {
-    pb.CAPACITY_STATUS_NO_CAPACITY: models.CapacityStatus.NO_CAPACITY,
-    pb.CAPACITY_STATUS_CAPACITY: models.CapacityStatus.CAPACITY,
-    pb.CAPACITY_STATUS_WAITLIST: models.CapacityStatus.WAITLIST,
-    pb.CAPACITY_STATUS_ADDITIONAL_ASSESSMENT_REQUIRED: models.CapacityStatus.ADDITIONAL_ASSESSMENT,
-}
-STATUSES = _enum_map("REFERRAL_STATUS_", pb.ReferralStatus, models.Status)
-BUSINESS = _enum_map("BUSINESS_STATUS_", pb.BusinessStatus, models.BusinessStatus)
-ENROLMENTS = _enum_map("ENROLMENT_", pb.Enrolment, models.Enrolment)
-ATTENDANCE = {
-    pb.ATTENDANCE_NONE: "none",
-    pb.ATTENDANCE_PARTIAL: "partial",
-    pb.ATTENDANCE_FULL: "full",
-}
-EVENT_TYPES = {
-    "created": pb.REFERRAL_EVENT_TYPE_CREATED,
-    "status-changed": pb.REFERRAL_EVENT_TYPE_STATUS_CHANGED,
-    "outcome-recorded": pb.REFERRAL_EVENT_TYPE_OUTCOME_RECORDED,
-    "enrolment-changed": pb.REFERRAL_EVENT_TYPE_ENROLMENT_CHANGED,
-}
-FIELDS = {
-    pb.PROFILE_FIELD_CONDITIONS: "conditions",
-    pb.PROFILE_FIELD_AGE: "age",
-    pb.PROFILE_FIELD_BMI: "bmi",
-    pb.PROFILE_FIELD_RISK_FACTORS: "risk-factors",
-    pb.PROFILE_FIELD_PAM_LEVEL: "pam-level",
-    pb.PROFILE_FIELD_POSTCODE: "postcode",
-    pb.PROFILE_FIELD_MUNICIPALITY: "municipality",
-    pb.PROFILE_FIELD_LANGUAGE: "language",
-    pb.PROFILE_FIELD_REFERRER_ROLE: "referrer-role",
-}
-OPERATORS = {
-    pb.OPERATOR_EQ: "eq",
-    pb.OPERATOR_GE: "ge",
-    pb.OPERATOR_GT: "gt",
-    pb.OPERATOR_LE: "le",
-    pb.OPERATOR_LT: "lt",
-    pb.OPERATOR_ANY_OF: "any-of",
-    pb.OPERATOR_ALL_OF: "all-of",
-    pb.OPERATOR_NONE_OF: "none-of",
-}
-
-
-def _out(table: Mapping[Any, Any], value: Any) -> Any:
-    for number, item in table.items():
-        if item == value or getattr(item, "value", None) == value:
-            return number
-    return 0
-
-
-def _ts(value: Timestamp, present: bool, field: str) -> dt.datetime | None:
-    """A request's Timestamp as an aware datetime; out of range is INVALID_ARGUMENT naming
-    ``field``."""
-    return from_request(value, field, present)
-
-
-def _iso(value: dt.datetime | None) -> str:
-    return value.isoformat() if value else ""
-
-
-def _from_iso(value: str | None) -> Timestamp | None:
-    return to_proto(dt.datetime.fromisoformat(value)) if value else None
-
-
-# ------------------------------------------------------------------ rules
-
-
-def rule_from_proto(rule: pb.EligibilityRule) -> dict[str, Any]:
-    """Proto rule -> rule data. Unknown enum values become ``None`` so that validation
-    names their path."""
-    kind = rule.WhichOneof("rule")
-    if kind in ("all", "any"):
-        group = rule.all if kind == "all" else rule.any
-        return {kind: [rule_from_proto(r) for r in group.rules]}
-    if kind == "not":
-        inner = getattr(rule, "not")
-        return {"not": rule_from_proto(inner) if inner.WhichOneof("rule") else {}}
-    if kind == "predicate":
-        p = rule.predicate
-        out: dict[str, Any] = {"field": FIELDS.get(p.field), "op": OPERATORS.get(p.operator)}
-        if p.HasField("number"):
-            out["number"] = p.number
-        if p.values:
-            out["values"] = list(p.values)
-        return out
-    return {}
-
-
-def rule_to_proto(rule: dict[str, Any] | None) -> pb.EligibilityRule:
-    out = pb.EligibilityRule()
-    if not rule:
-        return out
-    if "all" in rule:
-        out.all.rules.extend(rule_to_proto(r) for r in rule["all"])
-    elif "any" in rule:
-        out.any.rules.extend(rule_to_proto(r) for r in rule["any"])
-    elif "not" in rule:
-        getattr(out, "not").CopyFrom(rule_to_proto(rule["not"]))
-    else:
-        out.predicate.CopyFrom(predicate_to_proto(rule))
-    return out
-
-
-def predicate_to_proto(rule: dict[str, Any]) -> pb.Predicate:
-    p = pb.Predicate(
-        field=_out(FIELDS, rule.get("field")), operator=_out(OPERATORS, rule.get("op"))
-    )
-    if rule.get("number") is not None:
-        p.number = float(rule["number"])
-    p.values.extend(rule.get("values") or [])
-    return p
-
-
-def profile_from_proto(p: pb.PatientProfile, referrer_role: str = "") -> eligibility.Profile:
-    return eligibility.Profile(
-        conditions=tuple(p.conditions),
-        age=p.age if p.HasField("age") else None,
-        bmi=p.bmi if p.HasField("bmi") else None,
-        risk_factors=tuple(p.risk_factors),
-        pam_level=p.pam_level if p.HasField("pam_level") else None,
-        postcode=p.postcode,
-        municipality=p.municipality_code,
-        languages=tuple(p.languages),
-        referrer_role=referrer_role,
-    )
-
-
-def profile_to_proto(d: dict[str, Any]) -> pb.PatientProfile:
-    p = pb.PatientProfile(
-        conditions=d.get("conditions") or [],
-        risk_factors=d.get("risk_factors") or [],
-        postcode=d.get("postcode") or "",
-        municipality_code=d.get("municipality") or "",
-        languages=d.get("languages") or [],
-    )
-    if d.get("age") is not None:
-        p.age = int(d["age"])
-    if d.get("bmi") is not None:
-        p.bmi = float(d["bmi"])
-    if d.get("pam_level") is not None:
-        p.pam_level = int(d["pam_level"])
-    return p
-
-
-def result_to_proto(result: eligibility.Result) -> pb.EligibilityResult:
-    return pb.EligibilityResult(
-        eligible=result.eligible,
-        outcomes=[
-            pb.PredicateOutcome(
-                path=o.path,
-                predicate=predicate_to_proto(o.predicate),
-                satisfied=o.satisfied,
-                explanation=o.explanation,
-            )
-            for o in result.outcomes
-        ],
-    )
-
-
-# ------------------------------------------------------------------ offers
-
-
-def offer_input(o: pb.Offer, path: str = "offer") -> service.OfferInput:
-    return service.OfferInput(
-        display_name=o.display_name,
-        description=o.description,
-        category=enums.from_proto(CATEGORIES, o.category, "offer.category"),
-        target_conditions=list(o.target_conditions),
-        service_area={
-            "municipality_codes": list(o.service_area.municipality_codes),
-            "postcode_ranges": [
-                {"first": r.first, "last": r.last} for r in o.service_area.postcode_ranges
-            ],
-            "description": o.service_area.description,
-        },
-        schedules=[
-            {
-                "freq": s.freq,
-                "interval": s.interval,
-                "byday": list(s.byday),
-                "opens_at": s.opens_at,
-                "closes_at": s.closes_at,
-                "valid_from": _iso(
-                    _ts(s.valid_from, s.HasField("valid_from"), f"{path}.schedules[{i}].valid_from")
-                ),
-                "valid_to": _iso(
-                    _ts(s.valid_to, s.HasField("valid_to"), f"{path}.schedules[{i}].valid_to")
-                ),
-                "description": s.description,
-            }
-            for i, s in enumerate(o.schedules)
-        ],
-        languages=list(o.languages),
-        application_process=o.application_process,
-        contact={
-            "name": o.contact.name,
-            "email": o.contact.email,
-            "phone": o.contact.phone,
-            "url": o.contact.url,
-        },
-        cost_options=[
-            {
-                "funding": getattr(FUNDINGS.get(c.funding), "value", None),
-                "amount_cents": c.amount_cents,
-                "currency": c.currency or "EUR",
-                "description": c.description,
-                "valid_from": _iso(
-                    _ts(
-                        c.valid_from,
-                        c.HasField("valid_from"),
-                        f"{path}.cost_options[{i}].valid_from",
-                    )
-                ),
-                "valid_to": _iso(
-                    _ts(c.valid_to, c.HasField("valid_to"), f"{path}.cost_options[{i}].valid_to")
-                ),
-            }
-            for i, c in enumerate(o.cost_options)
-        ],
-        recognition_level=enums.from_proto(
-            RECOGNITIONS, o.recognition.level, "offer.recognition.level"
-        ),
-        recognition_valid_until=_ts(
-            o.recognition.valid_until,
-            o.recognition.HasField("valid_until"),
-            f"{path}.recognition.valid_until",
-        ),
-        capacity_status=enums.from_proto(CAPACITIES, o.capacity.status, "offer.capacity.status"),
-        total_places=o.capacity.total_places,
-        waitlist_length=o.capacity.waitlist_length,
-        capacity_notes=o.capacity.notes,
-        eligibility=rule_from_proto(o.eligibility),
-        eligibility_description=o.eligibility_description,
-        etag=o.etag,
-    )
-
-
-def offer_to_proto(offer: models.Offer, now: dt.datetime) -> pb.Offer:
-    area = offer.service_area or {}
-    return pb.Offer(
-        name=f"offers/{offer.id}",
-        display_name=offer.display_name,
-        description=offer.description,
-        category=_out(CATEGORIES, offer.category),
-        owner_organisation=f"organisations/{offer.owner_org_id}",
-        care_group=f"organisations/{offer.care_group_id}",
-        state=_out(STATES, offer.state),
-        target_conditions=offer.target_conditions,
-        service_area=pb.ServiceArea(
-            municipality_codes=area.get("municipality_codes") or [],
-            postcode_ranges=[
-                pb.PostcodeRange(first=r["first"], last=r["last"])
-                for r in area.get("postcode_ranges") or []
-            ],
-            description=area.get("description") or "",
-        ),
-        schedules=[
-            pb.Schedule(
-                freq=s.get("freq", ""),
-                interval=int(s.get("interval") or 0),
-                byday=s.get("byday") or [],
-                opens_at=s.get("opens_at", ""),
-                closes_at=s.get("closes_at", ""),
-                valid_from=_from_iso(s.get("valid_from")),
-                valid_to=_from_iso(s.get("valid_to")),
-                description=s.get("description", ""),
-            )
-            for s in offer.schedules
-        ],
-        languages=offer.languages,
-        application_process=offer.application_process,
-        contact=pb.Contact(
-            **{
-                k: str(v)
-                for k, v in (offer.contact or {}).items()
-                if k in ("name", "email", "phone", "url")
-            }
-        ),
-        cost_options=[
-            pb.CostOption(
-                funding=_out(FUNDINGS, c.get("funding")),
-                amount_cents=int(c.get("amount_cents") or 0),
-                currency=c.get("currency") or "EUR",
-                description=c.get("description", ""),
-                valid_from=_from_iso(c.get("valid_from")),
-                valid_to=_from_iso(c.get("valid_to")),
-            )
-            for c in offer.cost_options
-        ],
-        recognition=pb.Recognition(
-            level=_out(RECOGNITIONS, offer.recognition_level),
-            valid_until=to_proto(offer.recognition_valid_until),
-            expired=offer.recognition_expired(now),
-        ),
-        capacity=pb.Capacity(
-            status=_out(CAPACITIES, offer.capacity_status),
-            total_places=offer.total_places,
-            places_taken=offer.places_taken,
-            waitlist_length=offer.waitlist_length,
-            notes=offer.capacity_notes,
-        ),
-        eligibility=rule_to_proto(offer.eligibility),
-        eligibility_description=offer.eligibility_description,
-        create_time=to_proto(offer.create_time),
-        update_time=to_proto(offer.update_time),
-        etag=offer.etag,
-    )
-
-
-# ------------------------------------------------------------------ referrals
-
-
-def outcome_input(o: pb.ReferralOutcome, path: str = "outcome") -> service.OutcomeInput:
-    return service.OutcomeInput(
-        attendance=ATTENDANCE.get(o.attendance, ""),
-        sessions_attended=o.sessions_attended,
-        sessions_planned=o.sessions_planned,
-        result_summary=o.result_summary,
-        measurements=[
-            {
-                "code": m.code,
-                "value": m.value,
-                "unit": m.unit,
-                "effective_time": _iso(
-                    _ts(
-                        m.effective_time,
-                        m.HasField("effective_time"),
-                        f"{path}.measurements[{i}].effective_time",
-                    )
-                ),
-            }
-            for i, m in enumerate(o.measurements)
-        ],
-        enrolment=enums.from_proto(ENROLMENTS, o.enrolment, "outcome.enrolment"),
-    )
-
-
-def outcome_to_proto(d: dict[str, Any] | None) -> pb.ReferralOutcome | None:
-    if not d:
-        return None
-    return pb.ReferralOutcome(
-        attendance=_out(ATTENDANCE, d.get("attendance")),
-        sessions_attended=int(d.get("sessions_attended") or 0),
-        sessions_planned=int(d.get("sessions_planned") or 0),
-        result_summary=d.get("result_summary") or "",
-        measurements=[
-            pb.Measurement(
-                code=m.get("code", ""),
-                value=float(m.get("value") or 0.0),
-                unit=m.get("unit", ""),
-                effective_time=_from_iso(m.get("effective_time")),
-            )
-            for m in d.get("measurements") or []
-        ],
-        enrolment=_out(ENROLMENTS, d.get("enrolment")),
-        record_time=_from_iso(d.get("record_time")),
-        recorded_by=d.get("recorded_by") or "",
-    )
-
-
-def referral_to_proto(view: service.ReferralView) -> pb.Referral:
-    r = view.referral
-    return pb.Referral(
-        name=r.name,
-        offer=f"offers/{r.offer_id}",
-        reason=r.reason,
-        profile=profile_to_proto(r.profile),
-        status=_out(STATUSES, r.status),
-        business_status=_out(BUSINESS, r.business_status),
-        status_reason=r.status_reason,
-        enrolment=_out(ENROLMENTS, r.enrolment),
-        waitlist_position=r.waitlist_position,
-        referrer_organisation=f"organisations/{r.referrer_org_id}",
-        referrer=r.referrer_user,
-        target_organisation=f"organisations/{r.target_org_id}",
-        care_group=f"organisations/{r.care_group_id}",
-        eligibility=result_to_proto(eligibility.Result.from_dict(r.eligibility)),
-        outcome=outcome_to_proto(r.outcome),
-        history=[
-            pb.StatusChange(
-                from_status=_out(STATUSES, h.from_status),
-                to_status=_out(STATUSES, h.to_status),
-                business_status=_out(BUSINESS, h.business_status),
-                reason=h.reason,
-                actor=h.actor,
-                actor_organisation=f"organisations/{h.actor_org_id}" if h.actor_org_id else "",
-                change_time=to_proto(h.change_time),
-                kind=h.kind,
-            )
-            for h in view.history
-        ],
-        create_time=to_proto(r.create_time),
-        update_time=to_proto(r.update_time),
-        etag=r.etag,
-    )
-
-
-def event_to_proto(event: events.Event) -> pb.ReferralEvent:
-    p = event.payload
-    return pb.ReferralEvent(
-        cursor=event.cursor,
-        event_id=event.event_id,
-        type=EVENT_TYPES.get(p["type"], pb.REFERRAL_EVENT_TYPE_UNSPECIFIED),
-        event_time=_from_iso(p.get("event_time")),
-        referral=p["referral"],
-        patient=p["patient"],
-        offer=p["offer"],
-        referrer_organisation=p["referrer_organisation"],
-        target_organisation=p["target_organisation"],
-        care_group=p["care_group"],
-        status=_out(STATUSES, p.get("status")),
-        previous_status=_out(STATUSES, p.get("previous_status")),
-        business_status=_out(BUSINESS, p.get("business_status")),
-        enrolment=_out(ENROLMENTS, p.get("enrolment")),
-        waitlist_position=int(p.get("waitlist_position") or 0),
-        outcome=outcome_to_proto(p.get("outcome")),
-        actor=p.get("actor", ""),
-        reason=p.get("reason", ""),
-        offer_category=_out(CATEGORIES, p.get("offer_category")),
-    )
 
 
 def _fingerprint(request: rpc.CreateOfferRequest | rpc.CreateReferralRequest) -> str:
@@ -473,14 +46,14 @@ def _referral_ids(name: str) -> tuple[str, str]:
 
 
 class ReferralServicer(rpc_grpc.ReferralServiceServicer):
-    def __init__(self, deps: service.Deps) -> None:
+    def __init__(self, deps: Deps) -> None:
         self.deps = deps
 
     # offers
     def CreateOffer(
         self, request: rpc.CreateOfferRequest, context: grpc.ServicerContext
     ) -> pb.Offer:
-        offer = service.create_offer(
+        offer = offers.create_offer(
             self.deps,
             current_principal(),
             offer_input(request.offer),
@@ -493,7 +66,7 @@ class ReferralServicer(rpc_grpc.ReferralServiceServicer):
     def GetOffer(self, request: rpc.GetOfferRequest, context: grpc.ServicerContext) -> pb.Offer:
         offer_id = names.parse_one(request.name, "offers")
         return offer_to_proto(
-            service.get_offer(self.deps, current_principal(), offer_id), self.deps.clock()
+            offers.get_offer(self.deps, current_principal(), offer_id), self.deps.clock()
         )
 
     def ListOffers(
@@ -504,7 +77,7 @@ class ReferralServicer(rpc_grpc.ReferralServiceServicer):
             owner = names.parse_one(
                 request.owner_organisation, "organisations", field="owner_organisation"
             )
-        page = service.list_offers(
+        page = offers.list_offers(
             self.deps,
             current_principal(),
             state=enums.from_proto(STATES, request.state, "state"),
@@ -522,7 +95,7 @@ class ReferralServicer(rpc_grpc.ReferralServiceServicer):
         self, request: rpc.UpdateOfferRequest, context: grpc.ServicerContext
     ) -> pb.Offer:
         offer_id = names.parse_one(request.offer.name, "offers", field="offer.name")
-        offer = service.update_offer(
+        offer = offers.update_offer(
             self.deps,
             current_principal(),
             offer_id,
@@ -533,7 +106,7 @@ class ReferralServicer(rpc_grpc.ReferralServiceServicer):
 
     def _curate(self, name: str, verb: str, etag: str) -> pb.Offer:
         offer_id = names.parse_one(name, "offers")
-        offer = service.transition_offer(self.deps, current_principal(), offer_id, verb, etag)
+        offer = curation.transition_offer(self.deps, current_principal(), offer_id, verb, etag)
         return offer_to_proto(offer, self.deps.clock())
 
     def ProposeOffer(
@@ -560,7 +133,7 @@ class ReferralServicer(rpc_grpc.ReferralServiceServicer):
             raise InvalidArgument.single(
                 "offer", "name an offer or give a rule", "OFFER_OR_RULE_REQUIRED"
             )
-        result = service.evaluate_eligibility(
+        result = matching.evaluate_eligibility(
             self.deps,
             current_principal(),
             offer_id=offer_id,
@@ -573,7 +146,7 @@ class ReferralServicer(rpc_grpc.ReferralServiceServicer):
     def FindOffers(
         self, request: rpc.FindOffersRequest, context: grpc.ServicerContext
     ) -> rpc.FindOffersResponse:
-        matches, token = service.find_offers(
+        matches, token = matching.find_offers(
             self.deps,
             current_principal(),
             profile_from_proto(request.profile),
@@ -591,7 +164,7 @@ class ReferralServicer(rpc_grpc.ReferralServiceServicer):
                     offer=offer_to_proto(m.offer, now),
                     score=m.score,
                     eligibility=result_to_proto(m.eligibility),
-                    capacity_status=_out(CAPACITIES, m.capacity),
+                    capacity_status=convert.out(CAPACITIES, m.capacity),
                     no_capacity=m.no_capacity,
                     score_reasons=list(m.reasons),
                 )
@@ -606,11 +179,11 @@ class ReferralServicer(rpc_grpc.ReferralServiceServicer):
     ) -> pb.Referral:
         patient_id = names.parse_one(request.parent, "patients", field="parent")
         r = request.referral
-        view = service.create_referral(
+        view = referrals.create_referral(
             self.deps,
             current_principal(),
             patient_id,
-            service.ReferralInput(
+            ReferralInput(
                 offer_id=r.offer,
                 reason=r.reason,
                 profile=profile_from_proto(r.profile),
@@ -626,14 +199,14 @@ class ReferralServicer(rpc_grpc.ReferralServiceServicer):
     ) -> pb.Referral:
         patient_id, referral_id = _referral_ids(request.name)
         return referral_to_proto(
-            service.get_referral(self.deps, current_principal(), patient_id, referral_id)
+            referrals.get_referral(self.deps, current_principal(), patient_id, referral_id)
         )
 
     def ListReferrals(
         self, request: rpc.ListReferralsRequest, context: grpc.ServicerContext
     ) -> rpc.ListReferralsResponse:
         patient_id = names.parse_one(request.parent, "patients", field="parent")
-        page = service.list_referrals(
+        page = referrals.list_referrals(
             self.deps,
             current_principal(),
             patient_id,
@@ -650,7 +223,7 @@ class ReferralServicer(rpc_grpc.ReferralServiceServicer):
         self, request: rpc.TransitionReferralRequest, context: grpc.ServicerContext
     ) -> pb.Referral:
         patient_id, referral_id = _referral_ids(request.name)
-        view = service.transition_referral(
+        view = transitions.transition_referral(
             self.deps,
             current_principal(),
             patient_id,
@@ -667,7 +240,7 @@ class ReferralServicer(rpc_grpc.ReferralServiceServicer):
         self, request: rpc.RecordReferralOutcomeRequest, context: grpc.ServicerContext
     ) -> pb.Referral:
         patient_id, referral_id = _referral_ids(request.name)
-        view = service.record_outcome(
+        view = transitions.record_outcome(
             self.deps,
             current_principal(),
             patient_id,

@@ -9,9 +9,11 @@ import threading
 import pytest
 from sqlalchemy import Engine, select
 
-from referral import eligibility, errors, events, service
+from referral import eligibility, errors
+from referral.deps import Deps
 from referral.models import OfferCategory, Status
 from referral.unit_of_work import UnitOfWork
+from referral.use_cases import curation, events, offers, referrals, transitions
 from servicekit.db import make_session_factory
 
 from ..fakes import ADMIN, GP, PROVIDER, FakeIdentityClient
@@ -19,25 +21,25 @@ from ..unit.helpers import PROFILE
 
 
 @pytest.fixture(scope="module")
-def deps(referral_engine: Engine) -> service.Deps:
+def deps(referral_engine: Engine) -> Deps:
     sessions = make_session_factory(referral_engine)
-    deps = service.Deps(
+    deps = Deps(
         uow=lambda: UnitOfWork(sessions), identity=FakeIdentityClient(), sleep=lambda _s: None
     )
-    data = service.OfferInput(
+    data = offers.OfferInput(
         "Integration GLI",
         category=OfferCategory.GLI,
         eligibility=eligibility.GLI_RULE,
         total_places=0,
     )
-    service.create_offer(deps, PROVIDER, data, "it-gli", request_id="it-gli")
-    if service.get_offer(deps, PROVIDER, "it-gli").state == "draft":
-        service.transition_offer(deps, PROVIDER, "it-gli", "propose")
-        service.transition_offer(deps, ADMIN, "it-gli", "publish")
+    offers.create_offer(deps, PROVIDER, data, "it-gli", request_id="it-gli")
+    if offers.get_offer(deps, PROVIDER, "it-gli").state == "draft":
+        curation.transition_offer(deps, PROVIDER, "it-gli", "propose")
+        curation.transition_offer(deps, ADMIN, "it-gli", "publish")
     return deps
 
 
-def _last_cursor(deps: service.Deps) -> int:
+def _last_cursor(deps: Deps) -> int:
     from referral.models import OutboxEvent
 
     with deps.uow() as uow:
@@ -45,7 +47,7 @@ def _last_cursor(deps: service.Deps) -> int:
 
 
 def test_concurrent_changes_get_gapless_cursors_and_a_follower_misses_none(
-    deps: service.Deps,
+    deps: Deps,
 ) -> None:
     start = _last_cursor(deps)
     seen: list[int] = []
@@ -59,13 +61,13 @@ def test_concurrent_changes_get_gapless_cursors_and_a_follower_misses_none(
 
     def work(n: int) -> None:
         for i in range(10):
-            view = service.create_referral(
+            view = referrals.create_referral(
                 deps,
                 GP,
                 f"p-it-{n}-{i}",
-                service.ReferralInput("offers/it-gli", "integration", PROFILE),
+                referrals.ReferralInput("offers/it-gli", "integration", PROFILE),
             )
-            service.transition_referral(
+            transitions.transition_referral(
                 deps, PROVIDER, f"p-it-{n}-{i}", view.referral.id, Status.ACCEPTED
             )
 
@@ -88,20 +90,20 @@ def test_concurrent_changes_get_gapless_cursors_and_a_follower_misses_none(
     assert seen == list(range(start + 1, end + 1))
 
 
-def test_a_refused_change_writes_no_event(deps: service.Deps) -> None:
-    view = service.create_referral(
-        deps, GP, "p-it-refused", service.ReferralInput("offers/it-gli", "x", PROFILE)
+def test_a_refused_change_writes_no_event(deps: Deps) -> None:
+    view = referrals.create_referral(
+        deps, GP, "p-it-refused", referrals.ReferralInput("offers/it-gli", "x", PROFILE)
     )
     before = _last_cursor(deps)
     with pytest.raises(Exception, match="cannot become"):
-        service.transition_referral(
+        transitions.transition_referral(
             deps, PROVIDER, "p-it-refused", view.referral.id, Status.COMPLETED
         )
     assert _last_cursor(deps) == before
 
 
-def test_a_rule_saved_on_postgresql_gives_the_same_answers(deps: service.Deps) -> None:
-    stored = service.get_offer(deps, PROVIDER, "it-gli").eligibility
+def test_a_rule_saved_on_postgresql_gives_the_same_answers(deps: Deps) -> None:
+    stored = offers.get_offer(deps, PROVIDER, "it-gli").eligibility
     assert stored == eligibility.GLI_RULE
     for bmi in (24.0, 27.0, 30.0, 41.5):
         profile = eligibility.Profile(
@@ -113,31 +115,31 @@ def test_a_rule_saved_on_postgresql_gives_the_same_answers(deps: service.Deps) -
 
 
 def test_a_referral_is_not_written_on_an_offer_that_changed_since_it_was_cached(
-    referral_engine: Engine, deps: service.Deps
+    referral_engine: Engine, deps: Deps
 ) -> None:
     """The one-statement create (a driver connection, no session) checks the cached offer's
     version as it writes; here another replica retires the offer in between."""
     sessions = make_session_factory(referral_engine)
-    replica = service.Deps(
+    replica = Deps(
         uow=lambda: UnitOfWork(sessions, driver_engine=referral_engine),
         identity=FakeIdentityClient(),
         sleep=lambda _s: None,
     )
-    data = service.OfferInput("Stale GLI", category=OfferCategory.GLI, total_places=0)
-    service.create_offer(deps, PROVIDER, data, "it-stale", request_id="it-stale")
-    service.transition_offer(deps, PROVIDER, "it-stale", "propose")
-    service.transition_offer(deps, ADMIN, "it-stale", "publish")
+    data = offers.OfferInput("Stale GLI", category=OfferCategory.GLI, total_places=0)
+    offers.create_offer(deps, PROVIDER, data, "it-stale", request_id="it-stale")
+    curation.transition_offer(deps, PROVIDER, "it-stale", "propose")
+    curation.transition_offer(deps, ADMIN, "it-stale", "publish")
     before = _last_cursor(deps)
-    first = service.create_referral(
-        replica, GP, "p-stale-1", service.ReferralInput("offers/it-stale", "it", PROFILE)
+    first = referrals.create_referral(
+        replica, GP, "p-stale-1", referrals.ReferralInput("offers/it-stale", "it", PROFILE)
     )
     assert first.referral.status == Status.REQUESTED.value
     assert first.history[0].id > 0
     assert _last_cursor(deps) == before + 1  # the event went out with the referral
-    service.transition_offer(deps, ADMIN, "it-stale", "retire")  # the other replica
+    curation.transition_offer(deps, ADMIN, "it-stale", "retire")  # the other replica
 
     with pytest.raises(errors.OfferNotListed):
-        service.create_referral(
-            replica, GP, "p-stale-2", service.ReferralInput("offers/it-stale", "it", PROFILE)
+        referrals.create_referral(
+            replica, GP, "p-stale-2", referrals.ReferralInput("offers/it-stale", "it", PROFILE)
         )
     assert _last_cursor(deps) == before + 1

@@ -4,25 +4,25 @@ from __future__ import annotations
 
 from typing import Any
 
-from referral import eligibility, service
+from referral import eligibility
+from referral.deps import Deps
 from referral.models import CapacityStatus, OfferCategory, Status
+from referral.use_cases import curation, history, offers, referrals
 
 from ..fakes import ADMIN, GP, PROVIDER
 
 
-def listed_offer(
-    deps: service.Deps, offer_id: str = "gli", owner: Any = PROVIDER, **fields: Any
-) -> str:
-    data = service.OfferInput(
+def listed_offer(deps: Deps, offer_id: str = "gli", owner: Any = PROVIDER, **fields: Any) -> str:
+    data = offers.OfferInput(
         display_name=fields.pop("display_name", f"Offer {offer_id}"),
         category=fields.pop("category", OfferCategory.GLI),
         service_area=fields.pop("service_area", {"municipality_codes": ["GM0772"]}),
         capacity_status=fields.pop("capacity_status", CapacityStatus.CAPACITY),
         **fields,
     )
-    service.create_offer(deps, owner, data, offer_id)
-    service.transition_offer(deps, owner, offer_id, "propose")
-    service.transition_offer(deps, ADMIN, offer_id, "publish")
+    offers.create_offer(deps, owner, data, offer_id)
+    curation.transition_offer(deps, owner, offer_id, "propose")
+    curation.transition_offer(deps, ADMIN, offer_id, "publish")
     return offer_id
 
 
@@ -30,27 +30,27 @@ PROFILE = eligibility.Profile(age=50, bmi=31.0, postcode="5612", municipality="G
 
 
 def refer(
-    deps: service.Deps,
+    deps: Deps,
     patient: str = "p-0001",
     offer_id: str = "gli",
     who: Any = GP,
     request_id: str = "",
     draft: bool = False,
     fingerprint: str = "",
-) -> service.ReferralView:
+) -> history.ReferralView:
     """A create; its fingerprint (the servicer's hash of the request) defaults to one made of
     the patient and the offer."""
-    return service.create_referral(
+    return referrals.create_referral(
         deps,
         who,
         patient,
-        service.ReferralInput(f"offers/{offer_id}", "lifestyle support", PROFILE, draft=draft),
+        referrals.ReferralInput(f"offers/{offer_id}", "lifestyle support", PROFILE, draft=draft),
         request_id,
         fingerprint=fingerprint or f"{patient}/{offer_id}/{draft}",
     )
 
 
-def force_status(deps: service.Deps, referral_id: str, status: Status) -> None:
+def force_status(deps: Deps, referral_id: str, status: Status) -> None:
     with deps.uow() as uow:
         referral = uow.repo.referral(referral_id)
         assert referral is not None
@@ -58,7 +58,7 @@ def force_status(deps: service.Deps, referral_id: str, status: Status) -> None:
         uow.commit()
 
 
-def outbox(deps: service.Deps) -> list[dict[str, Any]]:
+def outbox(deps: Deps) -> list[dict[str, Any]]:
     from sqlalchemy import select
 
     from referral.models import OutboxEvent

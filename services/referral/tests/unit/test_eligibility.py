@@ -11,10 +11,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from carenet.referral.v1 import referral_pb2 as pb
-from referral import eligibility, service
+from referral import eligibility
+from referral.convert import rule_from_proto, rule_to_proto
 from referral.eligibility import GLI_RULE, Profile, evaluate, validate
 from referral.models import OfferCategory
-from referral.servicer import rule_from_proto, rule_to_proto
+from referral.use_cases import offers
 from servicekit.errors import InvalidArgument
 
 from ..fakes import PROVIDER, fake_deps
@@ -198,13 +199,13 @@ def test_the_gli_rule_is_valid() -> None:
 
 def test_saving_an_offer_with_a_malformed_rule_names_the_rule_path() -> None:
     deps = fake_deps()
-    data = service.OfferInput(
+    data = offers.OfferInput(
         display_name="x",
         category=OfferCategory.GLI,
         eligibility={"all": [{"field": "bmi", "op": "ge", "number": 30}, {"any": []}]},
     )
     with pytest.raises(InvalidArgument) as caught:
-        service.create_offer(deps, PROVIDER, data)
+        offers.create_offer(deps, PROVIDER, data)
     assert [v.field for v in caught.value.violations] == ["offer.eligibility.all[1].any"]
 
 
@@ -301,11 +302,9 @@ def test_a_generated_rule_saved_on_an_offer_and_loaded_again_gives_the_same_answ
     if _depth(rule) > eligibility.MAX_DEPTH:
         return
     deps = fake_deps()
-    data = service.OfferInput(
-        display_name="generated", category=OfferCategory.GLI, eligibility=rule
-    )
-    offer = service.create_offer(deps, PROVIDER, data)
-    stored = service.get_offer(deps, PROVIDER, offer.id).eligibility
+    data = offers.OfferInput(display_name="generated", category=OfferCategory.GLI, eligibility=rule)
+    offer = offers.create_offer(deps, PROVIDER, data)
+    stored = offers.get_offer(deps, PROVIDER, offer.id).eligibility
     for profile in profiles:
         assert evaluate(stored, profile) == evaluate(rule, profile)
 

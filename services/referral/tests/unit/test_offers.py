@@ -7,8 +7,9 @@ from typing import Any
 
 import pytest
 
-from referral import eligibility, errors, service
+from referral import eligibility, errors
 from referral.models import CapacityStatus, Funding, OfferCategory, RecognitionLevel
+from referral.use_cases import curation, matching, offers, transitions
 from servicekit.errors import InvalidArgument
 
 from ..fakes import ADMIN, COACH, GP, NOORD_GP, OFFICER, PROVIDER, Clock, fake_deps
@@ -21,46 +22,44 @@ AREA = eligibility.Profile(
 
 def test_a_municipality_edits_its_own_offers_and_not_a_providers() -> None:
     deps = fake_deps()
-    service.create_offer(
-        deps, OFFICER, service.OfferInput("Walk", category=OfferCategory.PHYSICAL_ACTIVITY), "walk"
+    offers.create_offer(
+        deps, OFFICER, offers.OfferInput("Walk", category=OfferCategory.PHYSICAL_ACTIVITY), "walk"
     )
-    changed = service.update_offer(
-        deps, COACH, "walk", service.OfferInput(description="Wednesdays"), ["description"]
+    changed = offers.update_offer(
+        deps, COACH, "walk", offers.OfferInput(description="Wednesdays"), ["description"]
     )
     assert changed.description == "Wednesdays" and changed.display_name == "Walk"
     with pytest.raises(errors.NotOfferOwner):
-        service.update_offer(
-            deps, PROVIDER, "walk", service.OfferInput(description="x"), ["description"]
+        offers.update_offer(
+            deps, PROVIDER, "walk", offers.OfferInput(description="x"), ["description"]
         )
 
 
 def test_clinicians_do_not_create_offers() -> None:
     with pytest.raises(errors.RoleNotPermitted):
-        service.create_offer(fake_deps(), GP, service.OfferInput("x", category=OfferCategory.GLI))
+        offers.create_offer(fake_deps(), GP, offers.OfferInput("x", category=OfferCategory.GLI))
 
 
 def test_curation_goes_draft_proposed_listed_retired_by_the_right_hands() -> None:
     deps = fake_deps()
-    service.create_offer(
-        deps, PROVIDER, service.OfferInput("GLI", category=OfferCategory.GLI), "gg"
-    )
+    offers.create_offer(deps, PROVIDER, offers.OfferInput("GLI", category=OfferCategory.GLI), "gg")
     with pytest.raises(errors.NotCurator):
-        service.transition_offer(deps, PROVIDER, "gg", "publish")
+        curation.transition_offer(deps, PROVIDER, "gg", "publish")
     with pytest.raises(errors.InvalidOfferTransition):
-        service.transition_offer(deps, ADMIN, "gg", "publish")
+        curation.transition_offer(deps, ADMIN, "gg", "publish")
     with pytest.raises(errors.NotOfferOwner):
-        service.transition_offer(deps, ADMIN, "gg", "propose")
-    assert service.transition_offer(deps, PROVIDER, "gg", "propose").state == "proposed"
-    assert service.transition_offer(deps, ADMIN, "gg", "publish").state == "listed"
-    assert service.transition_offer(deps, ADMIN, "gg", "retire").state == "retired"
+        curation.transition_offer(deps, ADMIN, "gg", "propose")
+    assert curation.transition_offer(deps, PROVIDER, "gg", "propose").state == "proposed"
+    assert curation.transition_offer(deps, ADMIN, "gg", "publish").state == "listed"
+    assert curation.transition_offer(deps, ADMIN, "gg", "retire").state == "retired"
 
 
 def test_only_listed_offers_are_matched_or_referred_to() -> None:
     deps = fake_deps()
-    service.create_offer(
-        deps, PROVIDER, service.OfferInput("Draft", category=OfferCategory.GLI), "dd"
+    offers.create_offer(
+        deps, PROVIDER, offers.OfferInput("Draft", category=OfferCategory.GLI), "dd"
     )
-    matches, _ = service.find_offers(deps, GP, AREA)
+    matches, _ = matching.find_offers(deps, GP, AREA)
     assert matches == []
     with pytest.raises(errors.OfferNotListed):
         refer(deps, offer_id="dd")
@@ -75,11 +74,11 @@ def test_an_offer_drops_off_the_menu_on_its_recognition_validity_date() -> None:
         recognition_level=RecognitionLevel.WELL_DESCRIBED,
         recognition_valid_until=clock.now + dt.timedelta(days=1),
     )
-    assert len(service.find_offers(deps, GP, AREA)[0]) == 1
+    assert len(matching.find_offers(deps, GP, AREA)[0]) == 1
     clock.now += dt.timedelta(days=1)
-    offer = service.get_offer(deps, GP, "gg")
+    offer = offers.get_offer(deps, GP, "gg")
     assert offer.recognition_expired(clock.now)
-    assert service.find_offers(deps, GP, AREA)[0] == []
+    assert matching.find_offers(deps, GP, AREA)[0] == []
     with pytest.raises(errors.OfferNotListed) as caught:
         refer(deps, offer_id="gg")
     assert caught.value.reason == "RECOGNITION_EXPIRED"
@@ -112,7 +111,7 @@ def test_matching_ranks_by_the_documented_score_and_explains_it() -> None:
         capacity_status=CapacityStatus.NO_CAPACITY,
     )
     listed_offer(deps, "far", owner=COACH, service_area={"municipality_codes": ["GM0753"]})
-    matches, token = service.find_offers(deps, GP, AREA)
+    matches, token = matching.find_offers(deps, GP, AREA)
     assert token == ""
     assert [m.offer.id for m in matches] == ["gli", "full", "walk"]
     gli = matches[0]
@@ -121,9 +120,9 @@ def test_matching_ranks_by_the_documented_score_and_explains_it() -> None:
     assert gli.eligibility.eligible and len(gli.eligibility.outcomes) == 5
     assert matches[1].no_capacity and matches[1].capacity is CapacityStatus.NO_CAPACITY
     assert not matches[2].eligibility.eligible
-    only = service.find_offers(deps, GP, AREA, eligible_only=True)[0]
+    only = matching.find_offers(deps, GP, AREA, eligible_only=True)[0]
     assert [m.offer.id for m in only] == ["gli", "full"]
-    again, _ = service.find_offers(deps, GP, AREA)
+    again, _ = matching.find_offers(deps, GP, AREA)
     assert [(m.offer.id, m.score, m.reasons) for m in again] == [
         (m.offer.id, m.score, m.reasons) for m in matches
     ]  # deterministic
@@ -132,7 +131,7 @@ def test_matching_ranks_by_the_documented_score_and_explains_it() -> None:
 def test_a_waitlist_offer_stays_available_and_says_so() -> None:
     deps = fake_deps()
     listed_offer(deps, "busy", capacity_status=CapacityStatus.WAITLIST, waitlist_length=15)
-    (match,), _ = service.find_offers(deps, GP, AREA)
+    (match,), _ = matching.find_offers(deps, GP, AREA)
     assert match.capacity is CapacityStatus.WAITLIST and not match.no_capacity
 
 
@@ -140,9 +139,9 @@ def test_matching_pages_through_results() -> None:
     deps = fake_deps()
     for i in range(5):
         listed_offer(deps, f"o{i}")
-    first, token = service.find_offers(deps, GP, AREA, page_size=2)
-    second, token2 = service.find_offers(deps, GP, AREA, page_size=2, page_token=token)
-    third, token3 = service.find_offers(deps, GP, AREA, page_size=2, page_token=token2)
+    first, token = matching.find_offers(deps, GP, AREA, page_size=2)
+    second, token2 = matching.find_offers(deps, GP, AREA, page_size=2, page_token=token)
+    third, token3 = matching.find_offers(deps, GP, AREA, page_size=2, page_token=token2)
     assert [m.offer.id for m in first + second + third] == [f"o{i}" for i in range(5)]
     assert token3 == ""
 
@@ -150,9 +149,9 @@ def test_matching_pages_through_results() -> None:
 def test_another_care_groups_menu_is_invisible() -> None:
     deps = fake_deps()
     listed_offer(deps, "gg")
-    assert service.find_offers(deps, NOORD_GP, AREA)[0] == []
+    assert matching.find_offers(deps, NOORD_GP, AREA)[0] == []
     with pytest.raises(errors.OfferNotFound):
-        service.get_offer(deps, NOORD_GP, "gg")
+        offers.get_offer(deps, NOORD_GP, "gg")
 
 
 @pytest.mark.parametrize(
@@ -168,25 +167,25 @@ def test_bad_profiles_are_refused_naming_the_field(
     profile: eligibility.Profile, field: str
 ) -> None:
     with pytest.raises(InvalidArgument) as caught:
-        service.find_offers(fake_deps(), GP, profile)
+        matching.find_offers(fake_deps(), GP, profile)
     assert field in [v.field for v in caught.value.violations]
 
 
 def test_an_oversized_page_is_refused() -> None:
     with pytest.raises(InvalidArgument) as caught:
-        service.find_offers(fake_deps(), GP, AREA, page_size=5000)
+        matching.find_offers(fake_deps(), GP, AREA, page_size=5000)
     assert caught.value.reason == "PAGE_SIZE_TOO_LARGE"
 
 
 def test_matching_sees_capacity_changes_at_once() -> None:
     deps = fake_deps()
     listed_offer(deps, "one", total_places=1)
-    assert service.find_offers(deps, GP, AREA)[0][0].capacity is CapacityStatus.CAPACITY
+    assert matching.find_offers(deps, GP, AREA)[0][0].capacity is CapacityStatus.CAPACITY
     view = refer(deps, offer_id="one")
     from referral.models import Status
 
-    service.transition_referral(deps, PROVIDER, "p-0001", view.referral.id, Status.ACCEPTED)
-    assert service.find_offers(deps, GP, AREA)[0][0].capacity is CapacityStatus.WAITLIST
+    transitions.transition_referral(deps, PROVIDER, "p-0001", view.referral.id, Status.ACCEPTED)
+    assert matching.find_offers(deps, GP, AREA)[0][0].capacity is CapacityStatus.WAITLIST
 
 
 def test_the_ranking_follows_the_explained_score_across_varied_offers() -> None:
@@ -206,7 +205,7 @@ def test_the_ranking_follows_the_explained_score_across_varied_offers() -> None:
     ]
     for i, fields in enumerate(variants):
         listed_offer(deps, f"v{i}", **fields)
-    matches, _ = service.find_offers(deps, GP, AREA, page_size=100)
+    matches, _ = matching.find_offers(deps, GP, AREA, page_size=100)
     assert len(matches) == len(variants)
     scores = [m.score for m in matches]
     assert scores == sorted(scores, reverse=True)

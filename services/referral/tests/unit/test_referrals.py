@@ -8,8 +8,10 @@ from collections.abc import Callable
 import grpc
 import pytest
 
-from referral import errors, events, service
+from referral import errors
+from referral.deps import Deps
 from referral.models import BusinessStatus, Enrolment, Status
+from referral.use_cases import events, offers, referrals, transitions
 from servicekit.auth import Principal
 from servicekit.errors import DomainError, InvalidArgument
 
@@ -36,14 +38,14 @@ def identity() -> FakeIdentityClient:
 
 
 @pytest.fixture
-def deps(identity: FakeIdentityClient) -> service.Deps:
+def deps(identity: FakeIdentityClient) -> Deps:
     deps = fake_deps(identity)
     listed_offer(deps, "gli", total_places=1)
     return deps
 
 
 def test_a_gp_refers_a_patient_and_the_referral_is_requested_from_the_offer_owner(
-    deps: service.Deps, identity: FakeIdentityClient
+    deps: Deps, identity: FakeIdentityClient
 ) -> None:
     view = refer(deps)
     r = view.referral
@@ -55,7 +57,7 @@ def test_a_gp_refers_a_patient_and_the_referral_is_requested_from_the_offer_owne
 
 
 def test_a_retried_create_with_the_same_request_id_returns_the_first_referral(
-    deps: service.Deps,
+    deps: Deps,
 ) -> None:
     first = refer(deps, request_id="kis-1")
     again = refer(deps, request_id="kis-1")
@@ -64,7 +66,7 @@ def test_a_retried_create_with_the_same_request_id_returns_the_first_referral(
 
 
 def test_a_request_id_reused_for_another_request_is_refused_and_returns_nothing(
-    deps: service.Deps,
+    deps: Deps,
 ) -> None:
     listed_offer(deps, "walk", owner=COACH)
     refer(deps, "p-0002", "gli", request_id="kis-2", fingerprint="fp-p-0002-gli")
@@ -76,7 +78,7 @@ def test_a_request_id_reused_for_another_request_is_refused_and_returns_nothing(
 
 
 def test_a_second_open_referral_for_the_same_patient_and_offer_names_the_existing_one(
-    deps: service.Deps,
+    deps: Deps,
 ) -> None:
     first = refer(deps)
     with pytest.raises(errors.DuplicateReferral) as caught:
@@ -85,21 +87,21 @@ def test_a_second_open_referral_for_the_same_patient_and_offer_names_the_existin
     assert caught.value.metadata["existing_referral"] == first.referral.name
 
 
-def test_a_closed_referral_does_not_block_a_new_one(deps: service.Deps) -> None:
+def test_a_closed_referral_does_not_block_a_new_one(deps: Deps) -> None:
     first = refer(deps)
-    service.transition_referral(
+    transitions.transition_referral(
         deps, GP, "p-0001", first.referral.id, Status.CANCELLED, reason="wrong offer"
     )
     assert refer(deps).referral.id != first.referral.id
 
 
-def test_only_clinicians_refer(deps: service.Deps) -> None:
+def test_only_clinicians_refer(deps: Deps) -> None:
     with pytest.raises(errors.RoleNotPermitted):
         refer(deps, who=COACH)
 
 
 def test_identitys_denial_refuses_the_referral_with_identitys_reason(
-    deps: service.Deps, identity: FakeIdentityClient
+    deps: Deps, identity: FakeIdentityClient
 ) -> None:
     identity.deny[OTHER_GP.subject] = "NOT_OWN_DATA"
     with pytest.raises(errors.AccessRefused) as caught:
@@ -112,7 +114,7 @@ def test_identitys_denial_refuses_the_referral_with_identitys_reason(
 
 
 def test_a_referral_named_under_a_patient_the_caller_may_not_see_is_refused_before_it_is_sought(
-    deps: service.Deps, identity: FakeIdentityClient
+    deps: Deps, identity: FakeIdentityClient
 ) -> None:
     """identity answers first: an unknown patient, or a known one identity refuses, gets
     identity's refusal whether or not the named referral exists (no NOT_FOUND before a
@@ -121,12 +123,12 @@ def test_a_referral_named_under_a_patient_the_caller_may_not_see_is_refused_befo
     identity.unknown.add("p-9999")
     identity.deny[OTHER_GP.subject] = "NO_CARE_RELATIONSHIP"
     calls: dict[str, Callable[[Principal, str, str], object]] = {
-        "get": lambda who, patient, rid: service.get_referral(deps, who, patient, rid),
-        "transition": lambda who, patient, rid: service.transition_referral(
+        "get": lambda who, patient, rid: referrals.get_referral(deps, who, patient, rid),
+        "transition": lambda who, patient, rid: transitions.transition_referral(
             deps, who, patient, rid, Status.CANCELLED, reason="x"
         ),
-        "record": lambda who, patient, rid: service.record_outcome(
-            deps, who, patient, rid, service.OutcomeInput(attendance="none")
+        "record": lambda who, patient, rid: transitions.record_outcome(
+            deps, who, patient, rid, transitions.OutcomeInput(attendance="none")
         ),
     }
     for name, call in calls.items():
@@ -149,9 +151,7 @@ def test_a_referral_named_under_a_patient_the_caller_may_not_see_is_refused_befo
         }, name
 
 
-def test_an_unreachable_identity_fails_closed(
-    deps: service.Deps, identity: FakeIdentityClient
-) -> None:
+def test_an_unreachable_identity_fails_closed(deps: Deps, identity: FakeIdentityClient) -> None:
     identity.unavailable = True
     with pytest.raises(errors.IdentityUnavailable) as caught:
         refer(deps)
@@ -159,33 +159,33 @@ def test_an_unreachable_identity_fails_closed(
     assert outbox(deps) == []
 
 
-def test_an_unknown_offer_is_not_found_with_a_field_violation(deps: service.Deps) -> None:
+def test_an_unknown_offer_is_not_found_with_a_field_violation(deps: Deps) -> None:
     with pytest.raises(errors.OfferNotFound) as caught:
         refer(deps, offer_id="nope")
     assert [v.field for v in caught.value.field_violations()] == ["referral.offer"]
 
 
 def test_accepting_takes_a_place_and_a_full_offer_puts_the_next_on_its_waitlist(
-    deps: service.Deps,
+    deps: Deps,
 ) -> None:
     a = refer(deps, "p-a").referral
     b = refer(deps, "p-b").referral
     c = refer(deps, "p-c").referral
-    a2 = service.transition_referral(deps, PROVIDER, "p-a", a.id, Status.ACCEPTED).referral
-    b2 = service.transition_referral(deps, PROVIDER, "p-b", b.id, Status.ACCEPTED).referral
-    c2 = service.transition_referral(deps, PROVIDER, "p-c", c.id, Status.ACCEPTED).referral
+    a2 = transitions.transition_referral(deps, PROVIDER, "p-a", a.id, Status.ACCEPTED).referral
+    b2 = transitions.transition_referral(deps, PROVIDER, "p-b", b.id, Status.ACCEPTED).referral
+    c2 = transitions.transition_referral(deps, PROVIDER, "p-c", c.id, Status.ACCEPTED).referral
     assert (a2.enrolment, a2.waitlist_position) == ("enrolled", 0)
     assert (b2.enrolment, b2.waitlist_position) == ("not-enrolled-on-waitlist", 1)
     assert (c2.enrolment, c2.waitlist_position) == ("not-enrolled-on-waitlist", 2)
-    offer = service.get_offer(deps, PROVIDER, "gli")
+    offer = offers.get_offer(deps, PROVIDER, "gli")
     assert (offer.places_taken, offer.waitlist_length) == (1, 2)
     with pytest.raises(errors.InvalidTransition) as caught:
-        service.transition_referral(deps, PROVIDER, "p-b", b.id, Status.IN_PROGRESS)
+        transitions.transition_referral(deps, PROVIDER, "p-b", b.id, Status.IN_PROGRESS)
     assert caught.value.reason == "NO_PLACE_AVAILABLE"
     # a leaves: b gets the place, c moves up.
-    service.transition_referral(deps, GP, "p-a", a.id, Status.CANCELLED, reason="moved")
-    b3 = service.get_referral(deps, GP, "p-b", b.id).referral
-    c3 = service.get_referral(deps, GP, "p-c", c.id).referral
+    transitions.transition_referral(deps, GP, "p-a", a.id, Status.CANCELLED, reason="moved")
+    b3 = referrals.get_referral(deps, GP, "p-b", b.id).referral
+    c3 = referrals.get_referral(deps, GP, "p-c", c.id).referral
     assert (b3.enrolment, b3.waitlist_position) == ("enrolled", 0)
     assert c3.waitlist_position == 1
     events = outbox(deps)
@@ -193,12 +193,12 @@ def test_accepting_takes_a_place_and_a_full_offer_puts_the_next_on_its_waitlist(
 
 
 def test_completing_with_feedback_closes_the_loop_for_the_referrer_and_the_patient(
-    deps: service.Deps,
+    deps: Deps,
 ) -> None:
     r = refer(deps).referral
     for status in (Status.ACCEPTED, Status.IN_PROGRESS):
-        service.transition_referral(deps, PROVIDER, "p-0001", r.id, status)
-    outcome = service.OutcomeInput(
+        transitions.transition_referral(deps, PROVIDER, "p-0001", r.id, status)
+    outcome = transitions.OutcomeInput(
         attendance="full",
         sessions_attended=10,
         sessions_planned=10,
@@ -206,13 +206,13 @@ def test_completing_with_feedback_closes_the_loop_for_the_referrer_and_the_patie
         measurements=[{"code": "weight-change", "value": -4.5, "unit": "kg"}],
         enrolment=Enrolment.ENROLLED,
     )
-    done = service.transition_referral(
+    done = transitions.transition_referral(
         deps, PROVIDER, "p-0001", r.id, Status.COMPLETED, outcome=outcome
     )
     assert done.referral.outcome is not None
     assert done.referral.outcome["measurements"][0]["value"] == -4.5
     for reader in (GP, PATIENT):
-        seen = service.get_referral(deps, reader, "p-0001", r.id).referral
+        seen = referrals.get_referral(deps, reader, "p-0001", r.id).referral
         assert seen.outcome is not None and seen.outcome["result_summary"]
     assert [(h.from_status, h.to_status) for h in done.history] == [
         (None, "requested"),
@@ -225,9 +225,9 @@ def test_completing_with_feedback_closes_the_loop_for_the_referrer_and_the_patie
     assert completed[0]["outcome"]["measurements"][0]["code"] == "weight-change"
 
 
-def test_a_rejection_carries_its_reason_and_business_status(deps: service.Deps) -> None:
+def test_a_rejection_carries_its_reason_and_business_status(deps: Deps) -> None:
     r = refer(deps).referral
-    view = service.transition_referral(
+    view = transitions.transition_referral(
         deps,
         PROVIDER,
         "p-0001",
@@ -244,22 +244,26 @@ def test_a_rejection_carries_its_reason_and_business_status(deps: service.Deps) 
     assert view.history[-1].business_status == "not-eligible"
 
 
-def test_only_the_target_records_feedback(deps: service.Deps) -> None:
+def test_only_the_target_records_feedback(deps: Deps) -> None:
     r = refer(deps).referral
-    service.transition_referral(deps, PROVIDER, "p-0001", r.id, Status.ACCEPTED)
+    transitions.transition_referral(deps, PROVIDER, "p-0001", r.id, Status.ACCEPTED)
     with pytest.raises(errors.WrongParty):
-        service.record_outcome(deps, GP, "p-0001", r.id, service.OutcomeInput(attendance="none"))
-    view = service.record_outcome(
-        deps, PROVIDER, "p-0001", r.id, service.OutcomeInput(attendance="partial")
+        transitions.record_outcome(
+            deps, GP, "p-0001", r.id, transitions.OutcomeInput(attendance="none")
+        )
+    view = transitions.record_outcome(
+        deps, PROVIDER, "p-0001", r.id, transitions.OutcomeInput(attendance="partial")
     )
     assert view.referral.outcome is not None
     assert outbox(deps)[-1]["type"] == "outcome-recorded"
 
 
-def test_a_stale_etag_is_aborted(deps: service.Deps) -> None:
+def test_a_stale_etag_is_aborted(deps: Deps) -> None:
     r = refer(deps).referral
     with pytest.raises(errors.EtagMismatch):
-        service.transition_referral(deps, PROVIDER, "p-0001", r.id, Status.ACCEPTED, etag='W/"0"')
+        transitions.transition_referral(
+            deps, PROVIDER, "p-0001", r.id, Status.ACCEPTED, etag='W/"0"'
+        )
 
 
 @pytest.mark.parametrize(
@@ -277,24 +281,24 @@ def test_a_stale_etag_is_aborted(deps: service.Deps) -> None:
     ],
 )
 def test_who_sees_a_referral_and_every_read_asks_identity_once(
-    deps: service.Deps, identity: FakeIdentityClient, reader: object, outcome: str
+    deps: Deps, identity: FakeIdentityClient, reader: object, outcome: str
 ) -> None:
     r = refer(deps).referral
     identity.calls.clear()
     if outcome == "ok":
-        service.get_referral(deps, reader, "p-0001", r.id)  # type: ignore[arg-type]
+        referrals.get_referral(deps, reader, "p-0001", r.id)  # type: ignore[arg-type]
     else:
         with pytest.raises(DomainError) as caught:
-            service.get_referral(deps, reader, "p-0001", r.id)  # type: ignore[arg-type]
+            referrals.get_referral(deps, reader, "p-0001", r.id)  # type: ignore[arg-type]
         assert caught.value.code.name == outcome
     assert len(identity.calls) == 1
     assert identity.calls[0].referral is None or identity.calls[0].referral.referral == r.name
 
 
-def test_every_change_writes_one_outbox_event_in_cursor_order(deps: service.Deps) -> None:
+def test_every_change_writes_one_outbox_event_in_cursor_order(deps: Deps) -> None:
     r = refer(deps).referral
-    service.transition_referral(deps, PROVIDER, "p-0001", r.id, Status.ACCEPTED)
-    service.transition_referral(deps, PROVIDER, "p-0001", r.id, Status.IN_PROGRESS)
+    transitions.transition_referral(deps, PROVIDER, "p-0001", r.id, Status.ACCEPTED)
+    transitions.transition_referral(deps, PROVIDER, "p-0001", r.id, Status.IN_PROGRESS)
     events = outbox(deps)
     assert [e["cursor"] for e in events] == [1, 2, 3]
     assert [e["status"] for e in events] == ["requested", "accepted", "in-progress"]
@@ -302,24 +306,24 @@ def test_every_change_writes_one_outbox_event_in_cursor_order(deps: service.Deps
     assert {e["target_organisation"] for e in events} == {"organisations/gli-beweegfit"}
 
 
-def test_a_failed_change_writes_no_event(deps: service.Deps) -> None:
+def test_a_failed_change_writes_no_event(deps: Deps) -> None:
     r = refer(deps).referral
     with pytest.raises(errors.InvalidTransition):
-        service.transition_referral(deps, PROVIDER, "p-0001", r.id, Status.COMPLETED)
+        transitions.transition_referral(deps, PROVIDER, "p-0001", r.id, Status.COMPLETED)
     assert len(outbox(deps)) == 1
 
 
-def _watch(deps: service.Deps, who: object, after: int = 0) -> list[events.Event]:
+def _watch(deps: Deps, who: object, after: int = 0) -> list[events.Event]:
     return list(events.watch_events(deps, who, after_cursor=after, follow=False))  # type: ignore[arg-type]
 
 
 def test_the_watch_stream_shows_each_party_only_its_referrals_and_resumes_from_a_cursor(
-    deps: service.Deps,
+    deps: Deps,
 ) -> None:
     listed_offer(deps, "walk", owner=COACH)
     a = refer(deps, "p-0001", "gli").referral
     b = refer(deps, "p-0002", "walk").referral
-    service.transition_referral(deps, PROVIDER, "p-0001", a.id, Status.ACCEPTED)
+    transitions.transition_referral(deps, PROVIDER, "p-0001", a.id, Status.ACCEPTED)
     assert [e.cursor for e in _watch(deps, GP)] == [1, 2, 3]
     assert {e.payload["referral"] for e in _watch(deps, PROVIDER)} == {a.name}
     assert {e.payload["referral"] for e in _watch(deps, COACH)} == {b.name}
@@ -332,14 +336,14 @@ def test_the_watch_stream_shows_each_party_only_its_referrals_and_resumes_from_a
 
 
 def test_the_watch_stream_leaves_out_referrals_identity_denies(
-    deps: service.Deps, identity: FakeIdentityClient
+    deps: Deps, identity: FakeIdentityClient
 ) -> None:
     refer(deps)
     identity.deny[GP.subject] = "NO_CARE_RELATIONSHIP"
     assert _watch(deps, GP) == []
 
 
-def test_a_followed_stream_polls_until_the_client_goes_away(deps: service.Deps) -> None:
+def test_a_followed_stream_polls_until_the_client_goes_away(deps: Deps) -> None:
     refer(deps)
     polls = iter([True, True, True, False])
     seen = list(events.watch_events(deps, GP, after_cursor=0, is_active=lambda: next(polls)))

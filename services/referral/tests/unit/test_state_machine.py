@@ -6,8 +6,10 @@ from __future__ import annotations
 import grpc
 import pytest
 
-from referral import errors, service
+from referral import errors
+from referral.deps import Deps
 from referral.models import TRANSITIONS, Party, Status
+from referral.use_cases import history, transitions
 from servicekit.errors import DomainError, InvalidArgument
 
 from ..fakes import GP, PATIENT, PROVIDER, fake_deps, principal
@@ -18,13 +20,13 @@ CASES = [(s, t, p) for s in Status for t in Status for p in Party]
 
 
 @pytest.fixture(scope="module")
-def deps() -> service.Deps:
+def deps() -> Deps:
     deps = fake_deps()
     listed_offer(deps, "gli", total_places=0)
     return deps
 
 
-def _attempt(deps: service.Deps, state: Status, target: Status, party: Party) -> object:
+def _attempt(deps: Deps, state: Status, target: Status, party: Party) -> object:
     # A fresh patient per case, so no case's referral blocks another's.
     patient = f"p-{state.value}-{target.value}-{party.value}"
     view = refer(deps, patient)
@@ -32,7 +34,7 @@ def _attempt(deps: service.Deps, state: Status, target: Status, party: Party) ->
     who = PARTIES[party]
     if party is Party.PATIENT:
         who = principal(patient, roles=("patient",), patient=patient)
-    return service.transition_referral(
+    return transitions.transition_referral(
         deps,
         who,
         patient,
@@ -44,13 +46,11 @@ def _attempt(deps: service.Deps, state: Status, target: Status, party: Party) ->
 
 
 @pytest.mark.parametrize(("state", "target", "party"), CASES, ids=str)
-def test_the_status_machine(
-    deps: service.Deps, state: Status, target: Status, party: Party
-) -> None:
+def test_the_status_machine(deps: Deps, state: Status, target: Status, party: Party) -> None:
     allowed = TRANSITIONS.get((state, target))
     if allowed is not None and party in allowed:
         view = _attempt(deps, state, target, party)
-        assert isinstance(view, service.ReferralView)
+        assert isinstance(view, history.ReferralView)
         assert view.referral.status == target.value
         return
     with pytest.raises(DomainError) as caught:
@@ -83,24 +83,24 @@ def test_the_machine_is_the_one_of_the_reference() -> None:
     ],
 )
 def test_a_reason_is_required_for_rejecting_cancelling_holding_and_failing(
-    deps: service.Deps, state: Status, target: Status
+    deps: Deps, state: Status, target: Status
 ) -> None:
     view = refer(deps, f"p-reason-{target.value}")
     force_status(deps, view.referral.id, state)
     with pytest.raises(InvalidArgument) as caught:
-        service.transition_referral(
+        transitions.transition_referral(
             deps, PROVIDER, f"p-reason-{target.value}", view.referral.id, target, reason=" "
         )
     assert caught.value.reason == "REASON_REQUIRED"
     assert [v.field for v in caught.value.violations] == ["reason"]
 
 
-def test_a_cancelled_referral_cannot_be_accepted(deps: service.Deps) -> None:
+def test_a_cancelled_referral_cannot_be_accepted(deps: Deps) -> None:
     view = refer(deps, "p-cancelled")
-    service.transition_referral(
+    transitions.transition_referral(
         deps, GP, "p-cancelled", view.referral.id, Status.CANCELLED, reason="patient moved"
     )
     with pytest.raises(errors.InvalidTransition):
-        service.transition_referral(
+        transitions.transition_referral(
             deps, PROVIDER, "p-cancelled", view.referral.id, Status.ACCEPTED
         )

@@ -7,16 +7,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from referral import errors
 from referral.access import REFERRER_ROLES, TARGET_ROLES, care_group_id, org_id, patient_id_of
 from referral.clients import Action, ReferralContext
+from referral.deps import Deps
 from servicekit.auth import Principal
 from servicekit.errors import InvalidArgument
-
-if TYPE_CHECKING:
-    from referral.service import Deps
 
 __all__ = ["Event", "watch_events"]
 

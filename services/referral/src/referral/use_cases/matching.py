@@ -1,0 +1,178 @@
+"""Eligibility and matching: an anonymous profile against one rule, or ranked against the
+care group's menu card (FindOffers). Not patient data: no ``Authorize``."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from referral import eligibility, positions
+from referral.access import care_group_id
+from referral.deps import Deps
+from referral.errors import Violations
+from referral.models import (
+    CapacityStatus,
+    Funding,
+    Offer,
+    OfferCategory,
+)
+from referral.ranking import MenuEntry, in_area, score
+from referral.use_cases.offers import get_offer
+from servicekit import paging
+from servicekit.auth import Principal
+from servicekit.errors import InvalidArgument
+
+MAX_FIND_PAGE = 100
+
+
+def validate_profile(profile: eligibility.Profile, path: str = "profile") -> None:
+    v = Violations()
+    if profile.postcode and not eligibility.POSTCODE.fullmatch(profile.postcode):
+        v.add(f"{path}.postcode", "must be 4 digits", "INVALID_POSTCODE")
+    if profile.municipality and not eligibility.MUNICIPALITY.fullmatch(profile.municipality):
+        v.add(
+            f"{path}.municipality_code",
+            "must be GM followed by 4 digits",
+            "INVALID_MUNICIPALITY_CODE",
+        )
+    if profile.age is not None and not 0 <= profile.age <= 130:
+        v.add(f"{path}.age", "must be between 0 and 130", "INVALID_AGE")
+    if profile.bmi is not None and (not math.isfinite(profile.bmi) or not 5 <= profile.bmi <= 100):
+        v.add(f"{path}.bmi", "must be between 5 and 100", "INVALID_BMI")
+    if profile.pam_level is not None and not 1 <= profile.pam_level <= 4:
+        v.add(f"{path}.pam_level", "must be 1 to 4", "INVALID_PAM_LEVEL")
+    for i, lang in enumerate(profile.languages):
+        if not eligibility.LANGUAGE.fullmatch(lang):
+            v.add(f"{path}.languages[{i}]", "must be an ISO 639 code", "INVALID_LANGUAGE")
+    for name, codes in (("conditions", profile.conditions), ("risk_factors", profile.risk_factors)):
+        for i, code in enumerate(codes):
+            if not eligibility.CODE.fullmatch(code):
+                v.add(f"{path}.{name}[{i}]", "not a code", "INVALID_CODE")
+    v.raise_if_any()
+
+
+def role_of_referrer(principal: Principal, requested: str) -> str:
+    if requested:
+        if requested not in eligibility.REFERRER_ROLES:
+            raise InvalidArgument.single(
+                "referrer_role", "must be gp, practice-nurse or specialist", "INVALID_REFERRER_ROLE"
+            )
+        return requested
+    for role in ("gp", "specialist", "practice-nurse"):
+        if role in principal.roles:
+            return role
+    return ""
+
+
+def evaluate_eligibility(
+    deps: Deps,
+    principal: Principal,
+    *,
+    offer_id: str,
+    rule: dict[str, Any] | None,
+    profile: eligibility.Profile,
+    referrer_role: str = "",
+) -> eligibility.Result:
+    validate_profile(profile)
+    role = role_of_referrer(principal, referrer_role)
+    if offer_id:
+        offer = get_offer(deps, principal, offer_id)
+        rule = offer.eligibility
+    else:
+        eligibility.validate(rule, "rule")
+    return eligibility.evaluate(rule, with_role(profile, role))
+
+
+def with_role(profile: eligibility.Profile, role: str) -> eligibility.Profile:
+    return eligibility.Profile(**{**profile.__dict__, "referrer_role": role})
+
+
+@dataclass(frozen=True)
+class Match:
+    offer: Offer
+    score: float
+    eligibility: eligibility.Result
+    capacity: CapacityStatus
+    no_capacity: bool
+    reasons: tuple[str, ...]
+
+
+def find_offers(
+    deps: Deps,
+    principal: Principal,
+    profile: eligibility.Profile,
+    *,
+    categories: Sequence[OfferCategory] = (),
+    fundings: Sequence[Funding] = (),
+    eligible_only: bool = False,
+    page_size: int = 0,
+    page_token: str = "",
+    referrer_role: str = "",
+) -> tuple[list[Match], str]:
+    """Listed offers for the patient's area, ranked by :func:`score` (highest first, then
+    display name, then id). The eligibility explanation is built for the returned page."""
+    size = paging.page_size(page_size, default=20, maximum=MAX_FIND_PAGE)
+    validate_profile(profile)
+    if not profile.postcode and not profile.municipality:
+        raise InvalidArgument.single(
+            "profile.postcode", "a postcode or municipality code is required", "AREA_REQUIRED"
+        )
+    role = role_of_referrer(principal, referrer_role)
+    fp = paging.fingerprint(
+        "find",
+        profile.as_dict(),
+        sorted(c.value for c in categories),
+        sorted(f.value for f in fundings),
+        eligible_only,
+        role,
+    )
+    offset = positions.offset(page_token, fp)
+    evaluated = with_role(profile, role)
+    now = deps.clock()
+    with deps.uow() as uow:
+        entries = deps.menu.listed(uow, care_group_id(principal))
+    wanted_categories = {c.value for c in categories}
+    wanted_fundings = {f.value for f in fundings}
+    wanted = frozenset(c.casefold() for c in profile.conditions)
+    languages = frozenset(profile.languages)
+    postcode = int(profile.postcode) if profile.postcode else 0
+    ranked: list[tuple[float, str, str, MenuEntry]] = []
+    verdicts: dict[str, bool] = {}
+    for entry in entries:
+        if wanted_categories and entry.category not in wanted_categories:
+            continue
+        if wanted_fundings and not entry.fundings & wanted_fundings:
+            continue
+        if entry.recognition_until is not None and entry.recognition_until <= now:
+            continue  # dropped off the menu on its recognition's validity date
+        how = entry.area(postcode, profile.municipality)
+        if not how:
+            continue
+        eligible = verdicts.get(entry.rule_key)
+        if eligible is None:
+            eligible = verdicts[entry.rule_key] = eligibility.holds(entry.rule, evaluated)
+        if eligible_only and not eligible:
+            continue
+        points = entry.score(wanted, languages, eligible, how, now)
+        ranked.append((-points, entry.offer.display_name, entry.offer.id, entry))
+    ranked.sort(key=lambda r: (r[0], r[1], r[2]))
+    page: list[Match] = []
+    for _negative, _name, _id, entry in ranked[offset : offset + size]:
+        offer = entry.offer
+        result = eligibility.evaluate(offer.eligibility, evaluated)
+        points, reasons = score(offer, profile, result.eligible, in_area(offer, profile)[1], now)
+        capacity = offer.effective_capacity()
+        page.append(
+            Match(
+                offer,
+                points,
+                result,
+                capacity,
+                capacity is CapacityStatus.NO_CAPACITY,
+                tuple(reasons),
+            )
+        )
+    more = offset + size < len(ranked)
+    return page, paging.next_token({"offset": offset + size} if more else None, fp)

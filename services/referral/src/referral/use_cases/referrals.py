@@ -1,0 +1,393 @@
+"""Referring a patient, and reading and listing referrals: patient data, so every use case
+makes exactly one ``Authorize`` (one access-log entry) once the request is well-formed."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import psycopg
+from sqlalchemy.exc import IntegrityError
+
+from referral import eligibility, errors, positions
+from referral.access import (
+    REFERRER_ROLES,
+    TARGET_ROLES,
+    ask_about,
+    care_group_id,
+    enforce,
+    offer_refusal,
+    only_a_target,
+    org_id,
+    party_of,
+    patient_id_of,
+    referrer_refusal,
+)
+from referral.caches import STALE_OFFER_ATTEMPTS
+from referral.clients import Action
+from referral.deps import Deps
+from referral.duplicates import refuse_duplicate
+from referral.errors import Violations
+from referral.models import (
+    Enrolment,
+    HistoryEntry,
+    Offer,
+    Party,
+    Referral,
+    RequestRecord,
+    Status,
+)
+from referral.unit_of_work import UnitOfWork
+from referral.use_cases.common import Page, check_text, new_id, replayed
+from referral.use_cases.history import ReferralView, event_payload, outbox_values, view_of
+from referral.use_cases.matching import role_of_referrer, validate_profile, with_role
+from servicekit import idempotency, names, paging
+from servicekit.auth import Principal
+from servicekit.errors import Aborted, InvalidArgument
+
+
+@dataclass(frozen=True)
+class ReferralInput:
+    offer_id: str
+    reason: str
+    profile: eligibility.Profile
+    draft: bool = False
+
+
+def validate_referral_input(data: ReferralInput) -> str:
+    v = Violations()
+    offer_id = ""
+    try:
+        offer_id = names.parse_one(data.offer_id, "offers", field="referral.offer")
+    except InvalidArgument as exc:
+        v.items.extend(exc.violations)
+    if not data.reason.strip():
+        v.add("referral.reason", "is required", "REASON_REQUIRED")
+    check_text(v, "referral.reason", data.reason)
+    try:
+        validate_profile(data.profile, "referral.profile")
+    except InvalidArgument as exc:
+        v.items.extend(exc.violations)
+    v.raise_if_any()
+    return offer_id
+
+
+def create_referral(
+    deps: Deps,
+    principal: Principal,
+    patient_id: str,
+    data: ReferralInput,
+    request_id: str = "",
+    *,
+    fingerprint: str = "",
+) -> ReferralView:
+    """Refers a patient.
+
+    First what refuses a create whatever the patient: the request's shape, the caller's
+    role (for a delegate, the person's: servicekit.delegation), the offer (catalogue data of
+    the caller's care group) and a request_id reused for another request. None of these
+    depends on the patient, so checking them before identity is asked tells nothing about
+    the patient, and identity never logs a permit for a create that could not happen. Then
+    identity's Authorize: nothing about the patient is read, written, returned or refused
+    before its answer. The offer comes from a cache whose entries the write checks by
+    version. Then one atomic write (one statement on PostgreSQL) stores the referral, its
+    history, the request record and its outbox event, whose cursor is drawn last (the one
+    serialising step). An open duplicate is caught by the unique ``open_key`` rather than
+    by an extra query (after the permit: the duplicate is the patient's data).
+
+    ``fingerprint`` identifies the request (servicekit.idempotency; for a delegate, together
+    with the person it acts for): it is stored with the request record in that same
+    statement, and a repeat of the request_id returns the first referral only when the
+    fingerprints match (else REQUEST_ID_REUSED).
+    """
+    offer_id = validate_referral_input(data)
+    if len(request_id) > 100:
+        raise InvalidArgument.single("request_id", "at most 100 characters", "REQUEST_ID_TOO_LONG")
+    if fingerprint:
+        fingerprint = idempotency.for_person(fingerprint, principal.on_behalf_of)
+    now = deps.clock()
+    refused = _refusal_before_asking(deps, principal, offer_id, now)
+    if refused is not None:
+        raise refused
+    replay = _earlier_request(deps, principal, request_id, fingerprint)
+    enforce(deps.identity.authorize(principal, patient_id, Action.CREATE))
+    with deps.uow() as uow:
+        if replay is not None:
+            existing = uow.repo.referral(replay.rsplit("/", 1)[-1])
+            if existing is not None:
+                return view_of(uow, existing)
+        key = (request_id, fingerprint)
+        prepared = _prepare_referral(deps, uow, principal, patient_id, offer_id, data, key, now)
+        for _ in range(STALE_OFFER_ATTEMPTS):
+            if isinstance(prepared, Exception):
+                raise prepared
+            if isinstance(prepared, ReferralView):
+                return prepared
+            referral, offer, entry, record = prepared
+            payload = event_payload(
+                referral, offer, "created", None, principal.responsible_user, "", now
+            )
+            try:
+                written = uow.repo.create_referral(
+                    referral, entry, record, offer.version, outbox_values(referral, payload, now)
+                )
+            except (IntegrityError, psycopg.IntegrityError) as exc:
+                uow.rollback()
+                return _after_conflict(deps, principal, patient_id, offer_id, key, exc)
+            if written:
+                uow.commit()
+                if deps.after_create_commit is not None:
+                    deps.after_create_commit()
+                return ReferralView(referral, [entry])
+            deps.offers.forget(offer_id)
+            prepared = _prepare_referral(deps, uow, principal, patient_id, offer_id, data, key, now)
+        raise Aborted("the offer keeps changing; retry", reason="OFFER_CHANGING")
+
+
+def _prepare_referral(
+    deps: Deps,
+    uow: UnitOfWork,
+    principal: Principal,
+    patient_id: str,
+    offer_id: str,
+    data: ReferralInput,
+    key: tuple[str, str],
+    now: dt.datetime,
+) -> tuple[Referral, Offer, HistoryEntry, RequestRecord | None] | ReferralView | Exception:
+    """What a permitted create reads and builds before it writes; a refusal is returned as
+    an error (raised by the caller) rather than raised here. ``key`` is the request_id and
+    the request's fingerprint. The offer is read again (it may have changed meanwhile)."""
+    request_id, fingerprint = key
+    offer = deps.offers.get(deps.uow, offer_id)
+    refused = offer_refusal(principal, offer, now)
+    if refused is not None:
+        return refused
+    assert offer is not None
+    referral, entry = _new_referral(principal, patient_id, offer, data, now)
+    record = (
+        RequestRecord(
+            subject=principal.subject,
+            request_id=request_id,
+            method="CreateReferral",
+            resource_name=referral.name,
+            fingerprint=fingerprint,
+            create_time=now,
+        )
+        if request_id
+        else None
+    )
+    return referral, offer, entry, record
+
+
+def _refusal_before_asking(
+    deps: Deps, principal: Principal, offer_id: str, now: dt.datetime
+) -> Exception | None:
+    """What refuses a create whatever the patient is: a caller who may not refer, or an
+    offer that is not on the caller's menu card."""
+    return referrer_refusal(principal) or offer_refusal(
+        principal, deps.offers.get(deps.uow, offer_id), now
+    )
+
+
+def _earlier_request(
+    deps: Deps, principal: Principal, request_id: str, fingerprint: str
+) -> str | None:
+    """The referral an earlier request with this request_id created (returned after the
+    permit), None for a new one; the id used for another request is REQUEST_ID_REUSED,
+    before identity is asked (the caller learns only about its own earlier request)."""
+    if not request_id:
+        return None
+    with deps.uow() as uow:
+        return replayed(uow, principal, request_id, "CreateReferral", fingerprint)
+
+
+def _new_referral(
+    principal: Principal,
+    patient_id: str,
+    offer: Offer,
+    data: ReferralInput,
+    now: dt.datetime,
+) -> tuple[Referral, HistoryEntry]:
+    role = role_of_referrer(principal, "")
+    result = eligibility.evaluate(offer.eligibility, with_role(data.profile, role))
+    referral = Referral(
+        id=new_id()[:20],
+        patient_id=patient_id,
+        care_group_id=care_group_id(principal),
+        offer_id=offer.id,
+        referrer_org_id=org_id(principal),
+        referrer_user=principal.responsible_user,
+        referrer_role=role,
+        target_org_id=offer.owner_org_id,
+        reason=data.reason,
+        profile=data.profile.as_dict(),
+        business_status=None,
+        status_reason="",
+        enrolment=Enrolment.NOT_ENROLLED.value,
+        waitlist_position=0,
+        holds_place=False,
+        eligibility=result.as_dict(),
+        outcome=None,
+        version=1,
+        create_time=now,
+        update_time=now,
+    )
+    referral.set_status(Status.DRAFT if data.draft else Status.REQUESTED)
+    entry = HistoryEntry(
+        referral_id=referral.id,
+        kind="CREATED",
+        from_status=None,
+        to_status=referral.status,
+        business_status=referral.business_status,
+        reason="",
+        actor=principal.responsible_user,
+        actor_org_id=org_id(principal),
+        change_time=now,
+    )
+    return referral, entry
+
+
+def _after_conflict(
+    deps: Deps,
+    principal: Principal,
+    patient_id: str,
+    offer_id: str,
+    key: tuple[str, str],
+    exc: Exception,
+) -> ReferralView:
+    """A create hit a unique key: the same request committed concurrently under this
+    request_id (return it; another request under it is REQUEST_ID_REUSED), or an open
+    referral for this patient and offer exists (ALREADY_EXISTS naming it to a caller who
+    may read it; anyone else gets what reading it would answer: referral.duplicates)."""
+    request_id, fingerprint = key
+    with deps.uow() as again:
+        earlier = replayed(again, principal, request_id, "CreateReferral", fingerprint)
+        if earlier is not None:
+            first = again.repo.referral(earlier.rsplit("/", 1)[-1])
+            if first is not None:
+                return view_of(again, first)
+        duplicate = again.repo.open_referral(patient_id, offer_id)
+        if duplicate is not None:
+            # Named only to a caller who may read it (referral.duplicates).
+            raise refuse_duplicate(deps.identity, principal, patient_id, duplicate) from exc
+    raise exc
+
+
+def load_for_patient(
+    uow: UnitOfWork,
+    principal: Principal,
+    patient_id: str,
+    referral_id: str,
+    *,
+    for_update: bool = False,
+) -> Referral | None:
+    referral = uow.repo.referral(referral_id, for_update=for_update)
+    if (
+        referral is None
+        or referral.patient_id != patient_id
+        or (not principal.is_service and referral.care_group_id != care_group_id(principal))
+    ):
+        return None
+    return referral
+
+
+def get_referral(
+    deps: Deps, principal: Principal, patient_id: str, referral_id: str
+) -> ReferralView:
+    with deps.uow() as uow:
+        referral = load_for_patient(uow, principal, patient_id, referral_id)
+        enforce(ask_about(deps.identity, principal, patient_id, referral, Action.READ))
+        if referral is None:
+            raise errors.ReferralNotFound("referral not found")
+        if party_of(principal, referral) is None:
+            raise errors.NotReferralParty("not a party to this referral")
+        return view_of(uow, referral)
+
+
+def list_referrals(
+    deps: Deps,
+    principal: Principal,
+    patient_id: str,
+    *,
+    status: Status | None,
+    page_size: int,
+    page_token: str,
+) -> Page:
+    """A patient's referrals the caller is party to (one Authorize for that patient), or with
+    patient ``-`` every referral the caller is party to (one Authorize per patient listed).
+
+    A caller who can only be a referral's target (a lifestyle provider, sport coach or
+    municipality) lists a patient's referrals addressed to its organisation as it reads them
+    one by one: one Authorize per referral with its context (the Mitz referral exception),
+    so a target without a care relationship sees what it was sent. With none addressed to
+    it, one Authorize for the patient gives the answer (a refusal exactly like an unseen or
+    missing patient's, or an empty page)."""
+    size = paging.page_size(page_size, maximum=200)
+    fp = paging.fingerprint("referrals", patient_id, status, principal.subject)
+    after = positions.after_id(page_token, fp)
+    if patient_id != "-" and only_a_target(principal):
+        return _list_addressed(deps, principal, patient_id, status, size, after, fp)
+    if patient_id != "-":
+        enforce(deps.identity.authorize(principal, patient_id, Action.READ))
+    org = org_id(principal)
+    if principal.is_patient:
+        visibility = {"visible_to_patient": patient_id_of(principal)}
+    elif org and principal.roles & (REFERRER_ROLES | TARGET_ROLES):
+        visibility = {"visible_to_org": org}
+    else:
+        raise errors.RoleNotPermitted("this role has no referrals")
+    with deps.uow() as uow:
+        items = uow.repo.referrals(
+            care_group_id(principal),
+            patient_id="" if patient_id == "-" else patient_id,
+            status=status.value if status else "",
+            after=after,
+            limit=size + 1,
+            **visibility,
+        )
+        more = len(items) > size
+        page = [r for r in items[:size] if party_of(principal, r) is not None]
+        if patient_id == "-":
+            allowed = set()
+            for pid in dict.fromkeys(r.patient_id for r in page):
+                decision = deps.identity.authorize(principal, pid, Action.READ)
+                if decision.permitted:
+                    allowed.add(pid)
+            page = [r for r in page if r.patient_id in allowed]
+        views = [view_of(uow, r) for r in page]
+    token = paging.next_token({"after": items[size - 1].id} if more else None, fp)
+    return Page(views, token)
+
+
+def _list_addressed(
+    deps: Deps,
+    principal: Principal,
+    patient_id: str,
+    status: Status | None,
+    size: int,
+    after: str | None,
+    fp: str,
+) -> Page:
+    """:func:`list_referrals` for a caller that can only be a target (see there)."""
+    with deps.uow() as uow:
+        items = uow.repo.referrals(
+            care_group_id(principal),
+            patient_id=patient_id,
+            status=status.value if status else "",
+            after=after,
+            limit=size + 1,
+            visible_to_org=org_id(principal),
+        )
+        more = len(items) > size
+        addressed = [r for r in items[:size] if party_of(principal, r) is Party.TARGET]
+        if not addressed:
+            enforce(deps.identity.authorize(principal, patient_id, Action.READ))
+        decisions = [
+            (r, ask_about(deps.identity, principal, patient_id, r, Action.READ)) for r in addressed
+        ]
+        page = [r for r, decision in decisions if decision.permitted]
+        if decisions and not page:
+            enforce(decisions[0][1])
+        views = [view_of(uow, r) for r in page]
+    token = paging.next_token({"after": items[size - 1].id} if more else None, fp)
+    return Page(views, token)

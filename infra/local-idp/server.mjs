@@ -24,6 +24,7 @@ const config = {
   port: Number(env.IDP_PORT ?? 0),
   publicUrl: env.IDP_PUBLIC_URL, // e.g. http://idp:8080 when services reach it by another name
   ttl: Number(env.IDP_TOKEN_TTL_SECONDS || 300),
+  sessionTtl: Number(env.IDP_SESSION_TTL_SECONDS || 10 * 60 * 60), // Keycloak's SSO session max
 };
 
 const readJson = (file) => JSON.parse(fs.readFileSync(file, 'utf8'));
@@ -69,11 +70,21 @@ function loadRealm(realmFile, extraUsersFile) {
   };
 }
 
-// A client can get tokens here if Keycloak would give it some: service account or direct grant.
+// A client can get tokens here if Keycloak would give it some: service account, direct grant
+// or the standard flow (authorization code, with the login page below).
 function callable(client) {
   return client.enabled !== false && !client.bearerOnly
-    && (client.serviceAccountsEnabled || client.directAccessGrantsEnabled);
+    && (client.serviceAccountsEnabled || client.directAccessGrantsEnabled || client.standardFlowEnabled);
 }
+
+// Keycloak's redirect URI rule: an exact match, or a pattern ending in `*` matching any URI that
+// starts with what comes before the `*`. Query strings are compared as part of the URI.
+function keycloakUriAllowed(value, patterns) {
+  return patterns.some((p) => (p.endsWith('*') ? value.startsWith(p.slice(0, -1)) : value === p));
+}
+
+const postLogoutUrisOf = (client) => (client.attributes?.['post.logout.redirect.uris'] ?? '')
+  .split('##').filter(Boolean);
 
 // Keycloak's `sub` is the user id; users without one (extra test users) get a stable derived id.
 function subjectOf(user) {
@@ -248,23 +259,34 @@ const KEYCLOAK_ROUTES = {
   pushed_authorization_request: '/protocol/openid-connect/ext/par/request',
 };
 
+// A redirect URI as oidc-provider's metadata wants it: a wildcard pattern without its `*`
+// (the allowed-check below applies Keycloak's rule to the realm's patterns).
+const asMetadataUri = (uri) => (uri.endsWith('*') ? uri.slice(0, -1) || '/' : uri);
+
 function oidcClients(realm) {
   return [...realm.clients.values()].filter(callable).map((c) => ({
     client_id: c.clientId,
     ...(c.publicClient
       ? { token_endpoint_auth_method: 'none' }
-      : { client_secret: c.secret, token_endpoint_auth_method: 'client_secret_basic' }),
+      : {
+        client_secret: c.secret,
+        token_endpoint_auth_method: 'client_secret_basic',
+        // Keycloak takes the secret in the body or in the Authorization header
+        token_endpoint_auth_methods_supported: undefined,
+      }),
     grant_types: [
       ...(c.serviceAccountsEnabled && !c.publicClient ? ['client_credentials'] : []),
       ...(c.directAccessGrantsEnabled ? ['password'] : []),
+      ...(c.standardFlowEnabled ? ['authorization_code', 'refresh_token'] : []),
     ],
-    response_types: [],
-    redirect_uris: [],
-    scope: 'openid',
-  }));
+    response_types: c.standardFlowEnabled ? ['code'] : [],
+    redirect_uris: c.standardFlowEnabled ? asList(c.redirectUris).map(asMetadataUri) : [],
+    post_logout_redirect_uris: c.standardFlowEnabled ? postLogoutUrisOf(c).map(asMetadataUri) : [],
+    scope: 'openid profile email',
+  })).map(({ token_endpoint_auth_methods_supported: _, ...c }) => c);
 }
 
-function createProvider(issuer, realm, jwks) {
+function createProvider(issuer, realm, jwks, prefix) {
   // One "resource server" per client, so oidc-provider issues JWT access tokens for it.
   const resourceId = (client) => `urn:carenet-local-idp:client:${client.clientId}`;
   const resourceServerInfo = (client) => ({
@@ -283,12 +305,63 @@ function createProvider(issuer, realm, jwks) {
     clients: oidcClients(realm),
     jwks: { keys: jwks.keys.filter((k) => k.use === 'sig') }, // oidc-provider refuses unused enc keys
     routes: KEYCLOAK_ROUTES,
-    scopes: ['openid'],
-    claims: { openid: ['sub'] },
+    scopes: ['openid', 'profile', 'email'],
+    claims: {
+      openid: ['sub'],
+      profile: ['name', 'given_name', 'family_name', 'preferred_username'],
+      email: ['email', 'email_verified'],
+    },
+    conformIdTokenClaims: false, // Keycloak puts the profile claims in the ID token itself
     cookies: { keys: [crypto.randomBytes(32).toString('base64url')] },
-    ttl: { AccessToken: config.ttl, ClientCredentials: config.ttl },
+    ttl: {
+      AccessToken: config.ttl,
+      ClientCredentials: config.ttl,
+      IdToken: config.ttl,
+      RefreshToken: config.sessionTtl,
+      Session: config.sessionTtl,
+      Grant: config.sessionTtl,
+      Interaction: 30 * 60,
+    },
+    // The login page (Keycloak's login-actions) is served by the http wrapper below.
+    interactions: { url: (ctx, interaction) => `${prefix}/login-actions/authenticate/${interaction.uid}` },
+    // Keycloak asks no consent of a client with consentRequired false: grant what it asked.
+    async loadExistingGrant(ctx) {
+      const { client, session, params } = ctx.oidc;
+      const existing = ctx.oidc.result?.consent?.grantId || session.grantIdFor(client.clientId);
+      if (existing) return ctx.oidc.provider.Grant.find(existing);
+      if (!session.accountId || realm.clients.get(client.clientId)?.consentRequired) return undefined;
+      const grant = new ctx.oidc.provider.Grant({ clientId: client.clientId, accountId: session.accountId });
+      grant.addOIDCScope(String(params.scope ?? 'openid'));
+      grant.addResourceScope(resourceId(client), 'openid');
+      await grant.save();
+      return grant;
+    },
+    // Keycloak issues a refresh token with every code exchange (use.refresh.tokens).
+    issueRefreshToken: async (ctx, client) => client.grantTypeAllowed('refresh_token'),
+    // Keycloak: PKCE is required when the client's pkce.code.challenge.method is set (S256 here).
+    pkce: {
+      required: (ctx, client) => client.tokenEndpointAuthMethod === 'none'
+        || Boolean(realm.clients.get(client.clientId)?.attributes?.['pkce.code.challenge.method']),
+    },
+    renderError: async (ctx, out) => {
+      ctx.type = 'html';
+      ctx.body = page('Fout bij inloggen', `<h1>Er ging iets mis</h1><p>${escapeHtml(out.error_description ?? out.error)}</p>`);
+    },
     features: {
       devInteractions: { enabled: false },
+      rpInitiatedLogout: {
+        enabled: true,
+        // Keycloak signs out at once when the client names itself (id_token_hint); this page
+        // submits the logout form by itself and offers the button when scripts are off.
+        logoutSource: async (ctx, form) => {
+          ctx.body = page('Afmelden', `<h1>Afmelden</h1>${form}
+<button type="submit" form="op.logoutForm" value="yes" name="logout">Afmelden</button>
+<script>document.forms['op.logoutForm'].requestSubmit ? document.forms['op.logoutForm'].requestSubmit(document.querySelector('button[name=logout]')) : document.forms['op.logoutForm'].submit();</script>`);
+        },
+        postLogoutSuccessSource: async (ctx) => {
+          ctx.body = page('Afgemeld', '<h1>U bent afgemeld</h1>');
+        },
+      },
       clientCredentials: { enabled: true },
       userinfo: { enabled: false },
       introspection: { enabled: false },
@@ -302,7 +375,21 @@ function createProvider(issuer, realm, jwks) {
         },
       },
     },
-    findAccount: (ctx, id) => (realm.usersById.has(id) ? { accountId: id, claims: () => ({ sub: id }) } : undefined),
+    findAccount: (ctx, id) => {
+      const user = realm.usersById.get(id);
+      if (!user) return undefined;
+      return {
+        accountId: id,
+        claims: () => ({
+          sub: id,
+          preferred_username: lower(user.username),
+          ...(user.firstName || user.lastName
+            ? { name: [user.firstName, user.lastName].filter(Boolean).join(' '), given_name: user.firstName, family_name: user.lastName }
+            : {}),
+          ...(user.email ? { email: user.email, email_verified: Boolean(user.emailVerified) } : {}),
+        }),
+      };
+    },
     extraTokenClaims(ctx, token) {
       const user = subjectUser(token);
       if (!user) throw new errors.InvalidGrant(`no realm user behind this token (client ${token.clientId})`);
@@ -348,6 +435,14 @@ function createProvider(issuer, realm, jwks) {
     };
   }, ['username', 'password', 'scope']);
 
+  // Keycloak's redirect URI patterns (trailing `*`), checked against the realm export itself.
+  const allowed = (kind) => function allowedUri(value) {
+    const client = realm.clients.get(this.clientId);
+    return keycloakUriAllowed(value, kind === 'redirect' ? asList(client?.redirectUris) : postLogoutUrisOf(client ?? {}));
+  };
+  provider.Client.prototype.redirectUriAllowed = allowed('redirect');
+  provider.Client.prototype.postLogoutRedirectUriAllowed = allowed('logout');
+
   provider.on('grant.error', (ctx, err) => console.error(`local-idp: token request refused (client ${ctx.oidc.client?.clientId ?? '?'}): ${err.message}: ${err.error_detail ?? err.error_description ?? ''}`));
   provider.on('server_error', (ctx, err) => console.error('local-idp: server error', err));
   return provider;
@@ -371,6 +466,81 @@ function realmInfo(issuer, realm, jwks) {
     'account-service': `${issuer}/account`,
     'tokens-not-before': 0,
   };
+}
+
+// ---------------------------------------------------------------- login page
+
+const escapeHtml = (s) => String(s ?? '').replace(/[&<>"']/g, (c) => ({
+  '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;',
+})[c]);
+
+function page(title, body) {
+  return `<!DOCTYPE html>
+<html lang="nl"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>${escapeHtml(title)} - carenet (lokaal)</title></head>
+<body><main>${body}</main></body></html>`;
+}
+
+function sendHtml(res, status, html) {
+  res.writeHead(status, {
+    'content-type': 'text/html; charset=utf-8',
+    'cache-control': 'no-store',
+    'x-frame-options': 'DENY',
+    'content-security-policy': "default-src 'self'; frame-ancestors 'none'; form-action 'self' http: https:",
+  });
+  res.end(html);
+}
+
+async function readForm(req) {
+  const chunks = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += chunk.length;
+    if (size > 64 * 1024) throw new Error('form too large');
+    chunks.push(chunk);
+  }
+  return new URLSearchParams(Buffer.concat(chunks).toString('utf8'));
+}
+
+function loginForm(action, username, error) {
+  return page('Inloggen', `<h1>Inloggen bij carenet</h1>
+${error ? `<p role="alert" id="error">${escapeHtml(error)}</p>` : ''}
+<form method="post" action="${escapeHtml(action)}" autocomplete="off">
+<p><label for="username">Gebruikersnaam of e-mailadres</label><br>
+<input id="username" name="username" value="${escapeHtml(username)}" autocomplete="username" required${error ? ' aria-invalid="true" aria-describedby="error"' : ''}></p>
+<p><label for="password">Wachtwoord</label><br>
+<input id="password" name="password" type="password" autocomplete="current-password" required></p>
+<p><button type="submit">Inloggen</button></p>
+</form>`);
+}
+
+// The authorization code flow's login step, as Keycloak's login page: a realm user's name (or
+// e-mail) and password. Consent is not asked (see loadExistingGrant).
+async function loginInteraction(provider, realm, req, res) {
+  const details = await provider.interactionDetails(req, res);
+  const action = URL.parse(req.originalUrl ?? req.url, 'http://local').pathname;
+  if (details.prompt.name !== 'login') {
+    // a session already exists: only the consent step is left, which Keycloak does not ask
+    const grant = await provider.Grant.find(details.grantId ?? '') ?? new provider.Grant({
+      clientId: details.params.client_id, accountId: details.session?.accountId,
+    });
+    grant.addOIDCScope(String(details.params.scope ?? 'openid'));
+    grant.addResourceScope(`urn:carenet-local-idp:client:${details.params.client_id}`, 'openid');
+    const grantId = await grant.save();
+    return provider.interactionFinished(req, res, { consent: { grantId } }, { mergeWithLastSubmission: true });
+  }
+  if (req.method === 'GET') return sendHtml(res, 200, loginForm(action, details.params.login_hint ?? '', ''));
+  if (req.method !== 'POST') return sendHtml(res, 405, page('Fout', '<h1>Niet toegestaan</h1>'));
+  const form = await readForm(req);
+  const username = form.get('username') ?? '';
+  const user = findLoginUser(realm, username);
+  if (!user || user.enabled === false || !checkPassword(user, form.get('password') ?? '')
+      || asList(user.requiredActions).length || asList(user.credentials).some((c) => c.temporary)) {
+    return sendHtml(res, 200, loginForm(action, username, 'Ongeldige gebruikersnaam of wachtwoord.'));
+  }
+  return provider.interactionFinished(req, res, {
+    login: { accountId: subjectOf(user), remember: false },
+  }, { mergeWithLastSubmission: false });
 }
 
 // ---------------------------------------------------------------- http
@@ -404,7 +574,7 @@ async function main() {
   const base = config.publicUrl?.replace(/\/$/, '') ?? `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
   const issuer = `${base}${prefix}`;
 
-  const provider = createProvider(issuer, realm, jwks);
+  const provider = createProvider(issuer, realm, jwks, prefix);
   const callback = provider.callback();
   const info = realmInfo(issuer, realm, jwks);
   const certs = publicJwks(jwks);
@@ -417,6 +587,12 @@ async function main() {
       return sendJson(res, 200, info);
     }
     if (pathname === `${prefix}${KEYCLOAK_ROUTES.jwks}` && req.method === 'GET') return sendJson(res, 200, certs);
+    if (pathname.startsWith(`${prefix}/login-actions/authenticate/`)) {
+      return loginInteraction(provider, realm, req, res).catch((err) => {
+        console.error(`local-idp: login page: ${err.message}`);
+        sendHtml(res, 400, page('Fout bij inloggen', '<h1>Deze inlogpoging is verlopen</h1><p>Ga terug naar de toepassing en probeer het opnieuw.</p>'));
+      });
+    }
     if (!pathname.startsWith(`${prefix}/`)) return sendJson(res, 404, { error: 'Realm does not exist' });
     req.originalUrl = req.url;
     req.url = req.url.slice(prefix.length);

@@ -403,6 +403,20 @@ def _without(mapping: dict[str, Any], *keys: str) -> dict[str, Any]:
     return {k: v for k, v in mapping.items() if k not in keys}
 
 
+# Where a browser client may be sent back to is a fact of the deployment (its public URL),
+# not of the realm: the demo realm names http://127.0.0.1:8000, the production realm
+# ${CARENET_WEB_URL} (set by the Keycloak manifest, like the secrets). Both compare without.
+DEPLOYMENT_CLIENT_KEYS = ("secret", "redirectUris", "webOrigins", "rootUrl", "baseUrl")
+DEPLOYMENT_CLIENT_ATTRIBUTES = ("post.logout.redirect.uris",)
+
+
+def _comparable_client(client: dict[str, Any]) -> dict[str, Any]:
+    out = _without(client, *DEPLOYMENT_CLIENT_KEYS)
+    if isinstance(out.get("attributes"), dict):
+        out["attributes"] = _without(out["attributes"], *DEPLOYMENT_CLIENT_ATTRIBUTES)
+    return out
+
+
 def realm_problems(
     production: dict[str, Any], demo: dict[str, Any], manifest_env: set[str]
 ) -> list[str]:
@@ -437,7 +451,7 @@ def realm_problems(
             f"clients differ from the demo realm's: {sorted(set(clients) ^ set(demo_clients))}"
         )
     for cid in sorted(set(clients) & set(demo_clients)):
-        if _without(clients[cid], "secret") != _without(demo_clients[cid], "secret"):
+        if _comparable_client(clients[cid]) != _comparable_client(demo_clients[cid]):
             problems.append(f"client {cid!r} differs from the demo realm's (beyond its secret)")
 
     def accounts(realm: dict[str, Any]) -> dict[str, tuple[list[str], list[str]]]:

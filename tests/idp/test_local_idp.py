@@ -52,6 +52,7 @@ PLATFORM_AUDIENCES = {
     "carenet-provider": {IDENTITY, REFERRAL, CAREPLAN},
     "carenet-insurer": {OUTCOMES, FHIR},
     "carenet-patient-app": {IDENTITY, REFERRAL, CAREPLAN, FHIR},
+    "carenet-web": {IDENTITY, REFERRAL, CAREPLAN, OUTCOMES},
     "svc-referral": {IDENTITY},
     "svc-careplan": {IDENTITY, REFERRAL},
     "svc-outcomes": {IDENTITY},
@@ -77,10 +78,13 @@ SERVICE_ACCOUNT_CLIENTS = [
 DIRECT_GRANT_CLIENTS = [
     c["clientId"] for c in REALM["clients"] if _enabled(c) and c.get("directAccessGrantsEnabled")
 ]
+STANDARD_FLOW_CLIENTS = [
+    c["clientId"] for c in REALM["clients"] if _enabled(c) and c.get("standardFlowEnabled")
+]
 NO_TOKEN_CLIENTS = [
     c["clientId"]
     for c in REALM["clients"]
-    if c["clientId"] not in SERVICE_ACCOUNT_CLIENTS + DIRECT_GRANT_CLIENTS
+    if c["clientId"] not in SERVICE_ACCOUNT_CLIENTS + DIRECT_GRANT_CLIENTS + STANDARD_FLOW_CLIENTS
 ]
 LOGIN_USERS = [
     u["username"]
@@ -243,6 +247,7 @@ PRODUCTION_VALUES = {
     "CARENET_MUNICIPALITY_ORGANISATION_ID": "gm-prod",
     "CARENET_PROVIDER_ORGANISATION_ID": "gli-prod",
     "CARENET_INSURER_ORGANISATION_ID": "ins-prod",
+    "CARENET_WEB_URL": "https://carenet.example",
 }
 
 

@@ -28,14 +28,16 @@ PLAN = "patients/p-0001/carePlan"
 
 def fill_referral_state(url: str) -> None:
     """Lets the demo plan's GLI action follow an accepted referral, as the consumer would."""
-    from careplan import demo, service
+    from careplan import demo
     from careplan.clients import ReferralEvent
+    from careplan.deps import Deps
     from careplan.unit_of_work import UnitOfWork
+    from careplan.use_cases import referral_links
     from servicekit.db import make_engine, make_session_factory
 
     engine = make_engine(url)
     sessions = make_session_factory(engine)
-    deps = service.Deps(uow=lambda: UnitOfWork(sessions), identity=None)  # type: ignore[arg-type]
+    deps = Deps(uow=lambda: UnitOfWork(sessions), identity=None)  # type: ignore[arg-type]
     event = ReferralEvent(
         cursor=1,
         event_id="bench-1",
@@ -47,7 +49,7 @@ def fill_referral_state(url: str) -> None:
         feedback_summary="4 van 12 sessies bijgewoond",
         event_time=None,
     )
-    service.apply_referral_event(deps, event)
+    referral_links.apply_referral_event(deps, event)
     engine.dispose()
 
 

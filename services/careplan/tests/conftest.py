@@ -11,8 +11,8 @@ import pytest
 
 from carenet.careplan.v1 import careplan_service_pb2_grpc as rpc_grpc
 from carenet.identity.v1 import identity_service_pb2_grpc as id_grpc
-from careplan import service
 from careplan.config import Settings
+from careplan.deps import Deps
 from careplan.main import build_deps
 from careplan.server import create_server
 from servicekit.auth import verifier_for
@@ -50,7 +50,7 @@ def careplan_settings(
 @dataclass
 class CarePlanServer:
     target: str
-    deps: service.Deps
+    deps: Deps
     settings: Settings
 
 

@@ -9,14 +9,16 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from careplan import service
 from careplan.clients import Access, AccessDecision, AccessQuestion, ReferralEvent
+from careplan.deps import Deps
 from careplan.models import (
     AppliedEvent,
     CarePlanRevisionRow,
     CarePlanRow,
     EventCursor,
+    PlanView,
     RequestRecord,
+    view_from_document,
 )
 from servicekit.auth import Principal
 
@@ -44,25 +46,12 @@ class FakeRepository:
     def add(self, obj: object) -> None:
         self.pending.append(obj)
 
-    def plan(self, patient_id: str) -> CarePlanRow | None:
+    def current_plan(self, patient_id: str) -> PlanView | None:
         row = self.store.plans.get(patient_id)
-        return copy.deepcopy(row) if row is not None else None
+        return view_from_document(copy.deepcopy(row.document)) if row is not None else None
 
-    def current_plan(
-        self, patient_id: str, known_version: int
-    ) -> tuple[int, dict[str, Any] | None] | None:
-        row = self.store.plans.get(patient_id)
-        if row is None:
-            return None
-        return row.version, None if row.version == known_version else copy.deepcopy(row.document)
-
-    def plan_for_update(self, patient_id: str) -> CarePlanRow | None:
-        row = self.store.plans.get(patient_id)
-        if row is None:
-            return None
-        mine = copy.deepcopy(row)
-        self.pending.append(mine)
-        return mine
+    def plan_for_update(self, patient_id: str) -> PlanView | None:
+        return self.current_plan(patient_id)
 
     def compare_and_set(
         self, patient_id: str, expected_version: int, values: dict[str, Any]
@@ -172,10 +161,10 @@ class Clock:
         return self.now
 
 
-def fake_deps(store: Store | None = None, identity: FakeIdentity | None = None) -> service.Deps:
+def fake_deps(store: Store | None = None, identity: FakeIdentity | None = None) -> Deps:
     store = store or Store()
     counter = itertools.count(1)
-    deps = service.Deps(
+    deps = Deps(
         uow=lambda: FakeUnitOfWork(store),  # type: ignore[arg-type, return-value]
         identity=identity or FakeIdentity(),
         coordinators=FakeCoordinators(),

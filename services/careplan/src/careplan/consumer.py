@@ -1,10 +1,10 @@
 """The background consumer that makes plans follow their linked referrals.
 
 It reads referral's ``WatchReferralEvents`` from the durable cursor kept in the database,
-and applies each event with :func:`careplan.service.apply_referral_event`, which advances
-the cursor in the same transaction (and skips events already applied, by event id). After a
-restart or a broken stream it resumes from the cursor, so no event is skipped and none is
-applied twice.
+and applies each event with :func:`careplan.use_cases.referral_links.apply_referral_event`,
+which advances the cursor in the same transaction (and skips events already applied, by
+event id). After a restart or a broken stream it resumes from the cursor, so no event is
+skipped and none is applied twice.
 """
 
 from __future__ import annotations
@@ -13,8 +13,9 @@ import logging
 import threading
 from collections.abc import Callable
 
-from careplan import service
 from careplan.clients import ReferralEvents
+from careplan.deps import Deps
+from careplan.use_cases import referral_links
 
 log = logging.getLogger("careplan.consumer")
 
@@ -22,11 +23,11 @@ log = logging.getLogger("careplan.consumer")
 class ReferralEventConsumer:
     def __init__(
         self,
-        deps: service.Deps,
+        deps: Deps,
         events: Callable[[], ReferralEvents],
         *,
         retry_seconds: float = 1.0,
-        consumer: str = service.REFERRAL_CONSUMER,
+        consumer: str = referral_links.REFERRAL_CONSUMER,
     ) -> None:
         self.deps = deps
         self.events = events
@@ -44,10 +45,10 @@ class ReferralEventConsumer:
         source = self.events()
         self._source = source
         try:
-            for event in source.watch(service.consumer_cursor(self.deps, self.consumer)):
+            for event in source.watch(referral_links.consumer_cursor(self.deps, self.consumer)):
                 if self._stop.is_set():
                     break
-                if service.apply_referral_event(self.deps, event, self.consumer):
+                if referral_links.apply_referral_event(self.deps, event, self.consumer):
                     self.applied += 1
                     log.info(
                         "referral_event_applied",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from careplan import service
+from careplan.deps import Deps
 from careplan.models import (
     Action,
     ActionKind,
@@ -26,6 +26,7 @@ from careplan.models import (
     PlanStatus,
     PlanView,
 )
+from careplan.use_cases import plans
 
 CARE_GROUP = "cg-zuidoost"
 PATIENT = "p-0001"
@@ -120,8 +121,8 @@ def plan(referral: str = DEMO_REFERRAL, now: dt.datetime | None = None) -> PlanC
     )
 
 
-def seed(deps: service.Deps, referral: str = "") -> PlanView:
+def seed(deps: Deps, referral: str = "") -> PlanView:
     """Creates the demo plan; running it again changes nothing."""
-    return service.seed_care_plan(
+    return plans.seed_care_plan(
         deps, PATIENT, CARE_GROUP, RECORD_HOLDER, plan(referral or DEMO_REFERRAL), "careplan-seed"
     )

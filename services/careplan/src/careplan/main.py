@@ -6,24 +6,25 @@ import json
 import sys
 from collections.abc import Sequence
 
-from careplan import service
 from careplan.clients import GrpcIdentityClient, GrpcReferralEvents, ReferralEvents
 from careplan.config import Settings
 from careplan.consumer import ReferralEventConsumer
 from careplan.coordination import GrpcCoordinators
+from careplan.deps import Deps
+from careplan.repository import PlanCache
 from careplan.server import create_server
 from careplan.unit_of_work import UnitOfWork
 from servicekit.auth import verifier_for
 from servicekit.channels import ServiceAccountTokens, open_channel
 from servicekit.cli import run_cli
-from servicekit.db import is_postgres, make_engine, make_session_factory
+from servicekit.db import make_engine, make_session_factory
 from servicekit.delegation import IdentityDelegations
 from servicekit.logs import configure_logging
 from servicekit.server import serve as serve_forever
 from servicekit.telemetry import configure_tracing, instrument_engine
 
 
-def build_deps(settings: Settings, tokens: ServiceAccountTokens | None = None) -> service.Deps:
+def build_deps(settings: Settings, tokens: ServiceAccountTokens | None = None) -> Deps:
     engine = make_engine(settings.database_url)
     instrument_engine(engine)
     sessions = make_session_factory(engine)
@@ -43,9 +44,9 @@ def build_deps(settings: Settings, tokens: ServiceAccountTokens | None = None) -
     coordinators = GrpcCoordinators(
         open_channel(settings.identity_target), deadline_seconds=settings.call_deadline_seconds
     )
-    driver = engine if is_postgres(engine) else None
-    return service.Deps(
-        uow=lambda: UnitOfWork(sessions, driver_engine=driver),
+    plans = PlanCache()
+    return Deps(
+        uow=lambda: UnitOfWork(sessions, driver_engine=engine, plans=plans),
         identity=identity,
         delegations=delegations,
         coordinators=coordinators,
@@ -53,7 +54,7 @@ def build_deps(settings: Settings, tokens: ServiceAccountTokens | None = None) -
 
 
 def build_consumer(
-    settings: Settings, deps: service.Deps, tokens: ServiceAccountTokens
+    settings: Settings, deps: Deps, tokens: ServiceAccountTokens
 ) -> ReferralEventConsumer | None:
     if not (settings.consume_referral_events and settings.referral_target):
         return None

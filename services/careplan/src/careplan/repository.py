@@ -1,4 +1,4 @@
-"""The only place the careplan service runs queries."""
+"""The only place the careplan service runs queries, and the owner of its plan cache."""
 
 from __future__ import annotations
 
@@ -12,9 +12,11 @@ from careplan.models import (
     CarePlanRevisionRow,
     CarePlanRow,
     EventCursor,
+    PlanView,
     RequestRecord,
+    view_from_document,
 )
-from servicekit.uow import Repository
+from servicekit.uow import Repository, SqlAlchemyUnitOfWork
 
 # The plan's version, and its document only if the caller does not hold that version already.
 _CURRENT_PLAN = (
@@ -23,31 +25,58 @@ _CURRENT_PLAN = (
 )
 
 
+class PlanCache:
+    """Decoded plans by patient, each at the version it was read at. A read asks the database
+    for the plan's current version and gets the document only if that version differs, so
+    an entry is never served once a newer version is committed (by any replica)."""
+
+    MAX_ENTRIES = 20_000
+
+    def __init__(self) -> None:
+        self._views: dict[str, PlanView] = {}
+
+    def get(self, patient_id: str) -> PlanView | None:
+        return self._views.get(patient_id)
+
+    def put(self, view: PlanView) -> None:
+        if len(self._views) >= self.MAX_ENTRIES:
+            self._views.clear()
+        self._views[view.patient_id] = view
+
+    def forget(self, patient_id: str) -> None:
+        self._views.pop(patient_id, None)
+
+
 class CarePlanRepository(Repository):
     """The only place this service runs queries (see :class:`servicekit.uow.Repository`)."""
 
+    def __init__(self, uow: SqlAlchemyUnitOfWork, plans: PlanCache) -> None:
+        super().__init__(uow)
+        self._plans = plans
+
     # plans
-    def plan(self, patient_id: str) -> CarePlanRow | None:
-        return self.session.get(CarePlanRow, patient_id)
-
-    def current_plan(
-        self, patient_id: str, known_version: int
-    ) -> tuple[int, dict[str, Any] | None] | None:
-        """The plan's version and its document, the document None if it is ``known_version``;
-        None if the patient has no plan."""
-        if self.postgres:
-            row = self._first_row(_CURRENT_PLAN, (known_version, patient_id))
-            return (row[0], row[1]) if row is not None else None
-        plan = self.plan(patient_id)
-        if plan is None:
+    def current_plan(self, patient_id: str) -> PlanView | None:
+        """The plan at its current version (None if the patient has none): one statement,
+        which returns the document only when the cached copy is not of that version. The
+        view returned is shared with other readers: do not change it."""
+        cached = self._plans.get(patient_id)
+        row = self._first_row(_CURRENT_PLAN, (cached.version if cached else 0, patient_id))
+        if row is None:
+            self._plans.forget(patient_id)
             return None
-        return plan.version, None if plan.version == known_version else plan.document
+        version, document = row
+        if document is None and cached is not None and cached.version == version:
+            return cached
+        view = view_from_document(document)
+        self._plans.put(view)
+        return view
 
-    def plan_for_update(self, patient_id: str) -> CarePlanRow | None:
-        """The plan, locked until commit (PostgreSQL; SQLite serialises writers anyway)."""
-        return self.session.scalars(
+    def plan_for_update(self, patient_id: str) -> PlanView | None:
+        """The plan, its row locked until the transaction ends (None if there is none)."""
+        row = self.session.scalars(
             select(CarePlanRow).where(CarePlanRow.patient_id == patient_id).with_for_update()
         ).first()
+        return row.view() if row is not None else None
 
     def compare_and_set(
         self, patient_id: str, expected_version: int, values: dict[str, Any]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from carenet.careplan.v1 import careplan_service_pb2, careplan_service_pb2_grpc
 from careplan.config import Settings
+from careplan.deps import Deps
 from careplan.errors import DOMAIN
-from careplan.service import Deps
 from careplan.servicer import CarePlanServicer
 from servicekit.auth import TokenVerifier
 from servicekit.server import RunningServer

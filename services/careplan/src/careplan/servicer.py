@@ -11,14 +11,19 @@ import grpc
 from carenet.careplan.v1 import careplan_pb2 as pb
 from carenet.careplan.v1 import careplan_service_pb2 as rpc
 from carenet.careplan.v1 import careplan_service_pb2_grpc as rpc_grpc
-from careplan import coordination, service
+from careplan import coordination
 from careplan import models as m
+from careplan.deps import Deps
+from careplan.use_cases import plans, revisions
+from careplan.use_cases.versions import Request
 from servicekit import idempotency, names, paging
 from servicekit.auth import current_principal
 from servicekit.errors import InvalidArgument
 from servicekit.timestamps import from_request, to_proto
 
 E = TypeVar("E")
+# Plan messages kept for reuse (one per patient, like the repository's plan cache).
+MAX_MESSAGES = 20_000
 
 PLAN_STATUS = {
     pb.CARE_PLAN_STATUS_DRAFT: m.PlanStatus.DRAFT,
@@ -319,7 +324,7 @@ def _action_pb(a: m.Action) -> pb.Action:
     )
 
 
-def revision_pb(r: service.Revision) -> pb.CarePlanRevision:
+def revision_pb(r: revisions.Revision) -> pb.CarePlanRevision:
     return pb.CarePlanRevision(
         name=f"patients/{r.patient_id}/carePlan/revisions/{r.version}",
         version=r.version,
@@ -341,7 +346,7 @@ def _plan_patient(name: str, field: str = "name") -> str:
 
 
 class CarePlanServicer(rpc_grpc.CarePlanServiceServicer):
-    def __init__(self, deps: service.Deps) -> None:
+    def __init__(self, deps: Deps) -> None:
         self.deps = deps
         # The message of each plan last answered, with the (shared, unchanging) view it was
         # built from: a plan read again at the same version is not converted again.
@@ -352,7 +357,7 @@ class CarePlanServicer(rpc_grpc.CarePlanServiceServicer):
         if known is not None and known[0] is view:
             return known[1]
         message = plan_pb(view)
-        if len(self._messages) >= service.PlanCache.MAX_ENTRIES:
+        if len(self._messages) >= MAX_MESSAGES:
             self._messages.clear()
         self._messages[view.patient_id] = (view, message)
         return message
@@ -361,13 +366,12 @@ class CarePlanServicer(rpc_grpc.CarePlanServiceServicer):
         self, request: rpc.CreateCarePlanRequest, context: grpc.ServicerContext
     ) -> pb.CarePlan:
         patient_id = names.parse_one(request.parent, "patients", field="parent")
-        view = service.create_care_plan(
+        view = plans.create_care_plan(
             self.deps,
             current_principal(),
             patient_id,
             content_from_pb(request.care_plan),
-            request.request_id,
-            idempotency.fingerprint_of(request),
+            Request(request.request_id, idempotency.fingerprint_of(request)),
             coordination.forwarded(context.invocation_metadata()),
         )
         return plan_pb(view)
@@ -377,14 +381,14 @@ class CarePlanServicer(rpc_grpc.CarePlanServiceServicer):
     ) -> pb.CarePlan:
         patient_id = _plan_patient(request.name)
         return self._plan_message(
-            service.get_care_plan(self.deps, current_principal(), patient_id, request.version)
+            plans.get_care_plan(self.deps, current_principal(), patient_id, request.version)
         )
 
     def UpdateCarePlan(
         self, request: rpc.UpdateCarePlanRequest, context: grpc.ServicerContext
     ) -> pb.CarePlan:
         patient_id = _plan_patient(request.care_plan.name, "care_plan.name")
-        view = service.update_care_plan(
+        view = plans.update_care_plan(
             self.deps,
             current_principal(),
             patient_id,
@@ -400,7 +404,9 @@ class CarePlanServicer(rpc_grpc.CarePlanServiceServicer):
         patient_id = _plan_patient(request.parent, "parent")
         pager = paging.Pager(request, "revisions", patient_id, schema={"after": int})
         after: int = pager.after(0)
-        page = service.list_revisions(self.deps, current_principal(), patient_id, after, pager.size)
+        page = revisions.list_revisions(
+            self.deps, current_principal(), patient_id, after, pager.size
+        )
         return rpc.ListCarePlanRevisionsResponse(
             care_plan_revisions=[revision_pb(r) for r in page.items],
             next_page_token=pager.next_token(page.last),

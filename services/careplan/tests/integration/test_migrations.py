@@ -1,8 +1,6 @@
-"""Migrations run up from empty on PostgreSQL and SQLite and match the models exactly."""
+"""Migrations run up from empty on PostgreSQL and match the models exactly."""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import pytest
 from sqlalchemy import inspect, text
@@ -25,17 +23,6 @@ def test_migrations_run_up_from_empty_on_postgresql_with_no_pending_differences(
             assert pending_differences(engine, Base.metadata) == []
         finally:
             engine.dispose()
-
-
-def test_migrations_run_up_from_empty_on_sqlite_with_no_pending_differences(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'careplan.db'}"
-    upgrade("careplan.migrations", url)
-    engine = make_engine(url)
-    try:
-        assert set(inspect(engine).get_table_names()) >= TABLES
-        assert pending_differences(engine, Base.metadata) == []
-    finally:
-        engine.dispose()
 
 
 def test_a_revision_cannot_be_changed_or_deleted_on_postgresql(careplan_db: str) -> None:

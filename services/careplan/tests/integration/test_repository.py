@@ -8,10 +8,12 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import Engine
 
-from careplan import service
 from careplan.clients import AccessDecision, AccessQuestion, ReferralEvent
+from careplan.deps import Deps
 from careplan.models import Action, ActionKind, ActivityStatus, PlanContent, PlanView
+from careplan.repository import PlanCache
 from careplan.unit_of_work import UnitOfWork
+from careplan.use_cases import plans, referral_links, versions
 from servicekit.db import make_engine, make_session_factory
 
 REFERRAL = "patients/p-int-1/referrals/r1"
@@ -32,13 +34,13 @@ def engine(careplan_db: str) -> Iterator[Engine]:
 
 
 @pytest.fixture(scope="module")
-def deps(engine: Engine) -> service.Deps:
+def deps(engine: Engine) -> Deps:
     sessions = make_session_factory(engine)
-    deps = service.Deps(uow=lambda: UnitOfWork(sessions), identity=NoIdentity())
+    deps = Deps(uow=lambda: UnitOfWork(sessions), identity=NoIdentity())
     content = PlanContent(
         actions=[Action(id="gli", description="GLI", kind=ActionKind.REFERRAL, referral=REFERRAL)]
     )
-    service.seed_care_plan(deps, "p-int-1", "cg-zuidoost", "gp-de-linde", content, "test")
+    plans.seed_care_plan(deps, "p-int-1", "cg-zuidoost", "gp-de-linde", content, "test")
     return deps
 
 
@@ -46,13 +48,13 @@ def _event(cursor: int, status: str) -> ReferralEvent:
     return ReferralEvent(cursor, f"int-{cursor}", REFERRAL, "p-int-1", status, "", "", "", None)
 
 
-def _plan(deps: service.Deps) -> PlanView:
-    view = service._load(deps, "p-int-1")
+def _plan(deps: Deps) -> PlanView:
+    view = versions.load(deps, "p-int-1")
     assert view is not None
     return view
 
 
-def test_compare_and_set_writes_only_at_the_expected_version(deps: service.Deps) -> None:
+def test_compare_and_set_writes_only_at_the_expected_version(deps: Deps) -> None:
     version = _plan(deps).version
     with deps.uow() as uow:
         assert not uow.repo.compare_and_set("p-int-1", version + 5, {"status": "x"})
@@ -61,12 +63,12 @@ def test_compare_and_set_writes_only_at_the_expected_version(deps: service.Deps)
 
 
 def test_an_event_is_applied_once_with_the_cursor_in_the_same_transaction(
-    deps: service.Deps,
+    deps: Deps,
 ) -> None:
     before = _plan(deps).version
-    assert service.apply_referral_event(deps, _event(10, "accepted"))
-    assert not service.apply_referral_event(deps, _event(10, "accepted"))
-    assert service.consumer_cursor(deps) == 10
+    assert referral_links.apply_referral_event(deps, _event(10, "accepted"))
+    assert not referral_links.apply_referral_event(deps, _event(10, "accepted"))
+    assert referral_links.consumer_cursor(deps) == 10
     view = _plan(deps)
     assert view.version == before + 1
     assert view.content.actions[0].status is ActivityStatus.SCHEDULED
@@ -75,7 +77,7 @@ def test_an_event_is_applied_once_with_the_cursor_in_the_same_transaction(
         assert uow.repo.revision("p-int-1", view.version) is not None
 
 
-def test_concurrent_appliers_of_the_same_events_apply_each_once(deps: service.Deps) -> None:
+def test_concurrent_appliers_of_the_same_events_apply_each_once(deps: Deps) -> None:
     before = _plan(deps).version
     events = [
         _event(20 + i, s)
@@ -85,7 +87,7 @@ def test_concurrent_appliers_of_the_same_events_apply_each_once(deps: service.De
 
     def run() -> None:
         for event in events:
-            applied.append(service.apply_referral_event(deps, event))
+            applied.append(referral_links.apply_referral_event(deps, event))
 
     threads = [threading.Thread(target=run) for _ in range(3)]
     for t in threads:
@@ -98,22 +100,26 @@ def test_concurrent_appliers_of_the_same_events_apply_each_once(deps: service.De
 
 
 def test_a_cached_plan_is_not_served_once_another_replica_wrote_a_newer_version(
-    engine: Engine, deps: service.Deps
+    engine: Engine, deps: Deps
 ) -> None:
     sessions = make_session_factory(engine)
-    reader = service.Deps(
-        uow=lambda: UnitOfWork(sessions, driver_engine=engine), identity=NoIdentity()
+    plans = PlanCache()
+    reader = Deps(
+        uow=lambda: UnitOfWork(sessions, driver_engine=engine, plans=plans),
+        identity=NoIdentity(),
     )
-    first = service._load(reader, "p-int-1")
+    first = versions.load(reader, "p-int-1")
     assert first is not None
-    assert service._load(reader, "p-int-1") is first  # unchanged: the cached copy
-    assert service.apply_referral_event(deps, _event(500, "in-progress"))  # the other replica
+    assert versions.load(reader, "p-int-1") is first  # unchanged: the cached copy
+    assert referral_links.apply_referral_event(
+        deps, _event(500, "in-progress")
+    )  # the other replica
 
-    after = service._load(reader, "p-int-1")
+    after = versions.load(reader, "p-int-1")
 
     assert after is not None
     assert after.version == first.version + 1
     state = after.content.actions[0].referral_state
     assert state is not None
     assert state.status == "in-progress"
-    assert service._load(reader, "p-int-1") is after
+    assert versions.load(reader, "p-int-1") is after

@@ -9,8 +9,9 @@ import re
 
 import pytest
 
-from careplan import errors, policy, service
+from careplan import errors, policy
 from careplan.clients import Access
+from careplan.deps import Deps
 from careplan.models import (
     Action,
     ActionKind,
@@ -28,6 +29,8 @@ from careplan.models import (
     view_to_document,
 )
 from careplan.policy import FieldGroup, Role, Scope
+from careplan.use_cases import plans, revisions
+from careplan.use_cases.versions import Request
 from servicekit.errors import InvalidArgument, PermissionDenied
 
 from ..fakes import (
@@ -61,9 +64,9 @@ def _plan() -> PlanContent:
     )
 
 
-def _created(identity: FakeIdentity | None = None) -> tuple[service.Deps, PlanView]:
+def _created(identity: FakeIdentity | None = None) -> tuple[Deps, PlanView]:
     deps = fake_deps(identity=identity)
-    return deps, service.create_care_plan(deps, GP, "p-0001", _plan())
+    return deps, plans.create_care_plan(deps, GP, "p-0001", _plan())
 
 
 def test_the_creator_becomes_record_holder_and_coordinating_practitioner() -> None:
@@ -81,13 +84,13 @@ def test_the_creator_becomes_record_holder_and_coordinating_practitioner() -> No
 def test_a_second_plan_for_the_same_patient_is_refused() -> None:
     deps, _ = _created()
     with pytest.raises(errors.CarePlanExists):
-        service.create_care_plan(deps, GP, "p-0001", _plan())
+        plans.create_care_plan(deps, GP, "p-0001", _plan())
 
 
 def test_a_repeated_create_with_the_same_request_id_returns_the_first_plan() -> None:
     deps = fake_deps()
-    first = service.create_care_plan(deps, GP, "p-0001", _plan(), "r-1", "fp-a")
-    again = service.create_care_plan(deps, GP, "p-0001", _plan(), "r-1", "fp-a")
+    first = plans.create_care_plan(deps, GP, "p-0001", _plan(), Request("r-1", "fp-a"))
+    again = plans.create_care_plan(deps, GP, "p-0001", _plan(), Request("r-1", "fp-a"))
     assert again == first
     assert len(deps.store.revisions) == 1  # type: ignore[attr-defined]
 
@@ -95,8 +98,8 @@ def test_a_repeated_create_with_the_same_request_id_returns_the_first_plan() -> 
 def test_a_repeated_create_is_asked_about_as_a_read_of_the_plan_it_returns() -> None:
     identity = FakeIdentity()
     deps = fake_deps(identity=identity)
-    service.create_care_plan(deps, GP, "p-0001", _plan(), "r-1", "fp-a")
-    service.create_care_plan(deps, GP, "p-0001", _plan(), "r-1", "fp-a")
+    plans.create_care_plan(deps, GP, "p-0001", _plan(), Request("r-1", "fp-a"))
+    plans.create_care_plan(deps, GP, "p-0001", _plan(), Request("r-1", "fp-a"))
     assert [(c[2], c[3]) for c in identity.calls] == [
         (Access.CREATE, "gp-de-linde"),
         (Access.READ, "gp-de-linde"),
@@ -105,9 +108,9 @@ def test_a_repeated_create_is_asked_about_as_a_read_of_the_plan_it_returns() -> 
 
 def test_a_request_id_reused_for_another_request_is_refused_and_returns_nothing() -> None:
     deps = fake_deps()
-    service.create_care_plan(deps, GP, "p-0001", _plan(), "r-1", "fp-a")
+    plans.create_care_plan(deps, GP, "p-0001", _plan(), Request("r-1", "fp-a"))
     with pytest.raises(InvalidArgument) as caught:
-        service.create_care_plan(deps, GP, "p-0002", _plan(), "r-1", "fp-b")
+        plans.create_care_plan(deps, GP, "p-0002", _plan(), Request("r-1", "fp-b"))
     assert caught.value.reason == "REQUEST_ID_REUSED"
     assert [v.field for v in caught.value.violations] == ["request_id"]
     assert set(deps.store.plans) == {"p-0001"}  # type: ignore[attr-defined]
@@ -115,7 +118,7 @@ def test_a_request_id_reused_for_another_request_is_refused_and_returns_nothing(
 
 def test_a_request_id_is_stored_with_the_requests_fingerprint() -> None:
     deps = fake_deps()
-    service.create_care_plan(deps, GP, "p-0001", _plan(), "r-1", "fp-a")
+    plans.create_care_plan(deps, GP, "p-0001", _plan(), Request("r-1", "fp-a"))
     record = deps.store.requests[("dr.jansen", "r-1")]  # type: ignore[attr-defined]
     assert (record.method, record.fingerprint, record.resource_name) == (
         "CreateCarePlan",
@@ -126,13 +129,13 @@ def test_a_request_id_is_stored_with_the_requests_fingerprint() -> None:
 
 def test_a_patient_cannot_create_a_plan() -> None:
     with pytest.raises(errors.RoleNotPermitted):
-        service.create_care_plan(fake_deps(), PATIENT, "p-0001", _plan())
+        plans.create_care_plan(fake_deps(), PATIENT, "p-0001", _plan())
 
 
 def test_every_read_asks_identity_with_the_plans_record_holder() -> None:
     identity = FakeIdentity()
     deps, _ = _created(identity)
-    service.get_care_plan(deps, SPECIALIST, "p-0001")
+    plans.get_care_plan(deps, SPECIALIST, "p-0001")
     subject, patient, access, holder, _ = identity.calls[-1]
     assert (subject.subject, patient, access, holder) == (
         "dr.smit",
@@ -145,13 +148,13 @@ def test_every_read_asks_identity_with_the_plans_record_holder() -> None:
 def test_a_read_of_a_cached_plan_asks_identity_once_and_obeys_its_answer() -> None:
     identity = FakeIdentity()
     deps, _ = _created(identity)
-    service.get_care_plan(deps, SPECIALIST, "p-0001")  # the plan is now cached
+    plans.get_care_plan(deps, SPECIALIST, "p-0001")  # the plan is now cached
     asked = len(identity.calls)
-    service.get_care_plan(deps, SPECIALIST, "p-0001")
+    plans.get_care_plan(deps, SPECIALIST, "p-0001")
     assert len(identity.calls) == asked + 1
     identity.deny["dr.smit"] = "NO_CONSENT"
     with pytest.raises(errors.AccessDenied) as caught:
-        service.get_care_plan(deps, SPECIALIST, "p-0001")
+        plans.get_care_plan(deps, SPECIALIST, "p-0001")
     assert caught.value.reason == "NO_CONSENT"
 
 
@@ -159,8 +162,8 @@ def test_a_plan_whose_record_holder_changed_since_it_was_cached_is_asked_about_o
     identity = FakeIdentity()
     store = Store()
     deps = fake_deps(store, identity)
-    service.create_care_plan(deps, GP, "p-0001", _plan())
-    service.get_care_plan(deps, SPECIALIST, "p-0001")  # cached with holder gp-de-linde
+    plans.create_care_plan(deps, GP, "p-0001", _plan())
+    plans.get_care_plan(deps, SPECIALIST, "p-0001")  # cached with holder gp-de-linde
     row = store.plans["p-0001"]
     moved = dataclasses.replace(
         row.view(), record_holder_id="gp-het-anker", version=row.version + 1
@@ -169,7 +172,7 @@ def test_a_plan_whose_record_holder_changed_since_it_was_cached_is_asked_about_o
     row.document = view_to_document(moved)  # as another replica would have written it
     asked = len(identity.calls)
 
-    read = service.get_care_plan(deps, SPECIALIST, "p-0001")
+    read = plans.get_care_plan(deps, SPECIALIST, "p-0001")
 
     holders = [call[3] for call in identity.calls[asked:]]
     assert holders == ["gp-het-anker"]  # one question, about the plan as read
@@ -180,15 +183,15 @@ def test_a_carer_whose_mandate_ended_since_the_plan_was_cached_is_asked_about_on
     identity = FakeIdentity()
     deps, view = _created(identity)
     mandated = dataclasses.replace(view.content, informal_carers=[InformalCarer(user="carer-1")])
-    v2 = service.update_care_plan(deps, PATIENT, "p-0001", mandated, ["informal_carers"], view.etag)
-    service.get_care_plan(deps, CARER, "p-0001")  # cached with the mandate
+    v2 = plans.update_care_plan(deps, PATIENT, "p-0001", mandated, ["informal_carers"], view.etag)
+    plans.get_care_plan(deps, CARER, "p-0001")  # cached with the mandate
     ended = dataclasses.replace(v2.content, informal_carers=[])
-    service.update_care_plan(deps, PATIENT, "p-0001", ended, ["informal_carers"], v2.etag)
+    plans.update_care_plan(deps, PATIENT, "p-0001", ended, ["informal_carers"], v2.etag)
     identity.deny["carer-1"] = "NOT_OWN_DATA"
     asked = len(identity.calls)
 
     with pytest.raises(errors.AccessDenied):
-        service.get_care_plan(deps, CARER, "p-0001")
+        plans.get_care_plan(deps, CARER, "p-0001")
 
     questions = [(c[0].patient, c[4]) for c in identity.calls[asked:]]
     assert questions == [("patients/p-0002", "care-plan")]  # as themselves; no mandate asked
@@ -198,7 +201,7 @@ def test_a_read_of_a_plan_that_does_not_exist_is_asked_about_before_it_is_not_fo
     identity = FakeIdentity()
     deps = fake_deps(identity=identity)
     with pytest.raises(errors.CarePlanNotFound):
-        service.get_care_plan(deps, SPECIALIST, "p-0003")
+        plans.get_care_plan(deps, SPECIALIST, "p-0003")
     assert [(c[1], c[2], c[3]) for c in identity.calls] == [("p-0003", Access.READ, "")]
 
 
@@ -207,16 +210,16 @@ def test_another_care_groups_plan_is_asked_about_as_no_plan_and_not_found() -> N
     deps, _ = _created(identity)
     elsewhere = dataclasses.replace(SPECIALIST, care_group="organisations/cg-noord")
     with pytest.raises(errors.CarePlanNotFound):
-        service.get_care_plan(deps, elsewhere, "p-0001")
+        plans.get_care_plan(deps, elsewhere, "p-0001")
     assert [(c[1], c[3]) for c in identity.calls[-1:]] == [("p-0001", "")]
 
 
 def test_a_denial_for_a_plan_that_does_not_exist_is_the_same_denial() -> None:
     deps, _ = _created(FakeIdentity(deny={"dr.smit": "NO_CARE_RELATIONSHIP"}))
     with pytest.raises(errors.AccessDenied) as there:
-        service.get_care_plan(deps, SPECIALIST, "p-0001")
+        plans.get_care_plan(deps, SPECIALIST, "p-0001")
     with pytest.raises(errors.AccessDenied) as missing:
-        service.get_care_plan(deps, SPECIALIST, "p-0003")
+        plans.get_care_plan(deps, SPECIALIST, "p-0003")
     assert (there.value.message, there.value.reason, there.value.metadata) == (
         missing.value.message,
         missing.value.reason,
@@ -227,7 +230,7 @@ def test_a_denial_for_a_plan_that_does_not_exist_is_the_same_denial() -> None:
 def test_a_denial_by_identity_is_permission_denied_with_identitys_reason() -> None:
     deps, _ = _created(FakeIdentity(deny={"dr.smit": "NO_CONSENT"}))
     with pytest.raises(errors.AccessDenied) as caught:
-        service.get_care_plan(deps, SPECIALIST, "p-0001")
+        plans.get_care_plan(deps, SPECIALIST, "p-0001")
     assert caught.value.reason == "NO_CONSENT"
 
 
@@ -235,8 +238,8 @@ def test_an_informal_carer_is_authorized_under_the_patients_mandate() -> None:
     identity = FakeIdentity()
     deps, view = _created(identity)
     mandated = dataclasses.replace(view.content, informal_carers=[InformalCarer(user="carer-1")])
-    service.update_care_plan(deps, PATIENT, "p-0001", mandated, ["informal_carers"], view.etag)
-    service.get_care_plan(deps, CARER, "p-0001")
+    plans.update_care_plan(deps, PATIENT, "p-0001", mandated, ["informal_carers"], view.etag)
+    plans.get_care_plan(deps, CARER, "p-0001")
     subject, _, _, _, purpose = identity.calls[-1]
     assert subject.subject == "carer-1"
     assert subject.patient == "patients/p-0001"
@@ -247,7 +250,7 @@ def test_without_a_mandate_another_patient_is_asked_about_as_themselves() -> Non
     identity = FakeIdentity(deny={"someone": "NOT_OWN_DATA"})
     deps, _ = _created(identity)
     with pytest.raises(errors.AccessDenied) as caught:
-        service.get_care_plan(deps, STRANGER, "p-0001")
+        plans.get_care_plan(deps, STRANGER, "p-0001")
     assert caught.value.reason == "NOT_OWN_DATA"
     assert identity.calls[-1][0].patient == "patients/p-0009"
 
@@ -255,12 +258,12 @@ def test_without_a_mandate_another_patient_is_asked_about_as_themselves() -> Non
 def test_every_update_is_a_new_version_with_author_and_summary() -> None:
     deps, view = _created()
     changed = dataclasses.replace(view.content, what_matters=["Zelf boodschappen doen"])
-    after = service.update_care_plan(deps, PATIENT, "p-0001", changed, ["what_matters"], view.etag)
+    after = plans.update_care_plan(deps, PATIENT, "p-0001", changed, ["what_matters"], view.etag)
     assert after.version == 2
-    page = service.list_revisions(deps, PATIENT, "p-0001", 0, 10)
+    page = revisions.list_revisions(deps, PATIENT, "p-0001", 0, 10)
     assert [(r.version, r.author) for r in page.items] == [(1, "dr.jansen"), (2, "pat.dewit")]
     assert page.items[1].changed_fields == ["what_matters"]
-    assert service.get_care_plan(deps, PATIENT, "p-0001", version=1).content.what_matters == [
+    assert plans.get_care_plan(deps, PATIENT, "p-0001", version=1).content.what_matters == [
         "Fietsen met de kleinkinderen"
     ]
 
@@ -268,21 +271,21 @@ def test_every_update_is_a_new_version_with_author_and_summary() -> None:
 def test_a_stale_etag_is_aborted() -> None:
     deps, view = _created()
     changed = dataclasses.replace(view.content, what_matters=["een"])
-    service.update_care_plan(deps, PATIENT, "p-0001", changed, ["what_matters"], view.etag)
+    plans.update_care_plan(deps, PATIENT, "p-0001", changed, ["what_matters"], view.etag)
     with pytest.raises(errors.EtagMismatch):
-        service.update_care_plan(deps, PATIENT, "p-0001", changed, ["what_matters"], view.etag)
+        plans.update_care_plan(deps, PATIENT, "p-0001", changed, ["what_matters"], view.etag)
 
 
 def test_permission_denied_takes_precedence_over_a_stale_etag() -> None:
     deps, view = _created()
     with pytest.raises(errors.FieldGroupNotWritable):
-        service.update_care_plan(deps, PATIENT, "p-0001", view.content, ["status"], 'W/"99"')
+        plans.update_care_plan(deps, PATIENT, "p-0001", view.content, ["status"], 'W/"99"')
 
 
 def test_an_unknown_mask_path_is_invalid() -> None:
     deps, view = _created()
     with pytest.raises(InvalidArgument) as caught:
-        service.update_care_plan(deps, GP, "p-0001", view.content, ["record_holder"], view.etag)
+        plans.update_care_plan(deps, GP, "p-0001", view.content, ["record_holder"], view.etag)
     assert caught.value.reason == "FIELD_NOT_UPDATABLE"
 
 
@@ -293,7 +296,7 @@ def test_the_patient_cannot_change_the_practices_goal() -> None:
         for g in view.content.goals
     ]
     with pytest.raises(PermissionDenied) as caught:
-        service.update_care_plan(
+        plans.update_care_plan(
             deps,
             PATIENT,
             "p-0001",
@@ -310,7 +313,7 @@ def test_the_patient_changes_their_own_goal() -> None:
         dataclasses.replace(g, description="Elke dag 30 minuten wandelen") if g.id == "walk" else g
         for g in view.content.goals
     ]
-    after = service.update_care_plan(
+    after = plans.update_care_plan(
         deps,
         PATIENT,
         "p-0001",
@@ -331,7 +334,7 @@ def test_a_professional_adds_only_actions_of_their_own_organisation() -> None:
     theirs = Action(
         description="Iets", kind=ActionKind.CONSULT, responsible_organisation="gli-beweegfit"
     )
-    after = service.update_care_plan(
+    after = plans.update_care_plan(
         deps,
         SPECIALIST,
         "p-0001",
@@ -341,7 +344,7 @@ def test_a_professional_adds_only_actions_of_their_own_organisation() -> None:
     )
     assert after.content.actions[-1].responsible_organisation == "hosp-catharina"
     with pytest.raises(PermissionDenied) as caught:
-        service.update_care_plan(
+        plans.update_care_plan(
             deps,
             COACH,
             "p-0001",
@@ -360,7 +363,7 @@ def test_progress_entries_are_appended_with_author_and_time() -> None:
         else g
         for g in view.content.goals
     ]
-    after = service.update_care_plan(
+    after = plans.update_care_plan(
         deps,
         PATIENT,
         "p-0001",
@@ -379,7 +382,7 @@ def test_progress_entries_cannot_be_changed() -> None:
         dataclasses.replace(g, progress=[ProgressEntry(text="eerste")]) if g.id == "walk" else g
         for g in view.content.goals
     ]
-    after = service.update_care_plan(
+    after = plans.update_care_plan(
         deps,
         PATIENT,
         "p-0001",
@@ -395,7 +398,7 @@ def test_progress_entries_cannot_be_changed() -> None:
         for g in after.content.goals
     ]
     with pytest.raises(InvalidArgument) as caught:
-        service.update_care_plan(
+        plans.update_care_plan(
             deps,
             PATIENT,
             "p-0001",
@@ -412,7 +415,7 @@ def test_a_due_date_before_the_creation_date_names_the_field() -> None:
     past = dt.datetime(2020, 1, 1, tzinfo=dt.UTC)
     content = PlanContent(goals=[Goal(description="wandelen", target=GoalTarget(due_time=past))])
     with pytest.raises(InvalidArgument) as caught:
-        service.create_care_plan(deps, GP, "p-0001", content)
+        plans.create_care_plan(deps, GP, "p-0001", content)
     assert [v.field for v in caught.value.violations] == ["care_plan.goals[0].target.due_time"]
     assert caught.value.reason == "DUE_DATE_BEFORE_CREATION"
 
@@ -425,7 +428,7 @@ def test_a_target_or_progress_value_that_is_not_a_finite_number_names_the_field(
     target = GoalTarget(measure="HbA1c", low=value, high=value)
     content = PlanContent(goals=[Goal(description="HbA1c", target=target)])
     with pytest.raises(InvalidArgument) as caught:
-        service.create_care_plan(deps, GP, "p-0001", content)
+        plans.create_care_plan(deps, GP, "p-0001", content)
     assert [v.field for v in caught.value.violations] == [
         "care_plan.goals[0].target.low",
         "care_plan.goals[0].target.high",
@@ -439,7 +442,7 @@ def test_a_target_or_progress_value_that_is_not_a_finite_number_names_the_field(
         for g in view.content.goals
     ]
     with pytest.raises(InvalidArgument) as caught:
-        service.update_care_plan(
+        plans.update_care_plan(
             deps,
             PATIENT,
             "p-0001",
@@ -454,14 +457,14 @@ def test_a_target_or_progress_value_that_is_not_a_finite_number_names_the_field(
 def test_a_version_no_plan_can_have_is_invalid(version: int) -> None:
     deps, _ = _created()
     with pytest.raises(InvalidArgument) as caught:
-        service.get_care_plan(deps, PATIENT, "p-0001", version=version)
+        plans.get_care_plan(deps, PATIENT, "p-0001", version=version)
     assert [v.field for v in caught.value.violations] == ["version"]
 
 
 def test_an_empty_patient_text_names_the_field() -> None:
     deps, view = _created()
     with pytest.raises(InvalidArgument) as caught:
-        service.update_care_plan(
+        plans.update_care_plan(
             deps,
             PATIENT,
             "p-0001",

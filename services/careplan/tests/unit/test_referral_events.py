@@ -6,10 +6,11 @@ import dataclasses
 
 import pytest
 
-from careplan import service
 from careplan.clients import ReferralEvent
 from careplan.consumer import ReferralEventConsumer
+from careplan.deps import Deps
 from careplan.models import Action, ActionKind, ActivityStatus, PlanContent
+from careplan.use_cases import plans, referral_links, revisions
 
 from ..fakes import GP, PATIENT, FakeReferralEvents, fake_deps
 
@@ -32,17 +33,17 @@ def _event(
     )
 
 
-def _deps() -> service.Deps:
+def _deps() -> Deps:
     deps = fake_deps()
     content = PlanContent(
         actions=[Action(id="gli", description="GLI", kind=ActionKind.REFERRAL, referral=REFERRAL)]
     )
-    service.create_care_plan(deps, GP, "p-0001", content)
+    plans.create_care_plan(deps, GP, "p-0001", content)
     return deps
 
 
-def _action(deps: service.Deps) -> Action:
-    return service.get_care_plan(deps, PATIENT, "p-0001").content.actions[0]
+def _action(deps: Deps) -> Action:
+    return plans.get_care_plan(deps, PATIENT, "p-0001").content.actions[0]
 
 
 @pytest.mark.parametrize(
@@ -59,7 +60,7 @@ def test_the_linked_action_follows_the_referral_status(
     status: str, expected: ActivityStatus
 ) -> None:
     deps = _deps()
-    assert service.apply_referral_event(deps, _event(1, status))
+    assert referral_links.apply_referral_event(deps, _event(1, status))
     action = _action(deps)
     assert action.status is expected
     assert action.referral_state is not None and action.referral_state.status == status
@@ -67,7 +68,7 @@ def test_the_linked_action_follows_the_referral_status(
 
 def test_the_feedback_summary_is_attached_to_the_action() -> None:
     deps = _deps()
-    service.apply_referral_event(
+    referral_links.apply_referral_event(
         deps, _event(1, "completed", feedback="12 van 12 sessies; 4 kg lichter")
     )
     state = _action(deps).referral_state
@@ -76,30 +77,30 @@ def test_the_feedback_summary_is_attached_to_the_action() -> None:
 
 def test_each_applied_event_is_a_revision_by_the_consumer() -> None:
     deps = _deps()
-    service.apply_referral_event(deps, _event(1, "accepted"))
-    revisions = service.list_revisions(deps, PATIENT, "p-0001", 0, 10).items
-    assert [(r.version, r.author) for r in revisions] == [
+    referral_links.apply_referral_event(deps, _event(1, "accepted"))
+    history = revisions.list_revisions(deps, PATIENT, "p-0001", 0, 10).items
+    assert [(r.version, r.author) for r in history] == [
         (1, "dr.jansen"),
-        (2, service.CONSUMER_AUTHOR),
+        (2, referral_links.CONSUMER_AUTHOR),
     ]
 
 
 def test_an_event_applied_twice_changes_the_plan_once() -> None:
     deps = _deps()
-    assert service.apply_referral_event(deps, _event(1, "accepted"))
-    assert not service.apply_referral_event(deps, _event(1, "accepted"))
+    assert referral_links.apply_referral_event(deps, _event(1, "accepted"))
+    assert not referral_links.apply_referral_event(deps, _event(1, "accepted"))
     replayed_with_new_cursor = dataclasses.replace(_event(1, "accepted"), cursor=2)
-    assert not service.apply_referral_event(deps, replayed_with_new_cursor)
-    assert service.get_care_plan(deps, PATIENT, "p-0001").version == 2
+    assert not referral_links.apply_referral_event(deps, replayed_with_new_cursor)
+    assert plans.get_care_plan(deps, PATIENT, "p-0001").version == 2
 
 
 def test_an_event_of_an_unlinked_referral_only_advances_the_cursor() -> None:
     deps = _deps()
-    assert not service.apply_referral_event(
+    assert not referral_links.apply_referral_event(
         deps, _event(5, "accepted", referral="patients/p-0001/referrals/other")
     )
-    assert service.consumer_cursor(deps) == 5
-    assert service.get_care_plan(deps, PATIENT, "p-0001").version == 1
+    assert referral_links.consumer_cursor(deps) == 5
+    assert plans.get_care_plan(deps, PATIENT, "p-0001").version == 1
 
 
 def test_the_consumer_resumes_from_its_cursor_after_the_stream_breaks() -> None:
@@ -113,15 +114,15 @@ def test_the_consumer_resumes_from_its_cursor_after_the_stream_breaks() -> None:
     consumer = ReferralEventConsumer(deps, lambda: stream)
     with pytest.raises(ConnectionError):
         consumer.run_once()
-    assert service.consumer_cursor(deps) == 1
+    assert referral_links.consumer_cursor(deps) == 1
     stream.break_after = None
     consumer.run_once()
     assert stream.watched_from == [0, 1]
-    assert service.consumer_cursor(deps) == 3
+    assert referral_links.consumer_cursor(deps) == 3
     assert consumer.applied == 3
     action = _action(deps)
     assert action.status is ActivityStatus.COMPLETED
-    assert service.get_care_plan(deps, PATIENT, "p-0001").version == 4
+    assert plans.get_care_plan(deps, PATIENT, "p-0001").version == 4
 
 
 def test_a_restarted_consumer_applies_nothing_twice_when_the_stream_replays() -> None:
@@ -137,4 +138,4 @@ def test_a_restarted_consumer_applies_nothing_twice_when_the_stream_replays() ->
     restarted = ReferralEventConsumer(deps, lambda: Replaying(events))
     restarted.run_once()
     assert restarted.applied == 0
-    assert service.get_care_plan(deps, PATIENT, "p-0001").version == 3
+    assert plans.get_care_plan(deps, PATIENT, "p-0001").version == 3

@@ -27,12 +27,6 @@ $$;
 CREATE TRIGGER care_plan_revisions_no_update BEFORE UPDATE OR DELETE ON care_plan_revisions
   FOR EACH ROW EXECUTE FUNCTION care_plan_revisions_append_only();
 """
-SQLITE_APPEND_ONLY = [
-    "CREATE TRIGGER care_plan_revisions_no_update BEFORE UPDATE ON care_plan_revisions "
-    "BEGIN SELECT RAISE(ABORT, 'care_plan_revisions is append-only'); END",
-    "CREATE TRIGGER care_plan_revisions_no_delete BEFORE DELETE ON care_plan_revisions "
-    "BEGIN SELECT RAISE(ABORT, 'care_plan_revisions is append-only'); END",
-]
 
 
 def upgrade() -> None:
@@ -95,11 +89,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("patient_id", "version", name=op.f("pk_care_plan_revisions")),
     )
     # ### end Alembic commands ###
-    if op.get_bind().dialect.name == "postgresql":
-        op.execute(POSTGRES_APPEND_ONLY)
-    elif op.get_bind().dialect.name == "sqlite":
-        for statement in SQLITE_APPEND_ONLY:
-            op.execute(statement)
+    op.execute(POSTGRES_APPEND_ONLY)
 
 
 def downgrade() -> None:
@@ -110,6 +100,5 @@ def downgrade() -> None:
     op.drop_index(op.f("ix_care_plans_care_group_id"), table_name="care_plans")
     op.drop_table("care_plans")
     op.drop_table("applied_events")
-    if op.get_bind().dialect.name == "postgresql":
-        op.execute("DROP FUNCTION IF EXISTS care_plan_revisions_append_only()")
+    op.execute("DROP FUNCTION IF EXISTS care_plan_revisions_append_only()")
     # ### end Alembic commands ###

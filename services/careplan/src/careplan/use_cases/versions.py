@@ -1,0 +1,240 @@
+"""What the careplan use cases share: reading a plan and asking identity about the access,
+checking an etag, replaying a request by its ``request_id``, and writing a new version of a
+plan (a compare-and-set on the version plus its immutable revision)."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from careplan import access, errors
+from careplan.clients import Access
+from careplan.deps import Deps
+from careplan.merge import Actor
+from careplan.models import (
+    CarePlanRevisionRow,
+    CarePlanRow,
+    PlanContent,
+    PlanView,
+    RequestRecord,
+    version_of_etag,
+    view_from_document,
+    view_to_document,
+)
+from careplan.policy import Role
+from careplan.unit_of_work import UnitOfWork
+from servicekit import idempotency
+from servicekit.auth import Principal
+from servicekit.errors import InvalidArgument
+
+# Versions are stored as 32-bit integers: none can be higher.
+MAX_VERSION = 2**31 - 1
+
+
+def org_id(principal: Principal) -> str:
+    return principal.organisation.removeprefix("organisations/")
+
+
+def tenant(principal: Principal) -> str:
+    return principal.care_group.removeprefix("organisations/")
+
+
+def plan_name(patient_id: str) -> str:
+    return f"patients/{patient_id}/carePlan"
+
+
+def load(deps: Deps, patient_id: str) -> PlanView | None:
+    """The plan's current version (one statement; see the repository). The view returned is
+    shared: do not change it."""
+    with deps.uow() as uow:
+        return uow.repo.current_plan(patient_id)
+
+
+def read_and_authorize(
+    deps: Deps, principal: Principal, patient_id: str, kind: Access
+) -> tuple[PlanView, Role]:
+    """The plan as read, after identity permitted this access to it (one question, one
+    access-log entry, asked about that plan); NOT_FOUND for a missing plan only after the
+    permit, so a patient who exists but may not be seen and one who does not exist answer
+    alike. Another care group's plan does not exist for the caller: the question names no
+    plan, exactly as for a patient without one."""
+    view = load(deps, patient_id)
+    if view is not None and view.care_group_id != tenant(principal):
+        view = None
+    role = access.authorize(deps.identity, principal, patient_id, view, kind)
+    if view is None:
+        raise errors.CarePlanNotFound("care plan not found")
+    return view, role
+
+
+def check_version(version: int) -> None:
+    if not 0 <= version <= MAX_VERSION:
+        raise InvalidArgument.single(
+            "version", f"must be between 0 and {MAX_VERSION}", "INVALID_VERSION"
+        )
+
+
+def read_version(deps: Deps, principal: Principal, patient_id: str, version: int = 0) -> PlanView:
+    """The plan (or one past version of it, exactly as written) after identity permitted
+    the read."""
+    check_version(version)
+    view, _ = read_and_authorize(deps, principal, patient_id, Access.READ)
+    if version in (0, view.version):
+        return view
+    with deps.uow() as uow:
+        revision = uow.repo.revision(patient_id, version)
+        if revision is None:
+            raise errors.RevisionNotFound("no such version of the care plan")
+        return view_from_document(revision.document)
+
+
+def expected_version(etag: str, field: str) -> int:
+    """The version an update's etag names; INVALID_ARGUMENT naming ``field`` when missing
+    or not an etag of a plan."""
+    if not etag:
+        raise InvalidArgument.single(field, "is required on update", "ETAG_REQUIRED")
+    expected = version_of_etag(etag)
+    if expected is None:
+        raise InvalidArgument.single(field, "not an etag of this plan", "INVALID_ETAG")
+    return expected
+
+
+@dataclass(frozen=True)
+class Request:
+    """A write's ``request_id`` (AIP-155) with the fingerprint of its request."""
+
+    request_id: str = ""
+    fingerprint: str = ""
+
+    def checked(self, principal: Principal) -> Request:
+        """The request as kept: a request_id that can be stored, and a fingerprint that
+        covers the person a delegate acts for (the same body for another person is another
+        request)."""
+        idempotency.check(self.request_id)
+        return Request(
+            self.request_id, idempotency.for_person(self.fingerprint, principal.on_behalf_of)
+        )
+
+
+def replay(deps: Deps, principal: Principal, request: Request, method: str) -> PlanView | None:
+    """The plan as the first request with this id wrote it, if this is the same request
+    again; None for a new id (or none given). Returning it is a read of the plan, asked
+    about as one. The record names the plan (a create: its version 1) or the revision the
+    first request wrote (``.../carePlan/revisions/{version}``)."""
+    if not request.request_id:
+        return None
+    with deps.uow() as uow:
+        record = uow.repo.request_record(principal.subject, request.request_id)
+    name = idempotency.replayed(record, method, request.fingerprint)
+    if name is None:
+        return None
+    plan, _, version = name.partition("/revisions/")
+    patient_id = plan.removeprefix("patients/").removesuffix("/carePlan")
+    return read_version(deps, principal, patient_id, int(version) if version else 1)
+
+
+def remember(
+    uow: UnitOfWork,
+    principal: Principal,
+    request: Request,
+    method: str,
+    resource_name: str,
+    now: dt.datetime,
+) -> None:
+    """Records a write's request_id in the write's own transaction (nothing without one)."""
+    if request.request_id:
+        uow.repo.add(
+            RequestRecord(
+                caller=principal.subject,
+                request_id=request.request_id,
+                method=method,
+                fingerprint=request.fingerprint,
+                resource_name=resource_name,
+                create_time=now,
+            )
+        )
+
+
+def status_value(content: PlanContent) -> str:
+    return content.status.value if content.status else ""
+
+
+def revision_row(
+    view: PlanView,
+    document: dict[str, Any],
+    author: str,
+    organisation_id: str,
+    summary: str,
+    changed: list[str],
+) -> CarePlanRevisionRow:
+    return CarePlanRevisionRow(
+        patient_id=view.patient_id,
+        version=view.version,
+        document=document,
+        author=author[:200],
+        organisation_id=organisation_id,
+        change_summary=summary,
+        changed_fields=",".join(changed)[:300],
+        create_time=view.update_time,
+    )
+
+
+def add_new_plan(uow: UnitOfWork, view: PlanView, document: dict[str, Any], author: str) -> None:
+    """A new plan at version 1 and its first revision."""
+    uow.repo.add(
+        CarePlanRow(
+            patient_id=view.patient_id,
+            care_group_id=view.care_group_id,
+            record_holder_id=view.record_holder_id,
+            status=status_value(view.content),
+            version=1,
+            document=document,
+            create_time=view.create_time,
+            update_time=view.update_time,
+        )
+    )
+    uow.repo.add(
+        revision_row(view, document, author, view.record_holder_id, "created", ["created"])
+    )
+
+
+def write_version(
+    uow: UnitOfWork,
+    view: PlanView,
+    content: PlanContent,
+    now: dt.datetime,
+    *,
+    author: str,
+    organisation_id: str,
+    summary: str,
+    changed: list[str],
+) -> PlanView:
+    """Writes ``content`` as the version after ``view`` (uncommitted), if the plan is still
+    at ``view``'s version; ABORTED ``ETAG_MISMATCH`` if another write came first."""
+    new_view = dataclasses.replace(view, version=view.version + 1, content=content, update_time=now)
+    document = view_to_document(new_view)
+    values = {
+        "version": new_view.version,
+        "status": status_value(content),
+        "document": document,
+        "update_time": now,
+    }
+    if not uow.repo.compare_and_set(view.patient_id, view.version, values):
+        raise errors.EtagMismatch("the care plan has changed; read it again")
+    uow.repo.add(revision_row(new_view, document, author, organisation_id, summary, changed))
+    return new_view
+
+
+def actor_of(principal: Principal, role: Role, patient_id: str) -> Actor:
+    """The writer of an update as the merge sees them: a professional's organisation, none
+    for the patient or an informal carer."""
+    professional = role in (Role.PROFESSIONAL, Role.COORDINATING_PRACTITIONER)
+    return Actor(
+        role=role,
+        user=principal.subject,
+        organisation_id=org_id(principal) if professional else "",
+        patient_id=patient_id,
+        default_goal_owner="",
+    )

@@ -32,10 +32,10 @@ import hmac
 import json
 import secrets
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from servicekit.errors import InvalidArgument
 
@@ -47,6 +47,12 @@ MIN_KEY_BYTES = 32
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 Schema = Mapping[str, type]
+Position = dict[str, Any]
+T = TypeVar("T")
+# The position of a list ordered by one string key (an id): the key of the last item.
+AFTER_ID: Schema = {"after": str}
+# The position of a ranked list: how many items were returned before.
+OFFSET: Schema = {"offset": int}
 
 _DOMAIN = b"carenet-page-token-v1\x00"
 _current_key: contextvars.ContextVar[bytes | None] = contextvars.ContextVar(
@@ -81,6 +87,16 @@ def page_size(
             "page_size", f"must be at most {maximum}", "PAGE_SIZE_TOO_LARGE"
         )
     return requested or default
+
+
+def capped_page_size(
+    requested: int, *, default: int = DEFAULT_PAGE_SIZE, maximum: int = MAX_PAGE_SIZE
+) -> int:
+    """AIP-158: 0 is ``default``, above ``maximum`` is ``maximum`` (capped, not refused);
+    negative is INVALID_ARGUMENT ``INVALID_PAGE_SIZE``."""
+    if requested < 0:
+        raise InvalidArgument.single("page_size", "must not be negative", "INVALID_PAGE_SIZE")
+    return min(requested or default, maximum)
 
 
 def fingerprint(*parts: object) -> str:
@@ -264,3 +280,105 @@ class Pager:
     def token_for(self, position: dict[str, Any] | None) -> str:
         """A token for a position with several keys (e.g. a sort key and an id)."""
         return next_token(position, self.fingerprint, key=self._key)
+
+
+# --------------------------------------------------------------------------- one way to page
+#
+# The servicer reads the request's page size and token into a PageRequest (Paging), the
+# use case reads one page from the repository and returns a Page with the position after
+# its last item, and the servicer turns that position into the next page token. The service
+# layer never sees a token.
+
+
+@dataclass(frozen=True)
+class PageRequest:
+    """What a use case needs to read one page: its ``size`` (already defaulted and capped)
+    and the ``position`` to continue after (None: the first page), of the list's schema."""
+
+    size: int
+    position: Position | None = None
+
+    def after(self, default: Any = None) -> Any:
+        """The single key of an ``{"after": ...}`` position, ``default`` on the first page."""
+        return self.position["after"] if self.position else default
+
+    @property
+    def offset(self) -> int:
+        """The offset of an ``{"offset": n}`` position, 0 on the first page."""
+        return int(self.position["offset"]) if self.position else 0
+
+    @property
+    def limit(self) -> int:
+        """How many items to fetch: one more than the page, to know whether more follow."""
+        return self.size + 1
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    """One page of a list: its ``items`` and the ``next`` position (None: the last page)."""
+
+    items: Sequence[T]
+    next: Position | None = None
+
+    @classmethod
+    def of(
+        cls,
+        fetched: Sequence[T],
+        request: PageRequest,
+        position_of: Callable[[T], Position],
+    ) -> Page[T]:
+        """A page from up to ``request.limit`` items fetched after the request's position:
+        the extra item only says that more follow; the next position is that of the last
+        item returned."""
+        if len(fetched) > request.size:
+            items = fetched[: request.size]
+            return cls(items, position_of(items[-1]) if items else None)
+        return cls(fetched, None)
+
+    @classmethod
+    def after_key(
+        cls, fetched: Sequence[T], request: PageRequest, key: Callable[[T], Any]
+    ) -> Page[T]:
+        """:meth:`of` for a list ordered by one key: the position is ``{"after": key}``."""
+        return cls.of(fetched, request, lambda item: {"after": key(item)})
+
+    @classmethod
+    def slice(cls, ranked: Sequence[T], request: PageRequest) -> Page[T]:
+        """The page of a fully ranked list at the request's offset (position
+        ``{"offset": n}``)."""
+        start = request.offset
+        items = ranked[start : start + request.size]
+        more = start + request.size < len(ranked)
+        return cls(items, {"offset": start + request.size} if more else None)
+
+
+class Paging:
+    """The servicer's side of one List call (AIP-158).
+
+    ``Paging(request, *filters, schema=AFTER_ID)`` reads ``request.page_size`` (0: the
+    default, above the maximum: the maximum, negative: INVALID_PAGE_SIZE) and
+    ``request.page_token`` (authenticated, made for the same filters, its position exactly of
+    ``schema``; else INVALID_PAGE_TOKEN). Pass ``page`` (a :class:`PageRequest`) to the use
+    case and answer ``next_page_token=paging.token(page)``. ``maximum`` is
+    :data:`MAX_PAGE_SIZE` for every list; a list whose page costs more per item (ranking,
+    explaining) may pass a lower one and documents it.
+    """
+
+    def __init__(
+        self,
+        request: Any,
+        *filters: object,
+        schema: Schema = AFTER_ID,
+        default: int = DEFAULT_PAGE_SIZE,
+        maximum: int = MAX_PAGE_SIZE,
+        key: bytes | None = None,
+    ) -> None:
+        self._fingerprint = fingerprint(*filters)
+        self._key = key
+        size = capped_page_size(request.page_size, default=default, maximum=maximum)
+        position = decode_page_token(request.page_token, self._fingerprint, schema=schema, key=key)
+        self.page = PageRequest(size, position)
+
+    def token(self, page: Page[Any]) -> str:
+        """The next page token of ``page`` (empty on the last page)."""
+        return next_token(page.next, self._fingerprint, key=self._key)

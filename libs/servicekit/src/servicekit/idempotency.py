@@ -15,15 +15,21 @@ cleared (:func:`fingerprint_of`), so the service layer only compares two strings
 records are kept per caller (the token's subject); a delegate acting for persons makes one
 request for one person, so its fingerprint also covers the person (:func:`for_person`): the
 same id and body for another person is REQUEST_ID_REUSED, never the first person's result.
+
+The service layer does all of that through :class:`IdempotentRequest` over its repository's
+:class:`RequestRecords`.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Protocol
 
 from google.protobuf.message import Message
 
+from servicekit.auth import Principal
 from servicekit.errors import InvalidArgument
 
 MAX_LENGTH = 100
@@ -78,3 +84,59 @@ def replayed(record: RequestRecord | None, method: str, fingerprint: str) -> str
             "request_id", "was already used for a different request", "REQUEST_ID_REUSED"
         )
     return record.resource_name
+
+
+class RequestRecords(Protocol):
+    """What a service's repository offers for request records (its own table)."""
+
+    def request_record(self, caller: str, request_id: str) -> RequestRecord | None: ...
+
+    def add_request_record(
+        self, caller: str, request_id: str, method: str, fingerprint: str, resource_name: str
+    ) -> None: ...
+
+
+@dataclass(frozen=True)
+class IdempotentRequest:
+    """One create with its ``request_id``, as the service layer handles it:
+
+    ``req = IdempotentRequest.of(principal, request_id, "CreateThing", fingerprint)`` checks
+    the id and makes the fingerprint cover the person a delegate acts for; inside the unit of
+    work, ``name = req.replayed(uow.repo)`` is the name the first request created (None: a
+    new request, or no request_id), raising REQUEST_ID_REUSED for a reuse; after creating,
+    ``req.remember(uow.repo, name)`` records it in the same transaction. Without a
+    request_id both do nothing. ``stored`` turns the fingerprint into its stored form (e.g.
+    an HMAC where the request carries a secret such as a BSN).
+    """
+
+    caller: str
+    request_id: str
+    method: str
+    fingerprint: str
+
+    @classmethod
+    def of(
+        cls,
+        principal: Principal,
+        request_id: str,
+        method: str,
+        fingerprint: str,
+        *,
+        stored: Callable[[str], str] | None = None,
+    ) -> IdempotentRequest:
+        check(request_id)
+        fp = for_person(fingerprint, principal.on_behalf_of)
+        return cls(principal.subject, request_id, method, stored(fp) if stored else fp)
+
+    def replayed(self, records: RequestRecords) -> str | None:
+        if not self.request_id:
+            return None
+        return replayed(
+            records.request_record(self.caller, self.request_id), self.method, self.fingerprint
+        )
+
+    def remember(self, records: RequestRecords, resource_name: str) -> None:
+        if self.request_id:
+            records.add_request_record(
+                self.caller, self.request_id, self.method, self.fingerprint, resource_name
+            )

@@ -264,8 +264,8 @@ class Facts:
     def _patient_consent(
         self, records: PatientRecords, category: int, requester: str, holder: str, withdraw: bool
     ) -> id_pb.Consent:
-        from identity import consents, service
         from identity.models import DataCategory, OrganisationType
+        from identity.use_cases import consents
 
         patient = Principal(
             subject=f"patient-of-{records.id}",
@@ -280,7 +280,7 @@ class Facts:
             deps,
             patient,
             records.id,
-            service.ConsentInput(
+            consents.ConsentInput(
                 data_category=DataCategory(
                     _kebab(id_pb.DataCategory.Name(category), "DATA_CATEGORY_")  # type: ignore[arg-type]
                 ),
@@ -400,13 +400,13 @@ class Facts:
     def _other_care_group(self) -> None:
         """cg-noord: bootstrapped by the operator (identity's CLI command does the same),
         its practice created by its admin, its patient registered by its GP."""
-        from identity import service
         from identity.models import OrganisationType
+        from identity.use_cases import organisations
 
-        service.bootstrap_care_group(
+        organisations.bootstrap_care_group(
             self.platform.identity.deps,
             FOREIGN,
-            service.OrganisationInput("Zorggroep Noord", OrganisationType.CARE_GROUP),
+            organisations.OrganisationInput("Zorggroep Noord", OrganisationType.CARE_GROUP),
         )
         self.identity.CreateOrganisation(
             id_rpc.CreateOrganisationRequest(

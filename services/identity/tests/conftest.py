@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import Engine
 
 from carenet.identity.v1 import identity_service_pb2_grpc as rpc_grpc
-from identity import service
+from identity.use_cases.deps import Deps
 from servicekit.db import make_engine
 from testkit.fixtures import IdentityService
 
@@ -27,8 +27,8 @@ def engine(identity_db: str) -> Iterator[Engine]:
 
 
 @pytest.fixture(scope="session")
-def deps(identity_service: IdentityService) -> service.Deps:
-    deps: service.Deps = identity_service.deps
+def deps(identity_service: IdentityService) -> Deps:
+    deps: Deps = identity_service.deps
     return deps
 
 

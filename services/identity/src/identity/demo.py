@@ -12,43 +12,45 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
-from identity import consents, people, relationships, service
+from identity import people
 from identity.models import DataCategory, OrganisationType, RelationshipKind
+from identity.use_cases import consents, organisations, patients, relationships
+from identity.use_cases.deps import Deps
 from servicekit.auth import Principal
 
 CARE_GROUP = "cg-zuidoost"
-ORGANISATIONS: list[tuple[str, service.OrganisationInput]] = [
+ORGANISATIONS: list[tuple[str, organisations.OrganisationInput]] = [
     (
         "gp-de-linde",
-        service.OrganisationInput(
+        organisations.OrganisationInput(
             "Huisartsenpraktijk De Linde", OrganisationType.GP_PRACTICE, agb_code="01012345"
         ),
     ),
     (
         "gp-het-anker",
-        service.OrganisationInput(
+        organisations.OrganisationInput(
             "Huisartsenpraktijk Het Anker", OrganisationType.GP_PRACTICE, agb_code="01054321"
         ),
     ),
     (
         "hosp-catharina",
-        service.OrganisationInput(
+        organisations.OrganisationInput(
             "Catharina Ziekenhuis", OrganisationType.HOSPITAL, agb_code="06010713", ura="12345678"
         ),
     ),
     (
         "gm-eindhoven",
-        service.OrganisationInput(
+        organisations.OrganisationInput(
             "Gemeente Eindhoven", OrganisationType.MUNICIPALITY, cbs_municipality_code="GM0772"
         ),
     ),
     (
         "gli-beweegfit",
-        service.OrganisationInput(
+        organisations.OrganisationInput(
             "BeweegFit GLI", OrganisationType.LIFESTYLE_PROVIDER, agb_code="90012345"
         ),
     ),
-    ("ins-vgz", service.OrganisationInput("VGZ", OrganisationType.INSURER, uzovi="7095")),
+    ("ins-vgz", organisations.OrganisationInput("VGZ", OrganisationType.INSURER, uzovi="7095")),
 ]
 # (patient id, BSN, organisations with a care relationship)
 PATIENTS = [
@@ -124,7 +126,7 @@ def realm_file(configured: str = "", origins: Sequence[Path] = ()) -> Path:
     )
 
 
-def seed(deps: service.Deps, realm: Path | None = None) -> None:
+def seed(deps: Deps, realm: Path | None = None) -> None:
     """Creates the demo region, and the people directory from the demo realm export
     (``realm``, by default :func:`realm_file`); running it again changes nothing."""
     people.sync_people(
@@ -132,20 +134,22 @@ def seed(deps: service.Deps, realm: Path | None = None) -> None:
         people.realm_people(json.loads((realm or realm_file()).read_text(encoding="utf-8"))),
         deps.clock(),
     )
-    service.bootstrap_care_group(
+    organisations.bootstrap_care_group(
         deps,
         CARE_GROUP,
-        service.OrganisationInput(
+        organisations.OrganisationInput(
             "Zorggroep Zuidoost", OrganisationType.CARE_GROUP, agb_code="07012345"
         ),
     )
     admin = _admin(CARE_GROUP)
     for org_id, data in ORGANISATIONS:
-        service.create_organisation(deps, admin, data, org_id, request_id=f"seed-org-{org_id}")
+        organisations.create_organisation(
+            deps, admin, data, org_id, request_id=f"seed-org-{org_id}"
+        )
     start = dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
     for patient_id, bsn, relations in PATIENTS:
         coordinator = relations[0][0]
-        service.register_patient(
+        patients.register_patient(
             deps,
             _clinician(coordinator, CARE_GROUP),
             bsn,
@@ -191,7 +195,7 @@ def seed(deps: service.Deps, realm: Path | None = None) -> None:
             deps,
             _patient(patient_id, CARE_GROUP),
             patient_id,
-            service.ConsentInput(
+            consents.ConsentInput(
                 category, record_holder_type=holder, requester_type=requester, start_time=start
             ),
             request_id=f"seed-consent-{patient_id}-{category.value}-{requester.value}",

@@ -10,13 +10,14 @@ from collections.abc import Sequence
 
 from sqlalchemy import Engine
 
-from identity import service
 from identity.access_log import AccessLogTrust
 from identity.access_log_checkpoints import CheckpointPublisher, publish_checkpoint
 from identity.clients import KeycloakAdminClient, KeycloakProvisioner, keycloak_admin
 from identity.config import Settings
 from identity.server import create_server
 from identity.unit_of_work import LogStripes, UnitOfWork
+from identity.use_cases import organisations
+from identity.use_cases.deps import Deps, Provisioner
 from servicekit.auth import verifier_for
 from servicekit.cli import run_cli
 from servicekit.db import autocommit, is_postgres, make_engine, make_session_factory
@@ -28,12 +29,12 @@ from servicekit.telemetry import configure_tracing, instrument_engine
 def deps_for(
     engine: Engine,
     bsn_pepper: bytes,
-    provisioner: service.Provisioner | None = None,
+    provisioner: Provisioner | None = None,
     log_stripes: int = 16,
     access_log: AccessLogTrust | None = None,
     *,
     referral_service_client_id: str = "svc-referral",
-) -> service.Deps:
+) -> Deps:
     """The use cases' collaborators over one engine. Without ``access_log``, the log is
     chained with the key derived from the pepper and no checkpoints are published."""
     sessions = make_session_factory(engine)
@@ -41,7 +42,7 @@ def deps_for(
     trust = access_log or AccessLogTrust.unconfigured(bsn_pepper)
     chain = trust.chain
     autocommit_sessions = make_session_factory(autocommit(engine)) if is_postgres(engine) else None
-    return service.Deps(
+    return Deps(
         uow=lambda: UnitOfWork(sessions, stripes, log_chain=chain),
         bsn_pepper=bsn_pepper,
         provisioner=provisioner,
@@ -82,7 +83,7 @@ def _keycloak_admin(settings: Settings) -> KeycloakAdminClient | None:
     )
 
 
-def build_deps(settings: Settings) -> service.Deps:
+def build_deps(settings: Settings) -> Deps:
     engine = make_engine(settings.database_url)
     instrument_engine(engine)
     admin = _keycloak_admin(settings)
@@ -133,10 +134,10 @@ def bootstrap_care_group(settings: Settings, args: list[str]) -> None:
         raise SystemExit(2)
     from identity.models import OrganisationType
 
-    org = service.bootstrap_care_group(
+    org = organisations.bootstrap_care_group(
         build_deps(settings),
         args[0],
-        service.OrganisationInput(
+        organisations.OrganisationInput(
             display_name=args[1],
             type=OrganisationType.CARE_GROUP,
             agb_code=args[2] if len(args) > 2 else "",

@@ -131,7 +131,7 @@ class RelationshipWindow:
 class CareRelationship(Base):
     """A care relationship. At most one open relationship (no end time) of one kind per
     patient and organisation: the partial unique index holds it even against concurrent
-    creates (see identity.relationships)."""
+    creates (see identity.use_cases.relationships)."""
 
     __tablename__ = "care_relationships"
     __table_args__ = (

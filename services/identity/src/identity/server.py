@@ -5,8 +5,8 @@ from __future__ import annotations
 from carenet.identity.v1 import identity_service_pb2, identity_service_pb2_grpc
 from identity.config import Settings
 from identity.errors import DOMAIN
-from identity.service import Deps
 from identity.servicer import IdentityServicer
+from identity.use_cases.deps import Deps
 from servicekit.auth import TokenVerifier
 from servicekit.server import RunningServer
 from servicekit.server import create_server as build

@@ -10,8 +10,18 @@ import grpc
 from carenet.identity.v1 import identity_pb2 as pb
 from carenet.identity.v1 import identity_service_pb2 as rpc
 from carenet.identity.v1 import identity_service_pb2_grpc as rpc_grpc
-from identity import consents, minimisation, models, people, relationships, service
+from identity import minimisation, models
 from identity.policy import Basis, Decision
+from identity.use_cases import (
+    access_log,
+    authorization,
+    consents,
+    organisations,
+    patients,
+    people,
+    relationships,
+)
+from identity.use_cases.deps import Deps
 from servicekit import enums, idempotency, names
 from servicekit.auth import Principal, current_principal
 from servicekit.errors import InvalidArgument, Violations
@@ -167,8 +177,8 @@ def log_entry_pb(entry: models.AccessLogEntry) -> pb.AccessLogEntry:
 # ---------------------------------------------------------------- from proto
 
 
-def _organisation_input(org: pb.Organisation) -> service.OrganisationInput:
-    return service.OrganisationInput(
+def _organisation_input(org: pb.Organisation) -> organisations.OrganisationInput:
+    return organisations.OrganisationInput(
         display_name=org.display_name,
         type=enums.from_proto(ORG_TYPES, org.type, "organisation.type"),
         agb_code=org.agb_code,
@@ -231,7 +241,7 @@ def _subject(subject: pb.Subject) -> Principal:
 
 
 class IdentityServicer(rpc_grpc.IdentityServiceServicer):
-    def __init__(self, deps: service.Deps) -> None:
+    def __init__(self, deps: Deps) -> None:
         self.deps = deps
 
     def _caller(self) -> Principal:
@@ -244,7 +254,7 @@ class IdentityServicer(rpc_grpc.IdentityServiceServicer):
     def CreateOrganisation(
         self, request: rpc.CreateOrganisationRequest, context: grpc.ServicerContext
     ) -> pb.Organisation:
-        org = service.create_organisation(
+        org = organisations.create_organisation(
             self.deps,
             self._caller(),
             _organisation_input(request.organisation),
@@ -259,14 +269,14 @@ class IdentityServicer(rpc_grpc.IdentityServiceServicer):
         self, request: rpc.GetOrganisationRequest, context: grpc.ServicerContext
     ) -> pb.Organisation:
         org_id = names.parse_one(request.name, "organisations")
-        return organisation_pb(service.get_organisation(self.deps, self._caller(), org_id))
+        return organisation_pb(organisations.get_organisation(self.deps, self._caller(), org_id))
 
     def ListOrganisations(
         self, request: rpc.ListOrganisationsRequest, context: grpc.ServicerContext
     ) -> rpc.ListOrganisationsResponse:
         type_ = enums.from_proto(ORG_TYPES, request.type, "type")
         pager = Pager(request, "orgs", request.type)
-        page = service.list_organisations(
+        page = organisations.list_organisations(
             self.deps, self._caller(), type_, pager.after(None), pager.size
         )
         return rpc.ListOrganisationsResponse(
@@ -281,7 +291,7 @@ class IdentityServicer(rpc_grpc.IdentityServiceServicer):
             request.organisation.name, "organisations", field="organisation.name"
         )
         data = _organisation_input(request.organisation)
-        org = service.update_organisation(
+        org = organisations.update_organisation(
             self.deps, self._caller(), org_id, data, list(request.update_mask.paths)
         )
         return organisation_pb(org)
@@ -289,7 +299,7 @@ class IdentityServicer(rpc_grpc.IdentityServiceServicer):
     def RegisterPatient(
         self, request: rpc.RegisterPatientRequest, context: grpc.ServicerContext
     ) -> pb.Patient:
-        patient = service.register_patient(
+        patient = patients.register_patient(
             self.deps,
             self._caller(),
             request.bsn,
@@ -304,14 +314,14 @@ class IdentityServicer(rpc_grpc.IdentityServiceServicer):
     ) -> pb.Patient:
         patient_id = names.parse_one(request.name, "patients")
         principal = self._caller()
-        patient = service.get_patient(self.deps, principal, patient_id)
+        patient = patients.get_patient(self.deps, principal, patient_id)
         return patient_pb(patient, minimisation.patient_fields(principal))
 
     def LookupPatient(
         self, request: rpc.LookupPatientRequest, context: grpc.ServicerContext
     ) -> pb.Patient:
         return patient_pb(
-            service.lookup_patient(self.deps, self._caller(), request.bsn, request.purpose)
+            patients.lookup_patient(self.deps, self._caller(), request.bsn, request.purpose)
         )
 
     def CreateCareRelationship(
@@ -372,7 +382,7 @@ class IdentityServicer(rpc_grpc.IdentityServiceServicer):
         c = request.consent
         holder_type, holder_id = _selector(c.record_holder, "consent.record_holder")
         requester_type, requester_id = _selector(c.requester, "consent.requester")
-        data = service.ConsentInput(
+        data = consents.ConsentInput(
             data_category=enums.from_proto(CATEGORIES, c.data_category, "consent.data_category"),
             record_holder_type=holder_type,
             record_holder_id=holder_id,
@@ -449,7 +459,7 @@ class IdentityServicer(rpc_grpc.IdentityServiceServicer):
     ) -> rpc.AuthorizeResponse:
         patient_id = names.parse_one(request.patient, "patients", field="patient")
         ctx = request.referral_context
-        data = service.AuthorizeInput(
+        data = authorization.AuthorizeInput(
             patient_id=patient_id,
             data_category=enums.from_proto(CATEGORIES, request.data_category, "data_category"),
             action=enums.from_proto(ACTIONS, request.action, "action"),
@@ -463,7 +473,7 @@ class IdentityServicer(rpc_grpc.IdentityServiceServicer):
             ),
             access_point=request.access_point,
         )
-        result = service.authorize(self.deps, current_principal(), data)
+        result = authorization.authorize(self.deps, current_principal(), data)
         return rpc.AuthorizeResponse(
             decision=DECISIONS_OUT[result.answer.decision.value],
             basis=BASES_OUT[result.answer.basis.value],
@@ -480,7 +490,7 @@ class IdentityServicer(rpc_grpc.IdentityServiceServicer):
             names.parse_one(p, "patients", field=f"patients[{i}]")
             for i, p in enumerate(request.patients)
         ]
-        data = service.AuthorizeInput(
+        data = authorization.AuthorizeInput(
             patient_id="",
             data_category=enums.from_proto(CATEGORIES, request.data_category, "data_category"),
             action=enums.from_proto(ACTIONS, request.action, "action"),
@@ -489,7 +499,7 @@ class IdentityServicer(rpc_grpc.IdentityServiceServicer):
             subject=_subject(request.subject) if request.HasField("subject") else None,
             access_point=request.access_point,
         )
-        decisions = service.batch_authorize(self.deps, current_principal(), patient_ids, data)
+        decisions = authorization.batch_authorize(self.deps, current_principal(), patient_ids, data)
         return rpc.BatchAuthorizeResponse(
             decisions=[
                 rpc.PatientDecision(
@@ -522,7 +532,7 @@ class IdentityServicer(rpc_grpc.IdentityServiceServicer):
             names.parse_one(request.patient, "patients", field="patient") if request.patient else ""
         )
         pager = Pager(request, "log", patient_id)
-        page = service.list_access_log(
+        page = access_log.list_access_log(
             self.deps,
             self._caller(),
             patient_id,
@@ -538,7 +548,7 @@ class IdentityServicer(rpc_grpc.IdentityServiceServicer):
     def VerifyAccessLog(
         self, request: rpc.VerifyAccessLogRequest, context: grpc.ServicerContext
     ) -> rpc.VerifyAccessLogResponse:
-        result = service.verify_access_log(self.deps, self._caller())
+        result = access_log.verify_access_log(self.deps, self._caller())
         return rpc.VerifyAccessLogResponse(
             intact=result.intact,
             entries_checked=result.checked,

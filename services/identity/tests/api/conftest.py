@@ -9,9 +9,9 @@ import grpc
 import pytest
 
 from carenet.identity.v1 import identity_service_pb2_grpc as rpc_grpc
-from identity import service
 from identity.config import Settings
 from identity.server import create_server
+from identity.use_cases.deps import Deps
 from servicekit.auth import JwksCache, TokenVerifier, _fetch_json
 from testkit.fixtures import IDENTITY_TEST_PEPPER
 from testkit.idp import LocalIdp
@@ -32,9 +32,7 @@ FloodServer = tuple[rpc_grpc.IdentityServiceStub, CountingFetch, list[float]]
 
 
 @pytest.fixture
-def flood_server(
-    identity_db: str, deps: service.Deps, local_idp: LocalIdp
-) -> Iterator[FloodServer]:
+def flood_server(identity_db: str, deps: Deps, local_idp: LocalIdp) -> Iterator[FloodServer]:
     """A server whose JWKS cache runs on a clock the test moves."""
     settings = Settings(
         database_url=identity_db,

@@ -19,8 +19,10 @@ from sqlalchemy import Engine, text
 from carenet.identity.v1 import identity_pb2 as pb
 from carenet.identity.v1 import identity_service_pb2 as rpc
 from carenet.identity.v1 import identity_service_pb2_grpc as rpc_grpc
-from identity import consents, relationships, service
 from identity.models import DataCategory, OrganisationType, RelationshipKind
+from identity.use_cases import consents, organisations, relationships
+from identity.use_cases.deps import Deps
+from identity.use_cases.patients import register_patient
 from servicekit.auth import Principal
 from testkit.fixtures import OTHER_TENANT, Tokens, bearer
 from testkit.rpc import failure
@@ -91,14 +93,14 @@ def expected(cell: Cell) -> tuple[str, str]:
 
 
 @pytest.fixture(scope="module")
-def patients(identity_service_deps: service.Deps) -> dict[tuple[str, str, str], str]:
+def patients(identity_service_deps: Deps) -> dict[tuple[str, str, str], str]:
     """One fresh patient per (relationship, consent, tenant), set up through the service layer."""
     deps = identity_service_deps
     run = uuid.uuid4().hex[:6]
-    service.bootstrap_care_group(
+    organisations.bootstrap_care_group(
         deps,
         OTHER_TENANT,
-        service.OrganisationInput("Zorggroep Noord", OrganisationType.CARE_GROUP),
+        organisations.OrganisationInput("Zorggroep Noord", OrganisationType.CARE_GROUP),
     )
     noord_admin = Principal(
         subject="noord-admin",
@@ -107,10 +109,10 @@ def patients(identity_service_deps: service.Deps) -> dict[tuple[str, str, str], 
         care_group=f"organisations/{OTHER_TENANT}",
         roles=frozenset({"care-group-admin"}),
     )
-    service.create_organisation(
+    organisations.create_organisation(
         deps,
         noord_admin,
-        service.OrganisationInput(
+        organisations.OrganisationInput(
             "Praktijk Noord", OrganisationType.GP_PRACTICE, agb_code="01099999"
         ),
         "gp-noord",
@@ -129,7 +131,7 @@ def patients(identity_service_deps: service.Deps) -> dict[tuple[str, str, str], 
         # The care group's admin registers (no relationship of its own), so that the
         # coordinating practice below is the patient's one coordinator.
         registrar = ADMIN if tenant == "own" else noord_gp
-        service.register_patient(deps, registrar, _bsn(n * 31 + int(run, 16) % 1000), pid)
+        register_patient(deps, registrar, _bsn(n * 31 + int(run, 16) % 1000), pid)
         if tenant == "own":
             relationships.create_care_relationship(
                 deps, ADMIN, pid, "gp-de-linde", RelationshipKind.COORDINATING, PAST, None
@@ -163,7 +165,7 @@ def patients(identity_service_deps: service.Deps) -> dict[tuple[str, str, str], 
                     deps,
                     patient,
                     pid,
-                    service.ConsentInput(
+                    consents.ConsentInput(
                         category,
                         record_holder_type=OrganisationType.GP_PRACTICE,
                         requester_type=requester,
@@ -178,8 +180,8 @@ def patients(identity_service_deps: service.Deps) -> dict[tuple[str, str, str], 
 
 
 @pytest.fixture(scope="module")
-def identity_service_deps(identity_service: object) -> service.Deps:
-    deps: service.Deps = identity_service.deps  # type: ignore[attr-defined]
+def identity_service_deps(identity_service: object) -> Deps:
+    deps: Deps = identity_service.deps  # type: ignore[attr-defined]
     return deps
 
 

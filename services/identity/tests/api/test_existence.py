@@ -16,8 +16,9 @@ import pytest
 from carenet.identity.v1 import identity_pb2 as pb
 from carenet.identity.v1 import identity_service_pb2 as rpc
 from carenet.identity.v1 import identity_service_pb2_grpc as rpc_grpc
-from identity import service
 from identity.models import OrganisationType
+from identity.use_cases import organisations, patients
+from identity.use_cases.deps import Deps
 from servicekit.auth import Principal
 from testkit.fixtures import OTHER_TENANT, IdentityService, Tokens, bearer
 
@@ -69,11 +70,11 @@ def targets(identity_service: IdentityService, stub: Stub, tokens: Tokens) -> di
         metadata=coordinator,
         timeout=10,
     ).care_relationships
-    deps: service.Deps = identity_service.deps
-    service.bootstrap_care_group(
+    deps: Deps = identity_service.deps
+    organisations.bootstrap_care_group(
         deps,
         OTHER_TENANT,
-        service.OrganisationInput("Zorggroep Noord", OrganisationType.CARE_GROUP),
+        organisations.OrganisationInput("Zorggroep Noord", OrganisationType.CARE_GROUP),
     )
     noord_admin = Principal(
         subject="existence-noord-admin",
@@ -84,7 +85,7 @@ def targets(identity_service: IdentityService, stub: Stub, tokens: Tokens) -> di
     )
     run = uuid.uuid4().hex[:8]
     noord_bsn = _bsn(int(run, 16))
-    foreign = service.register_patient(deps, noord_admin, noord_bsn, f"noord-{run}")
+    foreign = patients.register_patient(deps, noord_admin, noord_bsn, f"noord-{run}")
     return {
         "invisible": Target("patients/p-0003", consent.name, relationship.name, INVISIBLE_BSN),
         "other-tenant": Target(

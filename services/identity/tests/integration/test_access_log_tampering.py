@@ -12,7 +12,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import Engine
 
-from identity import access_log_verify, service
+from identity import access_log_verify
 from identity.access_log import (
     AccessLogTrust,
     Checkpoint,
@@ -24,6 +24,8 @@ from identity.access_log_checkpoints import CheckpointRefused, publish_checkpoin
 from identity.access_log_verify import Verification
 from identity.main import deps_for
 from identity.models import chain_hash
+from identity.use_cases import access_log
+from identity.use_cases.deps import Deps
 from servicekit.db import make_engine
 from servicekit.migrations import upgrade
 from testkit.database import fresh_database
@@ -47,20 +49,20 @@ class Log:
     url: str
     engine: Engine
     keys: KeyFiles
-    deps: service.Deps
+    deps: Deps
 
-    def with_trust(self, trust: AccessLogTrust) -> service.Deps:
+    def with_trust(self, trust: AccessLogTrust) -> Deps:
         """Another process (or the same one restarted) over the same database."""
         return deps_for(self.engine, PEPPER, log_stripes=2, access_log=trust)
 
-    def checkpoint(self, deps: service.Deps | None = None) -> str:
+    def checkpoint(self, deps: Deps | None = None) -> str:
         deps = deps or self.deps
         published = publish_checkpoint(deps.log_trust(), deps.uow, deps.clock)
         assert published is not None
         return published[0]
 
-    def verify(self, deps: service.Deps | None = None) -> Verification:
-        return service.verify_access_log(deps or self.deps, AUDITOR)
+    def verify(self, deps: Deps | None = None) -> Verification:
+        return access_log.verify_access_log(deps or self.deps, AUDITOR)
 
     def verify_restarted(self) -> Verification:
         """Verification by a process that never saw the heads (what the chain and the

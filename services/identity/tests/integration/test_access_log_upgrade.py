@@ -11,11 +11,12 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from identity import service
 from identity.access_log_checkpoints import CheckpointPublisher
 from identity.access_log_verify import Verification
 from identity.main import deps_for
 from identity.models import AccessLogEntry, chain_hash
+from identity.use_cases import access_log
+from identity.use_cases.deps import Deps
 from servicekit.db import make_engine
 from servicekit.migrations import upgrade
 from testkit.database import fresh_database
@@ -68,7 +69,7 @@ def legacy_append(conn: psycopg.Connection[dict[str, object]], stripe: int, coun
 
 
 @pytest.fixture
-def upgraded(tmp_path: Path) -> Iterator[tuple[str, service.Deps, KeyFiles]]:
+def upgraded(tmp_path: Path) -> Iterator[tuple[str, Deps, KeyFiles]]:
     """A database with 5 entries on stripe 0 written before 0003, migrated to the head."""
     with fresh_database("identity_upgrade") as url:
         upgrade("identity.migrations", url, "0002")
@@ -86,11 +87,11 @@ def upgraded(tmp_path: Path) -> Iterator[tuple[str, service.Deps, KeyFiles]]:
             engine.dispose()
 
 
-def verify(deps: service.Deps) -> Verification:
-    return service.verify_access_log(deps, AUDITOR)
+def verify(deps: Deps) -> Verification:
+    return access_log.verify_access_log(deps, AUDITOR)
 
 
-def started(deps: service.Deps) -> CheckpointPublisher:
+def started(deps: Deps) -> CheckpointPublisher:
     """The checkpoint publisher as ``identity serve`` runs it, after its first checkpoint."""
     publisher = CheckpointPublisher(deps.log_trust(), deps.uow, deps.clock)
     publisher.start()
@@ -102,7 +103,7 @@ def started(deps: service.Deps) -> CheckpointPublisher:
 
 
 def test_entries_from_before_the_keyed_chain_are_unanchored_until_identity_starts(
-    upgraded: tuple[str, service.Deps, KeyFiles],
+    upgraded: tuple[str, Deps, KeyFiles],
 ) -> None:
     _url, deps, _keys = upgraded
     before = verify(deps)
@@ -123,7 +124,7 @@ def test_entries_from_before_the_keyed_chain_are_unanchored_until_identity_start
 
 
 def test_a_rewritten_legacy_entry_is_detected_by_the_start_checkpoint(
-    upgraded: tuple[str, service.Deps, KeyFiles],
+    upgraded: tuple[str, Deps, KeyFiles],
 ) -> None:
     url, deps, _keys = upgraded
     started(deps).stop()
@@ -141,7 +142,7 @@ def test_a_rewritten_legacy_entry_is_detected_by_the_start_checkpoint(
 
 
 def test_the_publisher_checkpoints_after_so_many_entries(
-    upgraded: tuple[str, service.Deps, KeyFiles],
+    upgraded: tuple[str, Deps, KeyFiles],
 ) -> None:
     _url, deps, keys = upgraded
     trust = deps.log_trust()

@@ -10,27 +10,27 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, func, select
 
-from identity import demo, relationships, service
+from identity import demo
 from identity.main import deps_for
 from identity.models import AccessLogEntry, Action, DataCategory
+from identity.use_cases import authorization, relationships
+from identity.use_cases.deps import Deps
 from servicekit.db import make_engine
 from servicekit.migrations import upgrade
 from testkit.database import fresh_database
 
 from .principals import GP
 
-READ_PLAN = service.AuthorizeInput(
+READ_PLAN = authorization.AuthorizeInput(
     patient_id="p-0001", data_category=DataCategory.CARE_PLAN, action=Action.READ
 )
 
 
 @pytest.fixture(params=["postgresql", "sqlite"])
-def replicas(
-    request: pytest.FixtureRequest, tmp_path: Path
-) -> Iterator[tuple[service.Deps, service.Deps, Engine]]:
+def replicas(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Deps, Deps, Engine]]:
     """Two replicas of the service (each with its own engine and caches) on one database."""
 
-    def start(url: str) -> Iterator[tuple[service.Deps, service.Deps, Engine]]:
+    def start(url: str) -> Iterator[tuple[Deps, Deps, Engine]]:
         upgrade("identity.migrations", url)
         first, second = make_engine(url), make_engine(url)
         try:
@@ -54,10 +54,10 @@ def _log_rows(engine: Engine) -> int:
 
 
 def test_an_ended_care_relationship_denies_the_next_authorize_on_another_replica(
-    replicas: tuple[service.Deps, service.Deps, Engine],
+    replicas: tuple[Deps, Deps, Engine],
 ) -> None:
     a, b, engine = replicas
-    assert service.authorize(a, GP, READ_PLAN).answer.permitted  # a now holds the facts
+    assert authorization.authorize(a, GP, READ_PLAN).answer.permitted  # a now holds the facts
     listed = relationships.list_care_relationships(b, GP, "p-0001", None, 50).items
     own = [r for r in listed if r.organisation_id == "gp-de-linde" and r.end_time is None]
     assert own
@@ -65,7 +65,7 @@ def test_an_ended_care_relationship_denies_the_next_authorize_on_another_replica
         relationships.end_care_relationship(b, GP, "p-0001", rel.id, None)
     before = _log_rows(engine)
 
-    result = service.authorize(a, GP, READ_PLAN)
+    result = authorization.authorize(a, GP, READ_PLAN)
 
     assert not result.answer.permitted
     assert result.answer.reason == "NO_CARE_RELATIONSHIP"
@@ -73,10 +73,10 @@ def test_an_ended_care_relationship_denies_the_next_authorize_on_another_replica
 
 
 def test_unchanged_facts_are_not_read_again(
-    replicas: tuple[service.Deps, service.Deps, Engine],
+    replicas: tuple[Deps, Deps, Engine],
 ) -> None:
     a, _b, _engine = replicas
-    service.authorize(a, GP, READ_PLAN)
+    authorization.authorize(a, GP, READ_PLAN)
     cached = a.directory._facts["p-0001"]
-    assert service.authorize(a, GP, READ_PLAN).answer.permitted
+    assert authorization.authorize(a, GP, READ_PLAN).answer.permitted
     assert a.directory._facts["p-0001"] is cached

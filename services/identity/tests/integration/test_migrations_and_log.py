@@ -10,9 +10,11 @@ import psycopg
 import pytest
 from sqlalchemy import Engine, text
 
-from identity import demo, service
+from identity import demo
 from identity.main import deps_for
 from identity.models import Action, Base, DataCategory
+from identity.use_cases import access_log, authorization
+from identity.use_cases.deps import Deps
 from servicekit.auth import Principal
 from servicekit.db import make_engine
 from servicekit.migrations import pending_differences, upgrade
@@ -55,17 +57,17 @@ def test_migrations_run_up_from_an_empty_sqlite_database_and_match_the_models(
 
 
 @pytest.fixture(scope="module")
-def log_db() -> Iterator[tuple[str, Engine, service.Deps]]:
+def log_db() -> Iterator[tuple[str, Engine, Deps]]:
     with fresh_database("identity_log") as url:
         upgrade("identity.migrations", url)
         engine = make_engine(url)
         deps = deps_for(engine, b"pepper", log_stripes=4)
         demo.seed(deps)
-        data = service.AuthorizeInput(
+        data = authorization.AuthorizeInput(
             patient_id="p-0001", data_category=DataCategory.CARE_PLAN, action=Action.READ
         )
         for _ in range(12):
-            service.authorize(deps, GP, data)
+            authorization.authorize(deps, GP, data)
         yield url, engine, deps
         engine.dispose()
 
@@ -78,9 +80,9 @@ def _superuser(url: str) -> psycopg.Connection:
     )
 
 
-def test_an_intact_log_verifies(log_db: tuple[str, Engine, service.Deps]) -> None:
+def test_an_intact_log_verifies(log_db: tuple[str, Engine, Deps]) -> None:
     _url, _engine, deps = log_db
-    result = service.verify_access_log(deps, AUDITOR)
+    result = access_log.verify_access_log(deps, AUDITOR)
     assert result.intact
     assert result.checked >= 12
 
@@ -94,7 +96,7 @@ def test_an_intact_log_verifies(log_db: tuple[str, Engine, service.Deps]) -> Non
     ],
 )
 def test_the_application_role_cannot_change_or_remove_log_rows(
-    log_db: tuple[str, Engine, service.Deps], statement: str
+    log_db: tuple[str, Engine, Deps], statement: str
 ) -> None:
     url, _engine, _deps = log_db
     role = "carenet_identity_app_test"
@@ -117,7 +119,7 @@ def test_the_application_role_cannot_change_or_remove_log_rows(
 
 
 def test_a_row_altered_directly_in_the_database_is_detected(
-    log_db: tuple[str, Engine, service.Deps],
+    log_db: tuple[str, Engine, Deps],
 ) -> None:
     url, _engine, deps = log_db
     with _superuser(url) as conn:
@@ -132,7 +134,7 @@ def test_a_row_altered_directly_in_the_database_is_detected(
             (victim[0],),
         )
         conn.commit()
-    result = service.verify_access_log(deps, AUDITOR)
+    result = access_log.verify_access_log(deps, AUDITOR)
     assert not result.intact
     assert result.first_broken == victim[0]
     assert victim[1] in result.broken_stripes
@@ -145,12 +147,12 @@ def test_an_entry_removed_from_the_end_of_a_chain_is_detected() -> None:
         try:
             deps = deps_for(engine, b"pepper", log_stripes=1)
             demo.seed(deps)
-            assert service.verify_access_log(deps, AUDITOR).intact
+            assert access_log.verify_access_log(deps, AUDITOR).intact
             with _superuser(url) as conn:
                 conn.execute("SET session_replication_role = replica")
                 conn.execute("DELETE FROM access_log WHERE id = (SELECT max(id) FROM access_log)")
                 conn.commit()
-            result = service.verify_access_log(deps, AUDITOR)
+            result = access_log.verify_access_log(deps, AUDITOR)
             assert not result.intact
             assert result.broken_stripes == (0,)
         finally:
@@ -166,13 +168,15 @@ def test_concurrent_appends_keep_every_chain_intact() -> None:
         try:
             deps = deps_for(engine, b"pepper", log_stripes=3)
             demo.seed(deps)
-            data = service.AuthorizeInput(
+            data = authorization.AuthorizeInput(
                 patient_id="p-0001", data_category=DataCategory.CARE_PLAN, action=Action.READ
             )
             with ThreadPoolExecutor(max_workers=8) as pool:
-                results = list(pool.map(lambda _: service.authorize(deps, GP, data), range(200)))
+                results = list(
+                    pool.map(lambda _: authorization.authorize(deps, GP, data), range(200))
+                )
             assert len({r.sequence for r in results}) == 200
-            verification = service.verify_access_log(deps, AUDITOR)
+            verification = access_log.verify_access_log(deps, AUDITOR)
             assert verification.intact
             with engine.connect() as conn:
                 stripes = conn.execute(
@@ -183,7 +187,7 @@ def test_concurrent_appends_keep_every_chain_intact() -> None:
             engine.dispose()
 
 
-def test_event_times_are_stored_in_utc(log_db: tuple[str, Engine, service.Deps]) -> None:
+def test_event_times_are_stored_in_utc(log_db: tuple[str, Engine, Deps]) -> None:
     _url, engine, _deps = log_db
     with engine.connect() as conn:
         value = conn.execute(text("SELECT event_time FROM access_log ORDER BY id LIMIT 1")).scalar()

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import IntegrityError
 
-from identity import service
+from identity.use_cases.deps import Deps
 from servicekit.migrations import upgrade
 from testkit.database import fresh_database
 
@@ -21,7 +21,7 @@ __all__ = ["region"]
 
 
 def test_the_database_refuses_a_second_coordinating_practice(
-    region: tuple[service.Deps, Engine],
+    region: tuple[Deps, Engine],
 ) -> None:
     deps, engine = region
     patient_id = _new_patient(deps)  # gp-de-linde coordinates

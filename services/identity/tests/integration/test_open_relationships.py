@@ -15,9 +15,11 @@ from sqlalchemy import Engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 
-from identity import demo, errors, relationships, service
+from identity import demo, errors
 from identity.main import deps_for
 from identity.models import CareRelationship, RelationshipKind
+from identity.use_cases import patients, relationships
+from identity.use_cases.deps import Deps
 from servicekit.auth import Principal
 from servicekit.db import make_engine
 from servicekit.migrations import upgrade
@@ -36,7 +38,7 @@ CONTENDERS = 8
 
 
 @pytest.fixture(scope="module")
-def region() -> Iterator[tuple[service.Deps, Engine]]:
+def region() -> Iterator[tuple[Deps, Engine]]:
     with fresh_database("identity_rel") as url:
         upgrade("identity.migrations", url)
         engine = make_engine(url, pool_size=CONTENDERS + 2)
@@ -46,7 +48,7 @@ def region() -> Iterator[tuple[service.Deps, Engine]]:
         engine.dispose()
 
 
-def _new_patient(deps: service.Deps) -> str:
+def _new_patient(deps: Deps) -> str:
     bsn = next(
         f"{n:09d}"
         for n in range(uuid.uuid4().int % 800_000_000 + 100_000_000, 999_999_999)
@@ -54,7 +56,7 @@ def _new_patient(deps: service.Deps) -> str:
         % 11
         == 0
     )
-    return service.register_patient(deps, GP, bsn).id
+    return patients.register_patient(deps, GP, bsn).id
 
 
 def _open_rows(engine: Engine, patient_id: str, organisation_id: str) -> int:
@@ -71,7 +73,7 @@ def _open_rows(engine: Engine, patient_id: str, organisation_id: str) -> int:
 
 
 def test_concurrent_identical_creates_leave_exactly_one_relationship(
-    region: tuple[service.Deps, Engine],
+    region: tuple[Deps, Engine],
 ) -> None:
     deps, engine = region
     patient_id = _new_patient(deps)
@@ -113,7 +115,7 @@ def test_concurrent_identical_creates_leave_exactly_one_relationship(
 
 
 def test_the_database_refuses_a_second_open_relationship_of_the_same_kind(
-    region: tuple[service.Deps, Engine],
+    region: tuple[Deps, Engine],
 ) -> None:
     deps, engine = region
     patient_id = _new_patient(deps)  # registered with an open coordinating gp-de-linde row

@@ -13,8 +13,9 @@ from typing import Any
 
 import pytest
 
-from identity import demo, people, service
+from identity import demo, people
 from identity.main import deps_for
+from identity.use_cases.deps import Deps
 from servicekit.auth import Principal
 from servicekit.db import make_engine
 from servicekit.migrations import upgrade
@@ -26,7 +27,7 @@ NOW = dt.datetime(2026, 12, 1, tzinfo=dt.UTC)
 
 
 @pytest.fixture(scope="module")
-def deps() -> Iterator[service.Deps]:
+def deps() -> Iterator[Deps]:
     with fresh_database("identity_people") as url:
         upgrade("identity.migrations", url)
         engine = make_engine(url)
@@ -36,12 +37,12 @@ def deps() -> Iterator[service.Deps]:
         engine.dispose()
 
 
-def _directory(deps: service.Deps) -> dict[str, tuple[str, str, str, bool]]:
+def _directory(deps: Deps) -> dict[str, tuple[str, str, str, bool]]:
     with deps.uow() as uow:
         return {p.id: (p.username, p.organisation_id, p.roles, p.active) for p in uow.repo.people()}
 
 
-def test_the_demo_directory_is_the_demo_realms_people(deps: service.Deps) -> None:
+def test_the_demo_directory_is_the_demo_realms_people(deps: Deps) -> None:
     realm: dict[str, Any] = json.loads(demo.realm_file().read_text(encoding="utf-8"))
     expected = {
         u["id"]: (
@@ -73,7 +74,7 @@ def _user(user_id: str, username: str, org: str, roles: list[str], **extra: Any)
     }
 
 
-def test_a_sync_from_keycloak_adds_updates_and_deactivates(deps: service.Deps) -> None:
+def test_a_sync_from_keycloak_adds_updates_and_deactivates(deps: Deps) -> None:
     admin = FakeKeycloakAdmin(
         [
             _user("u-1", "sync.gp", "gp-sync", ["gp", "default-roles-carenet"]),
@@ -117,7 +118,7 @@ def _kis(person: str, org: str = "gp-sync") -> Principal:
 
 
 def test_acting_for_a_person_takes_their_roles_only_within_their_organisation(
-    deps: service.Deps,
+    deps: Deps,
 ) -> None:
     admin = FakeKeycloakAdmin([_user("u-9", "sync.doc", "gp-sync", ["gp"])])
     people.sync_people(deps.uow, people.keycloak_people(admin), NOW)

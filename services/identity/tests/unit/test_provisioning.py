@@ -6,11 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from identity import service
 from identity.clients import KeycloakProvisioner
 from identity.errors import ProvisioningUnavailable
 from identity.main import deps_for
 from identity.models import OrganisationType
+from identity.use_cases import organisations
+from identity.use_cases.deps import Deps
 from servicekit.auth import Principal
 from servicekit.db import make_engine
 from servicekit.migrations import upgrade
@@ -27,25 +28,25 @@ ADMIN = Principal(
 
 
 @pytest.fixture
-def deps(tmp_path: Path) -> service.Deps:
+def deps(tmp_path: Path) -> Deps:
     url = f"sqlite:///{tmp_path / 'identity.db'}"
     upgrade("identity.migrations", url)
     deps = deps_for(make_engine(url), b"pepper")
-    service.bootstrap_care_group(
-        deps, "cg-a", service.OrganisationInput("Zorggroep A", OrganisationType.CARE_GROUP)
+    organisations.bootstrap_care_group(
+        deps, "cg-a", organisations.OrganisationInput("Zorggroep A", OrganisationType.CARE_GROUP)
     )
     return deps
 
 
 def test_a_provisioned_municipality_gets_a_service_account_with_its_audiences_and_claims(
-    deps: service.Deps,
+    deps: Deps,
 ) -> None:
     admin = FakeKeycloakAdmin()
     deps.provisioner = KeycloakProvisioner(admin)
-    org = service.create_organisation(
+    org = organisations.create_organisation(
         deps,
         ADMIN,
-        service.OrganisationInput(
+        organisations.OrganisationInput(
             "Gemeente Helmond", OrganisationType.MUNICIPALITY, cbs_municipality_code="GM0794"
         ),
         "gm-helmond",
@@ -76,13 +77,13 @@ def test_a_provisioned_municipality_gets_a_service_account_with_its_audiences_an
     ]
 
 
-def test_an_insurer_client_only_reaches_outcomes(deps: service.Deps) -> None:
+def test_an_insurer_client_only_reaches_outcomes(deps: Deps) -> None:
     admin = FakeKeycloakAdmin()
     deps.provisioner = KeycloakProvisioner(admin)
-    service.create_organisation(
+    organisations.create_organisation(
         deps,
         ADMIN,
-        service.OrganisationInput("Zilveren Kruis", OrganisationType.INSURER, uzovi="3311"),
+        organisations.OrganisationInput("Zilveren Kruis", OrganisationType.INSURER, uzovi="3311"),
         "ins-zk",
         provision_service_account=True,
     )
@@ -96,17 +97,17 @@ def test_an_insurer_client_only_reaches_outcomes(deps: service.Deps) -> None:
 
 
 def test_provisioning_without_admin_credentials_is_a_failed_precondition_and_creates_nothing(
-    deps: service.Deps,
+    deps: Deps,
 ) -> None:
     with pytest.raises(ProvisioningUnavailable):
-        service.create_organisation(
+        organisations.create_organisation(
             deps,
             ADMIN,
-            service.OrganisationInput(
+            organisations.OrganisationInput(
                 "Praktijk X", OrganisationType.GP_PRACTICE, agb_code="01000001"
             ),
             "gp-x",
             provision_service_account=True,
         )
     with pytest.raises(Exception, match="not found"):
-        service.get_organisation(deps, ADMIN, "gp-x")
+        organisations.get_organisation(deps, ADMIN, "gp-x")

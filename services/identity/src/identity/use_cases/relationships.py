@@ -29,23 +29,19 @@ from identity.models import (
     RelationshipKind,
 )
 from identity.policy import Answer, Basis, Decision
-from identity.service import (
+from identity.unit_of_work import UnitOfWork
+from identity.use_cases.common import (
     ADMIN_ROLES,
     RECORDING_ROLES,
-    Deps,
     Page,
-    _admit,
-    _append_log,
-    _care_group_of,
-    _log_entry,
-    _org_id_of,
-    _page,
-    _refuse,
-    _remember,
-    _replayed,
-    _visible_patient,
+    care_group_of,
+    org_id_of,
+    page_of,
+    remember,
+    replayed,
 )
-from identity.unit_of_work import UnitOfWork
+from identity.use_cases.decisions import admit, append_log, log_entry, refuse, visible_patient
+from identity.use_cases.deps import Deps
 from servicekit import names
 from servicekit.auth import Principal
 from servicekit.errors import InvalidArgument, Violations
@@ -58,9 +54,9 @@ def relationship_name(rel: CareRelationship) -> str:
     return f"patients/{rel.patient_id}/careRelationships/{rel.id}"
 
 
-def _coordinates(uow: UnitOfWork, principal: Principal, patient_id: str, now: dt.datetime) -> bool:
+def coordinates(uow: UnitOfWork, principal: Principal, patient_id: str, now: dt.datetime) -> bool:
     """Whether the caller's organisation is the patient's active coordinating one."""
-    own = _org_id_of(principal)
+    own = org_id_of(principal)
     return bool(own) and any(
         r.kind == RelationshipKind.COORDINATING.value and r.active_at(now)
         for r in uow.repo.care_relationships(patient_id, own)
@@ -79,20 +75,20 @@ def _may_manage(
     a patient identity does not know in the caller's care group."""
     if patient is None:
         return False
-    if principal.roles & ADMIN_ROLES and _care_group_of(principal) == patient.care_group_id:
+    if principal.roles & ADMIN_ROLES and care_group_of(principal) == patient.care_group_id:
         return True
     if not principal.roles & MANAGING_ROLES:
         return False
-    if organisation_id is not None and _org_id_of(principal) == organisation_id:
+    if organisation_id is not None and org_id_of(principal) == organisation_id:
         return True
-    return _coordinates(uow, principal, patient.id, now)
+    return coordinates(uow, principal, patient.id, now)
 
 
 def _may_appoint_coordinator(principal: Principal, patient: Patient) -> bool:
     """Who names a patient's coordinating practice: the care group's admin only (the GP
     practice that registers a new patient becomes it at registration). A coordinator is
     changed by ending the current one first (the coordinator itself or the admin)."""
-    return bool(principal.roles & ADMIN_ROLES) and _care_group_of(principal) == (
+    return bool(principal.roles & ADMIN_ROLES) and care_group_of(principal) == (
         patient.care_group_id
     )
 
@@ -118,17 +114,17 @@ def create_care_relationship(
     assert kind is not None
     now = deps.clock()
     with deps.uow() as uow:
-        replay = _replayed(deps, uow, principal, request_id, "CreateCareRelationship", fingerprint)
+        replay = replayed(deps, uow, principal, request_id, "CreateCareRelationship", fingerprint)
         if replay is not None:
             p_id, rel_id = names.parse(replay, "patients", "careRelationships")
-            replayed = uow.repo.care_relationship(p_id, rel_id)
-            if replayed is None:
+            first = uow.repo.care_relationship(p_id, rel_id)
+            if first is None:
                 raise errors.CareRelationshipNotFound("care relationship not found")
-            return replayed
+            return first
         # The organisation is checked against the caller's care group: the answer must not
         # depend on whether (or where) the patient exists.
         org = uow.repo.organisation(organisation_id)
-        if org is None or org.care_group_id != _care_group_of(principal):
+        if org is None or org.care_group_id != care_group_of(principal):
             raise InvalidArgument.single(
                 "care_relationship.organisation", "unknown organisation", "UNKNOWN_ORGANISATION"
             )
@@ -145,17 +141,17 @@ def create_care_relationship(
                 "only a GP practice coordinates a patient's care",
                 "COORDINATOR_NOT_GP_PRACTICE",
             )
-        patient = _visible_patient(uow, principal, patient_id)
+        patient = visible_patient(uow, principal, patient_id)
         if patient is None or not (
             _may_appoint_coordinator(principal, patient)
             if coordinating
             else _may_manage(uow, principal, patient, organisation_id, now)
         ):
-            _refuse(
+            refuse(
                 uow,
                 principal,
                 patient_id[:128],
-                patient.care_group_id if patient else _care_group_of(principal),
+                patient.care_group_id if patient else care_group_of(principal),
                 DataCategory.PATIENT_RECORD,
                 Action.CREATE,
                 "CREATE_CARE_RELATIONSHIP",
@@ -164,9 +160,9 @@ def create_care_relationship(
             )
         # Taken first: concurrent creates for this patient wait here for each other.
         uow.repo.facts_changed(patient.id)
-        _append_log(
+        append_log(
             uow,
-            _log_entry(
+            log_entry(
                 event="CREATE_CARE_RELATIONSHIP",
                 principal=principal,
                 patient_id=patient.id,
@@ -198,7 +194,7 @@ def create_care_relationship(
                 "an active care relationship of this kind exists",
                 metadata={"care_relationship": relationship_name(existing)},
             )
-        _remember(
+        remember(
             deps,
             uow,
             principal,
@@ -217,8 +213,8 @@ def list_care_relationships(
     """The relationships the caller may see (identity.minimisation), a page at a time."""
     now = deps.clock()
     with deps.uow() as uow:
-        patient = _visible_patient(uow, principal, patient_id)
-        patient = _admit(
+        patient = visible_patient(uow, principal, patient_id)
+        patient = admit(
             deps,
             uow,
             principal,
@@ -230,11 +226,11 @@ def list_care_relationships(
             now,
         )
         scope = minimisation.relationship_scope(
-            principal, coordinating=_coordinates(uow, principal, patient.id, now)
+            principal, coordinating=coordinates(uow, principal, patient.id, now)
         )
         items = uow.repo.care_relationships_in_scope(patient.id, scope, after, limit + 1)
         uow.commit()
-        return _page(items, limit, lambda item: item.id)
+        return page_of(items, limit, lambda item: item.id)
 
 
 def end_care_relationship(
@@ -244,15 +240,15 @@ def end_care_relationship(
     that a relationship does not exist (NOT_FOUND); anyone else is refused either way."""
     now = deps.clock()
     with deps.uow() as uow:
-        patient = _visible_patient(uow, principal, patient_id)
+        patient = visible_patient(uow, principal, patient_id)
         rel = uow.repo.care_relationship(patient_id, rel_id) if patient else None
         organisation_id = rel.organisation_id if rel is not None else None
         if patient is None or not _may_manage(uow, principal, patient, organisation_id, now):
-            _refuse(
+            refuse(
                 uow,
                 principal,
                 patient_id[:128],
-                patient.care_group_id if patient else _care_group_of(principal),
+                patient.care_group_id if patient else care_group_of(principal),
                 DataCategory.PATIENT_RECORD,
                 Action.UPDATE,
                 "END_CARE_RELATIONSHIP",
@@ -266,9 +262,9 @@ def end_care_relationship(
             raise InvalidArgument.single("end_time", "must be after the start", "END_BEFORE_START")
         rel.end_time = end
         uow.repo.facts_changed(patient.id)
-        _append_log(
+        append_log(
             uow,
-            _log_entry(
+            log_entry(
                 event="END_CARE_RELATIONSHIP",
                 principal=principal,
                 patient_id=patient.id,

@@ -15,30 +15,50 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from identity import errors
-from identity.models import Action, Consent, ConsentEvent, DataCategory, Patient
-from identity.policy import Answer, Basis, Decision
-from identity.relationships import _coordinates
-from identity.service import (
-    RECORDING_ROLES,
-    ConsentInput,
-    Deps,
-    Page,
-    _care_group_of,
-    _decide_and_log,
-    _org_id_of,
-    _page,
-    _refuse,
-    _refuse_unknown_patient,
-    _remember,
-    _replayed,
-    _visible_patient,
+from identity.models import (
+    Action,
+    Consent,
+    ConsentEvent,
+    DataCategory,
+    OrganisationType,
+    Patient,
 )
+from identity.policy import Answer, Basis, Decision
 from identity.unit_of_work import UnitOfWork
+from identity.use_cases.common import (
+    RECORDING_ROLES,
+    Page,
+    care_group_of,
+    org_id_of,
+    page_of,
+    remember,
+    replayed,
+)
+from identity.use_cases.decisions import (
+    decide_and_log,
+    refuse,
+    refuse_unknown_patient,
+    visible_patient,
+)
+from identity.use_cases.deps import Deps
+from identity.use_cases.relationships import coordinates
 from servicekit import names
 from servicekit.auth import Principal
 from servicekit.errors import Violations
+
+
+@dataclass(frozen=True)
+class ConsentInput:
+    data_category: DataCategory | None
+    record_holder_type: OrganisationType | None = None
+    record_holder_id: str = ""
+    requester_type: OrganisationType | None = None
+    requester_id: str = ""
+    start_time: dt.datetime | None = None
+    end_time: dt.datetime | None = None
 
 
 def _consent_access(
@@ -56,8 +76,8 @@ def _consent_access(
     committing the log entry). ``patient`` None: identity does not know it in the caller's
     care group, and the caller is refused as for a patient without a relationship."""
     if not (principal.is_patient or principal.roles & RECORDING_ROLES):
-        care_group_id = patient.care_group_id if patient else _care_group_of(principal)
-        _refuse(
+        care_group_id = patient.care_group_id if patient else care_group_of(principal)
+        refuse(
             uow,
             principal,
             patient_id[:128],
@@ -69,10 +89,10 @@ def _consent_access(
             "ROLE_NOT_PERMITTED",
         )
     if patient is None:
-        _refuse_unknown_patient(
+        refuse_unknown_patient(
             deps, uow, principal, patient_id, DataCategory.CONSENT, action, event, now
         )
-    _decide_and_log(
+    decide_and_log(
         deps,
         uow,
         principal,
@@ -101,9 +121,9 @@ def _recorder_rule(deps: Deps, principal: Principal, data: ConsentInput | None) 
         def refine(answer: Answer) -> Answer:
             if not answer.permitted or principal.is_patient:
                 return answer
-            allowed = _coordinates(uow, principal, patient.id, now)
+            allowed = coordinates(uow, principal, patient.id, now)
             if allowed and data is not None:
-                own_id = _org_id_of(principal)
+                own_id = org_id_of(principal)
                 own = deps.directory.organisation(uow, own_id)
                 opens_to_self = data.requester_id == own_id or (
                     not data.requester_id
@@ -153,7 +173,7 @@ def create_consent(
 ) -> Consent:
     now = deps.clock()
     with deps.uow() as uow:
-        replay = _replayed(deps, uow, principal, request_id, "CreateConsent", fingerprint)
+        replay = replayed(deps, uow, principal, request_id, "CreateConsent", fingerprint)
         if replay is not None:
             p_id, c_id = names.parse(replay, "patients", "consents")
             existing = uow.repo.consent(p_id, c_id)
@@ -162,12 +182,12 @@ def create_consent(
             return existing
         # Organisations named in the choice are checked against the caller's care group, so
         # that the answer does not depend on the patient.
-        _validate_consent(uow, data, _care_group_of(principal))
+        _validate_consent(uow, data, care_group_of(principal))
         patient = _consent_access(
             deps,
             uow,
             principal,
-            _visible_patient(uow, principal, patient_id),
+            visible_patient(uow, principal, patient_id),
             patient_id,
             Action.CREATE,
             "CREATE_CONSENT",
@@ -205,7 +225,7 @@ def create_consent(
                 event_time=now,
             )
         )
-        _remember(
+        remember(
             deps,
             uow,
             principal,
@@ -231,7 +251,7 @@ def _readable_consent(
 ) -> tuple[Patient, Consent]:
     """The consent, once the caller may see the patient's consents (the access is logged);
     NOT_FOUND only for such a caller."""
-    visible = _visible_patient(uow, principal, patient_id)
+    visible = visible_patient(uow, principal, patient_id)
     patient = _consent_access(deps, uow, principal, visible, patient_id, action, event, now, refine)
     consent = uow.repo.consent(patient.id, consent_id)
     if consent is None:
@@ -259,7 +279,7 @@ def list_consents(
             deps,
             uow,
             principal,
-            _visible_patient(uow, principal, patient_id),
+            visible_patient(uow, principal, patient_id),
             patient_id,
             Action.READ,
             "LIST_CONSENTS",
@@ -267,7 +287,7 @@ def list_consents(
         )
         items = uow.repo.consents(patient.id, after=after, limit=limit + 1)
         uow.commit()
-        return _page(items, limit, lambda item: item.id)
+        return page_of(items, limit, lambda item: item.id)
 
 
 def withdraw_consent(
@@ -318,7 +338,7 @@ def list_consent_events(
             deps,
             uow,
             principal,
-            _visible_patient(uow, principal, patient_id),
+            visible_patient(uow, principal, patient_id),
             patient_id,
             Action.READ,
             "LIST_CONSENT_EVENTS",
@@ -326,4 +346,4 @@ def list_consent_events(
         )
         items = uow.repo.consent_events(patient.id, after, limit + 1)
         uow.commit()
-        return _page(items, limit, lambda item: item.id)
+        return page_of(items, limit, lambda item: item.id)

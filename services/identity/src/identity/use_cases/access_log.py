@@ -1,0 +1,83 @@
+"""Reading and verifying the access log."""
+
+from __future__ import annotations
+
+from identity import access_log_verify, errors
+from identity.access_log_verify import Verification
+from identity.models import (
+    AccessLogEntry,
+    Action,
+    DataCategory,
+)
+from identity.policy import Answer, Basis, Decision
+from identity.use_cases.common import VERIFY_ROLES, Page, care_group_of, page_of
+from identity.use_cases.decisions import append_log, log_entry
+from identity.use_cases.deps import Deps
+from identity.use_cases.patients import UNNAMED_PATIENT
+from servicekit.auth import Principal
+
+
+def list_access_log(
+    deps: Deps,
+    principal: Principal,
+    patient_id: str,
+    after: int,
+    limit: int,
+    *,
+    emergency_only: bool = False,
+) -> Page[AccessLogEntry]:
+    """A patient lists their own entries; an auditor any in the care group. Reading is logged.
+    ``emergency_only``: only the flagged emergency accesses (the privacy officer's review).
+
+    Whether the patient exists plays no part: a reader gets the entries of the caller's care
+    group about that patient (none for a patient identity does not know there), anyone else
+    is refused NOT_LOG_READER either way."""
+    now = deps.clock()
+    care_group_id = care_group_of(principal)
+    with deps.uow() as uow:
+        if patient_id:
+            allowed = (principal.is_patient and principal.patient == f"patients/{patient_id}") or (
+                "auditor" in principal.roles
+            )
+        else:
+            allowed = "auditor" in principal.roles
+        answer = (
+            Answer(
+                Decision.PERMIT, Basis.SELF if principal.is_patient else Basis.AUDIT, "LOG_READER"
+            )
+            if allowed
+            else Answer(Decision.DENY, Basis.NONE, "NOT_LOG_READER")
+        )
+        append_log(
+            uow,
+            log_entry(
+                event="LIST_ACCESS_LOG",
+                principal=principal,
+                patient_id=patient_id or UNNAMED_PATIENT,
+                care_group_id=care_group_id,
+                data_category=DataCategory.ACCESS_LOG,
+                action=Action.READ,
+                answer=answer,
+                now=now,
+            ),
+        )
+        uow.commit()
+        if not allowed:
+            raise errors.AccessDenied("access denied", reason=answer.reason)
+        items = uow.repo.access_log(
+            patient_id=patient_id or None,
+            care_group_id=care_group_id,
+            after=after,
+            limit=limit + 1,
+            emergency_only=emergency_only,
+        )
+        return page_of(items, limit, lambda item: item.id)
+
+
+def verify_access_log(deps: Deps, principal: Principal) -> Verification:
+    """Checks every stripe's keyed chain and every published checkpoint (see
+    identity.access_log_verify)."""
+    if not principal.roles & VERIFY_ROLES:
+        raise errors.RoleNotPermitted("only auditors may verify the access log")
+    with deps.uow() as uow:
+        return access_log_verify.verify(uow.repo, deps.log_trust())

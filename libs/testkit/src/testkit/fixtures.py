@@ -2,19 +2,28 @@
 
 - ``local_idp``: one real OIDC issuer (``infra/local-idp``) per test run, serving the realm
   export plus the test users of a second care group;
-- ``tokens``: real access tokens from it, by username or client id.
+- ``tokens``: real access tokens from it, by username or client id;
+- ``identity_service``: one real identity server, started as a process
+  (:func:`running_identity`), shared by the API tests of every service.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import importlib
+import os
+import subprocess
+import sys
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from servicekit.db import make_engine
+from testkit.database import fresh_database
 from testkit.idp import LocalIdp
+from testkit.processes import ServiceProcess
 
 # A second care group, so that tenancy can be tested with real tokens.
 OTHER_TENANT = "cg-noord"
@@ -84,50 +93,92 @@ def bearer(token: str) -> tuple[tuple[str, str]]:
     return (("authorization", f"Bearer {token}"),)
 
 
-class IdentityService:
-    """A real identity server (in this process, on a real port) over its own fresh
-    PostgreSQL database, seeded with the demo region."""
-
-    def __init__(self, target: str, deps: Any, database_url: str) -> None:
-        self.target = target
-        self.deps = deps
-        self.database_url = database_url
-
-
 IDENTITY_TEST_PEPPER = "test-pepper"
+# The factory identity exposes for its use cases' dependencies over an engine, for suites
+# that seed identity's data directly (IdentityService.deps). Named, not imported: testkit
+# itself depends on no service.
+IDENTITY_DEPS_FACTORY = "identity.main:deps_for"
+
+
+class IdentityService:
+    """A real identity server, running as its own process (``python -m identity.main
+    serve``) on a real port, over its own fresh, migrated PostgreSQL database seeded with
+    the demo region."""
+
+    def __init__(
+        self,
+        target: str,
+        database_url: str,
+        *,
+        pepper: str = IDENTITY_TEST_PEPPER,
+        process: ServiceProcess | None = None,
+    ) -> None:
+        self.target = target
+        self.database_url = database_url
+        self.pepper = pepper
+        self.process = process
+        self._deps: Any = None
+        self._engine: Any = None
+
+    @property
+    def deps(self) -> Any:
+        """identity's use-case dependencies in this process, over the server's database (for
+        suites that seed identity's data directly; identity runs as several replicas the
+        same way, so what they write the server reads)."""
+        if self._deps is None:
+            module_name, _, name = IDENTITY_DEPS_FACTORY.partition(":")
+            factory = getattr(importlib.import_module(module_name), name)
+            self._engine = make_engine(self.database_url)
+            self._deps = factory(self._engine, self.pepper.encode())
+        return self._deps
+
+    def close(self) -> None:
+        if self._engine is not None:
+            self._engine.dispose()
+
+
+def identity_env(local_idp: LocalIdp, database_url: str, **extra: str) -> dict[str, str]:
+    """The environment of an identity process for tests."""
+    return {
+        "IDENTITY_DATABASE_URL": database_url,
+        "IDENTITY_OIDC_ISSUER": local_idp.issuer,
+        "IDENTITY_GRPC_HOST": "127.0.0.1",
+        "IDENTITY_GRPC_PORT": "0",
+        "IDENTITY_BSN_PEPPER": IDENTITY_TEST_PEPPER,
+        **{f"IDENTITY_{k.upper()}": v for k, v in extra.items()},
+    }
+
+
+def identity_command(env: Mapping[str, str], *args: str, timeout: float = 120) -> str:
+    """Runs ``python -m identity.main <args>`` (e.g. ``migrate``, ``seed-demo``) with
+    ``env``; its output, or an error that shows it."""
+    done = subprocess.run(
+        [sys.executable, "-m", "identity.main", *args],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"identity {' '.join(args)} failed:\n{done.stdout}{done.stderr}")
+    return done.stdout
 
 
 @contextmanager
 def running_identity(local_idp: LocalIdp, prefix: str = "identity") -> Iterator[IdentityService]:
-    """A real identity server on a fresh, migrated, demo-seeded database of its own."""
-    from identity import demo
-    from identity.config import Settings
-    from identity.main import deps_for
-    from identity.server import create_server
-    from servicekit.auth import verifier_for
-    from servicekit.db import make_engine
-    from servicekit.migrations import upgrade
-    from testkit.database import fresh_database
-
+    """A real identity process on a fresh, migrated, demo-seeded database of its own."""
     with fresh_database(prefix) as url:
-        upgrade("identity.migrations", url)
-        engine = make_engine(url)
-        deps = deps_for(engine, IDENTITY_TEST_PEPPER.encode())
-        demo.seed(deps)
-        settings = Settings(
-            database_url=url,
-            oidc_issuer=local_idp.issuer,
-            grpc_host="127.0.0.1",
-            grpc_port=0,
-            bsn_pepper=IDENTITY_TEST_PEPPER,  # type: ignore[arg-type]
-        )
-        running = create_server(settings, deps, verifier_for(settings))
-        running.start()
+        env = identity_env(local_idp, url)
+        identity_command(env, "migrate")
+        identity_command(env, "seed-demo")
+        process = ServiceProcess("identity", env).start()
+        service = IdentityService(process.target, url, process=process)
         try:
-            yield IdentityService(f"127.0.0.1:{running.port}", deps, url)
+            yield service
         finally:
-            running.stop(1).wait()
-            engine.dispose()
+            process.stop()
+            service.close()
 
 
 @pytest.fixture(scope="session")

@@ -53,6 +53,8 @@ __all__ = [
     "FieldGroupNotWritable",
     "IdentityUnavailable",
     "InvalidArgument",
+    "ItemExists",
+    "ItemNotFound",
     "NotCoordinatingPractice",
     "RevisionNotFound",
     "RoleNotPermitted",
@@ -63,3 +65,12 @@ class NotCoordinatingPractice(PermissionDenied):
     """Only the patient's coordinating practice (or the patient) creates the care plan."""
 
     default_reason = "NOT_COORDINATING_PRACTICE"
+
+
+class ItemNotFound(NotFound):
+    """A goal, action or evaluation moment the plan does not hold (reason per kind, e.g.
+    ``GOAL_NOT_FOUND``, with the item's id in the metadata)."""
+
+
+class ItemExists(AlreadyExists):
+    """A new item with an id the plan already holds (e.g. ``GOAL_EXISTS``)."""

@@ -20,6 +20,14 @@ from servicekit.errors import PermissionDenied, Violations
 MAX_TEXT = 2000
 MAX_ITEMS = 200
 
+# The request field of item ``index`` of a list group (None: of the list itself).
+Where = Callable[[str, int | None], str]
+
+
+def in_care_plan(group: str, index: int | None) -> str:
+    """Where an item sits in an UpdateCarePlan request: ``care_plan.goals[2]``."""
+    return f"care_plan.{group}" if index is None else f"care_plan.{group}[{index}]"
+
 
 @dataclass(frozen=True)
 class Actor:
@@ -53,12 +61,20 @@ def merge(
     *,
     plan_create_time: dt.datetime,
     new_id: Callable[[], str],
+    where: Where | None = None,
 ) -> tuple[PlanContent, str, list[str]]:
     """``current`` with the groups in ``scopes`` taken from ``incoming``, checked item by
     item against the caller's scope. Returns the new content, a change summary and the
-    groups that changed."""
+    groups that changed. ``where`` names the request field of a list group's item (or, for
+    no index, of the list) in violations and refusals; by default ``care_plan.goals[2]``."""
     m = _Merge(
-        copy.deepcopy(current), copy.deepcopy(incoming), actor, now, plan_create_time, new_id
+        copy.deepcopy(current),
+        copy.deepcopy(incoming),
+        actor,
+        now,
+        plan_create_time,
+        new_id,
+        where or in_care_plan,
     )
     parts: list[str] = []
     changed: list[str] = []
@@ -83,6 +99,7 @@ class _Merge:
     now: dt.datetime
     plan_create_time: dt.datetime
     new_id: Callable[[], str]
+    where: Where
     v: Violations = field(default_factory=Violations)
     new: PlanContent = field(init=False)
 
@@ -100,7 +117,7 @@ class _Merge:
         for i, c in enumerate(self.incoming.conditions):
             _text(c.display, f"care_plan.conditions[{i}].display", self.v, required=True)
             c.id = c.id or self.new_id()
-        _unique_ids(self.incoming.conditions, "care_plan.conditions", self.v)
+        _unique_ids(self.incoming.conditions, "conditions", self.v, self.where)
         self.new.conditions = self.incoming.conditions
         return _diff(self.current.conditions, self.new.conditions)
 
@@ -117,7 +134,7 @@ class _Merge:
                     "ORGANISATION_REQUIRED",
                 )
             p.id = p.id or self.new_id()
-        _unique_ids(self.incoming.participants, "care_plan.participants", self.v)
+        _unique_ids(self.incoming.participants, "participants", self.v, self.where)
         self.new.participants = self.incoming.participants
         return _diff(self.current.participants, self.new.participants)
 
@@ -131,13 +148,21 @@ class _Merge:
             before = mandated.get(c.user)
             c.id = c.id or (before.id if before else self.new_id())
             c.mandate_time = before.mandate_time if before else self.now
-        _unique_ids(self.incoming.informal_carers, "care_plan.informal_carers", self.v)
+        _unique_ids(self.incoming.informal_carers, "informal_carers", self.v, self.where)
         self.new.informal_carers = self.incoming.informal_carers
         return _diff(self.current.informal_carers, self.new.informal_carers)
 
     def goals(self, scope: Scope) -> str | None:
         _merge_goals(
-            self.current, self.incoming, self.new, scope, self.actor, self.now, self.v, self.new_id
+            self.current,
+            self.incoming,
+            self.new,
+            scope,
+            self.actor,
+            self.now,
+            self.v,
+            self.new_id,
+            self.where,
         )
         before = [g.without_progress() for g in self.current.goals]
         if [g.without_progress() for g in self.new.goals] == before:
@@ -161,19 +186,19 @@ class _Merge:
             self.now,
             self.v,
             self.new_id,
+            self.where,
         )
         return _diff(self.current.actions, self.new.actions)
 
     def evaluations(self, scope: Scope) -> str | None:
         for i, e in enumerate(self.incoming.evaluations):
+            prefix = self.where("evaluations", i)
             if e.review_time is None:
-                self.v.add(
-                    f"care_plan.evaluations[{i}].review_time", "is required", "REVIEW_TIME_REQUIRED"
-                )
-            _text(e.outcome, f"care_plan.evaluations[{i}].outcome", self.v)
+                self.v.add(f"{prefix}.review_time", "is required", "REVIEW_TIME_REQUIRED")
+            _text(e.outcome, f"{prefix}.outcome", self.v)
             e.id = e.id or self.new_id()
             e.organisation = e.organisation or self.actor.organisation_id
-        _unique_ids(self.incoming.evaluations, "care_plan.evaluations", self.v)
+        _unique_ids(self.incoming.evaluations, "evaluations", self.v, self.where)
         self.new.evaluations = self.incoming.evaluations
         return _diff(self.current.evaluations, self.new.evaluations)
 
@@ -231,14 +256,16 @@ def _merge_goals(
     now: dt.datetime,
     v: Violations,
     new_id: Callable[[], str],
+    where: Where,
 ) -> None:
     old_by_id = {g.id: g for g in current.goals}
     result = []
     for i, given in enumerate(incoming.goals):
-        prefix = f"care_plan.goals[{i}]"
+        prefix = where("goals", i)
         _text(given.description, f"{prefix}.description", v, required=True)
         _text(given.notes, f"{prefix}.notes", v)
         old = old_by_id.get(given.id) if given.id else None
+        sent_id = given.id
         given.id = given.id or new_id()  # _merge_progress finds the goal by this id
         goal = dataclasses.replace(given)
         if old is None:
@@ -246,9 +273,7 @@ def _merge_goals(
             goal.create_time = now
             goal.progress = []
             if scope is Scope.OWN and not actor.owns(goal.owner):
-                raise PermissionDenied(
-                    "a new goal must be owned by its author", reason="GOAL_NOT_OWNED"
-                )
+                raise _goal_not_owned("a new goal must be owned by its author", sent_id, prefix)
         else:
             goal.owner = goal.owner or old.owner
             goal.create_time = old.create_time
@@ -258,9 +283,7 @@ def _merge_goals(
                 and scope is Scope.OWN
                 and not (actor.owns(old.owner) and actor.owns(goal.owner))
             ):
-                raise PermissionDenied(
-                    "this goal is owned by someone else", reason="GOAL_NOT_OWNED"
-                )
+                raise _goal_not_owned("this goal is owned by someone else", goal.id, prefix)
         if not goal.owner.startswith(("patients/", "organisations/")):
             v.add(f"{prefix}.owner", "must be patients/{p} or organisations/{o}", "INVALID_OWNER")
         created = goal.create_time or now
@@ -288,8 +311,8 @@ def _merge_goals(
     kept = {g.id for g in result}
     for old in current.goals:
         if old.id not in kept and scope is Scope.OWN and not actor.owns(old.owner):
-            raise PermissionDenied("this goal is owned by someone else", reason="GOAL_NOT_OWNED")
-    _unique_ids(result, "care_plan.goals", v)
+            raise _goal_not_owned("this goal is owned by someone else", old.id)
+    _unique_ids(result, "goals", v, where)
     new.goals = result
 
 
@@ -325,7 +348,9 @@ def _merge_progress(
                 dataclasses.replace(entry, id=new_id(), author=actor.user, record_time=now)
             )
         if fresh and scope is Scope.OWN and not actor.owns(target.owner):
-            raise PermissionDenied("this goal is owned by someone else", reason="GOAL_NOT_OWNED")
+            raise _goal_not_owned(
+                "this goal is owned by someone else", target.id, f"care_plan.goals[{i}]"
+            )
         target.progress = [*target.progress, *fresh]
         added += len(fresh)
     return added
@@ -341,11 +366,12 @@ def _merge_actions(
     now: dt.datetime,
     v: Violations,
     new_id: Callable[[], str],
+    where: Where,
 ) -> None:
     old_by_id = {a.id: a for a in current.actions}
     result = []
     for i, action in enumerate(incoming.actions):
-        prefix = f"care_plan.actions[{i}]"
+        prefix = where("actions", i)
         _text(action.description, f"{prefix}.description", v, required=True)
         if action.kind is None:
             v.add(f"{prefix}.kind", "is required", "ACTION_KIND_REQUIRED")
@@ -374,14 +400,12 @@ def _merge_actions(
                 f"{prefix}.due_time", "is before the plan was created", "DUE_DATE_BEFORE_CREATION"
             )
         if old is None:
+            sent_id = action.id
             action.id = action.id or new_id()
             action.status = action.status or ActivityStatus.NOT_STARTED
             action.referral_state = None
             if scope is Scope.OWN and not actor.owns_organisation(action.responsible_organisation):
-                raise PermissionDenied(
-                    "an organisation adds only its own actions",
-                    reason="ACTION_NOT_OWN_ORGANISATION",
-                )
+                raise _action_not_own("an organisation adds only its own actions", sent_id, prefix)
         else:
             action.status = action.status or old.status
             action.referral_state = old.referral_state if old.referral == action.referral else None
@@ -393,9 +417,8 @@ def _merge_actions(
                     and actor.owns_organisation(action.responsible_organisation)
                 )
             ):
-                raise PermissionDenied(
-                    "this action belongs to another organisation",
-                    reason="ACTION_NOT_OWN_ORGANISATION",
+                raise _action_not_own(
+                    "this action belongs to another organisation", action.id, prefix
                 )
         result.append(action)
     kept = {a.id for a in result}
@@ -405,10 +428,8 @@ def _merge_actions(
             and scope is Scope.OWN
             and not actor.owns_organisation(old.responsible_organisation)
         ):
-            raise PermissionDenied(
-                "this action belongs to another organisation", reason="ACTION_NOT_OWN_ORGANISATION"
-            )
-    _unique_ids(result, "care_plan.actions", v)
+            raise _action_not_own("this action belongs to another organisation", old.id)
+    _unique_ids(result, "actions", v, where)
     new.actions = result
 
 
@@ -432,18 +453,31 @@ def _check_texts(values: list[str], field_name: str, v: Violations, *, required:
         _text(value, f"{field_name}[{i}]", v, required=required)
 
 
-def _unique_ids(items: Sequence[Any], field_name: str, v: Violations) -> None:
+def _unique_ids(items: Sequence[Any], group: str, v: Violations, where: Where) -> None:
     if len(items) > MAX_ITEMS:
-        v.add(field_name, f"at most {MAX_ITEMS} items", "TOO_MANY_ITEMS")
+        v.add(where(group, None), f"at most {MAX_ITEMS} items", "TOO_MANY_ITEMS")
     seen: set[str] = set()
     for i, item in enumerate(items):
         if not names.valid_id(item.id):
             v.add(
-                f"{field_name}[{i}].id", "2-63 lower-case letters, digits and dashes", "INVALID_ID"
+                f"{where(group, i)}.id", "2-63 lower-case letters, digits and dashes", "INVALID_ID"
             )
         if item.id in seen:
-            v.add(f"{field_name}[{i}].id", "is used twice", "DUPLICATE_ID")
+            v.add(f"{where(group, i)}.id", "is used twice", "DUPLICATE_ID")
         seen.add(item.id)
+
+
+def _goal_not_owned(message: str, goal_id: str, field: str = "") -> PermissionDenied:
+    """GOAL_NOT_OWNED naming the goal: its id (unless a new goal came without one) and where
+    it sits in the request (unless the request removes it)."""
+    metadata = {k: v for k, v in (("goal_id", goal_id), ("field", field)) if v}
+    return PermissionDenied(message, reason="GOAL_NOT_OWNED", metadata=metadata)
+
+
+def _action_not_own(message: str, action_id: str, field: str = "") -> PermissionDenied:
+    """ACTION_NOT_OWN_ORGANISATION naming the action, as :func:`_goal_not_owned`."""
+    metadata = {k: v for k, v in (("action_id", action_id), ("field", field)) if v}
+    return PermissionDenied(message, reason="ACTION_NOT_OWN_ORGANISATION", metadata=metadata)
 
 
 def _counts(before: Sequence[Any], after: Sequence[Any]) -> str:

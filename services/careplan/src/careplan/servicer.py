@@ -14,7 +14,8 @@ from carenet.careplan.v1 import careplan_service_pb2_grpc as rpc_grpc
 from careplan import coordination
 from careplan import models as m
 from careplan.deps import Deps
-from careplan.use_cases import plans, revisions
+from careplan.use_cases import plan_items, plans, revisions
+from careplan.use_cases.plan_items import ACTION, EVALUATION_MOMENT, GOAL, Edit, Op
 from careplan.use_cases.versions import Request
 from servicekit import idempotency, names, paging
 from servicekit.auth import current_principal
@@ -137,13 +138,7 @@ def content_from_pb(plan: pb.CarePlan) -> m.PlanContent:
         goals=[_goal(g, f"{p}.goals[{i}]") for i, g in enumerate(plan.goals)],
         actions=[_action(a, f"{p}.actions[{i}]") for i, a in enumerate(plan.actions)],
         evaluations=[
-            m.EvaluationMoment(
-                id=e.id,
-                review_time=_ts(e, "review_time", f"{p}.evaluations[{i}]"),
-                outcome=e.outcome,
-                organisation=_org(e.organisation, f"{p}.evaluations[{i}].organisation"),
-            )
-            for i, e in enumerate(plan.evaluations)
+            _evaluation(e, f"{p}.evaluations[{i}]") for i, e in enumerate(plan.evaluations)
         ],
         consult_preparation=m.ConsultPreparation(
             topics=list(prep.topics),
@@ -203,6 +198,40 @@ def _action(a: pb.Action, prefix: str) -> m.Action:
         referral=a.referral,
         goals=list(a.goals),
     )
+
+
+def _evaluation(e: pb.EvaluationMoment, prefix: str) -> m.EvaluationMoment:
+    return m.EvaluationMoment(
+        id=e.id,
+        review_time=_ts(e, "review_time", prefix),
+        outcome=e.outcome,
+        organisation=_org(e.organisation, f"{prefix}.organisation"),
+    )
+
+
+# Fields of an item message that a change does not take (the name says which item; the
+# rest are written by the service).
+NOT_CHANGED = frozenset({"id", "progress", "create_time", "referral_state"})
+
+
+def _changed_fields(request: Any, field: str) -> list[str]:
+    """An item update's mask (AIP-134): the paths named, else the fields set in the item."""
+    if request.update_mask.paths:
+        return list(request.update_mask.paths)
+    item = getattr(request, field)
+    return [f.name for f, _ in item.ListFields() if f.name not in NOT_CHANGED]
+
+
+def _item_name(name: str, collection: str) -> tuple[str, str]:
+    """The patient and item ids of ``patients/{patient}/carePlan/{collection}/{item}``."""
+    plan, sep, item_id = name.rpartition(f"/{collection}/")
+    if not sep or not plan.endswith("/carePlan") or not names.valid_id(item_id):
+        raise InvalidArgument.single(
+            "name",
+            f"must look like patients/{{id}}/carePlan/{collection}/{{id}}",
+            "INVALID_RESOURCE_NAME",
+        )
+    return _plan_patient(plan), item_id
 
 
 # ---------------------------------------------------------------- to proto
@@ -411,3 +440,80 @@ class CarePlanServicer(rpc_grpc.CarePlanServiceServicer):
             care_plan_revisions=[revision_pb(r) for r in page.items],
             next_page_token=pager.next_token(page.last),
         )
+
+    # ------------------------------------------------------------ one item at a time
+
+    def _edit(self, patient_id: str, edit: Edit, request: Any) -> pb.CarePlan:
+        view = plan_items.edit_item(
+            self.deps,
+            current_principal(),
+            patient_id,
+            edit,
+            request.etag,
+            Request(request.request_id, idempotency.fingerprint_of(request)),
+        )
+        return plan_pb(view)
+
+    def CreateGoal(
+        self, request: rpc.CreateGoalRequest, context: grpc.ServicerContext
+    ) -> pb.CarePlan:
+        goal = _goal(request.goal, "goal")
+        edit = Edit(GOAL, Op.CREATE, goal.id, goal)
+        return self._edit(_plan_patient(request.parent, "parent"), edit, request)
+
+    def UpdateGoal(
+        self, request: rpc.UpdateGoalRequest, context: grpc.ServicerContext
+    ) -> pb.CarePlan:
+        patient_id, goal_id = _item_name(request.name, "goals")
+        goal = _goal(request.goal, "goal")
+        edit = Edit(GOAL, Op.UPDATE, goal_id, goal, _changed_fields(request, "goal"))
+        return self._edit(patient_id, edit, request)
+
+    def DeleteGoal(
+        self, request: rpc.DeleteGoalRequest, context: grpc.ServicerContext
+    ) -> pb.CarePlan:
+        patient_id, goal_id = _item_name(request.name, "goals")
+        return self._edit(patient_id, Edit(GOAL, Op.DELETE, goal_id), request)
+
+    def CreateAction(
+        self, request: rpc.CreateActionRequest, context: grpc.ServicerContext
+    ) -> pb.CarePlan:
+        action = _action(request.action, "action")
+        edit = Edit(ACTION, Op.CREATE, action.id, action)
+        return self._edit(_plan_patient(request.parent, "parent"), edit, request)
+
+    def UpdateAction(
+        self, request: rpc.UpdateActionRequest, context: grpc.ServicerContext
+    ) -> pb.CarePlan:
+        patient_id, action_id = _item_name(request.name, "actions")
+        action = _action(request.action, "action")
+        edit = Edit(ACTION, Op.UPDATE, action_id, action, _changed_fields(request, "action"))
+        return self._edit(patient_id, edit, request)
+
+    def DeleteAction(
+        self, request: rpc.DeleteActionRequest, context: grpc.ServicerContext
+    ) -> pb.CarePlan:
+        patient_id, action_id = _item_name(request.name, "actions")
+        return self._edit(patient_id, Edit(ACTION, Op.DELETE, action_id), request)
+
+    def CreateEvaluationMoment(
+        self, request: rpc.CreateEvaluationMomentRequest, context: grpc.ServicerContext
+    ) -> pb.CarePlan:
+        moment = _evaluation(request.evaluation_moment, "evaluation_moment")
+        edit = Edit(EVALUATION_MOMENT, Op.CREATE, moment.id, moment)
+        return self._edit(_plan_patient(request.parent, "parent"), edit, request)
+
+    def UpdateEvaluationMoment(
+        self, request: rpc.UpdateEvaluationMomentRequest, context: grpc.ServicerContext
+    ) -> pb.CarePlan:
+        patient_id, moment_id = _item_name(request.name, "evaluations")
+        moment = _evaluation(request.evaluation_moment, "evaluation_moment")
+        fields = _changed_fields(request, "evaluation_moment")
+        edit = Edit(EVALUATION_MOMENT, Op.UPDATE, moment_id, moment, fields)
+        return self._edit(patient_id, edit, request)
+
+    def DeleteEvaluationMoment(
+        self, request: rpc.DeleteEvaluationMomentRequest, context: grpc.ServicerContext
+    ) -> pb.CarePlan:
+        patient_id, moment_id = _item_name(request.name, "evaluations")
+        return self._edit(patient_id, Edit(EVALUATION_MOMENT, Op.DELETE, moment_id), request)

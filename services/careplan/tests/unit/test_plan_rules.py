@@ -305,6 +305,7 @@ def test_the_patient_cannot_change_the_practices_goal() -> None:
             view.etag,
         )
     assert caught.value.reason == "GOAL_NOT_OWNED"
+    assert caught.value.metadata == {"goal_id": "hba1c", "field": "care_plan.goals[1]"}
 
 
 def test_the_patient_changes_their_own_goal() -> None:
@@ -353,6 +354,7 @@ def test_a_professional_adds_only_actions_of_their_own_organisation() -> None:
             after.etag,
         )
     assert caught.value.reason == "ACTION_NOT_OWN_ORGANISATION"
+    assert caught.value.metadata == {"field": "care_plan.actions[3]"}  # a new one: no id yet
 
 
 def test_progress_entries_are_appended_with_author_and_time() -> None:

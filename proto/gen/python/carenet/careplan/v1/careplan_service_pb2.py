@@ -27,7 +27,7 @@ from google.api import field_behavior_pb2 as google_dot_api_dot_field__behavior_
 from google.protobuf import field_mask_pb2 as google_dot_protobuf_dot_field__mask__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n*carenet/careplan/v1/careplan_service.proto\x12\x13\x63\x61renet.careplan.v1\x1a\"carenet/careplan/v1/careplan.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a google/protobuf/field_mask.proto\"y\n\x15\x43reateCarePlanRequest\x12\x14\n\x06parent\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x36\n\tcare_plan\x18\x02 \x01(\x0b\x32\x1d.carenet.careplan.v1.CarePlanB\x04\xe2\x41\x01\x02\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"9\n\x12GetCarePlanRequest\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x0f\n\x07version\x18\x02 \x01(\x03\"\x86\x01\n\x15UpdateCarePlanRequest\x12\x36\n\tcare_plan\x18\x01 \x01(\x0b\x32\x1d.carenet.careplan.v1.CarePlanB\x04\xe2\x41\x01\x02\x12\x35\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMaskB\x04\xe2\x41\x01\x02\"[\n\x1cListCarePlanRevisionsRequest\x12\x14\n\x06parent\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"|\n\x1dListCarePlanRevisionsResponse\x12\x42\n\x13\x63\x61re_plan_revisions\x18\x01 \x03(\x0b\x32%.carenet.careplan.v1.CarePlanRevision\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t2\xa2\x03\n\x0f\x43\x61rePlanService\x12[\n\x0e\x43reateCarePlan\x12*.carenet.careplan.v1.CreateCarePlanRequest\x1a\x1d.carenet.careplan.v1.CarePlan\x12U\n\x0bGetCarePlan\x12\'.carenet.careplan.v1.GetCarePlanRequest\x1a\x1d.carenet.careplan.v1.CarePlan\x12[\n\x0eUpdateCarePlan\x12*.carenet.careplan.v1.UpdateCarePlanRequest\x1a\x1d.carenet.careplan.v1.CarePlan\x12~\n\x15ListCarePlanRevisions\x12\x31.carenet.careplan.v1.ListCarePlanRevisionsRequest\x1a\x32.carenet.careplan.v1.ListCarePlanRevisionsResponseB\x1b\n\x17org.carenet.careplan.v1P\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n*carenet/careplan/v1/careplan_service.proto\x12\x13\x63\x61renet.careplan.v1\x1a\"carenet/careplan/v1/careplan.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a google/protobuf/field_mask.proto\"y\n\x15\x43reateCarePlanRequest\x12\x14\n\x06parent\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x36\n\tcare_plan\x18\x02 \x01(\x0b\x32\x1d.carenet.careplan.v1.CarePlanB\x04\xe2\x41\x01\x02\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"9\n\x12GetCarePlanRequest\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x0f\n\x07version\x18\x02 \x01(\x03\"\x86\x01\n\x15UpdateCarePlanRequest\x12\x36\n\tcare_plan\x18\x01 \x01(\x0b\x32\x1d.carenet.careplan.v1.CarePlanB\x04\xe2\x41\x01\x02\x12\x35\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMaskB\x04\xe2\x41\x01\x02\"[\n\x1cListCarePlanRevisionsRequest\x12\x14\n\x06parent\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"|\n\x1dListCarePlanRevisionsResponse\x12\x42\n\x13\x63\x61re_plan_revisions\x18\x01 \x03(\x0b\x32%.carenet.careplan.v1.CarePlanRevision\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x80\x01\n\x11\x43reateGoalRequest\x12\x14\n\x06parent\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12-\n\x04goal\x18\x02 \x01(\x0b\x32\x19.carenet.careplan.v1.GoalB\x04\xe2\x41\x01\x02\x12\x12\n\x04\x65tag\x18\x03 \x01(\tB\x04\xe2\x41\x01\x02\x12\x12\n\nrequest_id\x18\x04 \x01(\t\"\xaf\x01\n\x11UpdateGoalRequest\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12-\n\x04goal\x18\x02 \x01(\x0b\x32\x19.carenet.careplan.v1.GoalB\x04\xe2\x41\x01\x02\x12/\n\x0bupdate_mask\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\x12\x12\n\x04\x65tag\x18\x04 \x01(\tB\x04\xe2\x41\x01\x02\x12\x12\n\nrequest_id\x18\x05 \x01(\t\"O\n\x11\x44\x65leteGoalRequest\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x12\n\x04\x65tag\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"\x86\x01\n\x13\x43reateActionRequest\x12\x14\n\x06parent\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x31\n\x06\x61\x63tion\x18\x02 \x01(\x0b\x32\x1b.carenet.careplan.v1.ActionB\x04\xe2\x41\x01\x02\x12\x12\n\x04\x65tag\x18\x03 \x01(\tB\x04\xe2\x41\x01\x02\x12\x12\n\nrequest_id\x18\x04 \x01(\t\"\xb5\x01\n\x13UpdateActionRequest\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x31\n\x06\x61\x63tion\x18\x02 \x01(\x0b\x32\x1b.carenet.careplan.v1.ActionB\x04\xe2\x41\x01\x02\x12/\n\x0bupdate_mask\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\x12\x12\n\x04\x65tag\x18\x04 \x01(\tB\x04\xe2\x41\x01\x02\x12\x12\n\nrequest_id\x18\x05 \x01(\t\"Q\n\x13\x44\x65leteActionRequest\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x12\n\x04\x65tag\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"\xa5\x01\n\x1d\x43reateEvaluationMomentRequest\x12\x14\n\x06parent\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x46\n\x11\x65valuation_moment\x18\x02 \x01(\x0b\x32%.carenet.careplan.v1.EvaluationMomentB\x04\xe2\x41\x01\x02\x12\x12\n\x04\x65tag\x18\x03 \x01(\tB\x04\xe2\x41\x01\x02\x12\x12\n\nrequest_id\x18\x04 \x01(\t\"\xd4\x01\n\x1dUpdateEvaluationMomentRequest\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x46\n\x11\x65valuation_moment\x18\x02 \x01(\x0b\x32%.carenet.careplan.v1.EvaluationMomentB\x04\xe2\x41\x01\x02\x12/\n\x0bupdate_mask\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\x12\x12\n\x04\x65tag\x18\x04 \x01(\tB\x04\xe2\x41\x01\x02\x12\x12\n\nrequest_id\x18\x05 \x01(\t\"[\n\x1d\x44\x65leteEvaluationMomentRequest\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x12\n\x04\x65tag\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12\x12\n\nrequest_id\x18\x03 \x01(\t2\xf3\t\n\x0f\x43\x61rePlanService\x12[\n\x0e\x43reateCarePlan\x12*.carenet.careplan.v1.CreateCarePlanRequest\x1a\x1d.carenet.careplan.v1.CarePlan\x12U\n\x0bGetCarePlan\x12\'.carenet.careplan.v1.GetCarePlanRequest\x1a\x1d.carenet.careplan.v1.CarePlan\x12[\n\x0eUpdateCarePlan\x12*.carenet.careplan.v1.UpdateCarePlanRequest\x1a\x1d.carenet.careplan.v1.CarePlan\x12~\n\x15ListCarePlanRevisions\x12\x31.carenet.careplan.v1.ListCarePlanRevisionsRequest\x1a\x32.carenet.careplan.v1.ListCarePlanRevisionsResponse\x12S\n\nCreateGoal\x12&.carenet.careplan.v1.CreateGoalRequest\x1a\x1d.carenet.careplan.v1.CarePlan\x12S\n\nUpdateGoal\x12&.carenet.careplan.v1.UpdateGoalRequest\x1a\x1d.carenet.careplan.v1.CarePlan\x12S\n\nDeleteGoal\x12&.carenet.careplan.v1.DeleteGoalRequest\x1a\x1d.carenet.careplan.v1.CarePlan\x12W\n\x0c\x43reateAction\x12(.carenet.careplan.v1.CreateActionRequest\x1a\x1d.carenet.careplan.v1.CarePlan\x12W\n\x0cUpdateAction\x12(.carenet.careplan.v1.UpdateActionRequest\x1a\x1d.carenet.careplan.v1.CarePlan\x12W\n\x0c\x44\x65leteAction\x12(.carenet.careplan.v1.DeleteActionRequest\x1a\x1d.carenet.careplan.v1.CarePlan\x12k\n\x16\x43reateEvaluationMoment\x12\x32.carenet.careplan.v1.CreateEvaluationMomentRequest\x1a\x1d.carenet.careplan.v1.CarePlan\x12k\n\x16UpdateEvaluationMoment\x12\x32.carenet.careplan.v1.UpdateEvaluationMomentRequest\x1a\x1d.carenet.careplan.v1.CarePlan\x12k\n\x16\x44\x65leteEvaluationMoment\x12\x32.carenet.careplan.v1.DeleteEvaluationMomentRequest\x1a\x1d.carenet.careplan.v1.CarePlanB\x1b\n\x17org.carenet.careplan.v1P\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -47,6 +47,54 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_UPDATECAREPLANREQUEST'].fields_by_name['update_mask']._serialized_options = b'\342A\001\002'
   _globals['_LISTCAREPLANREVISIONSREQUEST'].fields_by_name['parent']._loaded_options = None
   _globals['_LISTCAREPLANREVISIONSREQUEST'].fields_by_name['parent']._serialized_options = b'\342A\001\002'
+  _globals['_CREATEGOALREQUEST'].fields_by_name['parent']._loaded_options = None
+  _globals['_CREATEGOALREQUEST'].fields_by_name['parent']._serialized_options = b'\342A\001\002'
+  _globals['_CREATEGOALREQUEST'].fields_by_name['goal']._loaded_options = None
+  _globals['_CREATEGOALREQUEST'].fields_by_name['goal']._serialized_options = b'\342A\001\002'
+  _globals['_CREATEGOALREQUEST'].fields_by_name['etag']._loaded_options = None
+  _globals['_CREATEGOALREQUEST'].fields_by_name['etag']._serialized_options = b'\342A\001\002'
+  _globals['_UPDATEGOALREQUEST'].fields_by_name['name']._loaded_options = None
+  _globals['_UPDATEGOALREQUEST'].fields_by_name['name']._serialized_options = b'\342A\001\002'
+  _globals['_UPDATEGOALREQUEST'].fields_by_name['goal']._loaded_options = None
+  _globals['_UPDATEGOALREQUEST'].fields_by_name['goal']._serialized_options = b'\342A\001\002'
+  _globals['_UPDATEGOALREQUEST'].fields_by_name['etag']._loaded_options = None
+  _globals['_UPDATEGOALREQUEST'].fields_by_name['etag']._serialized_options = b'\342A\001\002'
+  _globals['_DELETEGOALREQUEST'].fields_by_name['name']._loaded_options = None
+  _globals['_DELETEGOALREQUEST'].fields_by_name['name']._serialized_options = b'\342A\001\002'
+  _globals['_DELETEGOALREQUEST'].fields_by_name['etag']._loaded_options = None
+  _globals['_DELETEGOALREQUEST'].fields_by_name['etag']._serialized_options = b'\342A\001\002'
+  _globals['_CREATEACTIONREQUEST'].fields_by_name['parent']._loaded_options = None
+  _globals['_CREATEACTIONREQUEST'].fields_by_name['parent']._serialized_options = b'\342A\001\002'
+  _globals['_CREATEACTIONREQUEST'].fields_by_name['action']._loaded_options = None
+  _globals['_CREATEACTIONREQUEST'].fields_by_name['action']._serialized_options = b'\342A\001\002'
+  _globals['_CREATEACTIONREQUEST'].fields_by_name['etag']._loaded_options = None
+  _globals['_CREATEACTIONREQUEST'].fields_by_name['etag']._serialized_options = b'\342A\001\002'
+  _globals['_UPDATEACTIONREQUEST'].fields_by_name['name']._loaded_options = None
+  _globals['_UPDATEACTIONREQUEST'].fields_by_name['name']._serialized_options = b'\342A\001\002'
+  _globals['_UPDATEACTIONREQUEST'].fields_by_name['action']._loaded_options = None
+  _globals['_UPDATEACTIONREQUEST'].fields_by_name['action']._serialized_options = b'\342A\001\002'
+  _globals['_UPDATEACTIONREQUEST'].fields_by_name['etag']._loaded_options = None
+  _globals['_UPDATEACTIONREQUEST'].fields_by_name['etag']._serialized_options = b'\342A\001\002'
+  _globals['_DELETEACTIONREQUEST'].fields_by_name['name']._loaded_options = None
+  _globals['_DELETEACTIONREQUEST'].fields_by_name['name']._serialized_options = b'\342A\001\002'
+  _globals['_DELETEACTIONREQUEST'].fields_by_name['etag']._loaded_options = None
+  _globals['_DELETEACTIONREQUEST'].fields_by_name['etag']._serialized_options = b'\342A\001\002'
+  _globals['_CREATEEVALUATIONMOMENTREQUEST'].fields_by_name['parent']._loaded_options = None
+  _globals['_CREATEEVALUATIONMOMENTREQUEST'].fields_by_name['parent']._serialized_options = b'\342A\001\002'
+  _globals['_CREATEEVALUATIONMOMENTREQUEST'].fields_by_name['evaluation_moment']._loaded_options = None
+  _globals['_CREATEEVALUATIONMOMENTREQUEST'].fields_by_name['evaluation_moment']._serialized_options = b'\342A\001\002'
+  _globals['_CREATEEVALUATIONMOMENTREQUEST'].fields_by_name['etag']._loaded_options = None
+  _globals['_CREATEEVALUATIONMOMENTREQUEST'].fields_by_name['etag']._serialized_options = b'\342A\001\002'
+  _globals['_UPDATEEVALUATIONMOMENTREQUEST'].fields_by_name['name']._loaded_options = None
+  _globals['_UPDATEEVALUATIONMOMENTREQUEST'].fields_by_name['name']._serialized_options = b'\342A\001\002'
+  _globals['_UPDATEEVALUATIONMOMENTREQUEST'].fields_by_name['evaluation_moment']._loaded_options = None
+  _globals['_UPDATEEVALUATIONMOMENTREQUEST'].fields_by_name['evaluation_moment']._serialized_options = b'\342A\001\002'
+  _globals['_UPDATEEVALUATIONMOMENTREQUEST'].fields_by_name['etag']._loaded_options = None
+  _globals['_UPDATEEVALUATIONMOMENTREQUEST'].fields_by_name['etag']._serialized_options = b'\342A\001\002'
+  _globals['_DELETEEVALUATIONMOMENTREQUEST'].fields_by_name['name']._loaded_options = None
+  _globals['_DELETEEVALUATIONMOMENTREQUEST'].fields_by_name['name']._serialized_options = b'\342A\001\002'
+  _globals['_DELETEEVALUATIONMOMENTREQUEST'].fields_by_name['etag']._loaded_options = None
+  _globals['_DELETEEVALUATIONMOMENTREQUEST'].fields_by_name['etag']._serialized_options = b'\342A\001\002'
   _globals['_CREATECAREPLANREQUEST']._serialized_start=170
   _globals['_CREATECAREPLANREQUEST']._serialized_end=291
   _globals['_GETCAREPLANREQUEST']._serialized_start=293
@@ -57,6 +105,24 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LISTCAREPLANREVISIONSREQUEST']._serialized_end=580
   _globals['_LISTCAREPLANREVISIONSRESPONSE']._serialized_start=582
   _globals['_LISTCAREPLANREVISIONSRESPONSE']._serialized_end=706
-  _globals['_CAREPLANSERVICE']._serialized_start=709
-  _globals['_CAREPLANSERVICE']._serialized_end=1127
+  _globals['_CREATEGOALREQUEST']._serialized_start=709
+  _globals['_CREATEGOALREQUEST']._serialized_end=837
+  _globals['_UPDATEGOALREQUEST']._serialized_start=840
+  _globals['_UPDATEGOALREQUEST']._serialized_end=1015
+  _globals['_DELETEGOALREQUEST']._serialized_start=1017
+  _globals['_DELETEGOALREQUEST']._serialized_end=1096
+  _globals['_CREATEACTIONREQUEST']._serialized_start=1099
+  _globals['_CREATEACTIONREQUEST']._serialized_end=1233
+  _globals['_UPDATEACTIONREQUEST']._serialized_start=1236
+  _globals['_UPDATEACTIONREQUEST']._serialized_end=1417
+  _globals['_DELETEACTIONREQUEST']._serialized_start=1419
+  _globals['_DELETEACTIONREQUEST']._serialized_end=1500
+  _globals['_CREATEEVALUATIONMOMENTREQUEST']._serialized_start=1503
+  _globals['_CREATEEVALUATIONMOMENTREQUEST']._serialized_end=1668
+  _globals['_UPDATEEVALUATIONMOMENTREQUEST']._serialized_start=1671
+  _globals['_UPDATEEVALUATIONMOMENTREQUEST']._serialized_end=1883
+  _globals['_DELETEEVALUATIONMOMENTREQUEST']._serialized_start=1885
+  _globals['_DELETEEVALUATIONMOMENTREQUEST']._serialized_end=1976
+  _globals['_CAREPLANSERVICE']._serialized_start=1979
+  _globals['_CAREPLANSERVICE']._serialized_end=3246
 # @@protoc_insertion_point(module_scope)

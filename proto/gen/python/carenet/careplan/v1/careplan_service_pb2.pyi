@@ -148,3 +148,327 @@ class ListCarePlanRevisionsResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ListCarePlanRevisionsResponse: _TypeAlias = ListCarePlanRevisionsResponse  # noqa: Y015
+
+@_typing.final
+class CreateGoalRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PARENT_FIELD_NUMBER: _builtins.int
+    GOAL_FIELD_NUMBER: _builtins.int
+    ETAG_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    parent: _builtins.str
+    """`patients/{patient}/carePlan`."""
+    etag: _builtins.str
+    """The plan's etag as last read (AIP-154)."""
+    request_id: _builtins.str
+    """Makes a retry safe (AIP-155): a repeat of this request with the same id returns the
+    plan the first one wrote and changes nothing.
+    """
+    @_builtins.property
+    def goal(self) -> _careplan_pb2.Goal:
+        """The new goal. Its `id` may be chosen (2-63 lower-case letters, digits and
+        dashes, unused in the plan: else ALREADY_EXISTS); empty, the service assigns one.
+        """
+
+    def __init__(
+        self,
+        *,
+        parent: _builtins.str = ...,
+        goal: _careplan_pb2.Goal | None = ...,
+        etag: _builtins.str = ...,
+        request_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["goal", b"goal"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["etag", b"etag", "goal", b"goal", "parent", b"parent", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreateGoalRequest: _TypeAlias = CreateGoalRequest  # noqa: Y015
+
+@_typing.final
+class UpdateGoalRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    GOAL_FIELD_NUMBER: _builtins.int
+    UPDATE_MASK_FIELD_NUMBER: _builtins.int
+    ETAG_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """`patients/{patient}/carePlan/goals/{goal}`."""
+    etag: _builtins.str
+    """The plan's etag as last read (AIP-154)."""
+    request_id: _builtins.str
+    """Makes a retry safe (AIP-155), as for CreateGoal."""
+    @_builtins.property
+    def goal(self) -> _careplan_pb2.Goal:
+        """The new content; its `id` is ignored (the name says which item)."""
+
+    @_builtins.property
+    def update_mask(self) -> _field_mask_pb2.FieldMask:
+        """The fields of the item to change (AIP-134); `*` means all of them. Omitted, the
+        fields set in `goal` are changed.
+        """
+
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        goal: _careplan_pb2.Goal | None = ...,
+        update_mask: _field_mask_pb2.FieldMask | None = ...,
+        etag: _builtins.str = ...,
+        request_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["goal", b"goal", "update_mask", b"update_mask"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["etag", b"etag", "goal", b"goal", "name", b"name", "request_id", b"request_id", "update_mask", b"update_mask"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdateGoalRequest: _TypeAlias = UpdateGoalRequest  # noqa: Y015
+
+@_typing.final
+class DeleteGoalRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    ETAG_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """`patients/{patient}/carePlan/goals/{goal}`."""
+    etag: _builtins.str
+    """The plan's etag as last read (AIP-154)."""
+    request_id: _builtins.str
+    """Makes a retry safe (AIP-155), as for CreateGoal."""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        etag: _builtins.str = ...,
+        request_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["etag", b"etag", "name", b"name", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeleteGoalRequest: _TypeAlias = DeleteGoalRequest  # noqa: Y015
+
+@_typing.final
+class CreateActionRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PARENT_FIELD_NUMBER: _builtins.int
+    ACTION_FIELD_NUMBER: _builtins.int
+    ETAG_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    parent: _builtins.str
+    """`patients/{patient}/carePlan`."""
+    etag: _builtins.str
+    """The plan's etag as last read (AIP-154)."""
+    request_id: _builtins.str
+    """Makes a retry safe (AIP-155): a repeat of this request with the same id returns the
+    plan the first one wrote and changes nothing.
+    """
+    @_builtins.property
+    def action(self) -> _careplan_pb2.Action:
+        """The new action. Its `id` may be chosen (2-63 lower-case letters, digits and
+        dashes, unused in the plan: else ALREADY_EXISTS); empty, the service assigns one.
+        """
+
+    def __init__(
+        self,
+        *,
+        parent: _builtins.str = ...,
+        action: _careplan_pb2.Action | None = ...,
+        etag: _builtins.str = ...,
+        request_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["action", b"action"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "etag", b"etag", "parent", b"parent", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreateActionRequest: _TypeAlias = CreateActionRequest  # noqa: Y015
+
+@_typing.final
+class UpdateActionRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    ACTION_FIELD_NUMBER: _builtins.int
+    UPDATE_MASK_FIELD_NUMBER: _builtins.int
+    ETAG_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """`patients/{patient}/carePlan/actions/{action}`."""
+    etag: _builtins.str
+    """The plan's etag as last read (AIP-154)."""
+    request_id: _builtins.str
+    """Makes a retry safe (AIP-155), as for CreateAction."""
+    @_builtins.property
+    def action(self) -> _careplan_pb2.Action:
+        """The new content; its `id` is ignored (the name says which item)."""
+
+    @_builtins.property
+    def update_mask(self) -> _field_mask_pb2.FieldMask:
+        """The fields of the item to change (AIP-134); `*` means all of them. Omitted, the
+        fields set in `action` are changed.
+        """
+
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        action: _careplan_pb2.Action | None = ...,
+        update_mask: _field_mask_pb2.FieldMask | None = ...,
+        etag: _builtins.str = ...,
+        request_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "update_mask", b"update_mask"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "etag", b"etag", "name", b"name", "request_id", b"request_id", "update_mask", b"update_mask"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdateActionRequest: _TypeAlias = UpdateActionRequest  # noqa: Y015
+
+@_typing.final
+class DeleteActionRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    ETAG_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """`patients/{patient}/carePlan/actions/{action}`."""
+    etag: _builtins.str
+    """The plan's etag as last read (AIP-154)."""
+    request_id: _builtins.str
+    """Makes a retry safe (AIP-155), as for CreateAction."""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        etag: _builtins.str = ...,
+        request_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["etag", b"etag", "name", b"name", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeleteActionRequest: _TypeAlias = DeleteActionRequest  # noqa: Y015
+
+@_typing.final
+class CreateEvaluationMomentRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PARENT_FIELD_NUMBER: _builtins.int
+    EVALUATION_MOMENT_FIELD_NUMBER: _builtins.int
+    ETAG_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    parent: _builtins.str
+    """`patients/{patient}/carePlan`."""
+    etag: _builtins.str
+    """The plan's etag as last read (AIP-154)."""
+    request_id: _builtins.str
+    """Makes a retry safe (AIP-155): a repeat of this request with the same id returns the
+    plan the first one wrote and changes nothing.
+    """
+    @_builtins.property
+    def evaluation_moment(self) -> _careplan_pb2.EvaluationMoment:
+        """The new evaluation moment. Its `id` may be chosen (2-63 lower-case letters, digits and
+        dashes, unused in the plan: else ALREADY_EXISTS); empty, the service assigns one.
+        """
+
+    def __init__(
+        self,
+        *,
+        parent: _builtins.str = ...,
+        evaluation_moment: _careplan_pb2.EvaluationMoment | None = ...,
+        etag: _builtins.str = ...,
+        request_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["evaluation_moment", b"evaluation_moment"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["etag", b"etag", "evaluation_moment", b"evaluation_moment", "parent", b"parent", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreateEvaluationMomentRequest: _TypeAlias = CreateEvaluationMomentRequest  # noqa: Y015
+
+@_typing.final
+class UpdateEvaluationMomentRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    EVALUATION_MOMENT_FIELD_NUMBER: _builtins.int
+    UPDATE_MASK_FIELD_NUMBER: _builtins.int
+    ETAG_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """`patients/{patient}/carePlan/evaluations/{evaluation}`."""
+    etag: _builtins.str
+    """The plan's etag as last read (AIP-154)."""
+    request_id: _builtins.str
+    """Makes a retry safe (AIP-155), as for CreateEvaluationMoment."""
+    @_builtins.property
+    def evaluation_moment(self) -> _careplan_pb2.EvaluationMoment:
+        """The new content; its `id` is ignored (the name says which item)."""
+
+    @_builtins.property
+    def update_mask(self) -> _field_mask_pb2.FieldMask:
+        """The fields of the item to change (AIP-134); `*` means all of them. Omitted, the
+        fields set in `evaluation_moment` are changed.
+        """
+
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        evaluation_moment: _careplan_pb2.EvaluationMoment | None = ...,
+        update_mask: _field_mask_pb2.FieldMask | None = ...,
+        etag: _builtins.str = ...,
+        request_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["evaluation_moment", b"evaluation_moment", "update_mask", b"update_mask"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["etag", b"etag", "evaluation_moment", b"evaluation_moment", "name", b"name", "request_id", b"request_id", "update_mask", b"update_mask"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdateEvaluationMomentRequest: _TypeAlias = UpdateEvaluationMomentRequest  # noqa: Y015
+
+@_typing.final
+class DeleteEvaluationMomentRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    ETAG_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """`patients/{patient}/carePlan/evaluations/{evaluation}`."""
+    etag: _builtins.str
+    """The plan's etag as last read (AIP-154)."""
+    request_id: _builtins.str
+    """Makes a retry safe (AIP-155), as for CreateEvaluationMoment."""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        etag: _builtins.str = ...,
+        request_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["etag", b"etag", "name", b"name", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeleteEvaluationMomentRequest: _TypeAlias = DeleteEvaluationMomentRequest  # noqa: Y015

@@ -57,6 +57,51 @@ class CarePlanServiceStub:
                 request_serializer=carenet_dot_careplan_dot_v1_dot_careplan__service__pb2.ListCarePlanRevisionsRequest.SerializeToString,
                 response_deserializer=carenet_dot_careplan_dot_v1_dot_careplan__service__pb2.ListCarePlanRevisionsResponse.FromString,
                 _registered_method=True)
+        self.CreateGoal = channel.unary_unary(
+                '/carenet.careplan.v1.CarePlanService/CreateGoal',
+                request_serializer=carenet_dot_careplan_dot_v1_dot_careplan__service__pb2.CreateGoalRequest.SerializeToString,
+                response_deserializer=carenet_dot_careplan_dot_v1_dot_careplan__pb2.CarePlan.FromString,
+                _registered_method=True)
+        self.UpdateGoal = channel.unary_unary(
+                '/carenet.careplan.v1.CarePlanService/UpdateGoal',
+                request_serializer=carenet_dot_careplan_dot_v1_dot_careplan__service__pb2.UpdateGoalRequest.SerializeToString,
+                response_deserializer=carenet_dot_careplan_dot_v1_dot_careplan__pb2.CarePlan.FromString,
+                _registered_method=True)
+        self.DeleteGoal = channel.unary_unary(
+                '/carenet.careplan.v1.CarePlanService/DeleteGoal',
+                request_serializer=carenet_dot_careplan_dot_v1_dot_careplan__service__pb2.DeleteGoalRequest.SerializeToString,
+                response_deserializer=carenet_dot_careplan_dot_v1_dot_careplan__pb2.CarePlan.FromString,
+                _registered_method=True)
+        self.CreateAction = channel.unary_unary(
+                '/carenet.careplan.v1.CarePlanService/CreateAction',
+                request_serializer=carenet_dot_careplan_dot_v1_dot_careplan__service__pb2.CreateActionRequest.SerializeToString,
+                response_deserializer=carenet_dot_careplan_dot_v1_dot_careplan__pb2.CarePlan.FromString,
+                _registered_method=True)
+        self.UpdateAction = channel.unary_unary(
+                '/carenet.careplan.v1.CarePlanService/UpdateAction',
+                request_serializer=carenet_dot_careplan_dot_v1_dot_careplan__service__pb2.UpdateActionRequest.SerializeToString,
+                response_deserializer=carenet_dot_careplan_dot_v1_dot_careplan__pb2.CarePlan.FromString,
+                _registered_method=True)
+        self.DeleteAction = channel.unary_unary(
+                '/carenet.careplan.v1.CarePlanService/DeleteAction',
+                request_serializer=carenet_dot_careplan_dot_v1_dot_careplan__service__pb2.DeleteActionRequest.SerializeToString,
+                response_deserializer=carenet_dot_careplan_dot_v1_dot_careplan__pb2.CarePlan.FromString,
+                _registered_method=True)
+        self.CreateEvaluationMoment = channel.unary_unary(
+                '/carenet.careplan.v1.CarePlanService/CreateEvaluationMoment',
+                request_serializer=carenet_dot_careplan_dot_v1_dot_careplan__service__pb2.CreateEvaluationMomentRequest.SerializeToString,
+                response_deserializer=carenet_dot_careplan_dot_v1_dot_careplan__pb2.CarePlan.FromString,
+                _registered_method=True)
+        self.UpdateEvaluationMoment = channel.unary_unary(
+                '/carenet.careplan.v1.CarePlanService/UpdateEvaluationMoment',
+                request_serializer=carenet_dot_careplan_dot_v1_dot_careplan__service__pb2.UpdateEvaluationMomentRequest.SerializeToString,
+                response_deserializer=carenet_dot_careplan_dot_v1_dot_careplan__pb2.CarePlan.FromString,
+                _registered_method=True)
+        self.DeleteEvaluationMoment = channel.unary_unary(
+                '/carenet.careplan.v1.CarePlanService/DeleteEvaluationMoment',
+                request_serializer=carenet_dot_careplan_dot_v1_dot_careplan__service__pb2.DeleteEvaluationMomentRequest.SerializeToString,
+                response_deserializer=carenet_dot_careplan_dot_v1_dot_careplan__pb2.CarePlan.FromString,
+                _registered_method=True)
 
 
 class CarePlanServiceServicer:
@@ -93,6 +138,76 @@ class CarePlanServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateGoal(self, request, context):
+        """Item-level edits: one goal, action or evaluation moment by its id, at the plan's etag,
+        without sending anyone else's items. Each is authorized and logged like
+        UpdateCarePlan (an UPDATE of the plan) under the same write rules; a stale etag is
+        ABORTED `ETAG_MISMATCH`. Each answers the plan as written, so its `etag` is the one
+        the next edit sends. A repeat with the same `request_id` returns that same plan.
+
+        Adds a goal to the plan.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateGoal(self, request, context):
+        """Changes a goal (its progress entries are kept; they are appended through
+        UpdateCarePlan's `goals.progress`).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteGoal(self, request, context):
+        """Removes a goal.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateAction(self, request, context):
+        """Adds an agreed action to the plan.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateAction(self, request, context):
+        """Changes an action (its linked referral's state is kept while the referral is).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteAction(self, request, context):
+        """Removes an action.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateEvaluationMoment(self, request, context):
+        """Adds an evaluation moment to the plan.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateEvaluationMoment(self, request, context):
+        """Changes an evaluation moment.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteEvaluationMoment(self, request, context):
+        """Removes an evaluation moment.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_CarePlanServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -115,6 +230,51 @@ def add_CarePlanServiceServicer_to_server(servicer, server):
                     servicer.ListCarePlanRevisions,
                     request_deserializer=carenet_dot_careplan_dot_v1_dot_careplan__service__pb2.ListCarePlanRevisionsRequest.FromString,
                     response_serializer=carenet_dot_careplan_dot_v1_dot_careplan__service__pb2.ListCarePlanRevisionsResponse.SerializeToString,
+            ),
+            'CreateGoal': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateGoal,
+                    request_deserializer=carenet_dot_careplan_dot_v1_dot_careplan__service__pb2.CreateGoalRequest.FromString,
+                    response_serializer=carenet_dot_careplan_dot_v1_dot_careplan__pb2.CarePlan.SerializeToString,
+            ),
+            'UpdateGoal': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateGoal,
+                    request_deserializer=carenet_dot_careplan_dot_v1_dot_careplan__service__pb2.UpdateGoalRequest.FromString,
+                    response_serializer=carenet_dot_careplan_dot_v1_dot_careplan__pb2.CarePlan.SerializeToString,
+            ),
+            'DeleteGoal': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteGoal,
+                    request_deserializer=carenet_dot_careplan_dot_v1_dot_careplan__service__pb2.DeleteGoalRequest.FromString,
+                    response_serializer=carenet_dot_careplan_dot_v1_dot_careplan__pb2.CarePlan.SerializeToString,
+            ),
+            'CreateAction': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateAction,
+                    request_deserializer=carenet_dot_careplan_dot_v1_dot_careplan__service__pb2.CreateActionRequest.FromString,
+                    response_serializer=carenet_dot_careplan_dot_v1_dot_careplan__pb2.CarePlan.SerializeToString,
+            ),
+            'UpdateAction': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateAction,
+                    request_deserializer=carenet_dot_careplan_dot_v1_dot_careplan__service__pb2.UpdateActionRequest.FromString,
+                    response_serializer=carenet_dot_careplan_dot_v1_dot_careplan__pb2.CarePlan.SerializeToString,
+            ),
+            'DeleteAction': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteAction,
+                    request_deserializer=carenet_dot_careplan_dot_v1_dot_careplan__service__pb2.DeleteActionRequest.FromString,
+                    response_serializer=carenet_dot_careplan_dot_v1_dot_careplan__pb2.CarePlan.SerializeToString,
+            ),
+            'CreateEvaluationMoment': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateEvaluationMoment,
+                    request_deserializer=carenet_dot_careplan_dot_v1_dot_careplan__service__pb2.CreateEvaluationMomentRequest.FromString,
+                    response_serializer=carenet_dot_careplan_dot_v1_dot_careplan__pb2.CarePlan.SerializeToString,
+            ),
+            'UpdateEvaluationMoment': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateEvaluationMoment,
+                    request_deserializer=carenet_dot_careplan_dot_v1_dot_careplan__service__pb2.UpdateEvaluationMomentRequest.FromString,
+                    response_serializer=carenet_dot_careplan_dot_v1_dot_careplan__pb2.CarePlan.SerializeToString,
+            ),
+            'DeleteEvaluationMoment': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteEvaluationMoment,
+                    request_deserializer=carenet_dot_careplan_dot_v1_dot_careplan__service__pb2.DeleteEvaluationMomentRequest.FromString,
+                    response_serializer=carenet_dot_careplan_dot_v1_dot_careplan__pb2.CarePlan.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -227,6 +387,249 @@ class CarePlanService:
             '/carenet.careplan.v1.CarePlanService/ListCarePlanRevisions',
             carenet_dot_careplan_dot_v1_dot_careplan__service__pb2.ListCarePlanRevisionsRequest.SerializeToString,
             carenet_dot_careplan_dot_v1_dot_careplan__service__pb2.ListCarePlanRevisionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateGoal(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/carenet.careplan.v1.CarePlanService/CreateGoal',
+            carenet_dot_careplan_dot_v1_dot_careplan__service__pb2.CreateGoalRequest.SerializeToString,
+            carenet_dot_careplan_dot_v1_dot_careplan__pb2.CarePlan.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateGoal(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/carenet.careplan.v1.CarePlanService/UpdateGoal',
+            carenet_dot_careplan_dot_v1_dot_careplan__service__pb2.UpdateGoalRequest.SerializeToString,
+            carenet_dot_careplan_dot_v1_dot_careplan__pb2.CarePlan.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteGoal(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/carenet.careplan.v1.CarePlanService/DeleteGoal',
+            carenet_dot_careplan_dot_v1_dot_careplan__service__pb2.DeleteGoalRequest.SerializeToString,
+            carenet_dot_careplan_dot_v1_dot_careplan__pb2.CarePlan.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateAction(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/carenet.careplan.v1.CarePlanService/CreateAction',
+            carenet_dot_careplan_dot_v1_dot_careplan__service__pb2.CreateActionRequest.SerializeToString,
+            carenet_dot_careplan_dot_v1_dot_careplan__pb2.CarePlan.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateAction(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/carenet.careplan.v1.CarePlanService/UpdateAction',
+            carenet_dot_careplan_dot_v1_dot_careplan__service__pb2.UpdateActionRequest.SerializeToString,
+            carenet_dot_careplan_dot_v1_dot_careplan__pb2.CarePlan.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteAction(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/carenet.careplan.v1.CarePlanService/DeleteAction',
+            carenet_dot_careplan_dot_v1_dot_careplan__service__pb2.DeleteActionRequest.SerializeToString,
+            carenet_dot_careplan_dot_v1_dot_careplan__pb2.CarePlan.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateEvaluationMoment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/carenet.careplan.v1.CarePlanService/CreateEvaluationMoment',
+            carenet_dot_careplan_dot_v1_dot_careplan__service__pb2.CreateEvaluationMomentRequest.SerializeToString,
+            carenet_dot_careplan_dot_v1_dot_careplan__pb2.CarePlan.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateEvaluationMoment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/carenet.careplan.v1.CarePlanService/UpdateEvaluationMoment',
+            carenet_dot_careplan_dot_v1_dot_careplan__service__pb2.UpdateEvaluationMomentRequest.SerializeToString,
+            carenet_dot_careplan_dot_v1_dot_careplan__pb2.CarePlan.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteEvaluationMoment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/carenet.careplan.v1.CarePlanService/DeleteEvaluationMoment',
+            carenet_dot_careplan_dot_v1_dot_careplan__service__pb2.DeleteEvaluationMomentRequest.SerializeToString,
+            carenet_dot_careplan_dot_v1_dot_careplan__pb2.CarePlan.FromString,
             options,
             channel_credentials,
             insecure,

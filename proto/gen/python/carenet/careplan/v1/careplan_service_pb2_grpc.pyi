@@ -46,6 +46,33 @@ class CarePlanServiceStub:
     """Updates the field groups named in the mask; the etag is required."""
     ListCarePlanRevisions: _grpc.UnaryUnaryMultiCallable[_careplan_service_pb2.ListCarePlanRevisionsRequest, _careplan_service_pb2.ListCarePlanRevisionsResponse]
     """Lists the plan's revisions, oldest first."""
+    CreateGoal: _grpc.UnaryUnaryMultiCallable[_careplan_service_pb2.CreateGoalRequest, _careplan_pb2.CarePlan]
+    """Item-level edits: one goal, action or evaluation moment by its id, at the plan's etag,
+    without sending anyone else's items. Each is authorized and logged like
+    UpdateCarePlan (an UPDATE of the plan) under the same write rules; a stale etag is
+    ABORTED `ETAG_MISMATCH`. Each answers the plan as written, so its `etag` is the one
+    the next edit sends. A repeat with the same `request_id` returns that same plan.
+
+    Adds a goal to the plan.
+    """
+    UpdateGoal: _grpc.UnaryUnaryMultiCallable[_careplan_service_pb2.UpdateGoalRequest, _careplan_pb2.CarePlan]
+    """Changes a goal (its progress entries are kept; they are appended through
+    UpdateCarePlan's `goals.progress`).
+    """
+    DeleteGoal: _grpc.UnaryUnaryMultiCallable[_careplan_service_pb2.DeleteGoalRequest, _careplan_pb2.CarePlan]
+    """Removes a goal."""
+    CreateAction: _grpc.UnaryUnaryMultiCallable[_careplan_service_pb2.CreateActionRequest, _careplan_pb2.CarePlan]
+    """Adds an agreed action to the plan."""
+    UpdateAction: _grpc.UnaryUnaryMultiCallable[_careplan_service_pb2.UpdateActionRequest, _careplan_pb2.CarePlan]
+    """Changes an action (its linked referral's state is kept while the referral is)."""
+    DeleteAction: _grpc.UnaryUnaryMultiCallable[_careplan_service_pb2.DeleteActionRequest, _careplan_pb2.CarePlan]
+    """Removes an action."""
+    CreateEvaluationMoment: _grpc.UnaryUnaryMultiCallable[_careplan_service_pb2.CreateEvaluationMomentRequest, _careplan_pb2.CarePlan]
+    """Adds an evaluation moment to the plan."""
+    UpdateEvaluationMoment: _grpc.UnaryUnaryMultiCallable[_careplan_service_pb2.UpdateEvaluationMomentRequest, _careplan_pb2.CarePlan]
+    """Changes an evaluation moment."""
+    DeleteEvaluationMoment: _grpc.UnaryUnaryMultiCallable[_careplan_service_pb2.DeleteEvaluationMomentRequest, _careplan_pb2.CarePlan]
+    """Removes an evaluation moment."""
 
 @_typing.type_check_only
 class CarePlanServiceAsyncStub(CarePlanServiceStub):
@@ -64,6 +91,33 @@ class CarePlanServiceAsyncStub(CarePlanServiceStub):
     """Updates the field groups named in the mask; the etag is required."""
     ListCarePlanRevisions: _aio.UnaryUnaryMultiCallable[_careplan_service_pb2.ListCarePlanRevisionsRequest, _careplan_service_pb2.ListCarePlanRevisionsResponse]  # type: ignore[assignment]
     """Lists the plan's revisions, oldest first."""
+    CreateGoal: _aio.UnaryUnaryMultiCallable[_careplan_service_pb2.CreateGoalRequest, _careplan_pb2.CarePlan]  # type: ignore[assignment]
+    """Item-level edits: one goal, action or evaluation moment by its id, at the plan's etag,
+    without sending anyone else's items. Each is authorized and logged like
+    UpdateCarePlan (an UPDATE of the plan) under the same write rules; a stale etag is
+    ABORTED `ETAG_MISMATCH`. Each answers the plan as written, so its `etag` is the one
+    the next edit sends. A repeat with the same `request_id` returns that same plan.
+
+    Adds a goal to the plan.
+    """
+    UpdateGoal: _aio.UnaryUnaryMultiCallable[_careplan_service_pb2.UpdateGoalRequest, _careplan_pb2.CarePlan]  # type: ignore[assignment]
+    """Changes a goal (its progress entries are kept; they are appended through
+    UpdateCarePlan's `goals.progress`).
+    """
+    DeleteGoal: _aio.UnaryUnaryMultiCallable[_careplan_service_pb2.DeleteGoalRequest, _careplan_pb2.CarePlan]  # type: ignore[assignment]
+    """Removes a goal."""
+    CreateAction: _aio.UnaryUnaryMultiCallable[_careplan_service_pb2.CreateActionRequest, _careplan_pb2.CarePlan]  # type: ignore[assignment]
+    """Adds an agreed action to the plan."""
+    UpdateAction: _aio.UnaryUnaryMultiCallable[_careplan_service_pb2.UpdateActionRequest, _careplan_pb2.CarePlan]  # type: ignore[assignment]
+    """Changes an action (its linked referral's state is kept while the referral is)."""
+    DeleteAction: _aio.UnaryUnaryMultiCallable[_careplan_service_pb2.DeleteActionRequest, _careplan_pb2.CarePlan]  # type: ignore[assignment]
+    """Removes an action."""
+    CreateEvaluationMoment: _aio.UnaryUnaryMultiCallable[_careplan_service_pb2.CreateEvaluationMomentRequest, _careplan_pb2.CarePlan]  # type: ignore[assignment]
+    """Adds an evaluation moment to the plan."""
+    UpdateEvaluationMoment: _aio.UnaryUnaryMultiCallable[_careplan_service_pb2.UpdateEvaluationMomentRequest, _careplan_pb2.CarePlan]  # type: ignore[assignment]
+    """Changes an evaluation moment."""
+    DeleteEvaluationMoment: _aio.UnaryUnaryMultiCallable[_careplan_service_pb2.DeleteEvaluationMomentRequest, _careplan_pb2.CarePlan]  # type: ignore[assignment]
+    """Removes an evaluation moment."""
 
 class CarePlanServiceServicer(metaclass=_abc_1.ABCMeta):
     """The shared individual care plan: one plan per patient, written by the patient, the
@@ -103,5 +157,86 @@ class CarePlanServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_careplan_service_pb2.ListCarePlanRevisionsResponse, _abc.Awaitable[_careplan_service_pb2.ListCarePlanRevisionsResponse]]:
         """Lists the plan's revisions, oldest first."""
+
+    @_abc_1.abstractmethod
+    def CreateGoal(
+        self,
+        request: _careplan_service_pb2.CreateGoalRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_careplan_pb2.CarePlan, _abc.Awaitable[_careplan_pb2.CarePlan]]:
+        """Item-level edits: one goal, action or evaluation moment by its id, at the plan's etag,
+        without sending anyone else's items. Each is authorized and logged like
+        UpdateCarePlan (an UPDATE of the plan) under the same write rules; a stale etag is
+        ABORTED `ETAG_MISMATCH`. Each answers the plan as written, so its `etag` is the one
+        the next edit sends. A repeat with the same `request_id` returns that same plan.
+
+        Adds a goal to the plan.
+        """
+
+    @_abc_1.abstractmethod
+    def UpdateGoal(
+        self,
+        request: _careplan_service_pb2.UpdateGoalRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_careplan_pb2.CarePlan, _abc.Awaitable[_careplan_pb2.CarePlan]]:
+        """Changes a goal (its progress entries are kept; they are appended through
+        UpdateCarePlan's `goals.progress`).
+        """
+
+    @_abc_1.abstractmethod
+    def DeleteGoal(
+        self,
+        request: _careplan_service_pb2.DeleteGoalRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_careplan_pb2.CarePlan, _abc.Awaitable[_careplan_pb2.CarePlan]]:
+        """Removes a goal."""
+
+    @_abc_1.abstractmethod
+    def CreateAction(
+        self,
+        request: _careplan_service_pb2.CreateActionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_careplan_pb2.CarePlan, _abc.Awaitable[_careplan_pb2.CarePlan]]:
+        """Adds an agreed action to the plan."""
+
+    @_abc_1.abstractmethod
+    def UpdateAction(
+        self,
+        request: _careplan_service_pb2.UpdateActionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_careplan_pb2.CarePlan, _abc.Awaitable[_careplan_pb2.CarePlan]]:
+        """Changes an action (its linked referral's state is kept while the referral is)."""
+
+    @_abc_1.abstractmethod
+    def DeleteAction(
+        self,
+        request: _careplan_service_pb2.DeleteActionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_careplan_pb2.CarePlan, _abc.Awaitable[_careplan_pb2.CarePlan]]:
+        """Removes an action."""
+
+    @_abc_1.abstractmethod
+    def CreateEvaluationMoment(
+        self,
+        request: _careplan_service_pb2.CreateEvaluationMomentRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_careplan_pb2.CarePlan, _abc.Awaitable[_careplan_pb2.CarePlan]]:
+        """Adds an evaluation moment to the plan."""
+
+    @_abc_1.abstractmethod
+    def UpdateEvaluationMoment(
+        self,
+        request: _careplan_service_pb2.UpdateEvaluationMomentRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_careplan_pb2.CarePlan, _abc.Awaitable[_careplan_pb2.CarePlan]]:
+        """Changes an evaluation moment."""
+
+    @_abc_1.abstractmethod
+    def DeleteEvaluationMoment(
+        self,
+        request: _careplan_service_pb2.DeleteEvaluationMomentRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_careplan_pb2.CarePlan, _abc.Awaitable[_careplan_pb2.CarePlan]]:
+        """Removes an evaluation moment."""
 
 def add_CarePlanServiceServicer_to_server(servicer: CarePlanServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

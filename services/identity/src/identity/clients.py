@@ -26,14 +26,6 @@ class KeycloakAdminClient(Protocol):
     ) -> list[dict[str, Any]]: ...
 
 
-ROLE_BY_TYPE = {
-    "gp-practice": None,
-    "hospital": None,
-    "municipality": "municipality-officer",
-    "lifestyle-provider": "provider",
-    "insurer": "insurer-analyst",
-    "care-group": None,
-}
 AUDIENCES_BY_TYPE = {
     "gp-practice": ["carenet-identity", "carenet-referral", "carenet-careplan", "carenet-outcomes"],
     "hospital": ["carenet-identity", "carenet-referral", "carenet-careplan"],

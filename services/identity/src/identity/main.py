@@ -20,7 +20,7 @@ from identity.use_cases import organisations
 from identity.use_cases.deps import Deps, Provisioner
 from servicekit.auth import verifier_for
 from servicekit.cli import run_cli
-from servicekit.db import autocommit, is_postgres, make_engine, make_session_factory
+from servicekit.db import autocommit, make_engine, make_session_factory
 from servicekit.logs import configure_logging
 from servicekit.server import serve as serve_forever
 from servicekit.telemetry import configure_tracing, instrument_engine
@@ -41,16 +41,14 @@ def deps_for(
     stripes = LogStripes(log_stripes)
     trust = access_log or AccessLogTrust.unconfigured(bsn_pepper)
     chain = trust.chain
-    autocommit_sessions = make_session_factory(autocommit(engine)) if is_postgres(engine) else None
+    autocommit_sessions = make_session_factory(autocommit(engine))
     return Deps(
         uow=lambda: UnitOfWork(sessions, stripes, log_chain=chain),
         bsn_pepper=bsn_pepper,
         provisioner=provisioner,
-        autocommit_uow=(
-            lambda: UnitOfWork(autocommit_sessions, stripes, driver_engine=engine, log_chain=chain)
-        )
-        if autocommit_sessions
-        else None,
+        autocommit_uow=lambda: UnitOfWork(
+            autocommit_sessions, stripes, driver_engine=engine, log_chain=chain
+        ),
         access_log=trust,
         referral_service_client_id=referral_service_client_id,
     )

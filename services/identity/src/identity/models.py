@@ -143,7 +143,6 @@ class CareRelationship(Base):
             "kind",
             unique=True,
             postgresql_where=text("end_time IS NULL"),
-            sqlite_where=text("end_time IS NULL"),
         ),
         # One coordinating practice per patient (migration 0005).
         Index(
@@ -151,7 +150,6 @@ class CareRelationship(Base):
             "patient_id",
             unique=True,
             postgresql_where=text("kind = 'coordinating' AND end_time IS NULL"),
-            sqlite_where=text("kind = 'coordinating' AND end_time IS NULL"),
         ),
     )
 
@@ -297,9 +295,7 @@ class AccessLogEntry(Base):
         Index("ix_access_log_care_group_id_id", "care_group_id", "id"),
     )
 
-    id: Mapped[int] = mapped_column(
-        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
-    )
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
     stripe: Mapped[int] = mapped_column(SmallInteger)
     sequence: Mapped[int] = mapped_column(BigInteger)
     event: Mapped[str] = mapped_column(String(40))
@@ -351,16 +347,11 @@ class AccessLogEntry(Base):
         """The entry's content as canonical JSON (sorted keys, no spaces, UTC microseconds)."""
         return canonical_json(self)
 
-    def compute_hash(self) -> str:
-        """SHA-256 (hex) over the previous entry's hash followed by this entry's content: the
-        unkeyed link of an entry written before the chain was keyed (``key_id`` '')."""
-        return chain_hash(self.previous_hash, self.canonical())
-
 
 @dataclass(frozen=True, slots=True)
 class LogRecord:
     """What a new access-log entry says: the hashed fields of :class:`AccessLogEntry`. The
-    append turns it into a row (and, where it needs one, an ``AccessLogEntry``)."""
+    append turns it into a row."""
 
     event: str
     event_time: dt.datetime
@@ -382,11 +373,6 @@ class LogRecord:
 
     def canonical(self) -> str:
         return canonical_json(self)
-
-    def entry(self) -> AccessLogEntry:
-        return AccessLogEntry(
-            **{name: getattr(self, name) for name in AccessLogEntry.HASHED_FIELDS}
-        )
 
 
 @dataclass(frozen=True)

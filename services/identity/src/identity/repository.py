@@ -337,13 +337,10 @@ class IdentityRepository(Repository):
         that, it reads the head first). When another writer moved the head meanwhile, the
         head row is read again with its lock held and the append made under that lock: in
         the unit of work's transaction, or, for the autocommit unit of work, in a short
-        transaction of its own. Elsewhere (SQLite, which serialises writers) it reads the
-        head and writes in several statements.
+        transaction of its own.
         """
         chain = self._log_chain()
         canonical = record.canonical()
-        if not self.postgres:
-            return self._append_log_orm(chain, record, canonical, stripe, facts_version)
         if self._driver_engine is None:
             return self._append_log_pg(chain, record, canonical, stripe, facts_version)
         with chain.turn(stripe):
@@ -381,36 +378,6 @@ class IdentityRepository(Repository):
                 chain.committed(stripe, outcome.sequence, outcome.entry_hash)
             return outcome
 
-    def _append_log_orm(
-        self,
-        chain: LogChain,
-        record: LogRecord,
-        canonical: str,
-        stripe: int,
-        facts_version: int | None,
-    ) -> AppendedEntry | None:
-        if facts_version is not None:
-            current = self.session.execute(
-                _FACTS_VERSION, {"patient_id": record.patient_id}
-            ).scalar()
-            if current != facts_version:
-                return None
-        head = self.session.get(AccessLogHead, stripe, with_for_update=True)
-        if head is None:
-            raise RuntimeError("access_log_head is missing; run the migrations")
-        entry = record.entry()
-        entry.stripe = stripe
-        entry.sequence = head.last_sequence + 1
-        entry.key_id = chain.keyring.current_id
-        entry.previous_hash = head.last_hash
-        entry.entry_hash = chain.next_link(stripe, entry.sequence, head.last_hash, canonical)
-        head.previous_hash, head.last_hash = head.last_hash, entry.entry_hash
-        head.last_sequence = entry.sequence
-        self.session.add(entry)
-        self.session.flush()
-        chain.appended(stripe, entry.sequence, entry.entry_hash)
-        return AppendedEntry(entry.id, stripe, entry.sequence, entry.entry_hash)
-
     def _log_chain(self) -> LogChain:
         if self._chain is None:
             raise RuntimeError("this unit of work has no access-log chain key")
@@ -444,8 +411,7 @@ class IdentityRepository(Repository):
     def snapshot(self) -> None:
         """Makes the rest of this unit of work read one consistent snapshot (PostgreSQL's
         REPEATABLE READ); call it before the first query."""
-        if self.postgres:
-            self.session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+        self.session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
 
     def access_log(
         self,

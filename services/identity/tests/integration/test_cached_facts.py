@@ -5,7 +5,6 @@ log append checks the patient's facts version in the same statement."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, func, select
@@ -26,11 +25,10 @@ READ_PLAN = authorization.AuthorizeInput(
 )
 
 
-@pytest.fixture(params=["postgresql", "sqlite"])
-def replicas(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Deps, Deps, Engine]]:
+@pytest.fixture
+def replicas() -> Iterator[tuple[Deps, Deps, Engine]]:
     """Two replicas of the service (each with its own engine and caches) on one database."""
-
-    def start(url: str) -> Iterator[tuple[Deps, Deps, Engine]]:
+    with fresh_database("identity_facts") as url:
         upgrade("identity.migrations", url)
         first, second = make_engine(url), make_engine(url)
         try:
@@ -40,12 +38,6 @@ def replicas(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[D
         finally:
             first.dispose()
             second.dispose()
-
-    if request.param == "sqlite":
-        yield from start(f"sqlite:///{tmp_path / 'identity.db'}")
-    else:
-        with fresh_database("identity_facts") as url:
-            yield from start(url)
 
 
 def _log_rows(engine: Engine) -> int:

@@ -1,10 +1,9 @@
-"""Migrations on real PostgreSQL and SQLite, and the access log's protection in the database."""
+"""Migrations on real PostgreSQL, and the access log's protection in the database."""
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator
-from pathlib import Path
 
 import psycopg
 import pytest
@@ -42,18 +41,6 @@ def test_migrations_run_up_from_an_empty_postgresql_database_and_match_the_model
             assert heads == 64
         finally:
             engine.dispose()
-
-
-def test_migrations_run_up_from_an_empty_sqlite_database_and_match_the_models(
-    tmp_path: Path,
-) -> None:
-    url = f"sqlite:///{tmp_path / 'identity.db'}"
-    upgrade("identity.migrations", url)
-    engine = make_engine(url)
-    try:
-        assert pending_differences(engine, Base.metadata) == []
-    finally:
-        engine.dispose()
 
 
 @pytest.fixture(scope="module")

@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from identity.clients import KeycloakProvisioner
 from identity.errors import ProvisioningUnavailable
-from identity.main import deps_for
 from identity.models import OrganisationType
 from identity.use_cases import organisations
 from identity.use_cases.deps import Deps
 from servicekit.auth import Principal
-from servicekit.db import make_engine
-from servicekit.migrations import upgrade
 
-from ..fakes import FakeKeycloakAdmin
+from ..fakes import FakeKeycloakAdmin, fake_deps
 
 ADMIN = Principal(
     subject="admin",
@@ -28,10 +23,8 @@ ADMIN = Principal(
 
 
 @pytest.fixture
-def deps(tmp_path: Path) -> Deps:
-    url = f"sqlite:///{tmp_path / 'identity.db'}"
-    upgrade("identity.migrations", url)
-    deps = deps_for(make_engine(url), b"pepper")
+def deps() -> Deps:
+    deps = fake_deps()
     organisations.bootstrap_care_group(
         deps, "cg-a", organisations.OrganisationInput("Zorggroep A", OrganisationType.CARE_GROUP)
     )

@@ -80,8 +80,8 @@ class Deps:
     bsn_pepper: bytes
     provisioner: Provisioner | None = None
     directory: Directory = field(default_factory=Directory)
-    # For use cases whose only write is one atomic statement (Authorize on PostgreSQL): no
-    # BEGIN/COMMIT round trips. Defaults to ``uow``.
+    # For use cases whose only write is one atomic statement (Authorize): no BEGIN/COMMIT
+    # round trips (an AUTOCOMMIT engine). Defaults to ``uow`` (unit tests on fakes).
     autocommit_uow: Callable[[], UnitOfWork] | None = None
 
     def single_statement_uow(self) -> UnitOfWork:

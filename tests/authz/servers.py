@@ -65,9 +65,9 @@ def running_platform(idp: LocalIdp) -> Iterator[Platform]:
     from careplan.config import Settings as CarePlanSettings
     from careplan.server import create_server as careplan_server
     from outcomes import main as outcomes_main
-    from outcomes import service as outcomes_service
     from outcomes.config import Settings as OutcomesSettings
     from outcomes.server import create_server as outcomes_server
+    from outcomes.use_cases import indicators as outcomes_indicators
     from referral import demo as referral_demo
     from referral import main as referral_main
     from referral.config import Settings as ReferralSettings
@@ -120,7 +120,7 @@ def running_platform(idp: LocalIdp) -> Iterator[Platform]:
             oidc_client_secret="svc-outcomes-secret",
         )
         outcomes_deps = outcomes_main.build_deps(outcomes_settings)
-        outcomes_service.load_definitions(outcomes_deps)
+        outcomes_indicators.load_definitions(outcomes_deps)
         outcomes = outcomes_server(
             outcomes_settings, outcomes_deps, verifier_for(outcomes_settings)
         )

@@ -10,11 +10,12 @@ import pytest
 from sqlalchemy import Engine
 
 from carenet.outcomes.v1 import outcomes_service_pb2_grpc as rpc_grpc
-from outcomes import service
 from outcomes.clients import GrpcIdentityClient
 from outcomes.config import Settings
+from outcomes.deps import Deps
 from outcomes.server import create_server
 from outcomes.unit_of_work import UnitOfWork
+from outcomes.use_cases.indicators import load_definitions
 from servicekit.auth import verifier_for
 from servicekit.channels import ServiceAccountTokens, open_channel
 from servicekit.db import make_engine, make_session_factory
@@ -59,7 +60,7 @@ def settings(outcomes_db: str, local_idp: LocalIdp, identity_service: IdentitySe
 
 
 @pytest.fixture(scope="session")
-def deps(settings: Settings, engine: Engine) -> service.Deps:
+def deps(settings: Settings, engine: Engine) -> Deps:
     tokens = ServiceAccountTokens(
         issuer=settings.oidc_issuer,
         client_id=settings.oidc_client_id,
@@ -67,18 +68,18 @@ def deps(settings: Settings, engine: Engine) -> service.Deps:
     )
     channel = open_channel(settings.identity_target, token=tokens)
     sessions = make_session_factory(engine)
-    deps = service.Deps(
+    deps = Deps(
         uow=lambda: UnitOfWork(sessions),
         identity=GrpcIdentityClient(channel, 10.0),
         ingest_chunk_rows=settings.ingest_chunk_rows,
         delegations=IdentityDelegations(channel, ttl_seconds=30.0, deadline_seconds=10.0),
     )
-    service.load_definitions(deps)
+    load_definitions(deps)
     return deps
 
 
 @pytest.fixture(scope="session")
-def outcomes_target(settings: Settings, deps: service.Deps) -> Iterator[str]:
+def outcomes_target(settings: Settings, deps: Deps) -> Iterator[str]:
     running = create_server(settings, deps, verifier_for(settings))
     running.start()
     try:

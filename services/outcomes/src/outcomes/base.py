@@ -1,20 +1,17 @@
-"""What every outcomes use case shares: its dependencies, a page of results, the roles it
-knows and the caller's tenant and organisation."""
+"""What every outcomes use case shares: a page of results, the roles it knows, the caller's
+tenant and organisation, and the checks of periods, amounts and patient ids."""
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
 from outcomes import errors
-from outcomes.clients import IdentityClient
-from outcomes.unit_of_work import UnitOfWork
 from servicekit import names
 from servicekit.auth import Principal
-from servicekit.delegation import Delegations
 from servicekit.errors import InvalidArgument, Violations
 
 ADMIN = "care-group-admin"
@@ -25,16 +22,6 @@ REPORT_READERS = frozenset({ADMIN, INSURER, "auditor", "gp", "practice-nurse", "
 # 120 months, which must stay inside the range of a date.
 FIRST_PERIOD = dt.datetime(1900, 1, 1, tzinfo=dt.UTC)
 LAST_PERIOD = dt.datetime(2200, 1, 1, tzinfo=dt.UTC)
-
-
-@dataclass
-class Deps:
-    uow: Callable[[], UnitOfWork]
-    identity: IdentityClient
-    clock: Callable[[], dt.datetime] = field(default=lambda: dt.datetime.now(dt.UTC))
-    # Resolves the person a delegate (a practice's KIS) acts for, before every call.
-    delegations: Delegations | None = None
-    ingest_chunk_rows: int = 5000
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,10 @@ from typing import Any
 
 from carenet.outcomes.v1 import outcomes_pb2 as pb
 from carenet.outcomes.v1 import outcomes_service_pb2 as rpc
-from outcomes import financing, ingest, models, patients, service
+from outcomes import financing, models
 from outcomes.base import amount_in_range
+from outcomes.contract_terms import PRINCIPLES, ContractIndicatorInput, ContractInput
+from outcomes.use_cases import enrolments, measurements
 from servicekit import enums, names
 from servicekit.errors import Violations
 from servicekit.timestamps import MAX_NANOS, MAX_SECONDS, MIN_SECONDS, from_request, to_proto
@@ -115,7 +117,7 @@ def revision_pb(r: models.MeasurementRevision) -> pb.MeasurementRevision:
     )
 
 
-def measurement_pb(view: patients.MeasurementView) -> pb.Measurement:
+def measurement_pb(view: measurements.MeasurementView) -> pb.Measurement:
     m = view.measurement
     return pb.Measurement(
         name=f"patients/{m.patient_id}/measurements/{m.id}",
@@ -251,9 +253,9 @@ def line_pb(line: financing.Line) -> rpc.AmountLine:
 
 def enrolment_input(
     parent: str, e: pb.Enrolment, prefix: str = "enrolment"
-) -> patients.EnrolmentInput:
+) -> enrolments.EnrolmentInput:
     patient_id = names.parse_one(parent, "patients", field="parent")
-    return patients.EnrolmentInput(
+    return enrolments.EnrolmentInput(
         patient_id=patient_id,
         programme=enums.from_proto(PROGRAMMES, e.programme, f"{prefix}.programme"),
         practice_id=names.optional_id(e.practice, "organisations", f"{prefix}.practice"),
@@ -268,13 +270,13 @@ def enrolment_input(
 SOURCE_VALUES = {k: v.value for k, v in SOURCES.items()}
 
 
-def row_values(rows: Iterable[rpc.MeasurementRow]) -> list[ingest.RowValues]:
+def row_values(rows: Iterable[rpc.MeasurementRow]) -> list[measurements.RowValues]:
     """The rows as the ingest checks them, read field by field without building datetimes.
-    A measure time that is no valid Timestamp becomes ``ingest.INVALID_TIME``, so that its
+    A measure time that is no valid Timestamp becomes ``measurements.INVALID_TIME``, so that its
     row alone is rejected (INVALID_MEASURE_TIME) and the others are kept."""
     kinds = SOURCE_VALUES
-    invalid = ingest.INVALID_TIME
-    values: list[ingest.RowValues] = []
+    invalid = measurements.INVALID_TIME
+    values: list[measurements.RowValues] = []
     append = values.append
     for r in rows:
         ts = r.measure_time
@@ -301,16 +303,16 @@ def row_values(rows: Iterable[rpc.MeasurementRow]) -> list[ingest.RowValues]:
     return values
 
 
-def contract_input(c: pb.Contract) -> service.ContractInput:
+def contract_input(c: pb.Contract) -> ContractInput:
     f = c.financing
     model = enums.from_proto(MODELS, f.model, "contract.financing.model")
-    return service.ContractInput(
+    return ContractInput(
         display_name=c.display_name,
         insurer_id=names.optional_id(c.insurer, "organisations", "contract.insurer"),
         period_start=time_of(c, "period_start", "contract.period_start"),
         period_end=time_of(c, "period_end", "contract.period_end"),
         indicators=[
-            service.ContractIndicatorInput(
+            ContractIndicatorInput(
                 indicator=i.indicator,
                 version=i.version,
                 sources=[
@@ -339,5 +341,5 @@ def contract_input(c: pb.Contract) -> service.ContractInput:
             "tariff": f.tariff,
             "notes": f.notes,
         },
-        principles={k: getattr(c.principles, k) for k in service.PRINCIPLES},
+        principles={k: getattr(c.principles, k) for k in PRINCIPLES},
     )

@@ -15,10 +15,12 @@ import datetime as dt
 import random
 from typing import Any
 
-from outcomes import patients, service
-from outcomes.base import Deps
+from outcomes.contract_terms import ContractIndicatorInput, ContractInput
+from outcomes.deps import Deps
 from outcomes.models import Programme, Sex, SourceKind, Stratifier
 from outcomes.repository import MeasurementTuple
+from outcomes.use_cases import contracts, reports
+from outcomes.use_cases.enrolments import EnrolmentInput, store_enrolment
 from servicekit.auth import Principal
 
 CARE_GROUP = "cg-zuidoost"
@@ -134,8 +136,10 @@ class _Patient:
         self.maybe(0.85, "SBP", float(rng.randrange(115, 165)), "mm[Hg]")
 
 
-def population(rng: random.Random) -> tuple[list[patients.EnrolmentInput], list[MeasurementTuple]]:
-    enrolments: list[patients.EnrolmentInput] = []
+def population(
+    rng: random.Random,
+) -> tuple[list[EnrolmentInput], list[MeasurementTuple]]:
+    enrolments: list[EnrolmentInput] = []
     rows: list[MeasurementTuple] = []
     for n in range(1, PATIENTS + 1):
         patient = f"p-{n:04d}"
@@ -147,7 +151,7 @@ def population(rng: random.Random) -> tuple[list[patients.EnrolmentInput], list[
             practice, agb = rng.choice(PRACTICES)
         programme = Programme.DM2 if n <= 180 else Programme.COPD if n <= 250 else Programme.CVRM
         enrolments.append(
-            patients.EnrolmentInput(
+            EnrolmentInput(
                 patient_id=patient,
                 programme=programme,
                 practice_id=practice,
@@ -166,7 +170,7 @@ def population(rng: random.Random) -> tuple[list[patients.EnrolmentInput], list[
     return enrolments, rows
 
 
-def holders(enrolments: list[patients.EnrolmentInput], rows: list[MeasurementTuple]) -> list[str]:
+def holders(enrolments: list[EnrolmentInput], rows: list[MeasurementTuple]) -> list[str]:
     """The record holder of each row: the organisation that would have submitted it. Lab
     results reach carenet through the practice that ordered them (the lab is no carenet
     organisation); the hospital and the insurer hold what they send themselves."""
@@ -174,13 +178,13 @@ def holders(enrolments: list[patients.EnrolmentInput], rows: list[MeasurementTup
     return [practice[r[1]] if r[6] == SourceKind.LAB.value else r[7] for r in rows]
 
 
-def contract_input() -> service.ContractInput:
+def contract_input() -> ContractInput:
     def term(
         code: str, sources: list[SourceKind], target: float, floor: float, payment: str
-    ) -> service.ContractIndicatorInput:
-        return service.ContractIndicatorInput(code, 0, sources, target, floor, payment)
+    ) -> ContractIndicatorInput:
+        return ContractIndicatorInput(code, 0, sources, target, floor, payment)
 
-    return service.ContractInput(
+    return ContractInput(
         display_name="VGZ - Zorggroep Zuidoost chain care 2025",
         insurer_id=INSURER,
         period_start=PERIOD_START,
@@ -213,16 +217,16 @@ def seed(deps: Deps) -> dict[str, Any]:
         fresh = uow.repo.enrolment(CARE_GROUP, "p-0001", Programme.DM2.value) is None
         if fresh:
             for item in enrolments:
-                patients.store_enrolment(uow, CARE_GROUP, item, now)
+                store_enrolment(uow, CARE_GROUP, item, now)
         inserted = uow.repo.insert_measurements(rows, holders(enrolments, rows))
         contract = uow.repo.contract(CONTRACT_ID)
         uow.commit()
     if contract is None:
-        contract = service.create_contract(deps, ADMIN, CONTRACT_ID, contract_input())
+        contract = contracts.create_contract(deps, ADMIN, CONTRACT_ID, contract_input())
     with deps.uow() as uow:
         report = uow.repo.latest_report(contract.id, PERIOD_START, PERIOD_END)
     if report is None:
-        report = service.compute_indicators(
+        report = reports.compute_indicators(
             deps,
             ADMIN,
             contract.id,

@@ -6,12 +6,12 @@ import json
 import sys
 from collections.abc import Sequence
 
-from outcomes import service
-from outcomes.base import Deps
 from outcomes.clients import GrpcIdentityClient
 from outcomes.config import Settings
+from outcomes.deps import Deps
 from outcomes.server import create_server
 from outcomes.unit_of_work import UnitOfWork
+from outcomes.use_cases import indicators
 from servicekit.auth import verifier_for
 from servicekit.channels import ServiceAccountTokens, open_channel
 from servicekit.cli import run_cli
@@ -44,7 +44,7 @@ def serve(settings: Settings) -> None:
     configure_logging("outcomes", settings.log_level)
     configure_tracing("outcomes")
     deps = build_deps(settings)
-    service.load_definitions(deps)
+    indicators.load_definitions(deps)
     running = create_server(settings, deps, verifier_for(settings))
     serve_forever(running, settings.shutdown_grace_seconds)
 
@@ -54,7 +54,7 @@ def seed_demo(settings: Settings, args: list[str]) -> None:
     from outcomes import demo
 
     deps = build_deps(settings)
-    service.load_definitions(deps)
+    indicators.load_definitions(deps)
     summary = demo.seed(deps)
     sys.stdout.write(json.dumps({"seeded": "outcomes", **summary}) + "\n")
 

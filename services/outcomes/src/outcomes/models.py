@@ -98,9 +98,7 @@ class Enrolment(Base):
         Index("ix_enrolments_scope", "care_group_id", "programme", "patient_id"),
     )
 
-    id: Mapped[int] = mapped_column(
-        BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True
-    )
+    id: Mapped[int] = mapped_column(BigInteger(), primary_key=True, autoincrement=True)
     care_group_id: Mapped[str] = mapped_column(String(63))
     patient_id: Mapped[str] = mapped_column(String(128))
     programme: Mapped[str] = mapped_column(String(8))
@@ -111,9 +109,6 @@ class Enrolment(Base):
     birth_year: Mapped[int] = mapped_column(Integer)
     sex: Mapped[str] = mapped_column(String(1))
     create_time: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
-
-    def age_in(self, year: int) -> int:
-        return year - self.birth_year
 
     def same_as(self, other: Enrolment) -> bool:
         return (
@@ -146,9 +141,7 @@ class Measurement(Base):
         Index("ix_measurements_patient_code", "care_group_id", "code", "patient_id", "measured_at"),
     )
 
-    id: Mapped[int] = mapped_column(
-        BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True
-    )
+    id: Mapped[int] = mapped_column(BigInteger(), primary_key=True, autoincrement=True)
     care_group_id: Mapped[str] = mapped_column(String(63))
     patient_id: Mapped[str] = mapped_column(String(128))
     code: Mapped[str] = mapped_column(String(32))
@@ -174,10 +167,8 @@ class MeasurementRevision(Base):
         Index("ix_measurement_revisions_measurement", "measurement_id"),
     )
 
-    id: Mapped[int] = mapped_column(
-        BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True
-    )
-    measurement_id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer(), "sqlite"))
+    id: Mapped[int] = mapped_column(BigInteger(), primary_key=True, autoincrement=True)
+    measurement_id: Mapped[int] = mapped_column(BigInteger())
     care_group_id: Mapped[str] = mapped_column(String(63))
     patient_id: Mapped[str] = mapped_column(String(128))
     code: Mapped[str] = mapped_column(String(32))

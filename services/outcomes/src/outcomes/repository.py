@@ -10,7 +10,6 @@ from typing import Any
 
 import psycopg.errors
 from sqlalchemy import bindparam, select, text, update
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from outcomes.models import (
     Contract,
@@ -264,28 +263,13 @@ class OutcomesRepository(Repository):
         seeding and tests). ``holders`` are the rows' record holders; by default each row's
         supplying organisation.
 
-        PostgreSQL: binary COPY into a session-local staging table, then one
-        INSERT ... SELECT ... ON CONFLICT DO NOTHING RETURNING. SQLite (local runs): one
-        INSERT ... ON CONFLICT DO NOTHING RETURNING per row.
+        Binary COPY into a session-local staging table, then one INSERT ... SELECT ... ON
+        CONFLICT DO NOTHING RETURNING.
         """
         if not rows:
             return set()
         held = [(*row, holders[n] if holders is not None else row[7]) for n, row in enumerate(rows)]
-        if self.postgres:
-            return self._copy_measurements(held)
-        inserted: set[SourceKey] = set()
-        for row in held:
-            statement = (
-                sqlite_insert(Measurement)
-                .values(dict(zip((*MEASUREMENT_COLUMNS, "holder_id"), row, strict=True)))
-                .on_conflict_do_nothing()
-                .returning(
-                    Measurement.source_kind, Measurement.source_org, Measurement.source_record_id
-                )
-            )
-            for kind, org, record in self.session.execute(statement):
-                inserted.add((kind, org, record))
-        return inserted
+        return self._copy_measurements(held)
 
     def insert_measurement_rows(
         self,
@@ -298,76 +282,21 @@ class OutcomesRepository(Repository):
         because their source key exists already, returns (by position in ``rows``) the
         stored row under that key, locked until the transaction ends.
 
-        PostgreSQL: one binary COPY straight into ``measurements`` inside a savepoint; when a
-        source key exists already the savepoint is rolled back and the same COPY data goes
-        through the staging table and INSERT ... ON CONFLICT DO NOTHING RETURNING. SQLite:
-        one INSERT ... ON CONFLICT DO NOTHING RETURNING per row.
+        One binary COPY straight into ``measurements`` inside a savepoint; when a source key
+        exists already the savepoint is rolled back and the same COPY data goes through the
+        staging table and INSERT ... ON CONFLICT DO NOTHING RETURNING.
         """
         if not rows:
             return {}
-        taken: dict[SourceKey, StoredMeasurement]
-        if not self.postgres:
-            inserted = self.insert_measurements(
-                [
-                    (
-                        care_group_id,
-                        key.patient_id,
-                        key.code,
-                        float(value),
-                        key.unit,
-                        from_micros(micros),
-                        key.source_kind,
-                        key.source_org,
-                        record,
-                        ingested_at,
-                    )
-                    for key, value, micros, record in rows
-                ],
-                [holder_id] * len(rows),
-            )
-            taken = self._taken_sqlite(
-                [
-                    (key.source_kind, key.source_org, record)
-                    for key, _value, _micros, record in rows
-                    if (key.source_kind, key.source_org, record) not in inserted
-                ]
-            )
-        else:
-            found = self._copy_batch(_binary_copy(care_group_id, holder_id, ingested_at, rows))
-            if found is None:
-                return {}
-            inserted, taken = found
+        found = self._copy_batch(_binary_copy(care_group_id, holder_id, ingested_at, rows))
+        if found is None:
+            return {}
+        inserted, taken = found
         return {
             n: taken[(key.source_kind, key.source_org, record)]
             for n, (key, _value, _micros, record) in enumerate(rows)
             if (key.source_kind, key.source_org, record) not in inserted
         }
-
-    def _taken_sqlite(self, keys: Sequence[SourceKey]) -> dict[SourceKey, StoredMeasurement]:
-        out: dict[SourceKey, StoredMeasurement] = {}
-        for kind, org, record in keys:
-            m = self.session.scalars(
-                select(Measurement).where(
-                    Measurement.source_kind == kind,
-                    Measurement.source_org == org,
-                    Measurement.source_record_id == record,
-                )
-            ).one()
-            out[(kind, org, record)] = _stored(
-                (
-                    m.id,
-                    m.care_group_id,
-                    m.patient_id,
-                    m.code,
-                    m.value,
-                    m.unit,
-                    m.measured_at,
-                    m.holder_id,
-                    m.ingested_at,
-                    m.source_kind,
-                )
-            )
-        return out
 
     def _copy_batch(
         self, data: bytes
@@ -482,9 +411,6 @@ class OutcomesRepository(Repository):
         ):
             out.setdefault(r.measurement_id, []).append(r)
         return out
-
-    def measurement_count(self) -> int:
-        return int(self.session.execute(text("SELECT COUNT(*) FROM measurements")).scalar_one())
 
     def source_kinds(self, care_group_id: str, codes: Sequence[str]) -> list[str]:
         return sorted(

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from carenet.outcomes.v1 import outcomes_service_pb2, outcomes_service_pb2_grpc
-from outcomes.base import Deps
 from outcomes.config import Settings
+from outcomes.deps import Deps
 from outcomes.errors import DOMAIN
 from outcomes.servicer import OutcomesServicer
 from servicekit.auth import TokenVerifier

@@ -10,8 +10,6 @@ import grpc
 from carenet.outcomes.v1 import outcomes_pb2 as pb
 from carenet.outcomes.v1 import outcomes_service_pb2 as rpc
 from carenet.outcomes.v1 import outcomes_service_pb2_grpc as rpc_grpc
-from outcomes import discrepancies, financing, ingest, patients, service, settlement, sroi
-from outcomes.base import Deps
 from outcomes.codes import code_table
 from outcomes.convert import (
     MODELS_OUT,
@@ -33,6 +31,19 @@ from outcomes.convert import (
     row_values,
     time_of,
 )
+from outcomes.deps import Deps
+from outcomes.financing import fmt
+from outcomes.sroi import Investment, Outcome
+from outcomes.use_cases import (
+    contracts,
+    discrepancies,
+    enrolments,
+    financing,
+    indicators,
+    measurements,
+    reports,
+    sroi,
+)
 from servicekit import enums, idempotency, names
 from servicekit.auth import current_principal
 from servicekit.errors import InvalidArgument, Violations
@@ -48,7 +59,7 @@ class OutcomesServicer(rpc_grpc.OutcomesServiceServicer):
         self, request: rpc.CreateEnrolmentRequest, context: grpc.ServicerContext
     ) -> pb.Enrolment:
         data = enrolment_input(request.parent, request.enrolment)
-        return enrolment_pb(patients.create_enrolment(self.deps, current_principal(), data))
+        return enrolment_pb(enrolments.create_enrolment(self.deps, current_principal(), data))
 
     def BatchCreateEnrolments(
         self, request: rpc.BatchCreateEnrolmentsRequest, context: grpc.ServicerContext
@@ -57,7 +68,7 @@ class OutcomesServicer(rpc_grpc.OutcomesServiceServicer):
             enrolment_input(r.parent, r.enrolment, f"requests[{n}].enrolment")
             for n, r in enumerate(request.requests)
         ]
-        results = patients.batch_create_enrolments(self.deps, current_principal(), items)
+        results = enrolments.batch_create_enrolments(self.deps, current_principal(), items)
         return rpc.BatchCreateEnrolmentsResponse(
             results=[
                 rpc.EnrolmentResult(
@@ -74,7 +85,7 @@ class OutcomesServicer(rpc_grpc.OutcomesServiceServicer):
     ) -> rpc.ListEnrolmentsResponse:
         patient_id = names.parse_one(request.parent, "patients", field="parent")
         pager = Pager(request, "enrolments", patient_id, schema={"id": int})
-        page = patients.list_enrolments(
+        page = enrolments.list_enrolments(
             self.deps, current_principal(), patient_id, pager.position, pager.size
         )
         return rpc.ListEnrolmentsResponse(
@@ -88,7 +99,7 @@ class OutcomesServicer(rpc_grpc.OutcomesServiceServicer):
         request_iterator: Iterator[rpc.IngestMeasurementsRequest],
         context: grpc.ServicerContext,
     ) -> rpc.IngestMeasurementsResponse:
-        job = ingest.Ingest(self.deps, current_principal())
+        job = measurements.Ingest(self.deps, current_principal())
         for message in request_iterator:
             job.feed_values(row_values(message.rows))
         result = job.finish()
@@ -110,7 +121,7 @@ class OutcomesServicer(rpc_grpc.OutcomesServiceServicer):
     ) -> rpc.ListMeasurementsResponse:
         patient_id = names.parse_one(request.parent, "patients", field="parent")
         pager = Pager(request, "measurements", patient_id, schema={"id": int})
-        page = patients.list_measurements(
+        page = measurements.list_measurements(
             self.deps, current_principal(), patient_id, pager.position, pager.size
         )
         return rpc.ListMeasurementsResponse(
@@ -145,14 +156,16 @@ class OutcomesServicer(rpc_grpc.OutcomesServiceServicer):
         if not version.isdigit():
             raise InvalidArgument.single("name", "the version is a number", "INVALID_RESOURCE_NAME")
         return definition_pb(
-            service.get_definition(self.deps, current_principal(), code, int(version))
+            indicators.get_definition(self.deps, current_principal(), code, int(version))
         )
 
     def ListIndicatorDefinitions(
         self, request: rpc.ListIndicatorDefinitionsRequest, context: grpc.ServicerContext
     ) -> rpc.ListIndicatorDefinitionsResponse:
         pager = Pager(request, "definitions", schema={"c": str, "v": int})
-        page = service.list_definitions(self.deps, current_principal(), pager.position, pager.size)
+        page = indicators.list_definitions(
+            self.deps, current_principal(), pager.position, pager.size
+        )
         return rpc.ListIndicatorDefinitionsResponse(
             indicator_definitions=[definition_pb(d) for d in page.items],
             next_page_token=pager.token_for(page.next_position),
@@ -162,7 +175,7 @@ class OutcomesServicer(rpc_grpc.OutcomesServiceServicer):
     def CreateContract(
         self, request: rpc.CreateContractRequest, context: grpc.ServicerContext
     ) -> pb.Contract:
-        contract = service.create_contract(
+        contract = contracts.create_contract(
             self.deps,
             current_principal(),
             request.contract_id,
@@ -176,13 +189,13 @@ class OutcomesServicer(rpc_grpc.OutcomesServiceServicer):
         self, request: rpc.GetContractRequest, context: grpc.ServicerContext
     ) -> pb.Contract:
         contract_id = names.parse_one(request.name, "contracts")
-        return contract_pb(service.get_contract(self.deps, current_principal(), contract_id))
+        return contract_pb(contracts.get_contract(self.deps, current_principal(), contract_id))
 
     def ListContracts(
         self, request: rpc.ListContractsRequest, context: grpc.ServicerContext
     ) -> rpc.ListContractsResponse:
         pager = Pager(request, "contracts", schema={"id": str})
-        page = service.list_contracts(self.deps, current_principal(), pager.position, pager.size)
+        page = contracts.list_contracts(self.deps, current_principal(), pager.position, pager.size)
         return rpc.ListContractsResponse(
             contracts=[contract_pb(c) for c in page.items],
             next_page_token=pager.token_for(page.next_position),
@@ -203,7 +216,7 @@ class OutcomesServicer(rpc_grpc.OutcomesServiceServicer):
             if s
         ]
         principal = current_principal()
-        report = service.compute_indicators(
+        report = reports.compute_indicators(
             self.deps,
             principal,
             contract_id,
@@ -211,11 +224,11 @@ class OutcomesServicer(rpc_grpc.OutcomesServiceServicer):
             time_of(request, "period_end", "period_end"),
             stratifiers,
         )
-        return report_pb(report, service.visible_cells(principal, report))
+        return report_pb(report, reports.visible_cells(principal, report))
 
     def GetReport(self, request: rpc.GetReportRequest, context: grpc.ServicerContext) -> pb.Report:
         report_id = names.parse_one(request.name, "reports")
-        report, cells = service.get_report(self.deps, current_principal(), report_id)
+        report, cells = reports.get_report(self.deps, current_principal(), report_id)
         return report_pb(report, cells)
 
     def ListReports(
@@ -227,7 +240,7 @@ class OutcomesServicer(rpc_grpc.OutcomesServiceServicer):
             else ""
         )
         pager = Pager(request, "reports", contract_id, schema={"t": str, "id": str})
-        page = service.list_reports(
+        page = reports.list_reports(
             self.deps, current_principal(), contract_id, pager.position, pager.size
         )
         return rpc.ListReportsResponse(
@@ -239,14 +252,14 @@ class OutcomesServicer(rpc_grpc.OutcomesServiceServicer):
         self, request: rpc.StreamReportRequest, context: grpc.ServicerContext
     ) -> Iterator[pb.ReportCell]:
         report_id = names.parse_one(request.name, "reports")
-        for cell in service.stream_report(self.deps, current_principal(), report_id):
+        for cell in reports.stream_report(self.deps, current_principal(), report_id):
             yield cell_pb(cell)
 
     def VerifyReport(
         self, request: rpc.VerifyReportRequest, context: grpc.ServicerContext
     ) -> rpc.VerifyReportResponse:
         report_id = names.parse_one(request.name, "reports")
-        v = service.verify_report(self.deps, current_principal(), report_id)
+        v = reports.verify_report(self.deps, current_principal(), report_id)
         return rpc.VerifyReportResponse(
             reproduced=v.reproduced, stored_hash=v.stored_hash, recomputed_hash=v.recomputed_hash
         )
@@ -288,14 +301,14 @@ class OutcomesServicer(rpc_grpc.OutcomesServiceServicer):
     ) -> pb.CostRecord:
         contract_id = names.parse_one(request.parent, "contracts", field="parent")
         c = request.cost_record
-        data = settlement.CostInput(
+        data = financing.CostInput(
             period_start=time_of(c, "period_start", "cost_record.period_start"),
             period_end=time_of(c, "period_end", "cost_record.period_end"),
             benchmark_cost=c.benchmark_cost,
             actual_cost=c.actual_cost,
             insured_person_years=c.insured_person_years,
         )
-        return cost_pb(settlement.record_costs(self.deps, current_principal(), contract_id, data))
+        return cost_pb(financing.record_costs(self.deps, current_principal(), contract_id, data))
 
     def EvaluateContract(
         self, request: rpc.EvaluateContractRequest, context: grpc.ServicerContext
@@ -304,7 +317,7 @@ class OutcomesServicer(rpc_grpc.OutcomesServiceServicer):
         report_id = (
             names.parse_one(request.report, "reports", field="report") if request.report else ""
         )
-        result = settlement.evaluate_contract(
+        result = financing.evaluate_contract(
             self.deps,
             current_principal(),
             contract_id,
@@ -314,7 +327,7 @@ class OutcomesServicer(rpc_grpc.OutcomesServiceServicer):
         )
         return rpc.EvaluateContractResponse(
             model=MODELS_OUT[result.model],
-            total_payment=financing.fmt(result.evaluation.total),
+            total_payment=fmt(result.evaluation.total),
             lines=[line_pb(line) for line in result.evaluation.lines],
             report=f"reports/{result.report_id}" if result.report_id else "",
             cost_record=f"contracts/{contract_id}/costs/{result.cost_record_id}"
@@ -330,7 +343,7 @@ class OutcomesServicer(rpc_grpc.OutcomesServiceServicer):
         if not request.investments:
             v.add("investments", "at least one", "INVESTMENTS_REQUIRED")
         investments = [
-            sroi.Investment(i.stakeholder, decimal_value(i.amount, f"investments[{n}].amount", v))
+            Investment(i.stakeholder, decimal_value(i.amount, f"investments[{n}].amount", v))
             for n, i in enumerate(request.investments)
         ]
         outcomes = []
@@ -348,7 +361,7 @@ class OutcomesServicer(rpc_grpc.OutcomesServiceServicer):
             if not o.stakeholder:
                 v.add(f"{p}.stakeholder", "is required", "STAKEHOLDER_REQUIRED")
             outcomes.append(
-                sroi.Outcome(
+                Outcome(
                     stakeholder=o.stakeholder,
                     description=o.description,
                     quantity=decimal_value(o.quantity, f"{p}.quantity", v),
@@ -363,7 +376,7 @@ class OutcomesServicer(rpc_grpc.OutcomesServiceServicer):
         if any(i.amount <= 0 for i in investments):
             v.add("investments", "amounts must be positive", "INVALID_DECIMAL")
         v.raise_if_any()
-        result = settlement.calculate_sroi(current_principal(), investments, outcomes, rate)
+        result = sroi.calculate_sroi(current_principal(), investments, outcomes, rate)
         return rpc.CalculateSroiResponse(
             stakeholders=[
                 rpc.StakeholderValue(

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from outcomes.repository import OutcomesRepository
 from servicekit.uow import SqlAlchemyUnitOfWork
 
@@ -11,3 +14,10 @@ class UnitOfWork(SqlAlchemyUnitOfWork):
 
     def _start(self) -> None:
         self.repo = OutcomesRepository(self)
+
+    @contextmanager
+    def savepoint(self) -> Iterator[None]:
+        """A nested transaction: what the block wrote is undone when it raises, the rest of
+        the unit of work stays (one item of a batch)."""
+        with self.session.begin_nested():
+            yield

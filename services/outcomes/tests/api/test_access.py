@@ -13,8 +13,9 @@ import pytest
 from carenet.outcomes.v1 import outcomes_pb2 as pb
 from carenet.outcomes.v1 import outcomes_service_pb2 as rpc
 from carenet.outcomes.v1 import outcomes_service_pb2_grpc as rpc_grpc
-from outcomes import patients, service
+from outcomes.deps import Deps
 from outcomes.models import Programme, Sex
+from outcomes.use_cases import enrolments
 from testkit.fixtures import Tokens, bearer
 from testkit.rpc import failure
 
@@ -79,9 +80,7 @@ def analyst(tokens: Tokens) -> Metadata:
 
 
 @pytest.fixture(scope="module")
-def contracts(
-    stub: rpc_grpc.OutcomesServiceStub, admin: Metadata, deps: service.Deps
-) -> dict[str, str]:
+def contracts(stub: rpc_grpc.OutcomesServiceStub, admin: Metadata, deps: Deps) -> dict[str, str]:
     """A region of two practices, a contract with VGZ and one with another insurer, a report each."""
     import random
 
@@ -92,10 +91,10 @@ def contracts(
         for n in range(120):
             practice, agb = ("gp-de-linde", "01012345") if n % 2 else ("gp-het-anker", "01054321")
             patient = f"acc-{n:03d}"
-            patients.store_enrolment(
+            enrolments.store_enrolment(
                 uow,
                 "cg-zuidoost",
-                patients.EnrolmentInput(
+                enrolments.EnrolmentInput(
                     patient,
                     Programme.DM2,
                     practice,

@@ -11,7 +11,7 @@ from sqlalchemy import text
 
 from carenet.outcomes.v1 import outcomes_service_pb2 as rpc
 from carenet.outcomes.v1 import outcomes_service_pb2_grpc as rpc_grpc
-from outcomes import service
+from outcomes.deps import Deps
 from testkit.fixtures import IdentityService, Tokens, bearer
 from testkit.rpc import failure
 
@@ -39,7 +39,7 @@ def patients(
     return ids
 
 
-def _count(deps: service.Deps, like: str) -> int:
+def _count(deps: Deps, like: str) -> int:
     with deps.uow() as uow:
         return int(
             uow.session.execute(
@@ -91,7 +91,7 @@ def test_a_batch_of_100000_rows_with_one_percent_bad_stores_every_good_row_once(
     stub: rpc_grpc.OutcomesServiceStub,
     jansen: tuple[tuple[str, str]],
     patients: list[str],
-    deps: service.Deps,
+    deps: Deps,
 ) -> None:
     rows, bad = big_batch(patients, 100_000, "big")
     started = time.perf_counter()

@@ -13,8 +13,8 @@ from sqlalchemy import text
 
 from carenet.outcomes.v1 import outcomes_service_pb2 as rpc
 from carenet.outcomes.v1 import outcomes_service_pb2_grpc as rpc_grpc
-from outcomes import service
 from outcomes.config import Settings
+from outcomes.deps import Deps
 from testkit.fixtures import IdentityService, Tokens, bearer
 from testkit.processes import ServiceProcess, service_env
 
@@ -40,7 +40,7 @@ def _process(settings: Settings) -> ServiceProcess:
     return ServiceProcess("outcomes", env).start()
 
 
-def _count(deps: service.Deps) -> int:
+def _count(deps: Deps) -> int:
     with deps.uow() as uow:
         return int(
             uow.session.execute(
@@ -51,7 +51,7 @@ def _count(deps: service.Deps) -> int:
 
 @pytest.mark.slow
 def test_killing_the_service_mid_stream_and_retrying_loses_and_duplicates_nothing(
-    settings: Settings, deps: service.Deps, identity_service: IdentityService, tokens: Tokens
+    settings: Settings, deps: Deps, identity_service: IdentityService, tokens: Tokens
 ) -> None:
     metadata = bearer(tokens.user("dr.jansen"))
     process = _process(settings)

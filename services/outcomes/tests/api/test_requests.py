@@ -17,7 +17,7 @@ from sqlalchemy import text
 from carenet.outcomes.v1 import outcomes_pb2 as pb
 from carenet.outcomes.v1 import outcomes_service_pb2 as rpc
 from carenet.outcomes.v1 import outcomes_service_pb2_grpc as rpc_grpc
-from outcomes import service
+from outcomes.deps import Deps
 from servicekit import paging
 from testkit.fixtures import Tokens, bearer
 from testkit.rpc import Failure, failure
@@ -55,7 +55,7 @@ def _fails(call: Callable[[], Any]) -> Failure:
 # ----------------------------------------------------------------- request_id (point 10)
 
 
-def _contracts(deps: service.Deps, request_id: str) -> int:
+def _contracts(deps: Deps, request_id: str) -> int:
     with deps.uow() as uow:
         return int(
             uow.session.execute(
@@ -65,7 +65,7 @@ def _contracts(deps: service.Deps, request_id: str) -> int:
 
 
 def test_create_contract_with_a_reused_request_id_replays_the_same_request_only(
-    stub: rpc_grpc.OutcomesServiceStub, admin: Metadata, deps: service.Deps
+    stub: rpc_grpc.OutcomesServiceStub, admin: Metadata, deps: Deps
 ) -> None:
     first = rpc.CreateContractRequest(
         contract_id="req-vgz", contract=contract("ins-vgz"), request_id="R-contract"

@@ -9,10 +9,10 @@ import datetime as dt
 import itertools
 import random
 
-from outcomes import patients
 from outcomes.models import Programme, Sex, SourceKind
 from outcomes.repository import MeasurementTuple
 from outcomes.unit_of_work import UnitOfWork
+from outcomes.use_cases import enrolments
 
 PRACTICES = [
     ("prac-a", "01000001"),
@@ -84,10 +84,10 @@ def build(uow: UnitOfWork, care_group: str, seed: int, stamp: dt.datetime) -> in
             if rng.random() < 0.1:
                 programmes.append(rng.choice([p for p in Programme if p is not programme]))
             for prog in programmes:
-                patients.store_enrolment(
+                enrolments.store_enrolment(
                     uow,
                     care_group,
-                    patients.EnrolmentInput(
+                    enrolments.EnrolmentInput(
                         patient, prog, practice, agb, start, "", rng.randint(lo, hi), sex
                     ),
                     stamp,

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import datetime as dt
 
-from outcomes import indicators, patients, service
+from outcomes import indicators
+from outcomes.deps import Deps
 from outcomes.models import Programme, Sex, SourceKind
 from outcomes.repository import Correction, MeasurementKey, unix_micros
+from outcomes.use_cases import enrolments, reports
 from servicekit.auth import Principal
 
 CARE_GROUP = "cg-fix"
@@ -23,7 +25,7 @@ ADMIN = Principal(
 KEY = MeasurementKey("fix-1", "HBA1C", "mmol/mol", "LAB", "lab-fix")
 
 
-def _at_target(deps: service.Deps, cutoff: dt.datetime) -> int:
+def _at_target(deps: Deps, cutoff: dt.datetime) -> int:
     """DM2_HBA1C_AT_TARGET's numerator over the care group at a data cut-off."""
     with deps.uow() as uow:
         d = indicators.parse(uow.repo.latest_definitions()["DM2_HBA1C_AT_TARGET"].definition)
@@ -43,14 +45,14 @@ def _at_target(deps: service.Deps, cutoff: dt.datetime) -> int:
 
 
 def test_reports_use_the_corrected_value_and_earlier_reports_still_verify(
-    deps: service.Deps,
+    deps: Deps,
 ) -> None:
     now = dt.datetime.now(dt.UTC)
     with deps.uow() as uow:
-        patients.store_enrolment(
+        enrolments.store_enrolment(
             uow,
             CARE_GROUP,
-            patients.EnrolmentInput(
+            enrolments.EnrolmentInput(
                 "fix-1",
                 Programme.DM2,
                 "prac-fix",
@@ -68,7 +70,7 @@ def test_reports_use_the_corrected_value_and_earlier_reports_still_verify(
         )
         assert taken == {}
         uow.commit()
-    before = service.compute_indicators(
+    before = reports.compute_indicators(
         deps, ADMIN, "", dt.datetime(2025, 1, 1, tzinfo=dt.UTC), END, []
     )
     assert _at_target(deps, before.data_cutoff) == 0  # 61 is above target
@@ -81,4 +83,4 @@ def test_reports_use_the_corrected_value_and_earlier_reports_still_verify(
         uow.commit()
     assert _at_target(deps, corrected_at) == 1  # from the correction on: 50, at target
     assert _at_target(deps, before.data_cutoff) == 0  # at the earlier cut-off: still 61
-    assert service.verify_report(deps, ADMIN, before.id).reproduced
+    assert reports.verify_report(deps, ADMIN, before.id).reproduced

@@ -1,41 +1,53 @@
-"""``outcomes seed-demo`` on the local-run database (SQLite): the demo region, its contract
+"""``outcomes seed-demo`` on a fresh PostgreSQL database: the demo region, its contract
 with the demo insurer and a computed report; running it again changes nothing."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from sqlalchemy import text
+from sqlalchemy.orm import Session, sessionmaker
 
-from outcomes import demo, discrepancies, service
+from outcomes import demo
+from outcomes.deps import Deps
 from outcomes.unit_of_work import UnitOfWork
+from outcomes.use_cases import discrepancies, reports
+from outcomes.use_cases.indicators import load_definitions
 from servicekit.db import make_engine, make_session_factory
 from servicekit.migrations import upgrade
+from testkit.database import fresh_database
 
 from ..fakes import FakeIdentityClient
 
 
-def test_the_demo_seeds_a_region_a_contract_and_a_report_once(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'demo.db'}"
-    upgrade("outcomes.migrations", url)
-    sessions = make_session_factory(make_engine(url))
-    deps = service.Deps(uow=lambda: UnitOfWork(sessions), identity=FakeIdentityClient())
-    service.load_definitions(deps)
+def test_the_demo_seeds_a_region_a_contract_and_a_report_once() -> None:
+    with fresh_database("outcomes_demo") as url:
+        upgrade("outcomes.migrations", url)
+        engine = make_engine(url)
+        try:
+            _seed_twice(make_session_factory(engine))
+        finally:
+            engine.dispose()
+
+
+def _seed_twice(sessions: sessionmaker[Session]) -> None:
+    deps = Deps(uow=lambda: UnitOfWork(sessions), identity=FakeIdentityClient())
+    load_definitions(deps)
     first = demo.seed(deps)
     second = demo.seed(deps)
     assert first["patients"] == demo.PATIENTS and first["measurements_added"] > 1000
     assert second["measurements_added"] == 0 and second["report"] == first["report"]
-    with deps.uow() as uow:
-        kinds: dict[str, int] = dict(
-            uow.session.execute(  # type: ignore[arg-type]
+    with sessions() as session:
+        kinds = {
+            str(kind): int(count)
+            for kind, count in session.execute(
                 text("SELECT source_kind, COUNT(*) FROM measurements GROUP BY 1")
-            ).all()
-        )
+            )
+        }
+    with deps.uow() as uow:
         report = uow.repo.report(str(first["report"]).removeprefix("reports/"))
     assert {"KIS", "LAB", "HOSPITAL", "INSURER_CLAIMS"} <= set(kinds)
     assert report is not None and report.contract_id == demo.CONTRACT_ID
     assert any(c["suppression"] == "none" and c["practice"] == "" for c in report.cells)
-    assert service.verify_report(deps, demo.ADMIN, report.id).reproduced
+    assert reports.verify_report(deps, demo.ADMIN, report.id).reproduced
     # the two demo sources disagree for some patients
     found = discrepancies.source_discrepancies(
         deps, demo.ADMIN, demo.CONTRACT_ID, demo.PERIOD_START, demo.PERIOD_END

@@ -13,8 +13,12 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, text
 
-from outcomes import indicators, service
+from outcomes import indicators
+from outcomes.contract_terms import PRINCIPLES, ContractIndicatorInput, ContractInput
+from outcomes.deps import Deps
 from outcomes.models import SourceKind, Stratifier
+from outcomes.use_cases import contracts
+from outcomes.use_cases import reports as report_cases
 from servicekit.auth import Principal
 
 from . import attacker, hand_sql, region
@@ -45,23 +49,23 @@ def _admin(care_group: str) -> Principal:
     )
 
 
-def _contract(deps: service.Deps, care_group: str) -> str:
+def _contract(deps: Deps, care_group: str) -> str:
     with deps.uow() as uow:
         codes = sorted(uow.repo.latest_definitions())
-    data = service.ContractInput(
+    data = ContractInput(
         display_name="attack",
         insurer_id="ins-attack",
         period_start=START,
         period_end=END,
-        indicators=[service.ContractIndicatorInput(c, 0, SOURCES, 60, 50, "") for c in codes],
+        indicators=[ContractIndicatorInput(c, 0, SOURCES, 60, 50, "") for c in codes],
         financing={"model": "fee-for-service"},
-        principles=dict.fromkeys(service.PRINCIPLES, "agreed"),
+        principles=dict.fromkeys(PRINCIPLES, "agreed"),
     )
-    return service.create_contract(deps, _admin(care_group), f"attack-{care_group}", data).id
+    return contracts.create_contract(deps, _admin(care_group), f"attack-{care_group}", data).id
 
 
 @pytest.fixture(scope="module", params=SEEDS, ids=[f"seed-{s}" for s in SEEDS])
-def reports(request: pytest.FixtureRequest, deps: service.Deps) -> tuple[str, list[Cells]]:
+def reports(request: pytest.FixtureRequest, deps: Deps) -> tuple[str, list[Cells]]:
     """A generated region, a contract over every seed indicator, and one report of the
     contract per stratification."""
     seed: int = request.param
@@ -74,7 +78,7 @@ def reports(request: pytest.FixtureRequest, deps: service.Deps) -> tuple[str, li
         uow.commit()
     contract = _contract(deps, care_group)
     out = [
-        service.compute_indicators(deps, _admin(care_group), contract, START, END, s).cells
+        report_cases.compute_indicators(deps, _admin(care_group), contract, START, END, s).cells
         for s in STRATIFICATIONS
     ]
     return care_group, out

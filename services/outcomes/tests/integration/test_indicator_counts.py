@@ -12,8 +12,11 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, text
 
-from outcomes import errors, indicators, service
+from outcomes import errors, indicators
+from outcomes.deps import Deps
 from outcomes.models import DEFAULT_SOURCE_PRIORITY, Report, SourceKind, Stratifier
+from outcomes.use_cases import reports
+from outcomes.use_cases.indicators import load_definitions
 from servicekit.auth import Principal
 
 from . import hand_sql, region
@@ -32,7 +35,7 @@ Row = tuple[str, str, str, str, int, int, int]
 
 
 @pytest.fixture(scope="module")
-def synth(deps: service.Deps) -> int:
+def synth(deps: Deps) -> int:
     with deps.uow() as uow:
         n = region.build(uow, CARE_GROUP, seed=5, stamp=dt.datetime(2026, 1, 2, tzinfo=dt.UTC))
         uow.commit()
@@ -43,7 +46,7 @@ def synth(deps: service.Deps) -> int:
     return n
 
 
-def _service_rows(deps: service.Deps, code: str, sources: list[SourceKind]) -> list[Row]:
+def _service_rows(deps: Deps, code: str, sources: list[SourceKind]) -> list[Row]:
     with deps.uow() as uow:
         record = uow.repo.latest_definitions()[code]
         definition = indicators.parse(record.definition)
@@ -106,7 +109,7 @@ AGREED = {
 
 @pytest.mark.parametrize("agreement", ["all-sources", "agreed-sources"])
 def test_every_indicator_matches_hand_written_sql_stratum_for_stratum(
-    deps: service.Deps, engine: Engine, synth: int, agreement: str
+    deps: Deps, engine: Engine, synth: int, agreement: str
 ) -> None:
     sources = {code: ALL if agreement == "all-sources" else AGREED[code] for code in AGREED}
     queries = hand_sql.queries(CARE_GROUP, sources)
@@ -141,9 +144,9 @@ def _margins(rows: list[Row], bands: bool) -> dict[tuple[str, ...], tuple[int, i
 
 
 def test_every_published_report_cell_matches_the_hand_counts(
-    deps: service.Deps, engine: Engine, synth: int
+    deps: Deps, engine: Engine, synth: int
 ) -> None:
-    report = service.compute_indicators(
+    report = reports.compute_indicators(
         deps, ADMIN, "", START, END, [Stratifier.PRACTICE, Stratifier.AGE_BAND, Stratifier.SEX]
     )
     queries = hand_sql.queries(CARE_GROUP, dict.fromkeys(AGREED, ALL))
@@ -181,17 +184,17 @@ def test_every_published_report_cell_matches_the_hand_counts(
     assert checked > 40 and suppressed > 500
 
 
-def test_a_report_recomputes_to_the_same_hash(deps: service.Deps, synth: int) -> None:
-    report = service.compute_indicators(deps, ADMIN, "", START, END, [Stratifier.PRACTICE])
+def test_a_report_recomputes_to_the_same_hash(deps: Deps, synth: int) -> None:
+    report = reports.compute_indicators(deps, ADMIN, "", START, END, [Stratifier.PRACTICE])
     assert len(report.content_hash) == 64
-    verification = service.verify_report(deps, ADMIN, report.id)
+    verification = reports.verify_report(deps, ADMIN, report.id)
     assert verification.reproduced and verification.recomputed_hash == report.content_hash
 
 
 def test_rows_ingested_after_a_report_do_not_change_its_recomputation(
-    deps: service.Deps, synth: int
+    deps: Deps, synth: int
 ) -> None:
-    report = service.compute_indicators(deps, ADMIN, "", START, END, [])
+    report = reports.compute_indicators(deps, ADMIN, "", START, END, [])
     with deps.uow() as uow:
         late = (
             CARE_GROUP,
@@ -207,20 +210,18 @@ def test_rows_ingested_after_a_report_do_not_change_its_recomputation(
         )
         uow.repo.insert_measurements([late])
         uow.commit()
-    assert service.verify_report(deps, ADMIN, report.id).reproduced
+    assert reports.verify_report(deps, ADMIN, report.id).reproduced
 
 
-def test_a_new_definition_version_does_not_change_an_earlier_report(
-    deps: service.Deps, synth: int
-) -> None:
-    before = service.compute_indicators(deps, ADMIN, "", START, END, [])
+def test_a_new_definition_version_does_not_change_an_earlier_report(deps: Deps, synth: int) -> None:
+    before = reports.compute_indicators(deps, ADMIN, "", START, END, [])
     with deps.uow() as uow:
         old = uow.repo.latest_definitions()["DM2_HBA1C_AT_TARGET"]
     raw = old.definition | {"version": old.version + 1}
     raw["numerator"] = raw["numerator"] | {"value": 58}
-    service.load_definitions(deps, [indicators.parse(raw)])
-    assert service.verify_report(deps, ADMIN, before.id).reproduced
-    after = service.compute_indicators(deps, ADMIN, "", START, END, [])
+    load_definitions(deps, [indicators.parse(raw)])
+    assert reports.verify_report(deps, ADMIN, before.id).reproduced
+    after = reports.compute_indicators(deps, ADMIN, "", START, END, [])
     assert f"indicators/DM2_HBA1C_AT_TARGET/versions/{old.version + 1}" in [
         f"indicators/{p['indicator']}/versions/{p['version']}" for p in after.inputs["plan"]
     ]
@@ -228,7 +229,7 @@ def test_a_new_definition_version_does_not_change_an_earlier_report(
     if None not in scores:  # the totals may be suppressed in this region of small strata
         assert scores[0] >= scores[1]  # type: ignore[operator]
     with pytest.raises(errors.IndicatorVersionChanged):
-        service.load_definitions(deps, [indicators.parse(old.definition | {"title": "changed"})])
+        load_definitions(deps, [indicators.parse(old.definition | {"title": "changed"})])
 
 
 def _score(report: Report, code: str) -> float | None:

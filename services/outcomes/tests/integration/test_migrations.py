@@ -1,8 +1,6 @@
-"""Migrations run up from empty on PostgreSQL and SQLite, and match the models exactly."""
+"""Migrations run up from empty on PostgreSQL and match the models exactly."""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 from sqlalchemy import inspect
 
@@ -28,13 +26,3 @@ def test_migrations_run_up_from_empty_on_postgresql_with_no_autogenerate_diff() 
             }
         finally:
             engine.dispose()
-
-
-def test_migrations_run_up_from_empty_on_sqlite_with_no_autogenerate_diff(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'outcomes.db'}"
-    upgrade("outcomes.migrations", url)
-    engine = make_engine(url)
-    try:
-        assert pending_differences(engine, Base.metadata) == []
-    finally:
-        engine.dispose()

@@ -1,22 +1,23 @@
 """IngestMeasurements as a use case: per-row results, identity's decisions, idempotence.
-Runs over a migrated SQLite file (the local-run database) with a fake identity client."""
+Runs over the in-memory fake repository with a fake identity client."""
 
 from __future__ import annotations
 
 import datetime as dt
-from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import pytest
-from sqlalchemy import select
 
-from outcomes import errors, patients, service
-from outcomes import ingest as ingest_uc
-from outcomes.models import Measurement, MeasurementRevision, Programme, Sex, SourceKind
+from outcomes import errors
+from outcomes.deps import Deps
+from outcomes.models import Programme, Sex, SourceKind
+from outcomes.repository import from_micros
+from outcomes.use_cases import enrolments
+from outcomes.use_cases import measurements as ingest_uc
 from servicekit.auth import Principal
 from servicekit.authorization import AccessRefused
 
-from ..fakes import FakeIdentityClient, FixedClock, enrolled, sqlite_deps
+from ..fakes import FakeIdentityClient, FixedClock, Store, enrolled, fake_deps, fake_repository
 
 NOW = dt.datetime(2026, 1, 10, tzinfo=dt.UTC)
 GP = Principal(
@@ -41,12 +42,20 @@ def identity() -> FakeIdentityClient:
 
 
 @pytest.fixture
-def deps(tmp_path: Path, identity: FakeIdentityClient) -> service.Deps:
-    deps = cast(
-        service.Deps, sqlite_deps(str(tmp_path / "o.db"), identity, FixedClock(NOW), chunk=7)
-    )
+def stored_rows(identity: FakeIdentityClient) -> tuple[Deps, Store]:
+    deps, store = fake_deps(identity, FixedClock(NOW), chunk=7)
     enrolled(deps, ("p-1", "p-2"), NOW)
-    return deps
+    return deps, store
+
+
+@pytest.fixture
+def deps(stored_rows: tuple[Deps, Store]) -> Deps:
+    return stored_rows[0]
+
+
+@pytest.fixture
+def store(stored_rows: tuple[Deps, Store]) -> Store:
+    return stored_rows[1]
 
 
 def row(patient: str = "p-1", record: str = "r1", **overrides: Any) -> ingest_uc.MeasurementInput:
@@ -64,7 +73,7 @@ def row(patient: str = "p-1", record: str = "r1", **overrides: Any) -> ingest_uc
 
 
 def test_every_good_row_is_stored_and_every_bad_row_reported_with_its_reason(
-    deps: service.Deps,
+    deps: Deps, store: Store
 ) -> None:
     rows = [
         row(record="ok-1"),
@@ -95,36 +104,32 @@ def test_every_good_row_is_stored_and_every_bad_row_reported_with_its_reason(
         (9, "SOURCE_RECORD_ID_REQUIRED", "source_record_id"),
         (10, "INVALID_SOURCE", "source.organisation"),
     }
-    with deps.uow() as uow:
-        assert uow.repo.measurement_count() == 3
+    assert len(store.measurements) == 3
 
 
-def test_a_retried_batch_adds_nothing_and_reports_duplicates(deps: service.Deps) -> None:
+def test_a_retried_batch_adds_nothing_and_reports_duplicates(deps: Deps, store: Store) -> None:
     rows = [row(record=f"r{i}", value=40.0 + i) for i in range(20)]
     first = ingest_uc.ingest(deps, GP, [rows[:10], rows[10:]])
     again = ingest_uc.ingest(deps, GP, [rows])
     assert (first.accepted, first.duplicates) == (20, 0)
     assert (again.accepted, again.duplicates) == (0, 20)
-    with deps.uow() as uow:
-        assert uow.repo.measurement_count() == 20
+    assert len(store.measurements) == 20
 
 
-def test_the_same_record_twice_in_one_batch_is_stored_once(deps: service.Deps) -> None:
+def test_the_same_record_twice_in_one_batch_is_stored_once(deps: Deps) -> None:
     result = ingest_uc.ingest(deps, GP, [[row(record="x"), row(record="x")]])
     assert (result.accepted, result.duplicates, result.corrected) == (1, 1, 0)
     assert result.results[0].row == 1
 
 
-def _stored(deps: service.Deps, record: str) -> tuple[float, dt.datetime, dt.datetime]:
+def _stored(deps: Deps, record: str) -> tuple[float, dt.datetime, dt.datetime]:
     with deps.uow() as uow:
-        (m,) = [
-            x for x in uow.repo.session.scalars(select(Measurement)) if x.source_record_id == record
-        ]
-        return m.value, m.measured_at, m.ingested_at
+        (m,) = [m for (_k, _o, r), m in fake_repository(uow).stored() if r == record]
+        return m.value, from_micros(m.measured_micros), m.ingested_at
 
 
 def test_a_record_sent_again_with_another_value_is_a_correction_that_keeps_the_old_value(
-    deps: service.Deps,
+    deps: Deps, store: Store
 ) -> None:
     first = ingest_uc.ingest(deps, GP, [[row(record="c1", value=61.0)]])
     assert first.accepted == 1
@@ -134,20 +139,19 @@ def test_a_record_sent_again_with_another_value_is_a_correction_that_keeps_the_o
     assert [(r.row, r.outcome) for r in again.results] == [(0, "corrected")]
     value, _when, received = _stored(deps, "c1")
     assert (value, received) == (52.0, NOW + dt.timedelta(hours=2))
-    with deps.uow() as uow:
-        (revision,) = uow.repo.session.scalars(select(MeasurementRevision)).all()
-        assert (revision.value, revision.ingested_at, revision.superseded_at) == (
-            61.0,
-            NOW,
-            NOW + dt.timedelta(hours=2),
-        )
-        assert uow.repo.measurement_count() == 1
+    (revision,) = store.revisions
+    assert (revision.value, revision.ingested_at, revision.superseded_at) == (
+        61.0,
+        NOW,
+        NOW + dt.timedelta(hours=2),
+    )
+    assert len(store.measurements) == 1
     same = ingest_uc.ingest(deps, GP, [[row(record="c1", value=52.0)]])
     assert (same.duplicates, same.corrected) == (1, 0)
 
 
 def test_a_correction_is_authorized_as_an_update_of_the_callers_own_record(
-    deps: service.Deps, identity: FakeIdentityClient
+    deps: Deps, identity: FakeIdentityClient
 ) -> None:
     ingest_uc.ingest(deps, GP, [[row(record="u1", value=50.0), row("p-2", record="u2")]])
     identity.calls.clear()
@@ -167,7 +171,7 @@ def test_a_correction_is_authorized_as_an_update_of_the_callers_own_record(
 
 
 def test_a_later_row_of_one_batch_corrects_an_earlier_one_in_row_order(
-    deps: service.Deps,
+    deps: Deps, store: Store
 ) -> None:
     rows = [
         row(record="c2", value=50.0),
@@ -177,13 +181,12 @@ def test_a_later_row_of_one_batch_corrects_an_earlier_one_in_row_order(
     result = ingest_uc.ingest(deps, GP, [rows])
     assert (result.accepted, result.corrected) == (1, 2)
     assert _stored(deps, "c2")[0] == 52.0
-    with deps.uow() as uow:
-        values = [r.value for r in uow.repo.session.scalars(select(MeasurementRevision))]
+    values = [r.value for r in store.revisions]
     assert sorted(values) == [50.0, 51.0]
 
 
 def test_a_record_id_of_another_patient_or_code_is_a_conflict_and_changes_nothing(
-    deps: service.Deps,
+    deps: Deps,
 ) -> None:
     ingest_uc.ingest(deps, GP, [[row(record="c3", value=50.0)]])
     result = ingest_uc.ingest(
@@ -203,7 +206,7 @@ def test_a_record_id_of_another_patient_or_code_is_a_conflict_and_changes_nothin
 
 
 def test_another_organisation_cannot_correct_a_record_it_does_not_hold(
-    deps: service.Deps,
+    deps: Deps,
 ) -> None:
     ingest_uc.ingest(deps, GP, [[row(record="c4", value=50.0)]])
     other = Principal(
@@ -222,7 +225,7 @@ def test_another_organisation_cannot_correct_a_record_it_does_not_hold(
 
 
 def test_identity_is_asked_once_per_distinct_patient_of_a_batch(
-    deps: service.Deps, identity: FakeIdentityClient
+    deps: Deps, identity: FakeIdentityClient
 ) -> None:
     rows = [row(p, record=f"{p}-{i}") for i in range(10) for p in ("p-1", "p-2")]
     ingest_uc.ingest(deps, GP, [rows])
@@ -232,24 +235,23 @@ def test_identity_is_asked_once_per_distinct_patient_of_a_batch(
     assert all(action == "create" for _k, _p, action in batches)
 
 
-def test_an_insurer_token_cannot_ingest(deps: service.Deps, identity: FakeIdentityClient) -> None:
+def test_an_insurer_token_cannot_ingest(deps: Deps, identity: FakeIdentityClient) -> None:
     with pytest.raises(errors.InsurerNoPatientData):
         ingest_uc.ingest(deps, INSURER, [[row()]])
     assert identity.calls == []
 
 
 def test_identity_unreachable_refuses_the_rows_instead_of_permitting(
-    deps: service.Deps, identity: FakeIdentityClient
+    deps: Deps, identity: FakeIdentityClient, store: Store
 ) -> None:
     identity.unavailable = True
     with pytest.raises(errors.IdentityUnavailable):
         ingest_uc.ingest(deps, GP, [[row()]])
-    with deps.uow() as uow:
-        assert uow.repo.measurement_count() == 0
+    assert len(store.measurements) == 0
 
 
-def test_a_denied_patient_cannot_be_enrolled(deps: service.Deps) -> None:
-    data = patients.EnrolmentInput(
+def test_a_denied_patient_cannot_be_enrolled(deps: Deps) -> None:
+    data = enrolments.EnrolmentInput(
         "p-9",
         Programme.COPD,
         "gp-de-linde",
@@ -260,14 +262,14 @@ def test_a_denied_patient_cannot_be_enrolled(deps: service.Deps) -> None:
         Sex.MALE,
     )
     with pytest.raises(AccessRefused) as caught:
-        patients.create_enrolment(deps, GP, data)
+        enrolments.create_enrolment(deps, GP, data)
     assert caught.value.reason == "NO_CARE_RELATIONSHIP"
 
 
 def test_enrolling_twice_with_the_same_details_is_idempotent_and_with_others_conflicts(
-    deps: service.Deps,
+    deps: Deps,
 ) -> None:
-    data = patients.EnrolmentInput(
+    data = enrolments.EnrolmentInput(
         "p-3",
         Programme.COPD,
         "gp-de-linde",
@@ -277,9 +279,9 @@ def test_enrolling_twice_with_the_same_details_is_idempotent_and_with_others_con
         1950,
         Sex.MALE,
     )
-    first = patients.create_enrolment(deps, GP, data)
-    assert patients.create_enrolment(deps, GP, data).id == first.id
+    first = enrolments.create_enrolment(deps, GP, data)
+    assert enrolments.create_enrolment(deps, GP, data).id == first.id
     with pytest.raises(errors.EnrolmentExists):
-        patients.create_enrolment(
-            deps, GP, patients.EnrolmentInput(**(data.__dict__ | {"birth_year": 1951}))
+        enrolments.create_enrolment(
+            deps, GP, enrolments.EnrolmentInput(**(data.__dict__ | {"birth_year": 1951}))
         )

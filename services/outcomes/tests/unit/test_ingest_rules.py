@@ -9,20 +9,19 @@ import math
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import pytest
-from sqlalchemy import text
 
-from outcomes import base, service
-from outcomes import ingest as ingest_uc
+from outcomes import base
 from outcomes.codes import code_table
+from outcomes.deps import Deps
 from outcomes.models import SourceKind
 from outcomes.repository import unix_micros
+from outcomes.use_cases import measurements as ingest_uc
 from servicekit import names
 
-from ..fakes import FakeIdentityClient, FixedClock, enrolled, sqlite_deps
+from ..fakes import FakeIdentityClient, FixedClock, enrolled, fake_deps, fake_repository
 from .test_ingest import GP, NOW, row
 
 PERMITTED = {"p-1", "p-2", "p-3"}
@@ -31,30 +30,23 @@ ENROLLED = {"p-1", "p-2"}
 
 
 @pytest.fixture
-def deps(tmp_path: Path) -> service.Deps:
+def deps() -> Deps:
     identity = FakeIdentityClient(permitted=PERMITTED, unknown=UNKNOWN)
-    deps = cast(
-        service.Deps, sqlite_deps(str(tmp_path / "o.db"), identity, FixedClock(NOW), chunk=7)
-    )
+    deps, _store = fake_deps(identity, FixedClock(NOW), chunk=7)
     enrolled(deps, sorted(ENROLLED), NOW)
     return deps
 
 
-def _stored(deps: service.Deps) -> list[tuple[Any, ...]]:
+def _stored(deps: Deps) -> list[tuple[Any, ...]]:
     """The stored rows in the order of their ids."""
     with deps.uow() as uow:
         return [
-            (patient, code, float(value), unit, source_kind, source_org, record)
-            for patient, code, value, unit, source_kind, source_org, record in uow.session.execute(
-                text(
-                    "SELECT patient_id, code, value, unit, source_kind, source_org, "
-                    "source_record_id FROM measurements ORDER BY id"
-                )
-            )
+            (m.patient_id, m.code, m.value, m.unit, kind, org, record)
+            for (kind, org, record), m in fake_repository(uow).stored()
         ]
 
 
-def test_each_reason_is_reported_with_its_field(deps: service.Deps) -> None:
+def test_each_reason_is_reported_with_its_field(deps: Deps) -> None:
     rows = [
         row(record="bad-patient", patient="p 1"),
         row(record="bad-code", code="NOPE"),
@@ -97,7 +89,7 @@ def test_each_reason_is_reported_with_its_field(deps: service.Deps) -> None:
     ]
 
 
-def test_a_source_record_id_with_a_nul_character_is_rejected_alone(deps: service.Deps) -> None:
+def test_a_source_record_id_with_a_nul_character_is_rejected_alone(deps: Deps) -> None:
     rows = [row(record="ok-nul-1"), row(record="bad\x00id"), row(record="ok-nul-2")]
     result = ingest_uc.ingest(deps, GP, [rows])
     assert result.accepted == 2
@@ -106,7 +98,7 @@ def test_a_source_record_id_with_a_nul_character_is_rejected_alone(deps: service
     ]
 
 
-def test_a_row_reports_its_first_problem_only(deps: service.Deps) -> None:
+def test_a_row_reports_its_first_problem_only(deps: Deps) -> None:
     result = ingest_uc.ingest(
         deps,
         GP,
@@ -130,7 +122,7 @@ def test_a_row_reports_its_first_problem_only(deps: service.Deps) -> None:
 
 
 def test_a_record_id_first_sent_for_a_denied_patient_is_stored_from_the_next_row(
-    deps: service.Deps,
+    deps: Deps,
 ) -> None:
     rows = [
         row("p-9", record="shared", value=41.0),
@@ -152,7 +144,7 @@ def test_a_record_id_first_sent_for_a_denied_patient_is_stored_from_the_next_row
 
 
 def test_a_patient_name_is_no_organisation_and_an_organisation_name_no_patient(
-    deps: service.Deps,
+    deps: Deps,
 ) -> None:
     rows = [
         row(record="ok-1"),
@@ -282,9 +274,7 @@ def _random_row(rng: random.Random) -> ingest_uc.MeasurementInput:
 
 
 @pytest.mark.parametrize("seed", range(12))
-def test_every_row_has_the_outcome_of_the_rules_applied_row_by_row(
-    deps: service.Deps, seed: int
-) -> None:
+def test_every_row_has_the_outcome_of_the_rules_applied_row_by_row(deps: Deps, seed: int) -> None:
     rng = random.Random(seed)
     existing: dict[Any, list[Any]] = {}
     stored: list[list[Any]] = []
@@ -363,7 +353,7 @@ def test_protobuf_rows_become_row_values_with_the_time_in_microseconds() -> None
 
 
 def test_a_row_whose_measure_time_is_no_valid_timestamp_is_rejected_alone(
-    deps: service.Deps,
+    deps: Deps,
 ) -> None:
     from google.protobuf.timestamp_pb2 import Timestamp
 

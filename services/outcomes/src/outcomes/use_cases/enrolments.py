@@ -1,23 +1,5 @@
-"""Enrolments and the reading of a patient's measurements: the use cases that touch one
-patient's data, each authorized by identity (data category MEASUREMENTS) first.
-
-**Record holders.** A measurement's record holder is the organisation that submitted it
-(the ingesting user's organisation: the measurement is a copy of that organisation's
-record); an enrolment's is its practice. A read asks identity once per distinct record
-holder of the patient's data, naming that holder, so that identity applies the rule that
-fits: a caller reading its own organisation's record needs a care relationship, a caller
-reading another organisation's record needs a care relationship *and* the patient's consent
-for that record holder, data category and requester. Only the data of holders that permit
-is returned; each question is one decision and one access-log entry at identity. A patient
-with no data of this kind is asked about as the caller's own organisation's record (named as
-record holder), so that the answer still depends on the caller's care relationship.
-
-**One refusal.** A refusal is identity's (servicekit.authorization.refusal): PERMISSION_DENIED
-with identity's reason and that reason's fixed message. identity answers a patient it does
-not know (none such, or another care group's) exactly as one the caller has no care
-relationship with, so a patient the caller may not see and one who does not exist get the
-same error here, and the same row reason in an ingest or a batch of enrolments.
-"""
+"""Enrolments: a patient's registration in a programme at a practice (the enrolment's
+record holder). Every write and read is authorized by identity first (outcomes.access)."""
 
 from __future__ import annotations
 
@@ -27,49 +9,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from outcomes import errors, positions
-from outcomes.base import (
-    Deps,
-    Page,
-    care_group_of,
-    organisation_of,
-    refuse_insurer,
-    valid_patient_id,
-)
-from outcomes.models import Enrolment, Measurement, MeasurementRevision, Programme, Sex
+from outcomes.access import permitted_holders, require_permit
+from outcomes.base import Page, care_group_of, refuse_insurer, valid_patient_id
+from outcomes.deps import Deps
+from outcomes.models import Enrolment, Programme, Sex
 from outcomes.unit_of_work import UnitOfWork
 from servicekit import dutch, names
 from servicekit.auth import Principal
-from servicekit.authorization import refusal, require
 from servicekit.errors import InvalidArgument, Violations
 
 MAX_ENROLMENT_BATCH = 1000
-
-
-def permitted_holders(
-    deps: Deps, principal: Principal, patient_id: str, holders: Sequence[str], purpose: str
-) -> list[str]:
-    """The record holders among ``holders`` whose records of the patient the caller may
-    read, asking identity once per holder (an empty holder, none recorded, is never
-    readable). When identity permits none, its refusal of the first is raised."""
-    refuse_insurer(principal)
-    named = [h for h in dict.fromkeys(holders) if h]
-    asked = named or [organisation_of(principal)]
-    decisions = [
-        (h, deps.identity.authorize(principal, patient_id, "read", purpose, record_holder_id=h))
-        for h in asked
-    ]
-    permitted = [h for h, d in decisions if d.permitted]
-    if not permitted:
-        raise refusal(decisions[0][1])
-    return permitted if named else []
-
-
-def require_permit(deps: Deps, principal: Principal, patient_id: str, purpose: str) -> None:
-    """A create in the caller's own organisation's record of the patient."""
-    require(deps.identity.authorize(principal, patient_id, "create", purpose))
-
-
-# ------------------------------------------------------------------ enrolments
 
 
 @dataclass(frozen=True)
@@ -193,7 +142,7 @@ def batch_create_enrolments(
                 results.append(EnrolmentResult(item.patient_id, None, decision.reason))
                 continue
             try:
-                with uow.session.begin_nested():
+                with uow.savepoint():
                     enrolment = store_enrolment(uow, care_group_of(principal), item, now)
             except errors.EnrolmentExists as exc:
                 results.append(EnrolmentResult(item.patient_id, None, exc.reason))
@@ -218,34 +167,3 @@ def list_enrolments(
     more = len(items) > limit
     items = items[:limit]
     return Page(items, {"id": items[-1].id} if more else None)
-
-
-# ------------------------------------------------------------------ measurements
-
-
-@dataclass(frozen=True)
-class MeasurementView:
-    """A measurement with the values corrections replaced, oldest first."""
-
-    measurement: Measurement
-    revisions: Sequence[MeasurementRevision]
-
-
-def list_measurements(
-    deps: Deps, principal: Principal, patient_id: str, position: dict[str, Any] | None, limit: int
-) -> Page:
-    """The patient's measurements held by organisations whose records the caller may
-    read (see the module's notes), with their corrections."""
-    refuse_insurer(principal)
-    after = positions.after_int(position, "id")
-    care_group = care_group_of(principal)
-    with deps.uow() as uow:
-        holders = uow.repo.measurement_holders(care_group, patient_id)
-    permitted = permitted_holders(deps, principal, patient_id, holders, "measurements")
-    with deps.uow() as uow:
-        items = uow.repo.measurements(care_group, patient_id, permitted, after, limit + 1)
-        more = len(items) > limit
-        items = items[:limit]
-        revisions = uow.repo.revisions([m.id for m in items])
-    views = [MeasurementView(m, revisions.get(m.id, [])) for m in items]
-    return Page(views, {"id": items[-1].id} if more else None)

@@ -1,8 +1,11 @@
-"""IngestMeasurements as a use case: rows checked one by one, identity asked once per
-distinct patient, new rows copied into ``measurements`` in chunks, resent rows told apart
-into duplicates (the same value again), corrections (another value or time for the same
-measurement: stored, the replaced value kept as a revision) and conflicts (the source record
-id of another patient, code, care group or record holder: rejected)."""
+"""Measurements: reading a patient's measurements with their corrections, from the record
+holders whose records the caller may read (outcomes.access), and IngestMeasurements.
+
+The ingest: rows checked one by one, identity asked once per distinct patient, new rows
+copied into ``measurements`` in chunks, resent rows told apart into duplicates (the same
+value again), corrections (another value or time for the same measurement: stored, the
+replaced value kept as a revision) and conflicts (the source record id of another patient,
+code, care group or record holder: rejected)."""
 
 from __future__ import annotations
 
@@ -11,10 +14,14 @@ import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from operator import itemgetter
+from typing import Any
 
-from outcomes.base import Deps, care_group_of, organisation_of, refuse_insurer, valid_patient_id
+from outcomes import positions
+from outcomes.access import permitted_holders
+from outcomes.base import Page, care_group_of, organisation_of, refuse_insurer, valid_patient_id
 from outcomes.codes import code_table
-from outcomes.models import SourceKind
+from outcomes.deps import Deps
+from outcomes.models import Measurement, MeasurementRevision, SourceKind
 from outcomes.repository import (
     Correction,
     MeasurementKey,
@@ -26,16 +33,46 @@ from outcomes.unit_of_work import UnitOfWork
 from servicekit import names
 from servicekit.auth import Principal
 
+
+@dataclass(frozen=True)
+class MeasurementView:
+    """A measurement with the values corrections replaced, oldest first."""
+
+    measurement: Measurement
+    revisions: Sequence[MeasurementRevision]
+
+
+def list_measurements(
+    deps: Deps, principal: Principal, patient_id: str, position: dict[str, Any] | None, limit: int
+) -> Page:
+    """The patient's measurements held by organisations whose records the caller may
+    read (see outcomes.access), with their corrections."""
+    refuse_insurer(principal)
+    after = positions.after_int(position, "id")
+    care_group = care_group_of(principal)
+    with deps.uow() as uow:
+        holders = uow.repo.measurement_holders(care_group, patient_id)
+    permitted = permitted_holders(deps, principal, patient_id, holders, "measurements")
+    with deps.uow() as uow:
+        items = uow.repo.measurements(care_group, patient_id, permitted, after, limit + 1)
+        more = len(items) > limit
+        items = items[:limit]
+        revisions = uow.repo.revisions([m.id for m in items])
+    views = [MeasurementView(m, revisions.get(m.id, [])) for m in items]
+    return Page(views, {"id": items[-1].id} if more else None)
+
+
+# ------------------------------------------------------------------ ingest
+
 # (patient as sent, code, value, unit, measure time in microseconds since 1970-01-01 UTC or
 #  None when absent (INVALID_TIME when outside the range of a Timestamp), source kind value
 #  or None when not a known kind, source organisation as sent, source record id): one row as
 #  the ingest checks it
 RowValues = tuple[str, str, float, str, int | None, str | None, str, str]
 
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-# The range of a protobuf Timestamp (and of datetime): 0001-01-01 to 9999-12-31.
+# The first moment of a protobuf Timestamp (and of datetime): 0001-01-01; a time after now
+# is refused before the last (9999-12-31) matters.
 MIN_MICROS = unix_micros(dt.datetime.min.replace(tzinfo=dt.UTC))
-MAX_MICROS = unix_micros(dt.datetime.max.replace(tzinfo=dt.UTC))
 # A measure time that was sent but is no valid Timestamp (seconds beyond year 9999 or before
 # year 1, nanos outside 0..999,999,999); below every valid time.
 INVALID_TIME = MIN_MICROS - 1

@@ -1,20 +1,22 @@
 """Financing use cases: the insurer's cost records and a contract's evaluation (pay for
-performance, shared savings, capitation) from its latest report, and the SROI business
-case. The formulas are pure functions in financing.py and sroi.py."""
+performance, shared savings, capitation) from a report of the period. The formulas are pure
+functions in outcomes.financing."""
 
 from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from outcomes import errors, financing, sroi
-from outcomes.base import ADMIN, INSURER, REPORT_READERS, Deps, check_period
+from outcomes import errors, financing
+from outcomes.base import ADMIN, INSURER, check_period
+from outcomes.contract_terms import decimal_field
+from outcomes.deps import Deps
 from outcomes.models import CostRecord, FinancingModel
-from outcomes.service import decimal_field, period_of, visible_contract, visible_report
+from outcomes.use_cases.contracts import visible_contract
+from outcomes.use_cases.reports import period_of, visible_report
 from servicekit.auth import Principal
 from servicekit.errors import InvalidArgument, Violations
 
@@ -161,14 +163,3 @@ def evaluate_contract(
     return ContractEvaluation(
         model, evaluation, report.id if report else "", costs.id if costs else ""
     )
-
-
-def calculate_sroi(
-    principal: Principal,
-    investments: Sequence[sroi.Investment],
-    outcomes: Sequence[sroi.Outcome],
-    rate: Decimal,
-) -> sroi.SroiResult:
-    if not principal.roles & REPORT_READERS:
-        raise errors.RoleNotPermitted("this role does not compute business cases")
-    return sroi.calculate(investments, outcomes, rate)

@@ -1,10 +1,7 @@
-"""The outcomes use cases, as plain functions over a unit of work.
-
-Every function takes the verified :class:`~servicekit.auth.Principal`. Enrolments and
-measurements are patient data: every read or write is authorized by identity (category
-MEASUREMENTS) first, and insurer tokens are refused before identity is even asked.
-Contracts, reports and financing are aggregates: they are scoped by tenant and role here.
-"""
+"""Reports: indicators computed over a period (for a contract or the whole care group),
+their cells protected by the small-cell rule (outcomes.protection), stored with the inputs
+and a hash so that VerifyReport recomputes them; read by the care group's report readers,
+a practice seeing only its own strata and the totals."""
 
 from __future__ import annotations
 
@@ -14,32 +11,21 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy.exc import IntegrityError
-
 from outcomes import errors, indicators, positions, reporting
 from outcomes.base import (
     ADMIN,
     INSURER,
     PRACTICE_ROLES,
     REPORT_READERS,
-    Deps,
     Page,
     care_group_of,
     check_period,
     organisation_of,
 )
-from outcomes.contract_terms import (
-    PRINCIPLES,
-    ContractIndicatorInput,
-    ContractInput,
-    contract_indicators,
-    decimal_field,
-    validate_contract,
-)
+from outcomes.deps import Deps
 from outcomes.models import (
     DEFAULT_SOURCE_PRIORITY,
     Contract,
-    IndicatorDefinitionRecord,
     Report,
     SourceKind,
     Stratifier,
@@ -47,231 +33,11 @@ from outcomes.models import (
     sha256_hex,
 )
 from outcomes.unit_of_work import UnitOfWork
-from servicekit import idempotency
+from outcomes.use_cases.contracts import visible_contract
 from servicekit.auth import Principal
 from servicekit.errors import Violations
 
 PROTECTION_RULE = "strata-v2"
-MAX_VERSION = 2**31 - 1
-
-__all__ = [
-    "PRINCIPLES",
-    "ContractIndicatorInput",
-    "ContractInput",
-    "Deps",
-    "Page",
-    "Verification",
-    "compute_cells",
-    "compute_indicators",
-    "create_contract",
-    "decimal_field",
-    "get_contract",
-    "get_definition",
-    "get_report",
-    "list_contracts",
-    "list_definitions",
-    "list_reports",
-    "load_definitions",
-    "may_compute",
-    "period_of",
-    "report_hash",
-    "scope_plan",
-    "stream_report",
-    "verify_report",
-    "visible_cells",
-    "visible_contract",
-    "visible_report",
-]
-
-# ------------------------------------------------------------------ indicator definitions
-
-
-def load_definitions(deps: Deps, definitions: Sequence[indicators.Definition] | None = None) -> int:
-    """Stores every shipped definition version not stored yet. A stored (code, version) is
-    immutable: a file that changed it stops the service (add a new version instead)."""
-    added = 0
-    with deps.uow() as uow:
-        for d in definitions if definitions is not None else indicators.load_files():
-            record = uow.repo.definition(d.code, d.version)
-            if record is None:
-                uow.repo.add(
-                    IndicatorDefinitionRecord(
-                        code=d.code,
-                        version=d.version,
-                        title=d.title,
-                        condition=d.condition,
-                        definition_json=d.canonical,
-                        content_hash=d.content_hash,
-                        create_time=deps.clock(),
-                    )
-                )
-                added += 1
-            elif record.content_hash != d.content_hash:
-                raise errors.IndicatorVersionChanged(
-                    f"{d.name} differs from the stored version; add a new version instead",
-                    metadata={"indicator": d.name},
-                )
-        uow.commit()
-    return added
-
-
-def get_definition(
-    deps: Deps, principal: Principal, code: str, version: int
-) -> IndicatorDefinitionRecord:
-    if not 1 <= version <= MAX_VERSION:  # no stored version can have it (an int column)
-        raise errors.IndicatorNotFound("indicator definition not found")
-    with deps.uow() as uow:
-        record = uow.repo.definition(code, version)
-        if record is None:
-            raise errors.IndicatorNotFound("indicator definition not found")
-        return record
-
-
-def list_definitions(
-    deps: Deps, principal: Principal, position: dict[str, Any] | None, limit: int
-) -> Page:
-    after = positions.after_definition(position)
-    with deps.uow() as uow:
-        items = uow.repo.definitions(after, limit + 1)
-    more = len(items) > limit
-    items = items[:limit]
-    return Page(items, {"c": items[-1].code, "v": items[-1].version} if more else None)
-
-
-# ------------------------------------------------------------------ contracts
-
-
-def create_contract(
-    deps: Deps,
-    principal: Principal,
-    contract_id: str,
-    data: ContractInput,
-    request_id: str = "",
-    fingerprint: str = "",
-) -> Contract:
-    """Creates a contract. ``fingerprint`` identifies the request (servicekit.idempotency):
-    the same request_id with the same fingerprint returns the first contract and writes
-    nothing; with another fingerprint it is INVALID_ARGUMENT ``REQUEST_ID_REUSED``."""
-    if not principal.has_role(ADMIN):
-        raise errors.RoleNotPermitted("only the care group's administrator creates contracts")
-    if request_id:
-        idempotency.check(request_id)
-        fingerprint = idempotency.for_person(fingerprint, principal.on_behalf_of)
-    care_group = care_group_of(principal)
-    v = Violations()
-    validate_contract(contract_id, data, v)
-    now = deps.clock()
-    try:
-        with deps.uow() as uow:
-            indicator_terms = contract_indicators(uow, data, v)
-            v.raise_if_any()
-            replay = _replay(uow, care_group, request_id, fingerprint)
-            if replay is not None:
-                return replay
-            if uow.repo.contract(contract_id) is not None:
-                raise _exists(contract_id)
-            assert data.period_start is not None and data.period_end is not None
-            terms = {
-                "indicators": indicator_terms,
-                "financing": dict(data.financing),
-                "principles": {k: data.principles[k] for k in PRINCIPLES},
-            }
-            contract = Contract(
-                id=contract_id,
-                care_group_id=care_group,
-                insurer_id=data.insurer_id,
-                display_name=data.display_name.strip(),
-                period_start=data.period_start,
-                period_end=data.period_end,
-                terms_json=canonical_json(terms),
-                request_id=request_id or None,
-                fingerprint=fingerprint if request_id else "",
-                version=1,
-                create_time=now,
-                update_time=now,
-            )
-            uow.repo.add(contract)
-            uow.commit()
-            return contract
-    except IntegrityError:
-        # A concurrent create took the request_id or the contract id between the checks
-        # and the commit: answer as the checks would have now.
-        with deps.uow() as uow:
-            replay = _replay(uow, care_group, request_id, fingerprint)
-            if replay is not None:
-                return replay
-        raise _exists(contract_id) from None
-
-
-def _replay(uow: UnitOfWork, care_group: str, request_id: str, fingerprint: str) -> Contract | None:
-    """The contract a request with this request_id created, if it was this request."""
-    if not request_id:
-        return None
-    record = uow.repo.contract_by_request(care_group, request_id)
-    if record is None:
-        return None
-    asked = _RequestRecord("CreateContract", f"contracts/{record.id}", record.fingerprint)
-    idempotency.replayed(asked, "CreateContract", fingerprint)
-    return record
-
-
-@dataclass
-class _RequestRecord:
-    """A contract as servicekit.idempotency's request record: the contract row keeps the
-    request_id and fingerprint of the create that wrote it."""
-
-    method: str
-    resource_name: str
-    fingerprint: str
-
-
-def _exists(contract_id: str) -> errors.ContractExists:
-    return errors.ContractExists(
-        "a contract with this id exists", metadata={"contract": f"contracts/{contract_id}"}
-    )
-
-
-def visible_contract(uow: UnitOfWork, principal: Principal, contract_id: str) -> Contract:
-    """The contract, if the caller may see it; otherwise NOT_FOUND (never a hint it exists)."""
-    if not principal.roles & REPORT_READERS:
-        raise errors.RoleNotPermitted("this role does not read contracts")
-    contract = uow.repo.contract(contract_id)
-    if contract is None or contract.care_group_id != care_group_of(principal):
-        raise errors.ContractNotFound("contract not found")
-    if (
-        principal.has_role(INSURER)
-        and not principal.has_role(ADMIN)
-        and not contract.visible_to_insurer(organisation_of(principal))
-    ):
-        raise errors.ContractNotFound("contract not found")
-    return contract
-
-
-def get_contract(deps: Deps, principal: Principal, contract_id: str) -> Contract:
-    with deps.uow() as uow:
-        return visible_contract(uow, principal, contract_id)
-
-
-def list_contracts(
-    deps: Deps, principal: Principal, position: dict[str, Any] | None, limit: int
-) -> Page:
-    if not principal.roles & REPORT_READERS:
-        raise errors.RoleNotPermitted("this role does not read contracts")
-    insurer = (
-        organisation_of(principal)
-        if principal.has_role(INSURER) and not principal.has_role(ADMIN)
-        else None
-    )
-    with deps.uow() as uow:
-        items = uow.repo.contracts(
-            care_group_of(principal), insurer, positions.after_text(position, "id"), limit + 1
-        )
-    more = len(items) > limit
-    items = items[:limit]
-    return Page(items, {"id": items[-1].id} if more else None)
-
-
-# ------------------------------------------------------------------ computation
 
 
 def period_of(

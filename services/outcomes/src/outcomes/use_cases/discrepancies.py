@@ -9,11 +9,13 @@ import datetime as dt
 from dataclasses import dataclass
 
 from outcomes import indicators
-from outcomes.base import Deps, care_group_of
+from outcomes.base import care_group_of
+from outcomes.deps import Deps
 from outcomes.models import SourceKind
-from outcomes.service import may_compute, period_of, scope_plan, visible_contract
 from outcomes.suppression import Key, is_small, protect
 from outcomes.unit_of_work import UnitOfWork
+from outcomes.use_cases.contracts import visible_contract
+from outcomes.use_cases.reports import may_compute, period_of, scope_plan
 from servicekit.auth import Principal
 
 

@@ -24,7 +24,7 @@ from typing import Any
 
 import grpc
 import jwt
-from google.protobuf import field_mask_pb2
+from google.protobuf import field_mask_pb2, timestamp_pb2
 
 from carenet.careplan.v1 import careplan_pb2 as cp
 from carenet.careplan.v1 import careplan_service_pb2 as cp_rpc
@@ -613,6 +613,57 @@ class Player:
                 timeout=TIMEOUT,
             )
         )
+
+    def _careplan_item(self, row: Row, method: str, **fields: Any) -> Result:
+        """One item of the plan with a stale etag: a caller permitted to write its group
+        gets ABORTED ETAG_MISMATCH, and the plan does not change."""
+        p = self.patient(row)
+        plan = f"{p.name}/carePlan"
+        request_type = getattr(cp_rpc, f"{method}Request")
+        if method.startswith("Create"):
+            request = request_type(parent=plan, etag=STALE_CARE_PLAN_ETAG, **fields)
+        else:
+            collection = {"Goal": "goals", "Action": "actions"}.get(
+                method.removeprefix("Update").removeprefix("Delete"), "evaluations"
+            )
+            request = request_type(
+                name=f"{plan}/{collection}/item-1", etag=STALE_CARE_PLAN_ETAG, **fields
+            )
+        return _attempt(
+            lambda: getattr(self.facts.careplan, method)(
+                request, metadata=self.metadata(row), timeout=TIMEOUT
+            )
+        )
+
+    def _careplan_create_goal(self, row: Row) -> Result:
+        return self._careplan_item(row, "CreateGoal", goal=cp.Goal(description="Zwemmen"))
+
+    def _careplan_update_goal(self, row: Row) -> Result:
+        return self._careplan_item(row, "UpdateGoal", goal=cp.Goal(description="Zwemmen"))
+
+    def _careplan_delete_goal(self, row: Row) -> Result:
+        return self._careplan_item(row, "DeleteGoal")
+
+    def _careplan_create_action(self, row: Row) -> Result:
+        action = cp.Action(description="Controle", kind=cp.ACTION_KIND_CONSULT)
+        return self._careplan_item(row, "CreateAction", action=action)
+
+    def _careplan_update_action(self, row: Row) -> Result:
+        return self._careplan_item(row, "UpdateAction", action=cp.Action(schedule="FREQ=WEEKLY"))
+
+    def _careplan_delete_action(self, row: Row) -> Result:
+        return self._careplan_item(row, "DeleteAction")
+
+    def _careplan_create_evaluation_moment(self, row: Row) -> Result:
+        moment = cp.EvaluationMoment(review_time=timestamp_pb2.Timestamp(seconds=1_900_000_000))
+        return self._careplan_item(row, "CreateEvaluationMoment", evaluation_moment=moment)
+
+    def _careplan_update_evaluation_moment(self, row: Row) -> Result:
+        moment = cp.EvaluationMoment(outcome="Besproken")
+        return self._careplan_item(row, "UpdateEvaluationMoment", evaluation_moment=moment)
+
+    def _careplan_delete_evaluation_moment(self, row: Row) -> Result:
+        return self._careplan_item(row, "DeleteEvaluationMoment")
 
     # ---------------------------------------------------------------- outcomes
 

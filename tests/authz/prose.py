@@ -201,6 +201,20 @@ CALLS = {
     "careplan.ListCarePlanRevisions": "",
     "careplan.UpdateCarePlan": "A progress entry with a stale etag: a permitted caller gets "
     "`ABORTED ETAG_MISMATCH` and the plan does not change.",
+    "careplan.CreateGoal": "One goal with a stale etag: a caller who may write goals gets "
+    "`ABORTED ETAG_MISMATCH` and the plan does not change. Item-level edits are asked about "
+    "and ruled like `UpdateCarePlan` of their group.",
+    "careplan.UpdateGoal": "The same, changing a goal.",
+    "careplan.DeleteGoal": "The same, removing a goal.",
+    "careplan.CreateAction": "One action with a stale etag: professionals may write actions "
+    "(`ABORTED ETAG_MISMATCH`), the patient may not (`FIELD_GROUP_NOT_WRITABLE`).",
+    "careplan.UpdateAction": "The same, changing an action.",
+    "careplan.DeleteAction": "The same, removing an action.",
+    "careplan.CreateEvaluationMoment": "One evaluation moment with a stale etag: only the "
+    "coordinating practice writes them (`ABORTED ETAG_MISMATCH`), any other permitted caller "
+    "gets `FIELD_GROUP_NOT_WRITABLE`.",
+    "careplan.UpdateEvaluationMoment": "The same, changing an evaluation moment.",
+    "careplan.DeleteEvaluationMoment": "The same, removing an evaluation moment.",
     "outcomes.CreateEnrolment": "The practice's DM2 enrolment, sent again: a permitted caller "
     "gets it back.",
     "outcomes.BatchCreateEnrolments": "The same, as a batch of one.",

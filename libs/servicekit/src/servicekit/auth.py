@@ -3,7 +3,8 @@
 Tokens are checked offline: RS256 only, ``iss``, ``aud`` (this service's audience) and
 ``exp`` with a small leeway, keys with ``use == "sig"`` only. The JWKS is cached with a
 maximum age; an unknown ``kid`` triggers at most one refetch per cooldown, so a flood of
-forged ``kid`` values cannot turn into a flood of requests to the issuer.
+forged ``kid`` values cannot turn into a flood of requests to the issuer. While the issuer
+cannot be reached and no key fits, a call is UNAVAILABLE (retry), not UNAUTHENTICATED.
 
 Acting for a person: a registered system client of an organisation (a GP practice's KIS)
 may name the person it acts for in the ``x-carenet-on-behalf-of`` metadata header, by that
@@ -38,7 +39,7 @@ from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 from jwt.algorithms import RSAAlgorithm
 
 from servicekit.config import ServiceSettings
-from servicekit.errors import InvalidArgument, PermissionDenied, Unauthenticated
+from servicekit.errors import InvalidArgument, PermissionDenied, Unauthenticated, Unavailable
 
 ORG_CLAIM = "carenet_org"
 TENANT_CLAIM = "carenet_tenant"
@@ -208,7 +209,16 @@ def _fetch_json(url: str, timeout: float = 5.0) -> dict[str, Any]:
 
 
 class JwksCache:
-    """Signing keys of the issuer, cached with a maximum age and a refetch cooldown."""
+    """Signing keys of the issuer, cached with a maximum age and a refetch cooldown.
+
+    Only a successful fetch counts as "fetched": a failed one leaves the keys it had and
+    is retried after ``retry_seconds`` (not after the whole cooldown), so a service that
+    started, or whose keys aged out, while the issuer was away recovers within seconds of
+    its return. While no key can be had because the issuer does not answer, a token is
+    refused UNAVAILABLE ``JWKS_UNAVAILABLE`` (retry later), not UNAUTHENTICATED: the token
+    may well be valid. A failed attempt blocks further attempts for ``retry_seconds``, so
+    a flood of calls during an outage is not a flood of requests to the issuer.
+    """
 
     def __init__(
         self,
@@ -216,21 +226,23 @@ class JwksCache:
         *,
         max_age_seconds: float = 300.0,
         refetch_cooldown_seconds: float = 30.0,
+        retry_seconds: float = 1.0,
         fetch: Callable[[str], dict[str, Any]] = _fetch_json,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.url = url
         self.max_age = max_age_seconds
         self.cooldown = refetch_cooldown_seconds
+        self.retry = retry_seconds
         self._fetch = fetch
         self._clock = clock
         self._lock = threading.Lock()
         self._keys: dict[str, RSAPublicKey] = {}
-        self._fetched_at: float | None = None
+        self._fetched_at: float | None = None  # the last successful fetch
+        self._failed_at: float | None = None  # the last failed attempt since then
         self.fetch_count = 0
 
     def _refresh(self) -> None:
-        self._fetched_at = self._clock()
         self.fetch_count += 1
         document = self._fetch(self.url)
         keys: dict[str, RSAPublicKey] = {}
@@ -243,33 +255,42 @@ class JwksCache:
             if isinstance(key, RSAPublicKey):
                 keys[str(jwk["kid"])] = key
         self._keys = keys
+        self._fetched_at = self._clock()
+        self._failed_at = None
+
+    def _may_try(self, now: float) -> bool:
+        return self._failed_at is None or now - self._failed_at >= self.retry
 
     def key_for(self, kid: str) -> RSAPublicKey:
         with self._lock:
             now = self._clock()
-            if self._fetched_at is None or now - self._fetched_at >= self.max_age:
-                self._safe_refresh()
+            stale = self._fetched_at is None or now - self._fetched_at >= self.max_age
+            if stale and self._may_try(now):
+                self._try_refresh(now)
             key = self._keys.get(kid)
             if (
                 key is None
                 and self._fetched_at is not None
-                and (now - self._fetched_at >= self.cooldown)
+                and now - self._fetched_at >= self.cooldown
+                and self._may_try(now)
             ):
-                self._safe_refresh()
+                self._try_refresh(now)
                 key = self._keys.get(kid)
+            issuer_away = self._failed_at is not None
         if key is None:
+            if issuer_away:
+                raise Unavailable(
+                    "the issuer's signing keys are unavailable; retry", reason="JWKS_UNAVAILABLE"
+                )
             raise Unauthenticated("token signed with an unknown key", reason="UNKNOWN_SIGNING_KEY")
         return key
 
-    def _safe_refresh(self) -> None:
+    def _try_refresh(self, now: float) -> None:
         try:
             self._refresh()
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError):
             # Keep the keys we had; an unreachable issuer must not open the door.
-            if not self._keys:
-                raise Unauthenticated(
-                    "signing keys are unavailable", reason="JWKS_UNAVAILABLE"
-                ) from exc
+            self._failed_at = now
 
 
 class TokenVerifier:

@@ -10,6 +10,7 @@ duplicates.
 
 from __future__ import annotations
 
+import json
 import random
 import threading
 import time
@@ -18,7 +19,10 @@ from typing import Any, Protocol, TypeVar
 
 import grpc
 from opentelemetry.instrumentation.grpc import client_interceptor
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from servicekit import tls
+from servicekit.errors import Unavailable
 from servicekit.telemetry import tracing_configured
 
 RETRY_ATTEMPTS = 4
@@ -123,17 +127,82 @@ class _BearerChannel(grpc.Channel):
         self.close()
 
 
-def open_channel(target: str, *, token: Callable[[], str] | None = None) -> grpc.Channel:
-    """An insecure channel (TLS is terminated by the mesh) with client spans when a tracer
-    provider is configured. Transparent retries (of calls that never left this process) are
-    on; other retries are the caller's (:func:`with_retries`)."""
-    channel = grpc.insecure_channel(
-        target,
-        options=[
-            ("grpc.enable_retries", 1),
-            ("grpc.keepalive_time_ms", 30_000),
-        ],
+class ChannelSettings(BaseSettings):
+    """How a service's channels reach other services; read from ``<SERVICE>_*`` variables
+    (the prefix of the process's own settings)."""
+
+    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+
+    # The CA that signs the servers' certificates: set, every channel is TLS and verifies
+    # the server (its host name included). The service's own certificate and key (the same
+    # files it serves with) are presented to servers that require mutual TLS.
+    tls_ca_file: str = ""
+    tls_cert_file: str = ""
+    tls_key_file: str = ""
+    # The client-side balancing policy; round_robin spreads calls over every address a
+    # dns:/// target resolves to (a headless Service lists one per ready pod).
+    load_balancing_policy: str = "round_robin"
+
+    @classmethod
+    def for_service(cls, prefix: str) -> ChannelSettings:
+        return cls(_env_prefix=prefix)  # type: ignore[call-arg]
+
+
+_prefix_lock = threading.Lock()
+_settings_prefix: list[str] = []
+
+
+def use_settings_prefix(prefix: str) -> None:
+    """Names the environment prefix (``IDENTITY_``) whose :class:`ChannelSettings` the
+    channels of this process use when none are passed. Set by
+    :meth:`ServiceAccountTokens.from_settings` and by ``servicekit.server.create_server``."""
+    with _prefix_lock:
+        _settings_prefix[:] = [prefix]
+
+
+def process_channel_settings() -> ChannelSettings:
+    with _prefix_lock:
+        prefix = _settings_prefix[0] if _settings_prefix else ""
+    return ChannelSettings.for_service(prefix) if prefix else ChannelSettings()
+
+
+def open_channel(
+    target: str,
+    *,
+    token: Callable[[], str] | None = None,
+    settings: ChannelSettings | None = None,
+) -> grpc.Channel:
+    """A channel to ``target`` (``host:port``, or ``dns:///name:port`` for a headless
+    Service), TLS when the settings name a CA (servicekit.tls), plaintext otherwise (local
+    runs on loopback), balancing round-robin over the addresses the target resolves to and
+    that report SERVING on the health service, with client spans when a tracer provider is
+    configured. Transparent retries (of calls that never left this process) are on; other
+    retries are the caller's (:func:`with_retries`)."""
+    settings = settings or process_channel_settings()
+    config = json.dumps(
+        {
+            "loadBalancingConfig": [{settings.load_balancing_policy: {}}],
+            # Client-side health checking: an instance that reports NOT_SERVING (draining)
+            # gets no new calls from this channel, so it stops with none in flight.
+            "healthCheckConfig": {"serviceName": ""},
+        }
     )
+    options: list[tuple[str, Any]] = [
+        ("grpc.enable_retries", 1),
+        ("grpc.keepalive_time_ms", 30_000),
+        ("grpc.service_config", config),
+        # Reconnect to an address that came back (a pod replaced in place) within a
+        # second or two, not after gRPC's default backoff of up to two minutes.
+        ("grpc.initial_reconnect_backoff_ms", 250),
+        ("grpc.max_reconnect_backoff_ms", 2_000),
+    ]
+    if settings.tls_ca_file:
+        credentials = tls.channel_credentials(
+            settings.tls_ca_file, settings.tls_cert_file, settings.tls_key_file
+        )
+        channel = grpc.secure_channel(target, credentials, options=options)
+    else:
+        channel = grpc.insecure_channel(target, options=options)
     if token is not None:
         channel = _BearerChannel(channel, token)
     return traced(channel) if tracing_configured() else channel
@@ -159,6 +228,12 @@ class ServiceAccountTokens:
 
     @classmethod
     def from_settings(cls, settings: ServiceAccountSettings) -> ServiceAccountTokens:
+        """Tokens for the account the settings name; their environment prefix also becomes
+        the one this process's channels read their :class:`ChannelSettings` from."""
+        config = getattr(settings, "model_config", {})
+        prefix = config.get("env_prefix") if isinstance(config, dict) else None
+        if prefix:
+            use_settings_prefix(str(prefix))
         return cls(
             issuer=settings.oidc_issuer,
             client_id=settings.oidc_client_id,
@@ -191,10 +266,25 @@ class ServiceAccountTokens:
         self._expires_at = 0.0
 
     def __call__(self) -> str:
+        """The current token. When a new one cannot be had because the issuer does not
+        answer (or answers 5xx), UNAVAILABLE ``ISSUER_UNAVAILABLE``: the call that needed it
+        may be retried once the issuer is back. A refusal of the credentials stays an
+        error of this service (INTERNAL)."""
+        from keycloak.exceptions import KeycloakConnectionError, KeycloakError
+
         with self._lock:
             now = self._clock()
             if not self._token or now >= self._expires_at - self._margin:
-                response = self._openid.token(grant_type="client_credentials")
+                try:
+                    response = self._openid.token(grant_type="client_credentials")
+                except KeycloakError as exc:
+                    status = getattr(exc, "response_code", None)
+                    if isinstance(exc, KeycloakConnectionError) or status is None or status >= 500:
+                        raise Unavailable(
+                            "the issuer cannot give this service a token now; retry",
+                            reason="ISSUER_UNAVAILABLE",
+                        ) from exc
+                    raise
                 self._token = str(response["access_token"])
                 self._expires_at = now + float(response.get("expires_in", 60))
             return self._token

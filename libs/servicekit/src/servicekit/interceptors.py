@@ -9,6 +9,7 @@ covers streaming responses for their whole length.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, NamedTuple
 
@@ -113,8 +114,10 @@ class CallInterceptor(grpc.ServerInterceptor):
         page_token_key: bytes | None = None,
         delegations: Delegations | None = None,
         own_string_checks: Iterable[str] = (),
+        draining: threading.Event | None = None,
     ) -> None:
         self.domain = domain
+        self.draining = draining or threading.Event()
         self.own_string_checks = frozenset(own_string_checks)
         self.verifier = verifier
         self.delegations = delegations
@@ -170,14 +173,29 @@ class CallInterceptor(grpc.ServerInterceptor):
             return decoding.checked(request, call.request_type)
 
         if call.streaming:
+            draining = self.draining
+
+            def drained(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
+                # The behaviour sees the call as ended once the server drains, and the
+                # stream then ends UNAVAILABLE: its consumer resumes on another pod.
+                watched: Any = _DrainingContext(context, draining)
+                for item in behaviour(decoded(request), watched):
+                    yield item
+                    if draining.is_set():
+                        break
+                if draining.is_set():
+                    raise Unavailable(
+                        "the server is shutting down; resume on another instance",
+                        reason="SERVER_DRAINING",
+                    )
 
             def stream(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
                 try:
                     if verifier is None:
-                        yield from behaviour(decoded(request), context)
+                        yield from drained(request, context)
                         return
                     with acting_as(principal_of(context)), signing_with(key):
-                        yield from behaviour(decoded(request), context)
+                        yield from drained(request, context)
                 except Exception as exc:
                     if _is_abort(exc, context):
                         raise
@@ -198,6 +216,23 @@ class CallInterceptor(grpc.ServerInterceptor):
                 return None
 
         return unary
+
+
+class _DrainingContext:
+    """A servicer context whose call counts as inactive once the server drains, so that
+    a stream polling ``context.is_active()`` ends at its next poll."""
+
+    __slots__ = ("_context", "_draining")
+
+    def __init__(self, context: grpc.ServicerContext, draining: threading.Event) -> None:
+        self._context = context
+        self._draining = draining
+
+    def is_active(self) -> bool:
+        return not self._draining.is_set() and self._context.is_active()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._context, name)
 
 
 def _transient_db_error(exc: Exception) -> bool:

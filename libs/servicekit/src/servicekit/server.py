@@ -7,8 +7,20 @@ and reflection. Every method's request deserializer is wrapped (servicekit.decod
 that an undecodable body answers INVALID_ARGUMENT ``MALFORMED_REQUEST`` with a
 ``google.rpc.Status`` like any other error, instead of grpc's bare INTERNAL, and a NUL
 character in any string of a request is INVALID_ARGUMENT ``INVALID_CHARACTERS`` naming the
-field. :func:`serve` marks it SERVING, and on SIGTERM or SIGINT marks it NOT_SERVING and
-stops it with a grace period.
+field.
+
+Transport settings every service shares are read from the service's environment prefix
+(the first label of its error domain: ``identity.carenet`` reads ``IDENTITY_*``) into
+:class:`ServerSettings`: TLS files (servicekit.tls), the drain period, and the maximum
+connection age (so that clients balancing over a headless Service re-resolve and spread
+over new pods).
+
+Stopping (:func:`serve`, on SIGTERM or SIGINT) drains first: health turns NOT_SERVING for
+every service name while calls are still served, for ``DRAIN_SECONDS`` (set it to the
+readiness probe's period times its failure threshold, so the endpoint is gone before calls
+are refused); then open server streams end with UNAVAILABLE ``SERVER_DRAINING`` (their
+consumers resume from their cursor on another pod); then the server stops, letting calls in
+flight finish within the grace period. A second signal skips what is left of the drain.
 """
 
 from __future__ import annotations
@@ -24,16 +36,52 @@ from types import FrameType
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
-from opentelemetry.instrumentation.grpc import server_interceptor
+from opentelemetry.instrumentation.grpc import filters, server_interceptor
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from servicekit import channels, tls
 from servicekit.auth import TokenVerifier
 from servicekit.delegation import Delegations
-from servicekit.interceptors import CallInterceptor
+from servicekit.interceptors import PUBLIC_PREFIXES, CallInterceptor
 from servicekit.telemetry import tracing_configured
 
 log = logging.getLogger("servicekit.server")
 
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+
+
+class ServerSettings(BaseSettings):
+    """How a service's server listens and stops; read from ``<SERVICE>_*`` variables."""
+
+    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+
+    # TLS (servicekit.tls): PEM files of the server's certificate (chain) and key; with both
+    # set the port serves TLS only. With a client CA too, mutual TLS: a client must present
+    # a certificate signed by that CA.
+    tls_cert_file: str = ""
+    tls_key_file: str = ""
+    tls_client_ca_file: str = ""
+    # Seconds health reports NOT_SERVING while calls are still served, before streams end
+    # and the server stops (the readiness probe's period times its failure threshold).
+    drain_seconds: float = 0.0
+    # Seconds after which a connection is closed (GOAWAY) so clients reconnect and spread
+    # over the pods the headless Service lists now; 0: never. Calls in flight then get
+    # max_connection_age_grace_seconds to finish.
+    max_connection_age_seconds: float = 0.0
+    max_connection_age_grace_seconds: float = 30.0
+
+    @classmethod
+    def for_service(cls, prefix: str) -> ServerSettings:
+        return cls(_env_prefix=prefix)  # type: ignore[call-arg]
+
+    @property
+    def tls(self) -> bool:
+        return bool(self.tls_cert_file or self.tls_key_file)
+
+
+def env_prefix(domain: str) -> str:
+    """``identity.carenet`` -> ``IDENTITY_``: the environment prefix of a service."""
+    return domain.split(".", 1)[0].upper() + "_"
 
 
 @dataclass
@@ -42,6 +90,8 @@ class RunningServer:
     port: int
     health: health.HealthServicer
     service_names: tuple[str, ...]
+    draining: threading.Event
+    settings: ServerSettings
 
     def set_serving(self, serving: bool) -> None:
         status = (
@@ -58,9 +108,24 @@ class RunningServer:
         log.info("server_started", extra={"port": self.port, "services": list(self.service_names)})
 
     def stop(self, grace: float) -> threading.Event:
+        """NOT_SERVING, server streams end (UNAVAILABLE ``SERVER_DRAINING``), then the
+        server stops with ``grace`` seconds for calls in flight. No drain pause: see
+        :meth:`shutdown`."""
         self.set_serving(False)
+        self.draining.set()
         event: threading.Event = self.server.stop(grace)
         return event
+
+    def shutdown(
+        self, drain_seconds: float, grace: float, hurry: threading.Event | None = None
+    ) -> None:
+        """Drain, then stop and wait: NOT_SERVING for ``drain_seconds`` (cut short when
+        ``hurry`` is set) while calls are still served, then :meth:`stop`."""
+        self.set_serving(False)
+        log.info("server_draining", extra={"drain_seconds": drain_seconds})
+        if drain_seconds > 0:
+            (hurry or threading.Event()).wait(drain_seconds)
+        self.stop(grace).wait()
 
 
 def create_server(
@@ -75,6 +140,7 @@ def create_server(
     page_token_key: str | bytes = b"",
     delegations: Delegations | None = None,
     own_string_checks: Sequence[str] = (),
+    settings: ServerSettings | None = None,
 ) -> RunningServer:
     """Builds (but does not start) a server; ``port`` 0 picks a free port.
 
@@ -85,8 +151,14 @@ def create_server(
     passes an :class:`~servicekit.delegation.IdentityDelegations`; without it a delegated
     call keeps the client's own roles. ``own_string_checks`` names request messages (full
     names) whose service checks every string itself, row by row (servicekit.decoding).
+    ``settings`` defaults to the :class:`ServerSettings` of the service's environment
+    prefix (:func:`env_prefix` of ``domain``).
     """
+    prefix = env_prefix(domain)
+    settings = settings or ServerSettings.for_service(prefix)
+    channels.use_settings_prefix(prefix)
     key = page_token_key.encode() if isinstance(page_token_key, str) else page_token_key
+    draining = threading.Event()
     interceptors: list[grpc.ServerInterceptor] = [
         CallInterceptor(
             domain,
@@ -94,18 +166,29 @@ def create_server(
             page_token_key=key or None,
             delegations=delegations,
             own_string_checks=own_string_checks,
+            draining=draining,
         )
     ]
     if tracing_configured():
-        interceptors.insert(0, server_interceptor())  # type: ignore[no-untyped-call]
+        # Health checks and reflection make no spans.
+        interceptors.insert(0, server_interceptor(filter_=_not_public()))  # type: ignore[no-untyped-call]
+    options: list[tuple[str, int]] = [
+        ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+        ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+        ("grpc.so_reuseport", 0),
+    ]
+    if settings.max_connection_age_seconds > 0:
+        options += [
+            ("grpc.max_connection_age_ms", int(settings.max_connection_age_seconds * 1000)),
+            (
+                "grpc.max_connection_age_grace_ms",
+                int(settings.max_connection_age_grace_seconds * 1000),
+            ),
+        ]
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix=domain),
         interceptors=interceptors,
-        options=[
-            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-            ("grpc.so_reuseport", 0),
-        ],
+        options=options,
         maximum_concurrent_rpcs=max_workers * 4,
     )
     register(server)
@@ -114,23 +197,49 @@ def create_server(
     reflection.enable_server_reflection(
         (*service_names, health.SERVICE_NAME, reflection.SERVICE_NAME), server
     )
-    bound = server.add_insecure_port(f"{host}:{port}")
+    address = f"{host}:{port}"
+    if settings.tls:
+        credentials = tls.server_credentials(
+            settings.tls_cert_file, settings.tls_key_file, settings.tls_client_ca_file
+        )
+        bound = server.add_secure_port(address, credentials)
+    else:
+        bound = server.add_insecure_port(address)
     if bound == 0:
-        raise OSError(f"could not bind {host}:{port}")
-    running = RunningServer(server, bound, health_servicer, tuple(service_names))
+        raise OSError(f"could not bind {address}")
+    running = RunningServer(
+        server, bound, health_servicer, tuple(service_names), draining, settings
+    )
     running.set_serving(False)
     return running
 
 
+def _not_public() -> object:
+    any_public = filters.any_of(*(filters.service_prefix(p) for p in _service_prefixes()))
+    return filters.negate(any_public)
+
+
+def _service_prefixes() -> tuple[str, ...]:
+    return tuple(p.strip("/").split("/", 1)[0] for p in PUBLIC_PREFIXES)
+
+
 def serve(running: RunningServer, grace_seconds: float) -> None:
-    """Starts the server and blocks until SIGTERM or SIGINT has stopped it."""
+    """Starts the server and blocks until SIGTERM or SIGINT has stopped it: drained for
+    the settings' ``drain_seconds`` (a second signal cuts the drain short), server streams
+    ended, then stopped with ``grace_seconds`` for calls in flight."""
+    requested = threading.Event()
+    hurry = threading.Event()
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
         log.info("server_stopping", extra={"signal": signal.Signals(signum).name})
-        running.stop(grace_seconds)
+        if requested.is_set():
+            hurry.set()
+        requested.set()
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     running.start()
-    running.server.wait_for_termination()
+    while not requested.wait(0.5):
+        pass
+    running.shutdown(running.settings.drain_seconds, grace_seconds, hurry)
     log.info("server_stopped")

@@ -92,6 +92,19 @@ class FakeIdentityRepository:
         wanted = set(person_ids)
         return [p for p in self.people() if p.id in wanted]
 
+    def add_request_record(
+        self, caller: str, request_id: str, method: str, fingerprint: str, resource_name: str
+    ) -> None:
+        self.add(
+            RequestRecord(
+                caller=caller,
+                request_id=request_id,
+                method=method,
+                fingerprint=fingerprint,
+                resource_name=resource_name,
+            )
+        )
+
     def request_record(self, caller: str, request_id: str) -> RequestRecord | None:
         return next(
             (

@@ -25,56 +25,21 @@ from identity.use_cases.deps import Deps
 from servicekit import enums, idempotency, names
 from servicekit.auth import Principal, current_principal
 from servicekit.errors import InvalidArgument, Violations
-from servicekit.paging import Pager
+from servicekit.paging import Paging
 from servicekit.timestamps import from_request, to_proto
 
-ORG_TYPES = {
-    pb.ORGANISATION_TYPE_CARE_GROUP: models.OrganisationType.CARE_GROUP,
-    pb.ORGANISATION_TYPE_GP_PRACTICE: models.OrganisationType.GP_PRACTICE,
-    pb.ORGANISATION_TYPE_HOSPITAL: models.OrganisationType.HOSPITAL,
-    pb.ORGANISATION_TYPE_MUNICIPALITY: models.OrganisationType.MUNICIPALITY,
-    pb.ORGANISATION_TYPE_LIFESTYLE_PROVIDER: models.OrganisationType.LIFESTYLE_PROVIDER,
-    pb.ORGANISATION_TYPE_INSURER: models.OrganisationType.INSURER,
-}
-ORG_TYPES_OUT = {v.value: k for k, v in ORG_TYPES.items()}
-CATEGORIES = {
-    pb.DATA_CATEGORY_REFERRAL: models.DataCategory.REFERRAL,
-    pb.DATA_CATEGORY_CARE_PLAN: models.DataCategory.CARE_PLAN,
-    pb.DATA_CATEGORY_MEASUREMENTS: models.DataCategory.MEASUREMENTS,
-    pb.DATA_CATEGORY_PATIENT_RECORD: models.DataCategory.PATIENT_RECORD,
-    pb.DATA_CATEGORY_CONSENT: models.DataCategory.CONSENT,
-    pb.DATA_CATEGORY_ACCESS_LOG: models.DataCategory.ACCESS_LOG,
-}
-CATEGORIES_OUT = {v.value: k for k, v in CATEGORIES.items()}
-ACTIONS = {
-    pb.ACTION_READ: models.Action.READ,
-    pb.ACTION_CREATE: models.Action.CREATE,
-    pb.ACTION_UPDATE: models.Action.UPDATE,
-}
-ACTIONS_OUT = {v.value: k for k, v in ACTIONS.items()}
-KINDS = {
-    pb.CARE_RELATIONSHIP_KIND_COORDINATING: models.RelationshipKind.COORDINATING,
-    pb.CARE_RELATIONSHIP_KIND_TREATING: models.RelationshipKind.TREATING,
-    pb.CARE_RELATIONSHIP_KIND_REFERRED: models.RelationshipKind.REFERRED,
-    pb.CARE_RELATIONSHIP_KIND_SOCIAL_SUPPORT: models.RelationshipKind.SOCIAL_SUPPORT,
-}
-KINDS_OUT = {v.value: k for k, v in KINDS.items()}
-DECISIONS_OUT = {Decision.PERMIT.value: pb.DECISION_PERMIT, Decision.DENY.value: pb.DECISION_DENY}
-BASES_OUT = {
-    Basis.NONE.value: pb.BASIS_UNSPECIFIED,
-    Basis.SELF.value: pb.BASIS_SELF,
-    Basis.CARE_RELATIONSHIP.value: pb.BASIS_CARE_RELATIONSHIP,
-    Basis.CARE_RELATIONSHIP_AND_CONSENT.value: pb.BASIS_CARE_RELATIONSHIP_AND_CONSENT,
-    Basis.REFERRAL_TARGET.value: pb.BASIS_REFERRAL_TARGET,
-    Basis.EMERGENCY.value: pb.BASIS_EMERGENCY,
-    Basis.AUDIT.value: pb.BASIS_AUDIT,
-}
-CONSENT_STATES_OUT = {
-    models.ConsentState.ACTIVE: pb.CONSENT_STATE_ACTIVE,
-    models.ConsentState.NOT_YET_VALID: pb.CONSENT_STATE_NOT_YET_VALID,
-    models.ConsentState.EXPIRED: pb.CONSENT_STATE_EXPIRED,
-    models.ConsentState.WITHDRAWN: pb.CONSENT_STATE_WITHDRAWN,
-}
+ORG_TYPES = enums.EnumMap(pb.OrganisationType, models.OrganisationType)
+CATEGORIES = enums.EnumMap(pb.DataCategory, models.DataCategory)
+ACTIONS = enums.EnumMap(pb.Action, models.Action)
+KINDS = enums.EnumMap(pb.CareRelationshipKind, models.RelationshipKind)
+DECISIONS = enums.EnumMap(pb.Decision, Decision)
+BASES = enums.EnumMap(pb.Basis, Basis, aliases={Basis.NONE.value: "BASIS_UNSPECIFIED"})
+CONSENT_STATES = enums.EnumMap(pb.ConsentState, models.ConsentState)
+CONSENT_EVENT_TYPES = enums.EnumMap(pb.ConsentEventType, ("given", "withdrawn"))
+
+
+# Lists ordered by a numeric id (consent events, access-log entries).
+AFTER_SEQUENCE = {"after": int}
 
 
 def _org_ref(name: str, field: str) -> str:
@@ -88,7 +53,7 @@ def organisation_pb(org: models.Organisation) -> pb.Organisation:
     return pb.Organisation(
         name=f"organisations/{org.id}",
         display_name=org.display_name,
-        type=ORG_TYPES_OUT[org.type],
+        type=pb.OrganisationType.ValueType(ORG_TYPES.to_proto(org.type)),
         care_group=f"organisations/{org.care_group_id}",
         agb_code=org.agb_code or "",
         ura=org.ura or "",
@@ -117,7 +82,7 @@ def relationship_pb(rel: models.CareRelationship) -> pb.CareRelationship:
     return pb.CareRelationship(
         name=f"patients/{rel.patient_id}/careRelationships/{rel.id}",
         organisation=f"organisations/{rel.organisation_id}",
-        kind=KINDS_OUT[rel.kind],
+        kind=pb.CareRelationshipKind.ValueType(KINDS.to_proto(rel.kind)),
         start_time=to_proto(rel.start_time),
         end_time=to_proto(rel.end_time),
         create_time=to_proto(rel.create_time),
@@ -127,19 +92,21 @@ def relationship_pb(rel: models.CareRelationship) -> pb.CareRelationship:
 def _selector_pb(type_: str | None, org_id: str | None) -> pb.OrganisationSelector:
     if org_id:
         return pb.OrganisationSelector(organisation=f"organisations/{org_id}")
-    return pb.OrganisationSelector(category=ORG_TYPES_OUT[type_ or ""])
+    return pb.OrganisationSelector(
+        category=pb.OrganisationType.ValueType(ORG_TYPES.to_proto(type_ or ""))
+    )
 
 
 def consent_pb(consent: models.Consent, now: Any) -> pb.Consent:
     return pb.Consent(
         name=f"patients/{consent.patient_id}/consents/{consent.id}",
         record_holder=_selector_pb(consent.record_holder_type, consent.record_holder_id),
-        data_category=CATEGORIES_OUT[consent.data_category],
+        data_category=pb.DataCategory.ValueType(CATEGORIES.to_proto(consent.data_category)),
         requester=_selector_pb(consent.requester_type, consent.requester_id),
         start_time=to_proto(consent.start_time),
         end_time=to_proto(consent.end_time),
         withdraw_time=to_proto(consent.withdraw_time),
-        state=CONSENT_STATES_OUT[consent.state_at(now)],
+        state=pb.ConsentState.ValueType(CONSENT_STATES.to_proto(consent.state_at(now))),
         recorded_by=consent.recorded_by,
         create_time=to_proto(consent.create_time),
         update_time=to_proto(consent.update_time),
@@ -159,11 +126,11 @@ def log_entry_pb(entry: models.AccessLogEntry) -> pb.AccessLogEntry:
         responsible_user=entry.responsible_user,
         organisation=f"organisations/{entry.organisation_id}" if entry.organisation_id else "",
         roles=[r for r in entry.roles.split(",") if r],
-        data_category=CATEGORIES_OUT[entry.data_category],
-        action=ACTIONS_OUT[entry.action],
+        data_category=pb.DataCategory.ValueType(CATEGORIES.to_proto(entry.data_category)),
+        action=pb.Action.ValueType(ACTIONS.to_proto(entry.action)),
         purpose=entry.purpose,
-        decision=DECISIONS_OUT[entry.decision],
-        basis=BASES_OUT[entry.basis],
+        decision=pb.Decision.ValueType(DECISIONS.to_proto(entry.decision)),
+        basis=pb.Basis.ValueType(BASES.to_proto(entry.basis)),
         reason=entry.reason,
         emergency=entry.emergency,
         emergency_reason=entry.emergency_reason,
@@ -275,13 +242,11 @@ class IdentityServicer(rpc_grpc.IdentityServiceServicer):
         self, request: rpc.ListOrganisationsRequest, context: grpc.ServicerContext
     ) -> rpc.ListOrganisationsResponse:
         type_ = enums.from_proto(ORG_TYPES, request.type, "type")
-        pager = Pager(request, "orgs", request.type)
-        page = organisations.list_organisations(
-            self.deps, self._caller(), type_, pager.after(None), pager.size
-        )
+        paging = Paging(request, "orgs", request.type)
+        page = organisations.list_organisations(self.deps, self._caller(), type_, paging.page)
         return rpc.ListOrganisationsResponse(
             organisations=[organisation_pb(o) for o in page.items],
-            next_page_token=pager.next_token(page.last),
+            next_page_token=paging.token(page),
         )
 
     def UpdateOrganisation(
@@ -353,13 +318,13 @@ class IdentityServicer(rpc_grpc.IdentityServiceServicer):
         self, request: rpc.ListCareRelationshipsRequest, context: grpc.ServicerContext
     ) -> rpc.ListCareRelationshipsResponse:
         patient_id = names.parse_one(request.parent, "patients", field="parent")
-        pager = Pager(request, "rels", patient_id)
+        paging = Paging(request, "rels", patient_id)
         page = relationships.list_care_relationships(
-            self.deps, self._caller(), patient_id, pager.after(None), pager.size
+            self.deps, self._caller(), patient_id, paging.page
         )
         return rpc.ListCareRelationshipsResponse(
             care_relationships=[relationship_pb(r) for r in page.items],
-            next_page_token=pager.next_token(page.last),
+            next_page_token=paging.token(page),
         )
 
     def EndCareRelationship(
@@ -412,14 +377,12 @@ class IdentityServicer(rpc_grpc.IdentityServiceServicer):
         self, request: rpc.ListConsentsRequest, context: grpc.ServicerContext
     ) -> rpc.ListConsentsResponse:
         patient_id = names.parse_one(request.parent, "patients", field="parent")
-        pager = Pager(request, "consents", patient_id)
-        page = consents.list_consents(
-            self.deps, self._caller(), patient_id, pager.after(None), pager.size
-        )
+        paging = Paging(request, "consents", patient_id)
+        page = consents.list_consents(self.deps, self._caller(), patient_id, paging.page)
         now = self.deps.clock()
         return rpc.ListConsentsResponse(
             consents=[consent_pb(c, now) for c in page.items],
-            next_page_token=pager.next_token(page.last),
+            next_page_token=paging.token(page),
         )
 
     def WithdrawConsent(
@@ -435,23 +398,19 @@ class IdentityServicer(rpc_grpc.IdentityServiceServicer):
         self, request: rpc.ListConsentEventsRequest, context: grpc.ServicerContext
     ) -> rpc.ListConsentEventsResponse:
         patient_id = names.parse_one(request.parent, "patients", field="parent")
-        pager = Pager(request, "consent-events", patient_id)
-        page = consents.list_consent_events(
-            self.deps, self._caller(), patient_id, int(pager.after(0)), pager.size
-        )
+        paging = Paging(request, "consent-events", patient_id, schema=AFTER_SEQUENCE)
+        page = consents.list_consent_events(self.deps, self._caller(), patient_id, paging.page)
         events = [
             pb.ConsentEvent(
                 consent=f"patients/{e.patient_id}/consents/{e.consent_id}",
-                type=pb.CONSENT_EVENT_TYPE_GIVEN
-                if e.type == "given"
-                else pb.CONSENT_EVENT_TYPE_WITHDRAWN,
+                type=pb.ConsentEventType.ValueType(CONSENT_EVENT_TYPES.to_proto(e.type)),
                 actor=e.actor,
                 event_time=to_proto(e.event_time),
             )
             for e in page.items
         ]
         return rpc.ListConsentEventsResponse(
-            consent_events=events, next_page_token=pager.next_token(page.last)
+            consent_events=events, next_page_token=paging.token(page)
         )
 
     def Authorize(
@@ -475,8 +434,8 @@ class IdentityServicer(rpc_grpc.IdentityServiceServicer):
         )
         result = authorization.authorize(self.deps, current_principal(), data)
         return rpc.AuthorizeResponse(
-            decision=DECISIONS_OUT[result.answer.decision.value],
-            basis=BASES_OUT[result.answer.basis.value],
+            decision=pb.Decision.ValueType(DECISIONS.to_proto(result.answer.decision.value)),
+            basis=pb.Basis.ValueType(BASES.to_proto(result.answer.basis.value)),
             reason=result.answer.reason,
             emergency=result.answer.emergency,
             access_log_entry=f"accessLogEntries/{result.sequence}",
@@ -504,8 +463,8 @@ class IdentityServicer(rpc_grpc.IdentityServiceServicer):
             decisions=[
                 rpc.PatientDecision(
                     patient=f"patients/{d.patient_id}",
-                    decision=DECISIONS_OUT[d.answer.decision.value],
-                    basis=BASES_OUT[d.answer.basis.value],
+                    decision=pb.Decision.ValueType(DECISIONS.to_proto(d.answer.decision.value)),
+                    basis=pb.Basis.ValueType(BASES.to_proto(d.answer.basis.value)),
                     reason=d.answer.reason,
                     access_log_entry=f"accessLogEntries/{d.sequence}",
                 )
@@ -531,18 +490,17 @@ class IdentityServicer(rpc_grpc.IdentityServiceServicer):
         patient_id = (
             names.parse_one(request.patient, "patients", field="patient") if request.patient else ""
         )
-        pager = Pager(request, "log", patient_id)
+        paging = Paging(request, "log", patient_id, schema=AFTER_SEQUENCE)
         page = access_log.list_access_log(
             self.deps,
             self._caller(),
             patient_id,
-            int(pager.after(0)),
-            pager.size,
+            paging.page,
             emergency_only=request.emergency_only,
         )
         return rpc.ListAccessLogEntriesResponse(
             access_log_entries=[log_entry_pb(e) for e in page.items],
-            next_page_token=pager.next_token(page.last),
+            next_page_token=paging.token(page),
         )
 
     def VerifyAccessLog(

@@ -438,14 +438,18 @@ def test_malformed_authorize_requests_name_the_field(
     assert field in fail.field_violations
 
 
-def test_an_oversized_page_size_is_refused(stub: Stub, tokens: Tokens) -> None:
-    fail = _fails(
-        stub.ListOrganisations,
-        rpc.ListOrganisationsRequest(page_size=100_000),
-        bearer(tokens.user("dr.jansen")),
-    )
+def test_an_oversized_page_size_is_capped_and_a_negative_one_refused(
+    stub: Stub, tokens: Tokens
+) -> None:
+    """AIP-158: a page size above the maximum (1000) is capped, not refused."""
+    auth = bearer(tokens.user("dr.jansen"))
+    capped = stub.ListOrganisations(rpc.ListOrganisationsRequest(page_size=100_000), metadata=auth)
+    everything = stub.ListOrganisations(rpc.ListOrganisationsRequest(page_size=1000), metadata=auth)
+    assert list(capped.organisations) == list(everything.organisations)
+    assert capped.organisations
+    fail = _fails(stub.ListOrganisations, rpc.ListOrganisationsRequest(page_size=-1), auth)
     assert (fail.code, fail.reason, fail.field_violations) == (
         grpc.StatusCode.INVALID_ARGUMENT,
-        "PAGE_SIZE_TOO_LARGE",
+        "INVALID_PAGE_SIZE",
         ("page_size",),
     )

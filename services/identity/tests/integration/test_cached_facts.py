@@ -16,6 +16,7 @@ from identity.use_cases import authorization, relationships
 from identity.use_cases.deps import Deps
 from servicekit.db import make_engine
 from servicekit.migrations import upgrade
+from servicekit.paging import PageRequest
 from testkit.database import fresh_database
 
 from .principals import GP
@@ -50,7 +51,7 @@ def test_an_ended_care_relationship_denies_the_next_authorize_on_another_replica
 ) -> None:
     a, b, engine = replicas
     assert authorization.authorize(a, GP, READ_PLAN).answer.permitted  # a now holds the facts
-    listed = relationships.list_care_relationships(b, GP, "p-0001", None, 50).items
+    listed = relationships.list_care_relationships(b, GP, "p-0001", PageRequest(50)).items
     own = [r for r in listed if r.organisation_id == "gp-de-linde" and r.end_time is None]
     assert own
     for rel in own:

@@ -10,19 +10,19 @@ from identity.models import (
     DataCategory,
 )
 from identity.policy import Answer, Basis, Decision
-from identity.use_cases.common import VERIFY_ROLES, Page, care_group_of, page_of
+from identity.use_cases.common import VERIFY_ROLES, care_group_of
 from identity.use_cases.decisions import append_log, log_entry
 from identity.use_cases.deps import Deps
 from identity.use_cases.patients import UNNAMED_PATIENT
 from servicekit.auth import Principal
+from servicekit.paging import Page, PageRequest
 
 
 def list_access_log(
     deps: Deps,
     principal: Principal,
     patient_id: str,
-    after: int,
-    limit: int,
+    page: PageRequest,
     *,
     emergency_only: bool = False,
 ) -> Page[AccessLogEntry]:
@@ -67,11 +67,11 @@ def list_access_log(
         items = uow.repo.access_log(
             patient_id=patient_id or None,
             care_group_id=care_group_id,
-            after=after,
-            limit=limit + 1,
+            after=page.after(0),
+            limit=page.limit,
             emergency_only=emergency_only,
         )
-        return page_of(items, limit, lambda item: item.id)
+        return Page.after_key(items, page, lambda item: item.id)
 
 
 def verify_access_log(deps: Deps, principal: Principal) -> Verification:

@@ -30,12 +30,9 @@ from identity.policy import Answer, Basis, Decision
 from identity.unit_of_work import UnitOfWork
 from identity.use_cases.common import (
     RECORDING_ROLES,
-    Page,
     care_group_of,
+    idempotent,
     org_id_of,
-    page_of,
-    remember,
-    replayed,
 )
 from identity.use_cases.decisions import (
     decide_and_log,
@@ -48,6 +45,7 @@ from identity.use_cases.relationships import coordinates
 from servicekit import names
 from servicekit.auth import Principal
 from servicekit.errors import Violations
+from servicekit.paging import Page, PageRequest
 
 
 @dataclass(frozen=True)
@@ -173,7 +171,8 @@ def create_consent(
 ) -> Consent:
     now = deps.clock()
     with deps.uow() as uow:
-        replay = replayed(deps, uow, principal, request_id, "CreateConsent", fingerprint)
+        request = idempotent(deps, principal, request_id, "CreateConsent", fingerprint)
+        replay = request.replayed(uow.repo)
         if replay is not None:
             p_id, c_id = names.parse(replay, "patients", "consents")
             existing = uow.repo.consent(p_id, c_id)
@@ -225,15 +224,7 @@ def create_consent(
                 event_time=now,
             )
         )
-        remember(
-            deps,
-            uow,
-            principal,
-            request_id,
-            "CreateConsent",
-            f"patients/{patient.id}/consents/{consent.id}",
-            fingerprint,
-        )
+        request.remember(uow.repo, f"patients/{patient.id}/consents/{consent.id}")
         uow.commit()
         return consent
 
@@ -271,7 +262,7 @@ def get_consent(deps: Deps, principal: Principal, patient_id: str, consent_id: s
 
 
 def list_consents(
-    deps: Deps, principal: Principal, patient_id: str, after: str | None, limit: int
+    deps: Deps, principal: Principal, patient_id: str, page: PageRequest
 ) -> Page[Consent]:
     now = deps.clock()
     with deps.uow() as uow:
@@ -285,9 +276,9 @@ def list_consents(
             "LIST_CONSENTS",
             now,
         )
-        items = uow.repo.consents(patient.id, after=after, limit=limit + 1)
+        items = uow.repo.consents(patient.id, after=page.after(), limit=page.limit)
         uow.commit()
-        return page_of(items, limit, lambda item: item.id)
+        return Page.after_key(items, page, lambda item: item.id)
 
 
 def withdraw_consent(
@@ -330,7 +321,7 @@ def withdraw_consent(
 
 
 def list_consent_events(
-    deps: Deps, principal: Principal, patient_id: str, after: int, limit: int
+    deps: Deps, principal: Principal, patient_id: str, page: PageRequest
 ) -> Page[ConsentEvent]:
     now = deps.clock()
     with deps.uow() as uow:
@@ -344,6 +335,6 @@ def list_consent_events(
             "LIST_CONSENT_EVENTS",
             now,
         )
-        items = uow.repo.consent_events(patient.id, after, limit + 1)
+        items = uow.repo.consent_events(patient.id, page.after(0), page.limit)
         uow.commit()
-        return page_of(items, limit, lambda item: item.id)
+        return Page.after_key(items, page, lambda item: item.id)

@@ -14,17 +14,15 @@ from identity.models import (
 )
 from identity.use_cases.common import (
     ADMIN_ROLES,
-    Page,
     care_group_of,
+    idempotent,
     names_org,
-    page_of,
-    remember,
-    replayed,
 )
 from identity.use_cases.deps import Deps
 from servicekit import dutch, names
 from servicekit.auth import Principal
 from servicekit.errors import InvalidArgument, Violations
+from servicekit.paging import Page, PageRequest
 
 
 @dataclass(frozen=True)
@@ -112,7 +110,8 @@ def create_organisation(
         )
     _require_admin_of(principal, care_group_id)
     with deps.uow() as uow:
-        replay = replayed(deps, uow, principal, request_id, "CreateOrganisation", fingerprint)
+        request = idempotent(deps, principal, request_id, "CreateOrganisation", fingerprint)
+        replay = request.replayed(uow.repo)
         if replay is not None:
             existing = uow.repo.organisation(names.parse_one(replay, "organisations"))
             if existing is None:
@@ -129,9 +128,7 @@ def create_organisation(
                 raise errors.ProvisioningUnavailable("Keycloak admin access is not configured")
             org.service_account_client_id = deps.provisioner.provision(org)
         uow.repo.add(org)
-        remember(
-            deps, uow, principal, request_id, "CreateOrganisation", names_org(org.id), fingerprint
-        )
+        request.remember(uow.repo, names_org(org.id))
         uow.commit()
         return org
 
@@ -185,13 +182,13 @@ def get_organisation(deps: Deps, principal: Principal, organisation_id: str) -> 
 
 
 def list_organisations(
-    deps: Deps, principal: Principal, type_: OrganisationType | None, after: str | None, limit: int
+    deps: Deps, principal: Principal, type_: OrganisationType | None, page: PageRequest
 ) -> Page[Organisation]:
     with deps.uow() as uow:
         items = uow.repo.organisations(
-            care_group_of(principal), type_.value if type_ else None, after, limit + 1
+            care_group_of(principal), type_.value if type_ else None, page.after(), page.limit
         )
-        return page_of(items, limit, lambda item: item.id)
+        return Page.after_key(items, page, lambda item: item.id)
 
 
 def update_organisation(

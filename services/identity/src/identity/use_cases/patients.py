@@ -17,7 +17,7 @@ from identity.models import (
     normalise_bsn,
 )
 from identity.policy import Answer, Basis, Decision
-from identity.use_cases.common import REGISTER_ROLES, care_group_of, org_id_of, remember, replayed
+from identity.use_cases.common import REGISTER_ROLES, care_group_of, idempotent, org_id_of
 from identity.use_cases.decisions import admit, append_log, log_entry, visible_patient
 from identity.use_cases.deps import Deps
 from servicekit import names
@@ -59,7 +59,8 @@ def register_patient(
     digest = bsn_hash(deps.bsn_pepper, _valid_bsn(bsn))
     now = deps.clock()
     with deps.uow() as uow:
-        replay = replayed(deps, uow, principal, request_id, "RegisterPatient", fingerprint)
+        request = idempotent(deps, principal, request_id, "RegisterPatient", fingerprint)
+        replay = request.replayed(uow.repo)
         if replay is not None:
             existing = uow.repo.patient(names.parse_one(replay, "patients"))
             if existing is None:
@@ -123,15 +124,7 @@ def register_patient(
                 now=now,
             ),
         )
-        remember(
-            deps,
-            uow,
-            principal,
-            request_id,
-            "RegisterPatient",
-            f"patients/{patient.id}",
-            fingerprint,
-        )
+        request.remember(uow.repo, f"patients/{patient.id}")
         uow.commit()
         return patient
 

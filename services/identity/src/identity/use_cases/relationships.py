@@ -33,18 +33,16 @@ from identity.unit_of_work import UnitOfWork
 from identity.use_cases.common import (
     ADMIN_ROLES,
     RECORDING_ROLES,
-    Page,
     care_group_of,
+    idempotent,
     org_id_of,
-    page_of,
-    remember,
-    replayed,
 )
 from identity.use_cases.decisions import admit, append_log, log_entry, refuse, visible_patient
 from identity.use_cases.deps import Deps
 from servicekit import names
 from servicekit.auth import Principal
 from servicekit.errors import InvalidArgument, Violations
+from servicekit.paging import Page, PageRequest
 
 MANAGING_ROLES = RECORDING_ROLES | {"provider", "sport-coach", "municipality-officer"}
 NOT_MANAGER = "NOT_RELATIONSHIP_MANAGER"
@@ -114,7 +112,8 @@ def create_care_relationship(
     assert kind is not None
     now = deps.clock()
     with deps.uow() as uow:
-        replay = replayed(deps, uow, principal, request_id, "CreateCareRelationship", fingerprint)
+        request = idempotent(deps, principal, request_id, "CreateCareRelationship", fingerprint)
+        replay = request.replayed(uow.repo)
         if replay is not None:
             p_id, rel_id = names.parse(replay, "patients", "careRelationships")
             first = uow.repo.care_relationship(p_id, rel_id)
@@ -194,21 +193,13 @@ def create_care_relationship(
                 "an active care relationship of this kind exists",
                 metadata={"care_relationship": relationship_name(existing)},
             )
-        remember(
-            deps,
-            uow,
-            principal,
-            request_id,
-            "CreateCareRelationship",
-            relationship_name(rel),
-            fingerprint,
-        )
+        request.remember(uow.repo, relationship_name(rel))
         uow.commit()
         return rel
 
 
 def list_care_relationships(
-    deps: Deps, principal: Principal, patient_id: str, after: str | None, limit: int
+    deps: Deps, principal: Principal, patient_id: str, page: PageRequest
 ) -> Page[CareRelationship]:
     """The relationships the caller may see (identity.minimisation), a page at a time."""
     now = deps.clock()
@@ -228,9 +219,9 @@ def list_care_relationships(
         scope = minimisation.relationship_scope(
             principal, coordinating=coordinates(uow, principal, patient.id, now)
         )
-        items = uow.repo.care_relationships_in_scope(patient.id, scope, after, limit + 1)
+        items = uow.repo.care_relationships_in_scope(patient.id, scope, page.after(), page.limit)
         uow.commit()
-        return page_of(items, limit, lambda item: item.id)
+        return Page.after_key(items, page, lambda item: item.id)
 
 
 def end_care_relationship(

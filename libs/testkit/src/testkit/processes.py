@@ -12,6 +12,8 @@ import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -19,11 +21,19 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 @dataclass
 class ServiceProcess:
+    """``python -m <name>.main serve`` with ``env``. Its output is kept in ``lines``; with
+    ``log_file`` it is written to that file as it comes, and only the last MAX_LINES are
+    kept in memory."""
+
+    MAX_LINES = 5000
+
     name: str
     env: dict[str, str]
     process: subprocess.Popen[str] | None = None
     port: int = 0
     lines: list[str] = field(default_factory=list)
+    log_file: Path | None = None
+    _log: IO[str] | None = None
 
     @property
     def target(self) -> str:
@@ -31,6 +41,9 @@ class ServiceProcess:
 
     def start(self, timeout: float = 30.0) -> ServiceProcess:
         env = {**os.environ, **self.env}
+        if self.log_file is not None:
+            self.log_file.parent.mkdir(parents=True, exist_ok=True)
+            self._log = self.log_file.open("a", encoding="utf-8", buffering=1)
         self.process = subprocess.Popen(
             [sys.executable, "-m", f"{self.name}.main", "serve"],
             env=env,
@@ -55,6 +68,10 @@ class ServiceProcess:
         assert self.process.stdout is not None
         for line in self.process.stdout:
             self.lines.append(line.rstrip())
+            if self._log is not None:
+                self._log.write(line)
+                if len(self.lines) > self.MAX_LINES:
+                    del self.lines[: len(self.lines) - self.MAX_LINES]
             try:
                 event = json.loads(line)
             except ValueError:
@@ -71,6 +88,10 @@ class ServiceProcess:
         except subprocess.TimeoutExpired:
             self.process.kill()
             return self.process.wait()
+        finally:
+            if self._log is not None:
+                # what the process wrote while stopping reaches the file before it closes
+                self._log.flush()
 
     def kill(self) -> None:
         self.stop(signal.SIGKILL)

@@ -17,10 +17,12 @@ help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 $(STAMP): requirements/constraints.txt requirements/dev.txt tests/chart/requirements.txt $(addsuffix /pyproject.toml,$(PACKAGES))
+	@echo "make install: installing the Python packages into $(VENV) (the first time takes a few minutes)..."
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade "pip>=24"
 	$(PY) -m pip install --quiet --disable-pip-version-check -c requirements/constraints.txt \
 	  -r requirements/dev.txt -r tests/chart/requirements.txt $(addprefix -e ,$(PACKAGES))
+	@echo "make install: Python packages installed"
 	touch $@
 
 CHECKOV_VENV := .venv-checkov
@@ -30,6 +32,7 @@ $(CHECKOV_VENV)/.installed: tests/chart/requirements-checkov.txt
 	touch $@
 
 $(IDP_STAMP): infra/local-idp/package-lock.json
+	@echo "make install: installing the local OIDC issuer's Node packages (infra/local-idp)..."
 	cd infra/local-idp && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
@@ -89,7 +92,7 @@ images: ## build one image per services/*/Dockerfile where a Docker engine exist
 	  docker build -f services/$$svc/Dockerfile -t $${REGISTRY:-localhost/carenet}/$$svc:$${TAG:-0.1.0} . || exit 1; done
 
 .PHONY: run
-run: install ## start the whole platform locally on SQLite with a local OIDC issuer and demo data
+run: install ## start the whole platform locally on an embedded PostgreSQL with a local OIDC issuer and demo data (logs in .run/<service>.log)
 	$(PY) scripts/run_local.py
 
 .PHONY: bench

@@ -1,4 +1,5 @@
-"""Fakes for unit tests: an in-memory unit of work, a scripted identity, a scripted stream."""
+"""Fakes for unit tests: an in-memory unit of work, a scripted stream, and testkit's one fake
+of identity (re-exported)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from careplan.clients import Access, AccessDecision, AccessQuestion, ReferralEvent
+from careplan.clients import ReferralEvent
 from careplan.deps import Deps
 from careplan.models import (
     AppliedEvent,
@@ -21,6 +22,9 @@ from careplan.models import (
     view_from_document,
 )
 from servicekit.auth import Principal
+from testkit.fakes import FakeIdentity
+
+__all__ = ["FakeIdentity", "Store", "fake_deps"]
 
 T0 = dt.datetime(2026, 1, 5, 9, 0, tzinfo=dt.UTC)
 
@@ -75,6 +79,19 @@ class FakeRepository:
     def request_record(self, caller: str, request_id: str) -> RequestRecord | None:
         return self.store.requests.get((caller, request_id))
 
+    def add_request_record(
+        self, caller: str, request_id: str, method: str, fingerprint: str, resource_name: str
+    ) -> None:
+        self.add(
+            RequestRecord(
+                caller=caller,
+                request_id=request_id,
+                method=method,
+                fingerprint=fingerprint,
+                resource_name=resource_name,
+            )
+        )
+
     def cursor(self, consumer: str) -> int:
         row = self.store.cursors.get(consumer)
         return row.position if row is not None else 0
@@ -123,21 +140,6 @@ class FakeUnitOfWork:
 
     def rollback(self) -> None:
         self.repo.pending, self.repo.updates = [], []
-
-
-@dataclass
-class FakeIdentity:
-    """Permits everything unless told otherwise; records every question."""
-
-    deny: dict[str, str] = field(default_factory=dict)  # subject -> reason
-    calls: list[tuple[Principal, str, Access, str, str]] = field(default_factory=list)
-
-    def authorize(self, question: AccessQuestion) -> AccessDecision:
-        q = question
-        self.calls.append((q.subject, q.patient_id, q.access, q.record_holder_id, q.purpose))
-        if q.subject.subject in self.deny:
-            return AccessDecision(False, self.deny[q.subject.subject])
-        return AccessDecision(True, "CARE_RELATIONSHIP")
 
 
 @dataclass

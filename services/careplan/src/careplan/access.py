@@ -14,10 +14,11 @@ import logging
 from dataclasses import dataclass
 
 from careplan import errors
-from careplan.clients import Access, AccessQuestion, IdentityClient
 from careplan.models import PlanView
 from careplan.policy import Role, role_on
+from servicekit import admission
 from servicekit.auth import Principal
+from servicekit.identity_client import Access, AccessDecision, AccessQuestion, IdentityClient
 
 log = logging.getLogger("careplan.access")
 
@@ -67,32 +68,27 @@ def authorize(
     the plan when permitted, PERMISSION_DENIED with identity's reason otherwise. A missing
     plan is for the caller to report, after this permit."""
     q = question_for(principal, patient_id, view, access)
-    ask(identity, principal, q)
+    ask(identity, q)
     return q.role
 
 
-def ask(identity: IdentityClient, principal: Principal, q: Question) -> None:
-    decision = identity.authorize(q.question)
-    _log(q, decision.permitted, decision.reason)
-    if not decision.permitted:
-        raise errors.AccessDenied(REFUSED, reason=decision.reason)
+def ask(identity: IdentityClient, q: Question) -> None:
+    """identity's permit for ``q`` (servicekit.admission: asked once, logged, refused with
+    identity's reason and careplan's one fixed message).
 
-
-def _log(q: Question, permitted: bool, reason: str) -> None:
-    """One structured line per access for operations: refusals at INFO, permitted accesses
-    at DEBUG, with the kind of access, the role, the decision and identity's reason only. No
+    careplan's own log line, ``care_plan_access`` (refusals at INFO, permitted accesses at
+    DEBUG), carries the kind of access, the role, the decision and identity's reason only. No
     patient, user or organisation: who accessed whose plan is personal data, recorded only in
     identity's protected access log (the NEN 7513 entry of every access)."""
-    level = logging.DEBUG if permitted else logging.INFO
-    if not log.isEnabledFor(level):
-        return
-    log.log(
-        level,
-        "care_plan_access",
-        extra={
-            "access": q.question.access.value,
-            "role": q.role.value,
-            "decision": "permit" if permitted else "deny",
-            "reason": reason,
-        },
+    admission.decide(
+        identity,
+        q.question,
+        refuse=_refused,
+        event="care_plan_access",
+        log_fields={"role": q.role.value},
+        logger=log,
     )
+
+
+def _refused(decision: AccessDecision) -> Exception:
+    return errors.AccessDenied(REFUSED, reason=decision.reason)

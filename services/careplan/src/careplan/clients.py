@@ -1,6 +1,8 @@
 """careplan's outgoing dependencies, each behind a small Protocol:
 
-- identity's ``Authorize``: every read and write of a plan is decided and logged there;
+- identity's ``Authorize`` (every read and write of a plan is decided and logged there):
+  servicekit's one identity client, :mod:`servicekit.identity_client`, for the care-plan
+  data category;
 - referral's ``WatchReferralEvents``: the stream the plan follows its linked referrals by.
 """
 
@@ -16,68 +18,8 @@ import grpc
 from carenet.referral.v1 import referral_pb2 as ref_pb
 from carenet.referral.v1 import referral_service_pb2 as ref_rpc
 from carenet.referral.v1 import referral_service_pb2_grpc as ref_grpc
-from servicekit.auth import Principal
-from servicekit.authorization import Access, Category, Decision, IdentityAuthorizer
 
-__all__ = [
-    "Access",
-    "AccessDecision",
-    "AccessQuestion",
-    "GrpcIdentityClient",
-    "IdentityClient",
-]
-
-
-@dataclass(frozen=True)
-class AccessDecision:
-    permitted: bool
-    reason: str
-
-
-@dataclass(frozen=True)
-class AccessQuestion:
-    """What careplan asks identity: may ``subject`` do ``access`` on the patient's care
-    plan, held by ``record_holder_id``, for ``purpose``."""
-
-    subject: Principal
-    patient_id: str
-    access: Access
-    record_holder_id: str = ""
-    purpose: str = ""
-
-
-class IdentityClient(Protocol):
-    def authorize(self, question: AccessQuestion) -> AccessDecision:
-        """identity's decision (logged there), asked once per access.
-
-        A patient identity does not know in the subject's care group is a refusal like any
-        other (identity's reason), never a different kind of answer, so that a patient who
-        exists but may not be seen and one who does not exist look the same. Raises
-        ``IdentityUnavailable`` when identity cannot be asked (fail closed).
-        """
-        ...
-
-
-class GrpcIdentityClient:
-    """``IdentityClient`` over identity's gRPC API, called with careplan's own token."""
-
-    def __init__(
-        self, channel: grpc.Channel, *, deadline_seconds: float, access_point: str
-    ) -> None:
-        self._authorizer = IdentityAuthorizer(channel, deadline_seconds=deadline_seconds)
-        self.access_point = access_point
-
-    def authorize(self, question: AccessQuestion) -> AccessDecision:
-        q = question
-        decision: Decision = self._authorizer.authorize(
-            q.subject,
-            q.patient_id,
-            Category.CARE_PLAN,
-            q.access,
-            record_holder_id=q.record_holder_id,
-            purpose=q.purpose,
-        )
-        return AccessDecision(decision.permitted, decision.reason)
+__all__ = ["GrpcReferralEvents", "ReferralEvent", "ReferralEvents", "event_from_pb"]
 
 
 # ---------------------------------------------------------------- referral events

@@ -8,10 +8,10 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from careplan.clients import IdentityClient
 from careplan.coordination import Coordinators
 from careplan.unit_of_work import UnitOfWork
 from servicekit.delegation import Delegations
+from servicekit.identity_client import IdentityClient
 
 
 @dataclass

@@ -6,7 +6,7 @@ import json
 import sys
 from collections.abc import Sequence
 
-from careplan.clients import GrpcIdentityClient, GrpcReferralEvents, ReferralEvents
+from careplan.clients import GrpcReferralEvents, ReferralEvents
 from careplan.config import Settings
 from careplan.consumer import ReferralEventConsumer
 from careplan.coordination import GrpcCoordinators
@@ -19,6 +19,7 @@ from servicekit.channels import ServiceAccountTokens, open_channel
 from servicekit.cli import run_cli
 from servicekit.db import make_engine, make_session_factory
 from servicekit.delegation import IdentityDelegations
+from servicekit.identity_client import Category, GrpcIdentityClient
 from servicekit.logs import configure_logging
 from servicekit.server import serve as serve_forever
 from servicekit.telemetry import configure_tracing, instrument_engine
@@ -31,9 +32,7 @@ def build_deps(settings: Settings, tokens: ServiceAccountTokens | None = None) -
     tokens = tokens or ServiceAccountTokens.from_settings(settings)
     channel = open_channel(settings.identity_target, token=tokens)
     identity = GrpcIdentityClient(
-        channel,
-        deadline_seconds=settings.call_deadline_seconds,
-        access_point=settings.oidc_client_id,
+        channel, Category.CARE_PLAN, deadline_seconds=settings.call_deadline_seconds
     )
     delegations = IdentityDelegations(
         channel,

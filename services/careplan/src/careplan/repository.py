@@ -108,6 +108,19 @@ class CarePlanRepository(Repository):
     def request_record(self, caller: str, request_id: str) -> RequestRecord | None:
         return self.session.get(RequestRecord, (caller, request_id))
 
+    def add_request_record(
+        self, caller: str, request_id: str, method: str, fingerprint: str, resource_name: str
+    ) -> None:
+        self.add(
+            RequestRecord(
+                caller=caller,
+                request_id=request_id,
+                method=method,
+                fingerprint=fingerprint,
+                resource_name=resource_name,
+            )
+        )
+
     # the referral-event consumer
     def cursor(self, consumer: str) -> int:
         row = self.session.get(EventCursor, consumer)

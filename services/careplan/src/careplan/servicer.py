@@ -3,8 +3,7 @@ domain errors are mapped by the error interceptor."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, TypeVar
+from typing import Any
 
 import grpc
 
@@ -16,88 +15,23 @@ from careplan import models as m
 from careplan.deps import Deps
 from careplan.use_cases import plan_items, plans, revisions
 from careplan.use_cases.plan_items import ACTION, EVALUATION_MOMENT, GOAL, Edit, Op
-from careplan.use_cases.versions import Request
-from servicekit import idempotency, names, paging
+from servicekit import idempotency, names
 from servicekit.auth import current_principal
+from servicekit.enums import EnumMap
 from servicekit.errors import InvalidArgument
+from servicekit.paging import Paging
 from servicekit.timestamps import from_request, to_proto
 
-E = TypeVar("E")
 # Plan messages kept for reuse (one per patient, like the repository's plan cache).
 MAX_MESSAGES = 20_000
 
-PLAN_STATUS = {
-    pb.CARE_PLAN_STATUS_DRAFT: m.PlanStatus.DRAFT,
-    pb.CARE_PLAN_STATUS_ACTIVE: m.PlanStatus.ACTIVE,
-    pb.CARE_PLAN_STATUS_ON_HOLD: m.PlanStatus.ON_HOLD,
-    pb.CARE_PLAN_STATUS_REVOKED: m.PlanStatus.REVOKED,
-    pb.CARE_PLAN_STATUS_COMPLETED: m.PlanStatus.COMPLETED,
-    pb.CARE_PLAN_STATUS_ENTERED_IN_ERROR: m.PlanStatus.ENTERED_IN_ERROR,
-}
-LIFECYCLE = {
-    pb.GOAL_LIFECYCLE_STATUS_PROPOSED: m.GoalLifecycle.PROPOSED,
-    pb.GOAL_LIFECYCLE_STATUS_PLANNED: m.GoalLifecycle.PLANNED,
-    pb.GOAL_LIFECYCLE_STATUS_ACCEPTED: m.GoalLifecycle.ACCEPTED,
-    pb.GOAL_LIFECYCLE_STATUS_ACTIVE: m.GoalLifecycle.ACTIVE,
-    pb.GOAL_LIFECYCLE_STATUS_ON_HOLD: m.GoalLifecycle.ON_HOLD,
-    pb.GOAL_LIFECYCLE_STATUS_COMPLETED: m.GoalLifecycle.COMPLETED,
-    pb.GOAL_LIFECYCLE_STATUS_CANCELLED: m.GoalLifecycle.CANCELLED,
-    pb.GOAL_LIFECYCLE_STATUS_REJECTED: m.GoalLifecycle.REJECTED,
-    pb.GOAL_LIFECYCLE_STATUS_ENTERED_IN_ERROR: m.GoalLifecycle.ENTERED_IN_ERROR,
-}
-ACHIEVEMENT = {
-    pb.GOAL_ACHIEVEMENT_STATUS_IN_PROGRESS: m.GoalAchievement.IN_PROGRESS,
-    pb.GOAL_ACHIEVEMENT_STATUS_IMPROVING: m.GoalAchievement.IMPROVING,
-    pb.GOAL_ACHIEVEMENT_STATUS_WORSENING: m.GoalAchievement.WORSENING,
-    pb.GOAL_ACHIEVEMENT_STATUS_NO_CHANGE: m.GoalAchievement.NO_CHANGE,
-    pb.GOAL_ACHIEVEMENT_STATUS_ACHIEVED: m.GoalAchievement.ACHIEVED,
-    pb.GOAL_ACHIEVEMENT_STATUS_NOT_ACHIEVED: m.GoalAchievement.NOT_ACHIEVED,
-    pb.GOAL_ACHIEVEMENT_STATUS_NO_PROGRESS: m.GoalAchievement.NO_PROGRESS,
-    pb.GOAL_ACHIEVEMENT_STATUS_NOT_ATTAINABLE: m.GoalAchievement.NOT_ATTAINABLE,
-}
-ACTIVITY = {
-    pb.ACTIVITY_STATUS_NOT_STARTED: m.ActivityStatus.NOT_STARTED,
-    pb.ACTIVITY_STATUS_SCHEDULED: m.ActivityStatus.SCHEDULED,
-    pb.ACTIVITY_STATUS_IN_PROGRESS: m.ActivityStatus.IN_PROGRESS,
-    pb.ACTIVITY_STATUS_ON_HOLD: m.ActivityStatus.ON_HOLD,
-    pb.ACTIVITY_STATUS_COMPLETED: m.ActivityStatus.COMPLETED,
-    pb.ACTIVITY_STATUS_CANCELLED: m.ActivityStatus.CANCELLED,
-    pb.ACTIVITY_STATUS_STOPPED: m.ActivityStatus.STOPPED,
-    pb.ACTIVITY_STATUS_ENTERED_IN_ERROR: m.ActivityStatus.ENTERED_IN_ERROR,
-}
-KIND = {
-    pb.ACTION_KIND_CONSULT: m.ActionKind.CONSULT,
-    pb.ACTION_KIND_REFERRAL: m.ActionKind.REFERRAL,
-    pb.ACTION_KIND_EHEALTH_MODULE: m.ActionKind.EHEALTH_MODULE,
-    pb.ACTION_KIND_SELF_CARE: m.ActionKind.SELF_CARE,
-    pb.ACTION_KIND_MEDICATION_REVIEW: m.ActionKind.MEDICATION_REVIEW,
-}
-PARTICIPANT_ROLE = {
-    pb.PARTICIPANT_ROLE_COORDINATING_PRACTITIONER: m.ParticipantRole.COORDINATING_PRACTITIONER,
-    pb.PARTICIPANT_ROLE_HOSPITAL: m.ParticipantRole.HOSPITAL,
-    pb.PARTICIPANT_ROLE_MUNICIPALITY: m.ParticipantRole.MUNICIPALITY,
-    pb.PARTICIPANT_ROLE_LIFESTYLE_PROVIDER: m.ParticipantRole.LIFESTYLE_PROVIDER,
-}
-
-
-def _out(mapping: Mapping[Any, Any]) -> dict[Any, Any]:
-    return {v: k for k, v in mapping.items()}
-
-
-PLAN_STATUS_OUT, LIFECYCLE_OUT, ACHIEVEMENT_OUT = (
-    _out(PLAN_STATUS),
-    _out(LIFECYCLE),
-    _out(ACHIEVEMENT),
-)
-ACTIVITY_OUT, KIND_OUT, PARTICIPANT_ROLE_OUT = _out(ACTIVITY), _out(KIND), _out(PARTICIPANT_ROLE)
-
-
-def _enum(mapping: Mapping[Any, E], value: int, field: str) -> E | None:
-    if value == 0:
-        return None
-    if value not in mapping:
-        raise InvalidArgument.single(field, "unknown value", "UNKNOWN_ENUM_VALUE")
-    return mapping[value]
+# Proto enums <-> model enums, by naming convention (CARE_PLAN_STATUS_ON_HOLD <-> on-hold).
+PLAN_STATUS = EnumMap(pb.CarePlanStatus, m.PlanStatus)
+LIFECYCLE = EnumMap(pb.GoalLifecycleStatus, m.GoalLifecycle)
+ACHIEVEMENT = EnumMap(pb.GoalAchievementStatus, m.GoalAchievement)
+ACTIVITY = EnumMap(pb.ActivityStatus, m.ActivityStatus)
+KIND = EnumMap(pb.ActionKind, m.ActionKind)
+PARTICIPANT_ROLE = EnumMap(pb.ParticipantRole, m.ParticipantRole)
 
 
 def _org(name: str, field: str) -> str:
@@ -116,7 +50,7 @@ def content_from_pb(plan: pb.CarePlan) -> m.PlanContent:
     p = "care_plan"
     prep = plan.consult_preparation
     return m.PlanContent(
-        status=_enum(PLAN_STATUS, plan.status, f"{p}.status"),
+        status=PLAN_STATUS.from_proto(plan.status, f"{p}.status"),
         what_matters=list(plan.what_matters),
         conditions=[
             m.Condition(id=c.id, code=c.code, system=c.system, display=c.display)
@@ -125,7 +59,7 @@ def content_from_pb(plan: pb.CarePlan) -> m.PlanContent:
         participants=[
             m.Participant(
                 id=x.id,
-                role=_enum(PARTICIPANT_ROLE, x.role, f"{p}.participants[{i}].role"),
+                role=PARTICIPANT_ROLE.from_proto(x.role, f"{p}.participants[{i}].role"),
                 organisation=_org(x.organisation, f"{p}.participants[{i}].organisation"),
                 persons=list(x.persons),
             )
@@ -164,8 +98,10 @@ def _goal(g: pb.Goal, prefix: str) -> m.Goal:
         id=g.id,
         description=g.description,
         target=target,
-        lifecycle_status=_enum(LIFECYCLE, g.lifecycle_status, f"{prefix}.lifecycle_status"),
-        achievement_status=_enum(ACHIEVEMENT, g.achievement_status, f"{prefix}.achievement_status"),
+        lifecycle_status=LIFECYCLE.from_proto(g.lifecycle_status, f"{prefix}.lifecycle_status"),
+        achievement_status=ACHIEVEMENT.from_proto(
+            g.achievement_status, f"{prefix}.achievement_status"
+        ),
         owner=g.owner,
         addresses=list(g.addresses),
         notes=g.notes,
@@ -174,8 +110,8 @@ def _goal(g: pb.Goal, prefix: str) -> m.Goal:
                 id=e.id,
                 text=e.text,
                 value=e.value if e.HasField("value") else None,
-                achievement_status=_enum(
-                    ACHIEVEMENT, e.achievement_status, f"{prefix}.progress[{j}].achievement_status"
+                achievement_status=ACHIEVEMENT.from_proto(
+                    e.achievement_status, f"{prefix}.progress[{j}].achievement_status"
                 ),
             )
             for j, e in enumerate(g.progress)
@@ -187,8 +123,8 @@ def _action(a: pb.Action, prefix: str) -> m.Action:
     return m.Action(
         id=a.id,
         description=a.description,
-        kind=_enum(KIND, a.kind, f"{prefix}.kind"),
-        status=_enum(ACTIVITY, a.status, f"{prefix}.status"),
+        kind=KIND.from_proto(a.kind, f"{prefix}.kind"),
+        status=ACTIVITY.from_proto(a.status, f"{prefix}.status"),
         responsible_organisation=_org(
             a.responsible_organisation, f"{prefix}.responsible_organisation"
         ),
@@ -247,7 +183,7 @@ def plan_pb(view: m.PlanView) -> pb.CarePlan:
     return pb.CarePlan(
         name=f"patients/{view.patient_id}/carePlan",
         patient=f"patients/{view.patient_id}",
-        status=PLAN_STATUS_OUT.get(c.status, 0),
+        status=pb.CarePlanStatus.ValueType(PLAN_STATUS.to_proto(c.status)),
         what_matters=c.what_matters,
         conditions=[
             pb.Condition(id=x.id, code=x.code, system=x.system, display=x.display)
@@ -256,7 +192,7 @@ def plan_pb(view: m.PlanView) -> pb.CarePlan:
         participants=[
             pb.Participant(
                 id=x.id,
-                role=PARTICIPANT_ROLE_OUT.get(x.role, 0),
+                role=pb.ParticipantRole.ValueType(PARTICIPANT_ROLE.to_proto(x.role)),
                 organisation=_org_name(x.organisation),
                 persons=x.persons,
             )
@@ -307,8 +243,10 @@ def _goal_pb(g: m.Goal) -> pb.Goal:
         id=g.id,
         description=g.description,
         target=target,
-        lifecycle_status=LIFECYCLE_OUT.get(g.lifecycle_status, 0),
-        achievement_status=ACHIEVEMENT_OUT.get(g.achievement_status, 0),
+        lifecycle_status=pb.GoalLifecycleStatus.ValueType(LIFECYCLE.to_proto(g.lifecycle_status)),
+        achievement_status=pb.GoalAchievementStatus.ValueType(
+            ACHIEVEMENT.to_proto(g.achievement_status)
+        ),
         owner=g.owner,
         addresses=g.addresses,
         notes=g.notes,
@@ -317,7 +255,9 @@ def _goal_pb(g: m.Goal) -> pb.Goal:
                 id=e.id,
                 text=e.text,
                 value=e.value,
-                achievement_status=ACHIEVEMENT_OUT.get(e.achievement_status, 0),
+                achievement_status=pb.GoalAchievementStatus.ValueType(
+                    ACHIEVEMENT.to_proto(e.achievement_status)
+                ),
                 author=e.author,
                 record_time=to_proto(e.record_time),
             )
@@ -341,8 +281,8 @@ def _action_pb(a: m.Action) -> pb.Action:
     return pb.Action(
         id=a.id,
         description=a.description,
-        kind=KIND_OUT.get(a.kind, 0),
-        status=ACTIVITY_OUT.get(a.status, 0),
+        kind=pb.ActionKind.ValueType(KIND.to_proto(a.kind)),
+        status=pb.ActivityStatus.ValueType(ACTIVITY.to_proto(a.status)),
         responsible_organisation=_org_name(a.responsible_organisation),
         responsible_person=a.responsible_person,
         schedule=a.schedule,
@@ -400,7 +340,8 @@ class CarePlanServicer(rpc_grpc.CarePlanServiceServicer):
             current_principal(),
             patient_id,
             content_from_pb(request.care_plan),
-            Request(request.request_id, idempotency.fingerprint_of(request)),
+            request.request_id,
+            idempotency.fingerprint_of(request),
             coordination.forwarded(context.invocation_metadata()),
         )
         return plan_pb(view)
@@ -431,14 +372,11 @@ class CarePlanServicer(rpc_grpc.CarePlanServiceServicer):
         self, request: rpc.ListCarePlanRevisionsRequest, context: grpc.ServicerContext
     ) -> rpc.ListCarePlanRevisionsResponse:
         patient_id = _plan_patient(request.parent, "parent")
-        pager = paging.Pager(request, "revisions", patient_id, schema={"after": int})
-        after: int = pager.after(0)
-        page = revisions.list_revisions(
-            self.deps, current_principal(), patient_id, after, pager.size
-        )
+        paging = Paging(request, "revisions", patient_id, schema=revisions.POSITION)
+        page = revisions.list_revisions(self.deps, current_principal(), patient_id, paging.page)
         return rpc.ListCarePlanRevisionsResponse(
             care_plan_revisions=[revision_pb(r) for r in page.items],
-            next_page_token=pager.next_token(page.last),
+            next_page_token=paging.token(page),
         )
 
     # ------------------------------------------------------------ one item at a time
@@ -450,7 +388,8 @@ class CarePlanServicer(rpc_grpc.CarePlanServiceServicer):
             patient_id,
             edit,
             request.etag,
-            Request(request.request_id, idempotency.fingerprint_of(request)),
+            request.request_id,
+            idempotency.fingerprint_of(request),
         )
         return plan_pb(view)
 

@@ -8,13 +8,14 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import Engine
 
-from careplan.clients import AccessDecision, AccessQuestion, ReferralEvent
+from careplan.clients import ReferralEvent
 from careplan.deps import Deps
 from careplan.models import Action, ActionKind, ActivityStatus, PlanContent, PlanView
 from careplan.repository import PlanCache
 from careplan.unit_of_work import UnitOfWork
 from careplan.use_cases import plans, referral_links, versions
 from servicekit.db import make_engine, make_session_factory
+from servicekit.identity_client import AccessDecision, AccessQuestion, BatchAccessQuestion
 
 REFERRAL = "patients/p-int-1/referrals/r1"
 
@@ -23,6 +24,9 @@ class NoIdentity:
     """Referral events are applied by the service itself: identity is never asked."""
 
     def authorize(self, question: AccessQuestion) -> AccessDecision:
+        raise AssertionError("applying a referral event asks no one")
+
+    def authorize_many(self, question: BatchAccessQuestion) -> dict[str, AccessDecision]:
         raise AssertionError("applying a referral event asks no one")
 
 

@@ -9,7 +9,6 @@ import datetime as dt
 import pytest
 
 from careplan import errors
-from careplan.clients import Access
 from careplan.deps import Deps
 from careplan.models import (
     Action,
@@ -23,8 +22,8 @@ from careplan.models import (
 )
 from careplan.use_cases import plan_items, plans
 from careplan.use_cases.plan_items import ACTION, EVALUATION_MOMENT, GOAL, Edit, Op
-from careplan.use_cases.versions import Request
 from servicekit.errors import InvalidArgument, PermissionDenied
+from servicekit.identity_client import Access
 
 from ..fakes import COACH, GP, PATIENT, SPECIALIST, FakeIdentity, fake_deps
 
@@ -57,7 +56,7 @@ def _revisions(deps: Deps) -> int:
 def test_the_patient_adds_a_goal_of_their_own_without_sending_the_others() -> None:
     identity = FakeIdentity()
     deps, view = _created(identity)
-    asked = len(identity.calls)
+    asked = len(identity.questions)
     new = Goal(id="bike", description="Weer fietsen")
 
     after = plan_items.edit_item(
@@ -67,7 +66,9 @@ def test_the_patient_adds_a_goal_of_their_own_without_sending_the_others() -> No
     assert [g.id for g in after.content.goals] == ["walk", "hba1c", "bike"]
     assert after.content.goal("bike").owner == "patients/p-0001"  # type: ignore[union-attr]
     assert after.version == view.version + 1
-    assert [c[2] for c in identity.calls[asked:]] == [Access.UPDATE]  # asked once, as an update
+    assert [c.access for c in identity.questions[asked:]] == [
+        Access.UPDATE
+    ]  # asked once, as an update
     revision = deps.store.revisions[("p-0001", after.version)]  # type: ignore[attr-defined]
     assert (revision.change_summary, revision.changed_fields) == ("goals: 1 added", "goals")
 
@@ -165,12 +166,12 @@ def test_a_field_violation_names_the_item_field_of_the_request() -> None:
 def test_a_field_the_service_writes_cannot_be_named_in_the_mask() -> None:
     identity = FakeIdentity()
     deps, view = _created(identity)
-    asked = len(identity.calls)
+    asked = len(identity.questions)
     edit = Edit(GOAL, Op.UPDATE, "walk", Goal(), ["progress"])
     with pytest.raises(InvalidArgument) as caught:
         plan_items.edit_item(deps, PATIENT, "p-0001", edit, view.etag)
     assert caught.value.reason == "FIELD_NOT_UPDATABLE"
-    assert len(identity.calls) == asked  # decided on the request alone
+    assert len(identity.questions) == asked  # decided on the request alone
 
 
 def test_evaluation_moments_are_the_coordinating_practitioners() -> None:
@@ -190,16 +191,18 @@ def test_a_retry_with_the_same_request_id_returns_the_first_result_and_writes_no
     identity = FakeIdentity()
     deps, view = _created(identity)
     edit = Edit(GOAL, Op.CREATE, "bike", Goal(id="bike", description="Fietsen"))
-    first = plan_items.edit_item(deps, PATIENT, "p-0001", edit, view.etag, Request("r-1", "fp"))
-    revisions, asked = _revisions(deps), len(identity.calls)
+    first = plan_items.edit_item(deps, PATIENT, "p-0001", edit, view.etag, "r-1", "fp")
+    revisions, asked = _revisions(deps), len(identity.questions)
 
-    again = plan_items.edit_item(deps, PATIENT, "p-0001", edit, view.etag, Request("r-1", "fp"))
+    again = plan_items.edit_item(deps, PATIENT, "p-0001", edit, view.etag, "r-1", "fp")
 
     assert again == first
     assert _revisions(deps) == revisions
-    assert [c[2] for c in identity.calls[asked:]] == [Access.READ]  # a read of what it returns
+    assert [c.access for c in identity.questions[asked:]] == [
+        Access.READ
+    ]  # a read of what it returns
     with pytest.raises(InvalidArgument) as caught:
-        plan_items.edit_item(deps, PATIENT, "p-0001", edit, first.etag, Request("r-1", "other"))
+        plan_items.edit_item(deps, PATIENT, "p-0001", edit, first.etag, "r-1", "other")
     assert caught.value.reason == "REQUEST_ID_REUSED"
 
 

@@ -10,7 +10,6 @@ import re
 import pytest
 
 from careplan import errors, policy
-from careplan.clients import Access
 from careplan.deps import Deps
 from careplan.models import (
     Action,
@@ -30,8 +29,9 @@ from careplan.models import (
 )
 from careplan.policy import FieldGroup, Role, Scope
 from careplan.use_cases import plans, revisions
-from careplan.use_cases.versions import Request
 from servicekit.errors import InvalidArgument, PermissionDenied
+from servicekit.identity_client import Access
+from servicekit.paging import PageRequest
 
 from ..fakes import (
     CARER,
@@ -89,8 +89,8 @@ def test_a_second_plan_for_the_same_patient_is_refused() -> None:
 
 def test_a_repeated_create_with_the_same_request_id_returns_the_first_plan() -> None:
     deps = fake_deps()
-    first = plans.create_care_plan(deps, GP, "p-0001", _plan(), Request("r-1", "fp-a"))
-    again = plans.create_care_plan(deps, GP, "p-0001", _plan(), Request("r-1", "fp-a"))
+    first = plans.create_care_plan(deps, GP, "p-0001", _plan(), "r-1", "fp-a")
+    again = plans.create_care_plan(deps, GP, "p-0001", _plan(), "r-1", "fp-a")
     assert again == first
     assert len(deps.store.revisions) == 1  # type: ignore[attr-defined]
 
@@ -98,9 +98,9 @@ def test_a_repeated_create_with_the_same_request_id_returns_the_first_plan() -> 
 def test_a_repeated_create_is_asked_about_as_a_read_of_the_plan_it_returns() -> None:
     identity = FakeIdentity()
     deps = fake_deps(identity=identity)
-    plans.create_care_plan(deps, GP, "p-0001", _plan(), Request("r-1", "fp-a"))
-    plans.create_care_plan(deps, GP, "p-0001", _plan(), Request("r-1", "fp-a"))
-    assert [(c[2], c[3]) for c in identity.calls] == [
+    plans.create_care_plan(deps, GP, "p-0001", _plan(), "r-1", "fp-a")
+    plans.create_care_plan(deps, GP, "p-0001", _plan(), "r-1", "fp-a")
+    assert [(c.access, c.record_holder_id) for c in identity.questions] == [
         (Access.CREATE, "gp-de-linde"),
         (Access.READ, "gp-de-linde"),
     ]
@@ -108,9 +108,9 @@ def test_a_repeated_create_is_asked_about_as_a_read_of_the_plan_it_returns() -> 
 
 def test_a_request_id_reused_for_another_request_is_refused_and_returns_nothing() -> None:
     deps = fake_deps()
-    plans.create_care_plan(deps, GP, "p-0001", _plan(), Request("r-1", "fp-a"))
+    plans.create_care_plan(deps, GP, "p-0001", _plan(), "r-1", "fp-a")
     with pytest.raises(InvalidArgument) as caught:
-        plans.create_care_plan(deps, GP, "p-0002", _plan(), Request("r-1", "fp-b"))
+        plans.create_care_plan(deps, GP, "p-0002", _plan(), "r-1", "fp-b")
     assert caught.value.reason == "REQUEST_ID_REUSED"
     assert [v.field for v in caught.value.violations] == ["request_id"]
     assert set(deps.store.plans) == {"p-0001"}  # type: ignore[attr-defined]
@@ -118,7 +118,7 @@ def test_a_request_id_reused_for_another_request_is_refused_and_returns_nothing(
 
 def test_a_request_id_is_stored_with_the_requests_fingerprint() -> None:
     deps = fake_deps()
-    plans.create_care_plan(deps, GP, "p-0001", _plan(), Request("r-1", "fp-a"))
+    plans.create_care_plan(deps, GP, "p-0001", _plan(), "r-1", "fp-a")
     record = deps.store.requests[("dr.jansen", "r-1")]  # type: ignore[attr-defined]
     assert (record.method, record.fingerprint, record.resource_name) == (
         "CreateCarePlan",
@@ -136,8 +136,8 @@ def test_every_read_asks_identity_with_the_plans_record_holder() -> None:
     identity = FakeIdentity()
     deps, _ = _created(identity)
     plans.get_care_plan(deps, SPECIALIST, "p-0001")
-    subject, patient, access, holder, _ = identity.calls[-1]
-    assert (subject.subject, patient, access, holder) == (
+    q = identity.questions[-1]
+    assert (q.subject.subject, q.patient_id, q.access, q.record_holder_id) == (
         "dr.smit",
         "p-0001",
         Access.READ,
@@ -149,9 +149,9 @@ def test_a_read_of_a_cached_plan_asks_identity_once_and_obeys_its_answer() -> No
     identity = FakeIdentity()
     deps, _ = _created(identity)
     plans.get_care_plan(deps, SPECIALIST, "p-0001")  # the plan is now cached
-    asked = len(identity.calls)
+    asked = len(identity.questions)
     plans.get_care_plan(deps, SPECIALIST, "p-0001")
-    assert len(identity.calls) == asked + 1
+    assert len(identity.questions) == asked + 1
     identity.deny["dr.smit"] = "NO_CONSENT"
     with pytest.raises(errors.AccessDenied) as caught:
         plans.get_care_plan(deps, SPECIALIST, "p-0001")
@@ -170,11 +170,11 @@ def test_a_plan_whose_record_holder_changed_since_it_was_cached_is_asked_about_o
     )
     row.record_holder_id, row.version = "gp-het-anker", moved.version
     row.document = view_to_document(moved)  # as another replica would have written it
-    asked = len(identity.calls)
+    asked = len(identity.questions)
 
     read = plans.get_care_plan(deps, SPECIALIST, "p-0001")
 
-    holders = [call[3] for call in identity.calls[asked:]]
+    holders = [call.record_holder_id for call in identity.questions[asked:]]
     assert holders == ["gp-het-anker"]  # one question, about the plan as read
     assert read.record_holder_id == "gp-het-anker"
 
@@ -188,12 +188,12 @@ def test_a_carer_whose_mandate_ended_since_the_plan_was_cached_is_asked_about_on
     ended = dataclasses.replace(v2.content, informal_carers=[])
     plans.update_care_plan(deps, PATIENT, "p-0001", ended, ["informal_carers"], v2.etag)
     identity.deny["carer-1"] = "NOT_OWN_DATA"
-    asked = len(identity.calls)
+    asked = len(identity.questions)
 
     with pytest.raises(errors.AccessDenied):
         plans.get_care_plan(deps, CARER, "p-0001")
 
-    questions = [(c[0].patient, c[4]) for c in identity.calls[asked:]]
+    questions = [(c.subject.patient, c.purpose) for c in identity.questions[asked:]]
     assert questions == [("patients/p-0002", "care-plan")]  # as themselves; no mandate asked
 
 
@@ -202,7 +202,9 @@ def test_a_read_of_a_plan_that_does_not_exist_is_asked_about_before_it_is_not_fo
     deps = fake_deps(identity=identity)
     with pytest.raises(errors.CarePlanNotFound):
         plans.get_care_plan(deps, SPECIALIST, "p-0003")
-    assert [(c[1], c[2], c[3]) for c in identity.calls] == [("p-0003", Access.READ, "")]
+    assert [(c.patient_id, c.access, c.record_holder_id) for c in identity.questions] == [
+        ("p-0003", Access.READ, "")
+    ]
 
 
 def test_another_care_groups_plan_is_asked_about_as_no_plan_and_not_found() -> None:
@@ -211,7 +213,7 @@ def test_another_care_groups_plan_is_asked_about_as_no_plan_and_not_found() -> N
     elsewhere = dataclasses.replace(SPECIALIST, care_group="organisations/cg-noord")
     with pytest.raises(errors.CarePlanNotFound):
         plans.get_care_plan(deps, elsewhere, "p-0001")
-    assert [(c[1], c[3]) for c in identity.calls[-1:]] == [("p-0001", "")]
+    assert [(c.patient_id, c.record_holder_id) for c in identity.questions[-1:]] == [("p-0001", "")]
 
 
 def test_a_denial_for_a_plan_that_does_not_exist_is_the_same_denial() -> None:
@@ -240,10 +242,10 @@ def test_an_informal_carer_is_authorized_under_the_patients_mandate() -> None:
     mandated = dataclasses.replace(view.content, informal_carers=[InformalCarer(user="carer-1")])
     plans.update_care_plan(deps, PATIENT, "p-0001", mandated, ["informal_carers"], view.etag)
     plans.get_care_plan(deps, CARER, "p-0001")
-    subject, _, _, _, purpose = identity.calls[-1]
-    assert subject.subject == "carer-1"
-    assert subject.patient == "patients/p-0001"
-    assert purpose == "informal-carer-mandate"
+    q = identity.questions[-1]
+    assert q.subject.subject == "carer-1"
+    assert q.subject.patient == "patients/p-0001"
+    assert q.purpose == "informal-carer-mandate"
 
 
 def test_without_a_mandate_another_patient_is_asked_about_as_themselves() -> None:
@@ -252,7 +254,7 @@ def test_without_a_mandate_another_patient_is_asked_about_as_themselves() -> Non
     with pytest.raises(errors.AccessDenied) as caught:
         plans.get_care_plan(deps, STRANGER, "p-0001")
     assert caught.value.reason == "NOT_OWN_DATA"
-    assert identity.calls[-1][0].patient == "patients/p-0009"
+    assert identity.questions[-1].subject.patient == "patients/p-0009"
 
 
 def test_every_update_is_a_new_version_with_author_and_summary() -> None:
@@ -260,7 +262,7 @@ def test_every_update_is_a_new_version_with_author_and_summary() -> None:
     changed = dataclasses.replace(view.content, what_matters=["Zelf boodschappen doen"])
     after = plans.update_care_plan(deps, PATIENT, "p-0001", changed, ["what_matters"], view.etag)
     assert after.version == 2
-    page = revisions.list_revisions(deps, PATIENT, "p-0001", 0, 10)
+    page = revisions.list_revisions(deps, PATIENT, "p-0001", PageRequest(10))
     assert [(r.version, r.author) for r in page.items] == [(1, "dr.jansen"), (2, "pat.dewit")]
     assert page.items[1].changed_fields == ["what_matters"]
     assert plans.get_care_plan(deps, PATIENT, "p-0001", version=1).content.what_matters == [

@@ -11,6 +11,7 @@ from careplan.consumer import ReferralEventConsumer
 from careplan.deps import Deps
 from careplan.models import Action, ActionKind, ActivityStatus, PlanContent
 from careplan.use_cases import plans, referral_links, revisions
+from servicekit.paging import PageRequest
 
 from ..fakes import GP, PATIENT, FakeReferralEvents, fake_deps
 
@@ -78,7 +79,7 @@ def test_the_feedback_summary_is_attached_to_the_action() -> None:
 def test_each_applied_event_is_a_revision_by_the_consumer() -> None:
     deps = _deps()
     referral_links.apply_referral_event(deps, _event(1, "accepted"))
-    history = revisions.list_revisions(deps, PATIENT, "p-0001", 0, 10).items
+    history = revisions.list_revisions(deps, PATIENT, "p-0001", PageRequest(10)).items
     assert [(r.version, r.author) for r in history] == [
         (1, "dr.jansen"),
         (2, referral_links.CONSUMER_AUTHOR),

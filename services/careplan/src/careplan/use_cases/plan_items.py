@@ -23,15 +23,15 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 
 from careplan import errors
-from careplan.clients import Access
 from careplan.deps import Deps
 from careplan.merge import merge
 from careplan.models import Action, EvaluationMoment, Goal, PlanView
 from careplan.policy import FieldGroup, require_writable
 from careplan.use_cases import versions
-from careplan.use_cases.versions import Request
 from servicekit.auth import Principal
 from servicekit.errors import InvalidArgument
+from servicekit.idempotency import IdempotentRequest
+from servicekit.identity_client import Access
 
 Item = Goal | Action | EvaluationMoment
 
@@ -118,13 +118,16 @@ def edit_item(
     patient_id: str,
     edit: Edit,
     etag: str,
-    request: Request | None = None,
+    request_id: str = "",
+    fingerprint: str = "",
 ) -> PlanView:
-    """Applies ``edit`` to the plan at the version ``etag`` names; the plan as written."""
-    request = (request or Request()).checked(principal)
+    """Applies ``edit`` to the plan at the version ``etag`` names; the plan as written.
+    ``fingerprint`` identifies the request without its ``request_id`` (see
+    :mod:`servicekit.idempotency`)."""
+    request = IdempotentRequest.of(principal, request_id, edit.method, fingerprint)
     fields = _fields(edit)
     expected = versions.expected_version(etag, "etag")
-    replay = versions.replay(deps, principal, request, edit.method)
+    replay = versions.replay(deps, principal, request)
     if replay is not None:
         return replay
     view, role = versions.read_and_authorize(deps, principal, patient_id, Access.UPDATE)
@@ -158,13 +161,14 @@ def edit_item(
                 summary=summary or "no change",
                 changed=changed,
             )
-            revision = f"{versions.plan_name(patient_id)}/revisions/{written.version}"
-            versions.remember(uow, principal, request, edit.method, revision, now)
+            request.remember(
+                uow.repo, f"{versions.plan_name(patient_id)}/revisions/{written.version}"
+            )
             uow.commit()
     except (errors.EtagMismatch, IntegrityError):
         # Another write came first: if it was this same request (a concurrent retry), its
         # plan; the same id for another request is REQUEST_ID_REUSED; else ABORTED.
-        replay = versions.replay(deps, principal, request, edit.method)
+        replay = versions.replay(deps, principal, request)
         if replay is None:
             raise errors.EtagMismatch("the care plan has changed; read it again") from None
         return replay

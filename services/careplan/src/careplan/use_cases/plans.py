@@ -10,7 +10,6 @@ from collections.abc import Sequence
 from sqlalchemy.exc import IntegrityError
 
 from careplan import access, errors
-from careplan.clients import Access, AccessQuestion
 from careplan.coordination import Credentials, NotVisible
 from careplan.deps import Deps
 from careplan.merge import Actor, merge
@@ -24,8 +23,9 @@ from careplan.models import (
 )
 from careplan.policy import CREATE_ROLES, FieldGroup, Role, Scope, groups_of_mask, require_writable
 from careplan.use_cases import versions
-from careplan.use_cases.versions import Request
 from servicekit.auth import Principal
+from servicekit.idempotency import IdempotentRequest
+from servicekit.identity_client import Access, AccessQuestion
 
 CREATE_METHOD = "CreateCarePlan"
 
@@ -40,7 +40,8 @@ def create_care_plan(
     principal: Principal,
     patient_id: str,
     data: PlanContent,
-    request: Request | None = None,
+    request_id: str = "",
+    fingerprint: str = "",
     credentials: Credentials = (),
 ) -> PlanView:
     """Creates the patient's one plan. Only a GP or practice nurse of the patient's
@@ -56,15 +57,15 @@ def create_care_plan(
     identity permits to read it; anyone else gets the refusal a GetCarePlan of it gives
     (e.g. NO_CONSENT), so a create tells nothing a read would not.
 
-    ``request.fingerprint`` identifies the request (without its ``request_id``): a repeat
+    ``fingerprint`` identifies the request (without its ``request_id``): a repeat
     with the same id and fingerprint returns the plan as the first request wrote it, and is
     a read of it (so identity is asked about a read); the same id with another request is
     INVALID_ARGUMENT ``REQUEST_ID_REUSED``. Everything that depends only on the caller and
     the request is checked before identity is asked, so a permitted create is written
     unless the patient has a plan already.
     """
-    request = (request or Request()).checked(principal)
-    replay = versions.replay(deps, principal, request, CREATE_METHOD)
+    request = IdempotentRequest.of(principal, request_id, CREATE_METHOD, fingerprint)
+    replay = versions.replay(deps, principal, request)
     if replay is not None:
         return replay
     if not principal.roles & CREATE_ROLES or not versions.org_id(principal):
@@ -88,24 +89,17 @@ def create_care_plan(
             metadata={"care_plan": versions.plan_name(patient_id)},
         )
     question = AccessQuestion(principal, patient_id, Access.CREATE, org_id, access.PURPOSE)
-    access.ask(deps.identity, principal, access.Question(question, Role.COORDINATING_PRACTITIONER))
+    access.ask(deps.identity, access.Question(question, Role.COORDINATING_PRACTITIONER))
     document = view_to_document(view)
     try:
         with deps.uow() as uow:
             versions.add_new_plan(uow, view, document, principal.responsible_user)
-            versions.remember(
-                uow,
-                principal,
-                request,
-                CREATE_METHOD,
-                versions.plan_name(patient_id),
-                view.create_time,
-            )
+            request.remember(uow.repo, versions.plan_name(patient_id))
             uow.commit()
     except IntegrityError as exc:
         # A concurrent create won: the same request again (its plan, read), the same id for
         # another request (REQUEST_ID_REUSED), or another create of this patient's plan.
-        replay = versions.replay(deps, principal, request, CREATE_METHOD)
+        replay = versions.replay(deps, principal, request)
         if replay is None:
             raise errors.CarePlanExists("the patient already has a care plan") from exc
         return replay

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
 from dataclasses import dataclass
 
-from careplan.clients import Access
 from careplan.deps import Deps
 from careplan.use_cases import versions
 from servicekit.auth import Principal
+from servicekit.identity_client import Access
+from servicekit.paging import Page, PageRequest
 
 
 @dataclass(frozen=True)
@@ -23,21 +23,17 @@ class Revision:
     changed_fields: list[str]
 
 
-@dataclass(frozen=True)
-class Page:
-    items: Sequence[Revision]
-    last: int | None
+# A page of revisions continues after a version.
+POSITION = {"after": int}
 
 
 def list_revisions(
-    deps: Deps, principal: Principal, patient_id: str, after: int, limit: int
-) -> Page:
-    """The revisions after version ``after``, at most ``limit``; ``last`` is the version to
-    continue after when there are more."""
+    deps: Deps, principal: Principal, patient_id: str, request: PageRequest
+) -> Page[Revision]:
+    """One page of the revisions, oldest first."""
     versions.read_and_authorize(deps, principal, patient_id, Access.READ)
     with deps.uow() as uow:
-        rows = uow.repo.revisions(patient_id, after, limit + 1)
-        more = len(rows) > limit
+        rows = uow.repo.revisions(patient_id, request.after(0), request.limit)
         items = [
             Revision(
                 patient_id=r.patient_id,
@@ -48,6 +44,6 @@ def list_revisions(
                 change_summary=r.change_summary,
                 changed_fields=[f for f in r.changed_fields.split(",") if f],
             )
-            for r in rows[:limit]
+            for r in rows
         ]
-        return Page(items, items[-1].version if more and items else None)
+    return Page.after_key(items, request, lambda r: r.version)

@@ -1,16 +1,15 @@
 """What the careplan use cases share: reading a plan and asking identity about the access,
-checking an etag, replaying a request by its ``request_id``, and writing a new version of a
+checking an etag, replaying a request by its ``request_id`` (servicekit.idempotency), and
+writing a new version of a
 plan (a compare-and-set on the version plus its immutable revision)."""
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from dataclasses import dataclass
 from typing import Any
 
 from careplan import access, errors
-from careplan.clients import Access
 from careplan.deps import Deps
 from careplan.merge import Actor
 from careplan.models import (
@@ -18,16 +17,16 @@ from careplan.models import (
     CarePlanRow,
     PlanContent,
     PlanView,
-    RequestRecord,
     version_of_etag,
     view_from_document,
     view_to_document,
 )
 from careplan.policy import Role
 from careplan.unit_of_work import UnitOfWork
-from servicekit import idempotency
 from servicekit.auth import Principal
 from servicekit.errors import InvalidArgument
+from servicekit.idempotency import IdempotentRequest
+from servicekit.identity_client import Access
 
 # Versions are stored as 32-bit integers: none can be higher.
 MAX_VERSION = 2**31 - 1
@@ -101,24 +100,7 @@ def expected_version(etag: str, field: str) -> int:
     return expected
 
 
-@dataclass(frozen=True)
-class Request:
-    """A write's ``request_id`` (AIP-155) with the fingerprint of its request."""
-
-    request_id: str = ""
-    fingerprint: str = ""
-
-    def checked(self, principal: Principal) -> Request:
-        """The request as kept: a request_id that can be stored, and a fingerprint that
-        covers the person a delegate acts for (the same body for another person is another
-        request)."""
-        idempotency.check(self.request_id)
-        return Request(
-            self.request_id, idempotency.for_person(self.fingerprint, principal.on_behalf_of)
-        )
-
-
-def replay(deps: Deps, principal: Principal, request: Request, method: str) -> PlanView | None:
+def replay(deps: Deps, principal: Principal, request: IdempotentRequest) -> PlanView | None:
     """The plan as the first request with this id wrote it, if this is the same request
     again; None for a new id (or none given). Returning it is a read of the plan, asked
     about as one. The record names the plan (a create: its version 1) or the revision the
@@ -126,35 +108,12 @@ def replay(deps: Deps, principal: Principal, request: Request, method: str) -> P
     if not request.request_id:
         return None
     with deps.uow() as uow:
-        record = uow.repo.request_record(principal.subject, request.request_id)
-    name = idempotency.replayed(record, method, request.fingerprint)
+        name = request.replayed(uow.repo)
     if name is None:
         return None
     plan, _, version = name.partition("/revisions/")
     patient_id = plan.removeprefix("patients/").removesuffix("/carePlan")
     return read_version(deps, principal, patient_id, int(version) if version else 1)
-
-
-def remember(
-    uow: UnitOfWork,
-    principal: Principal,
-    request: Request,
-    method: str,
-    resource_name: str,
-    now: dt.datetime,
-) -> None:
-    """Records a write's request_id in the write's own transaction (nothing without one)."""
-    if request.request_id:
-        uow.repo.add(
-            RequestRecord(
-                caller=principal.subject,
-                request_id=request.request_id,
-                method=method,
-                fingerprint=request.fingerprint,
-                resource_name=resource_name,
-                create_time=now,
-            )
-        )
 
 
 def status_value(content: PlanContent) -> str:

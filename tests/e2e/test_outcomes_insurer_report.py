@@ -1,5 +1,5 @@
-"""The outcomes demo as ``make run`` starts it (identity and outcomes as processes on SQLite,
-migrated and demo-seeded through their CLIs), driven the way an insurer's reporting client
+"""The outcomes demo as ``make run`` starts it (identity and outcomes as processes on
+PostgreSQL, migrated and demo-seeded through their CLIs), driven the way an insurer's reporting client
 drives it: client-credentials token, grpcurl as in the README, then the gRPC stub."""
 
 from __future__ import annotations
@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
@@ -17,6 +18,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from carenet.outcomes.v1 import outcomes_pb2 as pb
 from carenet.outcomes.v1 import outcomes_service_pb2 as rpc
 from carenet.outcomes.v1 import outcomes_service_pb2_grpc as rpc_grpc
+from testkit.database import fresh_database
 from testkit.idp import LocalIdp
 from testkit.processes import ServiceProcess
 from testkit.rpc import failure
@@ -40,12 +42,19 @@ def _ts(text: str) -> Timestamp:
     return out
 
 
+@pytest.fixture
+def databases() -> Iterator[tuple[str, str]]:
+    """Fresh databases for identity and outcomes."""
+    with fresh_database("e2e_identity") as identity, fresh_database("e2e_outcomes") as outcomes:
+        yield identity, outcomes
+
+
 @pytest.mark.e2e
 def test_the_insurer_reads_its_demo_report_and_evaluates_its_contract(
-    tmp_path: Path, local_idp: LocalIdp
+    databases: tuple[str, str], local_idp: LocalIdp
 ) -> None:
     identity_env = {
-        "IDENTITY_DATABASE_URL": f"sqlite:///{tmp_path / 'identity.db'}",
+        "IDENTITY_DATABASE_URL": databases[0],
         "IDENTITY_OIDC_ISSUER": local_idp.issuer,
         "IDENTITY_GRPC_HOST": "127.0.0.1",
         "IDENTITY_GRPC_PORT": "0",
@@ -56,7 +65,7 @@ def test_the_insurer_reads_its_demo_report_and_evaluates_its_contract(
     identity = ServiceProcess("identity", identity_env).start()
     try:
         outcomes_env = {
-            "OUTCOMES_DATABASE_URL": f"sqlite:///{tmp_path / 'outcomes.db'}",
+            "OUTCOMES_DATABASE_URL": databases[1],
             "OUTCOMES_OIDC_ISSUER": local_idp.issuer,
             "OUTCOMES_GRPC_HOST": "127.0.0.1",
             "OUTCOMES_GRPC_PORT": "0",

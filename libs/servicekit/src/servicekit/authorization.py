@@ -34,10 +34,9 @@ from __future__ import annotations
 import enum
 import functools
 import logging
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, TypedDict, Unpack
+from typing import TypedDict, Unpack
 
 import grpc
 from google.rpc import error_details_pb2
@@ -197,30 +196,6 @@ class IdentityAuthorizer:
             return _refusal(error)
         return _decision(reply)
 
-    def authorize_later(
-        self,
-        subject: Principal,
-        patient_id: str,
-        category: Category,
-        access: Access,
-        **options: Unpack[QuestionOptions],
-    ) -> PendingDecision:
-        """Sends the question now and returns at once; ``result()`` waits for the answer.
-        For a caller with its own work to do meanwhile (work that releases nothing before
-        the answer)."""
-        request = _authorize_request(subject, patient_id, category, access, **options)
-        started = time.monotonic()
-        future = self._stub.Authorize.future(request, timeout=self._deadline)
-
-        def again() -> rpc.AuthorizeResponse:
-            """The retries, if the first attempt was UNAVAILABLE."""
-            remaining = self._deadline - (time.monotonic() - started)
-            return with_retries(
-                lambda left: self._stub.Authorize(request, timeout=left), max(remaining, 0.001)
-            )
-
-        return PendingDecision(future, again)
-
     def _batch_authorize_once(
         self, request: rpc.BatchAuthorizeRequest, timeout: float
     ) -> rpc.BatchAuthorizeResponse:
@@ -265,26 +240,6 @@ class IdentityAuthorizer:
         for p in unique:
             decisions.setdefault(p, Decision(False, "NO_DECISION"))
         return decisions
-
-
-class PendingDecision:
-    """A decision asked for and not yet waited for."""
-
-    def __init__(self, future: Any, again: Callable[[], rpc.AuthorizeResponse]) -> None:
-        self._future = future
-        self._again = again
-
-    def result(self) -> Decision:
-        try:
-            try:
-                reply = self._future.result()
-            except grpc.RpcError as error:
-                if getattr(error, "code", lambda: None)() != grpc.StatusCode.UNAVAILABLE:
-                    raise
-                reply = self._again()
-        except grpc.RpcError as error:
-            return _refusal(error)
-        return _decision(reply)
 
 
 def _authorize_request(

@@ -7,16 +7,10 @@ from __future__ import annotations
 
 import re
 
-AGB_SYSTEM = "http://fhir.nl/fhir/NamingSystem/agb-z"
-URA_SYSTEM = "http://fhir.nl/fhir/NamingSystem/ura"
-UZOVI_SYSTEM = "http://fhir.nl/fhir/NamingSystem/uzovi"
-
 _AGB = re.compile(r"^\d{8}$")
 _URA = re.compile(r"^\d{1,8}$")
 _UZOVI = re.compile(r"^\d{4}$")
 _CBS = re.compile(r"^GM\d{4}$")
-_POSTCODE4 = re.compile(r"^[1-9]\d{3}$")
-_POSTCODE = re.compile(r"^[1-9]\d{3} ?[A-Z]{2}$")
 
 
 def is_agb(value: str) -> bool:
@@ -37,13 +31,3 @@ def is_uzovi(value: str) -> bool:
 def is_cbs_municipality(value: str) -> bool:
     """CBS municipality code: ``GM`` and 4 digits, e.g. GM0772 (Eindhoven)."""
     return bool(_CBS.fullmatch(value))
-
-
-def is_postcode4(value: str) -> bool:
-    """The 4-digit part of a Dutch postcode (1000-9999)."""
-    return bool(_POSTCODE4.fullmatch(value))
-
-
-def is_postcode(value: str) -> bool:
-    """A full Dutch postcode, ``1234AB`` or ``1234 AB``."""
-    return bool(_POSTCODE.fullmatch(value))

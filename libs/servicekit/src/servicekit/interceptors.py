@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, NamedTuple
 
@@ -21,6 +22,7 @@ from servicekit import decoding
 from servicekit.auth import Principal, TokenVerifier, acting_as
 from servicekit.delegation import Delegations
 from servicekit.errors import DomainError, Unavailable, internal_status, to_status
+from servicekit.metrics import RpcMetrics
 from servicekit.paging import signing_with
 
 log = logging.getLogger("servicekit.rpc")
@@ -115,8 +117,10 @@ class CallInterceptor(grpc.ServerInterceptor):
         delegations: Delegations | None = None,
         own_string_checks: Iterable[str] = (),
         draining: threading.Event | None = None,
+        rpc_metrics: RpcMetrics | None = None,
     ) -> None:
         self.domain = domain
+        self.rpc_metrics = rpc_metrics
         self.draining = draining or threading.Event()
         self.own_string_checks = frozenset(own_string_checks)
         self.verifier = verifier
@@ -155,6 +159,12 @@ class CallInterceptor(grpc.ServerInterceptor):
         context.abort_with_status(rpc_status.to_status(status))
 
     def _wrap(self, behaviour: Behaviour, call: _Call) -> Behaviour:
+        wrapped = self._wrap_call(behaviour, call)
+        if self.rpc_metrics is None or call.method.startswith(self.public_prefixes):
+            return wrapped  # health checks and reflection are not measured
+        return _measured(wrapped, call, self.rpc_metrics)
+
+    def _wrap_call(self, behaviour: Behaviour, call: _Call) -> Behaviour:
         method = call.method
         verifier = None if method.startswith(self.public_prefixes) else self.verifier
         key = self.page_token_key
@@ -216,6 +226,55 @@ class CallInterceptor(grpc.ServerInterceptor):
                 return None
 
         return unary
+
+
+def _code_name(context: grpc.ServicerContext, default: str) -> str:
+    code = getattr(context, "code", lambda: None)()
+    if isinstance(code, grpc.StatusCode):
+        return code.name
+    return default
+
+
+def _measured(wrapped: Behaviour, call: _Call, rpc: RpcMetrics) -> Behaviour:
+    """The behaviour with its duration (by status code) and in-flight count recorded."""
+    method = call.method
+    clock = time.perf_counter
+
+    if call.streaming:
+
+        def stream(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
+            rpc.started(method)
+            started = clock()
+            code = "UNKNOWN"
+            try:
+                yield from wrapped(request, context)
+                code = _code_name(context, "OK")
+            except GeneratorExit:
+                code = "CANCELLED"
+                raise
+            except BaseException:
+                code = _code_name(context, "UNKNOWN")
+                raise
+            finally:
+                rpc.finished(method, code, clock() - started)
+
+        return stream
+
+    def unary(request: Any, context: grpc.ServicerContext) -> Any:
+        rpc.started(method)
+        started = clock()
+        code = "UNKNOWN"
+        try:
+            reply = wrapped(request, context)
+            code = _code_name(context, "OK")
+            return reply
+        except BaseException:
+            code = _code_name(context, "UNKNOWN")
+            raise
+        finally:
+            rpc.finished(method, code, clock() - started)
+
+    return unary
 
 
 class _DrainingContext:

@@ -1,7 +1,7 @@
 """``create_server``: one gRPC server shape for every service.
 
 The server carries the call interceptor (authentication, the on-behalf-of rule and the
-person a delegate acts for, errors, page-token key) on every method, the OpenTelemetry
+person a delegate acts for, errors, page-token key, RPC metrics) on every method, the OpenTelemetry
 interceptor outside it when a tracer provider is configured, the library health servicer
 and reflection. Every method's request deserializer is wrapped (servicekit.decoding), so
 that an undecodable body answers INVALID_ARGUMENT ``MALFORMED_REQUEST`` with a
@@ -37,12 +37,14 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from opentelemetry.instrumentation.grpc import filters, server_interceptor
+from opentelemetry.metrics import MeterProvider
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from servicekit import channels, tls
 from servicekit.auth import TokenVerifier
 from servicekit.delegation import Delegations
 from servicekit.interceptors import PUBLIC_PREFIXES, CallInterceptor
+from servicekit.metrics import RpcMetrics
 from servicekit.telemetry import tracing_configured
 
 log = logging.getLogger("servicekit.server")
@@ -141,6 +143,7 @@ def create_server(
     delegations: Delegations | None = None,
     own_string_checks: Sequence[str] = (),
     settings: ServerSettings | None = None,
+    meter_provider: MeterProvider | None = None,
 ) -> RunningServer:
     """Builds (but does not start) a server; ``port`` 0 picks a free port.
 
@@ -152,7 +155,8 @@ def create_server(
     call keeps the client's own roles. ``own_string_checks`` names request messages (full
     names) whose service checks every string itself, row by row (servicekit.decoding).
     ``settings`` defaults to the :class:`ServerSettings` of the service's environment
-    prefix (:func:`env_prefix` of ``domain``).
+    prefix (:func:`env_prefix` of ``domain``). RPC metrics (servicekit.metrics) go to
+    ``meter_provider``, by default the global one.
     """
     prefix = env_prefix(domain)
     settings = settings or ServerSettings.for_service(prefix)
@@ -167,6 +171,7 @@ def create_server(
             delegations=delegations,
             own_string_checks=own_string_checks,
             draining=draining,
+            rpc_metrics=RpcMetrics(meter_provider),
         )
     ]
     if tracing_configured():

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from identity.models import Organisation, Person, RequestRecord
+from identity.models import LogRecord, Organisation, Person, RequestRecord
 from identity.use_cases.deps import Deps
 
 T = TypeVar("T")
@@ -105,6 +105,24 @@ class FakeIdentityRepository:
             )
         )
 
+    def organisation_names(self, care_group_id: str, org_ids: Sequence[str]) -> dict[str, str]:
+        return {
+            o.id: o.display_name
+            for o in self._all(Organisation)
+            if o.care_group_id == care_group_id and o.id in org_ids
+        }
+
+    def users_in_patient_log(
+        self, patient_id: str, care_group_id: str, user_ids: Sequence[str]
+    ) -> set[str]:
+        return {
+            user
+            for entry in self._store.log
+            if entry.patient_id == patient_id and entry.care_group_id == care_group_id
+            for user in (entry.user_id, entry.responsible_user)
+            if user in user_ids
+        }
+
     def request_record(self, caller: str, request_id: str) -> RequestRecord | None:
         return next(
             (
@@ -119,6 +137,8 @@ class FakeIdentityRepository:
 @dataclass
 class FakeStore:
     rows: list[object] = field(default_factory=list)
+    # The access log's entries (only who appears in whose log is read).
+    log: list[LogRecord] = field(default_factory=list)
 
 
 class FakeUnitOfWork:

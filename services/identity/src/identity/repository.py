@@ -6,7 +6,7 @@ import datetime as dt
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from sqlalchemy import Engine, bindparam, or_, select, true, update
+from sqlalchemy import Engine, bindparam, or_, select, true, union, update
 from sqlalchemy.exc import IntegrityError
 
 from identity.access_log import LogChain
@@ -176,6 +176,17 @@ class IdentityRepository(Repository):
             query = query.where(Organisation.id > after)
         return self.session.scalars(query.order_by(Organisation.id).limit(limit)).all()
 
+    def organisation_names(self, care_group_id: str, org_ids: Sequence[str]) -> dict[str, str]:
+        """The display names of the care group's organisations among ``org_ids``."""
+        if not org_ids:
+            return {}
+        rows = self.session.execute(
+            select(Organisation.id, Organisation.display_name).where(
+                Organisation.care_group_id == care_group_id, Organisation.id.in_(org_ids)
+            )
+        )
+        return {str(org_id): str(name) for org_id, name in rows.tuples()}
+
     # patients
     def patient(self, patient_id: str) -> Patient | None:
         return self.session.get(Patient, patient_id)
@@ -264,6 +275,29 @@ class IdentityRepository(Repository):
 
     def people(self) -> Sequence[Person]:
         return self.session.scalars(select(Person).order_by(Person.id)).all()
+
+    def people_by_ids(self, person_ids: Sequence[str]) -> Sequence[Person]:
+        if not person_ids:
+            return []
+        return self.session.scalars(select(Person).where(Person.id.in_(person_ids))).all()
+
+    def users_in_patient_log(
+        self, patient_id: str, care_group_id: str, user_ids: Sequence[str]
+    ) -> set[str]:
+        """Which of ``user_ids`` appear in the patient's access log (as user or responsible
+        user) in the care group."""
+        if not user_ids:
+            return set()
+        of_patient = (AccessLogEntry.patient_id == patient_id) & (
+            AccessLogEntry.care_group_id == care_group_id
+        )
+        users = select(AccessLogEntry.user_id).where(
+            of_patient, AccessLogEntry.user_id.in_(user_ids)
+        )
+        responsible = select(AccessLogEntry.responsible_user).where(
+            of_patient, AccessLogEntry.responsible_user.in_(user_ids)
+        )
+        return set(self.session.scalars(union(users, responsible)).all())
 
     # the decision inputs that can change
     def patient_facts(self, patient_id: str) -> PatientFacts | None:

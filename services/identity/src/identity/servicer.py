@@ -484,6 +484,24 @@ class IdentityServicer(rpc_grpc.IdentityServiceServicer):
             care_group=person.care_group,
         )
 
+    def LookupPeople(
+        self, request: rpc.LookupPeopleRequest, context: grpc.ServicerContext
+    ) -> rpc.LookupPeopleResponse:
+        found = people.lookup_people(self.deps, self._caller(), list(request.users))
+        return rpc.LookupPeopleResponse(
+            people=[
+                rpc.PersonSummary(
+                    user=p.user,
+                    display_name=p.display_name,
+                    roles=list(p.roles),
+                    organisation=f"organisations/{p.organisation_id}",
+                    organisation_display_name=p.organisation_display_name,
+                )
+                for p in found.people
+            ],
+            not_found=found.not_found,
+        )
+
     def ListAccessLogEntries(
         self, request: rpc.ListAccessLogEntriesRequest, context: grpc.ServicerContext
     ) -> rpc.ListAccessLogEntriesResponse:

@@ -755,6 +755,101 @@ class ResolveDelegationResponse(_message.Message):
 Global___ResolveDelegationResponse: _TypeAlias = ResolveDelegationResponse  # noqa: Y015
 
 @_typing.final
+class LookupPeopleRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    USERS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def users(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Keycloak user ids (the `sub` of a person's tokens), as other services give them; 1 to
+        100, each at most 200 characters. Repeats are answered once.
+        """
+
+    def __init__(
+        self,
+        *,
+        users: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["users", b"users"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LookupPeopleRequest: _TypeAlias = LookupPeopleRequest  # noqa: Y015
+
+@_typing.final
+class PersonSummary(_message.Message):
+    """A person as other carenet users may see them: who acted, in which role, for which
+    organisation. Never a username, e-mail address or anything else about them.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    USER_FIELD_NUMBER: _builtins.int
+    DISPLAY_NAME_FIELD_NUMBER: _builtins.int
+    ROLES_FIELD_NUMBER: _builtins.int
+    ORGANISATION_FIELD_NUMBER: _builtins.int
+    ORGANISATION_DISPLAY_NAME_FIELD_NUMBER: _builtins.int
+    user: _builtins.str
+    """The Keycloak user id asked about."""
+    display_name: _builtins.str
+    organisation: _builtins.str
+    """`organisations/{organisation}`: the organisation the person acts for."""
+    organisation_display_name: _builtins.str
+    """That organisation's display name."""
+    @_builtins.property
+    def roles(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The person's realm roles that carry rights (e.g. `gp`, `provider`), sorted."""
+
+    def __init__(
+        self,
+        *,
+        user: _builtins.str = ...,
+        display_name: _builtins.str = ...,
+        roles: _abc.Iterable[_builtins.str] | None = ...,
+        organisation: _builtins.str = ...,
+        organisation_display_name: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["display_name", b"display_name", "organisation", b"organisation", "organisation_display_name", b"organisation_display_name", "roles", b"roles", "user", b"user"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PersonSummary: _TypeAlias = PersonSummary  # noqa: Y015
+
+@_typing.final
+class LookupPeopleResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PEOPLE_FIELD_NUMBER: _builtins.int
+    NOT_FOUND_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def people(self) -> _containers.RepeatedCompositeFieldContainer[Global___PersonSummary]:
+        """The people found and visible to the caller, in the order asked."""
+
+    @_builtins.property
+    def not_found(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The ids asked about that are unknown or that the caller may not see (not told apart),
+        in the order asked.
+        """
+
+    def __init__(
+        self,
+        *,
+        people: _abc.Iterable[Global___PersonSummary] | None = ...,
+        not_found: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["not_found", b"not_found", "people", b"people"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LookupPeopleResponse: _TypeAlias = LookupPeopleResponse  # noqa: Y015
+
+@_typing.final
 class ListAccessLogEntriesRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 

@@ -127,6 +127,11 @@ class IdentityServiceStub:
                 request_serializer=carenet_dot_identity_dot_v1_dot_identity__service__pb2.ResolveDelegationRequest.SerializeToString,
                 response_deserializer=carenet_dot_identity_dot_v1_dot_identity__service__pb2.ResolveDelegationResponse.FromString,
                 _registered_method=True)
+        self.LookupPeople = channel.unary_unary(
+                '/carenet.identity.v1.IdentityService/LookupPeople',
+                request_serializer=carenet_dot_identity_dot_v1_dot_identity__service__pb2.LookupPeopleRequest.SerializeToString,
+                response_deserializer=carenet_dot_identity_dot_v1_dot_identity__service__pb2.LookupPeopleResponse.FromString,
+                _registered_method=True)
         self.ListAccessLogEntries = channel.unary_unary(
                 '/carenet.identity.v1.IdentityService/ListAccessLogEntries',
                 request_serializer=carenet_dot_identity_dot_v1_dot_identity__service__pb2.ListAccessLogEntriesRequest.SerializeToString,
@@ -267,6 +272,19 @@ class IdentityServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def LookupPeople(self, request, context):
+        """Resolves the user ids that appear in other services (a referral's referrer, care-plan
+        actors and revision authors, the access log's users) to a display name, roles and
+        organisation from the people directory, nothing more. Staff and organisations' system
+        clients see the people of their own care group; a patient sees the people who appear
+        in their own access log; insurers and platform services see nobody (PERMISSION_DENIED
+        `ROLE_NOT_PERMITTED`). An id that is unknown and one the caller may not see are both
+        answered in `not_found`, alike. Not logged: it touches no patient data.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ListAccessLogEntries(self, request, context):
         """Lists access-log entries: a patient their own, an auditor any. Reading is logged.
         """
@@ -373,6 +391,11 @@ def add_IdentityServiceServicer_to_server(servicer, server):
                     servicer.ResolveDelegation,
                     request_deserializer=carenet_dot_identity_dot_v1_dot_identity__service__pb2.ResolveDelegationRequest.FromString,
                     response_serializer=carenet_dot_identity_dot_v1_dot_identity__service__pb2.ResolveDelegationResponse.SerializeToString,
+            ),
+            'LookupPeople': grpc.unary_unary_rpc_method_handler(
+                    servicer.LookupPeople,
+                    request_deserializer=carenet_dot_identity_dot_v1_dot_identity__service__pb2.LookupPeopleRequest.FromString,
+                    response_serializer=carenet_dot_identity_dot_v1_dot_identity__service__pb2.LookupPeopleResponse.SerializeToString,
             ),
             'ListAccessLogEntries': grpc.unary_unary_rpc_method_handler(
                     servicer.ListAccessLogEntries,
@@ -873,6 +896,33 @@ class IdentityService:
             '/carenet.identity.v1.IdentityService/ResolveDelegation',
             carenet_dot_identity_dot_v1_dot_identity__service__pb2.ResolveDelegationRequest.SerializeToString,
             carenet_dot_identity_dot_v1_dot_identity__service__pb2.ResolveDelegationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def LookupPeople(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/carenet.identity.v1.IdentityService/LookupPeople',
+            carenet_dot_identity_dot_v1_dot_identity__service__pb2.LookupPeopleRequest.SerializeToString,
+            carenet_dot_identity_dot_v1_dot_identity__service__pb2.LookupPeopleResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -73,6 +73,15 @@ class IdentityServiceStub:
     briefly) and then run the call with the person's roles. Not logged: it touches no
     patient data.
     """
+    LookupPeople: _grpc.UnaryUnaryMultiCallable[_identity_service_pb2.LookupPeopleRequest, _identity_service_pb2.LookupPeopleResponse]
+    """Resolves the user ids that appear in other services (a referral's referrer, care-plan
+    actors and revision authors, the access log's users) to a display name, roles and
+    organisation from the people directory, nothing more. Staff and organisations' system
+    clients see the people of their own care group; a patient sees the people who appear
+    in their own access log; insurers and platform services see nobody (PERMISSION_DENIED
+    `ROLE_NOT_PERMITTED`). An id that is unknown and one the caller may not see are both
+    answered in `not_found`, alike. Not logged: it touches no patient data.
+    """
     ListAccessLogEntries: _grpc.UnaryUnaryMultiCallable[_identity_service_pb2.ListAccessLogEntriesRequest, _identity_service_pb2.ListAccessLogEntriesResponse]
     """Lists access-log entries: a patient their own, an auditor any. Reading is logged."""
     VerifyAccessLog: _grpc.UnaryUnaryMultiCallable[_identity_service_pb2.VerifyAccessLogRequest, _identity_service_pb2.VerifyAccessLogResponse]
@@ -121,6 +130,15 @@ class IdentityServiceAsyncStub(IdentityServiceStub):
     `ON_BEHALF_OF_NOT_ALLOWED`. Services ask once per call (servicekit caches the answer
     briefly) and then run the call with the person's roles. Not logged: it touches no
     patient data.
+    """
+    LookupPeople: _aio.UnaryUnaryMultiCallable[_identity_service_pb2.LookupPeopleRequest, _identity_service_pb2.LookupPeopleResponse]  # type: ignore[assignment]
+    """Resolves the user ids that appear in other services (a referral's referrer, care-plan
+    actors and revision authors, the access log's users) to a display name, roles and
+    organisation from the people directory, nothing more. Staff and organisations' system
+    clients see the people of their own care group; a patient sees the people who appear
+    in their own access log; insurers and platform services see nobody (PERMISSION_DENIED
+    `ROLE_NOT_PERMITTED`). An id that is unknown and one the caller may not see are both
+    answered in `not_found`, alike. Not logged: it touches no patient data.
     """
     ListAccessLogEntries: _aio.UnaryUnaryMultiCallable[_identity_service_pb2.ListAccessLogEntriesRequest, _identity_service_pb2.ListAccessLogEntriesResponse]  # type: ignore[assignment]
     """Lists access-log entries: a patient their own, an auditor any. Reading is logged."""
@@ -275,6 +293,21 @@ class IdentityServiceServicer(metaclass=_abc_1.ABCMeta):
         `ON_BEHALF_OF_NOT_ALLOWED`. Services ask once per call (servicekit caches the answer
         briefly) and then run the call with the person's roles. Not logged: it touches no
         patient data.
+        """
+
+    @_abc_1.abstractmethod
+    def LookupPeople(
+        self,
+        request: _identity_service_pb2.LookupPeopleRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_identity_service_pb2.LookupPeopleResponse, _abc.Awaitable[_identity_service_pb2.LookupPeopleResponse]]:
+        """Resolves the user ids that appear in other services (a referral's referrer, care-plan
+        actors and revision authors, the access log's users) to a display name, roles and
+        organisation from the people directory, nothing more. Staff and organisations' system
+        clients see the people of their own care group; a patient sees the people who appear
+        in their own access log; insurers and platform services see nobody (PERMISSION_DENIED
+        `ROLE_NOT_PERMITTED`). An id that is unknown and one the caller may not see are both
+        answered in `not_found`, alike. Not logged: it touches no patient data.
         """
 
     @_abc_1.abstractmethod

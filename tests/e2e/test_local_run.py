@@ -1,5 +1,6 @@
-"""``make run``, smoke-tested: every service starts on SQLite with the local issuer and the
-demo data, and the grpcurl examples the banner prints really work."""
+"""``make run``, smoke-tested: every service starts on the embedded PostgreSQL with the local
+issuer and the demo data, logs to its file, and the grpcurl examples the banner prints really
+work; PostgreSQL is stopped with the services."""
 
 from __future__ import annotations
 
@@ -32,7 +33,9 @@ def test_the_local_platform_comes_up_and_the_printed_examples_work(tmp_path: Pat
     assert "carenet.identity.v1.IdentityService" in output
     assert '"status": "SERVING"' in output
     assert '"decision": "DECISION_PERMIT"' in output
-    assert (tmp_path / "identity.db").exists()
+    assert (tmp_path / "postgres" / "PG_VERSION").exists()
+    assert not (tmp_path / "postgres" / "postmaster.pid").exists(), "PostgreSQL was stopped"
+    assert '"event": "server_started"' in (tmp_path / "identity.log").read_text()
     services = {p.parent.name for p in (REPO / "services").glob("*/pyproject.toml")}
     if "referral" in services:
         assert "GLI CooL" in output, "the menu card example found the demo GLI offer"

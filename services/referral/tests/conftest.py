@@ -16,7 +16,7 @@ from referral.clients import GrpcIdentityClient
 from referral.config import Settings
 from referral.deps import Deps
 from referral.server import create_server
-from referral.unit_of_work import UnitOfWork
+from referral.unit_of_work import units_of_work
 from servicekit.auth import verifier_for
 from servicekit.channels import ServiceAccountTokens, open_channel
 from servicekit.db import make_engine, make_session_factory
@@ -82,7 +82,7 @@ def referral_server(
     )
     channel = open_channel(identity_service.target, token=tokens)
     deps = Deps(
-        uow=lambda: UnitOfWork(sessions),
+        uow=units_of_work(referral_engine),
         identity=GrpcIdentityClient(channel, 5.0),
         watch_poll_seconds=0.05,
         delegations=IdentityDelegations(channel, ttl_seconds=30.0, deadline_seconds=5.0),

@@ -1,22 +1,24 @@
 """Fakes for unit tests: an identity client that answers from a table and records every
-call, and a unit of work over a private in-memory SQLite database (the real repository,
-no server, created in milliseconds)."""
+call, and a unit of work over an in-memory store with the repository's interface (the
+real SQL is covered by tests/integration on PostgreSQL)."""
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any, TypeVar, cast
 
-from sqlalchemy import create_engine, event
-from sqlalchemy.pool import StaticPool
+from sqlalchemy import inspect as sa_inspect
+from sqlalchemy.exc import IntegrityError
 
 from referral.clients import Action, Decision, ReferralContext
 from referral.deps import Deps
-from referral.models import Base
+from referral.models import HistoryEntry, Offer, OutboxEvent, Referral, RequestRecord, Status
+from referral.ranking import MenuEntry
 from referral.unit_of_work import UnitOfWork
 from servicekit.auth import Principal
-from servicekit.db import make_session_factory
 
 NOW = dt.datetime(2026, 3, 1, 12, 0, tzinfo=dt.UTC)
 
@@ -72,24 +74,273 @@ class FakeIdentityClient:
         return Decision(True, "CARE_RELATIONSHIP", "BASIS_CARE_RELATIONSHIP")
 
 
-def memory_sessions() -> Callable[[], UnitOfWork]:
-    engine = create_engine(
-        "sqlite://", connect_args={"check_same_thread": False}, poolclass=StaticPool
-    )
-
-    @event.listens_for(engine, "connect")
-    def _fk(dbapi_connection, _record):  # type: ignore[no-untyped-def]
-        dbapi_connection.execute("PRAGMA foreign_keys=ON")
-
-    Base.metadata.create_all(engine)
-    with engine.begin() as conn:
-        conn.exec_driver_sql("INSERT INTO outbox_head (id, last_id) VALUES (1, 0)")
-    sessions = make_session_factory(engine)
-    return lambda: UnitOfWork(sessions)
+Row = TypeVar("Row", Offer, Referral)
 
 
-class FakeUnitOfWork(UnitOfWork):
-    """Marker for readers: unit tests build their units of work with :func:`fake_deps`."""
+def _clone(row: Row) -> Row:
+    """A new row with the same column values (JSON values copied)."""
+    columns = sa_inspect(type(row)).column_attrs
+    return type(row)(**{c.key: copy.deepcopy(getattr(row, c.key)) for c in columns})
+
+
+def _integrity(what: str) -> IntegrityError:
+    return IntegrityError(what, {}, Exception(f"duplicate key: {what}"))
+
+
+@dataclass
+class Store:
+    """The committed rows."""
+
+    offers: dict[str, Offer] = field(default_factory=dict)
+    referrals: dict[str, Referral] = field(default_factory=dict)
+    history: list[HistoryEntry] = field(default_factory=list)
+    outbox: list[OutboxEvent] = field(default_factory=list)
+    requests: dict[tuple[str, str], RequestRecord] = field(default_factory=dict)
+    commits: int = 0
+
+
+class FakeRepository:
+    """The repository's interface over a working copy of the store, with the database's
+    unique keys (offer id, open referral per patient and offer, request id per subject).
+    A row is copied when this unit of work first reads it, so changes stay here until
+    commit; history entries, events and request records are never changed once written."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.start()
+
+    def start(self) -> None:
+        self.data = Store(
+            dict(self.store.offers),
+            dict(self.store.referrals),
+            list(self.store.history),
+            list(self.store.outbox),
+            dict(self.store.requests),
+        )
+        self._mine: set[int] = set()
+
+    def commit(self) -> None:
+        self.store.offers = dict(self.data.offers)
+        self.store.referrals = dict(self.data.referrals)
+        self.store.history = list(self.data.history)
+        self.store.outbox = list(self.data.outbox)
+        self.store.requests = dict(self.data.requests)
+        self.store.commits += 1
+        self._mine = set()
+
+    def _own(self, table: dict[str, Row], key: str) -> Row | None:
+        row = table.get(key)
+        if row is None or id(row) in self._mine:
+            return row
+        row = table[key] = _clone(row)
+        self._mine.add(id(row))
+        return row
+
+    def flush(self) -> None:
+        pass
+
+    def add(self, obj: object) -> None:
+        assert isinstance(obj, Offer)
+        if obj.id in self.data.offers:
+            raise _integrity("offers.id")
+        self.data.offers[obj.id] = obj
+        self._mine.add(id(obj))
+
+    # offers
+    def offer(self, offer_id: str, *, for_update: bool = False) -> Offer | None:
+        return self._own(self.data.offers, offer_id)
+
+    def offer_terms(self, offer_id: str) -> Offer | None:
+        return self.data.offers.get(offer_id)
+
+    def offer_for_referral(self, offer_id: str) -> Offer | None:
+        return self.offer_terms(offer_id)
+
+    def forget_offer(self, offer_id: str) -> None:
+        pass
+
+    def menu(self, care_group_id: str) -> Sequence[MenuEntry]:
+        return [MenuEntry.of(o) for o in self.listed_offers(care_group_id, [])]
+
+    def offers(
+        self,
+        care_group_id: str,
+        *,
+        states: Sequence[str] = (),
+        owner_org_id: str = "",
+        visible_owner_org_id: str | None = None,
+        after: str | None = None,
+        limit: int = 50,
+    ) -> Sequence[Offer]:
+        found = [
+            o
+            for o in self.data.offers.values()
+            if o.care_group_id == care_group_id
+            and (not states or o.state in states)
+            and (not owner_org_id or o.owner_org_id == owner_org_id)
+            and (
+                visible_owner_org_id is None
+                or o.state == "listed"
+                or o.owner_org_id == visible_owner_org_id
+            )
+            and (not after or o.id > after)
+        ]
+        page = sorted(found, key=lambda o: o.id)[:limit]
+        return [self._own(self.data.offers, o.id) or o for o in page]
+
+    def listed_offers(self, care_group_id: str, categories: Sequence[str]) -> Sequence[Offer]:
+        return [
+            o
+            for o in self.data.offers.values()
+            if o.care_group_id == care_group_id
+            and o.state == "listed"
+            and (not categories or o.category in categories)
+        ]
+
+    # referrals
+    def create_referral(
+        self,
+        referral: Referral,
+        entry: HistoryEntry,
+        record: RequestRecord | None,
+        offer_version: int,
+        event: dict[str, Any],
+    ) -> bool:
+        offer = self.data.offers.get(referral.offer_id)
+        if offer is None or offer.version != offer_version:
+            return False
+        if referral.open_key and any(
+            r.open_key == referral.open_key for r in self.data.referrals.values()
+        ):
+            raise _integrity("referrals.open_key")
+        if record is not None and (record.subject, record.request_id) in self.data.requests:
+            raise _integrity("request_records.pkey")
+        self.data.referrals[referral.id] = referral
+        self._mine.add(id(referral))
+        self.add_history(entry)
+        if record is not None:
+            self.remember_request(record)
+        self.append_outbox_event(event)
+        return True
+
+    def add_history(self, entry: HistoryEntry) -> None:
+        entry.id = len(self.data.history) + 1
+        self.data.history.append(entry)
+
+    def remember_request(self, record: RequestRecord) -> None:
+        if (record.subject, record.request_id) in self.data.requests:
+            raise _integrity("request_records.pkey")
+        self.data.requests[(record.subject, record.request_id)] = record
+
+    def referral(self, referral_id: str, *, for_update: bool = False) -> Referral | None:
+        return self._own(self.data.referrals, referral_id)
+
+    def open_referral(self, patient_id: str, offer_id: str) -> Referral | None:
+        key = Referral.open_key_for(patient_id, offer_id)
+        found = next((r for r in self.data.referrals.values() if r.open_key == key), None)
+        return self._own(self.data.referrals, found.id) if found else None
+
+    def referrals(
+        self,
+        care_group_id: str,
+        *,
+        patient_id: str = "",
+        visible_to_org: str = "",
+        visible_to_patient: str = "",
+        status: str = "",
+        after: str | None = None,
+        limit: int = 50,
+    ) -> Sequence[Referral]:
+        found = [
+            r
+            for r in self.data.referrals.values()
+            if r.care_group_id == care_group_id
+            and (not patient_id or r.patient_id == patient_id)
+            and (not visible_to_org or visible_to_org in (r.referrer_org_id, r.target_org_id))
+            and (not visible_to_patient or r.patient_id == visible_to_patient)
+            and (not status or r.status == status)
+            and (not after or r.id > after)
+        ]
+        page = sorted(found, key=lambda r: r.id)[:limit]
+        return [self._own(self.data.referrals, r.id) or r for r in page]
+
+    def first_waitlisted(self, offer_id: str) -> Referral | None:
+        waiting = [
+            r
+            for r in self.data.referrals.values()
+            if r.offer_id == offer_id
+            and r.waitlist_position > 0
+            and r.status in (Status.ACCEPTED.value, Status.ON_HOLD.value)
+        ]
+        waiting.sort(key=lambda r: (r.waitlist_position, r.create_time))
+        return self._own(self.data.referrals, waiting[0].id) if waiting else None
+
+    def move_up_waitlist(self, offer_id: str, behind: int) -> None:
+        for r in list(self.data.referrals.values()):
+            if r.offer_id == offer_id and r.waitlist_position > behind:
+                mine = self._own(self.data.referrals, r.id)
+                assert mine is not None
+                mine.waitlist_position -= 1
+
+    def history(self, referral_id: str) -> Sequence[HistoryEntry]:
+        return [h for h in self.data.history if h.referral_id == referral_id]
+
+    # outbox
+    def append_outbox_event(self, values: dict[str, Any]) -> None:
+        self.data.outbox.append(OutboxEvent(id=len(self.data.outbox) + 1, **values))
+
+    def events_after(
+        self,
+        cursor: int,
+        limit: int,
+        *,
+        care_group_id: str | None,
+        org_id: str = "",
+        patient_id: str = "",
+        only_patient: str = "",
+    ) -> Sequence[OutboxEvent]:
+        def visible(e: OutboxEvent) -> bool:
+            if care_group_id is None:
+                return True
+            return e.care_group_id == care_group_id and (
+                bool(org_id and org_id in (e.referrer_org_id, e.target_org_id))
+                or bool(patient_id and e.patient_id == patient_id)
+            )
+
+        return [
+            e
+            for e in self.data.outbox
+            if e.id > cursor and visible(e) and (not only_patient or e.patient_id == only_patient)
+        ][:limit]
+
+    # idempotency
+    def request_record(self, subject: str, request_id: str) -> RequestRecord | None:
+        return self.data.requests.get((subject, request_id))
+
+
+class FakeUnitOfWork:
+    """A working copy of the store for the ``with`` block: :meth:`commit` makes it the
+    store, anything not committed is dropped (as a rolled-back transaction)."""
+
+    def __init__(self, store: Store) -> None:
+        self.repo = FakeRepository(store)
+
+    def __enter__(self) -> FakeUnitOfWork:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        pass
+
+    def commit(self) -> None:
+        self.repo.commit()
+
+    def rollback(self) -> None:
+        self.repo.start()
+
+
+def memory_units(store: Store | None = None) -> Callable[[], UnitOfWork]:
+    data = store if store is not None else Store()
+    return cast("Callable[[], UnitOfWork]", lambda: FakeUnitOfWork(data))
 
 
 @dataclass
@@ -102,7 +353,7 @@ class Clock:
 
 def fake_deps(identity: FakeIdentityClient | None = None, clock: Clock | None = None) -> Deps:
     return Deps(
-        uow=memory_sessions(),
+        uow=memory_units(),
         identity=identity or FakeIdentityClient(),
         clock=clock or Clock(),
         sleep=lambda _s: None,

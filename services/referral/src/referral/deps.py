@@ -7,7 +7,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from referral.caches import MenuCache, OfferCache
 from referral.clients import IdentityClient
 from referral.unit_of_work import UnitOfWork
 from servicekit.delegation import Delegations
@@ -23,10 +22,6 @@ class Deps:
     watch_poll_seconds: float = 0.2
     watch_batch_size: int = 200
     sleep: Callable[[float], None] = time.sleep
-    # The listed offers per care group, for FindOffers (MenuCache is defined below).
-    menu: MenuCache = field(default_factory=lambda: MenuCache())  # noqa: PLW0108
-    # Offers as CreateReferral last read them (see OfferCache).
-    offers: OfferCache = field(default_factory=lambda: OfferCache())  # noqa: PLW0108
     # Resolves the person a delegate acts for before every call (servicekit.delegation,
     # wired into the server); None only where no call can name one (unit tests).
     delegations: Delegations | None = None

@@ -12,11 +12,11 @@ from referral.clients import GrpcIdentityClient
 from referral.config import Settings
 from referral.deps import Deps
 from referral.server import create_server
-from referral.unit_of_work import UnitOfWork
+from referral.unit_of_work import units_of_work
 from servicekit.auth import verifier_for
 from servicekit.channels import ServiceAccountTokens, open_channel
 from servicekit.cli import run_cli
-from servicekit.db import is_postgres, make_engine, make_session_factory
+from servicekit.db import make_engine, make_session_factory
 from servicekit.delegation import IdentityDelegations
 from servicekit.logs import configure_logging
 from servicekit.server import serve as serve_forever
@@ -34,8 +34,6 @@ def _exit_after_commit() -> None:
 def build_deps(settings: Settings) -> Deps:
     engine = make_engine(settings.database_url)
     instrument_engine(engine)
-    sessions = make_session_factory(engine)
-    driver = engine if is_postgres(engine) else None
     tokens = ServiceAccountTokens.from_settings(settings)
     channel = open_channel(settings.identity_target, token=tokens)
     delegations = IdentityDelegations(
@@ -47,7 +45,7 @@ def build_deps(settings: Settings) -> Deps:
         _exit_after_commit if settings.fault_exit_after_create_commit else None
     )
     return Deps(
-        uow=lambda: UnitOfWork(sessions, driver_engine=driver),
+        uow=units_of_work(engine),
         identity=GrpcIdentityClient(channel, settings.call_deadline_seconds),
         delegations=delegations,
         after_create_commit=hook,

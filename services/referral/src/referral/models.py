@@ -49,11 +49,6 @@ class RecognitionLevel(enum.StrEnum):
     EFFECTIVE_GOOD = "effective-good-evidence"
     EFFECTIVE_STRONG = "effective-strong-evidence"
 
-    @property
-    def valid_years(self) -> int:
-        """How long Loket Gezond Leven's recognition at this level is valid."""
-        return 3 if self is RecognitionLevel.WELL_DESCRIBED else 5
-
 
 class CapacityStatus(enum.StrEnum):
     NO_CAPACITY = "no-capacity"

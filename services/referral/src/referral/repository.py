@@ -8,19 +8,19 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import and_, bindparam, false, func, or_, select, update
-from sqlalchemy.orm import load_only
 from sqlalchemy.sql.elements import ColumnElement
 
+from referral.caches import Caches
 from referral.models import (
     HistoryEntry,
     Offer,
     OutboxEvent,
-    OutboxHead,
     Referral,
     RequestRecord,
     Status,
 )
-from servicekit.uow import Repository
+from referral.ranking import MenuEntry
+from servicekit.uow import Repository, SqlAlchemyUnitOfWork
 
 OUTBOX_HEAD_ID = 1
 
@@ -79,7 +79,6 @@ _OFFER_TERM_COLUMNS = (
     "eligibility",
     "version",
 )
-_OFFER_TERMS = _OFFER.options(load_only(*(getattr(Offer, c) for c in _OFFER_TERM_COLUMNS)))
 _OFFER_TERMS_SQL = f"SELECT {', '.join(_OFFER_TERM_COLUMNS)} FROM offers WHERE id = %s"  # noqa: S608
 _OUTBOX_COLUMNS = [c.name for c in OutboxEvent.__table__.columns if c.name != "id"]
 
@@ -108,7 +107,16 @@ def _append_outbox_sql(columns: tuple[str, ...]) -> str:
 
 
 class ReferralRepository(Repository):
-    """The only place this service runs queries (see :class:`servicekit.uow.Repository`)."""
+    """The only place this service runs queries (see :class:`servicekit.uow.Repository`),
+    and the owner of its caches."""
+
+    def __init__(self, uow: SqlAlchemyUnitOfWork, caches: Caches) -> None:
+        super().__init__(uow)
+        self._caches = caches
+
+    def flush(self) -> None:
+        """Sends the changes made to loaded rows, so that the next statement sees them."""
+        self.session.flush()
 
     def create_referral(
         self,
@@ -122,20 +130,6 @@ class ReferralRepository(Repository):
         and its outbox event, if the offer is still at ``offer_version``; False, writing
         nothing, if it is not. Sets ``entry.id``. A unique key raises an IntegrityError
         (SQLAlchemy's or, through the driver, psycopg's)."""
-        if not self.postgres:
-            current = self.session.scalar(
-                select(Offer.version).where(Offer.id == referral.offer_id)
-            )
-            if current != offer_version:
-                return False
-            self.session.add(referral)
-            self.session.flush()
-            self.session.add(entry)
-            if record is not None:
-                self.session.add(record)
-            self.session.flush()
-            self.append_outbox_event(event)
-            return True
         columns = _event_columns(event)
         params: list[Any] = [referral.offer_id, offer_version]
         for column in _REFERRAL_COLUMNS:
@@ -159,14 +153,30 @@ class ReferralRepository(Repository):
 
     def offer_terms(self, offer_id: str) -> Offer | None:
         """The offer with only what a new referral needs (id, care group, owner, category,
-        state, recognition end, eligibility rule, version): on PostgreSQL one driver
-        statement into a transient Offer, attached to no session."""
-        if not self.postgres:
-            return self.session.scalars(_OFFER_TERMS, {"offer_id": offer_id}).first()
+        state, recognition end, eligibility rule, version): one driver statement into a
+        transient Offer, attached to no session."""
         row = self._first_row(_OFFER_TERMS_SQL, (offer_id,))
         if row is None:
             return None
         return Offer(id=offer_id, **dict(zip(_OFFER_TERM_COLUMNS, row, strict=True)))
+
+    def offer_for_referral(self, offer_id: str) -> Offer | None:
+        """The offer's terms (:meth:`offer_terms`) from the process's cache: shared and
+        detached, not to be changed. The referral's insert checks the version it carries
+        (:meth:`create_referral`); after a refusal, :meth:`forget_offer` drops it."""
+        return self._caches.offers.get(offer_id, lambda: self.offer_terms(offer_id))
+
+    def forget_offer(self, offer_id: str) -> None:
+        self._caches.offers.forget(offer_id)
+
+    def menu(self, care_group_id: str) -> Sequence[MenuEntry]:
+        """The care group's listed offers ready for ranking, from the process's cache unless
+        an offer of the care group changed since it was loaded (one aggregate query)."""
+        return self._caches.menu.get(
+            care_group_id,
+            self.offers_stamp(care_group_id),
+            lambda: [MenuEntry.of(o) for o in self.listed_offers(care_group_id, [])],
+        )
 
     def offers(
         self,
@@ -209,6 +219,12 @@ class ReferralRepository(Repository):
         return int(row[0]), int(row[1])
 
     # referrals
+    def add_history(self, entry: HistoryEntry) -> None:
+        self.session.add(entry)
+
+    def remember_request(self, record: RequestRecord) -> None:
+        self.session.add(record)
+
     def referral(self, referral_id: str, *, for_update: bool = False) -> Referral | None:
         query = select(Referral).where(Referral.id == referral_id)
         if for_update:
@@ -280,26 +296,10 @@ class ReferralRepository(Repository):
         ).all()
 
     # outbox
-    def next_outbox_ids(self, count: int) -> int:
-        """Reserves ``count`` cursor values and returns the first. The UPDATE takes the
-        head's row lock, held until commit, so ids are handed out in commit order."""
-        last = self.session.execute(
-            update(OutboxHead)
-            .where(OutboxHead.id == OUTBOX_HEAD_ID)
-            .values(last_id=OutboxHead.last_id + count)
-            .returning(OutboxHead.last_id)
-            .execution_options(synchronize_session=False)
-        ).scalar_one()
-        return int(last) - count + 1
-
     def append_outbox_event(self, values: dict[str, Any]) -> None:
-        """Draws the next cursor and inserts one event with it. On PostgreSQL this is one
-        statement (a data-modifying CTE), so the head's row lock is held for one round trip
-        less before the commit."""
-        if self.session.get_bind().dialect.name != "postgresql":
-            self.session.add(OutboxEvent(id=self.next_outbox_ids(1), **values))
-            self.session.flush()
-            return
+        """Draws the next cursor and inserts one event with it, in one statement (a
+        data-modifying CTE), so the head's row lock is held for one round trip less before
+        the commit."""
         columns = _event_columns(values)
         self.session.connection().exec_driver_sql(
             _append_outbox_sql(columns), (OUTBOX_HEAD_ID, *_event_params(values, columns))

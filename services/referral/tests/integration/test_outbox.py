@@ -7,14 +7,13 @@ from __future__ import annotations
 import threading
 
 import pytest
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine
 
 from referral import eligibility, errors
 from referral.deps import Deps
 from referral.models import OfferCategory, Status
-from referral.unit_of_work import UnitOfWork
+from referral.unit_of_work import units_of_work
 from referral.use_cases import curation, events, offers, referrals, transitions
-from servicekit.db import make_session_factory
 
 from ..fakes import ADMIN, GP, PROVIDER, FakeIdentityClient
 from ..unit.helpers import PROFILE
@@ -22,9 +21,8 @@ from ..unit.helpers import PROFILE
 
 @pytest.fixture(scope="module")
 def deps(referral_engine: Engine) -> Deps:
-    sessions = make_session_factory(referral_engine)
     deps = Deps(
-        uow=lambda: UnitOfWork(sessions), identity=FakeIdentityClient(), sleep=lambda _s: None
+        uow=units_of_work(referral_engine), identity=FakeIdentityClient(), sleep=lambda _s: None
     )
     data = offers.OfferInput(
         "Integration GLI",
@@ -40,10 +38,10 @@ def deps(referral_engine: Engine) -> Deps:
 
 
 def _last_cursor(deps: Deps) -> int:
-    from referral.models import OutboxEvent
-
     with deps.uow() as uow:
-        return int(uow.session.scalar(select(OutboxEvent.id).order_by(OutboxEvent.id.desc())) or 0)
+        return max(
+            (e.id for e in uow.repo.events_after(0, 1_000_000, care_group_id=None)), default=0
+        )
 
 
 def test_concurrent_changes_get_gapless_cursors_and_a_follower_misses_none(
@@ -119,9 +117,8 @@ def test_a_referral_is_not_written_on_an_offer_that_changed_since_it_was_cached(
 ) -> None:
     """The one-statement create (a driver connection, no session) checks the cached offer's
     version as it writes; here another replica retires the offer in between."""
-    sessions = make_session_factory(referral_engine)
     replica = Deps(
-        uow=lambda: UnitOfWork(sessions, driver_engine=referral_engine),
+        uow=units_of_work(referral_engine),
         identity=FakeIdentityClient(),
         sleep=lambda _s: None,
     )

@@ -59,10 +59,6 @@ def force_status(deps: Deps, referral_id: str, status: Status) -> None:
 
 
 def outbox(deps: Deps) -> list[dict[str, Any]]:
-    from sqlalchemy import select
-
-    from referral.models import OutboxEvent
-
     with deps.uow() as uow:
-        rows = uow.session.scalars(select(OutboxEvent).order_by(OutboxEvent.id)).all()
+        rows = uow.repo.events_after(0, 1_000_000, care_group_id=None)
         return [{"cursor": r.id, **r.payload} for r in rows]

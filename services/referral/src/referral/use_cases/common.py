@@ -58,7 +58,7 @@ def remember(
     fingerprint: str,
 ) -> None:
     if request_id:
-        uow.session.add(
+        uow.repo.remember_request(
             RequestRecord(
                 subject=principal.subject,
                 request_id=request_id,

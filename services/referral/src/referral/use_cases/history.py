@@ -39,7 +39,7 @@ def add_history(
         actor_org_id=org_id(principal),
         change_time=now,
     )
-    uow.session.add(entry)
+    uow.repo.add_history(entry)
     return entry
 
 
@@ -84,7 +84,7 @@ class PendingEvents:
 
     def flush(self, uow: UnitOfWork, now: dt.datetime) -> None:
         """Writes the events as the transaction's last statements (see OutboxEvent)."""
-        uow.session.flush()
+        uow.repo.flush()
         for referral, payload in self.items:
             uow.repo.append_outbox_event(outbox_values(referral, payload, now))
 

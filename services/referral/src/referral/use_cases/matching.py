@@ -132,7 +132,7 @@ def find_offers(
     evaluated = with_role(profile, role)
     now = deps.clock()
     with deps.uow() as uow:
-        entries = deps.menu.listed(uow, care_group_id(principal))
+        entries = uow.repo.menu(care_group_id(principal))
     wanted_categories = {c.value for c in categories}
     wanted_fundings = {f.value for f in fundings}
     wanted = frozenset(c.casefold() for c in profile.conditions)

@@ -139,7 +139,7 @@ def create_referral(
                 if deps.after_create_commit is not None:
                     deps.after_create_commit()
                 return ReferralView(referral, [entry])
-            deps.offers.forget(offer_id)
+            uow.repo.forget_offer(offer_id)
             prepared = _prepare_referral(deps, uow, principal, patient_id, offer_id, data, key, now)
         raise Aborted("the offer keeps changing; retry", reason="OFFER_CHANGING")
 
@@ -158,7 +158,7 @@ def _prepare_referral(
     an error (raised by the caller) rather than raised here. ``key`` is the request_id and
     the request's fingerprint. The offer is read again (it may have changed meanwhile)."""
     request_id, fingerprint = key
-    offer = deps.offers.get(deps.uow, offer_id)
+    offer = uow.repo.offer_for_referral(offer_id)
     refused = offer_refusal(principal, offer, now)
     if refused is not None:
         return refused
@@ -184,9 +184,11 @@ def _refusal_before_asking(
 ) -> Exception | None:
     """What refuses a create whatever the patient is: a caller who may not refer, or an
     offer that is not on the caller's menu card."""
-    return referrer_refusal(principal) or offer_refusal(
-        principal, deps.offers.get(deps.uow, offer_id), now
-    )
+    refused = referrer_refusal(principal)
+    if refused is not None:
+        return refused
+    with deps.uow() as uow:
+        return offer_refusal(principal, uow.repo.offer_for_referral(offer_id), now)
 
 
 def _earlier_request(

@@ -95,7 +95,7 @@ def _leave_waitlist(uow: UnitOfWork, offer: Offer, referral: Referral) -> None:
         position = referral.waitlist_position
         referral.waitlist_position = 0
         offer.waitlist_length = max(0, offer.waitlist_length - 1)
-        uow.session.flush()
+        uow.repo.flush()
         uow.repo.move_up_waitlist(offer.id, position)
 
 
@@ -114,7 +114,7 @@ def _release_place(
     referral.holds_place = False
     if offer.counts_places:
         offer.places_taken = max(0, offer.places_taken - 1)
-    uow.session.flush()
+    uow.repo.flush()
     waiting = uow.repo.first_waitlisted(offer.id)
     if waiting is not None and waiting.id != referral.id and offer.has_free_place():
         _leave_waitlist(uow, offer, waiting)

@@ -47,17 +47,31 @@ class AuthorizeResult:
     care_group_id: str
 
 
-def authorize(deps: Deps, caller: Principal, data: AuthorizeInput) -> AuthorizeResult:
-    """Decides one access and writes exactly one access-log entry for it."""
-    v = Violations()
+MAX_PURPOSE = 200
+MAX_EMERGENCY_REASON = 1000
+
+
+def _check_question(data: AuthorizeInput, v: Violations) -> None:
+    """What Authorize and BatchAuthorize both require of a question (the access log holds a
+    purpose of at most 200 characters and an emergency reason of at most 1000)."""
     if data.data_category is None:
         v.add("data_category", "is required", "DATA_CATEGORY_REQUIRED")
     if data.action is None:
         v.add("action", "is required", "ACTION_REQUIRED")
-    if len(data.purpose) > 200:
-        v.add("purpose", "at most 200 characters", "PURPOSE_TOO_LONG")
-    if len(data.emergency_reason) > 1000:
-        v.add("emergency_reason", "at most 1000 characters", "EMERGENCY_REASON_TOO_LONG")
+    if len(data.purpose) > MAX_PURPOSE:
+        v.add("purpose", f"at most {MAX_PURPOSE} characters", "PURPOSE_TOO_LONG")
+    if len(data.emergency_reason) > MAX_EMERGENCY_REASON:
+        v.add(
+            "emergency_reason",
+            f"at most {MAX_EMERGENCY_REASON} characters",
+            "EMERGENCY_REASON_TOO_LONG",
+        )
+
+
+def authorize(deps: Deps, caller: Principal, data: AuthorizeInput) -> AuthorizeResult:
+    """Decides one access and writes exactly one access-log entry for it."""
+    v = Violations()
+    _check_question(data, v)
     v.raise_if_any()
     assert data.data_category is not None and data.action is not None
     _check_asker(deps, caller, data)
@@ -205,10 +219,7 @@ def batch_authorize(
         v.add("patients", "name at least one patient", "PATIENTS_REQUIRED")
     if len(patient_ids) > MAX_BATCH:
         v.add("patients", f"at most {MAX_BATCH} patients", "TOO_MANY_PATIENTS")
-    if data.data_category is None:
-        v.add("data_category", "is required", "DATA_CATEGORY_REQUIRED")
-    if data.action is None:
-        v.add("action", "is required", "ACTION_REQUIRED")
+    _check_question(data, v)
     v.raise_if_any()
     assert data.data_category is not None and data.action is not None
     _check_asker(deps, caller, data)

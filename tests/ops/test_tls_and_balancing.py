@@ -1,0 +1,216 @@
+"""TLS between services with a CA made here, and client-side balancing over two identity
+instances behind one target."""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from carenet.identity.v1 import identity_service_pb2 as id_rpc
+from carenet.identity.v1 import identity_service_pb2_grpc as id_grpc
+from servicekit.auth import verifier_for
+from servicekit.channels import ChannelSettings, open_channel
+from testkit.database import fresh_database
+from testkit.fixtures import Tokens, bearer
+from testkit.idp import LocalIdp
+
+from .conftest import cli, free_port, identity_env, start_identity
+
+NOW = datetime.datetime.now(datetime.UTC)
+
+
+def _name(common: str) -> x509.Name:
+    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common)])
+
+
+@dataclass
+class Issued:
+    cert: Path
+    key: Path
+
+
+class Ca:
+    def __init__(self, folder: Path, name: str) -> None:
+        self.folder = folder
+        self.key = ec.generate_private_key(ec.SECP256R1())
+        self.name = _name(name)
+        self.cert = (
+            x509.CertificateBuilder()
+            .subject_name(self.name)
+            .issuer_name(self.name)
+            .public_key(self.key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(NOW - datetime.timedelta(minutes=5))
+            .not_valid_after(NOW + datetime.timedelta(days=1))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(self.key, hashes.SHA256())
+        )
+        self.file = folder / f"{name}.pem"
+        self.file.write_bytes(self.cert.public_bytes(serialization.Encoding.PEM))
+
+    def issue(self, common: str) -> Issued:
+        key = ec.generate_private_key(ec.SECP256R1())
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(_name(common))
+            .issuer_name(self.name)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(NOW - datetime.timedelta(minutes=5))
+            .not_valid_after(NOW + datetime.timedelta(days=1))
+            .add_extension(
+                x509.SubjectAlternativeName(
+                    [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+                ),
+                critical=False,
+            )
+            .add_extension(
+                x509.ExtendedKeyUsage(
+                    [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
+                ),
+                critical=False,
+            )
+            .sign(self.key, hashes.SHA256())
+        )
+        issued = Issued(self.folder / f"{common}.crt", self.folder / f"{common}.key")
+        issued.cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        issued.key.write_bytes(
+            key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+        )
+        return issued
+
+
+@dataclass
+class TlsIdentity:
+    target: str
+    ca: Ca
+    client: Issued
+    rogue_client: Issued
+
+
+@pytest.fixture(scope="module")
+def tls_identity(
+    local_idp: LocalIdp, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[TlsIdentity]:
+    """identity's own server in this process, serving mutual TLS from files named by the
+    IDENTITY_TLS_* settings (as the chart mounts them)."""
+    from identity.config import Settings
+    from identity.main import build_deps
+    from identity.server import create_server
+
+    folder = tmp_path_factory.mktemp("tls")
+    ca, rogue = Ca(folder, "carenet-ca"), Ca(folder, "rogue-ca")
+    server, client = ca.issue("identity"), ca.issue("referral")
+    with fresh_database("ops_tls") as url:
+        env = identity_env(local_idp.issuer, url)
+        cli("identity", "migrate", env)
+        cli("identity", "seed-demo", env)
+        settings = Settings(
+            database_url=url,
+            oidc_issuer=local_idp.issuer,
+            grpc_host="127.0.0.1",
+            grpc_port=0,
+            bsn_pepper="ops-pepper",  # type: ignore[arg-type]
+        )
+        with pytest.MonkeyPatch.context() as monkey:
+            monkey.setenv("IDENTITY_TLS_CERT_FILE", str(server.cert))
+            monkey.setenv("IDENTITY_TLS_KEY_FILE", str(server.key))
+            monkey.setenv("IDENTITY_TLS_CLIENT_CA_FILE", str(ca.file))
+            running = create_server(settings, build_deps(settings), verifier_for(settings))
+        running.start()
+        try:
+            yield TlsIdentity(f"127.0.0.1:{running.port}", ca, client, rogue.issue("intruder"))
+        finally:
+            running.stop(1).wait()
+
+
+def _list(channel: grpc.Channel, token: str) -> id_rpc.ListOrganisationsResponse:
+    reply: id_rpc.ListOrganisationsResponse = id_grpc.IdentityServiceStub(
+        channel
+    ).ListOrganisations(
+        id_rpc.ListOrganisationsRequest(page_size=1), metadata=bearer(token), timeout=3
+    )
+    return reply
+
+
+def test_a_client_with_a_certificate_of_the_ca_is_served(
+    tls_identity: TlsIdentity, tokens: Tokens
+) -> None:
+    settings = ChannelSettings(
+        tls_ca_file=str(tls_identity.ca.file),
+        tls_cert_file=str(tls_identity.client.cert),
+        tls_key_file=str(tls_identity.client.key),
+    )
+    with open_channel(tls_identity.target, settings=settings) as channel:
+        assert _list(channel, tokens.user("dr.jansen")).organisations
+
+
+@pytest.mark.parametrize("client", ["none", "rogue", "plaintext", "unverified-server"])
+def test_a_client_without_a_valid_certificate_or_without_tls_cannot_call(
+    tls_identity: TlsIdentity, tokens: Tokens, client: str
+) -> None:
+    ca = str(tls_identity.ca.file)
+    rogue = tls_identity.rogue_client
+    channels = {
+        "none": lambda: open_channel(tls_identity.target, settings=ChannelSettings(tls_ca_file=ca)),
+        "rogue": lambda: open_channel(
+            tls_identity.target,
+            settings=ChannelSettings(
+                tls_ca_file=ca, tls_cert_file=str(rogue.cert), tls_key_file=str(rogue.key)
+            ),
+        ),
+        "plaintext": lambda: grpc.insecure_channel(tls_identity.target),
+        # A client that trusts only the rogue CA refuses the server's certificate.
+        "unverified-server": lambda: open_channel(
+            tls_identity.target,
+            settings=ChannelSettings(
+                tls_ca_file=str(rogue.cert.parent / "rogue-ca.pem"),
+                tls_cert_file=str(tls_identity.client.cert),
+                tls_key_file=str(tls_identity.client.key),
+            ),
+        ),
+    }
+    with channels[client]() as channel, pytest.raises(grpc.RpcError) as raised:
+        _list(channel, tokens.user("dr.jansen"))
+    assert raised.value.code() == grpc.StatusCode.UNAVAILABLE
+
+
+def test_round_robin_over_one_target_reaches_both_instances(
+    local_idp: LocalIdp, identity_db: str
+) -> None:
+    ports = [free_port(), free_port()]
+    processes = [
+        start_identity(local_idp.issuer, identity_db, grpc_port=str(p), max_workers="4")
+        for p in ports
+    ]
+    try:
+        target = "ipv4:" + ",".join(f"127.0.0.1:{p}" for p in ports)
+        with open_channel(target, settings=ChannelSettings()) as channel:
+            stub = id_grpc.IdentityServiceStub(channel)
+            for _ in range(20):
+                with pytest.raises(grpc.RpcError):  # no token: each instance logs it
+                    stub.ListOrganisations(id_rpc.ListOrganisationsRequest(), timeout=3)
+    finally:
+        for process in processes:
+            process.stop()
+    answered = []
+    for process in processes:
+        events = [json.loads(line) for line in process.lines if line.startswith("{")]
+        answered.append(sum(1 for e in events if e.get("event") == "rpc_error"))
+    assert sum(answered) == 20
+    assert min(answered) >= 5, answered  # round-robin: about 10 each

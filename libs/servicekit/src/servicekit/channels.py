@@ -142,6 +142,10 @@ class ChannelSettings(BaseSettings):
     # The client-side balancing policy; round_robin spreads calls over every address a
     # dns:/// target resolves to (a headless Service lists one per ready pod).
     load_balancing_policy: str = "round_robin"
+    # The realm's in-cluster URL (http://keycloak.keycloak.svc:8080/realms/carenet) that
+    # service-account tokens are fetched from, when the issuer named in tokens is a public
+    # URL this pod's egress does not reach; empty: the issuer itself.
+    oidc_internal_url: str = ""
 
     @classmethod
     def for_service(cls, prefix: str) -> ChannelSettings:
@@ -234,8 +238,9 @@ class ServiceAccountTokens:
         prefix = config.get("env_prefix") if isinstance(config, dict) else None
         if prefix:
             use_settings_prefix(str(prefix))
+        internal = ChannelSettings.for_service(str(prefix or "")).oidc_internal_url
         return cls(
-            issuer=settings.oidc_issuer,
+            issuer=internal or settings.oidc_issuer,
             client_id=settings.oidc_client_id,
             client_secret=settings.oidc_client_secret,
         )

@@ -63,6 +63,9 @@ class ServerSettings(BaseSettings):
     tls_cert_file: str = ""
     tls_key_file: str = ""
     tls_client_ca_file: str = ""
+    # A second, plaintext port serving only grpc.health.v1.Health (0: none), for the
+    # kubelet's gRPC probes, which cannot speak TLS.
+    health_port: int = 0
     # Seconds health reports NOT_SERVING while calls are still served, before streams end
     # and the server stops (the readiness probe's period times its failure threshold).
     drain_seconds: float = 0.0
@@ -94,6 +97,7 @@ class RunningServer:
     service_names: tuple[str, ...]
     draining: threading.Event
     settings: ServerSettings
+    health_server: grpc.Server | None = None
 
     def set_serving(self, serving: bool) -> None:
         status = (
@@ -106,6 +110,8 @@ class RunningServer:
 
     def start(self) -> None:
         self.server.start()
+        if self.health_server is not None:
+            self.health_server.start()
         self.set_serving(True)
         log.info("server_started", extra={"port": self.port, "services": list(self.service_names)})
 
@@ -116,6 +122,8 @@ class RunningServer:
         self.set_serving(False)
         self.draining.set()
         event: threading.Event = self.server.stop(grace)
+        if self.health_server is not None:
+            self.health_server.stop(0)
         return event
 
     def shutdown(
@@ -212,8 +220,14 @@ def create_server(
         bound = server.add_insecure_port(address)
     if bound == 0:
         raise OSError(f"could not bind {address}")
+    health_server = None
+    if settings.health_port:
+        health_server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+        health_pb2_grpc.add_HealthServicer_to_server(health_servicer, health_server)
+        if health_server.add_insecure_port(f"{host}:{settings.health_port}") == 0:
+            raise OSError(f"could not bind {host}:{settings.health_port}")
     running = RunningServer(
-        server, bound, health_servicer, tuple(service_names), draining, settings
+        server, bound, health_servicer, tuple(service_names), draining, settings, health_server
     )
     running.set_serving(False)
     return running

@@ -68,3 +68,8 @@ def test_options_a_url_already_has_are_kept(kiritimati_url: str) -> None:
         )
     finally:
         engine.dispose()
+
+
+def test_an_engine_is_for_postgresql_only() -> None:
+    with pytest.raises(ValueError, match="PostgreSQL"):
+        make_engine("sqlite:///local.db")

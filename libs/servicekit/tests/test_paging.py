@@ -153,7 +153,11 @@ def test_tokens_follow_the_key_of_the_call() -> None:
 
 
 def test_a_page_token_key_shorter_than_32_bytes_is_refused_at_start() -> None:
-    base = {"database_url": "sqlite://", "oidc_issuer": "http://i", "oidc_audience": "a"}
+    base = {
+        "database_url": "postgresql+psycopg://x/y",
+        "oidc_issuer": "http://i",
+        "oidc_audience": "a",
+    }
     with pytest.raises(ValidationError, match="page_token_key"):
         ServiceSettings.model_validate({**base, "page_token_key": "short"})
     settings = ServiceSettings.model_validate({**base, "page_token_key": "x" * 32})

@@ -1,4 +1,4 @@
-"""SQLAlchemy 2 engines and sessions for PostgreSQL (production, tests) and SQLite (local run).
+"""SQLAlchemy 2 engines and sessions for PostgreSQL (production, tests and local runs).
 
 Every PostgreSQL connection (the engine's pool and the driver connections beside it) runs
 with the session time zone UTC, whatever the server, database or role default is: psycopg
@@ -50,7 +50,7 @@ def new_id() -> str:
 
 
 class UtcDateTime(TypeDecorator[dt.datetime]):
-    """A timezone-aware UTC timestamp on PostgreSQL and SQLite alike."""
+    """A timezone-aware UTC timestamp."""
 
     impl = DateTime(timezone=True)
     cache_ok = True
@@ -71,22 +71,13 @@ class UtcDateTime(TypeDecorator[dt.datetime]):
 
 
 def make_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> Engine:
-    if url.startswith("sqlite"):
-        engine = create_engine(url, echo=echo, connect_args={"check_same_thread": False})
+    """An engine on a PostgreSQL URL (``postgresql+psycopg://...``).
 
-        @event.listens_for(engine, "connect")
-        def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-            cursor = dbapi_connection.cursor()
-            cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA busy_timeout=10000")
-            cursor.execute("PRAGMA synchronous=NORMAL")
-            cursor.close()
-
-        return engine
-    # No ping on checkout (it costs a round trip per transaction): a connection lost while
-    # idle fails one call with UNAVAILABLE (see interceptors), which clients retry.
+    No ping on checkout (it costs a round trip per transaction): a connection lost while
+    idle fails one call with UNAVAILABLE (see interceptors), which clients retry."""
     parsed = make_url(url)
+    if parsed.get_backend_name() != "postgresql":
+        raise ValueError(f"a PostgreSQL URL is needed, not {parsed.drivername}://...")
     options = parsed.query.get("options", "")
     return create_engine(
         parsed,
@@ -119,10 +110,6 @@ def autocommit(engine: Engine) -> Engine:
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(bind=engine, expire_on_commit=False, autoflush=False)
-
-
-def is_postgres(engine: Engine) -> bool:
-    return engine.dialect.name == "postgresql"
 
 
 class _DriverConnections:

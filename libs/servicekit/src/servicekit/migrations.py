@@ -58,11 +58,6 @@ def run_env(metadata: MetaData) -> None:
 
 
 def _run(context: Any, connection: Any, metadata: MetaData) -> None:
-    context.configure(
-        connection=connection,
-        target_metadata=metadata,
-        compare_type=True,
-        render_as_batch=connection.dialect.name == "sqlite",
-    )
+    context.configure(connection=connection, target_metadata=metadata, compare_type=True)
     with context.begin_transaction():
         context.run_migrations()

@@ -27,8 +27,6 @@ class SqlAlchemyUnitOfWork:
         self._session_factory = session_factory
         self._driver_engine = driver_engine
         self._session: Session | None = None
-        bind = session_factory.kw.get("bind")
-        self.postgres = bind is not None and bind.dialect.name == "postgresql"
 
     @property
     def session(self) -> Session:
@@ -45,8 +43,8 @@ class SqlAlchemyUnitOfWork:
 
     def first_row(self, sql: str, params: Sequence[object]) -> tuple[Any, ...] | None:
         """Runs one statement (driver placeholders) and returns its first row: in the open
-        session's transaction if there is one, else, given a ``driver_engine`` (PostgreSQL),
-        on its own in autocommit on a pooled driver connection, else in a new session."""
+        session's transaction if there is one, else, given a ``driver_engine``, on its own in
+        autocommit on a pooled driver connection, else in a new session."""
         if self._driver_engine is None or self._session is not None:
             row = self.session.connection().exec_driver_sql(sql, tuple(params)).first()
             return tuple(row) if row is not None else None
@@ -81,11 +79,10 @@ class SqlAlchemyUnitOfWork:
 class Repository:
     """Base of a service's repository: queries over its unit of work's session (opened on
     first use) and, for a hot statement, the unit of work's :meth:`~SqlAlchemyUnitOfWork.
-    first_row`. ``postgres`` says whether driver-level PostgreSQL SQL may be used."""
+    first_row`."""
 
     def __init__(self, uow: SqlAlchemyUnitOfWork) -> None:
         self._uow = uow
-        self.postgres = uow.postgres
 
     @property
     def session(self) -> Session:

@@ -3,6 +3,7 @@ domain errors are mapped by the error interceptor."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import grpc
@@ -14,7 +15,7 @@ from careplan import coordination
 from careplan import models as m
 from careplan.deps import Deps
 from careplan.use_cases import plan_items, plans, revisions
-from careplan.use_cases.plan_items import ACTION, EVALUATION_MOMENT, GOAL, Edit, Op
+from careplan.use_cases.plan_items import ACTION, EVALUATION_MOMENT, GOAL, Edit, Kind, Op
 from servicekit import idempotency, names
 from servicekit.auth import current_principal
 from servicekit.enums import EnumMap
@@ -314,6 +315,42 @@ def _plan_patient(name: str, field: str = "name") -> str:
     return names.parse_one(name.removesuffix("/carePlan"), "patients", field=field)
 
 
+# The collection of each kind of item in its resource name.
+COLLECTIONS = {GOAL: "goals", ACTION: "actions", EVALUATION_MOMENT: "evaluations"}
+
+
+def _item_rpc(kind: Kind, op: Op, convert: Callable[[Any, str], Any]) -> Callable[..., pb.CarePlan]:
+    """The servicer method of one item edit: the request's names and item converted (proto
+    stops here), then :func:`careplan.use_cases.plan_items.edit_item`."""
+
+    def rpc_method(
+        self: CarePlanServicer, request: Any, context: grpc.ServicerContext
+    ) -> pb.CarePlan:
+        if op is Op.CREATE:
+            patient_id, item_id = _plan_patient(request.parent, "parent"), ""
+        else:
+            patient_id, item_id = _item_name(request.name, COLLECTIONS[kind])
+        item, fields = None, None
+        if op is not Op.DELETE:
+            item = convert(getattr(request, kind.field), kind.field)
+            item_id = item_id or item.id
+        if op is Op.UPDATE:
+            fields = _changed_fields(request, kind.field)
+        view = plan_items.edit_item(
+            self.deps,
+            current_principal(),
+            patient_id,
+            Edit(kind, op, item_id, item, fields),
+            request.etag,
+            request.request_id,
+            idempotency.fingerprint_of(request),
+        )
+        return plan_pb(view)
+
+    rpc_method.__name__ = f"{op.value}{kind.noun}"
+    return rpc_method
+
+
 class CarePlanServicer(rpc_grpc.CarePlanServiceServicer):
     def __init__(self, deps: Deps) -> None:
         self.deps = deps
@@ -380,79 +417,16 @@ class CarePlanServicer(rpc_grpc.CarePlanServiceServicer):
         )
 
     # ------------------------------------------------------------ one item at a time
+    # Create<Item>, Update<Item> and Delete<Item> for goals, actions and evaluation moments:
+    # each names the plan (Create: ``parent``) or the item (``name``), carries the plan's
+    # etag and an optional request_id, and is one plan_items.Edit.
 
-    def _edit(self, patient_id: str, edit: Edit, request: Any) -> pb.CarePlan:
-        view = plan_items.edit_item(
-            self.deps,
-            current_principal(),
-            patient_id,
-            edit,
-            request.etag,
-            request.request_id,
-            idempotency.fingerprint_of(request),
-        )
-        return plan_pb(view)
-
-    def CreateGoal(
-        self, request: rpc.CreateGoalRequest, context: grpc.ServicerContext
-    ) -> pb.CarePlan:
-        goal = _goal(request.goal, "goal")
-        edit = Edit(GOAL, Op.CREATE, goal.id, goal)
-        return self._edit(_plan_patient(request.parent, "parent"), edit, request)
-
-    def UpdateGoal(
-        self, request: rpc.UpdateGoalRequest, context: grpc.ServicerContext
-    ) -> pb.CarePlan:
-        patient_id, goal_id = _item_name(request.name, "goals")
-        goal = _goal(request.goal, "goal")
-        edit = Edit(GOAL, Op.UPDATE, goal_id, goal, _changed_fields(request, "goal"))
-        return self._edit(patient_id, edit, request)
-
-    def DeleteGoal(
-        self, request: rpc.DeleteGoalRequest, context: grpc.ServicerContext
-    ) -> pb.CarePlan:
-        patient_id, goal_id = _item_name(request.name, "goals")
-        return self._edit(patient_id, Edit(GOAL, Op.DELETE, goal_id), request)
-
-    def CreateAction(
-        self, request: rpc.CreateActionRequest, context: grpc.ServicerContext
-    ) -> pb.CarePlan:
-        action = _action(request.action, "action")
-        edit = Edit(ACTION, Op.CREATE, action.id, action)
-        return self._edit(_plan_patient(request.parent, "parent"), edit, request)
-
-    def UpdateAction(
-        self, request: rpc.UpdateActionRequest, context: grpc.ServicerContext
-    ) -> pb.CarePlan:
-        patient_id, action_id = _item_name(request.name, "actions")
-        action = _action(request.action, "action")
-        edit = Edit(ACTION, Op.UPDATE, action_id, action, _changed_fields(request, "action"))
-        return self._edit(patient_id, edit, request)
-
-    def DeleteAction(
-        self, request: rpc.DeleteActionRequest, context: grpc.ServicerContext
-    ) -> pb.CarePlan:
-        patient_id, action_id = _item_name(request.name, "actions")
-        return self._edit(patient_id, Edit(ACTION, Op.DELETE, action_id), request)
-
-    def CreateEvaluationMoment(
-        self, request: rpc.CreateEvaluationMomentRequest, context: grpc.ServicerContext
-    ) -> pb.CarePlan:
-        moment = _evaluation(request.evaluation_moment, "evaluation_moment")
-        edit = Edit(EVALUATION_MOMENT, Op.CREATE, moment.id, moment)
-        return self._edit(_plan_patient(request.parent, "parent"), edit, request)
-
-    def UpdateEvaluationMoment(
-        self, request: rpc.UpdateEvaluationMomentRequest, context: grpc.ServicerContext
-    ) -> pb.CarePlan:
-        patient_id, moment_id = _item_name(request.name, "evaluations")
-        moment = _evaluation(request.evaluation_moment, "evaluation_moment")
-        fields = _changed_fields(request, "evaluation_moment")
-        edit = Edit(EVALUATION_MOMENT, Op.UPDATE, moment_id, moment, fields)
-        return self._edit(patient_id, edit, request)
-
-    def DeleteEvaluationMoment(
-        self, request: rpc.DeleteEvaluationMomentRequest, context: grpc.ServicerContext
-    ) -> pb.CarePlan:
-        patient_id, moment_id = _item_name(request.name, "evaluations")
-        return self._edit(patient_id, Edit(EVALUATION_MOMENT, Op.DELETE, moment_id), request)
+    CreateGoal = _item_rpc(GOAL, Op.CREATE, _goal)
+    UpdateGoal = _item_rpc(GOAL, Op.UPDATE, _goal)
+    DeleteGoal = _item_rpc(GOAL, Op.DELETE, _goal)
+    CreateAction = _item_rpc(ACTION, Op.CREATE, _action)
+    UpdateAction = _item_rpc(ACTION, Op.UPDATE, _action)
+    DeleteAction = _item_rpc(ACTION, Op.DELETE, _action)
+    CreateEvaluationMoment = _item_rpc(EVALUATION_MOMENT, Op.CREATE, _evaluation)
+    UpdateEvaluationMoment = _item_rpc(EVALUATION_MOMENT, Op.UPDATE, _evaluation)
+    DeleteEvaluationMoment = _item_rpc(EVALUATION_MOMENT, Op.DELETE, _evaluation)

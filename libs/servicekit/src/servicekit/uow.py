@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, ClassVar, Self
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -79,7 +79,11 @@ class SqlAlchemyUnitOfWork:
 class Repository:
     """Base of a service's repository: queries over its unit of work's session (opened on
     first use) and, for a hot statement, the unit of work's :meth:`~SqlAlchemyUnitOfWork.
-    first_row`."""
+    first_row`. A repository that names its ``request_record_model`` (a model with
+    servicekit.request_records.RequestRecordColumns) answers
+    servicekit.idempotency.RequestRecords."""
+
+    request_record_model: ClassVar[type[Any] | None] = None
 
     def __init__(self, uow: SqlAlchemyUnitOfWork) -> None:
         self._uow = uow
@@ -95,3 +99,25 @@ class Repository:
 
     def _first_row(self, sql: str, params: Sequence[object]) -> tuple[Any, ...] | None:
         return self._uow.first_row(sql, params)
+
+    # request records (servicekit.idempotency.RequestRecords)
+    def request_record(self, caller: str, request_id: str) -> Any:
+        return self.session.get(self._request_records(), (caller, request_id))
+
+    def add_request_record(
+        self, caller: str, request_id: str, method: str, fingerprint: str, resource_name: str
+    ) -> None:
+        self.add(
+            self._request_records()(
+                caller=caller,
+                request_id=request_id,
+                method=method,
+                fingerprint=fingerprint,
+                resource_name=resource_name,
+            )
+        )
+
+    def _request_records(self) -> type[Any]:
+        if self.request_record_model is None:
+            raise TypeError(f"{type(self).__name__} names no request_record_model")
+        return self.request_record_model

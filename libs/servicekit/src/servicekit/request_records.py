@@ -1,0 +1,37 @@
+"""Each service's table of request records (AIP-155), declared and queried once.
+
+A service declares its table with the columns every service keeps::
+
+    class RequestRecord(RequestRecordColumns, Base):
+        __tablename__ = "request_records"
+
+and its repository (a :class:`servicekit.uow.Repository`) answers
+:class:`servicekit.idempotency.RequestRecords` once it names that model::
+
+    class Repository(servicekit.uow.Repository):
+        request_record_model = RequestRecord
+
+The use cases then go through :class:`servicekit.idempotency.IdempotentRequest`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from servicekit.db import UtcDateTime, utcnow
+
+
+class RequestRecordColumns:
+    """A create that carried a ``request_id``: who asked (the token's subject), the id, the
+    method, the request's fingerprint (servicekit.idempotency; '' for a record kept before
+    fingerprints were, which matches no request) and the name of what it created."""
+
+    caller: Mapped[str] = mapped_column(String(200), primary_key=True)
+    request_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    method: Mapped[str] = mapped_column(String(60))
+    fingerprint: Mapped[str] = mapped_column(String(64), default="", server_default="")
+    resource_name: Mapped[str] = mapped_column(String(300))
+    create_time: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)

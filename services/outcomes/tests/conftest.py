@@ -10,7 +10,6 @@ import pytest
 from sqlalchemy import Engine
 
 from carenet.outcomes.v1 import outcomes_service_pb2_grpc as rpc_grpc
-from outcomes.clients import GrpcIdentityClient
 from outcomes.config import Settings
 from outcomes.deps import Deps
 from outcomes.server import create_server
@@ -20,6 +19,7 @@ from servicekit.auth import verifier_for
 from servicekit.channels import ServiceAccountTokens, open_channel
 from servicekit.db import make_engine, make_session_factory
 from servicekit.delegation import IdentityDelegations
+from servicekit.identity_client import Category, GrpcIdentityClient
 from servicekit.migrations import upgrade
 from testkit.database import fresh_database
 from testkit.fixtures import IdentityService
@@ -70,7 +70,7 @@ def deps(settings: Settings, engine: Engine) -> Deps:
     sessions = make_session_factory(engine)
     deps = Deps(
         uow=lambda: UnitOfWork(sessions),
-        identity=GrpcIdentityClient(channel, 10.0),
+        identity=GrpcIdentityClient(channel, Category.MEASUREMENTS, deadline_seconds=10.0),
         ingest_chunk_rows=settings.ingest_chunk_rows,
         delegations=IdentityDelegations(channel, ttl_seconds=30.0, deadline_seconds=10.0),
     )

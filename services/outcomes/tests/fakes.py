@@ -1,5 +1,5 @@
-"""Fakes for unit tests: an identity client with a fixed decision table, a clock, and a unit
-of work over an in-memory repository of enrolments and measurements (the queries the
+"""Fakes for unit tests (identity's is testkit.fakes.FakeIdentity): a clock, and a unit of
+work over an in-memory repository of enrolments and measurements (the queries the
 enrolment and measurement use cases run; their SQL is tested on PostgreSQL in
 tests/integration and tests/api)."""
 
@@ -13,8 +13,6 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Self, cast
 
-from outcomes import errors
-from outcomes.clients import Decision
 from outcomes.deps import Deps
 from outcomes.models import Enrolment, MeasurementRevision, Programme, Sex
 from outcomes.repository import (
@@ -26,58 +24,7 @@ from outcomes.repository import (
 )
 from outcomes.unit_of_work import UnitOfWork
 from outcomes.use_cases import enrolments
-from servicekit.auth import Principal
-
-
-@dataclass
-class FakeIdentityClient:
-    """Permits every patient in ``permitted``; denies the others with ``reason``; patients
-    in ``unknown`` do not exist. ``holders`` (patient -> organisations) limits, when set for
-    a patient, the record holders whose records of that patient are permitted."""
-
-    permitted: set[str] = field(default_factory=set)
-    unknown: set[str] = field(default_factory=set)
-    reason: str = "NO_CARE_RELATIONSHIP"
-    holders: dict[str, set[str]] = field(default_factory=dict)
-    no_updates: set[str] = field(default_factory=set)  # patients whose records may not change
-    calls: list[tuple[str, tuple[str, ...], str]] = field(default_factory=list)
-    asked_holders: list[str] = field(default_factory=list)
-    unavailable: bool = False
-
-    def authorize(
-        self,
-        subject: Principal,
-        patient_id: str,
-        action: str,
-        purpose: str,
-        record_holder_id: str = "",
-    ) -> Decision:
-        self.calls.append(("authorize", (patient_id,), action))
-        self.asked_holders.append(record_holder_id)
-        if self.unavailable:
-            raise errors.IdentityUnavailable("identity down")
-        if patient_id in self.unknown:
-            # As servicekit.authorization answers it: like a patient without a relationship.
-            return Decision(False, "NO_CARE_RELATIONSHIP")
-        allowed = self.holders.get(patient_id)
-        holder = record_holder_id or subject.organisation.removeprefix("organisations/")
-        permitted = patient_id in self.permitted and (allowed is None or holder in allowed)
-        if action == "update" and patient_id in self.no_updates:
-            return Decision(False, "NO_CARE_RELATIONSHIP")
-        return Decision(permitted, "CARE_RELATIONSHIP" if permitted else self.reason)
-
-    def batch_authorize(
-        self, subject: Principal, patient_ids: Sequence[str], action: str, purpose: str
-    ) -> dict[str, Decision]:
-        self.calls.append(("batch", tuple(patient_ids), action))
-        if self.unavailable:
-            raise errors.IdentityUnavailable("identity down")
-        return {
-            p: Decision(True, "CARE_RELATIONSHIP")
-            if p in self.permitted
-            else Decision(False, "NO_CARE_RELATIONSHIP" if p in self.unknown else self.reason)
-            for p in dict.fromkeys(patient_ids)
-        }
+from testkit.fakes import FakeIdentity
 
 
 class FixedClock:
@@ -273,7 +220,7 @@ def fake_repository(uow: UnitOfWork) -> FakeRepository:
 
 
 def fake_deps(
-    identity: FakeIdentityClient, clock: Callable[[], dt.datetime], chunk: int = 50
+    identity: FakeIdentity, clock: Callable[[], dt.datetime], chunk: int = 50
 ) -> tuple[Deps, Store]:
     """Use-case dependencies over an in-memory store and the fake identity client."""
     store = Store()

@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from outcomes.base import organisation_of, refuse_insurer
 from outcomes.deps import Deps
 from servicekit.auth import Principal
-from servicekit.authorization import refusal, require
+from servicekit.identity_client import Access, AccessQuestion, refusal, require
 
 
 def permitted_holders(
@@ -39,7 +39,7 @@ def permitted_holders(
     named = [h for h in dict.fromkeys(holders) if h]
     asked = named or [organisation_of(principal)]
     decisions = [
-        (h, deps.identity.authorize(principal, patient_id, "read", purpose, record_holder_id=h))
+        (h, deps.identity.authorize(AccessQuestion(principal, patient_id, Access.READ, h, purpose)))
         for h in asked
     ]
     permitted = [h for h, d in decisions if d.permitted]
@@ -50,4 +50,8 @@ def permitted_holders(
 
 def require_permit(deps: Deps, principal: Principal, patient_id: str, purpose: str) -> None:
     """A create in the caller's own organisation's record of the patient."""
-    require(deps.identity.authorize(principal, patient_id, "create", purpose))
+    require(
+        deps.identity.authorize(
+            AccessQuestion(principal, patient_id, Access.CREATE, purpose=purpose)
+        )
+    )

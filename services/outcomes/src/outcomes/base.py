@@ -1,13 +1,10 @@
-"""What every outcomes use case shares: a page of results, the roles it knows, the caller's
+"""What every outcomes use case shares: the roles it knows, the caller's
 tenant and organisation, and the checks of periods, amounts and patient ids."""
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
-from dataclasses import dataclass
-from decimal import Decimal
-from typing import Any
+from decimal import Decimal, InvalidOperation
 
 from outcomes import errors
 from servicekit import names
@@ -22,12 +19,6 @@ REPORT_READERS = frozenset({ADMIN, INSURER, "auditor", "gp", "practice-nurse", "
 # 120 months, which must stay inside the range of a date.
 FIRST_PERIOD = dt.datetime(1900, 1, 1, tzinfo=dt.UTC)
 LAST_PERIOD = dt.datetime(2200, 1, 1, tzinfo=dt.UTC)
-
-
-@dataclass(frozen=True)
-class Page:
-    items: Sequence[Any]
-    next_position: dict[str, Any] | None
 
 
 def org_id(name: str) -> str:
@@ -56,6 +47,20 @@ MIN_AMOUNT = Decimal("1e-6")
 
 def amount_in_range(value: Decimal) -> bool:
     return value.is_finite() and (value == 0 or MIN_AMOUNT <= abs(value) <= MAX_AMOUNT)
+
+
+def decimal_value(text: str, field: str, v: Violations, default: str = "0") -> Decimal:
+    """A decimal a caller sent (``default`` when empty): INVALID_DECIMAL naming ``field``
+    when it is no decimal or out of range (see :func:`amount_in_range`)."""
+    try:
+        value = Decimal(text or default)
+    except InvalidOperation:
+        v.add(field, "a decimal number", "INVALID_DECIMAL")
+        return Decimal(0)
+    if not amount_in_range(value):
+        v.add(field, "0, or between 1e-6 and 1e15 (either sign)", "INVALID_DECIMAL")
+        return Decimal(0)
+    return value
 
 
 def check_period(

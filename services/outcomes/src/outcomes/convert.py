@@ -9,67 +9,83 @@ from collections.abc import Iterable, Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from google.protobuf.wrappers_pb2 import DoubleValue, Int64Value
+from google.type.money_pb2 import Money  # type: ignore[import-untyped]
+
 from carenet.outcomes.v1 import outcomes_pb2 as pb
 from carenet.outcomes.v1 import outcomes_service_pb2 as rpc
 from outcomes import financing, models
-from outcomes.base import amount_in_range
 from outcomes.contract_terms import PRINCIPLES, ContractIndicatorInput, ContractInput
 from outcomes.use_cases import enrolments, measurements
 from servicekit import enums, names
 from servicekit.errors import Violations
 from servicekit.timestamps import MAX_NANOS, MAX_SECONDS, MIN_SECONDS, from_request, to_proto
 
-PROGRAMMES = {
-    pb.PROGRAMME_DM2: models.Programme.DM2,
-    pb.PROGRAMME_COPD: models.Programme.COPD,
-    pb.PROGRAMME_CVRM: models.Programme.CVRM,
-}
-PROGRAMMES_OUT = {v.value: k for k, v in PROGRAMMES.items()}
-SEXES = {
-    pb.SEX_FEMALE: models.Sex.FEMALE,
-    pb.SEX_MALE: models.Sex.MALE,
-    pb.SEX_OTHER: models.Sex.OTHER,
-}
-SEXES_OUT = {v.value: k for k, v in SEXES.items()}
-SOURCES = {
-    pb.SOURCE_KIND_KIS: models.SourceKind.KIS,
-    pb.SOURCE_KIND_LAB: models.SourceKind.LAB,
-    pb.SOURCE_KIND_HOSPITAL: models.SourceKind.HOSPITAL,
-    pb.SOURCE_KIND_INSURER_CLAIMS: models.SourceKind.INSURER_CLAIMS,
-    pb.SOURCE_KIND_LIFESTYLE_PROVIDER: models.SourceKind.LIFESTYLE_PROVIDER,
-    pb.SOURCE_KIND_PATIENT: models.SourceKind.PATIENT,
-}
-SOURCES_OUT = {v.value: k for k, v in SOURCES.items()}
-MODELS = {
-    pb.FINANCING_MODEL_PAY_FOR_PERFORMANCE: models.FinancingModel.PAY_FOR_PERFORMANCE,
-    pb.FINANCING_MODEL_SHARED_SAVINGS: models.FinancingModel.SHARED_SAVINGS,
-    pb.FINANCING_MODEL_PARTIAL_CAPITATION: models.FinancingModel.PARTIAL_CAPITATION,
-    pb.FINANCING_MODEL_FEE_FOR_SERVICE: models.FinancingModel.FEE_FOR_SERVICE,
-    pb.FINANCING_MODEL_BUNDLED_PAYMENT: models.FinancingModel.BUNDLED_PAYMENT,
-}
-MODELS_OUT = {v.value: k for k, v in MODELS.items()}
-SHARING = {
-    pb.SHARING_MODE_FIRST_EURO: "first-euro",
-    pb.SHARING_MODE_ABOVE_THRESHOLD: "above-threshold",
-}
-SHARING_OUT = {v: k for k, v in SHARING.items()}
-STRATIFIERS = {
-    pb.STRATIFIER_PRACTICE: models.Stratifier.PRACTICE,
-    pb.STRATIFIER_AGE_BAND: models.Stratifier.AGE_BAND,
-    pb.STRATIFIER_SEX: models.Stratifier.SEX,
-}
-STRATIFIERS_OUT = {v.value: k for k, v in STRATIFIERS.items()}
-SUPPRESSION_OUT = {
-    "none": pb.SUPPRESSION_NONE,
-    "primary": pb.SUPPRESSION_PRIMARY,
-    "complementary": pb.SUPPRESSION_COMPLEMENTARY,
-}
-OUTCOMES_OUT = {
-    "accepted": rpc.ROW_OUTCOME_ACCEPTED,
-    "duplicate": rpc.ROW_OUTCOME_DUPLICATE,
-    "rejected": rpc.ROW_OUTCOME_REJECTED,
-    "corrected": rpc.ROW_OUTCOME_CORRECTED,
-}
+# Proto enum <-> model values by naming convention (servicekit.enums.EnumMap).
+PROGRAMMES = enums.EnumMap(pb.Programme, models.Programme)
+SEXES = enums.EnumMap(
+    pb.Sex, models.Sex, aliases={"F": "SEX_FEMALE", "M": "SEX_MALE", "X": "SEX_OTHER"}
+)
+SOURCES = enums.EnumMap(pb.SourceKind, models.SourceKind)
+MODELS = enums.EnumMap(pb.FinancingModel, models.FinancingModel)
+SHARING = enums.EnumMap(pb.SharingMode, ["first-euro", "above-threshold"])
+STRATIFIERS = enums.EnumMap(pb.Stratifier, models.Stratifier)
+SUPPRESSIONS = enums.EnumMap(pb.Suppression, ["none", "primary", "complementary"])
+OUTCOMES = enums.EnumMap(rpc.RowOutcome, ["accepted", "duplicate", "rejected", "corrected"])
+PROGRAMME_VALUES = frozenset(p.value for p in models.Programme)
+
+
+CURRENCY = "EUR"
+NANOS = Decimal(10**9)
+
+
+def money_pb(amount: Decimal | str) -> Money | None:
+    """A euro amount (a Decimal, or a stored decimal string; empty: none) as money: whole
+    units and nanos, both of the amount's sign."""
+    if isinstance(amount, str):
+        if not amount:
+            return None
+        amount = Decimal(amount)
+    units = int(amount)  # toward zero
+    nanos = int((amount - units) * NANOS)
+    return Money(currency_code=CURRENCY, units=units, nanos=nanos)
+
+
+def money_text(m: Money, field: str, v: Violations) -> str:
+    """A request's money as the decimal string the service stores, or "" with a violation."""
+    if m.currency_code != CURRENCY:
+        v.add(field, f"currency_code must be {CURRENCY}", "UNSUPPORTED_CURRENCY")
+        return ""
+    if not -999_999_999 <= m.nanos <= 999_999_999 or (m.units * m.nanos < 0):
+        v.add(
+            field,
+            "nanos between -999,999,999 and 999,999,999, of the sign of units",
+            "INVALID_MONEY",
+        )
+        return ""
+    return format((Decimal(m.units) + Decimal(m.nanos) / NANOS).normalize(), "f")
+
+
+def amount_of(message: Any, field: str, path: str, v: Violations) -> str:
+    """The euro amount a request gives as ``field`` (a decimal string) or ``field_money``
+    (money): the money's when it is set, refused when both are given and differ."""
+    text: str = getattr(message, field)
+    if not message.HasField(f"{field}_money"):
+        return text
+    value = money_text(getattr(message, f"{field}_money"), f"{path}_money", v)
+    if value and text:
+        try:
+            same = Decimal(text) == Decimal(value)
+        except InvalidOperation:
+            same = False
+        if not same:
+            v.add(f"{path}_money", f"differs from {path.rsplit('.', 1)[-1]}", "AMOUNT_MISMATCH")
+    return value
+
+
+def count_pb(value: int | None) -> Int64Value | None:
+    """A count that may be withheld (None): unset rather than 0."""
+    return None if value is None else Int64Value(value=value)
 
 
 def time_of(message: Any, field: str, path: str) -> dt.datetime | None:
@@ -78,31 +94,19 @@ def time_of(message: Any, field: str, path: str) -> dt.datetime | None:
     return from_request(getattr(message, field), path, message.HasField(field))
 
 
-def decimal_value(text: str, field: str, v: Violations, default: str = "0") -> Decimal:
-    try:
-        value = Decimal(text or default)
-    except InvalidOperation:
-        v.add(field, "a decimal number", "INVALID_DECIMAL")
-        return Decimal(0)
-    if not amount_in_range(value):
-        v.add(field, "0, or between 1e-6 and 1e15 (either sign)", "INVALID_DECIMAL")
-        return Decimal(0)
-    return value
-
-
 # ---------------------------------------------------------------- to proto
 
 
 def enrolment_pb(e: models.Enrolment) -> pb.Enrolment:
     return pb.Enrolment(
         name=f"patients/{e.patient_id}/enrolments/{e.programme.lower()}",
-        programme=PROGRAMMES_OUT[e.programme],
+        programme=pb.Programme.ValueType(PROGRAMMES.to_proto(e.programme)),
         practice=f"organisations/{e.practice_id}",
         practice_agb=e.practice_agb,
         start_time=to_proto(e.start_time),
         main_practitioner=e.main_practitioner,
         birth_year=e.birth_year,
-        sex=SEXES_OUT[e.sex],
+        sex=pb.Sex.ValueType(SEXES.to_proto(e.sex)),
         create_time=to_proto(e.create_time),
         update_time=to_proto(e.create_time),
     )
@@ -126,7 +130,8 @@ def measurement_pb(view: measurements.MeasurementView) -> pb.Measurement:
         unit=m.unit,
         measure_time=to_proto(m.measured_at),
         source=pb.MeasurementSource(
-            kind=SOURCES_OUT[m.source_kind], organisation=f"organisations/{m.source_org}"
+            kind=pb.SourceKind.ValueType(SOURCES.to_proto(m.source_kind)),
+            organisation=f"organisations/{m.source_org}",
         ),
         source_record_id=m.source_record_id,
         create_time=to_proto(m.ingested_at),
@@ -141,7 +146,10 @@ def definition_pb(d: models.IndicatorDefinitionRecord) -> pb.IndicatorDefinition
         code=d.code,
         version=d.version,
         title=d.title,
-        condition=PROGRAMMES_OUT.get(d.condition, pb.PROGRAMME_UNSPECIFIED),
+        # PROM indicators have a condition that is no programme: UNSPECIFIED.
+        condition=pb.Programme.ValueType(
+            PROGRAMMES.to_proto(d.condition if d.condition in PROGRAMME_VALUES else "")
+        ),
         definition_json=d.definition_json,
         content_hash=d.content_hash,
         create_time=to_proto(d.create_time),
@@ -162,24 +170,28 @@ def contract_pb(c: models.Contract) -> pb.Contract:
             pb.ContractIndicator(
                 indicator=t["indicator"],
                 version=t["version"],
-                agreed_sources=[SOURCES_OUT[s] for s in t["sources"]],
+                agreed_sources=[pb.SourceKind.ValueType(SOURCES.to_proto(s)) for s in t["sources"]],
                 target=t["target"],
                 floor=t["floor"],
                 payment=t["payment"],
                 band=t.get("band", ""),
+                payment_money=money_pb(t["payment"]),
             )
             for t in terms["indicators"]
         ],
         financing=pb.FinancingTerms(
-            model=MODELS_OUT[f["model"]],
+            model=pb.FinancingModel.ValueType(MODELS.to_proto(f["model"])),
             minimum_savings_rate=f.get("minimum_savings_rate", ""),
             sharing_rate=f.get("sharing_rate", ""),
-            sharing_mode=SHARING_OUT.get(f.get("sharing_mode", ""), pb.SHARING_MODE_UNSPECIFIED),
+            sharing_mode=pb.SharingMode.ValueType(SHARING.to_proto(f.get("sharing_mode", ""))),
             quality_gate_indicators=f.get("quality_gate_indicators", []),
             payout_cap=f.get("payout_cap", ""),
             capitation_per_person_year=f.get("capitation_per_person_year", ""),
             tariff=f.get("tariff", ""),
             notes=f.get("notes", ""),
+            payout_cap_money=money_pb(f.get("payout_cap", "")),
+            capitation_per_person_year_money=money_pb(f.get("capitation_per_person_year", "")),
+            tariff_money=money_pb(f.get("tariff", "")),
         ),
         principles=pb.ContractPrinciples(**terms["principles"]),
         create_time=to_proto(c.create_time),
@@ -189,12 +201,14 @@ def contract_pb(c: models.Contract) -> pb.Contract:
 
 
 def cell_pb(c: Mapping[str, Any]) -> pb.ReportCell:
-    return pb.ReportCell(
+    """A cell; a suppressed one carries no numbers (``values`` unset, the deprecated number
+    fields 0)."""
+    cell = pb.ReportCell(
         indicator=c["indicator"],
         version=c["version"],
         practice=f"organisations/{c['practice']}" if c["practice"] else "",
         age_band=c["age_band"],
-        sex=SEXES_OUT.get(c["sex"], pb.SEX_UNSPECIFIED),
+        sex=pb.Sex.ValueType(SEXES.to_proto(c["sex"])),
         band=c["band"],
         numerator=c["numerator"] or 0,
         denominator=c["denominator"] or 0,
@@ -202,9 +216,25 @@ def cell_pb(c: Mapping[str, Any]) -> pb.ReportCell:
         score=c["score"] or 0.0,
         ci_low=c["ci_low"] or 0.0,
         ci_high=c["ci_high"] or 0.0,
-        suppression=SUPPRESSION_OUT[c["suppression"]],
+        suppression=pb.Suppression.ValueType(SUPPRESSIONS.to_proto(c["suppression"])),
         patient_years=c["patient_years"] or 0.0,
     )
+    if c["suppression"] == "none":
+        scored = c["denominator"] - c["exclusions"] > 0
+        cell.values.CopyFrom(
+            pb.CellValues(
+                numerator=c["numerator"],
+                denominator=c["denominator"],
+                exclusions=c["exclusions"],
+                score=DoubleValue(value=c["score"]) if scored else None,
+                ci_low=DoubleValue(value=c["ci_low"]) if scored else None,
+                ci_high=DoubleValue(value=c["ci_high"]) if scored else None,
+                patient_years=DoubleValue(value=c["patient_years"])
+                if c["patient_years"] is not None
+                else None,
+            )
+        )
+    return cell
 
 
 def report_pb(r: models.Report, cells: list[dict[str, Any]] | None) -> pb.Report:
@@ -215,7 +245,9 @@ def report_pb(r: models.Report, cells: list[dict[str, Any]] | None) -> pb.Report
         contract=f"contracts/{r.contract_id}" if r.contract_id else "",
         period_start=to_proto(r.period_start),
         period_end=to_proto(r.period_end),
-        stratifiers=[STRATIFIERS_OUT[s] for s in inputs["stratifiers"]],
+        stratifiers=[
+            pb.Stratifier.ValueType(STRATIFIERS.to_proto(s)) for s in inputs["stratifiers"]
+        ],
         definition_versions=[
             f"indicators/{p['indicator']}/versions/{p['version']}" for p in inputs["plan"]
         ],
@@ -236,6 +268,8 @@ def cost_pb(c: models.CostRecord) -> pb.CostRecord:
         actual_cost=c.actual_cost,
         insured_person_years=c.insured_person_years,
         create_time=to_proto(c.create_time),
+        benchmark_cost_money=money_pb(c.benchmark_cost),
+        actual_cost_money=money_pb(c.actual_cost),
     )
 
 
@@ -245,6 +279,7 @@ def line_pb(line: financing.Line) -> rpc.AmountLine:
         amount=financing.fmt(line.amount),
         formula=line.formula,
         inputs=dict(line.inputs),
+        money=money_pb(line.amount) if line.unit == financing.EURO else None,
     )
 
 
@@ -306,7 +341,8 @@ def row_values(rows: Iterable[rpc.MeasurementRow]) -> list[measurements.RowValue
 def contract_input(c: pb.Contract) -> ContractInput:
     f = c.financing
     model = enums.from_proto(MODELS, f.model, "contract.financing.model")
-    return ContractInput(
+    v = Violations()
+    data = ContractInput(
         display_name=c.display_name,
         insurer_id=names.optional_id(c.insurer, "organisations", "contract.insurer"),
         period_start=time_of(c, "period_start", "contract.period_start"),
@@ -325,7 +361,7 @@ def contract_input(c: pb.Contract) -> ContractInput:
                 ],
                 target=i.target,
                 floor=i.floor,
-                payment=i.payment,
+                payment=amount_of(i, "payment", f"contract.indicators[{n}].payment", v),
                 band=i.band,
             )
             for n, i in enumerate(c.indicators)
@@ -336,10 +372,17 @@ def contract_input(c: pb.Contract) -> ContractInput:
             "sharing_rate": f.sharing_rate,
             "sharing_mode": SHARING.get(f.sharing_mode, ""),
             "quality_gate_indicators": list(f.quality_gate_indicators),
-            "payout_cap": f.payout_cap,
-            "capitation_per_person_year": f.capitation_per_person_year,
-            "tariff": f.tariff,
+            "payout_cap": amount_of(f, "payout_cap", "contract.financing.payout_cap", v),
+            "capitation_per_person_year": amount_of(
+                f,
+                "capitation_per_person_year",
+                "contract.financing.capitation_per_person_year",
+                v,
+            ),
+            "tariff": amount_of(f, "tariff", "contract.financing.tariff", v),
             "notes": f.notes,
         },
         principles={k: getattr(c.principles, k) for k in PRINCIPLES},
     )
+    v.raise_if_any()
+    return data

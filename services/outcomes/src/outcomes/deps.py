@@ -6,9 +6,9 @@ import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from outcomes.clients import IdentityClient
 from outcomes.unit_of_work import UnitOfWork
 from servicekit.delegation import Delegations
+from servicekit.identity_client import IdentityClient
 
 
 @dataclass

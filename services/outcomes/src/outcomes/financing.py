@@ -11,6 +11,10 @@ from dataclasses import dataclass, field
 from decimal import ROUND_HALF_EVEN, Decimal
 
 CENT = Decimal("0.01")
+# What a line's amount is: euro, a rate (a fraction) or a 1/0 test.
+EURO = "EUR"
+RATE = "rate"
+TEST = "test"
 
 
 def money(value: Decimal) -> Decimal:
@@ -27,6 +31,7 @@ class Line:
     amount: Decimal
     formula: str
     inputs: Mapping[str, str] = field(default_factory=dict)
+    unit: str = EURO
 
 
 @dataclass(frozen=True)
@@ -100,6 +105,7 @@ def quality_gate(terms: Sequence[IndicatorTerm]) -> tuple[bool, list[Line]]:
                 Decimal(1 if ok else 0),
                 "1 when the score is at or beyond the floor",
                 {"score": "n/a" if t.score is None else fmt(t.score), "floor": fmt(t.floor)},
+                TEST,
             )
         )
     return met, lines
@@ -128,7 +134,11 @@ def shared_savings(
     lines = [
         Line("gross savings", money(gross), "benchmark - actual", inputs),
         Line(
-            "savings rate", rate.quantize(Decimal("0.000001")), "gross savings / benchmark", inputs
+            "savings rate",
+            rate.quantize(Decimal("0.000001")),
+            "gross savings / benchmark",
+            inputs,
+            RATE,
         ),
         *gate_lines,
     ]

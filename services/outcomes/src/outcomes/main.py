@@ -6,7 +6,6 @@ import json
 import sys
 from collections.abc import Sequence
 
-from outcomes.clients import GrpcIdentityClient
 from outcomes.config import Settings
 from outcomes.deps import Deps
 from outcomes.server import create_server
@@ -17,6 +16,7 @@ from servicekit.channels import ServiceAccountTokens, open_channel
 from servicekit.cli import run_cli
 from servicekit.db import make_engine, make_session_factory
 from servicekit.delegation import IdentityDelegations
+from servicekit.identity_client import Category, GrpcIdentityClient
 from servicekit.logs import configure_logging
 from servicekit.server import serve as serve_forever
 from servicekit.telemetry import configure_tracing, instrument_engine
@@ -30,7 +30,9 @@ def build_deps(settings: Settings) -> Deps:
     channel = open_channel(settings.identity_target, token=tokens)
     return Deps(
         uow=lambda: UnitOfWork(sessions),
-        identity=GrpcIdentityClient(channel, settings.call_deadline_seconds),
+        identity=GrpcIdentityClient(
+            channel, Category.MEASUREMENTS, deadline_seconds=settings.call_deadline_seconds
+        ),
         ingest_chunk_rows=settings.ingest_chunk_rows,
         delegations=IdentityDelegations(
             channel,

@@ -198,6 +198,34 @@ _TYPES = [
 _TIMES = ("cutoff", "enrolled_by", "window_start", "period_end")
 
 
+@dataclass(slots=True)
+class ContractRequest:
+    method: str
+    resource_name: str
+    fingerprint: str
+
+
+class ContractRequests:
+    """CreateContract's request records (servicekit.idempotency.RequestRecords): the contract
+    row keeps the request_id and fingerprint of the create that wrote it, per care group, so
+    a retry by any administrator of the care group finds it; nothing is written apart."""
+
+    def __init__(self, repo: OutcomesRepository, care_group_id: str) -> None:
+        self._repo = repo
+        self._care_group_id = care_group_id
+
+    def request_record(self, caller: str, request_id: str) -> ContractRequest | None:
+        contract = self._repo.contract_by_request(self._care_group_id, request_id)
+        if contract is None:
+            return None
+        return ContractRequest("CreateContract", f"contracts/{contract.id}", contract.fingerprint)
+
+    def add_request_record(
+        self, caller: str, request_id: str, method: str, fingerprint: str, resource_name: str
+    ) -> None:
+        """The contract row written in the same transaction is the record."""
+
+
 class OutcomesRepository(Repository):
     """The only place this service runs queries (see :class:`servicekit.uow.Repository`)."""
 
@@ -464,6 +492,10 @@ class OutcomesRepository(Repository):
                 Contract.care_group_id == care_group_id, Contract.request_id == request_id
             )
         ).one_or_none()
+
+    def contract_requests(self, care_group_id: str) -> ContractRequests:
+        """CreateContract's request records in a care group (servicekit.idempotency)."""
+        return ContractRequests(self, care_group_id)
 
     def contracts(
         self, care_group_id: str, insurer_id: str | None, after: str | None, limit: int

@@ -12,28 +12,29 @@ from carenet.outcomes.v1 import outcomes_service_pb2 as rpc
 from carenet.outcomes.v1 import outcomes_service_pb2_grpc as rpc_grpc
 from outcomes.codes import code_table
 from outcomes.convert import (
-    MODELS_OUT,
-    OUTCOMES_OUT,
-    SOURCES_OUT,
+    MODELS,
+    OUTCOMES,
+    SOURCES,
     STRATIFIERS,
-    SUPPRESSION_OUT,
+    SUPPRESSIONS,
+    amount_of,
     cell_pb,
     contract_input,
     contract_pb,
     cost_pb,
-    decimal_value,
+    count_pb,
     definition_pb,
     enrolment_input,
     enrolment_pb,
     line_pb,
     measurement_pb,
+    money_pb,
     report_pb,
     row_values,
     time_of,
 )
 from outcomes.deps import Deps
 from outcomes.financing import fmt
-from outcomes.sroi import Investment, Outcome
 from outcomes.use_cases import (
     contracts,
     discrepancies,
@@ -47,7 +48,7 @@ from outcomes.use_cases import (
 from servicekit import enums, idempotency, names
 from servicekit.auth import current_principal
 from servicekit.errors import InvalidArgument, Violations
-from servicekit.paging import Pager
+from servicekit.paging import Paging
 
 
 class OutcomesServicer(rpc_grpc.OutcomesServiceServicer):
@@ -84,13 +85,11 @@ class OutcomesServicer(rpc_grpc.OutcomesServiceServicer):
         self, request: rpc.ListEnrolmentsRequest, context: grpc.ServicerContext
     ) -> rpc.ListEnrolmentsResponse:
         patient_id = names.parse_one(request.parent, "patients", field="parent")
-        pager = Pager(request, "enrolments", patient_id, schema={"id": int})
-        page = enrolments.list_enrolments(
-            self.deps, current_principal(), patient_id, pager.position, pager.size
-        )
+        paging = Paging(request, "enrolments", patient_id, schema={"id": int})
+        page = enrolments.list_enrolments(self.deps, current_principal(), patient_id, paging.page)
         return rpc.ListEnrolmentsResponse(
             enrolments=[enrolment_pb(e) for e in page.items],
-            next_page_token=pager.token_for(page.next_position),
+            next_page_token=paging.token(page),
         )
 
     # measurements
@@ -110,7 +109,10 @@ class OutcomesServicer(rpc_grpc.OutcomesServiceServicer):
             corrected=result.corrected,
             results=[
                 rpc.RowResult(
-                    row=r.row, outcome=OUTCOMES_OUT[r.outcome], reason=r.reason, field=r.field
+                    row=r.row,
+                    outcome=rpc.RowOutcome.ValueType(OUTCOMES.to_proto(r.outcome)),
+                    reason=r.reason,
+                    field=r.field,
                 )
                 for r in result.results
             ],
@@ -120,13 +122,13 @@ class OutcomesServicer(rpc_grpc.OutcomesServiceServicer):
         self, request: rpc.ListMeasurementsRequest, context: grpc.ServicerContext
     ) -> rpc.ListMeasurementsResponse:
         patient_id = names.parse_one(request.parent, "patients", field="parent")
-        pager = Pager(request, "measurements", patient_id, schema={"id": int})
+        paging = Paging(request, "measurements", patient_id, schema={"id": int})
         page = measurements.list_measurements(
-            self.deps, current_principal(), patient_id, pager.position, pager.size
+            self.deps, current_principal(), patient_id, paging.page
         )
         return rpc.ListMeasurementsResponse(
             measurements=[measurement_pb(m) for m in page.items],
-            next_page_token=pager.token_for(page.next_position),
+            next_page_token=paging.token(page),
         )
 
     def ListMeasurementCodes(
@@ -162,13 +164,11 @@ class OutcomesServicer(rpc_grpc.OutcomesServiceServicer):
     def ListIndicatorDefinitions(
         self, request: rpc.ListIndicatorDefinitionsRequest, context: grpc.ServicerContext
     ) -> rpc.ListIndicatorDefinitionsResponse:
-        pager = Pager(request, "definitions", schema={"c": str, "v": int})
-        page = indicators.list_definitions(
-            self.deps, current_principal(), pager.position, pager.size
-        )
+        paging = Paging(request, "definitions", schema={"c": str, "v": int})
+        page = indicators.list_definitions(self.deps, current_principal(), paging.page)
         return rpc.ListIndicatorDefinitionsResponse(
             indicator_definitions=[definition_pb(d) for d in page.items],
-            next_page_token=pager.token_for(page.next_position),
+            next_page_token=paging.token(page),
         )
 
     # contracts
@@ -194,11 +194,11 @@ class OutcomesServicer(rpc_grpc.OutcomesServiceServicer):
     def ListContracts(
         self, request: rpc.ListContractsRequest, context: grpc.ServicerContext
     ) -> rpc.ListContractsResponse:
-        pager = Pager(request, "contracts", schema={"id": str})
-        page = contracts.list_contracts(self.deps, current_principal(), pager.position, pager.size)
+        paging = Paging(request, "contracts", schema={"id": str})
+        page = contracts.list_contracts(self.deps, current_principal(), paging.page)
         return rpc.ListContractsResponse(
             contracts=[contract_pb(c) for c in page.items],
-            next_page_token=pager.token_for(page.next_position),
+            next_page_token=paging.token(page),
         )
 
     # reports
@@ -239,13 +239,11 @@ class OutcomesServicer(rpc_grpc.OutcomesServiceServicer):
             if request.contract
             else ""
         )
-        pager = Pager(request, "reports", contract_id, schema={"t": str, "id": str})
-        page = reports.list_reports(
-            self.deps, current_principal(), contract_id, pager.position, pager.size
-        )
+        paging = Paging(request, "reports", contract_id, schema={"t": str, "id": str})
+        page = reports.list_reports(self.deps, current_principal(), contract_id, paging.page)
         return rpc.ListReportsResponse(
             reports=[report_pb(r, None) for r in page.items],
-            next_page_token=pager.token_for(page.next_position),
+            next_page_token=paging.token(page),
         )
 
     def StreamReport(
@@ -283,13 +281,17 @@ class OutcomesServicer(rpc_grpc.OutcomesServiceServicer):
             discrepancies=[
                 rpc.SourceDiscrepancy(
                     indicator=d.indicator,
-                    source_a=SOURCES_OUT[d.source_a],
-                    source_b=SOURCES_OUT[d.source_b],
+                    source_a=pb.SourceKind.ValueType(SOURCES.to_proto(d.source_a)),
+                    source_b=pb.SourceKind.ValueType(SOURCES.to_proto(d.source_b)),
                     patients_compared=d.compared or 0,
                     agree=d.agree or 0,
                     a_higher=d.a_higher or 0,
                     b_higher=d.b_higher or 0,
-                    suppression=SUPPRESSION_OUT[d.suppression],
+                    compared_patients=count_pb(d.compared),
+                    agreeing_patients=count_pb(d.agree),
+                    a_higher_patients=count_pb(d.a_higher),
+                    b_higher_patients=count_pb(d.b_higher),
+                    suppression=pb.Suppression.ValueType(SUPPRESSIONS.to_proto(d.suppression)),
                 )
                 for d in found
             ]
@@ -301,13 +303,15 @@ class OutcomesServicer(rpc_grpc.OutcomesServiceServicer):
     ) -> pb.CostRecord:
         contract_id = names.parse_one(request.parent, "contracts", field="parent")
         c = request.cost_record
+        v = Violations()
         data = financing.CostInput(
             period_start=time_of(c, "period_start", "cost_record.period_start"),
             period_end=time_of(c, "period_end", "cost_record.period_end"),
-            benchmark_cost=c.benchmark_cost,
-            actual_cost=c.actual_cost,
+            benchmark_cost=amount_of(c, "benchmark_cost", "cost_record.benchmark_cost", v),
+            actual_cost=amount_of(c, "actual_cost", "cost_record.actual_cost", v),
             insured_person_years=c.insured_person_years,
         )
+        v.raise_if_any()
         return cost_pb(financing.record_costs(self.deps, current_principal(), contract_id, data))
 
     def EvaluateContract(
@@ -325,64 +329,57 @@ class OutcomesServicer(rpc_grpc.OutcomesServiceServicer):
             time_of(request, "period_end", "period_end"),
             report_id,
         )
+        report, costs = result.report, result.cost_record
         return rpc.EvaluateContractResponse(
-            model=MODELS_OUT[result.model],
+            model=pb.FinancingModel.ValueType(MODELS.to_proto(result.model)),
             total_payment=fmt(result.evaluation.total),
             lines=[line_pb(line) for line in result.evaluation.lines],
-            report=f"reports/{result.report_id}" if result.report_id else "",
-            cost_record=f"contracts/{contract_id}/costs/{result.cost_record_id}"
-            if result.cost_record_id
-            else "",
+            report=f"reports/{report.id}" if report else "",
+            cost_record=f"contracts/{contract_id}/costs/{costs.id}" if costs else "",
             quality_gate_met=result.evaluation.quality_gate_met,
+            total_payment_money=money_pb(result.evaluation.total),
+            evaluated_report=report_pb(report, None) if report else None,
+            evaluated_cost_record=cost_pb(costs) if costs else None,
         )
 
     def CalculateSroi(
         self, request: rpc.CalculateSroiRequest, context: grpc.ServicerContext
     ) -> rpc.CalculateSroiResponse:
         v = Violations()
-        if not request.investments:
-            v.add("investments", "at least one", "INVESTMENTS_REQUIRED")
         investments = [
-            Investment(i.stakeholder, decimal_value(i.amount, f"investments[{n}].amount", v))
+            sroi.InvestmentInput(
+                i.stakeholder, amount_of(i, "amount", f"investments[{n}].amount", v)
+            )
             for n, i in enumerate(request.investments)
         ]
-        outcomes = []
-        for n, o in enumerate(request.outcomes):
-            p = f"outcomes[{n}]"
-            fractions = {
-                k: decimal_value(getattr(o, k), f"{p}.{k}", v)
-                for k in ("deadweight", "displacement", "attribution", "drop_off")
-            }
-            for k, x in fractions.items():
-                if not 0 <= x <= 1:
-                    v.add(f"{p}.{k}", "a fraction between 0 and 1", "INVALID_FRACTION")
-            if not 1 <= o.duration_years <= 50:
-                v.add(f"{p}.duration_years", "between 1 and 50", "INVALID_DURATION")
-            if not o.stakeholder:
-                v.add(f"{p}.stakeholder", "is required", "STAKEHOLDER_REQUIRED")
-            outcomes.append(
-                Outcome(
-                    stakeholder=o.stakeholder,
-                    description=o.description,
-                    quantity=decimal_value(o.quantity, f"{p}.quantity", v),
-                    proxy=decimal_value(o.financial_proxy, f"{p}.financial_proxy", v),
-                    duration_years=o.duration_years,
-                    **fractions,
-                )
+        outcomes = [
+            sroi.OutcomeInput(
+                stakeholder=o.stakeholder,
+                description=o.description,
+                quantity=o.quantity,
+                financial_proxy=amount_of(
+                    o, "financial_proxy", f"outcomes[{n}].financial_proxy", v
+                ),
+                duration_years=o.duration_years,
+                deadweight=o.deadweight,
+                displacement=o.displacement,
+                attribution=o.attribution,
+                drop_off=o.drop_off,
             )
-        rate = decimal_value(request.discount_rate, "discount_rate", v)
-        if not 0 <= rate < 1:
-            v.add("discount_rate", "a fraction between 0 and 1", "INVALID_FRACTION")
-        if any(i.amount <= 0 for i in investments):
-            v.add("investments", "amounts must be positive", "INVALID_DECIMAL")
+            for n, o in enumerate(request.outcomes)
+        ]
         v.raise_if_any()
-        result = sroi.calculate_sroi(current_principal(), investments, outcomes, rate)
+        result = sroi.calculate_sroi(
+            current_principal(), investments, outcomes, request.discount_rate
+        )
         return rpc.CalculateSroiResponse(
             stakeholders=[
                 rpc.StakeholderValue(
                     stakeholder=s,
                     investment=str(result.investment_by_stakeholder[s]),
                     present_value=str(result.value_by_stakeholder[s]),
+                    investment_money=money_pb(result.investment_by_stakeholder[s]),
+                    present_value_money=money_pb(result.value_by_stakeholder[s]),
                 )
                 for s in result.value_by_stakeholder
             ],
@@ -393,4 +390,7 @@ class OutcomesServicer(rpc_grpc.OutcomesServiceServicer):
             ratio_low=str(result.ratio_low),
             ratio_high=str(result.ratio_high),
             lines=[line_pb(line) for line in result.lines],
+            total_investment_money=money_pb(result.total_investment),
+            total_present_value_money=money_pb(result.total_value),
+            net_social_value_money=money_pb(result.net_social_value),
         )

@@ -14,8 +14,7 @@ from outcomes.use_cases.indicators import load_definitions
 from servicekit.db import make_engine, make_session_factory
 from servicekit.migrations import upgrade
 from testkit.database import fresh_database
-
-from ..fakes import FakeIdentityClient
+from testkit.fakes import FakeIdentity
 
 
 def test_the_demo_seeds_a_region_a_contract_and_a_report_once() -> None:
@@ -29,7 +28,7 @@ def test_the_demo_seeds_a_region_a_contract_and_a_report_once() -> None:
 
 
 def _seed_twice(sessions: sessionmaker[Session]) -> None:
-    deps = Deps(uow=lambda: UnitOfWork(sessions), identity=FakeIdentityClient())
+    deps = Deps(uow=lambda: UnitOfWork(sessions), identity=FakeIdentity())
     load_definitions(deps)
     first = demo.seed(deps)
     second = demo.seed(deps)

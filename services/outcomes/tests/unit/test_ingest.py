@@ -16,8 +16,10 @@ from outcomes.use_cases import enrolments
 from outcomes.use_cases import measurements as ingest_uc
 from servicekit.auth import Principal
 from servicekit.authorization import AccessRefused
+from servicekit.identity_client import Access, AccessDecision, AccessQuestion
+from testkit.fakes import FakeIdentity
 
-from ..fakes import FakeIdentityClient, FixedClock, Store, enrolled, fake_deps, fake_repository
+from ..fakes import FixedClock, Store, enrolled, fake_deps, fake_repository
 
 NOW = dt.datetime(2026, 1, 10, tzinfo=dt.UTC)
 GP = Principal(
@@ -37,12 +39,12 @@ INSURER = Principal(
 
 
 @pytest.fixture
-def identity() -> FakeIdentityClient:
-    return FakeIdentityClient(permitted={"p-1", "p-2", "p-3"}, unknown={"p-404"})
+def identity() -> FakeIdentity:
+    return FakeIdentity(permitted={"p-1", "p-2", "p-3"}, unknown={"p-404"})
 
 
 @pytest.fixture
-def stored_rows(identity: FakeIdentityClient) -> tuple[Deps, Store]:
+def stored_rows(identity: FakeIdentity) -> tuple[Deps, Store]:
     deps, store = fake_deps(identity, FixedClock(NOW), chunk=7)
     enrolled(deps, ("p-1", "p-2"), NOW)
     return deps, store
@@ -151,12 +153,18 @@ def test_a_record_sent_again_with_another_value_is_a_correction_that_keeps_the_o
 
 
 def test_a_correction_is_authorized_as_an_update_of_the_callers_own_record(
-    deps: Deps, identity: FakeIdentityClient
+    deps: Deps, identity: FakeIdentity
 ) -> None:
     ingest_uc.ingest(deps, GP, [[row(record="u1", value=50.0), row("p-2", record="u2")]])
-    identity.calls.clear()
-    identity.asked_holders.clear()
-    identity.no_updates.add("p-2")
+    identity.questions.clear()
+    identity.batches.clear()
+
+    def no_updates_of_p2(q: AccessQuestion) -> AccessDecision | None:
+        if q.access is Access.UPDATE and q.patient_id == "p-2":
+            return AccessDecision(False, "NO_CARE_RELATIONSHIP")
+        return None
+
+    identity.decide = no_updates_of_p2
     result = ingest_uc.ingest(
         deps, GP, [[row(record="u1", value=51.0), row("p-2", record="u2", value=60.0)]]
     )
@@ -164,9 +172,10 @@ def test_a_correction_is_authorized_as_an_update_of_the_callers_own_record(
         (0, "corrected", ""),
         (1, "rejected", "NO_CARE_RELATIONSHIP"),
     ]
-    updates = [c for c in identity.calls if c[2] == "update"]
-    assert updates == [("authorize", ("p-1",), "update"), ("authorize", ("p-2",), "update")]
-    assert identity.asked_holders == ["gp-de-linde", "gp-de-linde"]
+    assert [(q.patient_id, q.access, q.record_holder_id) for q in identity.questions] == [
+        ("p-1", Access.UPDATE, "gp-de-linde"),
+        ("p-2", Access.UPDATE, "gp-de-linde"),
+    ]
     assert _stored(deps, "u2")[0] == 52.0  # not corrected
 
 
@@ -225,24 +234,24 @@ def test_another_organisation_cannot_correct_a_record_it_does_not_hold(
 
 
 def test_identity_is_asked_once_per_distinct_patient_of_a_batch(
-    deps: Deps, identity: FakeIdentityClient
+    deps: Deps, identity: FakeIdentity
 ) -> None:
     rows = [row(p, record=f"{p}-{i}") for i in range(10) for p in ("p-1", "p-2")]
     ingest_uc.ingest(deps, GP, [rows])
-    batches = [c for c in identity.calls if c[0] == "batch"]
-    asked = [p for _kind, patients, _action in batches for p in patients]
+    asked = [p for b in identity.batches for p in b.patient_ids]
     assert sorted(asked) == ["p-1", "p-2"]
-    assert all(action == "create" for _k, _p, action in batches)
+    assert all(b.access is Access.CREATE for b in identity.batches)
+    assert identity.questions == []
 
 
-def test_an_insurer_token_cannot_ingest(deps: Deps, identity: FakeIdentityClient) -> None:
+def test_an_insurer_token_cannot_ingest(deps: Deps, identity: FakeIdentity) -> None:
     with pytest.raises(errors.InsurerNoPatientData):
         ingest_uc.ingest(deps, INSURER, [[row()]])
-    assert identity.calls == []
+    assert identity.asked_patients == []
 
 
 def test_identity_unreachable_refuses_the_rows_instead_of_permitting(
-    deps: Deps, identity: FakeIdentityClient, store: Store
+    deps: Deps, identity: FakeIdentity, store: Store
 ) -> None:
     identity.unavailable = True
     with pytest.raises(errors.IdentityUnavailable):

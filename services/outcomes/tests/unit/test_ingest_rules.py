@@ -20,8 +20,9 @@ from outcomes.models import SourceKind
 from outcomes.repository import unix_micros
 from outcomes.use_cases import measurements as ingest_uc
 from servicekit import names
+from testkit.fakes import FakeIdentity
 
-from ..fakes import FakeIdentityClient, FixedClock, enrolled, fake_deps, fake_repository
+from ..fakes import FixedClock, enrolled, fake_deps, fake_repository
 from .test_ingest import GP, NOW, row
 
 PERMITTED = {"p-1", "p-2", "p-3"}
@@ -31,7 +32,7 @@ ENROLLED = {"p-1", "p-2"}
 
 @pytest.fixture
 def deps() -> Deps:
-    identity = FakeIdentityClient(permitted=PERMITTED, unknown=UNKNOWN)
+    identity = FakeIdentity(permitted=set(PERMITTED), unknown=set(UNKNOWN))
     deps, _store = fake_deps(identity, FixedClock(NOW), chunk=7)
     enrolled(deps, sorted(ENROLLED), NOW)
     return deps

@@ -4,13 +4,10 @@ and the contract's own insurer."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
-
 from sqlalchemy.exc import IntegrityError
 
 from outcomes import errors, positions
-from outcomes.base import ADMIN, INSURER, REPORT_READERS, Page, care_group_of, organisation_of
+from outcomes.base import ADMIN, INSURER, REPORT_READERS, care_group_of, organisation_of
 from outcomes.contract_terms import (
     PRINCIPLES,
     ContractInput,
@@ -20,9 +17,10 @@ from outcomes.contract_terms import (
 from outcomes.deps import Deps
 from outcomes.models import Contract, canonical_json
 from outcomes.unit_of_work import UnitOfWork
-from servicekit import idempotency
 from servicekit.auth import Principal
 from servicekit.errors import Violations
+from servicekit.idempotency import IdempotentRequest
+from servicekit.paging import Page, PageRequest
 
 
 def create_contract(
@@ -38,9 +36,7 @@ def create_contract(
     nothing; with another fingerprint it is INVALID_ARGUMENT ``REQUEST_ID_REUSED``."""
     if not principal.has_role(ADMIN):
         raise errors.RoleNotPermitted("only the care group's administrator creates contracts")
-    if request_id:
-        idempotency.check(request_id)
-        fingerprint = idempotency.for_person(fingerprint, principal.on_behalf_of)
+    request = IdempotentRequest.of(principal, request_id, "CreateContract", fingerprint)
     care_group = care_group_of(principal)
     v = Violations()
     validate_contract(contract_id, data, v)
@@ -49,7 +45,7 @@ def create_contract(
         with deps.uow() as uow:
             indicator_terms = contract_indicators(uow, data, v)
             v.raise_if_any()
-            replay = _replay(uow, care_group, request_id, fingerprint)
+            replay = _replay(uow, care_group, request)
             if replay is not None:
                 return replay
             if uow.repo.contract(contract_id) is not None:
@@ -68,8 +64,8 @@ def create_contract(
                 period_start=data.period_start,
                 period_end=data.period_end,
                 terms_json=canonical_json(terms),
-                request_id=request_id or None,
-                fingerprint=fingerprint if request_id else "",
+                request_id=request.request_id or None,
+                fingerprint=request.fingerprint if request.request_id else "",
                 version=1,
                 create_time=now,
                 update_time=now,
@@ -81,32 +77,17 @@ def create_contract(
         # A concurrent create took the request_id or the contract id between the checks
         # and the commit: answer as the checks would have now.
         with deps.uow() as uow:
-            replay = _replay(uow, care_group, request_id, fingerprint)
+            replay = _replay(uow, care_group, request)
             if replay is not None:
                 return replay
         raise _exists(contract_id) from None
 
 
-def _replay(uow: UnitOfWork, care_group: str, request_id: str, fingerprint: str) -> Contract | None:
-    """The contract a request with this request_id created, if it was this request."""
-    if not request_id:
-        return None
-    record = uow.repo.contract_by_request(care_group, request_id)
-    if record is None:
-        return None
-    asked = _RequestRecord("CreateContract", f"contracts/{record.id}", record.fingerprint)
-    idempotency.replayed(asked, "CreateContract", fingerprint)
-    return record
-
-
-@dataclass
-class _RequestRecord:
-    """A contract as servicekit.idempotency's request record: the contract row keeps the
-    request_id and fingerprint of the create that wrote it."""
-
-    method: str
-    resource_name: str
-    fingerprint: str
+def _replay(uow: UnitOfWork, care_group: str, request: IdempotentRequest) -> Contract | None:
+    """The contract a request with this request_id created, if it was this request (another
+    request with the same id is REQUEST_ID_REUSED)."""
+    name = request.replayed(uow.repo.contract_requests(care_group))
+    return uow.repo.contract(name.removeprefix("contracts/")) if name else None
 
 
 def _exists(contract_id: str) -> errors.ContractExists:
@@ -136,9 +117,7 @@ def get_contract(deps: Deps, principal: Principal, contract_id: str) -> Contract
         return visible_contract(uow, principal, contract_id)
 
 
-def list_contracts(
-    deps: Deps, principal: Principal, position: dict[str, Any] | None, limit: int
-) -> Page:
+def list_contracts(deps: Deps, principal: Principal, page: PageRequest) -> Page[Contract]:
     if not principal.roles & REPORT_READERS:
         raise errors.RoleNotPermitted("this role does not read contracts")
     insurer = (
@@ -148,8 +127,6 @@ def list_contracts(
     )
     with deps.uow() as uow:
         items = uow.repo.contracts(
-            care_group_of(principal), insurer, positions.after_text(position, "id"), limit + 1
+            care_group_of(principal), insurer, positions.after_text(page.position, "id"), page.limit
         )
-    more = len(items) > limit
-    items = items[:limit]
-    return Page(items, {"id": items[-1].id} if more else None)
+    return Page.of(items, page, lambda c: {"id": c.id})

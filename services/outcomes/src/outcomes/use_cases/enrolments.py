@@ -6,17 +6,18 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from outcomes import errors, positions
 from outcomes.access import permitted_holders, require_permit
-from outcomes.base import Page, care_group_of, refuse_insurer, valid_patient_id
+from outcomes.base import care_group_of, refuse_insurer, valid_patient_id
 from outcomes.deps import Deps
 from outcomes.models import Enrolment, Programme, Sex
 from outcomes.unit_of_work import UnitOfWork
 from servicekit import dutch, names
 from servicekit.auth import Principal
 from servicekit.errors import InvalidArgument, Violations
+from servicekit.identity_client import Access, BatchAccessQuestion
+from servicekit.paging import Page, PageRequest
 
 MAX_ENROLMENT_BATCH = 1000
 
@@ -127,7 +128,9 @@ def batch_create_enrolments(
             reasons[i] = v.items[0].reason
     valid_patients = [it.patient_id for i, it in enumerate(items) if i not in reasons]
     decisions = (
-        deps.identity.batch_authorize(principal, valid_patients, "create", "enrolment")
+        deps.identity.authorize_many(
+            BatchAccessQuestion(principal, valid_patients, Access.CREATE, "enrolment")
+        )
         if valid_patients
         else {}
     )
@@ -153,17 +156,15 @@ def batch_create_enrolments(
 
 
 def list_enrolments(
-    deps: Deps, principal: Principal, patient_id: str, position: dict[str, Any] | None, limit: int
-) -> Page:
+    deps: Deps, principal: Principal, patient_id: str, page: PageRequest
+) -> Page[Enrolment]:
     """The patient's enrolments at the practices whose records the caller may read."""
     refuse_insurer(principal)
-    after = positions.after_int(position, "id")
+    after = positions.after_int(page.position, "id")
     care_group = care_group_of(principal)
     with deps.uow() as uow:
         holders = uow.repo.enrolment_practices(care_group, patient_id)
     permitted = permitted_holders(deps, principal, patient_id, holders, "enrolments")
     with deps.uow() as uow:
-        items = uow.repo.enrolments(care_group, patient_id, permitted, after, limit + 1)
-    more = len(items) > limit
-    items = items[:limit]
-    return Page(items, {"id": items[-1].id} if more else None)
+        items = uow.repo.enrolments(care_group, patient_id, permitted, after, page.limit)
+    return Page.of(items, page, lambda e: {"id": e.id})

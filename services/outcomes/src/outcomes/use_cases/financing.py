@@ -14,7 +14,7 @@ from outcomes import errors, financing
 from outcomes.base import ADMIN, INSURER, check_period
 from outcomes.contract_terms import decimal_field
 from outcomes.deps import Deps
-from outcomes.models import CostRecord, FinancingModel
+from outcomes.models import CostRecord, FinancingModel, Report
 from outcomes.use_cases.contracts import visible_contract
 from outcomes.use_cases.reports import period_of, visible_report
 from servicekit.auth import Principal
@@ -63,8 +63,8 @@ def record_costs(deps: Deps, principal: Principal, contract_id: str, data: CostI
 class ContractEvaluation:
     model: str
     evaluation: financing.Evaluation
-    report_id: str
-    cost_record_id: str
+    report: Report | None  # the report scored against
+    cost_record: CostRecord | None  # the costs used
 
 
 def _total_score(cells: list[dict[str, Any]], code: str, band: str) -> Decimal | None:
@@ -88,7 +88,11 @@ def evaluate_contract(
     period_end: dt.datetime | None,
     report_id: str = "",
 ) -> ContractEvaluation:
-    start, end = period_of(period_start, period_end)
+    """The contract's financing for a period: scored against the report the caller names
+    (of this contract and, when a period is given, of that period) or else the contract's
+    latest report of the period, with the latest cost record of the period."""
+    if not report_id:
+        start, end = period_of(period_start, period_end)
     with deps.uow() as uow:
         contract = visible_contract(uow, principal, contract_id)
         terms = contract.terms
@@ -100,6 +104,7 @@ def evaluate_contract(
                 raise InvalidArgument.single(
                     "report", "is not a report of this contract", "REPORT_OF_OTHER_CONTRACT"
                 )
+            start, end = _period_of_report(report, period_start, period_end)
         elif model in (FinancingModel.PAY_FOR_PERFORMANCE, FinancingModel.SHARED_SAVINGS):
             report = uow.repo.latest_report(contract.id, start, end)
         costs = uow.repo.latest_costs(contract.id, start, end)
@@ -160,6 +165,19 @@ def evaluate_contract(
                 )
             ],
         )
-    return ContractEvaluation(
-        model, evaluation, report.id if report else "", costs.id if costs else ""
-    )
+    return ContractEvaluation(model, evaluation, report, costs)
+
+
+def _period_of_report(
+    report: Report, period_start: dt.datetime | None, period_end: dt.datetime | None
+) -> tuple[dt.datetime, dt.datetime]:
+    """The period of an evaluation against a named report: the report's; a period the
+    caller gives as well must be that one."""
+    if period_start is None and period_end is None:
+        return report.period_start, report.period_end
+    start, end = period_of(period_start, period_end)
+    if (start, end) != (report.period_start, report.period_end):
+        raise InvalidArgument.single(
+            "report", "is a report of another period", "REPORT_OF_OTHER_PERIOD"
+        )
+    return start, end

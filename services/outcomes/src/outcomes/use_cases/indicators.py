@@ -4,13 +4,12 @@ in. A stored (code, version) never changes."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 from outcomes import errors, indicators, positions
-from outcomes.base import Page
 from outcomes.deps import Deps
 from outcomes.models import IndicatorDefinitionRecord
 from servicekit.auth import Principal
+from servicekit.paging import Page, PageRequest
 
 MAX_VERSION = 2**31 - 1
 
@@ -57,11 +56,9 @@ def get_definition(
 
 
 def list_definitions(
-    deps: Deps, principal: Principal, position: dict[str, Any] | None, limit: int
-) -> Page:
-    after = positions.after_definition(position)
+    deps: Deps, principal: Principal, page: PageRequest
+) -> Page[IndicatorDefinitionRecord]:
+    after = positions.after_definition(page.position)
     with deps.uow() as uow:
-        items = uow.repo.definitions(after, limit + 1)
-    more = len(items) > limit
-    items = items[:limit]
-    return Page(items, {"c": items[-1].code, "v": items[-1].version} if more else None)
+        items = uow.repo.definitions(after, page.limit)
+    return Page.of(items, page, lambda d: {"c": d.code, "v": d.version})

@@ -14,11 +14,10 @@ import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from operator import itemgetter
-from typing import Any
 
 from outcomes import positions
 from outcomes.access import permitted_holders
-from outcomes.base import Page, care_group_of, organisation_of, refuse_insurer, valid_patient_id
+from outcomes.base import care_group_of, organisation_of, refuse_insurer, valid_patient_id
 from outcomes.codes import code_table
 from outcomes.deps import Deps
 from outcomes.models import Measurement, MeasurementRevision, SourceKind
@@ -32,6 +31,8 @@ from outcomes.repository import (
 from outcomes.unit_of_work import UnitOfWork
 from servicekit import names
 from servicekit.auth import Principal
+from servicekit.identity_client import Access, AccessQuestion, BatchAccessQuestion
+from servicekit.paging import Page, PageRequest
 
 
 @dataclass(frozen=True)
@@ -43,23 +44,26 @@ class MeasurementView:
 
 
 def list_measurements(
-    deps: Deps, principal: Principal, patient_id: str, position: dict[str, Any] | None, limit: int
-) -> Page:
+    deps: Deps, principal: Principal, patient_id: str, page: PageRequest
+) -> Page[MeasurementView]:
     """The patient's measurements held by organisations whose records the caller may
     read (see outcomes.access), with their corrections."""
     refuse_insurer(principal)
-    after = positions.after_int(position, "id")
+    after = positions.after_int(page.position, "id")
     care_group = care_group_of(principal)
     with deps.uow() as uow:
         holders = uow.repo.measurement_holders(care_group, patient_id)
     permitted = permitted_holders(deps, principal, patient_id, holders, "measurements")
     with deps.uow() as uow:
-        items = uow.repo.measurements(care_group, patient_id, permitted, after, limit + 1)
-        more = len(items) > limit
-        items = items[:limit]
+        found = Page.of(
+            uow.repo.measurements(care_group, patient_id, permitted, after, page.limit),
+            page,
+            lambda m: {"id": m.id},
+        )
+        items = found.items
         revisions = uow.repo.revisions([m.id for m in items])
     views = [MeasurementView(m, revisions.get(m.id, [])) for m in items]
-    return Page(views, {"id": items[-1].id} if more else None)
+    return Page(views, found.next)
 
 
 # ------------------------------------------------------------------ ingest
@@ -264,8 +268,8 @@ class Ingest:
         patients = list(dict.fromkeys(k.patient_id for k in keys))
         unknown = [p for p in patients if p not in self.decisions]
         if unknown:
-            decided = self.deps.identity.batch_authorize(
-                self.principal, unknown, "create", "measurements"
+            decided = self.deps.identity.authorize_many(
+                BatchAccessQuestion(self.principal, unknown, Access.CREATE, "measurements")
             )
             for p, d in decided.items():
                 self.decisions[p] = (d.permitted, d.reason)
@@ -332,7 +336,7 @@ class Ingest:
         decision = self.updates.get(patient)
         if decision is None:
             answer = self.deps.identity.authorize(
-                self.principal, patient, "update", "measurements", record_holder_id=self.holder
+                AccessQuestion(self.principal, patient, Access.UPDATE, self.holder, "measurements")
             )
             decision = self.updates[patient] = (answer.permitted, answer.reason)
         return decision

@@ -17,7 +17,6 @@ from outcomes.base import (
     INSURER,
     PRACTICE_ROLES,
     REPORT_READERS,
-    Page,
     care_group_of,
     check_period,
     organisation_of,
@@ -36,6 +35,7 @@ from outcomes.unit_of_work import UnitOfWork
 from outcomes.use_cases.contracts import visible_contract
 from servicekit.auth import Principal
 from servicekit.errors import Violations
+from servicekit.paging import Page, PageRequest
 
 PROTECTION_RULE = "strata-v2"
 
@@ -212,8 +212,8 @@ def stream_report(deps: Deps, principal: Principal, report_id: str) -> Iterator[
 
 
 def list_reports(
-    deps: Deps, principal: Principal, contract_id: str, position: dict[str, Any] | None, limit: int
-) -> Page:
+    deps: Deps, principal: Principal, contract_id: str, page: PageRequest
+) -> Page[Report]:
     if not principal.roles & REPORT_READERS:
         raise errors.RoleNotPermitted("this role does not read reports")
     with deps.uow() as uow:
@@ -227,13 +227,9 @@ def list_reports(
                     care_group_of(principal), organisation_of(principal), None, 10_000
                 )
             ]
-        after = positions.after_report(position)
-        items = uow.repo.reports(care_group_of(principal), contract_ids, after, limit + 1)
-    more = len(items) > limit
-    items = items[:limit]
-    return Page(
-        items, {"t": items[-1].create_time.isoformat(), "id": items[-1].id} if more else None
-    )
+        after = positions.after_report(page.position)
+        items = uow.repo.reports(care_group_of(principal), contract_ids, after, page.limit)
+    return Page.of(items, page, lambda r: {"t": r.create_time.isoformat(), "id": r.id})
 
 
 @dataclass(frozen=True)

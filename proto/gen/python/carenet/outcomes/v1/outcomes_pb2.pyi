@@ -7,8 +7,10 @@ from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.protobuf import wrappers_pb2 as _wrappers_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.type import money_pb2 as _money_pb2
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -17,6 +19,11 @@ if sys.version_info >= (3, 11):
     from typing import TypeAlias as _TypeAlias, Never as _Never
 else:
     from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
+
+if sys.version_info >= (3, 13):
+    from warnings import deprecated as _deprecated
+else:
+    from typing_extensions import deprecated as _deprecated
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
@@ -488,6 +495,7 @@ class ContractIndicator(_message.Message):
     FLOOR_FIELD_NUMBER: _builtins.int
     PAYMENT_FIELD_NUMBER: _builtins.int
     BAND_FIELD_NUMBER: _builtins.int
+    PAYMENT_MONEY_FIELD_NUMBER: _builtins.int
     indicator: _builtins.str
     """The indicator code, e.g. `DM2_HBA1C_MEASURED`."""
     version: _builtins.int
@@ -497,12 +505,20 @@ class ContractIndicator(_message.Message):
     floor: _builtins.float
     """Score from which a pro-rata part is due; equal to target (or 0) means all or nothing."""
     payment: _builtins.str
-    """Pay for performance: the payment (euro, decimal string) when the target is met."""
+    """Pay for performance: the payment when the target is met, euro as a decimal string
+    (see `FinancingTerms`). `payment_money` carries the same amount.
+    """
     band: _builtins.str
     """For band indicators: the band whose share is scored, e.g. `<=53`."""
     @_builtins.property
     def agreed_sources(self) -> _containers.RepeatedScalarFieldContainer[Global___SourceKind.ValueType]:
         """The agreed sources, highest priority first. Only these count."""
+
+    @_builtins.property
+    def payment_money(self) -> _money_pb2.Money:
+        """`payment` as money (currency `EUR`). In a request either may be given; when both are,
+        they must be equal (`AMOUNT_MISMATCH`). Always set in a response when `payment` is.
+        """
 
     def __init__(
         self,
@@ -514,10 +530,11 @@ class ContractIndicator(_message.Message):
         floor: _builtins.float = ...,
         payment: _builtins.str = ...,
         band: _builtins.str = ...,
+        payment_money: _money_pb2.Money | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["payment_money", b"payment_money"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agreed_sources", b"agreed_sources", "band", b"band", "floor", b"floor", "indicator", b"indicator", "payment", b"payment", "target", b"target", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agreed_sources", b"agreed_sources", "band", b"band", "floor", b"floor", "indicator", b"indicator", "payment", b"payment", "payment_money", b"payment_money", "target", b"target", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -525,7 +542,16 @@ Global___ContractIndicator: _TypeAlias = ContractIndicator  # noqa: Y015
 
 @_typing.final
 class FinancingTerms(_message.Message):
-    """The financing model and its parameters. Amounts and rates are decimal strings."""
+    """The financing model and its parameters.
+
+    Amounts are euro; rates are fractions. Both travel as decimal strings of the form
+    `-?[0-9]+(\\.[0-9]+)?`: a point as decimal separator, no exponent, no thousands separator,
+    no currency sign (e.g. `1250.5`, `0.02`); amounts computed by the service have exactly two
+    decimals. Every euro amount also has a `google.type.Money` field (currency `EUR`, `units`
+    plus `nanos` of 10^-9, both of the amount's sign): in a request either form may be given
+    (equal when both are, else `AMOUNT_MISMATCH`; another currency is
+    `UNSUPPORTED_CURRENCY`), in a response both are set.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -538,6 +564,9 @@ class FinancingTerms(_message.Message):
     CAPITATION_PER_PERSON_YEAR_FIELD_NUMBER: _builtins.int
     TARIFF_FIELD_NUMBER: _builtins.int
     NOTES_FIELD_NUMBER: _builtins.int
+    PAYOUT_CAP_MONEY_FIELD_NUMBER: _builtins.int
+    CAPITATION_PER_PERSON_YEAR_MONEY_FIELD_NUMBER: _builtins.int
+    TARIFF_MONEY_FIELD_NUMBER: _builtins.int
     model: Global___FinancingModel.ValueType
     minimum_savings_rate: _builtins.str
     """Shared savings: minimum savings rate, e.g. `0.02`."""
@@ -555,6 +584,18 @@ class FinancingTerms(_message.Message):
     def quality_gate_indicators(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Shared savings: the indicators whose floors form the quality gate (all when empty)."""
 
+    @_builtins.property
+    def payout_cap_money(self) -> _money_pb2.Money:
+        """`payout_cap` as money."""
+
+    @_builtins.property
+    def capitation_per_person_year_money(self) -> _money_pb2.Money:
+        """`capitation_per_person_year` as money."""
+
+    @_builtins.property
+    def tariff_money(self) -> _money_pb2.Money:
+        """`tariff` as money."""
+
     def __init__(
         self,
         *,
@@ -567,10 +608,13 @@ class FinancingTerms(_message.Message):
         capitation_per_person_year: _builtins.str = ...,
         tariff: _builtins.str = ...,
         notes: _builtins.str = ...,
+        payout_cap_money: _money_pb2.Money | None = ...,
+        capitation_per_person_year_money: _money_pb2.Money | None = ...,
+        tariff_money: _money_pb2.Money | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["capitation_per_person_year_money", b"capitation_per_person_year_money", "payout_cap_money", b"payout_cap_money", "tariff_money", b"tariff_money"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["capitation_per_person_year", b"capitation_per_person_year", "minimum_savings_rate", b"minimum_savings_rate", "model", b"model", "notes", b"notes", "payout_cap", b"payout_cap", "quality_gate_indicators", b"quality_gate_indicators", "sharing_mode", b"sharing_mode", "sharing_rate", b"sharing_rate", "tariff", b"tariff"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["capitation_per_person_year", b"capitation_per_person_year", "capitation_per_person_year_money", b"capitation_per_person_year_money", "minimum_savings_rate", b"minimum_savings_rate", "model", b"model", "notes", b"notes", "payout_cap", b"payout_cap", "payout_cap_money", b"payout_cap_money", "quality_gate_indicators", b"quality_gate_indicators", "sharing_mode", b"sharing_mode", "sharing_rate", b"sharing_rate", "tariff", b"tariff", "tariff_money", b"tariff_money"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -688,7 +732,8 @@ Global___Contract: _TypeAlias = Contract  # noqa: Y015
 @_typing.final
 class ReportCell(_message.Message):
     """One aggregate of one indicator. A stratum field that is empty means "all".
-    A suppressed cell carries no counts, score or interval.
+    A suppressed cell carries no numbers: `values` is unset, so a zero in `values` is a real
+    zero. (The older fields 7-12 and 14 read 0 for a suppressed cell; they are deprecated.)
     """
 
     DESCRIPTOR: _descriptor.Descriptor
@@ -707,6 +752,7 @@ class ReportCell(_message.Message):
     CI_HIGH_FIELD_NUMBER: _builtins.int
     SUPPRESSION_FIELD_NUMBER: _builtins.int
     PATIENT_YEARS_FIELD_NUMBER: _builtins.int
+    VALUES_FIELD_NUMBER: _builtins.int
     indicator: _builtins.str
     """Indicator code and version."""
     version: _builtins.int
@@ -717,17 +763,86 @@ class ReportCell(_message.Message):
     sex: Global___Sex.ValueType
     band: _builtins.str
     """For band and distribution indicators, the band label; empty otherwise."""
-    numerator: _builtins.int
-    denominator: _builtins.int
-    exclusions: _builtins.int
-    score: _builtins.float
-    """Proportion in percent, or a rate per 100 patient-years."""
-    ci_low: _builtins.float
-    """95 % Wilson interval (percent); for rates a Poisson interval."""
-    ci_high: _builtins.float
+    @_builtins.property
+    @_deprecated("""This field has been marked as deprecated using proto field options.""")
+    def numerator(self) -> _builtins.int:
+        """Deprecated: 0 when the cell is suppressed; read `values.numerator`."""
+
+    @numerator.setter
+    @_deprecated("""This field has been marked as deprecated using proto field options.""")
+    def numerator(self, value: _builtins.int) -> None:
+        """Deprecated: 0 when the cell is suppressed; read `values.numerator`."""
+
+    @_builtins.property
+    @_deprecated("""This field has been marked as deprecated using proto field options.""")
+    def denominator(self) -> _builtins.int:
+        """Deprecated: 0 when the cell is suppressed; read `values.denominator`."""
+
+    @denominator.setter
+    @_deprecated("""This field has been marked as deprecated using proto field options.""")
+    def denominator(self, value: _builtins.int) -> None:
+        """Deprecated: 0 when the cell is suppressed; read `values.denominator`."""
+
+    @_builtins.property
+    @_deprecated("""This field has been marked as deprecated using proto field options.""")
+    def exclusions(self) -> _builtins.int:
+        """Deprecated: 0 when the cell is suppressed; read `values.exclusions`."""
+
+    @exclusions.setter
+    @_deprecated("""This field has been marked as deprecated using proto field options.""")
+    def exclusions(self, value: _builtins.int) -> None:
+        """Deprecated: 0 when the cell is suppressed; read `values.exclusions`."""
+
+    @_builtins.property
+    @_deprecated("""This field has been marked as deprecated using proto field options.""")
+    def score(self) -> _builtins.float:
+        """Deprecated: 0 when the cell is suppressed or has no eligible patients; read
+        `values.score`.
+        """
+
+    @score.setter
+    @_deprecated("""This field has been marked as deprecated using proto field options.""")
+    def score(self, value: _builtins.float) -> None:
+        """Deprecated: 0 when the cell is suppressed or has no eligible patients; read
+        `values.score`.
+        """
+
+    @_builtins.property
+    @_deprecated("""This field has been marked as deprecated using proto field options.""")
+    def ci_low(self) -> _builtins.float:
+        """Deprecated: read `values.ci_low`."""
+
+    @ci_low.setter
+    @_deprecated("""This field has been marked as deprecated using proto field options.""")
+    def ci_low(self, value: _builtins.float) -> None:
+        """Deprecated: read `values.ci_low`."""
+
+    @_builtins.property
+    @_deprecated("""This field has been marked as deprecated using proto field options.""")
+    def ci_high(self) -> _builtins.float:
+        """Deprecated: read `values.ci_high`."""
+
+    @ci_high.setter
+    @_deprecated("""This field has been marked as deprecated using proto field options.""")
+    def ci_high(self, value: _builtins.float) -> None:
+        """Deprecated: read `values.ci_high`."""
+
     suppression: Global___Suppression.ValueType
-    patient_years: _builtins.float
-    """For rate indicators, the person-time of the denominator."""
+    """Why the cell's numbers are withheld, or SUPPRESSION_NONE."""
+    @_builtins.property
+    @_deprecated("""This field has been marked as deprecated using proto field options.""")
+    def patient_years(self) -> _builtins.float:
+        """Deprecated: read `values.patient_years`."""
+
+    @patient_years.setter
+    @_deprecated("""This field has been marked as deprecated using proto field options.""")
+    def patient_years(self, value: _builtins.float) -> None:
+        """Deprecated: read `values.patient_years`."""
+
+    @_builtins.property
+    def values(self) -> Global___CellValues:
+        """The cell's numbers; unset exactly when `suppression` is not SUPPRESSION_NONE."""
+
     def __init__(
         self,
         *,
@@ -745,14 +860,69 @@ class ReportCell(_message.Message):
         ci_high: _builtins.float = ...,
         suppression: Global___Suppression.ValueType = ...,
         patient_years: _builtins.float = ...,
+        values: Global___CellValues | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["values", b"values"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["age_band", b"age_band", "band", b"band", "ci_high", b"ci_high", "ci_low", b"ci_low", "denominator", b"denominator", "exclusions", b"exclusions", "indicator", b"indicator", "numerator", b"numerator", "patient_years", b"patient_years", "practice", b"practice", "score", b"score", "sex", b"sex", "suppression", b"suppression", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["age_band", b"age_band", "band", b"band", "ci_high", b"ci_high", "ci_low", b"ci_low", "denominator", b"denominator", "exclusions", b"exclusions", "indicator", b"indicator", "numerator", b"numerator", "patient_years", b"patient_years", "practice", b"practice", "score", b"score", "sex", b"sex", "suppression", b"suppression", "values", b"values", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ReportCell: _TypeAlias = ReportCell  # noqa: Y015
+
+@_typing.final
+class CellValues(_message.Message):
+    """The numbers of a published report cell."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NUMERATOR_FIELD_NUMBER: _builtins.int
+    DENOMINATOR_FIELD_NUMBER: _builtins.int
+    EXCLUSIONS_FIELD_NUMBER: _builtins.int
+    SCORE_FIELD_NUMBER: _builtins.int
+    CI_LOW_FIELD_NUMBER: _builtins.int
+    CI_HIGH_FIELD_NUMBER: _builtins.int
+    PATIENT_YEARS_FIELD_NUMBER: _builtins.int
+    numerator: _builtins.int
+    """Patients (or, for rates, events) counted."""
+    denominator: _builtins.int
+    """Patients in the population of the stratum."""
+    exclusions: _builtins.int
+    """Patients of the denominator excluded by the definition."""
+    @_builtins.property
+    def score(self) -> _wrappers_pb2.DoubleValue:
+        """Proportion in percent, or a rate per 100 patient-years; unset when no patient is
+        eligible (denominator minus exclusions is 0), so that 0 is a real score of 0.
+        """
+
+    @_builtins.property
+    def ci_low(self) -> _wrappers_pb2.DoubleValue:
+        """95 % Wilson interval (percent); for rates a Poisson interval; unset with `score`."""
+
+    @_builtins.property
+    def ci_high(self) -> _wrappers_pb2.DoubleValue: ...
+    @_builtins.property
+    def patient_years(self) -> _wrappers_pb2.DoubleValue:
+        """Rate indicators: the person-time of the denominator; unset for proportions."""
+
+    def __init__(
+        self,
+        *,
+        numerator: _builtins.int = ...,
+        denominator: _builtins.int = ...,
+        exclusions: _builtins.int = ...,
+        score: _wrappers_pb2.DoubleValue | None = ...,
+        ci_low: _wrappers_pb2.DoubleValue | None = ...,
+        ci_high: _wrappers_pb2.DoubleValue | None = ...,
+        patient_years: _wrappers_pb2.DoubleValue | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["ci_high", b"ci_high", "ci_low", b"ci_low", "patient_years", b"patient_years", "score", b"score"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["ci_high", b"ci_high", "ci_low", b"ci_low", "denominator", b"denominator", "exclusions", b"exclusions", "numerator", b"numerator", "patient_years", b"patient_years", "score", b"score"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CellValues: _TypeAlias = CellValues  # noqa: Y015
 
 @_typing.final
 class Report(_message.Message):
@@ -838,12 +1008,14 @@ class CostRecord(_message.Message):
     ACTUAL_COST_FIELD_NUMBER: _builtins.int
     INSURED_PERSON_YEARS_FIELD_NUMBER: _builtins.int
     CREATE_TIME_FIELD_NUMBER: _builtins.int
+    BENCHMARK_COST_MONEY_FIELD_NUMBER: _builtins.int
+    ACTUAL_COST_MONEY_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """`contracts/{contract}/costs/{cost}`."""
     benchmark_cost: _builtins.str
-    """Expected cost (shared savings), euro."""
+    """Expected cost (shared savings), euro as a decimal string (see `FinancingTerms`)."""
     actual_cost: _builtins.str
-    """Actual cost, euro."""
+    """Actual cost, euro as a decimal string; this or `actual_cost_money` is required."""
     insured_person_years: _builtins.str
     """Insured persons in scope (capitation), person-years."""
     @_builtins.property
@@ -852,6 +1024,14 @@ class CostRecord(_message.Message):
     def period_end(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
     def create_time(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def benchmark_cost_money(self) -> _money_pb2.Money:
+        """`benchmark_cost` as money (currency `EUR`)."""
+
+    @_builtins.property
+    def actual_cost_money(self) -> _money_pb2.Money:
+        """`actual_cost` as money (currency `EUR`)."""
+
     def __init__(
         self,
         *,
@@ -862,10 +1042,12 @@ class CostRecord(_message.Message):
         actual_cost: _builtins.str = ...,
         insured_person_years: _builtins.str = ...,
         create_time: _timestamp_pb2.Timestamp | None = ...,
+        benchmark_cost_money: _money_pb2.Money | None = ...,
+        actual_cost_money: _money_pb2.Money | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "period_end", b"period_end", "period_start", b"period_start"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["actual_cost_money", b"actual_cost_money", "benchmark_cost_money", b"benchmark_cost_money", "create_time", b"create_time", "period_end", b"period_end", "period_start", b"period_start"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["actual_cost", b"actual_cost", "benchmark_cost", b"benchmark_cost", "create_time", b"create_time", "insured_person_years", b"insured_person_years", "name", b"name", "period_end", b"period_end", "period_start", b"period_start"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actual_cost", b"actual_cost", "actual_cost_money", b"actual_cost_money", "benchmark_cost", b"benchmark_cost", "benchmark_cost_money", b"benchmark_cost_money", "create_time", b"create_time", "insured_person_years", b"insured_person_years", "name", b"name", "period_end", b"period_end", "period_start", b"period_start"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

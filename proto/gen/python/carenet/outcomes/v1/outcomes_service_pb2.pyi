@@ -8,8 +8,10 @@ from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.protobuf import wrappers_pb2 as _wrappers_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.type import money_pb2 as _money_pb2
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -18,6 +20,11 @@ if sys.version_info >= (3, 11):
     from typing import TypeAlias as _TypeAlias, Never as _Never
 else:
     from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
+
+if sys.version_info >= (3, 13):
+    from warnings import deprecated as _deprecated
+else:
+    from typing_extensions import deprecated as _deprecated
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
@@ -798,15 +805,72 @@ class SourceDiscrepancy(_message.Message):
     A_HIGHER_FIELD_NUMBER: _builtins.int
     B_HIGHER_FIELD_NUMBER: _builtins.int
     SUPPRESSION_FIELD_NUMBER: _builtins.int
+    COMPARED_PATIENTS_FIELD_NUMBER: _builtins.int
+    AGREEING_PATIENTS_FIELD_NUMBER: _builtins.int
+    A_HIGHER_PATIENTS_FIELD_NUMBER: _builtins.int
+    B_HIGHER_PATIENTS_FIELD_NUMBER: _builtins.int
     indicator: _builtins.str
     source_a: _outcomes_pb2.SourceKind.ValueType
     source_b: _outcomes_pb2.SourceKind.ValueType
-    patients_compared: _builtins.int
-    agree: _builtins.int
-    a_higher: _builtins.int
-    """Source A counts the patient in the numerator (or a higher band) and B does not."""
-    b_higher: _builtins.int
+    @_builtins.property
+    @_deprecated("""This field has been marked as deprecated using proto field options.""")
+    def patients_compared(self) -> _builtins.int:
+        """Deprecated: 0 when withheld; read `compared_patients`."""
+
+    @patients_compared.setter
+    @_deprecated("""This field has been marked as deprecated using proto field options.""")
+    def patients_compared(self, value: _builtins.int) -> None:
+        """Deprecated: 0 when withheld; read `compared_patients`."""
+
+    @_builtins.property
+    @_deprecated("""This field has been marked as deprecated using proto field options.""")
+    def agree(self) -> _builtins.int:
+        """Deprecated: 0 when withheld; read `agreeing_patients`."""
+
+    @agree.setter
+    @_deprecated("""This field has been marked as deprecated using proto field options.""")
+    def agree(self, value: _builtins.int) -> None:
+        """Deprecated: 0 when withheld; read `agreeing_patients`."""
+
+    @_builtins.property
+    @_deprecated("""This field has been marked as deprecated using proto field options.""")
+    def a_higher(self) -> _builtins.int:
+        """Deprecated: 0 when withheld; read `a_higher_patients`."""
+
+    @a_higher.setter
+    @_deprecated("""This field has been marked as deprecated using proto field options.""")
+    def a_higher(self, value: _builtins.int) -> None:
+        """Deprecated: 0 when withheld; read `a_higher_patients`."""
+
+    @_builtins.property
+    @_deprecated("""This field has been marked as deprecated using proto field options.""")
+    def b_higher(self) -> _builtins.int:
+        """Deprecated: 0 when withheld; read `b_higher_patients`."""
+
+    @b_higher.setter
+    @_deprecated("""This field has been marked as deprecated using proto field options.""")
+    def b_higher(self, value: _builtins.int) -> None:
+        """Deprecated: 0 when withheld; read `b_higher_patients`."""
+
     suppression: _outcomes_pb2.Suppression.ValueType
+    @_builtins.property
+    def compared_patients(self) -> _wrappers_pb2.Int64Value:
+        """Patients in the denominator under both sources; unset when withheld."""
+
+    @_builtins.property
+    def agreeing_patients(self) -> _wrappers_pb2.Int64Value:
+        """Of those, scored alike by both; unset when withheld."""
+
+    @_builtins.property
+    def a_higher_patients(self) -> _wrappers_pb2.Int64Value:
+        """Source A counts the patient in the numerator (or a higher band) and B does not; unset
+        when withheld.
+        """
+
+    @_builtins.property
+    def b_higher_patients(self) -> _wrappers_pb2.Int64Value:
+        """The other way round; unset when withheld."""
+
     def __init__(
         self,
         *,
@@ -818,10 +882,14 @@ class SourceDiscrepancy(_message.Message):
         a_higher: _builtins.int = ...,
         b_higher: _builtins.int = ...,
         suppression: _outcomes_pb2.Suppression.ValueType = ...,
+        compared_patients: _wrappers_pb2.Int64Value | None = ...,
+        agreeing_patients: _wrappers_pb2.Int64Value | None = ...,
+        a_higher_patients: _wrappers_pb2.Int64Value | None = ...,
+        b_higher_patients: _wrappers_pb2.Int64Value | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["a_higher_patients", b"a_higher_patients", "agreeing_patients", b"agreeing_patients", "b_higher_patients", b"b_higher_patients", "compared_patients", b"compared_patients"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["a_higher", b"a_higher", "agree", b"agree", "b_higher", b"b_higher", "indicator", b"indicator", "patients_compared", b"patients_compared", "source_a", b"source_a", "source_b", b"source_b", "suppression", b"suppression"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["a_higher", b"a_higher", "a_higher_patients", b"a_higher_patients", "agree", b"agree", "agreeing_patients", b"agreeing_patients", "b_higher", b"b_higher", "b_higher_patients", b"b_higher_patients", "compared_patients", b"compared_patients", "indicator", b"indicator", "patients_compared", b"patients_compared", "source_a", b"source_a", "source_b", b"source_b", "suppression", b"suppression"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -884,9 +952,16 @@ class EvaluateContractRequest(_message.Message):
     contract: _builtins.str
     """`contracts/{contract}`."""
     report: _builtins.str
-    """`reports/{report}` to score against; the contract's latest report for the period when empty."""
+    """`reports/{report}` of this contract to score against; the contract's latest report for
+    the period when empty. The response names the report used (`evaluated_report`).
+    """
     @_builtins.property
-    def period_start(self) -> _timestamp_pb2.Timestamp: ...
+    def period_start(self) -> _timestamp_pb2.Timestamp:
+        """The period evaluated (its cost record and, unless `report` names one, its latest
+        report). Required unless `report` is given; then it defaults to the report's period
+        and, when given, must be the report's (`REPORT_OF_OTHER_PERIOD`).
+        """
+
     @_builtins.property
     def period_end(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
@@ -935,12 +1010,19 @@ class AmountLine(_message.Message):
     AMOUNT_FIELD_NUMBER: _builtins.int
     FORMULA_FIELD_NUMBER: _builtins.int
     INPUTS_FIELD_NUMBER: _builtins.int
+    MONEY_FIELD_NUMBER: _builtins.int
     label: _builtins.str
     amount: _builtins.str
-    """Decimal string, euro or a rate."""
+    """Decimal string (see `FinancingTerms`): euro, a rate, or 1/0 for a quality-gate test."""
     formula: _builtins.str
     @_builtins.property
     def inputs(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]: ...
+    @_builtins.property
+    def money(self) -> _money_pb2.Money:
+        """The amount as money (currency `EUR`) when the line is a euro amount; unset for rates and
+        quality-gate tests.
+        """
+
     def __init__(
         self,
         *,
@@ -948,10 +1030,11 @@ class AmountLine(_message.Message):
         amount: _builtins.str = ...,
         formula: _builtins.str = ...,
         inputs: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        money: _money_pb2.Money | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["money", b"money"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "formula", b"formula", "inputs", b"inputs", "label", b"label"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "formula", b"formula", "inputs", b"inputs", "label", b"label", "money", b"money"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -967,6 +1050,9 @@ class EvaluateContractResponse(_message.Message):
     REPORT_FIELD_NUMBER: _builtins.int
     COST_RECORD_FIELD_NUMBER: _builtins.int
     QUALITY_GATE_MET_FIELD_NUMBER: _builtins.int
+    TOTAL_PAYMENT_MONEY_FIELD_NUMBER: _builtins.int
+    EVALUATED_REPORT_FIELD_NUMBER: _builtins.int
+    EVALUATED_COST_RECORD_FIELD_NUMBER: _builtins.int
     model: _outcomes_pb2.FinancingModel.ValueType
     total_payment: _builtins.str
     """Decimal string, euro; 0 when nothing is due."""
@@ -976,6 +1062,21 @@ class EvaluateContractResponse(_message.Message):
     quality_gate_met: _builtins.bool
     @_builtins.property
     def lines(self) -> _containers.RepeatedCompositeFieldContainer[Global___AmountLine]: ...
+    @_builtins.property
+    def total_payment_money(self) -> _money_pb2.Money:
+        """`total_payment` as money (currency `EUR`)."""
+
+    @_builtins.property
+    def evaluated_report(self) -> _outcomes_pb2.Report:
+        """The report scored against, without its cells: name, period, data cut-off and content
+        hash (a report never changes, so these identify the numbers used). Unset for models
+        evaluated without a report (partial capitation, recorded models).
+        """
+
+    @_builtins.property
+    def evaluated_cost_record(self) -> _outcomes_pb2.CostRecord:
+        """The cost record used, unset when none was needed or recorded."""
+
     def __init__(
         self,
         *,
@@ -985,10 +1086,13 @@ class EvaluateContractResponse(_message.Message):
         report: _builtins.str = ...,
         cost_record: _builtins.str = ...,
         quality_gate_met: _builtins.bool = ...,
+        total_payment_money: _money_pb2.Money | None = ...,
+        evaluated_report: _outcomes_pb2.Report | None = ...,
+        evaluated_cost_record: _outcomes_pb2.CostRecord | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["evaluated_cost_record", b"evaluated_cost_record", "evaluated_report", b"evaluated_report", "total_payment_money", b"total_payment_money"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cost_record", b"cost_record", "lines", b"lines", "model", b"model", "quality_gate_met", b"quality_gate_met", "report", b"report", "total_payment", b"total_payment"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cost_record", b"cost_record", "evaluated_cost_record", b"evaluated_cost_record", "evaluated_report", b"evaluated_report", "lines", b"lines", "model", b"model", "quality_gate_met", b"quality_gate_met", "report", b"report", "total_payment", b"total_payment", "total_payment_money", b"total_payment_money"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1000,17 +1104,24 @@ class SroiInvestment(_message.Message):
 
     STAKEHOLDER_FIELD_NUMBER: _builtins.int
     AMOUNT_FIELD_NUMBER: _builtins.int
+    AMOUNT_MONEY_FIELD_NUMBER: _builtins.int
     stakeholder: _builtins.str
     amount: _builtins.str
+    """Euro as a decimal string (see `FinancingTerms`); this or `amount_money` is required."""
+    @_builtins.property
+    def amount_money(self) -> _money_pb2.Money:
+        """`amount` as money (currency `EUR`)."""
+
     def __init__(
         self,
         *,
         stakeholder: _builtins.str = ...,
         amount: _builtins.str = ...,
+        amount_money: _money_pb2.Money | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["amount_money", b"amount_money"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "stakeholder", b"stakeholder"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "amount_money", b"amount_money", "stakeholder", b"stakeholder"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1029,16 +1140,22 @@ class SroiOutcome(_message.Message):
     DISPLACEMENT_FIELD_NUMBER: _builtins.int
     ATTRIBUTION_FIELD_NUMBER: _builtins.int
     DROP_OFF_FIELD_NUMBER: _builtins.int
+    FINANCIAL_PROXY_MONEY_FIELD_NUMBER: _builtins.int
     stakeholder: _builtins.str
     description: _builtins.str
     quantity: _builtins.str
     financial_proxy: _builtins.str
+    """Euro per unit of quantity, a decimal string; this or `financial_proxy_money` is required."""
     duration_years: _builtins.int
     deadweight: _builtins.str
     """Fractions between 0 and 1."""
     displacement: _builtins.str
     attribution: _builtins.str
     drop_off: _builtins.str
+    @_builtins.property
+    def financial_proxy_money(self) -> _money_pb2.Money:
+        """`financial_proxy` as money (currency `EUR`)."""
+
     def __init__(
         self,
         *,
@@ -1051,10 +1168,11 @@ class SroiOutcome(_message.Message):
         displacement: _builtins.str = ...,
         attribution: _builtins.str = ...,
         drop_off: _builtins.str = ...,
+        financial_proxy_money: _money_pb2.Money | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["financial_proxy_money", b"financial_proxy_money"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attribution", b"attribution", "deadweight", b"deadweight", "description", b"description", "displacement", b"displacement", "drop_off", b"drop_off", "duration_years", b"duration_years", "financial_proxy", b"financial_proxy", "quantity", b"quantity", "stakeholder", b"stakeholder"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attribution", b"attribution", "deadweight", b"deadweight", "description", b"description", "displacement", b"displacement", "drop_off", b"drop_off", "duration_years", b"duration_years", "financial_proxy", b"financial_proxy", "financial_proxy_money", b"financial_proxy_money", "quantity", b"quantity", "stakeholder", b"stakeholder"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1095,19 +1213,28 @@ class StakeholderValue(_message.Message):
     STAKEHOLDER_FIELD_NUMBER: _builtins.int
     INVESTMENT_FIELD_NUMBER: _builtins.int
     PRESENT_VALUE_FIELD_NUMBER: _builtins.int
+    INVESTMENT_MONEY_FIELD_NUMBER: _builtins.int
+    PRESENT_VALUE_MONEY_FIELD_NUMBER: _builtins.int
     stakeholder: _builtins.str
     investment: _builtins.str
+    """Euro, decimal strings with two decimals."""
     present_value: _builtins.str
+    @_builtins.property
+    def investment_money(self) -> _money_pb2.Money: ...
+    @_builtins.property
+    def present_value_money(self) -> _money_pb2.Money: ...
     def __init__(
         self,
         *,
         stakeholder: _builtins.str = ...,
         investment: _builtins.str = ...,
         present_value: _builtins.str = ...,
+        investment_money: _money_pb2.Money | None = ...,
+        present_value_money: _money_pb2.Money | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["investment_money", b"investment_money", "present_value_money", b"present_value_money"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["investment", b"investment", "present_value", b"present_value", "stakeholder", b"stakeholder"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["investment", b"investment", "investment_money", b"investment_money", "present_value", b"present_value", "present_value_money", b"present_value_money", "stakeholder", b"stakeholder"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1125,6 +1252,9 @@ class CalculateSroiResponse(_message.Message):
     RATIO_LOW_FIELD_NUMBER: _builtins.int
     RATIO_HIGH_FIELD_NUMBER: _builtins.int
     LINES_FIELD_NUMBER: _builtins.int
+    TOTAL_INVESTMENT_MONEY_FIELD_NUMBER: _builtins.int
+    TOTAL_PRESENT_VALUE_MONEY_FIELD_NUMBER: _builtins.int
+    NET_SOCIAL_VALUE_MONEY_FIELD_NUMBER: _builtins.int
     total_investment: _builtins.str
     total_present_value: _builtins.str
     ratio: _builtins.str
@@ -1136,6 +1266,14 @@ class CalculateSroiResponse(_message.Message):
     def stakeholders(self) -> _containers.RepeatedCompositeFieldContainer[Global___StakeholderValue]: ...
     @_builtins.property
     def lines(self) -> _containers.RepeatedCompositeFieldContainer[Global___AmountLine]: ...
+    @_builtins.property
+    def total_investment_money(self) -> _money_pb2.Money:
+        """`total_investment`, `total_present_value` and `net_social_value` as money."""
+
+    @_builtins.property
+    def total_present_value_money(self) -> _money_pb2.Money: ...
+    @_builtins.property
+    def net_social_value_money(self) -> _money_pb2.Money: ...
     def __init__(
         self,
         *,
@@ -1147,10 +1285,13 @@ class CalculateSroiResponse(_message.Message):
         ratio_low: _builtins.str = ...,
         ratio_high: _builtins.str = ...,
         lines: _abc.Iterable[Global___AmountLine] | None = ...,
+        total_investment_money: _money_pb2.Money | None = ...,
+        total_present_value_money: _money_pb2.Money | None = ...,
+        net_social_value_money: _money_pb2.Money | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["net_social_value_money", b"net_social_value_money", "total_investment_money", b"total_investment_money", "total_present_value_money", b"total_present_value_money"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["lines", b"lines", "net_social_value", b"net_social_value", "ratio", b"ratio", "ratio_high", b"ratio_high", "ratio_low", b"ratio_low", "stakeholders", b"stakeholders", "total_investment", b"total_investment", "total_present_value", b"total_present_value"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["lines", b"lines", "net_social_value", b"net_social_value", "net_social_value_money", b"net_social_value_money", "ratio", b"ratio", "ratio_high", b"ratio_high", "ratio_low", b"ratio_low", "stakeholders", b"stakeholders", "total_investment", b"total_investment", "total_investment_money", b"total_investment_money", "total_present_value", b"total_present_value", "total_present_value_money", b"total_present_value_money"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

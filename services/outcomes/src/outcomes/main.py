@@ -61,14 +61,6 @@ def seed_demo(settings: Settings, args: list[str]) -> None:
     sys.stdout.write(json.dumps({"seeded": "outcomes", **summary}) + "\n")
 
 
-def import_csv(settings: Settings, args: list[str]) -> None:
-    """``outcomes import FILE.csv [--target HOST:PORT]``: streams a CSV file to
-    IngestMeasurements with the bearer token in ``OUTCOMES_IMPORT_TOKEN``."""
-    from outcomes import importer
-
-    raise SystemExit(importer.main(settings, args))
-
-
 def main(argv: Sequence[str] | None = None) -> None:
     run_cli(
         argv,
@@ -76,7 +68,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         settings_factory=Settings,  # type: ignore[arg-type]
         serve=serve,
         migrations_package="outcomes.migrations",
-        extra={"seed-demo": seed_demo, "import": import_csv},
+        extra={"seed-demo": seed_demo},
     )
 
 

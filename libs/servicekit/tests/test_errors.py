@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import grpc
 from google.rpc import error_details_pb2
 
 from servicekit.errors import (
@@ -55,3 +56,15 @@ def test_a_short_status_is_left_as_it_is() -> None:
     status = to_status(error, "test.carenet")
     assert status.message == "request_id: at most 100 characters"
     assert [f.field for f in _bad_request(status).field_violations] == ["request_id"]
+
+
+def test_the_shared_refusals_carry_their_code_and_reason() -> None:
+    from servicekit.errors import EtagMismatch, RoleNotPermitted
+
+    role = to_status(RoleNotPermitted("only a clinician refers"), "test.carenet")
+    etag = to_status(EtagMismatch("read it again"), "test.carenet")
+    assert role.code == grpc.StatusCode.PERMISSION_DENIED.value[0]
+    assert etag.code == grpc.StatusCode.ABORTED.value[0]
+    for status, reason in ((role, "ROLE_NOT_PERMITTED"), (etag, "ETAG_MISMATCH")):
+        info = error_details_pb2.ErrorInfo()
+        assert status.details[0].Unpack(info) and info.reason == reason

@@ -60,12 +60,20 @@ def test_when_no_server_answers_the_embedded_one_starts_and_stops_at_exit(
     tmp_path: Path,
 ) -> None:
     data = tmp_path / "pg"
-    done = _probe(
-        {"CARENET_TEST_LOCAL_POSTGRES": CLOSED, "CARENET_TEST_EMBEDDED_DIR": str(data)}
-    )
+    done = _probe({"CARENET_TEST_LOCAL_POSTGRES": CLOSED, "CARENET_TEST_EMBEDDED_DIR": str(data)})
     assert done.returncode == 0, done.stderr[-3000:]
+    output = done.stdout + done.stderr[-3000:]
     url, version = done.stdout.split()
-    assert f"host={data.resolve()}" in url.replace("%2F", "/")
-    assert int(version) >= 160000
-    assert (data / "PG_VERSION").exists()
-    assert not (data / "postmaster.pid").exists()  # stopped when the process exited
+    assert f"host={data.resolve()}" in url.replace("%2F", "/"), output
+    assert int(version) >= 160000, output
+    assert (data / "PG_VERSION").exists(), output
+    assert not (data / "postmaster.pid").exists(), output  # stopped when the process exited
+
+
+def test_a_migrated_database_and_an_engine_on_it() -> None:
+    from sqlalchemy import inspect
+
+    from testkit.database import engine_on, migrated_database
+
+    with migrated_database("migrated", "identity.migrations") as url, engine_on(url) as engine:
+        assert "request_records" in inspect(engine).get_table_names()

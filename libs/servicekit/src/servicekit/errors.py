@@ -130,6 +130,18 @@ class Aborted(DomainError):
     default_reason = "ABORTED"
 
 
+class RoleNotPermitted(PermissionDenied):
+    """The caller's role may not make this call (whatever the patient or resource)."""
+
+    default_reason = "ROLE_NOT_PERMITTED"
+
+
+class EtagMismatch(Aborted):
+    """The resource changed since the caller read it (AIP-154 etag): read it again."""
+
+    default_reason = "ETAG_MISMATCH"
+
+
 class Unavailable(DomainError):
     code = grpc.StatusCode.UNAVAILABLE
     default_reason = "UNAVAILABLE"

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 
 LOCAL_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -144,3 +145,26 @@ def fresh_database(prefix: str) -> Iterator[str]:
         yield url
     finally:
         drop_database(url)
+
+
+@contextmanager
+def migrated_database(prefix: str, migrations_package: str) -> Iterator[str]:
+    """A new database for the block, upgraded to the latest migration of
+    ``migrations_package`` (e.g. ``"referral.migrations"``)."""
+    from servicekit.migrations import upgrade
+
+    with fresh_database(prefix) as url:
+        upgrade(migrations_package, url)
+        yield url
+
+
+@contextmanager
+def engine_on(url: str) -> Iterator[Engine]:
+    """servicekit's engine on ``url`` for the block, disposed after it."""
+    from servicekit.db import make_engine
+
+    engine = make_engine(url)
+    try:
+        yield engine
+    finally:
+        engine.dispose()

@@ -89,6 +89,27 @@ def tokens(local_idp: LocalIdp) -> Tokens:
     return Tokens(local_idp)
 
 
+def service_values(
+    name: str, database_url: str, idp: LocalIdp, identity_target: str = "", **overrides: object
+) -> dict[str, object]:
+    """The settings of service ``name`` in a test (build its own Settings from them): its
+    database, the local issuer, any free port on 127.0.0.1, and, for a service that calls
+    identity, identity's target and the service's own client of the realm."""
+    values: dict[str, object] = {
+        "database_url": database_url,
+        "oidc_issuer": idp.issuer,
+        "grpc_host": "127.0.0.1",
+        "grpc_port": 0,
+    }
+    if identity_target:
+        values |= {
+            "identity_target": identity_target,
+            "oidc_client_id": f"svc-{name}",
+            "oidc_client_secret": f"svc-{name}-secret",
+        }
+    return values | overrides
+
+
 def bearer(token: str) -> tuple[tuple[str, str]]:
     return (("authorization", f"Bearer {token}"),)
 

@@ -2,6 +2,10 @@
 scoring, the first page of 20 with explanations) against a bare gRPC handler doing one SELECT
 by primary key, in the same run. Reports p50/p99 and throughput.
 
+Every call asks for another patient: the profiles are drawn once from a generated population
+(ages, BMI, conditions, risk factors, postcodes and municipalities of the region, PAM levels,
+languages), so no answer is asked for twice.
+
     .venv/bin/python bench/referral_find_offers.py [--quick]
 """
 
@@ -9,6 +13,8 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import itertools
+import random
 
 import grpc
 from common import platform
@@ -21,17 +27,44 @@ from referral import eligibility
 from referral.models import Offer
 from servicekit.db import make_engine, make_session_factory
 
-PROFILE = pb.PatientProfile(
-    age=58,
-    bmi=31.0,
-    postcode="5612",
-    municipality_code="GM0772",
-    conditions=["T90"],
-    risk_factors=["cardiovascular"],
-    pam_level=2,
-    languages=["nl"],
-)
 LISTED = 2000
+POPULATION = 50_000
+# Where the patients live: mostly Eindhoven (where the bench's offers are given), some in the
+# neighbouring municipalities of the care group (postcode range, municipality code).
+PLACES = [((5611, 5658), "GM0772")] * 9 + [
+    ((5500, 5509), "GM0861"),
+    ((5680, 5685), "GM0753"),
+    ((5660, 5667), "GM1771"),
+]
+CONDITIONS = ["T90", "K86", "K74", "K77", "R96", "P76", "L03", "T82"]
+RISK_FACTORS = ["cardiovascular", "dm2-risk", "sleep-apnoea", "osteoarthritis", "smoking"]
+
+
+def population(size: int, seed: int = 12) -> list[pb.PatientProfile]:
+    """``size`` different patients' profiles, generated."""
+    rng = random.Random(seed)
+    out: list[pb.PatientProfile] = []
+    seen: set[bytes] = set()
+    while len(out) < size:
+        (first, last), municipality = rng.choice(PLACES)
+        profile = pb.PatientProfile(
+            age=rng.randint(18, 90),
+            bmi=round(rng.uniform(19.0, 45.0), 1),
+            postcode=str(rng.randint(first, last)),
+            municipality_code=municipality,
+            conditions=rng.sample(CONDITIONS, rng.choice([0, 1, 1, 2, 3])),
+            risk_factors=rng.sample(RISK_FACTORS, rng.choice([0, 1, 2])),
+            languages=["nl"]
+            + (rng.sample(["en", "tr", "ar", "pl"], 1) if rng.random() < 0.2 else []),
+        )
+        if rng.random() < 0.8:
+            profile.pam_level = rng.randint(1, 4)
+        key = profile.SerializeToString(deterministic=True)
+        if key not in seen:
+            seen.add(key)
+            out.append(profile)
+    return out
+
 
 CATEGORIES = [
     "gli",
@@ -116,17 +149,19 @@ def main() -> None:
         bulk_offers(p.processes["referral"].env["REFERRAL_DATABASE_URL"], LISTED - 5)
         token = p.idp.password_token("carenet-kis", "dr.jansen")
         metadata = (("authorization", f"Bearer {token}"),)
-        request = rpc.FindOffersRequest(profile=PROFILE, page_size=20)
+        requests = [rpc.FindOffersRequest(profile=p, page_size=20) for p in population(POPULATION)]
+        drawn = itertools.count()
         with (
             grpc.insecure_channel(p.target("referral")) as ch,
             grpc.insecure_channel(base_target) as bch,
         ):
             stub = rpc_grpc.ReferralServiceStub(ch)
             base = BaselineClient(bch)
-            reply = stub.FindOffers(request, metadata=metadata, timeout=30)
+            reply = stub.FindOffers(requests[-1], metadata=metadata, timeout=30)
             assert len(reply.matches) == 20 and reply.next_page_token, reply
 
             def candidate(_i: int) -> object:
+                request = requests[next(drawn) % POPULATION]
                 return stub.FindOffers(request, metadata=metadata, timeout=30)
 
             def baseline(i: int) -> object:
@@ -143,6 +178,7 @@ def main() -> None:
                 )
                 for c in (1, 4)
             ]
+    print(f"distinct profiles asked: {min(next(drawn), POPULATION)} of {POPULATION}")
     report(results, "referral_find_offers.json")
 
 

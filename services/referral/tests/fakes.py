@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from referral.clients import Action, Decision, ReferralContext
 from referral.deps import Deps
 from referral.models import HistoryEntry, Offer, OutboxEvent, Referral, RequestRecord, Status
-from referral.ranking import MenuEntry
+from referral.ranking import Candidates, Menu
 from referral.unit_of_work import UnitOfWork
 from servicekit.auth import Principal
 
@@ -159,8 +159,25 @@ class FakeRepository:
     def forget_offer(self, offer_id: str) -> None:
         pass
 
-    def menu(self, care_group_id: str) -> Sequence[MenuEntry]:
-        return [MenuEntry.of(o) for o in self.listed_offers(care_group_id, [])]
+    def menu_in_area(
+        self,
+        care_group_id: str,
+        *,
+        postcode: str,
+        municipality: str,
+        categories: Sequence[str],
+        now: dt.datetime,
+    ) -> tuple[Menu, Candidates]:
+        menu = Menu(self.listed_offers(care_group_id, []))
+        number = int(postcode) if postcode else 0
+        ids = [
+            e.offer.id
+            for e in menu.entries.values()
+            if not e.offer.recognition_expired(now)
+            and (not categories or e.offer.category in categories)
+            and e.in_area(number, municipality)
+        ]
+        return menu, menu.candidates(ids)
 
     def offers(
         self,

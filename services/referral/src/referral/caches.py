@@ -3,38 +3,63 @@ the database: the use cases never see them (they ask the repository)."""
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from referral.models import Offer
-from referral.ranking import MenuEntry
+from referral.ranking import Candidates, Menu
 
 STALE_OFFER_ATTEMPTS = 3
 
 
-class MenuCache:
-    """The listed offers of each care group with what ranking needs precomputed, reloaded
-    only when the care group's offers changed: every write bumps the offer's version, so
-    ``(count, sum(version))`` over the care group's offers is a cheap stamp."""
+class CachedMenu:
+    """A menu card at one version, and the offers of it in each area and set of categories
+    asked: what PostgreSQL's area filter answered at that version, each until the first of
+    their recognitions ends."""
 
-    def __init__(self) -> None:
-        self._menus: dict[str, tuple[tuple[int, int], Sequence[MenuEntry]]] = {}
+    MAX_AREAS = 4096
+
+    def __init__(self, version: int, menu: Menu) -> None:
+        self.version = version
+        self.menu = menu
+        self._areas: dict[tuple[Any, ...], Candidates] = {}
         self._lock = threading.Lock()
 
-    def get(
-        self,
-        care_group: str,
-        stamp: tuple[int, int],
-        load: Callable[[], Sequence[MenuEntry]],
-    ) -> Sequence[MenuEntry]:
-        cached = self._menus.get(care_group)
-        if cached is not None and cached[0] == stamp:
-            return cached[1]
-        entries = load()
+    def candidates(
+        self, key: tuple[Any, ...], now: dt.datetime, load: Callable[[], Candidates]
+    ) -> Candidates:
+        found = self._areas.get(key)
+        if found is not None and (found.valid_until is None or now < found.valid_until):
+            return found
+        found = load()
         with self._lock:
-            self._menus[care_group] = (stamp, entries)
-        return entries
+            if len(self._areas) >= self.MAX_AREAS:
+                self._areas.clear()
+            self._areas[key] = found
+        return found
+
+
+class MenuCache:
+    """The menu card of each care group ready for ranking (ranking.Menu) at its version
+    (offer_menu_versions, bumped by any change of the care group's offers), with its
+    offers per area (:class:`CachedMenu`). Whole answers are not cached: the ranking is
+    per profile."""
+
+    def __init__(self) -> None:
+        self._menus: dict[str, CachedMenu] = {}
+        self._lock = threading.Lock()
+
+    def get(self, care_group: str, version: int, load: Callable[[], Menu]) -> CachedMenu:
+        cached = self._menus.get(care_group)
+        if cached is not None and cached.version == version:
+            return cached
+        cached = CachedMenu(version, load())
+        with self._lock:
+            self._menus[care_group] = cached
+        return cached
 
 
 class OfferCache:

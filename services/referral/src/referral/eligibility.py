@@ -25,8 +25,9 @@ specialist referral", adults only) is :data:`GLI_RULE`.
 from __future__ import annotations
 
 import math
+import operator
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -299,17 +300,55 @@ def _eval(rule: Rule, profile: Profile, path: str, out: list[Outcome]) -> bool:
     return satisfied
 
 
-def holds(rule: Rule | None, profile: Profile) -> bool:
-    """``evaluate(rule, profile).eligible`` without the explanation (for ranking many)."""
+_COMPARE: dict[str, Callable[[float, float], bool]] = {
+    "eq": operator.eq,
+    "ge": operator.ge,
+    "gt": operator.gt,
+    "le": operator.le,
+    "lt": operator.lt,
+}
+
+
+def compile_rule(rule: Rule | None) -> Callable[[Profile], bool]:
+    """``evaluate(rule, ·).eligible`` without the explanation, as a function built once: the
+    rule's structure, operators and values are read here, not on every profile (FindOffers
+    compiles each rule of a menu card once per version of it)."""
     if not rule:
-        return True
-    if "all" in rule:
-        return all(holds(r, profile) for r in rule["all"])
-    if "any" in rule:
-        return any(holds(r, profile) for r in rule["any"])
+        return lambda _profile: True
+    if "all" in rule or "any" in rule:
+        subs = [compile_rule(r) for r in rule["all" if "all" in rule else "any"]]
+        if "all" in rule:
+            return lambda profile: all(sub(profile) for sub in subs)
+        return lambda profile: any(sub(profile) for sub in subs)
     if "not" in rule:
-        return not holds(rule["not"], profile)
-    return _test(rule, profile)[0]
+        inner = compile_rule(rule["not"])
+        return lambda profile: not inner(profile)
+    name = str(rule["field"])
+    op = str(rule["op"])
+    if name in NUMERIC_FIELDS:
+        number = float(rule["number"])
+        compare = _COMPARE[op]
+
+        def numeric(profile: Profile) -> bool:
+            value = profile.value(name)
+            return value is not None and compare(float(value), number)
+
+        return numeric
+    wanted = [str(w) for w in rule["values"]]
+    count = len(rule["values"])
+
+    def matched(profile: Profile) -> int | None:
+        value = profile.value(name)
+        if value is None or (name == "language" and not value):
+            return None
+        have = list(value) if isinstance(value, tuple) else [value]
+        return sum(1 for w in wanted if any(_matches(name, h, w) for h in have))
+
+    if op == "any-of":
+        return lambda profile: bool(matched(profile))
+    if op == "all-of":
+        return lambda profile: (hits := matched(profile)) is not None and hits == count
+    return lambda profile: (hits := matched(profile)) is not None and hits == 0
 
 
 def _test(rule: Rule, profile: Profile) -> tuple[bool, list[str] | None]:

@@ -7,7 +7,18 @@ import datetime as dt
 import enum
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Computed,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, INT4MULTIRANGE
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from servicekit.db import UtcDateTime, new_metadata, utcnow
@@ -177,6 +188,14 @@ class Offer(Base):
     version: Mapped[int] = mapped_column(Integer, default=1)
     create_time: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
     update_time: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    # The service area as PostgreSQL computes it from service_area on every write (migration
+    # 0003), for FindOffers' area filter; never written by the service.
+    area_municipalities: Mapped[list[str]] = mapped_column(
+        ARRAY(Text), Computed("referral_area_municipalities(service_area)", persisted=True)
+    )
+    area_postcodes: Mapped[Any] = mapped_column(
+        INT4MULTIRANGE, Computed("referral_area_postcodes(service_area)", persisted=True)
+    )
 
     @property
     def etag(self) -> str:
@@ -217,6 +236,16 @@ class Offer(Base):
     @property
     def fundings(self) -> set[str]:
         return {str(c.get("funding")) for c in self.cost_options}
+
+
+class OfferMenuVersion(Base):
+    """Bumped by a trigger at the commit of any change of a care group's offers (migration
+    0003); a cached menu card is current while this is unchanged. Never written here."""
+
+    __tablename__ = "offer_menu_versions"
+
+    care_group_id: Mapped[str] = mapped_column(String(63), primary_key=True)
+    version: Mapped[int] = mapped_column(BigInteger)
 
 
 class Referral(Base):

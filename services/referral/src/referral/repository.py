@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import json
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import and_, bindparam, false, func, or_, select, update
+from sqlalchemy import and_, bindparam, false, or_, select, update
 from sqlalchemy.sql.elements import ColumnElement
 
 from referral.caches import Caches
@@ -19,7 +20,7 @@ from referral.models import (
     RequestRecord,
     Status,
 )
-from referral.ranking import MenuEntry
+from referral.ranking import Candidates, Menu
 from servicekit.uow import Repository, SqlAlchemyUnitOfWork
 
 OUTBOX_HEAD_ID = 1
@@ -106,6 +107,17 @@ def _append_outbox_sql(columns: tuple[str, ...]) -> str:
     )
 
 
+_MENU_VERSION_SQL = "SELECT version FROM offer_menu_versions WHERE care_group_id = %s"
+# The offers of a care group on the menu in the patient's area and categories.
+_IDS_IN_AREA_SQL = (
+    "SELECT array_agg(id) FROM offers WHERE care_group_id = %s AND state = 'listed'"
+    " AND (recognition_valid_until IS NULL OR recognition_valid_until > %s)"
+    " AND (%s::text[] IS NULL OR category = ANY(%s::text[]))"
+    " AND ((cardinality(area_municipalities) = 0 AND isempty(area_postcodes))"
+    " OR area_postcodes @> %s::int OR area_municipalities @> ARRAY[%s::text])"
+)
+
+
 class ReferralRepository(Repository):
     """The only place this service runs queries (see :class:`servicekit.uow.Repository`),
     and the owner of its caches."""
@@ -169,14 +181,48 @@ class ReferralRepository(Repository):
     def forget_offer(self, offer_id: str) -> None:
         self._caches.offers.forget(offer_id)
 
-    def menu(self, care_group_id: str) -> Sequence[MenuEntry]:
-        """The care group's listed offers ready for ranking, from the process's cache unless
-        an offer of the care group changed since it was loaded (one aggregate query)."""
-        return self._caches.menu.get(
-            care_group_id,
-            self.offers_stamp(care_group_id),
-            lambda: [MenuEntry.of(o) for o in self.listed_offers(care_group_id, [])],
+    def menu_in_area(
+        self,
+        care_group_id: str,
+        *,
+        postcode: str,
+        municipality: str,
+        categories: Sequence[str],
+        now: dt.datetime,
+    ) -> tuple[Menu, Candidates]:
+        """The care group's menu card ready for ranking and its offers on the menu (listed,
+        recognition not expired) in the patient's area and, if any are asked, categories.
+        Both come from the process's cache while the care group's menu version is
+        unchanged (one read by key); else PostgreSQL filters by area and category
+        (migration 0003's columns) and the menu card is read again if it changed."""
+        row = self._first_row(_MENU_VERSION_SQL, (care_group_id,))
+        version = int(row[0]) if row is not None else 0
+        cached = self._caches.menu.get(
+            care_group_id, version, lambda: Menu(self.listed_offers(care_group_id, []))
         )
+        cats = sorted(categories)
+        number = int(postcode) if postcode else None
+        return cached.menu, cached.candidates(
+            (number, municipality, tuple(cats)),
+            now,
+            lambda: cached.menu.candidates(
+                self._ids_in_area(care_group_id, number, municipality, cats, now)
+            ),
+        )
+
+    def _ids_in_area(
+        self,
+        care_group_id: str,
+        postcode: int | None,
+        municipality: str,
+        categories: list[str],
+        now: dt.datetime,
+    ) -> list[str]:
+        cats = categories or None
+        row = self._first_row(
+            _IDS_IN_AREA_SQL, (care_group_id, now, cats, cats, postcode, municipality)
+        )
+        return list(row[0] or []) if row is not None else []
 
     def offers(
         self,
@@ -208,15 +254,6 @@ class ReferralRepository(Repository):
         if categories:
             query = query.where(Offer.category.in_(categories))
         return self.session.scalars(query).all()
-
-    def offers_stamp(self, care_group_id: str) -> tuple[int, int]:
-        """Changes whenever an offer of the care group is created or changed."""
-        row = self.session.execute(
-            select(func.count(Offer.id), func.coalesce(func.sum(Offer.version), 0)).where(
-                Offer.care_group_id == care_group_id
-            )
-        ).one()
-        return int(row[0]), int(row[1])
 
     # referrals
     def add_history(self, entry: HistoryEntry) -> None:

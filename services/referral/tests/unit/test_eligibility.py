@@ -314,4 +314,4 @@ def test_a_generated_rule_saved_on_an_offer_and_loaded_again_gives_the_same_answ
 def test_the_fast_check_used_for_ranking_agrees_with_the_explained_evaluation(
     rule: dict[str, Any], profile: Profile
 ) -> None:
-    assert eligibility.holds(rule, profile) == evaluate(rule, profile).eligible
+    assert eligibility.compile_rule(rule)(profile) == evaluate(rule, profile).eligible

@@ -18,7 +18,7 @@ from referral.models import (
     Offer,
     OfferCategory,
 )
-from referral.ranking import MenuEntry, in_area, score
+from referral.ranking import in_area, score
 from referral.use_cases.offers import get_offer
 from servicekit import paging
 from servicekit.auth import Principal
@@ -112,7 +112,9 @@ def find_offers(
     referrer_role: str = "",
 ) -> tuple[list[Match], str]:
     """Listed offers for the patient's area, ranked by :func:`score` (highest first, then
-    display name, then id). The eligibility explanation is built for the returned page."""
+    display name, then id). PostgreSQL picks the offers in the area and categories; the
+    menu card, compiled once per version, ranks them; the eligibility explanation and the
+    score's reasons are built for the returned page only."""
     size = paging.page_size(page_size, default=20, maximum=MAX_FIND_PAGE)
     validate_profile(profile)
     if not profile.postcode and not profile.municipality:
@@ -132,34 +134,23 @@ def find_offers(
     evaluated = with_role(profile, role)
     now = deps.clock()
     with deps.uow() as uow:
-        entries = uow.repo.menu(care_group_id(principal))
-    wanted_categories = {c.value for c in categories}
-    wanted_fundings = {f.value for f in fundings}
-    wanted = frozenset(c.casefold() for c in profile.conditions)
-    languages = frozenset(profile.languages)
-    postcode = int(profile.postcode) if profile.postcode else 0
-    ranked: list[tuple[float, str, str, MenuEntry]] = []
-    verdicts: dict[str, bool] = {}
-    for entry in entries:
-        if wanted_categories and entry.category not in wanted_categories:
-            continue
-        if wanted_fundings and not entry.fundings & wanted_fundings:
-            continue
-        if entry.recognition_until is not None and entry.recognition_until <= now:
-            continue  # dropped off the menu on its recognition's validity date
-        how = entry.area(postcode, profile.municipality)
-        if not how:
-            continue
-        eligible = verdicts.get(entry.rule_key)
-        if eligible is None:
-            eligible = verdicts[entry.rule_key] = eligibility.holds(entry.rule, evaluated)
-        if eligible_only and not eligible:
-            continue
-        points = entry.score(wanted, languages, eligible, how, now)
-        ranked.append((-points, entry.offer.display_name, entry.offer.id, entry))
-    ranked.sort(key=lambda r: (r[0], r[1], r[2]))
+        menu, candidates = uow.repo.menu_in_area(
+            care_group_id(principal),
+            postcode=profile.postcode,
+            municipality=profile.municipality,
+            categories=sorted({c.value for c in categories}),
+            now=now,
+        )
+    ranked = menu.rank(
+        candidates,
+        evaluated,
+        fundings=frozenset(f.value for f in fundings),
+        eligible_only=eligible_only,
+        offset=offset,
+        size=size,
+    )
     page: list[Match] = []
-    for _negative, _name, _id, entry in ranked[offset : offset + size]:
+    for entry in ranked.entries:
         offer = entry.offer
         result = eligibility.evaluate(offer.eligibility, evaluated)
         points, reasons = score(offer, profile, result.eligible, in_area(offer, profile)[1], now)
@@ -174,5 +165,5 @@ def find_offers(
                 tuple(reasons),
             )
         )
-    more = offset + size < len(ranked)
+    more = offset + size < ranked.total
     return page, paging.next_token({"offset": offset + size} if more else None, fp)

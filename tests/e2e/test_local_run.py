@@ -4,8 +4,11 @@ work; PostgreSQL is stopped with the services."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,8 +16,21 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 
 
+@pytest.fixture
+def run_dir() -> Iterator[Path]:
+    """A run directory outside pytest's temporary root, which pytest makes private to its
+    owner again whenever a session starts (the embedded PostgreSQL runs as a user of its own
+    and must reach its data)."""
+    folder = Path(tempfile.mkdtemp(prefix="carenet-run-"))
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 @pytest.mark.e2e
-def test_the_local_platform_comes_up_and_the_printed_examples_work(tmp_path: Path) -> None:
+def test_the_local_platform_comes_up_and_the_printed_examples_work(run_dir: Path) -> None:
+    tmp_path = run_dir
     result = subprocess.run(
         [
             sys.executable,

@@ -5,8 +5,11 @@ server is stopped when that process exits, as a test run's is)."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -55,11 +58,22 @@ def test_without_any_server_and_without_the_embedded_one_the_message_says_what_t
         database.server_url()
 
 
+@pytest.fixture
+def data_dir() -> Iterator[Path]:
+    """A folder outside pytest's own temporary root: pytest makes that root private to its
+    owner again whenever a session starts, which would lock out the server's system user."""
+    folder = Path(tempfile.mkdtemp(prefix="carenet-test-pg-"))
+    try:
+        yield folder / "pg"
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 @pytest.mark.slow
 def test_when_no_server_answers_the_embedded_one_starts_and_stops_at_exit(
-    tmp_path: Path,
+    data_dir: Path,
 ) -> None:
-    data = tmp_path / "pg"
+    data = data_dir
     done = _probe({"CARENET_TEST_LOCAL_POSTGRES": CLOSED, "CARENET_TEST_EMBEDDED_DIR": str(data)})
     assert done.returncode == 0, done.stderr[-3000:]
     output = done.stdout + done.stderr[-3000:]

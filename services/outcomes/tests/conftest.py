@@ -17,46 +17,30 @@ from outcomes.unit_of_work import UnitOfWork
 from outcomes.use_cases.indicators import load_definitions
 from servicekit.auth import verifier_for
 from servicekit.channels import ServiceAccountTokens, open_channel
-from servicekit.db import make_engine, make_session_factory
+from servicekit.db import make_session_factory
 from servicekit.delegation import IdentityDelegations
 from servicekit.identity_client import Category, GrpcIdentityClient
-from servicekit.migrations import upgrade
-from testkit.database import fresh_database
-from testkit.fixtures import IdentityService
+from testkit.database import engine_on, migrated_database
+from testkit.fixtures import IdentityService, service_values
 from testkit.idp import LocalIdp
 
 
 @pytest.fixture(scope="session")
 def outcomes_db() -> Iterator[str]:
-    with fresh_database("outcomes") as url:
-        upgrade("outcomes.migrations", url)
+    with migrated_database("outcomes", "outcomes.migrations") as url:
         yield url
 
 
 @pytest.fixture(scope="session")
 def engine(outcomes_db: str) -> Iterator[Engine]:
-    engine = make_engine(outcomes_db)
-    yield engine
-    engine.dispose()
-
-
-def settings_for(url: str, idp: LocalIdp, identity_target: str, **overrides: object) -> Settings:
-    values: dict[str, object] = {
-        "database_url": url,
-        "oidc_issuer": idp.issuer,
-        "grpc_host": "127.0.0.1",
-        "grpc_port": 0,
-        "identity_target": identity_target,
-        "oidc_client_id": "svc-outcomes",
-        "oidc_client_secret": "svc-outcomes-secret",
-        **overrides,
-    }
-    return Settings(**values)  # type: ignore[arg-type]
+    with engine_on(outcomes_db) as engine:
+        yield engine
 
 
 @pytest.fixture(scope="session")
 def settings(outcomes_db: str, local_idp: LocalIdp, identity_service: IdentityService) -> Settings:
-    return settings_for(outcomes_db, local_idp, identity_service.target)
+    values = service_values("outcomes", outcomes_db, local_idp, identity_service.target)
+    return Settings(**values)  # type: ignore[arg-type]
 
 
 @pytest.fixture(scope="session")

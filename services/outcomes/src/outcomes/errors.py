@@ -9,6 +9,7 @@ from servicekit.errors import (
     InvalidArgument,
     NotFound,
     PermissionDenied,
+    RoleNotPermitted,
 )
 
 DOMAIN = "outcomes.carenet"
@@ -50,10 +51,6 @@ class IndicatorVersionChanged(FailedPrecondition):
     """A definition file changed the content of an already loaded code+version."""
 
     default_reason = "INDICATOR_VERSION_CHANGED"
-
-
-class RoleNotPermitted(PermissionDenied):
-    default_reason = "ROLE_NOT_PERMITTED"
 
 
 class InsurerNoPatientData(PermissionDenied):

@@ -11,20 +11,17 @@ from outcomes.deps import Deps
 from outcomes.unit_of_work import UnitOfWork
 from outcomes.use_cases import discrepancies, reports
 from outcomes.use_cases.indicators import load_definitions
-from servicekit.db import make_engine, make_session_factory
-from servicekit.migrations import upgrade
-from testkit.database import fresh_database
+from servicekit.db import make_session_factory
+from testkit.database import engine_on, migrated_database
 from testkit.fakes import FakeIdentity
 
 
 def test_the_demo_seeds_a_region_a_contract_and_a_report_once() -> None:
-    with fresh_database("outcomes_demo") as url:
-        upgrade("outcomes.migrations", url)
-        engine = make_engine(url)
-        try:
-            _seed_twice(make_session_factory(engine))
-        finally:
-            engine.dispose()
+    with (
+        migrated_database("outcomes_demo", "outcomes.migrations") as url,
+        engine_on(url) as engine,
+    ):
+        _seed_twice(make_session_factory(engine))
 
 
 def _seed_twice(sessions: sessionmaker[Session]) -> None:

@@ -21,11 +21,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import grpc
+from opentelemetry.metrics import MeterProvider
 
 from servicekit.auth import TokenVerifier
 from servicekit.config import ServiceSettings
 from servicekit.delegation import Delegations
-from servicekit.server import RunningServer, create_server
+from servicekit.server import RunningServer, ServerSettings, create_server
 
 _SERVICER = "Servicer"
 
@@ -64,12 +65,15 @@ def service_server(
     verifier: TokenVerifier | None,
     delegations: Delegations | None = None,
     own_string_checks: Sequence[str] = (),
+    server_settings: ServerSettings | None = None,
+    meter_provider: MeterProvider | None = None,
 ) -> RunningServer:
     """The service's server, built and not started (``start()``, or
     :func:`servicekit.server.serve`). ``domain`` is the ErrorInfo domain of its errors;
     ``delegations`` resolves the person a delegate acts for (every service but identity);
     ``own_string_checks`` names request messages whose strings the service checks itself
-    (see :func:`servicekit.server.create_server`)."""
+    (see :func:`servicekit.server.create_server`). ``server_settings`` (TLS, drain, health
+    port) default to the service's environment, ``meter_provider`` to the global one."""
     service = grpc_service_of(servicer)
     return create_server(
         host=settings.grpc_host,
@@ -82,4 +86,6 @@ def service_server(
         page_token_key=settings.page_token_key.get_secret_value(),
         delegations=delegations,
         own_string_checks=own_string_checks,
+        settings=server_settings,
+        meter_provider=meter_provider,
     )

@@ -80,3 +80,15 @@ def test_a_delegate_fingerprint_covers_the_person_and_stored_form_applies() -> N
     assert repo.records[("dr-jansen", "r-2")].fingerprint == keyed("fp")
     again = IdempotentRequest.of(GP, "r-2", "CreateThing", "fp", stored=keyed)
     assert again.replayed(repo) == "things/2"
+
+
+def test_from_the_request_message_the_id_and_a_fingerprint_without_it() -> None:
+    from carenet.identity.v1 import identity_service_pb2 as rpc
+
+    first = rpc.RegisterPatientRequest(request_id="r-9", patient_id="p-1")
+    again = rpc.RegisterPatientRequest(request_id="r-other", patient_id="p-1")
+    req = IdempotentRequest.from_message(GP, first, "RegisterPatient")
+    assert (req.caller, req.request_id, req.method) == ("dr-jansen", "r-9", "RegisterPatient")
+    assert req.fingerprint == IdempotentRequest.from_message(GP, again, "X").fingerprint
+    other = rpc.RegisterPatientRequest(request_id="r-9", patient_id="p-2")
+    assert IdempotentRequest.from_message(GP, other, "X").fingerprint != req.fingerprint

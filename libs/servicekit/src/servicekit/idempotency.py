@@ -128,6 +128,20 @@ class IdempotentRequest:
         fp = for_person(fingerprint, principal.on_behalf_of)
         return cls(principal.subject, request_id, method, stored(fp) if stored else fp)
 
+    @classmethod
+    def from_message(
+        cls,
+        principal: Principal,
+        request: Message,
+        method: str,
+        *,
+        stored: Callable[[str], str] | None = None,
+    ) -> IdempotentRequest:
+        """The servicer's way: the request message's ``request_id`` and its
+        :func:`fingerprint_of`, for ``method``; the use case takes the result as it is."""
+        request_id = str(getattr(request, "request_id", ""))
+        return cls.of(principal, request_id, method, fingerprint_of(request), stored=stored)
+
     def replayed(self, records: RequestRecords) -> str | None:
         if not self.request_id:
             return None

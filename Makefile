@@ -43,8 +43,24 @@ $(BUF_STAMP): package.json
 	npm install --no-audit --no-fund --no-package-lock --loglevel=error
 	touch $@
 
+# The web front's CSS and fonts (NL Design System Utrecht components, EUPL-1.2), pinned in
+# services/web/package-lock.json, copied into its static/vendor (git-ignored).
+WEB_ASSETS := services/web/src/web/static/vendor/.installed
+$(WEB_ASSETS): services/web/package-lock.json services/web/vendor_assets.py
+	cd services/web && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+	$(PYTHON) services/web/vendor_assets.py
+	touch $@
+
+# The browser tests (tests/web) drive the system's Chromium (Debian package chromium).
+.PHONY: chromium
+chromium: ## install the system Chromium for the browser tests when it is missing (apt-get, as root)
+	@command -v chromium >/dev/null || { command -v apt-get >/dev/null && \
+	  apt-get install -y --no-install-recommends chromium >/dev/null 2>&1 || \
+	  { apt-get update >/dev/null && apt-get install -y --no-install-recommends chromium; }; } || \
+	  echo "warning: no chromium and no apt-get: tests/web cannot run (set CARENET_CHROMIUM)"
+
 .PHONY: install
-install: $(STAMP) $(IDP_STAMP) ## create the virtualenv and install Python and Node packages
+install: $(STAMP) $(IDP_STAMP) $(WEB_ASSETS) chromium ## create the virtualenv and install Python and Node packages, and Chromium
 
 .PHONY: proto
 proto: $(STAMP) ## regenerate the Python code from proto/ into proto/gen/python

@@ -1,0 +1,209 @@
+"""The Flask application: settings, security headers, CSRF, sessions, language, sign-in,
+pages and error pages."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import tempfile
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import grpc
+from cachelib.file import FileSystemCache
+from flask import Flask, Response, g, render_template, request, session
+from flask_babel import Babel, get_locale
+from flask_session import Session
+from flask_talisman import Talisman
+from flask_wtf.csrf import CSRFError, CSRFProtect
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from opentelemetry.instrumentation.flask import FlaskInstrumentor
+from werkzeug.exceptions import HTTPException
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from servicekit.telemetry import tracing_configured
+from web import auth, backend, formatting
+from web.config import Settings
+
+log = logging.getLogger("web")
+
+CSP = {
+    "default-src": "'self'",
+    "script-src": "'self'",
+    "style-src": "'self'",
+    "img-src": "'self' data:",
+    "font-src": "'self'",
+    "connect-src": "'self'",
+    "form-action": "'self'",
+    "base-uri": "'none'",
+    "object-src": "'none'",
+    "frame-ancestors": "'none'",
+}
+LANGUAGES = ("nl", "en")
+
+
+def select_locale() -> str:
+    chosen = session.get("lang")
+    if chosen in LANGUAGES:
+        return str(chosen)
+    return request.accept_languages.best_match(LANGUAGES) or "nl"
+
+
+def create_app(settings: Settings, channels: backend.Channels | None = None) -> Flask:
+    app = Flask(__name__)
+    app.config.update(
+        CARENET_SETTINGS=settings,
+        SECRET_KEY=settings.secret_key.get_secret_value(),
+        SESSION_TYPE="cachelib",
+        SESSION_CACHELIB=FileSystemCache(
+            settings.session_dir or str(Path(tempfile.gettempdir()) / "carenet-web-sessions"),
+            threshold=10_000,
+            mode=0o600,
+            default_timeout=0,
+        ),
+        SESSION_PERMANENT=True,
+        SESSION_KEY_PREFIX="carenet-web:",
+        PERMANENT_SESSION_LIFETIME=dt.timedelta(seconds=settings.session_lifetime_seconds),
+        SESSION_COOKIE_NAME="carenet_session",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=settings.secure_cookies,
+        WTF_CSRF_TIME_LIMIT=None,  # valid as long as the session
+        WTF_CSRF_SSL_STRICT=settings.secure_cookies,
+        BABEL_DEFAULT_LOCALE="nl",
+        BABEL_DEFAULT_TIMEZONE="Europe/Amsterdam",
+        MAX_CONTENT_LENGTH=256 * 1024,
+    )
+    if settings.proxy_hops:
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app,
+            x_for=settings.proxy_hops,
+            x_proto=settings.proxy_hops,
+            x_host=settings.proxy_hops,
+        )
+    Session(app)
+    CSRFProtect(app)
+    Babel(app, locale_selector=select_locale)
+    issuer = urlsplit(settings.oidc_issuer)
+    csp = {**CSP, "form-action": f"'self' {issuer.scheme}://{issuer.netloc}"}  # sign-out
+    Talisman(
+        app,
+        force_https=settings.force_https,
+        strict_transport_security=settings.force_https,
+        session_cookie_secure=settings.secure_cookies,
+        session_cookie_http_only=True,
+        content_security_policy=csp,
+        frame_options="DENY",
+        referrer_policy="strict-origin-when-cross-origin",
+        permissions_policy={"camera": "()", "microphone": "()", "geolocation": "()"},
+    )
+    auth.init_auth(app, settings)
+    formatting.init_app(app)
+
+    opened = channels or backend.Channels.open(settings)
+    app.extensions["carenet_channels"] = opened
+
+    @app.before_request
+    def _api() -> None:
+        g.api = backend.Api(opened, auth.access_token, settings.call_deadline_seconds)
+
+    @app.after_request
+    def _no_store(response: Response) -> Response:
+        # Pages of a signed-in person may show patient data: never cached.
+        if session.get("user") is not None or request.path.startswith("/auth/"):
+            response.headers["Cache-Control"] = "no-store"
+        return response
+
+    @app.context_processor
+    def _globals() -> dict[str, Any]:
+        return {"user": auth.current_user(), "get_locale": get_locale}
+
+    from web.views import aanbod, inbox, menukaart, pages, privacy, uitkomsten, verwijzen, zorgplan
+
+    for module in (pages, menukaart, verwijzen, inbox, zorgplan, privacy, aanbod, uitkomsten):
+        app.register_blueprint(module.bp)
+
+    @app.get("/healthz")
+    def healthz() -> tuple[dict[str, str], int]:
+        return {"status": "ok"}, 200
+
+    @app.get("/readyz")
+    def readyz() -> tuple[dict[str, Any], int]:
+        states: dict[str, str] = {}
+        for name in ("identity", "referral", "careplan", "outcomes"):
+            stub = health_pb2_grpc.HealthStub(getattr(opened, name))
+            try:
+                reply = stub.Check(health_pb2.HealthCheckRequest(), timeout=2)
+                states[name] = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+            except grpc.RpcError:
+                states[name] = "UNREACHABLE"
+        ready = all(s == "SERVING" for s in states.values())
+        return {"status": "ok" if ready else "unavailable", "services": states}, (
+            200 if ready else 503
+        )
+
+    _error_pages(app)
+    if tracing_configured():
+        FlaskInstrumentor().instrument_app(  # type: ignore[no-untyped-call]
+            app, excluded_urls="healthz,readyz,static"
+        )
+    return app
+
+
+GRPC_HTTP = {
+    grpc.StatusCode.PERMISSION_DENIED: 403,
+    grpc.StatusCode.UNAUTHENTICATED: 401,
+    grpc.StatusCode.NOT_FOUND: 404,
+    grpc.StatusCode.UNAVAILABLE: 503,
+    grpc.StatusCode.DEADLINE_EXCEEDED: 503,
+    grpc.StatusCode.INVALID_ARGUMENT: 400,
+    grpc.StatusCode.FAILED_PRECONDITION: 409,
+    grpc.StatusCode.ABORTED: 409,
+    grpc.StatusCode.ALREADY_EXISTS: 409,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: 503,
+}
+
+
+def _error_pages(app: Flask) -> None:
+    def page(status: int, reason: str = "") -> tuple[str, int]:
+        try:
+            return render_template("error.html", status=status, reason=reason), status
+        except Exception:  # the error page itself failed: a plain page, never a trace
+            log.exception("error_page_failed status=%s", status)
+            return "Er ging iets mis. Probeer het later opnieuw.", status
+
+    @app.errorhandler(grpc.RpcError)
+    def _grpc(error: grpc.RpcError) -> tuple[str, int] | Any:
+        found = backend.details(error)
+        status = GRPC_HTTP.get(found.code, 500)
+        # the code and reason only: never the message (it may name what the person asked for)
+        log.info(
+            "grpc_error path=%s code=%s reason=%s", request.path, found.code.name, found.reason
+        )
+        if status == 401:
+            return _sign_in_again()
+        return page(status, found.reason)
+
+    @app.errorhandler(CSRFError)
+    def _csrf(error: CSRFError) -> tuple[str, int]:
+        return page(400, "CSRF")
+
+    @app.errorhandler(HTTPException)
+    def _http(error: HTTPException) -> tuple[str, int] | Any:
+        if error.code == 401:
+            return _sign_in_again()
+        return page(error.code or 500)
+
+    @app.errorhandler(Exception)
+    def _any(error: Exception) -> tuple[str, int]:
+        log.exception("unhandled_error path=%s", request.path)
+        return page(500)
+
+    def _sign_in_again() -> Any:
+        from flask import redirect, url_for
+
+        session.pop("user", None)
+        session.pop("token", None)
+        session["next"] = request.path if request.method == "GET" else "/"
+        return redirect(url_for("auth.login"))

@@ -1,0 +1,251 @@
+"""How values read in the pages: dates in Europe/Amsterdam through Babel, money in euro,
+enum values as words, and an offer's eligibility rule in plain Dutch."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from flask import Flask
+from flask_babel import format_currency, format_date, format_datetime, format_decimal
+from flask_babel import lazy_gettext as _l
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from carenet.careplan.v1 import careplan_pb2 as cp
+from carenet.identity.v1 import identity_pb2 as idp
+from carenet.referral.v1 import referral_pb2 as rf
+
+OFFER_CATEGORIES = {
+    rf.OFFER_CATEGORY_GLI: _l("Gecombineerde leefstijlinterventie (GLI)"),
+    rf.OFFER_CATEGORY_PHYSICAL_ACTIVITY: _l("Bewegen"),
+    rf.OFFER_CATEGORY_NUTRITION: _l("Voeding"),
+    rf.OFFER_CATEGORY_SMOKING_CESSATION: _l("Stoppen met roken"),
+    rf.OFFER_CATEGORY_STRESS_AND_SLEEP: _l("Stress en slaap"),
+    rf.OFFER_CATEGORY_SOCIAL_AND_WELFARE: _l("Welzijn en meedoen"),
+    rf.OFFER_CATEGORY_PATIENT_EDUCATION: _l("Voorlichting"),
+    rf.OFFER_CATEGORY_PEER_SUPPORT: _l("Lotgenoten"),
+}
+FUNDINGS = {
+    rf.FUNDING_BASIC_INSURANCE: _l("Basisverzekering"),
+    rf.FUNDING_MUNICIPALITY: _l("Gemeente"),
+    rf.FUNDING_OWN_PAYMENT: _l("Eigen betaling"),
+    rf.FUNDING_SUPPLEMENTARY_INSURANCE: _l("Aanvullende verzekering"),
+}
+OFFER_STATES = {
+    rf.OFFER_STATE_DRAFT: (_l("Concept"), "neutral"),
+    rf.OFFER_STATE_PROPOSED: (_l("Voorgesteld"), "warning"),
+    rf.OFFER_STATE_LISTED: (_l("Op de menukaart"), "success"),
+    rf.OFFER_STATE_RETIRED: (_l("Van de menukaart"), "inactive"),
+}
+RECOGNITION = {
+    rf.RECOGNITION_LEVEL_WELL_DESCRIBED: _l("Goed beschreven"),
+    rf.RECOGNITION_LEVEL_WELL_FOUNDED: _l("Goed onderbouwd"),
+    rf.RECOGNITION_LEVEL_EFFECTIVE_FIRST_EVIDENCE: _l("Effectief (eerste aanwijzingen)"),
+    rf.RECOGNITION_LEVEL_EFFECTIVE_GOOD_EVIDENCE: _l("Effectief (goede aanwijzingen)"),
+    rf.RECOGNITION_LEVEL_EFFECTIVE_STRONG_EVIDENCE: _l("Effectief (sterke aanwijzingen)"),
+}
+CAPACITY = {
+    rf.CAPACITY_STATUS_NO_CAPACITY: (_l("Vol"), "danger"),
+    rf.CAPACITY_STATUS_CAPACITY: (_l("Plaats vrij"), "success"),
+    rf.CAPACITY_STATUS_WAITLIST: (_l("Wachtlijst"), "warning"),
+    rf.CAPACITY_STATUS_ADDITIONAL_ASSESSMENT_REQUIRED: (_l("Eerst intake"), "neutral"),
+}
+REFERRAL_STATUS = {
+    rf.REFERRAL_STATUS_DRAFT: (_l("Concept"), "neutral"),
+    rf.REFERRAL_STATUS_REQUESTED: (_l("Verstuurd"), "active"),
+    rf.REFERRAL_STATUS_ACCEPTED: (_l("Geaccepteerd"), "success"),
+    rf.REFERRAL_STATUS_REJECTED: (_l("Afgewezen"), "danger"),
+    rf.REFERRAL_STATUS_CANCELLED: (_l("Ingetrokken"), "inactive"),
+    rf.REFERRAL_STATUS_IN_PROGRESS: (_l("Gestart"), "active"),
+    rf.REFERRAL_STATUS_ON_HOLD: (_l("Gepauzeerd"), "warning"),
+    rf.REFERRAL_STATUS_FAILED: (_l("Niet gelukt"), "danger"),
+    rf.REFERRAL_STATUS_COMPLETED: (_l("Afgerond"), "success"),
+    rf.REFERRAL_STATUS_ENTERED_IN_ERROR: (_l("Foutief ingevoerd"), "inactive"),
+}
+ATTENDANCE = {
+    rf.ATTENDANCE_NONE: _l("Niet gekomen"),
+    rf.ATTENDANCE_PARTIAL: _l("Deels gekomen"),
+    rf.ATTENDANCE_FULL: _l("Alles gevolgd"),
+}
+ACTIVITY_STATUS = {
+    cp.ACTIVITY_STATUS_NOT_STARTED: (_l("Nog niet begonnen"), "neutral"),
+    cp.ACTIVITY_STATUS_SCHEDULED: (_l("Gepland"), "neutral"),
+    cp.ACTIVITY_STATUS_IN_PROGRESS: (_l("Bezig"), "active"),
+    cp.ACTIVITY_STATUS_ON_HOLD: (_l("Gepauzeerd"), "warning"),
+    cp.ACTIVITY_STATUS_COMPLETED: (_l("Klaar"), "success"),
+    cp.ACTIVITY_STATUS_CANCELLED: (_l("Gestopt"), "inactive"),
+    cp.ACTIVITY_STATUS_STOPPED: (_l("Gestopt"), "inactive"),
+    cp.ACTIVITY_STATUS_ENTERED_IN_ERROR: (_l("Foutief ingevoerd"), "inactive"),
+}
+GOAL_STATUS = {
+    cp.GOAL_LIFECYCLE_STATUS_PROPOSED: _l("Voorgesteld"),
+    cp.GOAL_LIFECYCLE_STATUS_PLANNED: _l("Gepland"),
+    cp.GOAL_LIFECYCLE_STATUS_ACCEPTED: _l("Afgesproken"),
+    cp.GOAL_LIFECYCLE_STATUS_ACTIVE: _l("Bezig"),
+    cp.GOAL_LIFECYCLE_STATUS_ON_HOLD: _l("Gepauzeerd"),
+    cp.GOAL_LIFECYCLE_STATUS_COMPLETED: _l("Bereikt"),
+    cp.GOAL_LIFECYCLE_STATUS_CANCELLED: _l("Gestopt"),
+    cp.GOAL_LIFECYCLE_STATUS_REJECTED: _l("Niet afgesproken"),
+    cp.GOAL_LIFECYCLE_STATUS_ENTERED_IN_ERROR: _l("Foutief ingevoerd"),
+}
+DATA_CATEGORIES = {
+    idp.DATA_CATEGORY_REFERRAL: _l("Verwijzingen"),
+    idp.DATA_CATEGORY_CARE_PLAN: _l("Zorgplan"),
+    idp.DATA_CATEGORY_MEASUREMENTS: _l("Metingen"),
+    idp.DATA_CATEGORY_PATIENT_RECORD: _l("Inschrijving"),
+    idp.DATA_CATEGORY_CONSENT: _l("Toestemmingen"),
+    idp.DATA_CATEGORY_ACCESS_LOG: _l("Wie keek in uw gegevens"),
+}
+ORGANISATION_TYPES = {
+    idp.ORGANISATION_TYPE_GP_PRACTICE: _l("Huisartsenpraktijk"),
+    idp.ORGANISATION_TYPE_HOSPITAL: _l("Ziekenhuis"),
+    idp.ORGANISATION_TYPE_MUNICIPALITY: _l("Gemeente"),
+    idp.ORGANISATION_TYPE_LIFESTYLE_PROVIDER: _l("Leefstijlcoach of beweegaanbieder"),
+    idp.ORGANISATION_TYPE_INSURER: _l("Zorgverzekeraar"),
+    idp.ORGANISATION_TYPE_CARE_GROUP: _l("Zorggroep"),
+}
+CONSENT_STATES = {
+    idp.CONSENT_STATE_ACTIVE: (_l("Gegeven"), "success"),
+    idp.CONSENT_STATE_NOT_YET_VALID: (_l("Nog niet geldig"), "neutral"),
+    idp.CONSENT_STATE_EXPIRED: (_l("Verlopen"), "inactive"),
+    idp.CONSENT_STATE_WITHDRAWN: (_l("Ingetrokken"), "inactive"),
+}
+DECISIONS = {
+    idp.DECISION_PERMIT: _l("Mocht kijken"),
+    idp.DECISION_DENY: _l("Geweigerd"),
+}
+ACTIONS = {
+    idp.ACTION_READ: _l("bekeken"),
+    idp.ACTION_CREATE: _l("aangemaakt"),
+    idp.ACTION_UPDATE: _l("gewijzigd"),
+}
+WEEKDAYS = {
+    "MO": _l("maandag"),
+    "TU": _l("dinsdag"),
+    "WE": _l("woensdag"),
+    "TH": _l("donderdag"),
+    "FR": _l("vrijdag"),
+    "SA": _l("zaterdag"),
+    "SU": _l("zondag"),
+}
+PROFILE_FIELDS = {
+    rf.PROFILE_FIELD_CONDITIONS: _l("aandoening"),
+    rf.PROFILE_FIELD_AGE: _l("leeftijd"),
+    rf.PROFILE_FIELD_BMI: _l("BMI"),
+    rf.PROFILE_FIELD_RISK_FACTORS: _l("risicofactoren"),
+    rf.PROFILE_FIELD_PAM_LEVEL: _l("PAM-niveau"),
+    rf.PROFILE_FIELD_POSTCODE: _l("postcode"),
+    rf.PROFILE_FIELD_MUNICIPALITY: _l("gemeente"),
+    rf.PROFILE_FIELD_LANGUAGE: _l("taal"),
+    rf.PROFILE_FIELD_REFERRER_ROLE: _l("verwijzer"),
+}
+OPERATORS = {
+    rf.OPERATOR_EQ: "=",
+    rf.OPERATOR_GE: _l("minstens"),
+    rf.OPERATOR_GT: _l("meer dan"),
+    rf.OPERATOR_LE: _l("hoogstens"),
+    rf.OPERATOR_LT: _l("minder dan"),
+    rf.OPERATOR_ANY_OF: _l("een van"),
+    rf.OPERATOR_ALL_OF: _l("alle van"),
+    rf.OPERATOR_NONE_OF: _l("geen van"),
+}
+
+
+def _number(value: float) -> str:
+    return str(format_decimal(value, format="#,##0.#"))
+
+
+def predicate_text(p: rf.Predicate) -> str:
+    field = str(PROFILE_FIELDS.get(p.field, "?"))
+    operator = str(OPERATORS.get(p.operator, "?"))
+    if p.HasField("number"):
+        return f"{field} {operator} {_number(p.number)}"
+    return f"{field}: {operator} {', '.join(p.values)}"
+
+
+def rule_lines(rule: rf.EligibilityRule, depth: int = 0) -> list[tuple[int, str]]:
+    """The rule as indented lines of plain words: ("alle voorwaarden", then each one)."""
+    which = rule.WhichOneof("rule")
+    if which == "predicate":
+        return [(depth, predicate_text(rule.predicate))]
+    if which in ("all", "any"):
+        head = str(
+            _l("Aan al deze voorwaarden voldoen:")
+            if which == "all"
+            else _l("Aan minstens een van deze voorwaarden voldoen:")
+        )
+        lines = [(depth, head)]
+        for child in getattr(rule, which).rules:
+            lines += rule_lines(child, depth + 1)
+        return lines
+    if which == "not":
+        return [(depth, str(_l("Niet:"))), *rule_lines(getattr(rule, "not"), depth + 1)]
+    return []
+
+
+def when(value: Timestamp | dt.datetime | None, style: str = "medium") -> str:
+    if value is None:
+        return ""
+    if isinstance(value, Timestamp):
+        if not value.seconds and not value.nanos:
+            return ""
+        value = value.ToDatetime(tzinfo=dt.UTC)
+    return str(format_datetime(value, style))
+
+
+def day(value: Timestamp | None, style: str = "long") -> str:
+    if value is None or (not value.seconds and not value.nanos):
+        return ""
+    return str(format_date(value.ToDatetime(tzinfo=dt.UTC), style))
+
+
+def euro(cents: int) -> str:
+    return str(format_currency(cents / 100, "EUR"))
+
+
+def label(table: dict[Any, Any], value: Any) -> Any:
+    found = table.get(value)
+    if isinstance(found, tuple):
+        return found[0]
+    return found if found is not None else "-"
+
+
+def badge(table: dict[Any, Any], value: Any) -> str:
+    found = table.get(value)
+    return str(found[1]) if isinstance(found, tuple) else "neutral"
+
+
+def last_part(name: str) -> str:
+    return name.rsplit("/", 1)[-1]
+
+
+def init_app(app: Flask) -> None:
+    app.jinja_env.filters.update(
+        when=when,
+        day=day,
+        euro=euro,
+        last_part=last_part,
+        number=_number,
+        weekday=lambda code: WEEKDAYS.get(code, code),
+        reject_page=lambda args: {k: v for k, v in args.items() if k != "page"},
+    )
+    app.jinja_env.globals.update(
+        label=label,
+        badge=badge,
+        rule_lines=rule_lines,
+        OFFER_CATEGORIES=OFFER_CATEGORIES,
+        FUNDINGS=FUNDINGS,
+        OFFER_STATES=OFFER_STATES,
+        RECOGNITION=RECOGNITION,
+        CAPACITY=CAPACITY,
+        REFERRAL_STATUS=REFERRAL_STATUS,
+        ATTENDANCE=ATTENDANCE,
+        ACTIVITY_STATUS=ACTIVITY_STATUS,
+        GOAL_STATUS=GOAL_STATUS,
+        DATA_CATEGORIES=DATA_CATEGORIES,
+        ORGANISATION_TYPES=ORGANISATION_TYPES,
+        CONSENT_STATES=CONSENT_STATES,
+        DECISIONS=DECISIONS,
+        ACTIONS=ACTIONS,
+        WEEKDAYS=WEEKDAYS,
+    )

@@ -1,0 +1,67 @@
+"""Start page, language choice and the fixed pages of the footer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, redirect, render_template, request, session, url_for
+from flask_babel import lazy_gettext as _l
+from werkzeug.wrappers.response import Response
+
+from web import auth
+from web.auth import User
+
+bp = Blueprint("pages", __name__)
+
+
+def nav_items(user: User) -> list[tuple[str, Any]]:
+    items: list[tuple[str, Any]] = []
+    if user.is_patient:
+        items += [("zorgplan.mine", _l("Mijn zorgplan")), ("privacy.overview", _l("Privacy"))]
+        return items
+    if user.has_any(auth.PROFESSIONAL_ROLES):
+        items.append(("menukaart.index", _l("Menukaart")))
+    if user.has_any(auth.REFERRER_ROLES):
+        items += [
+            ("verwijzen.start", _l("Verwijzen")),
+            ("verwijzen.mine", _l("Mijn verwijzingen")),
+        ]
+    if user.has_any(auth.OFFER_OWNER_ROLES):
+        items += [("inbox.index", _l("Inbox")), ("aanbod.mine", _l("Mijn aanbod"))]
+    if user.has_any(auth.CURATOR_ROLES):
+        items.append(("aanbod.curation", _l("Curatie")))
+    if user.has_any(auth.OUTCOME_ROLES):
+        items.append(("uitkomsten.index", _l("Uitkomsten")))
+    return items
+
+
+@bp.app_context_processor
+def _nav() -> dict[str, Any]:
+    return {"nav_items": nav_items}
+
+
+@bp.get("/")
+def home() -> str | Response:
+    user = auth.current_user()
+    if user is None:
+        return render_template("home.html", items=[])
+    return render_template("home.html", items=nav_items(user))
+
+
+@bp.post("/taal")
+def language() -> Response:
+    chosen = request.form.get("lang", "nl")
+    session["lang"] = chosen if chosen in ("nl", "en") else "nl"
+    back = request.referrer or ""
+    host = request.host_url
+    return redirect(back if back.startswith(host) else url_for("pages.home"))
+
+
+@bp.get("/toegankelijkheid")
+def accessibility() -> str:
+    return render_template("accessibility.html")
+
+
+@bp.get("/privacyverklaring")
+def privacy_statement() -> str:
+    return render_template("privacy_statement.html")

@@ -1,0 +1,139 @@
+"""Zorgplan: the patient's individual care plan, for the patient and the professionals
+around them. Each person is offered only the parts they may change (careplan's write table:
+the patient writes what matters and the consult questions; everyone adds their own goals);
+the service refuses anything else anyway. A change made on an older version (ABORTED on the
+etag) shows the new version and keeps what the person typed."""
+
+from __future__ import annotations
+
+import grpc
+from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from google.protobuf import field_mask_pb2
+from werkzeug.wrappers.response import Response
+
+from carenet.careplan.v1 import careplan_pb2 as cp
+from carenet.careplan.v1 import careplan_service_pb2 as cp_rpc
+from web import auth, backend
+from web.views.verwijzen import _patient
+
+bp = Blueprint("zorgplan", __name__)
+TEXT_LIMIT = 2000
+
+
+def _lines(text: str) -> list[str]:
+    return [line.strip()[:TEXT_LIMIT] for line in text.splitlines() if line.strip()][:50]
+
+
+def _page(patient: str, own: bool) -> str | Response:
+    plan_name = f"{patient}/carePlan"
+    errors: dict[str, str] = {}
+    typed: dict[str, str] = {}
+    conflict = False
+    if request.method == "POST":
+        typed = {k: request.form.get(k, "") for k in ("what_matters", "questions", "goal", "etag")}
+        current = g.api.careplan.GetCarePlan(cp_rpc.GetCarePlanRequest(name=plan_name))
+        if typed["etag"] != current.etag:
+            conflict = True
+        else:
+            update = cp.CarePlan(name=plan_name, etag=typed["etag"])
+            paths: list[str] = []
+            if own:
+                update.what_matters.extend(_lines(typed["what_matters"]))
+                update.consult_preparation.CopyFrom(current.consult_preparation)
+                del update.consult_preparation.questions[:]
+                update.consult_preparation.questions.extend(_lines(typed["questions"]))
+                paths += ["what_matters", "consult_preparation.questions"]
+            goal = typed["goal"].strip()
+            if goal:
+                update.goals.extend(current.goals)
+                update.goals.append(
+                    cp.Goal(
+                        description=goal[:TEXT_LIMIT],
+                        lifecycle_status=cp.GOAL_LIFECYCLE_STATUS_PROPOSED,
+                    )
+                )
+                paths.append("goals")
+            if not paths:
+                errors["goal"] = _("Vul een doel in")
+            else:
+                try:
+                    g.api.careplan.UpdateCarePlan(
+                        cp_rpc.UpdateCarePlanRequest(
+                            care_plan=update, update_mask=field_mask_pb2.FieldMask(paths=paths)
+                        )
+                    )
+                except grpc.RpcError as err:
+                    found = backend.details(err)
+                    if found.code == grpc.StatusCode.ABORTED:
+                        conflict = True
+                    elif found.code == grpc.StatusCode.INVALID_ARGUMENT:
+                        errors = _field_errors(found.fields)
+                    else:
+                        raise
+                else:
+                    flash(_("Het zorgplan is opgeslagen."))
+                    return redirect(request.path)
+    plan = g.api.careplan.GetCarePlan(cp_rpc.GetCarePlanRequest(name=plan_name))
+    return render_template(
+        "zorgplan/plan.html",
+        plan=plan,
+        own=own,
+        typed=typed,
+        conflict=conflict,
+        form_errors=errors,
+        history_url=url_for("zorgplan.my_history")
+        if own
+        else url_for("zorgplan.history", patient_id=patient.split("/")[1]),
+    )
+
+
+def _field_errors(fields: dict[str, str]) -> dict[str, str]:
+    errors: dict[str, str] = {}
+    for path, message in fields.items():
+        if path.startswith("care_plan.what_matters"):
+            errors["what_matters"] = message
+        elif path.startswith("care_plan.consult_preparation"):
+            errors["questions"] = message
+        else:
+            errors["goal"] = message
+    return errors or {"goal": _("Controleer wat u invulde")}
+
+
+@bp.route("/zorgplan", methods=["GET", "POST"])
+@auth.login_required
+def mine() -> str | Response:
+    user = auth.current_user()
+    assert user is not None
+    if not user.is_patient:
+        abort(403)
+    return _page(f"patients/{user.patient.split('/')[-1]}", own=True)
+
+
+@bp.route("/patienten/<patient_id>/zorgplan", methods=["GET", "POST"])
+@auth.roles_required(auth.PROFESSIONAL_ROLES)
+def plan(patient_id: str) -> str | Response:
+    return _page(_patient(patient_id), own=False)
+
+
+def _history(patient: str) -> str:
+    found = g.api.careplan.ListCarePlanRevisions(
+        cp_rpc.ListCarePlanRevisionsRequest(parent=f"{patient}/carePlan", page_size=100)
+    )
+    return render_template("zorgplan/history.html", revisions=found.care_plan_revisions)
+
+
+@bp.get("/zorgplan/geschiedenis")
+@auth.login_required
+def my_history() -> str:
+    user = auth.current_user()
+    assert user is not None
+    if not user.is_patient:
+        abort(403)
+    return _history(f"patients/{user.patient.split('/')[-1]}")
+
+
+@bp.get("/patienten/<patient_id>/zorgplan/geschiedenis")
+@auth.roles_required(auth.PROFESSIONAL_ROLES)
+def history(patient_id: str) -> str:
+    return _history(_patient(patient_id))

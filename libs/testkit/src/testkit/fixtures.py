@@ -18,8 +18,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import grpc
 import pytest
 
+from carenet.identity.v1 import identity_service_pb2 as identity_rpc
+from carenet.identity.v1 import identity_service_pb2_grpc as identity_grpc
 from servicekit.db import make_engine
 from testkit.database import fresh_database
 from testkit.idp import LocalIdp
@@ -140,6 +143,7 @@ class IdentityService:
         self.process = process
         self._deps: Any = None
         self._engine: Any = None
+        self._channel: grpc.Channel | None = None
 
     @property
     def deps(self) -> Any:
@@ -153,9 +157,38 @@ class IdentityService:
             self._deps = factory(self._engine, self.pepper.encode())
         return self._deps
 
+    def register_patient(self, token: str, patient_id: str, bsn: str) -> str:
+        """Registers a patient through identity's API as the caller of ``token`` (a clinician:
+        identity gives the caller's practice a coordinating care relationship); repeatable
+        (request_id ``reg-<patient_id>``). The patient's name."""
+        if self._channel is None:
+            self._channel = grpc.insecure_channel(self.target)
+        stub = identity_grpc.IdentityServiceStub(self._channel)
+        patient = stub.RegisterPatient(
+            identity_rpc.RegisterPatientRequest(
+                bsn=bsn, patient_id=patient_id, request_id=f"reg-{patient_id}"
+            ),
+            metadata=bearer(token),
+            timeout=30,
+        )
+        return str(patient.name)
+
     def close(self) -> None:
+        if self._channel is not None:
+            self._channel.close()
         if self._engine is not None:
             self._engine.dispose()
+
+
+def valid_bsn(n: int, base: int = 600_000_000) -> str:
+    """The n-th 9-digit number from ``base`` up that passes the 11-test (test data only)."""
+    candidate = base + n * 100
+    while True:
+        digits = [int(d) for d in f"{candidate:09d}"]
+        total = sum(d * w for d, w in zip(digits[:8], range(9, 1, -1), strict=True)) - digits[8]
+        if total % 11 == 0:
+            return f"{candidate:09d}"
+        candidate += 1
 
 
 def identity_env(local_idp: LocalIdp, database_url: str, **extra: str) -> dict[str, str]:

@@ -105,3 +105,29 @@ def test_eight_writers_of_a_hundred_updates_lose_no_accepted_update(
     assert written == {v: [text] for v, text in accepted.items()}
     assert sorted(written) == list(range(start + 1, max(written) + 1))
     assert not set(aborted) & {t for (t,) in written.values()}
+
+
+def test_the_same_item_edit_sent_twice_at_once_is_written_once_and_both_get_its_plan(
+    stub: rpc_grpc.CarePlanServiceStub, tokens: Tokens, plan_p2: pb.CarePlan
+) -> None:
+    patient = tokens.patient("pat.yilmaz")
+    base = get(stub, patient, P2)
+    request = rpc.CreateGoalRequest(
+        parent=P2,
+        goal=pb.Goal(description="Elke dag de trap nemen"),
+        etag=base.etag,
+        request_id="concurrent-retry",
+    )
+    barrier = threading.Barrier(2)
+
+    def send(_: int) -> pb.CarePlan:
+        barrier.wait()
+        reply: pb.CarePlan = stub.CreateGoal(request, metadata=bearer(patient), timeout=10)
+        return reply
+
+    with ThreadPoolExecutor(2) as pool:
+        first, second = pool.map(send, range(2))
+    assert first == second
+    assert first.version == base.version + 1
+    assert get(stub, patient, P2).version == base.version + 1
+    assert [g.description for g in first.goals].count("Elke dag de trap nemen") == 1

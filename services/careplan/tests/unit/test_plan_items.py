@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+from typing import Any
 
 import pytest
 
@@ -224,3 +225,39 @@ def test_a_goals_progress_survives_a_change_of_the_goal() -> None:
     assert walk is not None
     assert [e.text for e in walk.progress] == ["20 minuten gelopen"]
     assert walk.description == "Elke dag 30 minuten"
+
+
+@pytest.mark.parametrize("overtaken", ["before the read", "before the write"])
+def test_a_retry_overtaken_by_the_first_request_returns_its_plan(overtaken: str) -> None:
+    """The first request with an id commits while the retry runs (after the retry found no
+    record): the retry answers the plan the first wrote, which is written once."""
+    deps, view = _created()
+    edit = Edit(GOAL, Op.CREATE, "bike", Goal(id="bike", description="Fietsen"))
+    first: list[PlanView] = []
+    opened = 0
+    uow = deps.uow
+    at = 2 if overtaken == "before the read" else 3  # 1: the replay check, 2: the read
+
+    def racing_uow() -> Any:
+        nonlocal opened
+        opened += 1
+        if opened == at:
+            first.append(
+                plan_items.edit_item(
+                    dataclasses.replace(deps, uow=uow),
+                    PATIENT,
+                    "p-0001",
+                    edit,
+                    view.etag,
+                    "r",
+                    "fp",
+                )
+            )
+        return uow()
+
+    retry = dataclasses.replace(deps, uow=racing_uow)
+    again = plan_items.edit_item(retry, PATIENT, "p-0001", edit, view.etag, "r", "fp")
+
+    assert [again] == first
+    assert again.version == view.version + 1
+    assert _revisions(deps) == view.version + 1

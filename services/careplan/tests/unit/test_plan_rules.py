@@ -6,6 +6,7 @@ import dataclasses
 import datetime as dt
 import math
 import re
+from typing import Any
 
 import pytest
 
@@ -526,3 +527,28 @@ def test_each_role_may_write_exactly_the_groups_of_the_table(role: Role, group: 
             policy.require_writable(role, [group])
         assert caught.value.reason == "FIELD_GROUP_NOT_WRITABLE"
         assert caught.value.metadata == {"field_group": group.value, "role": role.value}
+
+
+def test_a_repeated_create_overtaken_by_the_first_returns_its_plan() -> None:
+    """The first create with an id commits while its retry runs (after the retry found no
+    record): the retry answers that plan, not ALREADY_EXISTS."""
+    deps = fake_deps()
+    uow = deps.uow
+    opened = 0
+    first: list[PlanView] = []
+
+    def racing_uow() -> Any:
+        nonlocal opened
+        opened += 1
+        if opened == 2:  # 1: the replay check, 2: the look for an existing plan
+            first.append(
+                plans.create_care_plan(
+                    dataclasses.replace(deps, uow=uow), GP, "p-0001", _plan(), "r-1", "fp-a"
+                )
+            )
+        return uow()
+
+    retry = dataclasses.replace(deps, uow=racing_uow)
+    again = plans.create_care_plan(retry, GP, "p-0001", _plan(), "r-1", "fp-a")
+    assert [again] == first
+    assert len(deps.store.revisions) == 1  # type: ignore[attr-defined]

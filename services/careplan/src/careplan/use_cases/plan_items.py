@@ -130,6 +130,31 @@ def edit_item(
     replay = versions.replay(deps, principal, request)
     if replay is not None:
         return replay
+    try:
+        return _apply(deps, principal, patient_id, edit, fields, expected, request)
+    except (errors.EtagMismatch, IntegrityError) as exc:
+        # Another write came first. If it was this same request (a retry sent while the
+        # first was still running), the plan it wrote; the same id for another request is
+        # REQUEST_ID_REUSED; anything else is ABORTED.
+        replay = versions.replay(deps, principal, request)
+        if replay is not None:
+            return replay
+        if isinstance(exc, errors.EtagMismatch):
+            raise
+        raise errors.EtagMismatch("the care plan has changed; read it again") from exc
+
+
+def _apply(
+    deps: Deps,
+    principal: Principal,
+    patient_id: str,
+    edit: Edit,
+    fields: Sequence[str],
+    expected: int,
+    request: IdempotentRequest,
+) -> PlanView:
+    """The edit, as an update of its group that identity permitted, written as the next
+    version (with the request's record) if the plan is still at ``expected``."""
     view, role = versions.read_and_authorize(deps, principal, patient_id, Access.UPDATE)
     scopes = require_writable(role, [edit.kind.group])
     if expected != view.version:
@@ -149,29 +174,19 @@ def edit_item(
         new_id=deps.new_id,
         where=lambda g, i: edit.kind.field if i is None or i == index else f"{g}[{i}]",
     )
-    try:
-        with deps.uow() as uow:
-            written = versions.write_version(
-                uow,
-                view,
-                content,
-                now,
-                author=principal.responsible_user,
-                organisation_id=actor.organisation_id,
-                summary=summary or "no change",
-                changed=changed,
-            )
-            request.remember(
-                uow.repo, f"{versions.plan_name(patient_id)}/revisions/{written.version}"
-            )
-            uow.commit()
-    except (errors.EtagMismatch, IntegrityError):
-        # Another write came first: if it was this same request (a concurrent retry), its
-        # plan; the same id for another request is REQUEST_ID_REUSED; else ABORTED.
-        replay = versions.replay(deps, principal, request)
-        if replay is None:
-            raise errors.EtagMismatch("the care plan has changed; read it again") from None
-        return replay
+    with deps.uow() as uow:
+        written = versions.write_version(
+            uow,
+            view,
+            content,
+            now,
+            author=principal.responsible_user,
+            organisation_id=actor.organisation_id,
+            summary=summary or "no change",
+            changed=changed,
+        )
+        request.remember(uow.repo, f"{versions.plan_name(patient_id)}/revisions/{written.version}")
+        uow.commit()
     return written
 
 

@@ -82,6 +82,11 @@ def create_care_plan(
     view = _new_plan(deps, principal, patient_id, org_id, data)
     existing = versions.load(deps, patient_id)
     if existing is not None and existing.care_group_id == versions.tenant(principal):
+        # The same request, committed since the check above (a retry sent while the first
+        # was still running), answers the plan it created.
+        replay = versions.replay(deps, principal, request)
+        if replay is not None:
+            return replay
         # Only a caller who may read the plan learns that it exists.
         access.authorize(deps.identity, principal, patient_id, existing, Access.READ)
         raise errors.CarePlanExists(

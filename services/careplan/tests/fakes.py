@@ -96,11 +96,11 @@ class FakeRepository:
         row = self.store.cursors.get(consumer)
         return row.position if row is not None else 0
 
-    def lock_cursor(self, consumer: str) -> EventCursor:
-        row = self.store.cursors.get(consumer)
-        mine = copy.copy(row) if row is not None else EventCursor(consumer=consumer, position=0)
-        self.pending.append(mine)
-        return mine
+    def lock_cursor(self, consumer: str) -> int:
+        return self.cursor(consumer)
+
+    def advance_cursor(self, consumer: str, position: int, now: dt.datetime) -> None:
+        self.pending.append(EventCursor(consumer=consumer, position=position, update_time=now))
 
     def applied_event(self, event_id: str) -> AppliedEvent | None:
         return self.store.applied.get(event_id)

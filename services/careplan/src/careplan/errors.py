@@ -2,14 +2,7 @@
 
 from __future__ import annotations
 
-from servicekit.authorization import IdentityUnavailable
-from servicekit.errors import (
-    Aborted,
-    AlreadyExists,
-    InvalidArgument,
-    NotFound,
-    PermissionDenied,
-)
+from servicekit.errors import Aborted, AlreadyExists, NotFound, PermissionDenied
 
 DOMAIN = "careplan.carenet"
 
@@ -51,8 +44,6 @@ __all__ = [
     "CarePlanNotFound",
     "EtagMismatch",
     "FieldGroupNotWritable",
-    "IdentityUnavailable",
-    "InvalidArgument",
     "ItemExists",
     "ItemNotFound",
     "NotCoordinatingPractice",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
@@ -126,7 +127,18 @@ class CarePlanRepository(Repository):
         row = self.session.get(EventCursor, consumer)
         return row.position if row is not None else 0
 
-    def lock_cursor(self, consumer: str) -> EventCursor:
+    def lock_cursor(self, consumer: str) -> int:
+        """The consumer's position, its row locked until the transaction ends (created at 0
+        for a new consumer)."""
+        row = self._cursor_row(consumer)
+        return row.position
+
+    def advance_cursor(self, consumer: str, position: int, now: dt.datetime) -> None:
+        row = self._cursor_row(consumer)
+        row.position, row.update_time = position, now
+        self.session.flush()
+
+    def _cursor_row(self, consumer: str) -> EventCursor:
         row = self.session.scalars(
             select(EventCursor).where(EventCursor.consumer == consumer).with_for_update()
         ).first()

@@ -25,11 +25,10 @@ def apply_referral_event(
     changes nothing. Returns whether a plan changed."""
     now = deps.clock()
     with deps.uow() as uow:
-        cursor = uow.repo.lock_cursor(consumer)
-        if event.cursor <= cursor.position or uow.repo.applied_event(event.event_id) is not None:
-            if event.cursor > cursor.position:
-                cursor.position = event.cursor
-                cursor.update_time = now
+        position = uow.repo.lock_cursor(consumer)
+        if event.cursor <= position or uow.repo.applied_event(event.event_id) is not None:
+            if event.cursor > position:
+                uow.repo.advance_cursor(consumer, event.cursor, now)
                 uow.commit()
             return False
         applied = False
@@ -68,7 +67,6 @@ def apply_referral_event(
                     )
                 )
                 applied = True
-        cursor.position = event.cursor
-        cursor.update_time = now
+        uow.repo.advance_cursor(consumer, event.cursor, now)
         uow.commit()
         return applied

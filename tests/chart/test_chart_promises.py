@@ -269,8 +269,13 @@ def test_every_deployment_has_grpc_startup_readiness_and_liveness_probes(profile
         for c in pod_spec(deployment)["containers"]:
             for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
                 assert probe in c, f"{name(deployment)}: no {probe}"
-                assert c[probe].get("grpc", {}).get("port") == 50051, (
-                    f"{name(deployment)}: {probe} is not gRPC on 50051"
+                # With TLS on, the kubelet (which cannot speak TLS) probes the plaintext
+                # health-only port <SVC>_HEALTH_PORT.
+                env = env_of(c)
+                health = next((v for k, v in env.items() if k.endswith("_HEALTH_PORT")), None)
+                port = int(health["value"]) if health else 50051
+                assert c[probe].get("grpc", {}).get("port") == port, (
+                    f"{name(deployment)}: {probe} is not gRPC on {port}"
                 )
             assert {"containerPort": 50051, "name": "grpc", "protocol": "TCP"} in c["ports"]
 
@@ -364,7 +369,7 @@ def test_callers_know_where_their_callees_are(profile: str) -> None:
         for callee in CALLS[svc]:
             assert (
                 env[f"{prefix}_{callee.upper()}_TARGET"]["value"]
-                == f"{check.RELEASE}-{callee}:50051"
+                == f"dns:///{check.RELEASE}-{callee}.{check.NAMESPACE}.svc.cluster.local:50051"
             )
         assert env["OTEL_SERVICE_NAME"]["value"] == svc
 
@@ -481,3 +486,23 @@ def test_every_profile_only_uses_keys_the_defaults_document(profile: str) -> Non
             walk(value, base[key], f"{path}.{key}")
 
     walk(overrides, defaults, "")
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_services_are_headless_and_pods_drain_within_their_grace_period(profile: str) -> None:
+    for service in of_kind(profile, "Service"):
+        if service_of(service) in CALLS:
+            assert service["spec"]["clusterIP"] == "None"
+    for deployment in of_kind(profile, "Deployment"):
+        svc = service_of(deployment)
+        spec = pod_spec(deployment)
+        container = spec["containers"][0]
+        env = env_of(container)
+        prefix = svc.upper()
+        readiness = container["readinessProbe"]
+        drain = float(env[f"{prefix}_DRAIN_SECONDS"]["value"])
+        assert drain == readiness["periodSeconds"] * readiness["failureThreshold"]
+        pre_stop = container["lifecycle"]["preStop"]["sleep"]["seconds"]
+        grace = float(env[f"{prefix}_SHUTDOWN_GRACE_SECONDS"]["value"])
+        assert spec["terminationGracePeriodSeconds"] >= pre_stop + drain + grace
+        assert float(env[f"{prefix}_MAX_CONNECTION_AGE_SECONDS"]["value"]) > 0

@@ -271,7 +271,9 @@ Secrets come only from existing Secrets (secretKeyRef); nothing secret is a plai
       key: {{ dig "database" "key" "" $v | default "url" }}
 - name: {{ $p }}_OIDC_ISSUER
   value: {{ $root.Values.oidc.issuer | quote }}
-{{- with $root.Values.oidc.jwksUrl }}
+{{- $internal := include "carenet.oidc.internalUrl" $root }}
+{{- $jwks := $root.Values.oidc.jwksUrl | default (ne $internal $root.Values.oidc.issuer | ternary (printf "%s/protocol/openid-connect/certs" $internal) "") }}
+{{- with $jwks }}
 - name: {{ $p }}_OIDC_JWKS_URL
   value: {{ . | quote }}
 {{- end }}
@@ -281,10 +283,34 @@ Secrets come only from existing Secrets (secretKeyRef); nothing secret is a plai
   value: {{ $v.logLevel | quote }}
 - name: {{ $p }}_SHUTDOWN_GRACE_SECONDS
   value: {{ $v.shutdownGraceSeconds | quote }}
+- name: {{ $p }}_DRAIN_SECONDS
+  value: {{ include "carenet.service.drainSeconds" $v | quote }}
+- name: {{ $p }}_MAX_CONNECTION_AGE_SECONDS
+  value: {{ $root.Values.lifecycle.maxConnectionAgeSeconds | quote }}
+- name: {{ $p }}_MAX_CONNECTION_AGE_GRACE_SECONDS
+  value: {{ $root.Values.lifecycle.maxConnectionAgeGraceSeconds | quote }}
+{{- if $root.Values.tls.enabled }}
+- name: {{ $p }}_TLS_CERT_FILE
+  value: /etc/carenet/tls/tls.crt
+- name: {{ $p }}_TLS_KEY_FILE
+  value: /etc/carenet/tls/tls.key
+- name: {{ $p }}_TLS_CA_FILE
+  value: /etc/carenet/tls/ca.crt
+{{- if $root.Values.tls.mutual }}
+- name: {{ $p }}_TLS_CLIENT_CA_FILE
+  value: /etc/carenet/tls/ca.crt
+{{- end }}
+- name: {{ $p }}_HEALTH_PORT
+  value: "50052"
+{{- end }}
 {{- if $v.calls }}
 {{- range $callee := $v.calls }}
 - name: {{ $p }}_{{ include "carenet.service.envPrefix" $callee }}_TARGET
-  value: {{ printf "%s:50051" (include "carenet.service.fullname" (dict "root" $root "name" $callee)) | quote }}
+  value: {{ printf "dns:///%s.%s.svc.cluster.local:50051" (include "carenet.service.fullname" (dict "root" $root "name" $callee)) $root.Release.Namespace | quote }}
+{{- end }}
+{{- if ne $internal $root.Values.oidc.issuer }}
+- name: {{ $p }}_OIDC_INTERNAL_URL
+  value: {{ $internal | quote }}
 {{- end }}
 - name: {{ $p }}_OIDC_CLIENT_ID
   value: {{ dig "oidc" "clientId" "" $v | default (printf "svc-%s" $name) | quote }}
@@ -446,4 +472,37 @@ checkpoint volume. Takes the merged accessLog values.
   emptyDir:
     sizeLimit: {{ .checkpoints.emptyDirSizeLimit | default "256Mi" }}
   {{- end }}
+{{- end }}
+
+{{/*
+The realm URL pods fetch tokens and keys from: oidc.internalUrl, else the issuer, which must
+then be an in-cluster URL (the egress policy admits only networkPolicy.issuer).
+*/}}
+{{- define "carenet.oidc.internalUrl" -}}
+{{- $o := .Values.oidc }}
+{{- if $o.internalUrl }}
+{{- $o.internalUrl }}
+{{- else }}
+{{- $host := regexReplaceAll "^https?://([^/:]+).*$" $o.issuer "${1}" }}
+{{- if not (or (hasSuffix ".svc" $host) (hasSuffix ".svc.cluster.local" $host)) }}
+{{- fail (printf "oidc.issuer %s is not an in-cluster URL: set oidc.internalUrl to the realm's in-cluster URL (the pods' egress reaches only networkPolicy.issuer)" $o.issuer) }}
+{{- end }}
+{{- $o.issuer }}
+{{- end }}
+{{- end }}
+
+{{/*
+Seconds a pod reports NOT_SERVING while still serving: the readiness probe's period times its
+failure threshold, so that the probe has failed before the server stops.
+*/}}
+{{- define "carenet.service.drainSeconds" -}}
+{{- mul .probes.readiness.periodSeconds .probes.readiness.failureThreshold }}
+{{- end }}
+
+{{/*
+terminationGracePeriodSeconds: preStop sleep + drain + shutdown grace + 5 s.
+Takes {"root": $, "v": <merged values>}.
+*/}}
+{{- define "carenet.service.terminationGrace" -}}
+{{- add .root.Values.lifecycle.preStopSeconds (include "carenet.service.drainSeconds" .v) .v.shutdownGraceSeconds 5 }}
 {{- end }}

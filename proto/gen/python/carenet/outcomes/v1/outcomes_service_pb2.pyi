@@ -166,6 +166,7 @@ class ListEnrolmentsRequest(_message.Message):
     parent: _builtins.str
     """`patients/{patient}`."""
     page_size: _builtins.int
+    """Items per page: 0 means 50; at most 1000, a larger value is capped at 1000 (AIP-158)."""
     page_token: _builtins.str
     def __init__(
         self,
@@ -357,6 +358,7 @@ class ListMeasurementsRequest(_message.Message):
     parent: _builtins.str
     """`patients/{patient}`."""
     page_size: _builtins.int
+    """Items per page: 0 means 50; at most 1000, a larger value is capped at 1000 (AIP-158)."""
     page_token: _builtins.str
     def __init__(
         self,
@@ -460,6 +462,7 @@ class ListIndicatorDefinitionsRequest(_message.Message):
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     page_size: _builtins.int
+    """Items per page: 0 means 50; at most 1000, a larger value is capped at 1000 (AIP-158)."""
     page_token: _builtins.str
     def __init__(
         self,
@@ -553,6 +556,7 @@ class ListContractsRequest(_message.Message):
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     page_size: _builtins.int
+    """Items per page: 0 means 50; at most 1000, a larger value is capped at 1000 (AIP-158)."""
     page_token: _builtins.str
     def __init__(
         self,
@@ -656,6 +660,7 @@ class ListReportsRequest(_message.Message):
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     CONTRACT_FIELD_NUMBER: _builtins.int
     page_size: _builtins.int
+    """Items per page: 0 means 50; at most 1000, a larger value is capped at 1000 (AIP-158)."""
     page_token: _builtins.str
     contract: _builtins.str
     """`contracts/{contract}`: only that contract's reports."""

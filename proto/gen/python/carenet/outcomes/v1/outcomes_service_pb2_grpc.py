@@ -157,7 +157,8 @@ class OutcomesServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListEnrolments(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """A patient's enrolments the caller may read, oldest first.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -170,7 +171,8 @@ class OutcomesServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListMeasurements(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """A patient's measurements the caller may read, with their corrections, oldest first.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -188,7 +190,8 @@ class OutcomesServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListIndicatorDefinitions(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Every stored definition version, by code and then version.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -206,7 +209,8 @@ class OutcomesServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListContracts(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """The contracts the caller may see, by id.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -225,7 +229,8 @@ class OutcomesServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListReports(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """The reports the caller may see, without their cells, newest first.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -258,7 +263,9 @@ class OutcomesServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def EvaluateContract(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """The financing due under a contract for a period, scored against a report of it; says
+        which report and cost record it used.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')

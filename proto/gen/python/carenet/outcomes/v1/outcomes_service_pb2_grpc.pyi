@@ -39,19 +39,24 @@ class OutcomesServiceStub:
     BatchCreateEnrolments: _grpc.UnaryUnaryMultiCallable[_outcomes_service_pb2.BatchCreateEnrolmentsRequest, _outcomes_service_pb2.BatchCreateEnrolmentsResponse]
     """Registers up to 1000 enrolments; each is authorized, denied ones are reported."""
     ListEnrolments: _grpc.UnaryUnaryMultiCallable[_outcomes_service_pb2.ListEnrolmentsRequest, _outcomes_service_pb2.ListEnrolmentsResponse]
+    """A patient's enrolments the caller may read, oldest first."""
     IngestMeasurements: _grpc.StreamUnaryMultiCallable[_outcomes_service_pb2.IngestMeasurementsRequest, _outcomes_service_pb2.IngestMeasurementsResponse]
     """Streams measurement rows in; answers once with a result per rejected or duplicate row."""
     ListMeasurements: _grpc.UnaryUnaryMultiCallable[_outcomes_service_pb2.ListMeasurementsRequest, _outcomes_service_pb2.ListMeasurementsResponse]
+    """A patient's measurements the caller may read, with their corrections, oldest first."""
     ListMeasurementCodes: _grpc.UnaryUnaryMultiCallable[_outcomes_service_pb2.ListMeasurementCodesRequest, _outcomes_service_pb2.ListMeasurementCodesResponse]
     GetIndicatorDefinition: _grpc.UnaryUnaryMultiCallable[_outcomes_service_pb2.GetIndicatorDefinitionRequest, _outcomes_pb2.IndicatorDefinition]
     ListIndicatorDefinitions: _grpc.UnaryUnaryMultiCallable[_outcomes_service_pb2.ListIndicatorDefinitionsRequest, _outcomes_service_pb2.ListIndicatorDefinitionsResponse]
+    """Every stored definition version, by code and then version."""
     CreateContract: _grpc.UnaryUnaryMultiCallable[_outcomes_service_pb2.CreateContractRequest, _outcomes_pb2.Contract]
     GetContract: _grpc.UnaryUnaryMultiCallable[_outcomes_service_pb2.GetContractRequest, _outcomes_pb2.Contract]
     ListContracts: _grpc.UnaryUnaryMultiCallable[_outcomes_service_pb2.ListContractsRequest, _outcomes_service_pb2.ListContractsResponse]
+    """The contracts the caller may see, by id."""
     ComputeIndicators: _grpc.UnaryUnaryMultiCallable[_outcomes_service_pb2.ComputeIndicatorsRequest, _outcomes_pb2.Report]
     """Computes the indicators and stores the result as an immutable report."""
     GetReport: _grpc.UnaryUnaryMultiCallable[_outcomes_service_pb2.GetReportRequest, _outcomes_pb2.Report]
     ListReports: _grpc.UnaryUnaryMultiCallable[_outcomes_service_pb2.ListReportsRequest, _outcomes_service_pb2.ListReportsResponse]
+    """The reports the caller may see, without their cells, newest first."""
     StreamReport: _grpc.UnaryStreamMultiCallable[_outcomes_service_pb2.StreamReportRequest, _outcomes_pb2.ReportCell]
     """Streams a report's cells."""
     VerifyReport: _grpc.UnaryUnaryMultiCallable[_outcomes_service_pb2.VerifyReportRequest, _outcomes_service_pb2.VerifyReportResponse]
@@ -60,6 +65,9 @@ class OutcomesServiceStub:
     """Per indicator, how many patients' results differ between sources (aggregates only)."""
     RecordCosts: _grpc.UnaryUnaryMultiCallable[_outcomes_service_pb2.RecordCostsRequest, _outcomes_pb2.CostRecord]
     EvaluateContract: _grpc.UnaryUnaryMultiCallable[_outcomes_service_pb2.EvaluateContractRequest, _outcomes_service_pb2.EvaluateContractResponse]
+    """The financing due under a contract for a period, scored against a report of it; says
+    which report and cost record it used.
+    """
     CalculateSroi: _grpc.UnaryUnaryMultiCallable[_outcomes_service_pb2.CalculateSroiRequest, _outcomes_service_pb2.CalculateSroiResponse]
 
 @_typing.type_check_only
@@ -72,19 +80,24 @@ class OutcomesServiceAsyncStub(OutcomesServiceStub):
     BatchCreateEnrolments: _aio.UnaryUnaryMultiCallable[_outcomes_service_pb2.BatchCreateEnrolmentsRequest, _outcomes_service_pb2.BatchCreateEnrolmentsResponse]  # type: ignore[assignment]
     """Registers up to 1000 enrolments; each is authorized, denied ones are reported."""
     ListEnrolments: _aio.UnaryUnaryMultiCallable[_outcomes_service_pb2.ListEnrolmentsRequest, _outcomes_service_pb2.ListEnrolmentsResponse]  # type: ignore[assignment]
+    """A patient's enrolments the caller may read, oldest first."""
     IngestMeasurements: _aio.StreamUnaryMultiCallable[_outcomes_service_pb2.IngestMeasurementsRequest, _outcomes_service_pb2.IngestMeasurementsResponse]  # type: ignore[assignment]
     """Streams measurement rows in; answers once with a result per rejected or duplicate row."""
     ListMeasurements: _aio.UnaryUnaryMultiCallable[_outcomes_service_pb2.ListMeasurementsRequest, _outcomes_service_pb2.ListMeasurementsResponse]  # type: ignore[assignment]
+    """A patient's measurements the caller may read, with their corrections, oldest first."""
     ListMeasurementCodes: _aio.UnaryUnaryMultiCallable[_outcomes_service_pb2.ListMeasurementCodesRequest, _outcomes_service_pb2.ListMeasurementCodesResponse]  # type: ignore[assignment]
     GetIndicatorDefinition: _aio.UnaryUnaryMultiCallable[_outcomes_service_pb2.GetIndicatorDefinitionRequest, _outcomes_pb2.IndicatorDefinition]  # type: ignore[assignment]
     ListIndicatorDefinitions: _aio.UnaryUnaryMultiCallable[_outcomes_service_pb2.ListIndicatorDefinitionsRequest, _outcomes_service_pb2.ListIndicatorDefinitionsResponse]  # type: ignore[assignment]
+    """Every stored definition version, by code and then version."""
     CreateContract: _aio.UnaryUnaryMultiCallable[_outcomes_service_pb2.CreateContractRequest, _outcomes_pb2.Contract]  # type: ignore[assignment]
     GetContract: _aio.UnaryUnaryMultiCallable[_outcomes_service_pb2.GetContractRequest, _outcomes_pb2.Contract]  # type: ignore[assignment]
     ListContracts: _aio.UnaryUnaryMultiCallable[_outcomes_service_pb2.ListContractsRequest, _outcomes_service_pb2.ListContractsResponse]  # type: ignore[assignment]
+    """The contracts the caller may see, by id."""
     ComputeIndicators: _aio.UnaryUnaryMultiCallable[_outcomes_service_pb2.ComputeIndicatorsRequest, _outcomes_pb2.Report]  # type: ignore[assignment]
     """Computes the indicators and stores the result as an immutable report."""
     GetReport: _aio.UnaryUnaryMultiCallable[_outcomes_service_pb2.GetReportRequest, _outcomes_pb2.Report]  # type: ignore[assignment]
     ListReports: _aio.UnaryUnaryMultiCallable[_outcomes_service_pb2.ListReportsRequest, _outcomes_service_pb2.ListReportsResponse]  # type: ignore[assignment]
+    """The reports the caller may see, without their cells, newest first."""
     StreamReport: _aio.UnaryStreamMultiCallable[_outcomes_service_pb2.StreamReportRequest, _outcomes_pb2.ReportCell]  # type: ignore[assignment]
     """Streams a report's cells."""
     VerifyReport: _aio.UnaryUnaryMultiCallable[_outcomes_service_pb2.VerifyReportRequest, _outcomes_service_pb2.VerifyReportResponse]  # type: ignore[assignment]
@@ -93,6 +106,9 @@ class OutcomesServiceAsyncStub(OutcomesServiceStub):
     """Per indicator, how many patients' results differ between sources (aggregates only)."""
     RecordCosts: _aio.UnaryUnaryMultiCallable[_outcomes_service_pb2.RecordCostsRequest, _outcomes_pb2.CostRecord]  # type: ignore[assignment]
     EvaluateContract: _aio.UnaryUnaryMultiCallable[_outcomes_service_pb2.EvaluateContractRequest, _outcomes_service_pb2.EvaluateContractResponse]  # type: ignore[assignment]
+    """The financing due under a contract for a period, scored against a report of it; says
+    which report and cost record it used.
+    """
     CalculateSroi: _aio.UnaryUnaryMultiCallable[_outcomes_service_pb2.CalculateSroiRequest, _outcomes_service_pb2.CalculateSroiResponse]  # type: ignore[assignment]
 
 class OutcomesServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -119,7 +135,8 @@ class OutcomesServiceServicer(metaclass=_abc_1.ABCMeta):
         self,
         request: _outcomes_service_pb2.ListEnrolmentsRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_outcomes_service_pb2.ListEnrolmentsResponse, _abc.Awaitable[_outcomes_service_pb2.ListEnrolmentsResponse]]: ...
+    ) -> _typing.Union[_outcomes_service_pb2.ListEnrolmentsResponse, _abc.Awaitable[_outcomes_service_pb2.ListEnrolmentsResponse]]:
+        """A patient's enrolments the caller may read, oldest first."""
 
     @_abc_1.abstractmethod
     def IngestMeasurements(
@@ -134,7 +151,8 @@ class OutcomesServiceServicer(metaclass=_abc_1.ABCMeta):
         self,
         request: _outcomes_service_pb2.ListMeasurementsRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_outcomes_service_pb2.ListMeasurementsResponse, _abc.Awaitable[_outcomes_service_pb2.ListMeasurementsResponse]]: ...
+    ) -> _typing.Union[_outcomes_service_pb2.ListMeasurementsResponse, _abc.Awaitable[_outcomes_service_pb2.ListMeasurementsResponse]]:
+        """A patient's measurements the caller may read, with their corrections, oldest first."""
 
     @_abc_1.abstractmethod
     def ListMeasurementCodes(
@@ -155,7 +173,8 @@ class OutcomesServiceServicer(metaclass=_abc_1.ABCMeta):
         self,
         request: _outcomes_service_pb2.ListIndicatorDefinitionsRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_outcomes_service_pb2.ListIndicatorDefinitionsResponse, _abc.Awaitable[_outcomes_service_pb2.ListIndicatorDefinitionsResponse]]: ...
+    ) -> _typing.Union[_outcomes_service_pb2.ListIndicatorDefinitionsResponse, _abc.Awaitable[_outcomes_service_pb2.ListIndicatorDefinitionsResponse]]:
+        """Every stored definition version, by code and then version."""
 
     @_abc_1.abstractmethod
     def CreateContract(
@@ -176,7 +195,8 @@ class OutcomesServiceServicer(metaclass=_abc_1.ABCMeta):
         self,
         request: _outcomes_service_pb2.ListContractsRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_outcomes_service_pb2.ListContractsResponse, _abc.Awaitable[_outcomes_service_pb2.ListContractsResponse]]: ...
+    ) -> _typing.Union[_outcomes_service_pb2.ListContractsResponse, _abc.Awaitable[_outcomes_service_pb2.ListContractsResponse]]:
+        """The contracts the caller may see, by id."""
 
     @_abc_1.abstractmethod
     def ComputeIndicators(
@@ -198,7 +218,8 @@ class OutcomesServiceServicer(metaclass=_abc_1.ABCMeta):
         self,
         request: _outcomes_service_pb2.ListReportsRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_outcomes_service_pb2.ListReportsResponse, _abc.Awaitable[_outcomes_service_pb2.ListReportsResponse]]: ...
+    ) -> _typing.Union[_outcomes_service_pb2.ListReportsResponse, _abc.Awaitable[_outcomes_service_pb2.ListReportsResponse]]:
+        """The reports the caller may see, without their cells, newest first."""
 
     @_abc_1.abstractmethod
     def StreamReport(
@@ -236,7 +257,10 @@ class OutcomesServiceServicer(metaclass=_abc_1.ABCMeta):
         self,
         request: _outcomes_service_pb2.EvaluateContractRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_outcomes_service_pb2.EvaluateContractResponse, _abc.Awaitable[_outcomes_service_pb2.EvaluateContractResponse]]: ...
+    ) -> _typing.Union[_outcomes_service_pb2.EvaluateContractResponse, _abc.Awaitable[_outcomes_service_pb2.EvaluateContractResponse]]:
+        """The financing due under a contract for a period, scored against a report of it; says
+        which report and cost record it used.
+        """
 
     @_abc_1.abstractmethod
     def CalculateSroi(

@@ -14,6 +14,7 @@ from identity.access_log import AccessLogTrust
 from identity.access_log_checkpoints import CheckpointPublisher, publish_checkpoint
 from identity.clients import KeycloakAdminClient, KeycloakProvisioner, keycloak_admin
 from identity.config import Settings
+from identity.decision_cache import DecisionCache
 from identity.server import create_server
 from identity.unit_of_work import LogStripes, UnitOfWork
 from identity.use_cases import organisations
@@ -42,12 +43,13 @@ def deps_for(
     trust = access_log or AccessLogTrust.unconfigured(bsn_pepper)
     chain = trust.chain
     autocommit_sessions = make_session_factory(autocommit(engine))
+    cache = DecisionCache()
     return Deps(
-        uow=lambda: UnitOfWork(sessions, stripes, log_chain=chain),
+        uow=lambda: UnitOfWork(sessions, stripes, log_chain=chain, cache=cache),
         bsn_pepper=bsn_pepper,
         provisioner=provisioner,
         autocommit_uow=lambda: UnitOfWork(
-            autocommit_sessions, stripes, driver_engine=engine, log_chain=chain
+            autocommit_sessions, stripes, driver_engine=engine, log_chain=chain, cache=cache
         ),
         access_log=trust,
         referral_service_client_id=referral_service_client_id,

@@ -10,6 +10,7 @@ from sqlalchemy import Engine, bindparam, or_, select, true, union, update
 from sqlalchemy.exc import IntegrityError
 
 from identity.access_log import LogChain
+from identity.decision_cache import DecisionCache
 from identity.minimisation import RelationshipScope
 from identity.models import (
     AccessLogEntry,
@@ -20,6 +21,7 @@ from identity.models import (
     ConsentEvent,
     LogRecord,
     Organisation,
+    OrgRef,
     Patient,
     PatientFacts,
     Person,
@@ -155,12 +157,38 @@ class IdentityRepository(Repository):
         uow: SqlAlchemyUnitOfWork,
         chain: LogChain | None = None,
         driver_engine: Engine | None = None,
+        cache: DecisionCache | None = None,
     ) -> None:
         """``driver_engine`` is given to the autocommit unit of work's repository: the
-        engine a locked append opens its own short transaction on."""
+        engine a locked append opens its own short transaction on. ``cache``: the process's
+        decision inputs (identity.decision_cache); without one, nothing is kept."""
         super().__init__(uow)
         self._chain = chain
         self._driver_engine = driver_engine
+        self._cache = cache or DecisionCache()
+
+    # the decision inputs, cached in the process (identity.decision_cache)
+    def organisation_ref(self, org_id: str) -> OrgRef | None:
+        def load() -> OrgRef | None:
+            org = self.organisation(org_id)
+            return org.ref if org is not None else None
+
+        return self._cache.organisations.get(org_id, load)
+
+    def patient_care_group(self, patient_id: str) -> str | None:
+        def load() -> str | None:
+            patient = self.patient(patient_id)
+            return patient.care_group_id if patient is not None else None
+
+        return self._cache.patient_care_groups.get(patient_id, load)
+
+    def current_facts(self, patient_id: str) -> PatientFacts | None:
+        """The patient's facts as cached, read on a miss; an append checks their version."""
+        return self._cache.patient_facts.get(patient_id, lambda: self.patient_facts(patient_id))
+
+    def forget_facts(self, patient_id: str) -> None:
+        """Drops the cached facts (found stale by a guarded append)."""
+        self._cache.patient_facts.forget(patient_id)
 
     # organisations
     def organisation(self, org_id: str) -> Organisation | None:

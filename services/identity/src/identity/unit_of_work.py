@@ -9,6 +9,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from identity.access_log import LogChain
+from identity.decision_cache import DecisionCache
 from identity.models import MAX_LOG_STRIPES
 from identity.repository import IdentityRepository
 from servicekit.uow import SqlAlchemyUnitOfWork
@@ -46,14 +47,16 @@ class UnitOfWork(SqlAlchemyUnitOfWork):
         *,
         driver_engine: Engine | None = None,
         log_chain: LogChain | None = None,
+        cache: DecisionCache | None = None,
     ):
         super().__init__(session_factory, driver_engine=driver_engine)
         self._stripes = stripes
         self._log_chain = log_chain
+        self._cache = cache
 
     def _start(self) -> None:
         # A unit of work given a driver engine is the autocommit one (see main.deps_for).
-        self.repo = IdentityRepository(self, self._log_chain, self._driver_engine)
+        self.repo = IdentityRepository(self, self._log_chain, self._driver_engine, self._cache)
 
     @property
     def log_stripe(self) -> int:

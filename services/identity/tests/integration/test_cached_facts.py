@@ -70,6 +70,9 @@ def test_unchanged_facts_are_not_read_again(
 ) -> None:
     a, _b, _engine = replicas
     authorization.authorize(a, GP, READ_PLAN)
-    cached = a.directory._facts["p-0001"]
+    with a.uow() as uow:  # every unit of work of a process shares one cache
+        facts = uow.repo._cache.patient_facts
+    cached = facts.peek("p-0001")
+    assert cached is not None
     assert authorization.authorize(a, GP, READ_PLAN).answer.permitted
-    assert a.directory._facts["p-0001"] is cached
+    assert facts.peek("p-0001") is cached

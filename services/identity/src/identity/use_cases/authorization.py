@@ -4,12 +4,14 @@ patient asked about."""
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from identity import asking, errors, people
 from identity.models import (
     Action,
+    AppendedEntry,
     DataCategory,
 )
 from identity.policy import Answer, Basis, Decision
@@ -84,62 +86,78 @@ def authorize(deps: Deps, caller: Principal, data: AuthorizeInput) -> AuthorizeR
     # the decision was taken on (see IdentityRepository.append_log).
     with deps.single_statement_uow() as uow:
         acting = people.act_for(uow, subject)
-        care_group_id = deps.directory.patient_care_group(uow, data.patient_id)
-        if acting is None or care_group_id is None or care_group_id != care_group_of(subject):
-            # A delegate naming nobody it may act for, or a patient identity does not know
-            # in the subject's care group: answered (and logged) like any other denial.
-            answer = (
-                Answer(Decision.DENY, Basis.NONE, ON_BEHALF_OF_NOT_ALLOWED)
-                if acting is None
-                else unknown_patient_answer(
-                    deps,
-                    uow,
-                    acting,
-                    data.patient_id,
-                    data.data_category,
-                    data.action,
-                    now,
-                    record_holder_id=data.record_holder_id,
-                    emergency_reason=data.emergency_reason,
-                )
-            )
-            entry = append_log(
-                uow,
-                log_entry(
-                    event="AUTHORIZE",
-                    principal=acting or subject,
-                    patient_id=data.patient_id,
-                    care_group_id=care_group_of(subject),
-                    data_category=data.data_category,
-                    action=data.action,
-                    answer=answer,
-                    now=now,
-                    purpose=data.purpose,
-                    emergency_reason=data.emergency_reason,
-                    access_point=access_point,
-                ),
-            )
-            uow.commit()
-            return AuthorizeResult(answer, entry.id, care_group_of(subject))
-        answer, entry = decide_and_append(
-            deps,
-            uow,
-            acting,
-            data.patient_id,
-            care_group_id,
-            data.data_category,
-            data.action,
-            now,
-            event="AUTHORIZE",
-            purpose=data.purpose,
-            emergency_reason=data.emergency_reason,
-            access_point=access_point,
-            record_holder_id=data.record_holder_id,
-            referral_target_id=data.referral_target_id,
-            refine=_holder_claim(deps, uow, caller, data),
+        answer, entry, care_group_id = _decide_one(
+            uow, caller, subject, acting, data.patient_id, data, access_point, now
         )
         uow.commit()
         return AuthorizeResult(answer, entry.id, care_group_id)
+
+
+def _decide_one(
+    uow: UnitOfWork,
+    caller: Principal,
+    subject: Principal,
+    acting: Principal | None,
+    patient_id: str,
+    data: AuthorizeInput,
+    access_point: str,
+    now: dt.datetime,
+) -> tuple[Answer, AppendedEntry, str]:
+    """One patient's decision and its log entry, and the care group it was logged under. A
+    delegate naming nobody it may act for (``acting`` None), or a patient identity does not
+    know in the subject's care group, is answered (and logged) like any other denial."""
+    assert data.data_category is not None and data.action is not None
+    found = uow.repo.patient_care_group(patient_id)
+    own = care_group_of(subject)
+    if acting is None or found is None or found != own:
+        answer = (
+            Answer(Decision.DENY, Basis.NONE, ON_BEHALF_OF_NOT_ALLOWED)
+            if acting is None
+            else unknown_patient_answer(
+                uow,
+                acting,
+                patient_id,
+                data.data_category,
+                data.action,
+                now,
+                record_holder_id=data.record_holder_id,
+                emergency_reason=data.emergency_reason,
+            )
+        )
+        entry = append_log(
+            uow,
+            log_entry(
+                event="AUTHORIZE",
+                principal=acting or subject,
+                patient_id=patient_id,
+                care_group_id=own,
+                data_category=data.data_category,
+                action=data.action,
+                answer=answer,
+                now=now,
+                purpose=data.purpose,
+                emergency_reason=data.emergency_reason,
+                access_point=access_point,
+            ),
+        )
+        return answer, entry, own
+    answer, entry = decide_and_append(
+        uow,
+        acting,
+        patient_id,
+        found,
+        data.data_category,
+        data.action,
+        now,
+        event="AUTHORIZE",
+        purpose=data.purpose,
+        emergency_reason=data.emergency_reason,
+        access_point=access_point,
+        record_holder_id=data.record_holder_id,
+        referral_target_id=data.referral_target_id,
+        refine=_holder_claim(uow, caller, data),
+    )
+    return answer, entry, found
 
 
 ON_BEHALF_OF_NOT_ALLOWED = "ON_BEHALF_OF_NOT_ALLOWED"
@@ -171,7 +189,7 @@ def _as_asked(caller: Principal, data: AuthorizeInput) -> AuthorizeInput:
 
 
 def _holder_claim(
-    deps: Deps, uow: UnitOfWork, caller: Principal, data: AuthorizeInput
+    uow: UnitOfWork, caller: Principal, data: AuthorizeInput
 ) -> Callable[[Answer], Answer] | None:
     """For a caller that is not a platform service: a PERMIT that rests on holding the
     record itself stands only for a category its type of organisation produces."""
@@ -181,7 +199,7 @@ def _holder_claim(
     own_id = org_id_of(caller)
     if data.record_holder_id and data.record_holder_id != own_id:
         return None
-    own = deps.directory.organisation(uow, own_id) if own_id else None
+    own = uow.repo.organisation_ref(own_id) if own_id else None
 
     def refine(answer: Answer) -> Answer:
         if (
@@ -228,58 +246,15 @@ def batch_authorize(
     subject = data.subject or caller
     access_point = data.access_point or caller.client_id
     now = deps.clock()
+    # Referral context and emergency access do not apply to batches.
+    data = dataclasses.replace(data, emergency_reason="", referral_id="", referral_target_id="")
     results: list[PatientDecision] = []
     with deps.uow() as uow:
         acting = people.act_for(uow, subject)
         for patient_id in dict.fromkeys(patient_ids):
-            found = deps.directory.patient_care_group(uow, patient_id)
-            if acting is None or found is None or found != care_group_of(subject):
-                answer = (
-                    Answer(Decision.DENY, Basis.NONE, ON_BEHALF_OF_NOT_ALLOWED)
-                    if acting is None
-                    else unknown_patient_answer(
-                        deps,
-                        uow,
-                        acting,
-                        patient_id,
-                        data.data_category,
-                        data.action,
-                        now,
-                        record_holder_id=data.record_holder_id,
-                    )
-                )
-                care_group_id = care_group_of(subject)
-                entry = append_log(
-                    uow,
-                    log_entry(
-                        event="AUTHORIZE",
-                        principal=acting or subject,
-                        patient_id=patient_id,
-                        care_group_id=care_group_id,
-                        data_category=data.data_category,
-                        action=data.action,
-                        answer=answer,
-                        now=now,
-                        purpose=data.purpose,
-                        access_point=access_point,
-                    ),
-                )
-            else:
-                answer, entry = decide_and_append(
-                    deps,
-                    uow,
-                    acting,
-                    patient_id,
-                    found,
-                    data.data_category,
-                    data.action,
-                    now,
-                    event="AUTHORIZE",
-                    purpose=data.purpose,
-                    access_point=access_point,
-                    record_holder_id=data.record_holder_id,
-                    refine=_holder_claim(deps, uow, caller, data),
-                )
+            answer, entry, _ = _decide_one(
+                uow, caller, subject, acting, patient_id, data, access_point, now
+            )
             results.append(PatientDecision(patient_id, answer, entry.id))
         uow.commit()
     return results

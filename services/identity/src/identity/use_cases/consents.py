@@ -60,7 +60,6 @@ class ConsentInput:
 
 
 def _consent_access(
-    deps: Deps,
     uow: UnitOfWork,
     principal: Principal,
     patient: Patient | None,
@@ -87,11 +86,8 @@ def _consent_access(
             "ROLE_NOT_PERMITTED",
         )
     if patient is None:
-        refuse_unknown_patient(
-            deps, uow, principal, patient_id, DataCategory.CONSENT, action, event, now
-        )
+        refuse_unknown_patient(uow, principal, patient_id, DataCategory.CONSENT, action, event, now)
     decide_and_log(
-        deps,
         uow,
         principal,
         patient,
@@ -108,7 +104,7 @@ CONSENT_RECORDER_NOT_ALLOWED = "CONSENT_RECORDER_NOT_ALLOWED"
 Refine = Callable[[UnitOfWork, Patient, dt.datetime], Callable[[Answer], Answer]]
 
 
-def _recorder_rule(deps: Deps, principal: Principal, data: ConsentInput | None) -> Refine:
+def _recorder_rule(principal: Principal, data: ConsentInput | None) -> Refine:
     """Who records (``data`` given) or withdraws (None) a consent: the patient; otherwise
     only a clinician of the patient's coordinating practice, on the patient's instruction,
     and never a consent that would open data to the recorder's own organisation (the
@@ -122,7 +118,7 @@ def _recorder_rule(deps: Deps, principal: Principal, data: ConsentInput | None) 
             allowed = coordinates(uow, principal, patient.id, now)
             if allowed and data is not None:
                 own_id = org_id_of(principal)
-                own = deps.directory.organisation(uow, own_id)
+                own = uow.repo.organisation_ref(own_id)
                 opens_to_self = data.requester_id == own_id or (
                     not data.requester_id
                     and own is not None
@@ -183,7 +179,6 @@ def create_consent(
         # that the answer does not depend on the patient.
         _validate_consent(uow, data, care_group_of(principal))
         patient = _consent_access(
-            deps,
             uow,
             principal,
             visible_patient(uow, principal, patient_id),
@@ -191,7 +186,7 @@ def create_consent(
             Action.CREATE,
             "CREATE_CONSENT",
             now,
-            _recorder_rule(deps, principal, data),
+            _recorder_rule(principal, data),
         )
         assert data.data_category is not None
         consent = Consent(
@@ -230,7 +225,6 @@ def create_consent(
 
 
 def _readable_consent(
-    deps: Deps,
     uow: UnitOfWork,
     principal: Principal,
     patient_id: str,
@@ -243,7 +237,7 @@ def _readable_consent(
     """The consent, once the caller may see the patient's consents (the access is logged);
     NOT_FOUND only for such a caller."""
     visible = visible_patient(uow, principal, patient_id)
-    patient = _consent_access(deps, uow, principal, visible, patient_id, action, event, now, refine)
+    patient = _consent_access(uow, principal, visible, patient_id, action, event, now, refine)
     consent = uow.repo.consent(patient.id, consent_id)
     if consent is None:
         uow.commit()
@@ -255,7 +249,7 @@ def get_consent(deps: Deps, principal: Principal, patient_id: str, consent_id: s
     now = deps.clock()
     with deps.uow() as uow:
         _, consent = _readable_consent(
-            deps, uow, principal, patient_id, consent_id, Action.READ, "GET_CONSENT", now
+            uow, principal, patient_id, consent_id, Action.READ, "GET_CONSENT", now
         )
         uow.commit()
         return consent
@@ -267,7 +261,6 @@ def list_consents(
     now = deps.clock()
     with deps.uow() as uow:
         patient = _consent_access(
-            deps,
             uow,
             principal,
             visible_patient(uow, principal, patient_id),
@@ -287,7 +280,6 @@ def withdraw_consent(
     now = deps.clock()
     with deps.uow() as uow:
         patient, consent = _readable_consent(
-            deps,
             uow,
             principal,
             patient_id,
@@ -295,7 +287,7 @@ def withdraw_consent(
             Action.UPDATE,
             "WITHDRAW_CONSENT",
             now,
-            _recorder_rule(deps, principal, None),
+            _recorder_rule(principal, None),
         )
         if etag and etag != consent.etag:
             uow.commit()
@@ -326,7 +318,6 @@ def list_consent_events(
     now = deps.clock()
     with deps.uow() as uow:
         patient = _consent_access(
-            deps,
             uow,
             principal,
             visible_patient(uow, principal, patient_id),

@@ -20,7 +20,6 @@ from identity.models import (
 from identity.policy import Answer, Basis, Decision, Question, decide, decide_unknown_patient
 from identity.unit_of_work import UnitOfWork
 from identity.use_cases.common import care_group_of, org_id_of
-from identity.use_cases.deps import Deps
 from servicekit.auth import Principal
 from servicekit.errors import Aborted, InvalidArgument
 
@@ -67,7 +66,6 @@ def log_entry(
 
 
 def _decide(
-    deps: Deps,
     uow: UnitOfWork,
     subject: Principal,
     patient_id: str,
@@ -86,10 +84,10 @@ def _decide(
     the subject's care group (see :func:`decide_unknown_patient`). An empty record holder
     stays unnamed: the table reads it as the subject's own, except for measurements."""
     org_id = org_id_of(subject)
-    organisation = deps.directory.organisation(uow, org_id) if org_id else None
+    organisation = uow.repo.organisation_ref(org_id) if org_id else None
     record_holder = organisation if record_holder_id else None
     if record_holder_id and record_holder_id != org_id:
-        record_holder = deps.directory.organisation(uow, record_holder_id)
+        record_holder = uow.repo.organisation_ref(record_holder_id)
         if record_holder is None or record_holder.care_group_id != patient_care_group:
             raise InvalidArgument.single(
                 "record_holder", "unknown organisation", "UNKNOWN_RECORD_HOLDER"
@@ -123,7 +121,6 @@ NO_FACTS = PatientFacts(0, (), ())
 
 
 def unknown_patient_answer(
-    deps: Deps,
     uow: UnitOfWork,
     subject: Principal,
     patient_id: str,
@@ -138,7 +135,6 @@ def unknown_patient_answer(
     such, or another care group's): what a patient without any relationship or consent
     gets, so that no answer tells whether a patient exists."""
     return _decide(
-        deps,
         uow,
         subject,
         patient_id,
@@ -184,7 +180,6 @@ def refuse(
 
 
 def refuse_unknown_patient(
-    deps: Deps,
     uow: UnitOfWork,
     principal: Principal,
     patient_id: str,
@@ -196,7 +191,7 @@ def refuse_unknown_patient(
     """The refusal for a patient the caller cannot see because identity does not know it in
     the caller's care group: the same error, and the same log entry, as for a patient who
     exists without any relationship to the caller."""
-    answer = unknown_patient_answer(deps, uow, principal, patient_id, category, action, now)
+    answer = unknown_patient_answer(uow, principal, patient_id, category, action, now)
     refuse(
         uow,
         principal,
@@ -214,7 +209,6 @@ STALE_FACTS_ATTEMPTS = 3
 
 
 def decide_and_append(
-    deps: Deps,
     uow: UnitOfWork,
     subject: Principal,
     patient_id: str,
@@ -235,11 +229,10 @@ def decide_and_append(
     holds only if those facts are still current; if they changed meanwhile, reads them again
     and decides again. So a decision is never logged (or answered) on outdated facts."""
     for _ in range(STALE_FACTS_ATTEMPTS):
-        facts = deps.directory.patient_facts(uow, patient_id)
+        facts = uow.repo.current_facts(patient_id)
         if facts is None:
             raise errors.PatientNotFound("patient not found")
         answer = _decide(
-            deps,
             uow,
             subject,
             patient_id,
@@ -273,7 +266,7 @@ def decide_and_append(
         )
         if entry is not None:
             return answer, entry
-        deps.directory.forget_facts(patient_id)
+        uow.repo.forget_facts(patient_id)
     raise Aborted(
         "the patient's care relationships or consents keep changing; retry",
         reason="FACTS_CHANGING",
@@ -281,7 +274,6 @@ def decide_and_append(
 
 
 def admit(
-    deps: Deps,
     uow: UnitOfWork,
     principal: Principal,
     patient: Patient | None,
@@ -295,8 +287,8 @@ def admit(
     identity does not know in the caller's care group (None) is refused exactly like one
     without a relationship, logged under ``log_patient_id``."""
     if patient is None:
-        refuse_unknown_patient(deps, uow, principal, log_patient_id, category, action, event, now)
-    decide_and_log(deps, uow, principal, patient, category, action, event, now)
+        refuse_unknown_patient(uow, principal, log_patient_id, category, action, event, now)
+    decide_and_log(uow, principal, patient, category, action, event, now)
     return patient
 
 
@@ -309,7 +301,6 @@ def visible_patient(uow: UnitOfWork, principal: Principal, patient_id: str) -> P
 
 
 def decide_and_log(
-    deps: Deps,
     uow: UnitOfWork,
     principal: Principal,
     patient: Patient,
@@ -324,7 +315,6 @@ def decide_and_log(
     ``refine`` may turn the table's answer into a denial before it is logged (a rule of the
     use case on top of the table), so that the one entry logged is the real outcome."""
     answer, _ = decide_and_append(
-        deps,
         uow,
         principal,
         patient.id,

@@ -136,7 +136,6 @@ def get_patient(deps: Deps, principal: Principal, patient_id: str) -> Patient:
     with deps.uow() as uow:
         patient = visible_patient(uow, principal, patient_id)
         patient = admit(
-            deps,
             uow,
             principal,
             patient,
@@ -167,7 +166,6 @@ def lookup_patient(deps: Deps, principal: Principal, bsn: str, purpose: str = ""
         # Refused like a registered patient without a relationship: a look-up does not
         # tell whether a BSN is registered (RegisterPatient is the way to find out).
         patient = admit(
-            deps,
             uow,
             principal,
             patient,

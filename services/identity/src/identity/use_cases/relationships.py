@@ -206,7 +206,6 @@ def list_care_relationships(
     with deps.uow() as uow:
         patient = visible_patient(uow, principal, patient_id)
         patient = admit(
-            deps,
             uow,
             principal,
             patient,

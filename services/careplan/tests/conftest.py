@@ -17,33 +17,23 @@ from careplan.main import build_deps
 from careplan.server import create_server
 from servicekit.auth import verifier_for
 from servicekit.channels import ServiceAccountTokens
-from servicekit.migrations import upgrade
-from testkit.database import fresh_database
-from testkit.fixtures import IdentityService
+from testkit.database import migrated_database
+from testkit.fixtures import IdentityService, service_values
 from testkit.idp import LocalIdp
 
 
 @pytest.fixture(scope="session")
 def careplan_db() -> Iterator[str]:
-    with fresh_database("careplan") as url:
-        upgrade("careplan.migrations", url)
+    with migrated_database("careplan", "careplan.migrations") as url:
         yield url
 
 
 def careplan_settings(
     url: str, idp: LocalIdp, identity_target: str, **overrides: object
 ) -> Settings:
-    values: dict[str, object] = {
-        "database_url": url,
-        "oidc_issuer": idp.issuer,
-        "grpc_host": "127.0.0.1",
-        "grpc_port": 0,
-        "identity_target": identity_target,
-        "oidc_client_id": "svc-careplan",
-        "oidc_client_secret": "svc-careplan-secret",
-        "consume_referral_events": False,
-        **overrides,
-    }
+    values = service_values(
+        "careplan", url, idp, identity_target, consume_referral_events=False, **overrides
+    )
     return Settings(**values)  # type: ignore[arg-type]
 
 

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from servicekit.errors import Aborted, AlreadyExists, NotFound, PermissionDenied
+from servicekit.errors import (
+    AlreadyExists,
+    EtagMismatch,
+    NotFound,
+    PermissionDenied,
+    RoleNotPermitted,
+)
 
 DOMAIN = "careplan.carenet"
 
@@ -27,14 +33,6 @@ class FieldGroupNotWritable(PermissionDenied):
     """The caller's role may not write a field group (see careplan.policy)."""
 
     default_reason = "FIELD_GROUP_NOT_WRITABLE"
-
-
-class RoleNotPermitted(PermissionDenied):
-    default_reason = "ROLE_NOT_PERMITTED"
-
-
-class EtagMismatch(Aborted):
-    default_reason = "ETAG_MISMATCH"
 
 
 __all__ = [

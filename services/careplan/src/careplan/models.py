@@ -21,6 +21,7 @@ from sqlalchemy import JSON, BigInteger, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from servicekit.db import UtcDateTime, new_metadata, utcnow
+from servicekit.request_records import RequestRecordColumns
 
 
 class Base(DeclarativeBase):
@@ -407,20 +408,12 @@ class CarePlanRevisionRow(Base):
     create_time: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
 
-class RequestRecord(Base):
-    """A create that carried a ``request_id`` (AIP-155): a repeat of the same request (same
-    ``fingerprint``) returns the first result; the id with another request is refused."""
+class RequestRecord(RequestRecordColumns, Base):
+    """A create or item edit that carried a ``request_id`` (AIP-155): a repeat of the same
+    request returns the first result; the id with another request is refused. Its
+    ``resource_name`` is the plan a create made, or the revision an item edit wrote."""
 
     __tablename__ = "request_records"
-
-    caller: Mapped[str] = mapped_column(String(200), primary_key=True)
-    request_id: Mapped[str] = mapped_column(String(100), primary_key=True)
-    method: Mapped[str] = mapped_column(String(60))
-    # servicekit.idempotency.fingerprint_of the request; '' for records written before
-    # fingerprints were kept, which match no request.
-    fingerprint: Mapped[str] = mapped_column(String(64), default="", server_default="")
-    resource_name: Mapped[str] = mapped_column(String(300))
-    create_time: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
 
 class EventCursor(Base):

@@ -49,7 +49,10 @@ class PlanCache:
 
 
 class CarePlanRepository(Repository):
-    """The only place this service runs queries (see :class:`servicekit.uow.Repository`)."""
+    """The only place this service runs queries (see :class:`servicekit.uow.Repository`,
+    which also answers the request records)."""
+
+    request_record_model = RequestRecord
 
     def __init__(self, uow: SqlAlchemyUnitOfWork, plans: PlanCache) -> None:
         super().__init__(uow)
@@ -104,23 +107,6 @@ class CarePlanRepository(Repository):
             .order_by(CarePlanRevisionRow.version)
             .limit(limit)
         ).all()
-
-    # idempotency
-    def request_record(self, caller: str, request_id: str) -> RequestRecord | None:
-        return self.session.get(RequestRecord, (caller, request_id))
-
-    def add_request_record(
-        self, caller: str, request_id: str, method: str, fingerprint: str, resource_name: str
-    ) -> None:
-        self.add(
-            RequestRecord(
-                caller=caller,
-                request_id=request_id,
-                method=method,
-                fingerprint=fingerprint,
-                resource_name=resource_name,
-            )
-        )
 
     # the referral-event consumer
     def cursor(self, consumer: str) -> int:

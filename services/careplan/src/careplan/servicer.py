@@ -16,10 +16,11 @@ from careplan import models as m
 from careplan.deps import Deps
 from careplan.use_cases import plan_items, plans, revisions
 from careplan.use_cases.plan_items import ACTION, EVALUATION_MOMENT, GOAL, Edit, Kind, Op
-from servicekit import idempotency, names
+from servicekit import names
 from servicekit.auth import current_principal
 from servicekit.enums import EnumMap
 from servicekit.errors import InvalidArgument
+from servicekit.idempotency import IdempotentRequest
 from servicekit.paging import Paging
 from servicekit.timestamps import from_request, to_proto
 
@@ -336,14 +337,15 @@ def _item_rpc(kind: Kind, op: Op, convert: Callable[[Any, str], Any]) -> Callabl
             item_id = item_id or item.id
         if op is Op.UPDATE:
             fields = _changed_fields(request, kind.field)
+        principal = current_principal()
+        edit = Edit(kind, op, item_id, item, fields)
         view = plan_items.edit_item(
             self.deps,
-            current_principal(),
+            principal,
             patient_id,
-            Edit(kind, op, item_id, item, fields),
+            edit,
             request.etag,
-            request.request_id,
-            idempotency.fingerprint_of(request),
+            IdempotentRequest.from_message(principal, request, edit.method),
         )
         return plan_pb(view)
 
@@ -372,13 +374,13 @@ class CarePlanServicer(rpc_grpc.CarePlanServiceServicer):
         self, request: rpc.CreateCarePlanRequest, context: grpc.ServicerContext
     ) -> pb.CarePlan:
         patient_id = names.parse_one(request.parent, "patients", field="parent")
+        principal = current_principal()
         view = plans.create_care_plan(
             self.deps,
-            current_principal(),
+            principal,
             patient_id,
             content_from_pb(request.care_plan),
-            request.request_id,
-            idempotency.fingerprint_of(request),
+            IdempotentRequest.from_message(principal, request, plans.CREATE_METHOD),
             coordination.forwarded(context.invocation_metadata()),
         )
         return plan_pb(view)

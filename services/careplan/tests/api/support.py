@@ -1,5 +1,5 @@
 """Helpers for the API tests: identity's access log around a call, and patients registered in
-the real identity service."""
+the real identity service through its API."""
 
 from __future__ import annotations
 
@@ -12,10 +12,7 @@ import grpc
 from carenet.identity.v1 import identity_pb2 as id_pb
 from carenet.identity.v1 import identity_service_pb2 as id_rpc
 from carenet.identity.v1 import identity_service_pb2_grpc as id_grpc
-from servicekit.auth import Principal
-from testkit.fixtures import IdentityService, bearer
-
-CARE_GROUP = "cg-zuidoost"
+from testkit.fixtures import IdentityService, Tokens, bearer, valid_bsn
 
 
 def care_plan_entries(
@@ -68,31 +65,14 @@ class AccessLog:
         return Logged(result, error, [after[name] for name in new])
 
 
-def bsn(n: int) -> str:
-    """The n-th 9-digit number from 600000000 up that passes the 11-test (test data only;
-    it goes to identity, never to careplan)."""
-    candidate = 600_000_000 + n * 100
-    while True:
-        digits = [int(d) for d in f"{candidate:09d}"]
-        total = sum(d * w for d, w in zip(digits[:8], range(9, 1, -1), strict=True)) - digits[8]
-        if total % 11 == 0:
-            return f"{candidate:09d}"
-        candidate += 1
+# A clinician of each practice, who registers its test patients (identity then gives the
+# practice the coordinating care relationship).
+CLINICIANS = {"gp-de-linde": "dr.jansen", "gp-het-anker": "dr.devries"}
 
 
-def register_patient(identity: IdentityService, patient_id: str, n: int, practice: str) -> str:
-    """Registers a patient at ``practice`` through identity's own use case (which gives the
-    practice a coordinating care relationship), as the demo region is seeded."""
-    from identity import service as identity_service
-
-    clinician = Principal(
-        subject=f"test-{practice}",
-        client_id="careplan-tests",
-        organisation=f"organisations/{practice}",
-        care_group=f"organisations/{CARE_GROUP}",
-        roles=frozenset({"gp"}),
-    )
-    identity_service.register_patient(
-        identity.deps, clinician, bsn(n), patient_id, request_id=f"reg-{patient_id}"
-    )
-    return f"patients/{patient_id}"
+def register_patient(
+    identity: IdentityService, tokens: Tokens, patient_id: str, n: int, practice: str
+) -> str:
+    """Registers a patient at ``practice`` through identity's API, as the demo region is
+    seeded (the BSN goes to identity, never to careplan)."""
+    return identity.register_patient(tokens.user(CLINICIANS[practice]), patient_id, valid_bsn(n))

@@ -196,7 +196,7 @@ def test_a_create_is_one_create_and_its_repeat_one_read_of_the_plan_it_returns(
     tokens: Tokens,
     identity_service: IdentityService,
 ) -> None:
-    patient = register_patient(identity_service, "cp-log-create", 1, "gp-het-anker")
+    patient = register_patient(identity_service, tokens, "cp-log-create", 1, "gp-het-anker")
     gp = tokens.user("dr.devries")
     request = rpc.CreateCarePlanRequest(
         parent=patient,

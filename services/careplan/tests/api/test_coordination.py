@@ -59,7 +59,7 @@ def test_a_treating_gp_cannot_take_over_the_plan_of_another_practices_patient(
     """dr.devries (gp-het-anker) creates a TREATING relationship with a patient coordinated
     by gp-de-linde: its create is refused and writes nothing; the coordinating practice then
     creates the plan and holds it."""
-    patient = register_patient(identity_service, "cp-coord-takeover", 61, "gp-de-linde")
+    patient = register_patient(identity_service, tokens, "cp-coord-takeover", 61, "gp-de-linde")
     devries, jansen = tokens.user("dr.devries"), tokens.user("dr.jansen")
     _relate(
         identity_stub,
@@ -89,7 +89,7 @@ def test_a_treating_gp_cannot_take_over_the_plan_of_another_practices_patient(
 def test_a_gp_without_any_relationship_and_an_unknown_patient_are_refused_alike(
     stub: rpc_grpc.CarePlanServiceStub, tokens: Tokens, identity_service: IdentityService
 ) -> None:
-    patient = register_patient(identity_service, "cp-coord-none", 62, "gp-de-linde")
+    patient = register_patient(identity_service, tokens, "cp-coord-none", 62, "gp-de-linde")
     devries = tokens.user("dr.devries")
     answers = []
     for name in (patient, "patients/cp-coord-nobody"):
@@ -110,7 +110,7 @@ def test_a_create_reports_an_existing_plan_only_to_who_may_read_it(
     no consent to read gp-het-anker's plan: its create gets the refusal its read gets
     (NO_CONSENT), never ALREADY_EXISTS; gp-het-anker, which may read it, is told it exists
     (while it still coordinates)."""
-    patient = register_patient(identity_service, "cp-coord-moved", 63, "gp-het-anker")
+    patient = register_patient(identity_service, tokens, "cp-coord-moved", 63, "gp-het-anker")
     devries, jansen = tokens.user("dr.devries"), tokens.user("dr.jansen")
     admin = tokens.user("admin.zuidoost")
     _create(stub, devries, patient)

@@ -30,7 +30,7 @@ def _revisions(stub: rpc_grpc.CarePlanServiceStub, token: str, patient: str) -> 
 def test_the_same_request_id_with_the_same_request_returns_the_same_plan_once(
     stub: rpc_grpc.CarePlanServiceStub, tokens: Tokens, identity_service: IdentityService
 ) -> None:
-    patient = register_patient(identity_service, "cp-rid-same", 11, "gp-het-anker")
+    patient = register_patient(identity_service, tokens, "cp-rid-same", 11, "gp-het-anker")
     gp = tokens.user("dr.devries")
     request = rpc.CreateCarePlanRequest(
         parent=patient,
@@ -51,8 +51,10 @@ def test_the_same_request_id_with_another_request_is_refused(
     change: str,
 ) -> None:
     n = 20 if change == "another patient" else 30
-    first_patient = register_patient(identity_service, f"cp-rid-{n}", n, "gp-het-anker")
-    other_patient = register_patient(identity_service, f"cp-rid-{n + 1}", n + 1, "gp-het-anker")
+    first_patient = register_patient(identity_service, tokens, f"cp-rid-{n}", n, "gp-het-anker")
+    other_patient = register_patient(
+        identity_service, tokens, f"cp-rid-{n + 1}", n + 1, "gp-het-anker"
+    )
     gp = tokens.user("dr.devries")
     request_id = f"rid-reuse-{n}"
     first = rpc.CreateCarePlanRequest(
@@ -93,7 +95,7 @@ def test_the_same_request_from_a_kis_for_another_person_is_another_request(
 ) -> None:
     """The practice's KIS sends the same body with the same request_id, first for dr.jansen,
     then for the practice nurse: the second is not a repeat of the first."""
-    first_patient = register_patient(identity_service, "cp-rid-kis", 40, "gp-de-linde")
+    first_patient = register_patient(identity_service, tokens, "cp-rid-kis", 40, "gp-de-linde")
     kis = bearer(tokens.client("carenet-kis"))
     request = rpc.CreateCarePlanRequest(
         parent=first_patient,

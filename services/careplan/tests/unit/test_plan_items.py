@@ -24,6 +24,7 @@ from careplan.models import (
 from careplan.use_cases import plan_items, plans
 from careplan.use_cases.plan_items import ACTION, EVALUATION_MOMENT, GOAL, Edit, Op
 from servicekit.errors import InvalidArgument, PermissionDenied
+from servicekit.idempotency import IdempotentRequest
 from servicekit.identity_client import Access
 
 from ..fakes import COACH, GP, PATIENT, SPECIALIST, FakeIdentity, fake_deps
@@ -192,10 +193,24 @@ def test_a_retry_with_the_same_request_id_returns_the_first_result_and_writes_no
     identity = FakeIdentity()
     deps, view = _created(identity)
     edit = Edit(GOAL, Op.CREATE, "bike", Goal(id="bike", description="Fietsen"))
-    first = plan_items.edit_item(deps, PATIENT, "p-0001", edit, view.etag, "r-1", "fp")
+    first = plan_items.edit_item(
+        deps,
+        PATIENT,
+        "p-0001",
+        edit,
+        view.etag,
+        IdempotentRequest.of(PATIENT, "r-1", edit.method, "fp"),
+    )
     revisions, asked = _revisions(deps), len(identity.questions)
 
-    again = plan_items.edit_item(deps, PATIENT, "p-0001", edit, view.etag, "r-1", "fp")
+    again = plan_items.edit_item(
+        deps,
+        PATIENT,
+        "p-0001",
+        edit,
+        view.etag,
+        IdempotentRequest.of(PATIENT, "r-1", edit.method, "fp"),
+    )
 
     assert again == first
     assert _revisions(deps) == revisions
@@ -203,7 +218,14 @@ def test_a_retry_with_the_same_request_id_returns_the_first_result_and_writes_no
         Access.READ
     ]  # a read of what it returns
     with pytest.raises(InvalidArgument) as caught:
-        plan_items.edit_item(deps, PATIENT, "p-0001", edit, first.etag, "r-1", "other")
+        plan_items.edit_item(
+            deps,
+            PATIENT,
+            "p-0001",
+            edit,
+            first.etag,
+            IdempotentRequest.of(PATIENT, "r-1", edit.method, "other"),
+        )
     assert caught.value.reason == "REQUEST_ID_REUSED"
 
 
@@ -249,14 +271,20 @@ def test_a_retry_overtaken_by_the_first_request_returns_its_plan(overtaken: str)
                     "p-0001",
                     edit,
                     view.etag,
-                    "r",
-                    "fp",
+                    IdempotentRequest.of(PATIENT, "r", edit.method, "fp"),
                 )
             )
         return uow()
 
     retry = dataclasses.replace(deps, uow=racing_uow)
-    again = plan_items.edit_item(retry, PATIENT, "p-0001", edit, view.etag, "r", "fp")
+    again = plan_items.edit_item(
+        retry,
+        PATIENT,
+        "p-0001",
+        edit,
+        view.etag,
+        IdempotentRequest.of(PATIENT, "r", edit.method, "fp"),
+    )
 
     assert [again] == first
     assert again.version == view.version + 1

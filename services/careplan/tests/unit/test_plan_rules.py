@@ -31,6 +31,7 @@ from careplan.models import (
 from careplan.policy import FieldGroup, Role, Scope
 from careplan.use_cases import plans, revisions
 from servicekit.errors import InvalidArgument, PermissionDenied
+from servicekit.idempotency import IdempotentRequest
 from servicekit.identity_client import Access
 from servicekit.paging import PageRequest
 
@@ -90,8 +91,12 @@ def test_a_second_plan_for_the_same_patient_is_refused() -> None:
 
 def test_a_repeated_create_with_the_same_request_id_returns_the_first_plan() -> None:
     deps = fake_deps()
-    first = plans.create_care_plan(deps, GP, "p-0001", _plan(), "r-1", "fp-a")
-    again = plans.create_care_plan(deps, GP, "p-0001", _plan(), "r-1", "fp-a")
+    first = plans.create_care_plan(
+        deps, GP, "p-0001", _plan(), IdempotentRequest.of(GP, "r-1", "CreateCarePlan", "fp-a")
+    )
+    again = plans.create_care_plan(
+        deps, GP, "p-0001", _plan(), IdempotentRequest.of(GP, "r-1", "CreateCarePlan", "fp-a")
+    )
     assert again == first
     assert len(deps.store.revisions) == 1  # type: ignore[attr-defined]
 
@@ -99,8 +104,12 @@ def test_a_repeated_create_with_the_same_request_id_returns_the_first_plan() -> 
 def test_a_repeated_create_is_asked_about_as_a_read_of_the_plan_it_returns() -> None:
     identity = FakeIdentity()
     deps = fake_deps(identity=identity)
-    plans.create_care_plan(deps, GP, "p-0001", _plan(), "r-1", "fp-a")
-    plans.create_care_plan(deps, GP, "p-0001", _plan(), "r-1", "fp-a")
+    plans.create_care_plan(
+        deps, GP, "p-0001", _plan(), IdempotentRequest.of(GP, "r-1", "CreateCarePlan", "fp-a")
+    )
+    plans.create_care_plan(
+        deps, GP, "p-0001", _plan(), IdempotentRequest.of(GP, "r-1", "CreateCarePlan", "fp-a")
+    )
     assert [(c.access, c.record_holder_id) for c in identity.questions] == [
         (Access.CREATE, "gp-de-linde"),
         (Access.READ, "gp-de-linde"),
@@ -109,9 +118,13 @@ def test_a_repeated_create_is_asked_about_as_a_read_of_the_plan_it_returns() -> 
 
 def test_a_request_id_reused_for_another_request_is_refused_and_returns_nothing() -> None:
     deps = fake_deps()
-    plans.create_care_plan(deps, GP, "p-0001", _plan(), "r-1", "fp-a")
+    plans.create_care_plan(
+        deps, GP, "p-0001", _plan(), IdempotentRequest.of(GP, "r-1", "CreateCarePlan", "fp-a")
+    )
     with pytest.raises(InvalidArgument) as caught:
-        plans.create_care_plan(deps, GP, "p-0002", _plan(), "r-1", "fp-b")
+        plans.create_care_plan(
+            deps, GP, "p-0002", _plan(), IdempotentRequest.of(GP, "r-1", "CreateCarePlan", "fp-b")
+        )
     assert caught.value.reason == "REQUEST_ID_REUSED"
     assert [v.field for v in caught.value.violations] == ["request_id"]
     assert set(deps.store.plans) == {"p-0001"}  # type: ignore[attr-defined]
@@ -119,7 +132,9 @@ def test_a_request_id_reused_for_another_request_is_refused_and_returns_nothing(
 
 def test_a_request_id_is_stored_with_the_requests_fingerprint() -> None:
     deps = fake_deps()
-    plans.create_care_plan(deps, GP, "p-0001", _plan(), "r-1", "fp-a")
+    plans.create_care_plan(
+        deps, GP, "p-0001", _plan(), IdempotentRequest.of(GP, "r-1", "CreateCarePlan", "fp-a")
+    )
     record = deps.store.requests[("dr.jansen", "r-1")]  # type: ignore[attr-defined]
     assert (record.method, record.fingerprint, record.resource_name) == (
         "CreateCarePlan",
@@ -543,12 +558,18 @@ def test_a_repeated_create_overtaken_by_the_first_returns_its_plan() -> None:
         if opened == 2:  # 1: the replay check, 2: the look for an existing plan
             first.append(
                 plans.create_care_plan(
-                    dataclasses.replace(deps, uow=uow), GP, "p-0001", _plan(), "r-1", "fp-a"
+                    dataclasses.replace(deps, uow=uow),
+                    GP,
+                    "p-0001",
+                    _plan(),
+                    IdempotentRequest.of(GP, "r-1", "CreateCarePlan", "fp-a"),
                 )
             )
         return uow()
 
     retry = dataclasses.replace(deps, uow=racing_uow)
-    again = plans.create_care_plan(retry, GP, "p-0001", _plan(), "r-1", "fp-a")
+    again = plans.create_care_plan(
+        retry, GP, "p-0001", _plan(), IdempotentRequest.of(GP, "r-1", "CreateCarePlan", "fp-a")
+    )
     assert [again] == first
     assert len(deps.store.revisions) == 1  # type: ignore[attr-defined]

@@ -118,13 +118,10 @@ def edit_item(
     patient_id: str,
     edit: Edit,
     etag: str,
-    request_id: str = "",
-    fingerprint: str = "",
+    request: IdempotentRequest | None = None,
 ) -> PlanView:
     """Applies ``edit`` to the plan at the version ``etag`` names; the plan as written.
-    ``fingerprint`` identifies the request without its ``request_id`` (see
-    :mod:`servicekit.idempotency`)."""
-    request = IdempotentRequest.of(principal, request_id, edit.method, fingerprint)
+    ``request`` (servicekit.idempotency, for ``edit.method``) makes a retry safe."""
     fields = _fields(edit)
     expected = versions.expected_version(etag, "etag")
     replay = versions.replay(deps, principal, request)
@@ -151,7 +148,7 @@ def _apply(
     edit: Edit,
     fields: Sequence[str],
     expected: int,
-    request: IdempotentRequest,
+    request: IdempotentRequest | None,
 ) -> PlanView:
     """The edit, as an update of its group that identity permitted, written as the next
     version (with the request's record) if the plan is still at ``expected``."""
@@ -185,7 +182,9 @@ def _apply(
             summary=summary or "no change",
             changed=changed,
         )
-        request.remember(uow.repo, f"{versions.plan_name(patient_id)}/revisions/{written.version}")
+        if request is not None:
+            revision = f"{versions.plan_name(patient_id)}/revisions/{written.version}"
+            request.remember(uow.repo, revision)
         uow.commit()
     return written
 

@@ -40,8 +40,7 @@ def create_care_plan(
     principal: Principal,
     patient_id: str,
     data: PlanContent,
-    request_id: str = "",
-    fingerprint: str = "",
+    request: IdempotentRequest | None = None,
     credentials: Credentials = (),
 ) -> PlanView:
     """Creates the patient's one plan. Only a GP or practice nurse of the patient's
@@ -57,14 +56,13 @@ def create_care_plan(
     identity permits to read it; anyone else gets the refusal a GetCarePlan of it gives
     (e.g. NO_CONSENT), so a create tells nothing a read would not.
 
-    ``fingerprint`` identifies the request (without its ``request_id``): a repeat
+    ``request`` (servicekit.idempotency) identifies the request: a repeat
     with the same id and fingerprint returns the plan as the first request wrote it, and is
     a read of it (so identity is asked about a read); the same id with another request is
     INVALID_ARGUMENT ``REQUEST_ID_REUSED``. Everything that depends only on the caller and
     the request is checked before identity is asked, so a permitted create is written
     unless the patient has a plan already.
     """
-    request = IdempotentRequest.of(principal, request_id, CREATE_METHOD, fingerprint)
     replay = versions.replay(deps, principal, request)
     if replay is not None:
         return replay
@@ -99,7 +97,8 @@ def create_care_plan(
     try:
         with deps.uow() as uow:
             versions.add_new_plan(uow, view, document, principal.responsible_user)
-            request.remember(uow.repo, versions.plan_name(patient_id))
+            if request is not None:
+                request.remember(uow.repo, versions.plan_name(patient_id))
             uow.commit()
     except IntegrityError as exc:
         # A concurrent create won: the same request again (its plan, read), the same id for

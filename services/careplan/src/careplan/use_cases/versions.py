@@ -100,12 +100,12 @@ def expected_version(etag: str, field: str) -> int:
     return expected
 
 
-def replay(deps: Deps, principal: Principal, request: IdempotentRequest) -> PlanView | None:
+def replay(deps: Deps, principal: Principal, request: IdempotentRequest | None) -> PlanView | None:
     """The plan as the first request with this id wrote it, if this is the same request
     again; None for a new id (or none given). Returning it is a read of the plan, asked
     about as one. The record names the plan (a create: its version 1) or the revision the
     first request wrote (``.../carePlan/revisions/{version}``)."""
-    if not request.request_id:
+    if request is None or not request.request_id:
         return None
     with deps.uow() as uow:
         name = request.replayed(uow.repo)

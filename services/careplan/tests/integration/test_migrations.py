@@ -7,27 +7,23 @@ from sqlalchemy import inspect, text
 from sqlalchemy.exc import DBAPIError
 
 from careplan.models import Base
-from servicekit.db import make_engine
-from servicekit.migrations import pending_differences, upgrade
-from testkit.database import fresh_database
+from servicekit.migrations import pending_differences
+from testkit.database import engine_on, migrated_database
 
 TABLES = {"care_plans", "care_plan_revisions", "request_records", "event_cursors", "applied_events"}
 
 
 def test_migrations_run_up_from_empty_on_postgresql_with_no_pending_differences() -> None:
-    with fresh_database("careplan_mig") as url:
-        upgrade("careplan.migrations", url)
-        engine = make_engine(url)
-        try:
-            assert set(inspect(engine).get_table_names()) >= TABLES
-            assert pending_differences(engine, Base.metadata) == []
-        finally:
-            engine.dispose()
+    with (
+        migrated_database("careplan_mig", "careplan.migrations") as url,
+        engine_on(url) as engine,
+    ):
+        assert set(inspect(engine).get_table_names()) >= TABLES
+        assert pending_differences(engine, Base.metadata) == []
 
 
 def test_a_revision_cannot_be_changed_or_deleted_on_postgresql(careplan_db: str) -> None:
-    engine = make_engine(careplan_db)
-    try:
+    with engine_on(careplan_db) as engine:
         with engine.begin() as conn:
             conn.execute(
                 text(
@@ -47,5 +43,3 @@ def test_a_revision_cannot_be_changed_or_deleted_on_postgresql(careplan_db: str)
         ):
             with pytest.raises(DBAPIError), engine.begin() as conn:
                 conn.execute(text(statement))
-    finally:
-        engine.dispose()

@@ -14,8 +14,9 @@ from careplan.models import Action, ActionKind, ActivityStatus, PlanContent, Pla
 from careplan.repository import PlanCache
 from careplan.unit_of_work import UnitOfWork
 from careplan.use_cases import plans, referral_links, versions
-from servicekit.db import make_engine, make_session_factory
+from servicekit.db import make_session_factory
 from servicekit.identity_client import AccessDecision, AccessQuestion, BatchAccessQuestion
+from testkit.database import engine_on
 
 REFERRAL = "patients/p-int-1/referrals/r1"
 
@@ -32,9 +33,8 @@ class NoIdentity:
 
 @pytest.fixture(scope="module")
 def engine(careplan_db: str) -> Iterator[Engine]:
-    engine = make_engine(careplan_db)
-    yield engine
-    engine.dispose()
+    with engine_on(careplan_db) as engine:
+        yield engine
 
 
 @pytest.fixture(scope="module")

@@ -93,3 +93,15 @@ def test_a_page_of_several_keys() -> None:
     again = Paging(ListRequest(2, p.token(page)), "reports", schema=schema)
     assert again.page == PageRequest(2, {"t": "a", "id": 2})
     assert Page.of([], request, lambda r: {}).next is None
+
+
+def test_a_position_out_of_the_lists_range_is_refused() -> None:
+    def valid(position: dict[str, object]) -> bool:
+        return isinstance(position["offset"], int) and 0 <= position["offset"] <= 100
+
+    token = Paging(ListRequest(5), "find", schema=OFFSET).token(Page([], {"offset": 10_000}))
+    with pytest.raises(InvalidArgument) as caught:
+        Paging(ListRequest(5, token), "find", schema=OFFSET, valid=valid)
+    assert caught.value.reason == "INVALID_PAGE_TOKEN"
+    ok = Paging(ListRequest(5), "find", schema=OFFSET).token(Page([], {"offset": 10}))
+    assert Paging(ListRequest(5, ok), "find", schema=OFFSET, valid=valid).page.offset == 10

@@ -153,7 +153,7 @@ class FakeRepository:
     def offer_terms(self, offer_id: str) -> Offer | None:
         return self.data.offers.get(offer_id)
 
-    def offer_for_referral(self, offer_id: str) -> Offer | None:
+    def offer_for_referral(self, offer_id: str, care_group_id: str) -> Offer | None:
         return self.offer_terms(offer_id)
 
     def forget_offer(self, offer_id: str) -> None:

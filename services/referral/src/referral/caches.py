@@ -66,18 +66,40 @@ class OfferCache:
     """Offers' terms as CreateReferral last read them, each at its version. The insert of a
     referral checks the offer's version in the same statement; if the offer changed
     meanwhile (any write bumps its version), nothing is written, the entry is dropped and
-    the offer read again. The offers returned are shared and detached: do not change them."""
+    the offer read again. The offers returned are shared and detached: do not change them.
+    The first miss in a care group loads the terms of all its listed offers at once."""
 
-    MAX_ENTRIES = 20_000
+    MAX_ENTRIES = 100_000
 
     def __init__(self) -> None:
         self._offers: dict[str, Offer] = {}
+        self._care_groups: set[str] = set()
+        self._lock = threading.Lock()
 
-    def get(self, offer_id: str, load: Callable[[], Offer | None]) -> Offer | None:
-        offer = self._offers.get(offer_id)
-        if offer is None:
-            offer = load()
-            if offer is not None:
+    def get(self, offer_id: str) -> Offer | None:
+        return self._offers.get(offer_id)
+
+    def load(
+        self,
+        offer_id: str,
+        care_group: str,
+        one: Callable[[], Offer | None],
+        listed: Callable[[], list[Offer]],
+    ) -> Offer | None:
+        """After a miss: the care group's listed offers the first time, else the one offer."""
+        if care_group and care_group not in self._care_groups:
+            offers = listed()
+            with self._lock:
+                self._care_groups.add(care_group)
+                if len(self._offers) + len(offers) >= self.MAX_ENTRIES:
+                    self._offers.clear()
+                self._offers.update((o.id, o) for o in offers[: self.MAX_ENTRIES])
+            found = self._offers.get(offer_id)
+            if found is not None:
+                return found
+        offer = one()
+        if offer is not None:
+            with self._lock:
                 if len(self._offers) >= self.MAX_ENTRIES:
                     self._offers.clear()
                 self._offers[offer_id] = offer

@@ -81,6 +81,10 @@ _OFFER_TERM_COLUMNS = (
     "version",
 )
 _OFFER_TERMS_SQL = f"SELECT {', '.join(_OFFER_TERM_COLUMNS)} FROM offers WHERE id = %s"  # noqa: S608
+_LISTED_OFFER_TERMS_SQL = (
+    f"SELECT id, {', '.join(_OFFER_TERM_COLUMNS)} FROM offers"  # noqa: S608
+    " WHERE care_group_id = %s AND state = 'listed'"
+)
 _OUTBOX_COLUMNS = [c.name for c in OutboxEvent.__table__.columns if c.name != "id"]
 
 
@@ -172,11 +176,29 @@ class ReferralRepository(Repository):
             return None
         return Offer(id=offer_id, **dict(zip(_OFFER_TERM_COLUMNS, row, strict=True)))
 
-    def offer_for_referral(self, offer_id: str) -> Offer | None:
+    def offer_for_referral(self, offer_id: str, care_group_id: str) -> Offer | None:
         """The offer's terms (:meth:`offer_terms`) from the process's cache: shared and
-        detached, not to be changed. The referral's insert checks the version it carries
-        (:meth:`create_referral`); after a refusal, :meth:`forget_offer` drops it."""
-        return self._caches.offers.get(offer_id, lambda: self.offer_terms(offer_id))
+        detached, not to be changed. The first miss in a care group reads the terms of all
+        its listed offers in one statement; later misses read the one offer. The referral's
+        insert checks the version it carries (:meth:`create_referral`); after a refusal,
+        :meth:`forget_offer` drops it."""
+        cache = self._caches.offers
+        return cache.get(offer_id) or cache.load(
+            offer_id,
+            care_group_id,
+            lambda: self.offer_terms(offer_id),
+            lambda: self._listed_offer_terms(care_group_id),
+        )
+
+    def _listed_offer_terms(self, care_group_id: str) -> list[Offer]:
+        rows = (
+            self.session.connection()
+            .exec_driver_sql(_LISTED_OFFER_TERMS_SQL, (care_group_id,))
+            .all()
+        )
+        return [
+            Offer(id=row[0], **dict(zip(_OFFER_TERM_COLUMNS, row[1:], strict=True))) for row in rows
+        ]
 
     def forget_offer(self, offer_id: str) -> None:
         self._caches.offers.forget(offer_id)

@@ -158,7 +158,7 @@ def _prepare_referral(
     an error (raised by the caller) rather than raised here. ``key`` is the request_id and
     the request's fingerprint. The offer is read again (it may have changed meanwhile)."""
     request_id, fingerprint = key
-    offer = uow.repo.offer_for_referral(offer_id)
+    offer = uow.repo.offer_for_referral(offer_id, care_group_id(principal))
     refused = offer_refusal(principal, offer, now)
     if refused is not None:
         return refused
@@ -188,7 +188,9 @@ def _refusal_before_asking(
     if refused is not None:
         return refused
     with deps.uow() as uow:
-        return offer_refusal(principal, uow.repo.offer_for_referral(offer_id), now)
+        return offer_refusal(
+            principal, uow.repo.offer_for_referral(offer_id, care_group_id(principal)), now
+        )
 
 
 def _earlier_request(

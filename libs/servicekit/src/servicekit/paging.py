@@ -361,7 +361,9 @@ class Paging:
     ``schema``; else INVALID_PAGE_TOKEN). Pass ``page`` (a :class:`PageRequest`) to the use
     case and answer ``next_page_token=paging.token(page)``. ``maximum`` is
     :data:`MAX_PAGE_SIZE` for every list; a list whose page costs more per item (ranking,
-    explaining) may pass a lower one and documents it.
+    explaining) may pass a lower one and documents it. ``valid`` may refuse a position whose
+    values are of the right types but outside what the list could have put there (e.g. an
+    id longer than ids are): INVALID_PAGE_TOKEN too.
     """
 
     def __init__(
@@ -371,12 +373,15 @@ class Paging:
         schema: Schema = AFTER_ID,
         default: int = DEFAULT_PAGE_SIZE,
         maximum: int = MAX_PAGE_SIZE,
+        valid: Callable[[Position], bool] | None = None,
         key: bytes | None = None,
     ) -> None:
         self._fingerprint = fingerprint(*filters)
         self._key = key
         size = capped_page_size(request.page_size, default=default, maximum=maximum)
         position = decode_page_token(request.page_token, self._fingerprint, schema=schema, key=key)
+        if position is not None and valid is not None and not valid(position):
+            raise _invalid("page token does not match the request")
         self.page = PageRequest(size, position)
 
     def token(self, page: Page[Any]) -> str:

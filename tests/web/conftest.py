@@ -232,10 +232,15 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     report = outcome.get_result()  # type: ignore[attr-defined]
     if report.when != "call" or not report.failed:
         return
-    ctx = item.funcargs.get("context") if hasattr(item, "funcargs") else None
+    funcargs = getattr(item, "funcargs", {})
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    running = funcargs.get("platform")
+    if running is not None:
+        log = "\n".join(running.web.lines[-200:])
+        (SCREENSHOTS / f"failed-{item.name}-web.log").write_text(log)
+    ctx = funcargs.get("context")
     if ctx is None:
         return
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     for index, open_page in enumerate(ctx.pages):
         try:
             open_page.screenshot(path=str(SCREENSHOTS / f"failed-{item.name}-{index}.png"))

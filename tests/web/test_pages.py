@@ -226,10 +226,11 @@ def test_the_referral_loop_through_the_pages(context: BrowserContext, page: Page
     check(page, "privacy")
 
 
-def test_the_referral_works_with_the_keyboard_alone(page: Page) -> None:
+def test_the_referral_works_with_the_keyboard_alone(platform: Any, page: Page) -> None:
     sign_in(page, "poh.bakker")
 
     def tab_to(name: str, limit: int = 60) -> None:
+        page.wait_for_load_state()
         for _ in range(limit):
             page.keyboard.press("Tab")
             focused = page.evaluate(
@@ -242,25 +243,29 @@ def test_the_referral_works_with_the_keyboard_alone(page: Page) -> None:
                 return
         raise AssertionError(f"{name!r} cannot be reached with Tab")
 
+    def follow() -> None:
+        with page.expect_navigation():
+            page.keyboard.press("Enter")
+
     page.goto("/")
     tab_to("Verwijzen")
-    page.keyboard.press("Enter")
+    follow()
     tab_to("BSN van de patiënt")
     page.keyboard.type("123456782")
-    page.keyboard.press("Enter")
+    follow()
     tab_to("Aandoeningen (ICPC)")
     page.keyboard.type("T90")
     tab_to("Gemeentecode (CBS)")
     page.keyboard.type("GM0772")
     tab_to("Passend aanbod zoeken")
-    page.keyboard.press("Enter")
+    follow()
     expect(page.get_by_role("heading", name="Passend aanbod")).to_be_visible()
     tab_to("Verwijzen naar Wandelclub Strijp")
-    page.keyboard.press("Enter")
+    follow()
     tab_to("Reden van verwijzing")
     page.keyboard.type("Wil samen met anderen bewegen")
     tab_to("Verwijzing versturen")
-    page.keyboard.press("Enter")
+    follow()
     expect(page.get_by_role("status").first).to_contain_text("De verwijzing is verstuurd")
 
 
@@ -333,6 +338,7 @@ def test_privacy_consent_given_and_withdrawn(page: Page) -> None:
     page.get_by_label("Wie mag ze zien").select_option(label="Gemeente")
     page.get_by_role("button", name="Toestemming geven").click()
     expect(page.get_by_role("status").first).to_contain_text("opgeslagen")
+    expect(page.locator("#consents")).to_contain_text("Gegeven")
     page.get_by_role("link", name=re.compile("Intrekken: Verwijzingen, Gemeente")).click()
     check(page, "privacy-intrekken")
     page.get_by_role("button", name="Toestemming intrekken").click()

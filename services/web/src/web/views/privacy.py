@@ -100,19 +100,32 @@ def overview() -> str | Response:
     consents = g.api.identity.ListConsents(
         id_rpc.ListConsentsRequest(parent=patient, page_size=100)
     )
-    log = g.api.identity.ListAccessLogEntries(
-        id_rpc.ListAccessLogEntriesRequest(patient=patient, page_size=50)
-    )
+    entries = _latest_log_entries(patient, 50)
     return render_template(
         "privacy/overview.html",
         consents=consents.consents,
-        entries=log.access_log_entries,
+        entries=entries,
         categories=CATEGORIES,
         holders=HOLDERS,
         requesters=REQUESTERS,
         form={**form, "request_id": form["request_id"] or str(uuid.uuid4())},
         form_errors=errors,
     )
+
+
+def _latest_log_entries(patient: str, count: int) -> list[idp.AccessLogEntry]:
+    """The newest ``count`` entries, newest first (the log lists oldest first)."""
+    entries: list[idp.AccessLogEntry] = []
+    token = ""
+    for _page in range(20):
+        found = g.api.identity.ListAccessLogEntries(
+            id_rpc.ListAccessLogEntriesRequest(patient=patient, page_size=200, page_token=token)
+        )
+        entries = [*entries, *found.access_log_entries][-count:]
+        token = found.next_page_token
+        if not token:
+            break
+    return entries[::-1]
 
 
 @bp.route("/toestemming/<consent_id>/intrekken", methods=["GET", "POST"])

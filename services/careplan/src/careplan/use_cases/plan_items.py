@@ -24,7 +24,6 @@ from sqlalchemy.exc import IntegrityError
 
 from careplan import errors
 from careplan.deps import Deps
-from careplan.merge import merge
 from careplan.models import Action, EvaluationMoment, Goal, PlanView
 from careplan.policy import FieldGroup, require_writable
 from careplan.use_cases import versions
@@ -159,34 +158,16 @@ def _apply(
     items, index = _edited(view, edit, fields)
     incoming = dataclasses.replace(view.content)  # the merge reads only the edited group
     setattr(incoming, edit.kind.group.value, items)
-    now = deps.clock()
-    actor = versions.actor_of(principal, role, patient_id)
-    content, summary, changed = merge(
-        view.content,
+    return versions.write_update(
+        deps,
+        principal,
+        view,
+        role,
         incoming,
         scopes,
-        actor,
-        now,
-        plan_create_time=view.create_time,
-        new_id=deps.new_id,
         where=lambda g, i: edit.kind.field if i is None or i == index else f"{g}[{i}]",
+        request=request,
     )
-    with deps.uow() as uow:
-        written = versions.write_version(
-            uow,
-            view,
-            content,
-            now,
-            author=principal.responsible_user,
-            organisation_id=actor.organisation_id,
-            summary=summary or "no change",
-            changed=changed,
-        )
-        if request is not None:
-            revision = f"{versions.plan_name(patient_id)}/revisions/{written.version}"
-            request.remember(uow.repo, revision)
-        uow.commit()
-    return written
 
 
 def _fields(edit: Edit) -> tuple[str, ...]:

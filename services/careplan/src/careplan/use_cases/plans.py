@@ -191,30 +191,7 @@ def update_care_plan(
     scopes = require_writable(role, groups)
     if expected != view.version:
         raise errors.EtagMismatch("the care plan has changed; read it again")
-    now = deps.clock()
-    actor = versions.actor_of(principal, role, patient_id)
-    content, summary, changed = merge(
-        view.content,
-        data,
-        scopes,
-        actor,
-        now,
-        plan_create_time=view.create_time,
-        new_id=deps.new_id,
-    )
-    with deps.uow() as uow:
-        new_view = versions.write_version(
-            uow,
-            view,
-            content,
-            now,
-            author=principal.responsible_user,
-            organisation_id=actor.organisation_id,
-            summary=summary or "no change",
-            changed=changed,
-        )
-        uow.commit()
-    return new_view
+    return versions.write_update(deps, principal, view, role, data, scopes)
 
 
 def seed_care_plan(

@@ -11,7 +11,7 @@ from typing import Any
 
 from careplan import access, errors
 from careplan.deps import Deps
-from careplan.merge import Actor
+from careplan.merge import Actor, Where, merge
 from careplan.models import (
     CarePlanRevisionRow,
     CarePlanRow,
@@ -21,7 +21,7 @@ from careplan.models import (
     view_from_document,
     view_to_document,
 )
-from careplan.policy import Role
+from careplan.policy import FieldGroup, Role, Scope
 from careplan.unit_of_work import UnitOfWork
 from servicekit.auth import Principal
 from servicekit.errors import InvalidArgument
@@ -184,6 +184,50 @@ def write_version(
         raise errors.EtagMismatch("the care plan has changed; read it again")
     uow.repo.add(revision_row(new_view, document, author, organisation_id, summary, changed))
     return new_view
+
+
+def write_update(
+    deps: Deps,
+    principal: Principal,
+    view: PlanView,
+    role: Role,
+    incoming: PlanContent,
+    scopes: dict[FieldGroup, Scope],
+    *,
+    where: Where | None = None,
+    request: IdempotentRequest | None = None,
+) -> PlanView:
+    """An update identity permitted: the groups in ``scopes`` merged from ``incoming`` as the
+    caller's role may (:func:`careplan.merge.merge`, ``where`` naming the request's fields),
+    written as the version after ``view`` with its revision, and the ``request``'s record
+    naming that revision, in one transaction."""
+    now = deps.clock()
+    actor = actor_of(principal, role, view.patient_id)
+    content, summary, changed = merge(
+        view.content,
+        incoming,
+        scopes,
+        actor,
+        now,
+        plan_create_time=view.create_time,
+        new_id=deps.new_id,
+        where=where,
+    )
+    with deps.uow() as uow:
+        written = write_version(
+            uow,
+            view,
+            content,
+            now,
+            author=principal.responsible_user,
+            organisation_id=actor.organisation_id,
+            summary=summary or "no change",
+            changed=changed,
+        )
+        if request is not None:
+            request.remember(uow.repo, f"{plan_name(view.patient_id)}/revisions/{written.version}")
+        uow.commit()
+    return written
 
 
 def actor_of(principal: Principal, role: Role, patient_id: str) -> Actor:

@@ -87,6 +87,68 @@ def access_log_env(run_dir: Path) -> dict[str, str]:
     }
 
 
+def start_web(stack: ExitStack, issuer: str, ports: dict[str, int], run_dir: Path) -> str:
+    """The web front (services/web) at http://127.0.0.1:8000, a client of the services: the
+    demo realm's carenet-web client sends the browser back to that address. Its log in
+    .run/web.log; stopped with the rest."""
+    import secrets
+    import time
+    import urllib.error
+
+    url = f"http://127.0.0.1:{PORTS['web']}"
+    env = {
+        **os.environ,
+        "WEB_HOST": "127.0.0.1",
+        "WEB_PORT": str(PORTS["web"]),
+        "WEB_OIDC_ISSUER": issuer,
+        "WEB_OIDC_CLIENT_SECRET": "carenet-web-secret",
+        "WEB_SECRET_KEY": secrets.token_hex(32),
+        "WEB_SECURE_COOKIES": "false",
+        "WEB_SESSION_DIR": str(run_dir / "web-sessions"),
+        **{f"WEB_{name.upper()}_TARGET": f"127.0.0.1:{port}" for name, port in ports.items()},
+    }
+    log = (run_dir / "web.log").open("w")
+    stack.callback(log.close)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "web.main", "serve"], env=env, stdout=log, stderr=subprocess.STDOUT
+    )
+
+    def stop() -> None:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+    stack.callback(stop)
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/healthz", timeout=2) as reply:  # noqa: S310
+                if reply.status == 200:
+                    return url
+        except (urllib.error.URLError, OSError):
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise SystemExit(f"web did not start; see {run_dir / 'web.log'}")
+        time.sleep(0.2)
+
+
+def print_web_banner(url: str, run_dir: Path) -> None:
+    """How to sign in to the web front as each demo user of the demo realm."""
+    realm = json.loads((REPO / "infra" / "keycloak" / "demo-realm.json").read_text())
+    print(f"Web front: {url}  (log: {run_dir / 'web.log'})")
+    print("Sign in there as one of the demo users, password `demo`:")
+    for user in realm["users"]:
+        if user.get("serviceAccountClientId"):
+            continue
+        attrs = user.get("attributes", {})
+        where = (attrs.get("carenet_org") or attrs.get("carenet_patient") or [""])[0]
+        roles = ", ".join(user.get("realmRoles", []))
+        print(f"  {user['username']:<18} {roles:<22} {where}")
+    print(flush=True)
+
+
 def say(message: str) -> None:
     print(message, flush=True)
 
@@ -326,10 +388,19 @@ def main() -> None:
                 name, env | {f"{name.upper()}_LOG_LEVEL": "INFO"}, log_file=log
             ).start()
             stack.callback(process.stop)
+        web = ""
+        if (REPO / "services" / "web" / "pyproject.toml").is_file():
+            say(f"web: starting on http://127.0.0.1:{PORTS['web']}, log in {run_dir / 'web.log'}")
+            web = start_web(stack, idp.issuer, ports, run_dir)
         if args.smoke:
             smoke(idp.issuer, names)
+            if web:
+                with urllib.request.urlopen(f"{web}/readyz", timeout=10) as reply:  # noqa: S310
+                    print(f"[smoke] web readyz: {reply.status} {reply.read().decode()}")
             return
         print_banner(idp.issuer, ports, run_dir)
+        if web:
+            print_web_banner(web, run_dir)
         stop = threading.Event()
         # Ctrl-C (SIGINT, also when started where SIGINT was ignored) or SIGTERM: stop the
         # services, then PostgreSQL and the issuer (the ExitStack, in reverse order).

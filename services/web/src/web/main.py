@@ -57,6 +57,7 @@ def serve(settings: Settings) -> None:
         "graceful_timeout": 10,
         "timeout": 60,
         "preload_app": False,
+        "control_socket_disable": True,  # no runtime control socket in the home folder
     }
     _Gunicorn(app, options).run()
 

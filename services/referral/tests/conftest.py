@@ -12,7 +12,6 @@ from sqlalchemy import Engine, text
 
 from carenet.referral.v1 import referral_service_pb2_grpc as rpc_grpc
 from referral import demo
-from referral.clients import GrpcIdentityClient
 from referral.config import Settings
 from referral.deps import Deps
 from referral.server import create_server
@@ -21,6 +20,7 @@ from servicekit.auth import verifier_for
 from servicekit.channels import ServiceAccountTokens, open_channel
 from servicekit.db import make_engine, make_session_factory
 from servicekit.delegation import IdentityDelegations
+from servicekit.identity_client import Category, GrpcIdentityClient
 from servicekit.migrations import upgrade
 from testkit.database import fresh_database
 from testkit.fixtures import IdentityService
@@ -83,7 +83,7 @@ def referral_server(
     channel = open_channel(identity_service.target, token=tokens)
     deps = Deps(
         uow=units_of_work(referral_engine),
-        identity=GrpcIdentityClient(channel, 5.0),
+        identity=GrpcIdentityClient(channel, Category.REFERRAL, deadline_seconds=5.0),
         watch_poll_seconds=0.05,
         delegations=IdentityDelegations(channel, ttl_seconds=30.0, deadline_seconds=5.0),
     )

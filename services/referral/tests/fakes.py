@@ -1,5 +1,5 @@
-"""Fakes for unit tests: an identity client that answers from a table and records every
-call, and a unit of work over an in-memory store with the repository's interface (the
+"""Fakes for unit tests: identity is testkit's FakeIdentity (it answers from a table and
+records every question), and a unit of work over an in-memory store with the repository's interface (the
 real SQL is covered by tests/integration on PostgreSQL)."""
 
 from __future__ import annotations
@@ -13,65 +13,14 @@ from typing import Any, TypeVar, cast
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.exc import IntegrityError
 
-from referral.clients import Action, Decision, ReferralContext
 from referral.deps import Deps
 from referral.models import HistoryEntry, Offer, OutboxEvent, Referral, RequestRecord, Status
 from referral.ranking import Candidates, Menu
 from referral.unit_of_work import UnitOfWork
 from servicekit.auth import Principal
+from testkit.fakes import FakeIdentity
 
 NOW = dt.datetime(2026, 3, 1, 12, 0, tzinfo=dt.UTC)
-
-
-@dataclass(frozen=True)
-class AuthorizeCall:
-    subject: str
-    organisation: str
-    patient_id: str
-    action: Action
-    referral: ReferralContext | None
-    record_holder_id: str = ""
-
-
-@dataclass
-class FakeIdentityClient:
-    """Permits everything unless told otherwise. Patients in ``unknown`` are refused as
-    identity refuses a patient it does not know: like one without a care relationship."""
-
-    deny: dict[str, str] = field(default_factory=dict)  # subject -> reason
-    unknown: set[str] = field(default_factory=set)
-    unavailable: bool = False
-    calls: list[AuthorizeCall] = field(default_factory=list)
-
-    def authorize(
-        self,
-        subject: Principal,
-        patient_id: str,
-        action: Action,
-        *,
-        referral: ReferralContext | None = None,
-        purpose: str = "",
-        record_holder_id: str = "",
-    ) -> Decision:
-        self.calls.append(
-            AuthorizeCall(
-                subject.subject,
-                subject.organisation,
-                patient_id,
-                action,
-                referral,
-                record_holder_id,
-            )
-        )
-        if self.unavailable:
-            from referral.errors import IdentityUnavailable
-
-            raise IdentityUnavailable("identity did not answer")
-        if patient_id in self.unknown:
-            return Decision(False, "NO_CARE_RELATIONSHIP")
-        if subject.subject in self.deny:
-            return Decision(False, self.deny[subject.subject])
-        return Decision(True, "CARE_RELATIONSHIP", "BASIS_CARE_RELATIONSHIP")
 
 
 Row = TypeVar("Row", Offer, Referral)
@@ -368,10 +317,10 @@ class Clock:
         return self.now
 
 
-def fake_deps(identity: FakeIdentityClient | None = None, clock: Clock | None = None) -> Deps:
+def fake_deps(identity: FakeIdentity | None = None, clock: Clock | None = None) -> Deps:
     return Deps(
         uow=memory_units(),
-        identity=identity or FakeIdentityClient(),
+        identity=identity or FakeIdentity(),
         clock=clock or Clock(),
         sleep=lambda _s: None,
     )

@@ -13,10 +13,16 @@ from __future__ import annotations
 import datetime as dt
 
 from referral import errors
-from referral.clients import Action, Decision, IdentityClient, ReferralContext
 from referral.models import Offer, Party, Referral
 from servicekit import authorization
 from servicekit.auth import CLINICIAN_ROLES, Principal
+from servicekit.identity_client import (
+    Access,
+    AccessDecision,
+    AccessQuestion,
+    IdentityClient,
+    ReferralContext,
+)
 
 TARGET_ROLES = frozenset({"municipality-officer", "sport-coach", "provider"})
 REFERRER_ROLES = CLINICIAN_ROLES
@@ -68,25 +74,27 @@ def ask_about(
     principal: Principal,
     patient_id: str,
     referral: Referral | None,
-    action: Action,
-) -> Decision:
+    access: Access,
+) -> AccessDecision:
     """identity's decision on an access to one referral of the patient: with the referral's
     context (the Mitz referral exception for its target) and its record holder, the
     referring organisation, so that any other organisation needs the patient's consent for
     referral data. A referral not found (or not of this patient) is asked about as the
     patient's referral data in general, like an unseen patient's."""
     if referral is None:
-        return identity.authorize(principal, patient_id, action)
+        return identity.authorize(AccessQuestion(principal, patient_id, access))
     return identity.authorize(
-        principal,
-        patient_id,
-        action,
-        referral=context_of(referral),
-        record_holder_id=referral.referrer_org_id,
+        AccessQuestion(
+            principal,
+            patient_id,
+            access,
+            record_holder_id=referral.referrer_org_id,
+            referral=context_of(referral),
+        )
     )
 
 
-def enforce(decision: Decision) -> None:
+def enforce(decision: AccessDecision) -> None:
     """Refuses what identity did not permit: PERMISSION_DENIED with identity's reason and a
     message fixed per reason (servicekit.authorization.refusal). identity answers a patient
     it does not know (none such, another care group's) exactly as one the caller may not

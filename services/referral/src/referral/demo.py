@@ -12,12 +12,12 @@ from typing import Any
 from sqlalchemy.orm import Session, sessionmaker
 
 from referral import eligibility
-from referral.clients import Action, Decision, ReferralContext
 from referral.deps import Deps
 from referral.models import CapacityStatus, OfferCategory, OfferState, RecognitionLevel
 from referral.unit_of_work import UnitOfWork
 from referral.use_cases import curation, offers, referrals
 from servicekit.auth import Principal
+from servicekit.identity_client import AccessDecision, AccessQuestion, BatchAccessQuestion
 
 CARE_GROUP = "cg-zuidoost"
 EINDHOVEN = "GM0772"
@@ -183,17 +183,11 @@ class _SeedIdentity:
     """The operator's seed command writes the demo region's one referral without asking
     identity (identity may not even run yet); nothing else ever uses this."""
 
-    def authorize(
-        self,
-        subject: Principal,
-        patient_id: str,
-        action: Action,
-        *,
-        referral: ReferralContext | None = None,
-        purpose: str = "",
-        record_holder_id: str = "",
-    ) -> Decision:
-        return Decision(True, "DEMO_SEED")
+    def authorize(self, question: AccessQuestion) -> AccessDecision:
+        return AccessDecision(True, "DEMO_SEED")
+
+    def authorize_many(self, question: BatchAccessQuestion) -> dict[str, AccessDecision]:
+        return {p: AccessDecision(True, "DEMO_SEED") for p in question.patient_ids}
 
 
 GP = Principal(

@@ -7,9 +7,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from referral.clients import IdentityClient
 from referral.unit_of_work import UnitOfWork
 from servicekit.delegation import Delegations
+from servicekit.identity_client import IdentityClient
 
 
 @dataclass

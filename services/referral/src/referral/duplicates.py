@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from referral import errors
 from referral.access import ask_about, enforce, party_of
-from referral.clients import Action, IdentityClient
 from referral.models import Referral
 from servicekit.auth import Principal
+from servicekit.identity_client import Access, IdentityClient
 
 
 def refuse_duplicate(
@@ -23,7 +23,7 @@ def refuse_duplicate(
 ) -> Exception:
     """The error a create answers for ``duplicate``; raises the read's refusal instead when
     the caller may not read it."""
-    enforce(ask_about(identity, principal, patient_id, duplicate, Action.READ))
+    enforce(ask_about(identity, principal, patient_id, duplicate, Access.READ))
     if party_of(principal, duplicate) is None:
         return errors.NotReferralParty("not a party to this referral")
     return errors.DuplicateReferral(

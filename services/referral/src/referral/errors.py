@@ -5,13 +5,14 @@ from __future__ import annotations
 from servicekit import errors as kit
 from servicekit.authorization import AccessRefused, IdentityUnavailable
 from servicekit.errors import (
-    Aborted,
     AlreadyExists,
+    EtagMismatch,
     FailedPrecondition,
     FieldViolation,
     InvalidArgument,
     NotFound,
     PermissionDenied,
+    RoleNotPermitted,
 )
 
 DOMAIN = "referral.carenet"
@@ -67,14 +68,6 @@ class WrongParty(PermissionDenied):
     """The transition is allowed from this state, but by the other party."""
 
     default_reason = "TRANSITION_NOT_ALLOWED_FOR_PARTY"
-
-
-class RoleNotPermitted(PermissionDenied):
-    default_reason = "ROLE_NOT_PERMITTED"
-
-
-class EtagMismatch(Aborted):
-    default_reason = "ETAG_MISMATCH"
 
 
 __all__ = [

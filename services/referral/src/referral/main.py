@@ -8,7 +8,6 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
-from referral.clients import GrpcIdentityClient
 from referral.config import Settings
 from referral.deps import Deps
 from referral.server import create_server
@@ -18,6 +17,7 @@ from servicekit.channels import ServiceAccountTokens, open_channel
 from servicekit.cli import run_cli
 from servicekit.db import make_engine, make_session_factory
 from servicekit.delegation import IdentityDelegations
+from servicekit.identity_client import Category, GrpcIdentityClient
 from servicekit.logs import configure_logging
 from servicekit.server import serve as serve_forever
 from servicekit.telemetry import configure_tracing, instrument_engine
@@ -46,7 +46,9 @@ def build_deps(settings: Settings) -> Deps:
     )
     return Deps(
         uow=units_of_work(engine),
-        identity=GrpcIdentityClient(channel, settings.call_deadline_seconds),
+        identity=GrpcIdentityClient(
+            channel, Category.REFERRAL, deadline_seconds=settings.call_deadline_seconds
+        ),
         delegations=delegations,
         after_create_commit=hook,
         watch_poll_seconds=settings.watch_poll_seconds,

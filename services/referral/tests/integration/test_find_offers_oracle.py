@@ -24,8 +24,9 @@ from servicekit.auth import Principal
 from servicekit.db import make_engine, make_session_factory
 from servicekit.migrations import upgrade
 from testkit.database import fresh_database
+from testkit.fakes import FakeIdentity
 
-from ..fakes import NOW, Clock, FakeIdentityClient
+from ..fakes import NOW, Clock
 
 MENUS = 4
 OFFERS_PER_MENU = 150
@@ -230,7 +231,7 @@ def test_find_offers_ranks_and_explains_as_the_previous_algorithm(
     menus: tuple[Engine, dict[str, list[Offer]]],
 ) -> None:
     engine, listed = menus
-    deps = Deps(uow=units_of_work(engine), identity=FakeIdentityClient(), clock=Clock())
+    deps = Deps(uow=units_of_work(engine), identity=FakeIdentity(), clock=Clock())
     rng = random.Random(7)
     compared = pages = 0
     for care_group, offers in listed.items():

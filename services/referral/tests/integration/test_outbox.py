@@ -14,16 +14,15 @@ from referral.deps import Deps
 from referral.models import OfferCategory, Status
 from referral.unit_of_work import units_of_work
 from referral.use_cases import curation, events, offers, referrals, transitions
+from testkit.fakes import FakeIdentity
 
-from ..fakes import ADMIN, GP, PROVIDER, FakeIdentityClient
+from ..fakes import ADMIN, GP, PROVIDER
 from ..unit.helpers import PROFILE
 
 
 @pytest.fixture(scope="module")
 def deps(referral_engine: Engine) -> Deps:
-    deps = Deps(
-        uow=units_of_work(referral_engine), identity=FakeIdentityClient(), sleep=lambda _s: None
-    )
+    deps = Deps(uow=units_of_work(referral_engine), identity=FakeIdentity(), sleep=lambda _s: None)
     data = offers.OfferInput(
         "Integration GLI",
         category=OfferCategory.GLI,
@@ -119,7 +118,7 @@ def test_a_referral_is_not_written_on_an_offer_that_changed_since_it_was_cached(
     version as it writes; here another replica retires the offer in between."""
     replica = Deps(
         uow=units_of_work(referral_engine),
-        identity=FakeIdentityClient(),
+        identity=FakeIdentity(),
         sleep=lambda _s: None,
     )
     data = offers.OfferInput("Stale GLI", category=OfferCategory.GLI, total_places=0)

@@ -15,8 +15,9 @@ from referral.unit_of_work import UnitOfWork, units_of_work
 from servicekit.db import make_engine
 from servicekit.migrations import upgrade
 from testkit.database import fresh_database
+from testkit.fakes import FakeIdentity
 
-from ..fakes import Clock, FakeIdentityClient
+from ..fakes import Clock
 from ..unit import test_referrals
 from ..unit.helpers import listed_offer
 
@@ -33,7 +34,7 @@ def empty_engine() -> Iterator[Engine]:
 
 
 @pytest.fixture
-def deps(empty_engine: Engine, identity: FakeIdentityClient) -> Deps:
+def deps(empty_engine: Engine, identity: FakeIdentity) -> Deps:
     with empty_engine.begin() as conn:
         conn.execute(text(f"TRUNCATE {TABLES}"))
         conn.execute(text("UPDATE outbox_head SET last_id = 0"))

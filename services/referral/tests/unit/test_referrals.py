@@ -14,6 +14,7 @@ from referral.models import BusinessStatus, Enrolment, Status
 from referral.use_cases import events, offers, referrals, transitions
 from servicekit.auth import Principal
 from servicekit.errors import DomainError, InvalidArgument
+from testkit.fakes import FakeIdentity
 
 from ..fakes import (
     CAREPLAN,
@@ -26,26 +27,25 @@ from ..fakes import (
     OTHER_PATIENT,
     PATIENT,
     PROVIDER,
-    FakeIdentityClient,
     fake_deps,
 )
 from .helpers import listed_offer, outbox, refer
 
 
 @pytest.fixture
-def identity() -> FakeIdentityClient:
-    return FakeIdentityClient()
+def identity() -> FakeIdentity:
+    return FakeIdentity()
 
 
 @pytest.fixture
-def deps(identity: FakeIdentityClient) -> Deps:
+def deps(identity: FakeIdentity) -> Deps:
     deps = fake_deps(identity)
     listed_offer(deps, "gli", total_places=1)
     return deps
 
 
 def test_a_gp_refers_a_patient_and_the_referral_is_requested_from_the_offer_owner(
-    deps: Deps, identity: FakeIdentityClient
+    deps: Deps, identity: FakeIdentity
 ) -> None:
     view = refer(deps)
     r = view.referral
@@ -53,7 +53,7 @@ def test_a_gp_refers_a_patient_and_the_referral_is_requested_from_the_offer_owne
     assert (r.referrer_org_id, r.target_org_id) == ("gp-de-linde", "gli-beweegfit")
     assert r.eligibility == {"eligible": True, "outcomes": []}  # the offer has no rule
     assert [h.kind for h in view.history] == ["CREATED"]
-    assert [c.action.value for c in identity.calls] == ["create"]
+    assert [c.access.value for c in identity.questions] == ["create"]
 
 
 def test_a_retried_create_with_the_same_request_id_returns_the_first_referral(
@@ -101,7 +101,7 @@ def test_only_clinicians_refer(deps: Deps) -> None:
 
 
 def test_identitys_denial_refuses_the_referral_with_identitys_reason(
-    deps: Deps, identity: FakeIdentityClient
+    deps: Deps, identity: FakeIdentity
 ) -> None:
     identity.deny[OTHER_GP.subject] = "NOT_OWN_DATA"
     with pytest.raises(errors.AccessRefused) as caught:
@@ -114,7 +114,7 @@ def test_identitys_denial_refuses_the_referral_with_identitys_reason(
 
 
 def test_a_referral_named_under_a_patient_the_caller_may_not_see_is_refused_before_it_is_sought(
-    deps: Deps, identity: FakeIdentityClient
+    deps: Deps, identity: FakeIdentity
 ) -> None:
     """identity answers first: an unknown patient, or a known one identity refuses, gets
     identity's refusal whether or not the named referral exists (no NOT_FOUND before a
@@ -151,7 +151,7 @@ def test_a_referral_named_under_a_patient_the_caller_may_not_see_is_refused_befo
         }, name
 
 
-def test_an_unreachable_identity_fails_closed(deps: Deps, identity: FakeIdentityClient) -> None:
+def test_an_unreachable_identity_fails_closed(deps: Deps, identity: FakeIdentity) -> None:
     identity.unavailable = True
     with pytest.raises(errors.IdentityUnavailable) as caught:
         refer(deps)
@@ -281,18 +281,20 @@ def test_a_stale_etag_is_aborted(deps: Deps) -> None:
     ],
 )
 def test_who_sees_a_referral_and_every_read_asks_identity_once(
-    deps: Deps, identity: FakeIdentityClient, reader: object, outcome: str
+    deps: Deps, identity: FakeIdentity, reader: object, outcome: str
 ) -> None:
     r = refer(deps).referral
-    identity.calls.clear()
+    identity.questions.clear()
     if outcome == "ok":
         referrals.get_referral(deps, reader, "p-0001", r.id)  # type: ignore[arg-type]
     else:
         with pytest.raises(DomainError) as caught:
             referrals.get_referral(deps, reader, "p-0001", r.id)  # type: ignore[arg-type]
         assert caught.value.code.name == outcome
-    assert len(identity.calls) == 1
-    assert identity.calls[0].referral is None or identity.calls[0].referral.referral == r.name
+    assert len(identity.questions) == 1
+    assert (
+        identity.questions[0].referral is None or identity.questions[0].referral.referral == r.name
+    )
 
 
 def test_every_change_writes_one_outbox_event_in_cursor_order(deps: Deps) -> None:
@@ -336,7 +338,7 @@ def test_the_watch_stream_shows_each_party_only_its_referrals_and_resumes_from_a
 
 
 def test_the_watch_stream_leaves_out_referrals_identity_denies(
-    deps: Deps, identity: FakeIdentityClient
+    deps: Deps, identity: FakeIdentity
 ) -> None:
     refer(deps)
     identity.deny[GP.subject] = "NO_CARE_RELATIONSHIP"

@@ -11,10 +11,10 @@ from typing import Any
 
 from referral import errors
 from referral.access import REFERRER_ROLES, TARGET_ROLES, care_group_id, org_id, patient_id_of
-from referral.clients import Action, ReferralContext
 from referral.deps import Deps
 from servicekit.auth import Principal
 from servicekit.errors import InvalidArgument
+from servicekit.identity_client import Access, AccessQuestion, ReferralContext
 
 __all__ = ["Event", "watch_events"]
 
@@ -86,12 +86,14 @@ def _may_see_event(
             str(event.payload["referrer_organisation"]).removeprefix("organisations/"),
         )
         decision = deps.identity.authorize(
-            principal,
-            patient_id,
-            Action.READ,
-            referral=context,
-            purpose="referral-events",
-            record_holder_id=context.referrer_organisation_id,
+            AccessQuestion(
+                principal,
+                patient_id,
+                Access.READ,
+                record_holder_id=context.referrer_organisation_id,
+                purpose="referral-events",
+                referral=context,
+            )
         )
         decided[referral] = decision.permitted
     return decided[referral]

@@ -24,7 +24,6 @@ from referral.access import (
     referrer_refusal,
 )
 from referral.caches import STALE_OFFER_ATTEMPTS
-from referral.clients import Action
 from referral.deps import Deps
 from referral.duplicates import refuse_duplicate
 from referral.errors import Violations
@@ -44,6 +43,7 @@ from referral.use_cases.matching import role_of_referrer, validate_profile, with
 from servicekit import idempotency, names, paging
 from servicekit.auth import Principal
 from servicekit.errors import Aborted, InvalidArgument
+from servicekit.identity_client import Access, AccessQuestion
 
 
 @dataclass(frozen=True)
@@ -110,7 +110,7 @@ def create_referral(
     if refused is not None:
         raise refused
     replay = _earlier_request(deps, principal, request_id, fingerprint)
-    enforce(deps.identity.authorize(principal, patient_id, Action.CREATE))
+    enforce(deps.identity.authorize(AccessQuestion(principal, patient_id, Access.CREATE)))
     with deps.uow() as uow:
         if replay is not None:
             existing = uow.repo.referral(replay.rsplit("/", 1)[-1])
@@ -300,7 +300,7 @@ def get_referral(
 ) -> ReferralView:
     with deps.uow() as uow:
         referral = load_for_patient(uow, principal, patient_id, referral_id)
-        enforce(ask_about(deps.identity, principal, patient_id, referral, Action.READ))
+        enforce(ask_about(deps.identity, principal, patient_id, referral, Access.READ))
         if referral is None:
             raise errors.ReferralNotFound("referral not found")
         if party_of(principal, referral) is None:
@@ -332,7 +332,7 @@ def list_referrals(
     if patient_id != "-" and only_a_target(principal):
         return _list_addressed(deps, principal, patient_id, status, size, after, fp)
     if patient_id != "-":
-        enforce(deps.identity.authorize(principal, patient_id, Action.READ))
+        enforce(deps.identity.authorize(AccessQuestion(principal, patient_id, Access.READ)))
     org = org_id(principal)
     if principal.is_patient:
         visibility = {"visible_to_patient": patient_id_of(principal)}
@@ -354,7 +354,7 @@ def list_referrals(
         if patient_id == "-":
             allowed = set()
             for pid in dict.fromkeys(r.patient_id for r in page):
-                decision = deps.identity.authorize(principal, pid, Action.READ)
+                decision = deps.identity.authorize(AccessQuestion(principal, pid, Access.READ))
                 if decision.permitted:
                     allowed.add(pid)
             page = [r for r in page if r.patient_id in allowed]
@@ -385,9 +385,9 @@ def _list_addressed(
         more = len(items) > size
         addressed = [r for r in items[:size] if party_of(principal, r) is Party.TARGET]
         if not addressed:
-            enforce(deps.identity.authorize(principal, patient_id, Action.READ))
+            enforce(deps.identity.authorize(AccessQuestion(principal, patient_id, Access.READ)))
         decisions = [
-            (r, ask_about(deps.identity, principal, patient_id, r, Action.READ)) for r in addressed
+            (r, ask_about(deps.identity, principal, patient_id, r, Access.READ)) for r in addressed
         ]
         page = [r for r, decision in decisions if decision.permitted]
         if decisions and not page:

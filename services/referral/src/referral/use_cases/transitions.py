@@ -15,7 +15,6 @@ from referral.access import (
     enforce,
     party_of,
 )
-from referral.clients import Action
 from referral.deps import Deps
 from referral.errors import Violations
 from referral.models import (
@@ -42,6 +41,7 @@ from referral.use_cases.history import (
 from referral.use_cases.referrals import load_for_patient
 from servicekit.auth import Principal
 from servicekit.errors import InvalidArgument
+from servicekit.identity_client import Access
 
 
 @dataclass(frozen=True)
@@ -160,7 +160,7 @@ def transition_referral(  # noqa: PLR0912, PLR0915
     now = deps.clock()
     with deps.uow() as uow:
         referral = load_for_patient(uow, principal, patient_id, referral_id, for_update=True)
-        enforce(ask_about(deps.identity, principal, patient_id, referral, Action.UPDATE))
+        enforce(ask_about(deps.identity, principal, patient_id, referral, Access.UPDATE))
         if referral is None:
             raise errors.ReferralNotFound("referral not found")
         party = party_of(principal, referral)
@@ -250,7 +250,7 @@ def record_outcome(
     now = deps.clock()
     with deps.uow() as uow:
         referral = load_for_patient(uow, principal, patient_id, referral_id, for_update=True)
-        enforce(ask_about(deps.identity, principal, patient_id, referral, Action.UPDATE))
+        enforce(ask_about(deps.identity, principal, patient_id, referral, Access.UPDATE))
         if referral is None:
             raise errors.ReferralNotFound("referral not found")
         party = party_of(principal, referral)

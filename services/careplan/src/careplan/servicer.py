@@ -411,7 +411,13 @@ class CarePlanServicer(rpc_grpc.CarePlanServiceServicer):
         self, request: rpc.ListCarePlanRevisionsRequest, context: grpc.ServicerContext
     ) -> rpc.ListCarePlanRevisionsResponse:
         patient_id = _plan_patient(request.parent, "parent")
-        paging = Paging(request, "revisions", patient_id, schema=revisions.POSITION)
+        paging = Paging(
+            request,
+            "revisions",
+            patient_id,
+            schema=revisions.POSITION,
+            valid=revisions.valid_position,
+        )
         page = revisions.list_revisions(self.deps, current_principal(), patient_id, paging.page)
         return rpc.ListCarePlanRevisionsResponse(
             care_plan_revisions=[revision_pb(r) for r in page.items],

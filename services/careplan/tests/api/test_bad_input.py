@@ -176,13 +176,13 @@ def test_a_version_no_plan_can_have_names_the_field(
     assert fail.field_violations == ("version",)
 
 
-@pytest.mark.parametrize("after", ["x", 1.5, None, [1], {"v": 1}, True, 2**80])
-def test_a_page_token_whose_position_has_the_wrong_type_names_the_field(
+@pytest.mark.parametrize("after", ["x", 1.5, None, [1], {"v": 1}, True, 2**80, -1, 2**31])
+def test_a_page_token_whose_position_has_the_wrong_type_or_range_names_the_field(
     stub: rpc_grpc.CarePlanServiceStub, users: Users, plan_p1: pb.CarePlan, after: object
 ) -> None:
     """Signed with the key this process's servers use (the test settings give none, so each
     process draws its own): the token is authentic and has the list's fingerprint; only
-    the type of its position is wrong."""
+    the type of its position is wrong, or it names no version a plan can have."""
     token = paging.PageToken({"after": after}, paging.fingerprint("revisions", "p-0001"))
     fail = _invalid(
         lambda: stub.ListCarePlanRevisions(

@@ -9,7 +9,7 @@ from careplan.deps import Deps
 from careplan.use_cases import versions
 from servicekit.auth import Principal
 from servicekit.identity_client import Access
-from servicekit.paging import Page, PageRequest
+from servicekit.paging import Page, PageRequest, Position
 
 
 @dataclass(frozen=True)
@@ -25,6 +25,12 @@ class Revision:
 
 # A page of revisions continues after a version.
 POSITION = {"after": int}
+
+
+def valid_position(position: Position) -> bool:
+    """Whether a page position names a version a plan can have."""
+    after: int = position["after"]
+    return 0 <= after <= versions.MAX_VERSION
 
 
 def list_revisions(

@@ -36,3 +36,9 @@ def platform(local_idp: LocalIdp, tmp_path_factory: pytest.TempPathFactory) -> I
     template = lp.demo_template(local_idp, tmp_path_factory)
     with lp.running_platform(local_idp, tmp_path_factory.mktemp("client") / "run", template) as p:
         yield p
+
+
+@pytest.fixture(scope="session")
+def lp() -> ModuleType:
+    """tests/client/local_platform.py (starting platforms, copying the demo databases)."""
+    return local_platform()

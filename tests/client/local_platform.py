@@ -100,7 +100,7 @@ def env_for(
     return env
 
 
-def _copy_database(template: str) -> str:
+def copy_database(template: str) -> str:
     parsed = make_url(template)
     name = f"{parsed.database}_c{uuid.uuid4().hex[:6]}"
     admin = parsed.set(database="postgres", drivername="postgresql")
@@ -122,7 +122,7 @@ def running_platform(
     with ExitStack() as stack:
         if template is not None:
             shutil.copytree(template.run_dir, run_dir)
-            databases = {n: _copy_database(template.databases[n]) for n in names}
+            databases = {n: copy_database(template.databases[n]) for n in names}
             for url in databases.values():
                 stack.callback(drop_database, url)
         else:

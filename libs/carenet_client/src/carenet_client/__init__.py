@@ -26,6 +26,7 @@ __all__ = [
     "CarenetError",
     "ClientCredentials",
     "FieldViolation",
+    "IdentityApi",
     "IngestResult",
     "OutcomesApi",
     "PasswordLogin",

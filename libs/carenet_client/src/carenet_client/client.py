@@ -29,7 +29,7 @@ from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from carenet.careplan.v1 import careplan_pb2, careplan_service_pb2, careplan_service_pb2_grpc
-from carenet.identity.v1 import identity_service_pb2_grpc
+from carenet.identity.v1 import identity_service_pb2, identity_service_pb2_grpc
 from carenet.outcomes.v1 import outcomes_pb2, outcomes_service_pb2, outcomes_service_pb2_grpc
 from carenet.referral.v1 import referral_pb2, referral_service_pb2, referral_service_pb2_grpc
 from carenet_client.auth import ClientCredentials, PasswordLogin, StaticToken, TokenSource
@@ -438,6 +438,30 @@ class CarePlanApi(_Api):
         return self._call(self.stub.UpdateCarePlan, request)
 
 
+class IdentityApi(_Api):
+    """People behind the user ids other services name (``carenet.identity.v1.IdentityService``)."""
+
+    BATCH = 100  # LookupPeople's limit per call
+
+    def __init__(self, client: Carenet) -> None:
+        super().__init__(client, "identity")
+        self.stub = identity_service_pb2_grpc.IdentityServiceStub(self._channel)
+
+    def lookup_people(self, users: Iterable[str]) -> dict[str, identity_service_pb2.PersonSummary]:
+        """Display name, roles and organisation of each Keycloak user id (a referral's
+        ``referrer``, an event's ``actor``, a revision's author) the caller may see; ids that
+        are unknown or not visible are left out. Asks in batches of 100."""
+        wanted = list(dict.fromkeys(u for u in users if u))
+        found: dict[str, identity_service_pb2.PersonSummary] = {}
+        for start in range(0, len(wanted), self.BATCH):
+            request = identity_service_pb2.LookupPeopleRequest(
+                users=wanted[start : start + self.BATCH]
+            )
+            reply = self._call(self.stub.LookupPeople, request)
+            found.update((person.user, person) for person in reply.people)
+        return found
+
+
 class Carenet:
     """A client of the carenet services: one channel per service, one token source.
 
@@ -568,6 +592,10 @@ class Carenet:
         return self._api("careplan", CarePlanApi)
 
     @property
+    def identity(self) -> IdentityApi:
+        return self._api("identity", IdentityApi)
+
+    @property
     def identity_stub(self) -> identity_service_pb2_grpc.IdentityServiceStub:
         """The generated identity stub on this client's channel (send ``metadata()``)."""
         return identity_service_pb2_grpc.IdentityServiceStub(self.channel("identity"))
@@ -590,4 +618,4 @@ class Carenet:
         self.close()
 
 
-__all__ += ["CarePlanApi", "CarenetError", "OutcomesApi", "ReferralApi", "timestamp"]
+__all__ += ["CarePlanApi", "CarenetError", "IdentityApi", "OutcomesApi", "ReferralApi", "timestamp"]

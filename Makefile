@@ -103,9 +103,9 @@ chart-check: $(STAMP) $(CHECKOV_VENV)/.installed ## lint, render, validate, chec
 	CHECKOV=$(CHECKOV_VENV)/bin/checkov $(PY) tests/chart/check.py
 
 .PHONY: images
-images: ## build one image per services/*/Dockerfile where a Docker engine exists (REGISTRY, TAG)
-	for svc in $(patsubst services/%/Dockerfile,%,$(wildcard services/*/Dockerfile)); do \
-	  docker build -f services/$$svc/Dockerfile -t $${REGISTRY:-localhost/carenet}/$$svc:$${TAG:-0.1.0} . || exit 1; done
+images: ## build one image per service from the Dockerfile (SERVICE build arg) where a Docker engine exists (REGISTRY, TAG)
+	for svc in identity referral careplan outcomes; do \
+	  docker build --build-arg SERVICE=$$svc -t $${REGISTRY:-localhost/carenet}/$$svc:$${TAG:-0.1.0} . || exit 1; done
 
 .PHONY: run
 run: install ## start the whole platform locally on an embedded PostgreSQL with a local OIDC issuer and demo data (logs in .run/<service>.log)

@@ -5,7 +5,9 @@
 
 Steps, in order (each one is reported; a failed step does not stop the independent ones):
 
-  hadolint   hadolint on every services/*/Dockerfile
+  hadolint   hadolint on the Dockerfile (and any services/*/Dockerfile); notes a base
+             image without a digest; every requirement of requirements/runtime-lock.txt
+             carries a hash
   lint       Helm's own linter (the Go SDK through helm-python-sdk), strict, kube 1.30,
              once per profile; this also applies values.schema.json
   render     the chart rendered per profile into <out-dir>/<profile>.yaml
@@ -143,10 +145,40 @@ class Context:
     rendered: dict[str, str] = field(default_factory=dict)
 
 
+def _base_images(dockerfile: Path) -> list[str]:
+    """The images a Dockerfile's FROM lines name (ARG defaults filled in), leaving out
+    earlier stages."""
+    args: dict[str, str] = {}
+    stages: set[str] = set()
+    images = []
+    for line in dockerfile.read_text().splitlines():
+        words = line.split()
+        if len(words) >= 2 and words[0] == "ARG" and "=" in words[1]:
+            key, _, value = words[1].partition("=")
+            args.setdefault(key, value)
+        elif len(words) >= 2 and words[0] == "FROM":
+            image = re.sub(r"\$\{(\w+)\}", lambda m: args.get(m.group(1), ""), words[1])
+            if image not in stages:
+                images.append(image)
+            if len(words) == 4 and words[2].upper() == "AS":
+                stages.add(words[3])
+    return images
+
+
+def _unhashed_requirements(lock: Path) -> list[str]:
+    """Requirements of a pip lock file that carry no --hash."""
+    missing = []
+    for block in re.split(r"\n(?=[A-Za-z0-9])", lock.read_text()):
+        first = block.strip().splitlines()[0] if block.strip() else ""
+        if "==" in first and "--hash=sha256:" not in block:
+            missing.append(first.split()[0])
+    return missing
+
+
 def step_hadolint(ctx: Context, step: Step) -> None:
-    dockerfiles = sorted(REPO.glob("services/*/Dockerfile"))
+    dockerfiles = sorted([*REPO.glob("Dockerfile"), *REPO.glob("services/*/Dockerfile")])
     if not dockerfiles:
-        step.fail("no services/*/Dockerfile found")
+        step.fail("no Dockerfile found")
         return
     exe = shutil.which("hadolint") or str(Path(sys.executable).parent / "hadolint")
     if not Path(exe).exists() and not shutil.which(exe):
@@ -161,6 +193,19 @@ def step_hadolint(ctx: Context, step: Step) -> None:
             step.fail(f"{rel}:\n{(proc.stdout + proc.stderr).strip()}")
         else:
             step.details.append(f"{rel}: clean")
+        for image in sorted(set(_base_images(dockerfile))):
+            if "@sha256:" not in image:
+                step.details.append(
+                    f"{rel}: base image {image} has no digest (pin it with "
+                    "--build-arg PYTHON_IMAGE=<image>@sha256:<digest> once verified)"
+                )
+    lock = REPO / "requirements" / "runtime-lock.txt"
+    if not lock.exists():
+        step.fail("requirements/runtime-lock.txt (the images' hash-pinned lock) is missing")
+    elif missing := _unhashed_requirements(lock):
+        step.fail(f"requirements/runtime-lock.txt: no hash for {', '.join(missing)}")
+    else:
+        step.details.append("requirements/runtime-lock.txt: every requirement hash-pinned")
 
 
 def step_lint(ctx: Context, step: Step) -> None:

@@ -7,9 +7,9 @@ write rule for the group (:mod:`careplan.policy`), the same etag rule (ABORTED
 ``ETAG_MISMATCH`` on a stale one, after PERMISSION_DENIED for a group the role may not
 write), and the same item checks (:func:`careplan.merge.merge`: a party may change only
 the goals it owns and the actions of its organisation; refusals name the item), written as
-one new version with its revision. Violations name the request's item field (``goal.
-description``). A ``request_id`` makes a retry safe: the same request again returns the
-plan the first one wrote (a read of it), even though its etag is stale by then.
+one new version with its revision. Violations name the request's item field
+(``goal.description``). A ``request_id`` makes a retry safe: the same request again returns
+the plan the first one wrote (a read of it), even though its etag is stale by then.
 """
 
 from __future__ import annotations

@@ -25,8 +25,9 @@ from collections.abc import Sequence
 
 from outcomes.base import organisation_of, refuse_insurer
 from outcomes.deps import Deps
+from servicekit.admission import decide
 from servicekit.auth import Principal
-from servicekit.identity_client import Access, AccessQuestion, refusal, require
+from servicekit.identity_client import Access, AccessQuestion, refusal
 
 
 def permitted_holders(
@@ -50,8 +51,4 @@ def permitted_holders(
 
 def require_permit(deps: Deps, principal: Principal, patient_id: str, purpose: str) -> None:
     """A create in the caller's own organisation's record of the patient."""
-    require(
-        deps.identity.authorize(
-            AccessQuestion(principal, patient_id, Access.CREATE, purpose=purpose)
-        )
-    )
+    decide(deps.identity, AccessQuestion(principal, patient_id, Access.CREATE, purpose=purpose))

@@ -7,7 +7,9 @@ one level finer along any one of its ``""`` dimensions: those are the lines of t
 1. **Primary:** the caller names the cells holding a non-zero count below the threshold.
 2. **Complementary:** while some suppressed cell is *determined* by the published cells,
    that is, its value follows from the line equations by any sequence of subtractions and
-   additions, another cell on one of its lines is suppressed (the cheapest allowed one).
+   additions, another cell on one of its lines is suppressed (the cheapest allowed one); a
+   small cell that is determined although every cell on its lines is suppressed already has
+   the cheapest allowed cell on the lines of the nearest suppressed cells suppressed.
 
 A cell is determined exactly when its unit vector lies in the row space of the line
 equations restricted to the suppressed cells; in reduced row echelon form that is a row
@@ -112,6 +114,59 @@ def _rref(rows: list[dict[int, int]], p: int) -> dict[int, dict[int, int]]:
     return pivots
 
 
+Lines = Sequence[tuple[Key, list[Key]]]
+
+
+def _nearest(
+    cell: Key,
+    lines: Lines,
+    by_cell: dict[Key, list[int]],
+    suppressed: set[Key],
+    blocked: set[Key],
+    cost: Callable[[Key], tuple[float, ...]],
+) -> Key | None:
+    """For a cell determined although every cell on its lines is suppressed already (it
+    follows through them): the cheapest allowed cell on the lines of the nearest suppressed
+    cells (fewest lines away) that have one."""
+    seen = {cell}
+    frontier = [cell]
+    while frontier:
+        candidates: set[Key] = set()
+        reached: list[Key] = []
+        for c in frontier:
+            for n in by_cell[c]:
+                parent, kids = lines[n]
+                for k in (parent, *kids):
+                    if k in suppressed:
+                        if k not in seen:
+                            seen.add(k)
+                            reached.append(k)
+                    elif k not in blocked:
+                        candidates.add(k)
+        if candidates:
+            return min(candidates, key=lambda k: (cost(k), k))
+        frontier = reached
+    return None
+
+
+def _hide_further_out(
+    cells: set[Key],
+    lines: Lines,
+    by_cell: dict[Key, list[int]],
+    suppressed: set[Key],
+    blocked: set[Key],
+    cost: Callable[[Key], tuple[float, ...]],
+) -> bool:
+    """Suppresses, for each of ``cells``, the cell :func:`_nearest` finds; whether any."""
+    added = False
+    for cell in sorted(cells):
+        choice = _nearest(cell, lines, by_cell, suppressed, blocked, cost)
+        if choice is not None and choice not in suppressed:
+            suppressed.add(choice)
+            added = True
+    return added
+
+
 def protect(
     keys: Iterable[Key],
     primary: Iterable[Key],
@@ -165,8 +220,11 @@ def protect(
             if choice is not None and choice not in suppressed:
                 suppressed.add(choice)
                 added = True
-        if not added:
-            if exposed & first:
+        if not added and exposed & first:
+            # Every line of each exposed small cell is suppressed: hide more further out.
+            added = _hide_further_out(exposed & first, lines, by_cell, suppressed, blocked, cost)
+            if not added:
                 raise ValueError("a small cell cannot be protected")
+        if not added:
             break
     return first, suppressed - first

@@ -9,47 +9,17 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from carenet.outcomes.v1 import outcomes_pb2 as pb
 from carenet.outcomes.v1 import outcomes_service_pb2 as rpc
-from servicekit.auth import Principal
-from testkit.fixtures import IdentityService
-
-CARE_GROUP = "cg-zuidoost"
+from testkit.fixtures import IdentityService, valid_bsn
 
 
-def bsn(n: int) -> str:
-    """The n-th 9-digit number (from 300000000 up) that passes the 11-test."""
-    candidate = 300_000_000 + n * 100
-    while True:
-        digits = [int(d) for d in f"{candidate:09d}"]
-        total = sum(d * w for d, w in zip(digits[:8], range(9, 1, -1), strict=True)) - digits[8]
-        if total % 11 == 0:
-            return f"{candidate:09d}"
-        candidate += 1
-
-
-def register_patients(
-    identity: IdentityService, prefix: str, count: int, practice: str = "gp-de-linde"
-) -> list[str]:
-    """Registers patients at a practice through identity's own use case (coordinating
-    relationship with the practice), the way the demo region is seeded."""
-    from identity import service as identity_service
-
-    clinician = Principal(
-        subject=f"test-{practice}",
-        client_id="outcomes-tests",
-        organisation=f"organisations/{practice}",
-        care_group=f"organisations/{CARE_GROUP}",
-        roles=frozenset({"gp"}),
-    )
+def register_patients(identity: IdentityService, token: str, prefix: str, count: int) -> list[str]:
+    """Registers patients through identity's API as the clinician of ``token``, whose
+    practice gets a coordinating care relationship with each (repeatable)."""
     ids = []
     for n in range(count):
         patient_id = f"{prefix}-{n:04d}"
-        identity_service.register_patient(
-            identity.deps,
-            clinician,
-            bsn(sum(map(ord, prefix)) * 10_000 + n),
-            patient_id,
-            request_id=f"reg-{patient_id}",
-        )
+        bsn = valid_bsn(sum(map(ord, prefix)) * 10_000 + n, base=300_000_000)
+        identity.register_patient(token, patient_id, bsn)
         ids.append(patient_id)
     return ids
 

@@ -27,9 +27,10 @@ def jansen(tokens: Tokens) -> tuple[tuple[str, str]]:
 def patients(
     identity_service: IdentityService,
     stub: rpc_grpc.OutcomesServiceStub,
+    tokens: Tokens,
     jansen: tuple[tuple[str, str]],
 ) -> list[str]:
-    ids = register_patients(identity_service, "ing", 100)
+    ids = register_patients(identity_service, tokens.user("dr.jansen"), "ing", 100)
     reply = stub.BatchCreateEnrolments(
         rpc.BatchCreateEnrolmentsRequest(requests=[enrolment_request(p) for p in ids]),
         metadata=jansen,

@@ -58,7 +58,7 @@ def test_killing_the_service_mid_stream_and_retrying_loses_and_duplicates_nothin
     try:
         with grpc.insecure_channel(process.target) as channel:
             stub = rpc_grpc.OutcomesServiceStub(channel)
-            ids = register_patients(identity_service, "kill", 20)
+            ids = register_patients(identity_service, tokens.user("dr.jansen"), "kill", 20)
             stub.BatchCreateEnrolments(
                 rpc.BatchCreateEnrolmentsRequest(requests=[enrolment_request(p) for p in ids]),
                 metadata=metadata,

@@ -13,7 +13,7 @@ from collections import defaultdict
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from outcomes import indicators
@@ -169,6 +169,9 @@ def attack(pop: str, counts: dict[str, int]) -> tuple[int, list[Any]]:
 
 @settings(max_examples=30, deadline=None)
 @given(seed=st.integers(0, 10**6))
+# 3064: a small count determined although every cell on its lines was suppressed already
+# (it followed through them); protection raised "a small cell cannot be protected".
+@example(seed=3064)
 def test_no_small_count_of_dm2_is_determined_by_what_the_protected_table_publishes(
     seed: int,
 ) -> None:

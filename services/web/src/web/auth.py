@@ -78,7 +78,10 @@ def init_auth(app: Flask, settings: Settings) -> None:
         "carenet",
         client_id=settings.oidc_client_id,
         client_secret=settings.oidc_client_secret.get_secret_value(),
-        server_metadata_url=f"{settings.oidc_issuer.rstrip('/')}/.well-known/openid-configuration",
+        server_metadata_url=(
+            f"{(settings.oidc_internal_url or settings.oidc_issuer).rstrip('/')}"
+            "/.well-known/openid-configuration"
+        ),
         client_kwargs={"scope": "openid profile email", "code_challenge_method": "S256"},
     )
     app.register_blueprint(bp)

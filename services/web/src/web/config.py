@@ -15,6 +15,9 @@ class Settings(BaseSettings):
     oidc_issuer: str
     oidc_client_id: str = "carenet-web"
     oidc_client_secret: SecretStr
+    # The realm's in-cluster URL, for what the server fetches itself (discovery, token,
+    # keys); browsers are sent to the issuer's own URLs, as Keycloak's discovery names them.
+    oidc_internal_url: str = ""
     # The public base URL of this front (no trailing slash), e.g. https://zorg.example; the
     # OIDC redirect URIs are built from it. Empty: from the request (local runs).
     public_url: str = ""

@@ -1,0 +1,151 @@
+"""The umbrella chart's web front (charts/carenet/templates/web.yaml), rendered with
+``web.enabled`` on over the default and the production profile, and validated against the
+Kubernetes schemas: Deployment with HTTP probes, Service, NetworkPolicy that admits the
+gateway and reaches only DNS, the issuer, the four services and the collector, the services
+admitting the web pods, the HTTPRoute, secrets only from existing Secrets."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from testkit.idp import repo_root
+
+REPO = repo_root(Path(__file__))
+CHART = REPO / "charts" / "carenet"
+SERVICES = ("identity", "referral", "careplan", "outcomes")
+WEB = {
+    "web": {"enabled": True, "publicUrl": "https://zorg.example.nl", "hostname": "zorg.example.nl"}
+}
+
+
+def render(values: dict[str, Any]) -> list[dict[str, Any]]:
+    import helm_python as helm  # type: ignore[import-not-found,unused-ignore]
+
+    with helm.Chart.load(str(CHART)) as loaded:
+        files = loaded.render(values, name="carenet", namespace="carenet")
+    out: list[dict[str, Any]] = []
+    for path, body in sorted(files.items()):
+        if path.endswith(".yaml"):
+            out += [o for o in yaml.safe_load_all(body) if isinstance(o, dict)]
+    return out
+
+
+def production(extra: dict[str, Any]) -> dict[str, Any]:
+    values: dict[str, Any] = yaml.safe_load((CHART / "values-production.yaml").read_text())
+    return {**values, **extra}
+
+
+def one(objects: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
+    found = [o for o in objects if o["kind"] == kind and o["metadata"]["name"] == name]
+    assert len(found) == 1, (kind, name, len(found))
+    return found[0]
+
+
+@pytest.fixture(scope="module", params=["default", "production"])
+def objects(request: pytest.FixtureRequest) -> list[dict[str, Any]]:
+    values = WEB if request.param == "default" else production(WEB)
+    return render(values)
+
+
+def test_the_web_deployment_probes_over_http_and_takes_secrets_from_existing_secrets(
+    objects: list[dict[str, Any]],
+) -> None:
+    deployment = one(objects, "Deployment", "carenet-web")
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    assert container["startupProbe"]["httpGet"]["path"] == "/healthz"
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    env = {e["name"]: e for e in container["env"]}
+    assert env["WEB_OIDC_CLIENT_SECRET"]["valueFrom"]["secretKeyRef"]["name"] == "carenet-web-oidc"
+    assert env["WEB_SECRET_KEY"]["valueFrom"]["secretKeyRef"]["name"] == "carenet-web-secret-key"
+    assert env["WEB_PUBLIC_URL"]["value"] == "https://zorg.example.nl"
+    assert env["WEB_SECURE_COOKIES"]["value"] == "true"
+    for svc in SERVICES:
+        assert env[f"WEB_{svc.upper()}_TARGET"]["value"] == (
+            f"dns:///carenet-{svc}.carenet.svc.cluster.local:50051"
+        )
+    security = container["securityContext"]
+    assert security["readOnlyRootFilesystem"] and not security["allowPrivilegeEscalation"]
+    service = one(objects, "Service", "carenet-web")
+    assert service["spec"]["ports"][0]["targetPort"] == "http"
+
+
+def test_the_web_reaches_only_dns_the_issuer_the_services_and_the_collector(
+    objects: list[dict[str, Any]],
+) -> None:
+    policy = one(objects, "NetworkPolicy", "carenet-web")["spec"]
+    reached = [
+        peer.get("podSelector", {}).get("matchLabels", {}).get("app.kubernetes.io/component")
+        for rule in policy["egress"]
+        for peer in rule["to"]
+    ]
+    assert set(SERVICES) <= set(reached)
+    service_rule = next(
+        r
+        for r in policy["egress"]
+        if any(
+            p.get("podSelector", {}).get("matchLabels", {}).get("app.kubernetes.io/component")
+            == "identity"
+            for p in r["to"]
+        )
+    )
+    assert service_rule["ports"] == [{"port": 50051, "protocol": "TCP"}]
+    for rule in policy.get("ingress", []):
+        assert rule["ports"] == [{"port": 8000, "protocol": "TCP"}]
+    # every service admits the web pods
+    for svc in SERVICES:
+        admitted = [
+            peer.get("podSelector", {}).get("matchLabels", {}).get("app.kubernetes.io/component")
+            for rule in one(objects, "NetworkPolicy", f"carenet-{svc}")["spec"]["ingress"]
+            for peer in rule["from"]
+        ]
+        assert "web" in admitted, svc
+
+
+def test_production_routes_the_web_hostname_to_the_front() -> None:
+    objects = render(production(WEB))
+    route = one(objects, "HTTPRoute", "carenet-web")
+    assert route["spec"]["hostnames"] == ["zorg.example.nl"]
+    assert route["spec"]["rules"][0]["backendRefs"] == [{"name": "carenet-web", "port": 80}]
+    assert one(objects, "Certificate", "carenet-web")["spec"]["usages"] == ["client auth"]
+
+
+def test_without_web_nothing_of_it_renders_and_services_admit_no_web_pods() -> None:
+    objects = render({})
+    assert not [o for o in objects if o["metadata"]["name"] == "carenet-web"]
+
+
+def test_more_than_one_replica_needs_a_shared_session_volume() -> None:
+    import helm_python as helm  # type: ignore[import-not-found,unused-ignore]
+
+    with pytest.raises(helm.HelmError, match="existingClaim"):
+        render({"web": {**WEB["web"], "replicaCount": 2}})
+    objects = render({"web": {**WEB["web"], "replicaCount": 2, "sessions": {"existingClaim": "s"}}})
+    volumes = one(objects, "Deployment", "carenet-web")["spec"]["template"]["spec"]["volumes"]
+    assert {"name": "sessions", "persistentVolumeClaim": {"claimName": "s"}} in volumes
+
+
+def test_the_rendered_objects_are_valid_kubernetes(tmp_path: Path) -> None:
+    objects = [o for o in render(production(WEB)) if o["metadata"]["name"] == "carenet-web"]
+    builtin = [o for o in objects if o["kind"] not in ("HTTPRoute", "Certificate")]
+    target = tmp_path / "web.yaml"
+    target.write_text(yaml.safe_dump_all(builtin))
+    result = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "kubernetes-validate"),
+            "-k",
+            "1.30.0",
+            "--strict",
+            str(target),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -214,7 +214,7 @@ class FakeRepository:
         visible_to_org: str = "",
         visible_to_patient: str = "",
         status: str = "",
-        after: str | None = None,
+        before: tuple[dt.datetime, str] | None = None,
         limit: int = 50,
     ) -> Sequence[Referral]:
         found = [
@@ -225,9 +225,9 @@ class FakeRepository:
             and (not visible_to_org or visible_to_org in (r.referrer_org_id, r.target_org_id))
             and (not visible_to_patient or r.patient_id == visible_to_patient)
             and (not status or r.status == status)
-            and (not after or r.id > after)
+            and (before is None or (r.create_time, r.id) < before)
         ]
-        page = sorted(found, key=lambda r: r.id)[:limit]
+        page = sorted(found, key=lambda r: (r.create_time, r.id), reverse=True)[:limit]
         return [self._own(self.data.referrals, r.id) or r for r in page]
 
     def first_waitlisted(self, offer_id: str) -> Referral | None:

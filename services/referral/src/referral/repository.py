@@ -8,7 +8,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import and_, bindparam, false, or_, select, update
+from sqlalchemy import and_, bindparam, false, or_, select, tuple_, update
 from sqlalchemy.sql.elements import ColumnElement
 
 from referral.caches import Caches
@@ -302,9 +302,11 @@ class ReferralRepository(Repository):
         visible_to_org: str = "",
         visible_to_patient: str = "",
         status: str = "",
-        after: str | None = None,
+        before: tuple[dt.datetime, str] | None = None,
         limit: int = 50,
     ) -> Sequence[Referral]:
+        """Newest first (create time, then id, descending), after ``before`` (the create time
+        and id of the last one of the previous page)."""
         query = select(Referral).where(Referral.care_group_id == care_group_id)
         if patient_id:
             query = query.where(Referral.patient_id == patient_id)
@@ -319,9 +321,10 @@ class ReferralRepository(Repository):
             query = query.where(Referral.patient_id == visible_to_patient)
         if status:
             query = query.where(Referral.status == status)
-        if after:
-            query = query.where(Referral.id > after)
-        return self.session.scalars(query.order_by(Referral.id).limit(limit)).all()
+        if before is not None:
+            query = query.where(tuple_(Referral.create_time, Referral.id) < before)
+        order = (Referral.create_time.desc(), Referral.id.desc())
+        return self.session.scalars(query.order_by(*order).limit(limit)).all()
 
     def first_waitlisted(self, offer_id: str) -> Referral | None:
         query = (

@@ -4,6 +4,7 @@ No try/except: domain errors are mapped by the error interceptor."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import grpc
 
@@ -33,11 +34,22 @@ from referral.use_cases.referrals import ReferralInput
 from servicekit import enums, idempotency, names
 from servicekit.auth import current_principal
 from servicekit.errors import InvalidArgument
+from servicekit.paging import OFFSET, Paging
 
 
 def _fingerprint(request: rpc.CreateOfferRequest | rpc.CreateReferralRequest) -> str:
     """The request's fingerprint (without its request_id), when it has a request_id."""
     return idempotency.fingerprint_of(request) if request.request_id else ""
+
+
+# The largest page of ListOffers and ListReferrals (a larger page_size is capped, AIP-158);
+# FindOffers' is matching.MAX_FIND_PAGE.
+MAX_LIST = 200
+
+
+def _valid_id(position: dict[str, Any]) -> bool:
+    """An id this service could have put in a page token (ids are 1 to 63 characters)."""
+    return 0 < len(position["after"]) <= 63
 
 
 def _referral_ids(name: str) -> tuple[str, str]:
@@ -77,18 +89,18 @@ class ReferralServicer(rpc_grpc.ReferralServiceServicer):
             owner = names.parse_one(
                 request.owner_organisation, "organisations", field="owner_organisation"
             )
+        principal = current_principal()
+        state = enums.from_proto(STATES, request.state, "state")
+        paging = Paging(
+            request, "offers", state, owner, principal.subject, maximum=MAX_LIST, valid=_valid_id
+        )
         page = offers.list_offers(
-            self.deps,
-            current_principal(),
-            state=enums.from_proto(STATES, request.state, "state"),
-            owner_org_id=owner,
-            page_size=request.page_size,
-            page_token=request.page_token,
+            self.deps, principal, state=state, owner_org_id=owner, page=paging.page
         )
         now = self.deps.clock()
         return rpc.ListOffersResponse(
             offers=[offer_to_proto(o, now) for o in page.items],
-            next_page_token=page.next_page_token,
+            next_page_token=paging.token(page),
         )
 
     def UpdateOffer(
@@ -146,15 +158,32 @@ class ReferralServicer(rpc_grpc.ReferralServiceServicer):
     def FindOffers(
         self, request: rpc.FindOffersRequest, context: grpc.ServicerContext
     ) -> rpc.FindOffersResponse:
-        matches, token = matching.find_offers(
+        principal = current_principal()
+        profile = profile_from_proto(request.profile)
+        categories = [enums.required(CATEGORIES, c, "categories") for c in request.categories]
+        fundings = [enums.required(FUNDINGS, f, "fundings") for f in request.fundings]
+        paging = Paging(
+            request,
+            "find",
+            profile.as_dict(),
+            sorted(c.value for c in categories),
+            sorted(f.value for f in fundings),
+            request.eligible_only,
+            request.referrer_role,
+            sorted(principal.roles),
+            schema=OFFSET,
+            default=matching.FIND_PAGE,
+            maximum=matching.MAX_FIND_PAGE,
+            valid=matching.valid_offset,
+        )
+        page = matching.find_offers(
             self.deps,
-            current_principal(),
-            profile_from_proto(request.profile),
-            categories=[enums.required(CATEGORIES, c, "categories") for c in request.categories],
-            fundings=[enums.required(FUNDINGS, f, "fundings") for f in request.fundings],
+            principal,
+            profile,
+            categories=categories,
+            fundings=fundings,
             eligible_only=request.eligible_only,
-            page_size=request.page_size,
-            page_token=request.page_token,
+            page=paging.page,
             referrer_role=request.referrer_role,
         )
         now = self.deps.clock()
@@ -168,9 +197,9 @@ class ReferralServicer(rpc_grpc.ReferralServiceServicer):
                     no_capacity=m.no_capacity,
                     score_reasons=list(m.reasons),
                 )
-                for m in matches
+                for m in page.items
             ],
-            next_page_token=token,
+            next_page_token=paging.token(page),
         )
 
     # referrals
@@ -206,17 +235,24 @@ class ReferralServicer(rpc_grpc.ReferralServiceServicer):
         self, request: rpc.ListReferralsRequest, context: grpc.ServicerContext
     ) -> rpc.ListReferralsResponse:
         patient_id = names.parse_one(request.parent, "patients", field="parent")
-        page = referrals.list_referrals(
-            self.deps,
-            current_principal(),
+        principal = current_principal()
+        status = enums.from_proto(STATUSES, request.status, "status")
+        paging = Paging(
+            request,
+            "referrals",
             patient_id,
-            status=enums.from_proto(STATUSES, request.status, "status"),
-            page_size=request.page_size,
-            page_token=request.page_token,
+            status,
+            principal.subject,
+            schema=referrals.REFERRAL_POSITION,
+            maximum=MAX_LIST,
+            valid=referrals.valid_referral_position,
+        )
+        page = referrals.list_referrals(
+            self.deps, principal, patient_id, status=status, page=paging.page
         )
         return rpc.ListReferralsResponse(
             referrals=[referral_to_proto(v) for v in page.items],
-            next_page_token=page.next_page_token,
+            next_page_token=paging.token(page),
         )
 
     def TransitionReferral(

@@ -238,14 +238,19 @@ def test_bad_input_gives_invalid_argument_or_not_found_with_a_field_violation(
     )
     assert referral_postcode.field_violations == ("referral.profile.postcode",)
 
+    # A page_size above the maximum is capped (AIP-158), not refused; a negative one is.
+    capped = stub.FindOffers(
+        rpc.FindOffersRequest(profile=PROFILE, page_size=10_000), metadata=gp, timeout=10
+    )
+    assert 0 < len(capped.matches) <= 100
     page = _fails(
         lambda: stub.FindOffers(
-            rpc.FindOffersRequest(profile=PROFILE, page_size=10_000), metadata=gp, timeout=10
+            rpc.FindOffersRequest(profile=PROFILE, page_size=-1), metadata=gp, timeout=10
         )
     )
     assert (page.code, page.reason, page.field_violations) == (
         grpc.StatusCode.INVALID_ARGUMENT,
-        "PAGE_SIZE_TOO_LARGE",
+        "INVALID_PAGE_SIZE",
         ("page_size",),
     )
 

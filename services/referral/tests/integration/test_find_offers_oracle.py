@@ -23,6 +23,7 @@ from referral.use_cases import matching
 from servicekit.auth import Principal
 from servicekit.db import make_engine, make_session_factory
 from servicekit.migrations import upgrade
+from servicekit.paging import PageRequest
 from testkit.database import fresh_database
 from testkit.fakes import FakeIdentity
 
@@ -253,22 +254,24 @@ def test_find_offers_ranks_and_explains_as_the_previous_algorithm(
                 offers, matching.with_role(profile, role), categories, fundings, eligible_only, NOW
             )
             got: list[tuple[str, float, tuple[str, ...], dict[str, Any]]] = []
-            token = ""
+            position = None
             while True:
-                found, token = matching.find_offers(
+                found = matching.find_offers(
                     deps,
                     caller,
                     profile,
                     categories=[OfferCategory(c) for c in sorted(categories)],
                     fundings=[Funding(f) for f in sorted(fundings)],
                     eligible_only=eligible_only,
-                    page_size=size,
-                    page_token=token,
+                    page=PageRequest(size, position),
                 )
                 pages += 1
-                assert len(found) <= size
-                got += [(m.offer.id, m.score, m.reasons, m.eligibility.as_dict()) for m in found]
-                if not token:
+                assert len(found.items) <= size
+                got += [
+                    (m.offer.id, m.score, m.reasons, m.eligibility.as_dict()) for m in found.items
+                ]
+                position = found.next
+                if position is None:
                     break
             assert got == expected, (care_group, profile, categories, fundings, eligible_only)
             compared += len(expected)

@@ -70,9 +70,9 @@ def test_find_offers_sees_every_change_of_the_menu_card(deps: Deps) -> None:
     from ..unit.helpers import PROFILE
 
     listed_offer(deps, "walk", display_name="Walking group")
-    found, _ = matching.find_offers(deps, GP, PROFILE)
+    found = matching.find_offers(deps, GP, PROFILE).items
     assert [m.offer.id for m in found] == ["gli", "walk"]
     other_process = Deps(uow=units_of_work_of(deps), identity=deps.identity, clock=deps.clock)
     curation.transition_offer(other_process, ADMIN, "walk", "retire")
-    found, _ = matching.find_offers(deps, GP, PROFILE)
+    found = matching.find_offers(deps, GP, PROFILE).items
     assert [m.offer.id for m in found] == ["gli"]

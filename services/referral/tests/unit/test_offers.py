@@ -11,6 +11,7 @@ from referral import eligibility, errors
 from referral.models import CapacityStatus, Funding, OfferCategory, RecognitionLevel
 from referral.use_cases import curation, matching, offers, transitions
 from servicekit.errors import InvalidArgument
+from servicekit.paging import PageRequest
 
 from ..fakes import ADMIN, COACH, GP, NOORD_GP, OFFICER, PROVIDER, Clock, fake_deps
 from .helpers import listed_offer, refer
@@ -59,7 +60,7 @@ def test_only_listed_offers_are_matched_or_referred_to() -> None:
     offers.create_offer(
         deps, PROVIDER, offers.OfferInput("Draft", category=OfferCategory.GLI), "dd"
     )
-    matches, _ = matching.find_offers(deps, GP, AREA)
+    matches = matching.find_offers(deps, GP, AREA).items
     assert matches == []
     with pytest.raises(errors.OfferNotListed):
         refer(deps, offer_id="dd")
@@ -74,11 +75,11 @@ def test_an_offer_drops_off_the_menu_on_its_recognition_validity_date() -> None:
         recognition_level=RecognitionLevel.WELL_DESCRIBED,
         recognition_valid_until=clock.now + dt.timedelta(days=1),
     )
-    assert len(matching.find_offers(deps, GP, AREA)[0]) == 1
+    assert len(matching.find_offers(deps, GP, AREA).items) == 1
     clock.now += dt.timedelta(days=1)
     offer = offers.get_offer(deps, GP, "gg")
     assert offer.recognition_expired(clock.now)
-    assert matching.find_offers(deps, GP, AREA)[0] == []
+    assert matching.find_offers(deps, GP, AREA).items == []
     with pytest.raises(errors.OfferNotListed) as caught:
         refer(deps, offer_id="gg")
     assert caught.value.reason == "RECOGNITION_EXPIRED"
@@ -111,8 +112,9 @@ def test_matching_ranks_by_the_documented_score_and_explains_it() -> None:
         capacity_status=CapacityStatus.NO_CAPACITY,
     )
     listed_offer(deps, "far", owner=COACH, service_area={"municipality_codes": ["GM0753"]})
-    matches, token = matching.find_offers(deps, GP, AREA)
-    assert token == ""
+    found = matching.find_offers(deps, GP, AREA)
+    matches = found.items
+    assert found.next is None
     assert [m.offer.id for m in matches] == ["gli", "full", "walk"]
     gli = matches[0]
     assert gli.score == 100 + 20 + 30 + 15 + 10 + 10
@@ -120,9 +122,9 @@ def test_matching_ranks_by_the_documented_score_and_explains_it() -> None:
     assert gli.eligibility.eligible and len(gli.eligibility.outcomes) == 5
     assert matches[1].no_capacity and matches[1].capacity is CapacityStatus.NO_CAPACITY
     assert not matches[2].eligibility.eligible
-    only = matching.find_offers(deps, GP, AREA, eligible_only=True)[0]
+    only = matching.find_offers(deps, GP, AREA, eligible_only=True).items
     assert [m.offer.id for m in only] == ["gli", "full"]
-    again, _ = matching.find_offers(deps, GP, AREA)
+    again = matching.find_offers(deps, GP, AREA).items
     assert [(m.offer.id, m.score, m.reasons) for m in again] == [
         (m.offer.id, m.score, m.reasons) for m in matches
     ]  # deterministic
@@ -131,7 +133,7 @@ def test_matching_ranks_by_the_documented_score_and_explains_it() -> None:
 def test_a_waitlist_offer_stays_available_and_says_so() -> None:
     deps = fake_deps()
     listed_offer(deps, "busy", capacity_status=CapacityStatus.WAITLIST, waitlist_length=15)
-    (match,), _ = matching.find_offers(deps, GP, AREA)
+    (match,) = matching.find_offers(deps, GP, AREA).items
     assert match.capacity is CapacityStatus.WAITLIST and not match.no_capacity
 
 
@@ -139,17 +141,18 @@ def test_matching_pages_through_results() -> None:
     deps = fake_deps()
     for i in range(5):
         listed_offer(deps, f"o{i}")
-    first, token = matching.find_offers(deps, GP, AREA, page_size=2)
-    second, token2 = matching.find_offers(deps, GP, AREA, page_size=2, page_token=token)
-    third, token3 = matching.find_offers(deps, GP, AREA, page_size=2, page_token=token2)
-    assert [m.offer.id for m in first + second + third] == [f"o{i}" for i in range(5)]
-    assert token3 == ""
+    first = matching.find_offers(deps, GP, AREA, page=PageRequest(2))
+    second = matching.find_offers(deps, GP, AREA, page=PageRequest(2, first.next))
+    third = matching.find_offers(deps, GP, AREA, page=PageRequest(2, second.next))
+    items = [*first.items, *second.items, *third.items]
+    assert [m.offer.id for m in items] == [f"o{i}" for i in range(5)]
+    assert third.next is None
 
 
 def test_another_care_groups_menu_is_invisible() -> None:
     deps = fake_deps()
     listed_offer(deps, "gg")
-    assert matching.find_offers(deps, NOORD_GP, AREA)[0] == []
+    assert matching.find_offers(deps, NOORD_GP, AREA).items == []
     with pytest.raises(errors.OfferNotFound):
         offers.get_offer(deps, NOORD_GP, "gg")
 
@@ -171,21 +174,15 @@ def test_bad_profiles_are_refused_naming_the_field(
     assert field in [v.field for v in caught.value.violations]
 
 
-def test_an_oversized_page_is_refused() -> None:
-    with pytest.raises(InvalidArgument) as caught:
-        matching.find_offers(fake_deps(), GP, AREA, page_size=5000)
-    assert caught.value.reason == "PAGE_SIZE_TOO_LARGE"
-
-
 def test_matching_sees_capacity_changes_at_once() -> None:
     deps = fake_deps()
     listed_offer(deps, "one", total_places=1)
-    assert matching.find_offers(deps, GP, AREA)[0][0].capacity is CapacityStatus.CAPACITY
+    assert matching.find_offers(deps, GP, AREA).items[0].capacity is CapacityStatus.CAPACITY
     view = refer(deps, offer_id="one")
     from referral.models import Status
 
     transitions.transition_referral(deps, PROVIDER, "p-0001", view.referral.id, Status.ACCEPTED)
-    assert matching.find_offers(deps, GP, AREA)[0][0].capacity is CapacityStatus.WAITLIST
+    assert matching.find_offers(deps, GP, AREA).items[0].capacity is CapacityStatus.WAITLIST
 
 
 def test_the_ranking_follows_the_explained_score_across_varied_offers() -> None:
@@ -205,7 +202,7 @@ def test_the_ranking_follows_the_explained_score_across_varied_offers() -> None:
     ]
     for i, fields in enumerate(variants):
         listed_offer(deps, f"v{i}", **fields)
-    matches, _ = matching.find_offers(deps, GP, AREA, page_size=100)
+    matches = matching.find_offers(deps, GP, AREA, page=PageRequest(100)).items
     assert len(matches) == len(variants)
     scores = [m.score for m in matches]
     assert scores == sorted(scores, reverse=True)

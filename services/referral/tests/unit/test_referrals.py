@@ -3,6 +3,7 @@ waitlist, feedback, history, the outbox, and one Authorize per patient-data use 
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 
 import grpc
@@ -14,6 +15,7 @@ from referral.models import BusinessStatus, Enrolment, Status
 from referral.use_cases import events, offers, referrals, transitions
 from servicekit.auth import Principal
 from servicekit.errors import DomainError, InvalidArgument
+from servicekit.paging import PageRequest
 from testkit.fakes import FakeIdentity
 
 from ..fakes import (
@@ -27,6 +29,7 @@ from ..fakes import (
     OTHER_PATIENT,
     PATIENT,
     PROVIDER,
+    Clock,
     fake_deps,
 )
 from .helpers import listed_offer, outbox, refer
@@ -350,3 +353,22 @@ def test_a_followed_stream_polls_until_the_client_goes_away(deps: Deps) -> None:
     polls = iter([True, True, True, False])
     seen = list(events.watch_events(deps, GP, after_cursor=0, is_active=lambda: next(polls)))
     assert [e.cursor for e in seen] == [1]
+
+
+def test_a_patients_referrals_are_listed_newest_first_page_by_page(deps: Deps) -> None:
+    listed_offer(deps, "walk")
+    listed_offer(deps, "diet")
+    clock = deps.clock
+    assert isinstance(clock, Clock)
+    made = []
+    for offer in ("gli", "walk", "diet"):
+        clock.now += dt.timedelta(minutes=1)
+        made.append(refer(deps, offer_id=offer).referral.name)
+    first = referrals.list_referrals(deps, GP, "p-0001", status=None, page=PageRequest(2))
+    rest = referrals.list_referrals(
+        deps, GP, "p-0001", status=None, page=PageRequest(2, first.next)
+    )
+    assert [v.referral.name for v in [*first.items, *rest.items]] == made[::-1]
+    assert rest.next is None
+    everyone = referrals.list_referrals(deps, GP, "-", status=None, page=PageRequest(10))
+    assert [v.referral.name for v in everyone.items] == made[::-1]

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
 
 from referral import errors
 from referral.errors import Violations
@@ -29,12 +26,6 @@ def check_text(v: Violations, path: str, value: str, limit: int = MAX_TEXT) -> N
 def check_etag(etag: str, current: str) -> None:
     if etag and etag != current:
         raise errors.EtagMismatch("the offer or referral has changed; read it again")
-
-
-@dataclass(frozen=True)
-class Page:
-    items: Sequence[Any]
-    next_page_token: str
 
 
 def replayed(

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from referral import eligibility, positions
+from referral import eligibility
 from referral.access import care_group_id
 from referral.deps import Deps
 from referral.errors import Violations
@@ -20,11 +20,19 @@ from referral.models import (
 )
 from referral.ranking import in_area, score
 from referral.use_cases.offers import get_offer
-from servicekit import paging
 from servicekit.auth import Principal
 from servicekit.errors import InvalidArgument
+from servicekit.paging import Page, PageRequest
 
 MAX_FIND_PAGE = 100
+FIND_PAGE = 20
+FIRST_PAGE = PageRequest(FIND_PAGE)
+MAX_OFFSET = 10_000_000
+
+
+def valid_offset(position: dict[str, Any]) -> bool:
+    """A FindOffers position this list could have made (its token is refused otherwise)."""
+    return bool(0 <= position["offset"] <= MAX_OFFSET)
 
 
 def validate_profile(profile: eligibility.Profile, path: str = "profile") -> None:
@@ -107,30 +115,19 @@ def find_offers(
     categories: Sequence[OfferCategory] = (),
     fundings: Sequence[Funding] = (),
     eligible_only: bool = False,
-    page_size: int = 0,
-    page_token: str = "",
+    page: PageRequest = FIRST_PAGE,
     referrer_role: str = "",
-) -> tuple[list[Match], str]:
+) -> Page[Match]:
     """Listed offers for the patient's area, ranked by :func:`score` (highest first, then
     display name, then id). PostgreSQL picks the offers in the area and categories; the
     menu card, compiled once per version, ranks them; the eligibility explanation and the
     score's reasons are built for the returned page only."""
-    size = paging.page_size(page_size, default=20, maximum=MAX_FIND_PAGE)
     validate_profile(profile)
     if not profile.postcode and not profile.municipality:
         raise InvalidArgument.single(
             "profile.postcode", "a postcode or municipality code is required", "AREA_REQUIRED"
         )
     role = role_of_referrer(principal, referrer_role)
-    fp = paging.fingerprint(
-        "find",
-        profile.as_dict(),
-        sorted(c.value for c in categories),
-        sorted(f.value for f in fundings),
-        eligible_only,
-        role,
-    )
-    offset = positions.offset(page_token, fp)
     evaluated = with_role(profile, role)
     now = deps.clock()
     with deps.uow() as uow:
@@ -146,16 +143,16 @@ def find_offers(
         evaluated,
         fundings=frozenset(f.value for f in fundings),
         eligible_only=eligible_only,
-        offset=offset,
-        size=size,
+        offset=page.offset,
+        size=page.size,
     )
-    page: list[Match] = []
+    matches: list[Match] = []
     for entry in ranked.entries:
         offer = entry.offer
         result = eligibility.evaluate(offer.eligibility, evaluated)
         points, reasons = score(offer, profile, result.eligible, in_area(offer, profile)[1], now)
         capacity = offer.effective_capacity()
-        page.append(
+        matches.append(
             Match(
                 offer,
                 points,
@@ -165,5 +162,5 @@ def find_offers(
                 tuple(reasons),
             )
         )
-    more = offset + size < ranked.total
-    return page, paging.next_token({"offset": offset + size} if more else None, fp)
+    end = page.offset + page.size
+    return Page(matches, {"offset": end} if end < ranked.total else None)

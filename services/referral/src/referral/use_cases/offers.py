@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
-from referral import eligibility, errors, positions
+from referral import eligibility, errors
 from referral.access import (
     care_group_id,
     org_id,
@@ -28,16 +28,16 @@ from referral.models import (
 )
 from referral.unit_of_work import UnitOfWork
 from referral.use_cases.common import (
-    Page,
     check_etag,
     check_text,
     new_id,
     remember,
     replayed,
 )
-from servicekit import idempotency, names, paging
+from servicekit import idempotency, names
 from servicekit.auth import Principal
 from servicekit.errors import FieldViolation, InvalidArgument
+from servicekit.paging import Page, PageRequest
 
 OWNER_ROLES = frozenset({"municipality-officer", "sport-coach", "provider"})
 
@@ -316,12 +316,10 @@ def list_offers(
     *,
     state: OfferState | None,
     owner_org_id: str,
-    page_size: int,
-    page_token: str,
-) -> Page:
-    size = paging.page_size(page_size, maximum=200)
-    fp = paging.fingerprint("offers", state, owner_org_id, principal.subject)
-    after = positions.after_id(page_token, fp)
+    page: PageRequest,
+) -> Page[Offer]:
+    """The care group's offers the caller may see, by id (non-listed ones only for their
+    owner and the admin)."""
     curator = bool(principal.roles & CURATOR_ROLES)
     with deps.uow() as uow:
         items = uow.repo.offers(
@@ -329,13 +327,10 @@ def list_offers(
             states=[state.value] if state else [],
             owner_org_id=owner_org_id,
             visible_owner_org_id=None if curator else org_id(principal),
-            after=after,
-            limit=size + 1,
+            after=page.after(),
+            limit=page.limit,
         )
-    more = len(items) > size
-    items = items[:size]
-    token = paging.next_token({"after": items[-1].id} if more else None, fp)
-    return Page(items, token)
+    return Page.after_key(items, page, lambda o: o.id)
 
 
 def update_offer(

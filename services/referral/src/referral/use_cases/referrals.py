@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import Any
 
 import psycopg
 from sqlalchemy.exc import IntegrityError
 
-from referral import eligibility, errors, positions
+from referral import eligibility, errors
 from referral.access import (
     REFERRER_ROLES,
     TARGET_ROLES,
@@ -37,13 +38,14 @@ from referral.models import (
     Status,
 )
 from referral.unit_of_work import UnitOfWork
-from referral.use_cases.common import Page, check_text, new_id, replayed
+from referral.use_cases.common import check_text, new_id, replayed
 from referral.use_cases.history import ReferralView, event_payload, outbox_values, view_of
 from referral.use_cases.matching import role_of_referrer, validate_profile, with_role
-from servicekit import idempotency, names, paging
+from servicekit import idempotency, names
 from servicekit.auth import Principal
 from servicekit.errors import Aborted, InvalidArgument
 from servicekit.identity_client import Access, AccessQuestion
+from servicekit.paging import Page, PageRequest
 
 
 @dataclass(frozen=True)
@@ -314,9 +316,8 @@ def list_referrals(
     patient_id: str,
     *,
     status: Status | None,
-    page_size: int,
-    page_token: str,
-) -> Page:
+    page: PageRequest,
+) -> Page[ReferralView]:
     """A patient's referrals the caller is party to (one Authorize for that patient), or with
     patient ``-`` every referral the caller is party to (one Authorize per patient listed).
 
@@ -325,12 +326,9 @@ def list_referrals(
     one by one: one Authorize per referral with its context (the Mitz referral exception),
     so a target without a care relationship sees what it was sent. With none addressed to
     it, one Authorize for the patient gives the answer (a refusal exactly like an unseen or
-    missing patient's, or an empty page)."""
-    size = paging.page_size(page_size, maximum=200)
-    fp = paging.fingerprint("referrals", patient_id, status, principal.subject)
-    after = positions.after_id(page_token, fp)
+    missing patient's, or an empty page). Newest first (then by id)."""
     if patient_id != "-" and only_a_target(principal):
-        return _list_addressed(deps, principal, patient_id, status, size, after, fp)
+        return _list_addressed(deps, principal, patient_id, status, page)
     if patient_id != "-":
         enforce(deps.identity.authorize(AccessQuestion(principal, patient_id, Access.READ)))
     org = org_id(principal)
@@ -345,22 +343,42 @@ def list_referrals(
             care_group_id(principal),
             patient_id="" if patient_id == "-" else patient_id,
             status=status.value if status else "",
-            after=after,
-            limit=size + 1,
+            before=_before(page),
+            limit=page.limit,
             **visibility,
         )
-        more = len(items) > size
-        page = [r for r in items[:size] if party_of(principal, r) is not None]
+        fetched = Page.of(items, page, _position)
+        shown = [r for r in fetched.items if party_of(principal, r) is not None]
         if patient_id == "-":
             allowed = set()
-            for pid in dict.fromkeys(r.patient_id for r in page):
+            for pid in dict.fromkeys(r.patient_id for r in shown):
                 decision = deps.identity.authorize(AccessQuestion(principal, pid, Access.READ))
                 if decision.permitted:
                     allowed.add(pid)
-            page = [r for r in page if r.patient_id in allowed]
-        views = [view_of(uow, r) for r in page]
-    token = paging.next_token({"after": items[size - 1].id} if more else None, fp)
-    return Page(views, token)
+            shown = [r for r in shown if r.patient_id in allowed]
+        return Page([view_of(uow, r) for r in shown], fetched.next)
+
+
+# ListReferrals' position: the last referral's create time (microseconds since the epoch) and id.
+REFERRAL_POSITION = {"time": int, "after": str}
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
+def _position(referral: Referral) -> dict[str, Any]:
+    micros = (referral.create_time - _EPOCH) // dt.timedelta(microseconds=1)
+    return {"time": micros, "after": referral.id}
+
+
+def _before(page: PageRequest) -> tuple[dt.datetime, str] | None:
+    if page.position is None:
+        return None
+    time = _EPOCH + dt.timedelta(microseconds=page.position["time"])
+    return time, str(page.position["after"])
+
+
+def valid_referral_position(position: dict[str, Any]) -> bool:
+    """A position this list could have made (its token is refused otherwise)."""
+    return bool(0 <= position["time"] < 2**62 and 0 < len(position["after"]) <= 63)
 
 
 def _list_addressed(
@@ -368,30 +386,26 @@ def _list_addressed(
     principal: Principal,
     patient_id: str,
     status: Status | None,
-    size: int,
-    after: str | None,
-    fp: str,
-) -> Page:
+    page: PageRequest,
+) -> Page[ReferralView]:
     """:func:`list_referrals` for a caller that can only be a target (see there)."""
     with deps.uow() as uow:
         items = uow.repo.referrals(
             care_group_id(principal),
             patient_id=patient_id,
             status=status.value if status else "",
-            after=after,
-            limit=size + 1,
+            before=_before(page),
+            limit=page.limit,
             visible_to_org=org_id(principal),
         )
-        more = len(items) > size
-        addressed = [r for r in items[:size] if party_of(principal, r) is Party.TARGET]
+        fetched = Page.of(items, page, _position)
+        addressed = [r for r in fetched.items if party_of(principal, r) is Party.TARGET]
         if not addressed:
             enforce(deps.identity.authorize(AccessQuestion(principal, patient_id, Access.READ)))
         decisions = [
             (r, ask_about(deps.identity, principal, patient_id, r, Access.READ)) for r in addressed
         ]
-        page = [r for r, decision in decisions if decision.permitted]
-        if decisions and not page:
+        shown = [r for r, decision in decisions if decision.permitted]
+        if decisions and not shown:
             enforce(decisions[0][1])
-        views = [view_of(uow, r) for r in page]
-    token = paging.next_token({"after": items[size - 1].id} if more else None, fp)
-    return Page(views, token)
+        return Page([view_of(uow, r) for r in shown], fetched.next)

@@ -15,6 +15,7 @@ from pathlib import Path
 from identity import people
 from identity.models import DataCategory, OrganisationType, RelationshipKind
 from identity.use_cases import consents, organisations, patients, relationships
+from identity.use_cases.common import idempotent
 from identity.use_cases.deps import Deps
 from servicekit.auth import Principal
 
@@ -144,17 +145,21 @@ def seed(deps: Deps, realm: Path | None = None) -> None:
     admin = _admin(CARE_GROUP)
     for org_id, data in ORGANISATIONS:
         organisations.create_organisation(
-            deps, admin, data, org_id, request_id=f"seed-org-{org_id}"
+            deps,
+            admin,
+            data,
+            org_id,
+            request=idempotent(deps, admin, f"seed-org-{org_id}", "CreateOrganisation"),
         )
     start = dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
     for patient_id, bsn, relations in PATIENTS:
-        coordinator = relations[0][0]
+        clinician = _clinician(relations[0][0], CARE_GROUP)
         patients.register_patient(
             deps,
-            _clinician(coordinator, CARE_GROUP),
+            clinician,
             bsn,
             patient_id,
-            request_id=f"seed-patient-{patient_id}",
+            idempotent(deps, clinician, f"seed-patient-{patient_id}", "RegisterPatient"),
         )
         for org_id, kind in relations[1:]:
             relationships.create_care_relationship(
@@ -165,7 +170,9 @@ def seed(deps: Deps, realm: Path | None = None) -> None:
                 kind,
                 start,
                 None,
-                request_id=f"seed-rel-{patient_id}-{org_id}",
+                idempotent(
+                    deps, admin, f"seed-rel-{patient_id}-{org_id}", "CreateCareRelationship"
+                ),
             )
     # p-0001 lets hospitals read the care plan the GP practice holds, and lets lifestyle
     # providers read the referral data and the care plan.
@@ -191,12 +198,18 @@ def seed(deps: Deps, realm: Path | None = None) -> None:
         ),
     ]
     for patient_id, category, holder, requester in choices:
+        patient = _patient(patient_id, CARE_GROUP)
         consents.create_consent(
             deps,
-            _patient(patient_id, CARE_GROUP),
+            patient,
             patient_id,
             consents.ConsentInput(
                 category, record_holder_type=holder, requester_type=requester, start_time=start
             ),
-            request_id=f"seed-consent-{patient_id}-{category.value}-{requester.value}",
+            idempotent(
+                deps,
+                patient,
+                f"seed-consent-{patient_id}-{category.value}-{requester.value}",
+                "CreateConsent",
+            ),
         )

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import grpc
+from google.protobuf.message import Message
 
 from carenet.identity.v1 import identity_pb2 as pb
 from carenet.identity.v1 import identity_service_pb2 as rpc
@@ -21,10 +22,12 @@ from identity.use_cases import (
     people,
     relationships,
 )
+from identity.use_cases.common import stored_fingerprint
 from identity.use_cases.deps import Deps
-from servicekit import enums, idempotency, names
+from servicekit import enums, names
 from servicekit.auth import Principal, current_principal
 from servicekit.errors import InvalidArgument, Violations
+from servicekit.idempotency import IdempotentRequest
 from servicekit.paging import Paging
 from servicekit.timestamps import from_request, to_proto
 
@@ -218,17 +221,24 @@ class IdentityServicer(rpc_grpc.IdentityServiceServicer):
         themselves, as a logged denial."""
         return people.acting_principal(self.deps.uow, current_principal())
 
+    def _idempotent(self, caller: Principal, request: Message, method: str) -> IdempotentRequest:
+        """A create's request_id and request fingerprint (servicekit.idempotency), the
+        fingerprint stored keyed (identity.use_cases.common.keyed_fingerprint)."""
+        return IdempotentRequest.from_message(
+            caller, request, method, stored=stored_fingerprint(self.deps)
+        )
+
     def CreateOrganisation(
         self, request: rpc.CreateOrganisationRequest, context: grpc.ServicerContext
     ) -> pb.Organisation:
+        caller = self._caller()
         org = organisations.create_organisation(
             self.deps,
-            self._caller(),
+            caller,
             _organisation_input(request.organisation),
             request.organisation_id,
             provision_service_account=request.provision_service_account,
-            request_id=request.request_id,
-            fingerprint=idempotency.fingerprint_of(request),
+            request=self._idempotent(caller, request, "CreateOrganisation"),
         )
         return organisation_pb(org)
 
@@ -264,13 +274,13 @@ class IdentityServicer(rpc_grpc.IdentityServiceServicer):
     def RegisterPatient(
         self, request: rpc.RegisterPatientRequest, context: grpc.ServicerContext
     ) -> pb.Patient:
+        caller = self._caller()
         patient = patients.register_patient(
             self.deps,
-            self._caller(),
+            caller,
             request.bsn,
             request.patient_id,
-            request.request_id,
-            fingerprint=idempotency.fingerprint_of(request),
+            self._idempotent(caller, request, "RegisterPatient"),
         )
         return patient_pb(patient)
 
@@ -299,9 +309,10 @@ class IdentityServicer(rpc_grpc.IdentityServiceServicer):
             raise InvalidArgument.single(
                 "care_relationship.organisation", "is required", "ORGANISATION_REQUIRED"
             )
+        caller = self._caller()
         created = relationships.create_care_relationship(
             self.deps,
-            self._caller(),
+            caller,
             patient_id,
             org_id,
             enums.from_proto(KINDS, rel.kind, "care_relationship.kind"),
@@ -309,8 +320,7 @@ class IdentityServicer(rpc_grpc.IdentityServiceServicer):
                 rel.start_time, "care_relationship.start_time", rel.HasField("start_time")
             ),
             from_request(rel.end_time, "care_relationship.end_time", rel.HasField("end_time")),
-            request.request_id,
-            fingerprint=idempotency.fingerprint_of(request),
+            self._idempotent(caller, request, "CreateCareRelationship"),
         )
         return relationship_pb(created)
 
@@ -356,13 +366,13 @@ class IdentityServicer(rpc_grpc.IdentityServiceServicer):
             start_time=from_request(c.start_time, "consent.start_time", c.HasField("start_time")),
             end_time=from_request(c.end_time, "consent.end_time", c.HasField("end_time")),
         )
+        caller = self._caller()
         consent = consents.create_consent(
             self.deps,
-            self._caller(),
+            caller,
             patient_id,
             data,
-            request.request_id,
-            fingerprint=idempotency.fingerprint_of(request),
+            self._idempotent(caller, request, "CreateConsent"),
         )
         return consent_pb(consent, self.deps.clock())
 

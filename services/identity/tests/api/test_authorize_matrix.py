@@ -21,6 +21,7 @@ from carenet.identity.v1 import identity_service_pb2 as rpc
 from carenet.identity.v1 import identity_service_pb2_grpc as rpc_grpc
 from identity.models import DataCategory, OrganisationType, RelationshipKind
 from identity.use_cases import consents, organisations, relationships
+from identity.use_cases.common import idempotent
 from identity.use_cases.deps import Deps
 from identity.use_cases.patients import register_patient
 from servicekit.auth import Principal
@@ -116,7 +117,7 @@ def patients(identity_service_deps: Deps) -> dict[tuple[str, str, str], str]:
             "Praktijk Noord", OrganisationType.GP_PRACTICE, agb_code="01099999"
         ),
         "gp-noord",
-        request_id="matrix-gp-noord",
+        request=idempotent(deps, noord_admin, "matrix-gp-noord", "CreateOrganisation"),
     )
     noord_gp = Principal(
         subject="noord-gp",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Callable
 
 from identity.use_cases.deps import Deps
 from servicekit.auth import Principal
@@ -34,16 +35,17 @@ def keyed_fingerprint(deps: Deps, fingerprint: str) -> str:
     return hmac.new(deps.bsn_pepper, fingerprint.encode(), hashlib.sha256).hexdigest()
 
 
-def idempotent(
-    deps: Deps, principal: Principal, request_id: str, method: str, fingerprint: str
-) -> IdempotentRequest:
-    """A create's request_id (servicekit.idempotency): call it inside the unit of work, then
-    ``replayed(uow.repo)`` and, once created, ``remember(uow.repo, name)``. The fingerprint
-    is stored keyed (:func:`keyed_fingerprint`)."""
-    return IdempotentRequest.of(
-        principal,
-        request_id,
-        method,
-        fingerprint,
-        stored=lambda fp: keyed_fingerprint(deps, fp),
-    )
+# A create without a request_id: nothing is replayed or remembered.
+NO_REQUEST_ID = IdempotentRequest(caller="", request_id="", method="", fingerprint="")
+
+
+def stored_fingerprint(deps: Deps) -> Callable[[str], str]:
+    """How a create's request fingerprint is stored (:func:`keyed_fingerprint`): give it to
+    ``IdempotentRequest.from_message`` (the servicer) or ``IdempotentRequest.of``."""
+    return lambda fingerprint: keyed_fingerprint(deps, fingerprint)
+
+
+def idempotent(deps: Deps, principal: Principal, request_id: str, method: str) -> IdempotentRequest:
+    """A create's request_id given without a request message (the demo seed), its
+    fingerprint the empty request's."""
+    return IdempotentRequest.of(principal, request_id, method, "", stored=stored_fingerprint(deps))

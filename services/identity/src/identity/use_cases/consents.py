@@ -29,9 +29,9 @@ from identity.models import (
 from identity.policy import Answer, Basis, Decision
 from identity.unit_of_work import UnitOfWork
 from identity.use_cases.common import (
+    NO_REQUEST_ID,
     RECORDING_ROLES,
     care_group_of,
-    idempotent,
     org_id_of,
 )
 from identity.use_cases.decisions import (
@@ -45,6 +45,7 @@ from identity.use_cases.relationships import coordinates
 from servicekit import names
 from servicekit.auth import Principal
 from servicekit.errors import Violations
+from servicekit.idempotency import IdempotentRequest
 from servicekit.paging import Page, PageRequest
 
 
@@ -161,13 +162,10 @@ def create_consent(
     principal: Principal,
     patient_id: str,
     data: ConsentInput,
-    request_id: str = "",
-    *,
-    fingerprint: str = "",
+    request: IdempotentRequest = NO_REQUEST_ID,
 ) -> Consent:
     now = deps.clock()
     with deps.uow() as uow:
-        request = idempotent(deps, principal, request_id, "CreateConsent", fingerprint)
         replay = request.replayed(uow.repo)
         if replay is not None:
             p_id, c_id = names.parse(replay, "patients", "consents")

@@ -14,14 +14,15 @@ from identity.models import (
 )
 from identity.use_cases.common import (
     ADMIN_ROLES,
+    NO_REQUEST_ID,
     care_group_of,
-    idempotent,
     names_org,
 )
 from identity.use_cases.deps import Deps
 from servicekit import dutch, names
 from servicekit.auth import Principal
 from servicekit.errors import InvalidArgument, Violations
+from servicekit.idempotency import IdempotentRequest
 from servicekit.paging import Page, PageRequest
 
 
@@ -89,8 +90,7 @@ def create_organisation(
     organisation_id: str,
     *,
     provision_service_account: bool = False,
-    request_id: str = "",
-    fingerprint: str = "",
+    request: IdempotentRequest = NO_REQUEST_ID,
 ) -> Organisation:
     v = Violations()
     if not names.valid_id(organisation_id):
@@ -110,7 +110,6 @@ def create_organisation(
         )
     _require_admin_of(principal, care_group_id)
     with deps.uow() as uow:
-        request = idempotent(deps, principal, request_id, "CreateOrganisation", fingerprint)
         replay = request.replayed(uow.repo)
         if replay is not None:
             existing = uow.repo.organisation(names.parse_one(replay, "organisations"))

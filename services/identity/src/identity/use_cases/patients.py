@@ -17,12 +17,13 @@ from identity.models import (
     normalise_bsn,
 )
 from identity.policy import Answer, Basis, Decision
-from identity.use_cases.common import REGISTER_ROLES, care_group_of, idempotent, org_id_of
+from identity.use_cases.common import NO_REQUEST_ID, REGISTER_ROLES, care_group_of, org_id_of
 from identity.use_cases.decisions import admit, append_log, log_entry, visible_patient
 from identity.use_cases.deps import Deps
 from servicekit import names
 from servicekit.auth import Principal
 from servicekit.errors import InvalidArgument, Violations
+from servicekit.idempotency import IdempotentRequest
 
 
 def bsn_hash(pepper: bytes, bsn: str) -> str:
@@ -41,9 +42,7 @@ def register_patient(
     principal: Principal,
     bsn: str,
     patient_id: str = "",
-    request_id: str = "",
-    *,
-    fingerprint: str = "",
+    request: IdempotentRequest = NO_REQUEST_ID,
 ) -> Patient:
     """Registers a patient by BSN in the caller's care group; the caller's organisation gets
     a care relationship (coordinating for a GP practice, treating otherwise)."""
@@ -59,7 +58,6 @@ def register_patient(
     digest = bsn_hash(deps.bsn_pepper, _valid_bsn(bsn))
     now = deps.clock()
     with deps.uow() as uow:
-        request = idempotent(deps, principal, request_id, "RegisterPatient", fingerprint)
         replay = request.replayed(uow.repo)
         if replay is not None:
             existing = uow.repo.patient(names.parse_one(replay, "patients"))

@@ -32,9 +32,9 @@ from identity.policy import Answer, Basis, Decision
 from identity.unit_of_work import UnitOfWork
 from identity.use_cases.common import (
     ADMIN_ROLES,
+    NO_REQUEST_ID,
     RECORDING_ROLES,
     care_group_of,
-    idempotent,
     org_id_of,
 )
 from identity.use_cases.decisions import admit, append_log, log_entry, refuse, visible_patient
@@ -42,6 +42,7 @@ from identity.use_cases.deps import Deps
 from servicekit import names
 from servicekit.auth import Principal
 from servicekit.errors import InvalidArgument, Violations
+from servicekit.idempotency import IdempotentRequest
 from servicekit.paging import Page, PageRequest
 
 MANAGING_ROLES = RECORDING_ROLES | {"provider", "sport-coach", "municipality-officer"}
@@ -99,9 +100,7 @@ def create_care_relationship(
     kind: RelationshipKind | None,
     start_time: dt.datetime | None,
     end_time: dt.datetime | None,
-    request_id: str = "",
-    *,
-    fingerprint: str = "",
+    request: IdempotentRequest = NO_REQUEST_ID,
 ) -> CareRelationship:
     v = Violations()
     if kind is None:
@@ -112,7 +111,6 @@ def create_care_relationship(
     assert kind is not None
     now = deps.clock()
     with deps.uow() as uow:
-        request = idempotent(deps, principal, request_id, "CreateCareRelationship", fingerprint)
         replay = request.replayed(uow.repo)
         if replay is not None:
             p_id, rel_id = names.parse(replay, "patients", "careRelationships")

@@ -1,7 +1,7 @@
 """What the careplan use cases share: reading a plan and asking identity about the access,
 checking an etag, replaying a request by its ``request_id`` (servicekit.idempotency), and
-writing a new version of a
-plan (a compare-and-set on the version plus its immutable revision)."""
+writing a new version of a plan (a compare-and-set on the version plus its immutable
+revision)."""
 
 from __future__ import annotations
 

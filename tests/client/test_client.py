@@ -211,6 +211,7 @@ def test_the_insurer_reads_reports_and_evaluates_its_contract(
         )
     assert len(cells) == reports[0].cell_count
     assert evaluation.report.startswith("reports/")
+    assert evaluation.evaluated_report.name == evaluation.report, "says which report it used"
     assert evaluation.lines
 
 

@@ -2,7 +2,10 @@
 
 A suppressed cell (small-cell rule) is written with its ``suppression`` and **empty**
 numerator, denominator, score and interval, never as zeros: a zero in the export is a real
-zero. Scores are percentages (a rate indicator: per 100 patient-years).
+zero. The numbers are read from the cell's ``values`` (unset exactly when the cell is
+suppressed), not from the deprecated fields that read 0 for a suppressed cell. Scores are
+percentages (a rate indicator: per 100 patient-years); a score without eligible patients
+is empty.
 """
 
 from __future__ import annotations
@@ -49,12 +52,28 @@ def suppressed(cell: outcomes_pb2.ReportCell) -> bool:
 
 
 def cell_rows(report: str, cells: Iterable[outcomes_pb2.ReportCell]) -> Iterator[tuple[Cell, ...]]:
+    """One row per cell. The numbers come from the cell's ``values``, which a suppressed cell
+    does not have (its numbers stay empty); a score without eligible patients is empty too."""
     for cell in cells:
-        hidden = suppressed(cell)
+        numbers: tuple[Cell, ...] = (None,) * 7
+        if not suppressed(cell) and cell.HasField("values"):
+            v = cell.values
 
-        def number(value: float, *, hidden: bool = hidden) -> Cell:
-            return None if hidden else value
+            def wrapped(name: str, *, v: outcomes_pb2.CellValues = v) -> Cell:
+                if not v.HasField(name):  # type: ignore[arg-type]
+                    return None
+                value: float = getattr(v, name).value
+                return value
 
+            numbers = (
+                v.numerator,
+                v.denominator,
+                v.exclusions,
+                wrapped("score"),
+                wrapped("ci_low"),
+                wrapped("ci_high"),
+                wrapped("patient_years"),
+            )
         yield (
             report,
             cell.indicator,
@@ -64,13 +83,7 @@ def cell_rows(report: str, cells: Iterable[outcomes_pb2.ReportCell]) -> Iterator
             _enum(outcomes_pb2.Sex, cell.sex, "SEX_") if cell.sex else "",
             cell.band,
             _enum(outcomes_pb2.Suppression, cell.suppression, "SUPPRESSION_"),
-            number(cell.numerator),
-            number(cell.denominator),
-            number(cell.exclusions),
-            number(cell.score),
-            number(cell.ci_low),
-            number(cell.ci_high),
-            number(cell.patient_years) if cell.patient_years else None,
+            *numbers,
         )
 
 

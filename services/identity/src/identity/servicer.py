@@ -219,7 +219,7 @@ class IdentityServicer(rpc_grpc.IdentityServiceServicer):
         organisation takes that person's roles; naming anyone else is PERMISSION_DENIED
         ON_BEHALF_OF_NOT_ALLOWED (identity.people). Authorize and BatchAuthorize decide that
         themselves, as a logged denial."""
-        return people.acting_principal(self.deps.uow, current_principal())
+        return people.acting_principal(self.deps, current_principal())
 
     def _idempotent(self, caller: Principal, request: Message, method: str) -> IdempotentRequest:
         """A create's request_id and request fingerprint (servicekit.idempotency), the
@@ -486,7 +486,7 @@ class IdentityServicer(rpc_grpc.IdentityServiceServicer):
         self, request: rpc.ResolveDelegationRequest, context: grpc.ServicerContext
     ) -> rpc.ResolveDelegationResponse:
         subject = _subject(request.subject) if request.HasField("subject") else None
-        person = people.resolve_delegation(self.deps.uow, current_principal(), subject)
+        person = people.resolve_delegation(self.deps, current_principal(), subject)
         return rpc.ResolveDelegationResponse(
             person=person.user,
             roles=sorted(person.roles),

@@ -4,12 +4,11 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from identity import errors
 from identity.people import PERSON_ROLES, act_for, resolve
-from identity.unit_of_work import UnitOfWork
 from identity.use_cases.common import care_group_of
 from identity.use_cases.deps import Deps
 from servicekit import delegation
@@ -20,7 +19,7 @@ log = logging.getLogger("identity.people")
 
 
 def resolve_delegation(
-    uow: Callable[[], UnitOfWork], caller: Principal, subject: Principal | None
+    deps: Deps, caller: Principal, subject: Principal | None
 ) -> delegation.Person:
     """``ResolveDelegation``: the person ``subject`` (a service asking about its caller) or
     the caller itself acts for (:func:`resolve`); PERMISSION_DENIED
@@ -35,7 +34,7 @@ def resolve_delegation(
     if not asked.on_behalf_of:
         field = "subject.on_behalf_of" if subject is not None else ON_BEHALF_OF_HEADER
         raise InvalidArgument.single(field, "names no person", "ON_BEHALF_OF_REQUIRED")
-    with uow() as work:
+    with deps.uow() as work:
         person = resolve(work, asked)
     if person is None:
         log.warning("delegation_refused", extra={"client_id": asked.client_id[:100]})
@@ -46,11 +45,11 @@ def resolve_delegation(
 NOT_ALLOWED = "the on-behalf-of header must name an active person of the caller's organisation"
 
 
-def acting_principal(uow: Callable[[], UnitOfWork], principal: Principal) -> Principal:
+def acting_principal(deps: Deps, principal: Principal) -> Principal:
     """:func:`act_for` for identity's own RPCs: a name that is not allowed is refused."""
     if not principal.on_behalf_of:
         return principal
-    with uow() as work:
+    with deps.uow() as work:
         acting = act_for(work, principal)
     if acting is None:
         raise errors.OnBehalfOfNotAllowed(NOT_ALLOWED)

@@ -4,7 +4,6 @@ besides the servicer that knows the wire format."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
 from typing import Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -16,77 +15,23 @@ from referral.use_cases.history import ReferralView
 from referral.use_cases.offers import OfferInput
 from referral.use_cases.transitions import OutcomeInput
 from servicekit import enums
+from servicekit.enums import EnumMap
 from servicekit.timestamps import from_request, to_proto
 
-
-def _enum_map(prefix: str, enum_type: Any, model: Any) -> dict[int, Any]:
-    """Proto enum number -> model enum, matched by name (``PREFIX_FOO_BAR`` -> ``foo-bar``)."""
-    out: dict[int, Any] = {}
-    for item in model:
-        key = prefix + item.value.upper().replace("-", "_")
-        if key in set(enum_type.keys()):
-            out[enum_type.Value(key)] = item
-    return out
-
-
-CATEGORIES = _enum_map("OFFER_CATEGORY_", pb.OfferCategory, models.OfferCategory)
-STATES = _enum_map("OFFER_STATE_", pb.OfferState, models.OfferState)
-FUNDINGS = _enum_map("FUNDING_", pb.Funding, models.Funding)
-RECOGNITIONS = {
-    pb.RECOGNITION_LEVEL_WELL_DESCRIBED: models.RecognitionLevel.WELL_DESCRIBED,
-    pb.RECOGNITION_LEVEL_WELL_FOUNDED: models.RecognitionLevel.WELL_FOUNDED,
-    pb.RECOGNITION_LEVEL_EFFECTIVE_FIRST_EVIDENCE: models.RecognitionLevel.EFFECTIVE_FIRST,
-    pb.RECOGNITION_LEVEL_EFFECTIVE_GOOD_EVIDENCE: models.RecognitionLevel.EFFECTIVE_GOOD,
-    pb.RECOGNITION_LEVEL_EFFECTIVE_STRONG_EVIDENCE: models.RecognitionLevel.EFFECTIVE_STRONG,
-}
-CAPACITIES = {
-    pb.CAPACITY_STATUS_NO_CAPACITY: models.CapacityStatus.NO_CAPACITY,
-    pb.CAPACITY_STATUS_CAPACITY: models.CapacityStatus.CAPACITY,
-    pb.CAPACITY_STATUS_WAITLIST: models.CapacityStatus.WAITLIST,
-    pb.CAPACITY_STATUS_ADDITIONAL_ASSESSMENT_REQUIRED: models.CapacityStatus.ADDITIONAL_ASSESSMENT,
-}
-STATUSES = _enum_map("REFERRAL_STATUS_", pb.ReferralStatus, models.Status)
-BUSINESS = _enum_map("BUSINESS_STATUS_", pb.BusinessStatus, models.BusinessStatus)
-ENROLMENTS = _enum_map("ENROLMENT_", pb.Enrolment, models.Enrolment)
-ATTENDANCE = {
-    pb.ATTENDANCE_NONE: "none",
-    pb.ATTENDANCE_PARTIAL: "partial",
-    pb.ATTENDANCE_FULL: "full",
-}
-EVENT_TYPES = {
-    "created": pb.REFERRAL_EVENT_TYPE_CREATED,
-    "status-changed": pb.REFERRAL_EVENT_TYPE_STATUS_CHANGED,
-    "outcome-recorded": pb.REFERRAL_EVENT_TYPE_OUTCOME_RECORDED,
-    "enrolment-changed": pb.REFERRAL_EVENT_TYPE_ENROLMENT_CHANGED,
-}
-FIELDS = {
-    pb.PROFILE_FIELD_CONDITIONS: "conditions",
-    pb.PROFILE_FIELD_AGE: "age",
-    pb.PROFILE_FIELD_BMI: "bmi",
-    pb.PROFILE_FIELD_RISK_FACTORS: "risk-factors",
-    pb.PROFILE_FIELD_PAM_LEVEL: "pam-level",
-    pb.PROFILE_FIELD_POSTCODE: "postcode",
-    pb.PROFILE_FIELD_MUNICIPALITY: "municipality",
-    pb.PROFILE_FIELD_LANGUAGE: "language",
-    pb.PROFILE_FIELD_REFERRER_ROLE: "referrer-role",
-}
-OPERATORS = {
-    pb.OPERATOR_EQ: "eq",
-    pb.OPERATOR_GE: "ge",
-    pb.OPERATOR_GT: "gt",
-    pb.OPERATOR_LE: "le",
-    pb.OPERATOR_LT: "lt",
-    pb.OPERATOR_ANY_OF: "any-of",
-    pb.OPERATOR_ALL_OF: "all-of",
-    pb.OPERATOR_NONE_OF: "none-of",
-}
-
-
-def out(table: Mapping[Any, Any], value: Any) -> Any:
-    for number, item in table.items():
-        if item == value or getattr(item, "value", None) == value:
-            return number
-    return 0
+CATEGORIES = EnumMap(pb.OfferCategory, models.OfferCategory)
+STATES = EnumMap(pb.OfferState, models.OfferState)
+FUNDINGS = EnumMap(pb.Funding, models.Funding)
+RECOGNITIONS = EnumMap(pb.RecognitionLevel, models.RecognitionLevel)
+CAPACITIES = EnumMap(pb.CapacityStatus, models.CapacityStatus)
+STATUSES = EnumMap(pb.ReferralStatus, models.Status)
+BUSINESS = EnumMap(pb.BusinessStatus, models.BusinessStatus)
+ENROLMENTS = EnumMap(pb.Enrolment, models.Enrolment)
+ATTENDANCE = EnumMap(pb.Attendance, ["none", "partial", "full"])
+EVENT_TYPES = EnumMap(
+    pb.ReferralEventType, ["created", "status-changed", "outcome-recorded", "enrolment-changed"]
+)
+FIELDS = EnumMap(pb.ProfileField, sorted(eligibility.FIELDS))
+OPERATORS = EnumMap(pb.Operator, [*eligibility.NUMERIC_OPS, *sorted(eligibility.LIST_OPS)])
 
 
 def ts(value: Timestamp, present: bool, field: str) -> dt.datetime | None:
@@ -143,7 +88,10 @@ def rule_to_proto(rule: dict[str, Any] | None) -> pb.EligibilityRule:
 
 
 def predicate_to_proto(rule: dict[str, Any]) -> pb.Predicate:
-    p = pb.Predicate(field=out(FIELDS, rule.get("field")), operator=out(OPERATORS, rule.get("op")))
+    p = pb.Predicate(
+        field=pb.ProfileField.ValueType(FIELDS.to_proto(rule.get("field"))),
+        operator=pb.Operator.ValueType(OPERATORS.to_proto(rule.get("op"))),
+    )
     if rule.get("number") is not None:
         p.number = float(rule["number"])
     p.values.extend(rule.get("values") or [])
@@ -280,10 +228,10 @@ def offer_to_proto(offer: models.Offer, now: dt.datetime) -> pb.Offer:
         name=f"offers/{offer.id}",
         display_name=offer.display_name,
         description=offer.description,
-        category=out(CATEGORIES, offer.category),
+        category=pb.OfferCategory.ValueType(CATEGORIES.to_proto(offer.category)),
         owner_organisation=f"organisations/{offer.owner_org_id}",
         care_group=f"organisations/{offer.care_group_id}",
-        state=out(STATES, offer.state),
+        state=pb.OfferState.ValueType(STATES.to_proto(offer.state)),
         target_conditions=offer.target_conditions,
         service_area=pb.ServiceArea(
             municipality_codes=area.get("municipality_codes") or [],
@@ -317,7 +265,7 @@ def offer_to_proto(offer: models.Offer, now: dt.datetime) -> pb.Offer:
         ),
         cost_options=[
             pb.CostOption(
-                funding=out(FUNDINGS, c.get("funding")),
+                funding=pb.Funding.ValueType(FUNDINGS.to_proto(c.get("funding"))),
                 amount_cents=int(c.get("amount_cents") or 0),
                 currency=c.get("currency") or "EUR",
                 description=c.get("description", ""),
@@ -327,12 +275,12 @@ def offer_to_proto(offer: models.Offer, now: dt.datetime) -> pb.Offer:
             for c in offer.cost_options
         ],
         recognition=pb.Recognition(
-            level=out(RECOGNITIONS, offer.recognition_level),
+            level=pb.RecognitionLevel.ValueType(RECOGNITIONS.to_proto(offer.recognition_level)),
             valid_until=to_proto(offer.recognition_valid_until),
             expired=offer.recognition_expired(now),
         ),
         capacity=pb.Capacity(
-            status=out(CAPACITIES, offer.capacity_status),
+            status=pb.CapacityStatus.ValueType(CAPACITIES.to_proto(offer.capacity_status)),
             total_places=offer.total_places,
             places_taken=offer.places_taken,
             waitlist_length=offer.waitlist_length,
@@ -378,7 +326,7 @@ def outcome_to_proto(d: dict[str, Any] | None) -> pb.ReferralOutcome | None:
     if not d:
         return None
     return pb.ReferralOutcome(
-        attendance=out(ATTENDANCE, d.get("attendance")),
+        attendance=pb.Attendance.ValueType(ATTENDANCE.to_proto(d.get("attendance"))),
         sessions_attended=int(d.get("sessions_attended") or 0),
         sessions_planned=int(d.get("sessions_planned") or 0),
         result_summary=d.get("result_summary") or "",
@@ -391,7 +339,7 @@ def outcome_to_proto(d: dict[str, Any] | None) -> pb.ReferralOutcome | None:
             )
             for m in d.get("measurements") or []
         ],
-        enrolment=out(ENROLMENTS, d.get("enrolment")),
+        enrolment=pb.Enrolment.ValueType(ENROLMENTS.to_proto(d.get("enrolment"))),
         record_time=from_iso(d.get("record_time")),
         recorded_by=d.get("recorded_by") or "",
     )
@@ -404,10 +352,10 @@ def referral_to_proto(view: ReferralView) -> pb.Referral:
         offer=f"offers/{r.offer_id}",
         reason=r.reason,
         profile=profile_to_proto(r.profile),
-        status=out(STATUSES, r.status),
-        business_status=out(BUSINESS, r.business_status),
+        status=pb.ReferralStatus.ValueType(STATUSES.to_proto(r.status)),
+        business_status=pb.BusinessStatus.ValueType(BUSINESS.to_proto(r.business_status)),
         status_reason=r.status_reason,
-        enrolment=out(ENROLMENTS, r.enrolment),
+        enrolment=pb.Enrolment.ValueType(ENROLMENTS.to_proto(r.enrolment)),
         waitlist_position=r.waitlist_position,
         referrer_organisation=f"organisations/{r.referrer_org_id}",
         referrer=r.referrer_user,
@@ -417,9 +365,9 @@ def referral_to_proto(view: ReferralView) -> pb.Referral:
         outcome=outcome_to_proto(r.outcome),
         history=[
             pb.StatusChange(
-                from_status=out(STATUSES, h.from_status),
-                to_status=out(STATUSES, h.to_status),
-                business_status=out(BUSINESS, h.business_status),
+                from_status=pb.ReferralStatus.ValueType(STATUSES.to_proto(h.from_status)),
+                to_status=pb.ReferralStatus.ValueType(STATUSES.to_proto(h.to_status)),
+                business_status=pb.BusinessStatus.ValueType(BUSINESS.to_proto(h.business_status)),
                 reason=h.reason,
                 actor=h.actor,
                 actor_organisation=f"organisations/{h.actor_org_id}" if h.actor_org_id else "",
@@ -439,7 +387,7 @@ def event_to_proto(event: events.Event) -> pb.ReferralEvent:
     return pb.ReferralEvent(
         cursor=event.cursor,
         event_id=event.event_id,
-        type=EVENT_TYPES.get(p["type"], pb.REFERRAL_EVENT_TYPE_UNSPECIFIED),
+        type=pb.ReferralEventType.ValueType(EVENT_TYPES.to_proto(p["type"])),
         event_time=from_iso(p.get("event_time")),
         referral=p["referral"],
         patient=p["patient"],
@@ -447,13 +395,13 @@ def event_to_proto(event: events.Event) -> pb.ReferralEvent:
         referrer_organisation=p["referrer_organisation"],
         target_organisation=p["target_organisation"],
         care_group=p["care_group"],
-        status=out(STATUSES, p.get("status")),
-        previous_status=out(STATUSES, p.get("previous_status")),
-        business_status=out(BUSINESS, p.get("business_status")),
-        enrolment=out(ENROLMENTS, p.get("enrolment")),
+        status=pb.ReferralStatus.ValueType(STATUSES.to_proto(p.get("status"))),
+        previous_status=pb.ReferralStatus.ValueType(STATUSES.to_proto(p.get("previous_status"))),
+        business_status=pb.BusinessStatus.ValueType(BUSINESS.to_proto(p.get("business_status"))),
+        enrolment=pb.Enrolment.ValueType(ENROLMENTS.to_proto(p.get("enrolment"))),
         waitlist_position=int(p.get("waitlist_position") or 0),
         outcome=outcome_to_proto(p.get("outcome")),
         actor=p.get("actor", ""),
         reason=p.get("reason", ""),
-        offer_category=out(CATEGORIES, p.get("offer_category")),
+        offer_category=pb.OfferCategory.ValueType(CATEGORIES.to_proto(p.get("offer_category"))),
     )

@@ -11,7 +11,6 @@ import grpc
 from carenet.referral.v1 import referral_pb2 as pb
 from carenet.referral.v1 import referral_service_pb2 as rpc
 from carenet.referral.v1 import referral_service_pb2_grpc as rpc_grpc
-from referral import convert
 from referral.convert import (
     BUSINESS,
     CAPACITIES,
@@ -193,7 +192,7 @@ class ReferralServicer(rpc_grpc.ReferralServiceServicer):
                     offer=offer_to_proto(m.offer, now),
                     score=m.score,
                     eligibility=result_to_proto(m.eligibility),
-                    capacity_status=convert.out(CAPACITIES, m.capacity),
+                    capacity_status=pb.CapacityStatus.ValueType(CAPACITIES.to_proto(m.capacity)),
                     no_capacity=m.no_capacity,
                     score_reasons=list(m.reasons),
                 )

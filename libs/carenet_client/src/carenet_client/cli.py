@@ -191,7 +191,10 @@ def login(
     client_cert: Annotated[str, typer.Option(envvar="CARENET_CLIENT_CERT")] = "",
     client_key: Annotated[str, typer.Option(envvar="CARENET_CLIENT_KEY")] = "",
 ) -> None:
-    """Checks the credentials against the issuer and stores them as a profile (mode 0600)."""
+    """Checks the credentials against the issuer and stores them as a profile (mode 0600).
+
+    A person's password is never stored: with --username, give it again through
+    CARENET_PASSWORD for each command."""
     source: TokenSource
     verify: bool | str = ca_file or True
     if username:
@@ -221,7 +224,6 @@ def login(
         "endpoint": endpoint,
         "targets": targets,
         "username": username,
-        "password": password,
         "on_behalf_of": on_behalf_of,
         "plaintext": plaintext,
         "ca_file": ca_file,

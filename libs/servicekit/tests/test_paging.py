@@ -116,27 +116,29 @@ def test_a_position_of_several_keys_is_checked_against_its_schema() -> None:
     refused(paging.decode_page_token, bad, fp, key=KEY, schema=schema)
 
 
-def test_the_pager_reads_after_with_the_type_of_its_default() -> None:
+def test_paging_reads_the_position_with_the_types_of_its_schema() -> None:
+    ints = {"after": int}
     with paging.signing_with(KEY):
-        first = paging.Pager(Request(), "log", "p-1")
-        assert first.after(0) == 0
-        token = first.next_token(41)
-        assert paging.Pager(Request(page_token=token), "log", "p-1").after(0) == 41
-        # a str position where an int belongs, and an int where a str (the default) belongs
-        refused(paging.Pager(Request(page_token=token), "log", "p-1").after, "")
-        refused(paging.Pager(Request(page_token=token), "log", "p-1").after, None)
-        text = paging.Pager(Request(), "rels").next_token("r-2")
-        assert paging.Pager(Request(page_token=text), "rels").after(None) == "r-2"
-        refused(paging.Pager(Request(page_token=text), "rels").after, 0)
+        first = paging.Paging(Request(), "log", "p-1", schema=ints)
+        assert first.page.after(0) == 0
+        token = first.token(paging.Page([41], {"after": 41}))
+        again = paging.Paging(Request(page_token=token), "log", "p-1", schema=ints)
+        assert again.page.after(0) == 41
+        # an int position where a str (the default schema) belongs, and the other way round
+        refused(paging.Paging, Request(page_token=token), "log", "p-1")
+        text = paging.Paging(Request(), "rels").token(paging.Page(["r-2"], {"after": "r-2"}))
+        assert paging.Paging(Request(page_token=text), "rels").page.after() == "r-2"
+        refused(paging.Paging, Request(page_token=text), "rels", schema=ints)
 
 
-def test_the_pager_checks_a_schema_when_it_reads_the_token() -> None:
+def test_paging_checks_a_schema_of_several_keys() -> None:
+    schema = {"c": str, "v": int}
     with paging.signing_with(KEY):
-        token = paging.Pager(Request(), "defs").token_for({"c": "HBA1C", "v": "2"})
-        refused(paging.Pager, Request(page_token=token), "defs", schema={"c": str, "v": int})
-        token = paging.Pager(Request(), "defs").token_for({"c": "HBA1C", "v": 2})
-        pager = paging.Pager(Request(page_token=token), "defs", schema={"c": str, "v": int})
-        assert pager.position == {"c": "HBA1C", "v": 2}
+        token = paging.Paging(Request(), "defs").token(paging.Page([], {"c": "HBA1C", "v": "2"}))
+        refused(paging.Paging, Request(page_token=token), "defs", schema=schema)
+        token = paging.Paging(Request(), "defs").token(paging.Page([], {"c": "HBA1C", "v": 2}))
+        read = paging.Paging(Request(page_token=token), "defs", schema=schema)
+        assert read.page.position == {"c": "HBA1C", "v": 2}
 
 
 def test_tokens_follow_the_key_of_the_call() -> None:
@@ -164,11 +166,3 @@ def test_a_page_token_key_shorter_than_32_bytes_is_refused_at_start() -> None:
     assert paging.key_from_setting(settings.page_token_key.get_secret_value()) == b"x" * 32
     assert ServiceSettings.model_validate(base).page_token_key.get_secret_value() == ""
     assert "x" * 32 not in repr(settings)
-
-
-def test_page_sizes() -> None:
-    assert paging.page_size(0) == paging.DEFAULT_PAGE_SIZE
-    with pytest.raises(InvalidArgument):
-        paging.page_size(-1)
-    with pytest.raises(InvalidArgument):
-        paging.page_size(paging.MAX_PAGE_SIZE + 1)

@@ -77,18 +77,6 @@ class _ProcessKey:
 _process_key = _ProcessKey()
 
 
-def page_size(
-    requested: int, *, default: int = DEFAULT_PAGE_SIZE, maximum: int = MAX_PAGE_SIZE
-) -> int:
-    if requested < 0:
-        raise InvalidArgument.single("page_size", "must not be negative", "INVALID_PAGE_SIZE")
-    if requested > maximum:
-        raise InvalidArgument.single(
-            "page_size", f"must be at most {maximum}", "PAGE_SIZE_TOO_LARGE"
-        )
-    return requested or default
-
-
 def capped_page_size(
     requested: int, *, default: int = DEFAULT_PAGE_SIZE, maximum: int = MAX_PAGE_SIZE
 ) -> int:
@@ -236,50 +224,6 @@ def next_token(
     position: dict[str, Any] | None, expected_fingerprint: str, *, key: bytes | None = None
 ) -> str:
     return PageToken(position, expected_fingerprint).encode(key) if position is not None else ""
-
-
-class Pager:
-    """Page size and page token of one List call.
-
-    ``Pager(request, *filters, schema=...)`` validates ``request.page_size`` and
-    ``request.page_token`` (a token is only valid with the same filters, and with a
-    ``schema`` only when its position has exactly those keys and value types).
-
-    - Lists ordered by one key: ``after(default)`` is the key to continue after, of the type
-      of ``default`` (``str`` when ``default`` is None, or ``kind``); ``next_token(last)``
-      is the token to return (empty when ``last`` is None).
-    - Lists with a position of several keys: pass ``schema`` (e.g. ``{"t": str, "id": str}``),
-      read ``position`` and return ``token_for(position)``.
-    """
-
-    def __init__(
-        self,
-        request: Any,
-        *filters: object,
-        schema: Schema | None = None,
-        key: bytes | None = None,
-    ) -> None:
-        self.size = page_size(request.page_size)
-        self.fingerprint = fingerprint(*filters)
-        self._key = key
-        self.position = decode_page_token(
-            request.page_token, self.fingerprint, schema=schema, key=key
-        )
-
-    def after(self, default: Any, kind: type | None = None) -> Any:
-        if not self.position:
-            return default
-        expected = kind or (type(default) if default is not None else str)
-        return check_position(self.position, {"after": expected})["after"]
-
-    def next_token(self, last: Any) -> str:
-        return next_token(
-            {"after": last} if last is not None else None, self.fingerprint, key=self._key
-        )
-
-    def token_for(self, position: dict[str, Any] | None) -> str:
-        """A token for a position with several keys (e.g. a sort key and an id)."""
-        return next_token(position, self.fingerprint, key=self._key)
 
 
 # --------------------------------------------------------------------------- one way to page

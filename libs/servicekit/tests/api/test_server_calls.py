@@ -28,7 +28,7 @@ from carenet.outcomes.v1 import outcomes_service_pb2, outcomes_service_pb2_grpc
 from carenet.referral.v1 import referral_service_pb2, referral_service_pb2_grpc
 from servicekit import decoding
 from servicekit.auth import ON_BEHALF_OF_HEADER, JwksCache, TokenVerifier, current_principal
-from servicekit.paging import Pager
+from servicekit.paging import Page, Paging
 from servicekit.server import RunningServer, create_server
 from testkit.fixtures import Tokens
 from testkit.idp import LocalIdp
@@ -78,12 +78,13 @@ class EchoIdentity(rpc_grpc.IdentityServiceServicer):
     def ListOrganisations(  # noqa: N802 - the generated method name
         self, request: rpc.ListOrganisationsRequest, context: grpc.ServicerContext
     ) -> rpc.ListOrganisationsResponse:
-        pager = Pager(request, "orgs")
-        after = pager.after(None)
+        paging = Paging(request, "orgs")
+        after = paging.page.after()
         current = "o-2" if after == "o-1" else "o-1"
+        page = Page([current], {"after": current} if current == "o-1" else None)
         return rpc.ListOrganisationsResponse(
             organisations=[pb.Organisation(name=f"organisations/{current}")],
-            next_page_token=pager.next_token(current if current == "o-1" else None),
+            next_page_token=paging.token(page),
         )
 
 

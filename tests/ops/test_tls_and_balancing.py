@@ -19,13 +19,16 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from carenet.identity.v1 import identity_service_pb2 as id_rpc
 from carenet.identity.v1 import identity_service_pb2_grpc as id_grpc
+from carenet.referral.v1 import referral_pb2 as rf
+from carenet.referral.v1 import referral_service_pb2 as rf_rpc
+from carenet.referral.v1 import referral_service_pb2_grpc as rf_grpc
 from servicekit.auth import verifier_for
 from servicekit.channels import ChannelSettings, open_channel
 from testkit.database import fresh_database
 from testkit.fixtures import Tokens, bearer
 from testkit.idp import LocalIdp
 
-from .conftest import cli, free_port, identity_env, start_identity
+from .conftest import TlsServiceProcess, cli, free_port, identity_env, start_identity
 
 NOW = datetime.datetime.now(datetime.UTC)
 
@@ -214,3 +217,76 @@ def test_round_robin_over_one_target_reaches_both_instances(
         answered.append(sum(1 for e in events if e.get("event") == "rpc_error"))
     assert sum(answered) == 20
     assert min(answered) >= 5, answered  # round-robin: about 10 each
+
+
+def test_services_call_each_other_over_mutual_tls_from_their_settings_alone(
+    local_idp: LocalIdp, identity_db: str, tokens: Tokens, tmp_path: Path
+) -> None:
+    """identity and referral as processes, each with its own certificate of one CA: referral
+    serves TLS and asks identity over mutual TLS, configured by REFERRAL_TLS_* alone."""
+    ca = Ca(tmp_path, "carenet-ca")
+
+    def tls_env(name: str) -> dict[str, str]:
+        issued = ca.issue(name)
+        prefix = name.upper()
+        return {
+            f"{prefix}_TLS_CERT_FILE": str(issued.cert),
+            f"{prefix}_TLS_KEY_FILE": str(issued.key),
+            f"{prefix}_TLS_CLIENT_CA_FILE": str(ca.file),
+            f"{prefix}_TLS_CA_FILE": str(ca.file),
+            f"{prefix}_HEALTH_PORT": str(free_port()),
+        }
+
+    identity = TlsServiceProcess(
+        "identity", identity_env(local_idp.issuer, identity_db) | tls_env("identity")
+    ).start()
+    try:
+        with fresh_database("ops_tls_referral") as referral_db:
+            env = {
+                "REFERRAL_OIDC_ISSUER": local_idp.issuer,
+                "REFERRAL_GRPC_HOST": "127.0.0.1",
+                "REFERRAL_GRPC_PORT": "0",
+                "REFERRAL_DATABASE_URL": referral_db,
+                "REFERRAL_IDENTITY_TARGET": identity.target,
+                "REFERRAL_OIDC_CLIENT_SECRET": "svc-referral-secret",
+            }
+            cli("referral", "migrate", env)
+            cli("referral", "seed-demo", env)
+            referral = TlsServiceProcess("referral", env | tls_env("referral")).start()
+            caller = ca.issue("kis-gateway")
+            settings = ChannelSettings(
+                tls_ca_file=str(ca.file),
+                tls_cert_file=str(caller.cert),
+                tls_key_file=str(caller.key),
+            )
+            try:
+                with open_channel(referral.target, settings=settings) as channel:
+                    created = rf_grpc.ReferralServiceStub(channel).CreateReferral(
+                        rf_rpc.CreateReferralRequest(
+                            parent="patients/p-0001",
+                            referral=rf.Referral(
+                                offer="offers/gli-beweegfit-cool",
+                                reason="DM2",
+                                profile=rf.PatientProfile(
+                                    conditions=["T90"], age=58, bmi=31.5, postcode="5611"
+                                ),
+                            ),
+                            request_id="ops-tls-1",
+                        ),
+                        metadata=bearer(tokens.user("dr.jansen")),
+                        timeout=15,
+                    )
+                # Authorized by identity, which referral reached over mutual TLS.
+                assert created.name.startswith("referrals/") or "/referrals/" in created.name
+                # A plaintext caller gets nothing from either.
+                for target in (referral.target, identity.target):
+                    with (
+                        grpc.insecure_channel(target) as plain,
+                        pytest.raises(grpc.RpcError) as refused,
+                    ):
+                        _list(plain, tokens.user("dr.jansen"))
+                    assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
+            finally:
+                referral.stop()
+    finally:
+        identity.stop()

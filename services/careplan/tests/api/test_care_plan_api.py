@@ -235,3 +235,16 @@ def test_a_malformed_name_is_invalid(stub: rpc_grpc.CarePlanServiceStub, users: 
         timeout=10,
     )
     assert (fail.code, fail.field_violations) == (grpc.StatusCode.INVALID_ARGUMENT, ("name",))
+
+
+def test_a_page_size_above_the_maximum_is_capped_not_refused(
+    stub: rpc_grpc.CarePlanServiceStub, users: Users, plan_p1: pb.CarePlan
+) -> None:
+    """AIP-158: 0 is the default (50), above 1,000 is 1,000."""
+    page = stub.ListCarePlanRevisions(
+        rpc.ListCarePlanRevisionsRequest(parent=P1, page_size=1_000_000),
+        metadata=bearer(users.gp),
+        timeout=10,
+    )
+    assert page.care_plan_revisions
+    assert page.care_plan_revisions[0].version == 1

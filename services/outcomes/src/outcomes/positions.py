@@ -1,10 +1,8 @@
-"""The positions outcomes' page tokens carry, read with the types each list expects.
-
-servicekit.paging checks that a token belongs to the request (and, where it does so, that
-it was issued by this service); the position inside is read here: a well-formed token whose
-position has another type (a string where an id number belongs, a number where a name
-belongs, a missing key, a time that is no time) is INVALID_ARGUMENT ``INVALID_PAGE_TOKEN``
-naming ``page_token``, never INTERNAL.
+"""The positions outcomes' page tokens carry: their schemas and range checks, which the
+servicer gives servicekit.paging.Paging (a well-formed token whose position has another
+type, or a value outside what the list could have put there, is INVALID_ARGUMENT
+``INVALID_PAGE_TOKEN`` naming ``page_token``, never INTERNAL), and the readers the use cases
+take a checked position apart with.
 """
 
 from __future__ import annotations
@@ -13,58 +11,70 @@ import datetime as dt
 from collections.abc import Mapping
 from typing import Any
 
-from servicekit.errors import InvalidArgument
-
 # Row ids are PostgreSQL bigints.
 MAX_ROW_ID = 2**63 - 1
 MAX_TEXT = 200
 
+# Enrolments and measurements: the id of the last row.
+ROW: Mapping[str, type] = {"id": int}
+# Contracts: the id of the last contract.
+CONTRACT: Mapping[str, type] = {"id": str}
+# Indicator definitions: code and version of the last one.
+DEFINITION: Mapping[str, type] = {"c": str, "v": int}
+# Reports, newest first: create time (ISO 8601 with offset) and id of the last one.
+REPORT: Mapping[str, type] = {"t": str, "id": str}
 
-def _invalid() -> InvalidArgument:
-    return InvalidArgument.single("page_token", "not a valid page token", "INVALID_PAGE_TOKEN")
+
+def _row_id(value: int) -> bool:
+    return 0 <= value <= MAX_ROW_ID
 
 
-def after_int(position: Mapping[str, Any] | None, key: str) -> int | None:
-    """A row id to continue after; None on the first page."""
-    if position is None:
+def _text(value: str) -> bool:
+    return 0 < len(value) <= MAX_TEXT
+
+
+def _time(value: str) -> dt.datetime | None:
+    try:
+        moment = dt.datetime.fromisoformat(value)
+    except ValueError:
         return None
-    value = position.get(key)
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_ROW_ID:
-        raise _invalid()
-    return value
+    return moment if moment.tzinfo is not None else None
 
 
-def after_text(position: Mapping[str, Any] | None, key: str) -> str | None:
-    """A name or id to continue after; None on the first page."""
-    if position is None:
-        return None
-    value = position.get(key)
-    if not isinstance(value, str) or not 0 < len(value) <= MAX_TEXT:
-        raise _invalid()
-    return value
+def valid_row(position: Mapping[str, Any]) -> bool:
+    return _row_id(position["id"])
+
+
+def valid_contract(position: Mapping[str, Any]) -> bool:
+    return _text(position["id"])
+
+
+def valid_definition(position: Mapping[str, Any]) -> bool:
+    return _text(position["c"]) and _row_id(position["v"])
+
+
+def valid_report(position: Mapping[str, Any]) -> bool:
+    return _text(position["t"]) and _text(position["id"]) and _time(position["t"]) is not None
+
+
+def after_row(position: Mapping[str, Any] | None) -> int | None:
+    """The row id to continue after; None on the first page."""
+    return None if position is None else int(position["id"])
+
+
+def after_contract(position: Mapping[str, Any] | None) -> str | None:
+    return None if position is None else str(position["id"])
 
 
 def after_definition(position: Mapping[str, Any] | None) -> tuple[str, int] | None:
-    """(code, version) to continue after (ListIndicatorDefinitions)."""
-    if position is None:
-        return None
-    code = after_text(position, "c")
-    version = after_int(position, "v")
-    assert code is not None and version is not None
-    return code, version
+    """(code, version) to continue after."""
+    return None if position is None else (str(position["c"]), int(position["v"]))
 
 
 def after_report(position: Mapping[str, Any] | None) -> tuple[dt.datetime, str] | None:
-    """(create time, id) to continue after (ListReports, newest first)."""
+    """(create time, id) to continue after (newest first)."""
     if position is None:
         return None
-    stamp = after_text(position, "t")
-    report_id = after_text(position, "id")
-    assert stamp is not None and report_id is not None
-    try:
-        moment = dt.datetime.fromisoformat(stamp)
-    except ValueError as exc:
-        raise _invalid() from exc
-    if moment.tzinfo is None:
-        raise _invalid()
-    return moment, report_id
+    moment = _time(str(position["t"]))
+    assert moment is not None  # valid_report checked it
+    return moment, str(position["id"])

@@ -10,6 +10,7 @@ import grpc
 from carenet.outcomes.v1 import outcomes_pb2 as pb
 from carenet.outcomes.v1 import outcomes_service_pb2 as rpc
 from carenet.outcomes.v1 import outcomes_service_pb2_grpc as rpc_grpc
+from outcomes import positions
 from outcomes.codes import code_table
 from outcomes.convert import (
     MODELS,
@@ -45,9 +46,10 @@ from outcomes.use_cases import (
     reports,
     sroi,
 )
-from servicekit import enums, idempotency, names
+from servicekit import enums, names
 from servicekit.auth import current_principal
 from servicekit.errors import InvalidArgument, Violations
+from servicekit.idempotency import IdempotentRequest
 from servicekit.paging import Paging
 
 
@@ -85,7 +87,13 @@ class OutcomesServicer(rpc_grpc.OutcomesServiceServicer):
         self, request: rpc.ListEnrolmentsRequest, context: grpc.ServicerContext
     ) -> rpc.ListEnrolmentsResponse:
         patient_id = names.parse_one(request.parent, "patients", field="parent")
-        paging = Paging(request, "enrolments", patient_id, schema={"id": int})
+        paging = Paging(
+            request,
+            "enrolments",
+            patient_id,
+            schema=positions.ROW,
+            valid=positions.valid_row,
+        )
         page = enrolments.list_enrolments(self.deps, current_principal(), patient_id, paging.page)
         return rpc.ListEnrolmentsResponse(
             enrolments=[enrolment_pb(e) for e in page.items],
@@ -122,7 +130,13 @@ class OutcomesServicer(rpc_grpc.OutcomesServiceServicer):
         self, request: rpc.ListMeasurementsRequest, context: grpc.ServicerContext
     ) -> rpc.ListMeasurementsResponse:
         patient_id = names.parse_one(request.parent, "patients", field="parent")
-        paging = Paging(request, "measurements", patient_id, schema={"id": int})
+        paging = Paging(
+            request,
+            "measurements",
+            patient_id,
+            schema=positions.ROW,
+            valid=positions.valid_row,
+        )
         page = measurements.list_measurements(
             self.deps, current_principal(), patient_id, paging.page
         )
@@ -164,7 +178,12 @@ class OutcomesServicer(rpc_grpc.OutcomesServiceServicer):
     def ListIndicatorDefinitions(
         self, request: rpc.ListIndicatorDefinitionsRequest, context: grpc.ServicerContext
     ) -> rpc.ListIndicatorDefinitionsResponse:
-        paging = Paging(request, "definitions", schema={"c": str, "v": int})
+        paging = Paging(
+            request,
+            "definitions",
+            schema=positions.DEFINITION,
+            valid=positions.valid_definition,
+        )
         page = indicators.list_definitions(self.deps, current_principal(), paging.page)
         return rpc.ListIndicatorDefinitionsResponse(
             indicator_definitions=[definition_pb(d) for d in page.items],
@@ -175,13 +194,13 @@ class OutcomesServicer(rpc_grpc.OutcomesServiceServicer):
     def CreateContract(
         self, request: rpc.CreateContractRequest, context: grpc.ServicerContext
     ) -> pb.Contract:
+        principal = current_principal()
         contract = contracts.create_contract(
             self.deps,
-            current_principal(),
+            principal,
             request.contract_id,
             contract_input(request.contract),
-            request.request_id,
-            idempotency.fingerprint_of(request),
+            IdempotentRequest.from_message(principal, request, "CreateContract"),
         )
         return contract_pb(contract)
 
@@ -194,7 +213,9 @@ class OutcomesServicer(rpc_grpc.OutcomesServiceServicer):
     def ListContracts(
         self, request: rpc.ListContractsRequest, context: grpc.ServicerContext
     ) -> rpc.ListContractsResponse:
-        paging = Paging(request, "contracts", schema={"id": str})
+        paging = Paging(
+            request, "contracts", schema=positions.CONTRACT, valid=positions.valid_contract
+        )
         page = contracts.list_contracts(self.deps, current_principal(), paging.page)
         return rpc.ListContractsResponse(
             contracts=[contract_pb(c) for c in page.items],
@@ -239,7 +260,13 @@ class OutcomesServicer(rpc_grpc.OutcomesServiceServicer):
             if request.contract
             else ""
         )
-        paging = Paging(request, "reports", contract_id, schema={"t": str, "id": str})
+        paging = Paging(
+            request,
+            "reports",
+            contract_id,
+            schema=positions.REPORT,
+            valid=positions.valid_report,
+        )
         page = reports.list_reports(self.deps, current_principal(), contract_id, paging.page)
         return rpc.ListReportsResponse(
             reports=[report_pb(r, None) for r in page.items],

@@ -28,15 +28,15 @@ def create_contract(
     principal: Principal,
     contract_id: str,
     data: ContractInput,
-    request_id: str = "",
-    fingerprint: str = "",
+    request: IdempotentRequest | None = None,
 ) -> Contract:
-    """Creates a contract. ``fingerprint`` identifies the request (servicekit.idempotency):
-    the same request_id with the same fingerprint returns the first contract and writes
-    nothing; with another fingerprint it is INVALID_ARGUMENT ``REQUEST_ID_REUSED``."""
+    """Creates a contract. ``request`` carries its request_id and fingerprint
+    (servicekit.idempotency): the same request_id with the same fingerprint returns the
+    first contract and writes nothing; with another fingerprint it is INVALID_ARGUMENT
+    ``REQUEST_ID_REUSED``."""
     if not principal.has_role(ADMIN):
         raise errors.RoleNotPermitted("only the care group's administrator creates contracts")
-    request = IdempotentRequest.of(principal, request_id, "CreateContract", fingerprint)
+    request = request or IdempotentRequest.of(principal, "", "CreateContract", "")
     care_group = care_group_of(principal)
     v = Violations()
     validate_contract(contract_id, data, v)
@@ -127,6 +127,6 @@ def list_contracts(deps: Deps, principal: Principal, page: PageRequest) -> Page[
     )
     with deps.uow() as uow:
         items = uow.repo.contracts(
-            care_group_of(principal), insurer, positions.after_text(page.position, "id"), page.limit
+            care_group_of(principal), insurer, positions.after_contract(page.position), page.limit
         )
     return Page.of(items, page, lambda c: {"id": c.id})

@@ -160,7 +160,7 @@ def list_enrolments(
 ) -> Page[Enrolment]:
     """The patient's enrolments at the practices whose records the caller may read."""
     refuse_insurer(principal)
-    after = positions.after_int(page.position, "id")
+    after = positions.after_row(page.position)
     care_group = care_group_of(principal)
     with deps.uow() as uow:
         holders = uow.repo.enrolment_practices(care_group, patient_id)

@@ -49,7 +49,7 @@ def list_measurements(
     """The patient's measurements held by organisations whose records the caller may
     read (see outcomes.access), with their corrections."""
     refuse_insurer(principal)
-    after = positions.after_int(page.position, "id")
+    after = positions.after_row(page.position)
     care_group = care_group_of(principal)
     with deps.uow() as uow:
         holders = uow.repo.measurement_holders(care_group, patient_id)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime
 import ipaddress
 import json
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -290,3 +291,39 @@ def test_services_call_each_other_over_mutual_tls_from_their_settings_alone(
                 referral.stop()
     finally:
         identity.stop()
+
+
+@pytest.mark.parametrize("max_age", ["1", "0"])
+def test_servers_close_connections_at_their_maximum_age_without_failing_calls(
+    local_idp: LocalIdp, identity_db: str, tokens: Tokens, max_age: str
+) -> None:
+    """With IDENTITY_MAX_CONNECTION_AGE_SECONDS the server ends each connection after that
+    age (GOAWAY): the client reconnects (and re-resolves its target) and no call fails.
+    Without it, one connection lasts."""
+    identity = start_identity(
+        local_idp.issuer,
+        identity_db,
+        max_connection_age_seconds=max_age,
+        max_connection_age_grace_seconds="1",
+    )
+    states: list[str] = []
+    try:
+        with open_channel(identity.target, settings=ChannelSettings()) as channel:
+            channel.subscribe(lambda state: states.append(state.name), try_to_connect=True)
+            token = tokens.user("dr.jansen")
+            deadline = time.monotonic() + 4.0
+            calls = 0
+            while time.monotonic() < deadline:
+                _list(channel, token)
+                calls += 1
+                time.sleep(0.02)
+    finally:
+        identity.stop()
+    assert calls > 50
+    reconnects = sum(
+        1 for a, b in zip(states, states[1:], strict=False) if a == "READY" and b != "READY"
+    )
+    if max_age == "1":
+        assert reconnects >= 2, states
+    else:
+        assert reconnects == 0, states

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
+import itertools
 import json
 import time
 from collections.abc import Iterator
@@ -320,9 +321,7 @@ def test_servers_close_connections_at_their_maximum_age_without_failing_calls(
     finally:
         identity.stop()
     assert calls > 50
-    reconnects = sum(
-        1 for a, b in zip(states, states[1:], strict=False) if a == "READY" and b != "READY"
-    )
+    reconnects = sum(1 for a, b in itertools.pairwise(states) if a == "READY" and b != "READY")
     if max_age == "1":
         assert reconnects >= 2, states
     else:

@@ -20,7 +20,6 @@ from outcomes.repository import (
     MeasurementRow,
     SourceKey,
     StoredMeasurement,
-    from_micros,
 )
 from outcomes.unit_of_work import UnitOfWork
 from outcomes.use_cases import enrolments
@@ -143,24 +142,11 @@ class FakeRepository:
 
     def correct_measurements(self, corrections: Sequence[Correction], now: dt.datetime) -> None:
         for c in corrections:
-            old = c.stored
-            self.store.revisions.append(
-                MeasurementRevision(
-                    id=self._id(),
-                    measurement_id=old.id,
-                    care_group_id=old.care_group_id,
-                    patient_id=old.patient_id,
-                    code=old.code,
-                    value=old.value,
-                    unit=old.unit,
-                    measured_at=from_micros(old.measured_micros),
-                    source_kind=old.source_kind,
-                    ingested_at=old.ingested_at,
-                    superseded_at=now,
-                )
-            )
+            revision = c.revision(now)
+            revision.id = self._id()
+            self.store.revisions.append(revision)
             for source, stored in self.store.measurements.items():
-                if stored.id == old.id:
+                if stored.id == c.stored.id:
                     self.store.measurements[source] = dataclasses.replace(
                         stored, value=c.value, measured_micros=c.measured_micros, ingested_at=now
                     )

@@ -69,6 +69,22 @@ class Correction:
     value: float
     measured_micros: int
 
+    def revision(self, now: dt.datetime) -> MeasurementRevision:
+        """The replaced value, current from its receipt until ``now``."""
+        old = self.stored
+        return MeasurementRevision(
+            measurement_id=old.id,
+            care_group_id=old.care_group_id,
+            patient_id=old.patient_id,
+            code=old.code,
+            value=old.value,
+            unit=old.unit,
+            measured_at=from_micros(old.measured_micros),
+            source_kind=old.source_kind,
+            ingested_at=old.ingested_at,
+            superseded_at=now,
+        )
+
 
 # The columns of a MeasurementTuple; the record holder is given separately.
 MEASUREMENT_COLUMNS = (
@@ -360,24 +376,10 @@ class OutcomesRepository(Repository):
         """Each stored measurement takes its new value and time (received ``now``); the
         value it had moves to ``measurement_revisions`` with the span it was current."""
         for c in corrections:
-            old = c.stored
-            self.session.add(
-                MeasurementRevision(
-                    measurement_id=old.id,
-                    care_group_id=old.care_group_id,
-                    patient_id=old.patient_id,
-                    code=old.code,
-                    value=old.value,
-                    unit=old.unit,
-                    measured_at=from_micros(old.measured_micros),
-                    source_kind=old.source_kind,
-                    ingested_at=old.ingested_at,
-                    superseded_at=now,
-                )
-            )
+            self.session.add(c.revision(now))
             self.session.execute(
                 update(Measurement)
-                .where(Measurement.id == old.id)
+                .where(Measurement.id == c.stored.id)
                 .values(value=c.value, measured_at=from_micros(c.measured_micros), ingested_at=now)
             )
         self.session.flush()

@@ -168,3 +168,52 @@ def test_an_open_event_stream_ends_unavailable_at_sigterm_so_its_consumer_resume
     # its 10 s grace period for it.
     assert ended < 0.5 + 1.0
     assert exited < 3.0
+
+
+def test_a_rolling_restart_of_referral_under_load_fails_no_call(
+    local_idp: LocalIdp, identity_db: str, tokens: Tokens
+) -> None:
+    identity = start_identity(local_idp.issuer, identity_db)
+    with fresh_database("ops_referral_rolling") as referral_db:
+        ports = [free_port(), free_port()]
+
+        def env(port: int) -> dict[str, str]:
+            return {
+                "REFERRAL_OIDC_ISSUER": local_idp.issuer,
+                "REFERRAL_GRPC_HOST": "127.0.0.1",
+                "REFERRAL_GRPC_PORT": str(port),
+                "REFERRAL_DATABASE_URL": referral_db,
+                "REFERRAL_IDENTITY_TARGET": identity.target,
+                "REFERRAL_OIDC_CLIENT_SECRET": "svc-referral-secret",
+                "REFERRAL_DRAIN_SECONDS": "1",
+            }
+
+        cli("referral", "migrate", env(0))
+        cli("referral", "seed-demo", env(0))
+        processes = [ServiceProcess("referral", env(p)).start() for p in ports]
+        target = "ipv4:" + ",".join(f"127.0.0.1:{p}" for p in ports)
+        channel = open_channel(target, settings=ChannelSettings())
+        stub = rf_grpc.ReferralServiceStub(channel)
+        token = bearer(tokens.user("dr.jansen"))
+
+        def call(timeout: float) -> object:
+            return stub.ListOffers(
+                rf_rpc.ListOffersRequest(page_size=5), metadata=token, timeout=timeout
+            )
+
+        try:
+            with Load(lambda: with_retries(call, 10), threads=8) as load:
+                time.sleep(1)
+                for index, port in enumerate(ports):
+                    processes[index].stop(signal.SIGTERM, timeout=20)
+                    processes[index] = ServiceProcess("referral", env(port)).start()
+                    time.sleep(2.5)
+                time.sleep(1)
+            counts = load.counts()
+        finally:
+            for process in processes:
+                process.stop()
+            channel.close()
+            identity.stop()
+    assert counts["OK"] > 100, counts
+    assert set(counts) == {"OK"}, counts

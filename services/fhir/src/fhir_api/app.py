@@ -1,0 +1,185 @@
+"""The FHIR R4 API as a Flask application: bearer tokens checked here (audience
+``carenet-fhir``), then every read goes through the four services with the caller's token.
+
+Routes, under ``/fhir/R4``: ``GET metadata``, ``GET <Type>/<id>`` and ``GET <Type>?...``
+for the types in :data:`fhir_api.capability.SERVED`. Errors are OperationOutcome resources
+with the HTTP status matching the gRPC code (:mod:`fhir_api.errors`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+import grpc
+from flask import Flask, Response, request
+
+from carenet.outcomes.v1 import outcomes_pb2 as outcomes_pb
+from fhir_api.backend import Api, Channels
+from fhir_api.capability import SERVED, capability_statement
+from fhir_api.config import Settings
+from fhir_api.errors import FhirError, from_rpc, invalid
+from fhir_api.reads import READS, SEARCHES, Context, load_code_table
+from fhir_api.resources.common import Codes, Json
+from fhir_api.search import bundle, parse
+from servicekit.auth import JwksCache, TokenVerifier
+from servicekit.errors import DomainError
+
+log = logging.getLogger("fhir")
+PREFIX = "/fhir/R4"
+FHIR_JSON = "application/fhir+json; charset=utf-8"
+CODE_TABLE_SECONDS = 600.0
+
+
+def _software_version() -> str:
+    try:
+        return version("fhir-api")
+    except PackageNotFoundError:
+        return "0"
+
+
+class _CodeTable:
+    """The measurement code table (reference data, no patient data), kept for a while."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._table: dict[str, outcomes_pb.MeasurementCode] = {}
+        self._until = 0.0
+
+    def __call__(self, api: Api) -> dict[str, outcomes_pb.MeasurementCode]:
+        with self._lock:
+            if time.monotonic() < self._until:
+                return self._table
+        table = load_code_table(api)
+        with self._lock:
+            self._table, self._until = table, time.monotonic() + CODE_TABLE_SECONDS
+        return table
+
+
+def _answer(body: Json, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(
+        json.dumps(body, ensure_ascii=False), status, headers, mimetype=None, content_type=FHIR_JSON
+    )
+
+
+def create_app(settings: Settings, channels: Channels | None = None) -> Flask:
+    app = Flask("fhir_api")
+    app.config["JSON_SORT_KEYS"] = False
+    codes = Codes(settings.canonical_base.rstrip("/"))
+    channels = channels or Channels.open(settings)
+    verifier = TokenVerifier(
+        issuer=settings.oidc_issuer,
+        audience=settings.oidc_audience,
+        jwks=JwksCache(
+            settings.jwks_url,
+            max_age_seconds=settings.jwks_max_age_seconds,
+            refetch_cooldown_seconds=settings.jwks_refetch_cooldown_seconds,
+        ),
+        leeway_seconds=settings.token_leeway_seconds,
+    )
+    code_table = _CodeTable()
+    software = _software_version()
+
+    def base_url() -> str:
+        return settings.public_url.rstrip("/") or request.host_url.rstrip("/") + PREFIX
+
+    def context() -> Context:
+        header = request.headers.get("Authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise FhirError(401, "login", "MISSING_TOKEN", "a bearer token is required")
+        try:
+            verifier.verify(token.strip())
+        except DomainError as exc:
+            if exc.code == grpc.StatusCode.UNAUTHENTICATED:
+                raise FhirError(401, "login", exc.reason, exc.message) from None
+            raise FhirError(
+                503, "transient", exc.reason, "the token issuer cannot be reached"
+            ) from None
+        return Context(
+            Api(channels, token.strip(), settings.call_deadline_seconds), codes, code_table
+        )
+
+    @app.errorhandler(FhirError)
+    def _fhir_error(error: FhirError) -> Response:
+        headers = {"WWW-Authenticate": 'Bearer realm="carenet"'} if error.status == 401 else None
+        return _answer(error.outcome(codes.base), error.status, headers)
+
+    @app.errorhandler(grpc.RpcError)
+    def _rpc_error(error: grpc.RpcError) -> Response:
+        return _fhir_error(from_rpc(error))
+
+    @app.errorhandler(404)
+    def _no_route(_: Exception) -> Response:
+        return _fhir_error(FhirError(404, "not-supported", "NOT_SUPPORTED", "no such interaction"))
+
+    @app.errorhandler(405)
+    def _not_allowed(_: Exception) -> Response:
+        return _fhir_error(
+            FhirError(405, "not-supported", "METHOD_NOT_ALLOWED", "this API only reads")
+        )
+
+    @app.errorhandler(Exception)
+    def _internal(error: Exception) -> Response:
+        log.exception(
+            "fhir request failed",
+            extra={"path_template": request.url_rule.rule if request.url_rule else ""},
+        )
+        return _fhir_error(
+            FhirError(500, "exception", "INTERNAL", "the request could not be completed")
+        )
+
+    @app.after_request
+    def _headers(response: Response) -> Response:
+        response.headers["Cache-Control"] = "no-store"
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        return response
+
+    @app.get("/healthz")
+    def healthz() -> tuple[str, int]:
+        return "ok", 200
+
+    @app.get(f"{PREFIX}/metadata")
+    def metadata() -> Response:
+        return _answer(capability_statement(base_url(), software))
+
+    @app.get(f"{PREFIX}/<resource_type>/<resource_id>")
+    def read(resource_type: str, resource_id: str) -> Response:
+        reader = READS.get(resource_type)
+        if reader is None:
+            raise FhirError(
+                404, "not-supported", "NOT_SUPPORTED", f"{resource_type} is not read by id here"
+            )
+        if request.args:
+            raise invalid("UNKNOWN_PARAMETER", "a read takes no parameters")
+        return _answer(reader(context(), resource_id))
+
+    @app.get(f"{PREFIX}/<resource_type>")
+    def search(resource_type: str) -> Response:
+        searcher = SEARCHES.get(resource_type)
+        if searcher is None:
+            raise FhirError(
+                404, "not-supported", "NOT_SUPPORTED", f"{resource_type} is not searched here"
+            )
+        served = SERVED[resource_type]
+        query = parse(
+            request.args.to_dict(flat=False),
+            served.search,
+            served.includes,
+            default_count=settings.default_page_size,
+            max_count=settings.max_page_size,
+        )
+        page = searcher(context(), query)
+        return _answer(
+            bundle(base_url(), resource_type, query, page.matches, page.included, page.next_token)
+        )
+
+    def _close(*_: Any) -> None:
+        channels.close()
+
+    app.extensions["carenet_channels_close"] = _close
+    return app

@@ -1,0 +1,86 @@
+"""Errors as FHIR OperationOutcome with the HTTP status that matches the gRPC code.
+
+The services' messages and ErrorInfo reasons never name a patient (the platform's rule), so
+the outcome carries the reason as ``details.coding`` and the message as ``diagnostics``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, cast
+
+import grpc
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
+
+ISSUE_TYPE = "http://hl7.org/fhir/issue-type"
+
+# gRPC code -> (HTTP status, OperationOutcome issue code)
+_BY_CODE: dict[grpc.StatusCode, tuple[int, str]] = {
+    grpc.StatusCode.INVALID_ARGUMENT: (400, "invalid"),
+    grpc.StatusCode.OUT_OF_RANGE: (400, "invalid"),
+    # The caller's own token passed this API's check, so a service refusing it means the
+    # token is not meant for that service (its audience): a refusal, not a failed login.
+    grpc.StatusCode.UNAUTHENTICATED: (403, "forbidden"),
+    grpc.StatusCode.PERMISSION_DENIED: (403, "forbidden"),
+    grpc.StatusCode.NOT_FOUND: (404, "not-found"),
+    grpc.StatusCode.ALREADY_EXISTS: (409, "duplicate"),
+    grpc.StatusCode.ABORTED: (409, "conflict"),
+    grpc.StatusCode.FAILED_PRECONDITION: (422, "business-rule"),
+    grpc.StatusCode.RESOURCE_EXHAUSTED: (429, "throttled"),
+    grpc.StatusCode.UNAVAILABLE: (503, "transient"),
+    grpc.StatusCode.DEADLINE_EXCEEDED: (504, "timeout"),
+    grpc.StatusCode.UNIMPLEMENTED: (501, "not-supported"),
+}
+
+
+@dataclass(frozen=True)
+class FhirError(Exception):
+    """An answer other than success: its HTTP status, issue code, reason and message."""
+
+    status: int
+    code: str
+    reason: str
+    message: str
+
+    def outcome(self, canonical_base: str) -> dict[str, Any]:
+        issue: dict[str, Any] = {"severity": "error", "code": self.code}
+        if self.reason:
+            issue["details"] = {
+                "coding": [
+                    {"system": f"{canonical_base}/CodeSystem/error-reason", "code": self.reason}
+                ],
+                "text": self.message or self.reason,
+            }
+        elif self.message:
+            issue["details"] = {"text": self.message}
+        return {"resourceType": "OperationOutcome", "issue": [issue]}
+
+
+def invalid(reason: str, message: str) -> FhirError:
+    return FhirError(400, "invalid", reason, message)
+
+
+def not_found(message: str = "no such resource") -> FhirError:
+    return FhirError(404, "not-found", "NOT_FOUND", message)
+
+
+def from_rpc(error: grpc.RpcError) -> FhirError:
+    """The FhirError of a failed gRPC call: its code, ErrorInfo reason and message."""
+    code_of = getattr(error, "code", None)
+    code: grpc.StatusCode = code_of() if callable(code_of) else grpc.StatusCode.UNKNOWN
+    details_of = getattr(error, "details", None)
+    message = str(details_of() or "") if callable(details_of) else ""
+    reason = ""
+    try:
+        status = rpc_status.from_call(cast(grpc.Call, error))
+    except (AttributeError, ValueError):
+        status = None
+    for packed in status.details if status is not None else []:
+        info = error_details_pb2.ErrorInfo()
+        if packed.Unpack(info):
+            reason = info.reason
+    http, issue = _BY_CODE.get(code, (500, "exception"))
+    if http == 500:
+        message = "the request could not be completed"
+    return FhirError(http, issue, reason, message)

@@ -356,6 +356,14 @@ ADMIN = principal("admin.zuidoost", "cg-zuidoost", ("care-group-admin",))
 PATIENT = principal("pat.dewit", "", ("patient",), patient="p-0001")
 OTHER_PATIENT = principal("pat.yilmaz", "", ("patient",), patient="p-0002")
 NOORD_GP = principal("dr.noord", "gp-noord", ("gp",), tenant="cg-noord")
+# The practice's KIS with its own client-credentials token, acting for nobody.
+KIS = Principal(
+    subject="service-account-carenet-kis",
+    client_id="carenet-kis",
+    organisation="organisations/gp-de-linde",
+    care_group="organisations/cg-zuidoost",
+    roles=frozenset({"delegate"}),
+)
 CAREPLAN = Principal(
     subject="svc-careplan",
     client_id="svc-careplan",

@@ -54,6 +54,24 @@ def party_of(principal: Principal, referral: Referral) -> Party | None:
     return None
 
 
+def organisation_system(principal: Principal) -> bool:
+    """A delegate system client (a practice's KIS, realm role ``delegate``) calling as
+    itself rather than for a person: it lists and follows the referrals its organisation
+    made or receives (each read still decided and logged by identity), and nothing else."""
+    return principal.is_delegate and not principal.acts_for_person and bool(principal.organisation)
+
+
+def lists(principal: Principal, referral: Referral) -> bool:
+    """Whether the caller's lists show the referral (before identity is asked): a party to
+    it, or the system of the referring or target organisation (:func:`organisation_system`)."""
+    if party_of(principal, referral) is not None:
+        return True
+    return organisation_system(principal) and org_id(principal) in (
+        referral.referrer_org_id,
+        referral.target_org_id,
+    )
+
+
 def only_a_target(principal: Principal) -> bool:
     """A caller that can be a referral's target and never its referrer (a lifestyle
     provider, sport coach or municipality of an organisation)."""

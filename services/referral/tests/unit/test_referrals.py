@@ -23,6 +23,7 @@ from ..fakes import (
     COACH,
     GP,
     INSURER,
+    KIS,
     NOORD_GP,
     NURSE,
     OTHER_GP,
@@ -372,3 +373,46 @@ def test_a_patients_referrals_are_listed_newest_first_page_by_page(deps: Deps) -
     assert rest.next is None
     everyone = referrals.list_referrals(deps, GP, "-", status=None, page=PageRequest(10))
     assert [v.referral.name for v in everyone.items] == made[::-1]
+
+
+def test_the_kis_as_itself_lists_and_follows_its_organisations_referrals_each_asked_once(
+    deps: Deps, identity: FakeIdentity
+) -> None:
+    """Issue 14: the practice's KIS with its own client-credentials token (realm role
+    ``delegate``, acting for nobody) sees the referrals its organisation made or receives,
+    each read asked of identity like a person's (one question per patient listed, one per
+    referral followed, with its context and record holder), and no other organisation's."""
+    ours = refer(deps, "p-0001").referral
+    theirs = refer(deps, "p-0002", who=OTHER_GP).referral
+    identity.questions.clear()
+    listed = referrals.list_referrals(deps, KIS, "-", status=None, page=PageRequest(50))
+    assert [v.referral.name for v in listed.items] == [ours.name]
+    assert [(q.subject, q.patient_id, q.access.value) for q in identity.questions] == [
+        (KIS, "p-0001", "read")
+    ]
+    one = referrals.list_referrals(deps, KIS, "p-0001", status=None, page=PageRequest(50))
+    assert [v.referral.name for v in one.items] == [ours.name]
+    identity.questions.clear()
+    assert {e.payload["referral"] for e in _watch(deps, KIS)} == {ours.name}
+    (asked,) = identity.questions
+    assert asked.referral is not None and asked.referral.referral == ours.name
+    assert asked.record_holder_id == "gp-de-linde"
+    assert theirs.name not in {e.payload["referral"] for e in _watch(deps, KIS)}
+
+
+def test_the_kis_as_itself_sees_nothing_identity_refuses_and_changes_nothing(
+    deps: Deps, identity: FakeIdentity
+) -> None:
+    r = refer(deps).referral
+    identity.deny[KIS.subject] = "ROLE_NOT_PERMITTED"
+    assert referrals.list_referrals(deps, KIS, "-", status=None, page=PageRequest(50)).items == []
+    assert _watch(deps, KIS) == []
+    with pytest.raises(DomainError) as caught:
+        referrals.list_referrals(deps, KIS, "p-0001", status=None, page=PageRequest(50))
+    assert caught.value.reason == "ROLE_NOT_PERMITTED"
+    identity.deny.clear()
+    with pytest.raises(DomainError) as refused:
+        referrals.get_referral(deps, KIS, "p-0001", r.id)
+    assert refused.value.reason == "NOT_A_PARTY_TO_REFERRAL"
+    with pytest.raises(DomainError):
+        transitions.transition_referral(deps, KIS, "p-0001", r.id, Status.CANCELLED, reason="x")

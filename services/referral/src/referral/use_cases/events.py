@@ -10,7 +10,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from referral import errors
-from referral.access import REFERRER_ROLES, TARGET_ROLES, care_group_id, org_id, patient_id_of
+from referral.access import (
+    REFERRER_ROLES,
+    TARGET_ROLES,
+    care_group_id,
+    org_id,
+    organisation_system,
+    patient_id_of,
+)
 from referral.deps import Deps
 from servicekit.auth import Principal
 from servicekit.errors import InvalidArgument
@@ -51,7 +58,9 @@ def watch_events(
         scope: dict[str, Any] = {"care_group_id": None}
     elif principal.is_patient:
         scope = {"care_group_id": care_group_id(principal), "patient_id": patient_id_of(principal)}
-    elif org and principal.roles & (REFERRER_ROLES | TARGET_ROLES):
+    elif org and (
+        principal.roles & (REFERRER_ROLES | TARGET_ROLES) or organisation_system(principal)
+    ):
         scope = {"care_group_id": care_group_id(principal), "org_id": org}
     else:
         raise errors.RoleNotPermitted("this role sees no referral events")

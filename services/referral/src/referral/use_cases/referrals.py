@@ -17,9 +17,11 @@ from referral.access import (
     ask_about,
     care_group_id,
     enforce,
+    lists,
     offer_refusal,
     only_a_target,
     org_id,
+    organisation_system,
     party_of,
     patient_id_of,
     referrer_refusal,
@@ -334,7 +336,9 @@ def list_referrals(
     org = org_id(principal)
     if principal.is_patient:
         visibility = {"visible_to_patient": patient_id_of(principal)}
-    elif org and principal.roles & (REFERRER_ROLES | TARGET_ROLES):
+    elif org and (
+        principal.roles & (REFERRER_ROLES | TARGET_ROLES) or organisation_system(principal)
+    ):
         visibility = {"visible_to_org": org}
     else:
         raise errors.RoleNotPermitted("this role has no referrals")
@@ -348,7 +352,7 @@ def list_referrals(
             **visibility,
         )
         fetched = Page.of(items, page, _position)
-        shown = [r for r in fetched.items if party_of(principal, r) is not None]
+        shown = [r for r in fetched.items if lists(principal, r)]
         if patient_id == "-":
             allowed = set()
             for pid in dict.fromkeys(r.patient_id for r in shown):

@@ -17,10 +17,11 @@ from carenet.careplan.v1 import careplan_service_pb2 as rpc
 from carenet.careplan.v1 import careplan_service_pb2_grpc as rpc_grpc
 from carenet.identity.v1 import identity_pb2 as id_pb
 from carenet.identity.v1 import identity_service_pb2_grpc as id_grpc
+from servicekit.auth import ON_BEHALF_OF_HEADER
 from testkit.fixtures import Tokens, bearer
 from testkit.rpc import failure
 
-from .conftest import P1, Users, get, ts, update
+from .conftest import P1, Users, get, sub_of, ts, update
 from .support import AccessLog
 
 PATIENT = "patients/p-0001"
@@ -330,3 +331,39 @@ def test_bad_item_names_and_masks_are_invalid(
         "GOAL_NOT_FOUND",
         {"goal_id": "no-such-goal"},
     )
+
+
+def test_a_kis_acting_for_the_gp_edits_an_item_as_the_gp_logged_as_the_kis_for_the_gp(
+    stub: rpc_grpc.CarePlanServiceStub,
+    identity_stub: id_grpc.IdentityServiceStub,
+    tokens: Tokens,
+    users: Users,
+    plan_p1: pb.CarePlan,
+) -> None:
+    """The practice's KIS (a delegate) names dr.jansen: its item edit is the GP's (an
+    evaluation moment, which only the coordinating practice writes), in one UPDATE entry
+    with the KIS as user and dr.jansen as responsible user."""
+    log = AccessLog(identity_stub, tokens.user("auditor.dekker"))
+    kis = tokens.client("carenet-kis")
+    gp = sub_of(users.gp)
+    metadata = (*bearer(kis), (ON_BEHALF_OF_HEADER, gp))
+    plan = get(stub, users.gp)
+    logged = log.around(
+        PATIENT,
+        lambda: stub.CreateEvaluationMoment(
+            rpc.CreateEvaluationMomentRequest(
+                parent=P1,
+                evaluation_moment=pb.EvaluationMoment(review_time=ts(120)),
+                etag=plan.etag,
+            ),
+            metadata=metadata,
+            timeout=10,
+        ),
+    )
+    assert logged.error is None
+    written: pb.CarePlan = logged.result
+    assert written.version == plan.version + 1
+    assert written.evaluations[-1].organisation == "organisations/gp-de-linde"
+    assert [(e.action, e.user, e.responsible_user) for e in logged.entries] == [
+        (id_pb.ACTION_UPDATE, sub_of(kis), gp)
+    ]

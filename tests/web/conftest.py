@@ -243,6 +243,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         return
     for index, open_page in enumerate(ctx.pages):
         try:
-            open_page.screenshot(path=str(SCREENSHOTS / f"failed-{item.name}-{index}.png"))
+            open_page.screenshot(
+                path=str(SCREENSHOTS / f"failed-{item.name}-{index}.png"), full_page=True
+            )
         except Exception:  # noqa: S112 -- best effort
             continue

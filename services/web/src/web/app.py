@@ -23,7 +23,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from servicekit.telemetry import tracing_configured
-from web import auth, backend, formatting
+from web import auth, backend, formatting, i18n
 from web.config import Settings
 
 log = logging.getLogger("web")
@@ -73,6 +73,7 @@ def create_app(settings: Settings, channels: backend.Channels | None = None) -> 
         WTF_CSRF_SSL_STRICT=settings.secure_cookies,
         BABEL_DEFAULT_LOCALE="nl",
         BABEL_DEFAULT_TIMEZONE="Europe/Amsterdam",
+        BABEL_TRANSLATION_DIRECTORIES=i18n.compiled_translations(),
         MAX_CONTENT_LENGTH=256 * 1024,
     )
     if settings.proxy_hops:

@@ -28,14 +28,17 @@ class Bar:
     suppressed_text: str = "< 10"
 
 
-def bar_chart(title: str, description: str, bars: list[Bar], unit: str = "%") -> Markup:
+def bar_chart(
+    chart_id: str, title: str, description: str, bars: list[Bar], unit: str = "%"
+) -> Markup:
     top = max([100.0, *[b.high for b in bars if b.score is not None]])
     plot = WIDTH - LEFT - RIGHT
     height = ROW * len(bars) + 40
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" role="img" viewBox="0 0 {WIDTH} {height}" '
-        f'class="carenet-chart" aria-labelledby="t d"><title id="t">{escape(title)}</title>'
-        f'<desc id="d">{escape(description)}</desc>',
+        f'class="carenet-chart" aria-labelledby="{chart_id}-t {chart_id}-d">'
+        f'<title id="{chart_id}-t">{escape(title)}</title>'
+        f'<desc id="{chart_id}-d">{escape(description)}</desc>',
         f'<line x1="{LEFT}" y1="10" x2="{LEFT}" y2="{height - 25}" class="carenet-chart__axis"/>',
     ]
     for tick in (0, 25, 50, 75, 100):
@@ -66,9 +69,10 @@ def bar_chart(title: str, description: str, bars: list[Bar], unit: str = "%") ->
             f'<line x1="{x1:.1f}" y1="{y + ROW / 2 - 1}" x2="{x2:.1f}" '
             f'y2="{y + ROW / 2 - 1}" class="carenet-chart__ci"/>'
         )
+        value = f"{bar.score:.1f}".replace(".", ",")
         parts.append(
             f'<text x="{max(x2, LEFT + width) + 6:.1f}" y="{y + 15}" class="carenet-chart__value">'
-            f"{bar.score:.1f}{escape(unit)}</text>".replace(".", ",", 1)
+            f"{value}{escape(unit)}</text>"
         )
     parts.append("</svg>")
     return Markup("".join(parts))  # noqa: S704 -- every text above is escaped

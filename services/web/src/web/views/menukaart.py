@@ -12,6 +12,7 @@ import re
 from typing import Any
 
 from flask import Blueprint, abort, g, render_template, request
+from flask_babel import gettext as _
 
 from carenet.referral.v1 import referral_pb2 as rf
 from carenet.referral.v1 import referral_service_pb2 as rf_rpc
@@ -43,9 +44,9 @@ def index() -> str:
     }
     errors: dict[str, str] = {}
     if filters["municipality"] and not re.fullmatch(r"GM\d{4}", str(filters["municipality"])):
-        errors["municipality"] = "Vul een gemeentecode in zoals GM0772"
+        errors["municipality"] = _("Vul een gemeentecode in zoals GM0772")
     if filters["postcode"] and not re.fullmatch(r"\d{4}", str(filters["postcode"])):
-        errors["postcode"] = "Vul de 4 cijfers van een postcode in, zoals 5611"
+        errors["postcode"] = _("Vul de 4 cijfers van de postcode in, zoals 5611")
     token = args.get("page", "")[:200]
     offers: list[rf.Offer] = []
     next_token = ""

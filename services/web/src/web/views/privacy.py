@@ -3,14 +3,12 @@ category and kind of organisation; give and withdraw (withdrawal after a confirm
 
 from __future__ import annotations
 
-import datetime as dt
 import re
 import uuid
 
 import grpc
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
-from google.protobuf.timestamp_pb2 import Timestamp
 from werkzeug.wrappers.response import Response
 
 from carenet.identity.v1 import identity_pb2 as idp
@@ -65,8 +63,6 @@ def overview() -> str | Response:
         if not requester:
             errors["requester"] = _("Kies wie mag kijken")
         if not errors:
-            start = Timestamp()
-            start.FromDatetime(dt.datetime.now(dt.UTC))
             try:
                 g.api.identity.CreateConsent(
                     id_rpc.CreateConsentRequest(
@@ -79,7 +75,7 @@ def overview() -> str | Response:
                             requester=idp.OrganisationSelector(
                                 category=idp.OrganisationType.ValueType(requester)
                             ),
-                            start_time=start,
+                            # from now, as identity's clock says
                         ),
                         request_id=form["request_id"][:64] or str(uuid.uuid4()),
                     )

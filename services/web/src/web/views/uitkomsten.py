@@ -8,6 +8,7 @@ import csv
 import io
 import re
 from collections import defaultdict
+from typing import Any
 
 from flask import Blueprint, Response, abort, g, render_template
 from flask_babel import gettext as _
@@ -66,7 +67,7 @@ def report(report_id: str) -> str:
     by_indicator: dict[str, list[oc.ReportCell]] = defaultdict(list)
     for cell in found.cells:
         by_indicator[f"{cell.indicator} v{cell.version}"].append(cell)
-    sections = []
+    sections: list[dict[str, Any]] = []
     for indicator, cells in sorted(by_indicator.items()):
         bars = [
             charts.Bar(_stratum(c), None, suppressed_text=_suppressed(c))
@@ -83,7 +84,9 @@ def report(report_id: str) -> str:
         sections.append(
             {
                 "indicator": indicator,
-                "chart": charts.bar_chart(indicator, description, bars),
+                "chart": charts.bar_chart(
+                    f"chart-{len(sections) + 1}", indicator, description, bars
+                ),
                 "description": description,
                 "cells": [(c, _stratum(c), _suppressed(c)) for c in cells],
             }

@@ -1,0 +1,243 @@
+"""Unit tests of the web front's own parts that need no running service: the English
+catalogue covers every string, pages render in both languages with the security headers,
+CSRF is enforced, gRPC errors become the plain pages, the eligibility rule reads as words,
+charts escape their text and never draw a suppressed cell as a bar."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+from babel.messages.extract import extract_from_dir
+from babel.messages.pofile import read_po
+from flask import Flask
+from flask.testing import FlaskClient
+from google.protobuf import any_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+
+from carenet.referral.v1 import referral_pb2 as rf
+from web import backend, charts, formatting
+from web.app import create_app
+from web.config import Settings
+
+WEB = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def app(tmp_path: Path) -> Iterator[Flask]:
+    settings = Settings(
+        oidc_issuer="http://127.0.0.1:9/realms/carenet",
+        oidc_client_secret="s",  # type: ignore[arg-type]
+        identity_target="127.0.0.1:9",
+        referral_target="127.0.0.1:9",
+        careplan_target="127.0.0.1:9",
+        outcomes_target="127.0.0.1:9",
+        secret_key="k" * 32,  # type: ignore[arg-type]
+        session_dir=str(tmp_path / "sessions"),
+        secure_cookies=False,
+    )
+    application = create_app(settings)
+    yield application
+    application.extensions["carenet_channels"].close()
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+def test_the_english_catalogue_translates_every_string() -> None:
+    found = {
+        message[2] if isinstance(message[2], str) else message[2][0]
+        for message in extract_from_dir(
+            str(WEB / "src" / "web"),
+            method_map=[("**.py", "python"), ("templates/**.html", "jinja2")],
+            keywords={
+                "_": None,
+                "_l": None,
+                "gettext": None,
+                "lazy_gettext": None,
+                "ngettext": (1, 2),
+            },
+        )
+    }
+    po = WEB / "src" / "web" / "translations" / "en" / "LC_MESSAGES" / "messages.po"
+    with po.open("rb") as f:
+        catalog = read_po(f)
+    translated = {
+        (m.id if isinstance(m.id, str) else m.id[0])
+        for m in catalog
+        if m.id and (m.string if isinstance(m.string, str) else all(m.string or ()))
+    }
+    assert found - translated == set()
+
+
+def test_pages_are_dutch_first_and_english_one_click_away(client: FlaskClient) -> None:
+    page = client.get("/")
+    assert '<html lang="nl"' in page.text and "Inloggen" in page.text
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+    assert token is not None
+    client.post("/taal", data={"lang": "en", "csrf_token": token.group(1)})
+    english = client.get("/")
+    assert '<html lang="en"' in english.text
+    assert "Sign in" in english.text and "Inloggen" not in english.text
+
+
+def test_every_page_carries_the_security_headers(client: FlaskClient) -> None:
+    headers = client.get("/toegankelijkheid").headers
+    csp = headers["Content-Security-Policy"]
+    assert "default-src 'self'" in csp and "script-src 'self'" in csp
+    assert "'unsafe-inline'" not in csp and "frame-ancestors 'none'" in csp
+    assert "form-action 'self' http://127.0.0.1:9" in csp
+    assert headers["X-Frame-Options"] == "DENY"
+    assert headers["X-Content-Type-Options"] == "nosniff"
+    assert headers["Referrer-Policy"] == "strict-origin-when-cross-origin"
+    cookie = headers.get("Set-Cookie", "")
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie
+
+
+def test_a_post_without_csrf_token_is_refused(client: FlaskClient) -> None:
+    response = client.post("/taal", data={"lang": "en"})
+    assert response.status_code == 400
+    assert "Verzoek niet verwerkt" in response.text
+
+
+def test_pages_of_others_ask_to_sign_in(client: FlaskClient) -> None:
+    response = client.get("/menukaart")
+    assert response.status_code == 302 and response.headers["Location"] == "/inloggen"
+
+
+class _Error(grpc.RpcError, grpc.Call):
+    """An RpcError as a client call raises it, with a google.rpc.Status in its trailers."""
+
+    def __init__(self, code: grpc.StatusCode, status: status_pb2.Status) -> None:
+        self._code = code
+        self._status = status
+
+    def code(self) -> grpc.StatusCode:
+        return self._code
+
+    def details(self) -> str:
+        return str(self._status.message)
+
+    def trailing_metadata(self) -> Any:
+        return (("grpc-status-details-bin", self._status.SerializeToString()),)
+
+    def initial_metadata(self) -> Any:
+        return ()
+
+    def is_active(self) -> bool:
+        return False
+
+    def time_remaining(self) -> float:
+        return 0.0
+
+    def cancel(self) -> bool:
+        return False
+
+    def add_callback(self, callback: Any) -> bool:
+        return False
+
+
+def _status(code: int, reason: str, fields: dict[str, str]) -> status_pb2.Status:
+    status = status_pb2.Status(code=code, message="patient p-0001 was refused")
+    info = any_pb2.Any()
+    info.Pack(error_details_pb2.ErrorInfo(reason=reason, domain="referral.carenet"))
+    status.details.append(info)
+    if fields:
+        bad = any_pb2.Any()
+        bad.Pack(
+            error_details_pb2.BadRequest(
+                field_violations=[
+                    error_details_pb2.BadRequest.FieldViolation(field=f, description=d)
+                    for f, d in fields.items()
+                ]
+            )
+        )
+        status.details.append(bad)
+    return status
+
+
+def test_error_details_read_the_reason_and_the_field_violations() -> None:
+    error = _Error(
+        grpc.StatusCode.INVALID_ARGUMENT,
+        _status(code_pb2.INVALID_ARGUMENT, "TEXT_REQUIRED", {"offer.display_name": "required"}),
+    )
+    found = backend.details(error)
+    assert found.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert found.reason == "TEXT_REQUIRED"
+    assert found.fields == {"offer.display_name": "required"}
+
+
+@pytest.mark.parametrize(
+    ("code", "status", "title"),
+    [
+        (grpc.StatusCode.PERMISSION_DENIED, 403, "Geen toegang"),
+        (grpc.StatusCode.NOT_FOUND, 404, "Niet gevonden"),
+        (grpc.StatusCode.UNAVAILABLE, 503, "Even niet beschikbaar"),
+        (grpc.StatusCode.INTERNAL, 500, "Er ging iets mis"),
+    ],
+)
+def test_grpc_errors_are_plain_pages_without_a_trace_or_the_message(
+    app: Flask, code: grpc.StatusCode, status: int, title: str
+) -> None:
+    @app.get("/_raise")
+    def _raise() -> str:
+        raise _Error(code, _status(code.value[0], "SOME_REASON", {}))
+
+    response = app.test_client().get("/_raise")
+    assert response.status_code == status
+    assert f'<h1 class="utrecht-heading-1">{title}</h1>' in response.text
+    assert "Traceback" not in response.text and "p-0001" not in response.text
+
+
+def test_an_eligibility_rule_reads_as_words() -> None:
+    rule = rf.EligibilityRule(
+        all=rf.RuleList(
+            rules=[
+                rf.EligibilityRule(
+                    predicate=rf.Predicate(
+                        field=rf.PROFILE_FIELD_BMI, operator=rf.OPERATOR_GE, number=25
+                    )
+                ),
+                rf.EligibilityRule(
+                    predicate=rf.Predicate(
+                        field=rf.PROFILE_FIELD_CONDITIONS,
+                        operator=rf.OPERATOR_ANY_OF,
+                        values=["T90", "K86"],
+                    )
+                ),
+            ]
+        )
+    )
+    app = Flask(__name__)
+    from flask_babel import Babel
+
+    Babel(app)
+    with app.test_request_context():
+        lines = formatting.rule_lines(rule)
+    assert lines == [
+        (0, "Aan al deze voorwaarden voldoen:"),
+        (1, "BMI minstens 25"),
+        (1, "aandoening: een van T90, K86"),
+    ]
+
+
+def test_a_chart_escapes_its_text_and_marks_suppressed_cells_without_a_bar() -> None:
+    svg = str(
+        charts.bar_chart(
+            "c1",
+            "<b>HbA1c</b>",
+            "two groups",
+            [charts.Bar("gp-<x>", 42.5, 30.0, 55.0), charts.Bar("gp-small", None)],
+        )
+    )
+    assert "<b>" not in svg and "&lt;b&gt;HbA1c&lt;/b&gt;" in svg
+    assert svg.count("<rect") == 1
+    assert 'class="carenet-chart__suppressed">&lt; 10</text>' in svg
+    assert "42,5%" in svg
+    assert 'role="img"' in svg and 'aria-labelledby="c1-t c1-d"' in svg

@@ -241,3 +241,75 @@ def test_a_chart_escapes_its_text_and_marks_suppressed_cells_without_a_bar() -> 
     assert 'class="carenet-chart__suppressed">&lt; 10</text>' in svg
     assert "42,5%" in svg
     assert 'role="img"' in svg and 'aria-labelledby="c1-t c1-d"' in svg
+
+
+def _sign_in_session(client: FlaskClient, expires_in: float) -> None:
+    import time
+
+    with client.session_transaction() as session:
+        session["token"] = {
+            "access_token": "old-access",
+            "refresh_token": "old-refresh",
+            "expires_at": time.time() + expires_in,
+            "id_token": "id",
+        }
+        session["user"] = {
+            "subject": "s",
+            "username": "dr.jansen",
+            "name": "Eva Jansen",
+            "roles": ["gp"],
+            "organisation": "gp-de-linde",
+            "care_group": "cg-zuidoost",
+            "patient": "",
+        }
+
+
+def test_the_access_token_is_refreshed_before_it_expires(
+    app: Flask, client: FlaskClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from web import auth
+
+    calls: list[dict[str, Any]] = []
+
+    def refresh(**kwargs: Any) -> dict[str, Any]:
+        calls.append(kwargs)
+        return {"access_token": "new-access", "refresh_token": "new-refresh", "expires_at": 2e9}
+
+    monkeypatch.setattr(auth.oauth.carenet, "fetch_access_token", refresh)
+
+    @app.get("/_token")
+    def _token() -> str:
+        return auth.access_token()
+
+    _sign_in_session(client, expires_in=3600)
+    assert client.get("/_token").text == "old-access"
+    assert calls == []
+    _sign_in_session(client, expires_in=10)  # within the 30 s margin
+    assert client.get("/_token").text == "new-access"
+    assert calls == [{"grant_type": "refresh_token", "refresh_token": "old-refresh"}]
+    with client.session_transaction() as session:
+        assert session["token"]["refresh_token"] == "new-refresh"
+        assert session["token"]["id_token"] == "id"
+
+
+def test_a_refused_refresh_ends_the_session_and_asks_to_sign_in(
+    app: Flask, client: FlaskClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from authlib.integrations.base_client.errors import OAuthError
+
+    from web import auth
+
+    def refused(**kwargs: Any) -> dict[str, Any]:
+        raise OAuthError(error="invalid_grant")
+
+    monkeypatch.setattr(auth.oauth.carenet, "fetch_access_token", refused)
+
+    @app.get("/_token")
+    def _token() -> str:
+        return auth.access_token()
+
+    _sign_in_session(client, expires_in=5)
+    response = client.get("/_token")
+    assert response.status_code == 302 and response.headers["Location"] == "/inloggen"
+    with client.session_transaction() as session:
+        assert "token" not in session and "user" not in session

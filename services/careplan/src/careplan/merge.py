@@ -153,41 +153,18 @@ class _Merge:
         return _diff(self.current.informal_carers, self.new.informal_carers)
 
     def goals(self, scope: Scope) -> str | None:
-        _merge_goals(
-            self.current,
-            self.incoming,
-            self.new,
-            scope,
-            self.actor,
-            self.now,
-            self.v,
-            self.new_id,
-            self.where,
-        )
+        _merge_goals(self, scope)
         before = [g.without_progress() for g in self.current.goals]
         if [g.without_progress() for g in self.new.goals] == before:
             return None
         return _counts(self.current.goals, self.new.goals)
 
     def progress(self, scope: Scope) -> str | None:
-        added = _merge_progress(
-            self.current, self.incoming, self.new, scope, self.actor, self.now, self.v, self.new_id
-        )
+        added = _merge_progress(self, scope)
         return f"{added} added" if added else None
 
     def actions(self, scope: Scope) -> str | None:
-        _merge_actions(
-            self.current,
-            self.incoming,
-            self.new,
-            scope,
-            self.actor,
-            self.plan_create_time,
-            self.now,
-            self.v,
-            self.new_id,
-            self.where,
-        )
+        _merge_actions(self, scope)
         return _diff(self.current.actions, self.new.actions)
 
     def evaluations(self, scope: Scope) -> str | None:
@@ -247,17 +224,9 @@ def _diff(before: Sequence[Any], after: Sequence[Any]) -> str | None:
     return None if list(before) == list(after) else _counts(before, after)
 
 
-def _merge_goals(
-    current: PlanContent,
-    incoming: PlanContent,
-    new: PlanContent,
-    scope: Scope,
-    actor: Actor,
-    now: dt.datetime,
-    v: Violations,
-    new_id: Callable[[], str],
-    where: Where,
-) -> None:
+def _merge_goals(m: _Merge, scope: Scope) -> None:
+    current, incoming, new, actor, now, v = m.current, m.incoming, m.new, m.actor, m.now, m.v
+    new_id, where = m.new_id, m.where
     old_by_id = {g.id: g for g in current.goals}
     result = []
     for i, given in enumerate(incoming.goals):
@@ -316,17 +285,10 @@ def _merge_goals(
     new.goals = result
 
 
-def _merge_progress(
-    current: PlanContent,
-    incoming: PlanContent,
-    new: PlanContent,
-    scope: Scope,
-    actor: Actor,
-    now: dt.datetime,
-    v: Violations,
-    new_id: Callable[[], str],
-) -> int:
+def _merge_progress(m: _Merge, scope: Scope) -> int:
     """Appends the new progress entries of each goal named; existing entries are immutable."""
+    current, incoming, new, actor, now, v = m.current, m.incoming, m.new, m.actor, m.now, m.v
+    new_id = m.new_id
     added = 0
     for i, goal in enumerate(incoming.goals):
         target = new.goal(goal.id) if goal.id else None
@@ -356,18 +318,9 @@ def _merge_progress(
     return added
 
 
-def _merge_actions(
-    current: PlanContent,
-    incoming: PlanContent,
-    new: PlanContent,
-    scope: Scope,
-    actor: Actor,
-    plan_create_time: dt.datetime,
-    now: dt.datetime,
-    v: Violations,
-    new_id: Callable[[], str],
-    where: Where,
-) -> None:
+def _merge_actions(m: _Merge, scope: Scope) -> None:
+    current, incoming, new, actor, now, v = m.current, m.incoming, m.new, m.actor, m.now, m.v
+    new_id, where, plan_create_time = m.new_id, m.where, m.plan_create_time
     old_by_id = {a.id: a for a in current.actions}
     result = []
     for i, action in enumerate(incoming.actions):

@@ -15,8 +15,10 @@ from google.type.money_pb2 import Money  # type: ignore[import-untyped]
 from carenet.outcomes.v1 import outcomes_pb2 as pb
 from carenet.outcomes.v1 import outcomes_service_pb2 as rpc
 from outcomes import financing, models
+from outcomes import sroi as formulas
+from outcomes.codes import Code
 from outcomes.contract_terms import PRINCIPLES, ContractIndicatorInput, ContractInput
-from outcomes.use_cases import enrolments, measurements
+from outcomes.use_cases import discrepancies, enrolments, measurements, sroi
 from servicekit import enums, names
 from servicekit.errors import Violations
 from servicekit.timestamps import MAX_NANOS, MAX_SECONDS, MIN_SECONDS, from_request, to_proto
@@ -386,3 +388,103 @@ def contract_input(c: pb.Contract) -> ContractInput:
     )
     v.raise_if_any()
     return data
+
+
+def code_pb(c: Code) -> pb.MeasurementCode:
+    return pb.MeasurementCode(
+        code=c.code,
+        display=c.display,
+        unit=c.unit,
+        min_value=c.min_value,
+        max_value=c.max_value,
+        nhg_code=c.nhg,
+        loinc_code=c.loinc,
+    )
+
+
+def ingest_result_pb(result: measurements.IngestResult) -> rpc.IngestMeasurementsResponse:
+    return rpc.IngestMeasurementsResponse(
+        accepted=result.accepted,
+        duplicates=result.duplicates,
+        rejected=result.rejected,
+        corrected=result.corrected,
+        results=[
+            rpc.RowResult(
+                row=r.row,
+                outcome=rpc.RowOutcome.ValueType(OUTCOMES.to_proto(r.outcome)),
+                reason=r.reason,
+                field=r.field,
+            )
+            for r in result.results
+        ],
+    )
+
+
+def discrepancy_pb(d: discrepancies.Discrepancy) -> rpc.SourceDiscrepancy:
+    """A discrepancy line; a withheld count is unset (and 0 in the deprecated fields)."""
+    return rpc.SourceDiscrepancy(
+        indicator=d.indicator,
+        source_a=pb.SourceKind.ValueType(SOURCES.to_proto(d.source_a)),
+        source_b=pb.SourceKind.ValueType(SOURCES.to_proto(d.source_b)),
+        patients_compared=d.compared or 0,
+        agree=d.agree or 0,
+        a_higher=d.a_higher or 0,
+        b_higher=d.b_higher or 0,
+        compared_patients=count_pb(d.compared),
+        agreeing_patients=count_pb(d.agree),
+        a_higher_patients=count_pb(d.a_higher),
+        b_higher_patients=count_pb(d.b_higher),
+        suppression=pb.Suppression.ValueType(SUPPRESSIONS.to_proto(d.suppression)),
+    )
+
+
+def sroi_input(
+    request: rpc.CalculateSroiRequest,
+) -> tuple[list[sroi.InvestmentInput], list[sroi.OutcomeInput]]:
+    """The business case's investments and outcomes (amounts as strings or money)."""
+    v = Violations()
+    investments = [
+        sroi.InvestmentInput(i.stakeholder, amount_of(i, "amount", f"investments[{n}].amount", v))
+        for n, i in enumerate(request.investments)
+    ]
+    outcomes = [
+        sroi.OutcomeInput(
+            stakeholder=o.stakeholder,
+            description=o.description,
+            quantity=o.quantity,
+            financial_proxy=amount_of(o, "financial_proxy", f"outcomes[{n}].financial_proxy", v),
+            duration_years=o.duration_years,
+            deadweight=o.deadweight,
+            displacement=o.displacement,
+            attribution=o.attribution,
+            drop_off=o.drop_off,
+        )
+        for n, o in enumerate(request.outcomes)
+    ]
+    v.raise_if_any()
+    return investments, outcomes
+
+
+def sroi_pb(result: formulas.SroiResult) -> rpc.CalculateSroiResponse:
+    return rpc.CalculateSroiResponse(
+        stakeholders=[
+            rpc.StakeholderValue(
+                stakeholder=s,
+                investment=str(result.investment_by_stakeholder[s]),
+                present_value=str(result.value_by_stakeholder[s]),
+                investment_money=money_pb(result.investment_by_stakeholder[s]),
+                present_value_money=money_pb(result.value_by_stakeholder[s]),
+            )
+            for s in result.value_by_stakeholder
+        ],
+        total_investment=str(result.total_investment),
+        total_present_value=str(result.total_value),
+        ratio=str(result.ratio),
+        net_social_value=str(result.net_social_value),
+        ratio_low=str(result.ratio_low),
+        ratio_high=str(result.ratio_high),
+        lines=[line_pb(line) for line in result.lines],
+        total_investment_money=money_pb(result.total_investment),
+        total_present_value_money=money_pb(result.total_value),
+        net_social_value_money=money_pb(result.net_social_value),
+    )

@@ -14,24 +14,25 @@ from outcomes import positions
 from outcomes.codes import code_table
 from outcomes.convert import (
     MODELS,
-    OUTCOMES,
-    SOURCES,
     STRATIFIERS,
-    SUPPRESSIONS,
     amount_of,
     cell_pb,
+    code_pb,
     contract_input,
     contract_pb,
     cost_pb,
-    count_pb,
     definition_pb,
+    discrepancy_pb,
     enrolment_input,
     enrolment_pb,
+    ingest_result_pb,
     line_pb,
     measurement_pb,
     money_pb,
     report_pb,
     row_values,
+    sroi_input,
+    sroi_pb,
     time_of,
 )
 from outcomes.deps import Deps
@@ -109,22 +110,7 @@ class OutcomesServicer(rpc_grpc.OutcomesServiceServicer):
         job = measurements.Ingest(self.deps, current_principal())
         for message in request_iterator:
             job.feed_values(row_values(message.rows))
-        result = job.finish()
-        return rpc.IngestMeasurementsResponse(
-            accepted=result.accepted,
-            duplicates=result.duplicates,
-            rejected=result.rejected,
-            corrected=result.corrected,
-            results=[
-                rpc.RowResult(
-                    row=r.row,
-                    outcome=rpc.RowOutcome.ValueType(OUTCOMES.to_proto(r.outcome)),
-                    reason=r.reason,
-                    field=r.field,
-                )
-                for r in result.results
-            ],
-        )
+        return ingest_result_pb(job.finish())
 
     def ListMeasurements(
         self, request: rpc.ListMeasurementsRequest, context: grpc.ServicerContext
@@ -149,20 +135,7 @@ class OutcomesServicer(rpc_grpc.OutcomesServiceServicer):
         self, request: rpc.ListMeasurementCodesRequest, context: grpc.ServicerContext
     ) -> rpc.ListMeasurementCodesResponse:
         current_principal()
-        return rpc.ListMeasurementCodesResponse(
-            codes=[
-                pb.MeasurementCode(
-                    code=c.code,
-                    display=c.display,
-                    unit=c.unit,
-                    min_value=c.min_value,
-                    max_value=c.max_value,
-                    nhg_code=c.nhg,
-                    loinc_code=c.loinc,
-                )
-                for c in code_table().values()
-            ]
-        )
+        return rpc.ListMeasurementCodesResponse(codes=[code_pb(c) for c in code_table().values()])
 
     # indicators
     def GetIndicatorDefinition(
@@ -304,25 +277,7 @@ class OutcomesServicer(rpc_grpc.OutcomesServiceServicer):
             time_of(request, "period_start", "period_start"),
             time_of(request, "period_end", "period_end"),
         )
-        return rpc.GetSourceDiscrepanciesResponse(
-            discrepancies=[
-                rpc.SourceDiscrepancy(
-                    indicator=d.indicator,
-                    source_a=pb.SourceKind.ValueType(SOURCES.to_proto(d.source_a)),
-                    source_b=pb.SourceKind.ValueType(SOURCES.to_proto(d.source_b)),
-                    patients_compared=d.compared or 0,
-                    agree=d.agree or 0,
-                    a_higher=d.a_higher or 0,
-                    b_higher=d.b_higher or 0,
-                    compared_patients=count_pb(d.compared),
-                    agreeing_patients=count_pb(d.agree),
-                    a_higher_patients=count_pb(d.a_higher),
-                    b_higher_patients=count_pb(d.b_higher),
-                    suppression=pb.Suppression.ValueType(SUPPRESSIONS.to_proto(d.suppression)),
-                )
-                for d in found
-            ]
-        )
+        return rpc.GetSourceDiscrepanciesResponse(discrepancies=[discrepancy_pb(d) for d in found])
 
     # financing
     def RecordCosts(
@@ -372,52 +327,8 @@ class OutcomesServicer(rpc_grpc.OutcomesServiceServicer):
     def CalculateSroi(
         self, request: rpc.CalculateSroiRequest, context: grpc.ServicerContext
     ) -> rpc.CalculateSroiResponse:
-        v = Violations()
-        investments = [
-            sroi.InvestmentInput(
-                i.stakeholder, amount_of(i, "amount", f"investments[{n}].amount", v)
-            )
-            for n, i in enumerate(request.investments)
-        ]
-        outcomes = [
-            sroi.OutcomeInput(
-                stakeholder=o.stakeholder,
-                description=o.description,
-                quantity=o.quantity,
-                financial_proxy=amount_of(
-                    o, "financial_proxy", f"outcomes[{n}].financial_proxy", v
-                ),
-                duration_years=o.duration_years,
-                deadweight=o.deadweight,
-                displacement=o.displacement,
-                attribution=o.attribution,
-                drop_off=o.drop_off,
-            )
-            for n, o in enumerate(request.outcomes)
-        ]
-        v.raise_if_any()
+        investments, outcomes = sroi_input(request)
         result = sroi.calculate_sroi(
             current_principal(), investments, outcomes, request.discount_rate
         )
-        return rpc.CalculateSroiResponse(
-            stakeholders=[
-                rpc.StakeholderValue(
-                    stakeholder=s,
-                    investment=str(result.investment_by_stakeholder[s]),
-                    present_value=str(result.value_by_stakeholder[s]),
-                    investment_money=money_pb(result.investment_by_stakeholder[s]),
-                    present_value_money=money_pb(result.value_by_stakeholder[s]),
-                )
-                for s in result.value_by_stakeholder
-            ],
-            total_investment=str(result.total_investment),
-            total_present_value=str(result.total_value),
-            ratio=str(result.ratio),
-            net_social_value=str(result.net_social_value),
-            ratio_low=str(result.ratio_low),
-            ratio_high=str(result.ratio_high),
-            lines=[line_pb(line) for line in result.lines],
-            total_investment_money=money_pb(result.total_investment),
-            total_present_value_money=money_pb(result.total_value),
-            net_social_value_money=money_pb(result.net_social_value),
-        )
+        return sroi_pb(result)

@@ -110,8 +110,8 @@ class CarePlanServiceServicer:
     """
 
     def CreateCarePlan(self, request, context):
-        """Creates the patient's plan. The caller's organisation becomes the record holder and
-        coordinating practitioner.
+        """Creates the patient's plan. Only a GP or practice nurse of the patient's coordinating
+        practice may; that practice becomes the record holder and coordinating practitioner.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -125,7 +125,9 @@ class CarePlanServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def UpdateCarePlan(self, request, context):
-        """Updates the field groups named in the mask; the etag is required.
+        """Updates the field groups named in the mask (list groups as whole lists); the etag is
+        required. A refusal of a goal or action the caller does not own names it (ErrorInfo
+        metadata `goal_id` / `action_id` and `field`).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

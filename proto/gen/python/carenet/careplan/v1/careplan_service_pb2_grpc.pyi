@@ -37,13 +37,16 @@ class CarePlanServiceStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> CarePlanServiceAsyncStub: ...
     CreateCarePlan: _grpc.UnaryUnaryMultiCallable[_careplan_service_pb2.CreateCarePlanRequest, _careplan_pb2.CarePlan]
-    """Creates the patient's plan. The caller's organisation becomes the record holder and
-    coordinating practitioner.
+    """Creates the patient's plan. Only a GP or practice nurse of the patient's coordinating
+    practice may; that practice becomes the record holder and coordinating practitioner.
     """
     GetCarePlan: _grpc.UnaryUnaryMultiCallable[_careplan_service_pb2.GetCarePlanRequest, _careplan_pb2.CarePlan]
     """Returns the plan, or the given version of it."""
     UpdateCarePlan: _grpc.UnaryUnaryMultiCallable[_careplan_service_pb2.UpdateCarePlanRequest, _careplan_pb2.CarePlan]
-    """Updates the field groups named in the mask; the etag is required."""
+    """Updates the field groups named in the mask (list groups as whole lists); the etag is
+    required. A refusal of a goal or action the caller does not own names it (ErrorInfo
+    metadata `goal_id` / `action_id` and `field`).
+    """
     ListCarePlanRevisions: _grpc.UnaryUnaryMultiCallable[_careplan_service_pb2.ListCarePlanRevisionsRequest, _careplan_service_pb2.ListCarePlanRevisionsResponse]
     """Lists the plan's revisions, oldest first."""
     CreateGoal: _grpc.UnaryUnaryMultiCallable[_careplan_service_pb2.CreateGoalRequest, _careplan_pb2.CarePlan]
@@ -82,13 +85,16 @@ class CarePlanServiceAsyncStub(CarePlanServiceStub):
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     CreateCarePlan: _aio.UnaryUnaryMultiCallable[_careplan_service_pb2.CreateCarePlanRequest, _careplan_pb2.CarePlan]  # type: ignore[assignment]
-    """Creates the patient's plan. The caller's organisation becomes the record holder and
-    coordinating practitioner.
+    """Creates the patient's plan. Only a GP or practice nurse of the patient's coordinating
+    practice may; that practice becomes the record holder and coordinating practitioner.
     """
     GetCarePlan: _aio.UnaryUnaryMultiCallable[_careplan_service_pb2.GetCarePlanRequest, _careplan_pb2.CarePlan]  # type: ignore[assignment]
     """Returns the plan, or the given version of it."""
     UpdateCarePlan: _aio.UnaryUnaryMultiCallable[_careplan_service_pb2.UpdateCarePlanRequest, _careplan_pb2.CarePlan]  # type: ignore[assignment]
-    """Updates the field groups named in the mask; the etag is required."""
+    """Updates the field groups named in the mask (list groups as whole lists); the etag is
+    required. A refusal of a goal or action the caller does not own names it (ErrorInfo
+    metadata `goal_id` / `action_id` and `field`).
+    """
     ListCarePlanRevisions: _aio.UnaryUnaryMultiCallable[_careplan_service_pb2.ListCarePlanRevisionsRequest, _careplan_service_pb2.ListCarePlanRevisionsResponse]  # type: ignore[assignment]
     """Lists the plan's revisions, oldest first."""
     CreateGoal: _aio.UnaryUnaryMultiCallable[_careplan_service_pb2.CreateGoalRequest, _careplan_pb2.CarePlan]  # type: ignore[assignment]
@@ -130,8 +136,8 @@ class CarePlanServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _careplan_service_pb2.CreateCarePlanRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_careplan_pb2.CarePlan, _abc.Awaitable[_careplan_pb2.CarePlan]]:
-        """Creates the patient's plan. The caller's organisation becomes the record holder and
-        coordinating practitioner.
+        """Creates the patient's plan. Only a GP or practice nurse of the patient's coordinating
+        practice may; that practice becomes the record holder and coordinating practitioner.
         """
 
     @_abc_1.abstractmethod
@@ -148,7 +154,10 @@ class CarePlanServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _careplan_service_pb2.UpdateCarePlanRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_careplan_pb2.CarePlan, _abc.Awaitable[_careplan_pb2.CarePlan]]:
-        """Updates the field groups named in the mask; the etag is required."""
+        """Updates the field groups named in the mask (list groups as whole lists); the etag is
+        required. A refusal of a goal or action the caller does not own names it (ErrorInfo
+        metadata `goal_id` / `action_id` and `field`).
+        """
 
     @_abc_1.abstractmethod
     def ListCarePlanRevisions(

@@ -179,7 +179,7 @@ class FakeRepository:
             r.open_key == referral.open_key for r in self.data.referrals.values()
         ):
             raise _integrity("referrals.open_key")
-        if record is not None and (record.subject, record.request_id) in self.data.requests:
+        if record is not None and (record.caller, record.request_id) in self.data.requests:
             raise _integrity("request_records.pkey")
         self.data.referrals[referral.id] = referral
         self._mine.add(id(referral))
@@ -194,9 +194,22 @@ class FakeRepository:
         self.data.history.append(entry)
 
     def remember_request(self, record: RequestRecord) -> None:
-        if (record.subject, record.request_id) in self.data.requests:
+        if (record.caller, record.request_id) in self.data.requests:
             raise _integrity("request_records.pkey")
-        self.data.requests[(record.subject, record.request_id)] = record
+        self.data.requests[(record.caller, record.request_id)] = record
+
+    def add_request_record(
+        self, caller: str, request_id: str, method: str, fingerprint: str, resource_name: str
+    ) -> None:
+        self.remember_request(
+            RequestRecord(
+                caller=caller,
+                request_id=request_id,
+                method=method,
+                fingerprint=fingerprint,
+                resource_name=resource_name,
+            )
+        )
 
     def referral(self, referral_id: str, *, for_update: bool = False) -> Referral | None:
         return self._own(self.data.referrals, referral_id)
@@ -280,8 +293,8 @@ class FakeRepository:
         ][:limit]
 
     # idempotency
-    def request_record(self, subject: str, request_id: str) -> RequestRecord | None:
-        return self.data.requests.get((subject, request_id))
+    def request_record(self, caller: str, request_id: str) -> RequestRecord | None:
+        return self.data.requests.get((caller, request_id))
 
 
 class FakeUnitOfWork:

@@ -17,6 +17,7 @@ from referral.models import CapacityStatus, OfferCategory, OfferState, Recogniti
 from referral.unit_of_work import UnitOfWork
 from referral.use_cases import curation, offers, referrals
 from servicekit.auth import Principal
+from servicekit.idempotency import IdempotentRequest
 from servicekit.identity_client import AccessDecision, AccessQuestion, BatchAccessQuestion
 
 CARE_GROUP = "cg-zuidoost"
@@ -230,8 +231,9 @@ def seed(sessions: sessionmaker[Session]) -> None:
             owner,
             data,
             offer_id,
-            request_id=f"seed-{offer_id}",
-            fingerprint=_fingerprint(offer_id, data),
+            IdempotentRequest.of(
+                owner, f"seed-{offer_id}", "CreateOffer", _fingerprint(offer_id, data)
+            ),
         )
         if offer.state == OfferState.DRAFT.value:
             offer = curation.transition_offer(deps, owner, offer_id, "propose")
@@ -248,13 +250,14 @@ def seed_referral(sessions: sessionmaker[Session]) -> str:
         record = uow.repo.request_record(GP.subject, request_id)
     if record is not None:
         # Seeded before (possibly before request records had fingerprints).
-        return record.resource_name
+        return str(record.resource_name)
     view = referrals.create_referral(
         deps,
         GP,
         "p-0001",
         DEMO_REFERRAL,
-        request_id=request_id,
-        fingerprint=_fingerprint("p-0001", DEMO_REFERRAL),
+        IdempotentRequest.of(
+            GP, request_id, "CreateReferral", _fingerprint("p-0001", DEMO_REFERRAL)
+        ),
     )
     return f"patients/{view.referral.patient_id}/referrals/{view.referral.id}"

@@ -22,6 +22,7 @@ from sqlalchemy.dialects.postgresql import ARRAY, INT4MULTIRANGE
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from servicekit.db import UtcDateTime, new_metadata, utcnow
+from servicekit.request_records import RequestRecordColumns
 
 
 class Base(DeclarativeBase):
@@ -353,16 +354,9 @@ class OutboxHead(Base):
     last_id: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
-class RequestRecord(Base):
+class RequestRecord(RequestRecordColumns, Base):
     """A create's request_id (AIP-155): a repeat of the same request returns the first
-    result; the same id with a different request (another fingerprint) is refused."""
+    result; the same id with a different request (another fingerprint) is refused
+    (servicekit.idempotency)."""
 
     __tablename__ = "request_records"
-
-    subject: Mapped[str] = mapped_column(String(200), primary_key=True)
-    request_id: Mapped[str] = mapped_column(String(100), primary_key=True)
-    method: Mapped[str] = mapped_column(String(40))
-    resource_name: Mapped[str] = mapped_column(String(300))
-    # SHA-256 (hex) of the request without its request_id (servicekit.idempotency).
-    fingerprint: Mapped[str] = mapped_column(String(64), default="", server_default="")
-    create_time: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)

@@ -126,6 +126,8 @@ class ReferralRepository(Repository):
     """The only place this service runs queries (see :class:`servicekit.uow.Repository`),
     and the owner of its caches."""
 
+    request_record_model = RequestRecord
+
     def __init__(self, uow: SqlAlchemyUnitOfWork, caches: Caches) -> None:
         super().__init__(uow)
         self._caches = caches
@@ -281,9 +283,6 @@ class ReferralRepository(Repository):
     def add_history(self, entry: HistoryEntry) -> None:
         self.session.add(entry)
 
-    def remember_request(self, record: RequestRecord) -> None:
-        self.session.add(record)
-
     def referral(self, referral_id: str, *, for_update: bool = False) -> Referral | None:
         query = select(Referral).where(Referral.id == referral_id)
         if for_update:
@@ -399,7 +398,3 @@ class ReferralRepository(Repository):
         if conditions:
             query = query.where(and_(*conditions))
         return self.session.scalars(query.order_by(OutboxEvent.id).limit(limit)).all()
-
-    # idempotency
-    def request_record(self, subject: str, request_id: str) -> RequestRecord | None:
-        return self.session.get(RequestRecord, (subject, request_id))

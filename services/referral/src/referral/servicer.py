@@ -30,16 +30,11 @@ from referral.convert import (
 from referral.deps import Deps
 from referral.use_cases import curation, events, matching, offers, referrals, transitions
 from referral.use_cases.referrals import ReferralInput
-from servicekit import enums, idempotency, names
+from servicekit import enums, names
 from servicekit.auth import current_principal
 from servicekit.errors import InvalidArgument
+from servicekit.idempotency import IdempotentRequest
 from servicekit.paging import OFFSET, Paging
-
-
-def _fingerprint(request: rpc.CreateOfferRequest | rpc.CreateReferralRequest) -> str:
-    """The request's fingerprint (without its request_id), when it has a request_id."""
-    return idempotency.fingerprint_of(request) if request.request_id else ""
-
 
 # The largest page of ListOffers and ListReferrals (a larger page_size is capped, AIP-158);
 # FindOffers' is matching.MAX_FIND_PAGE.
@@ -69,8 +64,7 @@ class ReferralServicer(rpc_grpc.ReferralServiceServicer):
             current_principal(),
             offer_input(request.offer),
             request.offer_id,
-            request.request_id,
-            fingerprint=_fingerprint(request),
+            IdempotentRequest.from_message(current_principal(), request, "CreateOffer"),
         )
         return offer_to_proto(offer, self.deps.clock())
 
@@ -207,9 +201,10 @@ class ReferralServicer(rpc_grpc.ReferralServiceServicer):
     ) -> pb.Referral:
         patient_id = names.parse_one(request.parent, "patients", field="parent")
         r = request.referral
+        principal = current_principal()
         view = referrals.create_referral(
             self.deps,
-            current_principal(),
+            principal,
             patient_id,
             ReferralInput(
                 offer_id=r.offer,
@@ -217,8 +212,7 @@ class ReferralServicer(rpc_grpc.ReferralServiceServicer):
                 profile=profile_from_proto(r.profile),
                 draft=r.draft,
             ),
-            request.request_id,
-            fingerprint=_fingerprint(request),
+            IdempotentRequest.from_message(principal, request, "CreateReferral"),
         )
         return referral_to_proto(view)
 

@@ -14,6 +14,7 @@ from referral.deps import Deps
 from referral.models import OfferCategory, Status
 from referral.unit_of_work import units_of_work
 from referral.use_cases import curation, events, offers, referrals, transitions
+from servicekit.idempotency import IdempotentRequest
 from testkit.fakes import FakeIdentity
 
 from ..fakes import ADMIN, GP, PROVIDER
@@ -29,7 +30,13 @@ def deps(referral_engine: Engine) -> Deps:
         eligibility=eligibility.GLI_RULE,
         total_places=0,
     )
-    offers.create_offer(deps, PROVIDER, data, "it-gli", request_id="it-gli")
+    offers.create_offer(
+        deps,
+        PROVIDER,
+        data,
+        "it-gli",
+        IdempotentRequest.of(PROVIDER, "it-gli", "CreateOffer", "it-gli"),
+    )
     if offers.get_offer(deps, PROVIDER, "it-gli").state == "draft":
         curation.transition_offer(deps, PROVIDER, "it-gli", "propose")
         curation.transition_offer(deps, ADMIN, "it-gli", "publish")
@@ -122,7 +129,13 @@ def test_a_referral_is_not_written_on_an_offer_that_changed_since_it_was_cached(
         sleep=lambda _s: None,
     )
     data = offers.OfferInput("Stale GLI", category=OfferCategory.GLI, total_places=0)
-    offers.create_offer(deps, PROVIDER, data, "it-stale", request_id="it-stale")
+    offers.create_offer(
+        deps,
+        PROVIDER,
+        data,
+        "it-stale",
+        IdempotentRequest.of(PROVIDER, "it-stale", "CreateOffer", "it-stale"),
+    )
     curation.transition_offer(deps, PROVIDER, "it-stale", "propose")
     curation.transition_offer(deps, ADMIN, "it-stale", "publish")
     before = _last_cursor(deps)

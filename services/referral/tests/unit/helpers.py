@@ -8,6 +8,7 @@ from referral import eligibility
 from referral.deps import Deps
 from referral.models import CapacityStatus, OfferCategory, Status
 from referral.use_cases import curation, history, offers, referrals
+from servicekit.idempotency import IdempotentRequest
 
 from ..fakes import ADMIN, GP, PROVIDER
 
@@ -45,8 +46,9 @@ def refer(
         who,
         patient,
         referrals.ReferralInput(f"offers/{offer_id}", "lifestyle support", PROFILE, draft=draft),
-        request_id,
-        fingerprint=fingerprint or f"{patient}/{offer_id}/{draft}",
+        IdempotentRequest.of(
+            who, request_id, "CreateReferral", fingerprint or f"{patient}/{offer_id}/{draft}"
+        ),
     )
 
 

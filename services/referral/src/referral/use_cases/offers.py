@@ -31,12 +31,11 @@ from referral.use_cases.common import (
     check_etag,
     check_text,
     new_id,
-    remember,
-    replayed,
 )
-from servicekit import idempotency, names
+from servicekit import names
 from servicekit.auth import Principal
 from servicekit.errors import FieldViolation, InvalidArgument
+from servicekit.idempotency import IdempotentRequest
 from servicekit.paging import Page, PageRequest
 
 OWNER_ROLES = frozenset({"municipality-officer", "sport-coach", "provider"})
@@ -228,27 +227,23 @@ def create_offer(
     principal: Principal,
     data: OfferInput,
     offer_id: str = "",
-    request_id: str = "",
-    *,
-    fingerprint: str = "",
+    request: IdempotentRequest | None = None,
 ) -> Offer:
-    """Creates a draft offer. ``fingerprint`` identifies the request (servicekit.idempotency):
-    a repeat with the same request_id and fingerprint returns the first offer, another
-    fingerprint is REQUEST_ID_REUSED."""
+    """Creates a draft offer. With a ``request`` (its request_id and fingerprint,
+    servicekit.idempotency) a repeat of the same request returns the first offer, another
+    request under the same id is REQUEST_ID_REUSED."""
     if not principal.roles & OWNER_ROLES or not principal.organisation:
         raise errors.RoleNotPermitted("only a municipality or provider creates offers")
-    if fingerprint:
-        fingerprint = idempotency.for_person(fingerprint, principal.on_behalf_of)
     if offer_id and not names.valid_id(offer_id):
         raise InvalidArgument.single("offer_id", "must match [a-z0-9-]{2,63}", "INVALID_OFFER_ID")
     validate_offer(data, {n for names_ in OFFER_FIELDS.values() for n in names_})
     try:
-        return _insert_offer(deps, principal, data, offer_id, request_id, fingerprint)
+        return _insert_offer(deps, principal, data, offer_id, request)
     except IntegrityError as exc:
         # A concurrent create took the request_id or the offer id between the checks and
         # the commit: answer as the checks would have.
         with deps.uow() as uow:
-            replay = replayed(uow, principal, request_id, "CreateOffer", fingerprint)
+            replay = request.replayed(uow.repo) if request else None
             existing = uow.repo.offer(replay.removeprefix("offers/")) if replay else None
             if existing is not None:
                 return existing
@@ -262,12 +257,11 @@ def _insert_offer(
     principal: Principal,
     data: OfferInput,
     offer_id: str,
-    request_id: str,
-    fingerprint: str,
+    request: IdempotentRequest | None,
 ) -> Offer:
     now = deps.clock()
     with deps.uow() as uow:
-        replay = replayed(uow, principal, request_id, "CreateOffer", fingerprint)
+        replay = request.replayed(uow.repo) if request else None
         if replay is not None:
             existing = uow.repo.offer(replay.removeprefix("offers/"))
             if existing is not None:
@@ -287,7 +281,8 @@ def _insert_offer(
         )
         _apply_offer(offer, data, {n for names_ in OFFER_FIELDS.values() for n in names_})
         uow.repo.add(offer)
-        remember(uow, principal, request_id, "CreateOffer", f"offers/{created_id}", fingerprint)
+        if request is not None:
+            request.remember(uow.repo, f"offers/{created_id}")
         uow.commit()
         return offer
 

@@ -40,12 +40,13 @@ from referral.models import (
     Status,
 )
 from referral.unit_of_work import UnitOfWork
-from referral.use_cases.common import check_text, new_id, replayed
+from referral.use_cases.common import check_text, new_id
 from referral.use_cases.history import ReferralView, event_payload, outbox_values, view_of
 from referral.use_cases.matching import role_of_referrer, validate_profile, with_role
-from servicekit import idempotency, names
+from servicekit import names
 from servicekit.auth import Principal
 from servicekit.errors import Aborted, InvalidArgument
+from servicekit.idempotency import IdempotentRequest
 from servicekit.identity_client import Access, AccessQuestion
 from servicekit.paging import Page, PageRequest
 
@@ -81,9 +82,7 @@ def create_referral(
     principal: Principal,
     patient_id: str,
     data: ReferralInput,
-    request_id: str = "",
-    *,
-    fingerprint: str = "",
+    request: IdempotentRequest | None = None,
 ) -> ReferralView:
     """Refers a patient.
 
@@ -99,29 +98,24 @@ def create_referral(
     serialising step). An open duplicate is caught by the unique ``open_key`` rather than
     by an extra query (after the permit: the duplicate is the patient's data).
 
-    ``fingerprint`` identifies the request (servicekit.idempotency; for a delegate, together
-    with the person it acts for): it is stored with the request record in that same
-    statement, and a repeat of the request_id returns the first referral only when the
-    fingerprints match (else REQUEST_ID_REUSED).
+    ``request`` carries the request_id and the request's fingerprint (servicekit.idempotency;
+    for a delegate, together with the person it acts for): the request record is written in
+    that same statement, and a repeat of the request_id returns the first referral only when
+    the fingerprints match (else REQUEST_ID_REUSED).
     """
     offer_id = validate_referral_input(data)
-    if len(request_id) > 100:
-        raise InvalidArgument.single("request_id", "at most 100 characters", "REQUEST_ID_TOO_LONG")
-    if fingerprint:
-        fingerprint = idempotency.for_person(fingerprint, principal.on_behalf_of)
     now = deps.clock()
     refused = _refusal_before_asking(deps, principal, offer_id, now)
     if refused is not None:
         raise refused
-    replay = _earlier_request(deps, principal, request_id, fingerprint)
+    replay = _earlier_request(deps, request)
     enforce(deps.identity.authorize(AccessQuestion(principal, patient_id, Access.CREATE)))
     with deps.uow() as uow:
         if replay is not None:
             existing = uow.repo.referral(replay.rsplit("/", 1)[-1])
             if existing is not None:
                 return view_of(uow, existing)
-        key = (request_id, fingerprint)
-        prepared = _prepare_referral(deps, uow, principal, patient_id, offer_id, data, key, now)
+        prepared = _prepare_referral(uow, principal, patient_id, offer_id, data, request, now)
         for _ in range(STALE_OFFER_ATTEMPTS):
             if isinstance(prepared, Exception):
                 raise prepared
@@ -137,31 +131,29 @@ def create_referral(
                 )
             except (IntegrityError, psycopg.IntegrityError) as exc:
                 uow.rollback()
-                return _after_conflict(deps, principal, patient_id, offer_id, key, exc)
+                return _after_conflict(deps, principal, patient_id, offer_id, request, exc)
             if written:
                 uow.commit()
                 if deps.after_create_commit is not None:
                     deps.after_create_commit()
                 return ReferralView(referral, [entry])
             uow.repo.forget_offer(offer_id)
-            prepared = _prepare_referral(deps, uow, principal, patient_id, offer_id, data, key, now)
+            prepared = _prepare_referral(uow, principal, patient_id, offer_id, data, request, now)
         raise Aborted("the offer keeps changing; retry", reason="OFFER_CHANGING")
 
 
 def _prepare_referral(
-    deps: Deps,
     uow: UnitOfWork,
     principal: Principal,
     patient_id: str,
     offer_id: str,
     data: ReferralInput,
-    key: tuple[str, str],
+    request: IdempotentRequest | None,
     now: dt.datetime,
 ) -> tuple[Referral, Offer, HistoryEntry, RequestRecord | None] | ReferralView | Exception:
     """What a permitted create reads and builds before it writes; a refusal is returned as
-    an error (raised by the caller) rather than raised here. ``key`` is the request_id and
-    the request's fingerprint. The offer is read again (it may have changed meanwhile)."""
-    request_id, fingerprint = key
+    an error (raised by the caller) rather than raised here. The offer is read again (it may
+    have changed meanwhile)."""
     offer = uow.repo.offer_for_referral(offer_id, care_group_id(principal))
     refused = offer_refusal(principal, offer, now)
     if refused is not None:
@@ -170,14 +162,14 @@ def _prepare_referral(
     referral, entry = _new_referral(principal, patient_id, offer, data, now)
     record = (
         RequestRecord(
-            subject=principal.subject,
-            request_id=request_id,
-            method="CreateReferral",
+            caller=request.caller,
+            request_id=request.request_id,
+            method=request.method,
             resource_name=referral.name,
-            fingerprint=fingerprint,
+            fingerprint=request.fingerprint,
             create_time=now,
         )
-        if request_id
+        if request is not None and request.request_id
         else None
     )
     return referral, offer, entry, record
@@ -197,16 +189,14 @@ def _refusal_before_asking(
         )
 
 
-def _earlier_request(
-    deps: Deps, principal: Principal, request_id: str, fingerprint: str
-) -> str | None:
+def _earlier_request(deps: Deps, request: IdempotentRequest | None) -> str | None:
     """The referral an earlier request with this request_id created (returned after the
     permit), None for a new one; the id used for another request is REQUEST_ID_REUSED,
     before identity is asked (the caller learns only about its own earlier request)."""
-    if not request_id:
+    if request is None or not request.request_id:
         return None
     with deps.uow() as uow:
-        return replayed(uow, principal, request_id, "CreateReferral", fingerprint)
+        return request.replayed(uow.repo)
 
 
 def _new_referral(
@@ -260,16 +250,15 @@ def _after_conflict(
     principal: Principal,
     patient_id: str,
     offer_id: str,
-    key: tuple[str, str],
+    request: IdempotentRequest | None,
     exc: Exception,
 ) -> ReferralView:
     """A create hit a unique key: the same request committed concurrently under this
     request_id (return it; another request under it is REQUEST_ID_REUSED), or an open
     referral for this patient and offer exists (ALREADY_EXISTS naming it to a caller who
     may read it; anyone else gets what reading it would answer: referral.duplicates)."""
-    request_id, fingerprint = key
     with deps.uow() as again:
-        earlier = replayed(again, principal, request_id, "CreateReferral", fingerprint)
+        earlier = request.replayed(again.repo) if request else None
         if earlier is not None:
             first = again.repo.referral(earlier.rsplit("/", 1)[-1])
             if first is not None:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from servicekit.errors import (
-    Aborted,
     AlreadyExists,
+    EtagMismatch,
     FailedPrecondition,
     InvalidArgument,
     NotFound,
     PermissionDenied,
+    RoleNotPermitted,
 )
 
 DOMAIN = "identity.carenet"
@@ -51,14 +52,6 @@ class ConsentAlreadyWithdrawn(FailedPrecondition):
 
 class AccessDenied(PermissionDenied):
     """Authorization refused; the reason is the decision table's reason code."""
-
-
-class EtagMismatch(Aborted):
-    default_reason = "ETAG_MISMATCH"
-
-
-class RoleNotPermitted(PermissionDenied):
-    default_reason = "ROLE_NOT_PERMITTED"
 
 
 class ProvisioningUnavailable(FailedPrecondition):

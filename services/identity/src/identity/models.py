@@ -23,6 +23,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from servicekit.db import UtcDateTime, new_metadata, utcnow
+from servicekit.request_records import RequestRecordColumns
 
 
 class Base(DeclarativeBase):
@@ -442,20 +443,13 @@ class Person(Base):
         return frozenset(r for r in self.roles.split(",") if r)
 
 
-class RequestRecord(Base):
-    """A create that carried a ``request_id`` (AIP-155): a repeat returns the first result."""
+class RequestRecord(RequestRecordColumns, Base):
+    """A create that carried a ``request_id`` (AIP-155): a repeat returns the first result.
+    Its ``fingerprint`` is an HMAC under the BSN pepper (identity.use_cases.common): a
+    RegisterPatient request holds a BSN that a plain hash would let anyone with the table
+    recover."""
 
     __tablename__ = "request_records"
-
-    caller: Mapped[str] = mapped_column(String(200), primary_key=True)
-    request_id: Mapped[str] = mapped_column(String(100), primary_key=True)
-    method: Mapped[str] = mapped_column(String(60))
-    # HMAC (under the BSN pepper) of servicekit.idempotency.fingerprint_of(request): the
-    # same id with another request is REQUEST_ID_REUSED. Keyed, because a RegisterPatient
-    # request holds a BSN that a plain hash would let anyone with the table recover.
-    fingerprint: Mapped[str] = mapped_column(String(64), server_default="")
-    resource_name: Mapped[str] = mapped_column(String(300))
-    create_time: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
 
 def normalise_bsn(value: str) -> str | None:

@@ -152,6 +152,9 @@ class _PgAppend:
 class IdentityRepository(Repository):
     """The only place this service runs queries (see :class:`servicekit.uow.Repository`)."""
 
+    # request_record / add_request_record (servicekit.uow.Repository) over this table
+    request_record_model = RequestRecord
+
     def __init__(
         self,
         uow: SqlAlchemyUnitOfWork,
@@ -500,24 +503,3 @@ class IdentityRepository(Repository):
             .order_by(AccessLogEntry.sequence)
             .limit(limit)
         ).all()
-
-    # idempotency
-    def request_record(self, caller: str, request_id: str) -> RequestRecord | None:
-        return self.session.get(RequestRecord, (caller, request_id))
-
-    def add_request_record(
-        self, caller: str, request_id: str, method: str, fingerprint: str, resource_name: str
-    ) -> None:
-        self.add(
-            RequestRecord(
-                caller=caller,
-                request_id=request_id,
-                method=method,
-                fingerprint=fingerprint,
-                resource_name=resource_name,
-            )
-        )
-
-
-def now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)

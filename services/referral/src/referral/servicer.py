@@ -36,6 +36,16 @@ from servicekit.errors import InvalidArgument
 from servicekit.idempotency import IdempotentRequest
 from servicekit.paging import OFFSET, Paging
 
+
+def _idempotent(
+    request: rpc.CreateOfferRequest | rpc.CreateReferralRequest, method: str
+) -> IdempotentRequest | None:
+    """The create's request_id and fingerprint (servicekit.idempotency); None without one."""
+    if not request.request_id:
+        return None
+    return IdempotentRequest.from_message(current_principal(), request, method)
+
+
 # The largest page of ListOffers and ListReferrals (a larger page_size is capped, AIP-158);
 # FindOffers' is matching.MAX_FIND_PAGE.
 MAX_LIST = 200
@@ -64,7 +74,7 @@ class ReferralServicer(rpc_grpc.ReferralServiceServicer):
             current_principal(),
             offer_input(request.offer),
             request.offer_id,
-            IdempotentRequest.from_message(current_principal(), request, "CreateOffer"),
+            _idempotent(request, "CreateOffer"),
         )
         return offer_to_proto(offer, self.deps.clock())
 
@@ -212,7 +222,7 @@ class ReferralServicer(rpc_grpc.ReferralServiceServicer):
                 profile=profile_from_proto(r.profile),
                 draft=r.draft,
             ),
-            IdempotentRequest.from_message(principal, request, "CreateReferral"),
+            _idempotent(request, "CreateReferral"),
         )
         return referral_to_proto(view)
 

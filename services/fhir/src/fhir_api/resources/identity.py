@@ -36,8 +36,9 @@ SOURCE_TYPE = "http://terminology.hl7.org/CodeSystem/security-source-type"
 
 CONSENT_STATUS = {
     pb.CONSENT_STATE_ACTIVE: "active",
-    # given, but its period has not begun: not yet in force
-    pb.CONSENT_STATE_NOT_YET_VALID: "proposed",
+    # given, but its period has not begun: active, and provision.period says from when
+    # (R4 "proposed" means not yet agreed, which a given consent is not)
+    pb.CONSENT_STATE_NOT_YET_VALID: "active",
     pb.CONSENT_STATE_EXPIRED: "inactive",
     pb.CONSENT_STATE_WITHDRAWN: "inactive",
 }

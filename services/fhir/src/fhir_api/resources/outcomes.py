@@ -31,6 +31,14 @@ GENDER = "http://hl7.org/fhir/administrative-gender"
 LAB_CODES = {"HBA1C", "LDL", "NON_HDL", "EGFR", "ACR"}
 VITAL_CODES = {"SBP", "DBP", "WEIGHT", "BMI", "HEIGHT", "WAIST"}
 SEX_CODES = {pb.SEX_FEMALE: "female", pb.SEX_MALE: "male", pb.SEX_OTHER: "other"}
+# A suppressed cell says why, on the stratum, in carenet's own extension and code system.
+SUPPRESSION_CODES = {
+    pb.SUPPRESSION_PRIMARY: ("primary", "Kleine aantallen (1 t/m 9): niet getoond"),
+    pb.SUPPRESSION_COMPLEMENTARY: (
+        "complementary",
+        "Niet getoond: anders is een kleine cel terug te rekenen",
+    ),
+}
 
 
 def _category(code: str) -> str:
@@ -98,9 +106,13 @@ def _population(code: str, count: int | None) -> Json:
     return population
 
 
+def _suppressed(cell: pb.ReportCell) -> bool:
+    return cell.suppression != pb.SUPPRESSION_NONE or not cell.HasField("values")
+
+
 def _numbers(cell: pb.ReportCell) -> Json:
     """The populations and score of a cell; a suppressed cell's counts are masked."""
-    shown = cell.suppression == pb.SUPPRESSION_NONE and cell.HasField("values")
+    shown = not _suppressed(cell)
     values = cell.values
     populations = [
         _population("denominator", values.denominator if shown else None),
@@ -109,33 +121,62 @@ def _numbers(cell: pb.ReportCell) -> Json:
     ]
     out: Json = {"population": populations}
     if shown and values.HasField("score"):
-        out["measureScore"] = {
-            "value": round(values.score.value, 4),
-            "unit": "%",
-            "system": UCUM,
-            "code": "%",
-        }
+        if values.HasField("patient_years"):
+            # a rate: events per 100 patient-years (no UCUM code for the denominator)
+            out["measureScore"] = {
+                "value": round(values.score.value, 4),
+                "unit": "per 100 patiëntjaren",
+            }
+        else:
+            out["measureScore"] = {
+                "value": round(values.score.value, 4),
+                "unit": "%",
+                "system": UCUM,
+                "code": "%",
+            }
     return out
 
 
+def _why(cell: pb.ReportCell, codes: Codes) -> list[Json]:
+    """The extension on a suppressed stratum saying why its numbers are withheld."""
+    if not _suppressed(cell):
+        return []
+    code, text = SUPPRESSION_CODES.get(cell.suppression, ("withheld", "Niet getoond"))
+    return [
+        {
+            "url": f"{codes.base}/StructureDefinition/suppression",
+            "valueCodeableConcept": {"coding": [codes.coding("suppression", code)], "text": text},
+        }
+    ]
+
+
 def _dimensions(cell: pb.ReportCell, codes: Codes) -> list[tuple[str, Json]]:
-    """The stratum dimensions a cell names, as (dimension, value) pairs."""
+    """The stratum dimensions a cell names, as (dimension, value) pairs, in the order
+    practice, age band, sex, band."""
     dims: list[tuple[str, Json]] = []
     if cell.practice:
         dims.append(
             ("practice", {"coding": [codes.coding("practice", last_segment(cell.practice))]})
         )
     if cell.age_band:
-        dims.append(("age-band", {"text": cell.age_band}))
+        dims.append(
+            (
+                "age-band",
+                {"coding": [codes.coding("age-band", cell.age_band)], "text": cell.age_band},
+            )
+        )
     if cell.sex:
         code = SEX_CODES.get(cell.sex, "unknown")
         dims.append(("sex", {"coding": [{"system": GENDER, "code": code}]}))
     if cell.band:
-        dims.append(("band", {"text": cell.band}))
+        dims.append(("band", {"coding": [codes.coding("band", cell.band)], "text": cell.band}))
     return dims
 
 
 def _group(indicator: str, cells: Sequence[pb.ReportCell], codes: Codes) -> Json:
+    """One group per indicator: the total cell's numbers, and one stratifier per
+    combination of dimensions (practice; age band; sex; practice x age band; ...), its
+    strata the cells of that combination."""
     total = next((c for c in cells if not _dimensions(c, codes)), None)
     strata: dict[tuple[str, ...], list[Json]] = defaultdict(list)
     for cell in cells:
@@ -145,8 +186,16 @@ def _group(indicator: str, cells: Sequence[pb.ReportCell], codes: Codes) -> Json
         stratum: Json = (
             {"value": dims[0][1]}
             if len(dims) == 1
-            else {"component": [{"code": {"text": name}, "value": value} for name, value in dims]}
+            else {
+                "component": [
+                    {"code": codes.concept("stratifier", name), "value": value}
+                    for name, value in dims
+                ]
+            }
         )
+        why = _why(cell, codes)
+        if why:
+            stratum["extension"] = why
         strata[tuple(name for name, _ in dims)].append(stratum | _numbers(cell))
     version = cells[0].version if cells else 0
     group: Json = {
@@ -156,9 +205,12 @@ def _group(indicator: str, cells: Sequence[pb.ReportCell], codes: Codes) -> Json
         },
         **(_numbers(total) if total is not None else {}),
         "stratifier": [
-            {"code": [{"text": " x ".join(key)}], "stratum": found} for key, found in strata.items()
+            {"code": [codes.concept("stratifier", name) for name in key], "stratum": found}
+            for key, found in strata.items()
         ],
     }
+    if total is not None and _why(total, codes):
+        group["extension"] = _why(total, codes)
     return group
 
 

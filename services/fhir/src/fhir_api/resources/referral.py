@@ -36,6 +36,9 @@ TASK_STATUS = {
     for value in pb.ReferralStatus.DESCRIPTOR.values
     if value.number
 }
+# The ServiceRequest stays with the requester: active while the loop is open, completed
+# when it closed with feedback, revoked when the requester cancelled it. A referral the
+# target cancelled (or rejected, or that failed) stays active: the requester decides next.
 REQUEST_STATUS = {
     pb.REFERRAL_STATUS_DRAFT: "draft",
     pb.REFERRAL_STATUS_REQUESTED: "active",
@@ -48,12 +51,65 @@ REQUEST_STATUS = {
     pb.REFERRAL_STATUS_CANCELLED: "revoked",
     pb.REFERRAL_STATUS_ENTERED_IN_ERROR: "entered-in-error",
 }
+# Gravity: "If status is rejected, cancelled, on-hold, or failed, then statusReason.text
+# should be included"; carenet always includes it for these.
+REASON_STATUSES = frozenset(
+    {
+        pb.REFERRAL_STATUS_REJECTED,
+        pb.REFERRAL_STATUS_CANCELLED,
+        pb.REFERRAL_STATUS_ON_HOLD,
+        pb.REFERRAL_STATUS_FAILED,
+    }
+)
+NO_REASON_GIVEN = "Geen reden opgegeven"
+BUSINESS_STATUS_TEXT = {
+    pb.BUSINESS_STATUS_COULD_NOT_CONTACT: "Patiënt niet bereikt",
+    pb.BUSINESS_STATUS_NOT_ELIGIBLE: "Voldoet niet aan de voorwaarden",
+    pb.BUSINESS_STATUS_NO_CAPACITY: "Geen plaats",
+    pb.BUSINESS_STATUS_NO_LONGER_INTERESTED: "Patiënt heeft geen interesse meer",
+    pb.BUSINESS_STATUS_REFERRED_ELSEWHERE: "Elders naartoe verwezen",
+}
 TASK_STATUS_BY_CODE = {code: number for number, code in TASK_STATUS.items()}
 DAYS = {"MO": "mon", "TU": "tue", "WE": "wed", "TH": "thu", "FR": "fri", "SA": "sat", "SU": "sun"}
 
 
 def referral_id(referral: pb.Referral) -> str:
     return inner_id(segment(referral.name, "patients"), last_segment(referral.name))
+
+
+def request_status(referral: pb.Referral) -> str:
+    """ServiceRequest.status: revoked only when the requester's side cancelled."""
+    if referral.status == pb.REFERRAL_STATUS_CANCELLED:
+        cancelled = [c for c in referral.history if c.to_status == pb.REFERRAL_STATUS_CANCELLED]
+        by = cancelled[-1].actor_organisation if cancelled else ""
+        if by and by != referral.referrer_organisation:
+            return "active"
+    return REQUEST_STATUS.get(referral.status, "unknown")
+
+
+def status_reason(referral: pb.Referral) -> str | None:
+    """Task.statusReason.text: the reason given, else the business status in words; for a
+    rejected, cancelled, on-hold or failed referral never empty."""
+    text = referral.status_reason or BUSINESS_STATUS_TEXT.get(referral.business_status, "")
+    if not text and referral.status in REASON_STATUSES:
+        return NO_REASON_GIVEN
+    return text or None
+
+
+def business_status(referral: pb.Referral, codes: Codes) -> Json | None:
+    """Task.businessStatus (a local code): why it did not help, else the waitlist."""
+    if referral.business_status:
+        code = enum_code(pb.BusinessStatus.Name(referral.business_status), "BUSINESS_STATUS_")
+        return {
+            "coding": [codes.coding("referral-business-status", code)],
+            "text": BUSINESS_STATUS_TEXT.get(referral.business_status, code),
+        }
+    if referral.enrolment == pb.ENROLMENT_NOT_ENROLLED_ON_WAITLIST:
+        text = "Op de wachtlijst"
+        if referral.waitlist_position:
+            text += f" (plaats {referral.waitlist_position})"
+        return {"coding": [codes.coding("referral-business-status", "waitlisted")], "text": text}
+    return None
 
 
 def service_request(referral: pb.Referral, codes: Codes) -> Json:
@@ -63,7 +119,7 @@ def service_request(referral: pb.Referral, codes: Codes) -> Json:
         "id": referral_id(referral),
         "meta": {"lastUpdated": instant(referral.update_time)},
         "identifier": [{"system": codes.naming("referral"), "value": referral.name}],
-        "status": REQUEST_STATUS.get(referral.status, "unknown"),
+        "status": request_status(referral),
         "intent": "order",
         "category": [codes.concept("referral-category", "lifestyle-and-social")],
         "subject": patient_ref(patient_id),
@@ -120,13 +176,8 @@ def task(referral: pb.Referral, codes: Codes) -> Json:
         "id": referral_id(referral),
         "meta": {"lastUpdated": instant(referral.update_time)},
         "status": TASK_STATUS.get(referral.status, "draft"),
-        "statusReason": {"text": referral.status_reason},
-        "businessStatus": codes.concept(
-            "referral-business-status",
-            enum_code(pb.BusinessStatus.Name(referral.business_status), "BUSINESS_STATUS_"),
-        )
-        if referral.business_status
-        else None,
+        "statusReason": {"text": status_reason(referral)},
+        "businessStatus": business_status(referral, codes),
         "intent": "order",
         "code": {"coding": [{"system": TASK_CODE, "code": "fulfill"}]},
         "focus": reference("ServiceRequest", referral_id(referral)),

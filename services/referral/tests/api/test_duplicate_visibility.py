@@ -17,23 +17,11 @@ from carenet.identity.v1 import identity_service_pb2 as id_rpc
 from carenet.identity.v1 import identity_service_pb2_grpc as id_grpc
 from carenet.referral.v1 import referral_service_pb2 as rpc
 from carenet.referral.v1 import referral_service_pb2_grpc as rpc_grpc
-from servicekit.auth import Principal
-from testkit.fixtures import IdentityService, Tokens
+from testkit.fixtures import IdentityService, Tokens, valid_bsn
 
 from .helpers import as_user, count, listed_offer, refer, status_of
 
 PATIENT = "rf-dup-visible"
-
-
-def _bsn(n: int) -> str:
-    """A 9-digit number passing the 11-test (test data; it goes to identity only)."""
-    candidate = 610_000_000 + n * 100
-    while True:
-        digits = [int(d) for d in f"{candidate:09d}"]
-        total = sum(d * w for d, w in zip(digits[:8], range(9, 1, -1), strict=True)) - digits[8]
-        if total % 11 == 0:
-            return f"{candidate:09d}"
-        candidate += 1
 
 
 @pytest.fixture(scope="module")
@@ -48,17 +36,8 @@ def patient(
 ) -> str:
     """A patient of gp-de-linde (coordinating, through identity's own registration) with whom
     gp-het-anker has a TREATING relationship and no consent."""
-    from identity import service as identity_service_use_cases
-
-    clinician = Principal(
-        subject="test-gp-de-linde",
-        client_id="referral-tests",
-        organisation="organisations/gp-de-linde",
-        care_group="organisations/cg-zuidoost",
-        roles=frozenset({"gp"}),
-    )
-    identity_service_use_cases.register_patient(
-        identity_service.deps, clinician, _bsn(7), PATIENT, request_id=f"reg-{PATIENT}"
+    identity_service.register_patient(
+        tokens.user("dr.jansen"), PATIENT, valid_bsn(7, base=610_000_000)
     )
     identity_stub.CreateCareRelationship(
         id_rpc.CreateCareRelationshipRequest(

@@ -26,11 +26,12 @@ from fhir_api.errors import FhirError, from_rpc, invalid
 from fhir_api.reads import READS, SEARCHES, Context, load_code_table
 from fhir_api.resources.common import Codes, Json
 from fhir_api.search import bundle, parse
-from servicekit.auth import JwksCache, TokenVerifier
+from servicekit.auth import MAX_ON_BEHALF_OF_LENGTH, JwksCache, TokenVerifier
 from servicekit.errors import DomainError
 
 log = logging.getLogger("fhir")
 PREFIX = "/fhir/R4"
+ON_BEHALF_OF = "X-Carenet-On-Behalf-Of"
 FHIR_JSON = "application/fhir+json; charset=utf-8"
 CODE_TABLE_SECONDS = 600.0
 
@@ -64,6 +65,26 @@ def _answer(body: Json, status: int = 200, headers: dict[str, str] | None = None
     return Response(
         json.dumps(body, ensure_ascii=False), status, headers, mimetype=None, content_type=FHIR_JSON
     )
+
+
+def _on_behalf_of() -> str:
+    """The person a delegate system acts for (``X-Carenet-On-Behalf-Of``), forwarded as
+    the services' ``x-carenet-on-behalf-of``; they decide whether the caller may."""
+    values = {v.strip() for v in request.headers.getlist(ON_BEHALF_OF)}
+    if not values:
+        return ""
+    value = values.pop()
+    if (
+        values
+        or not value
+        or len(value) > MAX_ON_BEHALF_OF_LENGTH
+        or not all(" " < c <= "~" for c in value)
+    ):
+        raise invalid(
+            "INVALID_ON_BEHALF_OF",
+            f"{ON_BEHALF_OF}: one person id of printable characters is expected",
+        )
+    return value
 
 
 def create_app(settings: Settings, channels: Channels | None = None) -> Flask:
@@ -101,7 +122,9 @@ def create_app(settings: Settings, channels: Channels | None = None) -> Flask:
                 503, "transient", exc.reason, "the token issuer cannot be reached"
             ) from None
         return Context(
-            Api(channels, token.strip(), settings.call_deadline_seconds), codes, code_table
+            Api(channels, token.strip(), settings.call_deadline_seconds, _on_behalf_of()),
+            codes,
+            code_table,
         )
 
     @app.errorhandler(FhirError)
@@ -152,7 +175,7 @@ def create_app(settings: Settings, channels: Channels | None = None) -> Flask:
         reader = READS.get(resource_type)
         if reader is None:
             raise FhirError(
-                404, "not-supported", "NOT_SUPPORTED", f"{resource_type} is not read by id here"
+                404, "not-supported", "NOT_SUPPORTED", "this resource type is not read by id here"
             )
         if request.args:
             raise invalid("UNKNOWN_PARAMETER", "a read takes no parameters")
@@ -163,7 +186,7 @@ def create_app(settings: Settings, channels: Channels | None = None) -> Flask:
         searcher = SEARCHES.get(resource_type)
         if searcher is None:
             raise FhirError(
-                404, "not-supported", "NOT_SUPPORTED", f"{resource_type} is not searched here"
+                404, "not-supported", "NOT_SUPPORTED", "this resource type is not searched here"
             )
         served = SERVED[resource_type]
         query = parse(

@@ -18,15 +18,18 @@ from carenet.identity.v1 import identity_service_pb2_grpc as identity_grpc
 from carenet.outcomes.v1 import outcomes_service_pb2_grpc as outcomes_grpc
 from carenet.referral.v1 import referral_service_pb2_grpc as referral_grpc
 from fhir_api.config import Settings
+from servicekit.auth import ON_BEHALF_OF_HEADER
 from servicekit.channels import open_channel
 
 
 class _Stub:
     """A generated stub whose calls carry the caller's bearer token and a deadline."""
 
-    def __init__(self, stub: object, token: str, deadline: float) -> None:
+    def __init__(
+        self, stub: object, metadata: tuple[tuple[str, str], ...], deadline: float
+    ) -> None:
         self._stub = stub
-        self._metadata = (("authorization", f"Bearer {token}"),)
+        self._metadata = metadata
         self._deadline = deadline
 
     def __getattr__(self, name: str) -> Callable[..., Any]:
@@ -60,10 +63,17 @@ class Channels:
 
 
 class Api:
-    """The four services for one request, as the caller."""
+    """The four services for one request, as the caller: its bearer token and, for a
+    delegate system acting for a person, that person in ``x-carenet-on-behalf-of`` (the
+    services decide whether the caller may name one)."""
 
-    def __init__(self, channels: Channels, token: str, deadline: float) -> None:
-        self.identity = _Stub(identity_grpc.IdentityServiceStub(channels.identity), token, deadline)
-        self.referral = _Stub(referral_grpc.ReferralServiceStub(channels.referral), token, deadline)
-        self.careplan = _Stub(careplan_grpc.CarePlanServiceStub(channels.careplan), token, deadline)
-        self.outcomes = _Stub(outcomes_grpc.OutcomesServiceStub(channels.outcomes), token, deadline)
+    def __init__(
+        self, channels: Channels, token: str, deadline: float, on_behalf_of: str = ""
+    ) -> None:
+        md: tuple[tuple[str, str], ...] = (("authorization", f"Bearer {token}"),)
+        if on_behalf_of:
+            md += ((ON_BEHALF_OF_HEADER, on_behalf_of),)
+        self.identity = _Stub(identity_grpc.IdentityServiceStub(channels.identity), md, deadline)
+        self.referral = _Stub(referral_grpc.ReferralServiceStub(channels.referral), md, deadline)
+        self.careplan = _Stub(careplan_grpc.CarePlanServiceStub(channels.careplan), md, deadline)
+        self.outcomes = _Stub(outcomes_grpc.OutcomesServiceStub(channels.outcomes), md, deadline)

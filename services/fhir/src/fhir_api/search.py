@@ -55,7 +55,10 @@ def parse(
     params: dict[str, str] = {}
     for name, values in args.items():
         if name not in allowed and name not in ALWAYS_ALLOWED:
-            raise invalid("UNKNOWN_SEARCH_PARAMETER", f"{name}: not a search parameter here")
+            raise invalid(
+                "UNKNOWN_SEARCH_PARAMETER",
+                "a parameter this search does not take (see the CapabilityStatement)",
+            )
         if name != "_include" and len(values) > 1:
             raise invalid("REPEATED_SEARCH_PARAMETER", f"{name}: given more than once")
         if name != "_include":
@@ -65,7 +68,10 @@ def parse(
     asked = tuple(args.get("_include", ()))
     for include in asked:
         if include not in includes:
-            raise invalid("INCLUDE_NOT_SUPPORTED", f"_include: {include} is not supported here")
+            raise invalid(
+                "INCLUDE_NOT_SUPPORTED",
+                "_include: a value this search does not take (see the CapabilityStatement)",
+            )
     count = default_count
     if "_count" in params:
         try:

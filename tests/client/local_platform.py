@@ -135,7 +135,7 @@ def running_platform(
             if template is None:
                 script.cli(name, "migrate", env)
                 seeded[name] = script.cli(name, "seed-demo", env, *script.seed_args(name, seeded))
-            process = ServiceProcess(name, env).start()
+            process = ServiceProcess(name, env).start(timeout=90)
             stack.callback(_stop, platform, name)
             platform.processes[name] = process
         yield platform

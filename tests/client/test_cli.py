@@ -211,3 +211,51 @@ def test_the_library_needs_no_servicekit_and_no_service() -> None:
     pyproject = Path(__file__).resolve().parents[2] / "libs" / "carenet_client" / "pyproject.toml"
     dependencies = tomllib.loads(pyproject.read_text())["project"]["dependencies"]
     assert not {"servicekit", "testkit"} & set(dependencies)
+
+
+def test_the_import_shows_progress_on_a_terminal(env: dict[str, str], tmp_path: Path) -> None:
+    import pty
+
+    source = tmp_path / "bp.csv"
+    source.write_text(
+        HEADER
+        + "".join(
+            f"p-0001,SBP,{120 + i},mm[Hg],2025-07-01T09:00:00+02:00,KIS,gp-de-linde,tty-{i}\n"
+            for i in range(5)
+        )
+    )
+    import threading
+
+    controller, terminal = pty.openpty()
+    shown = bytearray()
+
+    def drain() -> None:  # read while the command writes, so the terminal never fills up
+        while True:
+            try:
+                chunk = os.read(controller, 65536)
+            except OSError:
+                return
+            if not chunk:
+                return
+            shown.extend(chunk)
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
+    try:
+        result = subprocess.run(
+            [CARENET, "measurements", "import", str(source), "--batch-size", "2"],
+            env=kis_env(env) | {"TERM": "xterm", "COLUMNS": "100"},
+            stdout=subprocess.PIPE,
+            stderr=terminal,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    finally:
+        os.close(terminal)
+        reader.join(timeout=10)
+        os.close(controller)
+    assert result.returncode == 0, result.stdout
+    assert json.loads(result.stdout)["accepted"] == 5
+    assert b"importing bp.csv" in shown, bytes(shown[-500:])
+    assert b"5/5" in shown

@@ -294,3 +294,34 @@ def test_a_user_id_resolves_to_a_name_and_organisation(platform: Any, local_idp:
     assert person.organisation == "organisations/gp-de-linde"
     assert person.display_name
     assert "gp" in person.roles
+
+
+def test_a_followed_stream_survives_a_restart_of_the_service_without_losing_an_event(
+    platform: Any, local_idp: LocalIdp
+) -> None:
+    retry = RetryPolicy(max_attempts=60, initial_backoff=0.1, max_backoff=0.5)
+    with kis(platform, local_idp, retry=retry, timeout=60) as client:
+        last = max(e.cursor for e in client.referrals.watch_referral_events(0, follow=False))
+        seen: list[referral_pb2.ReferralEvent] = []
+        stream = client.referrals.watch_referral_events(last)
+
+        def follow() -> None:
+            try:
+                for event in stream:
+                    seen.append(event)
+                    return
+            except CarenetError:
+                return
+
+        watcher = threading.Thread(target=follow, daemon=True)
+        watcher.start()
+        time.sleep(1.0)
+        process: ServiceProcess = platform.processes["referral"]
+        process.stop()
+        platform.processes["referral"] = ServiceProcess("referral", process.env).start()
+        created = client.referrals.create_referral(
+            "p-0001", "offers/gli-beweegfit-dietist-groep", "nutrition course"
+        )
+        watcher.join(timeout=90)
+    assert [e.referral for e in seen] == [created.name], "the stream reopened after its cursor"
+    assert seen[0].cursor > last

@@ -15,6 +15,7 @@ import datetime as dt
 from referral import errors
 from referral.models import Offer, Party, Referral
 from servicekit import authorization
+from servicekit.admission import admit
 from servicekit.auth import CLINICIAN_ROLES, Principal
 from servicekit.identity_client import (
     Access,
@@ -87,6 +88,25 @@ def context_of(referral: Referral) -> ReferralContext:
     return ReferralContext(referral.name, referral.target_org_id, referral.referrer_org_id)
 
 
+def question_about(
+    principal: Principal, patient_id: str, referral: Referral | None, access: Access
+) -> AccessQuestion:
+    """The question about an access to one referral of the patient: with the referral's
+    context (the Mitz referral exception for its target) and its record holder, the
+    referring organisation, so that any other organisation needs the patient's consent for
+    referral data. A referral not found (or not of this patient) is asked about as the
+    patient's referral data in general, like an unseen patient's."""
+    if referral is None:
+        return AccessQuestion(principal, patient_id, access)
+    return AccessQuestion(
+        principal,
+        patient_id,
+        access,
+        record_holder_id=referral.referrer_org_id,
+        referral=context_of(referral),
+    )
+
+
 def ask_about(
     identity: IdentityClient,
     principal: Principal,
@@ -94,21 +114,25 @@ def ask_about(
     referral: Referral | None,
     access: Access,
 ) -> AccessDecision:
-    """identity's decision on an access to one referral of the patient: with the referral's
-    context (the Mitz referral exception for its target) and its record holder, the
-    referring organisation, so that any other organisation needs the patient's consent for
-    referral data. A referral not found (or not of this patient) is asked about as the
-    patient's referral data in general, like an unseen patient's."""
-    if referral is None:
-        return identity.authorize(AccessQuestion(principal, patient_id, access))
-    return identity.authorize(
-        AccessQuestion(
-            principal,
-            patient_id,
-            access,
-            record_holder_id=referral.referrer_org_id,
-            referral=context_of(referral),
-        )
+    """identity's decision on :func:`question_about` (refused or not: for lists)."""
+    return identity.authorize(question_about(principal, patient_id, referral, access))
+
+
+def found_referral(
+    identity: IdentityClient,
+    principal: Principal,
+    patient_id: str,
+    referral: Referral | None,
+    access: Access,
+) -> Referral:
+    """The step before a use case touches one referral (servicekit.admission): identity
+    decides and logs :func:`question_about`, a refusal is raised, and only then a referral
+    that was not found is NOT_FOUND."""
+    return admit(
+        identity,
+        question_about(principal, patient_id, referral, access),
+        referral,
+        missing=lambda: errors.ReferralNotFound("referral not found"),
     )
 
 

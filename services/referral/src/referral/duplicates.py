@@ -12,8 +12,9 @@ access-log entry), and the caller must be a party to it. Anyone else gets exactl
 from __future__ import annotations
 
 from referral import errors
-from referral.access import ask_about, enforce, party_of
+from referral.access import party_of, question_about
 from referral.models import Referral
+from servicekit.admission import decide
 from servicekit.auth import Principal
 from servicekit.identity_client import Access, IdentityClient
 
@@ -23,7 +24,7 @@ def refuse_duplicate(
 ) -> Exception:
     """The error a create answers for ``duplicate``; raises the read's refusal instead when
     the caller may not read it."""
-    enforce(ask_about(identity, principal, patient_id, duplicate, Access.READ))
+    decide(identity, question_about(principal, patient_id, duplicate, Access.READ))
     if party_of(principal, duplicate) is None:
         return errors.NotReferralParty("not a party to this referral")
     return errors.DuplicateReferral(

@@ -17,6 +17,7 @@ from referral.access import (
     ask_about,
     care_group_id,
     enforce,
+    found_referral,
     lists,
     offer_refusal,
     only_a_target,
@@ -44,6 +45,7 @@ from referral.use_cases.common import check_text, new_id
 from referral.use_cases.history import ReferralView, event_payload, outbox_values, view_of
 from referral.use_cases.matching import role_of_referrer, validate_profile, with_role
 from servicekit import names
+from servicekit.admission import decide
 from servicekit.auth import Principal
 from servicekit.errors import Aborted, InvalidArgument
 from servicekit.idempotency import IdempotentRequest
@@ -109,7 +111,7 @@ def create_referral(
     if refused is not None:
         raise refused
     replay = _earlier_request(deps, request)
-    enforce(deps.identity.authorize(AccessQuestion(principal, patient_id, Access.CREATE)))
+    decide(deps.identity, AccessQuestion(principal, patient_id, Access.CREATE))
     with deps.uow() as uow:
         if replay is not None:
             existing = uow.repo.referral(replay.rsplit("/", 1)[-1])
@@ -292,10 +294,8 @@ def get_referral(
     deps: Deps, principal: Principal, patient_id: str, referral_id: str
 ) -> ReferralView:
     with deps.uow() as uow:
-        referral = load_for_patient(uow, principal, patient_id, referral_id)
-        enforce(ask_about(deps.identity, principal, patient_id, referral, Access.READ))
-        if referral is None:
-            raise errors.ReferralNotFound("referral not found")
+        found = load_for_patient(uow, principal, patient_id, referral_id)
+        referral = found_referral(deps.identity, principal, patient_id, found, Access.READ)
         if party_of(principal, referral) is None:
             raise errors.NotReferralParty("not a party to this referral")
         return view_of(uow, referral)
@@ -321,7 +321,7 @@ def list_referrals(
     if patient_id != "-" and only_a_target(principal):
         return _list_addressed(deps, principal, patient_id, status, page)
     if patient_id != "-":
-        enforce(deps.identity.authorize(AccessQuestion(principal, patient_id, Access.READ)))
+        decide(deps.identity, AccessQuestion(principal, patient_id, Access.READ))
     org = org_id(principal)
     if principal.is_patient:
         visibility = {"visible_to_patient": patient_id_of(principal)}
@@ -394,7 +394,7 @@ def _list_addressed(
         fetched = Page.of(items, page, _position)
         addressed = [r for r in fetched.items if party_of(principal, r) is Party.TARGET]
         if not addressed:
-            enforce(deps.identity.authorize(AccessQuestion(principal, patient_id, Access.READ)))
+            decide(deps.identity, AccessQuestion(principal, patient_id, Access.READ))
         decisions = [
             (r, ask_about(deps.identity, principal, patient_id, r, Access.READ)) for r in addressed
         ]

@@ -10,11 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from referral import eligibility, errors
-from referral.access import (
-    ask_about,
-    enforce,
-    party_of,
-)
+from referral.access import found_referral, party_of
 from referral.deps import Deps
 from referral.errors import Violations
 from referral.models import (
@@ -159,10 +155,8 @@ def transition_referral(  # noqa: PLR0912, PLR0915
         outcome.validate("outcome")
     now = deps.clock()
     with deps.uow() as uow:
-        referral = load_for_patient(uow, principal, patient_id, referral_id, for_update=True)
-        enforce(ask_about(deps.identity, principal, patient_id, referral, Access.UPDATE))
-        if referral is None:
-            raise errors.ReferralNotFound("referral not found")
+        found = load_for_patient(uow, principal, patient_id, referral_id, for_update=True)
+        referral = found_referral(deps.identity, principal, patient_id, found, Access.UPDATE)
         party = party_of(principal, referral)
         if party is None:
             raise errors.NotReferralParty("not a party to this referral")
@@ -249,10 +243,8 @@ def record_outcome(
     outcome.validate("outcome")
     now = deps.clock()
     with deps.uow() as uow:
-        referral = load_for_patient(uow, principal, patient_id, referral_id, for_update=True)
-        enforce(ask_about(deps.identity, principal, patient_id, referral, Access.UPDATE))
-        if referral is None:
-            raise errors.ReferralNotFound("referral not found")
+        found = load_for_patient(uow, principal, patient_id, referral_id, for_update=True)
+        referral = found_referral(deps.identity, principal, patient_id, found, Access.UPDATE)
         party = party_of(principal, referral)
         if party is None:
             raise errors.NotReferralParty("not a party to this referral")

@@ -382,3 +382,12 @@ def test_unavailable_service_gives_the_503_page(platform: Any, page: Page) -> No
     assert response is not None and response.status == 503
     expect(page.get_by_role("heading", level=1)).to_have_text("Even niet beschikbaar")
     check(page, "503")
+
+
+def test_the_front_logs_no_patient_id_or_bsn(platform: Any) -> None:
+    """After all the pages above: the front's log (gunicorn's access log is off; errors name
+    the route pattern) holds no patient id and no BSN typed in the pages."""
+    log = "\n".join(platform.web.lines)
+    assert "grpc_error route=" in log  # the tests above did make the front log errors
+    for secret in ("p-0001", "p-0002", "p-0003", "111222333", "123456782", "123456789"):
+        assert secret not in log, secret

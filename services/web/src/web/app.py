@@ -63,6 +63,8 @@ def create_app(settings: Settings, channels: backend.Channels | None = None) -> 
             default_timeout=0,
         ),
         SESSION_PERMANENT=True,
+        # written when it changes, not on every request (the lifetime counts from sign-in)
+        SESSION_REFRESH_EACH_REQUEST=False,
         SESSION_KEY_PREFIX="carenet-web:",
         PERMANENT_SESSION_LIFETIME=dt.timedelta(seconds=settings.session_lifetime_seconds),
         SESSION_COOKIE_NAME="carenet_session",
@@ -104,10 +106,11 @@ def create_app(settings: Settings, channels: backend.Channels | None = None) -> 
 
     opened = channels or backend.Channels.open(settings)
     app.extensions["carenet_channels"] = opened
+    stubs = backend.Stubs.of(opened)
 
     @app.before_request
     def _api() -> None:
-        g.api = backend.Api(opened, auth.access_token, settings.call_deadline_seconds)
+        g.api = backend.Api(stubs, auth.access_token, settings.call_deadline_seconds)
 
     @app.after_request
     def _no_store(response: Response) -> Response:
@@ -166,6 +169,12 @@ GRPC_HTTP = {
 }
 
 
+def _route() -> str:
+    """The route's pattern (``/inbox/<patient_id>/<referral_id>``), never the path: a path
+    may carry a patient's id, which the log does not keep."""
+    return request.url_rule.rule if request.url_rule is not None else "-"
+
+
 def _error_pages(app: Flask) -> None:
     def page(status: int, reason: str = "") -> tuple[str, int]:
         try:
@@ -179,9 +188,7 @@ def _error_pages(app: Flask) -> None:
         found = backend.details(error)
         status = GRPC_HTTP.get(found.code, 500)
         # the code and reason only: never the message (it may name what the person asked for)
-        log.info(
-            "grpc_error path=%s code=%s reason=%s", request.path, found.code.name, found.reason
-        )
+        log.info("grpc_error route=%s code=%s reason=%s", _route(), found.code.name, found.reason)
         if status == 401:
             return _sign_in_again()
         return page(status, found.reason)
@@ -198,7 +205,7 @@ def _error_pages(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def _any(error: Exception) -> tuple[str, int]:
-        log.exception("unhandled_error path=%s", request.path)
+        log.exception("unhandled_error route=%s", _route())
         return page(500)
 
     def _sign_in_again() -> Any:

@@ -63,14 +63,33 @@ class Channels:
             channel.close()
 
 
+@dataclass(frozen=True)
+class Stubs:
+    """The generated stubs, made once per process (making them costs per request)."""
+
+    identity: identity_grpc.IdentityServiceStub
+    referral: referral_grpc.ReferralServiceStub
+    careplan: careplan_grpc.CarePlanServiceStub
+    outcomes: outcomes_grpc.OutcomesServiceStub
+
+    @classmethod
+    def of(cls, channels: Channels) -> Stubs:
+        return cls(
+            identity_grpc.IdentityServiceStub(channels.identity),
+            referral_grpc.ReferralServiceStub(channels.referral),
+            careplan_grpc.CarePlanServiceStub(channels.careplan),
+            outcomes_grpc.OutcomesServiceStub(channels.outcomes),
+        )
+
+
 class Api:
     """The four services for one request, as the signed-in person."""
 
-    def __init__(self, channels: Channels, token: Callable[[], str], deadline: float) -> None:
-        self.identity = _Stub(identity_grpc.IdentityServiceStub(channels.identity), token, deadline)
-        self.referral = _Stub(referral_grpc.ReferralServiceStub(channels.referral), token, deadline)
-        self.careplan = _Stub(careplan_grpc.CarePlanServiceStub(channels.careplan), token, deadline)
-        self.outcomes = _Stub(outcomes_grpc.OutcomesServiceStub(channels.outcomes), token, deadline)
+    def __init__(self, stubs: Stubs, token: Callable[[], str], deadline: float) -> None:
+        self.identity = _Stub(stubs.identity, token, deadline)
+        self.referral = _Stub(stubs.referral, token, deadline)
+        self.careplan = _Stub(stubs.careplan, token, deadline)
+        self.outcomes = _Stub(stubs.outcomes, token, deadline)
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ import datetime as dt
 from typing import Any
 
 from flask import Flask
-from flask_babel import format_currency, format_date, format_datetime, format_decimal
+from flask_babel import format_currency, format_date, format_datetime, format_decimal, get_locale
 from flask_babel import lazy_gettext as _l
 from google.protobuf.timestamp_pb2 import Timestamp
 
@@ -203,16 +203,35 @@ def euro(cents: int) -> str:
     return str(format_currency(cents / 100, "EUR"))
 
 
-def label(table: dict[Any, Any], value: Any) -> Any:
-    found = table.get(value)
-    if isinstance(found, tuple):
-        return found[0]
-    return found if found is not None else "-"
+_RESOLVED: dict[tuple[int, str], dict[Any, tuple[str, str]]] = {}
+
+
+def resolved(table: dict[Any, Any]) -> dict[Any, tuple[str, str]]:
+    """A label table in the request's language, as (text, badge) pairs; translated once per
+    table and language instead of on every use (a page shows the same words many times)."""
+    key = (id(table), str(get_locale()))
+    found = _RESOLVED.get(key)
+    if found is None:
+        found = {
+            value: (str(entry[0]), str(entry[1])) if isinstance(entry, tuple) else (str(entry), "")
+            for value, entry in table.items()
+        }
+        _RESOLVED[key] = found
+    return found
+
+
+def label(table: dict[Any, Any], value: Any) -> str:
+    found = resolved(table).get(value)
+    return found[0] if found is not None else "-"
 
 
 def badge(table: dict[Any, Any], value: Any) -> str:
-    found = table.get(value)
-    return str(found[1]) if isinstance(found, tuple) else "neutral"
+    found = resolved(table).get(value)
+    return found[1] if found is not None and found[1] else "neutral"
+
+
+def choices(table: dict[Any, Any]) -> list[tuple[Any, str]]:
+    return [(value, text) for value, (text, _badge) in resolved(table).items()]
 
 
 def last_part(name: str) -> str:
@@ -232,6 +251,7 @@ def init_app(app: Flask) -> None:
     app.jinja_env.globals.update(
         label=label,
         badge=badge,
+        choices=choices,
         rule_lines=rule_lines,
         OFFER_CATEGORIES=OFFER_CATEGORIES,
         FUNDINGS=FUNDINGS,

@@ -84,6 +84,9 @@ def test_login_stores_a_profile_only_its_owner_reads_and_the_commands_use_it(
     assert len(lines) == 2
     assert all(line["offer"]["name"].startswith("offers/") for line in lines)
 
+    token = run(env, "token").stdout.strip()
+    assert token.count(".") == 2, "a JWT for grpcurl, from the stored profile"
+
     listed = run(env, "referrals", "list", "--patient", "p-0001")
     assert any("patients/p-0001/referrals/" in line for line in listed.stdout.splitlines())
 

@@ -29,7 +29,7 @@ from carenet.outcomes.v1 import outcomes_pb2
 from carenet.referral.v1 import referral_pb2
 from carenet_client import measurements as measurement_csv
 from carenet_client import reports as report_table
-from carenet_client.auth import ClientCredentials, PasswordLogin, StaticToken, TokenSource
+from carenet_client.auth import ClientCredentials, PasswordLogin, TokenSource
 from carenet_client.client import Carenet, IngestResult
 from carenet_client.config import SERVICES, Settings
 from carenet_client.errors import CarenetError
@@ -249,21 +249,8 @@ def logout() -> None:
 @app.command()
 def token() -> None:
     """Prints a bearer token of the current credentials (for grpcurl)."""
-    found = settings()
-    source: TokenSource
     try:
-        if found.token:
-            source = StaticToken(found.token)
-        elif found.username:
-            source = PasswordLogin(
-                found.issuer,
-                found.client_id,
-                found.client_secret or None,
-                found.username,
-                found.password,
-            )
-        else:
-            source = ClientCredentials(found.issuer, found.client_id, found.client_secret or None)
+        source = Carenet.from_settings(settings()).credentials
         sys.stdout.write(source.access_token() + "\n")
     except Exception as exc:
         err.print(f"[red]error:[/red] {exc}")

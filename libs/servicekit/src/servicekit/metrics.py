@@ -64,6 +64,16 @@ DURATION_BUCKETS = (
 )
 
 
+def metrics_recorded(provider: MeterProvider | None = None) -> bool:
+    """Whether measurements go anywhere: a provider is given, or the global one is the
+    SDK's (not the API's no-op or proxy provider)."""
+    if provider is not None:
+        return True
+    from opentelemetry.sdk.metrics import MeterProvider as SdkMeterProvider
+
+    return isinstance(metrics.get_meter_provider(), SdkMeterProvider)
+
+
 def _meter(provider: MeterProvider | None) -> Meter:
     return (provider or metrics.get_meter_provider()).get_meter(METER_NAME)
 

@@ -44,7 +44,7 @@ from servicekit import channels, tls
 from servicekit.auth import TokenVerifier
 from servicekit.delegation import Delegations
 from servicekit.interceptors import PUBLIC_PREFIXES, CallInterceptor
-from servicekit.metrics import RpcMetrics
+from servicekit.metrics import RpcMetrics, metrics_recorded
 from servicekit.telemetry import tracing_configured
 
 log = logging.getLogger("servicekit.server")
@@ -164,7 +164,9 @@ def create_server(
     names) whose service checks every string itself, row by row (servicekit.decoding).
     ``settings`` defaults to the :class:`ServerSettings` of the service's environment
     prefix (:func:`env_prefix` of ``domain``). RPC metrics (servicekit.metrics) go to
-    ``meter_provider``, by default the global one.
+    ``meter_provider``, by default the global one when it is an SDK provider (installed
+    before the server is built, by servicekit.telemetry or ``opentelemetry-instrument``);
+    otherwise calls are not measured at all, which costs nothing.
     """
     prefix = env_prefix(domain)
     settings = settings or ServerSettings.for_service(prefix)
@@ -179,7 +181,7 @@ def create_server(
             delegations=delegations,
             own_string_checks=own_string_checks,
             draining=draining,
-            rpc_metrics=RpcMetrics(meter_provider),
+            rpc_metrics=RpcMetrics(meter_provider) if metrics_recorded(meter_provider) else None,
         )
     ]
     if tracing_configured():

@@ -38,6 +38,7 @@ class ReferralEvent:
     enrolment: str
     feedback_summary: str
     event_time: dt.datetime | None
+    target_organisation: str = ""  # organisation id the referral is addressed to
 
 
 class ReferralEvents(Protocol):
@@ -73,6 +74,7 @@ def event_from_pb(event: ref_pb.ReferralEvent) -> ReferralEvent:
         event_time=event.event_time.ToDatetime(tzinfo=dt.UTC)
         if event.HasField("event_time")
         else None,
+        target_organisation=event.target_organisation.removeprefix("organisations/"),
     )
 
 

@@ -12,6 +12,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from careplan import errors
+from careplan.minimisation import Hidden, restore_action, restore_goal
 from careplan.models import ActivityStatus, PlanContent
 from careplan.policy import FieldGroup, Role, Scope
 from servicekit import names
@@ -62,11 +64,19 @@ def merge(
     plan_create_time: dt.datetime,
     new_id: Callable[[], str],
     where: Where | None = None,
+    hidden: Hidden | None = None,
 ) -> tuple[PlanContent, str, list[str]]:
     """``current`` with the groups in ``scopes`` taken from ``incoming``, checked item by
     item against the caller's scope. Returns the new content, a change summary and the
     groups that changed. ``where`` names the request field of a list group's item (or, for
-    no index, of the list) in violations and refusals; by default ``care_plan.goals[2]``."""
+    no index, of the list) in violations and refusals; by default ``care_plan.goals[2]``.
+
+    ``hidden`` (:mod:`careplan.minimisation`) names the goals and actions the caller does not
+    see: ``incoming`` holds only the caller's part, so those items stay exactly as they are,
+    in their places; an id of one of them is unknown to the caller, as if missing (a new
+    item under it is ``ALREADY_EXISTS``, as for any id in use), and a visible item gets back
+    what the caller's view left out of it. Only whole-plan viewers write the other list
+    groups (:mod:`careplan.policy`)."""
     m = _Merge(
         copy.deepcopy(current),
         copy.deepcopy(incoming),
@@ -75,6 +85,7 @@ def merge(
         plan_create_time,
         new_id,
         where or in_care_plan,
+        hidden or Hidden(),
     )
     parts: list[str] = []
     changed: list[str] = []
@@ -100,6 +111,7 @@ class _Merge:
     plan_create_time: dt.datetime
     new_id: Callable[[], str]
     where: Where
+    hidden: Hidden
     v: Violations = field(default_factory=Violations)
     new: PlanContent = field(init=False)
 
@@ -220,20 +232,53 @@ MERGERS: dict[FieldGroup, Callable[[_Merge, Scope], str | None]] = {
 }
 
 
+def describe(before: PlanContent, after: PlanContent) -> tuple[str, list[str]]:
+    """The change summary and changed groups from ``before`` to ``after``, worded as a merge
+    words them: what a revision says to a caller who sees only part of each version."""
+    bp, ap = before.consult_preparation, after.consult_preparation
+    progress = sum(len(g.progress) for g in after.goals) - sum(
+        len(g.progress) for g in before.goals if after.goal(g.id) is not None
+    )
+    notes: dict[FieldGroup, str | None] = {
+        FieldGroup.WHAT_MATTERS: None if before.what_matters == after.what_matters else "",
+        FieldGroup.CONDITIONS: _diff(before.conditions, after.conditions),
+        FieldGroup.PARTICIPANTS: _diff(before.participants, after.participants),
+        FieldGroup.INFORMAL_CARERS: _diff(before.informal_carers, after.informal_carers),
+        FieldGroup.GOALS: _diff(
+            [g.without_progress() for g in before.goals],
+            [g.without_progress() for g in after.goals],
+        ),
+        FieldGroup.GOAL_PROGRESS: f"{progress} added" if progress > 0 else None,
+        FieldGroup.ACTIONS: _diff(before.actions, after.actions),
+        FieldGroup.EVALUATIONS: _diff(before.evaluations, after.evaluations),
+        FieldGroup.CONSULT_PREPARATION: None
+        if (bp.topics, bp.questions) == (ap.topics, ap.questions)
+        else "",
+        FieldGroup.CONSULT_AGENDA: None
+        if (bp.agenda, bp.next_consult_time) == (ap.agenda, ap.next_consult_time)
+        else "",
+        FieldGroup.STATUS: None
+        if before.status == after.status
+        else (after.status.value if after.status else ""),
+    }
+    parts = [f"{g.value}: {n}" if n else g.value for g, n in notes.items() if n is not None]
+    return "; ".join(parts), [g.value for g, n in notes.items() if n is not None]
+
+
 def _diff(before: Sequence[Any], after: Sequence[Any]) -> str | None:
     return None if list(before) == list(after) else _counts(before, after)
 
 
 def _merge_goals(m: _Merge, scope: Scope) -> None:
     current, incoming, new, actor, now, v = m.current, m.incoming, m.new, m.actor, m.now, m.v
-    new_id, where = m.new_id, m.where
-    old_by_id = {g.id: g for g in current.goals}
+    new_id, where, hidden = m.new_id, m.where, m.hidden
+    old_by_id = {g.id: g for g in current.goals if g.id not in hidden.goals}
     result = []
     for i, given in enumerate(incoming.goals):
         prefix = where("goals", i)
         _text(given.description, f"{prefix}.description", v, required=True)
         _text(given.notes, f"{prefix}.notes", v)
-        old = old_by_id.get(given.id) if given.id else None
+        old = _known(old_by_id, given, hidden, "goal", restore_goal)
         sent_id = given.id
         given.id = given.id or new_id()  # _merge_progress finds the goal by this id
         goal = dataclasses.replace(given)
@@ -279,10 +324,10 @@ def _merge_goals(m: _Merge, scope: Scope) -> None:
         result.append(goal)
     kept = {g.id for g in result}
     for old in current.goals:
-        if old.id not in kept and scope is Scope.OWN and not actor.owns(old.owner):
+        if old.id not in kept | hidden.goals and scope is Scope.OWN and not actor.owns(old.owner):
             raise _goal_not_owned("this goal is owned by someone else", old.id)
     _unique_ids(result, "goals", v, where)
-    new.goals = result
+    new.goals = _with_hidden(current.goals, result, hidden.goals)
 
 
 def _merge_progress(m: _Merge, scope: Scope) -> int:
@@ -291,7 +336,7 @@ def _merge_progress(m: _Merge, scope: Scope) -> int:
     new_id = m.new_id
     added = 0
     for i, goal in enumerate(incoming.goals):
-        target = new.goal(goal.id) if goal.id else None
+        target = new.goal(goal.id) if goal.id and goal.id not in m.hidden.goals else None
         if target is None:
             v.add(f"care_plan.goals[{i}].id", "names no goal of this plan", "UNKNOWN_GOAL")
             continue
@@ -320,11 +365,12 @@ def _merge_progress(m: _Merge, scope: Scope) -> int:
 
 def _merge_actions(m: _Merge, scope: Scope) -> None:
     current, incoming, new, actor, now, v = m.current, m.incoming, m.new, m.actor, m.now, m.v
-    new_id, where, plan_create_time = m.new_id, m.where, m.plan_create_time
-    old_by_id = {a.id: a for a in current.actions}
+    new_id, where, plan_create_time, hidden = m.new_id, m.where, m.plan_create_time, m.hidden
+    old_by_id = {a.id: a for a in current.actions if a.id not in hidden.actions}
     result = []
     for i, action in enumerate(incoming.actions):
         prefix = where("actions", i)
+        _known(old_by_id, action, hidden, "action", restore_action)
         _text(action.description, f"{prefix}.description", v, required=True)
         if action.kind is None:
             v.add(f"{prefix}.kind", "is required", "ACTION_KIND_REQUIRED")
@@ -377,13 +423,60 @@ def _merge_actions(m: _Merge, scope: Scope) -> None:
     kept = {a.id for a in result}
     for old in current.actions:
         if (
-            old.id not in kept
+            old.id not in hidden.actions
+            and old.id not in kept
             and scope is Scope.OWN
             and not actor.owns_organisation(old.responsible_organisation)
         ):
             raise _action_not_own("this action belongs to another organisation", old.id)
     _unique_ids(result, "actions", v, where)
-    new.actions = result
+    new.actions = _with_hidden(current.actions, result, hidden.actions)
+
+
+def _with_hidden(current: Sequence[Any], sent: list[Any], hidden: frozenset[str]) -> list[Any]:
+    """The list a part-viewer's ``sent`` list makes of ``current``: each hidden item stays in
+    its place, the places of the visible ones take the sent items in order (extra ones go
+    at the end). A part sent back unchanged leaves the list as it was."""
+    if not hidden:
+        return sent
+    rest = iter(sent)
+    merged: list[Any] = []
+    for item in current:
+        if item.id in hidden:
+            merged.append(item)
+        else:
+            taken = next(rest, None)
+            if taken is not None:
+                merged.append(taken)
+    merged.extend(rest)
+    return merged
+
+
+def _known(
+    old_by_id: dict[str, Any],
+    sent: Any,
+    hidden: Hidden,
+    noun: str,
+    restore: Callable[[Any, Any, Hidden], None],
+) -> Any:
+    """The current, visible item ``sent`` names (None: a new item), given back what the
+    caller's view left out of it; an id of an item the caller does not see is in use."""
+    if sent.id in getattr(hidden, f"{noun}s"):
+        raise _exists(noun, sent.id)
+    old = old_by_id.get(sent.id) if sent.id else None
+    if old is not None:
+        restore(old, sent, hidden)
+    return old
+
+
+def _exists(noun: str, item_id: str) -> errors.ItemExists:
+    """An id in use that the caller cannot see: the answer a Create of an item under that id
+    gives (the id is taken; nothing of the item is told)."""
+    return errors.ItemExists(
+        f"the plan already has this {noun.replace('_', ' ')}",
+        reason=f"{noun.upper()}_EXISTS",
+        metadata={f"{noun}_id": item_id},
+    )
 
 
 def _text(value: str, field_name: str, v: Violations, *, required: bool = False) -> None:

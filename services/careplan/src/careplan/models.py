@@ -188,6 +188,9 @@ class ReferralState:
     enrolment: str = ""
     feedback_summary: str = ""
     update_time: dt.datetime | None = None
+    # The organisation the referral is addressed to (from referral's events; not in the
+    # API's LinkedReferralState): it sees this action in its part of the plan.
+    target_organisation: str = ""
 
 
 @dataclasses.dataclass

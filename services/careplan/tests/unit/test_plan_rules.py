@@ -362,17 +362,20 @@ def test_a_professional_adds_only_actions_of_their_own_organisation() -> None:
         view.etag,
     )
     assert after.content.actions[-1].responsible_organisation == "hosp-catharina"
+    # The coach sends back its part of the plan (none of the others' actions) plus two.
+    part = plans.get_care_plan(deps, COACH, "p-0001")
+    assert part.content.actions == []
     with pytest.raises(PermissionDenied) as caught:
         plans.update_care_plan(
             deps,
             COACH,
             "p-0001",
-            dataclasses.replace(after.content, actions=[*after.content.actions, theirs, mine]),
+            dataclasses.replace(part.content, actions=[theirs, mine]),
             ["actions"],
             after.etag,
         )
     assert caught.value.reason == "ACTION_NOT_OWN_ORGANISATION"
-    assert caught.value.metadata == {"field": "care_plan.actions[3]"}  # a new one: no id yet
+    assert caught.value.metadata == {"field": "care_plan.actions[1]"}  # a new one: no id yet
 
 
 def test_progress_entries_are_appended_with_author_and_time() -> None:

@@ -24,6 +24,7 @@ from sqlalchemy.exc import IntegrityError
 
 from careplan import errors
 from careplan.deps import Deps
+from careplan.minimisation import Hidden
 from careplan.models import Action, EvaluationMoment, Goal, PlanView
 from careplan.policy import FieldGroup, require_writable
 from careplan.use_cases import versions
@@ -155,7 +156,8 @@ def _apply(
     scopes = require_writable(role, [edit.kind.group])
     if expected != view.version:
         raise errors.EtagMismatch("the care plan has changed; read it again")
-    items, index = _edited(view, edit, fields)
+    hidden = versions.hidden_from(principal, role, view)
+    items, index = _edited(view, edit, fields, _hidden_ids(edit.kind, hidden))
     incoming = dataclasses.replace(view.content)  # the merge reads only the edited group
     setattr(incoming, edit.kind.group.value, items)
     return versions.write_update(
@@ -190,10 +192,20 @@ def _fields(edit: Edit) -> tuple[str, ...]:
     return tuple(paths)
 
 
-def _edited(view: PlanView, edit: Edit, fields: Sequence[str]) -> tuple[list[Any], int | None]:
-    """The group's list with the edit applied, and the index of the edited item in it (None
-    for a removal)."""
-    items: list[Any] = list(getattr(view.content, edit.kind.group.value))
+def _hidden_ids(kind: Kind, hidden: Hidden) -> frozenset[str]:
+    """The items of ``kind`` the caller does not see (:mod:`careplan.minimisation`)."""
+    return {GOAL: hidden.goals, ACTION: hidden.actions}.get(kind, hidden.evaluations)
+
+
+def _edited(
+    view: PlanView, edit: Edit, fields: Sequence[str], hidden: frozenset[str]
+) -> tuple[list[Any], int | None]:
+    """The group's list as the caller sees it with the edit applied, and the index of the
+    edited item in it (None for a removal). An item the caller does not see is missing (the
+    merge keeps it as it is)."""
+    items: list[Any] = [
+        i for i in getattr(view.content, edit.kind.group.value) if i.id not in hidden
+    ]
     if edit.op is Op.CREATE:
         assert edit.item is not None
         new = dataclasses.replace(edit.item)

@@ -40,6 +40,7 @@ def apply_referral_event(
                 enrolment=event.enrolment,
                 feedback_summary=event.feedback_summary[:MAX_TEXT],
                 update_time=event.event_time or now,
+                target_organisation=event.target_organisation,
             )
             content = view.content  # the view is this transaction's own copy
             changes = [

@@ -9,7 +9,7 @@ import dataclasses
 import datetime as dt
 from typing import Any
 
-from careplan import access, errors
+from careplan import access, errors, minimisation
 from careplan.deps import Deps
 from careplan.merge import Actor, Where, merge
 from careplan.models import (
@@ -68,6 +68,25 @@ def read_and_authorize(
     return view, role
 
 
+def viewer_of(principal: Principal, role: Role) -> minimisation.Viewer | None:
+    return minimisation.viewer_of(principal, role)
+
+
+def hidden_from(principal: Principal, role: Role, view: PlanView) -> minimisation.Hidden:
+    """The items of ``view`` the caller does not see (none for a whole-plan viewer)."""
+    viewer = viewer_of(principal, role)
+    return minimisation.Hidden() if viewer is None else minimisation.hidden_of(view.content, viewer)
+
+
+def part_of(principal: Principal, role: Role, view: PlanView) -> PlanView:
+    """The caller's part of ``view`` (:mod:`careplan.minimisation`): ``view`` itself for a
+    whole-plan viewer, a trimmed copy with the plan's version (and so its etag) otherwise."""
+    viewer = viewer_of(principal, role)
+    if viewer is None:
+        return view
+    return dataclasses.replace(view, content=minimisation.minimise(view.content, viewer))
+
+
 def check_version(version: int) -> None:
     if not 0 <= version <= MAX_VERSION:
         raise InvalidArgument.single(
@@ -77,16 +96,16 @@ def check_version(version: int) -> None:
 
 def read_version(deps: Deps, principal: Principal, patient_id: str, version: int = 0) -> PlanView:
     """The plan (or one past version of it, exactly as written) after identity permitted
-    the read."""
+    the read: the caller's part of it (:mod:`careplan.minimisation`)."""
     check_version(version)
-    view, _ = read_and_authorize(deps, principal, patient_id, Access.READ)
+    view, role = read_and_authorize(deps, principal, patient_id, Access.READ)
     if version in (0, view.version):
-        return view
+        return part_of(principal, role, view)
     with deps.uow() as uow:
         revision = uow.repo.revision(patient_id, version)
         if revision is None:
             raise errors.RevisionNotFound("no such version of the care plan")
-        return view_from_document(revision.document)
+        return part_of(principal, role, view_from_document(revision.document))
 
 
 def expected_version(etag: str, field: str) -> int:
@@ -200,9 +219,11 @@ def write_update(
     """An update identity permitted: the groups in ``scopes`` merged from ``incoming`` as the
     caller's role may (:func:`careplan.merge.merge`, ``where`` naming the request's fields),
     written as the version after ``view`` with its revision, and the ``request``'s record
-    naming that revision, in one transaction."""
+    naming that revision, in one transaction. Items the caller does not see stay as they
+    are (the merge's ``hidden``); the answer is the caller's part of the plan as written."""
     now = deps.clock()
     actor = actor_of(principal, role, view.patient_id)
+    hidden = hidden_from(principal, role, view)
     content, summary, changed = merge(
         view.content,
         incoming,
@@ -212,6 +233,7 @@ def write_update(
         plan_create_time=view.create_time,
         new_id=deps.new_id,
         where=where,
+        hidden=hidden,
     )
     with deps.uow() as uow:
         written = write_version(
@@ -227,7 +249,7 @@ def write_update(
         if request is not None:
             request.remember(uow.repo, f"{plan_name(view.patient_id)}/revisions/{written.version}")
         uow.commit()
-    return written
+    return part_of(principal, role, written)
 
 
 def actor_of(principal: Principal, role: Role, patient_id: str) -> Actor:

@@ -368,11 +368,18 @@ def test_outcomes_show_suppressed_cells_as_suppressed(page: Page) -> None:
     assert marks_in_tables >= 1, "the demo report has small cells"
     csv_link = page.get_by_role("link", name="Download als CSV").get_attribute("href")
     assert csv_link is not None
-    lines = page.request.get(csv_link).text().splitlines()
+    text = page.request.get(csv_link).text()
+    cells_part = text.split("\r\n\r\n")[0]
+    lines = cells_part.splitlines()
     assert lines[0].startswith("indicator;versie;groep;teller")
     suppressed = [line.split(";") for line in lines[1:] if line.split(";")[-1]]
     assert len(suppressed) == marks_in_tables
     assert all(fields[3:8] == [""] * 5 for fields in suppressed)
+    # the contract's financing evaluation with the trace of each amount, in the page and the CSV
+    financing = page.locator("#financing")
+    expect(financing).to_be_visible()
+    assert financing.locator("tbody tr").count() >= 1
+    assert "bedrag;waarde;formule;invoer" in text
 
 
 def test_unavailable_service_gives_the_503_page(platform: Any, page: Page) -> None:

@@ -4,6 +4,7 @@ enum values as words, and an offer's eligibility rule in plain Dutch."""
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from flask import Flask
@@ -220,6 +221,14 @@ def resolved(table: dict[Any, Any]) -> dict[Any, tuple[str, str]]:
     return found
 
 
+def money(amount: str) -> str:
+    """A decimal string of euro (the outcomes API's amounts) as Dutch money."""
+    try:
+        return str(format_currency(Decimal(amount), "EUR"))
+    except (InvalidOperation, ValueError):
+        return amount
+
+
 def label(table: dict[Any, Any], value: Any) -> str:
     found = resolved(table).get(value)
     return found[0] if found is not None else "-"
@@ -243,6 +252,7 @@ def init_app(app: Flask) -> None:
         when=when,
         day=day,
         euro=euro,
+        money=money,
         last_part=last_part,
         number=_number,
         weekday=lambda code: WEEKDAYS.get(code, code),

@@ -10,12 +10,14 @@ import re
 from collections import defaultdict
 from typing import Any
 
+import grpc
 from flask import Blueprint, Response, abort, g, render_template
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 
 from carenet.outcomes.v1 import outcomes_pb2 as oc
 from carenet.outcomes.v1 import outcomes_service_pb2 as oc_rpc
-from web import auth, charts
+from web import auth, backend, charts
 
 bp = Blueprint("uitkomsten", __name__, url_prefix="/uitkomsten")
 REPORT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")
@@ -91,7 +93,62 @@ def report(report_id: str) -> str:
                 "cells": [(c, _stratum(c), _suppressed(c)) for c in cells],
             }
         )
-    return render_template("uitkomsten/report.html", report=found, sections=sections)
+    discrepancies, evaluation = _contract_views(found)
+    return render_template(
+        "uitkomsten/report.html",
+        report=found,
+        sections=sections,
+        discrepancies=discrepancies,
+        evaluation=evaluation,
+        sources=SOURCES,
+    )
+
+
+SOURCES = {
+    oc.SOURCE_KIND_KIS: _l("KIS"),
+    oc.SOURCE_KIND_LAB: _l("lab"),
+    oc.SOURCE_KIND_HOSPITAL: _l("ziekenhuis"),
+    oc.SOURCE_KIND_INSURER_CLAIMS: _l("declaraties verzekeraar"),
+    oc.SOURCE_KIND_LIFESTYLE_PROVIDER: _l("leefstijlaanbieder"),
+    oc.SOURCE_KIND_PATIENT: _l("patiënt (PGO)"),
+}
+# What a contract view may answer instead of data: shown as "not available", not as an error.
+NOT_AVAILABLE = (
+    grpc.StatusCode.FAILED_PRECONDITION,
+    grpc.StatusCode.NOT_FOUND,
+    grpc.StatusCode.PERMISSION_DENIED,
+)
+
+
+def _contract_views(report: oc.Report) -> tuple[list[Any] | None, Any]:
+    """The discrepancy between sources and the financing evaluation of a contract's report;
+    None for a part the caller may not see or that cannot be computed (no cost record)."""
+    if not report.contract:
+        return None, None
+    discrepancies: list[Any] | None
+    try:
+        discrepancies = list(
+            g.api.outcomes.GetSourceDiscrepancies(
+                oc_rpc.GetSourceDiscrepanciesRequest(
+                    contract=report.contract,
+                    period_start=report.period_start,
+                    period_end=report.period_end,
+                )
+            ).discrepancies
+        )
+    except grpc.RpcError as err:
+        if backend.details(err).code not in NOT_AVAILABLE:
+            raise
+        discrepancies = None
+    try:
+        evaluation = g.api.outcomes.EvaluateContract(
+            oc_rpc.EvaluateContractRequest(contract=report.contract, report=report.name)
+        )
+    except grpc.RpcError as err:
+        if backend.details(err).code not in NOT_AVAILABLE:
+            raise
+        evaluation = None
+    return discrepancies, evaluation
 
 
 @bp.get("/rapport/<report_id>.csv")
@@ -133,6 +190,49 @@ def report_csv(report_id: str) -> Response:
                     "",
                 ]
             )
+    discrepancies, evaluation = _contract_views(found)
+    if discrepancies:
+        writer.writerow([])
+        writer.writerow(
+            [
+                "indicator",
+                "bron_a",
+                "bron_b",
+                "vergeleken",
+                "gelijk",
+                "a_hoger",
+                "b_hoger",
+                "onderdrukt",
+            ]
+        )
+        for d in discrepancies:
+            hidden = (
+                "< 10"
+                if d.suppression == oc.SUPPRESSION_PRIMARY
+                else ("x" if d.suppression == oc.SUPPRESSION_COMPLEMENTARY else "")
+            )
+            counts = [
+                d.compared_patients.value if d.HasField("compared_patients") else "",
+                d.agreeing_patients.value if d.HasField("agreeing_patients") else "",
+                d.a_higher_patients.value if d.HasField("a_higher_patients") else "",
+                d.b_higher_patients.value if d.HasField("b_higher_patients") else "",
+            ]
+            writer.writerow(
+                [
+                    d.indicator,
+                    SOURCES.get(d.source_a, ""),
+                    SOURCES.get(d.source_b, ""),
+                    *counts,
+                    hidden,
+                ]
+            )
+    if evaluation is not None:
+        writer.writerow([])
+        writer.writerow(["bedrag", "waarde", "formule", "invoer"])
+        for line in evaluation.lines:
+            inputs = ", ".join(f"{k}={v}" for k, v in sorted(line.inputs.items()))
+            writer.writerow([line.label, line.amount, line.formula, inputs])
+        writer.writerow(["totaal", evaluation.total_payment, "", ""])
     return Response(
         out.getvalue(),
         mimetype="text/csv",

@@ -103,3 +103,27 @@ def test_an_in_cluster_issuer_is_fetched_from_directly() -> None:
             )["containers"][0]
         )
         assert not any(k.endswith("_OIDC_INTERNAL_URL") for k in env)
+
+
+def test_every_alert_links_to_its_section_of_the_runbook() -> None:
+    import re
+
+    objs = rendered.render_values(_values(issuer=PUBLIC, internalUrl=INTERNAL))
+    [rule] = [o for o in objs if o["kind"] == "PrometheusRule"]
+    runbook = (rendered.CHART.parents[1] / "docs" / "operations.md").read_text()
+    anchors = {
+        re.sub(r"[^a-z0-9 -]", "", line[4:].strip().lower()).replace(" ", "-")
+        for line in runbook.splitlines()
+        if line.startswith("### ")
+    }
+    alerts = [r for g in rule["spec"]["groups"] for r in g["rules"] if "alert" in r]
+    assert {a["alert"] for a in alerts} == {
+        "CarenetErrorBudgetBurn",
+        "CarenetRpcLatencyHigh",
+        "CarenetAccessLogVerificationFailed",
+        "CarenetOutboxLag",
+    }
+    for alert in alerts:
+        link = alert["annotations"]["runbook"]
+        assert link == f"docs/operations.md#{alert['alert'].lower()}"
+        assert alert["alert"].lower() in anchors, alert["alert"]

@@ -111,23 +111,32 @@ def copy_database(template: str) -> str:
 
 @contextmanager
 def running_platform(
-    idp: LocalIdp, run_dir: Path, template: Template | None = None
+    idp: LocalIdp,
+    run_dir: Path,
+    template: Template | None = None,
+    *,
+    databases: dict[str, str] | None = None,
 ) -> Iterator[Platform]:
     """Every service on free ports: over a copy of ``template`` when given (fresh demo data
-    without migrating and seeding again), else over new databases migrated and seeded here
-    (then kept: they are the caller's to drop)."""
+    without migrating and seeding again), else migrated and seeded here into ``databases``
+    (the caller's, kept) or into new databases dropped at the end."""
     script = run_local()
     names: list[str] = script.services()
     ports = dict(zip(names, free_ports(len(names)), strict=True))
     with ExitStack() as stack:
         if template is not None:
             shutil.copytree(template.run_dir, run_dir)
-            databases = {n: copy_database(template.databases[n]) for n in names}
-            for url in databases.values():
-                stack.callback(drop_database, url)
+            databases = {}
+            for name in names:
+                databases[name] = copy_database(template.databases[name])
+                stack.callback(drop_database, databases[name])
         else:
             run_dir.mkdir(parents=True, exist_ok=True)
-            databases = {n: create_database(f"demo_{n}") for n in names}
+            if databases is None:
+                databases = {}
+                for name in names:
+                    databases[name] = create_database(f"demo_{name}")
+                    stack.callback(drop_database, databases[name])
         platform = Platform(idp.issuer, ports, run_dir, databases)
         seeded: dict[str, dict[str, str]] = {}
         for name in names:
@@ -157,9 +166,10 @@ def demo_template(idp: LocalIdp, factory: Any) -> Template:
         import atexit
 
         folder: Path = factory.mktemp("demo-platform") / "template"
-        with running_platform(idp, folder) as platform:
-            databases = dict(platform.databases)
+        databases = {n: create_database(f"demo_{n}") for n in run_local().services()}
         for url in databases.values():
-            atexit.register(drop_database, url)
+            atexit.register(drop_database, url)  # also when seeding fails
+        with running_platform(idp, folder, databases=databases):
+            pass
         _templates[idp.issuer] = Template(folder, databases)
     return _templates[idp.issuer]

@@ -134,6 +134,86 @@ def start_web(stack: ExitStack, issuer: str, ports: dict[str, int], run_dir: Pat
         time.sleep(0.2)
 
 
+FHIR_PORT = 8001
+
+
+def start_fhir(stack: ExitStack, issuer: str, ports: dict[str, int], run_dir: Path) -> str:
+    """The FHIR R4 API (services/fhir) at http://127.0.0.1:8001/fhir/R4, a client of the
+    four services. Its log in .run/fhir.log; stopped with the rest."""
+    import time
+    import urllib.error
+
+    url = f"http://127.0.0.1:{FHIR_PORT}/fhir/R4"
+    env = {
+        **os.environ,
+        "FHIR_HOST": "127.0.0.1",
+        "FHIR_PORT": str(FHIR_PORT),
+        "FHIR_OIDC_ISSUER": issuer,
+        **{f"FHIR_{name.upper()}_TARGET": f"127.0.0.1:{port}" for name, port in ports.items()},
+    }
+    log = (run_dir / "fhir.log").open("w")
+    stack.callback(log.close)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "fhir_api.main", "serve"],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+
+    def stop() -> None:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+    stack.callback(stop)
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/metadata", timeout=2) as reply:  # noqa: S310
+                if reply.status == 200:
+                    return url
+        except (urllib.error.URLError, OSError):
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise SystemExit(f"fhir did not start; see {run_dir / 'fhir.log'}")
+        time.sleep(0.2)
+
+
+def fhir_example(issuer: str, url: str) -> str:
+    """One shell line: a token of the demo GP through the KIS client, then the FHIR read of
+    patient p-0001's care plan with it (the banner prints it, ``--smoke`` runs it)."""
+    return (
+        "TOKEN=$(curl -s -d grant_type=password -d client_id=carenet-kis "
+        "-d client_secret=carenet-kis-secret -d username=dr.jansen -d password=demo "
+        f"{issuer}/protocol/openid-connect/token "
+        "| python3 -c 'import json,sys; print(json.load(sys.stdin)[\"access_token\"])') && "
+        f'curl -s -H "Authorization: Bearer $TOKEN" {url}/CarePlan/p-0001'
+    )
+
+
+def print_fhir_banner(issuer: str, url: str, run_dir: Path) -> None:
+    print(f"FHIR R4 API: {url}  (log: {run_dir / 'fhir.log'})")
+    print("Read patient p-0001's care plan as the demo GP (a token, then the read):")
+    print(f"  {fhir_example(issuer, url)}\n", flush=True)
+
+
+def smoke_fhir(issuer: str, url: str) -> None:
+    """Runs the banner's FHIR line as printed; it must answer the care plan."""
+    result = subprocess.run(
+        ["bash", "-c", f"set -euo pipefail; {fhir_example(issuer, url)}"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    print(f"[smoke] fhir CarePlan read: exit {result.returncode}")
+    print(result.stdout.strip()[:300])
+    if result.returncode != 0 or '"resourceType": "CarePlan"' not in result.stdout:
+        raise SystemExit(f"smoke check failed: fhir: {result.stderr.strip()}")
+
+
 def print_web_banner(url: str, run_dir: Path) -> None:
     """How to sign in to the web front as each demo user of the demo realm."""
     realm = json.loads((REPO / "infra" / "keycloak" / "demo-realm.json").read_text())
@@ -392,8 +472,14 @@ def main() -> None:
         if (REPO / "services" / "web" / "pyproject.toml").is_file():
             say(f"web: starting on http://127.0.0.1:{PORTS['web']}, log in {run_dir / 'web.log'}")
             web = start_web(stack, idp.issuer, ports, run_dir)
+        fhir = ""
+        if (REPO / "services" / "fhir" / "pyproject.toml").is_file():
+            say(f"fhir: starting on 127.0.0.1:{FHIR_PORT}, log in {run_dir / 'fhir.log'}")
+            fhir = start_fhir(stack, idp.issuer, ports, run_dir)
         if args.smoke:
             smoke(idp.issuer, names)
+            if fhir:
+                smoke_fhir(idp.issuer, fhir)
             if web:
                 with urllib.request.urlopen(f"{web}/readyz", timeout=10) as reply:  # noqa: S310
                     print(f"[smoke] web readyz: {reply.status} {reply.read().decode()}")
@@ -401,6 +487,8 @@ def main() -> None:
         print_banner(idp.issuer, ports, run_dir)
         if web:
             print_web_banner(web, run_dir)
+        if fhir:
+            print_fhir_banner(idp.issuer, fhir, run_dir)
         stop = threading.Event()
         # Ctrl-C (SIGINT, also when started where SIGINT was ignored) or SIGTERM: stop the
         # services, then PostgreSQL and the issuer (the ExitStack, in reverse order).

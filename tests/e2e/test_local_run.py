@@ -59,3 +59,5 @@ def test_the_local_platform_comes_up_and_the_printed_examples_work(run_dir: Path
         assert "reports/" in output, "the insurer listed its contract's report"
     if "careplan" in services:
         assert "patients/p-0001/referrals/" in output, "the demo plan links the demo referral"
+    if "fhir" in services:
+        assert "[smoke] fhir CarePlan read: exit 0" in output, "the banner's FHIR curl works"

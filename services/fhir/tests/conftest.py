@@ -4,12 +4,6 @@ services as processes, demo data), and tokens of the clients it accepts."""
 from __future__ import annotations
 
 import json
-import os
-import queue
-import socket
-import subprocess
-import sys
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,22 +12,14 @@ import grpc
 import pytest
 import requests
 
-from testkit.platform import Platform, running_platform
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+from testkit.platform import FhirProcess, Platform, running_fhir, running_platform
 
 
 @dataclass
 class FhirApi:
     base: str
     platform: Platform
-    process: subprocess.Popen[str]
-    lines: list[str] = field(default_factory=list)
+    process: FhirProcess
     _tokens: dict[tuple[str, str], str] = field(default_factory=dict)
 
     def token(self, client: str, user: str = "") -> str:
@@ -64,47 +50,11 @@ class FhirApi:
 @pytest.fixture(scope="session")
 def fhir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FhirApi]:
     workdir = tmp_path_factory.mktemp("fhir-platform")
-    with running_platform(workdir, name="fhir") as platform:
-        port = _free_port()
-        env = {
-            **os.environ,
-            "FHIR_HOST": "127.0.0.1",
-            "FHIR_PORT": str(port),
-            "FHIR_OIDC_ISSUER": platform.idp.issuer,
-            "FHIR_WORKERS": "1",
-            **platform.targets("FHIR"),
-        }
-        process = subprocess.Popen(
-            [sys.executable, "-m", "fhir_api.main", "serve"],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        api = FhirApi(f"http://127.0.0.1:{port}/fhir/R4", platform, process)
-        started: queue.Queue[int] = queue.Queue()
-
-        def read() -> None:
-            assert process.stdout is not None
-            for line in process.stdout:
-                api.lines.append(line.rstrip())
-                if '"server_started"' in line:
-                    started.put(1)
-
-        threading.Thread(target=read, daemon=True).start()
-        try:
-            started.get(timeout=30)
-        except queue.Empty:
-            process.kill()
-            raise RuntimeError("fhir did not start:\n" + "\n".join(api.lines[-40:])) from None
-        try:
-            yield api
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
+    with (
+        running_platform(workdir, name="fhir") as platform,
+        running_fhir(platform, workers="1") as process,
+    ):
+        yield FhirApi(process.base, platform, process)
 
 
 def dumps(value: Any) -> str:

@@ -1,13 +1,17 @@
 """The whole platform as processes, for tests of its clients (the web front, the FHIR API,
 the client library): the local issuer, the four services on fresh PostgreSQL databases with
-the demo region's data, each started the way ``make run`` starts it."""
+the demo region's data, each started the way ``make run`` starts it; and the FHIR API as a
+process in front of it (``running_fhir``)."""
 
 from __future__ import annotations
 
 import json
 import os
+import queue
+import socket
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -105,3 +109,68 @@ def running_platform(
         run_cli("outcomes", "seed-demo", outcomes_env)
         start("outcomes", outcomes_env)
         yield platform
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@dataclass
+class FhirProcess:
+    """``python -m fhir_api.main serve`` in front of a platform; its output in ``lines``."""
+
+    process: subprocess.Popen[str]
+    port: int
+    lines: list[str] = field(default_factory=list)
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}/fhir/R4"
+
+
+@contextmanager
+def running_fhir(platform: Platform, **settings: str) -> Iterator[FhirProcess]:
+    """The FHIR API over ``platform`` on a free port (``FHIR_<NAME>`` from ``settings``)."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "FHIR_HOST": "127.0.0.1",
+        "FHIR_PORT": str(port),
+        "FHIR_OIDC_ISSUER": platform.idp.issuer,
+        **platform.targets("FHIR"),
+        **{f"FHIR_{k.upper()}": v for k, v in settings.items()},
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "fhir_api.main", "serve"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    fhir = FhirProcess(process, port)
+    started: queue.Queue[int] = queue.Queue()
+
+    def read() -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            fhir.lines.append(line.rstrip())
+            if '"server_started"' in line:
+                started.put(1)
+
+    threading.Thread(target=read, daemon=True).start()
+    try:
+        started.get(timeout=30)
+    except queue.Empty:
+        process.kill()
+        raise RuntimeError("fhir did not start:\n" + "\n".join(fhir.lines[-40:])) from None
+    try:
+        yield fhir
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()

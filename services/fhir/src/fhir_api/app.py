@@ -17,9 +17,10 @@ from typing import Any
 
 import grpc
 from flask import Flask, Response, request
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from carenet.outcomes.v1 import outcomes_pb2 as outcomes_pb
-from fhir_api.backend import Api, Channels
+from fhir_api.backend import Api, Channels, Stubs
 from fhir_api.capability import SERVED, capability_statement
 from fhir_api.config import Settings
 from fhir_api.errors import FhirError, from_rpc, invalid
@@ -87,11 +88,27 @@ def _on_behalf_of() -> str:
     return value
 
 
+def _readiness(channels: Channels) -> Response:
+    """Ready when the four services answer their health checks."""
+    states: dict[str, str] = {}
+    for name in ("identity", "referral", "careplan", "outcomes"):
+        stub = health_pb2_grpc.HealthStub(getattr(channels, name))
+        try:
+            reply = stub.Check(health_pb2.HealthCheckRequest(), timeout=2)
+            states[name] = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+        except grpc.RpcError:
+            states[name] = "UNREACHABLE"
+    ready = all(state == "SERVING" for state in states.values())
+    body = {"status": "ok" if ready else "unavailable", "services": states}
+    return Response(json.dumps(body), 200 if ready else 503, content_type="application/json")
+
+
 def create_app(settings: Settings, channels: Channels | None = None) -> Flask:
     app = Flask("fhir_api")
     app.config["JSON_SORT_KEYS"] = False
     codes = Codes(settings.canonical_base.rstrip("/"))
     channels = channels or Channels.open(settings)
+    stubs = Stubs.over(channels)
     verifier = TokenVerifier(
         issuer=settings.oidc_issuer,
         audience=settings.oidc_audience,
@@ -122,7 +139,7 @@ def create_app(settings: Settings, channels: Channels | None = None) -> Flask:
                 503, "transient", exc.reason, "the token issuer cannot be reached"
             ) from None
         return Context(
-            Api(channels, token.strip(), settings.call_deadline_seconds, _on_behalf_of()),
+            Api(stubs, token.strip(), settings.call_deadline_seconds, _on_behalf_of()),
             codes,
             code_table,
         )
@@ -165,6 +182,10 @@ def create_app(settings: Settings, channels: Channels | None = None) -> Flask:
     @app.get("/healthz")
     def healthz() -> tuple[str, int]:
         return "ok", 200
+
+    @app.get("/readyz")
+    def readyz() -> Response:
+        return _readiness(channels)
 
     @app.get(f"{PREFIX}/metadata")
     def metadata() -> Response:

@@ -62,18 +62,36 @@ class Channels:
             channel.close()
 
 
+@dataclass(frozen=True)
+class Stubs:
+    """The generated stubs of the four services, made once per process (a stub holds a
+    callable per method: making four of them per request costs about a millisecond)."""
+
+    identity: identity_grpc.IdentityServiceStub
+    referral: referral_grpc.ReferralServiceStub
+    careplan: careplan_grpc.CarePlanServiceStub
+    outcomes: outcomes_grpc.OutcomesServiceStub
+
+    @classmethod
+    def over(cls, channels: Channels) -> Stubs:
+        return cls(
+            identity=identity_grpc.IdentityServiceStub(channels.identity),
+            referral=referral_grpc.ReferralServiceStub(channels.referral),
+            careplan=careplan_grpc.CarePlanServiceStub(channels.careplan),
+            outcomes=outcomes_grpc.OutcomesServiceStub(channels.outcomes),
+        )
+
+
 class Api:
     """The four services for one request, as the caller: its bearer token and, for a
     delegate system acting for a person, that person in ``x-carenet-on-behalf-of`` (the
     services decide whether the caller may name one)."""
 
-    def __init__(
-        self, channels: Channels, token: str, deadline: float, on_behalf_of: str = ""
-    ) -> None:
+    def __init__(self, stubs: Stubs, token: str, deadline: float, on_behalf_of: str = "") -> None:
         md: tuple[tuple[str, str], ...] = (("authorization", f"Bearer {token}"),)
         if on_behalf_of:
             md += ((ON_BEHALF_OF_HEADER, on_behalf_of),)
-        self.identity = _Stub(identity_grpc.IdentityServiceStub(channels.identity), md, deadline)
-        self.referral = _Stub(referral_grpc.ReferralServiceStub(channels.referral), md, deadline)
-        self.careplan = _Stub(careplan_grpc.CarePlanServiceStub(channels.careplan), md, deadline)
-        self.outcomes = _Stub(outcomes_grpc.OutcomesServiceStub(channels.outcomes), md, deadline)
+        self.identity = _Stub(stubs.identity, md, deadline)
+        self.referral = _Stub(stubs.referral, md, deadline)
+        self.careplan = _Stub(stubs.careplan, md, deadline)
+        self.outcomes = _Stub(stubs.outcomes, md, deadline)

@@ -18,7 +18,7 @@ from fhir_api.app import create_app
 from fhir_api.config import Settings
 from servicekit.channels import use_settings_prefix
 from servicekit.logs import configure_logging
-from servicekit.telemetry import configure_tracing
+from servicekit.telemetry import configure_tracing, tracing_configured
 
 log = logging.getLogger("fhir")
 
@@ -47,7 +47,8 @@ def serve(settings: Settings) -> None:
     use_settings_prefix("FHIR_")
     configure_tracing("fhir")
     app = create_app(settings)
-    FlaskInstrumentor().instrument_app(app, excluded_urls="healthz")  # type: ignore[no-untyped-call]
+    if tracing_configured():  # without a tracer provider, server spans only cost time
+        FlaskInstrumentor().instrument_app(app, excluded_urls="healthz,readyz")  # type: ignore[no-untyped-call]
     options = {
         "bind": f"{settings.host}:{settings.port}",
         "workers": settings.workers,

@@ -21,9 +21,8 @@ from servicekit.channels import ServiceAccountTokens, open_channel
 from servicekit.db import make_engine, make_session_factory
 from servicekit.delegation import IdentityDelegations
 from servicekit.identity_client import Category, GrpcIdentityClient
-from servicekit.migrations import upgrade
-from testkit.database import fresh_database
-from testkit.fixtures import IdentityService
+from testkit.database import engine_on, migrated_database
+from testkit.fixtures import IdentityService, service_values
 from testkit.idp import LocalIdp
 
 # The API tests' REFERRAL_PAGE_TOKEN_KEY: tests sign page tokens with it to send positions of
@@ -33,16 +32,14 @@ PAGE_TOKEN_KEY = "referral-api-tests-page-token-key-0123456789"
 
 @pytest.fixture(scope="session")
 def referral_db() -> Iterator[str]:
-    with fresh_database("referral") as url:
-        upgrade("referral.migrations", url)
+    with migrated_database("referral", "referral.migrations") as url:
         yield url
 
 
 @pytest.fixture(scope="session")
 def referral_engine(referral_db: str) -> Iterator[Engine]:
-    engine = make_engine(referral_db)
-    yield engine
-    engine.dispose()
+    with engine_on(referral_db) as engine:
+        yield engine
 
 
 @dataclass
@@ -66,14 +63,14 @@ def referral_server(
     referral_engine: Engine,
 ) -> Iterator[ReferralServer]:
     settings = Settings(
-        database_url=referral_db,
-        oidc_issuer=local_idp.issuer,
-        grpc_host="127.0.0.1",
-        grpc_port=0,
-        identity_target=identity_service.target,
-        oidc_client_secret="svc-referral-secret",
-        watch_poll_seconds=0.05,
-        page_token_key=PAGE_TOKEN_KEY,  # type: ignore[arg-type]  # pydantic takes the str
+        **service_values(  # type: ignore[arg-type]
+            "referral",
+            referral_db,
+            local_idp,
+            identity_service.target,
+            watch_poll_seconds=0.05,
+            page_token_key=PAGE_TOKEN_KEY,
+        )
     )
     sessions = make_session_factory(referral_engine)
     demo.seed(sessions)

@@ -12,9 +12,7 @@ from sqlalchemy import Engine, text
 
 from referral.deps import Deps
 from referral.unit_of_work import UnitOfWork, units_of_work
-from servicekit.db import make_engine
-from servicekit.migrations import upgrade
-from testkit.database import fresh_database
+from testkit.database import engine_on, migrated_database
 from testkit.fakes import FakeIdentity
 
 from ..fakes import Clock
@@ -26,11 +24,11 @@ TABLES = "outbox, referral_history, request_records, referrals, offers"
 
 @pytest.fixture(scope="module")
 def empty_engine() -> Iterator[Engine]:
-    with fresh_database("referral_use_cases") as url:
-        upgrade("referral.migrations", url)
-        engine = make_engine(url)
+    with (
+        migrated_database("referral_use_cases", "referral.migrations") as url,
+        engine_on(url) as engine,
+    ):
         yield engine
-        engine.dispose()
 
 
 @pytest.fixture

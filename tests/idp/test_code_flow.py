@@ -10,8 +10,9 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urljoin, urlsplit
 
 import jwt
 import pytest
@@ -19,8 +20,9 @@ import requests
 from authlib.common.security import generate_token
 from authlib.integrations.requests_client import OAuth2Session
 
-from testkit.idp import LocalIdp
+from testkit.idp import LocalIdp, repo_root
 
+REPO = repo_root(Path(__file__))
 CLIENT = "carenet-web"
 SECRET = "carenet-web-secret"
 REDIRECT = "http://127.0.0.1:8000/auth/callback"
@@ -53,7 +55,7 @@ def _follow_until(browser: requests.Session, response: requests.Response, prefix
         location = response.headers.get("location")
         if location is None:
             raise AssertionError(f"no redirect to {prefix}: {response.status_code} {response.text}")
-        target = requests.compat.urljoin(response.url, location)
+        target = urljoin(response.url, location)
         if target.startswith(prefix):
             return target
         response = browser.get(target, allow_redirects=False)
@@ -76,13 +78,16 @@ def _start(
 
 
 def _sign_in(
-    idp: LocalIdp, browser: requests.Session, username: str, password: str = "demo"
+    idp: LocalIdp,
+    browser: requests.Session,
+    username: str,
+    password: str = "demo",  # noqa: S107 -- the demo users' password
 ) -> dict[str, Any]:
     client, verifier, page = _start(idp, browser)
     assert "Inloggen bij carenet" in page.text
     action, _ = _form(page.text)
     posted = browser.post(
-        requests.compat.urljoin(page.url, action),
+        urljoin(page.url, action),
         data={"username": username, "password": password},
         allow_redirects=False,
     )
@@ -161,10 +166,10 @@ def test_refresh_gives_a_new_access_token_for_the_same_person(
 def test_a_wrong_password_shows_the_login_page_again(
     local_idp: LocalIdp, browser: requests.Session
 ) -> None:
-    _client_, _verifier, page = _start(local_idp, browser)
+    *_, page = _start(local_idp, browser)
     action, _ = _form(page.text)
     posted = browser.post(
-        requests.compat.urljoin(page.url, action),
+        urljoin(page.url, action),
         data={"username": "dr.jansen", "password": "wrong"},
         allow_redirects=False,
     )
@@ -217,9 +222,10 @@ def test_a_signed_in_browser_gets_a_code_without_the_login_page(
         code_verifier=verifier,
     )
     again = jwt.decode(token["access_token"], options={"verify_signature": False})
-    assert again["sub"] == jwt.decode(first["access_token"], options={"verify_signature": False})[
-        "sub"
-    ]
+    assert (
+        again["sub"]
+        == jwt.decode(first["access_token"], options={"verify_signature": False})["sub"]
+    )
 
 
 def test_end_session_ends_the_issuer_session(
@@ -232,13 +238,13 @@ def test_end_session_ends_the_issuer_session(
     )
     action, hidden = _form(page.text)
     done = browser.post(
-        requests.compat.urljoin(page.url, action),
+        urljoin(page.url, action),
         data={**hidden, "logout": "yes"},
         allow_redirects=False,
     )
     assert done.headers["location"].startswith(AFTER_LOGOUT)
     # the next sign-in asks for the password again
-    _client_, _verifier, again = _start(local_idp, browser)
+    *_, again = _start(local_idp, browser)
     assert "Inloggen bij carenet" in again.text
 
 
@@ -254,3 +260,46 @@ def test_end_session_refuses_an_unregistered_post_logout_uri(
         },
     )
     assert page.status_code == 400
+
+
+def test_the_filled_production_realm_sends_the_browser_back_to_the_deployments_web_url(
+    tmp_path: Path, idp_keys_file: Path
+) -> None:
+    """carenet-web of the production realm, filled in at import as Keycloak does: its
+    redirect URI is ${CARENET_WEB_URL}/auth/callback and nothing else; its secret is the
+    deployment's (the demo secret is refused)."""
+    text = (REPO / "infra" / "keycloak" / "production-realm.json").read_text()
+    values = {"CARENET_WEB_URL": "https://zorg.example.nl", "CARENET_WEB_CLIENT_SECRET": "prod-web"}
+    filled = re.sub(
+        r"\$\{([A-Z][A-Z0-9_]*)\}", lambda m: values.get(m.group(1), f"filled-{m.group(1)}"), text
+    )
+    realm_file = tmp_path / "production-realm.json"
+    realm_file.write_text(filled)
+    with (
+        LocalIdp.start(keys_file=idp_keys_file, realm_file=realm_file) as idp,
+        requests.Session() as browser,
+    ):
+        for redirect, allowed in (
+            ("https://zorg.example.nl/auth/callback", True),
+            (REDIRECT, False),  # the demo realm's local address is not the deployment's
+        ):
+            client = OAuth2Session(
+                CLIENT,
+                "prod-web",
+                scope="openid",
+                redirect_uri=redirect,
+                code_challenge_method="S256",
+            )
+            url, _ = client.create_authorization_url(
+                f"{idp.issuer}/protocol/openid-connect/auth", code_verifier=generate_token(48)
+            )
+            response = browser.get(url, allow_redirects=False)
+            assert (response.status_code == 303) is allowed, (redirect, response.status_code)
+        token_url = f"{idp.issuer}/protocol/openid-connect/token"
+        refused = requests.post(
+            token_url,
+            data={"grant_type": "authorization_code", "code": "x", "redirect_uri": REDIRECT},
+            auth=(CLIENT, SECRET),
+            timeout=10,
+        )
+        assert refused.status_code == 401  # the demo secret is not the deployment's

@@ -80,12 +80,16 @@ def test_a_kis_refers_for_its_clinician_and_a_retry_returns_the_first_referral(
             profile={"age": 61, "postcode": "5612"},
             request_id=request_id,
         )
-        mine = {r.name for r in client.referrals.list_referrals("p-0002", page_size=1)}
+        listed = list(client.referrals.list_referrals("p-0002", page_size=1))
+        mine = {r.name for r in listed}
     assert first.name.startswith("patients/p-0002/referrals/")
     assert again.name == first.name
     assert first.status == referral_pb2.REFERRAL_STATUS_REQUESTED
     assert first.referrer == DR_JANSEN, "the person the system acts for is the referrer"
     assert first.name in mine
+    assert listed[0].name == first.name, "newest first"
+    times = [(r.create_time.seconds, r.create_time.nanos) for r in listed]
+    assert times == sorted(times, reverse=True)
 
 
 def test_errors_carry_the_code_reason_metadata_and_field_violations(

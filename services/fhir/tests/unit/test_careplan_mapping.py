@@ -146,3 +146,20 @@ def test_every_activity_status_and_kind(status: int) -> None:
     assert details[-1]["status"] == "scheduled"  # the evaluation moment, no outcome yet
     references = [a["reference"] for a in resource["activity"] if "reference" in a]
     assert references == [{"reference": "ServiceRequest/p-0001.r-9"}]
+
+
+def test_condition_code_systems_are_uris() -> None:
+    plan = _plan(
+        conditions=[
+            pb.Condition(id="dm2", code="T90.02", system="ICPC-1", display="Diabetes type 2"),
+            pb.Condition(id="x", code="44054006", system="http://snomed.info/sct", display="DM2"),
+            pb.Condition(id="y", code="q", system="own list", display="Iets anders"),
+        ]
+    )
+    contained = valid(careplan.care_plan(plan, CODES))["contained"]
+    assert [c["code"].get("coding", [{}])[0].get("system") for c in contained] == [
+        "http://hl7.org/fhir/sid/icpc-1-nl",
+        "http://snomed.info/sct",
+        None,
+    ]
+    assert contained[2]["code"]["text"] == "Iets anders"

@@ -44,6 +44,26 @@ ACTIVITY_STATUS = {
 }
 
 
+# The condition code systems careplan records by name, as FHIR system URIs. The ICPC-1
+# (Dutch) URI is Nictiz's; unconfirmed in shared/fhir.md. A name not listed here and not
+# a URI is left out of the coding (the text keeps the condition).
+CODE_SYSTEMS = {
+    "ICPC-1": "http://hl7.org/fhir/sid/icpc-1-nl",
+    "ICPC": "http://hl7.org/fhir/sid/icpc-1-nl",
+    "SNOMED": "http://snomed.info/sct",
+    "SNOMED-CT": "http://snomed.info/sct",
+    "ICD-10": "http://hl7.org/fhir/sid/icd-10",
+    "LOINC": "http://loinc.org",
+}
+
+
+def code_system(name: str) -> str:
+    """The FHIR system URI of a code system careplan names; ``""`` when none is known."""
+    if name.upper() in CODE_SYSTEMS:
+        return CODE_SYSTEMS[name.upper()]
+    return name if name.startswith(("http://", "https://", "urn:")) else ""
+
+
 def plan_id(plan: pb.CarePlan) -> str:
     """One plan per patient: the CarePlan's id is the patient's id."""
     return segment(plan.name, "patients")
@@ -61,8 +81,8 @@ def care_plan(plan: pb.CarePlan, codes: Codes) -> Json:
             "id": f"condition-{index}",
             "subject": patient_ref(patient_id),
             "code": {
-                "coding": [{"system": c.system, "code": c.code, "display": c.display}]
-                if c.system and c.code
+                "coding": [{"system": code_system(c.system), "code": c.code, "display": c.display}]
+                if code_system(c.system) and c.code
                 else [],
                 "text": c.display,
             },

@@ -251,6 +251,12 @@ class LogChain:
         with self._lock:
             self._raise(stripe, sequence, entry_hash)
 
+    def committed_heads(self) -> dict[int, tuple[int, str]]:
+        """Per stripe, the highest committed head this process has seen or written (what
+        the head journal publishes)."""
+        with self._lock:
+            return dict(self._known)
+
     def tampered(self) -> dict[int, int]:
         """The stripes found rolled back, with the highest sequence this process knew."""
         with self._lock:
@@ -314,6 +320,9 @@ class Checkpoint:
     # Stripes the publisher refused to sign because their head went back: (stripe, reason,
     # the sequence it knew). A signed record of the refusal, so verification reports it.
     refused: tuple[tuple[int, str, int], ...] = ()
+    # A record of a head journal (the journal segment's name): the heads this process saw
+    # committed that moved since its previous record, not every stripe's.
+    journal: str = ""
 
     def payload(self) -> bytes:
         """What is signed: canonical JSON of everything but the signature."""
@@ -325,12 +334,20 @@ class Checkpoint:
         }
         if self.refused:
             content["refused"] = [list(r) for r in self.refused]
+        if self.journal:
+            content["journal"] = self.journal
         return json.dumps(content, sort_keys=True, separators=(",", ":")).encode()
 
     def document(self) -> bytes:
         content = json.loads(self.payload())
         content["signature"] = base64.b64encode(self.signature).decode()
         return (json.dumps(content, sort_keys=True, indent=1) + "\n").encode()
+
+    def line(self) -> bytes:
+        """The signed document on one line (a head journal's record)."""
+        content = json.loads(self.payload())
+        content["signature"] = base64.b64encode(self.signature).decode()
+        return (json.dumps(content, sort_keys=True, separators=(",", ":")) + "\n").encode()
 
     @classmethod
     def parse(cls, data: bytes) -> Checkpoint:
@@ -355,6 +372,7 @@ class Checkpoint:
                 heads=heads,
                 signature=base64.b64decode(content.get("signature", ""), validate=True),
                 refused=refused,
+                journal=str(content.get("journal", "")),
             )
         except CheckpointUnreadable:
             raise
@@ -389,10 +407,13 @@ class CheckpointSigner:
         heads: Sequence[StripeHead],
         time: dt.datetime,
         refused: Sequence[tuple[int, str, int]] = (),
+        journal: str = "",
     ) -> Checkpoint:
-        unsigned = Checkpoint(time, self.key_id, tuple(heads), refused=tuple(refused))
+        unsigned = Checkpoint(
+            time, self.key_id, tuple(heads), refused=tuple(refused), journal=journal
+        )
         signature = self._private_key.sign(unsigned.payload())
-        return Checkpoint(time, self.key_id, unsigned.heads, signature, unsigned.refused)
+        return Checkpoint(time, self.key_id, unsigned.heads, signature, unsigned.refused, journal)
 
 
 def public_key_pem(key: Ed25519PublicKey) -> bytes:
@@ -461,6 +482,21 @@ class CheckpointStore(Protocol):
         """Every stored checkpoint, oldest first."""
         ...
 
+    def append_journal(self, segment: str, record: bytes) -> None:
+        """Appends one record (a line) to a head journal segment, durably, creating it."""
+        ...
+
+    def journal(self, since: dt.datetime | None = None) -> Iterator[StoredCheckpoint]:
+        """Every record of every head journal segment started at or after ``since`` (all
+        without it), named ``<segment>#<line>``, oldest segment first."""
+        ...
+
+
+def journal_segment_name(start: dt.datetime, suffix: str) -> str:
+    """``journal-<start, UTC>-<suffix>.jsonl``: names sort by the segment's start."""
+    stamp = start.astimezone(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    return f"journal-{stamp}-{suffix}.jsonl" if suffix else f"journal-{stamp}"
+
 
 class DirectoryCheckpointStore:
     """One file per checkpoint in a directory (a volume the database role cannot write).
@@ -499,6 +535,27 @@ class DirectoryCheckpointStore:
             if path.is_file() and not path.name.startswith("."):
                 yield StoredCheckpoint(path.name, path.read_bytes())
 
+    def append_journal(self, segment: str, record: bytes) -> None:
+        """``O_APPEND`` and fsync: a record is on the volume once this returns. A segment
+        belongs to one process; a record cut short by a crash is unreadable (reported)."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.directory / segment, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, record)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def journal(self, since: dt.datetime | None = None) -> Iterator[StoredCheckpoint]:
+        if not self.directory.is_dir():
+            return
+        after = "" if since is None else journal_segment_name(since, "")
+        for path in sorted(self.directory.glob("journal-*.jsonl")):
+            if path.is_file() and path.name >= after:
+                for number, line in enumerate(path.read_bytes().splitlines(), start=1):
+                    if line.strip():
+                        yield StoredCheckpoint(f"{path.name}#{number}", line)
+
 
 # ---------------------------------------------------------------- the whole configuration
 
@@ -513,6 +570,8 @@ class AccessLogTrust:
     store: CheckpointStore | None = None
     checkpoint_every_entries: int = 10_000
     checkpoint_every_seconds: float = 300.0
+    # How often the head journal publishes the heads this process saw committed (0: never).
+    journal_every_seconds: float = 1.0
     # The time source of verification's CHECKPOINTS_MISSING rule, and when this process
     # started (an empty store is a problem only once it has been up for an interval).
     clock: Callable[[], dt.datetime] = field(default=lambda: dt.datetime.now(dt.UTC))
@@ -546,6 +605,7 @@ class AccessLogTrust:
         checkpoint_dir: str = "",
         every_entries: int = 10_000,
         every_seconds: float = 300.0,
+        journal_every_seconds: float = 1.0,
     ) -> AccessLogTrust:
         """The configuration the settings name (see the identity README); raises
         :class:`AccessLogKeyError` naming what is missing or unusable."""
@@ -562,7 +622,7 @@ class AccessLogTrust:
             raise AccessLogKeyError("the checkpoint signing key needs both its file and its id")
         if bool(signing_key_file) != bool(checkpoint_dir):
             raise AccessLogKeyError("checkpoints need both a signing key and a store directory")
-        if every_entries < 1 or every_seconds <= 0:
+        if every_entries < 1 or every_seconds <= 0 or journal_every_seconds < 0:
             raise AccessLogKeyError("checkpoint intervals must be positive")
         return cls(
             chain=LogChain(keyring),
@@ -575,6 +635,7 @@ class AccessLogTrust:
             store=DirectoryCheckpointStore(Path(checkpoint_dir)) if checkpoint_dir else None,
             checkpoint_every_entries=every_entries,
             checkpoint_every_seconds=every_seconds,
+            journal_every_seconds=journal_every_seconds,
         )
 
     @property

@@ -13,12 +13,23 @@ may not be below (or at the same sequence as, with another hash) the highest hea
 process saw committed. That refusal is itself signed and published (a checkpoint with no
 heads and a ``refused`` list), so that ``VerifyAccessLog`` reports it from then on: a rolled
 back stripe is never built on, and never signed into looking intact.
+
+Between checkpoints, the **head journal** (:class:`HeadJournal`) publishes, every
+``journal_every_seconds`` (1 s by default), a signed record of the heads this process saw
+committed that moved since its previous record, appended to a journal segment of its own in
+the same store. A head a record signed is a position the stripe must reach, for every
+process from then on: verification reads the records like checkpoints (the segments started
+since the newest checkpoint, less an interval and twice :data:`CHECKPOINT_SLACK`), and the
+publisher refuses to sign a head below one. So a tail cut after the newest checkpoint is
+found after a restart too, unless it was committed less than one journal interval before
+the process that wrote it died without stopping.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+import secrets
 import threading
 from collections.abc import Callable
 
@@ -29,6 +40,7 @@ from identity.access_log import (
     Checkpoint,
     CheckpointUnreadable,
     StripeHead,
+    journal_segment_name,
 )
 from identity.models import GENESIS_HASH, MAX_LOG_STRIPES, AccessLogEntry, AccessLogHead, chain_hash
 from identity.unit_of_work import UnitOfWork
@@ -64,6 +76,11 @@ def _head_problem(trust: AccessLogTrust, head: AccessLogHead, entry: AccessLogEn
     return "" if computed == entry.entry_hash else "ENTRY_ALTERED"
 
 
+# How late a checkpoint may be beyond its interval before its absence is a problem, and the
+# clock difference and publishing delay allowed between replicas reading each other's journal.
+CHECKPOINT_SLACK = dt.timedelta(seconds=60)
+
+
 def latest_checkpoint(trust: AccessLogTrust) -> Checkpoint | None:
     """The newest stored checkpoint with heads that parses and is signed by a known key."""
     if trust.store is None:
@@ -73,15 +90,53 @@ def latest_checkpoint(trust: AccessLogTrust) -> Checkpoint | None:
             checkpoint = Checkpoint.parse(stored.data)
         except CheckpointUnreadable:
             continue
-        if checkpoint.heads and trust.public_keys.problem(checkpoint) is None:
+        if (
+            checkpoint.heads
+            and not checkpoint.journal
+            and trust.public_keys.problem(checkpoint) is None
+        ):
             return checkpoint
     return None
+
+
+def journal_since(trust: AccessLogTrust, latest: dt.datetime | None) -> dt.datetime | None:
+    """The oldest journal segment start still to be read, given the newest checkpoint's
+    time (None: every segment). A checkpoint's publisher refused to sign any head below a
+    journal record it read, so older records were checked by it (or its predecessors);
+    a segment spans at most one checkpoint interval (:class:`HeadJournal`)."""
+    if latest is None:
+        return None
+    return latest - dt.timedelta(seconds=trust.checkpoint_every_seconds) - 2 * CHECKPOINT_SLACK
+
+
+def journal_heads(trust: AccessLogTrust, since: dt.datetime | None) -> dict[int, StripeHead]:
+    """Per stripe, the highest head a readable, validly signed journal record names."""
+    highest: dict[int, StripeHead] = {}
+    if trust.store is None:
+        return highest
+    for stored in trust.store.journal(since):
+        try:
+            record = Checkpoint.parse(stored.data)
+        except CheckpointUnreadable:
+            continue
+        if trust.public_keys.problem(record) is not None:
+            continue
+        for head in record.heads:
+            known = highest.get(head.stripe)
+            if known is None or head.sequence > known.sequence:
+                highest[head.stripe] = head
+    return highest
 
 
 def current_heads(trust: AccessLogTrust, uow_factory: Callable[[], UnitOfWork]) -> list[StripeHead]:
     """Every stripe's head, each checked against the entry it points at."""
     previous = latest_checkpoint(trust)
     signed = {h.stripe: h for h in previous.heads} if previous else {}
+    since = journal_since(trust, previous.time if previous else None)
+    for stripe, journaled in journal_heads(trust, since).items():
+        before = signed.get(stripe)
+        if before is None or journaled.sequence > before.sequence:
+            signed[stripe] = journaled
     seen = {stripe: trust.chain.known(stripe) for stripe in range(MAX_LOG_STRIPES)}
     with uow_factory() as uow:
         result = []
@@ -212,3 +267,69 @@ class CheckpointPublisher:
                 return
             self._wake.wait(self._trust.checkpoint_every_seconds)
             self._wake.clear()
+
+
+class HeadJournal:
+    """Publishes, every ``journal_every_seconds``, one signed record of the heads this
+    process saw committed that moved since its previous record (nothing when none moved),
+    appended to a segment of its own in the checkpoint store; a new segment every checkpoint
+    interval, so that readers can skip the segments the newest checkpoint covers."""
+
+    def __init__(self, trust: AccessLogTrust, clock: Callable[[], dt.datetime]) -> None:
+        if trust.signer is None or trust.store is None:
+            raise RuntimeError("no checkpoint signing key or store is configured")
+        self._trust = trust
+        self._clock = clock
+        self._written: dict[int, tuple[int, str]] = {}
+        self._segment = ""
+        self._segment_start: dt.datetime | None = None
+        self._flushing = threading.Lock()
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="access-log-journal", daemon=True)
+        self.records = 0
+
+    def flush(self) -> bool:
+        """Publishes the heads that moved; returns whether a record was written."""
+        trust = self._trust
+        assert trust.signer is not None and trust.store is not None
+        with self._flushing:
+            heads = trust.chain.committed_heads()
+            moved = [
+                StripeHead(stripe, sequence, head)
+                for stripe, (sequence, head) in sorted(heads.items())
+                if self._written.get(stripe) != (sequence, head)
+            ]
+            if not moved:
+                return False
+            now = self._clock()
+            interval = dt.timedelta(seconds=trust.checkpoint_every_seconds)
+            if self._segment_start is None or now - self._segment_start >= interval:
+                self._segment_start = now
+                self._segment = journal_segment_name(now, secrets.token_hex(4))
+            record = trust.signer.sign(moved, now, journal=self._segment)
+            trust.store.append_journal(self._segment, record.line())
+            for head in moved:
+                self._written[head.stripe] = (head.sequence, head.head)
+            self.records += 1
+            return True
+
+    def start(self) -> None:
+        if self._trust.journal_every_seconds > 0:
+            self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stops the thread after a last record of what this process saw committed."""
+        self._stopping.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+        self._flush_logged()
+
+    def _flush_logged(self) -> None:
+        try:
+            self.flush()
+        except Exception:  # logged (type and stack only); tried again at the next interval
+            log.exception("access_log_journal_failed")
+
+    def _run(self) -> None:
+        while not self._stopping.wait(self._trust.journal_every_seconds):
+            self._flush_logged()

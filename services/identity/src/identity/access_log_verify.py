@@ -16,6 +16,11 @@ Reasons, per stripe:
   (entries written before the chain was keyed are anchored by the checkpoint identity
   publishes at its first start).
 * ``CHECKPOINT_MISMATCH``: the entry at a checkpoint's position is not the one it signed.
+  When the stripe was re-chained (without the key) from before the altered entry, the
+  entries are recomputed under the chain keys from the last signed position that still
+  holds: the problem then names the first signed stretch whose content no longer gives the
+  signed hash, and is ``ENTRY_ALTERED`` at the entry itself when that stretch is one entry
+  (head journal records sign nearly every position of a stripe that moves slowly).
 * ``TAIL_DELETED``: the stripe ends before a position its head row or a checkpoint names.
 * ``STRIPE_TRUNCATED``: the same, with no entry left in the stripe.
 * ``HEAD_MISMATCH``: the stripe's head row does not point at its last entry.
@@ -32,8 +37,13 @@ Reasons, per stripe:
   while the log has entries and identity has been up longer than one interval (checkpoints
   deleted, or the publisher failing).
 
-Per checkpoint (no stripe): ``CHECKPOINT_UNREADABLE``, ``CHECKPOINT_KEY_UNKNOWN``,
+Per checkpoint or head journal record (no stripe; a record is named
+``<segment>#<line>``): ``CHECKPOINT_UNREADABLE``, ``CHECKPOINT_KEY_UNKNOWN``,
 ``CHECKPOINT_SIGNATURE_INVALID``.
+
+Head journal records (identity.access_log_checkpoints.HeadJournal) are signed positions
+like a checkpoint's heads, but count neither as verified checkpoints nor for the newest
+checkpoint's time.
 """
 
 from __future__ import annotations
@@ -51,6 +61,7 @@ from identity.access_log import (
     CheckpointUnreadable,
     HmacKeyring,
 )
+from identity.access_log_checkpoints import CHECKPOINT_SLACK, journal_since
 from identity.models import (
     GENESIS_HASH,
     MAX_LOG_STRIPES,
@@ -61,8 +72,6 @@ from identity.models import (
 from identity.repository import IdentityRepository
 
 VERIFY_CHUNK = 5000
-# How late a checkpoint may be beyond its interval before its absence is a problem.
-CHECKPOINT_SLACK = dt.timedelta(seconds=60)
 
 
 @dataclass(frozen=True)
@@ -105,9 +114,10 @@ class _Positions:
             self.refused.append(Problem(reason, stripe, sequence, checkpoint=name))
         if not checkpoint.heads:
             return  # a signed refusal, not a checkpoint of heads
-        self.verified += 1
-        if self.latest is None or checkpoint.time > self.latest:
-            self.latest = checkpoint.time
+        if not checkpoint.journal:
+            self.verified += 1
+            if self.latest is None or checkpoint.time > self.latest:
+                self.latest = checkpoint.time
         for head in checkpoint.heads:
             if head.sequence <= 0:
                 continue
@@ -120,18 +130,27 @@ def _read_checkpoints(trust: AccessLogTrust, problems: list[Problem]) -> _Positi
     positions = _Positions()
     if trust.store is None:
         return positions
-    for stored in trust.store.stored():
-        try:
-            checkpoint = Checkpoint.parse(stored.data)
-        except CheckpointUnreadable:
-            problems.append(Problem("CHECKPOINT_UNREADABLE", checkpoint=stored.name))
-            continue
-        reason = trust.public_keys.problem(checkpoint)
-        if reason is not None:
-            problems.append(Problem(reason, checkpoint=stored.name))
-            continue
-        positions.add(stored.name, checkpoint)
+    store = trust.store
+    for stored in store.stored():
+        _read_one(trust, stored.name, stored.data, positions, problems)
+    for stored in store.journal(journal_since(trust, positions.latest)):
+        _read_one(trust, stored.name, stored.data, positions, problems)
     return positions
+
+
+def _read_one(
+    trust: AccessLogTrust, name: str, data: bytes, positions: _Positions, problems: list[Problem]
+) -> None:
+    try:
+        checkpoint = Checkpoint.parse(data)
+    except CheckpointUnreadable:
+        problems.append(Problem("CHECKPOINT_UNREADABLE", checkpoint=name))
+        return
+    reason = trust.public_keys.problem(checkpoint)
+    if reason is not None:
+        problems.append(Problem(reason, checkpoint=name))
+        return
+    positions.add(name, checkpoint)
 
 
 @dataclass
@@ -163,15 +182,16 @@ class _StripeWalk:
                 if entry.sequence != expected:
                     return self._fault("SEQUENCE_GAP", entry)
                 if entry.previous_hash != previous:
-                    return self._fault("LINK_BROKEN", entry)
+                    return self._relinked(repo, self._fault("LINK_BROKEN", entry))
                 computed = self._link(entry, previous)
                 if computed.startswith("!"):
-                    return self._fault(computed[1:], entry)
+                    return self._relinked(repo, self._fault(computed[1:], entry))
                 if computed != entry.entry_hash:
-                    return self._fault("ENTRY_ALTERED", entry)
+                    return self._relinked(repo, self._fault("ENTRY_ALTERED", entry))
                 for signed_head, name in self.signed.get(entry.sequence, ()):
                     if signed_head != entry.entry_hash:
-                        return self._fault("CHECKPOINT_MISMATCH", entry, name)
+                        fault = self._fault("CHECKPOINT_MISMATCH", entry, name)
+                        return self._relinked(repo, fault)
                 previous, expected = entry.entry_hash, expected + 1
             after = chunk[-1].sequence
         self.last = expected - 1
@@ -197,6 +217,61 @@ class _StripeWalk:
         self.keyed = True
         computed = self.keyring.link(entry.key_id, self.stripe, entry.sequence, previous, canonical)
         return "!UNKNOWN_KEY" if computed is None else computed
+
+    def _relinked(self, repo: IdentityRepository, fault: list[Problem]) -> list[Problem]:
+        """Where the chain breaks (``fault``) is where an insider began to re-chain it, which
+        may be before the entry they altered: the altered entry itself when the signed
+        positions single it out, a tighter signed stretch instead of a checkpoint mismatch,
+        else the fault as found."""
+        localized = self._localize(repo)
+        if localized and (
+            localized[0].reason == "ENTRY_ALTERED" or fault[0].reason == "CHECKPOINT_MISMATCH"
+        ):
+            return localized
+        return fault
+
+    def _localize(self, repo: IdentityRepository) -> list[Problem]:
+        """Where a re-chained stripe was altered: from the stripe's start, each stretch up
+        to the next signed position is recomputed from the signed hash before it with the
+        entries' content under each chain key (and unkeyed); the first stretch that no key
+        brings to its signed hash holds the alteration. Empty when the data cannot say (a
+        position signed twice differently, a gap, or every stretch intact)."""
+        signed = sorted(self.signed.items())
+        if any(len(heads) != 1 for _, heads in signed):
+            return []
+        position, previous = 0, GENESIS_HASH
+        for sequence, [(signed_head, name)] in signed:
+            entries = list(repo.access_log_chunk(self.stripe, position, sequence - position))
+            if [e.sequence for e in entries] != list(range(position + 1, sequence + 1)):
+                return []
+            if not self._reproduces(entries, previous, signed_head):
+                last = entries[-1]
+                reason = "ENTRY_ALTERED" if len(entries) == 1 else "CHECKPOINT_MISMATCH"
+                return self._fault(reason, last, name)
+            position, previous = sequence, signed_head
+        return []
+
+    def _reproduces(self, entries: list[AccessLogEntry], previous: str, signed: str) -> bool:
+        """Whether the entries' content, chained from ``previous`` under their own key ids,
+        under any one chain key, or unkeyed, ends at the ``signed`` hash."""
+        canonicals = [e.canonical() for e in entries]
+        candidates: list[str | None] = [None, LEGACY_KEY_ID, *self.keyring.keys]
+        for candidate in candidates:
+            link = previous
+            for entry, canonical in zip(entries, canonicals, strict=True):
+                key_id = entry.key_id if candidate is None else candidate
+                computed = (
+                    chain_hash(link, canonical)
+                    if key_id == LEGACY_KEY_ID
+                    else self.keyring.link(key_id, self.stripe, entry.sequence, link, canonical)
+                )
+                if computed is None:
+                    break
+                link = computed
+            else:
+                if link == signed:
+                    return True
+        return False
 
     def _fault(self, reason: str, entry: AccessLogEntry, checkpoint: str = "") -> list[Problem]:
         return [Problem(reason, self.stripe, entry.sequence, entry.id, checkpoint)]

@@ -38,6 +38,9 @@ class Settings(ServiceSettings):
     access_log_checkpoint_every_entries: int = 10_000
     # ... and at the latest this many seconds after the last one, if the log moved.
     access_log_checkpoint_every_seconds: float = 300.0
+    # Between checkpoints, the heads this process saw committed are signed and appended to
+    # its head journal in the checkpoint store this often (0: never; see the README).
+    access_log_journal_every_seconds: float = 1.0
     # The client id of the referral service's account: the only caller whose referral
     # context (the Mitz referral exception) Authorize believes.
     referral_service_client_id: str = "svc-referral"

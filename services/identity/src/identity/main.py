@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from sqlalchemy import Engine
 
 from identity.access_log import AccessLogTrust
-from identity.access_log_checkpoints import CheckpointPublisher, publish_checkpoint
+from identity.access_log_checkpoints import CheckpointPublisher, HeadJournal, publish_checkpoint
 from identity.clients import KeycloakAdminClient, KeycloakProvisioner, keycloak_admin
 from identity.config import Settings
 from identity.decision_cache import DecisionCache
@@ -68,6 +68,7 @@ def access_log_trust(settings: Settings) -> AccessLogTrust:
         checkpoint_dir=settings.access_log_checkpoint_dir,
         every_entries=settings.access_log_checkpoint_every_entries,
         every_seconds=settings.access_log_checkpoint_every_seconds,
+        journal_every_seconds=settings.access_log_journal_every_seconds,
     )
 
 
@@ -109,12 +110,16 @@ def serve(settings: Settings) -> None:
         serve_forever(running, settings.shutdown_grace_seconds)
         return
     # The first checkpoint, published at start, also anchors entries chained before the
-    # log was keyed; the last one, at shutdown, covers what this process wrote.
+    # log was keyed; the last one, at shutdown, covers what this process wrote. In between,
+    # the head journal signs the heads this process saw committed every journal interval.
     publisher = CheckpointPublisher(trust, deps.uow, deps.clock)
+    journal = HeadJournal(trust, deps.clock)
     publisher.start()
+    journal.start()
     try:
         serve_forever(running, settings.shutdown_grace_seconds)
     finally:
+        journal.stop()
         publisher.stop()
 
 

@@ -169,6 +169,8 @@ class IdentityRepository(Repository):
         self._chain = chain
         self._driver_engine = driver_engine
         self._cache = cache or DecisionCache()
+        # Entries appended in the unit of work's transaction: committed heads once it commits.
+        self.appended_in_transaction: list[AppendedEntry] = []
 
     # the decision inputs, cached in the process (identity.decision_cache)
     def organisation_ref(self, org_id: str) -> OrgRef | None:
@@ -407,7 +409,10 @@ class IdentityRepository(Repository):
         chain = self._log_chain()
         canonical = record.canonical()
         if self._driver_engine is None:
-            return self._append_log_pg(chain, record, canonical, stripe, facts_version)
+            entry = self._append_log_pg(chain, record, canonical, stripe, facts_version)
+            if entry is not None:
+                self.appended_in_transaction.append(entry)
+            return entry
         with chain.turn(stripe):
             return self._append_log_pg(chain, record, canonical, stripe, facts_version)
 

@@ -58,6 +58,16 @@ class UnitOfWork(SqlAlchemyUnitOfWork):
         # A unit of work given a driver engine is the autocommit one (see main.deps_for).
         self.repo = IdentityRepository(self, self._log_chain, self._driver_engine, self._cache)
 
+    def commit(self) -> None:
+        super().commit()
+        # The entries this transaction appended are committed: the stripes' heads may never
+        # be found below them again (LogChain.check), and the head journal publishes them.
+        repo: IdentityRepository | None = getattr(self, "repo", None)
+        if repo is not None and self._log_chain is not None:
+            appended, repo.appended_in_transaction = repo.appended_in_transaction, []
+            for entry in appended:
+                self._log_chain.committed(entry.stripe, entry.sequence, entry.entry_hash)
+
     @property
     def log_stripe(self) -> int:
         """The access-log stripe this unit of work appends to."""

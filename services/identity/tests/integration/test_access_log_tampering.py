@@ -20,7 +20,7 @@ from identity.access_log import (
     LogChain,
     StripeHead,
 )
-from identity.access_log_checkpoints import CheckpointRefused, publish_checkpoint
+from identity.access_log_checkpoints import CheckpointRefused, HeadJournal, publish_checkpoint
 from identity.access_log_verify import Verification
 from identity.main import deps_for
 from identity.models import chain_hash
@@ -150,6 +150,67 @@ def test_a_stripe_recomputed_as_if_written_before_the_chain_was_keyed_is_detecte
     assert problem.sequence == 10 and problem.checkpoint
 
 
+def journaled(log: Log, stripe: int, count: int) -> None:
+    """``count`` more entries on ``stripe``, each signed by a head journal record of its own
+    (as the journal signs a stripe that moves more slowly than the journal interval)."""
+    journal = HeadJournal(log.deps.log_trust(), log.deps.clock)
+    for _ in range(count):
+        append(log.deps, stripe, 1)
+        assert journal.flush()
+
+
+@pytest.mark.parametrize("unkeyed", [True, False], ids=["as-unkeyed", "keeping-key-ids"])
+def test_a_stripe_re_chained_from_its_start_is_reported_at_the_altered_entry(
+    log: Log, unkeyed: bool
+) -> None:
+    # Stripe 1: six entries under the checkpoint, then six more each in a journal record.
+    journaled(log, 1, 6)
+    with superuser(log.url) as conn:
+        without_triggers(conn)
+        victim = stripe_rows(conn, 1)[8]
+        conn.execute(
+            "UPDATE access_log SET decision = 'deny', reason = 'NO_CONSENT' WHERE id = %s",
+            (victim["id"],),
+        )
+        # Every link from the first entry on recomputed, so the chain breaks (or a signed
+        # position mismatches) long before the entry that was changed.
+        recompute_chain(conn, 1, unkeyed=unkeyed)
+        conn.commit()
+    result = log.verify_restarted()
+    assert reasons(result) == {(1, "ENTRY_ALTERED")}
+    [problem] = result.problems
+    assert (problem.sequence, problem.entry_id) == (9, victim["id"])
+    assert problem.checkpoint.startswith("journal-") and "#" in problem.checkpoint
+    assert result.first_broken == victim["id"]
+
+
+def test_a_re_chained_stretch_is_narrowed_to_the_signed_positions_around_it(log: Log) -> None:
+    # Stripe 0: a checkpoint at 10, entries 11 to 14 without one; two more entries, each in
+    # a journal record (15, 16). Entry 3 changes and the whole stripe is re-chained.
+    journaled(log, 0, 2)
+    with superuser(log.url) as conn:
+        without_triggers(conn)
+        conn.execute("UPDATE access_log SET reason = 'X' WHERE stripe = 0 AND sequence = 3")
+        recompute_chain(conn, 0, unkeyed=True)
+        conn.commit()
+    [problem] = log.verify_restarted().problems
+    # The first signed stretch that no chain key brings to its signed hash is 1 to 10: the
+    # data says no more than "within 1 to 10", so the mismatch is named at the checkpoint.
+    assert (problem.stripe, problem.reason, problem.sequence) == (0, "CHECKPOINT_MISMATCH", 10)
+
+
+def test_a_stripe_re_chained_without_any_change_is_still_reported(log: Log) -> None:
+    journaled(log, 1, 2)
+    with superuser(log.url) as conn:
+        without_triggers(conn)
+        recompute_chain(conn, 1, unkeyed=True)
+        conn.commit()
+    result = log.verify_restarted()
+    assert not result.intact
+    assert reasons(result) == {(1, "CHECKPOINT_MISMATCH")}
+    assert result.problems[0].sequence == 6
+
+
 def test_a_deleted_tail_is_detected_by_the_checkpoint(log: Log) -> None:
     with superuser(log.url) as conn:
         without_triggers(conn)
@@ -179,6 +240,28 @@ def test_entries_after_the_last_checkpoint_removed_with_the_head_row_left_are_de
     result = log.verify()
     assert reasons(result) == {(0, "TAIL_DELETED")}
     assert result.problems[0].sequence == 13
+
+
+def test_a_cut_below_a_journal_record_is_reported_and_never_signed_after_a_restart(
+    log: Log,
+) -> None:
+    # The entries after the checkpoint (stripe 0, 11 to 14) are in a journal record; the
+    # insider cuts 13 and 14 and moves the head row back. A restarted process knows nothing.
+    assert HeadJournal(log.deps.log_trust(), log.deps.clock).flush()
+    with superuser(log.url) as conn:
+        without_triggers(conn)
+        cut_stripe(conn, 0, keep=12)
+        conn.commit()
+    restarted = log.with_trust(log.keys.trust("chain-1", "sign-1"))
+    result = log.verify(restarted)
+    assert reasons(result) == {(0, "TAIL_DELETED")}
+    assert result.problems[0].sequence == 14
+    assert result.problems[0].checkpoint.startswith("journal-")
+    # Its checkpoint publisher refuses to sign the cut stripe, and says so in the store.
+    with pytest.raises(CheckpointRefused) as refused:
+        log.checkpoint(restarted)
+    assert (refused.value.stripe, refused.value.reason) == (0, "HEAD_ROLLED_BACK")
+    assert (0, "HEAD_ROLLED_BACK") in reasons(log.verify_restarted())
 
 
 def test_a_truncated_stripe_is_detected(log: Log) -> None:
@@ -229,6 +312,26 @@ def test_forged_unsigned_and_unreadable_checkpoints_are_detected(log: Log) -> No
         ("checkpoint-garbage.json", "CHECKPOINT_UNREADABLE"),
     }
     assert all(p.stripe is None for p in result.problems)
+    assert result.checkpoints_verified == 1
+
+
+def test_forged_and_torn_head_journal_records_are_detected(log: Log) -> None:
+    journaled(log, 1, 1)
+    [segment] = log.keys.checkpoint_dir.glob("journal-*.jsonl")
+    good = Checkpoint.parse(segment.read_bytes().splitlines()[0])
+    forged = Checkpoint(good.time, "sign-1", (StripeHead(1, 3, "f" * 64),), journal=segment.name)
+    signature = Ed25519PrivateKey.generate().sign(forged.payload())
+    with segment.open("ab") as out:
+        out.write(
+            Checkpoint(forged.time, "sign-1", forged.heads, signature, journal=segment.name).line()
+        )
+        out.write(b'{"format": "carenet.identity.access-log.checkp')
+    result = log.verify()
+    assert {(p.checkpoint, p.reason) for p in result.problems} == {
+        (f"{segment.name}#2", "CHECKPOINT_SIGNATURE_INVALID"),
+        (f"{segment.name}#3", "CHECKPOINT_UNREADABLE"),
+    }
+    # Records are positions, not checkpoints.
     assert result.checkpoints_verified == 1
 
 

@@ -108,7 +108,7 @@ images: ## build one image per service from the Dockerfile (SERVICE build arg) w
 	  docker build --build-arg SERVICE=$$svc -t $${REGISTRY:-localhost/carenet}/$$svc:$${TAG:-0.1.0} . || exit 1; done
 
 .PHONY: run
-run: install ## start the whole platform locally on an embedded PostgreSQL with a local OIDC issuer and demo data (logs in .run/<service>.log)
+run: install ## start the whole platform locally on an embedded PostgreSQL with a local OIDC issuer and demo data, the web front at :8000 and the FHIR API at http://127.0.0.1:8001/fhir/R4 (logs in .run/<service>.log)
 	$(PY) scripts/run_local.py
 
 .PHONY: bench

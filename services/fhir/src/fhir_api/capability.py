@@ -80,7 +80,9 @@ def capability_statement(base_url: str, software_version: str) -> Json:
                         }
                     ],
                     "description": "Bearer access tokens from the care group's Keycloak realm "
-                    "with audience carenet-fhir; every access is decided and logged by identity.",
+                    "with audience carenet-fhir; every access is decided and logged by identity. "
+                    "A delegate system acting for one of its people names that person's subject "
+                    "in the X-Carenet-On-Behalf-Of header.",
                 },
                 "resource": resources,
             }

@@ -6,6 +6,8 @@ permits is denied (fail closed).
 | # | when                                                                  | decision | basis                         | reason                  |
 |---|-----------------------------------------------------------------------|----------|-------------------------------|-------------------------|
 | 1 | the subject is an insurer analyst                                     | DENY     |                               | INSURER_NO_PATIENT_DATA |
+| S | an organisation's system acting as itself (delegate, naming nobody):  | S1-S5    |                               |                         |
+|   | rules S1-S5 below decide, and no other rule applies                   |          |                               |                         |
 | 2 | the subject is the patient                                            | PERMIT   | SELF                          | OWN_DATA                |
 | 3 | the subject is another patient                                        | DENY     |                               | NOT_OWN_DATA            |
 | 4 | an auditor asks for the access log                                    | PERMIT   | AUDIT                         | AUDITOR                 |
@@ -37,6 +39,25 @@ Rule 8 is the Mitz referral exception: the referral message may reach its target
 consent profile; any further sharing needs one. Rules 11-13 come after the normal bases, so
 an emergency is flagged only when nothing else would have permitted the access.
 
+Rule S is an organisation's system client (realm role ``delegate``, e.g. a practice's KIS)
+calling as itself, without naming a person in ``x-carenet-on-behalf-of`` (a delegate acting
+for a person is decided with that person's roles, never ``delegate``). It may read the
+referral data its own organisation holds or receives, as its organisation's clinicians
+may, and nothing else:
+
+| #  | when                                                                 | decision | basis             | reason               |
+|----|----------------------------------------------------------------------|----------|-------------------|----------------------|
+| S1 | anything but reading referral data (other categories, any write)    | DENY     |                   | ROLE_NOT_PERMITTED   |
+| S2 | its organisation is unknown or of another care group                 | DENY     |                   | UNKNOWN_ORGANISATION |
+| S3 | its organisation is the referral's target (context from the referral | PERMIT   | REFERRAL_TARGET   | REFERRAL_TARGET      |
+|    | service, as rule 8)                                                  |          |                   |                      |
+| S4 | another organisation holds the referral data                         | DENY     |                   | ROLE_NOT_PERMITTED   |
+| S5 | its organisation holds it, with an active care relationship          | PERMIT   | CARE_RELATIONSHIP | CARE_RELATIONSHIP    |
+|    | otherwise                                                            | DENY     |                   | NO_CARE_RELATIONSHIP |
+
+Writes as itself are never permitted: they need a named person (the header), whose roles
+then decide. No consent, emergency or other basis opens anything else to a system as itself.
+
 A patient identity does not know in the subject's care group (none such, or another care
 group's) is decided by :func:`decide_unknown_patient`: exactly as a patient who exists and
 has no care relationship or consent with anyone, except that nothing is permitted.
@@ -52,7 +73,7 @@ from dataclasses import dataclass
 
 from identity import emergency
 from identity.models import Action, ConsentTerms, DataCategory, OrgRef, RelationshipWindow
-from servicekit.auth import CLINICIAN_ROLES
+from servicekit.auth import CLINICIAN_ROLES, DELEGATE_ROLE
 
 CARE_ROLES = frozenset(
     {"gp", "practice-nurse", "specialist", "sport-coach", "municipality-officer", "provider"}
@@ -109,15 +130,25 @@ def _deny(reason: str) -> Answer:
     return Answer(Decision.DENY, Basis.NONE, reason)
 
 
-def decide(q: Question) -> Answer:
+def _by_kind_of_subject(q: Question) -> Answer | None:
+    """Rules 1, S and 2-4: subjects that are no organisation's care staff."""
     if "insurer-analyst" in q.roles:
         return _deny("INSURER_NO_PATIENT_DATA")
+    if DELEGATE_ROLE in q.roles:
+        return _organisation_system(q)
     if "patient" in q.roles and q.subject_patient_id:
         if q.subject_patient_id == q.patient_id:
             return Answer(Decision.PERMIT, Basis.SELF, "OWN_DATA")
         return _deny("NOT_OWN_DATA")
     if "auditor" in q.roles and q.data_category is DataCategory.ACCESS_LOG:
         return Answer(Decision.PERMIT, Basis.AUDIT, "AUDITOR")
+    return None
+
+
+def decide(q: Question) -> Answer:
+    settled = _by_kind_of_subject(q)
+    if settled is not None:
+        return settled
     if not q.roles & CARE_ROLES:
         return _deny("ROLE_NOT_PERMITTED")
     org = q.subject_organisation
@@ -150,6 +181,25 @@ def decide(q: Question) -> Answer:
     if not related:
         return _deny("NO_CARE_RELATIONSHIP")
     return _deny("NO_CONSENT")
+
+
+def _organisation_system(q: Question) -> Answer:
+    """Rules S1-S5: an organisation's system client acting as itself reads the referral
+    data its organisation holds or receives, and nothing else (a person's roles are never
+    ``delegate``, so this is never a delegate acting for a person)."""
+    if q.data_category is not DataCategory.REFERRAL or q.action is not Action.READ:
+        return _deny("ROLE_NOT_PERMITTED")
+    org = q.subject_organisation
+    if org is None or org.care_group_id != q.subject_care_group_id:
+        return _deny("UNKNOWN_ORGANISATION")
+    if q.referral_target_id and q.referral_target_id == org.id:
+        return Answer(Decision.PERMIT, Basis.REFERRAL_TARGET, "REFERRAL_TARGET")
+    holder = q.record_holder or org
+    if holder.id != org.id:
+        return _deny("ROLE_NOT_PERMITTED")
+    if any(r.organisation_id == org.id and r.active_at(q.now) for r in q.relationships):
+        return Answer(Decision.PERMIT, Basis.CARE_RELATIONSHIP, "CARE_RELATIONSHIP")
+    return _deny("NO_CARE_RELATIONSHIP")
 
 
 def _emergency(q: Question) -> Answer:

@@ -491,6 +491,11 @@ class CheckpointStore(Protocol):
         without it), named ``<segment>#<line>``, oldest segment first."""
         ...
 
+    def prune_journal(self, before: dt.datetime) -> int:
+        """Removes the head journal segments started before ``before`` (never a
+        checkpoint); returns how many. A store that cannot delete keeps them."""
+        ...
+
 
 def journal_segment_name(start: dt.datetime, suffix: str) -> str:
     """``journal-<start, UTC>-<suffix>.jsonl``: names sort by the segment's start."""
@@ -556,6 +561,16 @@ class DirectoryCheckpointStore:
                     if line.strip():
                         yield StoredCheckpoint(f"{path.name}#{number}", line)
 
+    def prune_journal(self, before: dt.datetime) -> int:
+        if not self.directory.is_dir():
+            return 0
+        bound, removed = journal_segment_name(before, ""), 0
+        for path in sorted(self.directory.glob("journal-*.jsonl")):
+            if path.name < bound:
+                path.unlink(missing_ok=True)
+                removed += 1
+        return removed
+
 
 # ---------------------------------------------------------------- the whole configuration
 
@@ -570,8 +585,10 @@ class AccessLogTrust:
     store: CheckpointStore | None = None
     checkpoint_every_entries: int = 10_000
     checkpoint_every_seconds: float = 300.0
-    # How often the head journal publishes the heads this process saw committed (0: never).
+    # How often the head journal publishes the heads this process saw committed (0: never),
+    # and how long its segments are kept once a checkpoint supersedes them (0: for ever).
     journal_every_seconds: float = 1.0
+    journal_keep_seconds: float = 7 * 24 * 3600.0
     # The time source of verification's CHECKPOINTS_MISSING rule, and when this process
     # started (an empty store is a problem only once it has been up for an interval).
     clock: Callable[[], dt.datetime] = field(default=lambda: dt.datetime.now(dt.UTC))
@@ -606,6 +623,7 @@ class AccessLogTrust:
         every_entries: int = 10_000,
         every_seconds: float = 300.0,
         journal_every_seconds: float = 1.0,
+        journal_keep_seconds: float = 7 * 24 * 3600.0,
     ) -> AccessLogTrust:
         """The configuration the settings name (see the identity README); raises
         :class:`AccessLogKeyError` naming what is missing or unusable."""
@@ -622,7 +640,11 @@ class AccessLogTrust:
             raise AccessLogKeyError("the checkpoint signing key needs both its file and its id")
         if bool(signing_key_file) != bool(checkpoint_dir):
             raise AccessLogKeyError("checkpoints need both a signing key and a store directory")
-        if every_entries < 1 or every_seconds <= 0 or journal_every_seconds < 0:
+        if (
+            every_entries < 1
+            or every_seconds <= 0
+            or min(journal_every_seconds, journal_keep_seconds) < 0
+        ):
             raise AccessLogKeyError("checkpoint intervals must be positive")
         return cls(
             chain=LogChain(keyring),
@@ -636,6 +658,7 @@ class AccessLogTrust:
             checkpoint_every_entries=every_entries,
             checkpoint_every_seconds=every_seconds,
             journal_every_seconds=journal_every_seconds,
+            journal_keep_seconds=journal_keep_seconds,
         )
 
     @property

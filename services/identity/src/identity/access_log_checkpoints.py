@@ -163,6 +163,25 @@ def current_heads(trust: AccessLogTrust, uow_factory: Callable[[], UnitOfWork]) 
     return result
 
 
+def _prune_journal(trust: AccessLogTrust, checkpoint_time: dt.datetime) -> None:
+    """Removes the journal segments this checkpoint superseded (its publisher refused any
+    head below their records, and readers skip them) once they are older than
+    ``journal_keep_seconds``: they only narrow down where an old re-chained stretch was
+    altered (identity.access_log_verify)."""
+    if trust.store is None or trust.journal_keep_seconds <= 0:
+        return
+    superseded = journal_since(trust, checkpoint_time)
+    assert superseded is not None
+    before = min(superseded, checkpoint_time - dt.timedelta(seconds=trust.journal_keep_seconds))
+    try:
+        removed = trust.store.prune_journal(before)
+    except OSError:
+        log.exception("access_log_journal_prune_failed")
+        return
+    if removed:
+        log.info("access_log_journal_pruned", extra={"segments": removed})
+
+
 def _publish_refusal(
     trust: AccessLogTrust, refused: CheckpointRefused, clock: Callable[[], dt.datetime]
 ) -> None:
@@ -205,6 +224,7 @@ def publish_checkpoint(
         return None
     checkpoint = trust.signer.sign(heads, clock())
     name = trust.store.publish(checkpoint)
+    _prune_journal(trust, checkpoint.time)
     log.info(
         "access_log_checkpoint_published",
         extra={

@@ -41,6 +41,8 @@ class Settings(ServiceSettings):
     # Between checkpoints, the heads this process saw committed are signed and appended to
     # its head journal in the checkpoint store this often (0: never; see the README).
     access_log_journal_every_seconds: float = 1.0
+    # Journal segments a checkpoint superseded are removed once this old (0: kept for ever).
+    access_log_journal_keep_seconds: float = 7 * 24 * 3600.0
     # The client id of the referral service's account: the only caller whose referral
     # context (the Mitz referral exception) Authorize believes.
     referral_service_client_id: str = "svc-referral"

@@ -3,6 +3,7 @@ but neither the chain key nor the checkpoint signing key: every rewrite is detec
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -262,6 +263,22 @@ def test_a_cut_below_a_journal_record_is_reported_and_never_signed_after_a_resta
         log.checkpoint(restarted)
     assert (refused.value.stripe, refused.value.reason) == (0, "HEAD_ROLLED_BACK")
     assert (0, "HEAD_ROLLED_BACK") in reasons(log.verify_restarted())
+
+
+def test_journal_segments_a_checkpoint_superseded_go_once_older_than_kept(log: Log) -> None:
+    journaled(log, 1, 2)
+    store = log.keys.checkpoint_dir
+    [segment] = store.glob("journal-*.jsonl")
+    trust = log.deps.log_trust()
+    publish_checkpoint(trust, log.deps.uow, log.deps.clock)
+    assert segment.exists()  # superseded, but younger than a week
+    append(log.deps, 1, 1)
+    week_later = dt.datetime.now(dt.UTC) + dt.timedelta(days=7, minutes=1)
+    publish_checkpoint(trust, log.deps.uow, lambda: week_later)
+    assert not segment.exists()
+    assert len(list(store.glob("checkpoint-*.json"))) == 3
+    result = log.verify()
+    assert not {p.reason for p in result.problems} - {"CHECKPOINTS_MISSING"}
 
 
 def test_a_truncated_stripe_is_detected(log: Log) -> None:

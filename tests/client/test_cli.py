@@ -84,6 +84,9 @@ def test_login_stores_a_profile_only_its_owner_reads_and_the_commands_use_it(
     assert len(lines) == 2
     assert all(line["offer"]["name"].startswith("offers/") for line in lines)
 
+    people = run(env, "people", "lookup", DR_JANSEN, "no-such-user").stdout.splitlines()
+    assert [json.loads(line)["organisation"] for line in people] == ["organisations/gp-de-linde"]
+
     token = run(env, "token").stdout.strip()
     assert token.count(".") == 2, "a JWT for grpcurl, from the stored profile"
 

@@ -43,10 +43,12 @@ offers_app = typer.Typer(help="The regional menu card.", no_args_is_help=True)
 referrals_app = typer.Typer(help="Referrals and their event stream.", no_args_is_help=True)
 measurements_app = typer.Typer(help="Measurements into the outcomes service.", no_args_is_help=True)
 reports_app = typer.Typer(help="Outcome reports and contract evaluation.", no_args_is_help=True)
+people_app = typer.Typer(help="The people behind user ids.", no_args_is_help=True)
 app.add_typer(offers_app, name="offers")
 app.add_typer(referrals_app, name="referrals")
 app.add_typer(measurements_app, name="measurements")
 app.add_typer(reports_app, name="reports")
+app.add_typer(people_app, name="people")
 
 err = Console(stderr=True)
 _state: dict[str, str] = {"profile": "default"}
@@ -543,6 +545,27 @@ def reports_evaluate(
             contract, period_start, period_end, report=report
         )
         sys.stdout.write(json.dumps(as_dict(result), ensure_ascii=False) + "\n")
+
+
+@people_app.command("lookup")
+def people_lookup(
+    users: Annotated[
+        list[str], typer.Argument(help="Keycloak user ids, e.g. a referral's referrer")
+    ],
+    as_json: JsonOption = None,
+) -> None:
+    """Display name, roles and organisation of each user id you may see (others are left out)."""
+    with connected() as client:
+        found = client.identity.lookup_people(users)
+        emit(
+            iter(found.values()),
+            [
+                ("user", "user"),
+                ("name", "display_name"),
+                ("organisation", "organisation_display_name"),
+            ],
+            as_json,
+        )
 
 
 def main() -> None:

@@ -56,6 +56,15 @@ def free_ports(count: int) -> list[int]:
     return ports
 
 
+GRPC_SERVICES = ("identity", "referral", "careplan", "outcomes")
+
+
+def grpc_services(script: ModuleType) -> list[str]:
+    """The gRPC services make run starts, in its order (HTTP fronts such as web are not part
+    of the API the clients and guides use)."""
+    return [name for name in script.services() if name in GRPC_SERVICES]
+
+
 @dataclass
 class Platform:
     issuer: str
@@ -121,7 +130,7 @@ def running_platform(
     without migrating and seeding again), else migrated and seeded here into ``databases``
     (the caller's, kept) or into new databases dropped at the end."""
     script = run_local()
-    names: list[str] = script.services()
+    names = grpc_services(script)
     ports = dict(zip(names, free_ports(len(names)), strict=True))
     with ExitStack() as stack:
         if template is not None:
@@ -166,7 +175,7 @@ def demo_template(idp: LocalIdp, factory: Any) -> Template:
         import atexit
 
         folder: Path = factory.mktemp("demo-platform") / "template"
-        databases = {n: create_database(f"demo_{n}") for n in run_local().services()}
+        databases = {n: create_database(f"demo_{n}") for n in grpc_services(run_local())}
         for url in databases.values():
             atexit.register(drop_database, url)  # also when seeding fails
         with running_platform(idp, folder, databases=databases):

@@ -118,6 +118,19 @@ def test_the_referral_loop_through_the_pages(context: BrowserContext, page: Page
     page.get_by_label("In gemeenten (CBS-code)").fill("GM0772")
     page.get_by_role("button", name="Aanbod opslaan").click()
     expect(page.get_by_role("status").first).to_contain_text("Wandelclub Strijp")
+    page.get_by_role("link", name="Wijzigen: Wandelclub Strijp").click()
+    expect(page.get_by_label("Naam van het aanbod")).to_have_value("Wandelclub Strijp")
+    page.get_by_label("Naam van het aanbod").fill("")
+    page.get_by_role("button", name="Aanbod opslaan").click()
+    assert field_error(page, "display_name") == "Vul de naam van het aanbod in"
+    expect(page.get_by_label("Omschrijving")).to_have_value(
+        "Elke woensdag een uur wandelen met de buurtsportcoach."
+    )
+    check(page, "aanbod-wijzigen-fout")
+    page.get_by_label("Naam van het aanbod").fill("Wandelclub Strijp")
+    page.get_by_label("Aantal plaatsen").fill("15")
+    page.get_by_role("button", name="Aanbod opslaan").click()
+    expect(page.get_by_role("status").first).to_contain_text("is gewijzigd")
     page.get_by_role("button", name=re.compile("Voorstellen voor de menukaart")).click()
     expect(page.get_by_role("row", name=re.compile("Wandelclub Strijp"))).to_contain_text(
         "Voorgesteld"

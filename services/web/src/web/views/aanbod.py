@@ -11,6 +11,7 @@ import uuid
 import grpc
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
+from google.protobuf import field_mask_pb2
 from werkzeug.wrappers.response import Response
 
 from carenet.referral.v1 import referral_pb2 as rf
@@ -73,57 +74,69 @@ def mine() -> str:
     return render_template("aanbod/mine.html", offers=found.offers)
 
 
+def _offer_from(form: dict[str, str]) -> tuple[rf.Offer, dict[str, str]]:
+    """The offer a filled-in form describes, and the errors this page finds itself (the
+    API's own checks come back as field violations)."""
+    errors: dict[str, str] = {}
+    if not form["display_name"]:
+        errors["display_name"] = _("Vul de naam van het aanbod in")
+    try:
+        category = int(form["category"] or 0)
+    except ValueError:
+        category = 0
+    if category not in rf.OfferCategory.values() or not category:
+        errors["category"] = _("Kies een categorie")
+        category = 0
+    offer = rf.Offer(
+        display_name=form["display_name"][:200],
+        description=form["description"][:4000],
+        category=rf.OfferCategory.ValueType(category),
+        target_conditions=[c.upper() for c in _split(form["target_conditions"])],
+        service_area=rf.ServiceArea(
+            municipality_codes=[c.upper() for c in _split(form["municipality_codes"])]
+        ),
+        application_process=form["application_process"][:2000],
+        contact=rf.Contact(email=form["contact_email"][:200]),
+    )
+    if form["funding"]:
+        try:
+            cents = round(float(form["amount"].replace(",", ".") or 0) * 100)
+        except ValueError:
+            errors["amount"] = _("Vul een bedrag in euro in, zoals 12,50")
+            cents = 0
+        funding = int(form["funding"]) if form["funding"].isdigit() else 0
+        offer.cost_options.append(
+            rf.CostOption(funding=rf.Funding.ValueType(funding), amount_cents=cents)
+        )
+    if form["total_places"]:
+        if not form["total_places"].isdigit():
+            errors["total_places"] = _("Vul een heel getal in")
+        else:
+            offer.capacity.CopyFrom(
+                rf.Capacity(
+                    status=rf.CAPACITY_STATUS_CAPACITY, total_places=int(form["total_places"])
+                )
+            )
+    return offer, errors
+
+
+def _api_errors(found: backend.ErrorDetails) -> dict[str, str]:
+    errors: dict[str, str] = {}
+    for path, message in found.fields.items():
+        errors.setdefault(_to_field(path), message)
+    return errors or {
+        "display_name": _("Controleer wat u invulde (%(reason)s)", reason=found.reason)
+    }
+
+
 @bp.route("/aanbod/nieuw", methods=["GET", "POST"])
 @auth.roles_required(auth.OFFER_OWNER_ROLES)
-def new() -> str | Response:  # noqa: PLR0912 -- one branch per field, as the form
+def new() -> str | Response:
     form = {k: request.form.get(k, "").strip() for k in FORM_FIELDS}
     form["request_id"] = form["request_id"] or str(uuid.uuid4())
     errors: dict[str, str] = {}
     if request.method == "POST":
-        if not form["display_name"]:
-            errors["display_name"] = _("Vul de naam van het aanbod in")
-        try:
-            category = int(form["category"] or 0)
-        except ValueError:
-            category = 0
-        if category not in rf.OfferCategory.values() or not category:
-            errors["category"] = _("Kies een categorie")
-        offer = rf.Offer(
-            display_name=form["display_name"][:200],
-            description=form["description"][:4000],
-            category=rf.OfferCategory.ValueType(
-                category if category in rf.OfferCategory.values() else 0
-            ),
-            target_conditions=[c.upper() for c in _split(form["target_conditions"])],
-            service_area=rf.ServiceArea(
-                municipality_codes=[c.upper() for c in _split(form["municipality_codes"])]
-            ),
-            application_process=form["application_process"][:2000],
-            contact=rf.Contact(email=form["contact_email"][:200]),
-        )
-        if form["funding"]:
-            try:
-                cents = round(float(form["amount"].replace(",", ".") or 0) * 100)
-            except ValueError:
-                errors["amount"] = _("Vul een bedrag in euro in, zoals 12,50")
-                cents = 0
-            offer.cost_options.append(
-                rf.CostOption(
-                    funding=rf.Funding.ValueType(
-                        int(form["funding"]) if form["funding"].isdigit() else 0
-                    ),
-                    amount_cents=cents,
-                )
-            )
-        if form["total_places"]:
-            if not form["total_places"].isdigit():
-                errors["total_places"] = _("Vul een heel getal in")
-            else:
-                offer.capacity.CopyFrom(
-                    rf.Capacity(
-                        status=rf.CAPACITY_STATUS_CAPACITY, total_places=int(form["total_places"])
-                    )
-                )
+        offer, errors = _offer_from(form)
         if form["offer_id"] and not OFFER_ID.match(form["offer_id"]):
             errors["offer_id"] = _(
                 "Alleen kleine letters, cijfers en streepjes, hoogstens 63 tekens"
@@ -140,12 +153,7 @@ def new() -> str | Response:  # noqa: PLR0912 -- one branch per field, as the fo
                 if found.code == grpc.StatusCode.ALREADY_EXISTS:
                     errors["offer_id"] = _("Er is al een aanbod met deze code")
                 elif found.code == grpc.StatusCode.INVALID_ARGUMENT:
-                    for path, message in found.fields.items():
-                        errors.setdefault(_to_field(path), message)
-                    if not errors:
-                        errors["display_name"] = _(
-                            "Controleer wat u invulde (%(reason)s)", reason=found.reason
-                        )
+                    errors = _api_errors(found)
                 else:
                     raise
             else:
@@ -153,7 +161,82 @@ def new() -> str | Response:  # noqa: PLR0912 -- one branch per field, as the fo
                     _("Het aanbod %(name)s is opgeslagen als concept.", name=created.display_name)
                 )
                 return redirect(url_for("aanbod.mine"))
-    return render_template("aanbod/new.html", form=form, form_errors=errors)
+    return render_template("aanbod/new.html", form=form, form_errors=errors, editing=None)
+
+
+EDITABLE = [
+    "display_name",
+    "description",
+    "category",
+    "target_conditions",
+    "service_area",
+    "application_process",
+    "contact",
+    "cost_options",
+    "capacity",
+]
+
+
+def _form_of(offer: rf.Offer) -> dict[str, str]:
+    cost = offer.cost_options[0] if offer.cost_options else None
+    return {
+        "display_name": offer.display_name,
+        "description": offer.description,
+        "category": str(offer.category or ""),
+        "target_conditions": ", ".join(offer.target_conditions),
+        "municipality_codes": ", ".join(offer.service_area.municipality_codes),
+        "application_process": offer.application_process,
+        "funding": str(cost.funding) if cost else "",
+        "amount": f"{cost.amount_cents / 100:.2f}".replace(".", ",") if cost else "",
+        "total_places": str(offer.capacity.total_places or ""),
+        "contact_email": offer.contact.email,
+        "offer_id": offer.name.rsplit("/", 1)[-1],
+        "request_id": "",
+        "etag": offer.etag,
+    }
+
+
+@bp.route("/aanbod/<offer_id>/wijzigen", methods=["GET", "POST"])
+@auth.roles_required(auth.OFFER_OWNER_ROLES)
+def edit(offer_id: str) -> str | Response:
+    current = _offer(offer_id)
+    form = _form_of(current)
+    errors: dict[str, str] = {}
+    conflict = False
+    if request.method == "POST":
+        form = {k: request.form.get(k, "").strip() for k in [*FORM_FIELDS, "etag"]}
+        form["offer_id"] = offer_id
+        offer, errors = _offer_from(form)
+        offer.name, offer.etag = current.name, form["etag"]
+        if not errors:
+            try:
+                g.api.referral.UpdateOffer(
+                    rf_rpc.UpdateOfferRequest(
+                        offer=offer, update_mask=field_mask_pb2.FieldMask(paths=EDITABLE)
+                    )
+                )
+            except grpc.RpcError as err:
+                found = backend.details(err)
+                if found.code == grpc.StatusCode.ABORTED:
+                    conflict = True  # changed meanwhile: the typed values stay, the etag is new
+                    form["etag"] = current.etag
+                elif found.code == grpc.StatusCode.INVALID_ARGUMENT:
+                    errors = _api_errors(found)
+                elif found.code == grpc.StatusCode.FAILED_PRECONDITION:
+                    errors = {
+                        "display_name": _(
+                            "Dit aanbod kan nu niet worden gewijzigd (%(reason)s)",
+                            reason=found.reason,
+                        )
+                    }
+                else:
+                    raise
+            else:
+                flash(_("Het aanbod %(name)s is gewijzigd.", name=offer.display_name))
+                return redirect(url_for("aanbod.mine"))
+    return render_template(
+        "aanbod/new.html", form=form, form_errors=errors, editing=current, conflict=conflict
+    )
 
 
 def _offer(offer_id: str) -> rf.Offer:

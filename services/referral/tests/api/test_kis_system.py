@@ -1,9 +1,14 @@
 """A KIS acting as itself (issue 14): the client-credentials token of ``carenet-kis`` (realm
-role ``delegate``, organisation gp-de-linde) lists and follows the referrals its organisation
-made or receives; every read is still decided and logged by identity, one entry per patient
-or referral as for a person; another organisation's referrals stay out."""
+role ``delegate``, organisation gp-de-linde, naming no person) lists and follows the
+referrals its organisation made or receives, and nothing of another organisation. Every
+read is decided by the real identity server (its rule for an organisation's system acting
+as itself) and logged there, one entry per patient listed or referral followed, with the
+KIS as user, responsible user and access point; it reads or changes no single referral as
+itself."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import grpc
 from sqlalchemy import text
@@ -17,18 +22,20 @@ from ..conftest import ReferralServer
 from .helpers import fails, listed_offer, refer
 
 KIS_ACCOUNT = "f593cd7d-cc62-5ac5-898e-e9d97e2c2ae8"  # service-account-carenet-kis
+PRACTICE = "organisations/gp-de-linde"
 
 
-def _log(server: ReferralServer, after: int) -> list[tuple[object, ...]]:
+def _log(server: ReferralServer, after: int) -> list[dict[str, Any]]:
     with server.identity_engine.connect() as conn:
         rows = conn.execute(
             text(
-                "SELECT user_id, responsible_user, access_point, patient_id, action, decision"
+                "SELECT user_id, responsible_user, access_point, roles, organisation_id,"
+                " patient_id, data_category, action, decision, basis, reason"
                 " FROM access_log WHERE id > :after ORDER BY id"
             ),
             {"after": after},
-        ).all()
-    return [tuple(r) for r in rows]
+        ).mappings()
+        return [dict(r) for r in rows]
 
 
 def _last_id(server: ReferralServer) -> int:
@@ -48,40 +55,119 @@ def _ours(server: ReferralServer) -> dict[str, str]:
     return {f"patients/{p}/referrals/{i}": p for p, i in rows}
 
 
-def test_the_kis_as_itself_lists_and_follows_what_identity_decides_one_entry_each(
+def _all_pages(stub: rpc_grpc.ReferralServiceStub, parent: str, metadata: Any) -> list[pb.Referral]:
+    found: list[pb.Referral] = []
+    token = ""
+    while True:
+        page = stub.ListReferrals(
+            rpc.ListReferralsRequest(parent=parent, page_size=100, page_token=token),
+            metadata=metadata,
+            timeout=10,
+        )
+        found.extend(page.referrals)
+        token = page.next_page_token
+        if not token:
+            return found
+
+
+def _as_the_kis(rows: list[dict[str, Any]]) -> None:
+    """Every entry names the KIS as user, responsible user and access point, with its own
+    role and organisation, about referral data it read."""
+    assert rows
+    for row in rows:
+        assert (row["user_id"], row["responsible_user"], row["access_point"]) == (
+            KIS_ACCOUNT,
+            KIS_ACCOUNT,
+            "carenet-kis",
+        )
+        assert (row["roles"], row["organisation_id"]) == ("delegate", "gp-de-linde")
+        assert (row["data_category"], row["action"]) == ("referral", "read")
+        if row["decision"] == "permit":
+            assert row["basis"] in ("care-relationship", "referral-target")
+
+
+def test_the_kis_as_itself_lists_its_practices_referrals_and_no_other_organisations(
     stub: rpc_grpc.ReferralServiceStub, tokens: Tokens, referral_server: ReferralServer
 ) -> None:
-    """Referral no longer refuses the KIS's own token (ROLE_NOT_PERMITTED before anything
-    was asked): it asks identity about each patient of its organisation's referrals it
-    lists and each referral it follows, as for a person, and shows what identity permits;
-    identity logs every question with the KIS as user and access point."""
+    """ListReferrals across patients (``patients/-``) and for one patient: gp-de-linde's
+    referral is shown (identity permits the KIS on the practice's care relationship), a
+    referral gp-het-anker made is not, and each patient asked about is one log entry."""
     offer = listed_offer(stub, tokens, "kis-self")
     mine = refer(stub, tokens, "p-0002", offer)
+    theirs = refer(stub, tokens, "p-0003", offer, user="dr.devries")
+    assert theirs.referrer_organisation == "organisations/gp-het-anker"
     ours = _ours(referral_server)
-    assert mine.name in ours
+    assert mine.name in ours and theirs.name not in ours
     kis = bearer(tokens.client("carenet-kis"))
 
     before = _last_id(referral_server)
-    listed = stub.ListReferrals(
-        rpc.ListReferralsRequest(parent="patients/-", page_size=200), metadata=kis, timeout=10
-    )
-    assert {r.name for r in listed.referrals} <= set(ours)
+    listed = _all_pages(stub, "patients/-", kis)
+    names = {r.name for r in listed}
+    assert mine.name in names
+    assert theirs.name not in names
+    assert names <= set(ours)
+    assert all(PRACTICE in (r.referrer_organisation, r.target_organisation) for r in listed)
     asked = _log(referral_server, before)
-    assert sorted(str(row[3]) for row in asked) == sorted(set(ours.values()))
-    assert {row[:3] for row in asked} == {(KIS_ACCOUNT, KIS_ACCOUNT, "carenet-kis")}
-    permitted = {row[3] for row in asked if row[5] == "permit"}
-    assert {r.name for r in listed.referrals} == {n for n, p in ours.items() if p in permitted}
+    _as_the_kis(asked)
+    # one question per patient of the practice's referrals, and what identity permitted is
+    # exactly what is shown
+    assert {row["patient_id"] for row in asked} == set(ours.values())
+    permitted = {row["patient_id"] for row in asked if row["decision"] == "permit"}
+    assert "p-0002" in permitted
+    assert names == {n for n, p in ours.items() if p in permitted}
+
+    before = _last_id(referral_server)
+    one = _all_pages(stub, "patients/p-0002", kis)
+    assert mine.name in {r.name for r in one}
+    assert all(PRACTICE in (r.referrer_organisation, r.target_organisation) for r in one)
+    (entry,) = _log(referral_server, before)
+    _as_the_kis([entry])
+    assert (entry["patient_id"], entry["decision"], entry["basis"]) == (
+        "p-0002",
+        "permit",
+        "care-relationship",
+    )
+
+    before = _last_id(referral_server)
+    refused = fails(lambda: _all_pages(stub, "patients/p-0003", kis))
+    assert (refused.code, refused.reason) == (
+        grpc.StatusCode.PERMISSION_DENIED,
+        "NO_CARE_RELATIONSHIP",
+    )
+    (entry,) = _log(referral_server, before)
+    _as_the_kis([entry])
+    assert (entry["patient_id"], entry["decision"]) == ("p-0003", "deny")
+
+
+def test_the_kis_as_itself_follows_its_practices_referral_events_and_no_others(
+    stub: rpc_grpc.ReferralServiceStub, tokens: Tokens, referral_server: ReferralServer
+) -> None:
+    """WatchReferralEvents: the events of gp-de-linde's referral stream to the KIS, those of
+    gp-het-anker's never; each referral followed is one log entry (identity decides with the
+    referral's context and record holder)."""
+    offer = listed_offer(stub, tokens, "kis-watch")
+    mine = refer(stub, tokens, "p-0001", offer)
+    theirs = refer(stub, tokens, "p-0003", offer, user="dr.devries")
+    ours = _ours(referral_server)
+    kis = bearer(tokens.client("carenet-kis"))
 
     before = _last_id(referral_server)
     followed = list(
         stub.WatchReferralEvents(
-            rpc.WatchReferralEventsRequest(after_cursor=0, no_follow=True), metadata=kis, timeout=10
+            rpc.WatchReferralEventsRequest(after_cursor=0, no_follow=True), metadata=kis, timeout=30
         )
     )
-    assert {e.referral for e in followed} <= set(ours)
+    referrals = {e.referral for e in followed}
+    assert mine.name in referrals
+    assert theirs.name not in referrals
+    assert referrals <= set(ours)
+    assert all(PRACTICE in (e.referrer_organisation, e.target_organisation) for e in followed)
+    created = [e for e in followed if e.referral == mine.name]
+    assert created and created[0].type == pb.REFERRAL_EVENT_TYPE_CREATED
     asked = _log(referral_server, before)
+    _as_the_kis(asked)
     assert len(asked) == len(ours)  # one question per referral of its organisation
-    assert {row[:3] for row in asked} == {(KIS_ACCOUNT, KIS_ACCOUNT, "carenet-kis")}
+    assert all(row["decision"] == "permit" for row in asked if row["patient_id"] == "p-0001")
 
 
 def test_the_kis_as_itself_still_cannot_read_or_change_one_referral(
@@ -103,3 +189,4 @@ def test_the_kis_as_itself_still_cannot_read_or_change_one_referral(
         )
     )
     assert read.code == change.code == grpc.StatusCode.PERMISSION_DENIED
+    assert change.reason == "ROLE_NOT_PERMITTED"

@@ -72,6 +72,15 @@ PERSONAS: dict[str, Persona] = {
             acts_for="dr.jansen",
         ),
         Persona(
+            "kis-system",
+            "the practice's KIS (delegate client) acting as itself, naming nobody",
+            "delegate",
+            PRACTICE,
+            "gp-practice",
+            HOME,
+            client="carenet-kis",
+        ),
+        Persona(
             "other-gp",
             "GP of another practice",
             "gp",

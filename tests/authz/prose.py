@@ -22,8 +22,8 @@ regenerate this file with `.venv/bin/python -m tests.authz.render`.
 RULES = """
 ## How to read a row
 
-- **caller**: one of the callers above, with a real token of the test issuer (the KIS names
-  the GP it acts for in `x-carenet-on-behalf-of`).
+- **caller**: one of the callers above, with a real token of the test issuer (`kis` names
+  the GP it acts for in `x-carenet-on-behalf-of`, `kis-system` names nobody).
 - **relationship**: the care relationship of the caller's organisation with the patient:
   `none`, `active`, `ended` (yesterday), or `-` where a caller has none by nature (patients,
   insurers, the care group's own people, services; for a service, the columns describe the
@@ -114,6 +114,15 @@ recording or ending relationships) use a patient of their own, set up the same w
 11. **Measurements are decided on their record holder.** A question about reading
     measurements that does not name their holder is refused (`RECORD_HOLDER_REQUIRED`),
     never decided as if the asker held them.
+12. **A system acting as itself** (a delegate client naming nobody, here the practice's KIS,
+    `kis-system`) reads the referral data of its own organisation, as the organisation's
+    clinicians would: the referrals it made, on the practice's active care relationship, and
+    those addressed to it (the referral exception). So it lists and follows them
+    (`ListReferrals`, `WatchReferralEvents`), each patient or referral decided and logged
+    with the client as user and access point. Nothing else: no other organisation's
+    referrals, no other data category and no write (`ROLE_NOT_PERMITTED`); reading or
+    changing one referral, and referring, need a person it acts for. A referral it may
+    read does not make it a party to it (`NOT_A_PARTY_TO_REFERRAL`).
 
 ## Where the rules were silent
 

@@ -20,13 +20,21 @@ from typing import Any
 import grpc
 import pytest
 
+from carenet.identity.v1 import identity_pb2 as id_pb
+from carenet.identity.v1 import identity_service_pb2 as id_rpc
+from carenet.identity.v1 import identity_service_pb2_grpc as id_grpc
 from carenet.referral.v1 import referral_pb2 as pb
 from carenet.referral.v1 import referral_service_pb2 as rpc
 from carenet.referral.v1 import referral_service_pb2_grpc as rpc_grpc
-from identity import service
-from identity.models import OrganisationType
-from servicekit.auth import Principal
-from testkit.fixtures import OTHER_TENANT, IdentityService, Tokens, bearer
+from testkit.fixtures import (
+    OTHER_TENANT,
+    IdentityService,
+    Tokens,
+    bearer,
+    identity_command,
+    identity_env,
+)
+from testkit.idp import LocalIdp
 from testkit.rpc import failure
 
 from ..conftest import ReferralServer
@@ -74,32 +82,36 @@ def _metadata(tokens: Tokens, user: str) -> Any:
 
 
 @pytest.fixture(scope="module")
-def noord_practice(identity_service: IdentityService) -> None:
-    """The other care group and its GP practice, registered at the shared identity server
-    (as identity's own Authorize matrix does, with the same request, so that either may run
-    first): what dr.noord is refused then does not depend on which tests ran before."""
-    deps = identity_service.deps
-    service.bootstrap_care_group(
-        deps,
+def noord_practice(local_idp: LocalIdp, identity_service: IdentityService, tokens: Tokens) -> None:
+    """The other care group and its GP practice, registered at the shared identity server the
+    way the operator and that care group's admin do it: ``identity bootstrap-care-group``
+    (idempotent) run as a process, then CreateOrganisation through identity's API with
+    admin.noord's token (an ALREADY_EXISTS means an earlier test registered it): what
+    dr.noord is refused then does not depend on which tests ran before."""
+    identity_command(
+        identity_env(local_idp, identity_service.database_url),
+        "bootstrap-care-group",
         OTHER_TENANT,
-        service.OrganisationInput("Zorggroep Noord", OrganisationType.CARE_GROUP),
+        "Zorggroep Noord",
     )
-    admin = Principal(
-        subject="noord-admin",
-        client_id="test",
-        organisation=f"organisations/{OTHER_TENANT}",
-        care_group=f"organisations/{OTHER_TENANT}",
-        roles=frozenset({"care-group-admin"}),
-    )
-    service.create_organisation(
-        deps,
-        admin,
-        service.OrganisationInput(
-            "Praktijk Noord", OrganisationType.GP_PRACTICE, agb_code="01099999"
-        ),
-        "gp-noord",
-        request_id="matrix-gp-noord",
-    )
+    with grpc.insecure_channel(identity_service.target) as channel:
+        try:
+            id_grpc.IdentityServiceStub(channel).CreateOrganisation(
+                id_rpc.CreateOrganisationRequest(
+                    organisation_id="gp-noord",
+                    organisation=id_pb.Organisation(
+                        display_name="Praktijk Noord",
+                        type=id_pb.ORGANISATION_TYPE_GP_PRACTICE,
+                        agb_code="01099999",
+                    ),
+                    request_id="matrix-gp-noord",
+                ),
+                metadata=bearer(tokens.user("admin.noord")),
+                timeout=10,
+            )
+        except grpc.RpcError as exc:
+            if exc.code() is not grpc.StatusCode.ALREADY_EXISTS:
+                raise
 
 
 @pytest.fixture(scope="module")

@@ -8,8 +8,8 @@ logged."""
 
 from __future__ import annotations
 
-import datetime as dt
 import json
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -18,17 +18,12 @@ from sqlalchemy import text
 
 from carenet.referral.v1 import referral_service_pb2 as rpc
 from carenet.referral.v1 import referral_service_pb2_grpc as rpc_grpc
-from identity import demo, people
 from servicekit.auth import ON_BEHALF_OF_HEADER
-from testkit.fixtures import IdentityService, Tokens, bearer
+from testkit.fixtures import IdentityService, Tokens, bearer, identity_command, identity_env
+from testkit.idp import LocalIdp, repo_root
 
 from ..conftest import ReferralServer
 from .helpers import PROFILE, as_user, count, fails, listed_offer, refer, subject_of
-
-
-def _realm() -> dict[str, Any]:
-    data: dict[str, Any] = json.loads(demo.realm_file().read_text(encoding="utf-8"))
-    return data
 
 
 def _written(server: ReferralServer) -> tuple[int, ...]:
@@ -95,16 +90,33 @@ BAKKER = "5e29e326-188f-5f54-9167-e26c902d7a71"  # poh.bakker, practice nurse at
 DEVRIES = "cc61dd58-6cf9-5538-9799-2d321a471029"  # dr.devries, gp at gp-het-anker
 KIS_ACCOUNT = "f593cd7d-cc62-5ac5-898e-e9d97e2c2ae8"  # service-account-carenet-kis
 NOBODY = "8c0e4a36-0000-4000-8000-000000000000"
-# A former GP of gp-de-linde, known to the people directory but no longer active.
-FORMER = people.PersonRecord(
-    id="4d1f9a60-0000-4000-8000-0000000000f1",
-    username="dr.vroeger",
-    display_name="dr.vroeger",
-    organisation_id="gp-de-linde",
-    care_group_id="cg-zuidoost",
-    roles=frozenset({"gp"}),
-    active=False,
-)
+# A former GP of gp-de-linde, known to the people directory but no longer active (a user
+# disabled in the realm).
+FORMER = "4d1f9a60-0000-4000-8000-0000000000f1"
+FORMER_USER = {
+    "id": FORMER,
+    "username": "dr.vroeger",
+    "enabled": False,
+    "attributes": {"carenet_org": ["gp-de-linde"], "carenet_tenant": ["cg-zuidoost"]},
+    "realmRoles": ["gp"],
+}
+
+
+@pytest.fixture(scope="module")
+def former_gp_known(
+    local_idp: LocalIdp, identity_service: IdentityService, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """The people directory holds the demo realm's people and the former GP, deactivated:
+    ``identity seed-demo`` (idempotent) run as a process on a copy of the demo realm export
+    that also holds the disabled user (``IDENTITY_DEMO_REALM_FILE``), as an operator's
+    directory sync would leave it."""
+    demo_realm = repo_root() / "infra" / "keycloak" / "demo-realm.json"
+    realm: dict[str, Any] = json.loads(demo_realm.read_text(encoding="utf-8"))
+    realm["users"] = [*realm["users"], FORMER_USER]
+    realm_file: Path = tmp_path_factory.mktemp("realm") / "realm.json"
+    realm_file.write_text(json.dumps(realm), encoding="utf-8")
+    env = identity_env(local_idp, identity_service.database_url, demo_realm_file=str(realm_file))
+    identity_command(env, "seed-demo")
 
 
 def _kis(tokens: Tokens, person: str) -> tuple[tuple[str, str], ...]:
@@ -164,18 +176,16 @@ def test_the_kis_acting_for_dr_jansen_refers_as_dr_jansen(
 
 @pytest.mark.parametrize(
     "person",
-    [DEVRIES, NOBODY, FORMER.id],
+    [DEVRIES, NOBODY, FORMER],
     ids=["a person of another organisation", "an unknown person", "a deactivated person"],
 )
 def test_the_kis_naming_someone_it_may_not_act_for_is_refused_with_nothing_written(
     stub: rpc_grpc.ReferralServiceStub,
     tokens: Tokens,
     referral_server: ReferralServer,
-    identity_service: IdentityService,
+    former_gp_known: None,
     person: str,
 ) -> None:
-    everyone = people.realm_people(_realm())
-    people.sync_people(identity_service.deps.uow, [*everyone, FORMER], dt.datetime.now(dt.UTC))
     offer = listed_offer(stub, tokens, "kis-refused")
     before = _written(referral_server)
     refused = fails(

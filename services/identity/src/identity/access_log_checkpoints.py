@@ -338,11 +338,13 @@ class HeadJournal:
             self._thread.start()
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Stops the thread after a last record of what this process saw committed."""
+        """Stops the thread after a last record of what this process saw committed (none
+        when the journal is off)."""
         self._stopping.set()
         if self._thread.is_alive():
             self._thread.join(timeout)
-        self._flush_logged()
+        if self._trust.journal_every_seconds > 0:
+            self._flush_logged()
 
     def _flush_logged(self) -> None:
         try:

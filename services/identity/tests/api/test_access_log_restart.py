@@ -18,6 +18,7 @@ import pytest
 from carenet.identity.v1 import identity_pb2 as pb
 from carenet.identity.v1 import identity_service_pb2 as rpc
 from carenet.identity.v1 import identity_service_pb2_grpc as rpc_grpc
+from identity.access_log import Checkpoint
 from testkit.database import fresh_database
 from testkit.fixtures import Tokens, bearer
 from testkit.idp import LocalIdp
@@ -100,6 +101,20 @@ def _heads(url: str) -> dict[int, int]:
     return {int(str(r["id"])): int(str(r["last_sequence"])) for r in rows}
 
 
+def _wait_journaled(keys: KeyFiles, heads: dict[int, int], timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        named: dict[int, int] = {}
+        for segment in keys.checkpoint_dir.glob("journal-*.jsonl"):
+            for line in segment.read_bytes().splitlines():
+                for head in Checkpoint.parse(line).heads:
+                    named[head.stripe] = max(named.get(head.stripe, 0), head.sequence)
+        if all(named.get(stripe, 0) >= sequence for stripe, sequence in heads.items()):
+            return
+        assert time.monotonic() < deadline, (named, heads)
+        time.sleep(0.1)
+
+
 def _cut_tail(url: str, count: int) -> tuple[int, int]:
     """As a superuser, the last ``count`` entries of the longest stripe go, and its head row
     is moved back: the keyed chain that remains is intact. Returns (stripe, first cut)."""
@@ -124,7 +139,9 @@ def test_a_tail_cut_while_identity_was_down_is_reported_after_the_restart(
     try:
         assert _verify(first.target, auditor).intact
         _authorize(first.target, gp, 12)
-        time.sleep(1.0)  # a few journal intervals: what was committed is in the journal
+        # What an insider cannot cut any more: heads a journal record names (within one
+        # journal interval of their commit).
+        _wait_journaled(keys, _heads(url))
     finally:
         # Killed: no last checkpoint and no last journal record, only what the journal held.
         first.stop(stop)

@@ -1,7 +1,19 @@
 """GetSourceDiscrepancies: per indicator and pair of sources, how many patients in the
 denominator under both would be scored differently, and which source scores higher.
-Computed per patient inside the service; only the four counts leave, protected as one
-line (suppression.py)."""
+Computed per patient inside the service; only the four counts leave, under the small-cell
+rule of the reports (protect_lines):
+
+- a line shows its four counts only when none of them, and none a reader derives from the
+  line and the population's size, is small (1 to 9): compared, agreeing, higher on A,
+  higher on B, the disagreeing (compared - agreeing), compared - higher on A, compared -
+  higher on B, and the population's patients not compared (population - compared);
+- a withheld line shows at most its compared count, and only when that count and the
+  population minus it are not small;
+- across lines of one population (every indicator and every pair of sources), no two shown
+  compared counts differ by 1 to 9: compared patients of one line are often a subset of
+  another's (the same pair for an indicator with an exclusion more), so their difference
+  is a count of patients. Lines are decided in the response's order; a line whose compared
+  count would differ by a small count from one shown earlier is withheld whole."""
 
 from __future__ import annotations
 
@@ -12,7 +24,7 @@ from outcomes import indicators
 from outcomes.base import care_group_of
 from outcomes.deps import Deps
 from outcomes.models import SourceKind
-from outcomes.suppression import Key, is_small, protect
+from outcomes.suppression import is_small
 from outcomes.unit_of_work import UnitOfWork
 from outcomes.use_cases.contracts import visible_contract
 from outcomes.use_cases.reports import may_compute, period_of, scope_plan
@@ -73,7 +85,7 @@ def source_discrepancies(
     suppressed like report cells (the three counts and their total form one line)."""
     _start, end = period_of(period_start, period_end)
     now = deps.clock()
-    out: list[Discrepancy] = []
+    lines: list[Line] = []
     with deps.uow() as uow:
         contract = visible_contract(uow, principal, contract_id) if contract_id else None
         may_compute(principal, contract)
@@ -96,31 +108,75 @@ def source_discrepancies(
                     b_hi = sum(
                         1 for p in both if _rank(definition, ra[p]) < _rank(definition, rb[p])
                     )
-                    out.append(_protected(definition.code, a, b, len(both), a_hi, b_hi))
-    return out
+                    lines.append(
+                        Line(
+                            definition.code,
+                            definition.population_key,
+                            a,
+                            b,
+                            len(ra),
+                            len(both),
+                            a_hi,
+                            b_hi,
+                        )
+                    )
+    return protect_lines(lines)
 
 
-def _protected(
-    code: str, a: SourceKind, b: SourceKind, total: int, a_hi: int, b_hi: int
-) -> Discrepancy:
-    values: dict[Key, int] = {
-        ("",): total,
-        ("agree",): total - a_hi - b_hi,
-        ("a",): a_hi,
-        ("b",): b_hi,
-    }
-    primary = {k for k, x in values.items() if is_small(x)}
-    first, extra = protect(values, primary, cost=lambda k: (k == ("",), values[k]))
-    hidden = first | extra
-    if hidden:
-        return Discrepancy(
-            code,
-            a.value,
-            b.value,
-            None if ("",) in hidden else total,
-            None,
-            None,
-            None,
-            "primary" if first else "complementary",
+@dataclass(frozen=True)
+class Line:
+    indicator: str
+    population: str
+    a: SourceKind
+    b: SourceKind
+    size: int  # patients in the population
+    total: int
+    a_hi: int
+    b_hi: int
+
+    def counts(self) -> list[int]:
+        agree = self.total - self.a_hi - self.b_hi
+        t = self.total
+        return [t, agree, self.a_hi, self.b_hi, t - agree, t - self.a_hi, t - self.b_hi]
+
+
+def protect_lines(lines: list[Line]) -> list[Discrepancy]:
+    """The lines as shown (see the module)."""
+    shown: dict[str, list[int]] = {}
+    out = []
+    for line in lines:
+        earlier = shown.setdefault(line.population, [])
+        total_ok = not is_small(line.total) and not is_small(line.size - line.total)
+        total_ok = total_ok and not any(is_small(abs(line.total - t)) for t in earlier)
+        whole = total_ok and not any(is_small(c) for c in line.counts())
+        if total_ok:
+            earlier.append(line.total)
+        if whole:
+            agree = line.total - line.a_hi - line.b_hi
+            out.append(
+                Discrepancy(
+                    line.indicator,
+                    line.a.value,
+                    line.b.value,
+                    line.total,
+                    agree,
+                    line.a_hi,
+                    line.b_hi,
+                    "none",
+                )
+            )
+            continue
+        primary = any(is_small(c) for c in [*line.counts(), line.size - line.total])
+        out.append(
+            Discrepancy(
+                line.indicator,
+                line.a.value,
+                line.b.value,
+                line.total if total_ok else None,
+                None,
+                None,
+                None,
+                "primary" if primary else "complementary",
+            )
         )
-    return Discrepancy(code, a.value, b.value, total, total - a_hi - b_hi, a_hi, b_hi, "none")
+    return out

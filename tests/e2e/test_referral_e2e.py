@@ -10,6 +10,9 @@ chain information system (KIS) drives them.
    on the same database, the stream resumed from the last cursor: every committed change
    arrives exactly once after de-duplication, and every create retried with its request_id
    yields exactly one referral.
+4. The KIS as itself (its own client-credentials token, naming nobody): its stream and its
+   list show its practice's referral and not another practice's, and identity's access log
+   holds each read with the KIS as user and access point.
 """
 
 from __future__ import annotations
@@ -27,6 +30,9 @@ import grpc
 import pytest
 from sqlalchemy import create_engine, text
 
+from carenet.identity.v1 import identity_pb2 as id_pb
+from carenet.identity.v1 import identity_service_pb2 as id_rpc
+from carenet.identity.v1 import identity_service_pb2_grpc as id_grpc
 from carenet.referral.v1 import referral_pb2 as pb
 from carenet.referral.v1 import referral_service_pb2 as rpc
 from carenet.referral.v1 import referral_service_pb2_grpc as rpc_grpc
@@ -374,3 +380,106 @@ def test_a_kill_in_a_burst_loses_no_committed_change(referral: Referral, tokens:
         assert per_referral[0] == pb.REFERRAL_STATUS_REQUESTED
         replied = [s for (r, s) in done if r == name]
         assert per_referral[1 : 1 + len(replied)] == replied
+
+
+KIS_ACCOUNT = "f593cd7d-cc62-5ac5-898e-e9d97e2c2ae8"  # service-account-carenet-kis
+
+
+def _kis_entries(stub: Any, tokens: Tokens, patient: str) -> list[Any]:
+    """The access-log entries of a patient written for the KIS as itself, as the care
+    group's auditor reads them through identity's API."""
+    auditor = bearer(tokens.user("auditor.dekker"))
+    found: list[Any] = []
+    token = ""
+    while True:
+        page = stub.ListAccessLogEntries(
+            id_rpc.ListAccessLogEntriesRequest(patient=patient, page_size=1000, page_token=token),
+            metadata=auditor,
+            timeout=10,
+        )
+        found += [e for e in page.access_log_entries if e.user == KIS_ACCOUNT]
+        token = page.next_page_token
+        if not token:
+            return found
+
+
+def test_the_kis_as_itself_lists_and_follows_its_practices_referrals_only(
+    referral: Referral, identity_process: ServiceProcess, tokens: Tokens
+) -> None:
+    """The KIS's own client-credentials token (realm role ``delegate``, gp-de-linde, naming
+    nobody) against identity and referral as processes: its live stream and its list show
+    the referral gp-de-linde made and not the one gp-het-anker made, and every read is in
+    identity's access log with the KIS as user, responsible user and access point."""
+    referral.start()
+    stub = referral.stub
+    kis = bearer(tokens.client("carenet-kis"))
+    watcher = Watcher(stub, kis)
+    watcher.start()
+    watcher.ready.wait(5)
+
+    def create(patient: str, user: str) -> pb.Referral:
+        made: pb.Referral = stub.CreateReferral(
+            rpc.CreateReferralRequest(
+                parent=f"patients/{patient}",
+                referral=pb.Referral(offer=GLI, reason="DM2 with obesity", profile=PROFILE),
+                request_id=f"e2e-kis-self-{patient}",
+            ),
+            metadata=bearer(tokens.user(user)),
+            timeout=10,
+        )
+        return made
+
+    mine = create("p-0001", "dr.jansen")
+    theirs = create("p-0003", "dr.devries")
+    assert theirs.referrer_organisation == "organisations/gp-het-anker"
+    # an event of the practice's referral after gp-het-anker's: once the stream shows it, it
+    # has passed gp-het-anker's event (cursor order)
+    stub.TransitionReferral(
+        rpc.TransitionReferralRequest(name=mine.name, status=pb.REFERRAL_STATUS_ACCEPTED),
+        metadata=bearer(tokens.user("coach.degroot")),
+        timeout=10,
+    )
+    watcher.wait_for(
+        lambda evs: any(
+            e.referral == mine.name and e.status == pb.REFERRAL_STATUS_ACCEPTED for e in evs
+        )
+    )
+    watcher.cancel()
+    followed = {e.referral for e in watcher.events}
+    assert mine.name in followed
+    assert theirs.name not in followed
+    assert all(
+        "organisations/gp-de-linde" in (e.referrer_organisation, e.target_organisation)
+        for e in watcher.events
+    )
+
+    listed = stub.ListReferrals(
+        rpc.ListReferralsRequest(parent="patients/-", page_size=100), metadata=kis, timeout=10
+    )
+    names = {r.name for r in listed.referrals}
+    assert mine.name in names
+    assert theirs.name not in names
+    assert all(
+        "organisations/gp-de-linde" in (r.referrer_organisation, r.target_organisation)
+        for r in listed.referrals
+    )
+
+    with grpc.insecure_channel(identity_process.target) as channel:
+        identity = id_grpc.IdentityServiceStub(channel)
+        entries = _kis_entries(identity, tokens, "patients/p-0001")
+        # the stream's question about the referral and the list's about the patient
+        assert len(entries) >= 2
+        for entry in entries:
+            assert (entry.responsible_user, entry.access_point) == (KIS_ACCOUNT, "carenet-kis")
+            assert list(entry.roles) == ["delegate"]
+            assert entry.organisation == "organisations/gp-de-linde"
+            assert (entry.data_category, entry.action) == (
+                id_pb.DATA_CATEGORY_REFERRAL,
+                id_pb.ACTION_READ,
+            )
+            assert (entry.decision, entry.basis) == (
+                id_pb.DECISION_PERMIT,
+                id_pb.BASIS_CARE_RELATIONSHIP,
+            )
+        # gp-het-anker's patient was never asked about for the KIS
+        assert _kis_entries(identity, tokens, "patients/p-0003") == []

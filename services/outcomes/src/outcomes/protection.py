@@ -230,10 +230,27 @@ class _Population:
                 if small(sum(c * values[n] for n, c in vector.items())):
                     yield (code, key, label), {f"{code}#{n}": c for n, c in vector.items()}
 
-    def protect(self) -> tuple[set[Unit], set[Unit]]:
+    def protect(self, sums: bool = False) -> tuple[set[Unit], set[Unit]]:
         """Per group of indicators, the keys to hide: those of the denominator table (for
         every group), and those of the group's own problems; a whole population as one
-        group when a group has no change of one patient that every age class allows."""
+        group when a group has no change of one patient that every age class allows.
+        With ``sums`` (rule strata-v3) also no small sum of hidden cells of a line."""
+        den_seed: set[Key] = set()
+        while True:
+            first, hidden, per_space = self._protect(sums, den_seed)
+            if not sums:
+                return first, hidden - first
+            # A denominator is known where any group publishes it: the hidden part of a
+            # line is the keys every group hides.
+            everywhere = set.intersection(*per_space) if per_space else set()
+            more = self._sums_exposed(everywhere, [], den_only=True)
+            if not more - den_seed:
+                return first, hidden - first
+            den_seed |= more
+
+    def _protect(
+        self, sums: bool, den_seed: set[Key]
+    ) -> tuple[set[Unit], set[Unit], list[set[Key]]]:
         spaces = [_Space(g, self.keys) for g in self.groups()]
         nulls = [space.null_vector() for space in spaces]
         if len(spaces) > 1 and any(n is None for n in nulls):
@@ -253,16 +270,59 @@ class _Population:
                 needs[n][unit[1]] |= own
             else:
                 den_needs.add(unit[1])
-        chosen, extra = protect(self.keys, den_needs, cost=self.cost)
+        chosen, extra = protect(self.keys, den_needs | den_seed, cost=self.cost)
         den_hidden = chosen | extra
         hidden: set[Unit] = set()
+        per_space: list[set[Key]] = []
         for n, space in enumerate(spaces):
             primary = {k for code, k, _l in first if code in space.codes}
             everywhere = {k for k, p in needs[n].items() if None in p}
             start, more = protect(self.keys, everywhere | den_hidden, cost=self.cost)
             keys = self._per_class(space, needs[n], primary | start | more)
+            while sums and (grow := self._sums_exposed(keys, space.codes)):
+                keys = self._per_class(space, needs[n], keys | grow)
+            per_space.append(keys)
             hidden |= {u for u in self.units if u[0] in space.codes and u[1] in keys}
-        return first, hidden - first
+        return first, hidden, per_space
+
+    def _small_sum(self, codes: Sequence[str], keys: Sequence[Key], den_only: bool) -> bool:
+        """Whether a count a cell publishes or implies, summed over ``keys``, is small."""
+        if den_only:
+            return small(sum(self.den[k] for k in keys))
+        for code in codes:
+            t = self.tables[code]
+            for label in t.labels():
+                for vector in _counts(t, keys[0], label):
+                    if small(sum(c * t.value(k, n) for k in keys for n, c in vector.items())):
+                        return True
+        return False
+
+    def _sums_exposed(
+        self, hidden: set[Key], codes: Sequence[str], den_only: bool = False
+    ) -> set[Key]:
+        """Keys to hide so that no line whose total is shown has hidden cells whose counts
+        add up to a small count (the total minus the shown cells): per such line the
+        cheapest shown cell that makes every sum not small, else the line's total."""
+        added: set[Key] = set()
+        # Hidden keys whose value follows from the shown ones count as shown.
+        known = determined(hidden, self.lines)
+        for parent, kids in self.lines:
+            if parent in hidden and parent not in known:
+                continue
+            shut = [k for k in kids if k in hidden and k not in known]
+            if not shut or not self._small_sum(codes, shut, den_only):
+                continue
+            options = sorted((k for k in kids if k not in hidden), key=lambda k: (self.cost(k), k))
+            choice = next(
+                (k for k in options if not self._small_sum(codes, [*shut, k], den_only)), None
+            )
+            if choice is None:
+                # The line's total, or when it is hidden already (it follows from others),
+                # the cheapest shown key on the lines through it.
+                choice = parent if parent not in hidden else self._neighbour(parent, hidden, set())
+            if choice is not None:
+                added.add(choice)
+        return added - hidden
 
     def _per_class(
         self, space: _Space, needs: Mapping[Key, set[int | None]], hidden: set[Key]
@@ -348,17 +408,27 @@ def _margins(stratum: Key) -> list[Key]:
     ]
 
 
-def protect_tables(tables: Sequence[IndicatorTable]) -> tuple[set[Unit], set[Unit]]:
-    """(primary, complementary) suppressed cells of every indicator (see the module). The
-    decision depends only on the tables, so it is remembered for the last few inputs: the
-    reports of one contract over the same data, stratified differently, decide once."""
+RULES = ("strata-v2", "strata-v3")
+
+
+def protect_tables(
+    tables: Sequence[IndicatorTable], rule: str = RULES[-1]
+) -> tuple[set[Unit], set[Unit]]:
+    """(primary, complementary) suppressed cells of every indicator (see the module) under
+    ``rule``: strata-v2 as the module describes, strata-v3 also protects sums of hidden
+    cells (no line whose total is shown hides cells that add up to a small count). A
+    report recomputes with the rule it recorded. The decision depends only on the tables,
+    so it is remembered for the last few inputs: the reports of one contract over the same
+    data, stratified differently, decide once."""
+    if rule not in RULES:
+        raise ValueError(f"unknown protection rule {rule!r}")
     populations: dict[str, list[IndicatorTable]] = defaultdict(list)
     for t in tables:
         populations[t.definition.population_key].append(t)
     first: set[Unit] = set()
     extra: set[Unit] = set()
     for group in populations.values():
-        p, e = _protected(tuple(_frozen(t) for t in group))
+        p, e = _protected(tuple(_frozen(t) for t in group), rule == "strata-v3")
         first |= p
         extra |= e
     return first, extra
@@ -377,7 +447,7 @@ def _frozen(t: IndicatorTable) -> Frozen:
 
 
 @functools.lru_cache(maxsize=16)
-def _protected(group: tuple[Frozen, ...]) -> tuple[frozenset[Unit], frozenset[Unit]]:
+def _protected(group: tuple[Frozen, ...], sums: bool) -> tuple[frozenset[Unit], frozenset[Unit]]:
     tables = []
     for raw, sources, counts, bands in group:
         tables.append(
@@ -390,5 +460,5 @@ def _protected(group: tuple[Frozen, ...]) -> tuple[frozenset[Unit], frozenset[Un
                 bands=dict(bands),
             )
         )
-    first, extra = _Population(tables).protect()
+    first, extra = _Population(tables).protect(sums)
     return frozenset(first), frozenset(extra)

@@ -18,7 +18,7 @@ from typing import Any
 from outcomes import stats
 from outcomes.indicators import Definition
 from outcomes.models import DEFAULT_SOURCE_PRIORITY
-from outcomes.protection import IndicatorTable, Unit, protect_tables
+from outcomes.protection import RULES, IndicatorTable, Unit, protect_tables
 from outcomes.suppression import Key
 
 DEFAULT_SOURCES = tuple(s.value for s in DEFAULT_SOURCE_PRIORITY)
@@ -141,6 +141,7 @@ def build_cells(
     results: Sequence[tuple[Definition, Sequence[FineRow]]],
     stratifiers: Sequence[str],
     sources: Mapping[str, Sequence[str]] | None = None,
+    rule: str = RULES[-1],
 ) -> list[dict[str, Any]]:
     """Every published cell of every indicator, suppressed where needed (protection.py), in
     a stable order. ``sources`` are each indicator's agreed sources in priority order; without
@@ -161,7 +162,7 @@ def build_cells(
                 bands=band_counts(rows, d.band_labels) if d.kind == "bands" else {},
             )
         )
-    primary, complementary = protect_tables(tables)
+    primary, complementary = protect_tables(tables, rule)
 
     def status(unit: Unit) -> str:
         return (

@@ -37,7 +37,7 @@ from servicekit.auth import Principal
 from servicekit.errors import Violations
 from servicekit.paging import Page, PageRequest
 
-PROTECTION_RULE = "strata-v2"
+PROTECTION_RULE = "strata-v3"
 
 
 def period_of(
@@ -108,7 +108,9 @@ def compute_cells(uow: UnitOfWork, inputs: dict[str, Any]) -> list[dict[str, Any
             )
         )
     agreed = {item["indicator"]: item["sources"] for item in inputs["plan"]}
-    return reporting.build_cells(results, inputs["stratifiers"], agreed)
+    # The rule the report recorded (strata-v2 reports recompute under strata-v2).
+    rule = str(inputs.get("protection", "strata-v2"))
+    return reporting.build_cells(results, inputs["stratifiers"], agreed, rule)
 
 
 def report_hash(inputs: dict[str, Any], cells: list[dict[str, Any]]) -> str:

@@ -214,8 +214,10 @@ class FakeRepository:
     def referral(self, referral_id: str, *, for_update: bool = False) -> Referral | None:
         return self._own(self.data.referrals, referral_id)
 
-    def open_referral(self, patient_id: str, offer_id: str) -> Referral | None:
-        key = Referral.open_key_for(patient_id, offer_id)
+    def open_referral(
+        self, patient_id: str, offer_id: str, referrer_org_id: str
+    ) -> Referral | None:
+        key = Referral.open_key_for(patient_id, offer_id, referrer_org_id)
         found = next((r for r in self.data.referrals.values() if r.open_key == key), None)
         return self._own(self.data.referrals, found.id) if found else None
 

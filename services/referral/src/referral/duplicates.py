@@ -1,4 +1,10 @@
-"""What a create answers when the patient already has an open referral for the offer.
+"""What a create answers when the caller's organisation already has an open referral of the
+patient for the offer.
+
+At most one referral per patient, offer and referring organisation is open (the unique
+``open_key`` of ``referral.models.Referral``): another organisation's open referral is no
+duplicate, so a create never reveals that one exists (the caller gets a new referral, as
+when there is none). A duplicate is always a referral of the caller's own organisation.
 
 The open referral is the patient's data, held by the organisation that made it. A create
 names it (ALREADY_EXISTS ``DUPLICATE_OPEN_REFERRAL`` with ``existing_referral``) only to a

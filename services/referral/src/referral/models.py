@@ -274,9 +274,11 @@ class Referral(Base):
     holds_place: Mapped[bool] = mapped_column(Boolean, default=False)
     eligibility: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     outcome: Mapped[dict[str, Any] | None] = mapped_column(JSON)
-    # "<patient>/<offer>" while the referral is open, else NULL: at most one open referral
-    # per patient and offer, enforced by a unique constraint (NULLs never collide).
-    open_key: Mapped[str | None] = mapped_column(String(200), unique=True)
+    # "<patient>/<offer>/<referrer organisation>" while the referral is open, else NULL: at
+    # most one open referral per patient, offer and referring organisation, enforced by a
+    # unique constraint (NULLs never collide). Scoped to the referrer so that a duplicate is
+    # always the caller's own organisation's referral (referral.duplicates).
+    open_key: Mapped[str | None] = mapped_column(String(256), unique=True)
     version: Mapped[int] = mapped_column(Integer, default=1)
     create_time: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
     update_time: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
@@ -290,8 +292,8 @@ class Referral(Base):
         return f"patients/{self.patient_id}/referrals/{self.id}"
 
     @staticmethod
-    def open_key_for(patient_id: str, offer_id: str) -> str:
-        return f"{patient_id}/{offer_id}"
+    def open_key_for(patient_id: str, offer_id: str, referrer_org_id: str) -> str:
+        return f"{patient_id}/{offer_id}/{referrer_org_id}"
 
     @property
     def is_open(self) -> bool:
@@ -304,7 +306,9 @@ class Referral(Base):
     def set_status(self, status: Status) -> None:
         self.status = status.value
         self.open_key = (
-            self.open_key_for(self.patient_id, self.offer_id) if status in OPEN else None
+            self.open_key_for(self.patient_id, self.offer_id, self.referrer_org_id)
+            if status in OPEN
+            else None
         )
 
 

@@ -289,8 +289,11 @@ class ReferralRepository(Repository):
             query = query.with_for_update()
         return self.session.scalars(query).first()
 
-    def open_referral(self, patient_id: str, offer_id: str) -> Referral | None:
-        key = Referral.open_key_for(patient_id, offer_id)
+    def open_referral(
+        self, patient_id: str, offer_id: str, referrer_org_id: str
+    ) -> Referral | None:
+        """The open referral of the patient for the offer made by ``referrer_org_id``."""
+        key = Referral.open_key_for(patient_id, offer_id, referrer_org_id)
         return self.session.scalars(select(Referral).where(Referral.open_key == key)).first()
 
     def referrals(

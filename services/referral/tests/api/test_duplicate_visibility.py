@@ -1,8 +1,9 @@
 """A create names an open duplicate only to a caller who may read it: dr.devries
 (gp-het-anker) has a TREATING care relationship with a patient of gp-de-linde but no consent
-for the patient's referral data. Its create of a referral the practice already made for the
-same offer answers exactly what its GetReferral of that referral answers (NO_CONSENT), with
-no name of the existing referral, and writes nothing."""
+for the patient's referral data. The practice's open referral for an offer is no duplicate
+of gp-het-anker's create (one open referral per referring organisation): dr.devries gets a
+referral of its own, with no name of the practice's, which it still may not read. The
+practice, which may read its own, is told its name."""
 
 from __future__ import annotations
 
@@ -68,14 +69,14 @@ def test_a_duplicate_is_not_named_to_a_caller_who_may_not_read_it(
             rpc.GetReferralRequest(name=existing.name), metadata=devries, timeout=10
         )
     )
-    create = status_of(lambda: refer(stub, tokens, patient, offer, user="dr.devries"))
+    created = refer(stub, tokens, patient, offer, user="dr.devries")
 
     assert read.code == grpc.StatusCode.PERMISSION_DENIED.value[0]
-    assert create == read
-    assert existing.name.rsplit("/", 1)[-1] not in str(create)
+    assert created.referrer_organisation == "organisations/gp-het-anker"
+    assert existing.name.rsplit("/", 1)[-1] not in str(created)
     assert (
         count(referral_engine, "SELECT count(*) FROM referrals WHERE patient_id = :p", p=patient)
-        == 1
+        == 2
     )
 
 

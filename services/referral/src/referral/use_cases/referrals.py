@@ -98,7 +98,10 @@ def create_referral(
     version. Then one atomic write (one statement on PostgreSQL) stores the referral, its
     history, the request record and its outbox event, whose cursor is drawn last (the one
     serialising step). An open duplicate is caught by the unique ``open_key`` rather than
-    by an extra query (after the permit: the duplicate is the patient's data).
+    by an extra query (after the permit: the duplicate is the patient's data). The key
+    holds the referring organisation: another organisation's open referral for the patient
+    and offer is no duplicate, and the create succeeds without anything about it being read
+    or told (referral.duplicates).
 
     ``request`` carries the request_id and the request's fingerprint (servicekit.idempotency;
     for a delegate, together with the person it acts for): the request record is written in
@@ -256,16 +259,17 @@ def _after_conflict(
     exc: Exception,
 ) -> ReferralView:
     """A create hit a unique key: the same request committed concurrently under this
-    request_id (return it; another request under it is REQUEST_ID_REUSED), or an open
-    referral for this patient and offer exists (ALREADY_EXISTS naming it to a caller who
-    may read it; anyone else gets what reading it would answer: referral.duplicates)."""
+    request_id (return it; another request under it is REQUEST_ID_REUSED), or the caller's
+    organisation has an open referral for this patient and offer (ALREADY_EXISTS naming it
+    to a caller who may read it; anyone else gets what reading it would answer:
+    referral.duplicates). Only the caller's own organisation's referral is looked up."""
     with deps.uow() as again:
         earlier = request.replayed(again.repo) if request else None
         if earlier is not None:
             first = again.repo.referral(earlier.rsplit("/", 1)[-1])
             if first is not None:
                 return view_of(again, first)
-        duplicate = again.repo.open_referral(patient_id, offer_id)
+        duplicate = again.repo.open_referral(patient_id, offer_id, org_id(principal))
         if duplicate is not None:
             # Named only to a caller who may read it (referral.duplicates).
             raise refuse_duplicate(deps.identity, principal, patient_id, duplicate) from exc

@@ -96,14 +96,15 @@ def test_errors_carry_the_code_reason_metadata_and_field_violations(
     platform: Any, local_idp: LocalIdp
 ) -> None:
     with kis(platform, local_idp) as client:
+        first = client.referrals.create_referral("p-0002", "gli-beweegfit-cool", "GLI")
         with pytest.raises(CarenetError) as duplicate:
-            client.referrals.create_referral("p-0001", "gli-beweegfit-cool", "again")
+            client.referrals.create_referral("p-0002", "gli-beweegfit-cool", "again")
         with pytest.raises(CarenetError) as invalid:
             client.referrals.create_referral("p-0001", "offers/", "")
     assert duplicate.value.code == grpc.StatusCode.ALREADY_EXISTS
     assert duplicate.value.reason == "DUPLICATE_OPEN_REFERRAL"
     assert duplicate.value.domain == "referral.carenet"
-    assert duplicate.value.metadata["existing_referral"].startswith("patients/p-0001/referrals/")
+    assert duplicate.value.metadata["existing_referral"] == first.name
     assert invalid.value.code == grpc.StatusCode.INVALID_ARGUMENT
     fields = {v.field for v in invalid.value.field_violations}
     assert fields & {"referral.offer", "referral.reason"}, fields

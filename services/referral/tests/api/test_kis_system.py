@@ -16,7 +16,7 @@ from sqlalchemy import text
 from carenet.referral.v1 import referral_pb2 as pb
 from carenet.referral.v1 import referral_service_pb2 as rpc
 from carenet.referral.v1 import referral_service_pb2_grpc as rpc_grpc
-from testkit.fixtures import Tokens, bearer
+from testkit.fixtures import IdentityService, Tokens, bearer, valid_bsn
 
 from ..conftest import ReferralServer
 from .helpers import fails, listed_offer, refer
@@ -55,6 +55,15 @@ def _ours(server: ReferralServer) -> dict[str, str]:
     return {f"patients/{p}/referrals/{i}": p for p, i in rows}
 
 
+def _other_practices_patient(identity_service: IdentityService, tokens: Tokens, n: int) -> str:
+    """A patient registered by dr.devries through identity's API: gp-het-anker coordinates,
+    gp-de-linde has no relationship (a patient of its own, so that referrals made to them
+    here change nothing another test reads)."""
+    patient = f"p-kis-other-{n}"
+    identity_service.register_patient(tokens.user("dr.devries"), patient, valid_bsn(n, 733_000_000))
+    return patient
+
+
 def _all_pages(stub: rpc_grpc.ReferralServiceStub, parent: str, metadata: Any) -> list[pb.Referral]:
     found: list[pb.Referral] = []
     token = ""
@@ -87,14 +96,18 @@ def _as_the_kis(rows: list[dict[str, Any]]) -> None:
 
 
 def test_the_kis_as_itself_lists_its_practices_referrals_and_no_other_organisations(
-    stub: rpc_grpc.ReferralServiceStub, tokens: Tokens, referral_server: ReferralServer
+    stub: rpc_grpc.ReferralServiceStub,
+    tokens: Tokens,
+    referral_server: ReferralServer,
+    identity_service: IdentityService,
 ) -> None:
     """ListReferrals across patients (``patients/-``) and for one patient: gp-de-linde's
     referral is shown (identity permits the KIS on the practice's care relationship), a
     referral gp-het-anker made is not, and each patient asked about is one log entry."""
+    other = _other_practices_patient(identity_service, tokens, 1)
     offer = listed_offer(stub, tokens, "kis-self")
     mine = refer(stub, tokens, "p-0002", offer)
-    theirs = refer(stub, tokens, "p-0003", offer, user="dr.devries")
+    theirs = refer(stub, tokens, other, offer, user="dr.devries")
     assert theirs.referrer_organisation == "organisations/gp-het-anker"
     ours = _ours(referral_server)
     assert mine.name in ours and theirs.name not in ours
@@ -129,25 +142,29 @@ def test_the_kis_as_itself_lists_its_practices_referrals_and_no_other_organisati
     )
 
     before = _last_id(referral_server)
-    refused = fails(lambda: _all_pages(stub, "patients/p-0003", kis))
+    refused = fails(lambda: _all_pages(stub, f"patients/{other}", kis))
     assert (refused.code, refused.reason) == (
         grpc.StatusCode.PERMISSION_DENIED,
         "NO_CARE_RELATIONSHIP",
     )
     (entry,) = _log(referral_server, before)
     _as_the_kis([entry])
-    assert (entry["patient_id"], entry["decision"]) == ("p-0003", "deny")
+    assert (entry["patient_id"], entry["decision"]) == (other, "deny")
 
 
 def test_the_kis_as_itself_follows_its_practices_referral_events_and_no_others(
-    stub: rpc_grpc.ReferralServiceStub, tokens: Tokens, referral_server: ReferralServer
+    stub: rpc_grpc.ReferralServiceStub,
+    tokens: Tokens,
+    referral_server: ReferralServer,
+    identity_service: IdentityService,
 ) -> None:
     """WatchReferralEvents: the events of gp-de-linde's referral stream to the KIS, those of
     gp-het-anker's never; each referral followed is one log entry (identity decides with the
     referral's context and record holder)."""
+    other = _other_practices_patient(identity_service, tokens, 2)
     offer = listed_offer(stub, tokens, "kis-watch")
     mine = refer(stub, tokens, "p-0001", offer)
-    theirs = refer(stub, tokens, "p-0003", offer, user="dr.devries")
+    theirs = refer(stub, tokens, other, offer, user="dr.devries")
     ours = _ours(referral_server)
     kis = bearer(tokens.client("carenet-kis"))
 

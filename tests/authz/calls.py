@@ -39,6 +39,7 @@ from .facts import (
     OFFER_TARGETS,
     OFFERS,
     PROFILE,
+    REFER_COPY,
     TIMEOUT,
     Facts,
     PatientRecords,
@@ -485,9 +486,12 @@ class Player:
     # ---------------------------------------------------------------- referral
 
     def _referral_create_referral(self, row: Row) -> Result:
-        """Refers the patient to the GLI again: a permitted clinician gets ALREADY_EXISTS
-        (the open referral of the practice), nothing is created."""
+        """Refers the patient to the GLI again: a permitted clinician of the practice gets
+        ALREADY_EXISTS (the practice's open referral), nothing is created; one of another
+        organisation gets a referral of its own (open referrals are per referring
+        organisation), made on a copy of the patient that no other row reads."""
         p = self.patient(row)
+        p = self.facts.patients.get(f"{p.id}{REFER_COPY}", p)
         return _attempt(
             lambda: self.facts.referral.CreateReferral(
                 rf_rpc.CreateReferralRequest(

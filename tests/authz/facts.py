@@ -89,6 +89,8 @@ CONSENT_CATEGORIES = {
 # municipality's walking group.
 OFFERS = {"gli": "offers/gli-beweegfit-cool", "walk": "offers/gm-eindhoven-wandelgroep"}
 OFFER_TARGETS = {"gli": "gli-beweegfit", "walk": "gm-eindhoven"}
+# The suffix of the copy of a patient that CreateReferral's rows refer.
+REFER_COPY = "-refer"
 PROFILE = rf.PatientProfile(
     conditions=["T90"],
     age=58,
@@ -334,6 +336,9 @@ class Facts:
             lambda r=r, c=c: self._scenario(r, c)  # type: ignore[misc]
             for r, c in itertools.product(RELATIONSHIPS, CONSENTS)
         ]
+        # CreateReferral's rows write on a copy: another organisation permitted to refer
+        # gets a referral of its own, which no other row may find.
+        jobs.append(lambda: self._scenario("active", "none", REFER_COPY))
         jobs.append(self._self_patient)
         jobs.append(self._holder_ended)
         jobs.append(self._two_holders)
@@ -341,8 +346,8 @@ class Facts:
             for future in [pool.submit(job) for job in jobs]:
                 future.result()
 
-    def _scenario(self, relationship: str, consent: str) -> None:
-        records = self.register(f"az-{relationship}-{consent}")
+    def _scenario(self, relationship: str, consent: str, suffix: str = "") -> None:
+        records = self.register(f"az-{relationship}-{consent}{suffix}")
         for organisation in REQUESTER_ORGANISATIONS:
             self.relate(records, organisation, relationship, RELATIONSHIP_KINDS[organisation])
         for category, requester in itertools.product(

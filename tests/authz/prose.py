@@ -189,7 +189,9 @@ CALLS = {
     "identity.BatchAuthorize": "One patient: may the caller read the care plan the practice holds.",
     "identity.ListAccessLogEntries": "The patient's entries.",
     "referral.CreateReferral": "Refers the patient to the GLI again: a permitted clinician "
-    "gets the open referral's conflict, nothing is created. The role, the offer and the "
+    "of the practice gets its open referral's conflict, nothing is created; one of another "
+    "organisation gets a referral of its own (one open referral per referring organisation, "
+    "so the practice's is never revealed to it). The role, the offer and the "
     "request_id are checked before identity is asked (none of them depends on the patient): "
     "the GLI is an offer of cg-zuidoost, unknown to the other care group's GP.",
     "referral.GetReferral": "`to-caller`: the referral addressed to the caller's "

@@ -75,6 +75,7 @@ class ListOffersRequest(_message.Message):
     STATE_FIELD_NUMBER: _builtins.int
     OWNER_ORGANISATION_FIELD_NUMBER: _builtins.int
     page_size: _builtins.int
+    """At most 200 offers per page (a larger page_size is capped, AIP-158); 0: 50."""
     page_token: _builtins.str
     state: _referral_pb2.OfferState.ValueType
     """Only offers in this state, if set."""
@@ -257,6 +258,7 @@ class FindOffersRequest(_message.Message):
     eligible_only: _builtins.bool
     """Leave out offers the patient is not eligible for."""
     page_size: _builtins.int
+    """At most 100 matches per page (a larger page_size is capped, AIP-158); 0: 20."""
     page_token: _builtins.str
     referrer_role: _builtins.str
     """Role of the referring professional; the caller's own clinical role when empty."""
@@ -412,6 +414,7 @@ class ListReferralsRequest(_message.Message):
     parent: _builtins.str
     """`patients/{patient}`, or `patients/-` for every patient the caller may see."""
     page_size: _builtins.int
+    """At most 200 referrals per page (a larger page_size is capped, AIP-158); 0: 50."""
     page_token: _builtins.str
     status: _referral_pb2.ReferralStatus.ValueType
     """Only referrals in this status, if set."""
@@ -439,7 +442,9 @@ class ListReferralsResponse(_message.Message):
     NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     next_page_token: _builtins.str
     @_builtins.property
-    def referrals(self) -> _containers.RepeatedCompositeFieldContainer[_referral_pb2.Referral]: ...
+    def referrals(self) -> _containers.RepeatedCompositeFieldContainer[_referral_pb2.Referral]:
+        """Newest first: by create_time, then by name, descending."""
+
     def __init__(
         self,
         *,

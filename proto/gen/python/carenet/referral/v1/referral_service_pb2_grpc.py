@@ -194,7 +194,7 @@ class ReferralServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListReferrals(self, request, context):
-        """The caller's referrals: as referrer, as target, or as the patient.
+        """The caller's referrals, newest first: as referrer, as target, or as the patient.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

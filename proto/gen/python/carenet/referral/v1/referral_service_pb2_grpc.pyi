@@ -57,7 +57,7 @@ class ReferralServiceStub:
     """Refers a patient to an offer. A retry with the same request_id returns the first result."""
     GetReferral: _grpc.UnaryUnaryMultiCallable[_referral_service_pb2.GetReferralRequest, _referral_pb2.Referral]
     ListReferrals: _grpc.UnaryUnaryMultiCallable[_referral_service_pb2.ListReferralsRequest, _referral_service_pb2.ListReferralsResponse]
-    """The caller's referrals: as referrer, as target, or as the patient."""
+    """The caller's referrals, newest first: as referrer, as target, or as the patient."""
     TransitionReferral: _grpc.UnaryUnaryMultiCallable[_referral_service_pb2.TransitionReferralRequest, _referral_pb2.Referral]
     """Moves a referral along the status machine."""
     RecordReferralOutcome: _grpc.UnaryUnaryMultiCallable[_referral_service_pb2.RecordReferralOutcomeRequest, _referral_pb2.Referral]
@@ -95,7 +95,7 @@ class ReferralServiceAsyncStub(ReferralServiceStub):
     """Refers a patient to an offer. A retry with the same request_id returns the first result."""
     GetReferral: _aio.UnaryUnaryMultiCallable[_referral_service_pb2.GetReferralRequest, _referral_pb2.Referral]  # type: ignore[assignment]
     ListReferrals: _aio.UnaryUnaryMultiCallable[_referral_service_pb2.ListReferralsRequest, _referral_service_pb2.ListReferralsResponse]  # type: ignore[assignment]
-    """The caller's referrals: as referrer, as target, or as the patient."""
+    """The caller's referrals, newest first: as referrer, as target, or as the patient."""
     TransitionReferral: _aio.UnaryUnaryMultiCallable[_referral_service_pb2.TransitionReferralRequest, _referral_pb2.Referral]  # type: ignore[assignment]
     """Moves a referral along the status machine."""
     RecordReferralOutcome: _aio.UnaryUnaryMultiCallable[_referral_service_pb2.RecordReferralOutcomeRequest, _referral_pb2.Referral]  # type: ignore[assignment]
@@ -202,7 +202,7 @@ class ReferralServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _referral_service_pb2.ListReferralsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_referral_service_pb2.ListReferralsResponse, _abc.Awaitable[_referral_service_pb2.ListReferralsResponse]]:
-        """The caller's referrals: as referrer, as target, or as the patient."""
+        """The caller's referrals, newest first: as referrer, as target, or as the patient."""
 
     @_abc_1.abstractmethod
     def TransitionReferral(

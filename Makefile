@@ -104,7 +104,7 @@ chart-check: $(STAMP) $(CHECKOV_VENV)/.installed ## lint, render, validate, chec
 
 .PHONY: images
 images: ## build one image per service from the Dockerfile (SERVICE build arg) where a Docker engine exists (REGISTRY, TAG)
-	for svc in identity referral careplan outcomes; do \
+	for svc in identity referral careplan outcomes web fhir; do \
 	  docker build --build-arg SERVICE=$$svc -t $${REGISTRY:-localhost/carenet}/$$svc:$${TAG:-0.1.0} . || exit 1; done
 
 .PHONY: run

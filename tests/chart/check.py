@@ -196,8 +196,8 @@ def step_hadolint(ctx: Context, step: Step) -> None:
         for image in sorted(set(_base_images(dockerfile))):
             if "@sha256:" not in image:
                 step.details.append(
-                    f"{rel}: base image {image} has no digest (pin it with "
-                    "--build-arg PYTHON_IMAGE=<image>@sha256:<digest> once verified)"
+                    f"{rel}: base image {image} has no digest (pin it with its build "
+                    "argument, e.g. --build-arg PYTHON_IMAGE=<image>@sha256:<digest>, once verified)"
                 )
     lock = REPO / "requirements" / "runtime-lock.txt"
     if not lock.exists():
@@ -206,6 +206,36 @@ def step_hadolint(ctx: Context, step: Step) -> None:
         step.fail(f"requirements/runtime-lock.txt: no hash for {', '.join(missing)}")
     else:
         step.details.append("requirements/runtime-lock.txt: every requirement hash-pinned")
+    if lock.exists():
+        for project, names in _unlocked_dependencies(lock).items():
+            step.fail(
+                f"requirements/runtime-lock.txt lacks {', '.join(names)} ({project} needs it)"
+            )
+
+
+def _canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _unlocked_dependencies(lock: Path) -> dict[str, list[str]]:
+    """Per package an image installs (proto, servicekit, every services/*), the third-party
+    dependencies of its pyproject.toml that the lock does not pin."""
+    import tomllib
+
+    locked = {
+        _canonical(m) for m in re.findall(r"(?m)^([A-Za-z0-9][A-Za-z0-9._-]*)==", lock.read_text())
+    }
+    projects = [REPO / "proto", REPO / "libs" / "servicekit"]
+    projects += sorted(p.parent for p in REPO.glob("services/*/pyproject.toml"))
+    metadata = {p: tomllib.loads((p / "pyproject.toml").read_text())["project"] for p in projects}
+    own = {_canonical(m["name"]) for m in metadata.values()}
+    missing: dict[str, list[str]] = {}
+    for path, project in metadata.items():
+        for requirement in project.get("dependencies", []):
+            name = _canonical(re.split(r"[\s\[<>=!~;]", requirement, maxsplit=1)[0])
+            if name not in own and name not in locked:
+                missing.setdefault(str(path.relative_to(REPO)), []).append(name)
+    return missing
 
 
 def step_lint(ctx: Context, step: Step) -> None:
@@ -540,13 +570,80 @@ def keycloak_env(manifest: Path) -> set[str]:
 
 
 # The production path: none of these may name the demo realm.
-PRODUCTION_PATH_FILES = (REPO / "docs" / "deploy.md", KEYCLOAK_MANIFEST)
+DEPLOY_GUIDE = REPO / "docs" / "deploy.md"
+PRODUCTION_PATH_FILES = (DEPLOY_GUIDE, KEYCLOAK_MANIFEST)
+REALM_SECRET = "carenet-realm-client-secrets"
+REALM_CONFIGMAP = "carenet-realm-organisations"
+
+
+def keycloak_refs(manifest: Path) -> dict[str, set[str]]:
+    """Per Secret or ConfigMap the Keycloak container reads, the keys it reads."""
+    refs: dict[str, set[str]] = {}
+    for obj in load_objects(manifest.read_text()):
+        if obj.get("kind") != "Deployment":
+            continue
+        for container in obj["spec"]["template"]["spec"].get("containers", []):
+            for env in container.get("env", []):
+                source = env.get("valueFrom", {})
+                for kind in ("secretKeyRef", "configMapKeyRef"):
+                    if kind in source:
+                        refs.setdefault(source[kind]["name"], set()).add(source[kind]["key"])
+    return refs
+
+
+def deploy_guide_problems(guide: str, refs: dict[str, set[str]], chart: Path) -> list[str]:
+    """Where the deploy guide's commands miss what Keycloak's manifest and the chart read: the
+    realm's client secrets (each `clients="..."` list), the organisations ConfigMap's keys, its
+    web-url against web.publicUrl, and the web front's two Secrets."""
+    import yaml  # type: ignore[import-untyped,unused-ignore]
+
+    problems = []
+    lists = [set(m.split()) for m in re.findall(r'(?m)^clients="([^"]*)"', guide)]
+    if not lists:
+        problems.append(f'no clients="..." list creates {REALM_SECRET}')
+    for found in lists:
+        if found != refs.get(REALM_SECRET, set()):
+            missing = sorted(refs.get(REALM_SECRET, set()) - found)
+            extra = sorted(found - refs.get(REALM_SECRET, set()))
+            problems.append(f"clients list of {REALM_SECRET}: missing {missing}, extra {extra}")
+    command = re.search(rf"create configmap {REALM_CONFIGMAP}((?:[^\n]*\\\n)*[^\n]*)", guide)
+    literals = (
+        dict(re.findall(r"--from-literal=([\w-]+)=(\S+)", command.group(1))) if command else {}
+    )
+    if set(literals) != refs.get(REALM_CONFIGMAP, set()):
+        problems.append(
+            f"{REALM_CONFIGMAP}: the guide sets {sorted(literals)}, Keycloak reads "
+            f"{sorted(refs.get(REALM_CONFIGMAP, set()))}"
+        )
+    web = yaml.safe_load((chart / "values.yaml").read_text()).get("web", {})
+    if "web-url" in literals and literals["web-url"] != web.get("publicUrl"):
+        problems.append(
+            f"web-url {literals['web-url']} is not web.publicUrl {web.get('publicUrl')}"
+        )
+    for secret in (web.get("oidc", {}).get("clientSecret", {}), web.get("secretKey", {})):
+        name, key = secret.get("existingSecret"), secret.get("key")
+        if name and not re.search(
+            rf"create secret generic {re.escape(name)}\s[^\n]*--from-literal={re.escape(key)}=",
+            guide.replace("\\\n", " "),
+        ):
+            problems.append(f"no command creates the Secret {name} (key {key})")
+    return problems
 
 
 def step_realm(ctx: Context, step: Step) -> None:
     production = json.loads(ctx.production_realm.read_text())
     demo = json.loads(DEMO_REALM.read_text())
     problems = realm_problems(production, demo, keycloak_env(KEYCLOAK_MANIFEST))
+    guide = DEPLOY_GUIDE.read_text()
+    guide_problems = deploy_guide_problems(guide, keycloak_refs(KEYCLOAK_MANIFEST), ctx.chart)
+    for problem in guide_problems:
+        step.fail(f"{DEPLOY_GUIDE.relative_to(REPO)}: {problem}")
+    if not guide_problems:
+        step.details.append(
+            f"{DEPLOY_GUIDE.relative_to(REPO)}: creates every key of {REALM_SECRET} and "
+            f"{REALM_CONFIGMAP} that {KEYCLOAK_MANIFEST.relative_to(REPO)} reads, and the web "
+            "front's Secrets"
+        )
     for path in PRODUCTION_PATH_FILES:
         if DEMO_REALM.name in path.read_text():
             step.fail(

@@ -31,12 +31,22 @@ ENABLED = {
     "minimal": ["identity", "referral"],
     "production": ["identity", "referral", "careplan", "outcomes"],
 }
+# The HTTP fronts (Flask behind gunicorn): probed over HTTP on /healthz and /readyz, no
+# database, no gRPC port. Per profile, the ones it deploys.
+FRONTS = ["web", "fhir"]
+FRONTS_ENABLED = {
+    "default": ["web"],
+    "minimal": [],
+    "production": ["web"],
+}
 # Who calls whom (docs/architecture.md): the only in-release callers a service admits.
 CALLS = {
     "identity": [],
     "referral": ["identity"],
     "careplan": ["identity", "referral"],
     "outcomes": ["identity"],
+    "web": ["identity", "referral", "careplan", "outcomes"],
+    "fhir": ["identity", "referral", "careplan", "outcomes"],
 }
 POD_OWNERS = {"Deployment", "Job", "Pod", "StatefulSet", "DaemonSet", "CronJob"}
 
@@ -110,6 +120,16 @@ def pod_owners(profile: str) -> list[dict[str, Any]]:
 
 def service_of(obj: dict[str, Any]) -> Any:
     return obj["metadata"]["labels"]["app.kubernetes.io/component"]
+
+
+def grpc_deployments(profile: str) -> list[dict[str, Any]]:
+    """The Deployments of the four gRPC services (the HTTP fronts left out)."""
+    return [d for d in of_kind(profile, "Deployment") if service_of(d) in SERVICES]
+
+
+def front_deployments(profile: str) -> list[dict[str, Any]]:
+    """The Deployments of the HTTP fronts."""
+    return [d for d in of_kind(profile, "Deployment") if service_of(d) in FRONTS]
 
 
 def hooks(obj: dict[str, Any]) -> set[str]:

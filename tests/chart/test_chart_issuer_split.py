@@ -47,6 +47,9 @@ def _fetched_hosts(objs: list[dict[str, Any]]) -> dict[str, set[str]]:
         env = rendered.env_of(rendered.pod_spec(deployment)["containers"][0])
         prefix = rendered.service_of(deployment).upper()
         urls = [env.get(f"{prefix}_OIDC_JWKS_URL", env[f"{prefix}_OIDC_ISSUER"])["value"]]
+        if rendered.service_of(deployment) in rendered.FRONTS:
+            # an HTTP front reads discovery, keys and tokens from the in-cluster URL
+            urls = []
         if any(k.endswith("_TARGET") for k in env):  # a caller: it fetches its own tokens
             urls.append(
                 env.get(f"{prefix}_OIDC_INTERNAL_URL", env[f"{prefix}_OIDC_ISSUER"])["value"]

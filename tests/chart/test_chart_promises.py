@@ -44,6 +44,10 @@ PROFILES = rendered.PROFILES
 SERVICES = rendered.SERVICES
 ENABLED = rendered.ENABLED
 CALLS = rendered.CALLS
+FRONTS = rendered.FRONTS
+FRONTS_ENABLED = rendered.FRONTS_ENABLED
+grpc_deployments = rendered.grpc_deployments
+front_deployments = rendered.front_deployments
 objects = rendered.objects
 of_kind = rendered.of_kind
 name = rendered.name
@@ -172,7 +176,7 @@ def test_no_secret_travels_as_a_plain_env_value(profile: str) -> None:
 
 @pytest.mark.parametrize("profile", PROFILES)
 def test_database_url_client_secret_and_bsn_pepper_come_from_existing_secrets(profile: str) -> None:
-    for owner in of_kind(profile, "Deployment") + of_kind(profile, "Job"):
+    for owner in grpc_deployments(profile) + of_kind(profile, "Job"):
         svc = service_of(owner).removesuffix("-migrate")
         prefix = svc.upper()
         env = env_of(pod_spec(owner)["containers"][0])
@@ -260,12 +264,14 @@ def test_identity_without_access_log_key_ids_fails_the_render() -> None:
 @pytest.mark.parametrize("profile", PROFILES)
 def test_the_profile_deploys_exactly_its_services(profile: str) -> None:
     deployed = sorted(service_of(d) for d in of_kind(profile, "Deployment"))
-    assert deployed == sorted(ENABLED[profile])
+    assert deployed == sorted(ENABLED[profile] + FRONTS_ENABLED[profile])
 
 
 @pytest.mark.parametrize("profile", PROFILES)
-def test_every_deployment_has_grpc_startup_readiness_and_liveness_probes(profile: str) -> None:
-    for deployment in of_kind(profile, "Deployment"):
+def test_every_grpc_deployment_has_grpc_startup_readiness_and_liveness_probes(
+    profile: str,
+) -> None:
+    for deployment in grpc_deployments(profile):
         for c in pod_spec(deployment)["containers"]:
             for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
                 assert probe in c, f"{name(deployment)}: no {probe}"
@@ -278,6 +284,28 @@ def test_every_deployment_has_grpc_startup_readiness_and_liveness_probes(profile
                     f"{name(deployment)}: {probe} is not gRPC on {port}"
                 )
             assert {"containerPort": 50051, "name": "grpc", "protocol": "TCP"} in c["ports"]
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_every_http_front_has_http_probes_on_healthz_and_readyz_and_no_grpc(profile: str) -> None:
+    for deployment in front_deployments(profile):
+        [c] = pod_spec(deployment)["containers"]
+        ports = {p["name"]: p for p in c["ports"]}
+        assert set(ports) == {"http"}, f"{name(deployment)}: ports {sorted(ports)}"
+        expected = {"startupProbe": "/healthz", "livenessProbe": "/healthz"}
+        expected["readinessProbe"] = "/readyz"
+        for probe, path in expected.items():
+            assert probe in c, f"{name(deployment)}: no {probe}"
+            assert "grpc" not in c[probe], f"{name(deployment)}: {probe} is gRPC"
+            assert c[probe]["httpGet"] == {"path": path, "port": "http"}, (
+                f"{name(deployment)}: {probe}"
+            )
+        env = env_of(c)
+        assert not {k for k in env if k.endswith(("_GRPC_PORT", "_HEALTH_PORT", "_DATABASE_URL"))}
+        [service] = [
+            s for s in of_kind(profile, "Service") if service_of(s) == service_of(deployment)
+        ]
+        assert [p["targetPort"] for p in service["spec"]["ports"]] == ["http"]
 
 
 @pytest.mark.parametrize("profile", PROFILES)
@@ -343,7 +371,7 @@ def _component_peers(rules: list[dict[str, Any]], key: str) -> set[str]:
 
 @pytest.mark.parametrize("profile", PROFILES)
 def test_services_admit_only_their_real_callers_and_reach_only_their_callees(profile: str) -> None:
-    enabled = ENABLED[profile]
+    enabled = ENABLED[profile] + FRONTS_ENABLED[profile]
     for policy in of_kind(profile, "NetworkPolicy"):
         svc = service_of(policy)
         if svc not in SERVICES:
@@ -361,8 +389,9 @@ def test_callers_know_where_their_callees_are(profile: str) -> None:
         svc = service_of(deployment)
         env = env_of(pod_spec(deployment)["containers"][0])
         prefix = svc.upper()
-        assert env[f"{prefix}_GRPC_PORT"]["value"] == "50051"
-        assert env[f"{prefix}_OIDC_AUDIENCE"]["value"] == f"carenet-{svc}"
+        if svc in SERVICES:
+            assert env[f"{prefix}_GRPC_PORT"]["value"] == "50051"
+            assert env[f"{prefix}_OIDC_AUDIENCE"]["value"] == f"carenet-{svc}"
         assert env[f"{prefix}_OIDC_ISSUER"]["value"].endswith("/realms/carenet")
         targets = {k for k in env if k.endswith("_TARGET")}
         assert targets == {f"{prefix}_{callee.upper()}_TARGET" for callee in CALLS[svc]}
@@ -419,7 +448,14 @@ def test_production_is_highly_available_with_every_piece_per_service() -> None:
         h["spec"]["scaleTargetRef"]["name"]: h for h in of_kind(profile, "HorizontalPodAutoscaler")
     }
     pdbs = of_kind(profile, "PodDisruptionBudget")
-    assert sorted(deployments) == sorted(SERVICES)
+    assert sorted(deployments) == sorted(SERVICES + FRONTS_ENABLED[profile])
+    for svc in FRONTS_ENABLED[profile]:
+        # Two replicas sharing their sessions (no HPA: a session volume bounds the count).
+        front = deployments.pop(svc)
+        assert front["spec"]["replicas"] >= 2, svc
+        volumes = {v["name"]: v for v in pod_spec(front)["volumes"]}
+        assert "persistentVolumeClaim" in volumes["sessions"], svc
+        assert any(selects(p["spec"]["selector"], pod_labels(front)) for p in pdbs), svc
     for svc, deployment in deployments.items():
         labels = pod_labels(deployment)
         hpa = hpas[deployment["metadata"]["name"]]
@@ -491,9 +527,13 @@ def test_every_profile_only_uses_keys_the_defaults_document(profile: str) -> Non
 @pytest.mark.parametrize("profile", PROFILES)
 def test_services_are_headless_and_pods_drain_within_their_grace_period(profile: str) -> None:
     for service in of_kind(profile, "Service"):
-        if service_of(service) in CALLS:
+        if service_of(service) in SERVICES:
             assert service["spec"]["clusterIP"] == "None"
-    for deployment in of_kind(profile, "Deployment"):
+    for front in front_deployments(profile):
+        spec = pod_spec(front)
+        pre_stop = spec["containers"][0]["lifecycle"]["preStop"]["sleep"]["seconds"]
+        assert spec["terminationGracePeriodSeconds"] > pre_stop, name(front)
+    for deployment in grpc_deployments(profile):
         svc = service_of(deployment)
         spec = pod_spec(deployment)
         container = spec["containers"][0]
@@ -506,3 +546,26 @@ def test_services_are_headless_and_pods_drain_within_their_grace_period(profile:
         grace = float(env[f"{prefix}_SHUTDOWN_GRACE_SECONDS"]["value"])
         assert spec["terminationGracePeriodSeconds"] >= pre_stop + drain + grace
         assert float(env[f"{prefix}_MAX_CONNECTION_AGE_SECONDS"]["value"]) > 0
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_every_route_attaches_to_a_gateway_listener_that_accepts_its_host_names(
+    profile: str,
+) -> None:
+    gateways = {g["metadata"]["name"]: g for g in of_kind(profile, "Gateway")}
+    routes = of_kind(profile, "GRPCRoute") + of_kind(profile, "HTTPRoute")
+    if profile == "production":
+        assert {service_of(r) for r in of_kind(profile, "HTTPRoute")} >= set(
+            FRONTS_ENABLED[profile]
+        )
+    for route in routes:
+        for parent in route["spec"]["parentRefs"]:
+            gateway = gateways[parent["name"]]
+            [listener] = [
+                x for x in gateway["spec"]["listeners"] if x["name"] == parent["sectionName"]
+            ]
+            assert listener["hostname"] in route["spec"]["hostnames"], name(route)
+            kinds = {k["kind"] for k in listener.get("allowedRoutes", {}).get("kinds", [])}
+            assert not kinds or route["kind"] in kinds, name(route)
+            backends = [b["name"] for rule in route["spec"]["rules"] for b in rule["backendRefs"]]
+            assert backends == [f"{check.RELEASE}-{service_of(route)}"], name(route)

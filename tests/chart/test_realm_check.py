@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import importlib.util
 import json
+import re
 import subprocess
 import sys
 from collections.abc import Callable
@@ -185,3 +186,50 @@ def test_the_check_fails_on_a_production_realm_with_a_user(tmp_path: Path) -> No
     assert steps["realm"]["status"] == "failed"
     assert any("admin.prod" in d for d in steps["realm"]["details"])
     assert {n for n, s in steps.items() if s["status"] == "failed"} == {"realm"}
+
+
+# --------------------------------------------------------------------------- the deploy guide
+
+GUIDE = check.DEPLOY_GUIDE.read_text()
+REFS = check.keycloak_refs(check.KEYCLOAK_MANIFEST)
+CHART = REPO / "charts" / "carenet"
+
+
+def test_the_deploy_guide_creates_every_key_keycloak_and_the_web_front_read() -> None:
+    assert "carenet-web" in REFS[check.REALM_SECRET]
+    assert "web-url" in REFS[check.REALM_CONFIGMAP]
+    assert check.deploy_guide_problems(GUIDE, REFS, CHART) == []
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        (" carenet-web svc-referral", " svc-referral", "missing ['carenet-web']"),
+        (" --from-literal=web-url=https://zorg.carenet.example", "", "Keycloak reads"),
+        ("web-url=https://zorg.carenet.example", "web-url=https://elders.example", "web.publicUrl"),
+        ("generic carenet-web-secret-key", "generic carenet-web-key", "carenet-web-secret-key"),
+        ("generic carenet-web-oidc ", "generic carenet-web-client ", "carenet-web-oidc"),
+    ],
+)
+def test_the_check_names_what_the_deploy_guide_misses(old: str, new: str, expected: str) -> None:
+    assert old in GUIDE
+    problems = check.deploy_guide_problems(GUIDE.replace(old, new), REFS, CHART)
+    assert any(expected in p for p in problems), problems
+
+
+# --------------------------------------------------------------------------- the images' lock
+
+
+def test_the_lock_pins_every_dependency_of_every_image_package_web_and_fhir_included(
+    tmp_path: Path,
+) -> None:
+    lock = REPO / "requirements" / "runtime-lock.txt"
+    assert check._unlocked_dependencies(lock) == {}
+    text = lock.read_text()
+    for name, needed_by in (("gunicorn", {"services/web", "services/fhir"}), ("authlib", None)):
+        broken = tmp_path / f"{name}.txt"
+        broken.write_text(re.sub(rf"(?mi)^{name}==", f"{name}-gone==", text))
+        missing = check._unlocked_dependencies(broken)
+        assert {p for p, names in missing.items() if name in names} == (
+            needed_by or {"services/web"}
+        )

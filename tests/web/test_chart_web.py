@@ -1,5 +1,5 @@
-"""The umbrella chart's web front (charts/carenet/templates/web.yaml), rendered with
-``web.enabled`` on over the default and the production profile, and validated against the
+"""The umbrella chart's web front (charts/carenet/templates/web.yaml; ``web.enabled`` is on by
+default and off in the minimal profile), rendered over the default and the production profile, and validated against the
 Kubernetes schemas: Deployment with HTTP probes, Service, NetworkPolicy that admits the
 gateway and reaches only DNS, the issuer, the four services and the collector, the services
 admitting the web pods, the HTTPRoute, secrets only from existing Secrets."""
@@ -112,13 +112,43 @@ def test_production_routes_the_web_hostname_to_the_front() -> None:
     objects = render(production(WEB))
     route = one(objects, "HTTPRoute", "carenet-web")
     assert route["spec"]["hostnames"] == ["zorg.example.nl"]
+    # attached to the release's Gateway, on the listener for the web host name
+    assert route["spec"]["parentRefs"] == [{"name": "carenet", "sectionName": "https-web"}]
+    listeners = {x["name"]: x for x in one(objects, "Gateway", "carenet")["spec"]["listeners"]}
+    assert listeners["https-web"]["hostname"] == "zorg.example.nl"
+    assert listeners["https-web"]["tls"]["certificateRefs"] == [
+        {"kind": "Secret", "name": "carenet-web-tls-public"}
+    ]
+    assert listeners["https"]["hostname"] == "api.carenet.example"
     assert route["spec"]["rules"][0]["backendRefs"] == [{"name": "carenet-web", "port": 80}]
     assert one(objects, "Certificate", "carenet-web")["spec"]["usages"] == ["client auth"]
 
 
+def test_the_web_front_is_on_by_default_and_off_in_the_minimal_profile() -> None:
+    assert one(render({}), "Deployment", "carenet-web")
+    minimal = yaml.safe_load((CHART / "values-minimal.yaml").read_text())
+    assert not [o for o in render(minimal) if o["metadata"]["name"] == "carenet-web"]
+
+
 def test_without_web_nothing_of_it_renders_and_services_admit_no_web_pods() -> None:
-    objects = render({})
+    objects = render({"web": {"enabled": False}})
     assert not [o for o in objects if o["metadata"]["name"] == "carenet-web"]
+    for svc in SERVICES:
+        admitted = [
+            peer.get("podSelector", {}).get("matchLabels", {}).get("app.kubernetes.io/component")
+            for rule in one(objects, "NetworkPolicy", f"carenet-{svc}")["spec"]["ingress"]
+            for peer in rule["from"]
+        ]
+        assert "web" not in admitted, svc
+    gateway = one(render(production({"web": {"enabled": False}})), "Gateway", "carenet")
+    assert [x["name"] for x in gateway["spec"]["listeners"]] == ["https"]
+
+
+def test_web_with_a_service_turned_off_fails_the_render_naming_it() -> None:
+    import helm_python as helm  # type: ignore[import-not-found,unused-ignore]
+
+    with pytest.raises(helm.HelmError, match=r"services\.careplan\.enabled"):
+        render({"services": {"careplan": {"enabled": False}}})
 
 
 def test_more_than_one_replica_needs_a_shared_session_volume() -> None:

@@ -7,6 +7,7 @@ regions of four practices whose strata hold 0 to 20 patients, many of 3 to 12.""
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 from collections import defaultdict
 from typing import Any
 
@@ -17,6 +18,7 @@ from outcomes import indicators
 from outcomes.contract_terms import PRINCIPLES, ContractIndicatorInput, ContractInput
 from outcomes.deps import Deps
 from outcomes.models import SourceKind, Stratifier
+from outcomes.suppression import lines_of
 from outcomes.use_cases import contracts
 from outcomes.use_cases import reports as report_cases
 from servicekit.auth import Principal
@@ -186,3 +188,58 @@ def test_no_small_count_is_determined_by_everything_the_contract_publishes(
                 v = {name: x for name, x in v.items() if x}
                 assert v and not space.determines(v), (indicator, key, band, count, value)
     assert small > 200, (checked, small)
+
+
+def test_no_small_sum_of_hidden_cells_of_a_line_is_determined(
+    reports: tuple[str, list[Cells]], engine: Engine
+) -> None:
+    """The attacker adds up hidden cells of one line (e.g. every practice's cell of an age
+    band) and subtracts them from the shown total: no such sum of two or more hidden cells,
+    for any count a cell publishes or implies, is small and determined."""
+    care_group, all_cells = reports
+    truth = _truth(engine, care_group)
+    cells = {
+        (c["indicator"], (c["practice"], c["age_band"], c["sex"]), c["band"]): c
+        for cells in all_cells
+        for c in cells
+    }
+    sums = 0
+    for pop in sorted({attacker.population(k[0]) for k in cells}):
+        mine = {k: c for k, c in cells.items() if attacker.population(k[0]) == pop}
+        fine = sorted({key for _i, key, _b in mine if all(key)})
+        space = attacker.RowSpace()
+        for (indicator, key, band), c in sorted(mine.items()):
+            if c["suppression"] == "none":
+                num = f"num:{band}" if band else "num"
+                for quantity in ("den", "excl", num):
+                    space.add(attacker.vector(indicator, key, quantity, fine))
+        units = sorted({(i, b) for i, _k, b in mine})
+        for _parent, line in lines_of({key for _i, key, _b in mine}):
+            kids: list[attacker.Key] = [(k[0], k[1], k[2]) for k in line]
+            for indicator, band in units:
+                shut = [
+                    k
+                    for k in kids
+                    if mine.get((indicator, k, band), {"suppression": "none"})["suppression"]
+                    != "none"
+                ]
+                num = f"num:{band}" if band else "num"
+                for size in range(2, len(shut) + 1):
+                    for subset in itertools.combinations(shut, size):
+                        for count in _counts(KINDS.get(indicator, "proportion"), num):
+                            value = sum(
+                                coeff * truth.get((indicator, k, q), 0)
+                                for k in subset
+                                for q, coeff in count.items()
+                            )
+                            if not 0 < value < 10:
+                                continue
+                            sums += 1
+                            v: attacker.Vector = {}
+                            for k in subset:
+                                for q, coeff in count.items():
+                                    for name, x in attacker.vector(indicator, k, q, fine).items():
+                                        v[name] = v.get(name, 0) + coeff * x
+                            v = {name: x for name, x in v.items() if x}
+                            assert not space.determines(v), (indicator, subset, band, count)
+    assert sums > 0

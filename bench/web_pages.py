@@ -116,7 +116,12 @@ def main() -> None:
             session_dir=sessions,
             secure_cookies=False,
         )
-        channels = Channels.open(settings)
+        channels = Channels.open(
+            settings.identity_target,
+            settings.referral_target,
+            settings.careplan_target,
+            settings.outcomes_target,
+        )
         web = create_app(settings, channels).test_client()
         with web.session_transaction() as session:
             session["token"] = {

@@ -12,15 +12,14 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Callable
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 import grpc
 from flask import Flask, Response, request
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from carenet.outcomes.v1 import outcomes_pb2 as outcomes_pb
-from fhir_api.backend import Api, Channels, Stubs
 from fhir_api.capability import SERVED, capability_statement
 from fhir_api.config import Settings
 from fhir_api.errors import FhirError, from_rpc, invalid
@@ -29,6 +28,7 @@ from fhir_api.resources.common import Codes, Json
 from fhir_api.search import bundle, parse
 from servicekit.auth import MAX_ON_BEHALF_OF_LENGTH, JwksCache, TokenVerifier
 from servicekit.errors import DomainError
+from servicekit.platform_api import Api, Channels, Metadata, Stubs, caller_metadata
 
 log = logging.getLogger("fhir")
 PREFIX = "/fhir/R4"
@@ -88,17 +88,14 @@ def _on_behalf_of() -> str:
     return value
 
 
+def _fixed(metadata: Metadata) -> Callable[[], Metadata]:
+    """The same metadata for every call of one request."""
+    return lambda: metadata
+
+
 def _readiness(channels: Channels) -> Response:
     """Ready when the four services answer their health checks."""
-    states: dict[str, str] = {}
-    for name in ("identity", "referral", "careplan", "outcomes"):
-        stub = health_pb2_grpc.HealthStub(getattr(channels, name))
-        try:
-            reply = stub.Check(health_pb2.HealthCheckRequest(), timeout=2)
-            states[name] = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
-        except grpc.RpcError:
-            states[name] = "UNREACHABLE"
-    ready = all(state == "SERVING" for state in states.values())
+    ready, states = channels.readiness()
     body = {"status": "ok" if ready else "unavailable", "services": states}
     return Response(json.dumps(body), 200 if ready else 503, content_type="application/json")
 
@@ -107,7 +104,12 @@ def create_app(settings: Settings, channels: Channels | None = None) -> Flask:
     app = Flask("fhir_api")
     app.config["JSON_SORT_KEYS"] = False
     codes = Codes(settings.canonical_base.rstrip("/"))
-    channels = channels or Channels.open(settings)
+    channels = channels or Channels.open(
+        settings.identity_target,
+        settings.referral_target,
+        settings.careplan_target,
+        settings.outcomes_target,
+    )
     stubs = Stubs.over(channels)
     verifier = TokenVerifier(
         issuer=settings.oidc_issuer,
@@ -139,7 +141,11 @@ def create_app(settings: Settings, channels: Channels | None = None) -> Flask:
                 503, "transient", exc.reason, "the token issuer cannot be reached"
             ) from None
         return Context(
-            Api(stubs, token.strip(), settings.call_deadline_seconds, _on_behalf_of()),
+            Api(
+                stubs,
+                _fixed(caller_metadata(token.strip(), _on_behalf_of())),
+                settings.call_deadline_seconds,
+            ),
             codes,
             code_table,
         )

@@ -7,11 +7,11 @@ the outcome carries the reason as ``details.coding`` and the message as ``diagno
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 import grpc
-from google.rpc import error_details_pb2
-from grpc_status import rpc_status
+
+from servicekit.platform_api import error_details
 
 ISSUE_TYPE = "http://hl7.org/fhir/issue-type"
 
@@ -67,20 +67,7 @@ def not_found(message: str = "no such resource") -> FhirError:
 
 def from_rpc(error: grpc.RpcError) -> FhirError:
     """The FhirError of a failed gRPC call: its code, ErrorInfo reason and message."""
-    code_of = getattr(error, "code", None)
-    code: grpc.StatusCode = code_of() if callable(code_of) else grpc.StatusCode.UNKNOWN
-    details_of = getattr(error, "details", None)
-    message = str(details_of() or "") if callable(details_of) else ""
-    reason = ""
-    try:
-        status = rpc_status.from_call(cast(grpc.Call, error))
-    except (AttributeError, ValueError):
-        status = None
-    for packed in status.details if status is not None else []:
-        info = error_details_pb2.ErrorInfo()
-        if packed.Unpack(info):
-            reason = info.reason
-    http, issue = _BY_CODE.get(code, (500, "exception"))
-    if http == 500:
-        message = "the request could not be completed"
-    return FhirError(http, issue, reason, message)
+    found = error_details(error)
+    http, issue = _BY_CODE.get(found.code, (500, "exception"))
+    message = "the request could not be completed" if http == 500 else found.message
+    return FhirError(http, issue, found.reason, message)

@@ -1,6 +1,6 @@
 """Reads and searches per resource type: which RPC answers them and how its answer maps.
 
-Every function takes the caller's :class:`~fhir_api.backend.Api`, so each gRPC call carries
+Every function takes the caller's :class:`~servicekit.platform_api.Api`, so each gRPC call carries
 the caller's own token and identity decides and logs it as for any other client.
 """
 
@@ -17,11 +17,11 @@ from carenet.outcomes.v1 import outcomes_pb2 as outcomes_pb
 from carenet.outcomes.v1 import outcomes_service_pb2 as outcomes_rpc
 from carenet.referral.v1 import referral_pb2 as referral_pb
 from carenet.referral.v1 import referral_service_pb2 as referral_rpc
-from fhir_api.backend import Api
 from fhir_api.errors import invalid, not_found
 from fhir_api.resources import careplan, identity, outcomes, referral
 from fhir_api.resources.common import Codes, Json, split_inner_id
 from fhir_api.search import ID, Search, reference_id
+from servicekit.platform_api import Api
 
 
 @dataclass

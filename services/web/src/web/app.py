@@ -17,7 +17,6 @@ from flask_babel import Babel, get_locale
 from flask_session import Session
 from flask_talisman import Talisman
 from flask_wtf.csrf import CSRFError, CSRFProtect
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 from opentelemetry.instrumentation.flask import FlaskInstrumentor
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
@@ -104,13 +103,21 @@ def create_app(settings: Settings, channels: backend.Channels | None = None) -> 
     auth.init_auth(app, settings)
     formatting.init_app(app)
 
-    opened = channels or backend.Channels.open(settings)
+    opened = channels or backend.Channels.open(
+        settings.identity_target,
+        settings.referral_target,
+        settings.careplan_target,
+        settings.outcomes_target,
+    )
     app.extensions["carenet_channels"] = opened
-    stubs = backend.Stubs.of(opened)
+    stubs = backend.Stubs.over(opened)
+
+    def metadata() -> backend.Metadata:
+        return backend.caller_metadata(auth.access_token())
 
     @app.before_request
     def _api() -> None:
-        g.api = backend.Api(stubs, auth.access_token, settings.call_deadline_seconds)
+        g.api = backend.Api(stubs, metadata, settings.call_deadline_seconds)
 
     @app.after_request
     def _no_store(response: Response) -> Response:
@@ -134,15 +141,7 @@ def create_app(settings: Settings, channels: backend.Channels | None = None) -> 
 
     @app.get("/readyz")
     def readyz() -> tuple[dict[str, Any], int]:
-        states: dict[str, str] = {}
-        for name in ("identity", "referral", "careplan", "outcomes"):
-            stub = health_pb2_grpc.HealthStub(getattr(opened, name))
-            try:
-                reply = stub.Check(health_pb2.HealthCheckRequest(), timeout=2)
-                states[name] = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
-            except grpc.RpcError:
-                states[name] = "UNREACHABLE"
-        ready = all(s == "SERVING" for s in states.values())
+        ready, states = opened.readiness()
         return {"status": "ok" if ready else "unavailable", "services": states}, (
             200 if ready else 503
         )

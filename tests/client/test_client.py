@@ -330,3 +330,19 @@ def test_a_followed_stream_survives_a_restart_of_the_service_without_losing_an_e
         watcher.join(timeout=90)
     assert [e.referral for e in seen] == [created.name], "the stream reopened after its cursor"
     assert seen[0].cursor > last
+
+
+def test_a_kis_lists_and_follows_its_practice_s_referrals_as_itself(
+    platform: Any, local_idp: LocalIdp
+) -> None:
+    system = Carenet(
+        credentials=ClientCredentials(local_idp.issuer, "carenet-kis", "carenet-kis-secret"),
+        targets=platform.targets,
+    )
+    with system:
+        listed = list(system.referrals.list_referrals())
+        events = list(system.referrals.watch_referral_events(0, follow=False))
+    assert listed, "the practice's referrals, with no person named"
+    assert all(r.referrer_organisation == "organisations/gp-de-linde" or
+               r.target_organisation == "organisations/gp-de-linde" for r in listed)  # fmt: skip
+    assert events

@@ -61,7 +61,7 @@ class Answer:
 @pytest.fixture(scope="module")
 def fhir_client(facts: Facts) -> Iterator[FlaskClient]:
     from fhir_api.app import create_app
-    from fhir_api.backend import Channels
+    from servicekit.platform_api import Channels
     from fhir_api.config import Settings
 
     platform = facts.platform

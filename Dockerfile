@@ -19,7 +19,8 @@
 # Base image: python:3.11.14-slim-bookworm, by tag. To pin its digest too, look it up with
 # `docker buildx imagetools inspect python:3.11.14-slim-bookworm` and build with
 # --build-arg PYTHON_IMAGE=python:3.11.14-slim-bookworm@sha256:<digest> (the chart check
-# reports while the default carries no digest).
+# reports while the default carries no digest). The same holds for NODE_IMAGE, the stage
+# that fetches the web front's assets (nothing of it but those files reaches the image).
 ARG PYTHON_IMAGE=python:3.11.14-slim-bookworm
 ARG NODE_IMAGE=node:20.19.5-bookworm-slim
 

@@ -193,11 +193,13 @@ def step_hadolint(ctx: Context, step: Step) -> None:
             step.fail(f"{rel}:\n{(proc.stdout + proc.stderr).strip()}")
         else:
             step.details.append(f"{rel}: clean")
+        arg_of = {v: k for k, v in re.findall(r"(?m)^ARG (\w+)=(\S+)", dockerfile.read_text())}
         for image in sorted(set(_base_images(dockerfile))):
             if "@sha256:" not in image:
                 step.details.append(
-                    f"{rel}: base image {image} has no digest (pin it with its build "
-                    "argument, e.g. --build-arg PYTHON_IMAGE=<image>@sha256:<digest>, once verified)"
+                    f"{rel}: base image {image} has no digest (pin it with --build-arg "
+                    f"{arg_of.get(image, '<its build argument>')}={image}@sha256:<digest> "
+                    "once verified)"
                 )
     lock = REPO / "requirements" / "runtime-lock.txt"
     if not lock.exists():

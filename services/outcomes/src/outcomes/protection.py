@@ -40,6 +40,16 @@ count that changes only with the denominator); each table is protected exactly a
 subtraction (suppression.protect and suppression.determined), and suppression grows until
 no small count is determined in the problem it needs. A group without such a common change
 is protected with its whole population as one group.
+
+**Sums of hidden cells** (rule strata-v3; strata-v2 reports recompute without it). An
+attacker who adds up hidden cells of a line and subtracts them from its shown total learns
+their sum. Hidden counts are 0, small, or at least 10, so such a sum is small only through a
+small cell; after each group's problems are solved, every line whose total is shown (or
+follows from the shown keys) has its hidden keys that do not follow from the shown ones
+checked for every count of every indicator of the group (the denominator over the keys
+every group hides), and the cheapest shown key of the line that makes every sum not small
+is hidden too (else the total, else a key on its lines), until none is left. Sums of hidden
+cells on no common line are not checked.
 """
 
 from __future__ import annotations

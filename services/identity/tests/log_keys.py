@@ -17,7 +17,7 @@ from sqlalchemy.engine import make_url
 
 from identity.access_log import AccessLogTrust, public_key_pem
 from identity.models import GENESIS_HASH, AccessLogEntry, LogRecord, chain_hash
-from identity.service import Deps
+from identity.use_cases.deps import Deps
 
 PEPPER = b"log-test-pepper"
 

@@ -44,7 +44,7 @@ from referral.unit_of_work import UnitOfWork
 from referral.use_cases.common import check_text, new_id
 from referral.use_cases.history import ReferralView, event_payload, outbox_values, view_of
 from referral.use_cases.matching import role_of_referrer, validate_profile, with_role
-from servicekit import names
+from servicekit import metrics, names
 from servicekit.admission import decide
 from servicekit.auth import Principal
 from servicekit.errors import Aborted, InvalidArgument
@@ -59,6 +59,10 @@ class ReferralInput:
     reason: str
     profile: eligibility.Profile
     draft: bool = False
+
+
+# ``from_status`` of a referral's creation in the transitions counter (servicekit.metrics).
+CREATED_FROM = "none"
 
 
 def validate_referral_input(data: ReferralInput) -> str:
@@ -139,6 +143,7 @@ def create_referral(
                 return _after_conflict(deps, principal, patient_id, offer_id, request, exc)
             if written:
                 uow.commit()
+                metrics.domain().referral_transition(CREATED_FROM, referral.status)
                 if deps.after_create_commit is not None:
                     deps.after_create_commit()
                 return ReferralView(referral, [entry])

@@ -35,6 +35,7 @@ from referral.use_cases.history import (
     view_of,
 )
 from referral.use_cases.referrals import load_for_patient
+from servicekit import metrics
 from servicekit.auth import Principal
 from servicekit.errors import InvalidArgument
 from servicekit.identity_client import Access
@@ -229,6 +230,7 @@ def transition_referral(  # noqa: PLR0912, PLR0915
         )
         pending.flush(uow, now)
         uow.commit()
+        metrics.domain().referral_transition(current.value, target.value)
         return view_of(uow, referral)
 
 

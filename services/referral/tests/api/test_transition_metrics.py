@@ -55,9 +55,9 @@ def test_status_changes_are_counted_by_from_and_to_status(
     assert again.name == referral.name
     coach = as_user(tokens, "coach.degroot")
 
-    def move(status: pb.ReferralStatus.ValueType, **extra: str) -> pb.Referral:
+    def move(status: pb.ReferralStatus.ValueType, reason: str = "") -> pb.Referral:
         return stub.TransitionReferral(
-            rpc.TransitionReferralRequest(name=referral.name, status=status, **extra),
+            rpc.TransitionReferralRequest(name=referral.name, status=status, reason=reason),
             metadata=coach,
             timeout=10,
         )

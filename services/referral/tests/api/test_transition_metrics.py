@@ -42,7 +42,7 @@ def _transitions(reader: InMemoryMetricReader) -> Counter[tuple[str, str]]:
                     attributes = dict(point.attributes or {})
                     assert set(attributes) == {"from_status", "to_status"}
                     key = (str(attributes["from_status"]), str(attributes["to_status"]))
-                    counts[key] += point.value  # type: ignore[union-attr]
+                    counts[key] += int(point.value)  # type: ignore[union-attr]
     return counts
 
 

@@ -29,7 +29,7 @@ from outcomes.repository import (
     unix_micros,
 )
 from outcomes.unit_of_work import UnitOfWork
-from servicekit import names
+from servicekit import metrics, names
 from servicekit.auth import Principal
 from servicekit.identity_client import Access, AccessQuestion, BatchAccessQuestion
 from servicekit.paging import Page, PageRequest
@@ -253,6 +253,7 @@ class Ingest:
         if not self.buffer:
             return
         chunk, self.buffer = self.buffer, []
+        before = self._counts()
         first = self.flushed
         self.flushed += len(chunk)
         rows, numbers, repeats = self._check_rows(chunk, first)
@@ -299,6 +300,20 @@ class Ingest:
                 self._store(uow, [r for _n, r in batch], [n for n, _r in batch], now)
                 again = later
             uow.commit()
+        self._count_committed(before)
+
+    def _counts(self) -> tuple[int, int, int, int]:
+        r = self.result
+        return (r.accepted, r.duplicates, r.corrected, r.rejected)
+
+    def _count_committed(self, before: tuple[int, int, int, int]) -> None:
+        """Adds the rows of a committed chunk to ``carenet.outcomes.measurements`` by result
+        (servicekit.metrics): a chunk whose transaction failed counts nothing."""
+        counters = metrics.domain()
+        for result, now, then in zip(
+            ("accepted", "duplicate", "corrected", "rejected"), self._counts(), before, strict=True
+        ):
+            counters.measurements(result, now - then)
 
     def _store(
         self, uow: UnitOfWork, rows: list[MeasurementRow], numbers: list[int], now: dt.datetime

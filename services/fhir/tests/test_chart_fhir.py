@@ -108,6 +108,11 @@ def test_production_routes_the_fhir_base_to_the_api() -> None:
     objects = render(production(FHIR))
     route = one(objects, "HTTPRoute", "carenet-fhir")
     assert route["spec"]["hostnames"] == ["fhir.example.nl"]
+    # attached to the Gateway's listener for the API's own host name, where it is accepted
+    [parent] = route["spec"]["parentRefs"]
+    gateway = one(objects, "Gateway", parent["name"])
+    [listener] = [x for x in gateway["spec"]["listeners"] if x["name"] == parent["sectionName"]]
+    assert listener["hostname"] == "fhir.example.nl"
     [rule] = route["spec"]["rules"]
     assert rule["matches"] == [{"path": {"type": "PathPrefix", "value": "/fhir/R4"}}]
     assert rule["backendRefs"] == [{"name": "carenet-fhir", "port": 80}]

@@ -9,7 +9,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from carenet.identity.v1 import identity_service_pb2 as rpc
 from carenet.identity.v1 import identity_service_pb2_grpc as rpc_grpc
 from servicekit.config import ServiceSettings
-from servicekit.service_server import grpc_service_of, service_server
+from servicekit.service_server import grpc_service_of, server_factory, service_server
 
 
 class Identity(rpc_grpc.IdentityServiceServicer):
@@ -56,3 +56,32 @@ def test_a_server_from_settings_serves_health_and_the_service() -> None:
             assert reply.next_page_token == "reached"
     finally:
         running.stop(0).wait()
+
+
+def test_a_server_factory_builds_the_servicer_from_the_deps() -> None:
+    made: list[str] = []
+
+    def servicer(deps: str) -> Identity:
+        made.append(deps)
+        return Identity()  # type: ignore[abstract]
+
+    create_server = server_factory(servicer, domain="identity.carenet")
+    settings = ServiceSettings(
+        database_url="postgresql+psycopg://x/y",
+        oidc_issuer="http://127.0.0.1:9/realms/carenet",
+        oidc_audience="carenet-identity",
+        grpc_host="127.0.0.1",
+        grpc_port=0,
+    )
+    running = create_server(settings, "the deps", None)
+    running.start()
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{running.port}") as channel:
+            health = health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(service="carenet.identity.v1.IdentityService"),
+                timeout=5,
+            )
+        assert health.status == health_pb2.HealthCheckResponse.SERVING
+    finally:
+        running.stop(0).wait()
+    assert made == ["the deps"]

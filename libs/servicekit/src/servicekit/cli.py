@@ -1,11 +1,17 @@
-"""The command line every service shares: ``<svc> serve`` and ``<svc> migrate``."""
+"""The command line every service shares: ``<svc> serve``, ``<svc> migrate`` and the
+service's own commands (``seed-demo``, ...).
+
+A service's ``main.py`` keeps only what is its own (its composition root and commands)::
+
+    main = service_cli("careplan", Settings, serve, extra={"seed-demo": seed_demo})
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
 from collections.abc import Callable, Sequence
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from pydantic import ValidationError
 
@@ -14,7 +20,13 @@ from servicekit.config import ServiceSettings
 S = TypeVar("S", bound=ServiceSettings)
 
 
-def load_settings(factory: Callable[[], S]) -> S:
+class ServiceMain(Protocol):
+    """A service's console entry point: ``main()`` reads ``sys.argv``."""
+
+    def __call__(self, argv: Sequence[str] | None = None) -> None: ...
+
+
+def load_settings(factory: Callable[..., S]) -> S:
     try:
         return factory()
     except ValidationError as exc:
@@ -28,7 +40,7 @@ def run_cli(
     argv: Sequence[str] | None,
     *,
     name: str,
-    settings_factory: Callable[[], S],
+    settings_factory: Callable[..., S],
     serve: Callable[[S], None],
     migrations_package: str,
     extra: dict[str, Callable[[S, list[str]], None]] | None = None,
@@ -52,3 +64,26 @@ def run_cli(
         upgrade(migrations_package, settings.database_url)
     else:
         (extra or {})[args.command](settings, [*args.args, *unknown])
+
+
+def service_cli(
+    name: str,
+    settings_factory: Callable[..., S],
+    serve: Callable[[S], None],
+    *,
+    extra: dict[str, Callable[[S, list[str]], None]] | None = None,
+) -> ServiceMain:
+    """The ``main(argv)`` of service ``name``: :func:`run_cli` with its settings, its
+    ``serve``, its migrations (package ``<name>.migrations``) and its own commands."""
+
+    def main(argv: Sequence[str] | None = None) -> None:
+        run_cli(
+            argv,
+            name=name,
+            settings_factory=settings_factory,
+            serve=serve,
+            migrations_package=f"{name}.migrations",
+            extra=extra,
+        )
+
+    return main

@@ -18,7 +18,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 from opentelemetry.metrics import MeterProvider
@@ -29,6 +29,8 @@ from servicekit.delegation import Delegations
 from servicekit.server import RunningServer, ServerSettings, create_server
 
 _SERVICER = "Servicer"
+
+D = TypeVar("D")
 
 
 @dataclass(frozen=True)
@@ -89,3 +91,28 @@ def service_server(
         settings=server_settings,
         meter_provider=meter_provider,
     )
+
+
+def server_factory(
+    servicer: Callable[[D], object],
+    *,
+    domain: str,
+    delegations: Callable[[D], Delegations | None] | None = None,
+    own_string_checks: Sequence[str] = (),
+) -> Callable[[ServiceSettings, D, TokenVerifier | None], RunningServer]:
+    """A service's ``create_server(settings, deps, verifier)``: :func:`service_server` over
+    ``servicer(deps)``; ``delegations(deps)`` resolves the person a delegate acts for."""
+
+    def create_server(
+        settings: ServiceSettings, deps: D, verifier: TokenVerifier | None
+    ) -> RunningServer:
+        return service_server(
+            settings,
+            servicer(deps),
+            domain=domain,
+            verifier=verifier,
+            delegations=delegations(deps) if delegations is not None else None,
+            own_string_checks=own_string_checks,
+        )
+
+    return create_server

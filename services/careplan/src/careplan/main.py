@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Sequence
 
 from careplan.clients import GrpcReferralEvents, ReferralEvents
 from careplan.config import Settings
@@ -16,7 +15,7 @@ from careplan.server import create_server
 from careplan.unit_of_work import UnitOfWork
 from servicekit.auth import verifier_for
 from servicekit.channels import ServiceAccountTokens, open_channel
-from servicekit.cli import run_cli
+from servicekit.cli import service_cli
 from servicekit.db import make_engine, make_session_factory
 from servicekit.delegation import IdentityDelegations
 from servicekit.identity_client import Category, GrpcIdentityClient
@@ -92,15 +91,7 @@ def seed_demo(settings: Settings, args: list[str]) -> None:
     )
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    run_cli(
-        argv,
-        name="careplan",
-        settings_factory=Settings,  # type: ignore[arg-type]
-        serve=serve,
-        migrations_package="careplan.migrations",
-        extra={"seed-demo": seed_demo},
-    )
+main = service_cli("careplan", Settings, serve, extra={"seed-demo": seed_demo})
 
 
 if __name__ == "__main__":

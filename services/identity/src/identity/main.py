@@ -6,7 +6,6 @@ import dataclasses
 import json
 import logging
 import sys
-from collections.abc import Sequence
 
 from sqlalchemy import Engine
 
@@ -20,7 +19,7 @@ from identity.unit_of_work import LogStripes, UnitOfWork
 from identity.use_cases import organisations
 from identity.use_cases.deps import Deps, Provisioner
 from servicekit.auth import verifier_for
-from servicekit.cli import run_cli
+from servicekit.cli import service_cli
 from servicekit.db import autocommit, make_engine, make_session_factory
 from servicekit.logs import configure_logging
 from servicekit.server import serve as serve_forever
@@ -174,20 +173,17 @@ def sync_people(settings: Settings, args: list[str]) -> None:
     sys.stdout.write(json.dumps({"people": dataclasses.asdict(report)}) + "\n")
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    run_cli(
-        argv,
-        name="identity",
-        settings_factory=Settings,  # type: ignore[arg-type]
-        serve=serve,
-        migrations_package="identity.migrations",
-        extra={
-            "bootstrap-care-group": bootstrap_care_group,
-            "seed-demo": seed_demo,
-            "sync-people": sync_people,
-            "checkpoint-access-log": checkpoint_access_log,
-        },
-    )
+main = service_cli(
+    "identity",
+    Settings,
+    serve,
+    extra={
+        "bootstrap-care-group": bootstrap_care_group,
+        "seed-demo": seed_demo,
+        "sync-people": sync_people,
+        "checkpoint-access-log": checkpoint_access_log,
+    },
+)
 
 
 if __name__ == "__main__":

@@ -2,14 +2,8 @@
 
 from __future__ import annotations
 
-from identity.config import Settings
 from identity.errors import DOMAIN
 from identity.servicer import IdentityServicer
-from identity.use_cases.deps import Deps
-from servicekit.auth import TokenVerifier
-from servicekit.server import RunningServer
-from servicekit.service_server import service_server
+from servicekit.service_server import server_factory
 
-
-def create_server(settings: Settings, deps: Deps, verifier: TokenVerifier) -> RunningServer:
-    return service_server(settings, IdentityServicer(deps), domain=DOMAIN, verifier=verifier)
+create_server = server_factory(IdentityServicer, domain=DOMAIN)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Sequence
 
 from outcomes.config import Settings
 from outcomes.deps import Deps
@@ -13,7 +12,7 @@ from outcomes.unit_of_work import UnitOfWork
 from outcomes.use_cases import indicators
 from servicekit.auth import verifier_for
 from servicekit.channels import ServiceAccountTokens, open_channel
-from servicekit.cli import run_cli
+from servicekit.cli import service_cli
 from servicekit.db import make_engine, make_session_factory
 from servicekit.delegation import IdentityDelegations
 from servicekit.identity_client import Category, GrpcIdentityClient
@@ -61,15 +60,7 @@ def seed_demo(settings: Settings, args: list[str]) -> None:
     sys.stdout.write(json.dumps({"seeded": "outcomes", **summary}) + "\n")
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    run_cli(
-        argv,
-        name="outcomes",
-        settings_factory=Settings,  # type: ignore[arg-type]
-        serve=serve,
-        migrations_package="outcomes.migrations",
-        extra={"seed-demo": seed_demo},
-    )
+main = service_cli("outcomes", Settings, serve, extra={"seed-demo": seed_demo})
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 from referral.config import Settings
 from referral.deps import Deps
@@ -14,7 +14,7 @@ from referral.server import create_server
 from referral.unit_of_work import units_of_work
 from servicekit.auth import verifier_for
 from servicekit.channels import ServiceAccountTokens, open_channel
-from servicekit.cli import run_cli
+from servicekit.cli import service_cli
 from servicekit.db import make_engine, make_session_factory
 from servicekit.delegation import IdentityDelegations
 from servicekit.identity_client import Category, GrpcIdentityClient
@@ -78,15 +78,7 @@ def seed_demo(settings: Settings, args: list[str]) -> None:
     )
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    run_cli(
-        argv,
-        name="referral",
-        settings_factory=Settings,  # type: ignore[arg-type]
-        serve=serve,
-        migrations_package="referral.migrations",
-        extra={"seed-demo": seed_demo},
-    )
+main = service_cli("referral", Settings, serve, extra={"seed-demo": seed_demo})
 
 
 if __name__ == "__main__":

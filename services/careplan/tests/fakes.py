@@ -22,7 +22,7 @@ from careplan.models import (
     view_from_document,
 )
 from servicekit.auth import Principal
-from testkit.fakes import FakeIdentity
+from testkit.fakes import FakeIdentity, FakeRequestRecords
 
 __all__ = ["FakeIdentity", "Store", "fake_deps"]
 
@@ -39,8 +39,10 @@ class Store:
     commits: int = 0
 
 
-class FakeRepository:
+class FakeRepository(FakeRequestRecords[RequestRecord]):
     """The repository's interface over dicts; writes become visible on commit only."""
+
+    request_record_row = RequestRecord
 
     def __init__(self, store: Store) -> None:
         self.store = store
@@ -79,18 +81,8 @@ class FakeRepository:
     def request_record(self, caller: str, request_id: str) -> RequestRecord | None:
         return self.store.requests.get((caller, request_id))
 
-    def add_request_record(
-        self, caller: str, request_id: str, method: str, fingerprint: str, resource_name: str
-    ) -> None:
-        self.add(
-            RequestRecord(
-                caller=caller,
-                request_id=request_id,
-                method=method,
-                fingerprint=fingerprint,
-                resource_name=resource_name,
-            )
-        )
+    def keep_request_record(self, record: RequestRecord) -> None:
+        self.add(record)
 
     def cursor(self, consumer: str) -> int:
         row = self.store.cursors.get(consumer)

@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 
 from identity.models import LogRecord, Organisation, Person, RequestRecord
 from identity.use_cases.deps import Deps
+from testkit.fakes import FakeRequestRecords
 
 T = TypeVar("T")
 
@@ -48,11 +49,13 @@ class FakeKeycloakAdmin:
         return [{"name": role} for role in user.get("realmRoles", [])]
 
 
-class FakeIdentityRepository:
+class FakeIdentityRepository(FakeRequestRecords[RequestRecord]):
     """The identity repository's organisations, people and request records in memory, for
     unit tests of the use cases that touch only those (the SQL is covered on PostgreSQL by
     the integration and API tests). What is added becomes visible to later units of work
     only once committed."""
+
+    request_record_row = RequestRecord
 
     def __init__(self, store: FakeStore) -> None:
         self._store = store
@@ -92,18 +95,8 @@ class FakeIdentityRepository:
         wanted = set(person_ids)
         return [p for p in self.people() if p.id in wanted]
 
-    def add_request_record(
-        self, caller: str, request_id: str, method: str, fingerprint: str, resource_name: str
-    ) -> None:
-        self.add(
-            RequestRecord(
-                caller=caller,
-                request_id=request_id,
-                method=method,
-                fingerprint=fingerprint,
-                resource_name=resource_name,
-            )
-        )
+    def keep_request_record(self, record: RequestRecord) -> None:
+        self.add(record)
 
     def organisation_names(self, care_group_id: str, org_ids: Sequence[str]) -> dict[str, str]:
         return {

@@ -18,7 +18,7 @@ from referral.models import HistoryEntry, Offer, OutboxEvent, Referral, RequestR
 from referral.ranking import Candidates, Menu
 from referral.unit_of_work import UnitOfWork
 from servicekit.auth import Principal
-from testkit.fakes import FakeIdentity
+from testkit.fakes import FakeIdentity, FakeRequestRecords
 
 NOW = dt.datetime(2026, 3, 1, 12, 0, tzinfo=dt.UTC)
 
@@ -48,11 +48,13 @@ class Store:
     commits: int = 0
 
 
-class FakeRepository:
+class FakeRepository(FakeRequestRecords[RequestRecord]):
     """The repository's interface over a working copy of the store, with the database's
     unique keys (offer id, open referral per patient and offer, request id per subject).
     A row is copied when this unit of work first reads it, so changes stay here until
     commit; history entries, events and request records are never changed once written."""
+
+    request_record_row = RequestRecord
 
     def __init__(self, store: Store) -> None:
         self.store = store
@@ -198,18 +200,8 @@ class FakeRepository:
             raise _integrity("request_records.pkey")
         self.data.requests[(record.caller, record.request_id)] = record
 
-    def add_request_record(
-        self, caller: str, request_id: str, method: str, fingerprint: str, resource_name: str
-    ) -> None:
-        self.remember_request(
-            RequestRecord(
-                caller=caller,
-                request_id=request_id,
-                method=method,
-                fingerprint=fingerprint,
-                resource_name=resource_name,
-            )
-        )
+    def keep_request_record(self, record: RequestRecord) -> None:
+        self.remember_request(record)
 
     def referral(self, referral_id: str, *, for_update: bool = False) -> Referral | None:
         return self._own(self.data.referrals, referral_id)

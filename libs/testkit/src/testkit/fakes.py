@@ -6,12 +6,17 @@ It answers as identity does: a patient it does not know is refused like a patien
 care relationship (``NO_CARE_RELATIONSHIP``), never a different kind of answer; when
 ``unavailable`` it raises ``IdentityUnavailable``, never permits. It records every question
 so that a test can check what was asked (and that nothing was asked).
+
+:class:`FakeRequestRecords` is the ``add_request_record`` of a fake repository: it builds
+the service's own request-record row (``servicekit.request_records``) and hands it to the
+fake's ``keep_request_record``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any, ClassVar, Generic, TypeVar
 
 from servicekit.identity_client import (
     Access,
@@ -21,7 +26,9 @@ from servicekit.identity_client import (
     IdentityUnavailable,
 )
 
-__all__ = ["PERMIT_REASON", "FakeIdentity"]
+__all__ = ["PERMIT_REASON", "FakeIdentity", "FakeRequestRecords"]
+
+R = TypeVar("R")
 
 PERMIT_REASON = "CARE_RELATIONSHIP"
 UNKNOWN_REASON = "NO_CARE_RELATIONSHIP"
@@ -103,3 +110,26 @@ class FakeIdentity:
         if q.access is not Access.READ and q.patient_id in self.read_only:
             return AccessDecision(False, self.reason)
         return AccessDecision(True, PERMIT_REASON, "care-relationship")
+
+
+class FakeRequestRecords(Generic[R]):
+    """``add_request_record`` of a fake repository. A subclass names its service's row
+    (``request_record_row = RequestRecord``) and keeps a row in ``keep_request_record``
+    (pending until commit, or refused on a duplicate key, as its store does)."""
+
+    request_record_row: ClassVar[Callable[..., Any]]
+
+    def keep_request_record(self, record: R) -> None:
+        raise NotImplementedError
+
+    def add_request_record(
+        self, caller: str, request_id: str, method: str, fingerprint: str, resource_name: str
+    ) -> None:
+        record: R = type(self).request_record_row(
+            caller=caller,
+            request_id=request_id,
+            method=method,
+            fingerprint=fingerprint,
+            resource_name=resource_name,
+        )
+        self.keep_request_record(record)

@@ -61,8 +61,9 @@ class Answer:
 @pytest.fixture(scope="module")
 def fhir_client(facts: Facts) -> Iterator[FlaskClient]:
     from fhir_api.app import create_app
-    from servicekit.platform_api import Channels
     from fhir_api.config import Settings
+
+    from servicekit.platform_api import Channels
 
     platform = facts.platform
     idp = facts.callers.tokens.idp

@@ -46,7 +46,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PublicKey,
 )
 
-from servicekit import errors
+from servicekit import errors, metrics
 
 log = logging.getLogger("identity.access_log")
 
@@ -247,9 +247,11 @@ class LogChain:
 
     def committed(self, stripe: int, sequence: int, entry_hash: str) -> None:
         """Records a committed append of this process (commits of concurrent appends may
-        be recorded out of order: this only ever raises what is known)."""
+        be recorded out of order: this only ever raises what is known). Each committed
+        entry counts once in ``carenet.identity.access_log.appends`` (servicekit.metrics)."""
         with self._lock:
             self._raise(stripe, sequence, entry_hash)
+        metrics.domain().access_log_appended()
 
     def committed_heads(self) -> dict[int, tuple[int, str]]:
         """Per stripe, the highest committed head this process has seen or written (what

@@ -14,6 +14,7 @@ from identity.use_cases.common import VERIFY_ROLES, care_group_of
 from identity.use_cases.decisions import append_log, log_entry
 from identity.use_cases.deps import Deps
 from identity.use_cases.patients import UNNAMED_PATIENT
+from servicekit import metrics
 from servicekit.auth import Principal
 from servicekit.paging import Page, PageRequest
 
@@ -80,4 +81,18 @@ def verify_access_log(deps: Deps, principal: Principal) -> Verification:
     if not principal.roles & VERIFY_ROLES:
         raise errors.RoleNotPermitted("only auditors may verify the access log")
     with deps.uow() as uow:
-        return access_log_verify.verify(uow.repo, deps.log_trust())
+        result = access_log_verify.verify(uow.repo, deps.log_trust())
+    count_verification(result)
+    return result
+
+
+def count_verification(result: Verification) -> None:
+    """Counts a verification run in ``carenet.identity.access_log.verifications``
+    (servicekit.metrics): once as ``ok`` when the log is intact, else once for each distinct
+    problem reason found (the alert CarenetAccessLogVerificationFailed reads these)."""
+    counters = metrics.domain()
+    if result.intact:
+        counters.access_log_verified("ok")
+        return
+    for reason in sorted({problem.reason for problem in result.problems}):
+        counters.access_log_verified(reason)

@@ -24,6 +24,7 @@ from identity.use_cases.decisions import (
     unknown_patient_answer,
 )
 from identity.use_cases.deps import Deps
+from servicekit import metrics
 from servicekit.auth import Principal
 from servicekit.errors import Violations
 
@@ -90,7 +91,14 @@ def authorize(deps: Deps, caller: Principal, data: AuthorizeInput) -> AuthorizeR
             uow, caller, subject, acting, data.patient_id, data, access_point, now
         )
         uow.commit()
-        return AuthorizeResult(answer, entry.id, care_group_id)
+    count_decision(answer)
+    return AuthorizeResult(answer, entry.id, care_group_id)
+
+
+def count_decision(answer: Answer) -> None:
+    """Counts a logged decision in ``carenet.identity.authorize.decisions`` by decision and
+    basis (servicekit.metrics); a denial on no basis counts under the basis ``none``."""
+    metrics.domain().authorize_decision(answer.decision.value, answer.basis.value or "none")
 
 
 def _decide_one(
@@ -257,4 +265,6 @@ def batch_authorize(
             )
             results.append(PatientDecision(patient_id, answer, entry.id))
         uow.commit()
+    for result in results:
+        count_decision(result.answer)
     return results

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from careplan.clients import ReferralEvents
 from careplan.deps import Deps
 from careplan.use_cases import referral_links
+from servicekit import metrics
 
 log = logging.getLogger("careplan.consumer")
 
@@ -38,17 +39,23 @@ class ReferralEventConsumer:
         self._source: ReferralEvents | None = None
         self.applied = 0
         self.seen = 0
+        self.lag = referral_links.ConsumerLag(deps.clock)
+        metrics.domain().outbox_lag(referral_links.lag_label(consumer), self.lag.seconds)
 
     def run_once(self) -> int:
         """Reads one stream from the cursor until it ends; returns the events handled."""
         handled = 0
         source = self.events()
         self._source = source
+        self.lag.opened()
         try:
             for event in source.watch(referral_links.consumer_cursor(self.deps, self.consumer)):
                 if self._stop.is_set():
                     break
-                if referral_links.apply_referral_event(self.deps, event, self.consumer):
+                self.lag.received(event)
+                changed = referral_links.apply_referral_event(self.deps, event, self.consumer)
+                self.lag.applied()
+                if changed:
                     self.applied += 1
                     log.info(
                         "referral_event_applied",
@@ -61,6 +68,7 @@ class ReferralEventConsumer:
                 self.seen += 1
                 handled += 1
         finally:
+            self.lag.closed()
             source.close()
         return handled
 

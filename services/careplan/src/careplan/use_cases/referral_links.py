@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import threading
+from collections.abc import Callable
+
 from careplan.clients import ReferralEvent
 from careplan.deps import Deps
 from careplan.merge import MAX_TEXT
@@ -10,6 +14,81 @@ from careplan.use_cases import versions
 
 REFERRAL_CONSUMER = "referral-events"
 CONSUMER_AUTHOR = "careplan:referral-events"
+# The ``consumer`` label of the consumer's lag (servicekit.metrics ``carenet.outbox.lag``).
+LAG_LABEL = "careplan"
+# A stream that has stayed open this long (or delivered an event) is connected: referral
+# answers a watch it cannot serve at once, so only a live stream lasts.
+CONNECTED_AFTER_SECONDS = 5.0
+
+
+def lag_label(consumer: str) -> str:
+    return LAG_LABEL if consumer == REFERRAL_CONSUMER else f"{LAG_LABEL}/{consumer}"
+
+
+class ConsumerLag:
+    """How far the consumer is behind the referral events, in seconds (read by the
+    ``carenet.outbox.lag`` gauge; the alert CarenetOutboxLag fires on it):
+
+    - while an event is being applied: the event's age (its commit time in referral);
+    - while the stream is connected with nothing to apply: 0 (referral streams each event
+      as it commits);
+    - while the stream is down, or not yet connected: the time since the consumer was last
+      connected (or started), an upper bound of the age of any event it has not received.
+
+    The WatchReferralEvents stream has no heartbeat, so a stream counts as connected once
+    it delivered an event or stayed open :data:`CONNECTED_AFTER_SECONDS`."""
+
+    def __init__(
+        self,
+        clock: Callable[[], dt.datetime],
+        connected_after: float = CONNECTED_AFTER_SECONDS,
+    ) -> None:
+        self._clock = clock
+        self._connected_after = dt.timedelta(seconds=connected_after)
+        self._lock = threading.Lock()
+        self._down_since: dt.datetime = clock()
+        self._opened: dt.datetime | None = None
+        self._delivered = False
+        self._applying: dt.datetime | None = None
+
+    def _connected(self, now: dt.datetime) -> bool:
+        return self._opened is not None and (
+            self._delivered or now - self._opened >= self._connected_after
+        )
+
+    def opened(self) -> None:
+        """A watch was started."""
+        with self._lock:
+            self._opened, self._delivered = self._clock(), False
+
+    def received(self, event: ReferralEvent) -> None:
+        """An event arrived and is being applied."""
+        now = self._clock()
+        with self._lock:
+            self._delivered = True
+            self._applying = event.event_time or now
+
+    def applied(self) -> None:
+        with self._lock:
+            self._applying = None
+
+    def closed(self) -> None:
+        """The watch ended or broke: the consumer is behind from now on, or still from the
+        last time it was connected."""
+        now = self._clock()
+        with self._lock:
+            if self._connected(now):
+                self._down_since = now
+            self._opened, self._applying = None, None
+
+    def seconds(self) -> float:
+        now = self._clock()
+        with self._lock:
+            if self._applying is not None:
+                return max(0.0, (now - self._applying).total_seconds())
+            if self._connected(now):
+                return 0.0
+            return max(0.0, (now - self._down_since).total_seconds())
 
 
 def consumer_cursor(deps: Deps, consumer: str = REFERRAL_CONSUMER) -> int:

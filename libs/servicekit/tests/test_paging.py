@@ -166,3 +166,24 @@ def test_a_page_token_key_shorter_than_32_bytes_is_refused_at_start() -> None:
     assert paging.key_from_setting(settings.page_token_key.get_secret_value()) == b"x" * 32
     assert ServiceSettings.model_validate(base).page_token_key.get_secret_value() == ""
     assert "x" * 32 not in repr(settings)
+
+
+def test_the_reply_holds_the_converted_items_and_the_next_token() -> None:
+    from carenet.identity.v1 import identity_pb2 as pb
+    from carenet.identity.v1 import identity_service_pb2 as rpc
+
+    with paging.signing_with(KEY):
+        listing = paging.Paging(Request(), "orgs")
+        page = paging.Page(["o-1", "o-2"], {"after": "o-2"})
+        reply = listing.reply(
+            rpc.ListOrganisationsResponse,
+            "organisations",
+            page,
+            lambda org_id: pb.Organisation(name=f"organisations/{org_id}"),
+        )
+        assert [o.name for o in reply.organisations] == ["organisations/o-1", "organisations/o-2"]
+        assert reply.next_page_token == listing.token(page) != ""
+        last = listing.reply(
+            rpc.ListOrganisationsResponse, "organisations", paging.Page([], None), str
+        )
+        assert last.next_page_token == ""

@@ -49,6 +49,7 @@ INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 Schema = Mapping[str, type]
 Position = dict[str, Any]
 T = TypeVar("T")
+R = TypeVar("R")
 # The position of a list ordered by one string key (an id): the key of the last item.
 AFTER_ID: Schema = {"after": str}
 # The position of a ranked list: how many items were returned before.
@@ -331,3 +332,12 @@ class Paging:
     def token(self, page: Page[Any]) -> str:
         """The next page token of ``page`` (empty on the last page)."""
         return next_token(page.next, self._fingerprint, key=self._key)
+
+    def reply(
+        self, response: Callable[..., R], field: str, page: Page[T], convert: Callable[[T], Any]
+    ) -> R:
+        """The List response: ``field`` holds ``convert`` of every item of ``page``,
+        ``next_page_token`` its :meth:`token`."""
+        return response(
+            **{field: [convert(item) for item in page.items]}, next_page_token=self.token(page)
+        )

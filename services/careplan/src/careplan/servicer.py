@@ -419,9 +419,8 @@ class CarePlanServicer(rpc_grpc.CarePlanServiceServicer):
             valid=revisions.valid_position,
         )
         page = revisions.list_revisions(self.deps, current_principal(), patient_id, paging.page)
-        return rpc.ListCarePlanRevisionsResponse(
-            care_plan_revisions=[revision_pb(r) for r in page.items],
-            next_page_token=paging.token(page),
+        return paging.reply(
+            rpc.ListCarePlanRevisionsResponse, "care_plan_revisions", page, revision_pb
         )
 
     # ------------------------------------------------------------ one item at a time

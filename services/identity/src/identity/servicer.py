@@ -254,10 +254,7 @@ class IdentityServicer(rpc_grpc.IdentityServiceServicer):
         type_ = enums.from_proto(ORG_TYPES, request.type, "type")
         paging = Paging(request, "orgs", request.type)
         page = organisations.list_organisations(self.deps, self._caller(), type_, paging.page)
-        return rpc.ListOrganisationsResponse(
-            organisations=[organisation_pb(o) for o in page.items],
-            next_page_token=paging.token(page),
-        )
+        return paging.reply(rpc.ListOrganisationsResponse, "organisations", page, organisation_pb)
 
     def UpdateOrganisation(
         self, request: rpc.UpdateOrganisationRequest, context: grpc.ServicerContext
@@ -332,9 +329,8 @@ class IdentityServicer(rpc_grpc.IdentityServiceServicer):
         page = relationships.list_care_relationships(
             self.deps, self._caller(), patient_id, paging.page
         )
-        return rpc.ListCareRelationshipsResponse(
-            care_relationships=[relationship_pb(r) for r in page.items],
-            next_page_token=paging.token(page),
+        return paging.reply(
+            rpc.ListCareRelationshipsResponse, "care_relationships", page, relationship_pb
         )
 
     def EndCareRelationship(
@@ -390,9 +386,8 @@ class IdentityServicer(rpc_grpc.IdentityServiceServicer):
         paging = Paging(request, "consents", patient_id)
         page = consents.list_consents(self.deps, self._caller(), patient_id, paging.page)
         now = self.deps.clock()
-        return rpc.ListConsentsResponse(
-            consents=[consent_pb(c, now) for c in page.items],
-            next_page_token=paging.token(page),
+        return paging.reply(
+            rpc.ListConsentsResponse, "consents", page, lambda c: consent_pb(c, now)
         )
 
     def WithdrawConsent(
@@ -526,9 +521,8 @@ class IdentityServicer(rpc_grpc.IdentityServiceServicer):
             paging.page,
             emergency_only=request.emergency_only,
         )
-        return rpc.ListAccessLogEntriesResponse(
-            access_log_entries=[log_entry_pb(e) for e in page.items],
-            next_page_token=paging.token(page),
+        return paging.reply(
+            rpc.ListAccessLogEntriesResponse, "access_log_entries", page, log_entry_pb
         )
 
     def VerifyAccessLog(

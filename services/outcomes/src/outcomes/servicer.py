@@ -96,10 +96,7 @@ class OutcomesServicer(rpc_grpc.OutcomesServiceServicer):
             valid=positions.valid_row,
         )
         page = enrolments.list_enrolments(self.deps, current_principal(), patient_id, paging.page)
-        return rpc.ListEnrolmentsResponse(
-            enrolments=[enrolment_pb(e) for e in page.items],
-            next_page_token=paging.token(page),
-        )
+        return paging.reply(rpc.ListEnrolmentsResponse, "enrolments", page, enrolment_pb)
 
     # measurements
     def IngestMeasurements(
@@ -126,10 +123,7 @@ class OutcomesServicer(rpc_grpc.OutcomesServiceServicer):
         page = measurements.list_measurements(
             self.deps, current_principal(), patient_id, paging.page
         )
-        return rpc.ListMeasurementsResponse(
-            measurements=[measurement_pb(m) for m in page.items],
-            next_page_token=paging.token(page),
-        )
+        return paging.reply(rpc.ListMeasurementsResponse, "measurements", page, measurement_pb)
 
     def ListMeasurementCodes(
         self, request: rpc.ListMeasurementCodesRequest, context: grpc.ServicerContext
@@ -158,9 +152,8 @@ class OutcomesServicer(rpc_grpc.OutcomesServiceServicer):
             valid=positions.valid_definition,
         )
         page = indicators.list_definitions(self.deps, current_principal(), paging.page)
-        return rpc.ListIndicatorDefinitionsResponse(
-            indicator_definitions=[definition_pb(d) for d in page.items],
-            next_page_token=paging.token(page),
+        return paging.reply(
+            rpc.ListIndicatorDefinitionsResponse, "indicator_definitions", page, definition_pb
         )
 
     # contracts
@@ -190,10 +183,7 @@ class OutcomesServicer(rpc_grpc.OutcomesServiceServicer):
             request, "contracts", schema=positions.CONTRACT, valid=positions.valid_contract
         )
         page = contracts.list_contracts(self.deps, current_principal(), paging.page)
-        return rpc.ListContractsResponse(
-            contracts=[contract_pb(c) for c in page.items],
-            next_page_token=paging.token(page),
-        )
+        return paging.reply(rpc.ListContractsResponse, "contracts", page, contract_pb)
 
     # reports
     def ComputeIndicators(
@@ -241,10 +231,7 @@ class OutcomesServicer(rpc_grpc.OutcomesServiceServicer):
             valid=positions.valid_report,
         )
         page = reports.list_reports(self.deps, current_principal(), contract_id, paging.page)
-        return rpc.ListReportsResponse(
-            reports=[report_pb(r, None) for r in page.items],
-            next_page_token=paging.token(page),
-        )
+        return paging.reply(rpc.ListReportsResponse, "reports", page, lambda r: report_pb(r, None))
 
     def StreamReport(
         self, request: rpc.StreamReportRequest, context: grpc.ServicerContext

@@ -101,9 +101,8 @@ class ReferralServicer(rpc_grpc.ReferralServiceServicer):
             self.deps, principal, state=state, owner_org_id=owner, page=paging.page
         )
         now = self.deps.clock()
-        return rpc.ListOffersResponse(
-            offers=[offer_to_proto(o, now) for o in page.items],
-            next_page_token=paging.token(page),
+        return paging.reply(
+            rpc.ListOffersResponse, "offers", page, lambda o: offer_to_proto(o, now)
         )
 
     def UpdateOffer(
@@ -253,10 +252,7 @@ class ReferralServicer(rpc_grpc.ReferralServiceServicer):
         page = referrals.list_referrals(
             self.deps, principal, patient_id, status=status, page=paging.page
         )
-        return rpc.ListReferralsResponse(
-            referrals=[referral_to_proto(v) for v in page.items],
-            next_page_token=paging.token(page),
-        )
+        return paging.reply(rpc.ListReferralsResponse, "referrals", page, referral_to_proto)
 
     def TransitionReferral(
         self, request: rpc.TransitionReferralRequest, context: grpc.ServicerContext

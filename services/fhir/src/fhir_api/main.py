@@ -9,34 +9,24 @@ import logging
 import sys
 from collections.abc import Sequence
 
+from flask import Flask
 from opentelemetry.instrumentation.flask import FlaskInstrumentor
 
 from fhir_api.app import create_app
 from fhir_api.config import Settings
-from servicekit.channels import use_settings_prefix
-from servicekit.logs import configure_logging
-from servicekit.telemetry import configure_tracing, tracing_configured
-from servicekit.wsgi import serve_wsgi
+from servicekit.fronts import serve_front
+from servicekit.telemetry import tracing_configured
 
 log = logging.getLogger("fhir")
 
 
-def serve(settings: Settings) -> None:
-    configure_logging("fhir", settings.log_level)
-    use_settings_prefix("FHIR_")
-    configure_tracing("fhir")
-    app = create_app(settings)
+def _instrument(app: Flask) -> None:
     if tracing_configured():  # without a tracer provider, server spans only cost time
         FlaskInstrumentor().instrument_app(app, excluded_urls="healthz,readyz")  # type: ignore[no-untyped-call]
-    serve_wsgi(
-        app,
-        service="fhir",
-        host=settings.host,
-        port=settings.port,
-        workers=settings.workers,
-        threads=settings.threads,
-        log_level=settings.log_level,
-    )
+
+
+def serve(settings: Settings) -> None:
+    serve_front("fhir", settings, lambda: create_app(settings), prepare=_instrument)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -3,28 +3,23 @@
 from __future__ import annotations
 
 from pydantic import SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
+
+from servicekit.fronts import FrontSettings
 
 
-class Settings(BaseSettings):
+class Settings(FrontSettings):
+    """servicekit.fronts.FrontSettings (address, issuer, the services' targets, public_url,
+    workers, threads, log level) and the web front's own settings."""
+
     model_config = SettingsConfigDict(env_prefix="WEB_", extra="ignore", frozen=True)
 
-    host: str = "127.0.0.1"
     port: int = 8000
-    # The issuer (Keycloak realm URL), e.g. https://keycloak.example/realms/carenet.
-    oidc_issuer: str
     oidc_client_id: str = "carenet-web"
     oidc_client_secret: SecretStr
     # The realm's in-cluster URL, for what the server fetches itself (discovery, token,
     # keys); browsers are sent to the issuer's own URLs, as Keycloak's discovery names them.
     oidc_internal_url: str = ""
-    # The public base URL of this front (no trailing slash), e.g. https://zorg.example; the
-    # OIDC redirect URIs are built from it. Empty: from the request (local runs).
-    public_url: str = ""
-    identity_target: str
-    referral_target: str
-    careplan_target: str
-    outcomes_target: str
     # Signs Flask's own values (the CSRF token). Shared by all replicas; 32 bytes or more.
     secret_key: SecretStr
     # Where the server-side sessions (tokens) live: a folder (one replica, or a shared volume).
@@ -38,7 +33,3 @@ class Settings(BaseSettings):
     proxy_hops: int = 0
     # Refresh the access token when it expires within this many seconds.
     token_refresh_margin_seconds: int = 30
-    call_deadline_seconds: float = 5.0
-    workers: int = 2
-    threads: int = 8
-    log_level: str = "INFO"

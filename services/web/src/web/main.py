@@ -8,10 +8,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from servicekit.channels import use_settings_prefix
-from servicekit.logs import configure_logging
-from servicekit.telemetry import configure_tracing
-from servicekit.wsgi import serve_wsgi
+from servicekit.fronts import serve_front
 from web.app import create_app
 from web.config import Settings
 
@@ -19,19 +16,7 @@ log = logging.getLogger("web")
 
 
 def serve(settings: Settings) -> None:
-    configure_logging("web", settings.log_level)
-    use_settings_prefix("WEB_")
-    configure_tracing("web")
-    app = create_app(settings)
-    serve_wsgi(
-        app,
-        service="web",
-        host=settings.host,
-        port=settings.port,
-        workers=settings.workers,
-        threads=settings.threads,
-        log_level=settings.log_level,
-    )
+    serve_front("web", settings, lambda: create_app(settings))
 
 
 def main(argv: Sequence[str] | None = None) -> None:

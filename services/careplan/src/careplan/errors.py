@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from servicekit.authorization import AccessRefused
 from servicekit.errors import (
     AlreadyExists,
     EtagMismatch,
@@ -11,6 +12,9 @@ from servicekit.errors import (
 )
 
 DOMAIN = "careplan.carenet"
+
+# identity's Authorize said no; the reason is identity's reason code.
+AccessDenied = AccessRefused
 
 
 class CarePlanNotFound(NotFound):
@@ -23,10 +27,6 @@ class RevisionNotFound(NotFound):
 
 class CarePlanExists(AlreadyExists):
     default_reason = "CARE_PLAN_EXISTS"
-
-
-class AccessDenied(PermissionDenied):
-    """identity's Authorize said no; the reason is identity's reason code."""
 
 
 class FieldGroupNotWritable(PermissionDenied):

@@ -21,8 +21,7 @@ from careplan.models import (
     RequestRecord,
     view_from_document,
 )
-from servicekit.auth import Principal
-from testkit.fakes import FakeIdentity, FakeRequestRecords
+from testkit.fakes import FakeIdentity, FakeRequestRecords, fake_principal
 
 __all__ = ["FakeIdentity", "Store", "fake_deps"]
 
@@ -194,22 +193,7 @@ class FakeReferralEvents:
         self.closed += 1
 
 
-def principal(
-    subject: str,
-    *,
-    roles: set[str],
-    organisation: str = "",
-    patient: str = "",
-    care_group: str = "cg-zuidoost",
-) -> Principal:
-    return Principal(
-        subject=subject,
-        client_id="carenet-kis",
-        organisation=f"organisations/{organisation}" if organisation else "",
-        care_group=f"organisations/{care_group}",
-        roles=frozenset(roles),
-        patient=f"patients/{patient}" if patient else "",
-    )
+principal = fake_principal
 
 
 GP = principal("dr.jansen", roles={"gp"}, organisation="gp-de-linde")

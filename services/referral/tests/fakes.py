@@ -18,7 +18,7 @@ from referral.models import HistoryEntry, Offer, OutboxEvent, Referral, RequestR
 from referral.ranking import Candidates, Menu
 from referral.unit_of_work import UnitOfWork
 from servicekit.auth import Principal
-from testkit.fakes import FakeIdentity, FakeRequestRecords
+from testkit.fakes import FakeIdentity, FakeRequestRecords, fake_principal
 
 NOW = dt.datetime(2026, 3, 1, 12, 0, tzinfo=dt.UTC)
 
@@ -341,14 +341,7 @@ def principal(
     tenant: str = "cg-zuidoost",
     patient: str = "",
 ) -> Principal:
-    return Principal(
-        subject=user,
-        client_id="carenet-kis",
-        organisation=f"organisations/{org}" if org else "",
-        care_group=f"organisations/{tenant}",
-        roles=frozenset(roles),
-        patient=f"patients/{patient}" if patient else "",
-    )
+    return fake_principal(user, roles=roles, organisation=org, patient=patient, care_group=tenant)
 
 
 GP = principal("dr.jansen", "gp-de-linde", ("gp",))

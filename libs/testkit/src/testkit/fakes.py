@@ -7,17 +7,19 @@ care relationship (``NO_CARE_RELATIONSHIP``), never a different kind of answer; 
 ``unavailable`` it raises ``IdentityUnavailable``, never permits. It records every question
 so that a test can check what was asked (and that nothing was asked).
 
-:class:`FakeRequestRecords` is the ``add_request_record`` of a fake repository: it builds
+:func:`fake_principal` is the caller a unit test hands a use case (a KIS user's token by
+default). :class:`FakeRequestRecords` is the ``add_request_record`` of a fake repository: it builds
 the service's own request-record row (``servicekit.request_records``) and hands it to the
 fake's ``keep_request_record``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generic, TypeVar
 
+from servicekit.auth import Principal
 from servicekit.identity_client import (
     Access,
     AccessDecision,
@@ -26,7 +28,7 @@ from servicekit.identity_client import (
     IdentityUnavailable,
 )
 
-__all__ = ["PERMIT_REASON", "FakeIdentity", "FakeRequestRecords"]
+__all__ = ["PERMIT_REASON", "FakeIdentity", "FakeRequestRecords", "fake_principal"]
 
 R = TypeVar("R")
 
@@ -133,3 +135,23 @@ class FakeRequestRecords(Generic[R]):
             resource_name=resource_name,
         )
         self.keep_request_record(record)
+
+
+def fake_principal(
+    subject: str,
+    *,
+    roles: Iterable[str],
+    organisation: str = "",
+    patient: str = "",
+    care_group: str = "cg-zuidoost",
+) -> Principal:
+    """A caller as the token interceptor makes it: ``organisation``, ``care_group`` and
+    ``patient`` are ids (``gp-de-linde``), made resource names here."""
+    return Principal(
+        subject=subject,
+        client_id="carenet-kis",
+        organisation=f"organisations/{organisation}" if organisation else "",
+        care_group=f"organisations/{care_group}",
+        roles=frozenset(roles),
+        patient=f"patients/{patient}" if patient else "",
+    )

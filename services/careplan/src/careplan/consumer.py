@@ -40,7 +40,11 @@ class ReferralEventConsumer:
         self.applied = 0
         self.seen = 0
         self.lag = referral_links.ConsumerLag(deps.clock)
-        metrics.domain().outbox_lag(referral_links.lag_label(consumer), self.lag.seconds)
+        metrics.domain().outbox_lag(referral_links.lag_label(consumer), self.lag_seconds)
+
+    def lag_seconds(self) -> float:
+        """What the ``carenet.outbox.lag`` gauge reads (see referral_links.ConsumerLag)."""
+        return self.lag.seconds()
 
     def run_once(self) -> int:
         """Reads one stream from the cursor until it ends; returns the events handled."""

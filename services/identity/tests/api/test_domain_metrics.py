@@ -1,6 +1,6 @@
 """identity's domain counters on a real server in this process (a migrated, demo-seeded
 database, chain keys and a checkpoint store), read back through an in-process metric reader:
-Authorize decisions by decision and basis, access-log appends, and verification results by
+Authorize and BatchAuthorize decisions by decision and basis, access-log appends, and verification results by
 result (what the alert CarenetAccessLogVerificationFailed reads)."""
 
 from __future__ import annotations
@@ -132,14 +132,24 @@ def test_decisions_appends_and_verifications_are_counted(
         _care_plan("gli-beweegfit"), metadata=bearer(tokens.user("coach.degroot")), timeout=10
     )
     assert deny.decision == pb.DECISION_DENY
+    batch = stub.BatchAuthorize(
+        rpc.BatchAuthorizeRequest(
+            patients=["patients/p-0001", "patients/p-0003", "patients/nobody"],
+            data_category=pb.DATA_CATEGORY_MEASUREMENTS,
+            action=pb.ACTION_CREATE,
+        ),
+        metadata=jansen,
+        timeout=10,
+    )
+    assert [d.decision for d in batch.decisions].count(pb.DECISION_DENY) == 2
     with pytest.raises(grpc.RpcError):  # refused before any decision: nothing counted
         stub.Authorize(rpc.AuthorizeRequest(patient="patients/p-0001"), metadata=jansen)
 
     assert _points(reader, sk_metrics.AUTHORIZE_DECISIONS) == {
-        (("basis", "care-relationship"), ("decision", "permit")): 2,
-        (("basis", "none"), ("decision", "deny")): 1,
+        (("basis", "care-relationship"), ("decision", "permit")): 3,
+        (("basis", "none"), ("decision", "deny")): 3,
     }
-    assert _points(reader, sk_metrics.ACCESS_LOG_APPENDS) == {(): 3}
+    assert _points(reader, sk_metrics.ACCESS_LOG_APPENDS) == {(): 6}
 
     auditor = bearer(tokens.user("auditor.dekker"))
     assert stub.VerifyAccessLog(rpc.VerifyAccessLogRequest(), metadata=auditor, timeout=30).intact

@@ -1,7 +1,7 @@
 """identity's domain counters on a real server in this process (a migrated, demo-seeded
 database, chain keys and a checkpoint store), read back through an in-process metric reader:
-Authorize and BatchAuthorize decisions by decision and basis, access-log appends, and verification results by
-result (what the alert CarenetAccessLogVerificationFailed reads)."""
+Authorize and BatchAuthorize decisions by decision and basis, access-log appends, and
+verification results by result (what the alert CarenetAccessLogVerificationFailed reads)."""
 
 from __future__ import annotations
 

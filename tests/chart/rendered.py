@@ -35,9 +35,9 @@ ENABLED = {
 # database, no gRPC port. Per profile, the ones it deploys.
 FRONTS = ["web", "fhir"]
 FRONTS_ENABLED = {
-    "default": ["web"],
+    "default": ["web", "fhir"],
     "minimal": [],
-    "production": ["web"],
+    "production": ["web", "fhir"],
 }
 # Who calls whom (docs/architecture.md): the only in-release callers a service admits.
 CALLS = {

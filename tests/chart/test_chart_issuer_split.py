@@ -48,9 +48,11 @@ def _fetched_hosts(objs: list[dict[str, Any]]) -> dict[str, set[str]]:
         prefix = rendered.service_of(deployment).upper()
         urls = [env.get(f"{prefix}_OIDC_JWKS_URL", env[f"{prefix}_OIDC_ISSUER"])["value"]]
         if rendered.service_of(deployment) in rendered.FRONTS:
-            # an HTTP front reads discovery, keys and tokens from the in-cluster URL
-            urls = []
-        if any(k.endswith("_TARGET") for k in env):  # a caller: it fetches its own tokens
+            # an HTTP front reads discovery, keys and tokens from the in-cluster URL (the web
+            # front), or only the keys (the FHIR API, which forwards its callers' tokens)
+            internal = env.get(f"{prefix}_OIDC_INTERNAL_URL")
+            urls = [internal["value"]] if internal else urls
+        elif any(k.endswith("_TARGET") for k in env):  # a caller: it fetches its own tokens
             urls.append(
                 env.get(f"{prefix}_OIDC_INTERNAL_URL", env[f"{prefix}_OIDC_ISSUER"])["value"]
             )

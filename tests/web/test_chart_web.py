@@ -140,7 +140,11 @@ def test_without_web_nothing_of_it_renders_and_services_admit_no_web_pods() -> N
             for peer in rule["from"]
         ]
         assert "web" not in admitted, svc
-    gateway = one(render(production({"web": {"enabled": False}})), "Gateway", "carenet")
+    gateway = one(
+        render(production({"web": {"enabled": False}, "fhir": {"enabled": False}})),
+        "Gateway",
+        "carenet",
+    )
     assert [x["name"] for x in gateway["spec"]["listeners"]] == ["https"]
 
 

@@ -126,7 +126,7 @@ def test_production_routes_the_fhir_base_to_the_api() -> None:
 
 
 def test_without_fhir_nothing_of_it_renders_and_services_admit_no_fhir_pods() -> None:
-    objects = render({})
+    objects = render({"fhir": {"enabled": False}})
     assert not [o for o in objects if o["metadata"]["name"] == "carenet-fhir"]
     for svc in SERVICES:
         admitted = [

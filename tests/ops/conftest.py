@@ -130,29 +130,5 @@ class TlsServiceProcess(ServiceProcess):
     """A service process whose gRPC port serves TLS: readiness is read, as the kubelet
     does, from the plaintext health-only port ``<SVC>_HEALTH_PORT``."""
 
-    def start(self, timeout: float = 30.0) -> TlsServiceProcess:
-        import queue
-        import subprocess as sp
-        import sys as _sys
-
-        from testkit.processes import wait_serving
-
-        self.process = sp.Popen(
-            [_sys.executable, "-m", f"{self.name}.main", "serve"],
-            env={**os.environ, **self.env},
-            stdout=sp.PIPE,
-            stderr=sp.STDOUT,
-            text=True,
-        )
-        found: queue.Queue[int] = queue.Queue()
-        threading.Thread(target=self._read, args=(found,), daemon=True).start()
-        try:
-            self.port = found.get(timeout=timeout)
-        except queue.Empty:
-            self.stop()
-            raise RuntimeError(
-                f"{self.name} did not start:\n" + "\n".join(self.lines[-40:])
-            ) from None
-        health = self.env[f"{self.name.upper()}_HEALTH_PORT"]
-        wait_serving(f"127.0.0.1:{health}", timeout=timeout)
-        return self
+    def ready_target(self) -> str:
+        return f"127.0.0.1:{self.env[f'{self.name.upper()}_HEALTH_PORT']}"

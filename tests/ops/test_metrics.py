@@ -39,9 +39,13 @@ def _install() -> tuple[InMemoryMetricReader, InMemorySpanExporter]:
         reader = InMemoryMetricReader()
         spans = InMemorySpanExporter()
         metrics.set_meter_provider(MeterProvider(metric_readers=[reader]))
-        tracer = TracerProvider()
+        # One global tracer provider per process: another test may have set it already
+        # (setting it again is refused), so the exporter joins it then.
+        current = trace.get_tracer_provider()
+        tracer = current if isinstance(current, TracerProvider) else TracerProvider()
         tracer.add_span_processor(SimpleSpanProcessor(spans))
-        trace.set_tracer_provider(tracer)
+        if tracer is not current:
+            trace.set_tracer_provider(tracer)
         _INSTALLED.update(reader=reader, spans=spans)
     return _INSTALLED["reader"], _INSTALLED["spans"]  # type: ignore[return-value]
 

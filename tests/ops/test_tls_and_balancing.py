@@ -3,8 +3,6 @@ instances behind one target."""
 
 from __future__ import annotations
 
-import datetime
-import ipaddress
 import itertools
 import json
 import time
@@ -14,10 +12,6 @@ from pathlib import Path
 
 import grpc
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from carenet.identity.v1 import identity_service_pb2 as id_rpc
 from carenet.identity.v1 import identity_service_pb2_grpc as id_grpc
@@ -29,75 +23,9 @@ from servicekit.channels import ChannelSettings, open_channel
 from testkit.database import fresh_database
 from testkit.fixtures import Tokens, bearer
 from testkit.idp import LocalIdp
+from testkit.tls import Ca, Issued
 
 from .conftest import TlsServiceProcess, cli, free_port, identity_env, start_identity
-
-NOW = datetime.datetime.now(datetime.UTC)
-
-
-def _name(common: str) -> x509.Name:
-    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common)])
-
-
-@dataclass
-class Issued:
-    cert: Path
-    key: Path
-
-
-class Ca:
-    def __init__(self, folder: Path, name: str) -> None:
-        self.folder = folder
-        self.key = ec.generate_private_key(ec.SECP256R1())
-        self.name = _name(name)
-        self.cert = (
-            x509.CertificateBuilder()
-            .subject_name(self.name)
-            .issuer_name(self.name)
-            .public_key(self.key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(NOW - datetime.timedelta(minutes=5))
-            .not_valid_after(NOW + datetime.timedelta(days=1))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .sign(self.key, hashes.SHA256())
-        )
-        self.file = folder / f"{name}.pem"
-        self.file.write_bytes(self.cert.public_bytes(serialization.Encoding.PEM))
-
-    def issue(self, common: str) -> Issued:
-        key = ec.generate_private_key(ec.SECP256R1())
-        cert = (
-            x509.CertificateBuilder()
-            .subject_name(_name(common))
-            .issuer_name(self.name)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(NOW - datetime.timedelta(minutes=5))
-            .not_valid_after(NOW + datetime.timedelta(days=1))
-            .add_extension(
-                x509.SubjectAlternativeName(
-                    [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-                ),
-                critical=False,
-            )
-            .add_extension(
-                x509.ExtendedKeyUsage(
-                    [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
-                ),
-                critical=False,
-            )
-            .sign(self.key, hashes.SHA256())
-        )
-        issued = Issued(self.folder / f"{common}.crt", self.folder / f"{common}.key")
-        issued.cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-        issued.key.write_bytes(
-            key.private_bytes(
-                serialization.Encoding.PEM,
-                serialization.PrivateFormat.PKCS8,
-                serialization.NoEncryption(),
-            )
-        )
-        return issued
 
 
 @dataclass

@@ -6,13 +6,8 @@ from __future__ import annotations
 
 import json
 import os
-import queue
-import socket
-import subprocess
-import sys
-import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +21,8 @@ from playwright.sync_api import (
     sync_playwright,
 )
 
-from testkit.database import fresh_database
 from testkit.idp import LocalIdp, repo_root
+from testkit.platform import FrontProcess, free_port, running_front, running_platform
 from testkit.processes import ServiceProcess
 
 REPO = repo_root(Path(__file__))
@@ -47,13 +42,6 @@ DESKTOP: ViewportSize = {"width": 1280, "height": 900}
 PHONE: ViewportSize = {"width": 390, "height": 844}
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 def realm_for(base_url: str, target: Path) -> Path:
     """The demo realm with carenet-web's redirect URIs at this run's web address."""
     realm: dict[str, Any] = json.loads((REPO / "infra/keycloak/demo-realm.json").read_text())
@@ -65,73 +53,12 @@ def realm_for(base_url: str, target: Path) -> Path:
     return target
 
 
-def _cli(module: str, command: str, env: dict[str, str], *args: str) -> str:
-    result = subprocess.run(
-        [sys.executable, "-m", f"{module}.main", command, *args],
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
-    if result.returncode != 0:
-        raise RuntimeError(f"{module} {command} failed:\n{result.stdout}\n{result.stderr}")
-    for line in reversed(result.stdout.splitlines()):
-        try:
-            found = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(found, dict):
-            return json.dumps(found)
-    return "{}"
-
-
-@dataclass
-class WebProcess:
-    env: dict[str, str]
-    process: subprocess.Popen[str] | None = None
-    lines: list[str] = field(default_factory=list)
-
-    def start(self, timeout: float = 30.0) -> WebProcess:
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "web.main", "serve"],
-            env={**os.environ, **self.env},
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        started: queue.Queue[int] = queue.Queue()
-
-        def read() -> None:
-            assert self.process is not None and self.process.stdout is not None
-            for line in self.process.stdout:
-                self.lines.append(line.rstrip())
-                if '"server_started"' in line:
-                    started.put(1)
-
-        threading.Thread(target=read, daemon=True).start()
-        try:
-            started.get(timeout=timeout)
-        except queue.Empty:
-            self.stop()
-            raise RuntimeError("web did not start:\n" + "\n".join(self.lines[-40:])) from None
-        return self
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-
-
 @dataclass
 class Platform:
     base_url: str
     idp: LocalIdp
     services: dict[str, ServiceProcess]
-    web: WebProcess
+    web: FrontProcess
 
 
 @pytest.fixture(scope="session")
@@ -141,63 +68,23 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
     base_url = f"http://127.0.0.1:{port}"
     realm = realm_for(base_url, tmp / "realm.json")
     with (
-        LocalIdp.start(keys_file=tmp / "jwks.json", realm_file=realm, ttl_seconds=600) as idp,
-        fresh_database("web_identity") as identity_db,
-        fresh_database("web_referral") as referral_db,
-        fresh_database("web_careplan") as careplan_db,
-        fresh_database("web_outcomes") as outcomes_db,
+        running_platform(tmp, name="web", realm_file=realm) as services,
+        running_front(
+            "web.main",
+            "WEB",
+            services,
+            {
+                "oidc_client_secret": "carenet-web-secret",
+                "secret_key": "web-test-secret-key-0123456789abcdef",
+                "session_dir": str(tmp / "sessions"),
+                "secure_cookies": "false",
+                "workers": "1",
+                "log_level": "INFO",
+            },
+            port=port,
+        ) as web,
     ):
-        common = {"OIDC_ISSUER": idp.issuer, "GRPC_HOST": "127.0.0.1", "GRPC_PORT": "0"}
-        started: dict[str, ServiceProcess] = {}
-
-        def env(name: str, db: str, **extra: str) -> dict[str, str]:
-            prefix = name.upper()
-            values = {f"{prefix}_{k}": v for k, v in common.items()} | {
-                f"{prefix}_DATABASE_URL": db,
-                f"{prefix}_OIDC_CLIENT_ID": f"svc-{name}",
-                f"{prefix}_OIDC_CLIENT_SECRET": f"svc-{name}-secret",
-            }
-            values |= {f"{prefix}_{k.upper()}_TARGET": p.target for k, p in started.items()}
-            return values | {f"{prefix}_{k}": v for k, v in extra.items()}
-
-        try:
-            identity_env = env("identity", identity_db, BSN_PEPPER="web-pepper")
-            _cli("identity", "migrate", identity_env)
-            _cli("identity", "seed-demo", identity_env)
-            started["identity"] = ServiceProcess("identity", identity_env).start()
-            referral_env = env("referral", referral_db, WATCH_POLL_SECONDS="0.05")
-            _cli("referral", "migrate", referral_env)
-            seeded = json.loads(_cli("referral", "seed-demo", referral_env, "--with-referral"))
-            started["referral"] = ServiceProcess("referral", referral_env).start()
-            careplan_env = env("careplan", careplan_db, CONSUMER_RETRY_SECONDS="0.2")
-            _cli("careplan", "migrate", careplan_env)
-            _cli("careplan", "seed-demo", careplan_env, seeded.get("referral", ""))
-            started["careplan"] = ServiceProcess("careplan", careplan_env).start()
-            outcomes_env = env("outcomes", outcomes_db)
-            _cli("outcomes", "migrate", outcomes_env)
-            _cli("outcomes", "seed-demo", outcomes_env)
-            started["outcomes"] = ServiceProcess("outcomes", outcomes_env).start()
-            web = WebProcess(
-                {
-                    "WEB_HOST": "127.0.0.1",
-                    "WEB_PORT": str(port),
-                    "WEB_OIDC_ISSUER": idp.issuer,
-                    "WEB_OIDC_CLIENT_SECRET": "carenet-web-secret",
-                    "WEB_SECRET_KEY": "web-test-secret-key-0123456789abcdef",
-                    "WEB_SESSION_DIR": str(tmp / "sessions"),
-                    "WEB_SECURE_COOKIES": "false",
-                    "WEB_WORKERS": "1",
-                    "WEB_LOG_LEVEL": "INFO",
-                    **{f"WEB_{k.upper()}_TARGET": p.target for k, p in started.items()},
-                }
-            ).start()
-            try:
-                yield Platform(base_url, idp, started, web)
-            finally:
-                web.stop()
-        finally:
-            for process in reversed(list(started.values())):
-                process.stop()
+        yield Platform(base_url, services.idp, services.services, web)
 
 
 @pytest.fixture(scope="session")

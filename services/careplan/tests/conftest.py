@@ -22,7 +22,7 @@ from testkit.fixtures import IdentityService, service_values
 from testkit.idp import LocalIdp
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def careplan_db() -> Iterator[str]:
     with migrated_database("careplan", "careplan.migrations") as url:
         yield url
@@ -44,7 +44,7 @@ class CarePlanServer:
     settings: Settings
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def careplan_service(
     careplan_db: str, identity_service: IdentityService, local_idp: LocalIdp
 ) -> Iterator[CarePlanServer]:
@@ -61,13 +61,13 @@ def careplan_service(
         running.stop(1).wait()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def stub(careplan_service: CarePlanServer) -> Iterator[rpc_grpc.CarePlanServiceStub]:
     with grpc.insecure_channel(careplan_service.target) as channel:
         yield rpc_grpc.CarePlanServiceStub(channel)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def identity_stub(identity_service: IdentityService) -> Iterator[id_grpc.IdentityServiceStub]:
     with grpc.insecure_channel(identity_service.target) as channel:
         yield id_grpc.IdentityServiceStub(channel)

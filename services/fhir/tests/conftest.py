@@ -12,14 +12,14 @@ import grpc
 import pytest
 import requests
 
-from testkit.platform import FhirProcess, Platform, running_fhir, running_platform
+from testkit.platform import FrontProcess, Platform, running_fhir, running_platform
 
 
 @dataclass
 class FhirApi:
     base: str
     platform: Platform
-    process: FhirProcess
+    process: FrontProcess
     _tokens: dict[tuple[str, str], str] = field(default_factory=dict)
 
     def token(self, client: str, user: str = "") -> str:
@@ -47,7 +47,7 @@ class FhirApi:
         return grpc.insecure_channel(self.platform.target(service))
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def fhir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FhirApi]:
     workdir = tmp_path_factory.mktemp("fhir-platform")
     with (

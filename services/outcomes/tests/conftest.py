@@ -25,25 +25,25 @@ from testkit.fixtures import IdentityService, service_values
 from testkit.idp import LocalIdp
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def outcomes_db() -> Iterator[str]:
     with migrated_database("outcomes", "outcomes.migrations") as url:
         yield url
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def engine(outcomes_db: str) -> Iterator[Engine]:
     with engine_on(outcomes_db) as engine:
         yield engine
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def settings(outcomes_db: str, local_idp: LocalIdp, identity_service: IdentityService) -> Settings:
     values = service_values("outcomes", outcomes_db, local_idp, identity_service.target)
     return Settings(**values)  # type: ignore[arg-type]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def deps(settings: Settings, engine: Engine) -> Deps:
     tokens = ServiceAccountTokens(
         issuer=settings.oidc_issuer,
@@ -62,7 +62,7 @@ def deps(settings: Settings, engine: Engine) -> Deps:
     return deps
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def outcomes_target(settings: Settings, deps: Deps) -> Iterator[str]:
     running = create_server(settings, deps, verifier_for(settings))
     running.start()
@@ -72,7 +72,7 @@ def outcomes_target(settings: Settings, deps: Deps) -> Iterator[str]:
         running.stop(1).wait()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def stub(outcomes_target: str) -> Iterator[rpc_grpc.OutcomesServiceStub]:
     with grpc.insecure_channel(
         outcomes_target, options=[("grpc.max_receive_message_length", 16 * 1024 * 1024)]

@@ -30,13 +30,13 @@ from testkit.idp import LocalIdp
 PAGE_TOKEN_KEY = "referral-api-tests-page-token-key-0123456789"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def referral_db() -> Iterator[str]:
     with migrated_database("referral", "referral.migrations") as url:
         yield url
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def referral_engine(referral_db: str) -> Iterator[Engine]:
     with engine_on(referral_db) as engine:
         yield engine
@@ -55,7 +55,7 @@ class ReferralServer:
             return int(conn.execute(text("SELECT count(*) FROM access_log")).scalar_one())
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def referral_server(
     local_idp: LocalIdp,
     identity_service: IdentityService,
@@ -95,7 +95,7 @@ def referral_server(
         identity_engine.dispose()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def stub(referral_server: ReferralServer) -> Iterator[rpc_grpc.ReferralServiceStub]:
     with grpc.insecure_channel(referral_server.target) as channel:
         yield rpc_grpc.ReferralServiceStub(channel)

@@ -119,44 +119,55 @@ def free_port() -> int:
 
 
 @dataclass
-class FhirProcess:
-    """``python -m fhir_api.main serve`` in front of a platform; its output in ``lines``."""
+class FrontProcess:
+    """An HTTP front (``python -m <module> serve``) in front of a platform; its output in
+    ``lines``."""
 
     process: subprocess.Popen[str]
     port: int
+    path: str = ""
     lines: list[str] = field(default_factory=list)
 
     @property
     def base(self) -> str:
-        return f"http://127.0.0.1:{self.port}/fhir/R4"
+        return f"http://127.0.0.1:{self.port}{self.path}"
 
 
 @contextmanager
-def running_fhir(platform: Platform, **settings: str) -> Iterator[FhirProcess]:
-    """The FHIR API over ``platform`` on a free port (``FHIR_<NAME>`` from ``settings``)."""
-    port = free_port()
+def running_front(
+    module: str,
+    prefix: str,
+    platform: Platform,
+    settings: dict[str, str],
+    *,
+    port: int = 0,
+    path: str = "",
+) -> Iterator[FrontProcess]:
+    """The front ``module`` (e.g. ``web.main``) over ``platform`` on ``port`` (a free one by
+    default), with ``<PREFIX>_<NAME>`` settings from ``settings``."""
+    port = port or free_port()
     env = {
         **os.environ,
-        "FHIR_HOST": "127.0.0.1",
-        "FHIR_PORT": str(port),
-        "FHIR_OIDC_ISSUER": platform.idp.issuer,
-        **platform.targets("FHIR"),
-        **{f"FHIR_{k.upper()}": v for k, v in settings.items()},
+        f"{prefix}_HOST": "127.0.0.1",
+        f"{prefix}_PORT": str(port),
+        f"{prefix}_OIDC_ISSUER": platform.idp.issuer,
+        **platform.targets(prefix),
+        **{f"{prefix}_{k.upper()}": v for k, v in settings.items()},
     }
     process = subprocess.Popen(
-        [sys.executable, "-m", "fhir_api.main", "serve"],
+        [sys.executable, "-m", module, "serve"],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
     )
-    fhir = FhirProcess(process, port)
+    front = FrontProcess(process, port, path)
     started: queue.Queue[int] = queue.Queue()
 
     def read() -> None:
         assert process.stdout is not None
         for line in process.stdout:
-            fhir.lines.append(line.rstrip())
+            front.lines.append(line.rstrip())
             if '"server_started"' in line:
                 started.put(1)
 
@@ -165,12 +176,19 @@ def running_fhir(platform: Platform, **settings: str) -> Iterator[FhirProcess]:
         started.get(timeout=30)
     except queue.Empty:
         process.kill()
-        raise RuntimeError("fhir did not start:\n" + "\n".join(fhir.lines[-40:])) from None
+        raise RuntimeError(f"{module} did not start:\n" + "\n".join(front.lines[-40:])) from None
     try:
-        yield fhir
+        yield front
     finally:
         process.terminate()
         try:
             process.wait(timeout=15)
         except subprocess.TimeoutExpired:
             process.kill()
+
+
+@contextmanager
+def running_fhir(platform: Platform, **settings: str) -> Iterator[FrontProcess]:
+    """The FHIR API over ``platform`` on a free port (``FHIR_<NAME>`` from ``settings``)."""
+    with running_front("fhir_api.main", "FHIR", platform, settings, path="/fhir/R4") as front:
+        yield front

@@ -60,8 +60,12 @@ class ServiceProcess:
             raise RuntimeError(
                 f"{self.name} did not start:\n" + "\n".join(self.lines[-40:])
             ) from None
-        wait_serving(self.target, timeout=timeout)
+        wait_serving(self.ready_target(), timeout=timeout)
         return self
+
+    def ready_target(self) -> str:
+        """Where readiness is read (plaintext health): the gRPC port itself by default."""
+        return self.target
 
     def _read(self, found: queue.Queue[int]) -> None:
         assert self.process is not None

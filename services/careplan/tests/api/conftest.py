@@ -96,7 +96,7 @@ def sub_of(token: str) -> str:
     return str(claims["sub"])
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def users(tokens: Tokens) -> Users:
     carer = tokens.patient("pat.yilmaz")
     return Users(
@@ -127,7 +127,7 @@ def get(
     return reply
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def create_p1() -> rpc.CreateCarePlanRequest:
     """The request that created p-0001's plan (a repeat must be this exact request)."""
     return rpc.CreateCarePlanRequest(
@@ -135,7 +135,7 @@ def create_p1() -> rpc.CreateCarePlanRequest:
     )
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def plan_p1(
     stub: rpc_grpc.CarePlanServiceStub, users: Users, create_p1: rpc.CreateCarePlanRequest
 ) -> pb.CarePlan:

@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from psycopg.rows import dict_row
 from sqlalchemy.engine import make_url
 
-from identity.access_log import AccessLogTrust, public_key_pem
+from identity.access_log_trust import AccessLogTrust, public_key_pem
 from identity.models import GENESIS_HASH, AccessLogEntry, LogRecord, chain_hash
 from identity.use_cases.deps import Deps
 

@@ -33,9 +33,8 @@ import secrets
 import threading
 from collections.abc import Callable
 
-from identity.access_log import (
-    HEAD_ROLLED_BACK,
-    LEGACY_KEY_ID,
+from identity.access_log import HEAD_ROLLED_BACK, LEGACY_KEY_ID
+from identity.access_log_trust import (
     AccessLogTrust,
     Checkpoint,
     CheckpointUnreadable,

@@ -52,16 +52,9 @@ import datetime as dt
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from identity.access_log import (
-    DERIVED_KEY_ID,
-    HEAD_ROLLED_BACK,
-    LEGACY_KEY_ID,
-    AccessLogTrust,
-    Checkpoint,
-    CheckpointUnreadable,
-    HmacKeyring,
-)
+from identity.access_log import DERIVED_KEY_ID, HEAD_ROLLED_BACK, LEGACY_KEY_ID, HmacKeyring
 from identity.access_log_checkpoints import CHECKPOINT_SLACK, journal_since
+from identity.access_log_trust import AccessLogTrust, Checkpoint, CheckpointUnreadable
 from identity.models import (
     GENESIS_HASH,
     MAX_LOG_STRIPES,

@@ -9,8 +9,8 @@ import sys
 
 from sqlalchemy import Engine
 
-from identity.access_log import AccessLogTrust
 from identity.access_log_checkpoints import CheckpointPublisher, HeadJournal, publish_checkpoint
+from identity.access_log_trust import AccessLogTrust
 from identity.clients import KeycloakAdminClient, KeycloakProvisioner, keycloak_admin
 from identity.config import Settings
 from identity.decision_cache import DecisionCache

@@ -18,7 +18,7 @@ import pytest
 from carenet.identity.v1 import identity_pb2 as pb
 from carenet.identity.v1 import identity_service_pb2 as rpc
 from carenet.identity.v1 import identity_service_pb2_grpc as rpc_grpc
-from identity.access_log import Checkpoint
+from identity.access_log_trust import Checkpoint
 from testkit.database import fresh_database
 from testkit.fixtures import Tokens, bearer
 from testkit.idp import LocalIdp

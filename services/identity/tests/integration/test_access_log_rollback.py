@@ -7,16 +7,9 @@ import datetime as dt
 
 import pytest
 
-from identity.access_log import (
-    DERIVED_KEY_ID,
-    AccessLogTampered,
-    AccessLogTrust,
-    Checkpoint,
-    DirectoryCheckpointStore,
-    derive_chain_key,
-    keyed_link,
-)
+from identity.access_log import DERIVED_KEY_ID, AccessLogTampered, derive_chain_key, keyed_link
 from identity.access_log_checkpoints import CheckpointRefused
+from identity.access_log_trust import AccessLogTrust, Checkpoint, DirectoryCheckpointStore
 from identity.access_log_verify import Verification
 
 from ..log_keys import (

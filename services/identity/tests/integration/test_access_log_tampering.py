@@ -14,14 +14,14 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import Engine
 
 from identity import access_log_verify
-from identity.access_log import (
+from identity.access_log import LogChain
+from identity.access_log_checkpoints import CheckpointRefused, HeadJournal, publish_checkpoint
+from identity.access_log_trust import (
     AccessLogTrust,
     Checkpoint,
     DirectoryCheckpointStore,
-    LogChain,
     StripeHead,
 )
-from identity.access_log_checkpoints import CheckpointRefused, HeadJournal, publish_checkpoint
 from identity.access_log_verify import Verification
 from identity.main import deps_for
 from identity.models import chain_hash

@@ -10,18 +10,15 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from identity.access_log import (
-    DERIVED_KEY_ID,
-    AccessLogKeyError,
+from identity.access_log import DERIVED_KEY_ID, AccessLogKeyError, HmacKeyring, keyed_link
+from identity.access_log_trust import (
     AccessLogTrust,
     Checkpoint,
     CheckpointSigner,
     CheckpointUnreadable,
     DirectoryCheckpointStore,
-    HmacKeyring,
     PublicKeyring,
     StripeHead,
-    keyed_link,
 )
 
 from ..log_keys import PEPPER, KeyFiles

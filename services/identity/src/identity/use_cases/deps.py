@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from identity.access_log import AccessLogTrust
+from identity.access_log_trust import AccessLogTrust
 from identity.models import Organisation
 from identity.unit_of_work import UnitOfWork
 

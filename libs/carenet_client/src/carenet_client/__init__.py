@@ -5,17 +5,18 @@ Depends only on the generated API code (``carenet-protos``) and public libraries
 (grpcio, protobuf, googleapis-common-protos, python-keycloak, typer, rich, openpyxl).
 """
 
-from carenet_client.auth import ClientCredentials, PasswordLogin, StaticToken, TokenSource
-from carenet_client.channels import RetryPolicy, TlsConfig, make_channel
-from carenet_client.client import (
-    Carenet,
+from carenet_client.apis import (
     CarePlanApi,
+    IdentityApi,
     IngestResult,
     OutcomesApi,
     ReferralApi,
     patient_name,
     timestamp,
 )
+from carenet_client.auth import ClientCredentials, PasswordLogin, StaticToken, TokenSource
+from carenet_client.channels import RetryPolicy, TlsConfig, make_channel
+from carenet_client.client import Carenet
 from carenet_client.config import Settings
 from carenet_client.errors import CarenetError, FieldViolation, from_rpc_error
 from carenet_client.paging import pages

@@ -14,37 +14,14 @@ from typing import Any
 import pytest
 import yaml
 
+from testkit.chart import CHART, component, one, production, render
 from testkit.idp import repo_root
 
 REPO = repo_root(Path(__file__))
-CHART = REPO / "charts" / "carenet"
 SERVICES = ("identity", "referral", "careplan", "outcomes")
 WEB = {
     "web": {"enabled": True, "publicUrl": "https://zorg.example.nl", "hostname": "zorg.example.nl"}
 }
-
-
-def render(values: dict[str, Any]) -> list[dict[str, Any]]:
-    import helm_python as helm  # type: ignore[import-not-found,unused-ignore]
-
-    with helm.Chart.load(str(CHART)) as loaded:
-        files = loaded.render(values, name="carenet", namespace="carenet")
-    out: list[dict[str, Any]] = []
-    for path, body in sorted(files.items()):
-        if path.endswith(".yaml"):
-            out += [o for o in yaml.safe_load_all(body) if isinstance(o, dict)]
-    return out
-
-
-def production(extra: dict[str, Any]) -> dict[str, Any]:
-    values: dict[str, Any] = yaml.safe_load((CHART / "values-production.yaml").read_text())
-    return {**values, **extra}
-
-
-def one(objects: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
-    found = [o for o in objects if o["kind"] == kind and o["metadata"]["name"] == name]
-    assert len(found) == 1, (kind, name, len(found))
-    return found[0]
 
 
 @pytest.fixture(scope="module", params=["default", "production"])
@@ -80,20 +57,10 @@ def test_the_web_reaches_only_dns_the_issuer_the_services_and_the_collector(
     objects: list[dict[str, Any]],
 ) -> None:
     policy = one(objects, "NetworkPolicy", "carenet-web")["spec"]
-    reached = [
-        peer.get("podSelector", {}).get("matchLabels", {}).get("app.kubernetes.io/component")
-        for rule in policy["egress"]
-        for peer in rule["to"]
-    ]
+    reached = [component(peer) for rule in policy["egress"] for peer in rule["to"]]
     assert set(SERVICES) <= set(reached)
     service_rule = next(
-        r
-        for r in policy["egress"]
-        if any(
-            p.get("podSelector", {}).get("matchLabels", {}).get("app.kubernetes.io/component")
-            == "identity"
-            for p in r["to"]
-        )
+        r for r in policy["egress"] if any(component(p) == "identity" for p in r["to"])
     )
     assert service_rule["ports"] == [{"port": 50051, "protocol": "TCP"}]
     for rule in policy.get("ingress", []):
@@ -101,7 +68,7 @@ def test_the_web_reaches_only_dns_the_issuer_the_services_and_the_collector(
     # every service admits the web pods
     for svc in SERVICES:
         admitted = [
-            peer.get("podSelector", {}).get("matchLabels", {}).get("app.kubernetes.io/component")
+            component(peer)
             for rule in one(objects, "NetworkPolicy", f"carenet-{svc}")["spec"]["ingress"]
             for peer in rule["from"]
         ]
@@ -135,7 +102,7 @@ def test_without_web_nothing_of_it_renders_and_services_admit_no_web_pods() -> N
     assert not [o for o in objects if o["metadata"]["name"] == "carenet-web"]
     for svc in SERVICES:
         admitted = [
-            peer.get("podSelector", {}).get("matchLabels", {}).get("app.kubernetes.io/component")
+            component(peer)
             for rule in one(objects, "NetworkPolicy", f"carenet-{svc}")["spec"]["ingress"]
             for peer in rule["from"]
         ]

@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 import yaml
 
+from testkit.chart import component, one, production, render
 from testkit.idp import repo_root
 
 REPO = repo_root(Path(__file__))
-CHART = REPO / "charts" / "carenet"
 SERVICES = ("identity", "referral", "careplan", "outcomes")
 FHIR = {
     "fhir": {
@@ -26,34 +26,6 @@ FHIR = {
         "hostname": "fhir.example.nl",
     }
 }
-
-
-def render(values: dict[str, Any]) -> list[dict[str, Any]]:
-    import helm_python as helm  # type: ignore[import-not-found,unused-ignore]
-
-    with helm.Chart.load(str(CHART)) as loaded:
-        files = loaded.render(values, name="carenet", namespace="carenet")
-    out: list[dict[str, Any]] = []
-    for path, body in sorted(files.items()):
-        if path.endswith(".yaml"):
-            out += [o for o in yaml.safe_load_all(body) if isinstance(o, dict)]
-    return out
-
-
-def production(extra: dict[str, Any]) -> dict[str, Any]:
-    values: dict[str, Any] = yaml.safe_load((CHART / "values-production.yaml").read_text())
-    return {**values, **extra}
-
-
-def one(objects: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
-    found = [o for o in objects if o["kind"] == kind and o["metadata"]["name"] == name]
-    assert len(found) == 1, (kind, name, len(found))
-    return found[0]
-
-
-def component(peer: dict[str, Any]) -> str | None:
-    labels: dict[str, str] = peer.get("podSelector", {}).get("matchLabels", {})
-    return labels.get("app.kubernetes.io/component")
 
 
 @pytest.fixture(scope="module", params=["default", "production"])

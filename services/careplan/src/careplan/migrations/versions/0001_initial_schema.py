@@ -1,21 +1,16 @@
 """initial schema
 
-Revision ID: 0001
-Revises:
 Create Date: 2026-11-23 15:08:07.072652
 """
-
-from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
 
 import servicekit.db
+import servicekit.migration_steps
 
 revision: str = "0001"
 down_revision: str | None = None
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 # Revisions are the plan's history: once written they are never changed or removed.
 POSTGRES_APPEND_ONLY = """
@@ -62,15 +57,7 @@ def upgrade() -> None:
         sa.Column("update_time", servicekit.db.UtcDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("consumer", name=op.f("pk_event_cursors")),
     )
-    op.create_table(
-        "request_records",
-        sa.Column("caller", sa.String(length=200), nullable=False),
-        sa.Column("request_id", sa.String(length=100), nullable=False),
-        sa.Column("method", sa.String(length=60), nullable=False),
-        sa.Column("resource_name", sa.String(length=300), nullable=False),
-        sa.Column("create_time", servicekit.db.UtcDateTime(timezone=True), nullable=False),
-        sa.PrimaryKeyConstraint("caller", "request_id", name=op.f("pk_request_records")),
-    )
+    servicekit.migration_steps.create_request_records()
     op.create_table(
         "care_plan_revisions",
         sa.Column("patient_id", sa.String(length=128), nullable=False),

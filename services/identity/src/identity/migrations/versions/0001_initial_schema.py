@@ -1,21 +1,16 @@
 """initial schema
 
-Revision ID: 0001
-Revises:
 Create Date: 2026-11-23 15:11:37.140399
 """
-
-from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
 
 import servicekit.db
+import servicekit.migration_steps
 
 revision: str = "0001"
 down_revision: str | None = None
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 LOG_STRIPES = 64  # identity.models.MAX_LOG_STRIPES
 
@@ -123,15 +118,7 @@ def upgrade() -> None:
             batch_op.f("ix_patients_care_group_id"), ["care_group_id"], unique=False
         )
 
-    op.create_table(
-        "request_records",
-        sa.Column("caller", sa.String(length=200), nullable=False),
-        sa.Column("request_id", sa.String(length=100), nullable=False),
-        sa.Column("method", sa.String(length=60), nullable=False),
-        sa.Column("resource_name", sa.String(length=300), nullable=False),
-        sa.Column("create_time", servicekit.db.UtcDateTime(timezone=True), nullable=False),
-        sa.PrimaryKeyConstraint("caller", "request_id", name=op.f("pk_request_records")),
-    )
+    servicekit.migration_steps.create_request_records()
     op.create_table(
         "care_relationships",
         sa.Column("id", sa.String(length=63), nullable=False),

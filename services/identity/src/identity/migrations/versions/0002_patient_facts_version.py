@@ -1,20 +1,14 @@
 """patients.facts_version: raised with every change to a patient's care relationships or
 consents, so that Authorize can decide on cached facts and check them as it logs
 
-Revision ID: 0002
-Revises: 0001
 Create Date: 2026-12-02 06:00:00
 """
-
-from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0002"
 down_revision: str | None = "0001"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:

@@ -1,20 +1,14 @@
 """access_log.key_id: the id of the HMAC key that chained the entry ('' for entries
 written before the chain was keyed, which verification reports as legacy)
 
-Revision ID: 0003
-Revises: 0002
 Create Date: 2026-12-10 06:00:00
 """
-
-from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0003"
 down_revision: str | None = "0002"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:

@@ -7,22 +7,17 @@ Open duplicates that already exist are voided first: every open relationship of 
 so it never counted, and the patients' facts_version is raised so that no replica keeps
 deciding on the old facts.
 
-Revision ID: 0004
-Revises: 0003
 Create Date: 2026-12-10 09:00:00
 """
-
-from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
 
 import servicekit.db
+import servicekit.migration_steps
 
 revision: str = "0004"
 down_revision: str | None = "0003"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 OPEN = "end_time IS NULL"
 
@@ -53,10 +48,7 @@ def upgrade() -> None:
     with op.batch_alter_table("people") as batch:
         batch.create_index(batch.f("ix_people_organisation_id"), ["organisation_id"], unique=False)
 
-    with op.batch_alter_table("request_records") as batch:
-        batch.add_column(
-            sa.Column("fingerprint", sa.String(length=64), server_default="", nullable=False)
-        )
+    servicekit.migration_steps.add_fingerprint()
 
     bind = op.get_bind()
     duplicates = bind.execute(DUPLICATES).all()
@@ -82,8 +74,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_index("uq_care_relationships_open", table_name="care_relationships")
-    with op.batch_alter_table("request_records") as batch:
-        batch.drop_column("fingerprint")
+    servicekit.migration_steps.drop_fingerprint()
     with op.batch_alter_table("people") as batch:
         batch.drop_index(batch.f("ix_people_organisation_id"))
     op.drop_table("people")

@@ -6,20 +6,14 @@ coordinating relationship of a patient but the one that started first (on a tie:
 smaller id) gets end_time = start_time, so it never counted, and the patients'
 facts_version is raised so that no replica keeps deciding on the old facts.
 
-Revision ID: 0005
-Revises: 0004
 Create Date: 2026-12-07 07:30:00
 """
-
-from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0005"
 down_revision: str | None = "0004"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 OPEN_COORDINATING = "kind = 'coordinating' AND end_time IS NULL"
 

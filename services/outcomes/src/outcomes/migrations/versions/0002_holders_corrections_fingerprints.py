@@ -7,22 +7,17 @@ it is. Contracts created before it have an empty fingerprint, so a retry of such
 with its request_id is refused (REQUEST_ID_REUSED) rather than answered with a contract that
 may belong to another request.
 
-Revision ID: 0002
-Revises: 0001
 Create Date: 2026-12-07 09:00:00
 """
-
-from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
 
 import servicekit.db
+import servicekit.migration_steps
 
 revision: str = "0002"
 down_revision: str | None = "0001"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
@@ -31,10 +26,7 @@ def upgrade() -> None:
             sa.Column("holder_id", sa.String(length=63), server_default="", nullable=False)
         )
     op.execute("UPDATE measurements SET holder_id = source_org")
-    with op.batch_alter_table("contracts") as batch:
-        batch.add_column(
-            sa.Column("fingerprint", sa.String(length=64), server_default="", nullable=False)
-        )
+    servicekit.migration_steps.add_fingerprint("contracts")
     op.create_table(
         "measurement_revisions",
         sa.Column(
@@ -75,7 +67,6 @@ def downgrade() -> None:
     op.drop_index("ix_measurement_revisions_measurement", table_name="measurement_revisions")
     op.drop_index("ix_measurement_revisions_patient_code", table_name="measurement_revisions")
     op.drop_table("measurement_revisions")
-    with op.batch_alter_table("contracts") as batch:
-        batch.drop_column("fingerprint")
+    servicekit.migration_steps.drop_fingerprint("contracts")
     with op.batch_alter_table("measurements") as batch:
         batch.drop_column("holder_id")

@@ -1,21 +1,16 @@
 """initial schema
 
-Revision ID: 0001
-Revises:
 Create Date: 2026-11-23 15:08:40.976566
 """
-
-from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
 
 import servicekit.db
+import servicekit.migration_steps
 
 revision: str = "0001"
 down_revision: str | None = None
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
@@ -83,15 +78,7 @@ def upgrade() -> None:
         sa.Column("last_id", sa.BigInteger(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_outbox_head")),
     )
-    op.create_table(
-        "request_records",
-        sa.Column("subject", sa.String(length=200), nullable=False),
-        sa.Column("request_id", sa.String(length=100), nullable=False),
-        sa.Column("method", sa.String(length=40), nullable=False),
-        sa.Column("resource_name", sa.String(length=300), nullable=False),
-        sa.Column("create_time", servicekit.db.UtcDateTime(timezone=True), nullable=False),
-        sa.PrimaryKeyConstraint("subject", "request_id", name=op.f("pk_request_records")),
-    )
+    servicekit.migration_steps.create_request_records("subject", 40)
     op.create_table(
         "referrals",
         sa.Column("id", sa.String(length=63), nullable=False),

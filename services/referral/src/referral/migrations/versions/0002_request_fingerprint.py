@@ -5,29 +5,13 @@ Records written before this revision have an empty fingerprint: a retry of such 
 is refused (REQUEST_ID_REUSED) rather than answered with a result that may belong to
 another request.
 
-Revision ID: 0002
-Revises: 0001
 Create Date: 2026-12-07 06:00:00
 """
 
-from collections.abc import Sequence
-
-import sqlalchemy as sa
-from alembic import op
+import servicekit.migration_steps
 
 revision: str = "0002"
 down_revision: str | None = "0001"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
-
-def upgrade() -> None:
-    with op.batch_alter_table("request_records") as batch:
-        batch.add_column(
-            sa.Column("fingerprint", sa.String(length=64), server_default="", nullable=False)
-        )
-
-
-def downgrade() -> None:
-    with op.batch_alter_table("request_records") as batch:
-        batch.drop_column("fingerprint")
+upgrade = servicekit.migration_steps.add_fingerprint
+downgrade = servicekit.migration_steps.drop_fingerprint

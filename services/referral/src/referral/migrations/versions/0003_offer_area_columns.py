@@ -4,12 +4,8 @@ the menu card by the patient's area in SQL; offer_menu_versions: a counter per c
 that a trigger bumps at the commit of any change of its offers, so that a cached menu card
 is checked with one read by key
 
-Revision ID: 0003
-Revises: 0002
 Create Date: 2026-12-07 10:00:00
 """
-
-from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
@@ -17,8 +13,6 @@ from sqlalchemy.dialects import postgresql
 
 revision: str = "0003"
 down_revision: str | None = "0002"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 MUNICIPALITIES = """
 CREATE FUNCTION referral_area_municipalities(area json) RETURNS text[]

@@ -1,20 +1,14 @@
 """request_records as servicekit.request_records declares them for every service: the
 caller's column is ``caller`` (was ``subject``), a method name up to 60 characters
 
-Revision ID: 0004
-Revises: 0003
 Create Date: 2026-12-07 10:05:00
 """
-
-from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0004"
 down_revision: str | None = "0003"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:

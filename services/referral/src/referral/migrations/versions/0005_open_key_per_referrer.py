@@ -8,20 +8,14 @@ key and refuses, changing nothing, while two organisations' open referrals of a 
 for the same offer coexist (the old unique key cannot hold them): close all but one of
 each such group (the count is named, no patient), then downgrade again.
 
-Revision ID: 0005
-Revises: 0004
 Create Date: 2026-12-07 10:40:00
 """
-
-from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0005"
 down_revision: str | None = "0004"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 REKEY_BY_REFERRER = (
     "UPDATE referrals SET open_key = patient_id || '/' || offer_id || '/' || referrer_org_id"

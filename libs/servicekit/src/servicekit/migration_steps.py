@@ -1,0 +1,44 @@
+"""Alembic operations that more than one service's migrations perform, written once.
+
+A migration calls them inside its ``upgrade``/``downgrade`` (they use Alembic's ``op`` of the
+migration being run). What each one does is fixed: a migration that has been applied must
+keep its effect, so a step changes only by adding a parameter whose default keeps it.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+from servicekit.db import UtcDateTime
+
+
+def create_request_records(caller_column: str = "caller", method_length: int = 60) -> None:
+    """The table of servicekit.request_records as the services' first migrations created it
+    (without ``fingerprint``, which :func:`add_fingerprint` adds later). Referral's first
+    revision named the caller's column ``subject`` and allowed a 40-character method."""
+    op.create_table(
+        "request_records",
+        sa.Column(caller_column, sa.String(length=200), nullable=False),
+        sa.Column("request_id", sa.String(length=100), nullable=False),
+        sa.Column("method", sa.String(length=method_length), nullable=False),
+        sa.Column("resource_name", sa.String(length=300), nullable=False),
+        sa.Column("create_time", UtcDateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint(caller_column, "request_id", name=op.f("pk_request_records")),
+    )
+
+
+def add_fingerprint(table: str = "request_records") -> None:
+    """``<table>.fingerprint``: the SHA-256 (hex) of a create request without its request_id
+    (servicekit.idempotency); '' for the rows written before, which match no request, so a
+    retry of such a request is refused (REQUEST_ID_REUSED) instead of replayed."""
+    with op.batch_alter_table(table) as batch:
+        batch.add_column(
+            sa.Column("fingerprint", sa.String(length=64), server_default="", nullable=False)
+        )
+
+
+def drop_fingerprint(table: str = "request_records") -> None:
+    """Undoes :func:`add_fingerprint`."""
+    with op.batch_alter_table(table) as batch:
+        batch.drop_column("fingerprint")

@@ -26,6 +26,7 @@ from carenet.identity.v1 import identity_service_pb2_grpc as identity_grpc
 from servicekit.db import make_engine
 from testkit.database import fresh_database
 from testkit.idp import LocalIdp
+from testkit.metrics import MetricReadings, reading_domain_metrics
 from testkit.processes import ServiceProcess
 
 # A second care group, so that tenancy can be tested with real tokens.
@@ -90,6 +91,13 @@ def local_idp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalIdp]:
 @pytest.fixture(scope="session")
 def tokens(local_idp: LocalIdp) -> Tokens:
     return Tokens(local_idp)
+
+
+@pytest.fixture
+def domain_metrics(monkeypatch: pytest.MonkeyPatch) -> Iterator[MetricReadings]:
+    """The process's domain metrics, on a provider read by this test alone."""
+    with reading_domain_metrics(monkeypatch) as readings:
+        yield readings
 
 
 def service_values(

@@ -9,12 +9,9 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import grpc
-import pytest
-from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 from carenet.referral.v1 import referral_pb2 as rf
 from carenet.referral.v1 import referral_service_pb2 as rf_rpc
@@ -28,6 +25,7 @@ from servicekit.migrations import upgrade
 from testkit.database import fresh_database
 from testkit.fixtures import Tokens, bearer
 from testkit.idp import LocalIdp
+from testkit.metrics import MetricReadings
 from testkit.processes import ServiceProcess
 
 PROFILE = rf.PatientProfile(
@@ -45,31 +43,6 @@ def _cli(module: str, command: str, env: dict[str, str]) -> None:
     )
 
 
-@pytest.fixture
-def reader(monkeypatch: pytest.MonkeyPatch) -> Iterator[InMemoryMetricReader]:
-    """The process's domain counters, on a provider read by this test alone."""
-    memory = InMemoryMetricReader()
-    provider = MeterProvider(metric_readers=[memory])
-    monkeypatch.setattr(sk_metrics, "_domain", [sk_metrics.DomainMetrics(provider)])
-    yield memory
-    provider.shutdown()
-
-
-def _lag(reader: InMemoryMetricReader) -> float:
-    data = reader.get_metrics_data()
-    values = [
-        float(point.value)  # type: ignore[union-attr]
-        for resource in (data.resource_metrics if data else ())
-        for scope in resource.scope_metrics
-        for metric in scope.metrics
-        if metric.name == sk_metrics.OUTBOX_LAG
-        for point in metric.data.data_points
-        if dict(point.attributes or {}) == {"consumer": "careplan"}
-    ]
-    assert len(values) == 1, values
-    return values[0]
-
-
 def _wait(what: str, check: Callable[[], bool], timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while not check():
@@ -78,8 +51,12 @@ def _wait(what: str, check: Callable[[], bool], timeout: float = 30.0) -> None:
         time.sleep(0.1)
 
 
+def _lag(metrics: MetricReadings) -> float:
+    return metrics.value(sk_metrics.OUTBOX_LAG, consumer="careplan")
+
+
 def test_the_lag_is_0_on_the_live_stream_and_grows_while_referral_is_gone(
-    local_idp: LocalIdp, tokens: Tokens, reader: InMemoryMetricReader
+    local_idp: LocalIdp, tokens: Tokens, domain_metrics: MetricReadings
 ) -> None:
     with (
         fresh_database("cp_lag_identity") as identity_db,
@@ -120,7 +97,7 @@ def test_the_lag_is_0_on_the_live_stream_and_grows_while_referral_is_gone(
             consumer.lag = referral_links.ConsumerLag(consumer.deps.clock, connected_after=0.5)
             consumer.start()
             try:
-                _wait("the live stream", lambda: _lag(reader) == 0, timeout=10)
+                _wait("the live stream", lambda: _lag(domain_metrics) == 0, timeout=10)
                 with grpc.insecure_channel(referral.target) as channel:
                     rf_grpc.ReferralServiceStub(channel).CreateReferral(
                         rf_rpc.CreateReferralRequest(
@@ -134,14 +111,14 @@ def test_the_lag_is_0_on_the_live_stream_and_grows_while_referral_is_gone(
                         metadata=bearer(tokens.user("dr.jansen")),
                         timeout=10,
                     )
-                _wait("the event applied", lambda: consumer.seen == 1 and _lag(reader) == 0)
+                _wait("the event applied", lambda: consumer.seen == 1 and _lag(domain_metrics) == 0)
                 assert referral_links.consumer_cursor(consumer.deps) > 0
                 referral.stop()
                 referral = None
                 time.sleep(1.5)
-                first = _lag(reader)
+                first = _lag(domain_metrics)
                 time.sleep(0.5)
-                second = _lag(reader)
+                second = _lag(domain_metrics)
                 assert 1.0 <= first < second, (first, second)
             finally:
                 consumer.stop()

@@ -9,8 +9,6 @@ import datetime as dt
 from collections.abc import Iterator
 
 import pytest
-from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 from careplan.clients import ReferralEvent
 from careplan.consumer import ReferralEventConsumer
@@ -18,6 +16,7 @@ from careplan.deps import Deps
 from careplan.models import Action, ActionKind, PlanContent
 from careplan.use_cases import plans, referral_links
 from servicekit import metrics as sk_metrics
+from testkit.metrics import MetricReadings
 
 from ..fakes import GP, T0, FakeReferralEvents, fake_deps
 
@@ -33,31 +32,6 @@ class MovingClock:
 
     def advance(self, seconds: float) -> None:
         self.now += dt.timedelta(seconds=seconds)
-
-
-@pytest.fixture
-def reader(monkeypatch: pytest.MonkeyPatch) -> Iterator[InMemoryMetricReader]:
-    """The process's domain counters, on a provider read by this test alone."""
-    memory = InMemoryMetricReader()
-    provider = MeterProvider(metric_readers=[memory])
-    monkeypatch.setattr(sk_metrics, "_domain", [sk_metrics.DomainMetrics(provider)])
-    yield memory
-    provider.shutdown()
-
-
-def _lag(reader: InMemoryMetricReader) -> float:
-    data = reader.get_metrics_data()
-    values = [
-        float(point.value)  # type: ignore[union-attr]
-        for resource in (data.resource_metrics if data else ())
-        for scope in resource.scope_metrics
-        for metric in scope.metrics
-        if metric.name == sk_metrics.OUTBOX_LAG
-        for point in metric.data.data_points
-        if dict(point.attributes or {}) == {"consumer": "careplan"}
-    ]
-    assert len(values) == 1, values
-    return values[0]
 
 
 def _event(cursor: int, status: str, committed: dt.datetime) -> ReferralEvent:
@@ -84,8 +58,12 @@ def _deps(clock: MovingClock) -> Deps:
     return deps
 
 
+def _lag(metrics: MetricReadings) -> float:
+    return metrics.value(sk_metrics.OUTBOX_LAG, consumer="careplan")
+
+
 def test_the_lag_follows_the_stream(
-    reader: InMemoryMetricReader, monkeypatch: pytest.MonkeyPatch
+    domain_metrics: MetricReadings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     clock = MovingClock()
     deps = _deps(clock)
@@ -94,18 +72,18 @@ def test_the_lag_follows_the_stream(
     consumer = ReferralEventConsumer(deps, lambda: stream)
 
     clock.advance(30)
-    assert _lag(reader) == 30  # never connected since it started
+    assert _lag(domain_metrics) == 30  # never connected since it started
     with pytest.raises(ConnectionError):
         consumer.run_once()  # referral unreachable
     clock.advance(30)
-    assert _lag(reader) == 60
+    assert _lag(domain_metrics) == 60
 
     # Reconnected: while an event is applied, its age; caught up on a live stream, 0.
     seen_while_applying: list[float] = []
     apply = referral_links.apply_referral_event
 
     def applying(deps: Deps, event: ReferralEvent, consumer: str) -> bool:
-        seen_while_applying.append(_lag(reader))
+        seen_while_applying.append(_lag(domain_metrics))
         clock.advance(2)
         return apply(deps, event, consumer)
 
@@ -117,15 +95,15 @@ def test_the_lag_follows_the_stream(
 
     # The stream ended (referral restarting): behind from that moment on.
     clock.advance(120)
-    assert _lag(reader) == 120
+    assert _lag(domain_metrics) == 120
 
     class Quiet(FakeReferralEvents):
         """A live stream with nothing to deliver, read at its start and 6 s later."""
 
         def watch(self, after_cursor: int) -> Iterator[ReferralEvent]:
-            quiet.append(_lag(reader))
+            quiet.append(_lag(domain_metrics))
             clock.advance(6)
-            quiet.append(_lag(reader))
+            quiet.append(_lag(domain_metrics))
             yield from ()
 
     quiet: list[float] = []

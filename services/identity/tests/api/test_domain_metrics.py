@@ -8,14 +8,11 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
 import pytest
-from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 from carenet.identity.v1 import identity_pb2 as pb
 from carenet.identity.v1 import identity_service_pb2 as rpc
@@ -30,6 +27,7 @@ from servicekit.db import make_engine
 from testkit.database import fresh_database
 from testkit.fixtures import Tokens, bearer
 from testkit.idp import LocalIdp
+from testkit.metrics import MetricReadings, reading_domain_metrics
 
 from ..log_keys import PEPPER, KeyFiles, cut_stripe, superuser, without_triggers
 
@@ -84,31 +82,11 @@ def keyed(tmp_path: Path, local_idp: LocalIdp) -> Iterator[tuple[Stub, str]]:
 
 
 @pytest.fixture
-def reader(
-    monkeypatch: pytest.MonkeyPatch, keyed: tuple[Stub, str]
-) -> Iterator[InMemoryMetricReader]:
-    """The process's domain counters, on a provider read by this test alone (installed once
-    the server is up and seeded, so that only the test's calls count)."""
-    memory = InMemoryMetricReader()
-    provider = MeterProvider(metric_readers=[memory])
-    monkeypatch.setattr(sk_metrics, "_domain", [sk_metrics.DomainMetrics(provider)])
-    yield memory
-    provider.shutdown()
-
-
-def _points(reader: InMemoryMetricReader, name: str) -> Counter[tuple[tuple[str, str], ...]]:
-    counts: Counter[tuple[tuple[str, str], ...]] = Counter()
-    data = reader.get_metrics_data()
-    for resource in data.resource_metrics if data else ():
-        for scope in resource.scope_metrics:
-            for metric in scope.metrics:
-                if metric.name == name:
-                    for point in metric.data.data_points:
-                        key = tuple(
-                            sorted((k, str(v)) for k, v in (point.attributes or {}).items())
-                        )
-                        counts[key] += int(point.value)  # type: ignore[union-attr]
-    return counts
+def reader(monkeypatch: pytest.MonkeyPatch, keyed: tuple[Stub, str]) -> Iterator[MetricReadings]:
+    """The process's domain metrics, read by this test alone (installed once the server is up
+    and seeded, so that only the test's calls count)."""
+    with reading_domain_metrics(monkeypatch) as readings:
+        yield readings
 
 
 def _care_plan(holder: str) -> rpc.AuthorizeRequest:
@@ -121,7 +99,7 @@ def _care_plan(holder: str) -> rpc.AuthorizeRequest:
 
 
 def test_decisions_appends_and_verifications_are_counted(
-    keyed: tuple[Stub, str], reader: InMemoryMetricReader, tokens: Tokens
+    keyed: tuple[Stub, str], reader: MetricReadings, tokens: Tokens
 ) -> None:
     stub, url = keyed
     jansen = bearer(tokens.user("dr.jansen"))
@@ -145,11 +123,11 @@ def test_decisions_appends_and_verifications_are_counted(
     with pytest.raises(grpc.RpcError):  # refused before any decision: nothing counted
         stub.Authorize(rpc.AuthorizeRequest(patient="patients/p-0001"), metadata=jansen)
 
-    assert _points(reader, sk_metrics.AUTHORIZE_DECISIONS) == {
+    assert reader.counts(sk_metrics.AUTHORIZE_DECISIONS) == {
         (("basis", "care-relationship"), ("decision", "permit")): 3,
         (("basis", "none"), ("decision", "deny")): 3,
     }
-    assert _points(reader, sk_metrics.ACCESS_LOG_APPENDS) == {(): 6}
+    assert reader.counts(sk_metrics.ACCESS_LOG_APPENDS) == {(): 6}
 
     auditor = bearer(tokens.user("auditor.dekker"))
     assert stub.VerifyAccessLog(rpc.VerifyAccessLogRequest(), metadata=auditor, timeout=30).intact
@@ -161,7 +139,7 @@ def test_decisions_appends_and_verifications_are_counted(
     assert not broken.intact
     reasons = {problem.reason for problem in broken.problems}
     assert reasons
-    assert _points(reader, sk_metrics.ACCESS_LOG_VERIFICATIONS) == {
+    assert reader.counts(sk_metrics.ACCESS_LOG_VERIFICATIONS) == {
         (("result", "ok"),): 1,
         **{(("result", reason),): 1 for reason in reasons},
     }

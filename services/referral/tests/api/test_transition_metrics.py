@@ -4,50 +4,18 @@ refused changes and a retried create count nothing."""
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Iterator
-
-import pytest
-from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader
-
 from carenet.referral.v1 import referral_pb2 as pb
 from carenet.referral.v1 import referral_service_pb2 as rpc
 from carenet.referral.v1 import referral_service_pb2_grpc as rpc_grpc
 from servicekit import metrics as sk_metrics
 from testkit.fixtures import Tokens
+from testkit.metrics import MetricReadings
 
 from .helpers import as_user, fails, listed_offer, refer
 
 
-@pytest.fixture
-def reader(monkeypatch: pytest.MonkeyPatch) -> Iterator[InMemoryMetricReader]:
-    """The process's domain counters, on a provider read by this test alone."""
-    memory = InMemoryMetricReader()
-    provider = MeterProvider(metric_readers=[memory])
-    monkeypatch.setattr(sk_metrics, "_domain", [sk_metrics.DomainMetrics(provider)])
-    yield memory
-    provider.shutdown()
-
-
-def _transitions(reader: InMemoryMetricReader) -> Counter[tuple[str, str]]:
-    counts: Counter[tuple[str, str]] = Counter()
-    data = reader.get_metrics_data()
-    for resource in data.resource_metrics if data else ():
-        for scope in resource.scope_metrics:
-            for metric in scope.metrics:
-                if metric.name != sk_metrics.REFERRAL_TRANSITIONS:
-                    continue
-                for point in metric.data.data_points:
-                    attributes = dict(point.attributes or {})
-                    assert set(attributes) == {"from_status", "to_status"}
-                    key = (str(attributes["from_status"]), str(attributes["to_status"]))
-                    counts[key] += int(point.value)  # type: ignore[union-attr]
-    return counts
-
-
 def test_status_changes_are_counted_by_from_and_to_status(
-    stub: rpc_grpc.ReferralServiceStub, tokens: Tokens, reader: InMemoryMetricReader
+    stub: rpc_grpc.ReferralServiceStub, tokens: Tokens, domain_metrics: MetricReadings
 ) -> None:
     offer = listed_offer(stub, tokens, "metrics")
     referral = refer(stub, tokens, "p-0002", offer, request_id="metrics-create-1")
@@ -67,9 +35,8 @@ def test_status_changes_are_counted_by_from_and_to_status(
     move(pb.REFERRAL_STATUS_IN_PROGRESS)
     move(pb.REFERRAL_STATUS_FAILED, reason="stopped attending")
 
-    assert _transitions(reader) == {
-        ("none", "requested"): 1,
-        ("requested", "accepted"): 1,
-        ("accepted", "in-progress"): 1,
-        ("in-progress", "failed"): 1,
+    moves = [("none", "requested"), ("requested", "accepted"), ("accepted", "in-progress")]
+    moves.append(("in-progress", "failed"))
+    assert domain_metrics.counts(sk_metrics.REFERRAL_TRANSITIONS) == {
+        (("from_status", before), ("to_status", after)): 1 for before, after in moves
     }

@@ -27,6 +27,7 @@ from servicekit.identity_client import (
     BatchAccessQuestion,
     IdentityUnavailable,
 )
+from servicekit.principals import principal
 
 __all__ = ["PERMIT_REASON", "FakeIdentity", "FakeRequestRecords", "fake_principal"]
 
@@ -144,14 +145,15 @@ def fake_principal(
     organisation: str = "",
     patient: str = "",
     care_group: str = "cg-zuidoost",
+    client_id: str = "carenet-kis",
 ) -> Principal:
     """A caller as the token interceptor makes it: ``organisation``, ``care_group`` and
-    ``patient`` are ids (``gp-de-linde``), made resource names here."""
-    return Principal(
-        subject=subject,
-        client_id="carenet-kis",
-        organisation=f"organisations/{organisation}" if organisation else "",
-        care_group=f"organisations/{care_group}",
-        roles=frozenset(roles),
-        patient=f"patients/{patient}" if patient else "",
+    ``patient`` are ids (``gp-de-linde``), made resource names (servicekit.principals)."""
+    return principal(
+        subject,
+        client_id=client_id,
+        roles=roles,
+        organisation=organisation,
+        care_group=care_group,
+        patient=patient,
     )

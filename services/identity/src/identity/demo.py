@@ -18,6 +18,7 @@ from identity.use_cases import consents, organisations, patients, relationships
 from identity.use_cases.common import idempotent
 from identity.use_cases.deps import Deps
 from servicekit.auth import Principal
+from servicekit.principals import care_group_admin, principal
 
 CARE_GROUP = "cg-zuidoost"
 ORGANISATIONS: list[tuple[str, organisations.OrganisationInput]] = [
@@ -76,35 +77,22 @@ PATIENTS = [
 ]
 
 
-def _admin(care_group: str) -> Principal:
-    return Principal(
-        subject=f"seed-{care_group}",
-        client_id="identity-seed",
-        organisation=f"organisations/{care_group}",
-        care_group=f"organisations/{care_group}",
-        roles=frozenset({"care-group-admin"}),
+def _seed(subject: str, role: str, care_group: str, **ids: str) -> Principal:
+    return principal(
+        f"seed-{subject}", client_id="identity-seed", roles=[role], care_group=care_group, **ids
     )
+
+
+def _admin(care_group: str) -> Principal:
+    return care_group_admin(care_group, f"seed-{care_group}", client_id="identity-seed")
 
 
 def _clinician(org_id: str, care_group: str) -> Principal:
-    return Principal(
-        subject=f"seed-{org_id}",
-        client_id="identity-seed",
-        organisation=f"organisations/{org_id}",
-        care_group=f"organisations/{care_group}",
-        roles=frozenset({"gp"}),
-    )
+    return _seed(org_id, "gp", care_group, organisation=org_id)
 
 
 def _patient(patient_id: str, care_group: str) -> Principal:
-    return Principal(
-        subject=f"seed-{patient_id}",
-        client_id="identity-seed",
-        organisation="",
-        care_group=f"organisations/{care_group}",
-        roles=frozenset({"patient"}),
-        patient=f"patients/{patient_id}",
-    )
+    return _seed(patient_id, "patient", care_group, patient=patient_id)
 
 
 # Where the demo realm export lives in the repository.

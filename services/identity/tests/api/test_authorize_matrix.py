@@ -24,19 +24,14 @@ from identity.use_cases import consents, organisations, relationships
 from identity.use_cases.common import idempotent
 from identity.use_cases.deps import Deps
 from identity.use_cases.patients import register_patient
-from servicekit.auth import Principal
+from servicekit.principals import care_group_admin
+from testkit.fakes import fake_principal
 from testkit.fixtures import OTHER_TENANT, Tokens, bearer
 from testkit.rpc import failure
 
 NOW = dt.datetime.now(dt.UTC)
 PAST = NOW - dt.timedelta(days=60)
-ADMIN = Principal(
-    subject="matrix-admin",
-    client_id="test",
-    organisation="organisations/cg-zuidoost",
-    care_group="organisations/cg-zuidoost",
-    roles=frozenset({"care-group-admin"}),
-)
+ADMIN = care_group_admin("cg-zuidoost", "matrix-admin", client_id="test")
 ROLES = [
     "gp",
     "practice-nurse",
@@ -103,13 +98,7 @@ def patients(identity_service_deps: Deps) -> dict[tuple[str, str, str], str]:
         OTHER_TENANT,
         organisations.OrganisationInput("Zorggroep Noord", OrganisationType.CARE_GROUP),
     )
-    noord_admin = Principal(
-        subject="noord-admin",
-        client_id="test",
-        organisation=f"organisations/{OTHER_TENANT}",
-        care_group=f"organisations/{OTHER_TENANT}",
-        roles=frozenset({"care-group-admin"}),
-    )
+    noord_admin = care_group_admin(OTHER_TENANT, "noord-admin", client_id="test")
     organisations.create_organisation(
         deps,
         noord_admin,
@@ -119,12 +108,8 @@ def patients(identity_service_deps: Deps) -> dict[tuple[str, str, str], str]:
         "gp-noord",
         request=idempotent(deps, noord_admin, "matrix-gp-noord", "CreateOrganisation"),
     )
-    noord_gp = Principal(
-        subject="noord-gp",
-        client_id="test",
-        organisation="organisations/gp-noord",
-        care_group=f"organisations/{OTHER_TENANT}",
-        roles=frozenset({"gp"}),
+    noord_gp = fake_principal(
+        "noord-gp", roles=["gp"], organisation="gp-noord", care_group=OTHER_TENANT, client_id="test"
     )
     result: dict[tuple[str, str, str], str] = {}
     for n, (rel, consent, tenant) in enumerate(itertools.product(RELATIONSHIPS, CONSENTS, TENANTS)):
@@ -142,14 +127,7 @@ def patients(identity_service_deps: Deps) -> dict[tuple[str, str, str], str]:
                 relationships.create_care_relationship(
                     deps, ADMIN, pid, "hosp-catharina", RelationshipKind.TREATING, PAST, end
                 )
-            patient = Principal(
-                subject=f"pat-{pid}",
-                client_id="test",
-                organisation="",
-                care_group="organisations/cg-zuidoost",
-                roles=frozenset({"patient"}),
-                patient=f"patients/{pid}",
-            )
+            patient = fake_principal(f"pat-{pid}", roles=["patient"], patient=pid, client_id="test")
             if consent != "none":
                 category = (
                     DataCategory.MEASUREMENTS

@@ -19,7 +19,7 @@ from carenet.identity.v1 import identity_service_pb2_grpc as rpc_grpc
 from identity.models import OrganisationType
 from identity.use_cases import organisations, patients
 from identity.use_cases.deps import Deps
-from servicekit.auth import Principal
+from servicekit.principals import care_group_admin
 from testkit.fixtures import OTHER_TENANT, IdentityService, Tokens, bearer
 
 from .calls import FullError, fails
@@ -76,13 +76,7 @@ def targets(identity_service: IdentityService, stub: Stub, tokens: Tokens) -> di
         OTHER_TENANT,
         organisations.OrganisationInput("Zorggroep Noord", OrganisationType.CARE_GROUP),
     )
-    noord_admin = Principal(
-        subject="existence-noord-admin",
-        client_id="test",
-        organisation=f"organisations/{OTHER_TENANT}",
-        care_group=f"organisations/{OTHER_TENANT}",
-        roles=frozenset({"care-group-admin"}),
-    )
+    noord_admin = care_group_admin(OTHER_TENANT, "existence-noord-admin", client_id="test")
     run = uuid.uuid4().hex[:8]
     noord_bsn = _bsn(int(run, 16))
     foreign = patients.register_patient(deps, noord_admin, noord_bsn, f"noord-{run}")

@@ -2,12 +2,6 @@
 
 from __future__ import annotations
 
-from servicekit.auth import Principal
+from testkit.fakes import fake_principal
 
-GP = Principal(
-    subject="gp-user",
-    client_id="test",
-    organisation="organisations/gp-de-linde",
-    care_group="organisations/cg-zuidoost",
-    roles=frozenset({"gp"}),
-)
+GP = fake_principal("gp-user", roles=["gp"], organisation="gp-de-linde", client_id="test")

@@ -14,20 +14,14 @@ from identity.main import deps_for
 from identity.models import Action, Base, DataCategory
 from identity.use_cases import access_log, authorization
 from identity.use_cases.deps import Deps
-from servicekit.auth import Principal
 from servicekit.db import make_engine
 from servicekit.migrations import pending_differences, upgrade
 from testkit.database import fresh_database
+from testkit.fakes import fake_principal
 
 from .principals import GP
 
-AUDITOR = Principal(
-    subject="auditor",
-    client_id="test",
-    organisation="organisations/cg-zuidoost",
-    care_group="organisations/cg-zuidoost",
-    roles=frozenset({"auditor"}),
-)
+AUDITOR = fake_principal("auditor", roles=["auditor"], organisation="cg-zuidoost", client_id="test")
 
 
 def test_migrations_run_up_from_an_empty_postgresql_database_and_match_the_models() -> None:

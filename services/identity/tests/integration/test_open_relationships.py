@@ -20,20 +20,14 @@ from identity.main import deps_for
 from identity.models import CareRelationship, RelationshipKind
 from identity.use_cases import patients, relationships
 from identity.use_cases.deps import Deps
-from servicekit.auth import Principal
 from servicekit.db import make_engine
 from servicekit.migrations import upgrade
+from servicekit.principals import care_group_admin
 from testkit.database import fresh_database
 
 from .principals import GP
 
-ADMIN = Principal(
-    subject="rel-admin",
-    client_id="test",
-    organisation="organisations/cg-zuidoost",
-    care_group="organisations/cg-zuidoost",
-    roles=frozenset({"care-group-admin"}),
-)
+ADMIN = care_group_admin("cg-zuidoost", "rel-admin", client_id="test")
 CONTENDERS = 8
 
 

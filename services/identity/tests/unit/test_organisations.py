@@ -16,18 +16,13 @@ from identity.use_cases.deps import Deps
 from servicekit.auth import Principal
 from servicekit.errors import InvalidArgument
 from servicekit.paging import PageRequest
+from servicekit.principals import care_group_admin
 
 from ..fakes import fake_deps
 
 
 def _admin(care_group: str) -> Principal:
-    return Principal(
-        subject=f"admin-{care_group}",
-        client_id="test",
-        organisation=f"organisations/{care_group}",
-        care_group=f"organisations/{care_group}",
-        roles=frozenset({"care-group-admin"}),
-    )
+    return care_group_admin(care_group, f"admin-{care_group}", client_id="test")
 
 
 PRACTICE = organisations.OrganisationInput(

@@ -9,17 +9,11 @@ from identity.errors import ProvisioningUnavailable
 from identity.models import OrganisationType
 from identity.use_cases import organisations
 from identity.use_cases.deps import Deps
-from servicekit.auth import Principal
+from servicekit.principals import care_group_admin
 
 from ..fakes import FakeKeycloakAdmin, fake_deps
 
-ADMIN = Principal(
-    subject="admin",
-    client_id="test",
-    organisation="organisations/cg-a",
-    care_group="organisations/cg-a",
-    roles=frozenset({"care-group-admin"}),
-)
+ADMIN = care_group_admin("cg-a", "admin", client_id="test")
 
 
 @pytest.fixture

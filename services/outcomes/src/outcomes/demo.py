@@ -21,7 +21,7 @@ from outcomes.models import Programme, Sex, SourceKind, Stratifier
 from outcomes.repository import MeasurementTuple
 from outcomes.use_cases import contracts, reports
 from outcomes.use_cases.enrolments import EnrolmentInput, store_enrolment
-from servicekit.auth import Principal
+from servicekit.principals import care_group_admin
 
 CARE_GROUP = "cg-zuidoost"
 INSURER = "ins-vgz"
@@ -34,13 +34,7 @@ PERIOD_END = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 PATIENTS = 300
 STAMP = dt.datetime(2026, 1, 15, tzinfo=dt.UTC)
 
-ADMIN = Principal(
-    subject="seed-outcomes",
-    client_id="outcomes-seed",
-    organisation=f"organisations/{CARE_GROUP}",
-    care_group=f"organisations/{CARE_GROUP}",
-    roles=frozenset({"care-group-admin"}),
-)
+ADMIN = care_group_admin(CARE_GROUP, "seed-outcomes", client_id="outcomes-seed")
 
 PRINCIPLES = {
     "scope": "Chain care for DM2, COPD and CVRM in the Zuidoost region",

@@ -11,17 +11,11 @@ from outcomes.deps import Deps
 from outcomes.models import Programme, Sex, SourceKind
 from outcomes.repository import Correction, MeasurementKey, unix_micros
 from outcomes.use_cases import enrolments, reports
-from servicekit.auth import Principal
+from servicekit.principals import care_group_admin
 
 CARE_GROUP = "cg-fix"
 END = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
-ADMIN = Principal(
-    subject="admin-fix",
-    client_id="test",
-    organisation=f"organisations/{CARE_GROUP}",
-    care_group=f"organisations/{CARE_GROUP}",
-    roles=frozenset({"care-group-admin"}),
-)
+ADMIN = care_group_admin(CARE_GROUP, "admin-fix", client_id="test")
 KEY = MeasurementKey("fix-1", "HBA1C", "mmol/mol", "LAB", "lab-fix")
 
 

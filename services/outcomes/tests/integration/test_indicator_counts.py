@@ -17,20 +17,14 @@ from outcomes.deps import Deps
 from outcomes.models import DEFAULT_SOURCE_PRIORITY, Report, SourceKind, Stratifier
 from outcomes.use_cases import reports
 from outcomes.use_cases.indicators import load_definitions
-from servicekit.auth import Principal
+from servicekit.principals import care_group_admin
 
 from . import hand_sql, region
 
 CARE_GROUP = "cg-synth"
 START = dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
 END = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
-ADMIN = Principal(
-    subject="admin-synth",
-    client_id="test",
-    organisation=f"organisations/{CARE_GROUP}",
-    care_group=f"organisations/{CARE_GROUP}",
-    roles=frozenset({"care-group-admin"}),
-)
+ADMIN = care_group_admin(CARE_GROUP, "admin-synth", client_id="test")
 Row = tuple[str, str, str, str, int, int, int]
 
 

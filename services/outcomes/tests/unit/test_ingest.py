@@ -14,28 +14,15 @@ from outcomes.models import Programme, Sex, SourceKind
 from outcomes.repository import from_micros
 from outcomes.use_cases import enrolments
 from outcomes.use_cases import measurements as ingest_uc
-from servicekit.auth import Principal
 from servicekit.authorization import AccessRefused
 from servicekit.identity_client import Access, AccessDecision, AccessQuestion
-from testkit.fakes import FakeIdentity
+from testkit.fakes import FakeIdentity, fake_principal
 
 from ..fakes import FixedClock, Store, enrolled, fake_deps, fake_repository
 
 NOW = dt.datetime(2026, 1, 10, tzinfo=dt.UTC)
-GP = Principal(
-    subject="u-jansen",
-    client_id="carenet-kis",
-    organisation="organisations/gp-de-linde",
-    care_group="organisations/cg-zuidoost",
-    roles=frozenset({"gp"}),
-)
-INSURER = Principal(
-    subject="u-peters",
-    client_id="carenet-kis",
-    organisation="organisations/ins-vgz",
-    care_group="organisations/cg-zuidoost",
-    roles=frozenset({"insurer-analyst"}),
-)
+GP = fake_principal("u-jansen", roles=["gp"], organisation="gp-de-linde")
+INSURER = fake_principal("u-peters", roles=["insurer-analyst"], organisation="ins-vgz")
 
 
 @pytest.fixture
@@ -218,13 +205,7 @@ def test_another_organisation_cannot_correct_a_record_it_does_not_hold(
     deps: Deps,
 ) -> None:
     ingest_uc.ingest(deps, GP, [[row(record="c4", value=50.0)]])
-    other = Principal(
-        subject="u-devries",
-        client_id="carenet-kis",
-        organisation="organisations/gp-het-anker",
-        care_group="organisations/cg-zuidoost",
-        roles=frozenset({"gp"}),
-    )
+    other = fake_principal("u-devries", roles=["gp"], organisation="gp-het-anker")
     assert ingest_uc.ingest(deps, other, [[row(record="c4", value=50.0)]]).duplicates == 1
     result = ingest_uc.ingest(deps, other, [[row(record="c4", value=58.0)]])
     assert [(r.outcome, r.reason) for r in result.results] == [

@@ -19,29 +19,24 @@ from referral.use_cases import curation, offers, referrals
 from servicekit.auth import Principal
 from servicekit.idempotency import IdempotentRequest
 from servicekit.identity_client import AccessDecision, AccessQuestion, BatchAccessQuestion
+from servicekit.principals import care_group_admin, principal
 
 CARE_GROUP = "cg-zuidoost"
 EINDHOVEN = "GM0772"
 EINDHOVEN_POSTCODES = [{"first": "5600", "last": "5658"}]
 
 
-def _owner(org: str, role: str) -> Principal:
-    return Principal(
-        subject=f"seed-{org}",
+def _owner(org: str, role: str, subject: str = "") -> Principal:
+    return principal(
+        subject or f"seed-{org}",
         client_id="referral-seed",
-        organisation=f"organisations/{org}",
-        care_group=f"organisations/{CARE_GROUP}",
-        roles=frozenset({role}),
+        roles=[role],
+        organisation=org,
+        care_group=CARE_GROUP,
     )
 
 
-ADMIN = Principal(
-    subject=f"seed-{CARE_GROUP}",
-    client_id="referral-seed",
-    organisation=f"organisations/{CARE_GROUP}",
-    care_group=f"organisations/{CARE_GROUP}",
-    roles=frozenset({"care-group-admin"}),
-)
+ADMIN = care_group_admin(CARE_GROUP, f"seed-{CARE_GROUP}", client_id="referral-seed")
 VALID_UNTIL = dt.datetime(2030, 6, 30, tzinfo=dt.UTC)
 
 
@@ -191,13 +186,7 @@ class _SeedIdentity:
         return {p: AccessDecision(True, "DEMO_SEED") for p in question.patient_ids}
 
 
-GP = Principal(
-    subject="seed-dr-jansen",
-    client_id="referral-seed",
-    organisation="organisations/gp-de-linde",
-    care_group=f"organisations/{CARE_GROUP}",
-    roles=frozenset({"gp"}),
-)
+GP = _owner("gp-de-linde", "gp", subject="seed-dr-jansen")
 DEMO_REFERRAL = referrals.ReferralInput(
     offer_id="offers/gli-beweegfit-cool",
     reason="DM2 with BMI 31; wants to lose weight and move more (agreed in the care plan).",

@@ -1,12 +1,17 @@
-"""Reading a failed call's ``google.rpc.Status`` in tests."""
+"""Calls in tests: a server made in the test's process, served on a channel (:func:`serving`),
+and a failed call's ``google.rpc.Status`` read back (:func:`failure`)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import grpc
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
+
+from servicekit.server import RunningServer
 
 
 @dataclass(frozen=True)
@@ -43,3 +48,15 @@ def failure(error: grpc.RpcError) -> Failure:
         error_infos=len(infos),
         field_violations=tuple(fields),
     )
+
+
+@contextmanager
+def serving(running: RunningServer, grace: float = 0) -> Iterator[grpc.Channel]:
+    """Starts a server made in this process (``create_server``) and yields a channel to its
+    port; stops it (``grace`` seconds for calls in flight) when the block ends."""
+    running.start()
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{running.port}") as channel:
+            yield channel
+    finally:
+        running.stop(grace).wait()

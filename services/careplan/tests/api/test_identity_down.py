@@ -16,7 +16,7 @@ from servicekit.auth import verifier_for
 from servicekit.channels import ServiceAccountTokens
 from testkit.fixtures import Tokens, bearer
 from testkit.idp import LocalIdp
-from testkit.rpc import failure
+from testkit.rpc import failure, serving
 
 from ..conftest import careplan_settings
 
@@ -37,12 +37,8 @@ def orphan_stub(careplan_db: str, local_idp: LocalIdp) -> Iterator[rpc_grpc.Care
         issuer=local_idp.issuer, client_id="svc-careplan", client_secret="svc-careplan-secret"
     )
     running = create_server(settings, build_deps(settings, tokens), verifier_for(settings))
-    running.start()
-    try:
-        with grpc.insecure_channel(f"127.0.0.1:{running.port}") as channel:
-            yield rpc_grpc.CarePlanServiceStub(channel)
-    finally:
-        running.stop(1).wait()
+    with serving(running, grace=1) as channel:
+        yield rpc_grpc.CarePlanServiceStub(channel)
 
 
 def test_a_read_is_refused_as_unavailable_when_identity_is_down(

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-import grpc
 import pytest
 
 from carenet.identity.v1 import identity_service_pb2_grpc as rpc_grpc
@@ -15,6 +14,7 @@ from identity.use_cases.deps import Deps
 from servicekit.auth import JwksCache, TokenVerifier, _fetch_json
 from testkit.fixtures import IDENTITY_TEST_PEPPER
 from testkit.idp import LocalIdp
+from testkit.rpc import serving
 
 
 class CountingFetch:
@@ -54,7 +54,5 @@ def flood_server(identity_db: str, deps: Deps, local_idp: LocalIdp) -> Iterator[
         issuer=settings.oidc_issuer, audience=settings.oidc_audience, jwks=jwks
     )
     running = create_server(settings, deps, verifier)
-    running.start()
-    with grpc.insecure_channel(f"127.0.0.1:{running.port}") as channel:
+    with serving(running) as channel:
         yield rpc_grpc.IdentityServiceStub(channel), fetch, now
-    running.stop(0).wait()

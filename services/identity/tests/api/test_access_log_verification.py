@@ -21,6 +21,7 @@ from servicekit.migrations import upgrade
 from testkit.database import fresh_database
 from testkit.fixtures import Tokens, bearer
 from testkit.idp import LocalIdp
+from testkit.rpc import serving
 
 from ..log_keys import PEPPER, KeyFiles, append, cut_stripe, superuser, without_triggers
 
@@ -48,12 +49,10 @@ def keyed_server(
             bsn_pepper=PEPPER.decode(),  # type: ignore[arg-type]
         )
         running = create_server(settings, deps, verifier_for(settings))
-        running.start()
         try:
-            with grpc.insecure_channel(f"127.0.0.1:{running.port}") as channel:
+            with serving(running) as channel:
                 yield rpc_grpc.IdentityServiceStub(channel), url
         finally:
-            running.stop(0).wait()
             engine.dispose()
 
 

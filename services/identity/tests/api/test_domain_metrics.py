@@ -28,6 +28,7 @@ from testkit.database import fresh_database
 from testkit.fixtures import Tokens, bearer
 from testkit.idp import LocalIdp
 from testkit.metrics import MetricReadings, reading_domain_metrics
+from testkit.rpc import serving
 
 from ..log_keys import PEPPER, KeyFiles, cut_stripe, superuser, without_triggers
 
@@ -72,12 +73,10 @@ def keyed(tmp_path: Path, local_idp: LocalIdp) -> Iterator[tuple[Stub, str]]:
             bsn_pepper=PEPPER.decode(),  # type: ignore[arg-type]
         )
         running = create_server(settings, deps, verifier_for(settings))
-        running.start()
         try:
-            with grpc.insecure_channel(f"127.0.0.1:{running.port}") as channel:
+            with serving(running) as channel:
                 yield rpc_grpc.IdentityServiceStub(channel), url
         finally:
-            running.stop(0).wait()
             engine.dispose()
 
 

@@ -20,6 +20,7 @@ from identity.server import create_server
 from servicekit.auth import verifier_for
 from testkit.fixtures import IDENTITY_TEST_PEPPER, IdentityService, Tokens, bearer
 from testkit.idp import LocalIdp
+from testkit.rpc import serving
 
 from .calls import fails
 
@@ -128,12 +129,8 @@ def _replica(local_idp: LocalIdp, identity_service: IdentityService, key: str) -
         page_token_key=key,  # type: ignore[arg-type]
     )
     running = create_server(settings, identity_service.deps, verifier_for(settings))
-    running.start()
-    try:
-        with grpc.insecure_channel(f"127.0.0.1:{running.port}") as channel:
-            yield rpc_grpc.IdentityServiceStub(channel)
-    finally:
-        running.stop(0).wait()
+    with serving(running) as channel:
+        yield rpc_grpc.IdentityServiceStub(channel)
 
 
 def test_page_tokens_are_good_at_every_replica_sharing_the_key_and_no_other(

@@ -291,6 +291,7 @@ def offer_to_proto(offer: models.Offer, now: dt.datetime) -> pb.Offer:
         create_time=to_proto(offer.create_time),
         update_time=to_proto(offer.update_time),
         etag=offer.etag,
+        state_reason=offer.state_reason or "",
     )
 
 

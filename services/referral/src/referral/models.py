@@ -170,6 +170,8 @@ class Offer(Base):
     description: Mapped[str] = mapped_column(Text, default="")
     category: Mapped[str] = mapped_column(String(32))
     state: Mapped[str] = mapped_column(String(16), default=OfferState.DRAFT.value)
+    # The reason given with the last curation decision (RetireOffer's reason; migration 0006).
+    state_reason: Mapped[str] = mapped_column(Text, default="", server_default="")
     target_conditions: Mapped[list[str]] = mapped_column(JSON, default=list)
     service_area: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     schedules: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)

@@ -118,9 +118,11 @@ class ReferralServicer(rpc_grpc.ReferralServiceServicer):
         )
         return offer_to_proto(offer, self.deps.clock())
 
-    def _curate(self, name: str, verb: str, etag: str) -> pb.Offer:
+    def _curate(self, name: str, verb: str, etag: str, reason: str = "") -> pb.Offer:
         offer_id = names.parse_one(name, "offers")
-        offer = curation.transition_offer(self.deps, current_principal(), offer_id, verb, etag)
+        offer = curation.transition_offer(
+            self.deps, current_principal(), offer_id, verb, etag, reason
+        )
         return offer_to_proto(offer, self.deps.clock())
 
     def ProposeOffer(
@@ -136,7 +138,7 @@ class ReferralServicer(rpc_grpc.ReferralServiceServicer):
     def RetireOffer(
         self, request: rpc.RetireOfferRequest, context: grpc.ServicerContext
     ) -> pb.Offer:
-        return self._curate(request.name, "retire", request.etag)
+        return self._curate(request.name, "retire", request.etag, request.reason)
 
     # eligibility and matching
     def EvaluateEligibility(

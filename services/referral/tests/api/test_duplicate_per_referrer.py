@@ -100,13 +100,13 @@ def test_another_organisations_open_referral_changes_nothing_in_the_answer(
     practice = refer(stub, tokens, patient, taken)
     devries = as_user(tokens, "dr.devries")
 
-    # The practice's referral is not dr.devries' to read.
+    # The practice's referral is not dr.devries' to read: to him it does not exist.
     read = status_of(
         lambda: stub.GetReferral(
             rpc.GetReferralRequest(name=practice.name), metadata=devries, timeout=10
         )
     )
-    assert read.code == grpc.StatusCode.PERMISSION_DENIED.value[0]
+    assert read.code == grpc.StatusCode.NOT_FOUND.value[0]
 
     log_before = _log_count(referral_server, patient)
     beside = refer(stub, tokens, patient, taken, user="dr.devries")

@@ -2,9 +2,10 @@
 role ``delegate``, organisation gp-de-linde, naming no person) lists and follows the
 referrals its organisation made or receives, and nothing of another organisation. Every
 read is decided by the real identity server (its rule for an organisation's system acting
-as itself) and logged there, one entry per patient listed or referral followed, with the
-KIS as user, responsible user and access point; it reads or changes no single referral as
-itself."""
+as itself) and logged there, one entry per referral listed across patients or followed
+(per patient for one patient's list), with the KIS as user, responsible user and access
+point; it reads or changes no single referral as itself (refused by its role before
+identity is asked, so nothing is logged for a read that cannot happen)."""
 
 from __future__ import annotations
 
@@ -103,7 +104,9 @@ def test_the_kis_as_itself_lists_its_practices_referrals_and_no_other_organisati
 ) -> None:
     """ListReferrals across patients (``patients/-``) and for one patient: gp-de-linde's
     referral is shown (identity permits the KIS on the practice's care relationship), a
-    referral gp-het-anker made is not, and each patient asked about is one log entry."""
+    referral gp-het-anker made is not; across patients each referral of the practice is one
+    log entry (asked with its context, as the event stream asks), for one patient the
+    patient is."""
     other = _other_practices_patient(identity_service, tokens, 1)
     offer = listed_offer(stub, tokens, "kis-self")
     mine = refer(stub, tokens, "p-0002", offer)
@@ -122,8 +125,9 @@ def test_the_kis_as_itself_lists_its_practices_referrals_and_no_other_organisati
     assert all(PRACTICE in (r.referrer_organisation, r.target_organisation) for r in listed)
     asked = _log(referral_server, before)
     _as_the_kis(asked)
-    # one question per patient of the practice's referrals, and what identity permitted is
-    # exactly what is shown
+    # one question per referral of the practice, and what identity permitted is exactly
+    # what is shown
+    assert len(asked) == len(ours)
     assert {row["patient_id"] for row in asked} == set(ours.values())
     permitted = {row["patient_id"] for row in asked if row["decision"] == "permit"}
     assert "p-0002" in permitted
@@ -188,14 +192,17 @@ def test_the_kis_as_itself_follows_its_practices_referral_events_and_no_others(
 
 
 def test_the_kis_as_itself_still_cannot_read_or_change_one_referral(
-    stub: rpc_grpc.ReferralServiceStub, tokens: Tokens
+    stub: rpc_grpc.ReferralServiceStub, tokens: Tokens, referral_server: ReferralServer
 ) -> None:
     offer = listed_offer(stub, tokens, "kis-self-get")
     mine = refer(stub, tokens, "p-0001", offer)
     kis = bearer(tokens.client("carenet-kis"))
+    before = _last_id(referral_server)
     read = fails(
         lambda: stub.GetReferral(rpc.GetReferralRequest(name=mine.name), metadata=kis, timeout=10)
     )
+    assert read.reason == "ROLE_NOT_PERMITTED"
+    assert _log(referral_server, before) == []  # refused before identity is asked
     change = fails(
         lambda: stub.TransitionReferral(
             rpc.TransitionReferralRequest(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import grpc
 
+from carenet.referral.v1 import referral_pb2 as pb
 from carenet.referral.v1 import referral_service_pb2 as rpc
 from carenet.referral.v1 import referral_service_pb2_grpc as rpc_grpc
 from testkit.fixtures import Tokens
@@ -65,15 +66,29 @@ def test_another_organisation_needs_consent_for_the_referring_practices_data(
 ) -> None:
     """dr.smit's hospital treats p-0001, who gave hospitals her care plan but not her
     referral data: the referral is the practice's record, so she is refused NO_CONSENT
-    (before, identity was asked as if the hospital held it, and it permitted)."""
+    (before, identity was asked as if the hospital held it, and it permitted). Reading it
+    she is not even asked about: the hospital is no party, and to a non-party the referral
+    is answered as one that does not exist, with nothing logged."""
     offer = listed_offer(stub, tokens, "holder")
     sent = refer(stub, tokens, "p-0001", offer)
+    smit = as_user(tokens, "dr.smit")
+    before = referral_server.access_log_count()
     fail = fails(
-        lambda: stub.GetReferral(
-            rpc.GetReferralRequest(name=sent.name), metadata=as_user(tokens, "dr.smit"), timeout=10
+        lambda: stub.GetReferral(rpc.GetReferralRequest(name=sent.name), metadata=smit, timeout=10)
+    )
+    assert (fail.code, fail.reason) == (grpc.StatusCode.NOT_FOUND, "REFERRAL_NOT_FOUND")
+    assert referral_server.access_log_count() == before
+    fail = fails(
+        lambda: stub.RecordReferralOutcome(
+            rpc.RecordReferralOutcomeRequest(
+                name=sent.name, outcome=pb.ReferralOutcome(attendance=pb.ATTENDANCE_PARTIAL)
+            ),
+            metadata=smit,
+            timeout=10,
         )
     )
     assert (fail.code, fail.reason) == (grpc.StatusCode.PERMISSION_DENIED, "NO_CONSENT")
+    assert referral_server.access_log_count() - before == 1
     # the target (consent or not) and the referrer still read it
     for user in ("coach.degroot", "dr.jansen", "poh.bakker"):
         got = stub.GetReferral(

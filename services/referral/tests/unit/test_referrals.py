@@ -122,7 +122,8 @@ def test_a_referral_named_under_a_patient_the_caller_may_not_see_is_refused_befo
 ) -> None:
     """identity answers first: an unknown patient, or a known one identity refuses, gets
     identity's refusal whether or not the named referral exists (no NOT_FOUND before a
-    permit)."""
+    permit). A read is asked of identity only for a party to the referral: to anyone else
+    an existing referral and a made-up one are alike NOT_FOUND, and identity is not asked."""
     real = refer(deps).referral
     identity.unknown.add("p-9999")
     identity.deny[OTHER_GP.subject] = "NO_CARE_RELATIONSHIP"
@@ -146,13 +147,20 @@ def test_a_referral_named_under_a_patient_the_caller_may_not_see_is_refused_befo
             with pytest.raises(DomainError) as caught:
                 call(who, patient, rid)
             answers.add((caught.value.code, caught.value.message, caught.value.reason))
-        assert answers == {
-            (
+        refused = (
+            (grpc.StatusCode.NOT_FOUND, "referral not found", "REFERRAL_NOT_FOUND")
+            if name == "get"
+            else (
                 grpc.StatusCode.PERMISSION_DENIED,
                 "no care relationship gives access to this patient's data",
                 "NO_CARE_RELATIONSHIP",
             )
-        }, name
+        )
+        assert answers == {refused}, name
+    identity.questions.clear()
+    with pytest.raises(errors.ReferralNotFound):
+        referrals.get_referral(deps, OTHER_GP, "p-0001", real.id)
+    assert identity.questions == []
 
 
 def test_an_unreachable_identity_fails_closed(deps: Deps, identity: FakeIdentity) -> None:
@@ -277,9 +285,9 @@ def test_a_stale_etag_is_aborted(deps: Deps) -> None:
         (NURSE, "ok"),
         (PROVIDER, "ok"),
         (PATIENT, "ok"),
-        (OTHER_PATIENT, "PERMISSION_DENIED"),
-        (OTHER_GP, "PERMISSION_DENIED"),
-        (COACH, "PERMISSION_DENIED"),
+        (OTHER_PATIENT, "NOT_FOUND"),
+        (OTHER_GP, "NOT_FOUND"),
+        (COACH, "NOT_FOUND"),
         (INSURER, "PERMISSION_DENIED"),
         (NOORD_GP, "NOT_FOUND"),
     ],
@@ -295,10 +303,13 @@ def test_who_sees_a_referral_and_every_read_asks_identity_once(
         with pytest.raises(DomainError) as caught:
             referrals.get_referral(deps, reader, "p-0001", r.id)  # type: ignore[arg-type]
         assert caught.value.code.name == outcome
-    assert len(identity.questions) == 1
-    assert (
-        identity.questions[0].referral is None or identity.questions[0].referral.referral == r.name
-    )
+    # only a party's read is asked (a non-party is answered as if there were no referral,
+    # a role that is no party to any ROLE_NOT_PERMITTED), with the referral's context
+    if outcome != "ok":
+        assert identity.questions == []
+        return
+    (question,) = identity.questions
+    assert question.referral is not None and question.referral.referral == r.name
 
 
 def test_every_change_writes_one_outbox_event_in_cursor_order(deps: Deps) -> None:
@@ -380,16 +391,18 @@ def test_the_kis_as_itself_lists_and_follows_its_organisations_referrals_each_as
 ) -> None:
     """Issue 14: the practice's KIS with its own client-credentials token (realm role
     ``delegate``, acting for nobody) sees the referrals its organisation made or receives,
-    each read asked of identity like a person's (one question per patient listed, one per
-    referral followed, with its context and record holder), and no other organisation's."""
+    each read asked of identity like a person's (one question per referral listed across
+    patients or followed, with its context and record holder, one per patient listed for
+    one patient), and no other organisation's."""
     ours = refer(deps, "p-0001").referral
     theirs = refer(deps, "p-0002", who=OTHER_GP).referral
     identity.questions.clear()
     listed = referrals.list_referrals(deps, KIS, "-", status=None, page=PageRequest(50))
     assert [v.referral.name for v in listed.items] == [ours.name]
-    assert [(q.subject, q.patient_id, q.access.value) for q in identity.questions] == [
-        (KIS, "p-0001", "read")
-    ]
+    (asked,) = identity.questions
+    assert (asked.subject, asked.patient_id, asked.access.value) == (KIS, "p-0001", "read")
+    assert asked.referral is not None and asked.referral.referral == ours.name
+    assert asked.record_holder_id == "gp-de-linde"
     one = referrals.list_referrals(deps, KIS, "p-0001", status=None, page=PageRequest(50))
     assert [v.referral.name for v in one.items] == [ours.name]
     identity.questions.clear()
@@ -411,8 +424,11 @@ def test_the_kis_as_itself_sees_nothing_identity_refuses_and_changes_nothing(
         referrals.list_referrals(deps, KIS, "p-0001", status=None, page=PageRequest(50))
     assert caught.value.reason == "ROLE_NOT_PERMITTED"
     identity.deny.clear()
+    identity.questions.clear()
     with pytest.raises(DomainError) as refused:
         referrals.get_referral(deps, KIS, "p-0001", r.id)
-    assert refused.value.reason == "NOT_A_PARTY_TO_REFERRAL"
+    # it reads no single referral as itself: refused by its role, identity not asked
+    assert refused.value.reason == "ROLE_NOT_PERMITTED"
+    assert identity.questions == []
     with pytest.raises(DomainError):
         transitions.transition_referral(deps, KIS, "p-0001", r.id, Status.CANCELLED, reason="x")

@@ -274,6 +274,7 @@ def _insert_offer(
             care_group_id=care_group_id(principal),
             owner_org_id=org_id(principal),
             state=OfferState.DRAFT.value,
+            state_reason="",
             places_taken=0,
             version=1,
             create_time=now,

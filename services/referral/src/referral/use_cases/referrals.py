@@ -302,12 +302,33 @@ def load_for_patient(
 def get_referral(
     deps: Deps, principal: Principal, patient_id: str, referral_id: str
 ) -> ReferralView:
+    """One referral, to a party to it (its referrer's or target's people, the patient).
+
+    Who may be a party is checked before identity is asked, so that identity logs only a
+    read that can happen: a caller that can be no referral's party (no clinician or target
+    role in an organisation and not a patient: an insurer, the care group's admin or
+    auditor, a KIS acting as itself) is PERMISSION_DENIED ``ROLE_NOT_PERMITTED``; a
+    referral the caller is not a party to is answered exactly as one that does not exist
+    (NOT_FOUND ``REFERRAL_NOT_FOUND``, whether or not the patient exists or is of the
+    caller's care group). Neither asks identity, so neither is logged. A party's read is
+    then decided by identity with the referral's context and record holder (one entry)."""
+    if not may_be_a_party(principal):
+        raise errors.RoleNotPermitted("this role reads no single referral")
     with deps.uow() as uow:
         found = load_for_patient(uow, principal, patient_id, referral_id)
+        if found is not None and party_of(principal, found) is None:
+            found = None
+        if found is None:
+            raise errors.ReferralNotFound("referral not found")
         referral = found_referral(deps.identity, principal, patient_id, found, Access.READ)
-        if party_of(principal, referral) is None:
-            raise errors.NotReferralParty("not a party to this referral")
         return view_of(uow, referral)
+
+
+def may_be_a_party(principal: Principal) -> bool:
+    """Whether the caller could be a party to some referral (:func:`party_of`)."""
+    if principal.is_patient:
+        return True
+    return bool(org_id(principal)) and bool(principal.roles & (REFERRER_ROLES | TARGET_ROLES))
 
 
 def list_referrals(
@@ -319,7 +340,10 @@ def list_referrals(
     page: PageRequest,
 ) -> Page[ReferralView]:
     """A patient's referrals the caller is party to (one Authorize for that patient), or with
-    patient ``-`` every referral the caller is party to (one Authorize per patient listed).
+    patient ``-`` every referral the caller is party to, each asked about with its context
+    and record holder (one Authorize per referral listed, the question WatchReferralEvents
+    asks, so a target without a care relationship lists what it was sent and the list shows
+    what the stream shows); a referral identity does not permit is left out.
 
     A caller who can only be a referral's target (a lifestyle provider, sport coach or
     municipality) lists a patient's referrals addressed to its organisation as it reads them
@@ -352,12 +376,13 @@ def list_referrals(
         fetched = Page.of(items, page, _position)
         shown = [r for r in fetched.items if lists(principal, r)]
         if patient_id == "-":
-            allowed = set()
-            for pid in dict.fromkeys(r.patient_id for r in shown):
-                decision = deps.identity.authorize(AccessQuestion(principal, pid, Access.READ))
-                if decision.permitted:
-                    allowed.add(pid)
-            shown = [r for r in shown if r.patient_id in allowed]
+            # Across patients, each referral is asked about as WatchReferralEvents asks about
+            # it (its context and record holder): the list shows what the stream shows.
+            shown = [
+                r
+                for r in shown
+                if ask_about(deps.identity, principal, r.patient_id, r, Access.READ).permitted
+            ]
         return Page([view_of(uow, r) for r in shown], fetched.next)
 
 

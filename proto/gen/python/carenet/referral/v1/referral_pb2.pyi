@@ -828,6 +828,7 @@ class Offer(_message.Message):
     CREATE_TIME_FIELD_NUMBER: _builtins.int
     UPDATE_TIME_FIELD_NUMBER: _builtins.int
     ETAG_FIELD_NUMBER: _builtins.int
+    STATE_REASON_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """`offers/{offer}`."""
     display_name: _builtins.str
@@ -842,6 +843,11 @@ class Offer(_message.Message):
     """How to sign up (HSDS application_process)."""
     eligibility_description: _builtins.str
     etag: _builtins.str
+    state_reason: _builtins.str
+    """The reason given with the last curation decision (RetireOffer's `reason`, e.g. why the
+    care group's admin rejected the proposed offer); empty when none was given or the offer
+    was proposed or published since.
+    """
     @_builtins.property
     def target_conditions(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Condition codes the offer is meant for (e.g. T90, T82, K86)."""
@@ -892,10 +898,11 @@ class Offer(_message.Message):
         create_time: _timestamp_pb2.Timestamp | None = ...,
         update_time: _timestamp_pb2.Timestamp | None = ...,
         etag: _builtins.str = ...,
+        state_reason: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["capacity", b"capacity", "contact", b"contact", "create_time", b"create_time", "eligibility", b"eligibility", "recognition", b"recognition", "service_area", b"service_area", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["application_process", b"application_process", "capacity", b"capacity", "care_group", b"care_group", "category", b"category", "contact", b"contact", "cost_options", b"cost_options", "create_time", b"create_time", "description", b"description", "display_name", b"display_name", "eligibility", b"eligibility", "eligibility_description", b"eligibility_description", "etag", b"etag", "languages", b"languages", "name", b"name", "owner_organisation", b"owner_organisation", "recognition", b"recognition", "schedules", b"schedules", "service_area", b"service_area", "state", b"state", "target_conditions", b"target_conditions", "update_time", b"update_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["application_process", b"application_process", "capacity", b"capacity", "care_group", b"care_group", "category", b"category", "contact", b"contact", "cost_options", b"cost_options", "create_time", b"create_time", "description", b"description", "display_name", b"display_name", "eligibility", b"eligibility", "eligibility_description", b"eligibility_description", "etag", b"etag", "languages", b"languages", "name", b"name", "owner_organisation", b"owner_organisation", "recognition", b"recognition", "schedules", b"schedules", "service_area", b"service_area", "state", b"state", "state_reason", b"state_reason", "target_conditions", b"target_conditions", "update_time", b"update_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

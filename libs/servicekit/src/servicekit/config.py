@@ -49,6 +49,8 @@ class ClientSettings(BaseSettings):
 
     model_config = SettingsConfigDict(extra="ignore", frozen=True)
 
+    # identity's host:port: every read and write of patient data is authorized there.
+    identity_target: str
     oidc_client_id: str = ""
     oidc_client_secret: str = ""
     call_deadline_seconds: float = 5.0

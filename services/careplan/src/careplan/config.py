@@ -12,8 +12,6 @@ class Settings(ServiceSettings, ClientSettings):
 
     grpc_port: int = 50053
     oidc_audience: str = "carenet-careplan"
-    # identity's host:port: every read and write of a plan is authorized there.
-    identity_target: str
     # referral's host:port: the linked referrals' events come from there (empty: no consumer).
     referral_target: str = ""
     # This service's own service-account client in the realm.

@@ -12,7 +12,5 @@ class Settings(ServiceSettings, ClientSettings):
 
     grpc_port: int = 50054
     oidc_audience: str = "carenet-outcomes"
-    # host:port of the identity service (every patient-data access is authorized there).
-    identity_target: str
     # Rows validated, authorized and copied per transaction in IngestMeasurements.
     ingest_chunk_rows: int = 5000

@@ -12,8 +12,6 @@ class Settings(ServiceSettings, ClientSettings):
 
     grpc_port: int = 50052
     oidc_audience: str = "carenet-referral"
-    # identity's host:port; every read or write of patient data is authorized there.
-    identity_target: str
     oidc_client_id: str = "svc-referral"
     # How often an open WatchReferralEvents stream polls the outbox.
     watch_poll_seconds: float = 0.2

@@ -11,6 +11,7 @@ import uuid
 import grpc
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from google.protobuf import field_mask_pb2
 from werkzeug.wrappers.response import Response
 
@@ -266,11 +267,22 @@ def curation() -> str:
     return render_template("aanbod/curation.html", offers=found.offers)
 
 
+# RetireOffer's reason: at most this many characters (the service's limit)
+MAX_REASON = 1000
+# the service's reasons for a refused reason -> what the page says at the field
+REASON_ERRORS = {
+    "REASON_REQUIRED": _l("Vul de reden in voor de aanbieder"),
+    "TEXT_TOO_LONG": _l("Gebruik hoogstens 1000 tekens"),
+    "INVALID_CHARACTERS": _l("Gebruik alleen gewone tekens en regeleinden"),
+}
+
+
 @bp.route("/curatie/<offer_id>", methods=["GET", "POST"])
 @auth.roles_required(auth.CURATOR_ROLES)
 def review(offer_id: str) -> str | Response:
     offer = _offer(offer_id)
     errors: dict[str, str] = {}
+    reason = ""
     if request.method == "POST":
         decision = request.form.get("decision", "")
         etag = request.form.get("etag", "")
@@ -279,8 +291,31 @@ def review(offer_id: str) -> str | Response:
             flash(_("%(name)s staat nu op de menukaart.", name=offer.display_name))
             return redirect(url_for("aanbod.curation"))
         if decision == "reject":
-            # RetireOffer takes no reason: the owner sees the offer "van de menukaart"
-            g.api.referral.RetireOffer(rf_rpc.RetireOfferRequest(name=offer.name, etag=etag))
-            flash(_("%(name)s is afgewezen.", name=offer.display_name))
-            return redirect(url_for("aanbod.curation"))
-    return render_template("aanbod/review.html", offer=offer, form_errors=errors)
+            reason = request.form.get("reason", "").strip()
+            if not reason:
+                errors["reason"] = str(REASON_ERRORS["REASON_REQUIRED"])
+            elif len(reason) > MAX_REASON:
+                errors["reason"] = str(REASON_ERRORS["TEXT_TOO_LONG"])
+            else:
+                try:
+                    g.api.referral.RetireOffer(
+                        rf_rpc.RetireOfferRequest(name=offer.name, etag=etag, reason=reason)
+                    )
+                except grpc.RpcError as err:
+                    found = backend.details(err)
+                    if found.code == grpc.StatusCode.INVALID_ARGUMENT and "reason" in found.fields:
+                        errors["reason"] = str(
+                            REASON_ERRORS.get(found.reason, found.fields["reason"])
+                        )
+                    elif found.code == grpc.StatusCode.ABORTED:
+                        errors["reason"] = _(
+                            "Iemand anders heeft dit aanbod net gewijzigd. Kijk het na en "
+                            "wijs het opnieuw af."
+                        )
+                        offer = _offer(offer_id)
+                    else:
+                        raise
+                else:
+                    flash(_("%(name)s is afgewezen.", name=offer.display_name))
+                    return redirect(url_for("aanbod.curation"))
+    return render_template("aanbod/review.html", offer=offer, form_errors=errors, reason=reason)

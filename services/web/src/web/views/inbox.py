@@ -44,29 +44,32 @@ BUSINESS = {
 }
 
 
+# referrals per Inbox page (ListReferrals, newest first)
+PAGE_SIZE = 50
+
+
 @bp.get("")
 @auth.roles_required(auth.OFFER_OWNER_ROLES)
 def index() -> str:
-    """The referrals addressed to my organisation, from the referral events (the service asks
-    identity about each one with its referral context, as for reading it; ListReferrals over
-    all patients asks per patient, which refuses a target without a care relationship)."""
+    """The referrals addressed to my organisation, newest first, a page at a time
+    (ListReferrals across patients: the service asks identity about each one with its
+    referral context, as for reading it, so a target sees what it was sent without a care
+    relationship)."""
     user = auth.current_user()
     assert user is not None
     mine = f"organisations/{user.organisation}"
-    latest: dict[str, rf.ReferralEvent] = {}
-    received: dict[str, object] = {}
-    for event in g.api.referral.WatchReferralEvents(
-        rf_rpc.WatchReferralEventsRequest(after_cursor=0, no_follow=True)
-    ):
-        if event.target_organisation != mine:
-            continue
-        latest[event.referral] = event
-        if event.type == rf.REFERRAL_EVENT_TYPE_CREATED:
-            received[event.referral] = event.event_time
-    rows = sorted(latest.values(), key=lambda e: e.event_time.ToNanoseconds(), reverse=True)
-    open_ = [e for e in rows if e.status in OPEN]
-    closed = [e for e in rows if e.status not in OPEN]
-    return render_template("inbox/index.html", open=open_, closed=closed, received=received)
+    token = request.args.get("page", "")[:200]
+    found = g.api.referral.ListReferrals(
+        rf_rpc.ListReferralsRequest(parent="patients/-", page_size=PAGE_SIZE, page_token=token)
+    )
+    rows = [r for r in found.referrals if r.target_organisation == mine]
+    return render_template(
+        "inbox/index.html",
+        open=[r for r in rows if r.status in OPEN],
+        closed=[r for r in rows if r.status not in OPEN],
+        next_token=found.next_page_token,
+        first_page=not token,
+    )
 
 
 def _load(patient_id: str, referral_id: str) -> rf.Referral:

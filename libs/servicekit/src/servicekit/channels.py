@@ -32,6 +32,11 @@ RETRY_MAX_BACKOFF = 2.0
 T = TypeVar("T")
 
 
+#: A channel pings its server this often while a call is open, so that a connection a
+#: middlebox dropped is noticed; the servers permit it (servicekit.server.MIN_PING_INTERVAL_MS).
+KEEPALIVE_TIME_MS = 30_000
+
+
 def with_retries(
     call: Callable[[float], T],
     timeout: float,
@@ -193,7 +198,7 @@ def open_channel(
     )
     options: list[tuple[str, Any]] = [
         ("grpc.enable_retries", 1),
-        ("grpc.keepalive_time_ms", 30_000),
+        ("grpc.keepalive_time_ms", KEEPALIVE_TIME_MS),
         ("grpc.service_config", config),
         # Reconnect to an address that came back (a pod replaced in place) within a
         # second or two, not after gRPC's default backoff of up to two minutes.

@@ -84,6 +84,10 @@ class ServerSettings(BaseSettings):
         return bool(self.tls_cert_file or self.tls_key_file)
 
 
+#: The shortest interval between pings a server accepts (below the channels' keepalive).
+MIN_PING_INTERVAL_MS = 10_000
+
+
 def env_prefix(domain: str) -> str:
     """``identity.carenet`` -> ``IDENTITY_``: the environment prefix of a service."""
     return domain.split(".", 1)[0].upper() + "_"
@@ -187,23 +191,10 @@ def create_server(
     if tracing_configured():
         # Health checks and reflection make no spans.
         interceptors.insert(0, server_interceptor(filter_=_not_public()))  # type: ignore[no-untyped-call]
-    options: list[tuple[str, int]] = [
-        ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-        ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-        ("grpc.so_reuseport", 0),
-    ]
-    if settings.max_connection_age_seconds > 0:
-        options += [
-            ("grpc.max_connection_age_ms", int(settings.max_connection_age_seconds * 1000)),
-            (
-                "grpc.max_connection_age_grace_ms",
-                int(settings.max_connection_age_grace_seconds * 1000),
-            ),
-        ]
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix=domain),
         interceptors=interceptors,
-        options=options,
+        options=transport_options(settings),
         maximum_concurrent_rpcs=max_workers * 4,
     )
     register(server)
@@ -233,6 +224,28 @@ def create_server(
     )
     running.set_serving(False)
     return running
+
+
+def transport_options(settings: ServerSettings) -> list[tuple[str, int]]:
+    """The server's channel arguments: message size limits, the maximum connection age, and
+    a ping policy that accepts the keepalive pings of servicekit's channels (gRPC's default
+    answers a ping more often than every five minutes with GOAWAY ``too_many_pings``)."""
+    options: list[tuple[str, int]] = [
+        ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+        ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+        ("grpc.so_reuseport", 0),
+        ("grpc.keepalive_permit_without_calls", 1),
+        ("grpc.http2.min_ping_interval_without_data_ms", MIN_PING_INTERVAL_MS),
+    ]
+    if settings.max_connection_age_seconds > 0:
+        options += [
+            ("grpc.max_connection_age_ms", int(settings.max_connection_age_seconds * 1000)),
+            (
+                "grpc.max_connection_age_grace_ms",
+                int(settings.max_connection_age_grace_seconds * 1000),
+            ),
+        ]
+    return options
 
 
 def _not_public() -> object:

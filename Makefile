@@ -91,11 +91,14 @@ test: install chart-check ## run the whole suite against a real PostgreSQL, and 
 FUZZ_EXAMPLES ?= 10000
 FUZZ_RAW_EXAMPLES ?= $(FUZZ_EXAMPLES)
 FUZZ_REPORT_DIR ?= build/fuzz
+FUZZ_WORKERS ?= 8
+FUZZ_SECONDS ?= 0
 .PHONY: fuzz
-fuzz: install ## fuzz every RPC: FUZZ_EXAMPLES (10000) generated requests and FUZZ_RAW_EXAMPLES raw bodies each, random seed; report in build/fuzz
+fuzz: install ## fuzz every RPC: FUZZ_EXAMPLES (10000) generated requests and FUZZ_RAW_EXAMPLES raw bodies each, random seed, FUZZ_WORKERS threads (FUZZ_SECONDS: a time box); report in build/fuzz
 	rm -rf $(FUZZ_REPORT_DIR)
 	CARENET_FUZZ_PROFILE=fuzz CARENET_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) \
 	  CARENET_FUZZ_RAW_EXAMPLES=$(FUZZ_RAW_EXAMPLES) CARENET_FUZZ_REPORT_DIR=$(FUZZ_REPORT_DIR) \
+	  CARENET_FUZZ_WORKERS=$(FUZZ_WORKERS) CARENET_FUZZ_SECONDS=$(FUZZ_SECONDS) \
 	  $(PY) -m pytest $(PYTEST_ARGS) tests/fuzz
 
 .PHONY: chart-check

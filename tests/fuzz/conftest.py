@@ -128,11 +128,7 @@ def platform(local_idp: LocalIdp) -> Iterator[Platform]:
             seeded=seeded,
             deadlines=Deadlines.from_env(),
         )
-        import time as _t
-
-        _s = _t.monotonic()
         running.corpus = harvest(running)
-        print("HARVEST", _t.monotonic() - _s, file=__import__("sys").stderr)
         yield running
         TALLY.write_summary()
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import threading
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -139,8 +140,13 @@ def _pattern(descriptor: Descriptor | None) -> str:
 
 @dataclass(frozen=True)
 class Deadlines:
+    """A unary or client-streaming call must answer within ``unary``; a server stream is read
+    for ``server_stream`` at most, and for ``stream_linger`` more once its first message has
+    arrived (the server has answered; what follows is more of the same)."""
+
     unary: float = 20.0
     server_stream: float = 0.5
+    stream_linger: float = 0.1
 
     @classmethod
     def from_env(cls) -> Deadlines:
@@ -185,12 +191,12 @@ def invoke(
             call = channel.stream_stream(path, raw_bytes, raw_bytes)(
                 iter(bodies), metadata=md, timeout=deadlines.server_stream
             )
-            responses.extend(call)
+            _read_stream(call, responses, deadlines.stream_linger)
         elif rpc.server_streaming:
             call = channel.unary_stream(path, raw_bytes, raw_bytes)(
                 bodies[0], metadata=md, timeout=deadlines.server_stream
             )
-            responses.extend(call)
+            _read_stream(call, responses, deadlines.stream_linger)
         elif rpc.client_streaming:
             reply, call = channel.stream_unary(path, raw_bytes, raw_bytes).with_call(
                 iter(bodies), metadata=md, timeout=deadlines.unary
@@ -217,6 +223,23 @@ def invoke(
         seconds=time.monotonic() - started,
         bad_responses=bad,
     )
+
+
+def _read_stream(call: Any, responses: list[bytes], linger: float) -> None:
+    """Reads a server stream until it ends or its deadline passes, but no longer than
+    ``linger`` after its first message (then the call is cancelled: ``CANCELLED`` without a
+    status, like a deadline, is a stream still open)."""
+    timer: threading.Timer | None = None
+    try:
+        for raw in call:
+            responses.append(raw)
+            if timer is None:
+                timer = threading.Timer(linger, call.cancel)
+                timer.daemon = True
+                timer.start()
+    finally:
+        if timer is not None:
+            timer.cancel()
 
 
 # ---------------------------------------------------------------- the property
@@ -314,15 +337,17 @@ def bsns_in(message: Message) -> list[str]:
 
 
 _FAILURE_TYPES: dict[str, type[AssertionError]] = {}
+_FAILURE_TYPES_LOCK = threading.Lock()
 
 
 def failure_type(key: str) -> type[AssertionError]:
     """One exception class per kind of failure, so that Hypothesis reports (and shrinks)
     each distinct failure of an RPC separately instead of stopping at the first."""
-    if key not in _FAILURE_TYPES:
-        name = "Fuzz_" + re.sub(r"[^0-9A-Za-z]+", "_", key).strip("_")
-        _FAILURE_TYPES[key] = type(name, (AssertionError,), {})
-    return _FAILURE_TYPES[key]
+    with _FAILURE_TYPES_LOCK:
+        if key not in _FAILURE_TYPES:
+            name = "Fuzz_" + re.sub(r"[^0-9A-Za-z]+", "_", key).strip("_")
+            _FAILURE_TYPES[key] = type(name, (AssertionError,), {})
+        return _FAILURE_TYPES[key]
 
 
 def render(message: Message, limit: int = 4000) -> str:
@@ -335,32 +360,51 @@ def render(message: Message, limit: int = 4000) -> str:
 
 @dataclass
 class Tally:
+    """Calls and codes per RPC and kind, and the failures recorded; shared by the threads
+    that fuzz RPCs side by side."""
+
     calls: Counter[str] = field(default_factory=Counter)
     codes: dict[str, Counter[str]] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
     failures: list[dict[str, Any]] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    def count(self, key: str, code: grpc.StatusCode) -> None:
-        self.calls[key] += 1
-        self.codes.setdefault(key, Counter())[code.name] += 1
+    def count(self, key: str, code: grpc.StatusCode, seconds: float = 0.0) -> None:
+        with self._lock:
+            self.calls[key] += 1
+            self.codes.setdefault(key, Counter())[code.name] += 1
+            self.seconds[key] = self.seconds.get(key, 0.0) + seconds
+
+    def total(self) -> int:
+        with self._lock:
+            return sum(self.calls.values())
 
     def record_failure(self, entry: dict[str, Any]) -> None:
-        self.failures.append(entry)
-        folder = report_folder()
-        if folder is not None:
-            folder.mkdir(parents=True, exist_ok=True)
-            with (folder / "failures.jsonl").open("a") as out:
-                out.write(json.dumps(entry, default=str) + "\n")
+        with self._lock:
+            self.failures.append(entry)
+            folder = report_folder()
+            if folder is not None:
+                folder.mkdir(parents=True, exist_ok=True)
+                with (folder / "failures.jsonl").open("a") as out:
+                    out.write(json.dumps(entry, default=str) + "\n")
 
     def write_summary(self) -> None:
         folder = report_folder()
-        if folder is None or not self.calls:
-            return
+        with self._lock:
+            if folder is None or not self.calls:
+                return
+            summary = {
+                key: {
+                    "calls": self.calls[key],
+                    "codes": dict(self.codes[key]),
+                    "call_seconds": round(self.seconds.get(key, 0.0), 1),
+                }
+                for key in sorted(self.calls)
+            }
         folder.mkdir(parents=True, exist_ok=True)
-        summary = {
-            key: {"calls": self.calls[key], "codes": dict(self.codes[key])}
-            for key in sorted(self.calls)
-        }
-        (folder / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
+        partial = folder / "summary.json.part"
+        partial.write_text(json.dumps(summary, indent=1) + "\n")
+        partial.replace(folder / "summary.json")
 
 
 TALLY = Tally()

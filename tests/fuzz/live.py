@@ -110,6 +110,9 @@ class Platform:
         self.seeded = seeded
         self.deadlines = deadlines
         self.corpus = Corpus()
+        # lines dropped from the front of each service's log: marks count from its start
+        self._dropped = dict.fromkeys(processes, 0)
+        self._log_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return "platform(" + ", ".join(f"{n}={p.target}" for n, p in self.processes.items()) + ")"
@@ -125,22 +128,31 @@ class Platform:
         return invoke(self.channels[rpc.service], rpc, bodies, metadata, self.deadlines)
 
     def marks(self) -> dict[str, int]:
-        """Where each service's log stands now (read with :meth:`server_errors`). Old lines
-        are dropped, so that a long run does not keep millions of them."""
-        for process in self.processes.values():
-            if len(process.lines) > MAX_LOG_LINES:
-                # the reader thread only appends; deleting from the front is safe under the GIL
-                del process.lines[: len(process.lines) - MAX_LOG_LINES // 10]
-        return {name: len(p.lines) for name, p in self.processes.items()}
+        """Where each service's log stands now, counted from its first line (read with
+        :meth:`server_errors`). Old lines are dropped, so that a long run does not keep
+        millions of them; marks stay valid while other threads call."""
+        with self._log_lock:
+            for name, process in self.processes.items():
+                if len(process.lines) > MAX_LOG_LINES:
+                    # the reader thread only appends; deleting from the front is safe under
+                    # the GIL
+                    cut = len(process.lines) - MAX_LOG_LINES // 10
+                    del process.lines[:cut]
+                    self._dropped[name] += cut
+            return {name: self._dropped[name] + len(p.lines) for name, p in self.processes.items()}
 
     def server_errors(self, marks: dict[str, int], wait: float = 0.0) -> list[dict[str, Any]]:
         """ERROR lines every service logged since ``marks`` (waiting up to ``wait`` seconds
-        for one to arrive): where the server raised, never what the request held."""
+        for one to arrive): where the server raised, never what the request held. With RPCs
+        fuzzed side by side, a line may come from another RPC's call; each names its RPC."""
         deadline = time.monotonic() + wait
         while True:
             found: list[dict[str, Any]] = []
             for name, process in self.processes.items():
-                for line in process.lines[marks[name] :]:
+                with self._log_lock:
+                    start = max(0, marks[name] - self._dropped[name])
+                    lines = process.lines[start:]
+                for line in lines:
                     try:
                         event = json.loads(line)
                     except ValueError:

@@ -1,14 +1,15 @@
 """Calls in tests: a server made in the test's process, served on a channel (:func:`serving`),
-and a failed call's ``google.rpc.Status`` read back (:func:`failure`)."""
+and a failed call's ``google.rpc.Status`` read back (:func:`status_of`, :func:`failure`)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
 import grpc
-from google.rpc import error_details_pb2
+import pytest
+from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from servicekit.server import RunningServer
@@ -22,6 +23,15 @@ class Failure:
     domain: str
     error_infos: int
     field_violations: tuple[str, ...]
+
+
+def status_of(call: Callable[[], object]) -> status_pb2.Status:
+    """The whole ``google.rpc.Status`` (code, message, details) of a call that must fail."""
+    with pytest.raises(grpc.RpcError) as caught:
+        call()
+    status = rpc_status.from_call(caught.value)
+    assert status is not None, f"no google.rpc.Status on {caught.value}"
+    return status
 
 
 def failure(error: grpc.RpcError) -> Failure:

@@ -25,7 +25,7 @@ import threading
 import time
 import warnings
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from typing import Any
 
 # Imported here rather than lazily inside the fuzzing threads: pytest rewrites plugin
@@ -330,10 +330,11 @@ class Campaign:
         failures: list[BaseException] = []
         cut = 0
         for future in self.futures[(rpc.id, kind)]:
-            if future.cancelled():
+            try:
+                error = future.exception()
+            except CancelledError:  # the time box, before or while waiting
                 cut += 1
                 continue
-            error = future.exception()
             if isinstance(error, BaseExceptionGroup):
                 failures += list(error.exceptions)
             elif error is not None:

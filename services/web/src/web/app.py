@@ -22,7 +22,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from servicekit.telemetry import tracing_configured
-from web import auth, backend, formatting, i18n
+from web import auth, backend, formatting, health, i18n, measures, names
 from web.config import Settings
 
 log = logging.getLogger("web")
@@ -102,6 +102,7 @@ def create_app(settings: Settings, channels: backend.Channels | None = None) -> 
     )
     auth.init_auth(app, settings)
     formatting.init_app(app)
+    measures.init_app(app)
 
     opened = channels or backend.Channels.open(
         settings.identity_target,
@@ -111,6 +112,12 @@ def create_app(settings: Settings, channels: backend.Channels | None = None) -> 
     )
     app.extensions["carenet_channels"] = opened
     stubs = backend.Stubs.over(opened)
+    names.init_app(
+        app,
+        stubs.identity,
+        settings.organisation_names_ttl_seconds,
+        settings.call_deadline_seconds,
+    )
 
     def metadata() -> backend.Metadata:
         return backend.caller_metadata(auth.access_token())
@@ -135,16 +142,7 @@ def create_app(settings: Settings, channels: backend.Channels | None = None) -> 
     for module in (pages, menukaart, verwijzen, inbox, zorgplan, privacy, aanbod, uitkomsten):
         app.register_blueprint(module.bp)
 
-    @app.get("/healthz")
-    def healthz() -> tuple[dict[str, str], int]:
-        return {"status": "ok"}, 200
-
-    @app.get("/readyz")
-    def readyz() -> tuple[dict[str, Any], int]:
-        ready, states = opened.readiness()
-        return {"status": "ok" if ready else "unavailable", "services": states}, (
-            200 if ready else 503
-        )
+    health.init_app(app)  # /healthz, /readyz: what this process needs, not the services
 
     _error_pages(app)
     if tracing_configured():

@@ -82,7 +82,12 @@ def init_auth(app: Flask, settings: Settings) -> None:
             f"{(settings.oidc_internal_url or settings.oidc_issuer).rstrip('/')}"
             "/.well-known/openid-configuration"
         ),
-        client_kwargs={"scope": "openid profile email", "code_challenge_method": "S256"},
+        client_kwargs={
+            "scope": "openid profile email",
+            "code_challenge_method": "S256",
+            # no call to the issuer waits longer than a call to a service
+            "default_timeout": settings.call_deadline_seconds,
+        },
     )
     app.register_blueprint(bp)
 

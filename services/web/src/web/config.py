@@ -33,3 +33,5 @@ class Settings(FrontSettings):
     proxy_hops: int = 0
     # Refresh the access token when it expires within this many seconds.
     token_refresh_margin_seconds: int = 30
+    # How long an organisation's display name (from identity) is kept per process.
+    organisation_names_ttl_seconds: float = 300.0

@@ -8,7 +8,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from flask import Flask
-from flask_babel import format_currency, format_date, format_datetime, format_decimal, get_locale
+from flask_babel import format_currency, format_date, format_decimal, format_time, get_locale
 from flask_babel import lazy_gettext as _l
 from google.protobuf.timestamp_pb2 import Timestamp
 
@@ -112,7 +112,7 @@ CONSENT_STATES = {
     idp.CONSENT_STATE_WITHDRAWN: (_l("Ingetrokken"), "inactive"),
 }
 DECISIONS = {
-    idp.DECISION_PERMIT: _l("Mocht kijken"),
+    idp.DECISION_PERMIT: _l("Toegestaan"),
     idp.DECISION_DENY: _l("Geweigerd"),
 }
 ACTIONS = {
@@ -191,7 +191,12 @@ def when(value: Timestamp | dt.datetime | None, style: str = "medium") -> str:
         if not value.seconds and not value.nanos:
             return ""
         value = value.ToDatetime(tzinfo=dt.UTC)
-    return str(format_datetime(value, style))
+    # the date in the style asked and the time to the minute (seconds say nothing to a
+    # reader), both in Europe/Amsterdam, joined as the locale joins them ("7 dec 2026 13:11")
+    date = format_date(value, style)
+    time = format_time(value, "short")
+    joined = get_locale().datetime_formats.get(style) or "{1} {0}"
+    return str(joined).replace("{1}", str(date)).replace("{0}", str(time))
 
 
 def day(value: Timestamp | None, style: str = "long") -> str:

@@ -16,7 +16,7 @@ from flask_babel import gettext as _
 
 from carenet.referral.v1 import referral_pb2 as rf
 from carenet.referral.v1 import referral_service_pb2 as rf_rpc
-from web import auth
+from web import auth, names
 
 bp = Blueprint("menukaart", __name__, url_prefix="/menukaart")
 PAGE_SIZE = 20
@@ -88,6 +88,7 @@ def index() -> str:
             )
             offers = list(listed.offers)
             next_token = listed.next_page_token
+    names.organisations(o.owner_organisation for o in offers)
     return render_template(
         "menukaart/index.html",
         offers=offers,
@@ -104,4 +105,5 @@ def offer(offer_id: str) -> str:
     if not OFFER_ID.match(offer_id):
         abort(404)
     found = g.api.referral.GetOffer(rf_rpc.GetOfferRequest(name=f"offers/{offer_id}"))
+    names.organisations([found.owner_organisation])
     return render_template("menukaart/offer.html", offer=found)

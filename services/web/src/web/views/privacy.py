@@ -9,11 +9,12 @@ import uuid
 import grpc
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from werkzeug.wrappers.response import Response
 
 from carenet.identity.v1 import identity_pb2 as idp
 from carenet.identity.v1 import identity_service_pb2 as id_rpc
-from web import auth, backend
+from web import auth, backend, names
 
 bp = Blueprint("privacy", __name__, url_prefix="/privacy")
 CATEGORIES = (
@@ -28,6 +29,28 @@ REQUESTERS = (
     idp.ORGANISATION_TYPE_LIFESTYLE_PROVIDER,
     idp.ORGANISATION_TYPE_GP_PRACTICE,
 )
+# Why someone could look (the access log's basis), in words for the patient.
+BASES = {
+    idp.BASIS_SELF: _l("U keek zelf"),
+    idp.BASIS_CARE_RELATIONSHIP: _l("U bent bij hen in zorg"),
+    idp.BASIS_CARE_RELATIONSHIP_AND_CONSENT: _l("U gaf toestemming"),
+    idp.BASIS_REFERRAL_TARGET: _l("U bent naar hen verwezen"),
+    idp.BASIS_EMERGENCY: _l("Noodgeval"),
+    idp.BASIS_AUDIT: _l("Controle op privacy"),
+}
+# The person's role, as the access log names it (the roles that carry rights).
+ROLES = {
+    "gp": _l("Huisarts"),
+    "practice-nurse": _l("Praktijkondersteuner"),
+    "specialist": _l("Medisch specialist"),
+    "sport-coach": _l("Buurtsportcoach"),
+    "municipality-officer": _l("Medewerker gemeente"),
+    "provider": _l("Leefstijlcoach"),
+    "insurer-analyst": _l("Medewerker zorgverzekeraar"),
+    "care-group-admin": _l("Medewerker zorggroep"),
+    "auditor": _l("Privacyfunctionaris"),
+    "service": _l("Systeem van carenet"),
+}
 CONSENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")
 
 
@@ -97,6 +120,14 @@ def overview() -> str | Response:
         id_rpc.ListConsentsRequest(parent=patient, page_size=100)
     )
     entries = _latest_log_entries(patient, 50)
+    names.organisations(
+        [
+            *(e.organisation for e in entries),
+            *(c.record_holder.organisation for c in consents.consents),
+            *(c.requester.organisation for c in consents.consents),
+        ]
+    )
+    names.look_up_people(e.user for e in entries)
     return render_template(
         "privacy/overview.html",
         consents=consents.consents,
@@ -106,6 +137,8 @@ def overview() -> str | Response:
         requesters=REQUESTERS,
         form={**form, "request_id": form["request_id"] or str(uuid.uuid4())},
         form_errors=errors,
+        bases=BASES,
+        roles=ROLES,
     )
 
 

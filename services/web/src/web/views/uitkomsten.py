@@ -17,7 +17,7 @@ from flask_babel import lazy_gettext as _l
 
 from carenet.outcomes.v1 import outcomes_pb2 as oc
 from carenet.outcomes.v1 import outcomes_service_pb2 as oc_rpc
-from web import auth, backend, charts
+from web import auth, backend, charts, indicators, names
 
 bp = Blueprint("uitkomsten", __name__, url_prefix="/uitkomsten")
 REPORT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")
@@ -35,7 +35,7 @@ def index() -> str:
 
 
 def _stratum(cell: oc.ReportCell) -> str:
-    parts = [cell.practice.rsplit("/", 1)[-1] if cell.practice else _("zorggroep")]
+    parts = [names.organisation_name(cell.practice) if cell.practice else _("Zorggroep")]
     if cell.age_band:
         parts.append(cell.age_band)
     if cell.sex:
@@ -53,6 +53,42 @@ def _suppressed(cell: oc.ReportCell) -> str:
     return ""
 
 
+def _scored(cell: oc.ReportCell) -> bool:
+    """A cell with a score: not withheld and with eligible patients (a score of 0 is one)."""
+    return not _suppressed(cell) and cell.values.HasField("score")
+
+
+def _bar(cell: oc.ReportCell) -> charts.Bar:
+    hidden = _suppressed(cell)
+    if hidden:
+        return charts.Bar(_stratum(cell), None, suppressed_text=hidden)
+    if not _scored(cell):
+        return charts.Bar(_stratum(cell), None, suppressed_text="-", empty=True)
+    v = cell.values
+    return charts.Bar(_stratum(cell), v.score.value, v.ci_low.value, v.ci_high.value)
+
+
+def _is_overview(cell: oc.ReportCell) -> bool:
+    """The care group's total and each practice's, without the strata by age and sex."""
+    return not cell.age_band and not cell.sex
+
+
+def _key_figures(cells: list[oc.ReportCell]) -> dict[str, Any]:
+    """What an analyst reads first: the care group's score (per band), how far the practices
+    lie apart, and how many groups are withheld."""
+    totals = [c for c in cells if not c.practice and _is_overview(c)]
+    practices = [c for c in cells if c.practice and _is_overview(c) and _scored(c)]
+    scores = [c.values.score.value for c in practices]
+    return {
+        "totals": [(c, _suppressed(c)) for c in totals],
+        "practices": len({c.practice for c in cells if c.practice}),
+        "lowest": min(scores) if scores else None,
+        "highest": max(scores) if scores else None,
+        "withheld": sum(1 for c in cells if _suppressed(c)),
+        "groups": len(cells),
+    }
+
+
 def _report(report_id: str) -> oc.Report:
     if not REPORT_ID.match(report_id):
         abort(404)
@@ -66,42 +102,82 @@ def _report(report_id: str) -> oc.Report:
 @auth.roles_required(auth.OUTCOME_ROLES)
 def report(report_id: str) -> str:
     found = _report(report_id)
-    by_indicator: dict[str, list[oc.ReportCell]] = defaultdict(list)
+    names.organisations(c.practice for c in found.cells if c.practice)
+    by_indicator: dict[tuple[str, int], list[oc.ReportCell]] = defaultdict(list)
     for cell in found.cells:
-        by_indicator[f"{cell.indicator} v{cell.version}"].append(cell)
+        by_indicator[(cell.indicator, cell.version)].append(cell)
+    described = indicators.describe({code for code, _version in by_indicator})
     sections: list[dict[str, Any]] = []
-    for indicator, cells in sorted(by_indicator.items()):
-        bars = [
-            charts.Bar(_stratum(c), None, suppressed_text=_suppressed(c))
-            if _suppressed(c)
-            else charts.Bar(_stratum(c), c.score, c.ci_low, c.ci_high)
-            for c in cells
-        ]
+    for number, ((code, version), cells) in enumerate(sorted(by_indicator.items()), start=1):
+        about = described[code]
+        indicator = f"{about.title} ({code} v{version})"
+        unit = "%" if about.percent else ""
+        bars = [_bar(c) for c in cells]
         shown = [b for b in bars if b.score is not None]
+        withheld = sum(1 for c in cells if _suppressed(c))
         description = _(
             "%(n)d groepen; %(s)d niet getoond om privacy te beschermen.",
             n=len(bars),
-            s=len(bars) - len(shown),
+            s=withheld,
         )
+        overview = [c for c in cells if _is_overview(c)]
+        overview_withheld = sum(1 for c in overview if _suppressed(c))
+        overview_description = _(
+            "De zorggroep en elke praktijk: %(n)d groepen; %(s)d niet getoond om privacy te "
+            "beschermen.",
+            n=len(overview),
+            s=overview_withheld,
+        )
+        strata = [c for c in cells if not _is_overview(c)]
         sections.append(
             {
+                "number": number,
                 "indicator": indicator,
-                "chart": charts.bar_chart(
-                    f"chart-{len(sections) + 1}", indicator, description, bars
-                ),
+                "title": about.title,
+                "code": f"{code} v{version}",
+                "percent": about.percent,
+                "chart": charts.bar_chart(f"chart-{number}", indicator, description, bars, unit),
                 "description": description,
+                "shown": len(shown),
+                "overview_chart": charts.bar_chart(
+                    f"chart-{number}-overview",
+                    indicator,
+                    overview_description,
+                    [_bar(c) for c in overview],
+                    unit,
+                    compact=True,
+                ),
+                "overview_description": overview_description,
+                "key": _key_figures(cells),
                 "cells": [(c, _stratum(c), _suppressed(c)) for c in cells],
+                "overview": [(c, _stratum(c), _suppressed(c)) for c in overview],
+                "strata": [(c, _stratum(c), _suppressed(c)) for c in strata],
             }
         )
     discrepancies, evaluation = _contract_views(found)
     return render_template(
         "uitkomsten/report.html",
         report=found,
+        contract=_contract_name(found),
+        rate_unit=indicators.RATE_UNIT,
         sections=sections,
         discrepancies=discrepancies,
         evaluation=evaluation,
         sources=SOURCES,
     )
+
+
+def _contract_name(report: oc.Report) -> str:
+    """The contract's name for the page's title; empty when there is none to show."""
+    if not report.contract:
+        return ""
+    try:
+        contract = g.api.outcomes.GetContract(oc_rpc.GetContractRequest(name=report.contract))
+    except grpc.RpcError as err:
+        if backend.details(err).code not in NOT_AVAILABLE:
+            raise
+        return ""
+    return str(contract.display_name)
 
 
 SOURCES = {
@@ -155,6 +231,7 @@ def _contract_views(report: oc.Report) -> tuple[list[Any] | None, Any]:
 @auth.roles_required(auth.OUTCOME_ROLES)
 def report_csv(report_id: str) -> Response:
     found = _report(report_id)
+    names.organisations(c.practice for c in found.cells if c.practice)
     out = io.StringIO()
     writer = csv.writer(out, delimiter=";")
     writer.writerow(
@@ -177,16 +254,18 @@ def report_csv(report_id: str) -> Response:
                 [cell.indicator, cell.version, _stratum(cell), "", "", "", "", "", hidden]
             )
         else:
+            v = cell.values
+            scored = v.HasField("score")
             writer.writerow(
                 [
                     cell.indicator,
                     cell.version,
                     _stratum(cell),
-                    cell.numerator,
-                    cell.denominator,
-                    f"{cell.score:.2f}",
-                    f"{cell.ci_low:.2f}",
-                    f"{cell.ci_high:.2f}",
+                    v.numerator,
+                    v.denominator,
+                    f"{v.score.value:.2f}" if scored else "",
+                    f"{v.ci_low.value:.2f}" if scored else "",
+                    f"{v.ci_high.value:.2f}" if scored else "",
                     "",
                 ]
             )

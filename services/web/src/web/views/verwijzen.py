@@ -16,6 +16,7 @@ from typing import Any
 import grpc
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from google.protobuf import field_mask_pb2
 from werkzeug.wrappers.response import Response
 
@@ -24,11 +25,63 @@ from carenet.careplan.v1 import careplan_service_pb2 as cp_rpc
 from carenet.identity.v1 import identity_service_pb2 as id_rpc
 from carenet.referral.v1 import referral_pb2 as rf
 from carenet.referral.v1 import referral_service_pb2 as rf_rpc
-from web import auth, backend
+from web import auth, backend, formatting, names
 
 bp = Blueprint("verwijzen", __name__)
 PATIENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")
 REFERRAL_ID = PATIENT_ID
+
+
+# The ranking's reasons (referral's ranking.py, e.g. "targets T90 +20"), in words, without
+# the points: what a referrer wants to know is why an offer is near the top.
+_CAPACITY_WORDS = {
+    "capacity": _l("plaats vrij"),
+    "waitlist": _l("wachtlijst"),
+    "additional-assessment-required": _l("eerst intake"),
+    "no-capacity": _l("vol"),
+}
+_RECOGNITION_WORDS = {
+    "well-described": rf.RECOGNITION_LEVEL_WELL_DESCRIBED,
+    "well-founded": rf.RECOGNITION_LEVEL_WELL_FOUNDED,
+    "effective-first-evidence": rf.RECOGNITION_LEVEL_EFFECTIVE_FIRST_EVIDENCE,
+    "effective-good-evidence": rf.RECOGNITION_LEVEL_EFFECTIVE_GOOD_EVIDENCE,
+    "effective-strong-evidence": rf.RECOGNITION_LEVEL_EFFECTIVE_STRONG_EVIDENCE,
+}
+
+
+def reason_text(reason: str) -> str:
+    """One ranking reason in words; one the front does not know stays as sent."""
+    text = re.sub(r"\s*\+\d+$", "", reason)
+    if text == "eligible":
+        return str(_("voldoet aan de voorwaarden"))
+    if text.startswith("targets "):
+        return str(_("bedoeld voor %(codes)s", codes=text.removeprefix("targets ")))
+    if text.startswith("capacity "):
+        word = _CAPACITY_WORDS.get(text.removeprefix("capacity "))
+        return str(word) if word is not None else text
+    if text.startswith("recognised "):
+        level = _RECOGNITION_WORDS.get(text.removeprefix("recognised "))
+        if level is not None:
+            return str(
+                _("erkend: %(level)s", level=formatting.label(formatting.RECOGNITION, level))
+            )
+    if text == "language":
+        return str(_("in de taal van de patiënt"))
+    if text == "no cost to the patient":
+        return str(_("geen kosten voor de patiënt"))
+    if text == "local (postcode)":
+        return str(_("dichtbij (postcode)"))
+    return text
+
+
+def outcome_text(outcome: rf.PredicateOutcome) -> str:
+    """A condition of the offer and whether the patient meets it, in words."""
+    condition = formatting.predicate_text(outcome.predicate)
+    if outcome.satisfied:
+        return str(_("Ja: %(condition)s", condition=condition))
+    if "unknown" in outcome.explanation:
+        return str(_("Niet bekend: %(condition)s", condition=condition))
+    return str(_("Nee: %(condition)s", condition=condition))
 
 
 def _patient(patient_id: str) -> str:
@@ -193,7 +246,12 @@ def offers(patient_id: str) -> str | Response:
             form_errors=_api_errors(details) or {"conditions": _("Controleer de gegevens")},
         )
     return render_template(
-        "verwijzen/offers.html", patient_id=patient_id, matches=found.matches, values=values
+        "verwijzen/offers.html",
+        patient_id=patient_id,
+        matches=found.matches,
+        values=values,
+        reason_text=reason_text,
+        outcome_text=outcome_text,
     )
 
 
@@ -261,6 +319,7 @@ def refer(patient_id: str, offer_id: str) -> str | Response:
                         referral_id=referral.name.rsplit("/", 1)[-1],
                     )
                 )
+    names.organisations([offer.owner_organisation])
     return render_template(
         "verwijzen/refer.html",
         patient_id=patient_id,
@@ -328,6 +387,13 @@ def detail(patient_id: str, referral_id: str) -> str:
         rf_rpc.GetReferralRequest(name=f"{name}/referrals/{referral_id}")
     )
     offer = g.api.referral.GetOffer(rf_rpc.GetOfferRequest(name=referral.offer))
+    names.organisations(
+        [
+            referral.referrer_organisation,
+            referral.target_organisation,
+            *(h.actor_organisation for h in referral.history),
+        ]
+    )
     return render_template(
         "verwijzen/detail.html", referral=referral, offer=offer, patient_id=patient_id
     )

@@ -9,16 +9,39 @@ from __future__ import annotations
 import grpc
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from google.protobuf import field_mask_pb2
 from werkzeug.wrappers.response import Response
 
 from carenet.careplan.v1 import careplan_pb2 as cp
 from carenet.careplan.v1 import careplan_service_pb2 as cp_rpc
-from web import auth, backend
+from web import auth, backend, names
 from web.views.verwijzen import _patient
 
 bp = Blueprint("zorgplan", __name__)
 TEXT_LIMIT = 2000
+# careplan's field groups (a revision's changed_fields), in words
+CHANGED_FIELDS = {
+    "created": _l("Zorgplan gemaakt"),
+    "what_matters": _l("Wat belangrijk is"),
+    "conditions": _l("Aandoeningen"),
+    "participants": _l("Wie meehelpen"),
+    "informal_carers": _l("Mantelzorgers"),
+    "goals": _l("Doelen"),
+    "goals.progress": _l("Voortgang van de doelen"),
+    "actions": _l("Afspraken"),
+    "evaluations": _l("Evaluatie"),
+    "consult_preparation.topics": _l("Voorbereiding op het gesprek"),
+    "consult_preparation.agenda": _l("Agenda van het gesprek"),
+    "status": _l("Stand van het zorgplan"),
+}
+PARTICIPANT_ROLES = {
+    cp.PARTICIPANT_ROLE_COORDINATING_PRACTITIONER: _l("Hoofdbehandelaar"),
+    cp.PARTICIPANT_ROLE_HOSPITAL: _l("Ziekenhuis"),
+    cp.PARTICIPANT_ROLE_MUNICIPALITY: _l("Gemeente"),
+    cp.PARTICIPANT_ROLE_LIFESTYLE_PROVIDER: _l("Leefstijlprogramma"),
+}
+SERVICE_AUTHOR_PREFIX = "careplan"  # careplan itself (following a referral, the demo seed)
 
 
 def _lines(text: str) -> list[str]:
@@ -75,6 +98,7 @@ def _page(patient: str, own: bool) -> str | Response:
                     flash(_("Het zorgplan is opgeslagen."))
                     return redirect(request.path)
     plan = g.api.careplan.GetCarePlan(cp_rpc.GetCarePlanRequest(name=plan_name))
+    _names(plan)
     return render_template(
         "zorgplan/plan.html",
         plan=plan,
@@ -82,9 +106,29 @@ def _page(patient: str, own: bool) -> str | Response:
         typed=typed,
         conflict=conflict,
         form_errors=errors,
+        participant_roles=PARTICIPANT_ROLES,
         history_url=url_for("zorgplan.my_history")
         if own
         else url_for("zorgplan.history", patient_id=patient.split("/")[1]),
+    )
+
+
+def _names(plan: cp.CarePlan) -> None:
+    """The names of the organisations and people the plan names by id, for the page."""
+    names.organisations(
+        [
+            plan.record_holder,
+            *(p.organisation for p in plan.participants),
+            *(a.responsible_organisation for a in plan.actions),
+            *(e.organisation for e in plan.evaluations),
+            *(goal.owner for goal in plan.goals if goal.owner.startswith("organisations/")),
+        ]
+    )
+    names.look_up_people(
+        [
+            *(a.responsible_person for a in plan.actions),
+            *(person for p in plan.participants for person in p.persons),
+        ]
     )
 
 
@@ -120,7 +164,22 @@ def _history(patient: str) -> str:
     found = g.api.careplan.ListCarePlanRevisions(
         cp_rpc.ListCarePlanRevisionsRequest(parent=f"{patient}/carePlan", page_size=100)
     )
-    return render_template("zorgplan/history.html", revisions=found.care_plan_revisions)
+    revisions = found.care_plan_revisions
+    names.organisations(r.organisation for r in revisions)
+    names.look_up_people(r.author for r in revisions)
+    user = auth.current_user()
+    return render_template(
+        "zorgplan/history.html",
+        revisions=sorted(revisions, key=lambda r: r.version, reverse=True),
+        me=user.subject if user is not None else "",
+        changed=_changed,
+        by_service=lambda author: author.startswith(SERVICE_AUTHOR_PREFIX),
+    )
+
+
+def _changed(revision: cp.CarePlanRevision) -> str:
+    groups = [str(CHANGED_FIELDS.get(f, f)) for f in revision.changed_fields]
+    return ", ".join(groups) if groups else _("Geen zichtbare wijziging")
 
 
 @bp.get("/zorgplan/geschiedenis")

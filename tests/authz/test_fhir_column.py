@@ -6,7 +6,8 @@ row's reason. One oracle: the rows, and the fixed code -> status mapping of the 
 
 - ``OK`` -> 200; ``INVALID_ARGUMENT`` -> 400; ``PERMISSION_DENIED`` -> 403;
   ``NOT_FOUND`` -> 404; a service's ``UNAUTHENTICATED`` (the token passed the FHIR API's own
-  check but does not name that service) -> 403;
+  check but does not name that service) -> 401 with ``WWW-Authenticate: Bearer
+  error="invalid_token"`` and the row's reason;
 - a caller whose token is not issued for the FHIR API (the services' own accounts) -> 401
   before any service is asked.
 
@@ -43,7 +44,7 @@ FHIR = {
 HTTP = {
     "OK": 200,
     "INVALID_ARGUMENT": 400,
-    "UNAUTHENTICATED": 403,
+    "UNAUTHENTICATED": 401,
     "PERMISSION_DENIED": 403,
     "NOT_FOUND": 404,
 }
@@ -56,6 +57,7 @@ class Answer:
     status: int
     reason: str
     body: dict[str, Any]
+    challenge: str = ""
 
 
 @pytest.fixture(scope="module")
@@ -125,7 +127,7 @@ def _play(client: FlaskClient, player: Player, row: Row, path: str = "") -> Answ
     if body.get("resourceType") == "OperationOutcome":
         details = body["issue"][0].get("details", {})
         reason = details.get("coding", [{}])[0].get("code", "")
-    return Answer(response.status_code, reason, body)
+    return Answer(response.status_code, reason, body, response.headers.get("WWW-Authenticate", ""))
 
 
 def _want(row: Row) -> tuple[int, str]:
@@ -157,7 +159,11 @@ def test_the_row_holds_through_fhir(fhir_client: FlaskClient, player: Player, ro
         where = f"{path.split('/')[0].split('?')[0]} for {row.id} [table line {row.line}]"
         assert got.status == status, f"{where}: HTTP {got.status}, expected {status}: {got.body}"
         if status == 401:
-            continue
+            assert got.challenge.startswith("Bearer"), where
+        if status == 401 and not reason:
+            continue  # refused by the FHIR API's own token check, before any service
+        if status == 401:
+            assert 'error="invalid_token"' in got.challenge, where
         assert got.reason == reason, f"{where}: reason {got.reason!r}, expected {reason!r}"
         if status == 200 and row.rpc == "referral.ListReferrals" and row.sees:
             assert _sees(player, row, got.body) == row.sees, where

@@ -69,6 +69,6 @@ def test_the_readme_examples_run_against_the_api(fhir: FhirApi, tmp_path: Path) 
     assert lines[4].startswith("searchset 5 ['self', 'next']"), output
     assert lines[5] == "403", output  # another patient's care plan
     assert lines[6].startswith("summary https://carenet.example/fhir/Measure/"), output
-    assert lines[7] == "403", output  # the insurer reads no care plan
+    assert lines[7] == "401", output  # careplan refuses the insurer's token
     assert lines[8] == "200", output  # the KIS for its GP
     assert len(lines) == 9, output

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+import requests
 from fhir.resources.R4B import get_fhir_model_class
 
 from carenet.careplan.v1 import careplan_service_pb2 as careplan_rpc
@@ -242,3 +243,70 @@ def test_reports_are_measure_reports_with_masked_cells(fhir: FhirApi) -> None:
     )
     assert len(masked) == 3 * total_suppressed
     assert suppressed >= total_suppressed
+
+
+def test_every_listed_search_parameter_is_taken_and_no_other(fhir: FhirApi) -> None:
+    """The CapabilityStatement's search parameters and includes are exactly the ones a
+    search takes: each listed one is accepted, with its R4 SearchParameter as definition."""
+    token = fhir.token(*KIS)
+    statement = valid(fhir.ok("metadata", token))
+    values = {"patient": "Patient/p-0001", "status": "active", "_count": "2",
+              "organization": "Organization/gli-beweegfit"}  # fmt: skip
+    for resource in statement["rest"][0]["resource"]:
+        name = resource["type"]
+        token = fhir.token(*{"MeasureReport": INSURER, "AuditEvent": PATIENT_APP}.get(name, KIS))
+        params = {p["name"]: p for p in resource.get("searchParam", [])}
+        base = {"patient": "p-0001"} if "patient" in params else {}
+        for param, listed in params.items():
+            if param != "_count":
+                assert listed["definition"].startswith("http://hl7.org/fhir/SearchParameter/")
+            value = values[param]
+            if (name, param) == ("Task", "status"):
+                value = "requested"
+            answer = fhir.get(name, token, **(base | {param: value}))
+            assert answer.status_code == 200, (name, param, answer.text)
+        for include in resource.get("searchInclude", []):
+            answer = fhir.get(name, token, **(base | {"_include": include}))
+            assert answer.status_code == 200, (name, include, answer.text)
+        if resource["interaction"][-1]["code"] == "search-type":
+            refused = fhir.get(name, token, **(base | {"subject": "Patient/p-0001"}))
+            assert refused.status_code == 400, (name, refused.text)
+
+
+def test_http_conventions_of_fhir(fhir: FhirApi) -> None:
+    """What a FHIR client expects of the HTTP exchange (R4 http.html and search.html)."""
+    token = fhir.token(*KIS)
+    # a read says its version and time in ETag and Last-Modified, and takes _format
+    response = fhir.get("CarePlan/p-0001", token, _format="json")
+    assert response.status_code == 200, response.text
+    plan = response.json()
+    assert response.headers["ETag"] == f'W/"{plan["meta"]["versionId"]}"'
+    assert response.headers["Last-Modified"].endswith(" GMT")
+    assert fhir.get("CarePlan/p-0001", token, _format="application/fhir+json").json() == plan
+    # another format is not acceptable: 406, by _format or by Accept
+    for answer in (
+        fhir.get("CarePlan/p-0001", token, _format="xml"),
+        fhir.get("CarePlan", token, patient="p-0001", _format="application/fhir+xml"),
+        requests.get(
+            f"{fhir.base}/CarePlan/p-0001",
+            headers={"Authorization": f"Bearer {token}", "Accept": "application/fhir+xml"},
+            timeout=30,
+        ),
+    ):
+        assert answer.status_code == 406, answer.text
+        assert valid(answer.json())["issue"][0]["code"] == "not-supported"
+    accepted = requests.get(
+        f"{fhir.base}/CarePlan/p-0001",
+        headers={"Authorization": f"Bearer {token}", "Accept": "application/fhir+json"},
+        timeout=30,
+    )
+    assert accepted.status_code == 200
+    # a token may name its system; a CarePlan status may be any of several (OR)
+    task_status = "http://hl7.org/fhir/task-status|requested"
+    assert entries(fhir.ok("Task", token, patient="p-0001", status=task_status)) == entries(
+        fhir.ok("Task", token, patient="p-0001", status="requested")
+    )
+    assert entries(fhir.ok("CarePlan", token, patient="p-0001", status="draft,active")) == [plan]
+    assert entries(fhir.ok("CarePlan", token, patient="p-0001", status="draft,revoked")) == []
+    for bad in ("http://hl7.org/fhir/request-status|requested", "requested,completed", "|"):
+        assert fhir.get("Task", token, patient="p-0001", status=bad).status_code == 400, bad

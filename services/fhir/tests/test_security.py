@@ -36,7 +36,7 @@ INSURER = ("carenet-insurer", "")
 ADMIN = ("carenet-kis", "admin.zuidoost")
 HTTP_OF_GRPC = {
     "INVALID_ARGUMENT": 400,
-    "UNAUTHENTICATED": 403,  # the token passed this API's check; a service refused it
+    "UNAUTHENTICATED": 401,  # the token passed this API's check; a service refused it
     "PERMISSION_DENIED": 403,
     "NOT_FOUND": 404,
 }
@@ -111,6 +111,41 @@ def test_a_token_not_meant_for_this_api_is_401(fhir: FhirApi) -> None:
     _outcome(fhir.get("HealthcareService", token), 401)
 
 
+def test_a_token_a_service_refuses_is_401_invalid_token(fhir: FhirApi) -> None:
+    """The patient app's token names carenet-fhir but not outcomes: this API accepts it,
+    outcomes refuses it (UNAUTHENTICATED WRONG_AUDIENCE), and the answer is that refusal as
+    RFC 6750 and the issue say: 401 with ``error="invalid_token"``, issue code login."""
+    token = fhir.token(*PATIENT_APP)
+    claims = _claims(token)
+    assert "carenet-fhir" in claims["aud"] and "carenet-outcomes" not in claims["aud"]
+    stub = outcomes_grpc.OutcomesServiceStub(fhir.channel("outcomes"))
+    with pytest.raises(grpc.RpcError) as raised:
+        stub.ListMeasurements(
+            outcomes_rpc.ListMeasurementsRequest(parent="patients/p-0001"),
+            metadata=_md(fhir, PATIENT_APP),
+        )
+    grpc_failure = failure(raised.value)
+    assert (grpc_failure.code, grpc_failure.reason) == (
+        grpc.StatusCode.UNAUTHENTICATED,
+        "WRONG_AUDIENCE",
+    )
+    # the same token passes this API's own check: the patient's care plan is read
+    assert fhir.get("CarePlan/p-0001", token).status_code == 200
+    for path, params in (("Observation", {"patient": "p-0001"}), ("MeasureReport", {})):
+        response = fhir.get(path, token, **params)
+        body = _outcome(response, 401)
+        assert body["issue"][0]["code"] == "login"
+        assert _reason(body) == "WRONG_AUDIENCE"
+        assert (
+            response.headers["WWW-Authenticate"] == 'Bearer realm="carenet", error="invalid_token"'
+        )
+        assert "p-0001" not in response.text
+    # no token at all: a challenge without an error code (RFC 6750 section 3.1)
+    response = fhir.get("Observation", None, patient="p-0001")
+    _outcome(response, 401)
+    assert response.headers["WWW-Authenticate"] == 'Bearer realm="carenet"'
+
+
 def test_the_capability_statement_needs_no_token(fhir: FhirApi) -> None:
     response = fhir.get("metadata", None)
     assert response.status_code == 200
@@ -167,8 +202,8 @@ def test_the_patient_app_reads_the_patients_own_data(fhir: FhirApi) -> None:
         bundle = valid(fhir.ok(kind, token, patient="p-0001"))
         text = json.dumps(bundle)
         assert all(other not in text for other in OTHER_PATIENTS), kind
-    # the patient app is no insurer: no reports
-    assert fhir.get("MeasureReport", token).status_code == 403
+    # the patient app's tokens do not name outcomes: no reports (outcomes refuses the token)
+    assert fhir.get("MeasureReport", token).status_code == 401
 
 
 def test_the_insurer_reads_only_reports_of_its_own_contracts(fhir: FhirApi) -> None:
@@ -216,9 +251,10 @@ def test_the_insurer_reads_only_reports_of_its_own_contracts(fhir: FhirApi) -> N
     ids = [e["resource"]["id"] for e in found.get("entry", [])]
     assert ids == [r.name.rsplit("/", 1)[-1] for r in listed.reports]
     assert ids and report_id not in ids
-    # and no patient data
-    for path in ("CarePlan/p-0001", "Patient/p-0001"):
-        assert fhir.get(path, fhir.token(*INSURER)).status_code == 403
+    # and no patient data: careplan refuses the insurer's token (its audience), identity
+    # refuses the insurer
+    assert fhir.get("CarePlan/p-0001", fhir.token(*INSURER)).status_code == 401
+    assert fhir.get("Patient/p-0001", fhir.token(*INSURER)).status_code in (401, 403)
 
 
 def test_errors_have_the_status_of_their_grpc_code(fhir: FhirApi) -> None:
@@ -239,7 +275,9 @@ def test_errors_have_the_status_of_their_grpc_code(fhir: FhirApi) -> None:
     body = _outcome(fhir.get("MeasureReport/nx-report", fhir.token(*INSURER)), 404)
     assert body["issue"][0]["code"] == "not-found"
     _outcome(fhir.get("Goal/p-0001.no-such-goal", token), 404)
-    body = _outcome(fhir.get("CarePlan/p-0001", fhir.token(*INSURER)), 403)
+    body = _outcome(fhir.get("CarePlan/p-0001", fhir.token(*INSURER)), 401)
+    assert body["issue"][0]["code"] == "login"
+    body = _outcome(fhir.get("CarePlan/p-0002", fhir.token(*PATIENT_APP)), 403)
     assert body["issue"][0]["code"] == "forbidden"
     _outcome(fhir.get("Practitioner/x", token), 404)
     response = requests.post(

@@ -8,11 +8,13 @@ with the HTTP status matching the gRPC code (:mod:`fhir_api.errors`).
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 import threading
 import time
 from collections.abc import Callable
+from email.utils import format_datetime
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
@@ -25,7 +27,7 @@ from fhir_api.config import Settings
 from fhir_api.errors import FhirError, from_rpc, invalid
 from fhir_api.reads import READS, SEARCHES, Context, load_code_table
 from fhir_api.resources.common import Codes, Json
-from fhir_api.search import bundle, parse
+from fhir_api.search import JSON_MIME_TYPES, bundle, check_format, parse
 from servicekit.auth import MAX_ON_BEHALF_OF_LENGTH, JwksCache, TokenVerifier
 from servicekit.errors import DomainError
 from servicekit.platform_api import Api, Channels, Metadata, Stubs, caller_metadata
@@ -66,6 +68,33 @@ def _answer(body: Json, status: int = 200, headers: dict[str, str] | None = None
     return Response(
         json.dumps(body, ensure_ascii=False), status, headers, mimetype=None, content_type=FHIR_JSON
     )
+
+
+def _version_headers(resource: Json) -> dict[str, str]:
+    """``ETag`` (the version, weak) and ``Last-Modified`` of a read (FHIR R4 http.html)."""
+    meta = resource.get("meta", {})
+    headers = {}
+    if "versionId" in meta:
+        headers["ETag"] = f'W/"{meta["versionId"]}"'
+    if "lastUpdated" in meta:
+        updated = dt.datetime.fromisoformat(meta["lastUpdated"].replace("Z", "+00:00"))
+        headers["Last-Modified"] = format_datetime(updated.astimezone(dt.UTC), usegmt=True)
+    return headers
+
+
+def _negotiate() -> None:
+    """An Accept header that takes no JSON is answered 406 (FHIR R4 http.html)."""
+    accept = request.headers.get("Accept", "")
+    if accept and "json" not in accept and not any(m in accept for m in JSON_MIME_TYPES):
+        raise FhirError(406, "not-supported", "FORMAT_NOT_SUPPORTED", "only JSON is served")
+
+
+def _read_parameters() -> None:
+    """A read takes ``_format`` (JSON) and nothing else."""
+    args = request.args.to_dict(flat=False)
+    check_format(args.pop("_format", [""])[-1])
+    if args:
+        raise invalid("UNKNOWN_PARAMETER", "a read takes no parameters but _format")
 
 
 def _on_behalf_of() -> str:
@@ -136,7 +165,7 @@ def create_app(settings: Settings, channels: Channels | None = None) -> Flask:
             verifier.verify(token.strip())
         except DomainError as exc:
             if exc.code == grpc.StatusCode.UNAUTHENTICATED:
-                raise FhirError(401, "login", exc.reason, exc.message) from None
+                raise FhirError(401, "login", exc.reason, exc.message, "invalid_token") from None
             raise FhirError(
                 503, "transient", exc.reason, "the token issuer cannot be reached"
             ) from None
@@ -152,7 +181,7 @@ def create_app(settings: Settings, channels: Channels | None = None) -> Flask:
 
     @app.errorhandler(FhirError)
     def _fhir_error(error: FhirError) -> Response:
-        headers = {"WWW-Authenticate": 'Bearer realm="carenet"'} if error.status == 401 else None
+        headers = {"WWW-Authenticate": error.challenge()} if error.status == 401 else None
         return _answer(error.outcome(codes.base), error.status, headers)
 
     @app.errorhandler(grpc.RpcError)
@@ -179,6 +208,8 @@ def create_app(settings: Settings, channels: Channels | None = None) -> Flask:
             FhirError(500, "exception", "INTERNAL", "the request could not be completed")
         )
 
+    app.before_request(_negotiate)
+
     @app.after_request
     def _headers(response: Response) -> Response:
         response.headers["Cache-Control"] = "no-store"
@@ -204,9 +235,9 @@ def create_app(settings: Settings, channels: Channels | None = None) -> Flask:
             raise FhirError(
                 404, "not-supported", "NOT_SUPPORTED", "this resource type is not read by id here"
             )
-        if request.args:
-            raise invalid("UNKNOWN_PARAMETER", "a read takes no parameters")
-        return _answer(reader(context(), resource_id))
+        _read_parameters()
+        resource = reader(context(), resource_id)
+        return _answer(resource, headers=_version_headers(resource))
 
     @app.get(f"{PREFIX}/<resource_type>")
     def search(resource_type: str) -> Response:

@@ -38,6 +38,21 @@ SERVED: dict[str, Served] = {
     "MeasureReport": Served(read=True, search={}),
 }
 COMMON_SEARCH = {"_count": "number"}
+# The R4 SearchParameter each served parameter is (its canonical URL)
+SP = "http://hl7.org/fhir/SearchParameter/"
+DEFINITIONS = {
+    ("CarePlan", "status"): SP + "CarePlan-status",
+    ("Task", "patient"): SP + "Task-patient",
+    ("Task", "status"): SP + "Task-status",
+    ("HealthcareService", "organization"): SP + "HealthcareService-organization",
+    ("AuditEvent", "patient"): SP + "AuditEvent-patient",
+}
+
+
+def _definition(resource_type: str, param: str) -> str:
+    if param == "patient":
+        return DEFINITIONS.get((resource_type, param), SP + "clinical-patient")
+    return DEFINITIONS.get((resource_type, param), "")
 
 
 def capability_statement(base_url: str, software_version: str) -> Json:
@@ -50,6 +65,7 @@ def capability_statement(base_url: str, software_version: str) -> Json:
         if served.searchable:
             resource["searchParam"] = [
                 {"name": param, "type": kind}
+                | ({"definition": _definition(name, param)} if _definition(name, param) else {})
                 for param, kind in {**served.search, **COMMON_SEARCH}.items()
             ]
         if served.includes:

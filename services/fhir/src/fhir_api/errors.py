@@ -19,9 +19,10 @@ ISSUE_TYPE = "http://hl7.org/fhir/issue-type"
 _BY_CODE: dict[grpc.StatusCode, tuple[int, str]] = {
     grpc.StatusCode.INVALID_ARGUMENT: (400, "invalid"),
     grpc.StatusCode.OUT_OF_RANGE: (400, "invalid"),
-    # The caller's own token passed this API's check, so a service refusing it means the
-    # token is not meant for that service (its audience): a refusal, not a failed login.
-    grpc.StatusCode.UNAUTHENTICATED: (403, "forbidden"),
+    # The caller's token passed this API's own check, but a service refused it (it does
+    # not name that service, or it expired in between): the token is not good for this
+    # request, answered as RFC 6750 says (401, WWW-Authenticate error="invalid_token").
+    grpc.StatusCode.UNAUTHENTICATED: (401, "login"),
     grpc.StatusCode.PERMISSION_DENIED: (403, "forbidden"),
     grpc.StatusCode.NOT_FOUND: (404, "not-found"),
     grpc.StatusCode.ALREADY_EXISTS: (409, "duplicate"),
@@ -42,6 +43,13 @@ class FhirError(Exception):
     code: str
     reason: str
     message: str
+    #: RFC 6750 error code of a 401's ``WWW-Authenticate`` challenge ("" when no token came)
+    bearer_error: str = ""
+
+    def challenge(self) -> str:
+        """The ``WWW-Authenticate`` value of a 401."""
+        found = 'Bearer realm="carenet"'
+        return f'{found}, error="{self.bearer_error}"' if self.bearer_error else found
 
     def outcome(self, canonical_base: str) -> dict[str, Any]:
         issue: dict[str, Any] = {"severity": "error", "code": self.code}
@@ -70,4 +78,5 @@ def from_rpc(error: grpc.RpcError) -> FhirError:
     found = error_details(error)
     http, issue = _BY_CODE.get(found.code, (500, "exception"))
     message = "the request could not be completed" if http == 500 else found.message
-    return FhirError(http, issue, found.reason, message)
+    bearer_error = "invalid_token" if http == 401 else ""
+    return FhirError(http, issue, found.reason, message, bearer_error)

@@ -20,8 +20,11 @@ from carenet.referral.v1 import referral_service_pb2 as referral_rpc
 from fhir_api.errors import invalid, not_found
 from fhir_api.resources import careplan, identity, outcomes, referral
 from fhir_api.resources.common import Codes, Json, split_inner_id
-from fhir_api.search import ID, Search, reference_id
+from fhir_api.search import ID, Search, reference_id, token_codes
 from servicekit.platform_api import Api
+
+REQUEST_STATUS = "http://hl7.org/fhir/request-status"
+TASK_STATUS = "http://hl7.org/fhir/task-status"
 
 
 @dataclass
@@ -154,9 +157,12 @@ READS: dict[str, Callable[[Context, str], Json]] = {
 
 
 def search_care_plans(ctx: Context, search: Search) -> Page:
+    wanted = (
+        token_codes(search.get("status"), REQUEST_STATUS, "status") if search.get("status") else []
+    )
     plan = _plan(ctx, _patient(search))
     resource = careplan.care_plan(plan, ctx.codes)
-    if search.get("status") and resource["status"] != search.get("status"):
+    if wanted and resource["status"] not in wanted:
         return Page([])
     included = (
         [careplan.goal(plan, g) for g in plan.goals] if "CarePlan:goal" in search.includes else []
@@ -192,7 +198,11 @@ def search_service_requests(ctx: Context, search: Search) -> Page:
 def search_tasks(ctx: Context, search: Search) -> Page:
     status = 0
     if search.get("status"):
-        status = referral.TASK_STATUS_BY_CODE.get(search.get("status"), -1)
+        wanted = token_codes(search.get("status"), TASK_STATUS, "status")
+        if len(wanted) > 1:
+            # the service filters by one status; several would need a merged paging
+            raise invalid("INVALID_STATUS", "status: one code per search")
+        status = referral.TASK_STATUS_BY_CODE.get(wanted[0], -1)
         if status < 0:
             raise invalid("INVALID_STATUS", "status: not a Task status carenet uses")
     found, token = _referrals(ctx, search, status)

@@ -14,10 +14,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
-from fhir_api.errors import invalid
+from fhir_api.errors import FhirError, invalid
 from fhir_api.resources.common import Json
 
 ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,61}[a-z0-9]$")
+JSON_MIME_TYPES = ("application/fhir+json", "application/json", "application/*", "*/*")
 ALWAYS_ALLOWED = {"_count", "_page_token", "_format", "_include"}
 JSON_FORMATS = {"json", "application/json", "application/fhir+json"}
 
@@ -33,6 +34,26 @@ class Search:
 
     def get(self, name: str) -> str:
         return self.params.get(name, "")
+
+
+def check_format(value: str) -> None:
+    """``_format`` names JSON (or is absent): this API serves nothing else."""
+    if value and value not in JSON_FORMATS:
+        raise FhirError(406, "not-supported", "FORMAT_NOT_SUPPORTED", "only JSON is served")
+
+
+def token_codes(value: str, system: str, param: str) -> list[str]:
+    """The codes a token parameter asks for: ``code`` or ``system|code``, comma-separated
+    for any of them (FHIR's OR); a system other than ``system`` is refused."""
+    codes = []
+    for part in value.split(","):
+        given, bar, code = part.rpartition("|")
+        if bar and given and given != system:
+            raise invalid("INVALID_STATUS", f"{param}: codes of {system} only")
+        if not code:
+            raise invalid("INVALID_STATUS", f"{param}: a code is expected")
+        codes.append(code)
+    return codes
 
 
 def reference_id(value: str, resource_type: str, param: str) -> str:
@@ -63,8 +84,7 @@ def parse(
             raise invalid("REPEATED_SEARCH_PARAMETER", f"{name}: given more than once")
         if name != "_include":
             params[name] = values[0]
-    if params.get("_format", "json") not in JSON_FORMATS:
-        raise invalid("FORMAT_NOT_SUPPORTED", "_format: only JSON is served")
+    check_format(params.get("_format", ""))
     asked = tuple(args.get("_include", ()))
     for include in asked:
         if include not in includes:

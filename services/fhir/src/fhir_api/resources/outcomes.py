@@ -226,7 +226,10 @@ def measure_report(report: pb.Report, codes: Codes) -> Json:
         "identifier": [{"system": codes.naming("report"), "value": report.name}],
         "status": "complete",
         "type": "summary",
-        "measure": f"{codes.base}/Measure/contract-{contract}",
+        # the contract's indicator set; a care group's own report (no contract) has its own
+        "measure": f"{codes.base}/Measure/contract-{contract}"
+        if contract
+        else f"{codes.base}/Measure/care-group",
         "date": instant(report.create_time),
         "reporter": organisation_ref(report.care_group),
         "period": {"start": date(report.period_start), "end": date(report.period_end)},

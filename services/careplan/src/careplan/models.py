@@ -22,6 +22,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from servicekit.db import UtcDateTime, new_metadata, utcnow
 from servicekit.request_records import RequestRecordColumns
+from servicekit.versioned import weak_etag
 
 
 class Base(DeclarativeBase):
@@ -281,16 +282,7 @@ class PlanView:
 
     @property
     def etag(self) -> str:
-        return etag_of(self.version)
-
-
-def etag_of(version: int) -> str:
-    return f'W/"{version}"'
-
-
-def version_of_etag(etag: str) -> int | None:
-    raw = etag.removeprefix("W/").strip('"')
-    return int(raw) if raw.isascii() and raw.isdigit() else None
+        return weak_etag(self.version)
 
 
 # ---------------------------------------------------------------- JSON codec

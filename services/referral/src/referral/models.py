@@ -23,6 +23,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from servicekit.db import UtcDateTime, new_metadata, utcnow
 from servicekit.request_records import RequestRecordColumns
+from servicekit.versioned import VersionedColumns
 
 
 class Base(DeclarativeBase):
@@ -159,7 +160,7 @@ def check_transition(current: Status, target: Status, party: Party) -> Transitio
     return None
 
 
-class Offer(Base):
+class Offer(VersionedColumns, Base):
     __tablename__ = "offers"
     __table_args__ = (Index("ix_offers_care_group_state", "care_group_id", "state"),)
 
@@ -188,9 +189,6 @@ class Offer(Base):
     capacity_notes: Mapped[str] = mapped_column(Text, default="")
     eligibility: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     eligibility_description: Mapped[str] = mapped_column(Text, default="")
-    version: Mapped[int] = mapped_column(Integer, default=1)
-    create_time: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
-    update_time: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
     # The service area as PostgreSQL computes it from service_area on every write (migration
     # 0003), for FindOffers' area filter; never written by the service.
     area_municipalities: Mapped[list[str]] = mapped_column(
@@ -199,14 +197,6 @@ class Offer(Base):
     area_postcodes: Mapped[Any] = mapped_column(
         INT4MULTIRANGE, Computed("referral_area_postcodes(service_area)", persisted=True)
     )
-
-    @property
-    def etag(self) -> str:
-        return f'W/"{self.version}"'
-
-    def touch(self, now: dt.datetime) -> None:
-        self.version += 1
-        self.update_time = now
 
     def recognition_expired(self, now: dt.datetime) -> bool:
         return self.recognition_valid_until is not None and self.recognition_valid_until <= now
@@ -251,7 +241,7 @@ class OfferMenuVersion(Base):
     version: Mapped[int] = mapped_column(BigInteger)
 
 
-class Referral(Base):
+class Referral(VersionedColumns, Base):
     __tablename__ = "referrals"
     __table_args__ = (
         Index("ix_referrals_care_group_patient", "care_group_id", "patient_id"),
@@ -281,13 +271,6 @@ class Referral(Base):
     # unique constraint (NULLs never collide). Scoped to the referrer so that a duplicate is
     # always the caller's own organisation's referral (referral.duplicates).
     open_key: Mapped[str | None] = mapped_column(String(256), unique=True)
-    version: Mapped[int] = mapped_column(Integer, default=1)
-    create_time: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
-    update_time: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
-
-    @property
-    def etag(self) -> str:
-        return f'W/"{self.version}"'
 
     @property
     def name(self) -> str:
@@ -300,10 +283,6 @@ class Referral(Base):
     @property
     def is_open(self) -> bool:
         return Status(self.status) in OPEN
-
-    def touch(self, now: dt.datetime) -> None:
-        self.version += 1
-        self.update_time = now
 
     def set_status(self, status: Status) -> None:
         self.status = status.value

@@ -17,7 +17,6 @@ from careplan.models import (
     CarePlanRow,
     PlanContent,
     PlanView,
-    version_of_etag,
     view_from_document,
     view_to_document,
 )
@@ -27,6 +26,7 @@ from servicekit.auth import Principal
 from servicekit.errors import InvalidArgument
 from servicekit.idempotency import IdempotentRequest
 from servicekit.identity_client import Access
+from servicekit.versioned import version_of_etag
 
 # Versions are stored as 32-bit integers: none can be higher.
 MAX_VERSION = 2**31 - 1

@@ -18,6 +18,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import grpc
+import jwt
+import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from carenet.careplan.v1 import careplan_pb2 as cp
@@ -38,6 +40,8 @@ GP = ("carenet-kis", "dr.jansen")  # gp-de-linde
 PROVIDER = ("carenet-kis", "coach.degroot")  # gli-beweegfit
 ADMIN = ("carenet-kis", "admin.zuidoost")  # the care group's administrator
 AUDITOR = ("carenet-kis", "auditor.dekker")
+OTHER_GP = ("carenet-kis", "dr.devries")  # gp-het-anker: no relationship with the patients
+KIS_SYSTEM = ("carenet-kis", "")  # the practice's KIS as itself (a delegate)
 NOW = dt.datetime.now(dt.UTC)
 
 Token = Callable[[str, str], str]
@@ -475,6 +479,20 @@ class Writer:
             metadata=self.md(GP),
         )
 
+    # ------------------------------------------------------------------ the access log
+
+    def other_reads(self, patient_id: str) -> None:
+        """Reads the access log records otherwise: one refused (another practice's GP) and
+        one by the practice's KIS system acting for its GP (the responsible person)."""
+        plan = cp_rpc.GetCarePlanRequest(name=f"patients/{patient_id}/carePlan")
+        with pytest.raises(grpc.RpcError) as refused:
+            self.careplan.GetCarePlan(plan, metadata=self.md(OTHER_GP))
+        assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED, refused.value
+        person = jwt.decode(self.token(*GP), options={"verify_signature": False})["sub"]
+        self.careplan.GetCarePlan(
+            plan, metadata=(*self.md(KIS_SYSTEM), ("x-carenet-on-behalf-of", person))
+        )
+
     # ------------------------------------------------------------------ measurements, report
 
     def measurements(self, patient_ids: list[str]) -> None:
@@ -577,4 +595,5 @@ def generate(token: Token, target: Callable[[str], str], world_seed: int) -> Wor
         writer.care_plan(patient_id, names)
     writer.measurements(world.patients)
     world.report = writer.report()
+    writer.other_reads(world.patients[0])
     return world

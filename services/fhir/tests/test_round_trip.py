@@ -971,6 +971,7 @@ def test_patients_and_consents(fhir: FhirApi, api: Grpc, world: World) -> None:
 def test_the_access_log_is_audit_events(fhir: FhirApi, api: Grpc, world: World) -> None:
     token = fhir.token(*AUDITOR)
     kinds: set[tuple[str, str]] = set()
+    responsible: set[str] = set()
     for pid in world.patients:
         found = matches(pages(fhir, "AuditEvent", token, patient=pid, _count=25))
         # read after: the search itself is logged too, so the gRPC list holds more
@@ -992,7 +993,13 @@ def test_the_access_log_is_audit_events(fhir: FhirApi, api: Grpc, world: World) 
         for resource in found:
             same(resource, audit_event(by_id[resource["id"]]))
             kinds.add((resource["action"], resource["outcome"]))
+            responsible |= {
+                a["type"]["coding"][0]["code"] for a in resource["agent"] if not a["requestor"]
+            }
+    # reads and creates, a refused read (outcome 4), a system acting for a person (RESP)
     assert {"R", "C"} <= {a for a, _ in kinds}
+    assert ("R", "4") in kinds and ("R", "0") in kinds
+    assert responsible == {"PROV", "RESP"}
 
 
 def test_measurements_are_observations(fhir: FhirApi, api: Grpc, world: World) -> None:

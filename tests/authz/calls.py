@@ -194,14 +194,23 @@ class Player:
 
     def _identity_register_patient(self, row: Row) -> Result:
         """``nonexistent``: a BSN nobody registered; otherwise the BSN of a patient of its
-        own that the practice registered (registering adds the caller's relationship)."""
-        if row.patient == "nonexistent" or row.tenant == "other":
+        own that the practice registered (registering adds the caller's relationship).
+        ``chosen-id``: a new BSN with a patient id of the caller's choosing, the id of that
+        existing patient (``other``) or a free one (``nonexistent``)."""
+        patient_id = ""
+        if row.case == "chosen-id":
+            bsn = self.facts.bsns.take()
+            if row.patient == "nonexistent":
+                patient_id = f"az-free-{uuid.uuid4().hex[:12]}"
+            else:
+                patient_id = self.facts.scratch_patient().id
+        elif row.patient == "nonexistent" or row.tenant == "other":
             bsn = self.facts.bsns.take()
         else:
             bsn = self.facts.scratch_patient().bsn
         return _attempt(
             lambda: self.facts.identity.RegisterPatient(
-                id_rpc.RegisterPatientRequest(bsn=bsn),
+                id_rpc.RegisterPatientRequest(bsn=bsn, patient_id=patient_id),
                 metadata=self.metadata(row),
                 timeout=TIMEOUT,
             )
@@ -252,10 +261,13 @@ class Player:
 
     def _identity_end_care_relationship(self, row: Row) -> Result:
         """Ends the caller's own (``of-own``) or the hospital's (any other case) active
-        relationship with a patient of the row's own."""
+        relationship with a patient of the row's own; ``missing``: a relationship that
+        patient does not have."""
         persona = self.persona(row)
         if row.patient == "nonexistent":
             name = f"patients/{ABSENT}/careRelationships/nx"
+        elif row.case == "missing":
+            name = f"{self._scratch_for(row).name}/careRelationships/nx"
         else:
             owner = persona.organisation if row.case == "of-own" else "hosp-catharina"
             extra = [] if persona.organisation == owner else [(owner, "active")]

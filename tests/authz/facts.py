@@ -59,6 +59,8 @@ from .servers import Platform
 
 ON_BEHALF_OF = "x-carenet-on-behalf-of"
 TIMEOUT = 10.0
+# The other care group's admin (a user of the test issuer, no persona of the table).
+FOREIGN_ADMIN = Persona("admin.noord", "", "care-group-admin", FOREIGN, "", FOREIGN, "admin.noord")
 NOW = dt.datetime.now(dt.UTC)
 LONG_AGO = NOW - dt.timedelta(days=60)
 YESTERDAY = NOW - dt.timedelta(days=1)
@@ -187,12 +189,20 @@ class Facts:
         return self.callers.metadata(persona)
 
     def register(self, patient_id: str, by: str = "gp", bsn: str = "") -> PatientRecords:
+        """Registers the patient with the id ``patient_id``, chosen by the care group's admin
+        (only the admin chooses ids), then by ``by``, whose practice so records its care
+        relationship (coordinating)."""
         records = PatientRecords(patient_id, bsn or self.bsns.take())
-        self.identity.RegisterPatient(
-            id_rpc.RegisterPatientRequest(bsn=records.bsn, patient_id=patient_id),
-            metadata=self.md(by),
-            timeout=TIMEOUT,
+        admin = (
+            self.callers.metadata(FOREIGN_ADMIN)
+            if PERSONAS[by].care_group == FOREIGN
+            else self.md("admin")
         )
+        for request, metadata in (
+            (id_rpc.RegisterPatientRequest(bsn=records.bsn, patient_id=patient_id), admin),
+            (id_rpc.RegisterPatientRequest(bsn=records.bsn), self.md(by)),
+        ):
+            self.identity.RegisterPatient(request, metadata=metadata, timeout=TIMEOUT)
         return records
 
     def relate(
@@ -422,9 +432,7 @@ class Facts:
                     agb_code="01099999",
                 ),
             ),
-            metadata=self.callers.metadata(
-                Persona("admin.noord", "", "care-group-admin", FOREIGN, "", FOREIGN, "admin.noord")
-            ),
+            metadata=self.callers.metadata(FOREIGN_ADMIN),
             timeout=TIMEOUT,
         )
         self.patients["p-noord-1"] = self.register("p-noord-1", by="foreign-gp")

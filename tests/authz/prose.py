@@ -134,10 +134,26 @@ What a data-protection officer of a care group would expect, and the table holds
 - The patient record (`GetPatient`, `ListCareRelationships`, look-up by BSN) is
   identity's own registration, not a record of another organisation: an active care
   relationship is enough, no consent is asked; minimisation (rule 8) limits what it shows.
-- An organisation may record its own care relationship with a patient of its care group
-  (it is the one that knows it treats the patient); the coordinating practice and the
-  care-group admin record them for others. A second open relationship of the same kind is
-  refused (`ALREADY_EXISTS CARE_RELATIONSHIP_EXISTS`).
+- A treatment relationship is the care provider's own claim, checked afterwards through
+  the log (as in Dutch practice): a clinical role (GP, practice nurse, specialist) of a
+  care-providing organisation (a GP practice or a hospital) may declare its own
+  organisation's relationship with a patient of its care group, directly or by registering
+  the patient's BSN; the coordinating practice records one for another care-providing
+  organisation; the care group's admin records any. Lifestyle providers, sport coaches and
+  municipality officers declare nothing (`NOT_RELATIONSHIP_MANAGER`): they reach a patient
+  through the referrals addressed to them (rule 3), or through a relationship the admin
+  records. Every recording is an entry of the patient's access log as what happened
+  (`CREATE_CARE_RELATIONSHIP`, or `REGISTER_PATIENT` for a new patient): the recorder as
+  user and organisation, the reason `SELF_DECLARED`, `RECORDED_BY_ADMIN` or
+  `RECORDED_BY_COORDINATOR`, and the purpose naming the relationship recorded, so the
+  patient sees it on the Privacy page and the auditor can list the self-declared ones. A
+  second open relationship of the same kind is refused (`ALREADY_EXISTS
+  CARE_RELATIONSHIP_EXISTS`).
+- A patient id is chosen by the server (128 random bits) unless the care group's admin
+  chooses it; anyone else naming one is refused (`PERMISSION_DENIED
+  PATIENT_ID_NOT_PERMITTED`) before anything is looked up, so a chosen id never tells
+  whether a patient exists. The admin choosing a taken id gets `ALREADY_EXISTS
+  PATIENT_ID_TAKEN`, logged.
 - The referral target lists the referrals addressed to it even without a care relationship
   (rule 3): what it may read one by one it may list.
 - Permission is checked before state: a caller who may not see a referral, plan or consent
@@ -147,7 +163,18 @@ What a data-protection officer of a care group would expect, and the table holds
   another care group and a nonexistent one both have an empty log (`OK`, no entries).
 - Relationship management is refused for a patient identity does not know exactly as for
   one the caller does not manage (`NOT_RELATIONSHIP_MANAGER`), also for the admin; an
-  unknown patient is never `NOT_FOUND`.
+  unknown patient is never `NOT_FOUND`. Ending a relationship the patient does not have is
+  refused the same way (same code, message and ErrorInfo, logged), also for the admin.
+- Emergency access tells an existing patient from an unknown one, by design: a clinician
+  with a real reason gets `PERMIT EMERGENCY` for a patient who exists, and `DENY
+  NO_CARE_RELATIONSHIP` for one identity does not know (rule 7's answer). Break the glass
+  has to work for the patient in front of the clinician, and a permit for a patient who does
+  not exist would be a false entry and would be given away by the read that follows. The
+  difference costs the prober what break the glass always costs: each permit is an entry
+  flagged as an emergency in that patient's log, under the clinician's name and declared
+  reason, shown to the patient and listed for the privacy officer's review
+  (`ListAccessLogEntries` `emergency_only`); each denial is logged too. Patient ids are
+  random, so they cannot be enumerated.
 - Roles that may never do what an RPC does are refused by the RPC before identity is asked
   (`ROLE_NOT_PERMITTED`: a specialist, a non-clinical role, an insurer or a patient creating
   a care plan; anyone but a clinician referring; a non-clinical role reading consents or
@@ -165,12 +192,14 @@ CALLS = {
     "nobody registered).",
     "identity.RegisterPatient": "`other`: the BSN of a patient the practice registered (a "
     "patient of the row's own, since registering adds the caller's relationship); "
-    "`nonexistent`: a BSN nobody registered.",
+    "`nonexistent`: a BSN nobody registered. `chosen-id`: a new BSN with a patient id the "
+    "caller chose, the id of an existing patient (`other`) or a free one (`nonexistent`).",
     "identity.CreateCareRelationship": "An open treating relationship, on a patient of the "
     "row's own, for the caller's organisation (`for-own`), the hospital (`for-hospital`) or "
     "the lifestyle provider (`for-provider`).",
     "identity.EndCareRelationship": "Ends the hospital's (`of-hospital`) or the caller's "
-    "own (`of-own`) active relationship with a patient of the row's own.",
+    "own (`of-own`) active relationship with a patient of the row's own; `missing`: a "
+    "relationship that patient does not have.",
     "identity.ListCareRelationships": "`sees`: `all` of the patient's relationships, or "
     "which of them: the caller's `own` organisation's, the `coordinating` practice's.",
     "identity.CreateConsent": "A consent that counts for nothing in the table (measurements "
@@ -190,7 +219,8 @@ CALLS = {
     "subject; `for-provider+context` a service asking for the lifestyle provider with the "
     "context of the GLI referral addressed to it; `for-provider` the same without a context.",
     "identity.BatchAuthorize": "One patient: may the caller read the care plan the practice holds.",
-    "identity.ListAccessLogEntries": "The patient's entries.",
+    "identity.ListAccessLogEntries": "The patient's entries (oldest first, or newest first "
+    "with `order_by` `event_time desc`, as the patient's Privacy page reads them).",
     "referral.CreateReferral": "Refers the patient to the GLI again: a permitted clinician "
     "of the practice gets its open referral's conflict, nothing is created; one of another "
     "organisation gets a referral of its own (one open referral per referring organisation, "

@@ -85,8 +85,9 @@ CASES: dict[str, frozenset[str]] = {
             "for-provider",
         }
     ),
+    "identity.RegisterPatient": frozenset({"chosen-id"}),
     "identity.CreateCareRelationship": frozenset({"for-own", "for-hospital", "for-provider"}),
-    "identity.EndCareRelationship": frozenset({"of-own", "of-hospital"}),
+    "identity.EndCareRelationship": frozenset({"of-own", "of-hospital", "missing"}),
     "referral.GetReferral": REFERRAL_CASES,
     "referral.TransitionReferral": REFERRAL_CASES,
     "referral.RecordReferralOutcome": REFERRAL_CASES,

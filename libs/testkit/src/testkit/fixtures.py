@@ -9,7 +9,9 @@
 
 from __future__ import annotations
 
+import base64
 import importlib
+import json
 import os
 import subprocess
 import sys
@@ -24,6 +26,7 @@ import pytest
 from carenet.identity.v1 import identity_service_pb2 as identity_rpc
 from carenet.identity.v1 import identity_service_pb2_grpc as identity_grpc
 from servicekit.db import make_engine
+from servicekit.principals import care_group_admin
 from testkit.database import fresh_database
 from testkit.idp import LocalIdp
 from testkit.metrics import MetricReadings, reading_domain_metrics
@@ -166,16 +169,21 @@ class IdentityService:
         return self._deps
 
     def register_patient(self, token: str, patient_id: str, bsn: str) -> str:
-        """Registers a patient through identity's API as the caller of ``token`` (a clinician:
-        identity gives the caller's practice a coordinating care relationship); repeatable
-        (request_id ``reg-<patient_id>``). The patient's name."""
+        """Registers a patient with the id ``patient_id``, then through identity's API as the
+        caller of ``token`` (a clinician: identity gives the caller's practice a care
+        relationship, coordinating when nobody coordinates yet); repeatable (request_id
+        ``reg-<patient_id>``). Only a care group's admin chooses a patient id, so the first
+        step runs as the admin of the token's care group, in this process over the server's
+        database (:attr:`deps`). The patient's name."""
+        care_group = str(_claims(token).get("carenet_tenant") or "")
+        use_cases = importlib.import_module("identity.use_cases.patients")
+        admin = care_group_admin(care_group, f"testkit-admin-{care_group}", client_id="testkit")
+        use_cases.register_patient(self.deps, admin, bsn, patient_id)
         if self._channel is None:
             self._channel = grpc.insecure_channel(self.target)
         stub = identity_grpc.IdentityServiceStub(self._channel)
         patient = stub.RegisterPatient(
-            identity_rpc.RegisterPatientRequest(
-                bsn=bsn, patient_id=patient_id, request_id=f"reg-{patient_id}"
-            ),
+            identity_rpc.RegisterPatientRequest(bsn=bsn, request_id=f"reg-{patient_id}"),
             metadata=bearer(token),
             timeout=30,
         )
@@ -186,6 +194,12 @@ class IdentityService:
             self._channel.close()
         if self._engine is not None:
             self._engine.dispose()
+
+
+def _claims(token: str) -> dict[str, Any]:
+    """The claims of a token this process fetched itself (not verified: test data only)."""
+    payload = token.split(".")[1]
+    return dict(json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))))
 
 
 def valid_bsn(n: int, base: int = 600_000_000) -> str:

@@ -141,13 +141,21 @@ def seed(deps: Deps, realm: Path | None = None) -> None:
         )
     start = dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
     for patient_id, bsn, relations in PATIENTS:
+        # The admin chooses the id (the realm's patients name it); the first organisation's
+        # clinician then registers the same BSN, which records its relationship.
+        patients.register_patient(
+            deps,
+            admin,
+            bsn,
+            patient_id,
+            idempotent(deps, admin, f"seed-patient-{patient_id}", "RegisterPatient"),
+        )
         clinician = _clinician(relations[0][0], CARE_GROUP)
         patients.register_patient(
             deps,
             clinician,
             bsn,
-            patient_id,
-            idempotent(deps, clinician, f"seed-patient-{patient_id}", "RegisterPatient"),
+            request=idempotent(deps, clinician, f"seed-patient-{patient_id}", "RegisterPatient"),
         )
         for org_id, kind in relations[1:]:
             relationships.create_care_relationship(

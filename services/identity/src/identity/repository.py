@@ -491,15 +491,22 @@ class IdentityRepository(Repository):
         after: int,
         limit: int,
         emergency_only: bool = False,
+        newest_first: bool = False,
     ) -> Sequence[AccessLogEntry]:
-        query = select(AccessLogEntry).where(AccessLogEntry.id > after)
+        """Entries in the log's order (ids) after ``after``; ``newest_first``: in the
+        reverse order, below ``after``."""
+        if newest_first:
+            query = select(AccessLogEntry).where(AccessLogEntry.id < after)
+        else:
+            query = select(AccessLogEntry).where(AccessLogEntry.id > after)
         if emergency_only:
             query = query.where(AccessLogEntry.emergency.is_(True))
         if patient_id is not None:
             query = query.where(AccessLogEntry.patient_id == patient_id)
         if care_group_id is not None:
             query = query.where(AccessLogEntry.care_group_id == care_group_id)
-        return self.session.scalars(query.order_by(AccessLogEntry.id).limit(limit)).all()
+        order = AccessLogEntry.id.desc() if newest_first else AccessLogEntry.id
+        return self.session.scalars(query.order_by(order).limit(limit)).all()
 
     def access_log_chunk(self, stripe: int, after: int, limit: int) -> Sequence[AccessLogEntry]:
         return self.session.scalars(

@@ -210,6 +210,19 @@ def _subject(subject: pb.Subject) -> Principal:
     )
 
 
+# ListAccessLogEntries' order_by (AIP-132): the log's order, oldest or newest first.
+_LOG_ORDERS = {"": False, "event_time": False, "event_time asc": False, "event_time desc": True}
+
+
+def _newest_first(order_by: str) -> bool:
+    normal = " ".join(order_by.split())
+    if normal not in _LOG_ORDERS:
+        raise InvalidArgument.single(
+            "order_by", "must be 'event_time' or 'event_time desc'", "INVALID_ORDER_BY"
+        )
+    return _LOG_ORDERS[normal]
+
+
 class IdentityServicer(rpc_grpc.IdentityServiceServicer):
     def __init__(self, deps: Deps) -> None:
         self.deps = deps
@@ -513,13 +526,22 @@ class IdentityServicer(rpc_grpc.IdentityServiceServicer):
         patient_id = (
             names.parse_one(request.patient, "patients", field="patient") if request.patient else ""
         )
-        paging = Paging(request, "log", patient_id, schema=AFTER_SEQUENCE)
+        newest_first = _newest_first(request.order_by)
+        paging = Paging(
+            request,
+            "log",
+            patient_id,
+            request.emergency_only,
+            newest_first,
+            schema=AFTER_SEQUENCE,
+        )
         page = access_log.list_access_log(
             self.deps,
             self._caller(),
             patient_id,
             paging.page,
             emergency_only=request.emergency_only,
+            newest_first=newest_first,
         )
         return paging.reply(
             rpc.ListAccessLogEntriesResponse, "access_log_entries", page, log_entry_pb

@@ -108,15 +108,12 @@ def patients(identity_service_deps: Deps) -> dict[tuple[str, str, str], str]:
         "gp-noord",
         request=idempotent(deps, noord_admin, "matrix-gp-noord", "CreateOrganisation"),
     )
-    noord_gp = fake_principal(
-        "noord-gp", roles=["gp"], organisation="gp-noord", care_group=OTHER_TENANT, client_id="test"
-    )
     result: dict[tuple[str, str, str], str] = {}
     for n, (rel, consent, tenant) in enumerate(itertools.product(RELATIONSHIPS, CONSENTS, TENANTS)):
         pid = f"m-{run}-{n}"
-        # The care group's admin registers (no relationship of its own), so that the
-        # coordinating practice below is the patient's one coordinator.
-        registrar = ADMIN if tenant == "own" else noord_gp
+        # The care group's admin registers (it alone chooses ids, and has no relationship
+        # of its own), so that the coordinating practice below is the one coordinator.
+        registrar = ADMIN if tenant == "own" else noord_admin
         register_patient(deps, registrar, _bsn(n * 31 + int(run, 16) % 1000), pid)
         if tenant == "own":
             relationships.create_care_relationship(

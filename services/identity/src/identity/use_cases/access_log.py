@@ -16,7 +16,10 @@ from identity.use_cases.deps import Deps
 from identity.use_cases.patients import UNNAMED_PATIENT
 from servicekit import metrics
 from servicekit.auth import Principal
-from servicekit.paging import Page, PageRequest
+from servicekit.paging import INT64_MAX, Page, PageRequest
+
+# The position a newest-first listing starts below: above every entry id (a BIGINT).
+NEWEST = INT64_MAX
 
 
 def list_access_log(
@@ -26,9 +29,13 @@ def list_access_log(
     page: PageRequest,
     *,
     emergency_only: bool = False,
+    newest_first: bool = False,
 ) -> Page[AccessLogEntry]:
     """A patient lists their own entries; an auditor any in the care group. Reading is logged.
     ``emergency_only``: only the flagged emergency accesses (the privacy officer's review).
+    ``newest_first``: the latest entries first (a page of them is the latest whatever came
+    before); pages continue below the last entry returned, so entries appended meanwhile
+    never shift a later page.
 
     Whether the patient exists plays no part: a reader gets the entries of the caller's care
     group about that patient (none for a patient identity does not know there), anyone else
@@ -68,9 +75,10 @@ def list_access_log(
         items = uow.repo.access_log(
             patient_id=patient_id or None,
             care_group_id=care_group_id,
-            after=page.after(0),
+            after=page.after(NEWEST if newest_first else 0),
             limit=page.limit,
             emergency_only=emergency_only,
+            newest_first=newest_first,
         )
         return Page.after_key(items, page, lambda item: item.id)
 

@@ -1,7 +1,24 @@
 """Care relationships: recording, listing and ending them.
 
-Who records them: the care group's admin, an organisation for itself, and the coordinating
-practice for any organisation. Who sees them: see :mod:`identity.minimisation`.
+Who records one (a treatment relationship is the care provider's own claim, checked
+afterwards through the access log):
+
+- the care group's admin, for any organisation of the care group (``RECORDED_BY_ADMIN``);
+- a clinical role (GP, practice nurse, specialist) of a care-providing organisation (a GP
+  practice or a hospital, :data:`CARE_PROVIDING`), for its own organisation
+  (``SELF_DECLARED``);
+- the patient's coordinating GP practice (its clinical roles), for another care-providing
+  organisation (``RECORDED_BY_COORDINATOR``).
+
+Lifestyle providers and municipalities declare nothing: they reach a patient's data through
+the referrals made to them (``BASIS_REFERRAL_TARGET``), or through a relationship the care
+group's admin records. Every recording is written to the patient's access log as what
+happened: event ``CREATE_CARE_RELATIONSHIP`` (or ``REGISTER_PATIENT`` for the registration
+of a new patient), the recorder as user and organisation, the reason naming how
+(``SELF_DECLARED``, ``RECORDED_BY_ADMIN``, ``RECORDED_BY_COORDINATOR``) and the purpose
+naming the relationship (:func:`recorded`), so that the patient sees it on the Privacy page
+and the auditor can list the self-declared ones. Who ends one: the admin, an organisation
+its own, the coordinating practice any. Who sees them: see :mod:`identity.minimisation`.
 
 At most one relationship of a kind between a patient and an organisation is active: a second
 create is ALREADY_EXISTS ``CARE_RELATIONSHIP_EXISTS`` naming the first (ErrorInfo metadata
@@ -10,8 +27,9 @@ makes concurrent creates for the patient wait for each other, so the check sees 
 other committed; the partial unique index on open relationships (patient, organisation,
 kind) holds it in the database as well, whatever path a row takes.
 
-A patient identity does not know in the caller's care group, and one the caller may not
-manage, are refused alike (PERMISSION_DENIED ``NOT_RELATIONSHIP_MANAGER``, logged).
+A patient identity does not know in the caller's care group, one the caller may not manage,
+and (on ending) a relationship the patient does not have are refused alike (PERMISSION_DENIED
+``NOT_RELATIONSHIP_MANAGER``, logged), also for the care group's admin.
 """
 
 from __future__ import annotations
@@ -24,6 +42,7 @@ from identity.models import (
     Action,
     CareRelationship,
     DataCategory,
+    Organisation,
     OrganisationType,
     Patient,
     RelationshipKind,
@@ -45,8 +64,21 @@ from servicekit.errors import InvalidArgument, Violations
 from servicekit.idempotency import IdempotentRequest
 from servicekit.paging import Page, PageRequest
 
+# Who may end their own organisation's relationship (ending only narrows access).
 MANAGING_ROLES = RECORDING_ROLES | {"provider", "sport-coach", "municipality-officer"}
+# Who may declare a relationship of their own care-providing organisation.
+CLINICAL_ROLES = RECORDING_ROLES
+# The organisations that provide care and so may claim a treatment relationship themselves.
+CARE_PROVIDING = frozenset({OrganisationType.GP_PRACTICE.value, OrganisationType.HOSPITAL.value})
 NOT_MANAGER = "NOT_RELATIONSHIP_MANAGER"
+SELF_DECLARED = "SELF_DECLARED"
+RECORDED_BY_ADMIN = "RECORDED_BY_ADMIN"
+RECORDED_BY_COORDINATOR = "RECORDED_BY_COORDINATOR"
+
+
+def recorded(organisation_id: str, kind: str) -> str:
+    """The access log's purpose of an entry that records a relationship: what was recorded."""
+    return f"care relationship recorded: organisations/{organisation_id} ({kind})"
 
 
 def relationship_name(rel: CareRelationship) -> str:
@@ -74,7 +106,7 @@ def _may_manage(
     a patient identity does not know in the caller's care group."""
     if patient is None:
         return False
-    if principal.roles & ADMIN_ROLES and care_group_of(principal) == patient.care_group_id:
+    if _is_admin_of(principal, patient):
         return True
     if not principal.roles & MANAGING_ROLES:
         return False
@@ -83,13 +115,44 @@ def _may_manage(
     return coordinates(uow, principal, patient.id, now)
 
 
+def _is_admin_of(principal: Principal, patient: Patient) -> bool:
+    return bool(principal.roles & ADMIN_ROLES) and care_group_of(principal) == (
+        patient.care_group_id
+    )
+
+
+def may_declare(principal: Principal, own_type: str | None) -> bool:
+    """Whether the caller may declare its own organisation's relationship: a clinical role
+    of a care-providing organisation (``own_type`` the caller's organisation's type)."""
+    return bool(principal.roles & CLINICAL_ROLES) and own_type in CARE_PROVIDING
+
+
+def _recording_reason(
+    uow: UnitOfWork,
+    principal: Principal,
+    patient: Patient,
+    organisation: Organisation,
+    now: dt.datetime,
+) -> str | None:
+    """How the caller may record ``organisation``'s relationship with the patient (the
+    access log's reason), or None when it may not (see the module's rules)."""
+    if _is_admin_of(principal, patient):
+        return RECORDED_BY_ADMIN
+    own = uow.repo.organisation(org_id_of(principal)) if org_id_of(principal) else None
+    if own is None or not may_declare(principal, own.type):
+        return None
+    if organisation.id == own.id:
+        return SELF_DECLARED
+    if organisation.type in CARE_PROVIDING and coordinates(uow, principal, patient.id, now):
+        return RECORDED_BY_COORDINATOR
+    return None
+
+
 def _may_appoint_coordinator(principal: Principal, patient: Patient) -> bool:
     """Who names a patient's coordinating practice: the care group's admin only (the GP
     practice that registers a new patient becomes it at registration). A coordinator is
     changed by ending the current one first (the coordinator itself or the admin)."""
-    return bool(principal.roles & ADMIN_ROLES) and care_group_of(principal) == (
-        patient.care_group_id
-    )
+    return _is_admin_of(principal, patient)
 
 
 def create_care_relationship(
@@ -139,11 +202,14 @@ def create_care_relationship(
                 "COORDINATOR_NOT_GP_PRACTICE",
             )
         patient = visible_patient(uow, principal, patient_id)
-        if patient is None or not (
-            _may_appoint_coordinator(principal, patient)
-            if coordinating
-            else _may_manage(uow, principal, patient, organisation_id, now)
-        ):
+        reason = None
+        if patient is not None:
+            reason = (
+                (RECORDED_BY_ADMIN if _may_appoint_coordinator(principal, patient) else None)
+                if coordinating
+                else _recording_reason(uow, principal, patient, org, now)
+            )
+        if patient is None or reason is None:
             refuse(
                 uow,
                 principal,
@@ -166,8 +232,9 @@ def create_care_relationship(
                 care_group_id=patient.care_group_id,
                 data_category=DataCategory.PATIENT_RECORD,
                 action=Action.CREATE,
-                answer=Answer(Decision.PERMIT, Basis.CARE_RELATIONSHIP, "RELATIONSHIP_MANAGER"),
+                answer=Answer(Decision.PERMIT, Basis.CARE_RELATIONSHIP, reason),
                 now=now,
+                purpose=recorded(org.id, kind.value),
             ),
         )
         rel = CareRelationship(
@@ -224,14 +291,19 @@ def list_care_relationships(
 def end_care_relationship(
     deps: Deps, principal: Principal, patient_id: str, rel_id: str, end_time: dt.datetime | None
 ) -> CareRelationship:
-    """Ends a relationship. Only a caller who may manage the patient's relationships learns
-    that a relationship does not exist (NOT_FOUND); anyone else is refused either way."""
+    """Ends a relationship. A relationship the patient does not have is refused like a
+    patient the caller may not manage (PERMISSION_DENIED ``NOT_RELATIONSHIP_MANAGER``,
+    logged), for every caller: the answer tells nothing about what exists."""
     now = deps.clock()
     with deps.uow() as uow:
         patient = visible_patient(uow, principal, patient_id)
         rel = uow.repo.care_relationship(patient_id, rel_id) if patient else None
         organisation_id = rel.organisation_id if rel is not None else None
-        if patient is None or not _may_manage(uow, principal, patient, organisation_id, now):
+        if (
+            patient is None
+            or rel is None
+            or not _may_manage(uow, principal, patient, organisation_id, now)
+        ):
             refuse(
                 uow,
                 principal,
@@ -243,8 +315,6 @@ def end_care_relationship(
                 now,
                 NOT_MANAGER,
             )
-        if rel is None:
-            raise errors.CareRelationshipNotFound("care relationship not found")
         end = end_time or now
         if end <= rel.start_time:
             raise InvalidArgument.single("end_time", "must be after the start", "END_BEFORE_START")

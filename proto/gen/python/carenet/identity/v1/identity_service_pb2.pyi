@@ -857,6 +857,7 @@ class ListAccessLogEntriesRequest(_message.Message):
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     EMERGENCY_ONLY_FIELD_NUMBER: _builtins.int
+    ORDER_BY_FIELD_NUMBER: _builtins.int
     patient: _builtins.str
     """`patients/{patient}`; empty lists the whole care group (auditors only)."""
     page_size: _builtins.int
@@ -865,6 +866,14 @@ class ListAccessLogEntriesRequest(_message.Message):
     """Only the flagged emergency accesses (break the glass), for the privacy officer's
     review of each one.
     """
+    order_by: _builtins.str
+    """The order (AIP-132): empty or `event_time` lists oldest first, `event_time desc`
+    newest first (what a patient's privacy view reads: one page of the latest entries,
+    however many entries came before). Both follow the log's own order (entry ids, the
+    order of appending), so paging is stable while entries are appended: a newest-first
+    listing continues below the last entry returned, and entries appended meanwhile are
+    not mixed into later pages. Anything else is INVALID_ARGUMENT `INVALID_ORDER_BY`.
+    """
     def __init__(
         self,
         *,
@@ -872,10 +881,11 @@ class ListAccessLogEntriesRequest(_message.Message):
         page_size: _builtins.int = ...,
         page_token: _builtins.str = ...,
         emergency_only: _builtins.bool = ...,
+        order_by: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["emergency_only", b"emergency_only", "page_size", b"page_size", "page_token", b"page_token", "patient", b"patient"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["emergency_only", b"emergency_only", "order_by", b"order_by", "page_size", b"page_size", "page_token", b"page_token", "patient", b"patient"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -9,6 +9,7 @@ own conversion raises ValueError or OverflowError on them, which would be INTERN
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
@@ -58,3 +59,9 @@ def from_request(value: Timestamp, field: str, present: bool = True) -> dt.datet
             "INVALID_TIMESTAMP",
         )
     return value.ToDatetime(tzinfo=dt.UTC)
+
+
+def field_from_request(message: Any, field: str, path: str) -> dt.datetime | None:
+    """:func:`from_request` for the Timestamp field ``field`` of a request ``message``; ``path``
+    is the field's path in the request. ``None`` when the field was not set."""
+    return from_request(getattr(message, field), path, message.HasField(field))

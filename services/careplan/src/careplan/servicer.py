@@ -17,12 +17,12 @@ from careplan.deps import Deps
 from careplan.use_cases import plan_items, plans, revisions
 from careplan.use_cases.plan_items import ACTION, EVALUATION_MOMENT, GOAL, Edit, Kind, Op
 from servicekit import names
-from servicekit.auth import current_principal
+from servicekit.auth import current_principal, organisation_name
 from servicekit.enums import EnumMap
 from servicekit.errors import InvalidArgument
 from servicekit.idempotency import IdempotentRequest
 from servicekit.paging import Paging
-from servicekit.timestamps import from_request, to_proto
+from servicekit.timestamps import field_from_request, to_proto
 
 # Plan messages kept for reuse (one per patient, like the repository's plan cache).
 MAX_MESSAGES = 20_000
@@ -34,15 +34,6 @@ ACHIEVEMENT = EnumMap(pb.GoalAchievementStatus, m.GoalAchievement)
 ACTIVITY = EnumMap(pb.ActivityStatus, m.ActivityStatus)
 KIND = EnumMap(pb.ActionKind, m.ActionKind)
 PARTICIPANT_ROLE = EnumMap(pb.ParticipantRole, m.ParticipantRole)
-
-
-def _org(name: str, field: str) -> str:
-    return names.parse_one(name, "organisations", field=field) if name else ""
-
-
-def _ts(message: Any, field: str, prefix: str) -> Any:
-    """A request's Timestamp; out of range is INVALID_ARGUMENT naming ``prefix.field``."""
-    return from_request(getattr(message, field), f"{prefix}.{field}", message.HasField(field))
 
 
 # ---------------------------------------------------------------- from proto
@@ -62,7 +53,9 @@ def content_from_pb(plan: pb.CarePlan) -> m.PlanContent:
             m.Participant(
                 id=x.id,
                 role=PARTICIPANT_ROLE.from_proto(x.role, f"{p}.participants[{i}].role"),
-                organisation=_org(x.organisation, f"{p}.participants[{i}].organisation"),
+                organisation=names.optional_id(
+                    x.organisation, "organisations", f"{p}.participants[{i}].organisation"
+                ),
                 persons=list(x.persons),
             )
             for i, x in enumerate(plan.participants)
@@ -80,7 +73,9 @@ def content_from_pb(plan: pb.CarePlan) -> m.PlanContent:
             topics=list(prep.topics),
             questions=list(prep.questions),
             agenda=list(prep.agenda),
-            next_consult_time=_ts(prep, "next_consult_time", f"{p}.consult_preparation"),
+            next_consult_time=field_from_request(
+                prep, "next_consult_time", f"{p}.consult_preparation.next_consult_time"
+            ),
         ),
     )
 
@@ -94,7 +89,7 @@ def _goal(g: pb.Goal, prefix: str) -> m.Goal:
             low=t.low if t.HasField("low") else None,
             high=t.high if t.HasField("high") else None,
             unit=t.unit,
-            due_time=_ts(t, "due_time", f"{prefix}.target"),
+            due_time=field_from_request(t, "due_time", f"{prefix}.target.due_time"),
         )
     return m.Goal(
         id=g.id,
@@ -127,12 +122,12 @@ def _action(a: pb.Action, prefix: str) -> m.Action:
         description=a.description,
         kind=KIND.from_proto(a.kind, f"{prefix}.kind"),
         status=ACTIVITY.from_proto(a.status, f"{prefix}.status"),
-        responsible_organisation=_org(
-            a.responsible_organisation, f"{prefix}.responsible_organisation"
+        responsible_organisation=names.optional_id(
+            a.responsible_organisation, "organisations", f"{prefix}.responsible_organisation"
         ),
         responsible_person=a.responsible_person,
         schedule=a.schedule,
-        due_time=_ts(a, "due_time", prefix),
+        due_time=field_from_request(a, "due_time", f"{prefix}.due_time"),
         referral=a.referral,
         goals=list(a.goals),
     )
@@ -141,9 +136,9 @@ def _action(a: pb.Action, prefix: str) -> m.Action:
 def _evaluation(e: pb.EvaluationMoment, prefix: str) -> m.EvaluationMoment:
     return m.EvaluationMoment(
         id=e.id,
-        review_time=_ts(e, "review_time", prefix),
+        review_time=field_from_request(e, "review_time", f"{prefix}.review_time"),
         outcome=e.outcome,
-        organisation=_org(e.organisation, f"{prefix}.organisation"),
+        organisation=names.optional_id(e.organisation, "organisations", f"{prefix}.organisation"),
     )
 
 
@@ -175,10 +170,6 @@ def _item_name(name: str, collection: str) -> tuple[str, str]:
 # ---------------------------------------------------------------- to proto
 
 
-def _org_name(org_id: str) -> str:
-    return f"organisations/{org_id}" if org_id else ""
-
-
 def plan_pb(view: m.PlanView) -> pb.CarePlan:
     c = view.content
     prep = c.consult_preparation
@@ -195,7 +186,7 @@ def plan_pb(view: m.PlanView) -> pb.CarePlan:
             pb.Participant(
                 id=x.id,
                 role=pb.ParticipantRole.ValueType(PARTICIPANT_ROLE.to_proto(x.role)),
-                organisation=_org_name(x.organisation),
+                organisation=organisation_name(x.organisation),
                 persons=x.persons,
             )
             for x in c.participants
@@ -216,7 +207,7 @@ def plan_pb(view: m.PlanView) -> pb.CarePlan:
                 id=e.id,
                 review_time=to_proto(e.review_time),
                 outcome=e.outcome,
-                organisation=_org_name(e.organisation),
+                organisation=organisation_name(e.organisation),
             )
             for e in c.evaluations
         ],
@@ -226,7 +217,7 @@ def plan_pb(view: m.PlanView) -> pb.CarePlan:
             agenda=prep.agenda,
             next_consult_time=to_proto(prep.next_consult_time),
         ),
-        record_holder=_org_name(view.record_holder_id),
+        record_holder=organisation_name(view.record_holder_id),
         version=view.version,
         create_time=to_proto(view.create_time),
         update_time=to_proto(view.update_time),
@@ -285,7 +276,7 @@ def _action_pb(a: m.Action) -> pb.Action:
         description=a.description,
         kind=pb.ActionKind.ValueType(KIND.to_proto(a.kind)),
         status=pb.ActivityStatus.ValueType(ACTIVITY.to_proto(a.status)),
-        responsible_organisation=_org_name(a.responsible_organisation),
+        responsible_organisation=organisation_name(a.responsible_organisation),
         responsible_person=a.responsible_person,
         schedule=a.schedule,
         due_time=to_proto(a.due_time),
@@ -300,7 +291,7 @@ def revision_pb(r: revisions.Revision) -> pb.CarePlanRevision:
         name=f"patients/{r.patient_id}/carePlan/revisions/{r.version}",
         version=r.version,
         author=r.author,
-        organisation=_org_name(r.organisation_id),
+        organisation=organisation_name(r.organisation_id),
         create_time=to_proto(r.create_time),
         change_summary=r.change_summary,
         changed_fields=r.changed_fields,

@@ -45,10 +45,6 @@ CONSENT_EVENT_TYPES = enums.EnumMap(pb.ConsentEventType, ("given", "withdrawn"))
 AFTER_SEQUENCE = {"after": int}
 
 
-def _org_ref(name: str, field: str) -> str:
-    return names.parse_one(name, "organisations", field=field) if name else ""
-
-
 # ---------------------------------------------------------------- to proto
 
 
@@ -164,7 +160,7 @@ def _selector(
 ) -> tuple[models.OrganisationType | None, str]:
     which = sel.WhichOneof("selector")
     if which == "organisation":
-        return None, _org_ref(sel.organisation, f"{field}.organisation")
+        return None, names.optional_id(sel.organisation, "organisations", f"{field}.organisation")
     if which == "category":
         return enums.from_proto(ORG_TYPES, sel.category, f"{field}.category"), ""
     return None, ""
@@ -314,7 +310,9 @@ class IdentityServicer(rpc_grpc.IdentityServiceServicer):
     ) -> pb.CareRelationship:
         patient_id = names.parse_one(request.parent, "patients", field="parent")
         rel = request.care_relationship
-        org_id = _org_ref(rel.organisation, "care_relationship.organisation")
+        org_id = names.optional_id(
+            rel.organisation, "organisations", "care_relationship.organisation"
+        )
         if not org_id:
             raise InvalidArgument.single(
                 "care_relationship.organisation", "is required", "ORGANISATION_REQUIRED"
@@ -442,11 +440,13 @@ class IdentityServicer(rpc_grpc.IdentityServiceServicer):
             action=enums.from_proto(ACTIONS, request.action, "action"),
             purpose=request.purpose,
             emergency_reason=request.emergency_reason,
-            record_holder_id=_org_ref(request.record_holder, "record_holder"),
+            record_holder_id=names.optional_id(
+                request.record_holder, "organisations", "record_holder"
+            ),
             subject=_subject(request.subject) if request.HasField("subject") else None,
             referral_id=ctx.referral,
-            referral_target_id=_org_ref(
-                ctx.target_organisation, "referral_context.target_organisation"
+            referral_target_id=names.optional_id(
+                ctx.target_organisation, "organisations", "referral_context.target_organisation"
             ),
             access_point=request.access_point,
         )
@@ -472,7 +472,9 @@ class IdentityServicer(rpc_grpc.IdentityServiceServicer):
             data_category=enums.from_proto(CATEGORIES, request.data_category, "data_category"),
             action=enums.from_proto(ACTIONS, request.action, "action"),
             purpose=request.purpose,
-            record_holder_id=_org_ref(request.record_holder, "record_holder"),
+            record_holder_id=names.optional_id(
+                request.record_holder, "organisations", "record_holder"
+            ),
             subject=_subject(request.subject) if request.HasField("subject") else None,
             access_point=request.access_point,
         )

@@ -4,7 +4,6 @@ so an out-of-range time is INVALID_ARGUMENT naming its field, never INTERNAL."""
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Iterable, Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -21,7 +20,13 @@ from outcomes.contract_terms import PRINCIPLES, ContractIndicatorInput, Contract
 from outcomes.use_cases import discrepancies, enrolments, measurements, sroi
 from servicekit import enums, names
 from servicekit.errors import Violations
-from servicekit.timestamps import MAX_NANOS, MAX_SECONDS, MIN_SECONDS, from_request, to_proto
+from servicekit.timestamps import (
+    MAX_NANOS,
+    MAX_SECONDS,
+    MIN_SECONDS,
+    field_from_request,
+    to_proto,
+)
 
 # Proto enum <-> model values by naming convention (servicekit.enums.EnumMap).
 PROGRAMMES = enums.EnumMap(pb.Programme, models.Programme)
@@ -88,12 +93,6 @@ def amount_of(message: Any, field: str, path: str, v: Violations) -> str:
 def count_pb(value: int | None) -> Int64Value | None:
     """A count that may be withheld (None): unset rather than 0."""
     return None if value is None else Int64Value(value=value)
-
-
-def time_of(message: Any, field: str, path: str) -> dt.datetime | None:
-    """The Timestamp ``field`` of ``message`` (``path`` in the request), None when unset;
-    out of range: INVALID_ARGUMENT ``INVALID_TIMESTAMP`` naming ``path``."""
-    return from_request(getattr(message, field), path, message.HasField(field))
 
 
 # ---------------------------------------------------------------- to proto
@@ -297,7 +296,7 @@ def enrolment_input(
         programme=enums.from_proto(PROGRAMMES, e.programme, f"{prefix}.programme"),
         practice_id=names.optional_id(e.practice, "organisations", f"{prefix}.practice"),
         practice_agb=e.practice_agb,
-        start_time=time_of(e, "start_time", f"{prefix}.start_time"),
+        start_time=field_from_request(e, "start_time", f"{prefix}.start_time"),
         main_practitioner=e.main_practitioner,
         birth_year=e.birth_year,
         sex=enums.from_proto(SEXES, e.sex, f"{prefix}.sex"),
@@ -347,8 +346,8 @@ def contract_input(c: pb.Contract) -> ContractInput:
     data = ContractInput(
         display_name=c.display_name,
         insurer_id=names.optional_id(c.insurer, "organisations", "contract.insurer"),
-        period_start=time_of(c, "period_start", "contract.period_start"),
-        period_end=time_of(c, "period_end", "contract.period_end"),
+        period_start=field_from_request(c, "period_start", "contract.period_start"),
+        period_end=field_from_request(c, "period_end", "contract.period_end"),
         indicators=[
             ContractIndicatorInput(
                 indicator=i.indicator,

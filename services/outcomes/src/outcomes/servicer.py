@@ -33,7 +33,6 @@ from outcomes.convert import (
     row_values,
     sroi_input,
     sroi_pb,
-    time_of,
 )
 from outcomes.deps import Deps
 from outcomes.financing import fmt
@@ -52,6 +51,7 @@ from servicekit.auth import current_principal
 from servicekit.errors import InvalidArgument, Violations
 from servicekit.idempotency import IdempotentRequest
 from servicekit.paging import Paging
+from servicekit.timestamps import field_from_request
 
 
 class OutcomesServicer(rpc_grpc.OutcomesServiceServicer):
@@ -204,8 +204,8 @@ class OutcomesServicer(rpc_grpc.OutcomesServiceServicer):
             self.deps,
             principal,
             contract_id,
-            time_of(request, "period_start", "period_start"),
-            time_of(request, "period_end", "period_end"),
+            field_from_request(request, "period_start", "period_start"),
+            field_from_request(request, "period_end", "period_end"),
             stratifiers,
         )
         return report_pb(report, reports.visible_cells(principal, report))
@@ -261,8 +261,8 @@ class OutcomesServicer(rpc_grpc.OutcomesServiceServicer):
             self.deps,
             current_principal(),
             contract_id,
-            time_of(request, "period_start", "period_start"),
-            time_of(request, "period_end", "period_end"),
+            field_from_request(request, "period_start", "period_start"),
+            field_from_request(request, "period_end", "period_end"),
         )
         return rpc.GetSourceDiscrepanciesResponse(discrepancies=[discrepancy_pb(d) for d in found])
 
@@ -274,8 +274,8 @@ class OutcomesServicer(rpc_grpc.OutcomesServiceServicer):
         c = request.cost_record
         v = Violations()
         data = financing.CostInput(
-            period_start=time_of(c, "period_start", "cost_record.period_start"),
-            period_end=time_of(c, "period_end", "cost_record.period_end"),
+            period_start=field_from_request(c, "period_start", "cost_record.period_start"),
+            period_end=field_from_request(c, "period_end", "cost_record.period_end"),
             benchmark_cost=amount_of(c, "benchmark_cost", "cost_record.benchmark_cost", v),
             actual_cost=amount_of(c, "actual_cost", "cost_record.actual_cost", v),
             insured_person_years=c.insured_person_years,
@@ -294,8 +294,8 @@ class OutcomesServicer(rpc_grpc.OutcomesServiceServicer):
             self.deps,
             current_principal(),
             contract_id,
-            time_of(request, "period_start", "period_start"),
-            time_of(request, "period_end", "period_end"),
+            field_from_request(request, "period_start", "period_start"),
+            field_from_request(request, "period_end", "period_end"),
             report_id,
         )
         report, costs = result.report, result.cost_record

@@ -3,7 +3,7 @@ write it in practice: a provider publishes offers (the care group's administrato
 them), a GP registers patients, records their consents (given, for a later period,
 withdrawn), makes their care plans and refers them, the provider moves each referral to
 its state with feedback, the GP ingests measurements (one of them corrected), and the care
-group's administrator computes a stratified outcomes report.
+group's administrator computes a stratified outcomes report, the insurer one of its contract.
 
 Everything varies with one seed (``CARENET_FHIR_SEED``, a fixed default so ``make test`` is
 deterministic); the seed is printed so a failing run can be replayed.
@@ -40,6 +40,7 @@ GP = ("carenet-kis", "dr.jansen")  # gp-de-linde
 PROVIDER = ("carenet-kis", "coach.degroot")  # gli-beweegfit
 ADMIN = ("carenet-kis", "admin.zuidoost")  # the care group's administrator
 AUDITOR = ("carenet-kis", "auditor.dekker")
+INSURER = ("carenet-insurer", "")  # the insurer's reporting client (client credentials)
 OTHER_GP = ("carenet-kis", "dr.devries")  # gp-het-anker: no relationship with the patients
 KIS_SYSTEM = ("carenet-kis", "")  # the practice's KIS as itself (a delegate)
 NOW = dt.datetime.now(dt.UTC)
@@ -78,6 +79,8 @@ class World:
     offers: list[str] = field(default_factory=list)
     referrals: dict[str, list[str]] = field(default_factory=dict)
     report: str = ""
+    #: a report of the insurer's contract, computed by the insurer
+    contract_report: str = ""
     #: the referral statuses reached (ReferralStatus numbers)
     statuses: set[int] = field(default_factory=set)
 
@@ -554,6 +557,26 @@ class Writer:
             reply = self.outcomes.IngestMeasurements(stream(batch), metadata=self.md(GP))
             assert reply.rejected == 0, reply
 
+    def contract_report(self) -> str:
+        """A report of the insurer's own contract, computed by the insurer."""
+        contract = self.outcomes.ListContracts(
+            oc_rpc.ListContractsRequest(), metadata=self.md(INSURER)
+        ).contracts[0]
+        chosen = self.rng.sample(
+            [oc.STRATIFIER_PRACTICE, oc.STRATIFIER_AGE_BAND, oc.STRATIFIER_SEX],
+            self.rng.randint(1, 3),
+        )
+        report = self.outcomes.ComputeIndicators(
+            oc_rpc.ComputeIndicatorsRequest(
+                contract=contract.name,
+                period_start=contract.period_start,
+                period_end=contract.period_end,
+                stratifiers=sorted(chosen),
+            ),
+            metadata=self.md(INSURER),
+        )
+        return str(report.name)
+
     def report(self) -> str:
         rng = self.rng
         stratifiers = [oc.STRATIFIER_PRACTICE, oc.STRATIFIER_AGE_BAND, oc.STRATIFIER_SEX]
@@ -595,5 +618,6 @@ def generate(token: Token, target: Callable[[str], str], world_seed: int) -> Wor
         writer.care_plan(patient_id, names)
     writer.measurements(world.patients)
     world.report = writer.report()
+    world.contract_report = writer.contract_report()
     writer.other_reads(world.patients[0])
     return world

@@ -31,7 +31,7 @@ from carenet.referral.v1 import referral_service_pb2 as rf_rpc
 from carenet.referral.v1 import referral_service_pb2_grpc as rf_grpc
 
 from .conftest import FhirApi
-from .generated import ADMIN, AUDITOR, GP, World, generate, seed
+from .generated import ADMIN, AUDITOR, GP, INSURER, World, generate, seed
 from .valuesets import (
     CARE_PLAN_ACTIVITY_STATUS,
     GOAL_ACHIEVEMENT,
@@ -1020,6 +1020,21 @@ def test_measurements_are_observations(fhir: FhirApi, api: Grpc, world: World) -
         assert found == [clean(observation(m, table)) for m in listed]
         statuses |= {r["status"] for r in found}
     assert statuses == {"final", "amended"}
+
+
+def test_the_insurers_contract_report_is_its_measure_report(
+    fhir: FhirApi, api: Grpc, world: World
+) -> None:
+    report = api.outcomes.GetReport(
+        oc_rpc.GetReportRequest(name=world.contract_report), metadata=api.md(INSURER)
+    )
+    assert report.contract
+    token = fhir.token(*INSURER)
+    expected = measure_report(report)
+    assert expected["measure"] == f"{BASE}/Measure/contract-{tail(report.contract)}"
+    same(fhir.ok(f"MeasureReport/{tail(world.contract_report)}", token), expected)
+    found = matches(pages(fhir, "MeasureReport", token, _count=2))
+    assert clean(expected) in found
 
 
 def test_the_report_is_a_measure_report_with_masked_strata(

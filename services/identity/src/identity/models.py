@@ -24,6 +24,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from servicekit.db import UtcDateTime, new_metadata, utcnow
 from servicekit.request_records import RequestRecordColumns
+from servicekit.versioned import VersionedColumns
 
 
 class Base(DeclarativeBase):
@@ -77,7 +78,7 @@ class OrgRef:
     care_group_id: str
 
 
-class Organisation(Base):
+class Organisation(VersionedColumns, Base):
     __tablename__ = "organisations"
 
     id: Mapped[str] = mapped_column(String(63), primary_key=True)
@@ -89,13 +90,6 @@ class Organisation(Base):
     uzovi: Mapped[str | None] = mapped_column(String(4))
     cbs_municipality_code: Mapped[str | None] = mapped_column(String(6))
     service_account_client_id: Mapped[str | None] = mapped_column(String(100))
-    version: Mapped[int] = mapped_column(Integer, default=1)
-    create_time: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
-    update_time: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
-
-    @property
-    def etag(self) -> str:
-        return f'W/"{self.version}"'
 
     @property
     def ref(self) -> OrgRef:
@@ -170,7 +164,7 @@ class CareRelationship(Base):
         return RelationshipWindow(self.organisation_id, self.start_time, self.end_time)
 
 
-class Consent(Base):
+class Consent(VersionedColumns, Base):
     """A consent choice (Mitz): record holder × data category × requester.
 
     Each side names a category of organisation or one organisation.
@@ -189,13 +183,6 @@ class Consent(Base):
     end_time: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
     withdraw_time: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
     recorded_by: Mapped[str] = mapped_column(String(200))
-    version: Mapped[int] = mapped_column(Integer, default=1)
-    create_time: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
-    update_time: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
-
-    @property
-    def etag(self) -> str:
-        return f'W/"{self.version}"'
 
     @property
     def terms(self) -> ConsentTerms:

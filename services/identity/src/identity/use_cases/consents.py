@@ -294,8 +294,7 @@ def withdraw_consent(
             uow.commit()
             raise errors.ConsentAlreadyWithdrawn("the consent was already withdrawn")
         consent.withdraw_time = now
-        consent.version += 1
-        consent.update_time = now
+        consent.touch(now)
         uow.repo.facts_changed(patient.id)
         uow.repo.add(
             ConsentEvent(

@@ -229,7 +229,6 @@ def update_organisation(
         org.ura = merged.ura or None
         org.uzovi = merged.uzovi or None
         org.cbs_municipality_code = merged.cbs_municipality_code or None
-        org.version += 1
-        org.update_time = deps.clock()
+        org.touch(deps.clock())
         uow.commit()
         return org

@@ -76,10 +76,10 @@ recording or ending relationships) use a patient of their own, set up the same w
    of the patient. It applies only to referral data, and identity believes a referral
    context only from the referral service's own account (`CONTEXT_NOT_TRUSTED` from anyone
    else). Being allowed to see the patient's referral data does not make an organisation a
-   party to a referral it is neither the referrer nor the target of: reading it, such a
-   caller is answered as for a referral that does not exist (`NOT_FOUND
-   REFERRAL_NOT_FOUND`) before identity is asked, so nothing is logged, and a change of it
-   is refused (`NOT_A_PARTY_TO_REFERRAL`).
+   party to a referral it is neither the referrer nor the target of: reading or changing
+   it (`GetReferral`, `TransitionReferral`, `RecordReferralOutcome`), such a caller is
+   answered as for a referral that does not exist (`NOT_FOUND REFERRAL_NOT_FOUND`) before
+   identity is asked, so nothing is logged for a read or a change that does not happen.
 4. **Insurers never read patient data** (`INSURER_NO_PATIENT_DATA`), whatever relationship
    or consent; they get aggregates from outcomes only.
 5. **Patients** read their own record (`OWN_DATA`) and nobody else's (`NOT_OWN_DATA`). The
@@ -123,9 +123,10 @@ recording or ending relationships) use a patient of their own, set up the same w
     (`ListReferrals`, `WatchReferralEvents`), each patient or referral decided and logged
     with the client as user and access point. Nothing else: no other organisation's
     referrals, no other data category and no write (`ROLE_NOT_PERMITTED`); reading or
-    changing one referral, and referring, need a person it acts for: `GetReferral` refuses
-    it by its role (`ROLE_NOT_PERMITTED`) before identity is asked, as it refuses the
-    insurer, the admin and the auditor, who are no party to any referral.
+    changing one referral, and referring, need a person it acts for: `GetReferral`,
+    `TransitionReferral` and `RecordReferralOutcome` refuse it by its role
+    (`ROLE_NOT_PERMITTED`) before identity is asked, as they refuse the insurer, the admin
+    and the auditor, who are no party to any referral.
 
 ## Where the rules were silent
 
@@ -236,8 +237,9 @@ CALLS = {
     "referral.RecordReferralOutcome": "Feedback on a referral that is still requested: the "
     "target gets `FAILED_PRECONDITION OUTCOME_NOT_ALLOWED_IN_STATE`, another party "
     "`TRANSITION_NOT_ALLOWED_FOR_PARTY`.",
-    "referral.WatchReferralEvents": "The events of the patient (replay only); `sees`: "
-    "which referrals they were about.",
+    "referral.WatchReferralEvents": "The events of the patient (replay only), each decided "
+    "by identity as it is delivered (one log entry per event); `sees`: which referrals they "
+    "were about.",
     "careplan.CreateCarePlan": "The patient has a plan: a GP or practice nurse of the "
     "coordinating practice who may read it gets `ALREADY_EXISTS`; any other organisation "
     "gets `NOT_COORDINATING_PRACTICE` before anything is written.",

@@ -213,6 +213,9 @@ class FakeRepository(FakeRequestRecords[RequestRecord]):
         found = next((r for r in self.data.referrals.values() if r.open_key == key), None)
         return self._own(self.data.referrals, found.id) if found else None
 
+    def has_open_referral(self, patient_id: str, offer_id: str, referrer_org_id: str) -> bool:
+        return self.open_referral(patient_id, offer_id, referrer_org_id) is not None
+
     def referrals(
         self,
         care_group_id: str,

@@ -13,6 +13,12 @@ asks (its referral context and its record holder, the referring organisation; on
 access-log entry), and the caller must be a party to it. Anyone else gets exactly what that
 ``GetReferral`` answers them: identity's refusal (e.g. ``NO_CONSENT``) or
 ``NOT_A_PARTY_TO_REFERRAL``, never the referral's name.
+
+A create finds the duplicate before it asks identity about a create
+(referral.use_cases.referrals), so this read is the one question a refused duplicate asks
+and the access log says what happened: the open referral was read, nothing was created.
+Only a duplicate committed concurrently, between that check and the write, is refused
+after a create permit.
 """
 
 from __future__ import annotations

@@ -296,6 +296,12 @@ class ReferralRepository(Repository):
         key = Referral.open_key_for(patient_id, offer_id, referrer_org_id)
         return self.session.scalars(select(Referral).where(Referral.open_key == key)).first()
 
+    def has_open_referral(self, patient_id: str, offer_id: str, referrer_org_id: str) -> bool:
+        """Whether :meth:`open_referral` finds one: one driver statement by the unique
+        ``open_key`` (outside a session: autocommit on a driver connection)."""
+        key = Referral.open_key_for(patient_id, offer_id, referrer_org_id)
+        return self._first_row("SELECT 1 FROM referrals WHERE open_key = %s", (key,)) is not None
+
     def referrals(
         self,
         care_group_id: str,

@@ -56,6 +56,19 @@ def _ours(server: ReferralServer) -> dict[str, str]:
     return {f"patients/{p}/referrals/{i}": p for p, i in rows}
 
 
+def _events_of_ours(server: ReferralServer) -> int:
+    """The events of gp-de-linde's referrals (made or received) in cg-zuidoost."""
+    with server.engine.connect() as conn:
+        return int(
+            conn.execute(
+                text(
+                    "SELECT count(*) FROM outbox WHERE care_group_id = 'cg-zuidoost'"
+                    " AND 'gp-de-linde' IN (referrer_org_id, target_org_id)"
+                )
+            ).scalar_one()
+        )
+
+
 def _other_practices_patient(identity_service: IdentityService, tokens: Tokens, n: int) -> str:
     """A patient registered by dr.devries through identity's API: gp-het-anker coordinates,
     gp-de-linde has no relationship (a patient of its own, so that referrals made to them
@@ -163,8 +176,9 @@ def test_the_kis_as_itself_follows_its_practices_referral_events_and_no_others(
     identity_service: IdentityService,
 ) -> None:
     """WatchReferralEvents: the events of gp-de-linde's referral stream to the KIS, those of
-    gp-het-anker's never; each referral followed is one log entry (identity decides with the
-    referral's context and record holder)."""
+    gp-het-anker's never; each event of its organisation's referrals is decided as it is
+    delivered, one log entry per event (identity decides with the referral's context and
+    record holder), and what identity permits is what is delivered."""
     other = _other_practices_patient(identity_service, tokens, 2)
     offer = listed_offer(stub, tokens, "kis-watch")
     mine = refer(stub, tokens, "p-0001", offer)
@@ -187,7 +201,8 @@ def test_the_kis_as_itself_follows_its_practices_referral_events_and_no_others(
     assert created and created[0].type == pb.REFERRAL_EVENT_TYPE_CREATED
     asked = _log(referral_server, before)
     _as_the_kis(asked)
-    assert len(asked) == len(ours)  # one question per referral of its organisation
+    assert len(asked) == _events_of_ours(referral_server)  # one question per event
+    assert sum(row["decision"] == "permit" for row in asked) == len(followed)
     assert all(row["decision"] == "permit" for row in asked if row["patient_id"] == "p-0001")
 
 

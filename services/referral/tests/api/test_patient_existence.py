@@ -1,15 +1,15 @@
 """A patient the caller may not see and a patient who does not exist get the same answer
 (issue 11 point 6): code, message and ErrorInfo, on every referral RPC that names a
-patient. identity is asked first; NOT_FOUND (of a referral) comes only after a permit.
+patient.
 
 Callers: dr.devries (a GP with no care relationship with p-0001), pat.yilmaz (another
 patient), coach.visser (a sport coach who is not the target of the referral). Patients:
 p-0001 (exists, has the referral), p-9999 (does not exist), p-noord-1 (another care
 group's patient). A caller whose role never refers (the patient, the coach) is refused
-CreateReferral before identity is asked, alike for every patient. GetReferral asks identity
-only for a party to the referral: none of these callers is one, so the existing referral,
-and the same id under a patient who does not exist or is another care group's, are alike
-NOT_FOUND with nothing logged.
+CreateReferral before identity is asked, alike for every patient. GetReferral,
+TransitionReferral and RecordReferralOutcome ask identity only for a party to the referral:
+none of these callers is one, so the existing referral, and the same id under a patient who
+does not exist or is another care group's, are alike NOT_FOUND with nothing logged.
 """
 
 from __future__ import annotations
@@ -121,12 +121,11 @@ def test_an_unseen_patient_and_a_missing_one_get_the_same_answer(
     # clinicians refer, and that is checked before identity is asked (it does not depend on
     # the patient, and so no permit is logged for a create that cannot happen)
     asked = 0 if method == "CreateReferral" and caller in NOT_REFERRERS else 1
-    if method == "GetReferral":
+    one_referral = method in ("GetReferral", "TransitionReferral", "RecordReferralOutcome")
+    if one_referral:
         asked = 0  # not a party: answered as a referral that does not exist, not asked
     assert referral_server.access_log_count() - before == asked
-    refused = (
-        grpc.StatusCode.NOT_FOUND if method == "GetReferral" else grpc.StatusCode.PERMISSION_DENIED
-    )
+    refused = grpc.StatusCode.NOT_FOUND if one_referral else grpc.StatusCode.PERMISSION_DENIED
     assert existing.code == refused.value[0]
     for patient in UNSEEN:
         missing = status_of(lambda patient=patient: call(stub, md, patient, arg))  # type: ignore[misc]

@@ -81,8 +81,11 @@ def _move(
 def test_the_kis_flow_find_refer_accept_start_complete_and_the_referrer_sees_the_outcome(
     stub: rpc_grpc.ReferralServiceStub, tokens: Tokens, referral_server: ReferralServer
 ) -> None:
+    # a page of 100: the offers other tests list rank among the demo's
     found = stub.FindOffers(
-        rpc.FindOffersRequest(profile=PROFILE), metadata=_as(tokens, "dr.jansen"), timeout=10
+        rpc.FindOffersRequest(profile=PROFILE, page_size=100),
+        metadata=_as(tokens, "dr.jansen"),
+        timeout=10,
     )
     top = found.matches[0]
     assert top.offer.name == GLI

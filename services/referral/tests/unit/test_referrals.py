@@ -120,10 +120,9 @@ def test_identitys_denial_refuses_the_referral_with_identitys_reason(
 def test_a_referral_named_under_a_patient_the_caller_may_not_see_is_refused_before_it_is_sought(
     deps: Deps, identity: FakeIdentity
 ) -> None:
-    """identity answers first: an unknown patient, or a known one identity refuses, gets
-    identity's refusal whether or not the named referral exists (no NOT_FOUND before a
-    permit). A read is asked of identity only for a party to the referral: to anyone else
-    an existing referral and a made-up one are alike NOT_FOUND, and identity is not asked."""
+    """A read or a change of one referral is asked of identity only for a party to it: to
+    anyone else an existing referral and a made-up one, of a patient known or unknown, are
+    alike NOT_FOUND, and identity is not asked (nothing is logged)."""
     real = refer(deps).referral
     identity.unknown.add("p-9999")
     identity.deny[OTHER_GP.subject] = "NO_CARE_RELATIONSHIP"
@@ -147,20 +146,12 @@ def test_a_referral_named_under_a_patient_the_caller_may_not_see_is_refused_befo
             with pytest.raises(DomainError) as caught:
                 call(who, patient, rid)
             answers.add((caught.value.code, caught.value.message, caught.value.reason))
-        refused = (
-            (grpc.StatusCode.NOT_FOUND, "referral not found", "REFERRAL_NOT_FOUND")
-            if name == "get"
-            else (
-                grpc.StatusCode.PERMISSION_DENIED,
-                "no care relationship gives access to this patient's data",
-                "NO_CARE_RELATIONSHIP",
-            )
-        )
+        refused = (grpc.StatusCode.NOT_FOUND, "referral not found", "REFERRAL_NOT_FOUND")
         assert answers == {refused}, name
-    identity.questions.clear()
-    with pytest.raises(errors.ReferralNotFound):
-        referrals.get_referral(deps, OTHER_GP, "p-0001", real.id)
-    assert identity.questions == []
+        identity.questions.clear()
+        with pytest.raises(errors.ReferralNotFound):
+            call(OTHER_GP, "p-0001", real.id)
+        assert identity.questions == [], name
 
 
 def test_an_unreachable_identity_fails_closed(deps: Deps, identity: FakeIdentity) -> None:

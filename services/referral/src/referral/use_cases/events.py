@@ -1,7 +1,10 @@
 """The referral event stream (``WatchReferralEvents``): committed outbox events in cursor
-order, each referral's first event in a stream authorized with identity (with the
-referral's context and record holder, like a read of it), for the parties, the patient and
-platform services."""
+order, for the parties, the patient and platform services. Every event delivered to a party
+or the patient is a read of the referral's data, decided by identity when it is delivered
+(with the referral's context and record holder, like a read of it) and logged there as one
+access; an event identity refuses is not delivered. A decision is never kept for later
+events: a care relationship ended or a consent withdrawn while the stream is open stops the
+events that follow."""
 
 from __future__ import annotations
 
@@ -46,9 +49,10 @@ def watch_events(
     then (with ``follow``) new ones as they commit, until ``is_active`` turns false.
 
     Platform services (realm role ``service``) see every tenant's events. Others see the
-    events of referrals they are party to; the first event of each referral in a stream is
-    authorized with identity (one access-log entry per referral per stream), and a denied
-    referral's events are left out.
+    events of referrals they are party to (or, for an organisation's system, its
+    organisation made or receives); each such event is decided by identity as it is
+    delivered (one access-log entry per event: :func:`_may_see_event`), and an event
+    identity refuses is left out.
     """
     if after_cursor < 0:
         raise InvalidArgument.single("after_cursor", "must not be negative", "INVALID_CURSOR")
@@ -64,7 +68,6 @@ def watch_events(
         scope = {"care_group_id": care_group_id(principal), "org_id": org}
     else:
         raise errors.RoleNotPermitted("this role sees no referral events")
-    decided: dict[str, bool] = {}
     cursor = after_cursor
     while is_active():
         with deps.uow() as uow:
@@ -74,7 +77,7 @@ def watch_events(
             batch = [Event(r.id, r.event_id, dict(r.payload)) for r in rows]
         for event in batch:
             cursor = event.cursor
-            if not service and not _may_see_event(deps, principal, event, decided):
+            if not service and not _may_see_event(deps, principal, event):
                 continue
             yield event
         if len(batch) < deps.watch_batch_size:
@@ -83,26 +86,27 @@ def watch_events(
             deps.sleep(deps.watch_poll_seconds)
 
 
-def _may_see_event(
-    deps: Deps, principal: Principal, event: Event, decided: dict[str, bool]
-) -> bool:
+def _may_see_event(deps: Deps, principal: Principal, event: Event) -> bool:
+    """identity's decision on delivering ``event``: the question of a read of its referral
+    (its context and record holder, the referring organisation), asked now, for this event
+    (one access-log entry). Never reused for a later event: a later event is a later access,
+    and the facts identity decides on (care relationships, consents, the people directory)
+    may have changed since."""
     referral = str(event.payload["referral"])
-    if referral not in decided:
-        patient_id = str(event.payload["patient"]).removeprefix("patients/")
-        context = ReferralContext(
-            referral,
-            str(event.payload["target_organisation"]).removeprefix("organisations/"),
-            str(event.payload["referrer_organisation"]).removeprefix("organisations/"),
+    patient_id = str(event.payload["patient"]).removeprefix("patients/")
+    context = ReferralContext(
+        referral,
+        str(event.payload["target_organisation"]).removeprefix("organisations/"),
+        str(event.payload["referrer_organisation"]).removeprefix("organisations/"),
+    )
+    decision = deps.identity.authorize(
+        AccessQuestion(
+            principal,
+            patient_id,
+            Access.READ,
+            record_holder_id=context.referrer_organisation_id,
+            purpose="referral-events",
+            referral=context,
         )
-        decision = deps.identity.authorize(
-            AccessQuestion(
-                principal,
-                patient_id,
-                Access.READ,
-                record_holder_id=context.referrer_organisation_id,
-                purpose="referral-events",
-                referral=context,
-            )
-        )
-        decided[referral] = decision.permitted
-    return decided[referral]
+    )
+    return decision.permitted

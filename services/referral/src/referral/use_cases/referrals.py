@@ -101,11 +101,16 @@ def create_referral(
     before its answer. The offer comes from a cache whose entries the write checks by
     version. Then one atomic write (one statement on PostgreSQL) stores the referral, its
     history, the request record and its outbox event, whose cursor is drawn last (the one
-    serialising step). An open duplicate is caught by the unique ``open_key`` rather than
-    by an extra query (after the permit: the duplicate is the patient's data). The key
-    holds the referring organisation: another organisation's open referral for the patient
-    and offer is no duplicate, and the create succeeds without anything about it being read
-    or told (referral.duplicates).
+    serialising step). What identity is asked describes what happens: a repeat of an
+    earlier request (same request_id and fingerprint) is a read of the stored referral,
+    asked and answered as its ``GetReferral``; a create the caller's organisation already
+    has an open referral for (one driver statement by the unique ``open_key``, before
+    identity is asked) is a read of that referral (referral.duplicates); only a create
+    that can happen is asked as a create. A duplicate committed concurrently after that
+    check is still caught by the unique ``open_key`` (then the create permit is logged
+    as well). The key holds the referring organisation: another organisation's open
+    referral for the patient and offer is no duplicate, and the create succeeds without
+    anything about it being read or told.
 
     ``request`` carries the request_id and the request's fingerprint (servicekit.idempotency;
     for a delegate, together with the person it acts for): the request record is written in
@@ -118,12 +123,17 @@ def create_referral(
     if refused is not None:
         raise refused
     replay = _earlier_request(deps, request)
+    if replay is not None:
+        # The same request again creates nothing: it reads the stored referral, and is
+        # decided and logged as that read (GetReferral's question), not as a create.
+        return get_referral(deps, principal, patient_id, replay.rsplit("/", 1)[-1])
+    duplicate = _open_duplicate(deps, principal, patient_id, offer_id)
+    if duplicate is not None:
+        # Refused as a duplicate: what happens is a read of the open referral (its name is
+        # told), decided and logged as that read, never as a create (referral.duplicates).
+        raise refuse_duplicate(deps.identity, principal, patient_id, duplicate)
     decide(deps.identity, AccessQuestion(principal, patient_id, Access.CREATE))
     with deps.uow() as uow:
-        if replay is not None:
-            existing = uow.repo.referral(replay.rsplit("/", 1)[-1])
-            if existing is not None:
-                return view_of(uow, existing)
         prepared = _prepare_referral(uow, principal, patient_id, offer_id, data, request, now)
         for _ in range(STALE_OFFER_ATTEMPTS):
             if isinstance(prepared, Exception):
@@ -197,6 +207,19 @@ def _refusal_before_asking(
         return offer_refusal(
             principal, uow.repo.offer_for_referral(offer_id, care_group_id(principal)), now
         )
+
+
+def _open_duplicate(
+    deps: Deps, principal: Principal, patient_id: str, offer_id: str
+) -> Referral | None:
+    """The caller's organisation's open referral of the patient for the offer, if any: a
+    create it would make is refused as a duplicate. One driver statement when there is
+    none (the usual case); nothing of it is answered before identity decides the read."""
+    org = org_id(principal)
+    with deps.uow() as uow:
+        if not uow.repo.has_open_referral(patient_id, offer_id, org):
+            return None
+        return uow.repo.open_referral(patient_id, offer_id, org)
 
 
 def _earlier_request(deps: Deps, request: IdempotentRequest | None) -> str | None:

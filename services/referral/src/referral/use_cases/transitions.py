@@ -34,7 +34,7 @@ from referral.use_cases.history import (
     event_payload,
     view_of,
 )
-from referral.use_cases.referrals import load_for_patient
+from referral.use_cases.referrals import load_for_patient, may_be_a_party
 from servicekit import metrics
 from servicekit.auth import Principal
 from servicekit.errors import InvalidArgument
@@ -134,6 +134,28 @@ def _release_place(
         )
 
 
+def _party_to_change(
+    deps: Deps, uow: UnitOfWork, principal: Principal, patient_id: str, referral_id: str
+) -> tuple[Referral, Party]:
+    """The referral to change (locked) and the caller's relation to it, once identity has
+    permitted the change; as ``GetReferral`` (referral.use_cases.referrals.get_referral),
+    who may change it is checked before identity is asked, so that identity logs only a
+    change that can happen: a caller that can be no referral's party (an insurer, the care
+    group's admin or auditor, a KIS acting as itself) is PERMISSION_DENIED
+    ``ROLE_NOT_PERMITTED``, and a referral the caller is no party to is answered exactly as
+    one that does not exist (NOT_FOUND ``REFERRAL_NOT_FOUND``, whatever the patient).
+    Neither asks identity, so neither is logged. A party's change is then decided by
+    identity with the referral's context and record holder (one entry)."""
+    if not may_be_a_party(principal):
+        raise errors.RoleNotPermitted("this role changes no referral")
+    found = load_for_patient(uow, principal, patient_id, referral_id, for_update=True)
+    party = party_of(principal, found) if found is not None else None
+    if found is None or party is None:
+        raise errors.ReferralNotFound("referral not found")
+    referral = found_referral(deps.identity, principal, patient_id, found, Access.UPDATE)
+    return referral, party
+
+
 def transition_referral(  # noqa: PLR0912, PLR0915
     deps: Deps,
     principal: Principal,
@@ -156,11 +178,7 @@ def transition_referral(  # noqa: PLR0912, PLR0915
         outcome.validate("outcome")
     now = deps.clock()
     with deps.uow() as uow:
-        found = load_for_patient(uow, principal, patient_id, referral_id, for_update=True)
-        referral = found_referral(deps.identity, principal, patient_id, found, Access.UPDATE)
-        party = party_of(principal, referral)
-        if party is None:
-            raise errors.NotReferralParty("not a party to this referral")
+        referral, party = _party_to_change(deps, uow, principal, patient_id, referral_id)
         current = Status(referral.status)
         refusal = check_transition(current, target, party)
         if refusal is TransitionRefusal.NOT_IN_MACHINE:
@@ -245,11 +263,7 @@ def record_outcome(
     outcome.validate("outcome")
     now = deps.clock()
     with deps.uow() as uow:
-        found = load_for_patient(uow, principal, patient_id, referral_id, for_update=True)
-        referral = found_referral(deps.identity, principal, patient_id, found, Access.UPDATE)
-        party = party_of(principal, referral)
-        if party is None:
-            raise errors.NotReferralParty("not a party to this referral")
+        referral, party = _party_to_change(deps, uow, principal, patient_id, referral_id)
         if party is not Party.TARGET:
             raise errors.WrongParty("only the target records feedback")
         if Status(referral.status) not in OUTCOME_STATES:

@@ -250,3 +250,37 @@ def test_the_compact_chart_keeps_suppressed_cells_marked() -> None:
     assert svg.count("<rect") == 1
     assert 'class="carenet-chart__suppressed">x</text>' in svg
     assert 'class="carenet-chart__empty">-</text>' in svg  # no patients: not a suppression
+
+
+def test_access_log_entries_that_say_the_same_are_one_line_with_a_count() -> None:
+    from google.protobuf.timestamp_pb2 import Timestamp
+
+    from web.views.privacy import _grouped
+
+    def entry(
+        second: int, user: str, action: idp.Action.ValueType = idp.ACTION_READ
+    ) -> idp.AccessLogEntry:
+        return idp.AccessLogEntry(
+            event_time=Timestamp(seconds=1_800_000_000 + second),
+            user=user,
+            organisation="organisations/gm-eindhoven",
+            data_category=idp.DATA_CATEGORY_REFERRAL,
+            action=action,
+            decision=idp.DECISION_PERMIT,
+        )
+
+    rows = _grouped(
+        [
+            entry(5, "a"),
+            entry(4, "a"),
+            entry(3, "a", idp.ACTION_UPDATE),
+            entry(2, "a"),
+            entry(1, "b"),
+        ]
+    )
+    assert [(e.user, e.action, n) for e, n in rows] == [
+        ("a", idp.ACTION_READ, 2),
+        ("a", idp.ACTION_UPDATE, 1),  # another action: a line of its own, order kept
+        ("a", idp.ACTION_READ, 1),
+        ("b", idp.ACTION_READ, 1),
+    ]

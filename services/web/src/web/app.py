@@ -87,6 +87,7 @@ def create_app(settings: Settings, channels: backend.Channels | None = None) -> 
     Session(app)
     CSRFProtect(app)
     Babel(app, locale_selector=select_locale)
+    i18n.install_request_gettext(app)
     issuer = urlsplit(settings.oidc_issuer)
     csp = {**CSP, "form-action": f"'self' {issuer.scheme}://{issuer.netloc}"}  # sign-out
     Talisman(

@@ -15,6 +15,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from carenet.careplan.v1 import careplan_pb2 as cp
 from carenet.identity.v1 import identity_pb2 as idp
 from carenet.referral.v1 import referral_pb2 as rf
+from web.i18n import locale_key
 
 OFFER_CATEGORIES = {
     rf.OFFER_CATEGORY_GLI: _l("Gecombineerde leefstijlinterventie (GLI)"),
@@ -215,7 +216,7 @@ _RESOLVED: dict[tuple[int, str], dict[Any, tuple[str, str]]] = {}
 def resolved(table: dict[Any, Any]) -> dict[Any, tuple[str, str]]:
     """A label table in the request's language, as (text, badge) pairs; translated once per
     table and language instead of on every use (a page shows the same words many times)."""
-    key = (id(table), str(get_locale()))
+    key = (id(table), locale_key())
     found = _RESOLVED.get(key)
     if found is None:
         found = {

@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
+from flask import Flask, g
+from flask_babel import get_locale, get_translations
 
 SOURCE = Path(__file__).resolve().parent / "translations"
 
@@ -24,3 +27,31 @@ def compiled_translations() -> str:
         with mo.open("wb") as out:
             write_mo(out, catalog)
     return str(target)
+
+
+def _translations() -> Any:
+    found = g.get("carenet_translations")
+    if found is None:
+        found = get_translations()
+        g.carenet_translations = found
+    return found
+
+
+def locale_key() -> str:
+    """The request's language as a string, asked of Flask-Babel once per request."""
+    found = g.get("carenet_locale")
+    if found is None:
+        found = str(get_locale())
+        g.carenet_locale = found
+    return str(found)
+
+
+def install_request_gettext(app: Flask) -> None:
+    """The templates' ``_`` and ``ngettext`` with the request's catalogue looked up once per
+    request instead of on every string (Flask-Babel's own callables look up the request
+    context, the locale and the catalogue cache for each one; a page has dozens)."""
+    app.jinja_env.install_gettext_callables(  # type: ignore[attr-defined]
+        gettext=lambda s: _translations().ugettext(s),
+        ngettext=lambda s, p, n: _translations().ungettext(s, p, n),
+        newstyle=True,
+    )

@@ -131,7 +131,7 @@ def overview() -> str | Response:
     return render_template(
         "privacy/overview.html",
         consents=consents.consents,
-        entries=entries,
+        entries=_grouped(entries),
         categories=CATEGORIES,
         holders=HOLDERS,
         requesters=REQUESTERS,
@@ -140,6 +140,31 @@ def overview() -> str | Response:
         bases=BASES,
         roles=ROLES,
     )
+
+
+def _grouped(entries: list[idp.AccessLogEntry]) -> list[tuple[idp.AccessLogEntry, int]]:
+    """Entries in a row that say the same (the same minute, person, organisation, data,
+    action, basis and decision) as one line with how many times: a page read a referral
+    several times in a second, the patient wants to know who looked and why."""
+    rows: list[tuple[idp.AccessLogEntry, int]] = []
+    last: tuple[object, ...] | None = None
+    for e in entries:
+        key = (
+            e.event_time.seconds // 60,
+            e.user,
+            e.organisation,
+            e.data_category,
+            e.action,
+            e.basis,
+            e.decision,
+            e.emergency,
+        )
+        if rows and key == last:
+            rows[-1] = (rows[-1][0], rows[-1][1] + 1)
+        else:
+            rows.append((e, 1))
+        last = key
+    return rows
 
 
 def _latest_log_entries(patient: str, count: int) -> list[idp.AccessLogEntry]:

@@ -7,6 +7,8 @@ keep its effect, so a step changes only by adding a parameter whose default keep
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -28,17 +30,48 @@ def create_request_records(caller_column: str = "caller", method_length: int = 6
     )
 
 
+def add_column(table: str, column: str, type_: sa.types.TypeEngine[Any], default: str) -> None:
+    """A NOT NULL column added to a table that may hold rows: they get ``default`` (the
+    column's server default, kept for the rows written later by an older replica)."""
+    with op.batch_alter_table(table) as batch:
+        batch.add_column(sa.Column(column, type_, server_default=default, nullable=False))
+
+
+def drop_column(table: str, column: str) -> None:
+    """Undoes :func:`add_column`."""
+    with op.batch_alter_table(table) as batch:
+        batch.drop_column(column)
+
+
 def add_fingerprint(table: str = "request_records") -> None:
     """``<table>.fingerprint``: the SHA-256 (hex) of a create request without its request_id
     (servicekit.idempotency); '' for the rows written before, which match no request, so a
     retry of such a request is refused (REQUEST_ID_REUSED) instead of replayed."""
-    with op.batch_alter_table(table) as batch:
-        batch.add_column(
-            sa.Column("fingerprint", sa.String(length=64), server_default="", nullable=False)
-        )
+    add_column(table, "fingerprint", sa.String(length=64), "")
 
 
 def drop_fingerprint(table: str = "request_records") -> None:
     """Undoes :func:`add_fingerprint`."""
-    with op.batch_alter_table(table) as batch:
-        batch.drop_column("fingerprint")
+    drop_column(table, "fingerprint")
+
+
+def make_append_only(table: str, *, truncate: bool = False) -> None:
+    """On PostgreSQL, no role may change or remove a row of ``table``: the function
+    ``<table>_append_only()`` raises ``insufficient_privilege`` from the trigger
+    ``<table>_no_update`` (before every UPDATE or DELETE) and, with ``truncate``, from
+    ``<table>_no_truncate`` (before TRUNCATE), which is then also revoked from PUBLIC."""
+    statements = f"""
+CREATE FUNCTION {table}_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  RAISE EXCEPTION '{table} is append-only' USING ERRCODE = 'insufficient_privilege';
+END
+$$;
+CREATE TRIGGER {table}_no_update BEFORE UPDATE OR DELETE ON {table}
+  FOR EACH ROW EXECUTE FUNCTION {table}_append_only();
+"""
+    if truncate:
+        statements += f"""CREATE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table}
+  FOR EACH STATEMENT EXECUTE FUNCTION {table}_append_only();
+REVOKE UPDATE, DELETE, TRUNCATE ON {table} FROM PUBLIC;
+"""
+    op.execute(statements)

@@ -14,19 +14,6 @@ down_revision: str | None = None
 
 LOG_STRIPES = 64  # identity.models.MAX_LOG_STRIPES
 
-# The access log is append-only (NEN 7513): no role may change or remove an entry.
-POSTGRES_APPEND_ONLY = """
-CREATE FUNCTION access_log_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-  RAISE EXCEPTION 'access_log is append-only' USING ERRCODE = 'insufficient_privilege';
-END
-$$;
-CREATE TRIGGER access_log_no_update BEFORE UPDATE OR DELETE ON access_log
-  FOR EACH ROW EXECUTE FUNCTION access_log_append_only();
-CREATE TRIGGER access_log_no_truncate BEFORE TRUNCATE ON access_log
-  FOR EACH STATEMENT EXECUTE FUNCTION access_log_append_only();
-REVOKE UPDATE, DELETE, TRUNCATE ON access_log FROM PUBLIC;
-"""
 SQLITE_APPEND_ONLY = [
     "CREATE TRIGGER access_log_no_update BEFORE UPDATE ON access_log "
     "BEGIN SELECT RAISE(ABORT, 'access_log is append-only'); END",
@@ -200,7 +187,8 @@ def upgrade() -> None:
         ],
     )
     if op.get_bind().dialect.name == "postgresql":
-        op.execute(POSTGRES_APPEND_ONLY)
+        # The access log is append-only (NEN 7513): no role may change or remove an entry.
+        servicekit.migration_steps.make_append_only("access_log", truncate=True)
     else:
         for statement in SQLITE_APPEND_ONLY:
             op.execute(statement)

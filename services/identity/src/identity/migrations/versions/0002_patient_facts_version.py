@@ -5,19 +5,16 @@ Create Date: 2026-12-02 06:00:00
 """
 
 import sqlalchemy as sa
-from alembic import op
+
+import servicekit.migration_steps
 
 revision: str = "0002"
 down_revision: str | None = "0001"
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("patients") as batch:
-        batch.add_column(
-            sa.Column("facts_version", sa.BigInteger(), server_default="0", nullable=False)
-        )
+    servicekit.migration_steps.add_column("patients", "facts_version", sa.BigInteger(), "0")
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("patients") as batch:
-        batch.drop_column("facts_version")
+    servicekit.migration_steps.drop_column("patients", "facts_version")

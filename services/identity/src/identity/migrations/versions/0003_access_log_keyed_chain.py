@@ -5,19 +5,16 @@ Create Date: 2026-12-10 06:00:00
 """
 
 import sqlalchemy as sa
-from alembic import op
+
+import servicekit.migration_steps
 
 revision: str = "0003"
 down_revision: str | None = "0002"
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("access_log") as batch:
-        batch.add_column(
-            sa.Column("key_id", sa.String(length=32), server_default="", nullable=False)
-        )
+    servicekit.migration_steps.add_column("access_log", "key_id", sa.String(length=32), "")
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("access_log") as batch:
-        batch.drop_column("key_id")
+    servicekit.migration_steps.drop_column("access_log", "key_id")

@@ -21,10 +21,7 @@ down_revision: str | None = "0001"
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("measurements") as batch:
-        batch.add_column(
-            sa.Column("holder_id", sa.String(length=63), server_default="", nullable=False)
-        )
+    servicekit.migration_steps.add_column("measurements", "holder_id", sa.String(length=63), "")
     op.execute("UPDATE measurements SET holder_id = source_org")
     servicekit.migration_steps.add_fingerprint("contracts")
     op.create_table(
@@ -68,5 +65,4 @@ def downgrade() -> None:
     op.drop_index("ix_measurement_revisions_patient_code", table_name="measurement_revisions")
     op.drop_table("measurement_revisions")
     servicekit.migration_steps.drop_fingerprint("contracts")
-    with op.batch_alter_table("measurements") as batch:
-        batch.drop_column("holder_id")
+    servicekit.migration_steps.drop_column("measurements", "holder_id")

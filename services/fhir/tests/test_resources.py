@@ -301,6 +301,10 @@ def test_http_conventions_of_fhir(fhir: FhirApi) -> None:
         timeout=30,
     )
     assert accepted.status_code == 200
+    probe = requests.get(
+        f"{fhir.base.split('/fhir/')[0]}/healthz", headers={"Accept": "text/plain"}, timeout=30
+    )
+    assert probe.status_code == 200
     # a token may name its system; a CarePlan status may be any of several (OR)
     task_status = "http://hl7.org/fhir/task-status|requested"
     assert entries(fhir.ok("Task", token, patient="p-0001", status=task_status)) == entries(

@@ -83,9 +83,15 @@ def _version_headers(resource: Json) -> dict[str, str]:
 
 
 def _negotiate() -> None:
-    """An Accept header that takes no JSON is answered 406 (FHIR R4 http.html)."""
+    """An Accept header that takes no JSON is answered 406 (FHIR R4 http.html); the
+    health checks answer whatever a probe accepts."""
     accept = request.headers.get("Accept", "")
-    if accept and "json" not in accept and not any(m in accept for m in JSON_MIME_TYPES):
+    if (
+        accept
+        and request.path.startswith(PREFIX)
+        and "json" not in accept
+        and not any(m in accept for m in JSON_MIME_TYPES)
+    ):
         raise FhirError(406, "not-supported", "FORMAT_NOT_SUPPORTED", "only JSON is served")
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+# The header x-carenet-on-behalf-of names no active person of the delegate's organisation.
+from servicekit.auth import OnBehalfOfNotAllowed
 from servicekit.errors import (
     AlreadyExists,
     EtagMismatch,
@@ -56,12 +58,6 @@ class AccessDenied(PermissionDenied):
 
 class ProvisioningUnavailable(FailedPrecondition):
     default_reason = "PROVISIONING_NOT_CONFIGURED"
-
-
-class OnBehalfOfNotAllowed(PermissionDenied):
-    """``x-carenet-on-behalf-of`` names no active person of the delegate's organisation."""
-
-    default_reason = "ON_BEHALF_OF_NOT_ALLOWED"
 
 
 class ContextNotTrusted(PermissionDenied):

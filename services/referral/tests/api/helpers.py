@@ -1,5 +1,5 @@
-"""What referral's API tests share: callers' metadata, a fresh listed offer, reading a
-failed call's whole ``google.rpc.Status``, and counting what a call wrote."""
+"""What referral's API tests share: callers' metadata, a fresh listed offer, a call that must
+fail, and counting what a call wrote (a failed call's whole status: testkit.rpc.status_of)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,6 @@ from typing import Any
 import grpc
 import jwt
 import pytest
-from google.rpc import status_pb2
-from grpc_status import rpc_status
 from sqlalchemy import Engine, text
 
 from carenet.referral.v1 import referral_pb2 as pb
@@ -48,15 +46,6 @@ def fails(call: Callable[[], Any]) -> Failure:
     assert result.error_infos == 1
     assert result.domain == "referral.carenet"
     return result
-
-
-def status_of(call: Callable[[], Any]) -> status_pb2.Status:
-    """The whole ``google.rpc.Status`` of a call that must fail (code, message, details)."""
-    with pytest.raises(grpc.RpcError) as caught:
-        call()
-    status = rpc_status.from_call(caught.value)
-    assert status is not None, "no google.rpc.Status"
-    return status
 
 
 def listed_offer(

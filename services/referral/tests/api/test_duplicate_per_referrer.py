@@ -21,9 +21,10 @@ from carenet.referral.v1 import referral_pb2 as pb
 from carenet.referral.v1 import referral_service_pb2 as rpc
 from carenet.referral.v1 import referral_service_pb2_grpc as rpc_grpc
 from testkit.fixtures import IdentityService, Tokens, valid_bsn
+from testkit.rpc import status_of
 
 from ..conftest import ReferralServer
-from .helpers import as_user, count, fails, listed_offer, refer, status_of
+from .helpers import as_user, count, fails, listed_offer, refer
 
 PATIENT = "rf-dup-per-referrer"
 PRACTICE = "organisations/gp-de-linde"

@@ -19,8 +19,9 @@ from carenet.identity.v1 import identity_service_pb2_grpc as id_grpc
 from carenet.referral.v1 import referral_service_pb2 as rpc
 from carenet.referral.v1 import referral_service_pb2_grpc as rpc_grpc
 from testkit.fixtures import IdentityService, Tokens, valid_bsn
+from testkit.rpc import status_of
 
-from .helpers import as_user, count, listed_offer, refer, status_of
+from .helpers import as_user, count, listed_offer, refer
 
 PATIENT = "rf-dup-visible"
 

@@ -24,9 +24,10 @@ from carenet.referral.v1 import referral_pb2 as pb
 from carenet.referral.v1 import referral_service_pb2 as rpc
 from carenet.referral.v1 import referral_service_pb2_grpc as rpc_grpc
 from testkit.fixtures import Tokens
+from testkit.rpc import status_of
 
 from ..conftest import ReferralServer
-from .helpers import PROFILE, as_user, fails, listed_offer, refer, status_of
+from .helpers import PROFILE, as_user, fails, listed_offer, refer
 
 CALLERS = ["dr.devries", "pat.yilmaz", "coach.visser"]
 NOT_REFERRERS = {"pat.yilmaz", "coach.visser"}

@@ -12,9 +12,10 @@ from carenet.referral.v1 import referral_pb2 as pb
 from carenet.referral.v1 import referral_service_pb2 as rpc
 from carenet.referral.v1 import referral_service_pb2_grpc as rpc_grpc
 from testkit.fixtures import Tokens
+from testkit.rpc import status_of
 
 from ..conftest import ReferralServer
-from .helpers import as_user, fails, listed_offer, refer, status_of
+from .helpers import as_user, fails, listed_offer, refer
 
 
 def _list(stub: rpc_grpc.ReferralServiceStub, tokens: Tokens, user: str, patient: str) -> list[str]:

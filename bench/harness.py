@@ -95,6 +95,12 @@ def run_load(call: Callable[[int], object], *, seconds: float, concurrency: int)
     )
 
 
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time a process has used so far (Linux ``/proc``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @dataclass(frozen=True)
 class Comparison:
     name: str
@@ -103,6 +109,10 @@ class Comparison:
     baseline: list[Stats]
     candidate: list[Stats]
     floor: list[Stats] = field(default_factory=list)
+    # Per call kind ("baseline", "candidate", "floor"), per process named in compare()'s
+    # ``processes``: milliseconds of CPU per call in each round. Unlike throughput, CPU per
+    # call hardly depends on what else runs on the machine.
+    cpu_ms: dict[str, dict[str, list[float]]] = field(default_factory=dict)
 
     @property
     def ratios(self) -> list[float]:
@@ -114,7 +124,11 @@ class Comparison:
 
     def summary(self) -> dict[str, object]:
         r, p = self.ratios, self.p99_ratios
-        return self._floor_summary() | {
+        cpu = {
+            kind: {name: _spread(ms) for name, ms in by_process.items() if ms}
+            for kind, by_process in self.cpu_ms.items()
+        }
+        summary = self._floor_summary() | {
             "name": self.name,
             "concurrency": self.concurrency,
             "rounds": self.rounds,
@@ -127,6 +141,7 @@ class Comparison:
             "baseline_p99_ms_median": statistics.median(s.p99_ms for s in self.baseline),
             "candidate_p99_ms_median": statistics.median(s.p99_ms for s in self.candidate),
         }
+        return summary | ({"cpu_ms_per_call": cpu} if cpu else {})
 
     def _floor_summary(self) -> dict[str, object]:
         if not self.floor:
@@ -161,16 +176,32 @@ def compare(
     concurrency: int = 1,
     warmup_seconds: float = 1.0,
     floor: Callable[[int], object] | None = None,
+    processes: dict[str, dict[str, int]] | None = None,
 ) -> Comparison:
-    """Alternates baseline, candidate (and floor) rounds so all see the same machine noise."""
+    """Alternates baseline, candidate (and floor) rounds so all see the same machine noise.
+
+    ``processes`` maps a call kind (``baseline``, ``candidate``, ``floor``) to the server
+    processes that serve it, by name and pid: each round then also records their CPU time
+    per call (:attr:`Comparison.cpu_ms`)."""
+    kinds = ["baseline", "candidate"] + (["floor"] if floor is not None else [])
     calls = [baseline, candidate] + ([floor] if floor is not None else [])
     for call in calls:
         run_load(call, seconds=warmup_seconds, concurrency=concurrency)
     measured: list[list[Stats]] = [[] for _ in calls]
+    pids = processes or {}
+    cpu_ms: dict[str, dict[str, list[float]]] = {
+        kind: {process: [] for process in pids[kind]} for kind in kinds if pids.get(kind)
+    }
     for _ in range(rounds):
-        for call, stats in zip(calls, measured, strict=True):
+        for kind, call, stats in zip(kinds, calls, measured, strict=True):
+            serving = pids.get(kind, {})
+            before = {process: cpu_seconds(pid) for process, pid in serving.items()}
             stats.append(run_load(call, seconds=seconds, concurrency=concurrency))
-    return Comparison(name, concurrency, rounds, *measured)
+            for process, pid in serving.items():
+                used = cpu_seconds(pid) - before[process]
+                cpu_ms[kind][process].append(used * 1000 / stats[-1].calls)
+    floor_stats = measured[2] if floor is not None else []
+    return Comparison(name, concurrency, rounds, measured[0], measured[1], floor_stats, cpu_ms)
 
 
 def report(results: list[Comparison], out: str) -> None:
@@ -198,6 +229,14 @@ def report(results: list[Comparison], out: str) -> None:
                 f"candidate = {cf['median']:.0%} of the floor "
                 f"(min {cf['min']:.0%}, max {cf['max']:.0%})"
             )
+        cpu = s.get("cpu_ms_per_call")
+        if isinstance(cpu, dict):
+            for kind, by_process in cpu.items():
+                shown = ", ".join(
+                    f"{name} {v['median']:.2f} ms ({v['min']:.2f}-{v['max']:.2f})"
+                    for name, v in by_process.items()
+                )
+                print(f"  CPU per {kind} call: {shown}")
     target = REPO / "build" / "bench" / out
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(
@@ -298,7 +337,8 @@ def serve_baseline(url: str, port: int = 0, max_workers: int = 32, downstream: s
 @contextmanager
 def baseline_server(url: str, downstream: str = "") -> Iterator[str]:
     """Runs the baseline server as its own process (relaying ``Relay`` calls to
-    ``downstream`` if given); yields its host:port."""
+    ``downstream`` if given); yields its host:port (:data:`BASELINE_PIDS` maps it to the
+    process id while it runs)."""
     relay = ["--downstream", downstream] if downstream else []
     proc = subprocess.Popen(
         [sys.executable, str(Path(__file__)), "baseline-server", url, *relay],
@@ -306,14 +346,21 @@ def baseline_server(url: str, downstream: str = "") -> Iterator[str]:
         text=True,
         env=os.environ.copy(),
     )
+    target = ""
     try:
         assert proc.stdout is not None
         line = proc.stdout.readline()
-        port = json.loads(line)["port"]
-        yield f"127.0.0.1:{port}"
+        target = f"127.0.0.1:{json.loads(line)['port']}"
+        BASELINE_PIDS[target] = proc.pid
+        yield target
     finally:
+        BASELINE_PIDS.pop(target, None)
         proc.terminate()
         proc.wait(timeout=10)
+
+
+# host:port -> pid of each baseline server running (baseline_server), for CPU accounting.
+BASELINE_PIDS: dict[str, int] = {}
 
 
 class BaselineClient:

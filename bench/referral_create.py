@@ -4,6 +4,10 @@ handler doing one INSERT and COMMIT, in the same run. identity runs as a real pr
 
 Goal (issue 3): throughput >= 60 % of the baseline's, p99 <= 2x the baseline's.
 
+Each round also records the CPU time per call of each server process (referral and
+identity for a create; the relay and the server it calls for the floor), which unlike
+throughput hardly depends on what else the machine runs.
+
 The same run also measures the floor of this design (see harness.py): a bare handler that
 calls a second bare handler doing INSERT and COMMIT (in identity's database, where
 Authorize logs), then does its own INSERT and COMMIT (in referral's database). No
@@ -20,7 +24,7 @@ import threading
 
 import grpc
 from common import platform
-from harness import BaselineClient, baseline_server, compare, report
+from harness import BASELINE_PIDS, BaselineClient, baseline_server, compare, report
 from referral_find_offers import bulk_offers
 
 from carenet.referral.v1 import referral_pb2 as pb
@@ -80,6 +84,21 @@ def main() -> None:
             def floor(i: int) -> object:
                 return relay.relay(f"row-{i}".encode(), timeout=5)
 
+            def pid(name: str) -> int:
+                process = p.processes[name].process
+                assert process is not None
+                return process.pid
+
+            # CPU per call of each server process, beside the throughput ratios.
+            processes = {
+                "baseline": {"baseline": BASELINE_PIDS[base_target]},
+                "candidate": {"referral": pid("referral"), "identity": pid("identity")},
+                "floor": {
+                    "relay": BASELINE_PIDS[relay_target],
+                    "downstream": BASELINE_PIDS[base_target],
+                },
+            }
+
             results = [
                 compare(
                     "CreateReferral vs INSERT+COMMIT",
@@ -89,6 +108,7 @@ def main() -> None:
                     seconds=seconds,
                     concurrency=c,
                     floor=floor,
+                    processes=processes,
                 )
                 for c in (1, 8)
             ]

@@ -13,10 +13,11 @@ holding one), which a caller would see as INTERNAL. A decoded request with a NUL
 string field (nested, repeated and map fields alike; ``bytes`` fields may hold any byte) is
 INVALID_ARGUMENT ``INVALID_CHARACTERS`` naming each such field (:func:`nul_violations`).
 Only a body that holds a zero byte at all is walked, so the common request costs one
-``bytes`` search. A batch whose service checks each row's strings itself and rejects a bad
-row alone (outcomes' ``IngestMeasurementsRequest``: a rejected row must not drop the rest)
-is not walked: its numbers hold zero bytes, so the walk would run on every body, and one
-bad row would refuse the whole batch.
+``bytes`` search, and the walk that names fields runs only once a quick one
+(:func:`has_nul`) found a NUL. A batch whose service checks each row's strings itself and
+rejects a bad row alone (outcomes' ``IngestMeasurementsRequest``: a rejected row must not
+drop the rest) is not walked: its numbers hold zero bytes, so the walk would run on every
+body, and one bad row would refuse the whole batch.
 """
 
 from __future__ import annotations
@@ -96,6 +97,31 @@ def _strings(message: Message, path: str) -> Iterator[tuple[str, str]]:
                 yield name, value
 
 
+def has_nul(message: Message) -> bool:
+    """Whether any string of ``message`` (nested, repeated and map fields alike) holds a
+    NUL: the walk of :func:`_strings` without building field paths, so that a body holding
+    a zero byte only in its numbers (most do) costs a quarter of the naming walk."""
+    for field, value in message.ListFields():
+        kind = field.type
+        if kind == FieldDescriptor.TYPE_STRING:
+            if any(NUL in item for item in value) if field.is_repeated else NUL in value:
+                return True
+        elif kind == FieldDescriptor.TYPE_MESSAGE:
+            entry = field.message_type
+            if entry is not None and entry.GetOptions().map_entry:
+                value_kind = entry.fields_by_name["value"].type
+                for key, item in value.items():
+                    if isinstance(key, str) and NUL in key:
+                        return True
+                    if value_kind == FieldDescriptor.TYPE_MESSAGE and has_nul(item):
+                        return True
+                    if value_kind == FieldDescriptor.TYPE_STRING and NUL in item:
+                        return True
+            elif any(has_nul(item) for item in value) if field.is_repeated else has_nul(value):
+                return True
+    return False
+
+
 def nul_violations(request: Message) -> list[FieldViolation]:
     """A field violation ``INVALID_CHARACTERS`` for every string field holding a NUL."""
     return [
@@ -120,7 +146,7 @@ def tolerant(
             request = decode(data)
         except Exception:  # any failure to decode is the caller's malformed body
             return UNDECODABLE
-        if check_strings and b"\x00" in data and isinstance(request, Message):
+        if check_strings and b"\x00" in data and isinstance(request, Message) and has_nul(request):
             violations = nul_violations(request)
             if violations:
                 return _Refused(InvalidArgument(violations))

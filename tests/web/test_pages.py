@@ -188,6 +188,7 @@ def test_the_referral_loop_through_the_pages(context: BrowserContext, page: Page
     referral_url = page.url
     check(page, "verwijzing")
     nav(page, "Mijn verwijzingen")
+    expect(page.get_by_role("link", name="Wandelclub Strijp").first).to_be_visible()
     check(page, "mijn-verwijzingen")
     sign_out(page)
 

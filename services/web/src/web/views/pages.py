@@ -35,6 +35,22 @@ def nav_items(user: User) -> list[tuple[str, Any]]:
     return items
 
 
+# What each page is for, under its link on the start page (the patient's two in plain Dutch).
+DESCRIPTIONS = {
+    "zorgplan.mine": _l(
+        "Uw doelen en afspraken. U kunt zelf opschrijven wat voor u belangrijk is."
+    ),
+    "privacy.overview": _l("Zie wie uw gegevens bekeek. Geef toestemming of trek die in."),
+    "menukaart.index": _l("Leefstijl- en welzijnsaanbod van de regio zoeken en bekijken."),
+    "verwijzen.start": _l("Passend aanbod zoeken voor een patiënt en verwijzen."),
+    "verwijzen.mine": _l("De verwijzingen van uw organisatie, met hun stand en terugkoppeling."),
+    "inbox.index": _l("Verwijzingen naar uw organisatie: accepteren, starten, afronden."),
+    "aanbod.mine": _l("Het aanbod van uw organisatie: maken, wijzigen, voorstellen."),
+    "aanbod.curation": _l("Voorgesteld aanbod beoordelen: op de menukaart zetten of afwijzen."),
+    "uitkomsten.index": _l("Indicatoren per contract en periode, met de financiering."),
+}
+
+
 @bp.app_context_processor
 def _nav() -> dict[str, Any]:
     return {"nav_items": nav_items}
@@ -45,7 +61,7 @@ def home() -> str | Response:
     user = auth.current_user()
     if user is None:
         return render_template("home.html", items=[])
-    return render_template("home.html", items=nav_items(user))
+    return render_template("home.html", items=nav_items(user), descriptions=DESCRIPTIONS)
 
 
 @bp.post("/taal")

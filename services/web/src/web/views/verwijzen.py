@@ -30,6 +30,7 @@ from web import auth, backend, formatting, names
 bp = Blueprint("verwijzen", __name__)
 PATIENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")
 REFERRAL_ID = PATIENT_ID
+MAX_OFFER_NAMES = 25
 
 
 # The ranking's reasons (referral's ranking.py, e.g. "targets T90 +20"), in words, without
@@ -373,8 +374,27 @@ def mine() -> str:
         rf_rpc.ListReferralsRequest(parent="patients/-", page_size=25, page_token=token)
     )
     return render_template(
-        "verwijzen/mine.html", referrals=found.referrals, next_token=found.next_page_token
+        "verwijzen/mine.html",
+        referrals=found.referrals,
+        next_token=found.next_page_token,
+        offer_names=_offer_names({r.offer for r in found.referrals}),
     )
+
+
+def _offer_names(offers: set[str]) -> dict[str, str]:
+    """The offers' names for a list of referrals (a page holds few distinct offers); an offer
+    that cannot be read shows as its id."""
+    found: dict[str, str] = {}
+    for name in sorted(offers)[:MAX_OFFER_NAMES]:
+        try:
+            found[name] = g.api.referral.GetOffer(rf_rpc.GetOfferRequest(name=name)).display_name
+        except grpc.RpcError as err:
+            if backend.details(err).code in (
+                grpc.StatusCode.UNAVAILABLE,
+                grpc.StatusCode.DEADLINE_EXCEEDED,
+            ):
+                break  # the referral service is not answering: the ids will do
+    return found
 
 
 @bp.get("/verwijzingen/<patient_id>/<referral_id>")

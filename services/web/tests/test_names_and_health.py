@@ -155,18 +155,18 @@ def test_goal_measures_read_in_the_page_language(app: Flask) -> None:
     walk = cp.GoalTarget(measure="minutes walked a day", low=30, unit="min/d")
     hba1c = cp.GoalTarget(measure="HBA1C", high=53, unit="mmol/mol")
     own = cp.GoalTarget(measure="Trap op zonder stoppen")
-    with app.test_request_context("/"):
-        with force_locale("nl"):
-            assert measures.target(walk) == "Minuten wandelen per dag: minstens 30 minuten per dag"
-            assert measures.target(hba1c) == (
-                "HbA1c (gemiddelde bloedsuiker): niet meer dan 53 mmol/mol"
-            )
-            assert measures.measure("Body weight") == "Gewicht"
-            assert measures.target(own) == "Trap op zonder stoppen"  # free text as written
-            assert measures.unit("{status}") == ""
-        with force_locale("en"):
-            assert measures.target(walk) == "Minutes walked a day: at least 30 minutes a day"
-            assert measures.measure("hba1c") == "HbA1c (average blood sugar)"
+    with app.test_request_context("/"), force_locale("nl"):
+        assert measures.target(walk) == "Minuten wandelen per dag: minstens 30 minuten per dag"
+        assert measures.target(hba1c) == (
+            "HbA1c (gemiddelde bloedsuiker): niet meer dan 53 mmol/mol"
+        )
+        assert measures.measure("Body weight") == "Gewicht"
+        assert measures.target(own) == "Trap op zonder stoppen"  # free text as written
+        assert measures.unit("{status}") == ""
+    # a page is in one language: English in a request of its own
+    with app.test_request_context("/"), force_locale("en"):
+        assert measures.target(walk) == "Minutes walked a day: at least 30 minutes a day"
+        assert measures.measure("hba1c") == "HbA1c (average blood sugar)"
 
 
 def test_every_code_of_the_outcomes_code_table_has_a_dutch_name() -> None:

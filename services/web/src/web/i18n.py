@@ -37,6 +37,13 @@ def _translations() -> Any:
     return found
 
 
+def gettext(string: str, **variables: Any) -> str:
+    """Flask-Babel's ``gettext`` with the request's catalogue looked up once per request (see
+    :func:`install_request_gettext`), for the strings code formats on every page."""
+    text = str(_translations().ugettext(string))
+    return text % variables if variables else text
+
+
 def locale_key() -> str:
     """The request's language as a string, asked of Flask-Babel once per request."""
     found = g.get("carenet_locale")

@@ -16,11 +16,11 @@ from typing import Any
 
 from flask import Flask
 from flask_babel import format_decimal
-from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
 from carenet.careplan.v1 import careplan_pb2 as cp
 from web import formatting
+from web.i18n import gettext as _
 
 # The outcomes code table, by code and by its English display; and the plan's own measures.
 _KNOWN: list[tuple[tuple[str, ...], Any]] = [
@@ -90,15 +90,15 @@ MEASURES: dict[str, Any] = {_key(name): text for names, text in _KNOWN for name 
 
 def measure(text: str) -> str:
     """The measure in the page's language when the platform knows it, else as written."""
-    found = MEASURES.get(_key(text))
-    return str(found) if found is not None else text
+    found = formatting.resolved(MEASURES).get(_key(text))  # translated once per language
+    return found[0] if found is not None else text
 
 
 def unit(text: str) -> str:
     if text.startswith("{") and text.endswith("}"):
         return ""  # a coded observation: the value is a code, not an amount
-    found = _UNITS.get(text)
-    return str(found) if found is not None else text
+    found = formatting.resolved(_UNITS).get(text)
+    return found[0] if found is not None else text
 
 
 def target(t: cp.GoalTarget) -> str:

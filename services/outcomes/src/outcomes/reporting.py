@@ -18,7 +18,7 @@ from typing import Any
 from outcomes import stats
 from outcomes.indicators import Definition
 from outcomes.models import DEFAULT_SOURCE_PRIORITY
-from outcomes.protection import RULES, IndicatorTable, Unit, protect_tables
+from outcomes.protection import RULES, Earlier, IndicatorTable, Unit, protect_tables
 from outcomes.suppression import Key
 
 DEFAULT_SOURCES = tuple(s.value for s in DEFAULT_SOURCE_PRIORITY)
@@ -142,11 +142,13 @@ def build_cells(
     stratifiers: Sequence[str],
     sources: Mapping[str, Sequence[str]] | None = None,
     rule: str = RULES[-1],
+    history: Sequence[Earlier] = (),
 ) -> list[dict[str, Any]]:
     """Every published cell of every indicator, suppressed where needed (protection.py), in
     a stable order. ``sources`` are each indicator's agreed sources in priority order; without
     them every indicator is taken to read the same sources (the most related, so the most
-    protective, assumption)."""
+    protective, assumption). ``history``: what the earlier reports of the same contract
+    published (rule strata-v4 compares with them)."""
     tables = []
     cubes = []
     for d, rows in results:
@@ -162,7 +164,7 @@ def build_cells(
                 bands=band_counts(rows, d.band_labels) if d.kind == "bands" else {},
             )
         )
-    primary, complementary = protect_tables(tables, rule)
+    primary, complementary = protect_tables(tables, rule, history)
 
     def status(unit: Unit) -> str:
         return (

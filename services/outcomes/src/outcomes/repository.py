@@ -510,6 +510,14 @@ class OutcomesRepository(Repository):
         return self.session.scalars(query.order_by(Contract.id).limit(limit)).all()
 
     # reports
+    def lock_report_history(self, care_group_id: str, contract_id: str | None) -> None:
+        """Until the transaction ends, no other report of the contract (or care-group
+        report of the care group) is computed: each compares with the ones before it."""
+        key = f"outcomes.reports:{care_group_id}:{contract_id or ''}"
+        self.session.execute(
+            text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"), {"key": key}
+        )
+
     def report(self, report_id: str) -> Report | None:
         return self.session.get(Report, report_id)
 

@@ -79,6 +79,20 @@ def fine(indicator: str, s: Key, quantity: str) -> Vector:
         excl = _minus(den, hba1c)
         if quantity.startswith("num:"):
             return {_u("HBA1C", s, quantity.removeprefix("num:")): 1}
+    elif indicator == "DM2_SBP_40_59":
+        # A test definition (test_protection.py): SBP below 140 for ages 40-59 only.
+        if s[1] == "40-59":
+            excl = _minus(den, {_u("SBP", s, "below"): 1, _u("SBP", s, "above"): 1})
+            num = {_u("SBP", s, "below"): 1}
+        else:
+            excl = den
+    elif indicator == "DM2_LDL_FROM_40":
+        # A test definition (test_protection.py): LDL below 2.6 from age 40.
+        if s[1] == "18-39":
+            excl = den
+        else:
+            excl = _minus(den, {_u("LDL", s, "below"): 1, _u("LDL", s, "above"): 1})
+            num = {_u("LDL", s, "below"): 1}
     elif indicator in ("DM2_SBP_BELOW_140", "DM2_LDL_BELOW_2_6"):
         code = "SBP" if "SBP" in indicator else "LDL"
         excl = _minus(den, {_u(code, s, "below"): 1, _u(code, s, "above"): 1})

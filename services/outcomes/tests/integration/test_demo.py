@@ -47,7 +47,7 @@ def _seed_twice(sessions: sessionmaker[Session]) -> None:
     assert report is not None and report.contract_id == demo.CONTRACT_ID
     assert any(c["suppression"] == "none" and c["practice"] == "" for c in report.cells)
     assert reports.verify_report(deps, demo.ADMIN, report.id).reproduced
-    assert report.inputs["protection"] == "strata-v3"
+    assert report.inputs["protection"] == "strata-v4"
     _an_earlier_rules_report_recomputes_under_its_rule(deps, report)
     # the two demo sources disagree for some patients
     found = discrepancies.source_discrepancies(

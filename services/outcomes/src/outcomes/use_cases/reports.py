@@ -11,7 +11,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from outcomes import errors, indicators, positions, reporting
+from outcomes import errors, indicators, positions, protection, reporting
 from outcomes.base import (
     ADMIN,
     INSURER,
@@ -37,7 +37,9 @@ from servicekit.auth import Principal
 from servicekit.errors import Violations
 from servicekit.paging import Page, PageRequest
 
-PROTECTION_RULE = "strata-v3"
+PROTECTION_RULE = "strata-v4"
+# Reports compared with at most: every report of the contract (or every care-group report
+# of a care group) computed before, whatever its period (protection.Earlier).
 
 
 def period_of(
@@ -110,7 +112,49 @@ def compute_cells(uow: UnitOfWork, inputs: dict[str, Any]) -> list[dict[str, Any
     agreed = {item["indicator"]: item["sources"] for item in inputs["plan"]}
     # The rule the report recorded (strata-v2 reports recompute under strata-v2).
     rule = str(inputs.get("protection", "strata-v2"))
-    return reporting.build_cells(results, inputs["stratifiers"], agreed, rule)
+    history = earlier_of(uow, inputs.get("history", [])) if rule == "strata-v4" else []
+    return reporting.build_cells(results, inputs["stratifiers"], agreed, rule, history)
+
+
+def history_of(uow: UnitOfWork, care_group: str, contract: Contract | None) -> list[Report]:
+    """The reports a new report is compared with (rule strata-v4): every report of the same
+    contract computed before it, whatever its period or rule (an insurer holds them all);
+    for a care-group report, every earlier care-group report of the care group."""
+    if contract is not None:
+        found = uow.repo.reports(care_group, [contract.id], None, 1_000_000)
+    else:
+        found = [
+            r for r in uow.repo.reports(care_group, None, None, 1_000_000) if r.contract_id is None
+        ]
+    return sorted(found, key=lambda r: (r.create_time, r.id))
+
+
+def earlier_of(uow: UnitOfWork, recorded: Sequence[dict[str, str]]) -> list[protection.Earlier]:
+    """The recorded earlier reports as the protection compares them: one per data (period
+    end and cut-off), the cells of its differently stratified reports together."""
+    merged: dict[tuple[str, str], dict[str, Any]] = {}
+    for item in recorded:
+        report = uow.repo.report(item["report"])
+        if report is None or report.content_hash != item["content_hash"]:
+            raise errors.ReportNotFound("a report this report was compared with is missing")
+        inputs = report.inputs
+        data = merged.setdefault(
+            (inputs["period_end"], inputs["data_cutoff"]),
+            {"shown": {}, "withheld": set(), "stratifiers": set()},
+        )
+        data["stratifiers"].add(tuple(sorted(inputs["stratifiers"])))
+        for c in report.cells:
+            unit = (c["indicator"], (c["practice"], c["age_band"], c["sex"]), c["band"])
+            if c["suppression"] == "none":
+                data["shown"][unit] = (c["denominator"], c["exclusions"], c["numerator"])
+            else:
+                data["withheld"].add(unit)
+    out = []
+    for _data, data in sorted(merged.items()):
+        shown = tuple(sorted((*unit, *counts) for unit, counts in data["shown"].items()))
+        withheld = tuple(sorted(data["withheld"] - set(data["shown"])))
+        out.append(protection.Earlier(shown, withheld, tuple(sorted(data["stratifiers"]))))
+    return out
 
 
 def report_hash(inputs: dict[str, Any], cells: list[dict[str, Any]]) -> str:
@@ -140,6 +184,8 @@ def compute_indicators(
     with deps.uow() as uow:
         contract = visible_contract(uow, principal, contract_id) if contract_id else None
         may_compute(principal, contract)
+        # One report of a contract at a time, so that each is compared with all before it.
+        uow.repo.lock_report_history(care_group_of(principal), contract.id if contract else None)
         wanted = sorted({s.value for s in stratifiers} or {Stratifier.PRACTICE.value})
         inputs = {
             "care_group": care_group_of(principal),
@@ -153,6 +199,11 @@ def compute_indicators(
             # The small-cell rule the cells were protected with (protection.py); reports
             # computed before it carry none and do not recompute to their hash.
             "protection": PROTECTION_RULE,
+            # The earlier reports whose cells this one was compared with (strata-v4).
+            "history": [
+                {"report": r.id, "content_hash": r.content_hash}
+                for r in history_of(uow, care_group_of(principal), contract)
+            ],
         }
         cells = compute_cells(uow, inputs)
         report = Report(

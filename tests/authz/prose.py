@@ -82,9 +82,12 @@ recording or ending relationships) use a patient of their own, set up the same w
    identity is asked, so nothing is logged for a read or a change that does not happen.
 4. **Insurers never read patient data** (`INSURER_NO_PATIENT_DATA`), whatever relationship
    or consent; they get aggregates from outcomes only.
-5. **Patients** read their own record (`OWN_DATA`) and nobody else's (`NOT_OWN_DATA`). The
-   patient app is not a client of outcomes (its tokens carry no outcomes audience), so a
-   patient reaches no measurement RPC (`UNAUTHENTICATED WRONG_AUDIENCE`).
+5. **Patients** read their own record (`OWN_DATA`) and nobody else's (`NOT_OWN_DATA`). A
+   patient reaches no enrolment or measurement RPC: the patient app is not a client of
+   outcomes (its tokens carry no outcomes audience: `UNAUTHENTICATED WRONG_AUDIENCE`), and a
+   patient signed in through another client (the KIS or web client, whose tokens do carry
+   it) is refused by role (`PERMISSION_DENIED ROLE_NOT_PERMITTED`) before identity is asked,
+   so nothing is read or logged.
 6. **The care group's own people** (admin, auditor) read no patient data
    (`ROLE_NOT_PERMITTED`); the admin manages organisations and care relationships, the
    auditor reads the access log. Only the patient and an auditor read a patient's access
@@ -96,7 +99,12 @@ recording or ending relationships) use a patient of their own, set up the same w
    patient `NOT_OWN_DATA`, an insurer `INSURER_NO_PATIENT_DATA`, with the same code, message
    and ErrorInfo as for an existing patient (a test compares them exactly). The same holds
    for a look-up by BSN. An `Authorize` question about such a patient is answered with a
-   DENY like any other, not NOT_FOUND.
+   DENY like any other, not NOT_FOUND. The same holds for a care plan: a patient without a
+   plan is decided as the plan would be if it existed, held by the patient's coordinating
+   practice (which alone creates and holds it), so a professional without the consent a
+   plan needs gets `NO_CONSENT` whether or not there is a plan, and only the practice that
+   would hold it learns there is none (`NOT_FOUND`, after a permitted read of its own
+   record).
 8. **Minimisation: each role sees the least it needs.** `GetPatient`: clinicians and the
    patient get the whole resource, a lifestyle provider, sport coach or municipality
    officer the name and care group only. `ListCareRelationships`: the patient and the
@@ -115,7 +123,14 @@ recording or ending relationships) use a patient of their own, set up the same w
     used only when nothing else would permit, and is flagged in the log.
 11. **Measurements are decided on their record holder.** A question about reading
     measurements that does not name their holder is refused (`RECORD_HOLDER_REQUIRED`),
-    never decided as if the asker held them.
+    never decided as if the asker held them. A read of a patient's measurements (or
+    enrolments) is one access per record holder whose records it reaches for, the caller's
+    own organisation's first: one decision and one log entry each, saying whether that
+    holder's records were read or withheld (`NO_CONSENT`). A refusal that is the same for
+    every holder (`NO_CARE_RELATIONSHIP`, a role) ends the read at the first: one entry. A
+    source record id is its record holder's own (unique per holder and source), so an
+    ingest never learns, or takes, another organisation's ids; a row rejected before
+    anything is created (`SOURCE_RECORD_CONFLICT`) is no create and is not logged as one.
 12. **A system acting as itself** (a delegate client naming nobody, here the practice's KIS,
     `kis-system`) reads the referral data of its own organisation, as the organisation's
     clinicians would: the referrals it made, on the practice's active care relationship, and
@@ -242,7 +257,10 @@ CALLS = {
     "were about.",
     "careplan.CreateCarePlan": "The patient has a plan: a GP or practice nurse of the "
     "coordinating practice who may read it gets `ALREADY_EXISTS`; any other organisation "
-    "gets `NOT_COORDINATING_PRACTICE` before anything is written.",
+    "gets `NOT_COORDINATING_PRACTICE` before anything is written. For the practice holding "
+    "the plan the one access, and the one entry logged, is the read of that plan (nothing "
+    "is created); its clinician whose relationship ended is answered as for a patient "
+    "without a plan.",
     "careplan.GetCarePlan": "",
     "careplan.ListCarePlanRevisions": "",
     "careplan.UpdateCarePlan": "A progress entry with a stale etag: a permitted caller gets "

@@ -140,6 +140,12 @@ class FakeRepository:
             )
         return taken
 
+    def stored_sources(
+        self, holder_id: str, keys: Iterable[SourceKey]
+    ) -> dict[SourceKey, StoredMeasurement]:
+        found = {k: self.store.measurements.get(k) for k in keys}
+        return {k: m for k, m in found.items() if m is not None and m.holder_id == holder_id}
+
     def correct_measurements(self, corrections: Sequence[Correction], now: dt.datetime) -> None:
         for c in corrections:
             revision = c.revision(now)

@@ -36,12 +36,17 @@ class Question:
 
 
 def question_for(
-    principal: Principal, patient_id: str, view: PlanView | None, access: Access
+    principal: Principal,
+    patient_id: str,
+    view: PlanView | None,
+    access: Access,
+    missing_holder: str = "",
 ) -> Question:
-    """The question an access to ``view`` (None: the patient has no plan) makes. An informal
+    """The question an access to ``view`` makes; a missing plan (``view`` None) is asked
+    about as held by ``missing_holder``, the practice that would hold it. An informal
     carer is asked about under the patient's mandate: as the patient's delegate, with the
     purpose ``informal-carer-mandate``, so the entry shows the carer's user id and purpose."""
-    holder = view.record_holder_id if view is not None else ""
+    holder = view.record_holder_id if view is not None else missing_holder
     role = role_on(principal, patient_id, holder, view.content if view else None)
     if role is not Role.INFORMAL_CARER:
         return Question(AccessQuestion(principal, patient_id, access, holder, PURPOSE), role)
@@ -63,11 +68,13 @@ def authorize(
     patient_id: str,
     view: PlanView | None,
     access: Access,
+    missing_holder: str = "",
 ) -> Role:
     """Asks identity once about the access to ``view`` (which logs it); the caller's role on
     the plan when permitted, PERMISSION_DENIED with identity's reason otherwise. A missing
-    plan is for the caller to report, after this permit."""
-    q = question_for(principal, patient_id, view, access)
+    plan is asked about as held by ``missing_holder`` and is for the caller to report, after
+    this permit."""
+    q = question_for(principal, patient_id, view, access, missing_holder)
     ask(identity, q)
     return q.role
 

@@ -12,6 +12,7 @@ caller identity refuses (no care relationship, a patient it does not know) is re
 
 from __future__ import annotations
 
+import contextvars
 import datetime as dt
 from collections.abc import Sequence
 from typing import Protocol
@@ -21,6 +22,7 @@ import grpc
 from carenet.identity.v1 import identity_pb2 as id_pb
 from carenet.identity.v1 import identity_service_pb2 as id_rpc
 from carenet.identity.v1 import identity_service_pb2_grpc as id_grpc
+from servicekit.auth import Principal, current_principal
 from servicekit.authorization import IdentityUnavailable
 
 # The metadata of the caller's own call that identity needs to decide as the caller.
@@ -45,6 +47,25 @@ class Coordinators(Protocol):
 def forwarded(metadata: Sequence[tuple[str, str | bytes]]) -> list[tuple[str, str]]:
     """The caller's credentials among its call's metadata."""
     return [(k, v) for k, v in metadata if k in FORWARDED and isinstance(v, str)]
+
+
+# The current call's principal and credentials (set by the servicer for every RPC that
+# reads a plan), so that the practice which would hold a missing plan can be learnt as the
+# caller. Kept with the principal they came with: a worker thread's value is only ever
+# used for that same principal (the call that set it), never for a later call's.
+_CALLER: contextvars.ContextVar[tuple[Principal | None, Credentials]] = contextvars.ContextVar(
+    "careplan_caller_credentials", default=(None, ())
+)
+
+
+def remember_caller(context: grpc.ServicerContext) -> None:
+    _CALLER.set((current_principal(), forwarded(context.invocation_metadata())))
+
+
+def credentials_of(principal: Principal) -> Credentials:
+    """The credentials of the call ``principal`` is making (none if not remembered)."""
+    remembered, credentials = _CALLER.get()
+    return credentials if remembered is principal else ()
 
 
 def _active(rel: id_pb.CareRelationship, now: dt.datetime) -> bool:

@@ -328,6 +328,7 @@ def _item_rpc(kind: Kind, op: Op, convert: Callable[[Any, str], Any]) -> Callabl
             item_id = item_id or item.id
         if op is Op.UPDATE:
             fields = _changed_fields(request, kind.field)
+        coordination.remember_caller(context)
         principal = current_principal()
         edit = Edit(kind, op, item_id, item, fields)
         view = plan_items.edit_item(
@@ -364,6 +365,7 @@ class CarePlanServicer(rpc_grpc.CarePlanServiceServicer):
     def CreateCarePlan(
         self, request: rpc.CreateCarePlanRequest, context: grpc.ServicerContext
     ) -> pb.CarePlan:
+        coordination.remember_caller(context)
         patient_id = names.parse_one(request.parent, "patients", field="parent")
         principal = current_principal()
         view = plans.create_care_plan(
@@ -379,6 +381,7 @@ class CarePlanServicer(rpc_grpc.CarePlanServiceServicer):
     def GetCarePlan(
         self, request: rpc.GetCarePlanRequest, context: grpc.ServicerContext
     ) -> pb.CarePlan:
+        coordination.remember_caller(context)
         patient_id = _plan_patient(request.name)
         return self._plan_message(
             plans.get_care_plan(self.deps, current_principal(), patient_id, request.version)
@@ -387,6 +390,7 @@ class CarePlanServicer(rpc_grpc.CarePlanServiceServicer):
     def UpdateCarePlan(
         self, request: rpc.UpdateCarePlanRequest, context: grpc.ServicerContext
     ) -> pb.CarePlan:
+        coordination.remember_caller(context)
         patient_id = _plan_patient(request.care_plan.name, "care_plan.name")
         view = plans.update_care_plan(
             self.deps,
@@ -401,6 +405,7 @@ class CarePlanServicer(rpc_grpc.CarePlanServiceServicer):
     def ListCarePlanRevisions(
         self, request: rpc.ListCarePlanRevisionsRequest, context: grpc.ServicerContext
     ) -> rpc.ListCarePlanRevisionsResponse:
+        coordination.remember_caller(context)
         patient_id = _plan_patient(request.parent, "parent")
         paging = Paging(
             request,

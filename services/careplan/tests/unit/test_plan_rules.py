@@ -214,12 +214,13 @@ def test_a_carer_whose_mandate_ended_since_the_plan_was_cached_is_asked_about_on
 
 
 def test_a_read_of_a_plan_that_does_not_exist_is_asked_about_before_it_is_not_found() -> None:
+    """Asked about as the plan would be: held by the coordinating practice."""
     identity = FakeIdentity()
     deps = fake_deps(identity=identity)
     with pytest.raises(errors.CarePlanNotFound):
         plans.get_care_plan(deps, SPECIALIST, "p-0003")
     assert [(c.patient_id, c.access, c.record_holder_id) for c in identity.questions] == [
-        ("p-0003", Access.READ, "")
+        ("p-0003", Access.READ, "gp-de-linde")
     ]
 
 
@@ -229,7 +230,9 @@ def test_another_care_groups_plan_is_asked_about_as_no_plan_and_not_found() -> N
     elsewhere = dataclasses.replace(SPECIALIST, care_group="organisations/cg-noord")
     with pytest.raises(errors.CarePlanNotFound):
         plans.get_care_plan(deps, elsewhere, "p-0001")
-    assert [(c.patient_id, c.record_holder_id) for c in identity.questions[-1:]] == [("p-0001", "")]
+    assert [(c.patient_id, c.record_holder_id) for c in identity.questions[-1:]] == [
+        ("p-0001", "gp-de-linde")
+    ]
 
 
 def test_a_denial_for_a_plan_that_does_not_exist_is_the_same_denial() -> None:

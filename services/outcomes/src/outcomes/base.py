@@ -9,7 +9,7 @@ from decimal import Decimal, InvalidOperation
 from outcomes import errors
 from servicekit import names
 from servicekit.auth import Principal
-from servicekit.errors import InvalidArgument, Violations
+from servicekit.errors import InvalidArgument, RoleNotPermitted, Violations
 
 ADMIN = "care-group-admin"
 INSURER = "insurer-analyst"
@@ -36,6 +36,15 @@ def organisation_of(principal: Principal) -> str:
 def refuse_insurer(principal: Principal) -> None:
     if principal.has_role(INSURER):
         raise errors.InsurerNoPatientData("insurers receive aggregates only")
+
+
+def refuse_patient(principal: Principal) -> None:
+    """A patient reaches no enrolment or measurement RPC, whichever client signed them in
+    (the patient app's tokens carry no outcomes audience; a patient signed in through the
+    KIS or web client is refused here by role): PERMISSION_DENIED ``ROLE_NOT_PERMITTED``
+    before identity is asked, so nothing is read and nothing is logged."""
+    if principal.has_role("patient"):
+        raise RoleNotPermitted("the caller's role gives no access to this data")
 
 
 # Amounts, counts and rates a caller sends: at most 10^15 (a quadrillion euro) and, when not

@@ -136,7 +136,11 @@ class Measurement(Base):
     __tablename__ = "measurements"
     __table_args__ = (
         UniqueConstraint(
-            "source_kind", "source_org", "source_record_id", name="uq_measurements_source_record"
+            "holder_id",
+            "source_kind",
+            "source_org",
+            "source_record_id",
+            name="uq_measurements_source_record",
         ),
         Index("ix_measurements_patient_code", "care_group_id", "code", "patient_id", "measured_at"),
     )

@@ -136,8 +136,8 @@ _TAKEN = (
     "SELECT source_kind, source_org, source_record_id, m.id, m.care_group_id, "
     "m.patient_id, m.code, m.value, m.unit, m.measured_at, m.holder_id, m.ingested_at, "
     "source_kind "
-    "FROM measurements m JOIN measurement_staging s USING (source_kind, source_org, "
-    "source_record_id) FOR UPDATE OF m"
+    "FROM measurements m JOIN measurement_staging s USING (holder_id, source_kind, "
+    "source_org, source_record_id) FOR UPDATE OF m"
 )
 
 
@@ -397,6 +397,29 @@ class OutcomesRepository(Repository):
                     copy.write_row(row)
             cursor.execute(_MOVE)
             return {(k, o, r) for k, o, r in cursor.fetchall()}
+
+    def stored_sources(
+        self, holder_id: str, keys: Iterable[SourceKey]
+    ) -> dict[SourceKey, StoredMeasurement]:
+        """The record holder's stored measurements under these source keys (source kind,
+        source organisation, source record id), by key: one statement on the unique key."""
+        wanted = list(dict.fromkeys(keys))
+        if not wanted:
+            return {}
+        kinds, orgs, records = (list(column) for column in zip(*wanted, strict=True))
+        found = self.session.execute(
+            text(
+                "SELECT m.source_kind, m.source_org, m.source_record_id, m.id, "
+                "m.care_group_id, m.patient_id, m.code, m.value, m.unit, m.measured_at, "
+                "m.holder_id, m.ingested_at, m.source_kind FROM measurements m "
+                "JOIN unnest(CAST(:kinds AS text[]), CAST(:orgs AS text[]), "
+                "CAST(:records AS text[])) AS k(source_kind, source_org, source_record_id) "
+                "USING (source_kind, source_org, source_record_id) "
+                "WHERE m.holder_id = :holder"
+            ),
+            {"kinds": kinds, "orgs": orgs, "records": records, "holder": holder_id},
+        ).all()
+        return {(str(r[0]), str(r[1]), str(r[2])): _stored(r[3:]) for r in found}
 
     def measurement_holders(self, care_group_id: str, patient_id: str) -> list[str]:
         """The record holders of a patient's measurements, in a stable order."""

@@ -208,7 +208,9 @@ def expected(
     chunk: int,
     existing: dict[Any, list[Any]],
 ) -> Expected:
-    """Each chunk: a row's first problem rejects it; the rows of a patient identity denies
+    """Each chunk: a row's first problem rejects it; a row whose source key was stored
+    before the chunk for another patient or code is a conflict (decided before identity is
+    asked, so it leaves no create entry); the rows of a patient identity denies
     (or who is not enrolled) are rejected with that reason; of the rest, in row order, a
     source key not stored yet is stored, and one stored before (earlier in the call or
     before it) is a duplicate with the same value and time, a correction of the stored row
@@ -219,12 +221,19 @@ def expected(
     out = Expected()
     rows = [r for b in batches for r in b]
     for start in range(0, len(rows), chunk):
+        before = {k: (v[0], v[1]) for k, v in existing.items()}
         for n, r in enumerate(rows[start : start + chunk], start):
             problem = _problem(r)
             if problem:
                 out.outcomes[n] = ("rejected", *problem)
                 continue
             patient = r.patient.removeprefix("patients/")
+            assert r.source_kind is not None
+            source = (r.source_kind.value, r.source_org.removeprefix("organisations/"))
+            earlier = before.get((*source, r.source_record_id))
+            if earlier is not None and earlier != (patient, r.code):
+                out.outcomes[n] = ("rejected", "SOURCE_RECORD_CONFLICT", "source_record_id")
+                continue
             ok, reason = _decision(patient)
             if not ok:
                 out.outcomes[n] = ("rejected", reason, "patient")

@@ -54,7 +54,11 @@ def create_care_plan(
 
     A plan that exists already is reported (ALREADY_EXISTS, naming it) only to a caller
     identity permits to read it; anyone else gets the refusal a GetCarePlan of it gives
-    (e.g. NO_CONSENT), so a create tells nothing a read would not.
+    (e.g. NO_CONSENT), so a create tells nothing a read would not. That read is the one
+    access such a call makes, and the one entry it logs, when the caller's organisation
+    holds the plan; for any other caller the coordinating practice is checked first, as
+    for a patient without a plan (a caller whose practice does not coordinate gets
+    NOT_COORDINATING_PRACTICE either way).
 
     ``request`` (servicekit.idempotency) identifies the request: a repeat
     with the same id and fingerprint returns the plan as the first request wrote it, and is
@@ -76,8 +80,8 @@ def create_care_plan(
                 "role": Role.COORDINATING_PRACTITIONER.value,
             },
         )
-    org_id = _coordinating_practice(deps, principal, patient_id, credentials)
-    view = _new_plan(deps, principal, patient_id, org_id, data)
+    own = versions.org_id(principal)
+    view = _new_plan(deps, principal, patient_id, own, data)
     existing = versions.load(deps, patient_id)
     if existing is not None and existing.care_group_id == versions.tenant(principal):
         # The same request, committed since the check above (a retry sent while the first
@@ -85,12 +89,27 @@ def create_care_plan(
         replay = versions.replay(deps, principal, request)
         if replay is not None:
             return replay
-        # Only a caller who may read the plan learns that it exists.
-        access.authorize(deps.identity, principal, patient_id, existing, Access.READ)
+        if existing.record_holder_id != own:
+            # Answered as for a patient without a plan when the caller's practice does not
+            # coordinate (the same refusal, the same relationships read).
+            _coordinating_practice(deps, principal, patient_id, credentials)
+            access.authorize(deps.identity, principal, patient_id, existing, Access.READ)
+        else:
+            # Only a caller who may read the plan learns that it exists: the one access is
+            # that read (nothing is created), asked about and logged once. The holding
+            # practice refused it (its relationship ended) is answered as for a patient
+            # without a plan, whom it no longer sees either.
+            try:
+                access.authorize(deps.identity, principal, patient_id, existing, Access.READ)
+            except errors.AccessDenied as exc:
+                raise errors.NotCoordinatingPractice(
+                    "only the patient's coordinating practice may create the care plan"
+                ) from exc
         raise errors.CarePlanExists(
             "the patient already has a care plan",
             metadata={"care_plan": versions.plan_name(patient_id)},
         )
+    org_id = _coordinating_practice(deps, principal, patient_id, credentials)
     question = AccessQuestion(principal, patient_id, Access.CREATE, org_id, access.PURPOSE)
     access.ask(deps.identity, access.Question(question, Role.COORDINATING_PRACTITIONER))
     document = view_to_document(view)

@@ -9,7 +9,7 @@ import dataclasses
 import datetime as dt
 from typing import Any
 
-from careplan import access, errors, minimisation
+from careplan import access, coordination, errors, minimisation
 from careplan.deps import Deps
 from careplan.merge import Actor, Where, merge
 from careplan.models import (
@@ -20,7 +20,7 @@ from careplan.models import (
     view_from_document,
     view_to_document,
 )
-from careplan.policy import FieldGroup, Role, Scope
+from careplan.policy import CARE_ROLES, FieldGroup, Role, Scope
 from careplan.unit_of_work import UnitOfWork
 from servicekit.auth import Principal
 from servicekit.errors import InvalidArgument
@@ -57,15 +57,45 @@ def read_and_authorize(
     """The plan as read, after identity permitted this access to it (one question, one
     access-log entry, asked about that plan); NOT_FOUND for a missing plan only after the
     permit, so a patient who exists but may not be seen and one who does not exist answer
-    alike. Another care group's plan does not exist for the caller: the question names no
-    plan, exactly as for a patient without one."""
+    alike. Another care group's plan does not exist for the caller.
+
+    A missing plan is decided as the plan would be if it existed: held by the practice that
+    would create and hold it, the patient's coordinating practice (:func:`would_be_holder`).
+    So a professional without the consent a plan needs is refused alike whether or not the
+    patient has a plan, and the log never records a permit to hold a plan the caller's
+    organisation would not hold."""
     view = load(deps, patient_id)
     if view is not None and view.care_group_id != tenant(principal):
         view = None
-    role = access.authorize(deps.identity, principal, patient_id, view, kind)
+    holder = "" if view is not None else would_be_holder(deps, principal, patient_id)
+    role = access.authorize(deps.identity, principal, patient_id, view, kind, holder)
     if view is None:
         raise errors.CarePlanNotFound("care plan not found")
     return view, role
+
+
+def would_be_holder(deps: Deps, principal: Principal, patient_id: str) -> str:
+    """The record holder of the patient's plan if it existed: the coordinating practice
+    (the only one that may create, and so hold, a plan), the caller's own organisation when
+    it coordinates. Learnt as the caller from identity's ``ListCareRelationships``
+    (:mod:`careplan.coordination`; identity logs that read), and only for a professional,
+    the one subject whose answer depends on who holds the plan. Empty when nobody
+    coordinates or identity refuses the caller the relationships (a caller without a care
+    relationship, whom identity refuses the plan whatever its holder)."""
+    if principal.is_patient or not (principal.roles & CARE_ROLES and principal.organisation):
+        return ""
+    if deps.coordinators is None:
+        return ""
+    try:
+        coordinators = deps.coordinators.coordinating_practices(
+            coordination.credentials_of(principal), patient_id
+        )
+    except coordination.NotVisible:
+        return ""
+    own = org_id(principal)
+    if own in coordinators:
+        return own
+    return min(coordinators, default="")
 
 
 def viewer_of(principal: Principal, role: Role) -> minimisation.Viewer | None:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from outcomes import errors, positions
 from outcomes.access import permitted_holders, require_permit
-from outcomes.base import care_group_of, refuse_insurer, valid_patient_id
+from outcomes.base import care_group_of, refuse_insurer, refuse_patient, valid_patient_id
 from outcomes.deps import Deps
 from outcomes.models import Enrolment, Programme, Sex
 from outcomes.unit_of_work import UnitOfWork
@@ -97,6 +97,7 @@ def create_enrolment(deps: Deps, principal: Principal, data: EnrolmentInput) -> 
     validate_enrolment(data, now, v)
     v.raise_if_any()
     refuse_insurer(principal)
+    refuse_patient(principal)
     require_permit(deps, principal, data.patient_id, "enrolment")
     with deps.uow() as uow:
         enrolment = store_enrolment(uow, care_group_of(principal), data, now)
@@ -119,6 +120,7 @@ def batch_create_enrolments(
             "requests", f"between 1 and {MAX_ENROLMENT_BATCH}", "INVALID_BATCH_SIZE"
         )
     refuse_insurer(principal)
+    refuse_patient(principal)
     now = deps.clock()
     reasons: dict[int, str] = {}
     for i, item in enumerate(items):
@@ -160,6 +162,7 @@ def list_enrolments(
 ) -> Page[Enrolment]:
     """The patient's enrolments at the practices whose records the caller may read."""
     refuse_insurer(principal)
+    refuse_patient(principal)
     after = positions.after_row(page.position)
     care_group = care_group_of(principal)
     with deps.uow() as uow:

@@ -17,7 +17,13 @@ from operator import itemgetter
 
 from outcomes import positions
 from outcomes.access import permitted_holders
-from outcomes.base import care_group_of, organisation_of, refuse_insurer, valid_patient_id
+from outcomes.base import (
+    care_group_of,
+    organisation_of,
+    refuse_insurer,
+    refuse_patient,
+    valid_patient_id,
+)
 from outcomes.codes import code_table
 from outcomes.deps import Deps
 from outcomes.models import Measurement, MeasurementRevision, SourceKind
@@ -49,6 +55,7 @@ def list_measurements(
     """The patient's measurements held by organisations whose records the caller may
     read (see outcomes.access), with their corrections."""
     refuse_insurer(principal)
+    refuse_patient(principal)
     after = positions.after_row(page.position)
     care_group = care_group_of(principal)
     with deps.uow() as uow:
@@ -179,6 +186,7 @@ class Ingest:
 
     def __init__(self, deps: Deps, principal: Principal) -> None:
         refuse_insurer(principal)
+        refuse_patient(principal)
         self.deps = deps
         self.principal = principal
         self.care_group = care_group_of(principal)
@@ -257,6 +265,7 @@ class Ingest:
         first = self.flushed
         self.flushed += len(chunk)
         rows, numbers, repeats = self._check_rows(chunk, first)
+        rows, numbers, repeats = self._reject_conflicts(rows, numbers, repeats)
         if repeats:
             in_order = sorted(
                 [*zip(numbers, (r[0] for r in rows), strict=True)]
@@ -301,6 +310,40 @@ class Ingest:
                 again = later
             uow.commit()
         self._count_committed(before)
+
+    def _reject_conflicts(
+        self,
+        rows: list[MeasurementRow],
+        numbers: list[int],
+        repeats: list[tuple[int, MeasurementRow]],
+    ) -> tuple[list[MeasurementRow], list[int], list[tuple[int, MeasurementRow]]]:
+        """Rejects, before identity is asked, the rows whose source record id the caller's
+        organisation already holds for another measurement (another patient, code or care
+        group): SOURCE_RECORD_CONFLICT. Nothing is created for such a row, so no create is
+        asked about (or logged) for it; what the caller learns is about its own
+        organisation's records only. One statement per chunk. A conflict that a concurrent
+        ingest causes after this look-up is still found, and rejected, when the row is
+        stored."""
+        sources = [(r[0].source_kind, r[0].source_org, r[3]) for r in rows]
+        sources += [(r[0].source_kind, r[0].source_org, r[3]) for _n, r in repeats]
+        if not sources:
+            return rows, numbers, repeats
+        with self.deps.uow() as uow:
+            stored = uow.repo.stored_sources(self.holder, sources)
+        if not stored:
+            return rows, numbers, repeats
+
+        def conflict(number: int, row: MeasurementRow) -> bool:
+            key, value, micros, record = row
+            found = stored.get((key.source_kind, key.source_org, record))
+            if found is None or self._resend(found, key, value, micros) != "conflict":
+                return False
+            self._reject(number, SOURCE_RECORD_CONFLICT, "source_record_id")
+            return True
+
+        kept = [(n, r) for n, r in zip(numbers, rows, strict=True) if not conflict(n, r)]
+        repeats = [(n, r) for n, r in repeats if not conflict(n, r)]
+        return [r for _n, r in kept], [n for n, _r in kept], repeats
 
     def _counts(self) -> tuple[int, int, int, int]:
         r = self.result

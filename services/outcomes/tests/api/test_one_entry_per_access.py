@@ -1,0 +1,273 @@
+"""What a measurement RPC logs at identity is the access that happened (issue 11, points 1,
+5 and 6), over a real outcomes server, the real identity service and real tokens: a patient
+signed in through a professional client reaches no measurement RPC, a row rejected before
+anything is created leaves no create entry, a source record id is the record holder's own,
+and a read is one entry per record holder it reaches for (one, when the refusal is the same
+for every holder)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import grpc
+import pytest
+from sqlalchemy import create_engine, text
+
+from carenet.identity.v1 import identity_pb2 as ipb
+from carenet.identity.v1 import identity_service_pb2 as irpc
+from carenet.identity.v1 import identity_service_pb2_grpc as irpc_grpc
+from carenet.outcomes.v1 import outcomes_pb2 as pb
+from carenet.outcomes.v1 import outcomes_service_pb2 as rpc
+from carenet.outcomes.v1 import outcomes_service_pb2_grpc as rpc_grpc
+from testkit.fixtures import IdentityService, Tokens, bearer
+from testkit.rpc import failure
+
+from .support import enrolment_request, register_patients, row
+
+Metadata = tuple[tuple[str, str]]
+Entry = tuple[str, str, str, str, str]  # patient, organisation, action, decision, reason
+
+
+class AccessLog:
+    """identity's access-log entries about measurements written since :meth:`mark`."""
+
+    def __init__(self, identity: IdentityService) -> None:
+        self.engine = create_engine(identity.database_url)
+        self.since = 0
+
+    def _query(self, sql: str, **params: Any) -> list[Any]:
+        with self.engine.connect() as conn:
+            return list(conn.execute(text(sql), params).all())
+
+    def mark(self) -> None:
+        self.since = int(self._query("SELECT coalesce(max(id), 0) FROM access_log")[0][0])
+
+    def entries(self) -> list[Entry]:
+        rows = self._query(
+            "SELECT patient_id, organisation_id, action, decision, reason FROM access_log "
+            "WHERE id > :since ORDER BY id",
+            since=self.since,
+        )
+        return [(str(a), str(b), str(c), str(d), str(e)) for a, b, c, d, e in rows]
+
+
+@pytest.fixture
+def access_log(identity_service: IdentityService) -> Iterator[AccessLog]:
+    log = AccessLog(identity_service)
+    try:
+        yield log
+    finally:
+        log.engine.dispose()
+
+
+def _ingest(stub: rpc_grpc.OutcomesServiceStub, who: Metadata, rows: list[Any]) -> Any:
+    return stub.IngestMeasurements(
+        iter([rpc.IngestMeasurementsRequest(rows=rows)]), metadata=who, timeout=30
+    )
+
+
+def _list(stub: rpc_grpc.OutcomesServiceStub, who: Metadata, patient: str) -> list[Any]:
+    reply = stub.ListMeasurements(
+        rpc.ListMeasurementsRequest(parent=f"patients/{patient}"), metadata=who, timeout=10
+    )
+    return list(reply.measurements)
+
+
+def _enrol(stub: rpc_grpc.OutcomesServiceStub, who: Metadata, patient: str, practice: str) -> None:
+    agb = {"gp-de-linde": "01012345", "gp-het-anker": "01054321"}[practice]
+    try:
+        stub.CreateEnrolment(enrolment_request(patient, practice, agb), metadata=who, timeout=10)
+    except grpc.RpcError as exc:
+        if exc.code() != grpc.StatusCode.ALREADY_EXISTS:
+            raise
+
+
+@pytest.fixture(scope="module")
+def jansen(tokens: Tokens) -> Metadata:
+    return bearer(tokens.user("dr.jansen"))
+
+
+@pytest.fixture(scope="module")
+def devries(tokens: Tokens) -> Metadata:
+    return bearer(tokens.user("dr.devries"))
+
+
+@pytest.fixture(scope="module")
+def patients(
+    stub: rpc_grpc.OutcomesServiceStub,
+    identity_service: IdentityService,
+    tokens: Tokens,
+    jansen: Metadata,
+    devries: Metadata,
+) -> tuple[str, str, str]:
+    """Two enrolled patients of dr.jansen's practice, the first also treated by the
+    hospital, and one of dr.devries's."""
+    ours = register_patients(identity_service, tokens.user("dr.jansen"), "one", 2)
+    (theirs,) = register_patients(identity_service, tokens.user("dr.devries"), "two", 1)
+    with grpc.insecure_channel(identity_service.target) as channel:
+        irpc_grpc.IdentityServiceStub(channel).CreateCareRelationship(
+            irpc.CreateCareRelationshipRequest(
+                parent=f"patients/{ours[0]}",
+                care_relationship=ipb.CareRelationship(
+                    organisation="organisations/hosp-catharina",
+                    kind=ipb.CARE_RELATIONSHIP_KIND_TREATING,
+                ),
+            ),
+            metadata=jansen,
+            timeout=10,
+        )
+    for patient in ours:
+        _enrol(stub, jansen, patient, "gp-de-linde")
+    _enrol(stub, devries, theirs, "gp-het-anker")
+    return ours[0], ours[1], theirs
+
+
+LAB = pb.MeasurementSource(kind=pb.SOURCE_KIND_LAB, organisation="organisations/lab-eindhoven")
+
+
+# ------------------------------------------------------------------ patients (rule 5)
+
+
+def test_a_patient_signed_in_through_the_kis_client_reaches_no_measurement_rpc(
+    stub: rpc_grpc.OutcomesServiceStub,
+    tokens: Tokens,
+    access_log: AccessLog,
+) -> None:
+    """The carenet-kis client's tokens carry the outcomes audience; the patient role is
+    refused all the same (ROLE_NOT_PERMITTED), before identity is asked: nothing logged."""
+    patient = bearer(tokens.user("pat.yilmaz", "carenet-kis"))  # p-0002
+    access_log.mark()
+    calls: dict[str, Callable[[], Any]] = {
+        "ListMeasurements": lambda: _list(stub, patient, "p-0002"),
+        "IngestMeasurements": lambda: _ingest(stub, patient, [row("p-0002", "pat-1")]),
+        "ListEnrolments": lambda: stub.ListEnrolments(
+            rpc.ListEnrolmentsRequest(parent="patients/p-0002"), metadata=patient, timeout=10
+        ),
+        "CreateEnrolment": lambda: stub.CreateEnrolment(
+            enrolment_request("p-0002"), metadata=patient, timeout=10
+        ),
+    }
+    for name, call in calls.items():
+        with pytest.raises(grpc.RpcError) as caught:
+            call()
+        got = failure(caught.value)
+        assert (got.code, got.reason) == (
+            grpc.StatusCode.PERMISSION_DENIED,
+            "ROLE_NOT_PERMITTED",
+        ), name
+    assert access_log.entries() == []
+
+
+# ------------------------------------------------------------------ ingest
+
+
+def test_a_row_rejected_as_a_source_record_conflict_leaves_no_create_entry(
+    stub: rpc_grpc.OutcomesServiceStub,
+    jansen: Metadata,
+    patients: tuple[str, str, str],
+    access_log: AccessLog,
+) -> None:
+    first, second, _ = patients
+    assert _ingest(stub, jansen, [row(first, "conflict-1", 50.0)]).accepted == 1
+    access_log.mark()
+    # The practice's own record id, sent again for another patient: nothing is created.
+    reply = _ingest(stub, jansen, [row(second, "conflict-1", 50.0)])
+    assert (reply.accepted, reply.rejected) == (0, 1)
+    assert [(r.outcome, r.reason, r.field) for r in reply.results] == [
+        (rpc.ROW_OUTCOME_REJECTED, "SOURCE_RECORD_CONFLICT", "source_record_id")
+    ]
+    assert access_log.entries() == []
+    # With a new row for the same patient in the call, the create entry is that row's.
+    reply = _ingest(
+        stub, jansen, [row(second, "conflict-1", 50.0), row(second, "conflict-2", 50.0)]
+    )
+    assert (reply.accepted, reply.rejected) == (1, 1)
+    assert access_log.entries() == [
+        (second, "gp-de-linde", "create", "permit", "CARE_RELATIONSHIP")
+    ]
+
+
+def test_a_source_record_id_belongs_to_its_record_holder(
+    stub: rpc_grpc.OutcomesServiceStub,
+    jansen: Metadata,
+    devries: Metadata,
+    patients: tuple[str, str, str],
+) -> None:
+    """Another practice's lab record id, for its own patient, is a new measurement of its
+    own record: no SOURCE_RECORD_CONFLICT, so nobody learns the other practice's ids, and
+    nobody can take them first."""
+    mine_patient, _, theirs_patient = patients
+    assert (
+        _ingest(stub, jansen, [row(mine_patient, "lab-shared-1", 48.0, source=LAB)]).accepted == 1
+    )
+    theirs = _ingest(stub, devries, [row(theirs_patient, "lab-shared-1", 70.0, source=LAB)])
+    assert (theirs.accepted, theirs.rejected, list(theirs.results)) == (1, 0, [])
+    # Each practice's record keeps its own value; a correction is still its holder's.
+    fixed = _ingest(stub, devries, [row(theirs_patient, "lab-shared-1", 71.0, source=LAB)])
+    assert (fixed.accepted, fixed.corrected) == (0, 1)
+    again = _ingest(stub, jansen, [row(mine_patient, "lab-shared-1", 48.0, source=LAB)])
+    assert (again.accepted, again.duplicates) == (0, 1)
+    mine = [m for m in _list(stub, jansen, mine_patient) if m.source_record_id == "lab-shared-1"]
+    assert [(m.value, m.record_holder) for m in mine] == [(48.0, "organisations/gp-de-linde")]
+    theirs_now = [
+        m for m in _list(stub, devries, theirs_patient) if m.source_record_id == "lab-shared-1"
+    ]
+    assert [(m.value, m.record_holder) for m in theirs_now] == [
+        (71.0, "organisations/gp-het-anker")
+    ]
+
+
+# ------------------------------------------------------------------ reads
+
+
+@pytest.fixture(scope="module")
+def two_holders(
+    stub: rpc_grpc.OutcomesServiceStub,
+    jansen: Metadata,
+    tokens: Tokens,
+    patients: tuple[str, str, str],
+) -> str:
+    """A patient whose measurements the GP practice and the hospital hold."""
+    patient = patients[0]
+    smit = bearer(tokens.user("dr.smit"))
+    _ingest(stub, jansen, [row(patient, "holders-gp-1", 50.0)])
+    hospital = pb.MeasurementSource(
+        kind=pb.SOURCE_KIND_HOSPITAL, organisation="organisations/hosp-catharina"
+    )
+    _ingest(stub, smit, [row(patient, "holders-hosp-1", 60.0, source=hospital)])
+    return patient
+
+
+def test_a_refusal_that_is_the_same_for_every_holder_is_one_entry(
+    stub: rpc_grpc.OutcomesServiceStub,
+    devries: Metadata,
+    two_holders: str,
+    access_log: AccessLog,
+) -> None:
+    """dr.devries's practice has no care relationship with the patient, whose measurements
+    two organisations hold: the call reads nothing, and is one DENY."""
+    access_log.mark()
+    with pytest.raises(grpc.RpcError) as caught:
+        _list(stub, devries, two_holders)
+    assert failure(caught.value).reason == "NO_CARE_RELATIONSHIP"
+    assert access_log.entries() == [
+        (two_holders, "gp-het-anker", "read", "deny", "NO_CARE_RELATIONSHIP")
+    ]
+
+
+def test_a_read_is_one_entry_per_record_holder_the_own_record_first(
+    stub: rpc_grpc.OutcomesServiceStub,
+    jansen: Metadata,
+    two_holders: str,
+    access_log: AccessLog,
+) -> None:
+    """The GP reads its practice's records (PERMIT) and not the hospital's (DENY
+    NO_CONSENT): two records, two entries, each saying what happened to that record."""
+    access_log.mark()
+    got = _list(stub, jansen, two_holders)
+    assert {m.record_holder for m in got} == {"organisations/gp-de-linde"}
+    assert access_log.entries() == [
+        (two_holders, "gp-de-linde", "read", "permit", "CARE_RELATIONSHIP"),
+        (two_holders, "gp-de-linde", "read", "deny", "NO_CONSENT"),
+    ]

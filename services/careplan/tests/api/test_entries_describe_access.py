@@ -11,7 +11,7 @@ from typing import Any
 
 import grpc
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine
 
 from carenet.careplan.v1 import careplan_pb2 as pb
 from carenet.careplan.v1 import careplan_service_pb2 as rpc
@@ -19,43 +19,22 @@ from carenet.careplan.v1 import careplan_service_pb2_grpc as rpc_grpc
 from carenet.identity.v1 import identity_pb2 as id_pb
 from carenet.identity.v1 import identity_service_pb2 as id_rpc
 from carenet.identity.v1 import identity_service_pb2_grpc as id_grpc
+from testkit.access_log import AccessLogReader
 from testkit.fixtures import IdentityService, Tokens, bearer
 from testkit.rpc import Failure, failure
 
 from .support import register_patient
 
 # (event, patient, organisation, data category, action, decision, reason)
-Entry = tuple[str, str, str, str, str, str, str]
-
-
-class AccessLog:
-    """identity's access-log rows written since :meth:`mark`."""
-
-    def __init__(self, identity: IdentityService) -> None:
-        self.engine = create_engine(identity.database_url)
-        self.since = 0
-
-    def mark(self) -> None:
-        with self.engine.connect() as conn:
-            self.since = int(
-                conn.execute(text("SELECT coalesce(max(id), 0) FROM access_log")).scalar_one()
-            )
-
-    def entries(self) -> list[Entry]:
-        with self.engine.connect() as conn:
-            rows = conn.execute(
-                text(
-                    "SELECT event, patient_id, organisation_id, data_category, action, decision, "
-                    "reason FROM access_log WHERE id > :since ORDER BY id"
-                ),
-                {"since": self.since},
-            ).all()
-        return [tuple(str(v) for v in r) for r in rows]  # type: ignore[misc]
+Entry = tuple[str, ...]
 
 
 @pytest.fixture
-def access_log(identity_service: IdentityService) -> Iterator[AccessLog]:
-    log = AccessLog(identity_service)
+def access_log(identity_service: IdentityService) -> Iterator[AccessLogReader]:
+    log = AccessLogReader(
+        create_engine(identity_service.database_url),
+        ("event", "patient_id", "organisation_id", "data_category", "action", "decision", "reason"),
+    )
     try:
         yield log
     finally:
@@ -107,7 +86,7 @@ def test_a_missing_plan_is_refused_like_an_existing_one_without_consent(
     stub: rpc_grpc.CarePlanServiceStub,
     tokens: Tokens,
     treated_by_hospital: tuple[str, str],
-    access_log: AccessLog,
+    access_log: AccessLogReader,
 ) -> None:
     """The hospital has a care relationship and no consent: the patient with a plan and the
     one without answer the same code, message and ErrorInfo, and neither read is logged as
@@ -136,7 +115,7 @@ def test_the_coordinating_practice_still_finds_no_plan(
     stub: rpc_grpc.CarePlanServiceStub,
     tokens: Tokens,
     treated_by_hospital: tuple[str, str],
-    access_log: AccessLog,
+    access_log: AccessLogReader,
 ) -> None:
     """For the practice that would hold it, a missing plan is NOT_FOUND after a permitted
     read of its own record."""
@@ -159,7 +138,7 @@ def test_creating_a_plan_that_exists_is_logged_once_as_the_read_it_is(
     stub: rpc_grpc.CarePlanServiceStub,
     tokens: Tokens,
     treated_by_hospital: tuple[str, str],
-    access_log: AccessLog,
+    access_log: AccessLogReader,
 ) -> None:
     """Nothing is created and nothing but ALREADY_EXISTS is returned: the one entry is the
     practice's permitted read of its own plan (no care-relationship read, no create)."""

@@ -12,7 +12,7 @@ from typing import Any
 
 import grpc
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine
 
 from carenet.identity.v1 import identity_pb2 as ipb
 from carenet.identity.v1 import identity_service_pb2 as irpc
@@ -20,41 +20,22 @@ from carenet.identity.v1 import identity_service_pb2_grpc as irpc_grpc
 from carenet.outcomes.v1 import outcomes_pb2 as pb
 from carenet.outcomes.v1 import outcomes_service_pb2 as rpc
 from carenet.outcomes.v1 import outcomes_service_pb2_grpc as rpc_grpc
+from testkit.access_log import AccessLogReader
 from testkit.fixtures import IdentityService, Tokens, bearer
 from testkit.rpc import failure
 
 from .support import enrolment_request, register_patients, row
 
 Metadata = tuple[tuple[str, str]]
-Entry = tuple[str, str, str, str, str]  # patient, organisation, action, decision, reason
-
-
-class AccessLog:
-    """identity's access-log entries about measurements written since :meth:`mark`."""
-
-    def __init__(self, identity: IdentityService) -> None:
-        self.engine = create_engine(identity.database_url)
-        self.since = 0
-
-    def _query(self, sql: str, **params: Any) -> list[Any]:
-        with self.engine.connect() as conn:
-            return list(conn.execute(text(sql), params).all())
-
-    def mark(self) -> None:
-        self.since = int(self._query("SELECT coalesce(max(id), 0) FROM access_log")[0][0])
-
-    def entries(self) -> list[Entry]:
-        rows = self._query(
-            "SELECT patient_id, organisation_id, action, decision, reason FROM access_log "
-            "WHERE id > :since ORDER BY id",
-            since=self.since,
-        )
-        return [(str(a), str(b), str(c), str(d), str(e)) for a, b, c, d, e in rows]
+Entry = tuple[str, ...]  # patient, organisation, action, decision, reason
 
 
 @pytest.fixture
-def access_log(identity_service: IdentityService) -> Iterator[AccessLog]:
-    log = AccessLog(identity_service)
+def access_log(identity_service: IdentityService) -> Iterator[AccessLogReader]:
+    log = AccessLogReader(
+        create_engine(identity_service.database_url),
+        ("patient_id", "organisation_id", "action", "decision", "reason"),
+    )
     try:
         yield log
     finally:
@@ -132,7 +113,7 @@ LAB = pb.MeasurementSource(kind=pb.SOURCE_KIND_LAB, organisation="organisations/
 def test_a_patient_signed_in_through_the_kis_client_reaches_no_measurement_rpc(
     stub: rpc_grpc.OutcomesServiceStub,
     tokens: Tokens,
-    access_log: AccessLog,
+    access_log: AccessLogReader,
 ) -> None:
     """The carenet-kis client's tokens carry the outcomes audience; the patient role is
     refused all the same (ROLE_NOT_PERMITTED), before identity is asked: nothing logged."""
@@ -166,7 +147,7 @@ def test_a_row_rejected_as_a_source_record_conflict_leaves_no_create_entry(
     stub: rpc_grpc.OutcomesServiceStub,
     jansen: Metadata,
     patients: tuple[str, str, str],
-    access_log: AccessLog,
+    access_log: AccessLogReader,
 ) -> None:
     first, second, _ = patients
     assert _ingest(stub, jansen, [row(first, "conflict-1", 50.0)]).accepted == 1
@@ -243,7 +224,7 @@ def test_a_refusal_that_is_the_same_for_every_holder_is_one_entry(
     stub: rpc_grpc.OutcomesServiceStub,
     devries: Metadata,
     two_holders: str,
-    access_log: AccessLog,
+    access_log: AccessLogReader,
 ) -> None:
     """dr.devries's practice has no care relationship with the patient, whose measurements
     two organisations hold: the call reads nothing, and is one DENY."""
@@ -260,7 +241,7 @@ def test_a_read_is_one_entry_per_record_holder_the_own_record_first(
     stub: rpc_grpc.OutcomesServiceStub,
     jansen: Metadata,
     two_holders: str,
-    access_log: AccessLog,
+    access_log: AccessLogReader,
 ) -> None:
     """The GP reads its practice's records (PERMIT) and not the hospital's (DENY
     NO_CONSENT): two records, two entries, each saying what happened to that record."""

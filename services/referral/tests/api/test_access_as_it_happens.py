@@ -20,13 +20,13 @@ from typing import Any
 
 import grpc
 import pytest
-from sqlalchemy import text
 
 from carenet.identity.v1 import identity_service_pb2 as id_rpc
 from carenet.identity.v1 import identity_service_pb2_grpc as id_grpc
 from carenet.referral.v1 import referral_pb2 as pb
 from carenet.referral.v1 import referral_service_pb2 as rpc
 from carenet.referral.v1 import referral_service_pb2_grpc as rpc_grpc
+from testkit.access_log import entries_after, last_entry_id
 from testkit.fixtures import IdentityService, Tokens, bearer, valid_bsn
 from testkit.rpc import status_of
 
@@ -35,21 +35,20 @@ from .helpers import as_user, fails, listed_offer, refer
 
 
 def _log(server: ReferralServer, after: int, patient: str = "") -> list[dict[str, Any]]:
-    with server.identity_engine.connect() as conn:
-        rows = conn.execute(
-            text(
-                "SELECT patient_id, organisation_id, data_category, action, purpose, decision,"
-                " reason FROM access_log WHERE id > :after"
-                " AND (:patient = '' OR patient_id = :patient) ORDER BY id"
-            ),
-            {"after": after, "patient": patient},
-        ).mappings()
-        return [dict(r) for r in rows]
+    columns = (
+        "patient_id",
+        "organisation_id",
+        "data_category",
+        "action",
+        "purpose",
+        "decision",
+        "reason",
+    )
+    return entries_after(server.identity_engine, after, columns, patient)
 
 
 def _last_id(server: ReferralServer) -> int:
-    with server.identity_engine.connect() as conn:
-        return int(conn.execute(text("SELECT coalesce(max(id), 0) FROM access_log")).scalar_one())
+    return last_entry_id(server.identity_engine)
 
 
 def _wait_for(condition: Callable[[], bool], seconds: float = 15.0) -> bool:

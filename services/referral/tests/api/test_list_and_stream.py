@@ -20,6 +20,7 @@ from sqlalchemy import text
 from carenet.referral.v1 import referral_pb2 as pb
 from carenet.referral.v1 import referral_service_pb2 as rpc
 from carenet.referral.v1 import referral_service_pb2_grpc as rpc_grpc
+from testkit.access_log import entries_after, last_entry_id
 from testkit.fixtures import IdentityService, Tokens, bearer, valid_bsn
 from testkit.rpc import status_of
 
@@ -28,20 +29,12 @@ from .helpers import as_user, fails, listed_offer, refer
 
 
 def _log(server: ReferralServer, after: int) -> list[dict[str, Any]]:
-    with server.identity_engine.connect() as conn:
-        rows = conn.execute(
-            text(
-                "SELECT patient_id, organisation_id, data_category, action, decision, basis"
-                " FROM access_log WHERE id > :after ORDER BY id"
-            ),
-            {"after": after},
-        ).mappings()
-        return [dict(r) for r in rows]
+    columns = ("patient_id", "organisation_id", "data_category", "action", "decision", "basis")
+    return entries_after(server.identity_engine, after, columns)
 
 
 def _last_id(server: ReferralServer) -> int:
-    with server.identity_engine.connect() as conn:
-        return int(conn.execute(text("SELECT coalesce(max(id), 0) FROM access_log")).scalar_one())
+    return last_entry_id(server.identity_engine)
 
 
 def _listed(stub: rpc_grpc.ReferralServiceStub, md: Any) -> list[str]:

@@ -34,6 +34,7 @@ checked: set[str] = set()
 def check(page: Page, name: str) -> None:
     """axe on the page as it is now (0 serious or critical), and a screenshot at desktop and
     phone width."""
+    page.wait_for_load_state()
     results: Any = AXE.run(page, options=AXE_OPTIONS)
     bad = [
         (v["id"], v["impact"], [n["target"] for n in v["nodes"]][:3])
@@ -63,9 +64,14 @@ def sign_out(page: Page) -> None:
 
 
 def nav(page: Page, name: str) -> None:
-    page.get_by_role("navigation", name="Hoofdmenu").get_by_role(
+    """Follow a main-menu link and wait until the new page has loaded (axe and screenshots
+    must not run on a document that is being replaced)."""
+    link = page.get_by_role("navigation", name="Hoofdmenu").get_by_role(
         "link", name=name, exact=True
-    ).click()
+    )
+    href = link.get_attribute("href")
+    link.click()
+    page.wait_for_url(f"**{href}")
 
 
 def field_error(page: Page, field_id: str) -> str:

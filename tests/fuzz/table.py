@@ -50,15 +50,23 @@ def render(summary: dict[str, Any], run: dict[str, Any]) -> str:
     if run:
         minutes = round(int(run.get("seconds", 0)) / 60)
         modified = " (with uncommitted changes)" if run.get("tree_modified") else ""
+        box = float(run.get("time_box_seconds", 0) or 0)
+        command = (
+            f"make fuzz FUZZ_EXAMPLES={run.get('generated_examples')} "
+            f"FUZZ_RAW_EXAMPLES={run.get('raw_examples')} FUZZ_WORKERS={run.get('workers')}"
+            + (f" FUZZ_SECONDS={box:.0f}" if box else "")
+        )
+        boxed = (
+            f"; the time box of {box / 60:.0f} minutes left {run.get('shards_not_run', 0)} "
+            f"shards of {run.get('shard_examples')} examples unrun"
+            if box
+            else ""
+        )
         lines.append(
-            f"Commit `{str(run.get('commit', ''))[:7]}`{modified}, started {run.get('started', '')}: "
-            f"{len(rows)} RPCs, {_n(int(run.get('generated_examples', 0)))} generated requests "
-            f"and {_n(int(run.get('raw_examples', 0)))} raw bodies per RPC "
-            f"(`make fuzz FUZZ_EXAMPLES={run.get('generated_examples')} "
-            f"FUZZ_RAW_EXAMPLES={run.get('raw_examples')}`), "
-            f"{run.get('workers')} threads: {_n(totals['generated'])} generated and "
+            f"Commit `{str(run.get('commit', ''))[:7]}`{modified}, started {run.get('started', '')}, "
+            f"`{command}`: {len(rows)} RPCs, {_n(totals['generated'])} generated and "
             f"{_n(totals['raw'])} raw calls (at least {_n(least['generated'])} and "
-            f"{_n(least['raw'])} per RPC) in {minutes} minutes; "
+            f"{_n(least['raw'])} per RPC) in {minutes} minutes{boxed}; "
             f"{internal} answered `INTERNAL` or `UNKNOWN`, "
             f"{run.get('failures', 0)} failures recorded (`failures.jsonl`)."
         )

@@ -44,9 +44,19 @@ def test_one_row_per_rpc_with_its_counts_and_codes_most_frequent_first() -> None
     assert "2 RPCs" in facts
     assert "19,500 generated and 20,001 raw calls" in facts
     assert "at least 9,500 and 10,000 per RPC" in facts
-    assert "in 60 minutes" in facts
+    assert "in 60 minutes;" in facts
+    assert "`make fuzz FUZZ_EXAMPLES=10000 FUZZ_RAW_EXAMPLES=10000 FUZZ_WORKERS=8`" in facts
     assert "2 answered `INTERNAL` or `UNKNOWN`" in facts
     assert "1 failures recorded" in facts
+
+
+def test_a_time_box_is_named_with_the_shards_it_left_out() -> None:
+    boxed = {**RUN, "time_box_seconds": 5700.0, "shards_not_run": 12, "shard_examples": 500}
+    facts = render(SUMMARY, boxed).splitlines()[0]
+    assert "FUZZ_WORKERS=8 FUZZ_SECONDS=5700`" in facts
+    assert (
+        "in 60 minutes; the time box of 95 minutes left 12 shards of 500 examples unrun;" in facts
+    )
 
 
 def test_write_replaces_only_what_stands_between_the_markers(tmp_path: Path) -> None:

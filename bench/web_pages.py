@@ -3,7 +3,9 @@ gRPC calls with the same token, in the same run:
 
 - Menukaart, first page, with 2,000 listed offers (``ListOffers``, page of 20);
 - a full care-plan page (``GetCarePlan`` of the demo plan: goals, actions with a linked
-  referral's state, participants, evaluations).
+  referral's state, participants, evaluations), and the ``LookupPeople`` of the people it
+  names (the page shows them by name and keeps no names between requests; organisation
+  names come from the front's own cache, warm after the first page).
 
 Both apps run in this process and are called through Flask's test client, so what is measured
 is server time (WSGI, sessions, CSRF token, security headers, templates and the gRPC calls),
@@ -34,12 +36,15 @@ from referral_find_offers import bulk_offers
 
 from carenet.careplan.v1 import careplan_service_pb2 as cp_rpc
 from carenet.careplan.v1 import careplan_service_pb2_grpc as cp_grpc
+from carenet.identity.v1 import identity_service_pb2 as id_rpc
+from carenet.identity.v1 import identity_service_pb2_grpc as id_grpc
 from carenet.referral.v1 import referral_pb2 as rf
 from carenet.referral.v1 import referral_service_pb2 as rf_rpc
 from carenet.referral.v1 import referral_service_pb2_grpc as rf_grpc
 from web.app import create_app
 from web.backend import Channels
 from web.config import Settings
+from web.names import MAX_PEOPLE, USER_ID
 
 LISTED = 2000
 
@@ -50,6 +55,7 @@ def bare_app(channels: Channels, token: str) -> Flask:
     metadata = (("authorization", f"Bearer {token}"),)
     offers = rf_grpc.ReferralServiceStub(channels.referral)
     plans = cp_grpc.CarePlanServiceStub(channels.careplan)
+    identity = id_grpc.IdentityServiceStub(channels.identity)
 
     @app.get("/menukaart")
     def menukaart() -> str:
@@ -65,7 +71,18 @@ def bare_app(channels: Channels, token: str) -> Flask:
         plan = plans.GetCarePlan(
             cp_rpc.GetCarePlanRequest(name=PLAN), metadata=metadata, timeout=10
         )
-        return "\n".join([*plan.what_matters, *(g.description for g in plan.goals)])
+        named = [
+            *(a.responsible_person for a in plan.actions),
+            *(person for p in plan.participants for person in p.persons),
+        ]
+        users = [u for u in dict.fromkeys(named) if USER_ID.match(u)][:MAX_PEOPLE]
+        shown = [*plan.what_matters, *(g.description for g in plan.goals)]
+        if users:  # as the page: no call when the plan names nobody by user id
+            people = identity.LookupPeople(
+                id_rpc.LookupPeopleRequest(users=users), metadata=metadata, timeout=10
+            )
+            shown += [p.display_name for p in people.people]
+        return "\n".join(shown)
 
     return app
 

@@ -17,7 +17,7 @@ from werkzeug.wrappers.response import Response
 
 from carenet.referral.v1 import referral_pb2 as rf
 from carenet.referral.v1 import referral_service_pb2 as rf_rpc
-from web import auth, backend
+from web import auth, backend, names
 from web.views.menukaart import OFFER_ID
 
 bp = Blueprint("aanbod", __name__)
@@ -264,6 +264,7 @@ def curation() -> str:
     found = g.api.referral.ListOffers(
         rf_rpc.ListOffersRequest(state=rf.OFFER_STATE_PROPOSED, page_size=100)
     )
+    names.organisations(o.owner_organisation for o in found.offers)
     return render_template("aanbod/curation.html", offers=found.offers)
 
 
@@ -318,4 +319,5 @@ def review(offer_id: str) -> str | Response:
                 else:
                     flash(_("%(name)s is afgewezen.", name=offer.display_name))
                     return redirect(url_for("aanbod.curation"))
+    names.organisations([offer.owner_organisation])
     return render_template("aanbod/review.html", offer=offer, form_errors=errors, reason=reason)

@@ -1,12 +1,76 @@
 """Serving the platform's HTTP fronts (the web pages, the FHIR API) with gunicorn's threaded
 workers, the way the gRPC services are served: one JSON line ``{"event": "server_started",
 "service": ..., "port": N}`` on stdout once it listens, no access log of URL paths (a path
-may name a patient), no control socket in the home folder."""
+may name a patient), no control socket in the home folder.
+
+The worker is gunicorn's threaded worker with one change (:func:`_lingering_worker`): the
+thread that answered a request on a kept-alive connection waits a moment for that
+connection's next request and serves it itself, instead of handing the connection back to
+the worker's poller, which hands it to a thread again when the next request comes. Those two
+hand-overs between threads cost about 0.4 ms of CPU and as much latency per request, more
+than a small request's own work.
+"""
 
 from __future__ import annotations
 
 import json
+import select
+import threading
 from typing import Any
+
+#: How long a thread that answered a request on a kept-alive connection waits for the next
+#: request on it (a client sending its requests one after another sends the next within a
+#: millisecond or so). After that the connection waits in the worker's poller as usual.
+KEEPALIVE_LINGER_SECONDS = 0.005
+
+
+def _next_request_ready(conn: Any, seconds: float) -> bool:
+    """Whether ``conn`` (gunicorn's connection) has its next request's first bytes, waiting
+    up to ``seconds`` for them."""
+    if conn.parser.unreader.buf.getvalue():  # already read with the previous request
+        return True
+    pending = getattr(conn.sock, "pending", None)  # TLS: bytes decrypted but not read
+    if pending is not None and pending():
+        return True
+    poll = select.poll()
+    poll.register(conn.sock, select.POLLIN)
+    return bool(poll.poll(seconds * 1000))
+
+
+def _lingering_worker(linger_seconds: float) -> type:
+    """gunicorn's threaded worker whose threads serve a kept-alive connection's next request
+    themselves when it comes within ``linger_seconds``, as long as another thread stays free
+    for new connections and for connections coming back from the poller."""
+    from gunicorn.workers.gthread import ThreadWorker
+
+    class LingeringThreadWorker(ThreadWorker):  # type: ignore[misc]
+        def init_process(self) -> None:
+            self._busy = 0
+            self._busy_lock = threading.Lock()
+            super().init_process()
+
+        def _may_linger(self) -> bool:
+            # this thread counts as busy: at least one other thread must be free
+            return self.alive and self._busy < self.cfg.threads  # type: ignore[no-any-return]
+
+        def handle(self, conn: Any) -> Any:
+            with self._busy_lock:
+                self._busy += 1
+            try:
+                # True: the connection is kept alive (False: closed; or not yet readable)
+                keep = super().handle(conn)
+                while (
+                    keep is True
+                    and self._may_linger()
+                    and _next_request_ready(conn, linger_seconds)
+                ):
+                    keep = super().handle(conn)
+                return keep
+            finally:
+                with self._busy_lock:
+                    self._busy -= 1
+
+    return LingeringThreadWorker
 
 
 def serve_wsgi(
@@ -19,9 +83,11 @@ def serve_wsgi(
     threads: int,
     log_level: str,
     graceful_seconds: int = 10,
+    linger_seconds: float = KEEPALIVE_LINGER_SECONDS,
 ) -> None:
     """Serve ``app`` until stopped (SIGTERM: gunicorn's graceful stop). gunicorn is a
-    dependency of the fronts that call this, not of every service."""
+    dependency of the fronts that call this, not of every service. ``linger_seconds`` 0:
+    gunicorn's threaded worker unchanged."""
     from gunicorn.app.base import BaseApplication
 
     def when_ready(server: Any) -> None:
@@ -33,7 +99,7 @@ def serve_wsgi(
     options = {
         "bind": f"{host}:{port}",
         "workers": workers,
-        "worker_class": "gthread",
+        "worker_class": _lingering_worker(linger_seconds) if linger_seconds > 0 else "gthread",
         "threads": threads,
         "when_ready": when_ready,
         "accesslog": None,

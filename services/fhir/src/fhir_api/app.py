@@ -19,6 +19,7 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 import grpc
+import msgspec
 from flask import Flask, Response, request
 
 from carenet.outcomes.v1 import outcomes_pb2 as outcomes_pb
@@ -64,10 +65,11 @@ class _CodeTable:
         return table
 
 
+_encode = msgspec.json.Encoder().encode  # UTF-8 JSON, compact; several times json.dumps's speed
+
+
 def _answer(body: Json, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(
-        json.dumps(body, ensure_ascii=False), status, headers, mimetype=None, content_type=FHIR_JSON
-    )
+    return Response(_encode(body), status, headers, mimetype=None, content_type=FHIR_JSON)
 
 
 def _version_headers(resource: Json) -> dict[str, str]:

@@ -77,21 +77,42 @@ def date(ts: Timestamp) -> str | None:
     return ts.ToDatetime(tzinfo=dt.UTC).date().isoformat()
 
 
+#: The values FHIR forbids as elements (compared with ``in``: by identity, then equality).
+EMPTY: tuple[Any, ...] = (None, "", [], {})
+
+
 def drop_empty(resource: Json) -> Json:
     """``resource`` without keys whose value is None, ``""``, ``[]`` or ``{}`` (FHIR forbids
-    empty elements), recursively."""
+    empty elements), recursively: a dict or list that is empty once cleaned goes too."""
+    return _clean_dict(resource)
 
-    def clean(value: Any) -> Any:
-        if isinstance(value, dict):
-            out = {k: clean(v) for k, v in value.items()}
-            return {k: v for k, v in out.items() if v not in (None, "", [], {})}
-        if isinstance(value, list):
-            items = [clean(v) for v in value]
-            return [v for v in items if v not in (None, "", [], {})]
-        return value
 
-    cleaned: Json = clean(resource)
-    return cleaned
+def _clean_dict(value: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, raw in value.items():
+        if isinstance(raw, dict):
+            item: Any = _clean_dict(raw)
+        elif isinstance(raw, list):
+            item = _clean_list(raw)
+        else:
+            item = raw
+        if item not in EMPTY:
+            out[key] = item
+    return out
+
+
+def _clean_list(value: list[Any]) -> list[Any]:
+    out: list[Any] = []
+    for raw in value:
+        if isinstance(raw, dict):
+            item: Any = _clean_dict(raw)
+        elif isinstance(raw, list):
+            item = _clean_list(raw)
+        else:
+            item = raw
+        if item not in EMPTY:
+            out.append(item)
+    return out
 
 
 def enum_code(value_name: str, prefix: str) -> str:

@@ -107,17 +107,15 @@ def _read_parameters() -> None:
 
 def _on_behalf_of() -> str:
     """The person a delegate system acts for (``X-Carenet-On-Behalf-Of``), forwarded as
-    the services' ``x-carenet-on-behalf-of``; they decide whether the caller may."""
-    values = {v.strip() for v in request.headers.getlist(ON_BEHALF_OF)}
-    if not values:
+    the services' ``x-carenet-on-behalf-of``; they decide whether the caller may. The WSGI
+    environment holds one value per header name (the server joins repeated headers with
+    commas, which no person id has), read by its name: ``getlist`` would walk the whole
+    environment on every request."""
+    raw = request.headers.get(ON_BEHALF_OF)
+    if raw is None:
         return ""
-    value = values.pop()
-    if (
-        values
-        or not value
-        or len(value) > MAX_ON_BEHALF_OF_LENGTH
-        or not all(" " < c <= "~" for c in value)
-    ):
+    value = raw.strip()
+    if not value or len(value) > MAX_ON_BEHALF_OF_LENGTH or not all(" " < c <= "~" for c in value):
         raise invalid(
             "INVALID_ON_BEHALF_OF",
             f"{ON_BEHALF_OF}: one person id of printable characters is expected",

@@ -5,21 +5,18 @@ does not name shows as the id; a measure the platform knows reads in the page's 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import grpc
-import pytest
 from flask import Flask
 from flask_babel import force_locale
 
 from carenet.careplan.v1 import careplan_pb2 as cp
 from carenet.identity.v1 import identity_pb2 as idp
 from web import auth, measures, names
-from web.app import create_app
 from web.backend import Metadata
-from web.config import Settings
 
 
 class _Error(grpc.RpcError):
@@ -130,25 +127,6 @@ def test_people_are_asked_about_only_by_user_id() -> None:
     assert stub.asked == []  # typed names: no call
     assert names.people(stub, NO_METADATA, 1, [user, "dr. Jansen", user]) == {user: "Eva Jansen"}  # type: ignore[arg-type]
     assert stub.asked == [[user]]
-
-
-@pytest.fixture
-def app(tmp_path: Path) -> Iterator[Flask]:
-    settings = Settings(
-        oidc_issuer="http://127.0.0.1:9/realms/carenet",
-        oidc_client_secret="s",  # type: ignore[arg-type]
-        identity_target="127.0.0.1:9",
-        referral_target="127.0.0.1:9",
-        careplan_target="127.0.0.1:9",
-        outcomes_target="127.0.0.1:9",
-        secret_key="k" * 32,  # type: ignore[arg-type]
-        session_dir=str(tmp_path / "sessions"),
-        secure_cookies=False,
-        call_deadline_seconds=1,
-    )
-    application = create_app(settings)
-    yield application
-    application.extensions["carenet_channels"].close()
 
 
 def test_goal_measures_read_in_the_page_language(app: Flask) -> None:

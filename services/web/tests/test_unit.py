@@ -6,7 +6,6 @@ charts escape their text and never draw a suppressed cell as a bar."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,33 +20,8 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 
 from carenet.referral.v1 import referral_pb2 as rf
 from web import backend, charts, formatting
-from web.app import create_app
-from web.config import Settings
 
 WEB = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture
-def app(tmp_path: Path) -> Iterator[Flask]:
-    settings = Settings(
-        oidc_issuer="http://127.0.0.1:9/realms/carenet",
-        oidc_client_secret="s",  # type: ignore[arg-type]
-        identity_target="127.0.0.1:9",
-        referral_target="127.0.0.1:9",
-        careplan_target="127.0.0.1:9",
-        outcomes_target="127.0.0.1:9",
-        secret_key="k" * 32,  # type: ignore[arg-type]
-        session_dir=str(tmp_path / "sessions"),
-        secure_cookies=False,
-    )
-    application = create_app(settings)
-    yield application
-    application.extensions["carenet_channels"].close()
-
-
-@pytest.fixture
-def client(app: Flask) -> FlaskClient:
-    return app.test_client()
 
 
 def test_the_english_catalogue_translates_every_string() -> None:

@@ -6,17 +6,19 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import grpc
+from babel import Locale
 from cachelib.file import FileSystemCache
-from flask import Flask, Response, g, render_template, request, session
-from flask_babel import Babel, get_locale
+from flask import Flask, Response, g, render_template, request, session, url_for
+from flask_babel import Babel
 from flask_session import Session
 from flask_talisman import Talisman
-from flask_wtf.csrf import CSRFError, CSRFProtect
+from flask_wtf.csrf import CSRFError, CSRFProtect, generate_csrf
 from opentelemetry.instrumentation.flask import FlaskInstrumentor
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
@@ -49,8 +51,46 @@ def select_locale() -> str:
     return request.accept_languages.best_match(LANGUAGES) or "nl"
 
 
+def _locale() -> Locale:
+    return i18n.language().locale
+
+
+def csrf_token() -> str:
+    """Flask-WTF's ``csrf_token`` for the templates, made once per request: a page has
+    several forms, and each of Flask-WTF's calls reads its settings again."""
+    found: str | None = g.get("carenet_csrf_token")
+    if found is None:
+        found = g.carenet_csrf_token = generate_csrf()
+    return found
+
+
+_LAYOUT_URLS: dict[str, dict[tuple[str, str], str]] = {}
+LAYOUT_ROOTS_KEPT = 100
+
+
+def _layout_urls() -> Callable[..., str]:
+    """The templates' ``layout_url``: ``url_for`` for the layout's fixed links (its style
+    sheets, the menu, the footer), which are the same on every page served under the same
+    root, so built once per root, endpoint and file (a page has about fifteen; building
+    each costs a routing lookup)."""
+    root = request.script_root
+    if root not in _LAYOUT_URLS and len(_LAYOUT_URLS) >= LAYOUT_ROOTS_KEPT:
+        _LAYOUT_URLS.clear()  # the root comes from the request: kept, but bounded
+    built = _LAYOUT_URLS.setdefault(root, {})
+
+    def layout_url(endpoint: str, filename: str = "") -> str:
+        found = built.get((endpoint, filename))
+        if found is None:
+            found = url_for(endpoint, filename=filename) if filename else url_for(endpoint)
+            built[(endpoint, filename)] = found
+        return found
+
+    return layout_url
+
+
 def create_app(settings: Settings, channels: backend.Channels | None = None) -> Flask:
     app = Flask(__name__)
+    app.jinja_environment = i18n.LanguageEnvironment  # before the environment is made
     app.config.update(
         CARENET_SETTINGS=settings,
         SECRET_KEY=settings.secret_key.get_secret_value(),
@@ -134,9 +174,15 @@ def create_app(settings: Settings, channels: backend.Channels | None = None) -> 
             response.headers["Cache-Control"] = "no-store"
         return response
 
+    app.jinja_env.globals.update(csrf_token=csrf_token)
+
     @app.context_processor
     def _globals() -> dict[str, Any]:
-        return {"user": auth.current_user(), "get_locale": get_locale}
+        return {
+            "user": auth.current_user(),
+            "get_locale": _locale,
+            "layout_url": _layout_urls(),
+        }
 
     from web.views import aanbod, inbox, menukaart, pages, privacy, uitkomsten, verwijzen, zorgplan
 

@@ -4,18 +4,20 @@ enum values as words, and an offer's eligibility rule in plain Dutch."""
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from babel import Locale, dates, numbers
 from flask import Flask
-from flask_babel import format_currency, format_date, format_decimal, format_time, get_locale
 from flask_babel import lazy_gettext as _l
 from google.protobuf.timestamp_pb2 import Timestamp
+from markupsafe import Markup
 
 from carenet.careplan.v1 import careplan_pb2 as cp
 from carenet.identity.v1 import identity_pb2 as idp
 from carenet.referral.v1 import referral_pb2 as rf
-from web.i18n import locale_key
+from web.i18n import language, locale_key
 
 OFFER_CATEGORIES = {
     rf.OFFER_CATEGORY_GLI: _l("Gecombineerde leefstijlinterventie (GLI)"),
@@ -153,8 +155,37 @@ OPERATORS = {
 }
 
 
+ONE_DECIMAL = numbers.parse_pattern("#,##0.#")  # parsed once, not on every number
+
+
+def decimal(value: float | Decimal, pattern: numbers.NumberPattern) -> str:
+    """A number in the request's language (Flask-Babel's ``format_decimal``)."""
+    return _decimal_text(value, pattern, language().locale)
+
+
+# Babel's formatting of a number, a date or a time of day is slow next to the rest of a page
+# (it parses and rounds through Decimal); the words for the same value in the same language
+# are kept. A kept value is a number or a day alone, never what it belongs to.
+FORMATS_KEPT = 4096
+
+
+@functools.lru_cache(maxsize=FORMATS_KEPT, typed=True)
+def _decimal_text(value: float | Decimal, pattern: numbers.NumberPattern, locale: Locale) -> str:
+    return numbers.format_decimal(value, format=pattern, locale=locale)
+
+
+@functools.lru_cache(maxsize=FORMATS_KEPT)
+def _date_text(day: dt.date, style: str, locale: Locale) -> str:
+    return dates.format_date(day, style, locale=locale)
+
+
+@functools.lru_cache(maxsize=FORMATS_KEPT)
+def _time_text(moment: dt.time, locale: Locale) -> str:
+    return dates.format_time(moment, "short", locale=locale)
+
+
 def _number(value: float) -> str:
-    return str(format_decimal(value, format="#,##0.#"))
+    return decimal(value, ONE_DECIMAL)
 
 
 def predicate_text(p: rf.Predicate) -> str:
@@ -194,20 +225,38 @@ def when(value: Timestamp | dt.datetime | None, style: str = "medium") -> str:
         value = value.ToDatetime(tzinfo=dt.UTC)
     # the date in the style asked and the time to the minute (seconds say nothing to a
     # reader), both in Europe/Amsterdam, joined as the locale joins them ("7 dec 2026 13:11")
-    date = format_date(value, style)
-    time = format_time(value, "short")
-    joined = get_locale().datetime_formats.get(style) or "{1} {0}"
-    return str(joined).replace("{1}", str(date)).replace("{0}", str(time))
+    locale = language().locale
+    local = _local(value)
+    date = _date_text(local.date(), style, locale)
+    time = _time_text(local.time().replace(second=0, microsecond=0), locale)
+    joined = locale.datetime_formats.get(style) or "{1} {0}"
+    return str(joined).replace("{1}", date).replace("{0}", time)
+
+
+def _local(value: dt.datetime) -> dt.datetime:
+    """The moment in the request's time zone (Flask-Babel's ``to_user_timezone``)."""
+    zone = language().timezone
+    aware = value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
+    return zone.normalize(aware.astimezone(zone))  # type: ignore[no-any-return]
+
+
+def _date(value: dt.datetime, style: str) -> str:
+    """The date in the request's time zone (Flask-Babel's ``format_date``)."""
+    return _date_text(_local(value).date(), style, language().locale)
 
 
 def day(value: Timestamp | None, style: str = "long") -> str:
     if value is None or (not value.seconds and not value.nanos):
         return ""
-    return str(format_date(value.ToDatetime(tzinfo=dt.UTC), style))
+    return _date(value.ToDatetime(tzinfo=dt.UTC), style)
+
+
+def _currency(amount: float | Decimal) -> str:
+    return numbers.format_currency(amount, "EUR", locale=language().locale)
 
 
 def euro(cents: int) -> str:
-    return str(format_currency(cents / 100, "EUR"))
+    return _currency(cents / 100)
 
 
 _RESOLVED: dict[tuple[int, str], dict[Any, tuple[str, str]]] = {}
@@ -230,7 +279,7 @@ def resolved(table: dict[Any, Any]) -> dict[Any, tuple[str, str]]:
 def money(amount: str) -> str:
     """A decimal string of euro (the outcomes API's amounts) as Dutch money."""
     try:
-        return str(format_currency(Decimal(amount), "EUR"))
+        return _currency(Decimal(amount))
     except (InvalidOperation, ValueError):
         return amount
 
@@ -243,6 +292,14 @@ def label(table: dict[Any, Any], value: Any) -> str:
 def badge(table: dict[Any, Any], value: Any) -> str:
     found = resolved(table).get(value)
     return found[1] if found is not None and found[1] else "neutral"
+
+
+def status(table: dict[Any, Any], value: Any) -> Markup:
+    """A status badge: the value's words in the badge's colour (a function, not a macro: a
+    macro call costs a page more than the badge itself)."""
+    return Markup(
+        '<span class="utrecht-status-badge utrecht-status-badge--{}">{}</span>'
+    ).format(badge(table, value), label(table, value))
 
 
 def choices(table: dict[Any, Any]) -> list[tuple[Any, str]]:
@@ -267,6 +324,7 @@ def init_app(app: Flask) -> None:
     app.jinja_env.globals.update(
         label=label,
         badge=badge,
+        status=status,
         choices=choices,
         rule_lines=rule_lines,
         OFFER_CATEGORIES=OFFER_CATEGORIES,

@@ -14,8 +14,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from babel import numbers
 from flask import Flask
-from flask_babel import format_decimal
 from flask_babel import lazy_gettext as _l
 
 from carenet.careplan.v1 import careplan_pb2 as cp
@@ -101,12 +101,15 @@ def unit(text: str) -> str:
     return found[0] if found is not None else text
 
 
+TWO_DECIMALS = numbers.parse_pattern("#,##0.##")
+
+
 def target(t: cp.GoalTarget) -> str:
     """A goal's target in words: "Minuten wandelen per dag: minstens 30 minuten per dag"."""
     shown = unit(t.unit)
 
     def amount(value: float) -> str:
-        number = str(format_decimal(value, format="#,##0.##"))
+        number = formatting.decimal(value, TWO_DECIMALS)
         return f"{number} {shown}".strip()
 
     has_low, has_high = t.HasField("low"), t.HasField("high")

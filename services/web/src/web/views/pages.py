@@ -10,28 +10,30 @@ from werkzeug.wrappers.response import Response
 
 from web import auth
 from web.auth import User
+from web.i18n import gettext as _
 
 bp = Blueprint("pages", __name__)
 
 
-def nav_items(user: User) -> list[tuple[str, Any]]:
-    items: list[tuple[str, Any]] = []
+def nav_items(user: User) -> list[tuple[str, str]]:
+    """The main menu for this person: (endpoint, text in the request's language)."""
+    items: list[tuple[str, str]] = []
     if user.is_patient:
-        items += [("zorgplan.mine", _l("Mijn zorgplan")), ("privacy.overview", _l("Privacy"))]
+        items += [("zorgplan.mine", _("Mijn zorgplan")), ("privacy.overview", _("Privacy"))]
         return items
     if user.has_any(auth.PROFESSIONAL_ROLES):
-        items.append(("menukaart.index", _l("Menukaart")))
+        items.append(("menukaart.index", _("Menukaart")))
     if user.has_any(auth.REFERRER_ROLES):
         items += [
-            ("verwijzen.start", _l("Verwijzen")),
-            ("verwijzen.mine", _l("Mijn verwijzingen")),
+            ("verwijzen.start", _("Verwijzen")),
+            ("verwijzen.mine", _("Mijn verwijzingen")),
         ]
     if user.has_any(auth.OFFER_OWNER_ROLES):
-        items += [("inbox.index", _l("Inbox")), ("aanbod.mine", _l("Mijn aanbod"))]
+        items += [("inbox.index", _("Inbox")), ("aanbod.mine", _("Mijn aanbod"))]
     if user.has_any(auth.CURATOR_ROLES):
-        items.append(("aanbod.curation", _l("Curatie")))
+        items.append(("aanbod.curation", _("Curatie")))
     if user.has_any(auth.OUTCOME_ROLES):
-        items.append(("uitkomsten.index", _l("Uitkomsten")))
+        items.append(("uitkomsten.index", _("Uitkomsten")))
     return items
 
 

@@ -80,6 +80,20 @@ def test_a_post_without_csrf_token_is_refused(client: FlaskClient) -> None:
     assert "Verzoek niet verwerkt" in response.text
 
 
+def test_the_forms_token_holds_for_its_own_session_only(app: Flask) -> None:
+    """The token the pages carry is signed once per session: every page of the session
+    carries the same one, a form sent with it is taken, and another session refuses it."""
+    mine, other = app.test_client(), app.test_client()
+    pages = [mine.get("/").text, mine.get("/toegankelijkheid").text]
+    tokens = {t for page in pages for t in re.findall(r'name="csrf_token" value="([^"]+)"', page)}
+    assert len(tokens) == 1
+    token = tokens.pop()
+    other.get("/")
+    assert other.post("/taal", data={"lang": "en", "csrf_token": token}).status_code == 400
+    assert mine.post("/taal", data={"lang": "en", "csrf_token": token}).status_code == 302
+    assert '<html lang="en"' in mine.get("/").text
+
+
 def test_pages_of_others_ask_to_sign_in(client: FlaskClient) -> None:
     response = client.get("/menukaart")
     assert response.status_code == 302 and response.headers["Location"] == "/inloggen"

@@ -55,12 +55,24 @@ def _locale() -> Locale:
     return i18n.language().locale
 
 
+CSRF_SIGNED = "carenet_csrf_signed"
+
+
 def csrf_token() -> str:
-    """Flask-WTF's ``csrf_token`` for the templates, made once per request: a page has
-    several forms, and each of Flask-WTF's calls reads its settings again."""
+    """Flask-WTF's ``csrf_token`` for the templates, signed once per session instead of on
+    every call: a page has several forms, and each of Flask-WTF's calls reads its settings
+    again and signs the session's token anew (WTF_CSRF_TIME_LIMIT is None, so a signature
+    stays valid as long as the session; Flask-WTF checks the form's token as before)."""
     found: str | None = g.get("carenet_csrf_token")
     if found is None:
-        found = g.carenet_csrf_token = generate_csrf()
+        raw = session.get("csrf_token")  # Flask-WTF's token (WTF_CSRF_FIELD_NAME)
+        kept = session.get(CSRF_SIGNED)
+        if raw is not None and isinstance(kept, tuple) and kept[0] == raw:
+            found = str(kept[1])
+        else:
+            found = generate_csrf()
+            session[CSRF_SIGNED] = (session.get("csrf_token"), found)
+        g.carenet_csrf_token = found
     return found
 
 
@@ -175,6 +187,9 @@ def create_app(settings: Settings, channels: backend.Channels | None = None) -> 
         return response
 
     app.jinja_env.globals.update(csrf_token=csrf_token)
+    # the macros, made once: importing them in every template costs each page a look-up
+    # of every global name
+    app.jinja_env.globals.update(m=app.jinja_env.get_template("macros.html").module)
 
     @app.context_processor
     def _globals() -> dict[str, Any]:
@@ -182,6 +197,7 @@ def create_app(settings: Settings, channels: backend.Channels | None = None) -> 
             "user": auth.current_user(),
             "get_locale": _locale,
             "layout_url": _layout_urls(),
+            "csrf_token": csrf_token,  # instead of Flask-WTF's own (see csrf_token)
         }
 
     from web.views import aanbod, inbox, menukaart, pages, privacy, uitkomsten, verwijzen, zorgplan

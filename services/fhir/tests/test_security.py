@@ -334,9 +334,10 @@ def test_a_delegate_system_acts_for_a_person_and_the_services_decide(fhir: FhirA
         if a["type"]["coding"][0]["code"] == "RESP"
     ]
     assert person in responsible
-    # a malformed header is refused before any service is asked
-    body = _outcome(http(system, "two words"), 400)
-    assert _reason(body) == "INVALID_ON_BEHALF_OF"
+    # a malformed header, or one given twice, is refused before any service is asked
+    for malformed in ("two words", f"{person},{person}", f"{person}, dr.devries"):
+        body = _outcome(http(system, malformed), 400)
+        assert _reason(body) == "INVALID_ON_BEHALF_OF"
 
 
 # ------------------------------------------------------------------ garbage

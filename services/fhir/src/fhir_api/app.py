@@ -115,7 +115,12 @@ def _on_behalf_of() -> str:
     if raw is None:
         return ""
     value = raw.strip()
-    if not value or len(value) > MAX_ON_BEHALF_OF_LENGTH or not all(" " < c <= "~" for c in value):
+    if (
+        not value
+        or len(value) > MAX_ON_BEHALF_OF_LENGTH
+        or "," in value  # the header given twice
+        or not all(" " < c <= "~" for c in value)
+    ):
         raise invalid(
             "INVALID_ON_BEHALF_OF",
             f"{ON_BEHALF_OF}: one person id of printable characters is expected",

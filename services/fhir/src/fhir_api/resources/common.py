@@ -87,32 +87,19 @@ def drop_empty(resource: Json) -> Json:
     return _clean_dict(resource)
 
 
+def _clean(raw: Any) -> Any:
+    return _clean_dict(raw) if isinstance(raw, dict) else _clean_list(raw)
+
+
 def _clean_dict(value: dict[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, raw in value.items():
-        if isinstance(raw, dict):
-            item: Any = _clean_dict(raw)
-        elif isinstance(raw, list):
-            item = _clean_list(raw)
-        else:
-            item = raw
-        if item not in EMPTY:
-            out[key] = item
-    return out
+    # only dicts and lists are cleaned by a call: a resource has hundreds of leaf values
+    items = ((k, _clean(v) if isinstance(v, (dict, list)) else v) for k, v in value.items())
+    return {key: item for key, item in items if item not in EMPTY}
 
 
 def _clean_list(value: list[Any]) -> list[Any]:
-    out: list[Any] = []
-    for raw in value:
-        if isinstance(raw, dict):
-            item: Any = _clean_dict(raw)
-        elif isinstance(raw, list):
-            item = _clean_list(raw)
-        else:
-            item = raw
-        if item not in EMPTY:
-            out.append(item)
-    return out
+    items = (_clean(v) if isinstance(v, (dict, list)) else v for v in value)
+    return [item for item in items if item not in EMPTY]
 
 
 def enum_code(value_name: str, prefix: str) -> str:

@@ -18,7 +18,8 @@ from typing import Any
 from outcomes import stats
 from outcomes.indicators import Definition
 from outcomes.models import DEFAULT_SOURCE_PRIORITY
-from outcomes.protection import RULES, Earlier, IndicatorTable, Unit, protect_tables
+from outcomes.protection import RULES, IndicatorTable, Unit, protect_tables
+from outcomes.protection_over_time import Earlier
 from outcomes.suppression import Key
 
 DEFAULT_SOURCES = tuple(s.value for s in DEFAULT_SOURCE_PRIORITY)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import struct
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -11,6 +10,7 @@ from typing import Any
 import psycopg.errors
 from sqlalchemy import bindparam, select, text, update
 
+from outcomes.binary_copy import BATCH_COLUMNS, binary_copy
 from outcomes.models import (
     Contract,
     CostRecord,
@@ -111,21 +111,10 @@ _MOVE = (
     "ON CONFLICT ON CONSTRAINT uq_measurements_source_record DO NOTHING "
     "RETURNING source_kind, source_org, source_record_id"
 )
-# The binary COPY of ingested rows lists the columns that a run of rows shares first, so that
-# each row is one prefix per MeasurementKey followed by its value, time and record id.
-_BATCH_COLS = (
-    "care_group_id, ingested_at, holder_id, patient_id, code, unit, source_kind, source_org, "
-    "value, measured_at, source_record_id"
-)
-_BATCH_FIELDS = 11
-_COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0)
-_COPY_TRAILER = struct.pack(">h", -1)
-_ROW_TAIL = struct.Struct(">idiqi")  # float8 value, timestamptz, length of the record id
-_PG_EPOCH_US = 946_684_800 * 1_000_000  # 2000-01-01, PostgreSQL's epoch, in Unix microseconds
 _UNIX_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _MOVE_BATCH = (
-    f"INSERT INTO measurements ({_BATCH_COLS}) "  # noqa: S608
-    f"SELECT {_BATCH_COLS} FROM measurement_staging "
+    f"INSERT INTO measurements ({BATCH_COLUMNS}) "  # noqa: S608
+    f"SELECT {BATCH_COLUMNS} FROM measurement_staging "
     "ON CONFLICT ON CONSTRAINT uq_measurements_source_record DO NOTHING "
     "RETURNING source_kind, source_org, source_record_id"
 )
@@ -141,44 +130,12 @@ _TAKEN = (
 )
 
 
-def _text(value: str) -> bytes:
-    data = value.encode()
-    return struct.pack(">i", len(data)) + data
-
-
 def unix_micros(moment: dt.datetime) -> int:
     return (moment - _UNIX_EPOCH) // dt.timedelta(microseconds=1)
 
 
 def from_micros(micros: int) -> dt.datetime:
     return _UNIX_EPOCH + dt.timedelta(microseconds=micros)
-
-
-def _binary_copy(
-    care_group_id: str, holder_id: str, ingested_at: dt.datetime, rows: Sequence[MeasurementRow]
-) -> bytes:
-    """The rows as one PostgreSQL binary COPY stream in ``_BATCH_COLS`` order."""
-    shared = (
-        struct.pack(">h", _BATCH_FIELDS)
-        + _text(care_group_id)
-        + struct.pack(">iq", 8, unix_micros(ingested_at) - _PG_EPOCH_US)
-        + _text(holder_id)
-    )
-    prefixes: dict[MeasurementKey, bytes] = {}
-    tail = _ROW_TAIL.pack
-    parts = [_COPY_HEADER]
-    append = parts.append
-    for key, value, micros, record in rows:
-        prefix = prefixes.get(key)
-        if prefix is None:
-            prefix = prefixes[key] = shared + b"".join(
-                _text(v)
-                for v in (key.patient_id, key.code, key.unit, key.source_kind, key.source_org)
-            )
-        data = record.encode()
-        append(prefix + tail(8, value, 8, micros - _PG_EPOCH_US, len(data)) + data)
-    append(_COPY_TRAILER)
-    return b"".join(parts)
 
 
 def _stored(row: Sequence[Any]) -> StoredMeasurement:
@@ -332,7 +289,8 @@ class OutcomesRepository(Repository):
         """
         if not rows:
             return {}
-        found = self._copy_batch(_binary_copy(care_group_id, holder_id, ingested_at, rows))
+        data = binary_copy(care_group_id, holder_id, unix_micros(ingested_at), rows)
+        found = self._copy_batch(data)
         if found is None:
             return {}
         inserted, taken = found
@@ -352,7 +310,7 @@ class OutcomesRepository(Repository):
             cursor.execute("SAVEPOINT measurement_copy")
             try:
                 with cursor.copy(
-                    f"COPY measurements ({_BATCH_COLS}) FROM STDIN (FORMAT BINARY)"
+                    f"COPY measurements ({BATCH_COLUMNS}) FROM STDIN (FORMAT BINARY)"
                 ) as copy:
                     copy.write(data)
             except psycopg.errors.UniqueViolation:
@@ -363,7 +321,7 @@ class OutcomesRepository(Repository):
             cursor.execute(_STAGING)
             cursor.execute("TRUNCATE measurement_staging")
             with cursor.copy(
-                f"COPY measurement_staging ({_BATCH_COLS}) FROM STDIN (FORMAT BINARY)"
+                f"COPY measurement_staging ({BATCH_COLUMNS}) FROM STDIN (FORMAT BINARY)"
             ) as copy:
                 copy.write(data)
             cursor.execute(_MOVE_BATCH)

@@ -18,7 +18,8 @@ from typing import Any
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from outcomes.protection import Earlier, IndicatorTable, protect_tables, small
+from outcomes.protection import IndicatorTable, protect_tables, small
+from outcomes.protection_over_time import Earlier
 from outcomes.suppression import lines_of
 
 from ..integration import attacker

@@ -11,7 +11,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from outcomes import errors, indicators, positions, protection, reporting
+from outcomes import errors, indicators, positions, protection_over_time, reporting
 from outcomes.base import (
     ADMIN,
     INSURER,
@@ -39,7 +39,7 @@ from servicekit.paging import Page, PageRequest
 
 PROTECTION_RULE = "strata-v4"
 # Reports compared with at most: every report of the contract (or every care-group report
-# of a care group) computed before, whatever its period (protection.Earlier).
+# of a care group) computed before, whatever its period (protection_over_time.Earlier).
 
 
 def period_of(
@@ -129,7 +129,9 @@ def history_of(uow: UnitOfWork, care_group: str, contract: Contract | None) -> l
     return sorted(found, key=lambda r: (r.create_time, r.id))
 
 
-def earlier_of(uow: UnitOfWork, recorded: Sequence[dict[str, str]]) -> list[protection.Earlier]:
+def earlier_of(
+    uow: UnitOfWork, recorded: Sequence[dict[str, str]]
+) -> list[protection_over_time.Earlier]:
     """The recorded earlier reports as the protection compares them: one per data (period
     end and cut-off), the cells of its differently stratified reports together."""
     merged: dict[tuple[str, str], dict[str, Any]] = {}
@@ -153,7 +155,9 @@ def earlier_of(uow: UnitOfWork, recorded: Sequence[dict[str, str]]) -> list[prot
     for _data, data in sorted(merged.items()):
         shown = tuple(sorted((*unit, *counts) for unit, counts in data["shown"].items()))
         withheld = tuple(sorted(data["withheld"] - set(data["shown"])))
-        out.append(protection.Earlier(shown, withheld, tuple(sorted(data["stratifiers"]))))
+        out.append(
+            protection_over_time.Earlier(shown, withheld, tuple(sorted(data["stratifiers"])))
+        )
     return out
 
 

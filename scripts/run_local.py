@@ -210,7 +210,11 @@ def smoke_fhir(issuer: str, url: str) -> None:
     )
     print(f"[smoke] fhir CarePlan read: exit {result.returncode}")
     print(result.stdout.strip()[:300])
-    if result.returncode != 0 or '"resourceType": "CarePlan"' not in result.stdout:
+    try:
+        answered = json.loads(result.stdout).get("resourceType") if result.returncode == 0 else None
+    except ValueError:
+        answered = None
+    if answered != "CarePlan":
         raise SystemExit(f"smoke check failed: fhir: {result.stderr.strip()}")
 
 

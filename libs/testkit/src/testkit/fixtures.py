@@ -15,7 +15,8 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator, Mapping
+import time
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -62,32 +63,42 @@ EXTRA_USERS: list[dict[str, Any]] = [
 
 
 class Tokens:
-    """Access tokens from the real issuer; users log in through the KIS or the patients' app."""
+    """Access tokens from the real issuer; users log in through the KIS or the patients' app.
+    A token is kept for reuse until it is ``max_age_seconds`` old, well inside the issuer's
+    lifetime (``SESSION_TOKEN_TTL``), so a long session never hands out an expired one."""
 
-    def __init__(self, idp: LocalIdp) -> None:
+    def __init__(self, idp: LocalIdp, max_age_seconds: float = 300) -> None:
         self.idp = idp
-        self._cache: dict[tuple[str, str], str] = {}
+        self.max_age = max_age_seconds
+        self._cache: dict[tuple[str, str], tuple[float, str]] = {}
+
+    def _kept(self, key: tuple[str, str], mint: Callable[[], str]) -> str:
+        found = self._cache.get(key)
+        if found is None or time.monotonic() - found[0] > self.max_age:
+            found = self._cache[key] = (time.monotonic(), mint())
+        return found[1]
 
     def user(self, username: str, client_id: str = "carenet-kis") -> str:
-        key = (client_id, username)
-        if key not in self._cache:
-            self._cache[key] = self.idp.password_token(client_id, username)
-        return self._cache[key]
+        return self._kept(
+            (client_id, username), lambda: self.idp.password_token(client_id, username)
+        )
 
     def patient(self, username: str) -> str:
         return self.user(username, "carenet-patient-app")
 
     def client(self, client_id: str) -> str:
-        key = (client_id, "")
-        if key not in self._cache:
-            self._cache[key] = self.idp.client_token(client_id)
-        return self._cache[key]
+        return self._kept((client_id, ""), lambda: self.idp.client_token(client_id))
+
+
+SESSION_TOKEN_TTL = 900  # the test issuer's token lifetime, seconds
 
 
 @pytest.fixture(scope="session")
 def local_idp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalIdp]:
     keys: Path = tmp_path_factory.mktemp("idp") / "private-jwks.json"
-    with LocalIdp.start(keys_file=keys, extra_users=EXTRA_USERS, ttl_seconds=900) as idp:
+    with LocalIdp.start(
+        keys_file=keys, extra_users=EXTRA_USERS, ttl_seconds=SESSION_TOKEN_TTL
+    ) as idp:
         yield idp
 
 

@@ -15,6 +15,35 @@ from alembic import op
 from servicekit.db import UtcDateTime
 
 
+def columns(
+    type_: sa.types.TypeEngine[Any], *names: str, nullable: bool = False
+) -> list[sa.Column[Any]]:
+    """Columns of one type, NOT NULL unless ``nullable``, in the order named: a
+    ``create_table`` lists each run of same-typed columns with one call."""
+    return [sa.Column(name, type_, nullable=nullable) for name in names]
+
+
+def times(*names: str, nullable: bool = False) -> list[sa.Column[Any]]:
+    """:func:`columns` of timezone-aware UTC timestamps (servicekit.db.UtcDateTime)."""
+    return columns(UtcDateTime(timezone=True), *names, nullable=nullable)
+
+
+def serial(name: str = "id") -> sa.Column[Any]:
+    """A generated 64-bit id (INTEGER, the row id, on SQLite)."""
+    return sa.Column(
+        name,
+        sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+        autoincrement=True,
+        nullable=False,
+    )
+
+
+def versioned_columns() -> list[sa.Column[Any]]:
+    """The columns of servicekit.versioned.VersionedColumns, in the order the services'
+    tables have them last: ``version``, ``create_time``, ``update_time``."""
+    return [*columns(sa.Integer(), "version"), *times("create_time", "update_time")]
+
+
 def create_request_records(caller_column: str = "caller", method_length: int = 60) -> None:
     """The table of servicekit.request_records as the services' first migrations created it
     (without ``fingerprint``, which :func:`add_fingerprint` adds later). Referral's first
@@ -75,3 +104,9 @@ CREATE TRIGGER {table}_no_update BEFORE UPDATE OR DELETE ON {table}
 REVOKE UPDATE, DELETE, TRUNCATE ON {table} FROM PUBLIC;
 """
     op.execute(statements)
+
+
+def drop_tables(*tables: str) -> None:
+    """Drops the tables in the order named; a table's indexes go with it."""
+    for table in tables:
+        op.drop_table(table)

@@ -6,8 +6,15 @@ Create Date: 2026-11-23 15:11:37.140399
 import sqlalchemy as sa
 from alembic import op
 
-import servicekit.db
-import servicekit.migration_steps
+from servicekit.migration_steps import (
+    columns,
+    create_request_records,
+    drop_tables,
+    make_append_only,
+    serial,
+    times,
+    versioned_columns,
+)
 
 revision: str = "0001"
 down_revision: str | None = None
@@ -25,96 +32,69 @@ SQLITE_APPEND_ONLY = [
 def upgrade() -> None:
     op.create_table(
         "access_log",
-        sa.Column(
-            "id",
-            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
-            autoincrement=True,
-            nullable=False,
-        ),
-        sa.Column("stripe", sa.SmallInteger(), nullable=False),
-        sa.Column("sequence", sa.BigInteger(), nullable=False),
-        sa.Column("event", sa.String(length=40), nullable=False),
-        sa.Column("event_time", servicekit.db.UtcDateTime(timezone=True), nullable=False),
-        sa.Column("patient_id", sa.String(length=128), nullable=False),
-        sa.Column("care_group_id", sa.String(length=63), nullable=False),
-        sa.Column("user_id", sa.String(length=200), nullable=False),
-        sa.Column("responsible_user", sa.String(length=200), nullable=False),
-        sa.Column("organisation_id", sa.String(length=63), nullable=False),
-        sa.Column("roles", sa.String(length=300), nullable=False),
-        sa.Column("data_category", sa.String(length=32), nullable=False),
-        sa.Column("action", sa.String(length=16), nullable=False),
-        sa.Column("purpose", sa.String(length=200), nullable=False),
-        sa.Column("decision", sa.String(length=8), nullable=False),
-        sa.Column("basis", sa.String(length=40), nullable=False),
-        sa.Column("reason", sa.String(length=60), nullable=False),
-        sa.Column("emergency", sa.Boolean(), nullable=False),
-        sa.Column("emergency_reason", sa.Text(), nullable=False),
-        sa.Column("access_point", sa.String(length=200), nullable=False),
-        sa.Column("previous_hash", sa.String(length=64), nullable=False),
-        sa.Column("entry_hash", sa.String(length=64), nullable=False),
+        serial(),
+        *columns(sa.SmallInteger(), "stripe"),
+        *columns(sa.BigInteger(), "sequence"),
+        *columns(sa.String(40), "event"),
+        *times("event_time"),
+        *columns(sa.String(128), "patient_id"),
+        *columns(sa.String(63), "care_group_id"),
+        *columns(sa.String(200), "user_id", "responsible_user"),
+        *columns(sa.String(63), "organisation_id"),
+        *columns(sa.String(300), "roles"),
+        *columns(sa.String(32), "data_category"),
+        *columns(sa.String(16), "action"),
+        *columns(sa.String(200), "purpose"),
+        *columns(sa.String(8), "decision"),
+        *columns(sa.String(40), "basis"),
+        *columns(sa.String(60), "reason"),
+        *columns(sa.Boolean(), "emergency"),
+        *columns(sa.Text(), "emergency_reason"),
+        *columns(sa.String(200), "access_point"),
+        *columns(sa.String(64), "previous_hash", "entry_hash"),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_access_log")),
         sa.UniqueConstraint("stripe", "sequence", name=op.f("uq_access_log_stripe")),
     )
-    with op.batch_alter_table("access_log", schema=None) as batch_op:
-        batch_op.create_index(
-            "ix_access_log_care_group_id_id", ["care_group_id", "id"], unique=False
-        )
-        batch_op.create_index("ix_access_log_patient_id_id", ["patient_id", "id"], unique=False)
-
+    op.create_index("ix_access_log_care_group_id_id", "access_log", ["care_group_id", "id"])
+    op.create_index("ix_access_log_patient_id_id", "access_log", ["patient_id", "id"])
     op.create_table(
         "access_log_head",
         sa.Column("id", sa.Integer(), autoincrement=False, nullable=False),
-        sa.Column("last_sequence", sa.BigInteger(), nullable=False),
-        sa.Column("last_hash", sa.String(length=64), nullable=False),
-        sa.Column("previous_hash", sa.String(length=64), nullable=False),
+        *columns(sa.BigInteger(), "last_sequence"),
+        *columns(sa.String(64), "last_hash", "previous_hash"),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_access_log_head")),
     )
     op.create_table(
         "organisations",
-        sa.Column("id", sa.String(length=63), nullable=False),
-        sa.Column("display_name", sa.String(length=200), nullable=False),
-        sa.Column("type", sa.String(length=32), nullable=False),
-        sa.Column("care_group_id", sa.String(length=63), nullable=False),
-        sa.Column("agb_code", sa.String(length=8), nullable=True),
-        sa.Column("ura", sa.String(length=8), nullable=True),
-        sa.Column("uzovi", sa.String(length=4), nullable=True),
-        sa.Column("cbs_municipality_code", sa.String(length=6), nullable=True),
-        sa.Column("service_account_client_id", sa.String(length=100), nullable=True),
-        sa.Column("version", sa.Integer(), nullable=False),
-        sa.Column("create_time", servicekit.db.UtcDateTime(timezone=True), nullable=False),
-        sa.Column("update_time", servicekit.db.UtcDateTime(timezone=True), nullable=False),
+        *columns(sa.String(63), "id"),
+        *columns(sa.String(200), "display_name"),
+        *columns(sa.String(32), "type"),
+        *columns(sa.String(63), "care_group_id"),
+        *columns(sa.String(8), "agb_code", "ura", nullable=True),
+        *columns(sa.String(4), "uzovi", nullable=True),
+        *columns(sa.String(6), "cbs_municipality_code", nullable=True),
+        *columns(sa.String(100), "service_account_client_id", nullable=True),
+        *versioned_columns(),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_organisations")),
     )
-    with op.batch_alter_table("organisations", schema=None) as batch_op:
-        batch_op.create_index(
-            batch_op.f("ix_organisations_care_group_id"), ["care_group_id"], unique=False
-        )
-
+    op.create_index(op.f("ix_organisations_care_group_id"), "organisations", ["care_group_id"])
     op.create_table(
         "patients",
-        sa.Column("id", sa.String(length=63), nullable=False),
-        sa.Column("care_group_id", sa.String(length=63), nullable=False),
-        sa.Column("bsn_hash", sa.String(length=64), nullable=False),
-        sa.Column("create_time", servicekit.db.UtcDateTime(timezone=True), nullable=False),
-        sa.Column("update_time", servicekit.db.UtcDateTime(timezone=True), nullable=False),
+        *columns(sa.String(63), "id", "care_group_id"),
+        *columns(sa.String(64), "bsn_hash"),
+        *times("create_time", "update_time"),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_patients")),
         sa.UniqueConstraint("care_group_id", "bsn_hash", name=op.f("uq_patients_care_group_id")),
     )
-    with op.batch_alter_table("patients", schema=None) as batch_op:
-        batch_op.create_index(
-            batch_op.f("ix_patients_care_group_id"), ["care_group_id"], unique=False
-        )
-
-    servicekit.migration_steps.create_request_records()
+    op.create_index(op.f("ix_patients_care_group_id"), "patients", ["care_group_id"])
+    create_request_records()
     op.create_table(
         "care_relationships",
-        sa.Column("id", sa.String(length=63), nullable=False),
-        sa.Column("patient_id", sa.String(length=63), nullable=False),
-        sa.Column("organisation_id", sa.String(length=63), nullable=False),
-        sa.Column("kind", sa.String(length=32), nullable=False),
-        sa.Column("start_time", servicekit.db.UtcDateTime(timezone=True), nullable=False),
-        sa.Column("end_time", servicekit.db.UtcDateTime(timezone=True), nullable=True),
-        sa.Column("create_time", servicekit.db.UtcDateTime(timezone=True), nullable=False),
+        *columns(sa.String(63), "id", "patient_id", "organisation_id"),
+        *columns(sa.String(32), "kind"),
+        *times("start_time"),
+        *times("end_time", nullable=True),
+        *times("create_time"),
         sa.ForeignKeyConstraint(
             ["organisation_id"],
             ["organisations.id"],
@@ -125,52 +105,42 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_care_relationships")),
     )
-    with op.batch_alter_table("care_relationships", schema=None) as batch_op:
-        batch_op.create_index(
-            "ix_care_relationships_patient_org", ["patient_id", "organisation_id"], unique=False
-        )
-
+    op.create_index(
+        "ix_care_relationships_patient_org",
+        "care_relationships",
+        ["patient_id", "organisation_id"],
+    )
     op.create_table(
         "consents",
-        sa.Column("id", sa.String(length=63), nullable=False),
-        sa.Column("patient_id", sa.String(length=63), nullable=False),
-        sa.Column("record_holder_type", sa.String(length=32), nullable=True),
-        sa.Column("record_holder_id", sa.String(length=63), nullable=True),
-        sa.Column("data_category", sa.String(length=32), nullable=False),
-        sa.Column("requester_type", sa.String(length=32), nullable=True),
-        sa.Column("requester_id", sa.String(length=63), nullable=True),
-        sa.Column("start_time", servicekit.db.UtcDateTime(timezone=True), nullable=False),
-        sa.Column("end_time", servicekit.db.UtcDateTime(timezone=True), nullable=True),
-        sa.Column("withdraw_time", servicekit.db.UtcDateTime(timezone=True), nullable=True),
-        sa.Column("recorded_by", sa.String(length=200), nullable=False),
-        sa.Column("version", sa.Integer(), nullable=False),
-        sa.Column("create_time", servicekit.db.UtcDateTime(timezone=True), nullable=False),
-        sa.Column("update_time", servicekit.db.UtcDateTime(timezone=True), nullable=False),
+        *columns(sa.String(63), "id", "patient_id"),
+        *columns(sa.String(32), "record_holder_type", nullable=True),
+        *columns(sa.String(63), "record_holder_id", nullable=True),
+        *columns(sa.String(32), "data_category"),
+        *columns(sa.String(32), "requester_type", nullable=True),
+        *columns(sa.String(63), "requester_id", nullable=True),
+        *times("start_time"),
+        *times("end_time", "withdraw_time", nullable=True),
+        *columns(sa.String(200), "recorded_by"),
+        *versioned_columns(),
         sa.ForeignKeyConstraint(
             ["patient_id"], ["patients.id"], name=op.f("fk_consents_patient_id_patients")
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_consents")),
     )
-    with op.batch_alter_table("consents", schema=None) as batch_op:
-        batch_op.create_index(batch_op.f("ix_consents_patient_id"), ["patient_id"], unique=False)
-
+    op.create_index(op.f("ix_consents_patient_id"), "consents", ["patient_id"])
     op.create_table(
         "consent_events",
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
-        sa.Column("consent_id", sa.String(length=63), nullable=False),
-        sa.Column("patient_id", sa.String(length=63), nullable=False),
-        sa.Column("type", sa.String(length=16), nullable=False),
-        sa.Column("actor", sa.String(length=200), nullable=False),
-        sa.Column("event_time", servicekit.db.UtcDateTime(timezone=True), nullable=False),
+        *columns(sa.String(63), "consent_id", "patient_id"),
+        *columns(sa.String(16), "type"),
+        *columns(sa.String(200), "actor"),
+        *times("event_time"),
         sa.ForeignKeyConstraint(
             ["consent_id"], ["consents.id"], name=op.f("fk_consent_events_consent_id_consents")
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_consent_events")),
     )
-    with op.batch_alter_table("consent_events", schema=None) as batch_op:
-        batch_op.create_index(
-            batch_op.f("ix_consent_events_patient_id"), ["patient_id"], unique=False
-        )
+    op.create_index(op.f("ix_consent_events_patient_id"), "consent_events", ["patient_id"])
     head = sa.table(
         "access_log_head",
         sa.column("id", sa.Integer),
@@ -188,7 +158,7 @@ def upgrade() -> None:
     )
     if op.get_bind().dialect.name == "postgresql":
         # The access log is append-only (NEN 7513): no role may change or remove an entry.
-        servicekit.migration_steps.make_append_only("access_log", truncate=True)
+        make_append_only("access_log", truncate=True)
     else:
         for statement in SQLITE_APPEND_ONLY:
             op.execute(statement)
@@ -199,30 +169,13 @@ def downgrade() -> None:
         op.execute("DROP TRIGGER IF EXISTS access_log_no_update ON access_log")
         op.execute("DROP TRIGGER IF EXISTS access_log_no_truncate ON access_log")
         op.execute("DROP FUNCTION IF EXISTS access_log_append_only()")
-    with op.batch_alter_table("consent_events", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_consent_events_patient_id"))
-
-    op.drop_table("consent_events")
-    with op.batch_alter_table("consents", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_consents_patient_id"))
-
-    op.drop_table("consents")
-    with op.batch_alter_table("care_relationships", schema=None) as batch_op:
-        batch_op.drop_index("ix_care_relationships_patient_org")
-
-    op.drop_table("care_relationships")
-    op.drop_table("request_records")
-    with op.batch_alter_table("patients", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_patients_care_group_id"))
-
-    op.drop_table("patients")
-    with op.batch_alter_table("organisations", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_organisations_care_group_id"))
-
-    op.drop_table("organisations")
-    op.drop_table("access_log_head")
-    with op.batch_alter_table("access_log", schema=None) as batch_op:
-        batch_op.drop_index("ix_access_log_patient_id_id")
-        batch_op.drop_index("ix_access_log_care_group_id_id")
-
-    op.drop_table("access_log")
+    drop_tables(
+        "consent_events",
+        "consents",
+        "care_relationships",
+        "request_records",
+        "patients",
+        "organisations",
+        "access_log_head",
+        "access_log",
+    )

@@ -13,8 +13,7 @@ Create Date: 2026-12-10 09:00:00
 import sqlalchemy as sa
 from alembic import op
 
-import servicekit.db
-import servicekit.migration_steps
+from servicekit.migration_steps import add_fingerprint, columns, drop_fingerprint, times
 
 revision: str = "0004"
 down_revision: str | None = "0003"
@@ -35,20 +34,17 @@ DUPLICATES = sa.text(
 def upgrade() -> None:
     op.create_table(
         "people",
-        sa.Column("id", sa.String(length=63), nullable=False),
-        sa.Column("username", sa.String(length=200), nullable=False),
-        sa.Column("display_name", sa.String(length=200), nullable=False),
-        sa.Column("organisation_id", sa.String(length=63), nullable=False),
-        sa.Column("care_group_id", sa.String(length=63), nullable=False),
-        sa.Column("roles", sa.String(length=300), nullable=False),
-        sa.Column("active", sa.Boolean(), nullable=False),
-        sa.Column("update_time", servicekit.db.UtcDateTime(timezone=True), nullable=False),
+        *columns(sa.String(63), "id"),
+        *columns(sa.String(200), "username", "display_name"),
+        *columns(sa.String(63), "organisation_id", "care_group_id"),
+        *columns(sa.String(300), "roles"),
+        *columns(sa.Boolean(), "active"),
+        *times("update_time"),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_people")),
     )
-    with op.batch_alter_table("people") as batch:
-        batch.create_index(batch.f("ix_people_organisation_id"), ["organisation_id"], unique=False)
+    op.create_index(op.f("ix_people_organisation_id"), "people", ["organisation_id"])
 
-    servicekit.migration_steps.add_fingerprint()
+    add_fingerprint()
 
     bind = op.get_bind()
     duplicates = bind.execute(DUPLICATES).all()
@@ -74,7 +70,5 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_index("uq_care_relationships_open", table_name="care_relationships")
-    servicekit.migration_steps.drop_fingerprint()
-    with op.batch_alter_table("people") as batch:
-        batch.drop_index(batch.f("ix_people_organisation_id"))
+    drop_fingerprint()
     op.drop_table("people")

@@ -13,37 +13,36 @@ Create Date: 2026-12-07 09:00:00
 import sqlalchemy as sa
 from alembic import op
 
-import servicekit.db
-import servicekit.migration_steps
+from servicekit.migration_steps import (
+    add_column,
+    add_fingerprint,
+    columns,
+    drop_column,
+    drop_fingerprint,
+    serial,
+    times,
+)
 
 revision: str = "0002"
 down_revision: str | None = "0001"
 
 
 def upgrade() -> None:
-    servicekit.migration_steps.add_column("measurements", "holder_id", sa.String(length=63), "")
+    add_column("measurements", "holder_id", sa.String(length=63), "")
     op.execute("UPDATE measurements SET holder_id = source_org")
-    servicekit.migration_steps.add_fingerprint("contracts")
+    add_fingerprint("contracts")
     op.create_table(
         "measurement_revisions",
-        sa.Column(
-            "id",
-            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
-            autoincrement=True,
-            nullable=False,
-        ),
-        sa.Column(
-            "measurement_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
-        ),
-        sa.Column("care_group_id", sa.String(length=63), nullable=False),
-        sa.Column("patient_id", sa.String(length=128), nullable=False),
-        sa.Column("code", sa.String(length=32), nullable=False),
-        sa.Column("value", sa.Float(), nullable=False),
-        sa.Column("unit", sa.String(length=32), nullable=False),
-        sa.Column("measured_at", servicekit.db.UtcDateTime(timezone=True), nullable=False),
-        sa.Column("source_kind", sa.String(length=24), nullable=False),
-        sa.Column("ingested_at", servicekit.db.UtcDateTime(timezone=True), nullable=False),
-        sa.Column("superseded_at", servicekit.db.UtcDateTime(timezone=True), nullable=False),
+        serial(),
+        *columns(sa.BigInteger().with_variant(sa.Integer(), "sqlite"), "measurement_id"),
+        *columns(sa.String(63), "care_group_id"),
+        *columns(sa.String(128), "patient_id"),
+        *columns(sa.String(32), "code"),
+        *columns(sa.Float(), "value"),
+        *columns(sa.String(32), "unit"),
+        *times("measured_at"),
+        *columns(sa.String(24), "source_kind"),
+        *times("ingested_at", "superseded_at"),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_measurement_revisions")),
     )
     op.create_index(
@@ -64,5 +63,5 @@ def downgrade() -> None:
     op.drop_index("ix_measurement_revisions_measurement", table_name="measurement_revisions")
     op.drop_index("ix_measurement_revisions_patient_code", table_name="measurement_revisions")
     op.drop_table("measurement_revisions")
-    servicekit.migration_steps.drop_fingerprint("contracts")
-    servicekit.migration_steps.drop_column("measurements", "holder_id")
+    drop_fingerprint("contracts")
+    drop_column("measurements", "holder_id")

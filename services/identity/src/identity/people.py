@@ -21,7 +21,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from identity.clients import KeycloakAdminClient
@@ -117,48 +117,17 @@ def sync_people(
         seen: set[str] = set()
         for record in people:
             seen.add(record.id)
-            roles = ",".join(sorted(record.roles))[:300]
+            # The directory's columns as the realm describes the person (roles joined).
+            values = asdict(record)
+            del values["id"]
+            values["roles"] = ",".join(sorted(record.roles))[:300]
             row = known.get(record.id)
             if row is None:
-                work.repo.add(
-                    Person(
-                        id=record.id,
-                        username=record.username,
-                        display_name=record.display_name,
-                        organisation_id=record.organisation_id,
-                        care_group_id=record.care_group_id,
-                        roles=roles,
-                        active=record.active,
-                        update_time=now,
-                    )
-                )
+                work.repo.add(Person(id=record.id, update_time=now, **values))
                 added += 1
-                continue
-            values = (
-                record.username,
-                record.display_name,
-                record.organisation_id,
-                record.care_group_id,
-                roles,
-                record.active,
-            )
-            current = (
-                row.username,
-                row.display_name,
-                row.organisation_id,
-                row.care_group_id,
-                row.roles,
-                row.active,
-            )
-            if values != current:
-                (
-                    row.username,
-                    row.display_name,
-                    row.organisation_id,
-                    row.care_group_id,
-                    row.roles,
-                    row.active,
-                ) = values
+            elif any(getattr(row, column) != value for column, value in values.items()):
+                for column, value in values.items():
+                    setattr(row, column, value)
                 row.update_time = now
                 updated += 1
         for person_id, row in known.items():

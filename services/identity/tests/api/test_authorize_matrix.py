@@ -24,6 +24,7 @@ from identity.use_cases import consents, organisations, relationships
 from identity.use_cases.common import idempotent
 from identity.use_cases.deps import Deps
 from identity.use_cases.patients import register_patient
+from servicekit.delegation import PERSON_ROLES
 from servicekit.principals import care_group_admin
 from testkit.fakes import fake_principal
 from testkit.fixtures import OTHER_TENANT, Tokens, bearer
@@ -32,19 +33,9 @@ from testkit.rpc import failure
 NOW = dt.datetime.now(dt.UTC)
 PAST = NOW - dt.timedelta(days=60)
 ADMIN = care_group_admin("cg-zuidoost", "matrix-admin", client_id="test")
-ROLES = [
-    "gp",
-    "practice-nurse",
-    "specialist",
-    "sport-coach",
-    "municipality-officer",
-    "provider",
-    "insurer-analyst",
-    "care-group-admin",
-    "auditor",
-    "patient-self",
-    "patient-other",
-]
+# Every role a person holds (servicekit.delegation.PERSON_ROLES), then the patient asking
+# about themself and about another patient.
+ROLES = [*sorted(PERSON_ROLES), "patient-self", "patient-other"]
 RELATIONSHIPS = ["none", "active", "ended"]
 CONSENTS = ["none", "active", "expired", "withdrawn", "wrong-category", "wrong-requester"]
 TENANTS = ["own", "other"]

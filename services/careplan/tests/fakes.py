@@ -168,6 +168,35 @@ def fake_deps(store: Store | None = None, identity: FakeIdentity | None = None) 
     return deps
 
 
+REFERRAL = "patients/p-0001/referrals/r1"
+
+
+def referral_event(
+    cursor: int,
+    status: str,
+    *,
+    referral: str = REFERRAL,
+    feedback: str = "",
+    event_id: str = "",
+    event_time: dt.datetime | None = None,
+    target_organisation: str = "",
+) -> ReferralEvent:
+    """Referral's event of patient p-0001's ``referral`` reaching ``status`` (event id
+    ``e-<cursor>`` unless given), with no business status or enrolment."""
+    return ReferralEvent(
+        cursor,
+        event_id or f"e-{cursor}",
+        referral,
+        "p-0001",
+        status,
+        "",
+        "",
+        feedback,
+        event_time,
+        target_organisation,
+    )
+
+
 @dataclass
 class FakeReferralEvents:
     """A scripted WatchReferralEvents: serves the events after the cursor; may break after

@@ -18,9 +18,7 @@ from careplan.use_cases import plans, referral_links
 from servicekit import metrics as sk_metrics
 from testkit.metrics import MetricReadings
 
-from ..fakes import GP, T0, FakeReferralEvents, fake_deps
-
-REFERRAL = "patients/p-0001/referrals/r1"
+from ..fakes import GP, REFERRAL, T0, FakeReferralEvents, fake_deps, referral_event
 
 
 class MovingClock:
@@ -32,20 +30,6 @@ class MovingClock:
 
     def advance(self, seconds: float) -> None:
         self.now += dt.timedelta(seconds=seconds)
-
-
-def _event(cursor: int, status: str, committed: dt.datetime) -> ReferralEvent:
-    return ReferralEvent(
-        cursor=cursor,
-        event_id=f"e-{cursor}",
-        referral=REFERRAL,
-        patient_id="p-0001",
-        status=status,
-        business_status="",
-        enrolment="",
-        feedback_summary="",
-        event_time=committed,
-    )
 
 
 def _deps(clock: MovingClock) -> Deps:
@@ -67,7 +51,10 @@ def test_the_lag_follows_the_stream(
 ) -> None:
     clock = MovingClock()
     deps = _deps(clock)
-    backlog = [_event(1, "accepted", T0 + dt.timedelta(seconds=10)), _event(2, "completed", T0)]
+    backlog = [
+        referral_event(1, "accepted", event_time=T0 + dt.timedelta(seconds=10)),
+        referral_event(2, "completed", event_time=T0),
+    ]
     stream = FakeReferralEvents(backlog, break_after=0)
     consumer = ReferralEventConsumer(deps, lambda: stream)
 

@@ -9,7 +9,6 @@ import dataclasses
 import pytest
 
 from careplan import demo, minimisation
-from careplan.clients import ReferralEvent
 from careplan.deps import Deps
 from careplan.merge import describe
 from careplan.models import Action, ActionKind, Goal, PlanView
@@ -34,17 +33,8 @@ def _demo() -> Deps:
     demo.seed(deps)
     referral_links.apply_referral_event(
         deps,
-        ReferralEvent(
-            cursor=1,
-            event_id="e-1",
-            referral=demo.DEMO_REFERRAL,
-            patient_id="p-0001",
-            status="accepted",
-            business_status="",
-            enrolment="",
-            feedback_summary="",
-            event_time=None,
-            target_organisation="gli-beweegfit",
+        fakes.referral_event(
+            1, "accepted", referral=demo.DEMO_REFERRAL, target_organisation="gli-beweegfit"
         ),
     )
     return deps

@@ -6,32 +6,13 @@ import dataclasses
 
 import pytest
 
-from careplan.clients import ReferralEvent
 from careplan.consumer import ReferralEventConsumer
 from careplan.deps import Deps
 from careplan.models import Action, ActionKind, ActivityStatus, PlanContent
 from careplan.use_cases import plans, referral_links, revisions
 from servicekit.paging import PageRequest
 
-from ..fakes import GP, PATIENT, FakeReferralEvents, fake_deps
-
-REFERRAL = "patients/p-0001/referrals/r1"
-
-
-def _event(
-    cursor: int, status: str, *, referral: str = REFERRAL, feedback: str = "", event_id: str = ""
-) -> ReferralEvent:
-    return ReferralEvent(
-        cursor=cursor,
-        event_id=event_id or f"e-{cursor}",
-        referral=referral,
-        patient_id="p-0001",
-        status=status,
-        business_status="",
-        enrolment="",
-        feedback_summary=feedback,
-        event_time=None,
-    )
+from ..fakes import GP, PATIENT, REFERRAL, FakeReferralEvents, fake_deps, referral_event
 
 
 def _deps() -> Deps:
@@ -61,7 +42,7 @@ def test_the_linked_action_follows_the_referral_status(
     status: str, expected: ActivityStatus
 ) -> None:
     deps = _deps()
-    assert referral_links.apply_referral_event(deps, _event(1, status))
+    assert referral_links.apply_referral_event(deps, referral_event(1, status))
     action = _action(deps)
     assert action.status is expected
     assert action.referral_state is not None and action.referral_state.status == status
@@ -70,7 +51,7 @@ def test_the_linked_action_follows_the_referral_status(
 def test_the_feedback_summary_is_attached_to_the_action() -> None:
     deps = _deps()
     referral_links.apply_referral_event(
-        deps, _event(1, "completed", feedback="12 van 12 sessies; 4 kg lichter")
+        deps, referral_event(1, "completed", feedback="12 van 12 sessies; 4 kg lichter")
     )
     state = _action(deps).referral_state
     assert state is not None and state.feedback_summary == "12 van 12 sessies; 4 kg lichter"
@@ -78,7 +59,7 @@ def test_the_feedback_summary_is_attached_to_the_action() -> None:
 
 def test_each_applied_event_is_a_revision_by_the_consumer() -> None:
     deps = _deps()
-    referral_links.apply_referral_event(deps, _event(1, "accepted"))
+    referral_links.apply_referral_event(deps, referral_event(1, "accepted"))
     history = revisions.list_revisions(deps, PATIENT, "p-0001", PageRequest(10)).items
     assert [(r.version, r.author) for r in history] == [
         (1, "dr.jansen"),
@@ -88,9 +69,9 @@ def test_each_applied_event_is_a_revision_by_the_consumer() -> None:
 
 def test_an_event_applied_twice_changes_the_plan_once() -> None:
     deps = _deps()
-    assert referral_links.apply_referral_event(deps, _event(1, "accepted"))
-    assert not referral_links.apply_referral_event(deps, _event(1, "accepted"))
-    replayed_with_new_cursor = dataclasses.replace(_event(1, "accepted"), cursor=2)
+    assert referral_links.apply_referral_event(deps, referral_event(1, "accepted"))
+    assert not referral_links.apply_referral_event(deps, referral_event(1, "accepted"))
+    replayed_with_new_cursor = dataclasses.replace(referral_event(1, "accepted"), cursor=2)
     assert not referral_links.apply_referral_event(deps, replayed_with_new_cursor)
     assert plans.get_care_plan(deps, PATIENT, "p-0001").version == 2
 
@@ -98,7 +79,7 @@ def test_an_event_applied_twice_changes_the_plan_once() -> None:
 def test_an_event_of_an_unlinked_referral_only_advances_the_cursor() -> None:
     deps = _deps()
     assert not referral_links.apply_referral_event(
-        deps, _event(5, "accepted", referral="patients/p-0001/referrals/other")
+        deps, referral_event(5, "accepted", referral="patients/p-0001/referrals/other")
     )
     assert referral_links.consumer_cursor(deps) == 5
     assert plans.get_care_plan(deps, PATIENT, "p-0001").version == 1
@@ -107,9 +88,9 @@ def test_an_event_of_an_unlinked_referral_only_advances_the_cursor() -> None:
 def test_the_consumer_resumes_from_its_cursor_after_the_stream_breaks() -> None:
     deps = _deps()
     events = [
-        _event(1, "accepted"),
-        _event(2, "in-progress"),
-        _event(3, "completed", feedback="klaar"),
+        referral_event(1, "accepted"),
+        referral_event(2, "in-progress"),
+        referral_event(3, "completed", feedback="klaar"),
     ]
     stream = FakeReferralEvents(events, break_after=1)
     consumer = ReferralEventConsumer(deps, lambda: stream)
@@ -128,7 +109,7 @@ def test_the_consumer_resumes_from_its_cursor_after_the_stream_breaks() -> None:
 
 def test_a_restarted_consumer_applies_nothing_twice_when_the_stream_replays() -> None:
     deps = _deps()
-    events = [_event(1, "accepted"), _event(2, "completed")]
+    events = [referral_event(1, "accepted"), referral_event(2, "completed")]
     ReferralEventConsumer(deps, lambda: FakeReferralEvents(events)).run_once()
 
     class Replaying(FakeReferralEvents):

@@ -25,10 +25,6 @@ from servicekit.request_records import RequestRecordColumns
 from servicekit.versioned import weak_etag
 
 
-class Base(DeclarativeBase):
-    metadata = new_metadata()
-
-
 # ---------------------------------------------------------------- vocabularies (reference §3)
 
 
@@ -368,6 +364,10 @@ def view_from_document(data: dict[str, Any]) -> PlanView:
 
 
 # ---------------------------------------------------------------- tables
+
+
+class Base(DeclarativeBase):
+    metadata = new_metadata()
 
 
 class CarePlanRow(Base):

@@ -28,10 +28,6 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from servicekit.db import UtcDateTime, new_metadata, utcnow
 
 
-class Base(DeclarativeBase):
-    metadata = new_metadata()
-
-
 class Programme(enum.StrEnum):
     DM2 = "DM2"
     COPD = "COPD"
@@ -85,6 +81,10 @@ def canonical_json(value: Any) -> str:
 
 def sha256_hex(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+class Base(DeclarativeBase):
+    metadata = new_metadata()
 
 
 class Enrolment(Base):

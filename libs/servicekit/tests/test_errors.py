@@ -12,6 +12,7 @@ from servicekit.errors import (
     MAX_MESSAGE_CHARS,
     FieldViolation,
     InvalidArgument,
+    NotFound,
     PermissionDenied,
     Violations,
     to_status,
@@ -68,3 +69,19 @@ def test_the_shared_refusals_carry_their_code_and_reason() -> None:
     for status, reason in ((role, "ROLE_NOT_PERMITTED"), (etag, "ETAG_MISMATCH")):
         info = error_details_pb2.ErrorInfo()
         assert status.details[0].Unpack(info) and info.reason == reason
+
+
+class _OfferNotFound(NotFound, reason="OFFER_NOT_FOUND"): ...
+
+
+class _OfferGone(_OfferNotFound): ...
+
+
+def test_an_error_declared_with_a_reason_carries_it_and_so_do_its_subclasses() -> None:
+    for error in (_OfferNotFound("no such offer"), _OfferGone("no such offer")):
+        status = to_status(error, "test.carenet")
+        info = error_details_pb2.ErrorInfo()
+        assert status.code == grpc.StatusCode.NOT_FOUND.value[0]
+        assert status.details[0].Unpack(info) and info.reason == "OFFER_NOT_FOUND"
+    assert NotFound("x").reason == "NOT_FOUND"
+    assert _OfferNotFound("x", reason="OTHER").reason == "OTHER"

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import grpc
 from google.protobuf import any_pb2
@@ -35,10 +36,17 @@ class FieldViolation:
 
 
 class DomainError(Exception):
-    """A failure the caller can act on. Subclasses fix the gRPC code."""
+    """A failure the caller can act on. Subclasses fix the gRPC code; a service's error
+    names its reason where it is declared, ``class OfferNotFound(NotFound,
+    reason="OFFER_NOT_FOUND"): ...`` (the same as setting ``default_reason``)."""
 
     code: grpc.StatusCode = grpc.StatusCode.INTERNAL
     default_reason: str = "INTERNAL"
+
+    def __init_subclass__(cls, *, reason: str = "", **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if reason:
+            cls.default_reason = reason
 
     def __init__(
         self,

@@ -17,22 +17,17 @@ DOMAIN = "careplan.carenet"
 AccessDenied = AccessRefused
 
 
-class CarePlanNotFound(NotFound):
-    default_reason = "CARE_PLAN_NOT_FOUND"
+class CarePlanNotFound(NotFound, reason="CARE_PLAN_NOT_FOUND"): ...
 
 
-class RevisionNotFound(NotFound):
-    default_reason = "REVISION_NOT_FOUND"
+class RevisionNotFound(NotFound, reason="REVISION_NOT_FOUND"): ...
 
 
-class CarePlanExists(AlreadyExists):
-    default_reason = "CARE_PLAN_EXISTS"
+class CarePlanExists(AlreadyExists, reason="CARE_PLAN_EXISTS"): ...
 
 
-class FieldGroupNotWritable(PermissionDenied):
+class FieldGroupNotWritable(PermissionDenied, reason="FIELD_GROUP_NOT_WRITABLE"):
     """The caller's role may not write a field group (see careplan.policy)."""
-
-    default_reason = "FIELD_GROUP_NOT_WRITABLE"
 
 
 __all__ = [
@@ -50,10 +45,8 @@ __all__ = [
 ]
 
 
-class NotCoordinatingPractice(PermissionDenied):
+class NotCoordinatingPractice(PermissionDenied, reason="NOT_COORDINATING_PRACTICE"):
     """Only the patient's coordinating practice (or the patient) creates the care plan."""
-
-    default_reason = "NOT_COORDINATING_PRACTICE"
 
 
 class ItemNotFound(NotFound):

@@ -17,53 +17,41 @@ from servicekit.errors import (
 DOMAIN = "identity.carenet"
 
 
-class OrganisationNotFound(NotFound):
-    default_reason = "ORGANISATION_NOT_FOUND"
+class OrganisationNotFound(NotFound, reason="ORGANISATION_NOT_FOUND"): ...
 
 
-class OrganisationExists(AlreadyExists):
-    default_reason = "ORGANISATION_EXISTS"
+class OrganisationExists(AlreadyExists, reason="ORGANISATION_EXISTS"): ...
 
 
-class PatientNotFound(NotFound):
-    default_reason = "PATIENT_NOT_FOUND"
+class PatientNotFound(NotFound, reason="PATIENT_NOT_FOUND"): ...
 
 
-class PatientIdTaken(AlreadyExists):
-    default_reason = "PATIENT_ID_TAKEN"
+class PatientIdTaken(AlreadyExists, reason="PATIENT_ID_TAKEN"): ...
 
 
-class CareRelationshipNotFound(NotFound):
-    default_reason = "CARE_RELATIONSHIP_NOT_FOUND"
+class CareRelationshipNotFound(NotFound, reason="CARE_RELATIONSHIP_NOT_FOUND"): ...
 
 
-class CareRelationshipExists(AlreadyExists):
+class CareRelationshipExists(AlreadyExists, reason="CARE_RELATIONSHIP_EXISTS"):
     """An open relationship of the same kind between the patient and the organisation
     exists; its name is in the ErrorInfo metadata (``care_relationship``)."""
 
-    default_reason = "CARE_RELATIONSHIP_EXISTS"
+
+class ConsentNotFound(NotFound, reason="CONSENT_NOT_FOUND"): ...
 
 
-class ConsentNotFound(NotFound):
-    default_reason = "CONSENT_NOT_FOUND"
-
-
-class ConsentAlreadyWithdrawn(FailedPrecondition):
-    default_reason = "CONSENT_ALREADY_WITHDRAWN"
+class ConsentAlreadyWithdrawn(FailedPrecondition, reason="CONSENT_ALREADY_WITHDRAWN"): ...
 
 
 class AccessDenied(PermissionDenied):
     """Authorization refused; the reason is the decision table's reason code."""
 
 
-class ProvisioningUnavailable(FailedPrecondition):
-    default_reason = "PROVISIONING_NOT_CONFIGURED"
+class ProvisioningUnavailable(FailedPrecondition, reason="PROVISIONING_NOT_CONFIGURED"): ...
 
 
-class ContextNotTrusted(PermissionDenied):
+class ContextNotTrusted(PermissionDenied, reason="CONTEXT_NOT_TRUSTED"):
     """A referral context from a caller other than the referral service."""
-
-    default_reason = "CONTEXT_NOT_TRUSTED"
 
 
 __all__ = [

@@ -15,46 +15,35 @@ from servicekit.errors import (
 DOMAIN = "outcomes.carenet"
 
 
-class EnrolmentNotFound(NotFound):
-    default_reason = "ENROLMENT_NOT_FOUND"
+class EnrolmentNotFound(NotFound, reason="ENROLMENT_NOT_FOUND"): ...
 
 
-class EnrolmentExists(AlreadyExists):
-    default_reason = "ENROLMENT_EXISTS"
+class EnrolmentExists(AlreadyExists, reason="ENROLMENT_EXISTS"): ...
 
 
-class IndicatorNotFound(NotFound):
-    default_reason = "INDICATOR_NOT_FOUND"
+class IndicatorNotFound(NotFound, reason="INDICATOR_NOT_FOUND"): ...
 
 
-class ContractNotFound(NotFound):
-    default_reason = "CONTRACT_NOT_FOUND"
+class ContractNotFound(NotFound, reason="CONTRACT_NOT_FOUND"): ...
 
 
-class ContractExists(AlreadyExists):
-    default_reason = "CONTRACT_EXISTS"
+class ContractExists(AlreadyExists, reason="CONTRACT_EXISTS"): ...
 
 
-class ReportNotFound(NotFound):
-    default_reason = "REPORT_NOT_FOUND"
+class ReportNotFound(NotFound, reason="REPORT_NOT_FOUND"): ...
 
 
-class ReportRequired(FailedPrecondition):
-    default_reason = "REPORT_REQUIRED"
+class ReportRequired(FailedPrecondition, reason="REPORT_REQUIRED"): ...
 
 
-class CostsRequired(FailedPrecondition):
-    default_reason = "COSTS_REQUIRED"
+class CostsRequired(FailedPrecondition, reason="COSTS_REQUIRED"): ...
 
 
-class IndicatorVersionChanged(FailedPrecondition):
+class IndicatorVersionChanged(FailedPrecondition, reason="INDICATOR_VERSION_CHANGED"):
     """A definition file changed the content of an already loaded code+version."""
 
-    default_reason = "INDICATOR_VERSION_CHANGED"
 
-
-class InsurerNoPatientData(PermissionDenied):
-    default_reason = "INSURER_NO_PATIENT_DATA"
+class InsurerNoPatientData(PermissionDenied, reason="INSURER_NO_PATIENT_DATA"): ...
 
 
 __all__ = [

@@ -22,52 +22,39 @@ DOMAIN = "referral.carenet"
 Violations = kit.Violations
 
 
-class OfferNotFound(NotFound):
-    default_reason = "OFFER_NOT_FOUND"
+class OfferNotFound(NotFound, reason="OFFER_NOT_FOUND"): ...
 
 
-class OfferExists(AlreadyExists):
-    default_reason = "OFFER_EXISTS"
+class OfferExists(AlreadyExists, reason="OFFER_EXISTS"): ...
 
 
-class NotOfferOwner(PermissionDenied):
-    default_reason = "NOT_OFFER_OWNER"
+class NotOfferOwner(PermissionDenied, reason="NOT_OFFER_OWNER"): ...
 
 
-class NotCurator(PermissionDenied):
-    default_reason = "NOT_CURATOR"
+class NotCurator(PermissionDenied, reason="NOT_CURATOR"): ...
 
 
-class InvalidOfferTransition(FailedPrecondition):
-    default_reason = "INVALID_OFFER_TRANSITION"
+class InvalidOfferTransition(FailedPrecondition, reason="INVALID_OFFER_TRANSITION"): ...
 
 
-class OfferNotListed(FailedPrecondition):
-    default_reason = "OFFER_NOT_LISTED"
+class OfferNotListed(FailedPrecondition, reason="OFFER_NOT_LISTED"): ...
 
 
-class ReferralNotFound(NotFound):
-    default_reason = "REFERRAL_NOT_FOUND"
+class ReferralNotFound(NotFound, reason="REFERRAL_NOT_FOUND"): ...
 
 
-class DuplicateReferral(AlreadyExists):
-    default_reason = "DUPLICATE_OPEN_REFERRAL"
+class DuplicateReferral(AlreadyExists, reason="DUPLICATE_OPEN_REFERRAL"): ...
 
 
-class InvalidTransition(FailedPrecondition):
-    default_reason = "INVALID_TRANSITION"
+class InvalidTransition(FailedPrecondition, reason="INVALID_TRANSITION"): ...
 
 
-class NotReferralParty(PermissionDenied):
+class NotReferralParty(PermissionDenied, reason="NOT_A_PARTY_TO_REFERRAL"):
     """The caller is neither the referrer, the target nor the patient of the referral."""
 
-    default_reason = "NOT_A_PARTY_TO_REFERRAL"
 
-
-class WrongParty(PermissionDenied):
+class WrongParty(PermissionDenied, reason="TRANSITION_NOT_ALLOWED_FOR_PARTY"):
     """The transition is allowed from this state, but by the other party."""
-
-    default_reason = "TRANSITION_NOT_ALLOWED_FOR_PARTY"
 
 
 __all__ = [

@@ -8,7 +8,7 @@ from servicekit.config import ClientSettings, ServiceSettings
 
 
 class Settings(ServiceSettings, ClientSettings):
-    model_config = SettingsConfigDict(env_prefix="CAREPLAN_", extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(env_prefix="CAREPLAN_")
 
     grpc_port: int = 50053
     oidc_audience: str = "carenet-careplan"

@@ -9,7 +9,7 @@ from servicekit.config import ServiceSettings
 
 
 class Settings(ServiceSettings):
-    model_config = SettingsConfigDict(env_prefix="IDENTITY_", extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(env_prefix="IDENTITY_")
 
     grpc_port: int = 50051
     oidc_audience: str = "carenet-identity"

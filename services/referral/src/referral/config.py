@@ -8,7 +8,7 @@ from servicekit.config import ClientSettings, ServiceSettings
 
 
 class Settings(ServiceSettings, ClientSettings):
-    model_config = SettingsConfigDict(env_prefix="REFERRAL_", extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(env_prefix="REFERRAL_")
 
     grpc_port: int = 50052
     oidc_audience: str = "carenet-referral"

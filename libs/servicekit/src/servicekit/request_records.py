@@ -17,11 +17,15 @@ The use cases then go through :class:`servicekit.idempotency.IdempotentRequest`.
 from __future__ import annotations
 
 import datetime as dt
+from typing import TYPE_CHECKING, Self
 
 from sqlalchemy import String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from servicekit.db import UtcDateTime, utcnow
+
+if TYPE_CHECKING:
+    from servicekit.idempotency import IdempotentRequest
 
 
 class RequestRecordColumns:
@@ -35,3 +39,15 @@ class RequestRecordColumns:
     fingerprint: Mapped[str] = mapped_column(String(64), default="", server_default="")
     resource_name: Mapped[str] = mapped_column(String(300))
     create_time: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
+
+    @classmethod
+    def of(cls, request: IdempotentRequest, resource_name: str, create_time: dt.datetime) -> Self:
+        """The record of ``request``, which created ``resource_name`` at ``create_time``."""
+        record = cls()
+        record.caller = request.caller
+        record.request_id = request.request_id
+        record.method = request.method
+        record.fingerprint = request.fingerprint
+        record.resource_name = resource_name
+        record.create_time = create_time
+        return record

@@ -181,14 +181,7 @@ def _prepare_referral(
     assert offer is not None
     referral, entry = _new_referral(principal, patient_id, offer, data, now)
     record = (
-        RequestRecord(
-            caller=request.caller,
-            request_id=request.request_id,
-            method=request.method,
-            resource_name=referral.name,
-            fingerprint=request.fingerprint,
-            create_time=now,
-        )
+        RequestRecord.of(request, referral.name, now)
         if request is not None and request.request_id
         else None
     )

@@ -21,6 +21,7 @@ from careplan.use_cases import versions
 from servicekit.auth import Principal
 from servicekit.identity_client import Access
 from servicekit.paging import Page, PageRequest, Position
+from servicekit.views import view_of
 
 CREATED = "created"
 NO_VISIBLE_CHANGE = "no visible change"
@@ -65,15 +66,7 @@ def list_revisions(
 
 
 def _revision(r: CarePlanRevisionRow) -> Revision:
-    return Revision(
-        patient_id=r.patient_id,
-        version=r.version,
-        author=r.author,
-        organisation_id=r.organisation_id,
-        create_time=r.create_time,
-        change_summary=r.change_summary,
-        changed_fields=[f for f in r.changed_fields.split(",") if f],
-    )
+    return view_of(Revision, r, changed_fields=[f for f in r.changed_fields.split(",") if f])
 
 
 def _parts(
@@ -94,12 +87,10 @@ def _parts(
         own = bool(viewer.organisation_id) and r.organisation_id == viewer.organisation_id
         service = r.author.startswith(minimisation.SERVICE_AUTHOR_PREFIX)
         items.append(
-            Revision(
-                patient_id=r.patient_id,
-                version=r.version,
+            view_of(
+                Revision,
+                r,
                 author=r.author if own or service else "",
-                organisation_id=r.organisation_id,
-                create_time=r.create_time,
                 change_summary=summary or NO_VISIBLE_CHANGE,
                 changed_fields=changed,
             )

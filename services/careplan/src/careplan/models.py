@@ -24,7 +24,6 @@ from servicekit.db import UtcDateTime, new_metadata, utcnow
 from servicekit.request_records import RequestRecordColumns
 from servicekit.versioned import weak_etag
 
-
 # ---------------------------------------------------------------- vocabularies (reference §3)
 
 

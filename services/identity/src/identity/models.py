@@ -25,10 +25,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from servicekit.db import UtcDateTime, new_metadata, utcnow
 from servicekit.request_records import RequestRecordColumns
 from servicekit.versioned import VersionedColumns
-
-
-class Base(DeclarativeBase):
-    metadata = new_metadata()
+from servicekit.views import view_of
 
 
 class OrganisationType(enum.StrEnum):
@@ -76,6 +73,10 @@ class OrgRef:
     id: str
     type: str
     care_group_id: str
+
+
+class Base(DeclarativeBase):
+    metadata = new_metadata()
 
 
 class Organisation(VersionedColumns, Base):
@@ -186,16 +187,7 @@ class Consent(VersionedColumns, Base):
 
     @property
     def terms(self) -> ConsentTerms:
-        return ConsentTerms(
-            record_holder_type=self.record_holder_type,
-            record_holder_id=self.record_holder_id,
-            data_category=self.data_category,
-            requester_type=self.requester_type,
-            requester_id=self.requester_id,
-            start_time=self.start_time,
-            end_time=self.end_time,
-            withdraw_time=self.withdraw_time,
-        )
+        return view_of(ConsentTerms, self)
 
     def state_at(self, moment: dt.datetime) -> ConsentState:
         return self.terms.state_at(moment)

@@ -140,6 +140,9 @@ class FakeRepository:
             )
         return taken
 
+    def lock_holder_measurements(self, holder_id: str) -> None:
+        """One thread uses the fake store at a time: there is nothing to wait for."""
+
     def stored_sources(
         self, holder_id: str, keys: Iterable[SourceKey]
     ) -> dict[SourceKey, StoredMeasurement]:

@@ -356,6 +356,15 @@ class OutcomesRepository(Repository):
             cursor.execute(_MOVE)
             return {(k, o, r) for k, o, r in cursor.fetchall()}
 
+    def lock_holder_measurements(self, holder_id: str) -> None:
+        """Until the transaction ends, no other transaction that asks for the same lock
+        (an ingest of this record holder) goes on: the holder's ingests take turns, so what
+        one finds stored under the holder's source keys stays so until it commits."""
+        self.session.execute(
+            text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
+            {"key": f"outcomes.measurements:{holder_id}"},
+        )
+
     def stored_sources(
         self, holder_id: str, keys: Iterable[SourceKey]
     ) -> dict[SourceKey, StoredMeasurement]:

@@ -7,12 +7,14 @@ for every holder)."""
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import grpc
 import pytest
-from sqlalchemy import create_engine
+from sqlalchemy import Engine, create_engine, text
 
 from carenet.identity.v1 import identity_pb2 as ipb
 from carenet.identity.v1 import identity_service_pb2 as irpc
@@ -20,6 +22,14 @@ from carenet.identity.v1 import identity_service_pb2_grpc as irpc_grpc
 from carenet.outcomes.v1 import outcomes_pb2 as pb
 from carenet.outcomes.v1 import outcomes_service_pb2 as rpc
 from carenet.outcomes.v1 import outcomes_service_pb2_grpc as rpc_grpc
+from outcomes.deps import Deps
+from servicekit.identity_client import (
+    Access,
+    AccessDecision,
+    AccessQuestion,
+    BatchAccessQuestion,
+    IdentityClient,
+)
 from testkit.access_log import AccessLogReader
 from testkit.fixtures import IdentityService, Tokens, bearer
 from testkit.rpc import failure
@@ -197,6 +207,192 @@ def test_a_source_record_id_belongs_to_its_record_holder(
     assert [(m.value, m.record_holder) for m in theirs_now] == [
         (71.0, "organisations/gp-het-anker")
     ]
+
+
+def test_new_rows_log_one_create_per_patient_and_nothing_else(
+    stub: rpc_grpc.OutcomesServiceStub,
+    jansen: Metadata,
+    patients: tuple[str, str, str],
+    access_log: AccessLogReader,
+) -> None:
+    first, second, _ = patients
+    access_log.mark()
+    reply = _ingest(
+        stub,
+        jansen,
+        [
+            row(first, "entry-new-1", 50.0),
+            row(second, "entry-new-2", 51.0),
+            row(first, "entry-new-3", 52.0),
+        ],
+    )
+    assert (reply.accepted, reply.corrected, reply.duplicates) == (3, 0, 0)
+    assert access_log.entries() == [
+        (first, "gp-de-linde", "create", "permit", "CARE_RELATIONSHIP"),
+        (second, "gp-de-linde", "create", "permit", "CARE_RELATIONSHIP"),
+    ]
+
+
+def test_a_correction_only_ingest_logs_one_update_per_patient_and_no_create(
+    stub: rpc_grpc.OutcomesServiceStub,
+    jansen: Metadata,
+    patients: tuple[str, str, str],
+    access_log: AccessLogReader,
+) -> None:
+    """Corrections change stored measurements: one UPDATE entry per patient, however many
+    rows; a row sent again unchanged in the same call changes nothing and adds nothing."""
+    first, second, _ = patients
+    stored = [
+        row(first, "entry-fix-1", 50.0),
+        row(first, "entry-fix-2", 51.0),
+        row(second, "entry-fix-3", 52.0),
+    ]
+    assert _ingest(stub, jansen, stored).accepted == 3
+    access_log.mark()
+    reply = _ingest(
+        stub,
+        jansen,
+        [
+            row(first, "entry-fix-1", 60.0),
+            row(first, "entry-fix-2", 61.0),
+            row(second, "entry-fix-3", 52.0),  # unchanged: a duplicate
+            row(second, "entry-fix-3", 62.0),
+            row(first, "entry-fix-1", 63.0),  # a second correction of the same row
+        ],
+    )
+    assert (reply.accepted, reply.corrected, reply.duplicates, reply.rejected) == (0, 4, 1, 0)
+    assert access_log.entries() == [
+        (first, "gp-de-linde", "update", "permit", "CARE_RELATIONSHIP"),
+        (second, "gp-de-linde", "update", "permit", "CARE_RELATIONSHIP"),
+    ]
+    values = {
+        m.source_record_id: (m.value, [r.value for r in m.revisions])
+        for m in _list(stub, jansen, first)
+        if m.source_record_id in ("entry-fix-1", "entry-fix-2")
+    }
+    assert values == {"entry-fix-1": (63.0, [50.0, 60.0]), "entry-fix-2": (61.0, [51.0])}
+
+
+def test_a_resent_batch_logs_one_read_per_patient_and_no_create(
+    stub: rpc_grpc.OutcomesServiceStub,
+    jansen: Metadata,
+    patients: tuple[str, str, str],
+    access_log: AccessLogReader,
+) -> None:
+    """Duplicates create and change nothing; the answer tells the caller what its
+    organisation's record of the patient holds, which is a read of it."""
+    first, second, _ = patients
+    rows = [
+        row(first, "entry-again-1", 50.0),
+        row(second, "entry-again-2", 51.0),
+        row(first, "entry-again-3"),
+    ]
+    assert _ingest(stub, jansen, rows).accepted == 3
+    access_log.mark()
+    reply = _ingest(stub, jansen, rows)
+    assert (reply.accepted, reply.duplicates) == (0, 3)
+    assert access_log.entries() == [
+        (first, "gp-de-linde", "read", "permit", "CARE_RELATIONSHIP"),
+        (second, "gp-de-linde", "read", "permit", "CARE_RELATIONSHIP"),
+    ]
+
+
+def test_new_rows_and_corrections_of_one_patient_are_one_create_and_one_update(
+    stub: rpc_grpc.OutcomesServiceStub,
+    jansen: Metadata,
+    patients: tuple[str, str, str],
+    access_log: AccessLogReader,
+) -> None:
+    """Two accesses happened (rows added to the record, a stored row changed): one entry
+    each. A row created and corrected in the same call is both."""
+    first, second, _ = patients
+    assert _ingest(stub, jansen, [row(first, "entry-mixed-1", 50.0)]).accepted == 1
+    access_log.mark()
+    reply = _ingest(
+        stub,
+        jansen,
+        [
+            row(first, "entry-mixed-1", 55.0),
+            row(first, "entry-mixed-2", 56.0),
+            row(second, "entry-mixed-3", 57.0),
+            row(second, "entry-mixed-3", 58.0),
+        ],
+    )
+    assert (reply.accepted, reply.corrected) == (2, 2)
+    assert sorted(access_log.entries()) == [
+        (first, "gp-de-linde", "create", "permit", "CARE_RELATIONSHIP"),
+        (first, "gp-de-linde", "update", "permit", "CARE_RELATIONSHIP"),
+        (second, "gp-de-linde", "create", "permit", "CARE_RELATIONSHIP"),
+        (second, "gp-de-linde", "update", "permit", "CARE_RELATIONSHIP"),
+    ]
+
+
+class _RaceAfterTheQuestion:
+    """identity, with ``race`` run once, after identity answered the first create
+    question and before the ingest that asked it writes."""
+
+    def __init__(self, inner: IdentityClient, race: Callable[[], None]) -> None:
+        self.inner = inner
+        self.race: Callable[[], None] | None = race
+
+    def authorize(self, question: AccessQuestion) -> AccessDecision:
+        return self.inner.authorize(question)
+
+    def authorize_many(self, question: BatchAccessQuestion) -> dict[str, AccessDecision]:
+        answer = self.inner.authorize_many(question)
+        race, self.race = self.race, None
+        if race is not None and question.access is Access.CREATE:
+            race()
+        return answer
+
+
+def test_an_ingest_racing_for_the_same_record_id_logs_only_the_create_that_happened(
+    stub: rpc_grpc.OutcomesServiceStub,
+    deps: Deps,
+    engine: Engine,
+    jansen: Metadata,
+    patients: tuple[str, str, str],
+    access_log: AccessLogReader,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A second ingest of the same record holder sends the same record id while the first
+    is between identity's answer and its write: one row is written, and one create is
+    logged. (The record holder's ingests take turns, so the second finds the first's row
+    stored: a duplicate, whose answer is a read of the record.)"""
+    first, _, _ = patients
+    replies: dict[str, Any] = {}
+
+    def second_ingest() -> None:
+        replies["second"] = _ingest(stub, jansen, [row(first, "entry-race-1", 50.0)])
+
+    def race() -> None:
+        other = threading.Thread(target=second_ingest)
+        other.start()
+        # Until the second ingest has finished, or waits for the first (its turn).
+        deadline = time.monotonic() + 20
+        while other.is_alive() and time.monotonic() < deadline:
+            with engine.connect() as conn:
+                waiting = conn.execute(
+                    text("SELECT count(*) FROM pg_locks WHERE NOT granted")
+                ).scalar_one()
+            if waiting:
+                break
+            time.sleep(0.02)
+        replies["thread"] = other
+
+    monkeypatch.setattr(deps, "identity", _RaceAfterTheQuestion(deps.identity, race))
+    access_log.mark()
+    replies["first"] = _ingest(stub, jansen, [row(first, "entry-race-1", 50.0)])
+    replies["thread"].join(30)
+    got = [(r.accepted, r.duplicates) for r in (replies["first"], replies["second"])]
+    assert sorted(got) == [(0, 1), (1, 0)]
+    assert replies["first"].accepted == 1
+    assert access_log.entries() == [
+        (first, "gp-de-linde", "create", "permit", "CARE_RELATIONSHIP"),
+        (first, "gp-de-linde", "read", "permit", "CARE_RELATIONSHIP"),
+    ]
+    stored = [m for m in _list(stub, jansen, first) if m.source_record_id == "entry-race-1"]
+    assert [m.value for m in stored] == [50.0]
 
 
 # ------------------------------------------------------------------ reads

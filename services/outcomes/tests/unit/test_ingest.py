@@ -159,11 +159,75 @@ def test_a_correction_is_authorized_as_an_update_of_the_callers_own_record(
         (0, "corrected", ""),
         (1, "rejected", "NO_CARE_RELATIONSHIP"),
     ]
+    # No create is asked about, since nothing is created.
     assert [(q.patient_id, q.access, q.record_holder_id) for q in identity.questions] == [
         ("p-1", Access.UPDATE, "gp-de-linde"),
         ("p-2", Access.UPDATE, "gp-de-linde"),
     ]
+    assert identity.batches == []
     assert _stored(deps, "u2")[0] == 52.0  # not corrected
+
+
+def test_a_patient_is_asked_about_the_accesses_its_rows_make_and_no_other(
+    deps: Deps, identity: FakeIdentity
+) -> None:
+    """Corrections only: an update; new rows only: a create; both: one of each (two
+    accesses happened); duplicates only: a read (the answer says what the record holds).
+    A refused create does not stop a permitted update."""
+    ingest_uc.ingest(deps, GP, [[row(record="a1", value=50.0), row("p-2", record="a2")]])
+    identity.batches.clear()
+
+    def no_creates_for_p1(q: AccessQuestion) -> AccessDecision | None:
+        if q.access is Access.CREATE and q.patient_id == "p-1":
+            return AccessDecision(False, "NO_CARE_RELATIONSHIP")
+        return None
+
+    identity.decide = no_creates_for_p1
+    result = ingest_uc.ingest(
+        deps,
+        GP,
+        [
+            [
+                row(record="a1", value=51.0),  # p-1: a correction
+                row(record="a3", value=53.0),  # p-1: a new row, refused
+                row("p-2", record="a2"),  # p-2: a duplicate
+            ]
+        ],
+    )
+    assert [(r.row, r.outcome, r.reason) for r in result.results] == [
+        (0, "corrected", ""),
+        (1, "rejected", "NO_CARE_RELATIONSHIP"),
+        (2, "duplicate", ""),
+    ]
+    assert [(b.patient_ids, b.access) for b in identity.batches] == [(["p-1"], Access.CREATE)]
+    assert [(q.patient_id, q.access, q.record_holder_id) for q in identity.questions] == [
+        ("p-1", Access.UPDATE, "gp-de-linde"),
+        ("p-2", Access.READ, "gp-de-linde"),
+    ]
+    identity.batches.clear()
+    identity.questions.clear()
+    again = ingest_uc.ingest(deps, GP, [[row(record="a1", value=51.0), row("p-2", record="a2")]])
+    assert again.duplicates == 2
+    assert identity.batches == []
+    assert [(q.patient_id, q.access) for q in identity.questions] == [
+        ("p-1", Access.READ),
+        ("p-2", Access.READ),
+    ]
+
+
+def test_a_duplicate_is_reported_only_to_a_caller_who_may_read_the_record(
+    deps: Deps, identity: FakeIdentity
+) -> None:
+    """A duplicate tells what the caller's organisation's record holds: refused like a
+    read (a care relationship that ended), and nothing is said about the stored row."""
+    ingest_uc.ingest(deps, GP, [[row(record="d1", value=50.0)]])
+    identity.questions.clear()
+    identity.permitted = {"p-2", "p-3"}
+    result = ingest_uc.ingest(deps, GP, [[row(record="d1", value=50.0)]])
+    assert [(r.row, r.outcome, r.reason) for r in result.results] == [
+        (0, "rejected", "NO_CARE_RELATIONSHIP")
+    ]
+    assert [(q.patient_id, q.access) for q in identity.questions] == [("p-1", Access.READ)]
 
 
 def test_a_later_row_of_one_batch_corrects_an_earlier_one_in_row_order(

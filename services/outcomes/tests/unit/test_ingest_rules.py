@@ -9,7 +9,7 @@ import math
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -20,6 +20,7 @@ from outcomes.models import SourceKind
 from outcomes.repository import unix_micros
 from outcomes.use_cases import measurements as ingest_uc
 from servicekit import names
+from servicekit.identity_client import Access
 from testkit.fakes import FakeIdentity
 
 from ..fakes import FixedClock, enrolled, fake_deps, fake_repository
@@ -136,7 +137,8 @@ def test_a_record_id_first_sent_for_a_denied_patient_is_stored_from_the_next_row
     assert [(r.row, r.outcome, r.reason) for r in result.results] == [
         (0, "rejected", "NO_CARE_RELATIONSHIP"),
         (2, "rejected", "SOURCE_RECORD_CONFLICT"),  # p-1's record id, sent for p-2
-        (3, "rejected", "NO_CARE_RELATIONSHIP"),
+        # p-1's too: a conflict creates nothing, whatever identity says of p-9
+        (3, "rejected", "SOURCE_RECORD_CONFLICT"),
     ]
     assert _stored(deps) == [
         ("p-1", "HBA1C", 42.0, "mmol/mol", "LAB", "lab-eindhoven", "shared"),
@@ -208,20 +210,19 @@ def expected(
     chunk: int,
     existing: dict[Any, list[Any]],
 ) -> Expected:
-    """Each chunk: a row's first problem rejects it; a row whose source key was stored
-    before the chunk for another patient or code is a conflict (decided before identity is
-    asked, so it leaves no create entry); the rows of a patient identity denies
-    (or who is not enrolled) are rejected with that reason; of the rest, in row order, a
-    source key not stored yet is stored, and one stored before (earlier in the call or
-    before it) is a duplicate with the same value and time, a correction of the stored row
-    with another value or time, and a conflict for another patient or code. ``existing``
-    maps the source keys stored so far to their stored rows (patient, code, value, unit,
-    source key, time), updated in place by corrections; ``stored`` lists new rows in row
-    order."""
+    """Each chunk: a row's first problem rejects it; the others, in row order, compared
+    with what is stored under their source key (before the chunk or by an earlier row of
+    it): a source key not stored yet is a new row, stored unless identity refuses the
+    patient a create (or the patient is not enrolled), which rejects it and leaves the key
+    free; a stored key is a conflict for another patient or code (no access, so no
+    decision matters), a duplicate with the same value and time (no access either), and
+    otherwise a correction, made unless identity refuses the patient an update.
+    ``existing`` maps the source keys stored so far to their stored rows (patient, code,
+    value, unit, source key, time), updated in place by corrections; ``stored`` lists new
+    rows in row order."""
     out = Expected()
     rows = [r for b in batches for r in b]
     for start in range(0, len(rows), chunk):
-        before = {k: (v[0], v[1]) for k, v in existing.items()}
         for n, r in enumerate(rows[start : start + chunk], start):
             problem = _problem(r)
             if problem:
@@ -229,20 +230,14 @@ def expected(
                 continue
             patient = r.patient.removeprefix("patients/")
             assert r.source_kind is not None
-            source = (r.source_kind.value, r.source_org.removeprefix("organisations/"))
-            earlier = before.get((*source, r.source_record_id))
-            if earlier is not None and earlier != (patient, r.code):
-                out.outcomes[n] = ("rejected", "SOURCE_RECORD_CONFLICT", "source_record_id")
-                continue
-            ok, reason = _decision(patient)
-            if not ok:
-                out.outcomes[n] = ("rejected", reason, "patient")
-                continue
-            assert r.source_kind is not None
             key = (r.source_kind.value, r.source_org.removeprefix("organisations/"))
             source_key = (*key, r.source_record_id)
             held = existing.get(source_key)
             if held is None:
+                ok, reason = _decision(patient)
+                if not ok:
+                    out.outcomes[n] = ("rejected", reason, "patient")
+                    continue
                 existing[source_key] = [patient, r.code, float(r.value), r.unit, *source_key]
                 existing[source_key].append(r.measure_time)
                 out.stored.append(existing[source_key])
@@ -251,6 +246,10 @@ def expected(
             elif (held[2], held[-1]) == (float(r.value), r.measure_time):
                 out.outcomes[n] = ("duplicate", "", "")
             else:
+                ok, reason = _decision(patient)  # a stored patient is enrolled
+                if not ok:
+                    out.outcomes[n] = ("rejected", reason, "patient")
+                    continue
                 held[2], held[-1] = float(r.value), r.measure_time
                 out.outcomes[n] = ("corrected", "", "")
     return out
@@ -285,6 +284,7 @@ def _random_row(rng: random.Random) -> ingest_uc.MeasurementInput:
 
 @pytest.mark.parametrize("seed", range(12))
 def test_every_row_has_the_outcome_of_the_rules_applied_row_by_row(deps: Deps, seed: int) -> None:
+    identity = cast(FakeIdentity, deps.identity)
     rng = random.Random(seed)
     existing: dict[Any, list[Any]] = {}
     stored: list[list[Any]] = []
@@ -293,7 +293,33 @@ def test_every_row_has_the_outcome_of_the_rules_applied_row_by_row(deps: Deps, s
         cuts = sorted(rng.sample(range(1, len(rows)), 3))
         batches = [rows[a:b] for a, b in zip([0, *cuts], [*cuts, len(rows)], strict=True)]
         want = expected(batches, 7, existing)
+        identity.batches.clear()
+        identity.questions.clear()
         got = ingest_uc.ingest(deps, GP, batches)
+        # identity was asked once per patient and access, about the accesses that happened
+        # (and the creates it refused): a create for every patient with a new row, an
+        # update for every patient with a correction, a read for every patient with only
+        # duplicates in a chunk, nothing for conflicts.
+        asked = [(p, b.access) for b in identity.batches for p in b.patient_ids]
+        asked += [(q.patient_id, q.access) for q in identity.questions]
+        assert len(asked) == len(set(asked))
+        patient = {n: r.patient.removeprefix("patients/") for n, r in enumerate(rows)}
+        created = {patient[n] for n in range(len(rows)) if n not in want.outcomes}
+        corrected = {patient[n] for n, o in want.outcomes.items() if o[0] == "corrected"}
+        refused_rows = {
+            n for n, o in want.outcomes.items() if o[1] in ("NO_CARE_RELATIONSHIP", "NOT_ENROLLED")
+        }
+        refused = {patient[n] for n in refused_rows}
+        assert {p for p, a in asked if a is Access.CREATE} - refused == created
+        assert {p for p, a in asked if a is Access.UPDATE} == corrected
+        compared: set[str] = set()
+        for start in range(0, len(rows), 7):
+            numbers = range(start, min(start + 7, len(rows)))
+            outcome = {n: want.outcomes.get(n, ("accepted", "", ""))[0] for n in numbers}
+            writing = {patient[n] for n in numbers if outcome[n] in ("accepted", "corrected")}
+            writing |= {patient[n] for n in numbers if n in want.outcomes and n in refused_rows}
+            compared |= {patient[n] for n in numbers if outcome[n] == "duplicate"} - writing
+        assert {p for p, a in asked if a is Access.READ} == compared
         assert {r.row: (r.outcome, r.reason, r.field) for r in got.results} == want.outcomes, (
             attempt
         )

@@ -1,11 +1,14 @@
 """Measurements: reading a patient's measurements with their corrections, from the record
 holders whose records the caller may read (outcomes.access), and IngestMeasurements.
 
-The ingest: rows checked one by one, identity asked once per distinct patient, new rows
-copied into ``measurements`` in chunks, resent rows told apart into duplicates (the same
-value again), corrections (another value or time for the same measurement: stored, the
-replaced value kept as a revision) and conflicts (the source record id of another patient,
-code, care group or record holder: rejected)."""
+The ingest: rows checked one by one; in chunks, each row told apart against what the
+record holder stores into a new measurement, a duplicate (the same value again), a
+correction (another value or time for the same measurement: stored, the replaced value kept
+as a revision) or a conflict (the source record id of another patient, code or care group:
+rejected); identity asked, before anything is written, about the accesses that happen (a
+create per patient with new rows, an update per patient with corrections, a read per
+patient with only duplicates, nothing for conflicts); new rows copied into
+``measurements``."""
 
 from __future__ import annotations
 
@@ -26,11 +29,13 @@ from outcomes.base import (
 )
 from outcomes.codes import code_table
 from outcomes.deps import Deps
+from outcomes.ingest_plan import SOURCE_RECORD_CONFLICT, Accesses, Problem, plan, resend
 from outcomes.models import Measurement, MeasurementRevision, SourceKind
 from outcomes.repository import (
     Correction,
     MeasurementKey,
     MeasurementRow,
+    SourceKey,
     StoredMeasurement,
     unix_micros,
 )
@@ -141,7 +146,6 @@ def _valid_name(value: str, collection: str, cache: dict[str, bool]) -> bool:
     return known
 
 
-Problem = tuple[str, str]  # (reason, field)
 _OUT_OF_RANGE: Problem = ("OUT_OF_RANGE", "value")
 _MEASURE_TIME_REQUIRED: Problem = ("MEASURE_TIME_REQUIRED", "measure_time")
 _INVALID_MEASURE_TIME: Problem = ("INVALID_MEASURE_TIME", "measure_time")
@@ -150,7 +154,6 @@ _SOURCE_RECORD_ID_REQUIRED: Problem = ("SOURCE_RECORD_ID_REQUIRED", "source_reco
 # A NUL character, which PostgreSQL text cannot hold (the other strings of a row are checked
 # against a pattern or the code table, which no NUL passes).
 _INVALID_SOURCE_RECORD_ID: Problem = ("INVALID_SOURCE_RECORD_ID", "source_record_id")
-SOURCE_RECORD_CONFLICT = "SOURCE_RECORD_CONFLICT"
 MAX_SOURCE_RECORD_ID = 128
 
 
@@ -182,7 +185,10 @@ class Ingest:
     committed stays; a retried batch finds its rows as duplicates, so a call killed halfway
     and sent again loses and duplicates nothing.
 
-    The rows are stored with the caller's organisation as their record holder."""
+    The rows are stored with the caller's organisation as their record holder. Ingests of
+    one record holder take turns chunk by chunk (a transaction-scoped lock from the look-up
+    of its stored rows to the commit): what a chunk was found to create, correct or
+    duplicate is what it does, so identity's log describes it."""
 
     def __init__(self, deps: Deps, principal: Principal) -> None:
         refuse_insurer(principal)
@@ -192,8 +198,9 @@ class Ingest:
         self.care_group = care_group_of(principal)
         self.holder = organisation_of(principal)
         self.result = IngestResult()
-        self.decisions: dict[str, tuple[bool, str]] = {}  # patient -> (ok, reason)
+        self.decisions: dict[str, tuple[bool, str]] = {}  # patient -> (ok, reason) to create
         self.updates: dict[str, tuple[bool, str]] = {}  # patient -> (ok, reason) to correct
+        self.reads: dict[str, tuple[bool, str]] = {}  # patient -> (ok, reason) to compare
         self.seen: dict[tuple[str, str], set[str]] = {}  # (kind, org) -> source record ids
         self.checks: dict[tuple[str, str, str, str | None, str], _KeyCheck] = {}
         self.buffer: list[RowValues] = []
@@ -265,35 +272,21 @@ class Ingest:
         first = self.flushed
         self.flushed += len(chunk)
         rows, numbers, repeats = self._check_rows(chunk, first)
-        rows, numbers, repeats = self._reject_conflicts(rows, numbers, repeats)
-        if repeats:
-            in_order = sorted(
-                [*zip(numbers, (r[0] for r in rows), strict=True)]
-                + [(n, r[0]) for n, r in repeats],
-                key=itemgetter(0),
-            )
-            keys = list(dict.fromkeys(k for _n, k in in_order))
-        else:
-            keys = list(dict.fromkeys(r[0] for r in rows))
-        patients = list(dict.fromkeys(k.patient_id for k in keys))
-        unknown = [p for p in patients if p not in self.decisions]
-        if unknown:
-            decided = self.deps.identity.authorize_many(
-                BatchAccessQuestion(self.principal, unknown, Access.CREATE, "measurements")
-            )
-            for p, d in decided.items():
-                self.decisions[p] = (d.permitted, d.reason)
+        if not rows and not repeats:
+            self._count_committed(before)
+            return
+        sources = [(r[0].source_kind, r[0].source_org, r[3]) for r in rows]
+        sources += [(r[0].source_kind, r[0].source_org, r[3]) for _n, r in repeats]
         with self.deps.uow() as uow:
-            permitted = [p for p in unknown if self.decisions[p][0]]
-            if permitted:
-                enrolled = uow.repo.enrolled(self.care_group, permitted)
-                for p in permitted:
-                    if p not in enrolled:
-                        self.decisions[p] = (False, "NOT_ENROLLED")
-            denied = {k for k in keys if not self.decisions[k.patient_id][0]}
+            # From here to the commit the record holder's other ingests wait: what it holds
+            # under these source keys cannot change between the look-up and the write, so
+            # the accesses asked about are the ones that happen.
+            uow.repo.lock_holder_measurements(self.holder)
+            stored = uow.repo.stored_sources(self.holder, sources)
+            refused = self._decide(uow, rows, numbers, repeats, stored)
             again: list[tuple[int, MeasurementRow]] = []
-            if denied or repeats:
-                rows, numbers, again = self._settle(rows, numbers, repeats, denied)
+            if refused or repeats:
+                rows, numbers, again = self._settle(rows, numbers, repeats, refused)
             now = self.deps.clock()
             self._store(uow, rows, numbers, now)
             while again:
@@ -311,39 +304,68 @@ class Ingest:
             uow.commit()
         self._count_committed(before)
 
-    def _reject_conflicts(
+    def _decide(
         self,
+        uow: UnitOfWork,
         rows: list[MeasurementRow],
         numbers: list[int],
         repeats: list[tuple[int, MeasurementRow]],
-    ) -> tuple[list[MeasurementRow], list[int], list[tuple[int, MeasurementRow]]]:
-        """Rejects, before identity is asked, the rows whose source record id the caller's
-        organisation already holds for another measurement (another patient, code or care
-        group): SOURCE_RECORD_CONFLICT. Nothing is created for such a row, so no create is
-        asked about (or logged) for it; what the caller learns is about its own
-        organisation's records only. One statement per chunk. A conflict that a concurrent
-        ingest causes after this look-up is still found, and rejected, when the row is
-        stored."""
-        sources = [(r[0].source_kind, r[0].source_org, r[3]) for r in rows]
-        sources += [(r[0].source_kind, r[0].source_org, r[3]) for _n, r in repeats]
-        if not sources:
-            return rows, numbers, repeats
-        with self.deps.uow() as uow:
-            stored = uow.repo.stored_sources(self.holder, sources)
-        if not stored:
-            return rows, numbers, repeats
+        stored: dict[SourceKey, StoredMeasurement],
+    ) -> dict[int, Problem]:
+        """Asks identity about the accesses the chunk's rows make, before anything is
+        written, and returns the rows to reject (by row number) with their problem.
 
-        def conflict(number: int, row: MeasurementRow) -> bool:
-            key, value, micros, record = row
-            found = stored.get((key.source_kind, key.source_org, record))
-            if found is None or self._resend(found, key, value, micros) != "conflict":
-                return False
-            self._reject(number, SOURCE_RECORD_CONFLICT, "source_record_id")
-            return True
+        Each row is told apart in row order against what the record holder stores under
+        its source key (``stored``) and what the rows before it in the chunk store: a new
+        measurement (a create in the patient's record), a correction (an update), a
+        duplicate or a conflict (rejected; no access). identity is asked once per patient
+        and kind of access in a call: CREATE for the patients with new rows, UPDATE for the
+        patients with corrections (a patient with both gets both, each the entry of an
+        access that happens), and READ for a patient whose rows in the chunk are only
+        duplicates (the answer tells the caller what its organisation's record of the
+        patient holds: a read of it, and the only access). A patient's duplicates share its
+        create's or update's decision. Creates are asked first: a refused row frees its
+        record id for the rows after it, which may then be new rows of other patients."""
+        accesses = Accesses(self.decisions, self.updates, self.reads)
+        chunk = plan(rows, numbers, repeats, stored, self.care_group, self.holder, accesses)
+        while True:
+            pending = [
+                (access, unknown)
+                for access, wanted, decided in (
+                    (Access.CREATE, chunk.creates, self.decisions),
+                    (Access.UPDATE, chunk.updates, self.updates),
+                    (Access.READ, chunk.reads, self.reads),
+                )
+                if (unknown := [p for p in wanted if p not in decided])
+            ]
+            if not pending:
+                return chunk.refused
+            access, unknown = pending[0]
+            if self._ask(uow, unknown, access):
+                # Undecided accesses were planned as permitted: only a refusal changes it.
+                chunk = plan(rows, numbers, repeats, stored, self.care_group, self.holder, accesses)
 
-        kept = [(n, r) for n, r in zip(numbers, rows, strict=True) if not conflict(n, r)]
-        repeats = [(n, r) for n, r in repeats if not conflict(n, r)]
-        return [r for _n, r in kept], [n for n, _r in kept], repeats
+    def _ask(self, uow: UnitOfWork, patients: list[str], access: Access) -> bool:
+        """Asks identity about ``access`` to the caller's own organisation's record of each
+        patient (one decision and access-log entry each); a create also needs the patient
+        enrolled in the care group (NOT_ENROLLED). True when any is refused."""
+        if access is not Access.CREATE:
+            # identity needs the record holder of a read or update of measurements named,
+            # which its batch question does not carry: one question per patient.
+            answers = [self._may(p, access) for p in patients]  # every patient asked
+            return not all(ok for ok, _reason in answers)
+        decided = self.deps.identity.authorize_many(
+            BatchAccessQuestion(self.principal, patients, Access.CREATE, "measurements")
+        )
+        for p, d in decided.items():
+            self.decisions[p] = (d.permitted, d.reason)
+        permitted = [p for p in patients if self.decisions[p][0]]
+        if permitted:
+            enrolled = uow.repo.enrolled(self.care_group, permitted)
+            for p in permitted:
+                if p not in enrolled:
+                    self.decisions[p] = (False, "NOT_ENROLLED")
+        return not all(self.decisions[p][0] for p in patients)
 
     def _counts(self) -> tuple[int, int, int, int]:
         r = self.result
@@ -368,7 +390,7 @@ class Ingest:
         corrections: list[tuple[int, Correction]] = []
         for n, stored in sorted(taken.items()):
             key, value, micros, _record = rows[n]
-            verdict = self._resend(stored, key, value, micros)
+            verdict = resend(stored, self.care_group, self.holder, key, value, micros)
             if verdict == "duplicate":
                 self._duplicate(numbers[n])
             elif verdict == "corrected":
@@ -377,7 +399,7 @@ class Ingest:
                 self._reject(numbers[n], SOURCE_RECORD_CONFLICT, "source_record_id")
         allowed = []
         for number, correction in corrections:
-            ok, reason = self._may_update(correction.stored.patient_id)
+            ok, reason = self._may(correction.stored.patient_id, Access.UPDATE)
             if ok:
                 allowed.append((number, correction))
             else:
@@ -387,32 +409,20 @@ class Ingest:
             for number, _c in allowed:
                 self._corrected(number)
 
-    def _may_update(self, patient: str) -> tuple[bool, str]:
-        """A correction changes a stored measurement: identity is asked (once per patient in
-        a call) whether the caller may update its own organisation's record of the patient,
-        so that the access log says what happened."""
-        decision = self.updates.get(patient)
+    def _may(self, patient: str, access: Access) -> tuple[bool, str]:
+        """identity's decision (asked once per patient in a call) whether the caller may read
+        or update its own organisation's record of the patient. It is asked before the
+        chunk is written (``_decide``); a correction found only when storing (a row stored
+        by something other than an ingest, which takes no turn) is asked about then, before
+        it is made."""
+        decisions = self.updates if access is Access.UPDATE else self.reads
+        decision = decisions.get(patient)
         if decision is None:
             answer = self.deps.identity.authorize(
-                AccessQuestion(self.principal, patient, Access.UPDATE, self.holder, "measurements")
+                AccessQuestion(self.principal, patient, access, self.holder, "measurements")
             )
-            decision = self.updates[patient] = (answer.permitted, answer.reason)
+            decision = decisions[patient] = (answer.permitted, answer.reason)
         return decision
-
-    def _resend(
-        self, stored: StoredMeasurement, key: MeasurementKey, value: float, micros: int
-    ) -> str:
-        """duplicate (the same again), corrected (another value or time of the same
-        measurement, from its record holder) or conflict (another measurement's record id)."""
-        if (
-            stored.care_group_id != self.care_group
-            or stored.patient_id != key.patient_id
-            or stored.code != key.code
-        ):
-            return "conflict"
-        if stored.value == value and stored.measured_micros == micros:
-            return "duplicate"
-        return "corrected" if stored.holder_id == self.holder else "conflict"
 
     def _check_rows(
         self, chunk: list[RowValues], first: int
@@ -465,28 +475,28 @@ class Ingest:
         rows: list[MeasurementRow],
         numbers: list[int],
         repeats: list[tuple[int, MeasurementRow]],
-        denied: set[MeasurementKey],
+        refused: dict[int, Problem],
     ) -> tuple[list[MeasurementRow], list[int], list[tuple[int, MeasurementRow]]]:
-        """The rows to store, in row order, once identity has decided: rows of a denied
-        patient are rejected with the refusal's reason and free their record id; then a
-        repeated record id is stored when no earlier row of a permitted patient has it, and
-        is otherwise compared with the stored row afterwards (the third list)."""
+        """The rows to store, in row order, once identity has decided: refused rows are
+        rejected with their problem and free their record id; then a repeated record id is
+        stored when no earlier kept row has it, and is otherwise compared with the stored
+        row afterwards (the third list)."""
         kept: list[tuple[int, MeasurementRow]] = []
         for number, row in zip(numbers, rows, strict=True):
-            key = row[0]
-            if key in denied:
-                self._reject(number, self.decisions[key.patient_id][1], "patient")
-                self.seen[(key.source_kind, key.source_org)].discard(row[3])
-            else:
+            problem = refused.get(number)
+            if problem is None:
                 kept.append((number, row))
+            else:
+                self._reject(number, *problem)
+                self.seen[(row[0].source_kind, row[0].source_org)].discard(row[3])
         added = False
         again: list[tuple[int, MeasurementRow]] = []
         for number, row in repeats:
             key = row[0]
-            ok, reason = self.decisions[key.patient_id]
+            problem = refused.get(number)
             seen = self.seen[(key.source_kind, key.source_org)]
-            if not ok:
-                self._reject(number, reason, "patient")
+            if problem is not None:
+                self._reject(number, *problem)
             elif row[3] in seen:
                 again.append((number, row))
             else:

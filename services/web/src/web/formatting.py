@@ -237,7 +237,9 @@ def _local(value: dt.datetime) -> dt.datetime:
     """The moment in the request's time zone (Flask-Babel's ``to_user_timezone``)."""
     zone = language().timezone
     aware = value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
-    return zone.normalize(aware.astimezone(zone))  # type: ignore[no-any-return]
+    # astimezone asks the pytz zone's fromutc, which picks the offset in force at that
+    # moment: already what normalize would give (normalize is for local arithmetic)
+    return aware.astimezone(zone)
 
 
 def _date(value: dt.datetime, style: str) -> str:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,7 @@ from typing import Any
 from babel import Locale
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
-from flask import Flask, g, has_request_context
+from flask import Flask, has_request_context
 from flask.templating import Environment as FlaskEnvironment
 from flask_babel import get_locale, get_timezone, get_translations
 from jinja2 import Template
@@ -52,14 +53,25 @@ class Language:
     key: str
 
 
+# The request's Language, kept in a context variable of its own rather than in ``g``: a page
+# asks for it dozens of times, and each look-up through ``g`` costs a trip through Flask's
+# context proxy. Cleared when the request's (and the application's) context ends
+# (:func:`install_request_gettext`), so a request never sees another request's language.
+_CURRENT: ContextVar[Language | None] = ContextVar("carenet_language", default=None)
+
+
 def language() -> Language:
     """The request's :class:`Language`, made on first use and kept for the request."""
-    found: Language | None = g.get("carenet_language")
+    found = _CURRENT.get()
     if found is None:
         locale = get_locale() or Locale.parse("nl")
         found = Language(locale, get_translations(), get_timezone(), str(locale))
-        g.carenet_language = found
+        _CURRENT.set(found)
     return found
+
+
+def _forget_language(_error: BaseException | None = None) -> None:
+    _CURRENT.set(None)
 
 
 def gettext(string: str, **variables: Any) -> str:
@@ -72,6 +84,16 @@ def gettext(string: str, **variables: Any) -> str:
 def locale_key() -> str:
     """The request's language as a string."""
     return language().key
+
+
+def markup_gettext(string: str, **variables: Any) -> Markup:
+    """What a template's ``_(string, **variables)`` shows where it autoescapes (see
+    :func:`template_gettext`): the translation marked safe, the variables escaped into it.
+    For the texts a view works out for its template."""
+    translated = Markup(language().translations.ugettext(string))  # noqa: S704  # our catalogue
+    if not variables and "%" not in translated:
+        return translated
+    return translated % variables
 
 
 @pass_eval_context
@@ -106,6 +128,8 @@ def install_request_gettext(app: Flask) -> None:
         gettext=_gettext, ngettext=_ngettext, newstyle=True
     )
     app.jinja_env.globals.update(_=template_gettext, gettext=template_gettext)
+    app.teardown_request(_forget_language)
+    app.teardown_appcontext(_forget_language)
 
 
 GETTEXT_NAMES = frozenset({"_", "gettext"})

@@ -11,7 +11,6 @@ Flask-Babel; any other text stays as it was written. Units are shown as people w
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from babel import numbers
@@ -82,7 +81,8 @@ _UNITS: dict[str, Any] = {
 
 
 def _key(text: str) -> str:
-    return re.sub(r"\s+", " ", text).strip().casefold()
+    # whitespace runs as one space, none at the ends (str.split's whitespace is re's \s)
+    return " ".join(text.split()).casefold()
 
 
 MEASURES: dict[str, Any] = {_key(name): text for names, text in _KNOWN for name in names}

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from flask import Blueprint, redirect, render_template, request, session, url_for
 from flask_babel import lazy_gettext as _l
 from werkzeug.wrappers.response import Response
@@ -51,11 +49,6 @@ DESCRIPTIONS = {
     "aanbod.curation": _l("Voorgesteld aanbod beoordelen: op de menukaart zetten of afwijzen."),
     "uitkomsten.index": _l("Indicatoren per contract en periode, met de financiering."),
 }
-
-
-@bp.app_context_processor
-def _nav() -> dict[str, Any]:
-    return {"nav_items": nav_items}
 
 
 @bp.get("/")

@@ -6,16 +6,21 @@ etag) shows the new version and keeps what the person typed."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import grpc
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from google.protobuf import field_mask_pb2
+from markupsafe import Markup
 from werkzeug.wrappers.response import Response
 
 from carenet.careplan.v1 import careplan_pb2 as cp
 from carenet.careplan.v1 import careplan_service_pb2 as cp_rpc
-from web import auth, backend, names
+from web import auth, backend, formatting, measures, names
+from web.i18n import markup_gettext as _m
 from web.views.verwijzen import _patient
 
 bp = Blueprint("zorgplan", __name__)
@@ -98,7 +103,6 @@ def _page(patient: str, own: bool) -> str | Response:
                     flash(_("Het zorgplan is opgeslagen."))
                     return redirect(request.path)
     plan = g.api.careplan.GetCarePlan(cp_rpc.GetCarePlanRequest(name=plan_name))
-    _names(plan)
     return render_template(
         "zorgplan/plan.html",
         plan=plan,
@@ -106,16 +110,19 @@ def _page(patient: str, own: bool) -> str | Response:
         typed=typed,
         conflict=conflict,
         form_errors=errors,
-        participant_roles=PARTICIPANT_ROLES,
         history_url=url_for("zorgplan.my_history")
         if own
         else url_for("zorgplan.history", patient_id=patient.split("/")[1]),
+        **_shown(plan, own),
     )
 
 
-def _names(plan: cp.CarePlan) -> None:
-    """The names of the organisations and people the plan names by id, for the page."""
-    names.organisations(
+def _shown(plan: cp.CarePlan, own: bool) -> dict[str, Any]:
+    """The plan's names, labels, targets and dates as the page shows them, worked out here
+    in one pass instead of by a call from the template for each (a template's call costs
+    several times a Python one). Texts with a translation are what the template's ``_``
+    would give (:func:`web.i18n.markup_gettext`); the template escapes the rest."""
+    orgs = names.organisations(
         [
             plan.record_holder,
             *(p.organisation for p in plan.participants),
@@ -124,12 +131,89 @@ def _names(plan: cp.CarePlan) -> None:
             *(goal.owner for goal in plan.goals if goal.owner.startswith("organisations/")),
         ]
     )
-    names.look_up_people(
+    people = names.look_up_people(
         [
             *(a.responsible_person for a in plan.actions),
             *(person for p in plan.participants for person in p.persons),
         ]
     )
+
+    def org(name: str) -> str:  # as names.organisation_name
+        found = names.bare(name)
+        return orgs.get(found, found)
+
+    goal_status = formatting.resolved(formatting.GOAL_STATUS)
+    goals = [
+        (
+            goal.description,
+            goal_status[goal.lifecycle_status][0] if goal.lifecycle_status in goal_status else "-",
+            measures.target(goal.target) if goal.HasField("target") else "",
+            _owner(goal.owner, own, org),
+        )
+        for goal in plan.goals
+    ]
+    actions = [
+        (
+            a.description,
+            a.referral_state.feedback_summary,
+            org(a.responsible_organisation),
+            people.get(a.responsible_person, a.responsible_person),
+            formatting.status(formatting.ACTIVITY_STATUS, a.status),
+        )
+        for a in plan.actions
+    ]
+    roles = formatting.resolved(PARTICIPANT_ROLES)
+    participants = [
+        (
+            org(p.organisation),
+            roles[p.role][0] if p.role in roles else "",
+            [people.get(person, person) for person in p.persons],
+        )
+        for p in plan.participants
+    ]
+    evaluations = [
+        (
+            formatting.day(e.review_time),
+            org(e.organisation) if e.organisation else None,
+            e.outcome,
+        )
+        for e in plan.evaluations
+    ]
+    title = (
+        _m("Mijn zorgplan")
+        if own
+        else _m("Zorgplan van patiënt %(id)s", id=formatting.last_part(plan.patient))
+    )
+    prep = plan.consult_preparation
+    return {
+        "title": title,
+        "record_holder": _m(
+            "Dit zorgplan wordt bijgehouden door %(org)s.", org=org(plan.record_holder)
+        )
+        if plan.record_holder
+        else None,
+        "changed": _m(
+            "Laatst veranderd: %(when)s.", when=formatting.when(plan.update_time, "long")
+        ),
+        "next_consult": _m(
+            "Het volgende gesprek is op %(when)s.",
+            when=formatting.when(prep.next_consult_time, "long"),
+        )
+        if prep.HasField("next_consult_time")
+        else None,
+        "goals": goals,
+        "actions": actions,
+        "participants": participants,
+        "evaluations": evaluations,
+    }
+
+
+def _owner(owner: str, own: bool, org: Callable[[str], str]) -> Markup | None:
+    if owner.startswith("organisations/"):
+        return _m("Doel van %(org)s", org=org(owner))
+    if owner:
+        return _m("Uw eigen doel") if own else _m("Doel van de patiënt")
+    return None
 
 
 def _field_errors(fields: dict[str, str]) -> dict[str, str]:

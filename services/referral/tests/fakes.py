@@ -265,6 +265,10 @@ class FakeRepository(FakeRequestRecords[RequestRecord]):
     def append_outbox_event(self, values: dict[str, Any]) -> None:
         self.data.outbox.append(OutboxEvent(id=len(self.data.outbox) + 1, **values))
 
+    def number_events(self, limit: int) -> bool:
+        """Events are numbered as they are written here: one writer at a time."""
+        return True
+
     def events_after(
         self,
         cursor: int,

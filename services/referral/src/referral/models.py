@@ -17,6 +17,7 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
+    text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, INT4MULTIRANGE
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -311,14 +312,27 @@ class HistoryEntry(Base):
 
 
 class OutboxEvent(Base):
-    """The transactional outbox. ``id`` is the cursor: it is drawn from
-    :class:`OutboxHead` under a row lock as the transaction's last write, so ids become
-    visible in commit order and a reader that has seen id N has seen every id below it."""
+    """The transactional outbox. ``id`` is the cursor clients see once the event is
+    numbered. A writer inserts its event with a negative ``id`` from a sequence
+    (``-nextval('outbox_id_seq')``), taking no lock that another writer waits for; a reader
+    numbers it after the commit (``ReferralRepository.number_events``): one reader at a time
+    (the ``outbox_head`` row's lock) gives the committed events it sees with a negative id
+    the next cursors, in the order of the sequence. An event that commits later gets a
+    later cursor, so no reader ever passes an event it has not seen, and readers read only
+    ``id > cursor >= 0``."""
 
     __tablename__ = "outbox"
-    __table_args__ = (Index("ix_outbox_care_group_id", "care_group_id", "id"),)
+    __table_args__ = (
+        Index("ix_outbox_care_group_id", "care_group_id", "id"),
+        Index("ix_outbox_unnumbered", "id", postgresql_where=text("id < 0")),
+    )
 
-    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    id: Mapped[int] = mapped_column(
+        BigInteger,
+        primary_key=True,
+        autoincrement=False,
+        server_default=text("-nextval('outbox_id_seq')"),
+    )
     event_id: Mapped[str] = mapped_column(String(32), unique=True)
     event_type: Mapped[str] = mapped_column(String(32))
     referral_id: Mapped[str] = mapped_column(String(63), index=True)
@@ -331,7 +345,8 @@ class OutboxEvent(Base):
 
 
 class OutboxHead(Base):
-    """One row: the last outbox id handed out."""
+    """One row: the last cursor handed out. Its row lock is the numbering's (readers), no
+    writer's."""
 
     __tablename__ = "outbox_head"
 

@@ -36,14 +36,14 @@ _RECORD_COLUMNS = [c.name for c in RequestRecord.__table__.columns]
 @functools.cache
 def _create_referral_sql(with_record: bool, event_columns: tuple[str, ...]) -> str:
     """One statement on PostgreSQL, and so one transaction: the referral, its first history
-    entry, (optionally) the request record, and its outbox event with the next cursor drawn
-    from the head row, all only if the offer is still at the version the referral was
-    checked against. Returns the history entry's id, or no row (having written nothing) when
-    the offer has changed. Column names come from the models and every value is bound.
-
-    It takes its locks in the order every other writer does: the offer row first (FOR KEY
-    SHARE, which the referral's foreign key would otherwise take only at the end of the
-    statement, after the outbox head), the outbox head last."""
+    entry, (optionally) the request record, and its outbox event (not numbered yet: see
+    OutboxEvent), all only if the offer is still at the version the referral was checked
+    against. Returns the history entry's id, or no row (having written nothing) when the
+    offer has changed. Column names come from the models and every value is bound. It locks
+    the offer row first (FOR KEY SHARE, which the referral's foreign key would otherwise
+    take only at the end of the statement), as every other writer does; that lock is shared
+    with other creates, which it waits for only on the same unique key (a duplicate, the
+    same request_id)."""
     values = ", ".join("%s::json" if c in _JSON_COLUMNS else "%s" for c in _REFERRAL_COLUMNS)
     record = (
         f" record AS (INSERT INTO request_records ({', '.join(_RECORD_COLUMNS)})"  # noqa: S608
@@ -60,10 +60,8 @@ def _create_referral_sql(with_record: bool, event_columns: tuple[str, ...]) -> s
         f" entry AS (INSERT INTO referral_history ({', '.join(_HISTORY_COLUMNS)})"
         f" SELECT {', '.join('%s' for _ in _HISTORY_COLUMNS)} FROM created RETURNING id),"
         f"{record}"
-        " head AS (UPDATE outbox_head SET last_id = last_id + 1"
-        " WHERE id = %s AND EXISTS (SELECT 1 FROM created) RETURNING last_id),"
-        f" event AS (INSERT INTO outbox (id, {', '.join(event_columns)})"
-        f" SELECT head.last_id, {event_values} FROM head)"
+        f" event AS (INSERT INTO outbox ({', '.join(event_columns)})"
+        f" SELECT {event_values} FROM created)"
         " SELECT id FROM entry"
     )
 
@@ -85,6 +83,7 @@ _LISTED_OFFER_TERMS_SQL = (
     f"SELECT id, {', '.join(_OFFER_TERM_COLUMNS)} FROM offers"  # noqa: S608
     " WHERE care_group_id = %s AND state = 'listed'"
 )
+# What a writer gives; ``id`` is the sequence's (negative) until a reader numbers the event.
 _OUTBOX_COLUMNS = [c.name for c in OutboxEvent.__table__.columns if c.name != "id"]
 
 
@@ -101,14 +100,26 @@ def _event_params(values: dict[str, Any], columns: tuple[str, ...]) -> list[Any]
 
 @functools.cache
 def _append_outbox_sql(columns: tuple[str, ...]) -> str:
-    """Draws the next cursor from the head row (holding its lock until commit) and inserts
-    the event with it, in one statement. Column names come from the model."""
+    """Inserts one event, not numbered yet (see OutboxEvent). Column names come from the
+    model."""
     values = ", ".join("%s::json" if c == "payload" else "%s" for c in columns)
-    return (
-        "WITH head AS (UPDATE outbox_head SET last_id = last_id + 1"  # noqa: S608
-        " WHERE id = %s RETURNING last_id)"
-        f" INSERT INTO outbox (id, {', '.join(columns)}) SELECT head.last_id, {values} FROM head"
-    )
+    return f"INSERT INTO outbox ({', '.join(columns)}) VALUES ({values})"  # noqa: S608
+
+
+_UNNUMBERED_SQL = "SELECT EXISTS (SELECT 1 FROM outbox WHERE id < 0)"
+_LOCK_HEAD_SQL = "SELECT last_id FROM outbox_head WHERE id = %s FOR UPDATE"
+# One statement (one snapshot), run holding the head's row lock: the next ``limit``
+# committed events not numbered yet, in the sequence's order, get the cursors after the
+# head's as their id, and the head moves past them.
+_NUMBER_SQL = (
+    "WITH ready AS (SELECT id, row_number() OVER (ORDER BY id DESC) AS n FROM outbox"
+    " WHERE id < 0 ORDER BY id DESC LIMIT %s),"
+    " head AS (UPDATE outbox_head SET last_id = last_id + (SELECT count(*) FROM ready)"
+    " WHERE id = %s RETURNING last_id - (SELECT count(*) FROM ready) AS base),"
+    " numbered AS (UPDATE outbox SET id = head.base + ready.n FROM ready, head"
+    " WHERE outbox.id = ready.id RETURNING 1)"
+    " SELECT count(*) FROM numbered"
+)
 
 
 _MENU_VERSION_SQL = "SELECT version FROM offer_menu_versions WHERE care_group_id = %s"
@@ -156,7 +167,6 @@ class ReferralRepository(Repository):
         params.extend(getattr(entry, c) for c in _HISTORY_COLUMNS)
         if record is not None:
             params.extend(getattr(record, c) for c in _RECORD_COLUMNS)
-        params.append(OUTBOX_HEAD_ID)
         params.extend(_event_params(event, columns))
         row = self._first_row(_create_referral_sql(record is not None, columns), params)
         if row is None:
@@ -367,13 +377,26 @@ class ReferralRepository(Repository):
 
     # outbox
     def append_outbox_event(self, values: dict[str, Any]) -> None:
-        """Draws the next cursor and inserts one event with it, in one statement (a
-        data-modifying CTE), so the head's row lock is held for one round trip less before
-        the commit."""
+        """Inserts one event; a reader numbers it once it is committed
+        (:meth:`number_events`)."""
         columns = _event_columns(values)
         self.session.connection().exec_driver_sql(
-            _append_outbox_sql(columns), (OUTBOX_HEAD_ID, *_event_params(values, columns))
+            _append_outbox_sql(columns), tuple(_event_params(values, columns))
         )
+
+    def number_events(self, limit: int) -> bool:
+        """Gives the next cursors to up to ``limit`` committed events not numbered yet, in the
+        sequence's order, as their ids, holding the ``outbox_head`` row's lock until the
+        caller commits this unit of work (so numberings follow one another and each sees the
+        ones before). Returns whether every event committed when it looked has a cursor now.
+        Takes no lock when there is nothing to number."""
+        connection = self.session.connection()
+        if not connection.exec_driver_sql(_UNNUMBERED_SQL).scalar_one():
+            return True
+        connection.exec_driver_sql(_LOCK_HEAD_SQL, (OUTBOX_HEAD_ID,)).one()
+        # A new statement, so a new snapshot: it sees what the lock's last holder numbered.
+        count = connection.exec_driver_sql(_NUMBER_SQL, (limit, OUTBOX_HEAD_ID)).scalar_one()
+        return int(count) < limit
 
     def events_after(
         self,
@@ -385,8 +408,8 @@ class ReferralRepository(Repository):
         patient_id: str = "",
         only_patient: str = "",
     ) -> Sequence[OutboxEvent]:
-        """Outbox events after ``cursor`` that the filter lets through (care group ``None``:
-        every tenant, for platform services)."""
+        """Numbered outbox events after ``cursor`` (at least 0), in cursor order, that the
+        filter lets through (care group ``None``: every tenant, for platform services)."""
         query = select(OutboxEvent).where(OutboxEvent.id > cursor)
         conditions: list[ColumnElement[bool]] = []
         if care_group_id is not None:

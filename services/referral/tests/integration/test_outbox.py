@@ -1,6 +1,7 @@
-"""The outbox on real PostgreSQL: concurrent transactions hand out cursor ids in commit
-order, so a reader that follows the cursor never skips a committed event; a rolled-back
-change leaves no event; a rule saved and loaded gives the same answer."""
+"""The outbox on real PostgreSQL: events of concurrent transactions get gapless cursors
+once committed, and a reader that follows the cursor gets each committed event once; a
+rolled-back change leaves no event; a rule saved and loaded gives the same answer. The
+order of events committed out of id order: test_event_order.py."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from servicekit.idempotency import IdempotentRequest
 from testkit.fakes import FakeIdentity
 
 from ..fakes import ADMIN, GP, PROVIDER
-from ..unit.helpers import PROFILE
+from ..unit.helpers import PROFILE, number_committed_events
 
 
 @pytest.fixture(scope="module")
@@ -44,6 +45,7 @@ def deps(referral_engine: Engine) -> Deps:
 
 
 def _last_cursor(deps: Deps) -> int:
+    number_committed_events(deps)
     with deps.uow() as uow:
         return max(
             (e.id for e in uow.repo.events_after(0, 1_000_000, care_group_id=None)), default=0
@@ -55,6 +57,7 @@ def test_concurrent_changes_get_gapless_cursors_and_a_follower_misses_none(
 ) -> None:
     start = _last_cursor(deps)
     seen: list[int] = []
+    seen_ids: list[str] = []
     done = threading.Event()
 
     def follow() -> None:
@@ -62,6 +65,7 @@ def test_concurrent_changes_get_gapless_cursors_and_a_follower_misses_none(
             deps, GP, after_cursor=start, is_active=lambda: not done.is_set() or False
         ):
             seen.append(event.cursor)
+            seen_ids.append(event.event_id)
 
     def work(n: int) -> None:
         for i in range(10):
@@ -92,6 +96,10 @@ def test_concurrent_changes_get_gapless_cursors_and_a_follower_misses_none(
     done.set()
     follower.join(timeout=5)
     assert seen == list(range(start + 1, end + 1))
+    with deps.uow() as uow:
+        written = [e.event_id for e in uow.repo.events_after(start, 1_000, care_group_id=None)]
+    assert sorted(seen_ids) == sorted(written)
+    assert len(set(seen_ids)) == len(written) == 6 * 10 * 2
 
 
 def test_a_refused_change_writes_no_event(deps: Deps) -> None:

@@ -61,6 +61,15 @@ def force_status(deps: Deps, referral_id: str, status: Status) -> None:
 
 
 def outbox(deps: Deps) -> list[dict[str, Any]]:
+    """Every event committed so far, in cursor order (numbered first, as a stream does)."""
+    number_committed_events(deps)
     with deps.uow() as uow:
         rows = uow.repo.events_after(0, 1_000_000, care_group_id=None)
         return [{"cursor": r.id, **r.payload} for r in rows]
+
+
+def number_committed_events(deps: Deps) -> None:
+    """Gives a cursor to every event committed so far, as a stream does before it reads."""
+    with deps.uow() as uow:
+        assert uow.repo.number_events(1_000_000)
+        uow.commit()

@@ -1,5 +1,8 @@
 """The referral event stream (``WatchReferralEvents``): committed outbox events in cursor
-order, for the parties, the patient and platform services. Every event delivered to a party
+order, for the parties, the patient and platform services. Before each read the stream
+numbers the events committed since the last numbering (``ReferralRepository.
+number_events``), so cursors are handed out once, in one order for every reader, and an
+event committed later gets a later cursor. Every event delivered to a party
 or the patient is a read of the referral's data, decided by identity when it is delivered
 (with the referral's context and record holder, like a read of it) and logged there as one
 access; an event identity refuses is not delivered. A decision is never kept for later
@@ -47,6 +50,7 @@ def watch_events(
 ) -> Iterator[Event]:
     """Every committed event after ``after_cursor`` the caller may see, in cursor order,
     then (with ``follow``) new ones as they commit, until ``is_active`` turns false.
+    Without ``follow`` it ends once every event committed when it was called is delivered.
 
     Platform services (realm role ``service``) see every tenant's events. Others see the
     events of referrals they are party to (or, for an organisation's system, its
@@ -71,6 +75,8 @@ def watch_events(
     cursor = after_cursor
     while is_active():
         with deps.uow() as uow:
+            all_numbered = uow.repo.number_events(deps.watch_batch_size)
+            uow.commit()
             rows = uow.repo.events_after(
                 cursor, deps.watch_batch_size, only_patient=patient_id, **scope
             )
@@ -80,7 +86,7 @@ def watch_events(
             if not service and not _may_see_event(deps, principal, event):
                 continue
             yield event
-        if len(batch) < deps.watch_batch_size:
+        if len(batch) < deps.watch_batch_size and all_numbered:
             if not follow:
                 return
             deps.sleep(deps.watch_poll_seconds)

@@ -1,5 +1,5 @@
 """What every change of a referral writes besides the referral: its history entry and its
-outbox event (cursor drawn last, just before commit)."""
+outbox event (numbered by the stream's readers once its transaction has committed)."""
 
 from __future__ import annotations
 
@@ -75,7 +75,7 @@ def event_payload(
 
 @dataclass
 class PendingEvents:
-    """Events of one transaction; their cursor ids are drawn just before commit."""
+    """Events of one transaction, written as its last statements."""
 
     items: list[tuple[Referral, dict[str, Any]]] = field(default_factory=list)
 
@@ -83,7 +83,8 @@ class PendingEvents:
         self.items.append((referral, payload))
 
     def flush(self, uow: UnitOfWork, now: dt.datetime) -> None:
-        """Writes the events as the transaction's last statements (see OutboxEvent)."""
+        """Writes the events as the transaction's last statements, after the changes of the
+        referrals they describe are sent (see OutboxEvent)."""
         uow.repo.flush()
         for referral, payload in self.items:
             uow.repo.append_outbox_event(outbox_values(referral, payload, now))

@@ -100,10 +100,11 @@ def create_referral(
     identity's Authorize: nothing about the patient is read, written, returned or refused
     before its answer. The offer comes from a cache whose entries the write checks by
     version. Then one atomic write (one statement on PostgreSQL) stores the referral, its
-    history, the request record and its outbox event, whose cursor is drawn last (the one
-    serialising step). What identity is asked describes what happens: a repeat of an
-    earlier request (same request_id and fingerprint) is a read of the stored referral,
-    asked and answered as its ``GetReferral``; a create the caller's organisation already
+    history, the request record and its outbox event (no lock in common with other
+    creates: its cursor is given after the commit, by a reader). What identity is asked
+    describes what happens: a repeat of an earlier request (same request_id and
+    fingerprint) is a read of the stored referral, asked and answered as its
+    ``GetReferral``; a create the caller's organisation already
     has an open referral for (one driver statement by the unique ``open_key``, before
     identity is asked) is a read of that referral (referral.duplicates); only a create
     that can happen is asked as a create. A duplicate committed concurrently after that

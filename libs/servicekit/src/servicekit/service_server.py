@@ -18,7 +18,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 import grpc
 from opentelemetry.metrics import MeterProvider
@@ -31,6 +31,15 @@ from servicekit.server import RunningServer, ServerSettings, create_server
 _SERVICER = "Servicer"
 
 D = TypeVar("D")
+
+
+class Servicer(Generic[D]):
+    """What a service's servicer is made of: its dependencies (``server_factory`` makes it as
+    ``servicer(deps)``), which its RPCs use as ``self.deps``. A servicer subclasses it beside
+    the generated ``<Name>Servicer``."""
+
+    def __init__(self, deps: D) -> None:
+        self.deps = deps
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,7 @@ from servicekit.auth import Principal, current_principal
 from servicekit.errors import InvalidArgument, Violations
 from servicekit.idempotency import IdempotentRequest
 from servicekit.paging import Paging
+from servicekit.service_server import Servicer
 from servicekit.timestamps import from_request, to_proto
 
 ORG_TYPES = enums.EnumMap(pb.OrganisationType, models.OrganisationType)
@@ -219,10 +220,7 @@ def _newest_first(order_by: str) -> bool:
     return _LOG_ORDERS[normal]
 
 
-class IdentityServicer(rpc_grpc.IdentityServiceServicer):
-    def __init__(self, deps: Deps) -> None:
-        self.deps = deps
-
+class IdentityServicer(Servicer[Deps], rpc_grpc.IdentityServiceServicer):
     def _caller(self) -> Principal:
         """The caller, as whom the call is decided: a delegate acting for a person of its
         organisation takes that person's roles; naming anyone else is PERMISSION_DENIED

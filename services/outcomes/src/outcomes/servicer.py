@@ -51,13 +51,11 @@ from servicekit.auth import current_principal
 from servicekit.errors import InvalidArgument, Violations
 from servicekit.idempotency import IdempotentRequest
 from servicekit.paging import Paging
+from servicekit.service_server import Servicer
 from servicekit.timestamps import field_from_request
 
 
-class OutcomesServicer(rpc_grpc.OutcomesServiceServicer):
-    def __init__(self, deps: Deps) -> None:
-        self.deps = deps
-
+class OutcomesServicer(Servicer[Deps], rpc_grpc.OutcomesServiceServicer):
     # enrolments
     def CreateEnrolment(
         self, request: rpc.CreateEnrolmentRequest, context: grpc.ServicerContext

@@ -35,6 +35,7 @@ from servicekit.auth import current_principal
 from servicekit.errors import InvalidArgument
 from servicekit.idempotency import IdempotentRequest
 from servicekit.paging import OFFSET, Paging
+from servicekit.service_server import Servicer
 
 
 def _idempotent(
@@ -61,10 +62,7 @@ def _referral_ids(name: str) -> tuple[str, str]:
     return patient_id, referral_id
 
 
-class ReferralServicer(rpc_grpc.ReferralServiceServicer):
-    def __init__(self, deps: Deps) -> None:
-        self.deps = deps
-
+class ReferralServicer(Servicer[Deps], rpc_grpc.ReferralServiceServicer):
     # offers
     def CreateOffer(
         self, request: rpc.CreateOfferRequest, context: grpc.ServicerContext

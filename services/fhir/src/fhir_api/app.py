@@ -13,10 +13,11 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from email.utils import format_datetime
+from functools import lru_cache
 from importlib.metadata import PackageNotFoundError, version
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import grpc
 import msgspec
@@ -26,16 +27,20 @@ from carenet.outcomes.v1 import outcomes_pb2 as outcomes_pb
 from fhir_api.capability import SERVED, capability_statement
 from fhir_api.config import Settings
 from fhir_api.errors import FhirError, from_rpc, invalid
-from fhir_api.reads import READS, SEARCHES, Context, load_code_table
+from fhir_api.reads import READS, SEARCHES, Context, Reader, load_code_table
 from fhir_api.resources.common import Codes, Json
 from fhir_api.search import JSON_MIME_TYPES, bundle, check_format, parse
 from servicekit.auth import MAX_ON_BEHALF_OF_LENGTH, JwksCache, TokenVerifier
 from servicekit.errors import DomainError
 from servicekit.platform_api import Api, Channels, Metadata, Stubs, caller_metadata
 
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
+
 log = logging.getLogger("fhir")
 PREFIX = "/fhir/R4"
 ON_BEHALF_OF = "X-Carenet-On-Behalf-Of"
+_ON_BEHALF_OF_ENVIRON = "HTTP_X_CARENET_ON_BEHALF_OF"  # its WSGI environment key
 FHIR_JSON = "application/fhir+json; charset=utf-8"
 CODE_TABLE_SECONDS = 600.0
 
@@ -79,21 +84,27 @@ def _version_headers(resource: Json) -> dict[str, str]:
     if "versionId" in meta:
         headers["ETag"] = f'W/"{meta["versionId"]}"'
     if "lastUpdated" in meta:
-        updated = dt.datetime.fromisoformat(meta["lastUpdated"].replace("Z", "+00:00"))
-        headers["Last-Modified"] = format_datetime(updated.astimezone(dt.UTC), usegmt=True)
+        headers["Last-Modified"] = _http_date(meta["lastUpdated"])
     return headers
+
+
+@lru_cache(maxsize=4096)
+def _http_date(instant: str) -> str:
+    """The HTTP date of a FHIR instant (kept: a resource is read far more often than it
+    changes)."""
+    updated = dt.datetime.fromisoformat(instant.replace("Z", "+00:00"))
+    return format_datetime(updated.astimezone(dt.UTC), usegmt=True)
+
+
+def _acceptable(accept: str) -> bool:
+    """Whether an ``Accept`` header takes JSON (an absent or empty one does)."""
+    return not accept or "json" in accept or any(m in accept for m in JSON_MIME_TYPES)
 
 
 def _negotiate() -> None:
     """An Accept header that takes no JSON is answered 406 (FHIR R4 http.html); the
     health checks answer whatever a probe accepts."""
-    accept = request.headers.get("Accept", "")
-    if (
-        accept
-        and request.path.startswith(PREFIX)
-        and "json" not in accept
-        and not any(m in accept for m in JSON_MIME_TYPES)
-    ):
+    if request.path.startswith(PREFIX) and not _acceptable(request.headers.get("Accept", "")):
         raise FhirError(406, "not-supported", "FORMAT_NOT_SUPPORTED", "only JSON is served")
 
 
@@ -105,13 +116,11 @@ def _read_parameters() -> None:
         raise invalid("UNKNOWN_PARAMETER", "a read takes no parameters but _format")
 
 
-def _on_behalf_of() -> str:
-    """The person a delegate system acts for (``X-Carenet-On-Behalf-Of``), forwarded as
-    the services' ``x-carenet-on-behalf-of``; they decide whether the caller may. The WSGI
-    environment holds one value per header name (the server joins repeated headers with
-    commas, which no person id has), read by its name: ``getlist`` would walk the whole
-    environment on every request."""
-    raw = request.headers.get(ON_BEHALF_OF)
+def _on_behalf_of(raw: str | None) -> str:
+    """The person a delegate system acts for (``X-Carenet-On-Behalf-Of``, ``raw``; None when
+    not given), forwarded as the services' ``x-carenet-on-behalf-of``; they decide whether
+    the caller may. The WSGI environment holds one value per header name (the server joins
+    repeated headers with commas, which no person id has)."""
     if raw is None:
         return ""
     value = raw.strip()
@@ -128,9 +137,102 @@ def _on_behalf_of() -> str:
     return value
 
 
+def _bearer(header: str) -> str:
+    """The token of an ``Authorization: Bearer <token>`` header; 401 without one."""
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise FhirError(401, "login", "MISSING_TOKEN", "a bearer token is required")
+    return token.strip()
+
+
+def _secure(response: Response) -> Response:
+    """The headers every answer carries (after_request, and the plain reads')."""
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+def _error_response(error: FhirError, canonical_base: str) -> Response:
+    headers = {"WWW-Authenticate": error.challenge()} if error.status == 401 else None
+    return _answer(error.outcome(canonical_base), error.status, headers)
+
+
 def _fixed(metadata: Metadata) -> Callable[[], Metadata]:
     """The same metadata for every call of one request."""
     return lambda: metadata
+
+
+#: The read route (the path template the error log names).
+READ_RULE = f"{PREFIX}/<resource_type>/<resource_id>"
+_READ_PATH = f"{PREFIX}/"
+_SECURITY_HEADERS = (("Cache-Control", "no-store"), ("X-Content-Type-Options", "nosniff"))
+
+
+def _plain_read(environ: WSGIEnvironment) -> tuple[Reader, str] | None:
+    """The reader and id of a plain read (``GET <PREFIX>/<Type>/<id>`` of a type read here,
+    no query, an ``Accept`` that takes JSON, an ASCII path); None for any other request.
+    Routing, ``Accept`` and parameters as the Flask routes do them, so every request this
+    takes would reach :func:`create_app`'s ``read`` with the same type and id."""
+    if environ.get("REQUEST_METHOD") != "GET" or environ.get("QUERY_STRING"):
+        return None
+    path: str = environ.get("PATH_INFO", "")
+    if not path.startswith(_READ_PATH) or not path.isascii():
+        return None
+    resource_type, slash, resource_id = path[len(_READ_PATH) :].partition("/")
+    if not slash or not resource_id or "/" in resource_id:
+        return None
+    reader = READS.get(resource_type)
+    if reader is None or not _acceptable(environ.get("HTTP_ACCEPT", "")):
+        return None
+    return reader, resource_id
+
+
+def _plain_reads(
+    flask_app: WSGIApplication,
+    context_for: Callable[[str, str | None], Context],
+    canonical_base: str,
+) -> WSGIApplication:
+    """WSGI: plain reads (:func:`_plain_read`) answered without Flask's request machinery
+    (request and application contexts, routing, hooks, response object), which cost more
+    CPU than the read's own mapping; every other request goes to ``flask_app``. The answer
+    is the one the Flask route gives, byte for byte and header for header: the same token
+    check and on-behalf-of rule (``context_for``), reader, encoding and error answers."""
+
+    def app(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        target = _plain_read(environ)
+        if target is None:
+            return flask_app(environ, start_response)
+        reader, resource_id = target
+        try:
+            ctx = context_for(
+                environ.get("HTTP_AUTHORIZATION", ""), environ.get(_ON_BEHALF_OF_ENVIRON)
+            )
+            resource = reader(ctx, resource_id)
+        except FhirError as error:
+            response = _error_response(error, canonical_base)
+        except grpc.RpcError as error:
+            response = _error_response(from_rpc(error), canonical_base)
+        except Exception:
+            log.exception("fhir request failed", extra={"path_template": READ_RULE})
+            response = _error_response(
+                FhirError(500, "exception", "INTERNAL", "the request could not be completed"),
+                canonical_base,
+            )
+        else:
+            body = _encode(resource)
+            start_response(
+                "200 OK",
+                [
+                    *_version_headers(resource).items(),
+                    ("Content-Type", FHIR_JSON),
+                    ("Content-Length", str(len(body))),
+                    *_SECURITY_HEADERS,
+                ],
+            )
+            return [body]
+        return _secure(response)(environ, start_response)
+
+    return app
 
 
 def _readiness(channels: Channels) -> Response:
@@ -140,7 +242,17 @@ def _readiness(channels: Channels) -> Response:
     return Response(json.dumps(body), 200 if ready else 503, content_type="application/json")
 
 
-def create_app(settings: Settings, channels: Channels | None = None) -> Flask:
+def create_app(
+    settings: Settings,
+    channels: Channels | None = None,
+    *,
+    verifier: TokenVerifier | None = None,
+    plain_reads: bool = True,
+) -> Flask:
+    """The API's Flask application over ``channels`` (opened from ``settings`` when None),
+    checking tokens with ``verifier`` (from ``settings`` when None). ``plain_reads``: plain
+    reads are answered before Flask (:func:`_plain_reads`); off when Flask's own
+    instrumentation (tracing) must see every request."""
     app = Flask("fhir_api")
     app.config["JSON_SORT_KEYS"] = False
     codes = Codes(settings.canonical_base.rstrip("/"))
@@ -151,7 +263,7 @@ def create_app(settings: Settings, channels: Channels | None = None) -> Flask:
         settings.outcomes_target,
     )
     stubs = Stubs.over(channels)
-    verifier = TokenVerifier(
+    verifier = verifier or TokenVerifier(
         issuer=settings.oidc_issuer,
         audience=settings.oidc_audience,
         jwks=JwksCache(
@@ -167,13 +279,12 @@ def create_app(settings: Settings, channels: Channels | None = None) -> Flask:
     def base_url() -> str:
         return settings.public_url.rstrip("/") or request.host_url.rstrip("/") + PREFIX
 
-    def context() -> Context:
-        header = request.headers.get("Authorization", "")
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            raise FhirError(401, "login", "MISSING_TOKEN", "a bearer token is required")
+    def context_for(authorization: str, on_behalf_of: str | None) -> Context:
+        """The request's services as the caller of ``authorization`` (its bearer token,
+        checked here: 401 when it is missing or refused), acting for ``on_behalf_of``."""
+        token = _bearer(authorization)
         try:
-            verifier.verify(token.strip())
+            verifier.verify(token)
         except DomainError as exc:
             if exc.code == grpc.StatusCode.UNAUTHENTICATED:
                 raise FhirError(401, "login", exc.reason, exc.message, "invalid_token") from None
@@ -183,17 +294,21 @@ def create_app(settings: Settings, channels: Channels | None = None) -> Flask:
         return Context(
             Api(
                 stubs,
-                _fixed(caller_metadata(token.strip(), _on_behalf_of())),
+                _fixed(caller_metadata(token, _on_behalf_of(on_behalf_of))),
                 settings.call_deadline_seconds,
             ),
             codes,
             code_table,
         )
 
+    def context() -> Context:
+        return context_for(
+            request.headers.get("Authorization", ""), request.headers.get(ON_BEHALF_OF)
+        )
+
     @app.errorhandler(FhirError)
     def _fhir_error(error: FhirError) -> Response:
-        headers = {"WWW-Authenticate": error.challenge()} if error.status == 401 else None
-        return _answer(error.outcome(codes.base), error.status, headers)
+        return _error_response(error, codes.base)
 
     @app.errorhandler(grpc.RpcError)
     def _rpc_error(error: grpc.RpcError) -> Response:
@@ -221,11 +336,7 @@ def create_app(settings: Settings, channels: Channels | None = None) -> Flask:
 
     app.before_request(_negotiate)
 
-    @app.after_request
-    def _headers(response: Response) -> Response:
-        response.headers["Cache-Control"] = "no-store"
-        response.headers["X-Content-Type-Options"] = "nosniff"
-        return response
+    app.after_request(_secure)
 
     @app.get("/healthz")
     def healthz() -> tuple[str, int]:
@@ -239,7 +350,7 @@ def create_app(settings: Settings, channels: Channels | None = None) -> Flask:
     def metadata() -> Response:
         return _answer(capability_statement(base_url(), software))
 
-    @app.get(f"{PREFIX}/<resource_type>/<resource_id>")
+    @app.get(READ_RULE)
     def read(resource_type: str, resource_id: str) -> Response:
         reader = READS.get(resource_type)
         if reader is None:
@@ -274,4 +385,6 @@ def create_app(settings: Settings, channels: Channels | None = None) -> Flask:
         channels.close()
 
     app.extensions["carenet_channels_close"] = _close
+    if plain_reads:
+        app.wsgi_app = _plain_reads(app.wsgi_app, context_for, codes.base)  # type: ignore[method-assign,assignment]
     return app

@@ -26,7 +26,13 @@ def _instrument(app: Flask) -> None:
 
 
 def serve(settings: Settings) -> None:
-    serve_front("fhir", settings, lambda: create_app(settings), prepare=_instrument)
+    # With tracing, every request goes through Flask, whose instrumentation makes the spans.
+    serve_front(
+        "fhir",
+        settings,
+        lambda: create_app(settings, plain_reads=not tracing_configured()),
+        prepare=_instrument,
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

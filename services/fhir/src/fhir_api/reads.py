@@ -141,7 +141,9 @@ def read_measure_report(ctx: Context, resource_id: str) -> Json:
     return outcomes.measure_report(report, ctx.codes)
 
 
-READS: dict[str, Callable[[Context, str], Json]] = {
+Reader = Callable[[Context, str], Json]
+
+READS: dict[str, Reader] = {
     "Patient": read_patient,
     "Organization": read_organization,
     "CarePlan": read_care_plan,

@@ -60,13 +60,29 @@ def patient_ref(patient_id: str) -> Json:
     return reference("Patient", patient_id)
 
 
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+# The range of a valid Timestamp (0001-01-01 to 9999-12-31, UTC) and of its nanos.
+_MIN_SECONDS, _MAX_SECONDS = -62_135_596_800, 253_402_300_799
+_NANOS = 1_000_000_000
+
+
+def _utc(ts: Timestamp) -> dt.datetime:
+    """``ts.ToDatetime(tzinfo=dt.UTC)`` without its range checks and time zone conversion
+    for a valid Timestamp (several times faster; an invalid one raises as before)."""
+    seconds, nanos = ts.seconds, ts.nanos
+    if not (_MIN_SECONDS <= seconds <= _MAX_SECONDS and 0 <= nanos < _NANOS):
+        return ts.ToDatetime(tzinfo=dt.UTC)
+    return _EPOCH + dt.timedelta(seconds=seconds, microseconds=nanos // 1000)
+
+
 def instant(ts: Timestamp) -> str | None:
     """A FHIR instant (UTC, with zone) of a set Timestamp; None when unset."""
     if ts.seconds == 0 and ts.nanos == 0:
         return None
-    value = ts.ToDatetime(tzinfo=dt.UTC)
-    return value.isoformat(timespec="milliseconds" if ts.nanos else "seconds").replace(
-        "+00:00", "Z"
+    return (
+        _utc(ts)
+        .isoformat(timespec="milliseconds" if ts.nanos else "seconds")
+        .replace("+00:00", "Z")
     )
 
 
@@ -74,7 +90,7 @@ def date(ts: Timestamp) -> str | None:
     """A FHIR date (Europe-neutral: the UTC calendar day) of a set Timestamp."""
     if ts.seconds == 0 and ts.nanos == 0:
         return None
-    return ts.ToDatetime(tzinfo=dt.UTC).date().isoformat()
+    return _utc(ts).date().isoformat()
 
 
 #: The values FHIR forbids as elements (compared with ``in``: by identity, then equality).
@@ -87,19 +103,36 @@ def drop_empty(resource: Json) -> Json:
     return _clean_dict(resource)
 
 
-def _clean(raw: Any) -> Any:
-    return _clean_dict(raw) if isinstance(raw, dict) else _clean_list(raw)
+# Only dicts and lists are cleaned by a call (a resource has hundreds of leaf values), and
+# only a false value is compared with EMPTY: a true one is never empty (0 and False stay).
 
 
 def _clean_dict(value: dict[str, Any]) -> dict[str, Any]:
-    # only dicts and lists are cleaned by a call: a resource has hundreds of leaf values
-    items = ((k, _clean(v) if isinstance(v, (dict, list)) else v) for k, v in value.items())
-    return {key: item for key, item in items if item not in EMPTY}
+    cleaned = {}
+    for key, raw in value.items():
+        if isinstance(raw, dict):
+            item: Any = _clean_dict(raw)
+        elif isinstance(raw, list):
+            item = _clean_list(raw)
+        else:
+            item = raw
+        if item or item not in EMPTY:
+            cleaned[key] = item
+    return cleaned
 
 
 def _clean_list(value: list[Any]) -> list[Any]:
-    items = (_clean(v) if isinstance(v, (dict, list)) else v for v in value)
-    return [item for item in items if item not in EMPTY]
+    cleaned = []
+    for raw in value:
+        if isinstance(raw, dict):
+            item: Any = _clean_dict(raw)
+        elif isinstance(raw, list):
+            item = _clean_list(raw)
+        else:
+            item = raw
+        if item or item not in EMPTY:
+            cleaned.append(item)
+    return cleaned
 
 
 def enum_code(value_name: str, prefix: str) -> str:

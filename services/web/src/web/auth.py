@@ -193,14 +193,16 @@ def callback() -> Response:
         abort(400)
     userinfo = token.get("userinfo") or {}
     target = session.pop("next", None)
-    # A new session id at sign-in (no fixation): Flask-Session writes a fresh id.
     session.clear()
-    current_app.session_interface.regenerate(session)  # type: ignore[attr-defined]
     session["token"] = {
         k: token[k] for k in ("access_token", "refresh_token", "expires_at", "id_token")
     }
     session["user"] = _user_from(token, userinfo)
     session.permanent = True
+    # A new session id at sign-in (no fixation): the stored session under the id the browser
+    # came with is deleted and the signed-in one is stored under a fresh id. Flask-Session's
+    # regenerate does nothing for an empty session, so it is called once the session is full.
+    current_app.session_interface.regenerate(session)  # type: ignore[attr-defined]
     if not isinstance(target, str) or not target.startswith("/") or target.startswith("//"):
         target = url_for("pages.home")
     return redirect(target)

@@ -17,6 +17,7 @@ import textwrap
 import threading
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -152,3 +153,40 @@ def test_sigterm_stops_the_server() -> None:
         process.send_signal(signal.SIGTERM)
         assert process.wait(10) == 0
         conn.close()
+
+
+def test_a_workers_settings_are_looked_up_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    from gunicorn.config import Config
+    from gunicorn.workers.gthread import ThreadWorker
+
+    from servicekit.wsgi import SettledConfig, _lingering_worker
+
+    config = Config()
+    config.set("keepalive", 7)
+    lookups: list[str] = []
+    setting = config.settings["keepalive"]
+    original_get = setting.get
+
+    def counted_get() -> object:
+        lookups.append("keepalive")
+        return original_get()
+
+    monkeypatch.setattr(setting, "get", counted_get)
+    settled = SettledConfig(config)
+    assert [settled.keepalive, settled.keepalive, settled.keepalive] == [7, 7, 7]
+    assert lookups == ["keepalive"]
+    assert settled.is_ssl is config.is_ssl and settled.threads == config.threads
+    with pytest.raises(AttributeError):
+        settled.no_such_setting  # noqa: B018
+    with pytest.raises(AttributeError):
+        settled.keepalive = 1  # Config refuses setting a setting
+    assert settled.keepalive == 7
+
+    # the lingering worker reads its settings through it from the start
+    monkeypatch.setattr(ThreadWorker, "init_process", lambda self: None)
+    worker_class: Any = _lingering_worker(0.005)
+    worker = worker_class.__new__(worker_class)
+    worker.cfg = config
+    worker.init_process()
+    assert isinstance(worker.cfg, SettledConfig)
+    assert worker.cfg.keepalive == 7

@@ -3,12 +3,13 @@ workers, the way the gRPC services are served: one JSON line ``{"event": "server
 "service": ..., "port": N}`` on stdout once it listens, no access log of URL paths (a path
 may name a patient), no control socket in the home folder.
 
-The worker is gunicorn's threaded worker with one change (:func:`_lingering_worker`): the
+The worker is gunicorn's threaded worker with two changes (:func:`_lingering_worker`). The
 thread that answered a request on a kept-alive connection waits a moment for that
 connection's next request and serves it itself, instead of handing the connection back to
 the worker's poller, which hands it to a thread again when the next request comes. Those two
 hand-overs between threads cost about 0.4 ms of CPU and as much latency per request, more
-than a small request's own work.
+than a small request's own work. And it reads its settings through :class:`SettledConfig`,
+which looks each one up once.
 """
 
 from __future__ import annotations
@@ -37,6 +38,26 @@ def _next_request_ready(conn: Any, seconds: float) -> bool:
     return bool(poll.poll(seconds * 1000))
 
 
+class SettledConfig:
+    """A worker's gunicorn configuration with each value looked up once, then kept as a
+    plain attribute. gunicorn reads about two dozen settings per request, each through
+    ``Config.__getattr__`` and the setting's ``get`` (about an eighth of a small request's
+    CPU); in a worker they no longer change (a reload starts new workers). Setting a value
+    goes to the configuration itself, which refuses settings as before."""
+
+    def __init__(self, cfg: Any) -> None:
+        object.__setattr__(self, "_cfg", cfg)
+
+    def __getattr__(self, name: str) -> Any:
+        value = getattr(self._cfg, name)  # AttributeError for an unknown name, as before
+        object.__setattr__(self, name, value)
+        return value
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        setattr(self._cfg, name, value)
+        self.__dict__.pop(name, None)
+
+
 def _lingering_worker(linger_seconds: float) -> type:
     """gunicorn's threaded worker whose threads serve a kept-alive connection's next request
     themselves when it comes within ``linger_seconds``, as long as another thread stays free
@@ -45,6 +66,7 @@ def _lingering_worker(linger_seconds: float) -> type:
 
     class LingeringThreadWorker(ThreadWorker):  # type: ignore[misc]
         def init_process(self) -> None:
+            self.cfg: Any = SettledConfig(self.cfg)
             self._busy = 0
             self._busy_lock = threading.Lock()
             super().init_process()

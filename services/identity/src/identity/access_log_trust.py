@@ -329,6 +329,8 @@ class AccessLogTrust:
     # and how long its segments are kept once a checkpoint supersedes them (0: for ever).
     journal_every_seconds: float = 1.0
     journal_keep_seconds: float = 7 * 24 * 3600.0
+    # The most entries one VerifyAccessLog call checks (a longer walk goes on by page token).
+    verify_max_entries: int = 200_000
     # The time source of verification's CHECKPOINTS_MISSING rule, and when this process
     # started (an empty store is a problem only once it has been up for an interval).
     clock: Callable[[], dt.datetime] = field(default=lambda: dt.datetime.now(dt.UTC))
@@ -364,6 +366,7 @@ class AccessLogTrust:
         every_seconds: float = 300.0,
         journal_every_seconds: float = 1.0,
         journal_keep_seconds: float = 7 * 24 * 3600.0,
+        verify_max_entries: int = 200_000,
     ) -> AccessLogTrust:
         """The configuration the settings name (see the identity README); raises
         :class:`AccessLogKeyError` naming what is missing or unusable."""
@@ -386,6 +389,8 @@ class AccessLogTrust:
             or min(journal_every_seconds, journal_keep_seconds) < 0
         ):
             raise AccessLogKeyError("checkpoint intervals must be positive")
+        if not 1 <= verify_max_entries <= 2**31 - 1:
+            raise AccessLogKeyError("the verification entry limit must be 1 to 2147483647")
         return cls(
             chain=LogChain(keyring),
             public_keys=PublicKeyring.from_directory(Path(public_keys_dir))
@@ -399,6 +404,7 @@ class AccessLogTrust:
             checkpoint_every_seconds=every_seconds,
             journal_every_seconds=journal_every_seconds,
             journal_keep_seconds=journal_keep_seconds,
+            verify_max_entries=verify_max_entries,
         )
 
     @property

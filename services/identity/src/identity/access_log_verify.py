@@ -44,6 +44,21 @@ Per checkpoint or head journal record (no stripe; a record is named
 Head journal records (identity.access_log_checkpoints.HeadJournal) are signed positions
 like a checkpoint's heads, but count neither as verified checkpoints nor for the newest
 checkpoint's time.
+
+What one verification covers (:class:`Scope`): every stripe from its first entry (the full
+walk), or from a signed checkpoint's heads (``since``: the name of a checkpoint in the
+store whose signature verifies; an unknown, unsigned, forged or journal name is refused with
+:class:`CheckpointNotVerified`). A range starts from the signed head alone: the entry at
+each stripe's signed position must still be there with the signed hash (else
+``CHECKPOINT_MISMATCH``, ``SEQUENCE_GAP``, ``TAIL_DELETED`` or ``STRIPE_TRUNCATED`` at that
+position), and the walk goes on from it, so a chain recomputed from before the checkpoint, a
+deleted tail and a truncated stripe are found as in the full walk; entries before the
+checkpoint's positions are not read, and tampering with them that leaves the signed entries
+in place is found only by the full walk. ``max_entries`` bounds the entries one call reads;
+a walk cut short says where (:class:`Resume`, carried by the caller in an authenticated
+page token) and the next call starts there, again from the entry at that position and its
+hash. :attr:`Verification.coverage` says per stripe from which position to which the chain
+was checked and whether to its end.
 """
 
 from __future__ import annotations
@@ -76,6 +91,48 @@ class Problem:
     checkpoint: str = ""
 
 
+class CheckpointNotVerified(ValueError):
+    """A range asked to start at a checkpoint the store does not hold with a valid signature
+    (or at a head journal record, which is not a checkpoint of every stripe)."""
+
+
+@dataclass(frozen=True)
+class Resume:
+    """Where a walk cut short goes on: after ``sequence`` of ``stripe``, whose entry has hash
+    ``head`` (``sequence`` below 1: the stripe's range start, not begun yet), with what the walk
+    knew of the stripe's keys so far."""
+
+    stripe: int
+    sequence: int
+    head: str = ""
+    keyed: bool = False
+    dedicated: bool = False
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What one verification covers: from a signed checkpoint (``since``, its name in the
+    store) or every stripe's first entry (``since`` empty); at most ``max_entries`` entries
+    (0: unbounded); continuing a walk cut short (``resume``)."""
+
+    since: str = ""
+    max_entries: int = 0
+    resume: Resume | None = None
+
+
+@dataclass(frozen=True)
+class Coverage:
+    """The part of one stripe's chain a verification checked: the entries after
+    ``from_sequence`` (a trusted position: 0, a signed checkpoint's head, or where the
+    previous page stopped) up to ``to_sequence``; ``to_end`` when it reached the stripe's end
+    and compared it with the head row and every checkpoint."""
+
+    stripe: int
+    from_sequence: int
+    to_sequence: int
+    to_end: bool
+
+
 @dataclass(frozen=True)
 class Verification:
     intact: bool
@@ -89,6 +146,11 @@ class Verification:
     checkpoints_verified: int = 0
     latest_checkpoint_time: dt.datetime | None = None
     checkpoint_store: bool = False
+    coverage: tuple[Coverage, ...] = ()
+    since: str = ""
+    # Where the next call goes on; None when every stripe was walked to its end.
+    resume: Resume | None = None
+    latest_checkpoint: str = ""
 
 
 @dataclass
@@ -100,7 +162,10 @@ class _Positions:
     )
     verified: int = 0
     latest: dt.datetime | None = None
+    latest_name: str = ""
     refused: list[Problem] = field(default_factory=list)
+    # The verified checkpoints of heads (not journal records), by name.
+    checkpoints: dict[str, Checkpoint] = field(default_factory=dict)
 
     def add(self, name: str, checkpoint: Checkpoint) -> None:
         for stripe, reason, sequence in checkpoint.refused:
@@ -109,8 +174,9 @@ class _Positions:
             return  # a signed refusal, not a checkpoint of heads
         if not checkpoint.journal:
             self.verified += 1
+            self.checkpoints[name] = checkpoint
             if self.latest is None or checkpoint.time > self.latest:
-                self.latest = checkpoint.time
+                self.latest, self.latest_name = checkpoint.time, name
         for head in checkpoint.heads:
             if head.sequence <= 0:
                 continue
@@ -156,6 +222,12 @@ class _StripeWalk:
     last: int = 0
     keyed: bool = False
     dedicated: bool = False
+    # The trusted position the walk starts after, and its hash.
+    origin: int = 0
+    origin_hash: str = GENESIS_HASH
+    last_hash: str = GENESIS_HASH
+    cut_short: bool = False
+    at_end: bool = False
 
     @property
     def covered(self) -> int:
@@ -166,10 +238,40 @@ class _StripeWalk:
 
     _covered: int = -1
 
-    def walk(self, repo: IdentityRepository, head: AccessLogHead | None) -> list[Problem]:
-        """Walks the stripe from its first entry; stops at the first broken link."""
-        previous, expected, after = GENESIS_HASH, 1, 0
-        while chunk := repo.access_log_chunk(self.stripe, after, VERIFY_CHUNK):
+    def start(self, repo: IdentityRepository, sequence: int, head: str, name: str) -> list[Problem]:
+        """Begins the walk after ``sequence``, a trusted position (a signed checkpoint's head,
+        or where a previous page stopped): the entry there must still hold ``head``."""
+        self.origin = self.last = sequence
+        self.origin_hash = self.last_hash = head
+        if sequence == 0:
+            return []
+        found = repo.access_log_chunk(self.stripe, sequence - 1, 1)
+        entry = found[0] if found else None
+        if entry is None:
+            cut = "TAIL_DELETED" if repo.access_log_chunk(self.stripe, 0, 1) else "STRIPE_TRUNCATED"
+            return [Problem(cut, self.stripe, sequence, checkpoint=name)]
+        if entry.sequence != sequence:
+            return self._fault("SEQUENCE_GAP", entry, name)
+        if entry.entry_hash != head:
+            # Not the entry the checkpoint signed, or no longer the one the previous page
+            # verified there.
+            return self._fault("CHECKPOINT_MISMATCH" if name else "ENTRY_ALTERED", entry, name)
+        if not self.keyed:
+            self.keyed = entry.key_id != LEGACY_KEY_ID
+            self.dedicated = entry.key_id not in (LEGACY_KEY_ID, DERIVED_KEY_ID)
+        return []
+
+    def walk(
+        self, repo: IdentityRepository, head: AccessLogHead | None, budget: int | None = None
+    ) -> list[Problem]:
+        """Walks the stripe from its start (:meth:`start`); stops at the first broken link,
+        or once ``budget`` entries are checked (``cut_short``)."""
+        previous, expected, after = self.origin_hash, self.origin + 1, self.origin
+        while budget is None or self.checked < budget:
+            limit = VERIFY_CHUNK if budget is None else min(VERIFY_CHUNK, budget - self.checked)
+            chunk = repo.access_log_chunk(self.stripe, after, limit)
+            if not chunk:
+                break
             for entry in chunk:
                 self.checked += 1
                 if entry.sequence != expected:
@@ -186,8 +288,12 @@ class _StripeWalk:
                         fault = self._fault("CHECKPOINT_MISMATCH", entry, name)
                         return self._relinked(repo, fault)
                 previous, expected = entry.entry_hash, expected + 1
+                self.last, self.last_hash = entry.sequence, previous
             after = chunk[-1].sequence
-        self.last = expected - 1
+        else:
+            self.cut_short = True
+            return []
+        self.at_end = True
         return self._end(head, expected - 1, previous)
 
     def _link(self, entry: AccessLogEntry, previous: str) -> str:
@@ -224,15 +330,15 @@ class _StripeWalk:
         return fault
 
     def _localize(self, repo: IdentityRepository) -> list[Problem]:
-        """Where a re-chained stripe was altered: from the stripe's start, each stretch up
+        """Where a re-chained stripe was altered: from the walk's start, each stretch up
         to the next signed position is recomputed from the signed hash before it with the
         entries' content under each chain key (and unkeyed); the first stretch that no key
         brings to its signed hash holds the alteration. Empty when the data cannot say (a
         position signed twice differently, a gap, or every stretch intact)."""
-        signed = sorted(self.signed.items())
+        signed = sorted(item for item in self.signed.items() if item[0] > self.origin)
         if any(len(heads) != 1 for _, heads in signed):
             return []
-        position, previous = 0, GENESIS_HASH
+        position, previous = self.origin, self.origin_hash
         for sequence, [(signed_head, name)] in signed:
             entries = list(repo.access_log_chunk(self.stripe, position, sequence - position))
             if [e.sequence for e in entries] != list(range(position + 1, sequence + 1)):
@@ -286,28 +392,77 @@ class _StripeWalk:
         return problems
 
 
-def verify(repo: IdentityRepository, trust: AccessLogTrust) -> Verification:
-    """Checks every stripe's keyed chain against its head row and every checkpoint."""
+def verify(
+    repo: IdentityRepository, trust: AccessLogTrust, scope: Scope | None = None
+) -> Verification:
+    """Checks the stripes' keyed chains, as far as ``scope`` says (default: all of every
+    stripe), against their head rows and every checkpoint."""
+    scope = scope or Scope()
     problems: list[Problem] = []
     # Checkpoints first, then one snapshot of the table: every checkpoint read was signed
     # from heads committed before the snapshot, so the snapshot holds its positions.
     positions = _read_checkpoints(trust, problems)
+    starts = _range_starts(positions, scope.since)
     repo.snapshot()
     heads = {head.id: head for head in repo.log_heads()}
     problems.extend(positions.refused)
     checked = legacy = 0
     uncovered: list[int] = []
+    coverage: list[Coverage] = []
+    resume = scope.resume
     stripes = set(heads) | set(positions.by_stripe) | set(range(MAX_LOG_STRIPES))
-    for stripe in sorted(stripes):
+    for stripe in sorted(s for s in stripes if resume is None or s >= resume.stripe):
+        budget = scope.max_entries - checked if scope.max_entries else None
+        if budget == 0:
+            return _result(
+                problems, positions, trust, scope, checked, legacy, coverage, Resume(stripe, -1)
+            )
         signed = positions.by_stripe.get(stripe, {})
         walk = _StripeWalk(stripe, trust.chain.keyring, signed)
-        problems.extend(walk.walk(repo, heads.get(stripe)))
+        sequence, head, name = starts.get(stripe, (0, GENESIS_HASH, scope.since))
+        if resume is not None and resume.stripe == stripe and resume.sequence >= 1:
+            sequence, head, name = resume.sequence, resume.head, ""
+            walk.keyed, walk.dedicated = resume.keyed, resume.dedicated
+        resume = None
+        found = walk.start(repo, sequence, head, name) or walk.walk(repo, heads.get(stripe), budget)
+        problems.extend(found)
         checked += walk.checked
         legacy += walk.legacy
-        if walk.last > max(signed, default=0):
+        coverage.append(Coverage(stripe, walk.origin, walk.last, walk.at_end))
+        if walk.at_end and walk.last > max(signed, default=0):
             uncovered.append(stripe)
+        if walk.cut_short:
+            after = Resume(stripe, walk.last, walk.last_hash, walk.keyed, walk.dedicated)
+            return _result(problems, positions, trust, scope, checked, legacy, coverage, after)
     problems.extend(_rolled_back(trust, positions))
     problems.extend(_checkpoints_missing(trust, positions, uncovered, checked))
+    return _result(problems, positions, trust, scope, checked, legacy, coverage, None)
+
+
+def _range_starts(positions: _Positions, since: str) -> dict[int, tuple[int, str, str]]:
+    """Each stripe's trusted start: (sequence, hash, checkpoint) of checkpoint ``since``'s
+    signed head (none: the stripe was empty then, and starts at its first entry)."""
+    if not since:
+        return {}
+    checkpoint = positions.checkpoints.get(since)
+    if checkpoint is None:
+        raise CheckpointNotVerified(since)
+    return {
+        h.stripe: (h.sequence, h.head, since) if h.sequence > 0 else (0, GENESIS_HASH, since)
+        for h in checkpoint.heads
+    }
+
+
+def _result(
+    problems: list[Problem],
+    positions: _Positions,
+    trust: AccessLogTrust,
+    scope: Scope,
+    checked: int,
+    legacy: int,
+    coverage: list[Coverage],
+    resume: Resume | None,
+) -> Verification:
     entry_ids = [p.entry_id for p in problems if p.entry_id]
     return Verification(
         intact=not problems,
@@ -319,6 +474,10 @@ def verify(repo: IdentityRepository, trust: AccessLogTrust) -> Verification:
         checkpoints_verified=positions.verified,
         latest_checkpoint_time=positions.latest,
         checkpoint_store=trust.checkpoints,
+        coverage=tuple(coverage),
+        since=scope.since,
+        resume=resume,
+        latest_checkpoint=positions.latest_name,
     )
 
 

@@ -43,6 +43,8 @@ class Settings(ServiceSettings):
     access_log_journal_every_seconds: float = 1.0
     # Journal segments a checkpoint superseded are removed once this old (0: kept for ever).
     access_log_journal_keep_seconds: float = 7 * 24 * 3600.0
+    # The most entries one VerifyAccessLog call checks; a longer walk goes on by page token.
+    access_log_verify_max_entries: int = 200_000
     # The client id of the referral service's account: the only caller whose referral
     # context (the Mitz referral exception) Authorize believes.
     referral_service_client_id: str = "svc-referral"

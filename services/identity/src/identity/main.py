@@ -69,6 +69,7 @@ def access_log_trust(settings: Settings) -> AccessLogTrust:
         every_seconds=settings.access_log_checkpoint_every_seconds,
         journal_every_seconds=settings.access_log_journal_every_seconds,
         journal_keep_seconds=settings.access_log_journal_keep_seconds,
+        verify_max_entries=settings.access_log_verify_max_entries,
     )
 
 

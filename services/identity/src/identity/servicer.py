@@ -24,6 +24,7 @@ from identity.use_cases import (
 )
 from identity.use_cases.common import stored_fingerprint
 from identity.use_cases.deps import Deps
+from identity.verify_rpc import verify_response, verify_scope
 from servicekit import enums, names
 from servicekit.auth import Principal, current_principal
 from servicekit.errors import InvalidArgument, Violations
@@ -550,26 +551,6 @@ class IdentityServicer(Servicer[Deps], rpc_grpc.IdentityServiceServicer):
     def VerifyAccessLog(
         self, request: rpc.VerifyAccessLogRequest, context: grpc.ServicerContext
     ) -> rpc.VerifyAccessLogResponse:
-        result = access_log.verify_access_log(self.deps, self._caller())
-        return rpc.VerifyAccessLogResponse(
-            intact=result.intact,
-            entries_checked=result.checked,
-            first_broken_entry=f"accessLogEntries/{result.first_broken}"
-            if result.first_broken
-            else "",
-            broken_stripes=list(result.broken_stripes),
-            problems=[
-                rpc.AccessLogProblem(
-                    stripe=p.stripe,
-                    reason=p.reason,
-                    sequence=p.sequence,
-                    entry=f"accessLogEntries/{p.entry_id}" if p.entry_id else "",
-                    checkpoint=p.checkpoint,
-                )
-                for p in result.problems
-            ],
-            legacy_entries=result.legacy_entries,
-            checkpoints_verified=result.checkpoints_verified,
-            latest_checkpoint_time=to_proto(result.latest_checkpoint_time),
-            checkpoint_store_configured=result.checkpoint_store,
-        )
+        scope, paging = verify_scope(request, self.deps.log_trust().verify_max_entries)
+        result = access_log.verify_access_log(self.deps, self._caller(), scope)
+        return verify_response(result, paging)

@@ -170,6 +170,8 @@ def test_the_directory_store_adds_read_only_files_and_never_replaces_one(tmp_pat
         ({"signing_key_file": "/nowhere.pem"}, "both its file and its id"),
         ({"checkpoint_dir": "/nowhere"}, "both a signing key and a store"),
         ({"every_entries": 0}, "must be positive"),
+        ({"verify_max_entries": 0}, "verification entry limit"),
+        ({"verify_max_entries": 2**31}, "verification entry limit"),
     ],
 )
 def test_incomplete_access_log_settings_fail_at_start(

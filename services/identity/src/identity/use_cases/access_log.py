@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from identity import access_log_verify, errors
-from identity.access_log_verify import Verification
+from identity.access_log_verify import CheckpointNotVerified, Scope, Verification
 from identity.models import (
     AccessLogEntry,
     Action,
@@ -83,13 +83,21 @@ def list_access_log(
         return Page.after_key(items, page, lambda item: item.id)
 
 
-def verify_access_log(deps: Deps, principal: Principal) -> Verification:
-    """Checks every stripe's keyed chain and every published checkpoint (see
-    identity.access_log_verify)."""
+def verify_access_log(deps: Deps, principal: Principal, scope: Scope | None = None) -> Verification:
+    """Checks the stripes' keyed chains and every published checkpoint, as far as ``scope``
+    says (default: the whole log; see identity.access_log_verify). A range from a
+    checkpoint the store does not hold with a valid signature is refused."""
     if not principal.roles & VERIFY_ROLES:
         raise errors.RoleNotPermitted("only auditors may verify the access log")
     with deps.uow() as uow:
-        result = access_log_verify.verify(uow.repo, deps.log_trust())
+        try:
+            result = access_log_verify.verify(uow.repo, deps.log_trust(), scope)
+        except CheckpointNotVerified as exc:
+            raise errors.InvalidArgument.single(
+                "since_checkpoint",
+                "not a checkpoint in the checkpoint store whose signature verifies",
+                "CHECKPOINT_NOT_VERIFIED",
+            ) from exc
     count_verification(result)
     return result
 

@@ -918,12 +918,36 @@ Global___ListAccessLogEntriesResponse: _TypeAlias = ListAccessLogEntriesResponse
 class VerifyAccessLogRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
+    SINCE_CHECKPOINT_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    since_checkpoint: _builtins.str
+    """Where the check starts. Empty: the full walk, every stripe from its first entry. The
+    name of a checkpoint in the checkpoint store (e.g. `latest_checkpoint` of an earlier
+    answer): each stripe from that checkpoint's signed head on, i.e. what was appended
+    since, after checking that the entry at the signed position still holds the signed
+    hash. A name the store does not hold as a checkpoint whose signature verifies (unknown,
+    forged, a head journal record) is INVALID_ARGUMENT `CHECKPOINT_NOT_VERIFIED`; a name
+    over 200 characters or with control characters is INVALID_ARGUMENT
+    `INVALID_CHECKPOINT_NAME`.
+    """
+    page_size: _builtins.int
+    """The most entries this call checks: 0 or above the server's limit
+    (IDENTITY_ACCESS_LOG_VERIFY_MAX_ENTRIES) is that limit. A walk that reaches it stops
+    and answers a `next_page_token`.
+    """
+    page_token: _builtins.str
+    """Goes on where the previous answer of the same request stopped."""
     def __init__(
         self,
+        *,
+        since_checkpoint: _builtins.str = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token", "since_checkpoint", b"since_checkpoint"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -942,6 +966,10 @@ class VerifyAccessLogResponse(_message.Message):
     CHECKPOINTS_VERIFIED_FIELD_NUMBER: _builtins.int
     LATEST_CHECKPOINT_TIME_FIELD_NUMBER: _builtins.int
     CHECKPOINT_STORE_CONFIGURED_FIELD_NUMBER: _builtins.int
+    COVERAGE_FIELD_NUMBER: _builtins.int
+    SINCE_CHECKPOINT_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    LATEST_CHECKPOINT_FIELD_NUMBER: _builtins.int
     intact: _builtins.bool
     entries_checked: _builtins.int
     first_broken_entry: _builtins.str
@@ -958,6 +986,16 @@ class VerifyAccessLogResponse(_message.Message):
     """Whether a checkpoint store is configured. Without one, entries removed from the end of
     a stripe together with its head row cannot be detected.
     """
+    since_checkpoint: _builtins.str
+    """The checkpoint the check started at (the request's); empty for the full walk."""
+    next_page_token: _builtins.str
+    """Set when the walk stopped at the entry limit: call again with it (and the same
+    `since_checkpoint`) to go on. Until an answer without it, the check is not complete,
+    and checkpoint-wide problems (HEAD_ROLLED_BACK, CHECKPOINTS_MISSING) are reported only
+    on that last answer.
+    """
+    latest_checkpoint: _builtins.str
+    """The name of the newest verified checkpoint: where the next routine check may start."""
     @_builtins.property
     def broken_stripes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
         """The stripes whose chain is broken."""
@@ -972,6 +1010,12 @@ class VerifyAccessLogResponse(_message.Message):
     def latest_checkpoint_time(self) -> _timestamp_pb2.Timestamp:
         """When the newest verified checkpoint was signed; unset when there is none."""
 
+    @_builtins.property
+    def coverage(self) -> _containers.RepeatedCompositeFieldContainer[Global___AccessLogCoverage]:
+        """Exactly what this answer checked, one item per stripe it walked, in stripe order.
+        Entries outside these ranges were not read by this call.
+        """
+
     def __init__(
         self,
         *,
@@ -984,14 +1028,57 @@ class VerifyAccessLogResponse(_message.Message):
         checkpoints_verified: _builtins.int = ...,
         latest_checkpoint_time: _timestamp_pb2.Timestamp | None = ...,
         checkpoint_store_configured: _builtins.bool = ...,
+        coverage: _abc.Iterable[Global___AccessLogCoverage] | None = ...,
+        since_checkpoint: _builtins.str = ...,
+        next_page_token: _builtins.str = ...,
+        latest_checkpoint: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["latest_checkpoint_time", b"latest_checkpoint_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["broken_stripes", b"broken_stripes", "checkpoint_store_configured", b"checkpoint_store_configured", "checkpoints_verified", b"checkpoints_verified", "entries_checked", b"entries_checked", "first_broken_entry", b"first_broken_entry", "intact", b"intact", "latest_checkpoint_time", b"latest_checkpoint_time", "legacy_entries", b"legacy_entries", "problems", b"problems"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["broken_stripes", b"broken_stripes", "checkpoint_store_configured", b"checkpoint_store_configured", "checkpoints_verified", b"checkpoints_verified", "coverage", b"coverage", "entries_checked", b"entries_checked", "first_broken_entry", b"first_broken_entry", "intact", b"intact", "latest_checkpoint", b"latest_checkpoint", "latest_checkpoint_time", b"latest_checkpoint_time", "legacy_entries", b"legacy_entries", "next_page_token", b"next_page_token", "problems", b"problems", "since_checkpoint", b"since_checkpoint"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___VerifyAccessLogResponse: _TypeAlias = VerifyAccessLogResponse  # noqa: Y015
+
+@_typing.final
+class AccessLogCoverage(_message.Message):
+    """The part of one stripe's chain an answer checked."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STRIPE_FIELD_NUMBER: _builtins.int
+    FROM_SEQUENCE_FIELD_NUMBER: _builtins.int
+    TO_SEQUENCE_FIELD_NUMBER: _builtins.int
+    TO_END_FIELD_NUMBER: _builtins.int
+    stripe: _builtins.int
+    from_sequence: _builtins.int
+    """The trusted position the check started after: 0 (the stripe's first entry on), the
+    head signed by `since_checkpoint`, or where the previous page stopped.
+    """
+    to_sequence: _builtins.int
+    """The last position checked (from_sequence when there was nothing after it, or the last
+    good entry before a problem).
+    """
+    to_end: _builtins.bool
+    """Whether the check reached the stripe's end and compared it with the stripe's head row
+    and every checkpoint (false when stopped by a problem or by the entry limit).
+    """
+    def __init__(
+        self,
+        *,
+        stripe: _builtins.int = ...,
+        from_sequence: _builtins.int = ...,
+        to_sequence: _builtins.int = ...,
+        to_end: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["from_sequence", b"from_sequence", "stripe", b"stripe", "to_end", b"to_end", "to_sequence", b"to_sequence"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AccessLogCoverage: _TypeAlias = AccessLogCoverage  # noqa: Y015
 
 @_typing.final
 class AccessLogProblem(_message.Message):

@@ -130,6 +130,26 @@ def test_a_batch_is_one_decision_per_distinct_patient_and_unanswered_is_refused(
         pb.ACTION_CREATE,
         "enrolment",
     )
+    assert sent.record_holder == ""  # the subject's own organisation's records
+
+
+def test_a_batch_names_its_record_holder_in_one_request(
+    identity: tuple[Recorder, grpc.Channel],
+) -> None:
+    """A read or update of measurements names the organisation that holds them: the batch
+    carries it, so many patients are still one request (not one Authorize each)."""
+    recorder, channel = identity
+    client = GrpcIdentityClient(channel, Category.MEASUREMENTS)
+    patients = [f"p-{i}" for i in range(3, 1203)]
+    decisions = client.authorize_many(
+        BatchAccessQuestion(GP, patients, Access.READ, "measurements", "gp-de-linde")
+    )
+    assert all(d.permitted for d in decisions.values()) and len(decisions) == 1200
+    assert recorder.asked == []
+    assert [len(b.patients) for b in recorder.batches] == [1000, 200]
+    assert {(b.record_holder, b.action, b.purpose) for b in recorder.batches} == {
+        ("organisations/gp-de-linde", pb.ACTION_READ, "measurements")
+    }
 
 
 def test_identity_unreachable_is_unavailable_never_a_permit() -> None:

@@ -56,6 +56,7 @@ def deps(settings: Settings, engine: Engine) -> Deps:
         uow=lambda: UnitOfWork(sessions),
         identity=GrpcIdentityClient(channel, Category.MEASUREMENTS, deadline_seconds=10.0),
         ingest_chunk_rows=settings.ingest_chunk_rows,
+        ingest_lock_timeout_seconds=settings.ingest_lock_timeout_seconds,
         delegations=IdentityDelegations(channel, ttl_seconds=30.0, deadline_seconds=10.0),
     )
     load_definitions(deps)

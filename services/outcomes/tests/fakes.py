@@ -140,8 +140,9 @@ class FakeRepository:
             )
         return taken
 
-    def lock_holder_measurements(self, holder_id: str) -> None:
+    def lock_holder_measurements(self, holder_id: str, timeout_seconds: float) -> bool:
         """One thread uses the fake store at a time: there is nothing to wait for."""
+        return True
 
     def stored_sources(
         self, holder_id: str, keys: Iterable[SourceKey]

@@ -209,9 +209,11 @@ class IdentityAuthorizer:
         access: Access,
         *,
         purpose: str = "",
+        record_holder_id: str = "",
     ) -> dict[str, Decision]:
-        """One decision (and one access-log entry) per distinct patient; a patient identity
-        gave no answer for is refused."""
+        """One decision (and one access-log entry) per distinct patient, about the records
+        ``record_holder_id`` holds (empty: the subject's own organisation's); a patient
+        identity gave no answer for is refused."""
         decisions: dict[str, Decision] = {}
         unique = list(dict.fromkeys(patient_ids))
         for start in range(0, len(unique), MAX_BATCH):
@@ -220,6 +222,7 @@ class IdentityAuthorizer:
                 data_category=_CATEGORY[category],
                 action=_ACCESS[access],
                 purpose=purpose,
+                record_holder=f"organisations/{record_holder_id}" if record_holder_id else "",
                 subject=subject_of(subject),
                 access_point=subject.client_id,
             )

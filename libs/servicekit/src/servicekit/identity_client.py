@@ -5,7 +5,7 @@ A service holds an :class:`IdentityClient` (in its ``Deps``) and asks it
 client's data category, held by ``record_holder_id``, for ``purpose`` (and, for referral
 data, about which referral). Each question is one access, decided and logged by identity
 (one access-log entry). :class:`BatchAccessQuestion` asks the same about many patients at
-once (one decision and one entry per distinct patient).
+once, about one record holder (one decision and one entry per distinct patient).
 
 The data category is the client's, not the question's: a service asks about its own data
 (referral about referrals, careplan about care plans, outcomes about measurements), so it
@@ -71,13 +71,16 @@ class AccessQuestion:
 
 @dataclass(frozen=True)
 class BatchAccessQuestion:
-    """The same question about each of ``patient_ids``, about the subject's own
-    organisation's records."""
+    """The same question about each of ``patient_ids``: may ``subject`` do ``access`` on
+    each patient's data held by ``record_holder_id`` (empty: the subject's own
+    organisation), for ``purpose``. identity needs the record holder named for a read or
+    update of measurements."""
 
     subject: Principal
     patient_ids: Sequence[str]
     access: Access
     purpose: str = ""
+    record_holder_id: str = ""
 
 
 class IdentityClient(Protocol):
@@ -117,5 +120,10 @@ class GrpcIdentityClient:
     def authorize_many(self, question: BatchAccessQuestion) -> dict[str, AccessDecision]:
         q = question
         return self._authorizer.batch_authorize(
-            q.subject, q.patient_ids, self.category, q.access, purpose=q.purpose
+            q.subject,
+            q.patient_ids,
+            self.category,
+            q.access,
+            purpose=q.purpose,
+            record_holder_id=q.record_holder_id,
         )

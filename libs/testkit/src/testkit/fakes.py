@@ -80,7 +80,11 @@ class FakeIdentity:
         return {
             patient_id: self._answer(
                 AccessQuestion(
-                    question.subject, patient_id, question.access, purpose=question.purpose
+                    question.subject,
+                    patient_id,
+                    question.access,
+                    question.record_holder_id,
+                    question.purpose,
                 )
             )
             for patient_id in dict.fromkeys(question.patient_ids)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from servicekit.config import ClientSettings, ServiceSettings
@@ -14,3 +15,6 @@ class Settings(ServiceSettings, ClientSettings):
     oidc_audience: str = "carenet-outcomes"
     # Rows validated, authorized and copied per transaction in IngestMeasurements.
     ingest_chunk_rows: int = 5000
+    # How long an ingest chunk waits for its record holder's turn before the call fails
+    # with UNAVAILABLE INGEST_BUSY.
+    ingest_lock_timeout_seconds: float = Field(default=10.0, gt=0, le=600)

@@ -19,3 +19,4 @@ class Deps:
     # Resolves the person a delegate (a practice's KIS) acts for, before every call.
     delegations: Delegations | None = None
     ingest_chunk_rows: int = 5000
+    ingest_lock_timeout_seconds: float = 10.0

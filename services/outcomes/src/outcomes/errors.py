@@ -10,6 +10,7 @@ from servicekit.errors import (
     NotFound,
     PermissionDenied,
     RoleNotPermitted,
+    Unavailable,
 )
 
 DOMAIN = "outcomes.carenet"
@@ -46,6 +47,12 @@ class IndicatorVersionChanged(FailedPrecondition, reason="INDICATOR_VERSION_CHAN
 class InsurerNoPatientData(PermissionDenied, reason="INSURER_NO_PATIENT_DATA"): ...
 
 
+class IngestBusy(Unavailable, reason="INGEST_BUSY"):
+    """Another ingest of the same record holder held its turn longer than the ingest lock
+    timeout: the chunk wrote nothing and asked identity nothing; sending the batch again
+    is safe (committed rows come back as duplicates)."""
+
+
 __all__ = [
     "DOMAIN",
     "ContractExists",
@@ -56,6 +63,7 @@ __all__ = [
     "IdentityUnavailable",
     "IndicatorNotFound",
     "IndicatorVersionChanged",
+    "IngestBusy",
     "InsurerNoPatientData",
     "InvalidArgument",
     "ReportNotFound",

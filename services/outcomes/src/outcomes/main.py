@@ -33,6 +33,7 @@ def build_deps(settings: Settings) -> Deps:
             channel, Category.MEASUREMENTS, deadline_seconds=settings.call_deadline_seconds
         ),
         ingest_chunk_rows=settings.ingest_chunk_rows,
+        ingest_lock_timeout_seconds=settings.ingest_lock_timeout_seconds,
         delegations=IdentityDelegations(
             channel,
             ttl_seconds=settings.delegation_cache_seconds,

@@ -9,6 +9,8 @@ from typing import Any
 
 import psycopg.errors
 from sqlalchemy import bindparam, select, text, update
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
 
 from outcomes.binary_copy import BATCH_COLUMNS, binary_copy
 from outcomes.models import (
@@ -22,6 +24,27 @@ from outcomes.models import (
 )
 from servicekit.db import UtcDateTime
 from servicekit.uow import Repository
+
+# The kinds of transaction-scoped advisory lock, the first key of the two-key form
+# (pg_advisory_xact_lock(int4, int4)), so that locks of different kinds never collide; the
+# second key is hashtext of what is locked (two names of one kind with the same 32-bit hash
+# only take turns). The two-key space does not overlap the single-bigint one.
+LOCK_INGEST = 1  # an ingest of a record holder
+LOCK_REPORTS = 2  # the reports of a contract (or the care group's own)
+
+
+def _advisory_xact_lock(session: Session, kind: int, name: str) -> None:
+    session.execute(
+        text("SELECT pg_advisory_xact_lock(:kind, hashtext(:name))"), {"kind": kind, "name": name}
+    )
+
+
+# Sets the transaction's lock_timeout and answers the one it replaces (read first).
+_SET_LOCK_TIMEOUT = text(
+    "WITH previous AS MATERIALIZED (SELECT current_setting('lock_timeout') AS value)"
+    " SELECT value, set_config('lock_timeout', :timeout, true) FROM previous"
+)
+_RESTORE_LOCK_TIMEOUT = text("SELECT set_config('lock_timeout', :previous, true)")
 
 # (care_group_id, patient_id, code, value, unit, measured_at, source_kind, source_org,
 #  source_record_id, ingested_at)
@@ -356,14 +379,22 @@ class OutcomesRepository(Repository):
             cursor.execute(_MOVE)
             return {(k, o, r) for k, o, r in cursor.fetchall()}
 
-    def lock_holder_measurements(self, holder_id: str) -> None:
+    def lock_holder_measurements(self, holder_id: str, timeout_seconds: float) -> bool:
         """Until the transaction ends, no other transaction that asks for the same lock
         (an ingest of this record holder) goes on: the holder's ingests take turns, so what
-        one finds stored under the holder's source keys stays so until it commits."""
-        self.session.execute(
-            text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
-            {"key": f"outcomes.measurements:{holder_id}"},
-        )
+        one finds stored under the holder's source keys stays so until it commits. False
+        when the lock was not granted within ``timeout_seconds`` (the transaction is then
+        aborted: roll it back); the timeout applies to this wait only."""
+        params = {"timeout": f"{max(1, round(timeout_seconds * 1000))}ms"}
+        previous = self.session.execute(_SET_LOCK_TIMEOUT, params).one()[0]
+        try:
+            _advisory_xact_lock(self.session, LOCK_INGEST, holder_id)
+        except DBAPIError as error:
+            if isinstance(error.orig, psycopg.errors.LockNotAvailable):
+                return False
+            raise
+        self.session.execute(_RESTORE_LOCK_TIMEOUT, {"previous": previous})
+        return True
 
     def stored_sources(
         self, holder_id: str, keys: Iterable[SourceKey]
@@ -503,10 +534,7 @@ class OutcomesRepository(Repository):
     def lock_report_history(self, care_group_id: str, contract_id: str | None) -> None:
         """Until the transaction ends, no other report of the contract (or care-group
         report of the care group) is computed: each compares with the ones before it."""
-        key = f"outcomes.reports:{care_group_id}:{contract_id or ''}"
-        self.session.execute(
-            text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"), {"key": key}
-        )
+        _advisory_xact_lock(self.session, LOCK_REPORTS, f"{care_group_id}:{contract_id or ''}")
 
     def report(self, report_id: str) -> Report | None:
         return self.session.get(Report, report_id)

@@ -159,12 +159,11 @@ def test_a_correction_is_authorized_as_an_update_of_the_callers_own_record(
         (0, "corrected", ""),
         (1, "rejected", "NO_CARE_RELATIONSHIP"),
     ]
-    # No create is asked about, since nothing is created.
-    assert [(q.patient_id, q.access, q.record_holder_id) for q in identity.questions] == [
-        ("p-1", Access.UPDATE, "gp-de-linde"),
-        ("p-2", Access.UPDATE, "gp-de-linde"),
+    # No create is asked about, since nothing is created; the updates in one question.
+    assert [(b.patient_ids, b.access, b.record_holder_id) for b in identity.batches] == [
+        (["p-1", "p-2"], Access.UPDATE, "gp-de-linde")
     ]
-    assert identity.batches == []
+    assert identity.questions == []
     assert _stored(deps, "u2")[0] == 52.0  # not corrected
 
 
@@ -199,20 +198,18 @@ def test_a_patient_is_asked_about_the_accesses_its_rows_make_and_no_other(
         (1, "rejected", "NO_CARE_RELATIONSHIP"),
         (2, "duplicate", ""),
     ]
-    assert [(b.patient_ids, b.access) for b in identity.batches] == [(["p-1"], Access.CREATE)]
-    assert [(q.patient_id, q.access, q.record_holder_id) for q in identity.questions] == [
-        ("p-1", Access.UPDATE, "gp-de-linde"),
-        ("p-2", Access.READ, "gp-de-linde"),
+    # A create names no record holder (the subject's own), a read or update the caller's.
+    assert [(b.patient_ids, b.access, b.record_holder_id) for b in identity.batches] == [
+        (["p-1"], Access.CREATE, ""),
+        (["p-1"], Access.UPDATE, "gp-de-linde"),
+        (["p-2"], Access.READ, "gp-de-linde"),
     ]
+    assert identity.questions == []
     identity.batches.clear()
-    identity.questions.clear()
     again = ingest_uc.ingest(deps, GP, [[row(record="a1", value=51.0), row("p-2", record="a2")]])
     assert again.duplicates == 2
-    assert identity.batches == []
-    assert [(q.patient_id, q.access) for q in identity.questions] == [
-        ("p-1", Access.READ),
-        ("p-2", Access.READ),
-    ]
+    assert [(b.patient_ids, b.access) for b in identity.batches] == [(["p-1", "p-2"], Access.READ)]
+    assert identity.questions == []
 
 
 def test_a_duplicate_is_reported_only_to_a_caller_who_may_read_the_record(
@@ -221,13 +218,13 @@ def test_a_duplicate_is_reported_only_to_a_caller_who_may_read_the_record(
     """A duplicate tells what the caller's organisation's record holds: refused like a
     read (a care relationship that ended), and nothing is said about the stored row."""
     ingest_uc.ingest(deps, GP, [[row(record="d1", value=50.0)]])
-    identity.questions.clear()
+    identity.batches.clear()
     identity.permitted = {"p-2", "p-3"}
     result = ingest_uc.ingest(deps, GP, [[row(record="d1", value=50.0)]])
     assert [(r.row, r.outcome, r.reason) for r in result.results] == [
         (0, "rejected", "NO_CARE_RELATIONSHIP")
     ]
-    assert [(q.patient_id, q.access) for q in identity.questions] == [("p-1", Access.READ)]
+    assert [(b.patient_ids, b.access) for b in identity.batches] == [(["p-1"], Access.READ)]
 
 
 def test_a_later_row_of_one_batch_corrects_an_earlier_one_in_row_order(

@@ -18,7 +18,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from operator import itemgetter
 
-from outcomes import positions
+from outcomes import errors, positions
 from outcomes.access import permitted_holders
 from outcomes.base import (
     care_group_of,
@@ -280,8 +280,15 @@ class Ingest:
         with self.deps.uow() as uow:
             # From here to the commit the record holder's other ingests wait: what it holds
             # under these source keys cannot change between the look-up and the write, so
-            # the accesses asked about are the ones that happen.
-            uow.repo.lock_holder_measurements(self.holder)
+            # the accesses asked about are the ones that happen. Nothing is asked or written
+            # before the turn is taken, so a chunk that times out waiting leaves no trace.
+            if not uow.repo.lock_holder_measurements(
+                self.holder, self.deps.ingest_lock_timeout_seconds
+            ):
+                raise errors.IngestBusy(
+                    "another ingest of this organisation's measurements holds its turn; "
+                    "send the batch again later"
+                )
             stored = uow.repo.stored_sources(self.holder, sources)
             refused = self._decide(uow, rows, numbers, repeats, stored)
             again: list[tuple[int, MeasurementRow]] = []
@@ -347,25 +354,33 @@ class Ingest:
 
     def _ask(self, uow: UnitOfWork, patients: list[str], access: Access) -> bool:
         """Asks identity about ``access`` to the caller's own organisation's record of each
-        patient (one decision and access-log entry each); a create also needs the patient
-        enrolled in the care group (NOT_ENROLLED). True when any is refused."""
-        if access is not Access.CREATE:
-            # identity needs the record holder of a read or update of measurements named,
-            # which its batch question does not carry: one question per patient.
-            answers = [self._may(p, access) for p in patients]  # every patient asked
-            return not all(ok for ok, _reason in answers)
+        patient in one batch question (one decision and access-log entry each; servicekit
+        sends at most 1000 patients per request): a read or an update names that
+        organisation as the record holder, which identity requires for them, a create names
+        none (the subject's own organisation), as a single question would. A create also
+        needs the patient enrolled in the care group (NOT_ENROLLED). True when any is
+        refused."""
+        decisions = {
+            Access.CREATE: self.decisions,
+            Access.UPDATE: self.updates,
+            Access.READ: self.reads,
+        }[access]
+        holder = "" if access is Access.CREATE else self.holder
         decided = self.deps.identity.authorize_many(
-            BatchAccessQuestion(self.principal, patients, Access.CREATE, "measurements")
+            BatchAccessQuestion(self.principal, patients, access, "measurements", holder)
         )
         for p, d in decided.items():
-            self.decisions[p] = (d.permitted, d.reason)
-        permitted = [p for p in patients if self.decisions[p][0]]
-        if permitted:
-            enrolled = uow.repo.enrolled(self.care_group, permitted)
-            for p in permitted:
-                if p not in enrolled:
-                    self.decisions[p] = (False, "NOT_ENROLLED")
-        return not all(self.decisions[p][0] for p in patients)
+            decisions[p] = (d.permitted, d.reason)
+        for p in patients:
+            decisions.setdefault(p, (False, "NO_DECISION"))
+        if access is Access.CREATE:
+            permitted = [p for p in patients if decisions[p][0]]
+            if permitted:
+                enrolled = uow.repo.enrolled(self.care_group, permitted)
+                for p in permitted:
+                    if p not in enrolled:
+                        decisions[p] = (False, "NOT_ENROLLED")
+        return not all(decisions[p][0] for p in patients)
 
     def _counts(self) -> tuple[int, int, int, int]:
         r = self.result

@@ -13,11 +13,11 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from email.utils import format_datetime
 from functools import lru_cache
 from importlib.metadata import PackageNotFoundError, version
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import grpc
 import msgspec
@@ -27,20 +27,16 @@ from carenet.outcomes.v1 import outcomes_pb2 as outcomes_pb
 from fhir_api.capability import SERVED, capability_statement
 from fhir_api.config import Settings
 from fhir_api.errors import FhirError, from_rpc, invalid
-from fhir_api.reads import READS, SEARCHES, Context, Reader, load_code_table
+from fhir_api.reads import READS, SEARCHES, Context, load_code_table
 from fhir_api.resources.common import Codes, Json
 from fhir_api.search import JSON_MIME_TYPES, bundle, check_format, parse
 from servicekit.auth import MAX_ON_BEHALF_OF_LENGTH, JwksCache, TokenVerifier
 from servicekit.errors import DomainError
 from servicekit.platform_api import Api, Channels, Metadata, Stubs, caller_metadata
 
-if TYPE_CHECKING:
-    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
-
 log = logging.getLogger("fhir")
 PREFIX = "/fhir/R4"
 ON_BEHALF_OF = "X-Carenet-On-Behalf-Of"
-_ON_BEHALF_OF_ENVIRON = "HTTP_X_CARENET_ON_BEHALF_OF"  # its WSGI environment key
 FHIR_JSON = "application/fhir+json; charset=utf-8"
 CODE_TABLE_SECONDS = 600.0
 
@@ -146,7 +142,7 @@ def _bearer(header: str) -> str:
 
 
 def _secure(response: Response) -> Response:
-    """The headers every answer carries (after_request, and the plain reads')."""
+    """The headers every answer carries (after_request)."""
     response.headers["Cache-Control"] = "no-store"
     response.headers["X-Content-Type-Options"] = "nosniff"
     return response
@@ -164,75 +160,6 @@ def _fixed(metadata: Metadata) -> Callable[[], Metadata]:
 
 #: The read route (the path template the error log names).
 READ_RULE = f"{PREFIX}/<resource_type>/<resource_id>"
-_READ_PATH = f"{PREFIX}/"
-_SECURITY_HEADERS = (("Cache-Control", "no-store"), ("X-Content-Type-Options", "nosniff"))
-
-
-def _plain_read(environ: WSGIEnvironment) -> tuple[Reader, str] | None:
-    """The reader and id of a plain read (``GET <PREFIX>/<Type>/<id>`` of a type read here,
-    no query, an ``Accept`` that takes JSON, an ASCII path); None for any other request.
-    Routing, ``Accept`` and parameters as the Flask routes do them, so every request this
-    takes would reach :func:`create_app`'s ``read`` with the same type and id."""
-    if environ.get("REQUEST_METHOD") != "GET" or environ.get("QUERY_STRING"):
-        return None
-    path: str = environ.get("PATH_INFO", "")
-    if not path.startswith(_READ_PATH) or not path.isascii():
-        return None
-    resource_type, slash, resource_id = path[len(_READ_PATH) :].partition("/")
-    if not slash or not resource_id or "/" in resource_id:
-        return None
-    reader = READS.get(resource_type)
-    if reader is None or not _acceptable(environ.get("HTTP_ACCEPT", "")):
-        return None
-    return reader, resource_id
-
-
-def _plain_reads(
-    flask_app: WSGIApplication,
-    context_for: Callable[[str, str | None], Context],
-    canonical_base: str,
-) -> WSGIApplication:
-    """WSGI: plain reads (:func:`_plain_read`) answered without Flask's request machinery
-    (request and application contexts, routing, hooks, response object), which cost more
-    CPU than the read's own mapping; every other request goes to ``flask_app``. The answer
-    is the one the Flask route gives, byte for byte and header for header: the same token
-    check and on-behalf-of rule (``context_for``), reader, encoding and error answers."""
-
-    def app(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        target = _plain_read(environ)
-        if target is None:
-            return flask_app(environ, start_response)
-        reader, resource_id = target
-        try:
-            ctx = context_for(
-                environ.get("HTTP_AUTHORIZATION", ""), environ.get(_ON_BEHALF_OF_ENVIRON)
-            )
-            resource = reader(ctx, resource_id)
-        except FhirError as error:
-            response = _error_response(error, canonical_base)
-        except grpc.RpcError as error:
-            response = _error_response(from_rpc(error), canonical_base)
-        except Exception:
-            log.exception("fhir request failed", extra={"path_template": READ_RULE})
-            response = _error_response(
-                FhirError(500, "exception", "INTERNAL", "the request could not be completed"),
-                canonical_base,
-            )
-        else:
-            body = _encode(resource)
-            start_response(
-                "200 OK",
-                [
-                    *_version_headers(resource).items(),
-                    ("Content-Type", FHIR_JSON),
-                    ("Content-Length", str(len(body))),
-                    *_SECURITY_HEADERS,
-                ],
-            )
-            return [body]
-        return _secure(response)(environ, start_response)
-
-    return app
 
 
 def _readiness(channels: Channels) -> Response:
@@ -242,17 +169,8 @@ def _readiness(channels: Channels) -> Response:
     return Response(json.dumps(body), 200 if ready else 503, content_type="application/json")
 
 
-def create_app(
-    settings: Settings,
-    channels: Channels | None = None,
-    *,
-    verifier: TokenVerifier | None = None,
-    plain_reads: bool = True,
-) -> Flask:
-    """The API's Flask application over ``channels`` (opened from ``settings`` when None),
-    checking tokens with ``verifier`` (from ``settings`` when None). ``plain_reads``: plain
-    reads are answered before Flask (:func:`_plain_reads`); off when Flask's own
-    instrumentation (tracing) must see every request."""
+def create_app(settings: Settings, channels: Channels | None = None) -> Flask:
+    """The API's Flask application over ``channels`` (opened from ``settings`` when None)."""
     app = Flask("fhir_api")
     app.config["JSON_SORT_KEYS"] = False
     codes = Codes(settings.canonical_base.rstrip("/"))
@@ -263,7 +181,7 @@ def create_app(
         settings.outcomes_target,
     )
     stubs = Stubs.over(channels)
-    verifier = verifier or TokenVerifier(
+    verifier = TokenVerifier(
         issuer=settings.oidc_issuer,
         audience=settings.oidc_audience,
         jwks=JwksCache(
@@ -385,6 +303,4 @@ def create_app(
         channels.close()
 
     app.extensions["carenet_channels_close"] = _close
-    if plain_reads:
-        app.wsgi_app = _plain_reads(app.wsgi_app, context_for, codes.base)  # type: ignore[method-assign,assignment]
     return app

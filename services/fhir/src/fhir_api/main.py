@@ -26,13 +26,7 @@ def _instrument(app: Flask) -> None:
 
 
 def serve(settings: Settings) -> None:
-    # With tracing, every request goes through Flask, whose instrumentation makes the spans.
-    serve_front(
-        "fhir",
-        settings,
-        lambda: create_app(settings, plain_reads=not tracing_configured()),
-        prepare=_instrument,
-    )
+    serve_front("fhir", settings, lambda: create_app(settings), prepare=_instrument)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

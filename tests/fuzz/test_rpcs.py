@@ -273,7 +273,8 @@ TESTS = {
 def _priority(rpc: Rpc, kind: str) -> int:
     """Within a round, which go first: server streams (each call may be held open), then the
     rest. VerifyAccessLog's generated requests go before everything (priority -1, all its
-    shards): each verification walks the whole access log, which the other RPCs fill."""
+    shards): a verification without a checkpoint walks the whole access log (a page of it at
+    most a call), which the other RPCs fill."""
     if rpc.method.name == "VerifyAccessLog" and kind == GENERATED:
         return -1
     return 0 if rpc.server_streaming else 1

@@ -15,23 +15,16 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from identity.access_log_checkpoints import HeadJournal
 from identity.access_log_trust import Checkpoint, StripeHead
 from identity.access_log_verify import Coverage, Scope, Verification
-from identity.main import deps_for
 from identity.use_cases import access_log
-from servicekit.db import make_engine
 from servicekit.errors import InvalidArgument
-from servicekit.migrations import upgrade
-from testkit.database import fresh_database
 
 from ..log_keys import (
-    PEPPER,
-    KeyFiles,
-    append,
     cut_stripe,
     recompute_chain,
     superuser,
     without_triggers,
 )
-from .test_access_log_tampering import Log, reasons
+from .test_access_log_tampering import Log, checkpointed_log, reasons
 from .test_migrations_and_log import AUDITOR
 
 
@@ -39,23 +32,8 @@ from .test_migrations_and_log import AUDITOR
 def log(tmp_path: Path) -> Iterator[Log]:
     """Stripes 0 and 1 with 10 and 6 entries, checkpoint ``first`` of them, then 4 and 3 more
     entries (stripe 0: 11 to 14, stripe 1: 7 to 9)."""
-    with fresh_database("identity_ranges") as url:
-        upgrade("identity.migrations", url)
-        engine = make_engine(url)
-        keys = KeyFiles(tmp_path)
-        keys.add_chain_key("chain-1")
-        keys.add_signing_key("sign-1")
-        deps = deps_for(engine, PEPPER, log_stripes=2, access_log=keys.trust("chain-1", "sign-1"))
-        log = Log(url, engine, keys, deps)
-        append(deps, 0, 10)
-        append(deps, 1, 6)
-        log.checkpoint()
-        append(deps, 0, 4)
-        append(deps, 1, 3)
-        try:
-            yield log
-        finally:
-            engine.dispose()
+    with checkpointed_log(tmp_path, "identity_ranges", {0: 4, 1: 3}) as log:
+        yield log
 
 
 def first(log: Log) -> str:

@@ -3,6 +3,7 @@ but neither the chain key nor the checkpoint signing key: every rewrite is detec
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 from collections.abc import Iterator
@@ -71,11 +72,11 @@ class Log:
         return self.verify(self.with_trust(self.keys.trust("chain-1", "sign-1")))
 
 
-@pytest.fixture
-def log(tmp_path: Path) -> Iterator[Log]:
-    """A fresh database whose stripes 0 and 1 hold 10 and 6 entries, a checkpoint of them,
-    and 4 more entries on stripe 0 after it."""
-    with fresh_database("identity_tamper") as url:
+@contextlib.contextmanager
+def checkpointed_log(tmp_path: Path, name: str, after: dict[int, int]) -> Iterator[Log]:
+    """A fresh database (``name``) whose stripes 0 and 1 hold 10 and 6 entries, a
+    checkpoint of them, and then ``after[stripe]`` more entries on each stripe."""
+    with fresh_database(name) as url:
         upgrade("identity.migrations", url)
         engine = make_engine(url)
         keys = KeyFiles(tmp_path)
@@ -86,11 +87,20 @@ def log(tmp_path: Path) -> Iterator[Log]:
         append(deps, 0, 10)
         append(deps, 1, 6)
         log.checkpoint()
-        append(deps, 0, 4)
+        for stripe, count in after.items():
+            append(deps, stripe, count)
         try:
             yield log
         finally:
             engine.dispose()
+
+
+@pytest.fixture
+def log(tmp_path: Path) -> Iterator[Log]:
+    """Stripes 0 and 1 with 10 and 6 entries, a checkpoint of them, and 4 more entries on
+    stripe 0 after it."""
+    with checkpointed_log(tmp_path, "identity_tamper", {0: 4}) as log:
+        yield log
 
 
 def reasons(result: Verification) -> set[tuple[int | None, str]]:

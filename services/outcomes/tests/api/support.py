@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator
+from typing import Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from carenet.outcomes.v1 import outcomes_pb2 as pb
 from carenet.outcomes.v1 import outcomes_service_pb2 as rpc
+from carenet.outcomes.v1 import outcomes_service_pb2_grpc as rpc_grpc
 from testkit.fixtures import IdentityService, valid_bsn
 
 
@@ -91,3 +93,12 @@ def chunks(
 ) -> Iterator[rpc.IngestMeasurementsRequest]:
     for start in range(0, len(rows), size):
         yield rpc.IngestMeasurementsRequest(rows=rows[start : start + size])
+
+
+def ingest(
+    stub: rpc_grpc.OutcomesServiceStub, who: tuple[tuple[str, str]], rows: list[rpc.MeasurementRow]
+) -> Any:
+    """One IngestMeasurements call of one request with ``rows``, as ``who``."""
+    return stub.IngestMeasurements(
+        iter([rpc.IngestMeasurementsRequest(rows=rows)]), metadata=who, timeout=30
+    )

@@ -6,14 +6,10 @@ with UNAVAILABLE INGEST_BUSY having asked and written nothing."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any
-
 import grpc
 import pytest
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Engine, text
 
-from carenet.outcomes.v1 import outcomes_service_pb2 as rpc
 from carenet.outcomes.v1 import outcomes_service_pb2_grpc as rpc_grpc
 from outcomes.deps import Deps
 from servicekit.identity_client import (
@@ -27,7 +23,7 @@ from testkit.access_log import AccessLogReader
 from testkit.fixtures import IdentityService, Tokens, bearer
 from testkit.rpc import failure
 
-from .support import enrolment_request, register_patients, row
+from .support import enrolment_request, ingest, register_patients, row
 
 Metadata = tuple[tuple[str, str]]
 PATIENTS = 12
@@ -48,18 +44,6 @@ class _Counting:
     def authorize_many(self, question: BatchAccessQuestion) -> dict[str, AccessDecision]:
         self.batches.append((question.access, len(question.patient_ids), question.record_holder_id))
         return self.inner.authorize_many(question)
-
-
-@pytest.fixture
-def access_log(identity_service: IdentityService) -> Iterator[AccessLogReader]:
-    log = AccessLogReader(
-        create_engine(identity_service.database_url),
-        ("patient_id", "organisation_id", "action", "decision", "reason"),
-    )
-    try:
-        yield log
-    finally:
-        log.engine.dispose()
 
 
 @pytest.fixture(scope="module")
@@ -85,12 +69,6 @@ def patients(
     return ours
 
 
-def _ingest(stub: rpc_grpc.OutcomesServiceStub, who: Metadata, rows: list[Any]) -> Any:
-    return stub.IngestMeasurements(
-        iter([rpc.IngestMeasurementsRequest(rows=rows)]), metadata=who, timeout=30
-    )
-
-
 def test_a_resent_batch_is_one_read_question_and_one_read_entry_per_patient(
     stub: rpc_grpc.OutcomesServiceStub,
     deps: Deps,
@@ -100,11 +78,11 @@ def test_a_resent_batch_is_one_read_question_and_one_read_entry_per_patient(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     rows = [row(p, f"turns-again-{p}-{i}", 50.0 + i) for p in patients for i in range(2)]
-    assert _ingest(stub, jansen, rows).accepted == 2 * PATIENTS
+    assert ingest(stub, jansen, rows).accepted == 2 * PATIENTS
     counting = _Counting(deps.identity)
     monkeypatch.setattr(deps, "identity", counting)
     access_log.mark()
-    reply = _ingest(stub, jansen, rows)
+    reply = ingest(stub, jansen, rows)
     assert (reply.accepted, reply.duplicates) == (0, 2 * PATIENTS)
     assert counting.single == []
     assert counting.batches == [(Access.READ, PATIENTS, "gp-de-linde")]
@@ -122,11 +100,11 @@ def test_corrections_are_one_update_question_and_one_update_entry_per_patient(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     rows = [row(p, f"turns-fix-{p}", 50.0) for p in patients]
-    assert _ingest(stub, jansen, rows).accepted == PATIENTS
+    assert ingest(stub, jansen, rows).accepted == PATIENTS
     counting = _Counting(deps.identity)
     monkeypatch.setattr(deps, "identity", counting)
     access_log.mark()
-    reply = _ingest(stub, jansen, [row(p, f"turns-fix-{p}", 60.0) for p in patients])
+    reply = ingest(stub, jansen, [row(p, f"turns-fix-{p}", 60.0) for p in patients])
     assert (reply.accepted, reply.corrected) == (0, PATIENTS)
     assert counting.single == []
     assert counting.batches == [(Access.UPDATE, PATIENTS, "gp-de-linde")]
@@ -153,7 +131,7 @@ def test_an_ingest_that_cannot_get_its_turn_in_time_is_ingest_busy_and_leaves_no
     with deps.uow() as holding:
         assert holding.repo.lock_holder_measurements("gp-de-linde", 5)
         with pytest.raises(grpc.RpcError) as caught:
-            _ingest(stub, jansen, rows)
+            ingest(stub, jansen, rows)
         got = failure(caught.value)
         assert (got.code, got.reason, got.domain, got.error_infos) == (
             grpc.StatusCode.UNAVAILABLE,
@@ -168,7 +146,7 @@ def test_an_ingest_that_cannot_get_its_turn_in_time_is_ingest_busy_and_leaves_no
             text("SELECT count(*) FROM measurements WHERE source_record_id = 'turns-busy-1'")
         ).scalar_one()
     assert stored == 0
-    assert _ingest(stub, jansen, rows).accepted == 1
+    assert ingest(stub, jansen, rows).accepted == 1
     assert access_log.entries() == [
         (patients[0], "gp-de-linde", "create", "permit", "CARE_RELATIONSHIP")
     ]

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import grpc
 import pytest
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Engine, text
 
 from carenet.identity.v1 import identity_pb2 as ipb
 from carenet.identity.v1 import identity_service_pb2 as irpc
@@ -34,28 +34,10 @@ from testkit.access_log import AccessLogReader
 from testkit.fixtures import IdentityService, Tokens, bearer
 from testkit.rpc import failure
 
-from .support import enrolment_request, register_patients, row
+from .support import enrolment_request, ingest, register_patients, row
 
 Metadata = tuple[tuple[str, str]]
 Entry = tuple[str, ...]  # patient, organisation, action, decision, reason
-
-
-@pytest.fixture
-def access_log(identity_service: IdentityService) -> Iterator[AccessLogReader]:
-    log = AccessLogReader(
-        create_engine(identity_service.database_url),
-        ("patient_id", "organisation_id", "action", "decision", "reason"),
-    )
-    try:
-        yield log
-    finally:
-        log.engine.dispose()
-
-
-def _ingest(stub: rpc_grpc.OutcomesServiceStub, who: Metadata, rows: list[Any]) -> Any:
-    return stub.IngestMeasurements(
-        iter([rpc.IngestMeasurementsRequest(rows=rows)]), metadata=who, timeout=30
-    )
 
 
 def _list(stub: rpc_grpc.OutcomesServiceStub, who: Metadata, patient: str) -> list[Any]:
@@ -131,7 +113,7 @@ def test_a_patient_signed_in_through_the_kis_client_reaches_no_measurement_rpc(
     access_log.mark()
     calls: dict[str, Callable[[], Any]] = {
         "ListMeasurements": lambda: _list(stub, patient, "p-0002"),
-        "IngestMeasurements": lambda: _ingest(stub, patient, [row("p-0002", "pat-1")]),
+        "IngestMeasurements": lambda: ingest(stub, patient, [row("p-0002", "pat-1")]),
         "ListEnrolments": lambda: stub.ListEnrolments(
             rpc.ListEnrolmentsRequest(parent="patients/p-0002"), metadata=patient, timeout=10
         ),
@@ -160,19 +142,17 @@ def test_a_row_rejected_as_a_source_record_conflict_leaves_no_create_entry(
     access_log: AccessLogReader,
 ) -> None:
     first, second, _ = patients
-    assert _ingest(stub, jansen, [row(first, "conflict-1", 50.0)]).accepted == 1
+    assert ingest(stub, jansen, [row(first, "conflict-1", 50.0)]).accepted == 1
     access_log.mark()
     # The practice's own record id, sent again for another patient: nothing is created.
-    reply = _ingest(stub, jansen, [row(second, "conflict-1", 50.0)])
+    reply = ingest(stub, jansen, [row(second, "conflict-1", 50.0)])
     assert (reply.accepted, reply.rejected) == (0, 1)
     assert [(r.outcome, r.reason, r.field) for r in reply.results] == [
         (rpc.ROW_OUTCOME_REJECTED, "SOURCE_RECORD_CONFLICT", "source_record_id")
     ]
     assert access_log.entries() == []
     # With a new row for the same patient in the call, the create entry is that row's.
-    reply = _ingest(
-        stub, jansen, [row(second, "conflict-1", 50.0), row(second, "conflict-2", 50.0)]
-    )
+    reply = ingest(stub, jansen, [row(second, "conflict-1", 50.0), row(second, "conflict-2", 50.0)])
     assert (reply.accepted, reply.rejected) == (1, 1)
     assert access_log.entries() == [
         (second, "gp-de-linde", "create", "permit", "CARE_RELATIONSHIP")
@@ -189,15 +169,13 @@ def test_a_source_record_id_belongs_to_its_record_holder(
     own record: no SOURCE_RECORD_CONFLICT, so nobody learns the other practice's ids, and
     nobody can take them first."""
     mine_patient, _, theirs_patient = patients
-    assert (
-        _ingest(stub, jansen, [row(mine_patient, "lab-shared-1", 48.0, source=LAB)]).accepted == 1
-    )
-    theirs = _ingest(stub, devries, [row(theirs_patient, "lab-shared-1", 70.0, source=LAB)])
+    assert ingest(stub, jansen, [row(mine_patient, "lab-shared-1", 48.0, source=LAB)]).accepted == 1
+    theirs = ingest(stub, devries, [row(theirs_patient, "lab-shared-1", 70.0, source=LAB)])
     assert (theirs.accepted, theirs.rejected, list(theirs.results)) == (1, 0, [])
     # Each practice's record keeps its own value; a correction is still its holder's.
-    fixed = _ingest(stub, devries, [row(theirs_patient, "lab-shared-1", 71.0, source=LAB)])
+    fixed = ingest(stub, devries, [row(theirs_patient, "lab-shared-1", 71.0, source=LAB)])
     assert (fixed.accepted, fixed.corrected) == (0, 1)
-    again = _ingest(stub, jansen, [row(mine_patient, "lab-shared-1", 48.0, source=LAB)])
+    again = ingest(stub, jansen, [row(mine_patient, "lab-shared-1", 48.0, source=LAB)])
     assert (again.accepted, again.duplicates) == (0, 1)
     mine = [m for m in _list(stub, jansen, mine_patient) if m.source_record_id == "lab-shared-1"]
     assert [(m.value, m.record_holder) for m in mine] == [(48.0, "organisations/gp-de-linde")]
@@ -217,7 +195,7 @@ def test_new_rows_log_one_create_per_patient_and_nothing_else(
 ) -> None:
     first, second, _ = patients
     access_log.mark()
-    reply = _ingest(
+    reply = ingest(
         stub,
         jansen,
         [
@@ -247,9 +225,9 @@ def test_a_correction_only_ingest_logs_one_update_per_patient_and_no_create(
         row(first, "entry-fix-2", 51.0),
         row(second, "entry-fix-3", 52.0),
     ]
-    assert _ingest(stub, jansen, stored).accepted == 3
+    assert ingest(stub, jansen, stored).accepted == 3
     access_log.mark()
-    reply = _ingest(
+    reply = ingest(
         stub,
         jansen,
         [
@@ -287,9 +265,9 @@ def test_a_resent_batch_logs_one_read_per_patient_and_no_create(
         row(second, "entry-again-2", 51.0),
         row(first, "entry-again-3"),
     ]
-    assert _ingest(stub, jansen, rows).accepted == 3
+    assert ingest(stub, jansen, rows).accepted == 3
     access_log.mark()
-    reply = _ingest(stub, jansen, rows)
+    reply = ingest(stub, jansen, rows)
     assert (reply.accepted, reply.duplicates) == (0, 3)
     assert access_log.entries() == [
         (first, "gp-de-linde", "read", "permit", "CARE_RELATIONSHIP"),
@@ -306,9 +284,9 @@ def test_new_rows_and_corrections_of_one_patient_are_one_create_and_one_update(
     """Two accesses happened (rows added to the record, a stored row changed): one entry
     each. A row created and corrected in the same call is both."""
     first, second, _ = patients
-    assert _ingest(stub, jansen, [row(first, "entry-mixed-1", 50.0)]).accepted == 1
+    assert ingest(stub, jansen, [row(first, "entry-mixed-1", 50.0)]).accepted == 1
     access_log.mark()
-    reply = _ingest(
+    reply = ingest(
         stub,
         jansen,
         [
@@ -363,7 +341,7 @@ def test_an_ingest_racing_for_the_same_record_id_logs_only_the_create_that_happe
     replies: dict[str, Any] = {}
 
     def second_ingest() -> None:
-        replies["second"] = _ingest(stub, jansen, [row(first, "entry-race-1", 50.0)])
+        replies["second"] = ingest(stub, jansen, [row(first, "entry-race-1", 50.0)])
 
     def race() -> None:
         other = threading.Thread(target=second_ingest)
@@ -382,7 +360,7 @@ def test_an_ingest_racing_for_the_same_record_id_logs_only_the_create_that_happe
 
     monkeypatch.setattr(deps, "identity", _RaceAfterTheQuestion(deps.identity, race))
     access_log.mark()
-    replies["first"] = _ingest(stub, jansen, [row(first, "entry-race-1", 50.0)])
+    replies["first"] = ingest(stub, jansen, [row(first, "entry-race-1", 50.0)])
     replies["thread"].join(30)
     got = [(r.accepted, r.duplicates) for r in (replies["first"], replies["second"])]
     assert sorted(got) == [(0, 1), (1, 0)]
@@ -408,11 +386,11 @@ def two_holders(
     """A patient whose measurements the GP practice and the hospital hold."""
     patient = patients[0]
     smit = bearer(tokens.user("dr.smit"))
-    _ingest(stub, jansen, [row(patient, "holders-gp-1", 50.0)])
+    ingest(stub, jansen, [row(patient, "holders-gp-1", 50.0)])
     hospital = pb.MeasurementSource(
         kind=pb.SOURCE_KIND_HOSPITAL, organisation="organisations/hosp-catharina"
     )
-    _ingest(stub, smit, [row(patient, "holders-hosp-1", 60.0, source=hospital)])
+    ingest(stub, smit, [row(patient, "holders-hosp-1", 60.0, source=hospital)])
     return patient
 
 

@@ -30,6 +30,7 @@ from servicekit.authorization import (
     Decision,
     IdentityAuthorizer,
     IdentityUnavailable,
+    principal_of,
     refusal,
     require,
     subject_of,
@@ -189,6 +190,21 @@ def test_a_delegated_subject_is_sent_with_the_tokens_roles_and_the_person() -> N
         "dr-jansen",
         "kis-account",
     )
+    # identity reads the subject back as the delegate naming the person, not as the person.
+    assert principal_of(subject) == kis
+
+
+def test_a_subject_is_read_back_as_the_principal_it_was_made_of() -> None:
+    patient = Principal(
+        subject="p-1",
+        client_id="carenet-portal",
+        organisation="",
+        care_group="organisations/cg-zuidoost",
+        roles=frozenset({"patient"}),
+        patient="patients/p-1",
+    )
+    for principal in (GP, patient):
+        assert principal_of(subject_of(principal)) == principal
 
 
 @pytest.mark.parametrize(

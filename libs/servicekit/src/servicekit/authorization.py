@@ -166,6 +166,20 @@ def subject_of(principal: Principal) -> pb.Subject:
     )
 
 
+def principal_of(subject: pb.Subject) -> Principal:
+    """The principal a question's subject names (:func:`subject_of` read back): identity's
+    reading of who asks, with the roles the subject's token carries."""
+    return Principal(
+        subject=subject.user,
+        client_id=subject.client_id,
+        organisation=subject.organisation,
+        care_group=subject.care_group,
+        roles=frozenset(subject.roles),
+        patient=subject.patient,
+        on_behalf_of=subject.on_behalf_of,
+    )
+
+
 class QuestionOptions(TypedDict, total=False):
     """What an Authorize question may add to subject, patient, category and access."""
 

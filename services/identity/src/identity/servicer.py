@@ -27,6 +27,7 @@ from identity.use_cases.deps import Deps
 from identity.verify_rpc import verify_response, verify_scope
 from servicekit import enums, names
 from servicekit.auth import Principal, current_principal
+from servicekit.authorization import principal_of
 from servicekit.errors import InvalidArgument, Violations
 from servicekit.idempotency import IdempotentRequest
 from servicekit.paging import Paging
@@ -197,15 +198,7 @@ def _check_subject(subject: pb.Subject) -> None:
 
 def _subject(subject: pb.Subject) -> Principal:
     _check_subject(subject)
-    return Principal(
-        subject=subject.user,
-        client_id=subject.client_id,
-        organisation=subject.organisation,
-        care_group=subject.care_group,
-        roles=frozenset(subject.roles),
-        patient=subject.patient,
-        on_behalf_of=subject.on_behalf_of,
-    )
+    return principal_of(subject)
 
 
 # ListAccessLogEntries' order_by (AIP-132): the log's order, oldest or newest first.

@@ -16,6 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from referral.deps import Deps
 from referral.models import HistoryEntry, Offer, OutboxEvent, Referral, RequestRecord, Status
 from referral.ranking import Candidates, Menu
+from referral.repository import ReferralFilter
 from referral.unit_of_work import UnitOfWork
 from servicekit.auth import Principal
 from testkit.fakes import FakeIdentity, FakeRequestRecords, fake_principal
@@ -218,23 +219,20 @@ class FakeRepository(FakeRequestRecords[RequestRecord]):
 
     def referrals(
         self,
-        care_group_id: str,
+        where: ReferralFilter,
         *,
-        patient_id: str = "",
-        visible_to_org: str = "",
-        visible_to_patient: str = "",
-        status: str = "",
         before: tuple[dt.datetime, str] | None = None,
         limit: int = 50,
     ) -> Sequence[Referral]:
+        org = where.visible_to_org
         found = [
             r
             for r in self.data.referrals.values()
-            if r.care_group_id == care_group_id
-            and (not patient_id or r.patient_id == patient_id)
-            and (not visible_to_org or visible_to_org in (r.referrer_org_id, r.target_org_id))
-            and (not visible_to_patient or r.patient_id == visible_to_patient)
-            and (not status or r.status == status)
+            if r.care_group_id == where.care_group_id
+            and (not where.patient_id or r.patient_id == where.patient_id)
+            and (not org or org in (r.referrer_org_id, r.target_org_id))
+            and (not where.visible_to_patient or r.patient_id == where.visible_to_patient)
+            and (not where.status or r.status == where.status)
             and (before is None or (r.create_time, r.id) < before)
         ]
         page = sorted(found, key=lambda r: (r.create_time, r.id), reverse=True)[:limit]

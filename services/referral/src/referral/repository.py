@@ -6,6 +6,7 @@ import datetime as dt
 import functools
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import and_, bindparam, false, or_, select, tuple_, update
@@ -24,6 +25,19 @@ from referral.ranking import Candidates, Menu
 from servicekit.uow import Repository, SqlAlchemyUnitOfWork
 
 OUTBOX_HEAD_ID = 1
+
+
+@dataclass(frozen=True)
+class ReferralFilter:
+    """Which referrals of a care group a list reads: each condition that is not empty must
+    hold (``visible_to_org``: the organisation refers or is the target)."""
+
+    care_group_id: str
+    patient_id: str = ""
+    visible_to_org: str = ""
+    visible_to_patient: str = ""
+    status: str = ""
+
 
 _REFERRAL_COLUMNS = [c.name for c in Referral.__table__.columns]
 _JSON_COLUMNS = frozenset(
@@ -314,31 +328,27 @@ class ReferralRepository(Repository):
 
     def referrals(
         self,
-        care_group_id: str,
+        where: ReferralFilter,
         *,
-        patient_id: str = "",
-        visible_to_org: str = "",
-        visible_to_patient: str = "",
-        status: str = "",
         before: tuple[dt.datetime, str] | None = None,
         limit: int = 50,
     ) -> Sequence[Referral]:
         """Newest first (create time, then id, descending), after ``before`` (the create time
         and id of the last one of the previous page)."""
-        query = select(Referral).where(Referral.care_group_id == care_group_id)
-        if patient_id:
-            query = query.where(Referral.patient_id == patient_id)
-        if visible_to_org:
+        query = select(Referral).where(Referral.care_group_id == where.care_group_id)
+        if where.patient_id:
+            query = query.where(Referral.patient_id == where.patient_id)
+        if where.visible_to_org:
             query = query.where(
                 or_(
-                    Referral.referrer_org_id == visible_to_org,
-                    Referral.target_org_id == visible_to_org,
+                    Referral.referrer_org_id == where.visible_to_org,
+                    Referral.target_org_id == where.visible_to_org,
                 )
             )
-        if visible_to_patient:
-            query = query.where(Referral.patient_id == visible_to_patient)
-        if status:
-            query = query.where(Referral.status == status)
+        if where.visible_to_patient:
+            query = query.where(Referral.patient_id == where.visible_to_patient)
+        if where.status:
+            query = query.where(Referral.status == where.status)
         if before is not None:
             query = query.where(tuple_(Referral.create_time, Referral.id) < before)
         order = (Referral.create_time.desc(), Referral.id.desc())

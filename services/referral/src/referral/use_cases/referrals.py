@@ -4,7 +4,7 @@ makes exactly one ``Authorize`` (one access-log entry) once the request is well-
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import psycopg
@@ -40,6 +40,7 @@ from referral.models import (
     RequestRecord,
     Status,
 )
+from referral.repository import ReferralFilter
 from referral.unit_of_work import UnitOfWork
 from referral.use_cases.common import check_text, new_id
 from referral.use_cases.history import ReferralView, event_payload, outbox_values, view_of
@@ -372,24 +373,22 @@ def list_referrals(
         return _list_addressed(deps, principal, patient_id, status, page)
     if patient_id != "-":
         decide(deps.identity, AccessQuestion(principal, patient_id, Access.READ))
+    where = ReferralFilter(
+        care_group_id(principal),
+        patient_id="" if patient_id == "-" else patient_id,
+        status=status.value if status else "",
+    )
     org = org_id(principal)
     if principal.is_patient:
-        visibility = {"visible_to_patient": patient_id_of(principal)}
+        where = replace(where, visible_to_patient=patient_id_of(principal))
     elif org and (
         principal.roles & (REFERRER_ROLES | TARGET_ROLES) or organisation_system(principal)
     ):
-        visibility = {"visible_to_org": org}
+        where = replace(where, visible_to_org=org)
     else:
         raise errors.RoleNotPermitted("this role has no referrals")
     with deps.uow() as uow:
-        items = uow.repo.referrals(
-            care_group_id(principal),
-            patient_id="" if patient_id == "-" else patient_id,
-            status=status.value if status else "",
-            before=_before(page),
-            limit=page.limit,
-            **visibility,
-        )
+        items = uow.repo.referrals(where, before=_before(page), limit=page.limit)
         fetched = Page.of(items, page, _position)
         shown = [r for r in fetched.items if lists(principal, r)]
         if patient_id == "-":
@@ -434,14 +433,13 @@ def _list_addressed(
 ) -> Page[ReferralView]:
     """:func:`list_referrals` for a caller that can only be a target (see there)."""
     with deps.uow() as uow:
-        items = uow.repo.referrals(
+        where = ReferralFilter(
             care_group_id(principal),
             patient_id=patient_id,
             status=status.value if status else "",
-            before=_before(page),
-            limit=page.limit,
             visible_to_org=org_id(principal),
         )
+        items = uow.repo.referrals(where, before=_before(page), limit=page.limit)
         fetched = Page.of(items, page, _position)
         addressed = [r for r in fetched.items if party_of(principal, r) is Party.TARGET]
         if not addressed:

@@ -212,6 +212,30 @@ def test_a_patient_is_asked_about_the_accesses_its_rows_make_and_no_other(
     assert identity.questions == []
 
 
+def test_a_patient_not_enrolled_is_asked_about_a_read_of_its_enrolments_not_a_create(
+    deps: Deps, identity: FakeIdentity
+) -> None:
+    """Nothing is created for a patient who is not enrolled: identity is asked (once per
+    call, however many chunks) whether the caller may read the patient's enrolments, and the
+    rows get NOT_ENROLLED when it may, identity's reason when it may not; an enrolled
+    patient of the same chunks gets its create."""
+    identity.batches.clear()
+    rows = [row("p-3", record=f"ne-{i}") for i in range(9)]  # chunks of 7: 0-6, 7-10
+    rows += [row("p-9", record="ne-9"), row(record="ne-ok")]
+    result = ingest_uc.ingest(deps, GP, [rows[:5], rows[5:]])
+    assert result.accepted == 1
+    assert {(r.row, r.reason) for r in result.results} == {
+        *((i, "NOT_ENROLLED") for i in range(9)),
+        (9, "NO_CARE_RELATIONSHIP"),
+    }
+    assert [(b.patient_ids, b.access, b.purpose, b.record_holder_id) for b in identity.batches] == [
+        (["p-3"], Access.READ, "enrolments", "gp-de-linde"),
+        (["p-1"], Access.CREATE, "measurements", ""),
+        (["p-9"], Access.READ, "enrolments", "gp-de-linde"),
+    ]
+    assert identity.questions == []
+
+
 def test_a_duplicate_is_reported_only_to_a_caller_who_may_read_the_record(
     deps: Deps, identity: FakeIdentity
 ) -> None:

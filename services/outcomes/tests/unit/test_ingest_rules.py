@@ -297,11 +297,12 @@ def test_every_row_has_the_outcome_of_the_rules_applied_row_by_row(deps: Deps, s
         identity.questions.clear()
         got = ingest_uc.ingest(deps, GP, batches)
         # identity was asked once per patient and access, about the accesses that happened
-        # (and the creates it refused): a create for every patient with a new row, an
-        # update for every patient with a correction, a read for every patient with only
-        # duplicates in a chunk, nothing for conflicts.
-        asked = [(p, b.access) for b in identity.batches for p in b.patient_ids]
-        asked += [(q.patient_id, q.access) for q in identity.questions]
+        # (and the ones it refused): a create for every enrolled patient with a new row, an
+        # update for every patient with a correction, a read of the measurements for every
+        # patient with only duplicates in a chunk, a read of the enrolments (and no create)
+        # for every patient with a new row who is not enrolled, nothing for conflicts.
+        asked = [(p, b.access, b.purpose) for b in identity.batches for p in b.patient_ids]
+        asked += [(q.patient_id, q.access, q.purpose) for q in identity.questions]
         assert len(asked) == len(set(asked))
         patient = {n: r.patient.removeprefix("patients/") for n, r in enumerate(rows)}
         created = {patient[n] for n in range(len(rows)) if n not in want.outcomes}
@@ -310,8 +311,10 @@ def test_every_row_has_the_outcome_of_the_rules_applied_row_by_row(deps: Deps, s
             n for n, o in want.outcomes.items() if o[1] in ("NO_CARE_RELATIONSHIP", "NOT_ENROLLED")
         }
         refused = {patient[n] for n in refused_rows}
-        assert {p for p, a in asked if a is Access.CREATE} - refused == created
-        assert {p for p, a in asked if a is Access.UPDATE} == corrected
+        assert refused.isdisjoint(ENROLLED)
+        assert {p for p, a, _ in asked if a is Access.CREATE} == created
+        assert {p for p, a, _ in asked if a is Access.UPDATE} == corrected
+        assert {p for p, a, why in asked if a is Access.READ and why == "enrolments"} == refused
         compared: set[str] = set()
         for start in range(0, len(rows), 7):
             numbers = range(start, min(start + 7, len(rows)))
@@ -319,7 +322,7 @@ def test_every_row_has_the_outcome_of_the_rules_applied_row_by_row(deps: Deps, s
             writing = {patient[n] for n in numbers if outcome[n] in ("accepted", "corrected")}
             writing |= {patient[n] for n in numbers if n in want.outcomes and n in refused_rows}
             compared |= {patient[n] for n in numbers if outcome[n] == "duplicate"} - writing
-        assert {p for p, a in asked if a is Access.READ} == compared
+        assert {p for p, a, why in asked if a is Access.READ and why == "measurements"} == compared
         assert {r.row: (r.outcome, r.reason, r.field) for r in got.results} == want.outcomes, (
             attempt
         )

@@ -6,9 +6,9 @@ record holder stores into a new measurement, a duplicate (the same value again),
 correction (another value or time for the same measurement: stored, the replaced value kept
 as a revision) or a conflict (the source record id of another patient, code or care group:
 rejected); identity asked, before anything is written, about the accesses that happen (a
-create per patient with new rows, an update per patient with corrections, a read per
-patient with only duplicates, nothing for conflicts); new rows copied into
-``measurements``."""
+create per enrolled patient with new rows, a read of its enrolments per patient with new
+rows who is not enrolled, an update per patient with corrections, a read per patient with
+only duplicates, nothing for conflicts); new rows copied into ``measurements``."""
 
 from __future__ import annotations
 
@@ -201,6 +201,8 @@ class Ingest:
         self.decisions: dict[str, tuple[bool, str]] = {}  # patient -> (ok, reason) to create
         self.updates: dict[str, tuple[bool, str]] = {}  # patient -> (ok, reason) to correct
         self.reads: dict[str, tuple[bool, str]] = {}  # patient -> (ok, reason) to compare
+        # patient -> (ok, reason) to be told it is not enrolled (see _ask_create)
+        self.enrolment_reads: dict[str, tuple[bool, str]] = {}
         self.seen: dict[tuple[str, str], set[str]] = {}  # (kind, org) -> source record ids
         self.checks: dict[tuple[str, str, str, str | None, str], _KeyCheck] = {}
         self.buffer: list[RowValues] = []
@@ -326,7 +328,8 @@ class Ingest:
         its source key (``stored``) and what the rows before it in the chunk store: a new
         measurement (a create in the patient's record), a correction (an update), a
         duplicate or a conflict (rejected; no access). identity is asked once per patient
-        and kind of access in a call: CREATE for the patients with new rows, UPDATE for the
+        and kind of access in a call: CREATE for the enrolled patients with new rows (READ
+        of the enrolments for the others, see ``_ask_create``), UPDATE for the
         patients with corrections (a patient with both gets both, each the entry of an
         access that happens), and READ for a patient whose rows in the chunk are only
         duplicates (the answer tells the caller what its organisation's record of the
@@ -357,30 +360,56 @@ class Ingest:
         patient in one batch question (one decision and access-log entry each; servicekit
         sends at most 1000 patients per request): a read or an update names that
         organisation as the record holder, which identity requires for them, a create names
-        none (the subject's own organisation), as a single question would. A create also
-        needs the patient enrolled in the care group (NOT_ENROLLED). True when any is
+        none (the subject's own organisation), as a single question would. A create is
+        asked about only for enrolled patients (``_ask_create``). True when any is
         refused."""
-        decisions = {
-            Access.CREATE: self.decisions,
-            Access.UPDATE: self.updates,
-            Access.READ: self.reads,
-        }[access]
+        if access is Access.CREATE:
+            return self._ask_create(uow, patients)
+        decisions = self.updates if access is Access.UPDATE else self.reads
+        self._batch(patients, access, "measurements", decisions)
+        return not all(decisions[p][0] for p in patients)
+
+    def _ask_create(self, uow: UnitOfWork, patients: list[str]) -> bool:
+        """A create needs the patient enrolled in the care group, which is looked up first,
+        so that identity logs a create only for rows that are written. For a patient who is
+        not enrolled nothing is created: identity is asked instead whether the caller may
+        read its organisation's enrolment record of the patient (READ, purpose
+        ``enrolments``, the question ListEnrolments asks for a patient without
+        enrolments), because the answer NOT_ENROLLED tells the caller what is held about
+        the patient. Permitted, the rows are rejected NOT_ENROLLED; refused, with
+        identity's reason, which is the one a create would have got (identity decides a
+        read and a create of one's own organisation's record alike), so a caller identity
+        refuses cannot tell an enrolled patient from one who is not, or from one who does
+        not exist."""
+        enrolled = uow.repo.enrolled(self.care_group, patients)
+        creates = [p for p in patients if p in enrolled]
+        if creates:
+            self._batch(creates, Access.CREATE, "measurements", self.decisions)
+        absent = [p for p in patients if p not in enrolled]
+        unknown = [p for p in absent if p not in self.enrolment_reads]
+        if unknown:
+            self._batch(unknown, Access.READ, "enrolments", self.enrolment_reads)
+        for p in absent:
+            may_read, reason = self.enrolment_reads[p]
+            self.decisions[p] = (False, "NOT_ENROLLED" if may_read else reason)
+        return not all(self.decisions[p][0] for p in patients)
+
+    def _batch(
+        self,
+        patients: list[str],
+        access: Access,
+        purpose: str,
+        decisions: dict[str, tuple[bool, str]],
+    ) -> None:
+        """identity's decisions about ``access`` for ``patients`` into ``decisions``."""
         holder = "" if access is Access.CREATE else self.holder
         decided = self.deps.identity.authorize_many(
-            BatchAccessQuestion(self.principal, patients, access, "measurements", holder)
+            BatchAccessQuestion(self.principal, patients, access, purpose, holder)
         )
         for p, d in decided.items():
             decisions[p] = (d.permitted, d.reason)
         for p in patients:
             decisions.setdefault(p, (False, "NO_DECISION"))
-        if access is Access.CREATE:
-            permitted = [p for p in patients if decisions[p][0]]
-            if permitted:
-                enrolled = uow.repo.enrolled(self.care_group, permitted)
-                for p in permitted:
-                    if p not in enrolled:
-                        decisions[p] = (False, "NOT_ENROLLED")
-        return not all(decisions[p][0] for p in patients)
 
     def _counts(self) -> tuple[int, int, int, int]:
         r = self.result

@@ -11,7 +11,7 @@ import pytest
 
 from servicekit import paging
 from servicekit.errors import InvalidArgument
-from servicekit.paging import OFFSET, Page, PageRequest, Paging
+from servicekit.paging import OFFSET, Page, PageRequest, Paging, PositionKind
 
 
 @dataclass
@@ -55,16 +55,23 @@ def test_walking_a_list_by_key_returns_every_item_once() -> None:
     assert exact.token(_list(items, exact.page)) == ""
 
 
+RANKED = PositionKind(OFFSET)
+
+
 def test_a_ranked_list_pages_by_offset() -> None:
     ranked = list(range(12))
-    p = Paging(ListRequest(page_size=5), "find", schema=OFFSET)
+    p = Paging(ListRequest(page_size=5), "find", position=RANKED)
     first = Page.slice(ranked, p.page)
     assert (list(first.items), first.next) == ([0, 1, 2, 3, 4], {"offset": 5})
-    p2 = Paging(ListRequest(page_size=5, page_token=p.token(first)), "find", schema=OFFSET)
+    p2 = Paging(ListRequest(page_size=5, page_token=p.token(first)), "find", position=RANKED)
     assert p2.page.offset == 5
     last = Page.slice(
         ranked,
-        Paging(ListRequest(10, p2.token(Page.slice(ranked, p2.page))), "find", schema=OFFSET).page,
+        Paging(
+            ListRequest(10, p2.token(Page.slice(ranked, p2.page))),
+            "find",
+            position=RANKED,
+        ).page,
     )
     assert (list(last.items), last.next) == ([10, 11], None)
 
@@ -75,7 +82,7 @@ def test_a_token_is_only_good_for_its_own_filters_and_schema() -> None:
     assert Paging(ListRequest(1, token), "things", "a").page.position == {"after": "x"}
     builds: list[Callable[[], Paging]] = [
         lambda: Paging(ListRequest(1, token), "things", "b"),
-        lambda: Paging(ListRequest(1, token), "things", "a", schema={"after": int}),
+        lambda: Paging(ListRequest(1, token), "things", "a", position=PositionKind({"after": int})),
         lambda: Paging(ListRequest(1, token + "x"), "things", "a"),
     ]
     for build in builds:
@@ -85,12 +92,12 @@ def test_a_token_is_only_good_for_its_own_filters_and_schema() -> None:
 
 
 def test_a_page_of_several_keys() -> None:
-    schema = {"t": str, "id": int}
+    reports = PositionKind({"t": str, "id": int})
     request = PageRequest(2, None)
     page = Page.of([("a", 1), ("a", 2), ("b", 3)], request, lambda r: {"t": r[0], "id": r[1]})
     assert page == Page([("a", 1), ("a", 2)], {"t": "a", "id": 2})
-    p = Paging(ListRequest(2), "reports", schema=schema)
-    again = Paging(ListRequest(2, p.token(page)), "reports", schema=schema)
+    p = Paging(ListRequest(2), "reports", position=reports)
+    again = Paging(ListRequest(2, p.token(page)), "reports", position=reports)
     assert again.page == PageRequest(2, {"t": "a", "id": 2})
     assert Page.of([], request, lambda r: {}).next is None
 
@@ -99,9 +106,11 @@ def test_a_position_out_of_the_lists_range_is_refused() -> None:
     def valid(position: dict[str, object]) -> bool:
         return isinstance(position["offset"], int) and 0 <= position["offset"] <= 100
 
-    token = Paging(ListRequest(5), "find", schema=OFFSET).token(Page([], {"offset": 10_000}))
+    token = Paging(ListRequest(5), "find", position=RANKED).token(Page([], {"offset": 10_000}))
     with pytest.raises(InvalidArgument) as caught:
-        Paging(ListRequest(5, token), "find", schema=OFFSET, valid=valid)
+        Paging(ListRequest(5, token), "find", position=PositionKind(OFFSET, valid))
     assert caught.value.reason == "INVALID_PAGE_TOKEN"
-    ok = Paging(ListRequest(5), "find", schema=OFFSET).token(Page([], {"offset": 10}))
-    assert Paging(ListRequest(5, ok), "find", schema=OFFSET, valid=valid).page.offset == 10
+    ok = Paging(ListRequest(5), "find", position=RANKED).token(Page([], {"offset": 10}))
+    assert (
+        Paging(ListRequest(5, ok), "find", position=PositionKind(OFFSET, valid)).page.offset == 10
+    )

@@ -117,27 +117,27 @@ def test_a_position_of_several_keys_is_checked_against_its_schema() -> None:
 
 
 def test_paging_reads_the_position_with_the_types_of_its_schema() -> None:
-    ints = {"after": int}
+    ints = paging.PositionKind({"after": int})
     with paging.signing_with(KEY):
-        first = paging.Paging(Request(), "log", "p-1", schema=ints)
+        first = paging.Paging(Request(), "log", "p-1", position=ints)
         assert first.page.after(0) == 0
         token = first.token(paging.Page([41], {"after": 41}))
-        again = paging.Paging(Request(page_token=token), "log", "p-1", schema=ints)
+        again = paging.Paging(Request(page_token=token), "log", "p-1", position=ints)
         assert again.page.after(0) == 41
         # an int position where a str (the default schema) belongs, and the other way round
         refused(paging.Paging, Request(page_token=token), "log", "p-1")
         text = paging.Paging(Request(), "rels").token(paging.Page(["r-2"], {"after": "r-2"}))
         assert paging.Paging(Request(page_token=text), "rels").page.after() == "r-2"
-        refused(paging.Paging, Request(page_token=text), "rels", schema=ints)
+        refused(paging.Paging, Request(page_token=text), "rels", position=ints)
 
 
 def test_paging_checks_a_schema_of_several_keys() -> None:
-    schema = {"c": str, "v": int}
+    defs = paging.PositionKind({"c": str, "v": int})
     with paging.signing_with(KEY):
         token = paging.Paging(Request(), "defs").token(paging.Page([], {"c": "HBA1C", "v": "2"}))
-        refused(paging.Paging, Request(page_token=token), "defs", schema=schema)
+        refused(paging.Paging, Request(page_token=token), "defs", position=defs)
         token = paging.Paging(Request(), "defs").token(paging.Page([], {"c": "HBA1C", "v": 2}))
-        read = paging.Paging(Request(page_token=token), "defs", schema=schema)
+        read = paging.Paging(Request(page_token=token), "defs", position=defs)
         assert read.page.position == {"c": "HBA1C", "v": 2}
 
 

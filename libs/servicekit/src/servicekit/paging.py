@@ -297,37 +297,55 @@ class Page(Generic[T]):
         return cls(items, {"offset": start + request.size} if more else None)
 
 
+@dataclass(frozen=True)
+class PositionKind:
+    """The positions one list's page tokens carry: their keys and value types (``schema``)
+    and, where the types say too little, a check (``valid``) that refuses a position of the
+    right types but outside what the list could have put there (e.g. an id longer than ids
+    are)."""
+
+    schema: Schema
+    valid: Callable[[Position], bool] | None = None
+
+    def accepts(self, position: Position) -> bool:
+        return self.valid is None or self.valid(position)
+
+
+# A list ordered by one string key (an id), any such key accepted.
+BY_ID = PositionKind(AFTER_ID)
+
+
 class Paging:
     """The servicer's side of one List call (AIP-158).
 
-    ``Paging(request, *filters, schema=AFTER_ID)`` reads ``request.page_size`` (0: the
+    ``Paging(request, *filters, position=BY_ID)`` reads ``request.page_size`` (0: the
     default, above the maximum: the maximum, negative: INVALID_PAGE_SIZE) and
     ``request.page_token`` (authenticated, made for the same filters, its position exactly of
-    ``schema``; else INVALID_PAGE_TOKEN). Pass ``page`` (a :class:`PageRequest`) to the use
-    case and answer ``next_page_token=paging.token(page)``. ``maximum`` is
-    :data:`MAX_PAGE_SIZE` for every list; a list whose page costs more per item (ranking,
-    explaining) may pass a lower one and documents it. ``valid`` may refuse a position whose
-    values are of the right types but outside what the list could have put there (e.g. an
-    id longer than ids are): INVALID_PAGE_TOKEN too.
+    the :class:`PositionKind`'s schema and accepted by its check; else INVALID_PAGE_TOKEN).
+    Pass ``page`` (a :class:`PageRequest`) to the use case and answer
+    ``next_page_token=paging.token(page)``. ``maximum`` is :data:`MAX_PAGE_SIZE` for every
+    list; a list whose page costs more per item (ranking, explaining) may pass a lower one and
+    documents it.
     """
 
     def __init__(
         self,
         request: Any,
         *filters: object,
-        schema: Schema = AFTER_ID,
+        position: PositionKind = BY_ID,
         default: int = DEFAULT_PAGE_SIZE,
         maximum: int = MAX_PAGE_SIZE,
-        valid: Callable[[Position], bool] | None = None,
         key: bytes | None = None,
     ) -> None:
         self._fingerprint = fingerprint(*filters)
         self._key = key
         size = capped_page_size(request.page_size, default=default, maximum=maximum)
-        position = decode_page_token(request.page_token, self._fingerprint, schema=schema, key=key)
-        if position is not None and valid is not None and not valid(position):
+        after = decode_page_token(
+            request.page_token, self._fingerprint, schema=position.schema, key=key
+        )
+        if after is not None and not position.accepts(after):
             raise _invalid("page token does not match the request")
-        self.page = PageRequest(size, position)
+        self.page = PageRequest(size, after)
 
     def token(self, page: Page[Any]) -> str:
         """The next page token of ``page`` (empty on the last page)."""

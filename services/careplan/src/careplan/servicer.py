@@ -407,13 +407,7 @@ class CarePlanServicer(rpc_grpc.CarePlanServiceServicer):
     ) -> rpc.ListCarePlanRevisionsResponse:
         coordination.remember_caller(context)
         patient_id = _plan_patient(request.parent, "parent")
-        paging = Paging(
-            request,
-            "revisions",
-            patient_id,
-            schema=revisions.POSITION,
-            valid=revisions.valid_position,
-        )
+        paging = Paging(request, "revisions", patient_id, position=revisions.POSITION)
         page = revisions.list_revisions(self.deps, current_principal(), patient_id, paging.page)
         return paging.reply(
             rpc.ListCarePlanRevisionsResponse, "care_plan_revisions", page, revision_pb

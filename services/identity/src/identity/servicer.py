@@ -30,7 +30,7 @@ from servicekit.auth import Principal, current_principal
 from servicekit.authorization import principal_of
 from servicekit.errors import InvalidArgument, Violations
 from servicekit.idempotency import IdempotentRequest
-from servicekit.paging import Paging
+from servicekit.paging import Paging, PositionKind
 from servicekit.service_server import Servicer
 from servicekit.timestamps import from_request, to_proto
 
@@ -45,7 +45,7 @@ CONSENT_EVENT_TYPES = enums.EnumMap(pb.ConsentEventType, ("given", "withdrawn"))
 
 
 # Lists ordered by a numeric id (consent events, access-log entries).
-AFTER_SEQUENCE = {"after": int}
+AFTER_SEQUENCE = PositionKind({"after": int})
 
 
 # ---------------------------------------------------------------- to proto
@@ -406,7 +406,7 @@ class IdentityServicer(Servicer[Deps], rpc_grpc.IdentityServiceServicer):
         self, request: rpc.ListConsentEventsRequest, context: grpc.ServicerContext
     ) -> rpc.ListConsentEventsResponse:
         patient_id = names.parse_one(request.parent, "patients", field="parent")
-        paging = Paging(request, "consent-events", patient_id, schema=AFTER_SEQUENCE)
+        paging = Paging(request, "consent-events", patient_id, position=AFTER_SEQUENCE)
         page = consents.list_consent_events(self.deps, self._caller(), patient_id, paging.page)
         events = [
             pb.ConsentEvent(
@@ -527,7 +527,7 @@ class IdentityServicer(Servicer[Deps], rpc_grpc.IdentityServiceServicer):
             patient_id,
             request.emergency_only,
             newest_first,
-            schema=AFTER_SEQUENCE,
+            position=AFTER_SEQUENCE,
         )
         page = access_log.list_access_log(
             self.deps,

@@ -9,14 +9,11 @@ from carenet.identity.v1 import identity_service_pb2 as rpc
 from identity.access_log_verify import Resume, Scope, Verification
 from identity.models import MAX_LOG_STRIPES
 from servicekit.errors import InvalidArgument
-from servicekit.paging import Page, Paging, Position, Schema
+from servicekit.paging import Page, Paging, Position, PositionKind
 from servicekit.timestamps import to_proto
 
 MAX_CHECKPOINT_NAME = 200
 
-# Where a walk cut short goes on (identity.access_log_verify.Resume); "after" -1: at the
-# start of the stripe's range. Only this server makes such a token (it is authenticated).
-RESUME: Schema = {"stripe": int, "after": int, "head": str, "keyed": int, "dedicated": int}
 _HEAD = re.compile(r"[0-9a-f]{64}")
 
 
@@ -34,6 +31,13 @@ def _valid(position: Position) -> bool:
     )
 
 
+# Where a walk cut short goes on (identity.access_log_verify.Resume); "after" -1: at the
+# start of the stripe's range. Only this server makes such a token (it is authenticated).
+RESUME = PositionKind(
+    {"stripe": int, "after": int, "head": str, "keyed": int, "dedicated": int}, _valid
+)
+
+
 def verify_scope(request: rpc.VerifyAccessLogRequest, max_entries: int) -> tuple[Scope, Paging]:
     """The scope a request asks for, and its paging (INVALID_ARGUMENT naming the field for a
     malformed checkpoint name, a negative page size or a page token not made for it)."""
@@ -48,10 +52,9 @@ def verify_scope(request: rpc.VerifyAccessLogRequest, max_entries: int) -> tuple
         request,
         "verify",
         since,
-        schema=RESUME,
+        position=RESUME,
         default=max_entries,
         maximum=max_entries,
-        valid=_valid,
     )
     position = paging.page.position
     resume = (

@@ -1,8 +1,8 @@
-"""The positions outcomes' page tokens carry: their schemas and range checks, which the
-servicer gives servicekit.paging.Paging (a well-formed token whose position has another
-type, or a value outside what the list could have put there, is INVALID_ARGUMENT
-``INVALID_PAGE_TOKEN`` naming ``page_token``, never INTERNAL), and the readers the use cases
-take a checked position apart with.
+"""The positions outcomes' page tokens carry, one servicekit.paging.PositionKind a list
+(its schema and range check) that the servicer gives servicekit.paging.Paging (a
+well-formed token whose position has another type, or a value outside what the list could
+have put there, is INVALID_ARGUMENT ``INVALID_PAGE_TOKEN`` naming ``page_token``, never
+INTERNAL), and the readers the use cases take a checked position apart with.
 """
 
 from __future__ import annotations
@@ -11,18 +11,11 @@ import datetime as dt
 from collections.abc import Mapping
 from typing import Any
 
+from servicekit.paging import PositionKind
+
 # Row ids are PostgreSQL bigints.
 MAX_ROW_ID = 2**63 - 1
 MAX_TEXT = 200
-
-# Enrolments and measurements: the id of the last row.
-ROW: Mapping[str, type] = {"id": int}
-# Contracts: the id of the last contract.
-CONTRACT: Mapping[str, type] = {"id": str}
-# Indicator definitions: code and version of the last one.
-DEFINITION: Mapping[str, type] = {"c": str, "v": int}
-# Reports, newest first: create time (ISO 8601 with offset) and id of the last one.
-REPORT: Mapping[str, type] = {"t": str, "id": str}
 
 
 def _row_id(value: int) -> bool:
@@ -55,6 +48,16 @@ def valid_definition(position: Mapping[str, Any]) -> bool:
 
 def valid_report(position: Mapping[str, Any]) -> bool:
     return _text(position["t"]) and _text(position["id"]) and _time(position["t"]) is not None
+
+
+# Enrolments and measurements: the id of the last row.
+ROW = PositionKind({"id": int}, valid_row)
+# Contracts: the id of the last contract.
+CONTRACT = PositionKind({"id": str}, valid_contract)
+# Indicator definitions: code and version of the last one.
+DEFINITION = PositionKind({"c": str, "v": int}, valid_definition)
+# Reports, newest first: create time (ISO 8601 with offset) and id of the last one.
+REPORT = PositionKind({"t": str, "id": str}, valid_report)
 
 
 def after_row(position: Mapping[str, Any] | None) -> int | None:

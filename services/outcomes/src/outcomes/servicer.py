@@ -86,13 +86,7 @@ class OutcomesServicer(Servicer[Deps], rpc_grpc.OutcomesServiceServicer):
         self, request: rpc.ListEnrolmentsRequest, context: grpc.ServicerContext
     ) -> rpc.ListEnrolmentsResponse:
         patient_id = names.parse_one(request.parent, "patients", field="parent")
-        paging = Paging(
-            request,
-            "enrolments",
-            patient_id,
-            schema=positions.ROW,
-            valid=positions.valid_row,
-        )
+        paging = Paging(request, "enrolments", patient_id, position=positions.ROW)
         page = enrolments.list_enrolments(self.deps, current_principal(), patient_id, paging.page)
         return paging.reply(rpc.ListEnrolmentsResponse, "enrolments", page, enrolment_pb)
 
@@ -111,13 +105,7 @@ class OutcomesServicer(Servicer[Deps], rpc_grpc.OutcomesServiceServicer):
         self, request: rpc.ListMeasurementsRequest, context: grpc.ServicerContext
     ) -> rpc.ListMeasurementsResponse:
         patient_id = names.parse_one(request.parent, "patients", field="parent")
-        paging = Paging(
-            request,
-            "measurements",
-            patient_id,
-            schema=positions.ROW,
-            valid=positions.valid_row,
-        )
+        paging = Paging(request, "measurements", patient_id, position=positions.ROW)
         page = measurements.list_measurements(
             self.deps, current_principal(), patient_id, paging.page
         )
@@ -143,12 +131,7 @@ class OutcomesServicer(Servicer[Deps], rpc_grpc.OutcomesServiceServicer):
     def ListIndicatorDefinitions(
         self, request: rpc.ListIndicatorDefinitionsRequest, context: grpc.ServicerContext
     ) -> rpc.ListIndicatorDefinitionsResponse:
-        paging = Paging(
-            request,
-            "definitions",
-            schema=positions.DEFINITION,
-            valid=positions.valid_definition,
-        )
+        paging = Paging(request, "definitions", position=positions.DEFINITION)
         page = indicators.list_definitions(self.deps, current_principal(), paging.page)
         return paging.reply(
             rpc.ListIndicatorDefinitionsResponse, "indicator_definitions", page, definition_pb
@@ -177,9 +160,7 @@ class OutcomesServicer(Servicer[Deps], rpc_grpc.OutcomesServiceServicer):
     def ListContracts(
         self, request: rpc.ListContractsRequest, context: grpc.ServicerContext
     ) -> rpc.ListContractsResponse:
-        paging = Paging(
-            request, "contracts", schema=positions.CONTRACT, valid=positions.valid_contract
-        )
+        paging = Paging(request, "contracts", position=positions.CONTRACT)
         page = contracts.list_contracts(self.deps, current_principal(), paging.page)
         return paging.reply(rpc.ListContractsResponse, "contracts", page, contract_pb)
 
@@ -221,13 +202,7 @@ class OutcomesServicer(Servicer[Deps], rpc_grpc.OutcomesServiceServicer):
             if request.contract
             else ""
         )
-        paging = Paging(
-            request,
-            "reports",
-            contract_id,
-            schema=positions.REPORT,
-            valid=positions.valid_report,
-        )
+        paging = Paging(request, "reports", contract_id, position=positions.REPORT)
         page = reports.list_reports(self.deps, current_principal(), contract_id, paging.page)
         return paging.reply(rpc.ListReportsResponse, "reports", page, lambda r: report_pb(r, None))
 

@@ -34,7 +34,7 @@ from servicekit import enums, names
 from servicekit.auth import current_principal
 from servicekit.errors import InvalidArgument
 from servicekit.idempotency import IdempotentRequest
-from servicekit.paging import OFFSET, Paging
+from servicekit.paging import AFTER_ID, Paging, PositionKind
 from servicekit.service_server import Servicer
 
 
@@ -55,6 +55,10 @@ MAX_LIST = 200
 def _valid_id(position: dict[str, Any]) -> bool:
     """An id this service could have put in a page token (ids are 1 to 63 characters)."""
     return 0 < len(position["after"]) <= 63
+
+
+# ListOffers' position: the id of the last offer, one this service could have made.
+OFFER_POSITION = PositionKind(AFTER_ID, _valid_id)
 
 
 def _referral_ids(name: str) -> tuple[str, str]:
@@ -93,7 +97,13 @@ class ReferralServicer(Servicer[Deps], rpc_grpc.ReferralServiceServicer):
         principal = current_principal()
         state = enums.from_proto(STATES, request.state, "state")
         paging = Paging(
-            request, "offers", state, owner, principal.subject, maximum=MAX_LIST, valid=_valid_id
+            request,
+            "offers",
+            state,
+            owner,
+            principal.subject,
+            maximum=MAX_LIST,
+            position=OFFER_POSITION,
         )
         page = offers.list_offers(
             self.deps, principal, state=state, owner_org_id=owner, page=paging.page
@@ -173,10 +183,9 @@ class ReferralServicer(Servicer[Deps], rpc_grpc.ReferralServiceServicer):
             request.eligible_only,
             request.referrer_role,
             sorted(principal.roles),
-            schema=OFFSET,
+            position=matching.POSITION,
             default=matching.FIND_PAGE,
             maximum=matching.MAX_FIND_PAGE,
-            valid=matching.valid_offset,
         )
         page = matching.find_offers(
             self.deps,
@@ -245,9 +254,8 @@ class ReferralServicer(Servicer[Deps], rpc_grpc.ReferralServiceServicer):
             patient_id,
             status,
             principal.subject,
-            schema=referrals.REFERRAL_POSITION,
+            position=referrals.REFERRAL_POSITION,
             maximum=MAX_LIST,
-            valid=referrals.valid_referral_position,
         )
         page = referrals.list_referrals(
             self.deps, principal, patient_id, status=status, page=paging.page

@@ -20,7 +20,7 @@ from careplan.models import CarePlanRevisionRow, PlanContent, view_from_document
 from careplan.use_cases import versions
 from servicekit.auth import Principal
 from servicekit.identity_client import Access
-from servicekit.paging import Page, PageRequest, Position
+from servicekit.paging import Page, PageRequest, Position, PositionKind
 from servicekit.views import view_of
 
 CREATED = "created"
@@ -38,14 +38,14 @@ class Revision:
     changed_fields: list[str]
 
 
-# A page of revisions continues after a version.
-POSITION = {"after": int}
-
-
 def valid_position(position: Position) -> bool:
     """Whether a page position names a version a plan can have."""
     after: int = position["after"]
     return 0 <= after <= versions.MAX_VERSION
+
+
+# A page of revisions continues after a version.
+POSITION = PositionKind({"after": int}, valid_position)
 
 
 def list_revisions(

@@ -22,7 +22,7 @@ from referral.ranking import in_area, score
 from referral.use_cases.offers import get_offer
 from servicekit.auth import Principal
 from servicekit.errors import InvalidArgument
-from servicekit.paging import Page, PageRequest
+from servicekit.paging import OFFSET, Page, PageRequest, PositionKind
 
 MAX_FIND_PAGE = 100
 FIND_PAGE = 20
@@ -33,6 +33,10 @@ MAX_OFFSET = 10_000_000
 def valid_offset(position: dict[str, Any]) -> bool:
     """A FindOffers position this list could have made (its token is refused otherwise)."""
     return bool(0 <= position["offset"] <= MAX_OFFSET)
+
+
+# FindOffers ranks every offer and pages by offset into the ranking.
+POSITION = PositionKind(OFFSET, valid_offset)
 
 
 def validate_profile(profile: eligibility.Profile, path: str = "profile") -> None:

@@ -51,7 +51,7 @@ from servicekit.auth import Principal
 from servicekit.errors import Aborted, InvalidArgument
 from servicekit.idempotency import IdempotentRequest
 from servicekit.identity_client import Access, AccessQuestion
-from servicekit.paging import Page, PageRequest
+from servicekit.paging import Page, PageRequest, PositionKind
 
 
 @dataclass(frozen=True)
@@ -402,8 +402,6 @@ def list_referrals(
         return Page([view_of(uow, r) for r in shown], fetched.next)
 
 
-# ListReferrals' position: the last referral's create time (microseconds since the epoch) and id.
-REFERRAL_POSITION = {"time": int, "after": str}
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
@@ -422,6 +420,10 @@ def _before(page: PageRequest) -> tuple[dt.datetime, str] | None:
 def valid_referral_position(position: dict[str, Any]) -> bool:
     """A position this list could have made (its token is refused otherwise)."""
     return bool(0 <= position["time"] < 2**62 and 0 < len(position["after"]) <= 63)
+
+
+# ListReferrals' position: the last referral's create time (microseconds since the epoch) and id.
+REFERRAL_POSITION = PositionKind({"time": int, "after": str}, valid_referral_position)
 
 
 def _list_addressed(

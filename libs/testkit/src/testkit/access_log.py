@@ -4,10 +4,11 @@ happened" count what was written, of every data category, without asking identit
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, create_engine, text
 
 #: The columns a test may ask for (the statement is built from these names only).
 COLUMNS = frozenset(
@@ -66,3 +67,14 @@ class AccessLogReader:
     def entries(self) -> list[tuple[str, ...]]:
         rows = entries_after(self.engine, self.since, self.columns)
         return [tuple(str(row[c]) for c in self.columns) for row in rows]
+
+
+@contextmanager
+def open_access_log(database_url: str, columns: Sequence[str]) -> Iterator[AccessLogReader]:
+    """A reader of the access log in identity's database at ``database_url`` for the block
+    (e.g. ``IdentityService.database_url``); its engine is disposed after it."""
+    log = AccessLogReader(create_engine(database_url), columns)
+    try:
+        yield log
+    finally:
+        log.engine.dispose()

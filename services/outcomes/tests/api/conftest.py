@@ -5,19 +5,15 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from sqlalchemy import create_engine
 
-from testkit.access_log import AccessLogReader
+from testkit.access_log import AccessLogReader, open_access_log
 from testkit.fixtures import IdentityService
 
 
 @pytest.fixture
 def access_log(identity_service: IdentityService) -> Iterator[AccessLogReader]:
-    log = AccessLogReader(
-        create_engine(identity_service.database_url),
+    with open_access_log(
+        identity_service.database_url,
         ("patient_id", "organisation_id", "action", "decision", "reason"),
-    )
-    try:
+    ) as log:
         yield log
-    finally:
-        log.engine.dispose()

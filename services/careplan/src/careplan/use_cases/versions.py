@@ -79,9 +79,16 @@ def would_be_holder(deps: Deps, principal: Principal, patient_id: str) -> str:
     (the only one that may create, and so hold, a plan), the caller's own organisation when
     it coordinates. Learnt as the caller from identity's ``ListCareRelationships``
     (:mod:`careplan.coordination`; identity logs that read), and only for a professional,
-    the one subject whose answer depends on who holds the plan. Empty when nobody
-    coordinates or identity refuses the caller the relationships (a caller without a care
-    relationship, whom identity refuses the plan whatever its holder)."""
+    the one subject whose answer depends on who holds the plan.
+
+    Where the caller sees no practice coordinate (nobody does, or identity shows the
+    caller's role only its own organisation's relationships), no practice the caller knows
+    would hold the plan and the caller's own organisation would not: the care group is
+    named, an organisation that holds no plan, so identity decides the read as one of
+    another organisation's record (a care relationship and a consent covering that holder,
+    else NO_CONSENT), never as a read of the caller's own. Empty (the caller's own, as
+    identity reads it) when identity refuses the caller the relationships (a caller without
+    a care relationship, whom identity refuses the plan whatever its holder)."""
     if principal.is_patient or not (principal.roles & CARE_ROLES and principal.organisation):
         return ""
     if deps.coordinators is None:
@@ -95,7 +102,7 @@ def would_be_holder(deps: Deps, principal: Principal, patient_id: str) -> str:
     own = org_id(principal)
     if own in coordinators:
         return own
-    return min(coordinators, default="")
+    return min(coordinators, default=tenant(principal))
 
 
 def viewer_of(principal: Principal, role: Role) -> minimisation.Viewer | None:

@@ -15,7 +15,6 @@ from collections.abc import Iterator
 
 import grpc
 import pytest
-from sqlalchemy import create_engine
 
 from carenet.careplan.v1 import careplan_pb2 as pb
 from carenet.careplan.v1 import careplan_service_pb2 as rpc
@@ -23,7 +22,7 @@ from carenet.careplan.v1 import careplan_service_pb2_grpc as rpc_grpc
 from carenet.identity.v1 import identity_pb2 as id_pb
 from carenet.identity.v1 import identity_service_pb2 as id_rpc
 from carenet.identity.v1 import identity_service_pb2_grpc as id_grpc
-from testkit.access_log import AccessLogReader
+from testkit.access_log import AccessLogReader, open_access_log
 from testkit.fixtures import IdentityService, Tokens, bearer
 from testkit.rpc import status_of
 
@@ -35,14 +34,11 @@ Entry = tuple[str, ...]
 
 @pytest.fixture
 def access_log(identity_service: IdentityService) -> Iterator[AccessLogReader]:
-    log = AccessLogReader(
-        create_engine(identity_service.database_url),
+    with open_access_log(
+        identity_service.database_url,
         ("patient_id", "organisation_id", "data_category", "action", "decision", "reason"),
-    )
-    try:
+    ) as log:
         yield log
-    finally:
-        log.engine.dispose()
 
 
 def _plan_entries(log: AccessLogReader) -> list[Entry]:

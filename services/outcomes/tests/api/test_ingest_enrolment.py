@@ -10,11 +10,10 @@ from collections.abc import Iterator
 
 import grpc
 import pytest
-from sqlalchemy import create_engine
 
 from carenet.outcomes.v1 import outcomes_service_pb2 as rpc
 from carenet.outcomes.v1 import outcomes_service_pb2_grpc as rpc_grpc
-from testkit.access_log import AccessLogReader
+from testkit.access_log import AccessLogReader, open_access_log
 from testkit.fixtures import IdentityService, Tokens, bearer
 
 from .support import enrolment_request, ingest, register_patients, row
@@ -25,14 +24,11 @@ Metadata = tuple[tuple[str, str]]
 @pytest.fixture
 def access_log(identity_service: IdentityService) -> Iterator[AccessLogReader]:
     """identity's access log with each entry's purpose (what the caller was told about)."""
-    log = AccessLogReader(
-        create_engine(identity_service.database_url),
+    with open_access_log(
+        identity_service.database_url,
         ("patient_id", "organisation_id", "action", "purpose", "decision", "reason"),
-    )
-    try:
+    ) as log:
         yield log
-    finally:
-        log.engine.dispose()
 
 
 @pytest.fixture(scope="module")

@@ -20,8 +20,7 @@ from carenet.identity.v1 import identity_pb2 as pb
 from carenet.identity.v1 import identity_service_pb2 as rpc
 from carenet.identity.v1 import identity_service_pb2_grpc as rpc_grpc
 from identity.models import DataCategory, OrganisationType, RelationshipKind
-from identity.use_cases import consents, organisations, relationships
-from identity.use_cases.common import idempotent
+from identity.use_cases import consents, relationships
 from identity.use_cases.deps import Deps
 from identity.use_cases.patients import register_patient
 from servicekit.delegation import PERSON_ROLES
@@ -80,25 +79,11 @@ def expected(cell: Cell) -> tuple[str, str]:
 
 
 @pytest.fixture(scope="module")
-def patients(identity_service_deps: Deps) -> dict[tuple[str, str, str], str]:
+def patients(identity_service_deps: Deps, noord_practice: str) -> dict[tuple[str, str, str], str]:
     """One fresh patient per (relationship, consent, tenant), set up through the service layer."""
     deps = identity_service_deps
     run = uuid.uuid4().hex[:6]
-    organisations.bootstrap_care_group(
-        deps,
-        OTHER_TENANT,
-        organisations.OrganisationInput("Zorggroep Noord", OrganisationType.CARE_GROUP),
-    )
     noord_admin = care_group_admin(OTHER_TENANT, "noord-admin", client_id="test")
-    organisations.create_organisation(
-        deps,
-        noord_admin,
-        organisations.OrganisationInput(
-            "Praktijk Noord", OrganisationType.GP_PRACTICE, agb_code="01099999"
-        ),
-        "gp-noord",
-        request=idempotent(deps, noord_admin, "matrix-gp-noord", "CreateOrganisation"),
-    )
     result: dict[tuple[str, str, str], str] = {}
     for n, (rel, consent, tenant) in enumerate(itertools.product(RELATIONSHIPS, CONSENTS, TENANTS)):
         pid = f"m-{run}-{n}"

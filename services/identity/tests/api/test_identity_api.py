@@ -152,7 +152,7 @@ def test_only_the_care_groups_admin_creates_organisations(stub: Stub, tokens: To
 
 
 def test_another_tenants_organisation_is_not_found_and_its_patient_is_refused(
-    stub: Stub, tokens: Tokens
+    stub: Stub, tokens: Tokens, noord_practice: str
 ) -> None:
     foreign = bearer(tokens.user("dr.noord"))
     fail = _fails(

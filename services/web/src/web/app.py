@@ -15,7 +15,6 @@ import grpc
 from babel import Locale
 from flask import Flask, Response, g, render_template, request, session, url_for
 from flask_babel import Babel
-from flask_session import Session
 from flask_wtf.csrf import CSRFError, CSRFProtect, generate_csrf
 from opentelemetry.instrumentation.flask import FlaskInstrumentor
 from werkzeug.exceptions import HTTPException
@@ -25,7 +24,7 @@ from servicekit.telemetry import tracing_configured
 from web import auth, backend, formatting, health, i18n, measures, names
 from web.config import Settings
 from web.headers import FixedHeadersTalisman
-from web.sessions import SessionFiles
+from web.sessions import RevocableSessions, SessionFiles
 
 log = logging.getLogger("web")
 
@@ -120,8 +119,8 @@ def create_app(settings: Settings, channels: backend.Channels | None = None) -> 
     app.config.update(
         CARENET_SETTINGS=settings,
         SECRET_KEY=settings.secret_key.get_secret_value(),
-        SESSION_TYPE="cachelib",
-        # cachelib's FileSystemCache, an unchanged file read with one stat (web.sessions)
+        # Flask-Session's cachelib sessions with revocation (web.sessions.RevocableSessions)
+        # over cachelib's FileSystemCache, an unchanged file read with one stat
         SESSION_CACHELIB=SessionFiles(
             settings.session_dir or str(Path(tempfile.gettempdir()) / "carenet-web-sessions"),
             threshold=10_000,
@@ -151,7 +150,11 @@ def create_app(settings: Settings, channels: backend.Channels | None = None) -> 
             x_proto=settings.proxy_hops,
             x_host=settings.proxy_hops,
         )
-    Session(app)
+    app.session_interface = RevocableSessions(
+        client=app.config["SESSION_CACHELIB"],
+        key_prefix=app.config["SESSION_KEY_PREFIX"],
+        permanent=app.config["SESSION_PERMANENT"],
+    )
     CSRFProtect(app)
     Babel(app, locale_selector=select_locale)
     i18n.install_request_gettext(app)

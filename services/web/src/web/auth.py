@@ -28,6 +28,7 @@ from flask import Blueprint, Flask, abort, current_app, g, redirect, request, se
 from werkzeug.wrappers.response import Response
 
 from web.config import Settings
+from web.sessions import RevocableSessions
 
 log = logging.getLogger("web.auth")
 bp = Blueprint("auth", __name__)
@@ -177,6 +178,13 @@ def _external(endpoint: str) -> str:
     return url_for(endpoint, _external=True)
 
 
+def _sessions() -> RevocableSessions:
+    interface = current_app.session_interface
+    if not isinstance(interface, RevocableSessions):
+        raise TypeError("the sessions are not RevocableSessions")
+    return interface
+
+
 @bp.get("/inloggen")
 def login() -> Response:
     redirect_uri = _external("auth.callback")
@@ -202,7 +210,9 @@ def callback() -> Response:
     # A new session id at sign-in (no fixation): the stored session under the id the browser
     # came with is deleted and the signed-in one is stored under a fresh id. Flask-Session's
     # regenerate does nothing for an empty session, so it is called once the session is full.
-    current_app.session_interface.regenerate(session)  # type: ignore[attr-defined]
+    # The id left behind is revoked (web.sessions): a request still running under it can no
+    # longer store a session there.
+    _sessions().regenerate(session)
     if not isinstance(target, str) or not target.startswith("/") or target.startswith("//"):
         target = url_for("pages.home")
     return redirect(target)
@@ -211,7 +221,9 @@ def callback() -> Response:
 @bp.post("/afmelden")
 def logout() -> Response:
     token = session.get("token") or {}
-    session.clear()
+    # Signed out for good: the id is revoked, so a request that opened the signed-in session
+    # before this one and changes it afterwards stores nothing (web.sessions).
+    _sessions().revoke(session)
     metadata = oauth.carenet.load_server_metadata()
     end_session = metadata.get("end_session_endpoint")
     if not end_session:

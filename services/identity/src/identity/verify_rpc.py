@@ -8,6 +8,7 @@ import re
 from carenet.identity.v1 import identity_service_pb2 as rpc
 from identity.access_log_verify import Resume, Scope, Verification
 from identity.models import MAX_LOG_STRIPES
+from servicekit.auth import current_principal
 from servicekit.errors import InvalidArgument
 from servicekit.paging import Page, Paging, Position, PositionKind
 from servicekit.timestamps import to_proto
@@ -40,7 +41,8 @@ RESUME = PositionKind(
 
 def verify_scope(request: rpc.VerifyAccessLogRequest, max_entries: int) -> tuple[Scope, Paging]:
     """The scope a request asks for, and its paging (INVALID_ARGUMENT naming the field for a
-    malformed checkpoint name, a negative page size or a page token not made for it)."""
+    malformed checkpoint name, a negative page size or a page token not made for it: for
+    another range, or handed out to another caller)."""
     since = request.since_checkpoint
     if len(since) > MAX_CHECKPOINT_NAME or not since.isprintable():
         raise InvalidArgument.single(
@@ -48,10 +50,16 @@ def verify_scope(request: rpc.VerifyAccessLogRequest, max_entries: int) -> tuple
             f"a checkpoint's name: at most {MAX_CHECKPOINT_NAME} printable characters",
             "INVALID_CHECKPOINT_NAME",
         )
+    caller = current_principal()
     paging = Paging(
         request,
         "verify",
         since,
+        # the walk's caller: a token another caller replays (another person, another client,
+        # a delegate acting for someone else) is refused as a token made for other filters
+        caller.subject,
+        caller.client_id,
+        caller.on_behalf_of,
         position=RESUME,
         default=max_entries,
         maximum=max_entries,

@@ -225,3 +225,25 @@ def test_who_may_verify_is_decided_before_the_range_is_looked_up(
     request = rpc.VerifyAccessLogRequest(since_checkpoint="checkpoint-nobody-published.json")
     refused = fails(stub.VerifyAccessLog, request, bearer(tokens.user("dr.jansen")))
     assert refused.code == grpc.StatusCode.PERMISSION_DENIED
+
+
+def test_a_walk_goes_on_only_for_the_caller_it_was_handed_to(
+    limited_server: tuple[rpc_grpc.IdentityServiceStub, str], tokens: Tokens
+) -> None:
+    """A page token is bound to its caller: replayed by another care group's admin or by the
+    auditor it is refused as a tampered token is; its own caller goes on."""
+    stub, _url = limited_server
+    zuidoost = bearer(tokens.user("admin.zuidoost"))
+    first = stub.VerifyAccessLog(rpc.VerifyAccessLogRequest(), metadata=zuidoost, timeout=30)
+    assert first.entries_checked == 5 and first.next_page_token
+    replay = rpc.VerifyAccessLogRequest(page_token=first.next_page_token)
+    for other in ("admin.noord", "auditor.dekker"):
+        refused = fails(stub.VerifyAccessLog, replay, bearer(tokens.user(other)))
+        assert (refused.code, refused.reason) == (
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "INVALID_PAGE_TOKEN",
+        ), other
+        assert [violation[0] for violation in refused.field_violations] == ["page_token"]
+    resumed = stub.VerifyAccessLog(replay, metadata=zuidoost, timeout=30)
+    assert resumed.entries_checked == 5 and resumed.intact
+    assert _coverage(resumed) == {0: (5, 8, True), 1: (0, 2, False)}

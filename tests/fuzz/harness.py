@@ -171,6 +171,27 @@ def raw_bytes(data: bytes) -> bytes:
     return data
 
 
+_CALLABLES: dict[tuple[grpc.Channel, str], Any] = {}
+
+
+def _callable(channel: grpc.Channel, rpc: Rpc) -> Any:
+    """The channel's multi-callable for the RPC with identity serializers, made once (making
+    one costs more than a call's own work in the client)."""
+    key = (channel, rpc.path)
+    found = _CALLABLES.get(key)
+    if found is None:
+        if rpc.client_streaming and rpc.server_streaming:
+            make: Any = channel.stream_stream
+        elif rpc.server_streaming:
+            make = channel.unary_stream
+        elif rpc.client_streaming:
+            make = channel.stream_unary
+        else:
+            make = channel.unary_unary
+        found = _CALLABLES.setdefault(key, make(rpc.path, raw_bytes, raw_bytes))
+    return found
+
+
 def invoke(
     channel: grpc.Channel,
     rpc: Rpc,
@@ -185,27 +206,19 @@ def invoke(
     responses: list[bytes] = []
     call: Any
     md = tuple(metadata)
-    path = rpc.path
+    multi = _callable(channel, rpc)
     try:
         if rpc.client_streaming and rpc.server_streaming:
-            call = channel.stream_stream(path, raw_bytes, raw_bytes)(
-                iter(bodies), metadata=md, timeout=deadlines.server_stream
-            )
+            call = multi(iter(bodies), metadata=md, timeout=deadlines.server_stream)
             _read_stream(call, responses, deadlines.stream_linger)
         elif rpc.server_streaming:
-            call = channel.unary_stream(path, raw_bytes, raw_bytes)(
-                bodies[0], metadata=md, timeout=deadlines.server_stream
-            )
+            call = multi(bodies[0], metadata=md, timeout=deadlines.server_stream)
             _read_stream(call, responses, deadlines.stream_linger)
         elif rpc.client_streaming:
-            reply, call = channel.stream_unary(path, raw_bytes, raw_bytes).with_call(
-                iter(bodies), metadata=md, timeout=deadlines.unary
-            )
+            reply, call = multi.with_call(iter(bodies), metadata=md, timeout=deadlines.unary)
             responses.append(reply)
         else:
-            reply, call = channel.unary_unary(path, raw_bytes, raw_bytes).with_call(
-                bodies[0], metadata=md, timeout=deadlines.unary
-            )
+            reply, call = multi.with_call(bodies[0], metadata=md, timeout=deadlines.unary)
             responses.append(reply)
     except grpc.RpcError as error:
         call = error

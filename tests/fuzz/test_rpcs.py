@@ -36,7 +36,8 @@ import hypothesis.strategies._internal.regex  # noqa: F401
 import pytest
 from hypothesis import HealthCheck, Phase, Verbosity, assume, given, note, settings
 from hypothesis import strategies as st
-from hypothesis.control import current_build_context
+from hypothesis.control import current_build_context, should_note
+from hypothesis.internal.observability import observability_enabled
 
 from .harness import (
     MAX_BODY_BYTES,
@@ -95,6 +96,7 @@ SETTINGS = settings(
 RPCS = all_rpcs()
 ON_BEHALF_OF = "x-carenet-on-behalf-of"
 GENERATED, RAW = "generated", "raw"
+ONE_IN_EIGHT = st.integers(0, 7)
 
 
 @pytest.fixture(scope="session")
@@ -157,7 +159,7 @@ class Fuzzing:
         self,
         outcome: Outcome,
         marks: dict[str, int],
-        request_text: str,
+        request_text: Callable[[], str],
         caller: str,
         bsns: list[str],
     ) -> None:
@@ -192,7 +194,7 @@ class Fuzzing:
                     "where": problem.where,
                     "code": outcome.code.name,
                     "details": outcome.details,
-                    "request": request_text,
+                    "request": request_text(),
                     "server_log": server,
                     "stopped": self.platform.stopped(),
                 }
@@ -201,6 +203,14 @@ class Fuzzing:
             f"{self.rpc.id} answered {outcome.code.name} {outcome.details!r}: "
             + "; ".join(f"{p.kind} ({p.text})" for p in found)
         )
+
+
+def note_lazily(text: Callable[[], str]) -> None:
+    """``note(text())``, rendering the text only where Hypothesis keeps notes (the final,
+    minimal example of a failure; verbose runs; observability): a request as text format
+    costs more than most calls."""
+    if should_note() or observability_enabled():
+        note(text())
 
 
 def _where(errors: list[dict[str, Any]]) -> str:
@@ -221,23 +231,30 @@ def generated_body(
     request = messages.message(rpc.input)
     callers = st.sampled_from(platform.callers[rpc.service])
     header = strings(platform.corpus).filter(_header_safe)
+    # made once: a strategy made anew for every call is validated anew
+    several = st.lists(request, max_size=3)
+    undeclared = unknown_fields(rpc.input)
 
     def body(data: st.DataObject) -> None:
         caller = data.draw(callers, label="caller")
         if rpc.client_streaming:
-            requests = data.draw(st.lists(request, max_size=3), label="requests")
+            requests = data.draw(several, label="requests")
         else:
             requests = [data.draw(request, label="request")]
-        tails = [data.draw(unknown_fields(rpc.input), label="unknown fields") for _ in requests]
+        tails = [data.draw(undeclared, label="unknown fields") for _ in requests]
         bodies = [m.SerializeToString() + tail for m, tail in zip(requests, tails, strict=True)]
         assume(sum(map(len, bodies)) < MAX_BODY_BYTES)
         extra: list[tuple[str, str]] = []
-        if data.draw(st.integers(0, 7), label="on behalf of?") == 7:
+        if data.draw(ONE_IN_EIGHT, label="on behalf of?") == 7:
             extra.append((ON_BEHALF_OF, data.draw(header, label="as")))
-        text = " | ".join(render(m) for m in requests)
-        if any(tails):
-            text += f" + unknown fields {b''.join(tails).hex()}"
-        note(f"request as text: {text}")
+
+        def text() -> str:
+            shown = " | ".join(render(m) for m in requests)
+            if any(tails):
+                shown += f" + unknown fields {b''.join(tails).hex()}"
+            return shown
+
+        note_lazily(lambda: f"request as text: {text()}")
         marks = platform.marks()
         outcome = platform.call(rpc, bodies, caller, extra)
         fuzzing.check(outcome, marks, text, repr(caller), [b for m in requests for b in bsns_in(m)])
@@ -257,8 +274,13 @@ def raw_body(
         assume(len(raw) < MAX_BODY_BYTES)
         marks = platform.marks()
         outcome = platform.call(rpc, [raw], caller)
-        text = f"raw body (base64) {base64.b64encode(raw).decode()}"
-        fuzzing.check(outcome, marks, text, repr(caller), [])
+        fuzzing.check(
+            outcome,
+            marks,
+            lambda: f"raw body (base64) {base64.b64encode(raw).decode()}",
+            repr(caller),
+            [],
+        )
 
     return body
 

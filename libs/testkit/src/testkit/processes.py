@@ -70,18 +70,24 @@ class ServiceProcess:
     def _read(self, found: queue.Queue[int]) -> None:
         assert self.process is not None
         assert self.process.stdout is not None
+        started = False
         for line in self.process.stdout:
             self.lines.append(line.rstrip())
             if self._log is not None:
                 self._log.write(line)
                 if len(self.lines) > self.MAX_LINES:
                     del self.lines[: len(self.lines) - self.MAX_LINES]
+            # only until the port is known: a busy service writes thousands of lines a
+            # second, and decoding each would hold the GIL of the process that reads them
+            if started or "server_started" not in line:
+                continue
             try:
                 event = json.loads(line)
             except ValueError:
                 continue
             if isinstance(event, dict) and event.get("event") == "server_started":
                 found.put(int(event["port"]))
+                started = True
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 15.0) -> int | None:
         if self.process is None or self.process.poll() is not None:

@@ -140,7 +140,9 @@ class FakeRepository:
             )
         return taken
 
-    def lock_holder_measurements(self, holder_id: str, timeout_seconds: float) -> bool:
+    def lock_holder_measurements(
+        self, care_group_id: str, holder_id: str, timeout_seconds: float
+    ) -> bool:
         """One thread uses the fake store at a time: there is nothing to wait for."""
         return True
 

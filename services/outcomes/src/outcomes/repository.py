@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -25,17 +26,28 @@ from outcomes.models import (
 from servicekit.db import UtcDateTime
 from servicekit.uow import Repository
 
-# The kinds of transaction-scoped advisory lock, the first key of the two-key form
-# (pg_advisory_xact_lock(int4, int4)), so that locks of different kinds never collide; the
-# second key is hashtext of what is locked (two names of one kind with the same 32-bit hash
-# only take turns). The two-key space does not overlap the single-bigint one.
+# The kinds of transaction-scoped advisory lock. A lock's key is one bigint
+# (pg_advisory_xact_lock(int8)): the first 8 bytes of BLAKE2b over the kind and the name of
+# what is locked, which always starts with its care group. A 64-bit key cannot be hit on
+# purpose: with a 32-bit hash (PostgreSQL's hashtext) a care group's admin, who chooses its
+# organisations' ids, found an id whose turn was another care group's practice's in seconds
+# of CPU, and so could hold that practice's ingests up.
 LOCK_INGEST = 1  # an ingest of a record holder
 LOCK_REPORTS = 2  # the reports of a contract (or the care group's own)
 
 
-def _advisory_xact_lock(session: Session, kind: int, name: str) -> None:
+def advisory_key(kind: int, care_group_id: str, name: str) -> int:
+    """The advisory-lock key of ``name`` of kind ``kind`` in ``care_group_id``."""
+    digest = hashlib.blake2b(
+        f"{kind}\x1f{care_group_id}\x1f{name}".encode(), digest_size=8, person=b"outcomes-lock"
+    ).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+def _advisory_xact_lock(session: Session, kind: int, care_group_id: str, name: str) -> None:
     session.execute(
-        text("SELECT pg_advisory_xact_lock(:kind, hashtext(:name))"), {"kind": kind, "name": name}
+        text("SELECT pg_advisory_xact_lock(:key)"),
+        {"key": advisory_key(kind, care_group_id, name)},
     )
 
 
@@ -379,16 +391,18 @@ class OutcomesRepository(Repository):
             cursor.execute(_MOVE)
             return {(k, o, r) for k, o, r in cursor.fetchall()}
 
-    def lock_holder_measurements(self, holder_id: str, timeout_seconds: float) -> bool:
+    def lock_holder_measurements(
+        self, care_group_id: str, holder_id: str, timeout_seconds: float
+    ) -> bool:
         """Until the transaction ends, no other transaction that asks for the same lock
-        (an ingest of this record holder) goes on: the holder's ingests take turns, so what
-        one finds stored under the holder's source keys stays so until it commits. False
-        when the lock was not granted within ``timeout_seconds`` (the transaction is then
-        aborted: roll it back); the timeout applies to this wait only."""
+        (an ingest of this record holder in this care group) goes on: the holder's ingests
+        take turns, so what one finds stored under the holder's source keys stays so until
+        it commits. False when the lock was not granted within ``timeout_seconds`` (the
+        transaction is then aborted: roll it back); the timeout applies to this wait only."""
         params = {"timeout": f"{max(1, round(timeout_seconds * 1000))}ms"}
         previous = self.session.execute(_SET_LOCK_TIMEOUT, params).one()[0]
         try:
-            _advisory_xact_lock(self.session, LOCK_INGEST, holder_id)
+            _advisory_xact_lock(self.session, LOCK_INGEST, care_group_id, holder_id)
         except DBAPIError as error:
             if isinstance(error.orig, psycopg.errors.LockNotAvailable):
                 return False
@@ -534,7 +548,7 @@ class OutcomesRepository(Repository):
     def lock_report_history(self, care_group_id: str, contract_id: str | None) -> None:
         """Until the transaction ends, no other report of the contract (or care-group
         report of the care group) is computed: each compares with the ones before it."""
-        _advisory_xact_lock(self.session, LOCK_REPORTS, f"{care_group_id}:{contract_id or ''}")
+        _advisory_xact_lock(self.session, LOCK_REPORTS, care_group_id, contract_id or "")
 
     def report(self, report_id: str) -> Report | None:
         return self.session.get(Report, report_id)

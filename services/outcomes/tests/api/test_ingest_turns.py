@@ -129,7 +129,7 @@ def test_an_ingest_that_cannot_get_its_turn_in_time_is_ingest_busy_and_leaves_no
     rows = [row(patients[0], "turns-busy-1", 50.0)]
     access_log.mark()
     with deps.uow() as holding:
-        assert holding.repo.lock_holder_measurements("gp-de-linde", 5)
+        assert holding.repo.lock_holder_measurements("cg-zuidoost", "gp-de-linde", 5)
         with pytest.raises(grpc.RpcError) as caught:
             ingest(stub, jansen, rows)
         got = failure(caught.value)
@@ -158,14 +158,41 @@ def test_the_lock_timeout_bounds_only_the_wait_for_the_turn(deps: Deps) -> None:
     report's turn on the same name are different locks."""
     with deps.uow() as uow:
         uow.session.execute(text("SET LOCAL lock_timeout = '7s'"))
-        assert uow.repo.lock_holder_measurements("gp-timeout-check", 0.2)
+        assert uow.repo.lock_holder_measurements("cg-zuidoost", "gp-timeout-check", 0.2)
         setting = uow.session.execute(text("SELECT current_setting('lock_timeout')"))
         assert setting.scalar_one() == "7s"
         with deps.uow() as other:
-            other.repo.lock_report_history("gp-timeout-check", None)
-            assert other.repo.lock_holder_measurements("gp-timeout-check:", 0.2) is True
+            other.repo.lock_report_history("cg-zuidoost", "gp-timeout-other")
+            assert other.repo.lock_holder_measurements("cg-zuidoost", "gp-timeout-other", 0.2)
             other.rollback()
         with deps.uow() as other:
-            assert other.repo.lock_holder_measurements("gp-timeout-check", 0.2) is False
+            assert (
+                other.repo.lock_holder_measurements("cg-zuidoost", "gp-timeout-check", 0.2) is False
+            )
             other.rollback()
         uow.rollback()
+
+
+def test_another_care_groups_lookalike_id_does_not_hold_a_practices_turn(
+    stub: rpc_grpc.OutcomesServiceStub,
+    deps: Deps,
+    jansen: Metadata,
+    patients: list[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A care group's admin chooses its organisations' ids. ``gp-noord-83toqva`` has the
+    same 32-bit ``hashtext`` as ``gp-de-linde`` (found by search in seconds); while an
+    ingest of that cg-noord organisation holds its turn, De Linde's ingest still goes on:
+    a turn's key is 64 bits of the care group and the holder, which nobody can aim at."""
+    with deps.uow() as probe:
+        hashes = probe.session.execute(
+            text("SELECT hashtext('gp-noord-83toqva'), hashtext('gp-de-linde')")
+        ).one()
+        assert hashes[0] == hashes[1]  # the collision this test is about
+        probe.rollback()
+    monkeypatch.setattr(deps, "ingest_lock_timeout_seconds", 0.3)
+    with deps.uow() as holding:
+        assert holding.repo.lock_holder_measurements("cg-noord", "gp-noord-83toqva", 5)
+        result = ingest(stub, jansen, [row(patients[0], "turns-lookalike-1", 51.0)])
+        assert result.accepted == 1
+        holding.rollback()

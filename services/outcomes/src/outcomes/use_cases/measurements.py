@@ -285,7 +285,7 @@ class Ingest:
             # the accesses asked about are the ones that happen. Nothing is asked or written
             # before the turn is taken, so a chunk that times out waiting leaves no trace.
             if not uow.repo.lock_holder_measurements(
-                self.holder, self.deps.ingest_lock_timeout_seconds
+                self.care_group, self.holder, self.deps.ingest_lock_timeout_seconds
             ):
                 raise errors.IngestBusy(
                     "another ingest of this organisation's measurements holds its turn; "

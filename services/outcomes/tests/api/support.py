@@ -13,14 +13,24 @@ from carenet.outcomes.v1 import outcomes_service_pb2 as rpc
 from carenet.outcomes.v1 import outcomes_service_pb2_grpc as rpc_grpc
 from testkit.fixtures import IdentityService, valid_bsn
 
+#: BSNs from 400,000,000 to 500,000,000 are kept for these tests: identity is one server for
+#: the whole run, and a BSN that another test registered under another id would not be this
+#: patient. Each prefix takes the next slot of 10,000 numbers, the same one every time.
+_BSN_BASE = 400_000_000
+_BSN_SLOTS = 100
+_slots: dict[str, int] = {}
+
 
 def register_patients(identity: IdentityService, token: str, prefix: str, count: int) -> list[str]:
     """Registers patients through identity's API as the clinician of ``token``, whose
     practice gets a coordinating care relationship with each (repeatable)."""
+    slot = _slots.setdefault(prefix, len(_slots))
+    if slot >= _BSN_SLOTS or count > 10_000:
+        raise ValueError("out of test BSNs: widen the range")
     ids = []
     for n in range(count):
         patient_id = f"{prefix}-{n:04d}"
-        bsn = valid_bsn(sum(map(ord, prefix)) * 10_000 + n, base=300_000_000)
+        bsn = valid_bsn(slot * 10_000 + n, base=_BSN_BASE)
         identity.register_patient(token, patient_id, bsn)
         ids.append(patient_id)
     return ids

@@ -6,6 +6,7 @@ import datetime as dt
 from collections.abc import Iterator
 from typing import Any
 
+import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from carenet.outcomes.v1 import outcomes_pb2 as pb
@@ -40,6 +41,24 @@ def ts(moment: dt.datetime) -> Timestamp:
     out = Timestamp()
     out.FromDatetime(moment)
     return out
+
+
+Metadata = tuple[tuple[str, str]]
+
+
+def enrol(
+    stub: rpc_grpc.OutcomesServiceStub,
+    who: Metadata,
+    patient: str,
+    practice: str = "gp-de-linde",
+    agb: str = "01012345",
+) -> None:
+    """Enrols ``patient`` (repeatable: an enrolment that exists already is kept)."""
+    try:
+        stub.CreateEnrolment(enrolment_request(patient, practice, agb), metadata=who, timeout=10)
+    except grpc.RpcError as exc:
+        if exc.code() != grpc.StatusCode.ALREADY_EXISTS:
+            raise
 
 
 def enrolment_request(

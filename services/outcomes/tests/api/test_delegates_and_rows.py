@@ -13,7 +13,7 @@ from servicekit.auth import ON_BEHALF_OF_HEADER
 from testkit.fixtures import Tokens, bearer
 from testkit.rpc import failure
 
-from .support import enrolment_request, row
+from .support import enrol, row
 
 
 def _sub(token: str) -> str:
@@ -21,13 +21,7 @@ def _sub(token: str) -> str:
 
 
 def _enrol(stub: rpc_grpc.OutcomesServiceStub, tokens: Tokens, patient: str) -> None:
-    try:
-        stub.CreateEnrolment(
-            enrolment_request(patient), metadata=bearer(tokens.user("dr.jansen")), timeout=10
-        )
-    except grpc.RpcError as exc:
-        if exc.code() is not grpc.StatusCode.ALREADY_EXISTS:
-            raise
+    enrol(stub, bearer(tokens.user("dr.jansen")), patient)
 
 
 def test_a_kis_acting_for_its_gp_ingests_and_reads_as_that_gp(

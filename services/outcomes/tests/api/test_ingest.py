@@ -12,15 +12,10 @@ from sqlalchemy import text
 from carenet.outcomes.v1 import outcomes_service_pb2 as rpc
 from carenet.outcomes.v1 import outcomes_service_pb2_grpc as rpc_grpc
 from outcomes.deps import Deps
-from testkit.fixtures import IdentityService, Tokens, bearer
+from testkit.fixtures import IdentityService, Tokens
 from testkit.rpc import failure
 
 from .support import big_batch, chunks, enrolment_request, register_patients, row
-
-
-@pytest.fixture(scope="module")
-def jansen(tokens: Tokens) -> tuple[tuple[str, str]]:
-    return bearer(tokens.user("dr.jansen"))
 
 
 @pytest.fixture(scope="module")

@@ -8,17 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-import grpc
 import pytest
 
 from carenet.outcomes.v1 import outcomes_service_pb2 as rpc
 from carenet.outcomes.v1 import outcomes_service_pb2_grpc as rpc_grpc
 from testkit.access_log import AccessLogReader, open_access_log
-from testkit.fixtures import IdentityService, Tokens, bearer
+from testkit.fixtures import IdentityService, Tokens
 
-from .support import enrolment_request, ingest, register_patients, row
-
-Metadata = tuple[tuple[str, str]]
+from .support import Metadata, enrol, enrolment_request, ingest, register_patients, row
 
 
 @pytest.fixture
@@ -32,16 +29,6 @@ def access_log(identity_service: IdentityService) -> Iterator[AccessLogReader]:
 
 
 @pytest.fixture(scope="module")
-def jansen(tokens: Tokens) -> Metadata:
-    return bearer(tokens.user("dr.jansen"))
-
-
-@pytest.fixture(scope="module")
-def devries(tokens: Tokens) -> Metadata:
-    return bearer(tokens.user("dr.devries"))
-
-
-@pytest.fixture(scope="module")
 def patients(
     stub: rpc_grpc.OutcomesServiceStub,
     identity_service: IdentityService,
@@ -51,11 +38,7 @@ def patients(
     """Three patients of dr.jansen's practice (a care relationship each): the first
     enrolled, the other two not."""
     ids = register_patients(identity_service, tokens.user("dr.jansen"), "enrl", 3)
-    try:
-        stub.CreateEnrolment(enrolment_request(ids[0]), metadata=jansen, timeout=10)
-    except grpc.RpcError as exc:
-        if exc.code() != grpc.StatusCode.ALREADY_EXISTS:
-            raise
+    enrol(stub, jansen, ids[0])
     return ids[0], ids[1], ids[2]
 
 

@@ -20,12 +20,11 @@ from servicekit.identity_client import (
     IdentityClient,
 )
 from testkit.access_log import AccessLogReader
-from testkit.fixtures import IdentityService, Tokens, bearer
+from testkit.fixtures import IdentityService, Tokens
 from testkit.rpc import failure
 
-from .support import enrolment_request, ingest, register_patients, row
+from .support import Metadata, enrol, ingest, register_patients, row
 
-Metadata = tuple[tuple[str, str]]
 PATIENTS = 12
 
 
@@ -47,11 +46,6 @@ class _Counting:
 
 
 @pytest.fixture(scope="module")
-def jansen(tokens: Tokens) -> Metadata:
-    return bearer(tokens.user("dr.jansen"))
-
-
-@pytest.fixture(scope="module")
 def patients(
     stub: rpc_grpc.OutcomesServiceStub,
     identity_service: IdentityService,
@@ -61,11 +55,7 @@ def patients(
     """Enrolled patients of dr.jansen's practice."""
     ours = register_patients(identity_service, tokens.user("dr.jansen"), "turns", PATIENTS)
     for patient in ours:
-        try:
-            stub.CreateEnrolment(enrolment_request(patient), metadata=jansen, timeout=10)
-        except grpc.RpcError as exc:
-            if exc.code() != grpc.StatusCode.ALREADY_EXISTS:
-                raise
+        enrol(stub, jansen, patient)
     return ours
 
 

@@ -34,9 +34,8 @@ from testkit.access_log import AccessLogReader
 from testkit.fixtures import IdentityService, Tokens, bearer
 from testkit.rpc import failure
 
-from .support import enrolment_request, ingest, register_patients, row
+from .support import Metadata, enrol, enrolment_request, ingest, register_patients, row
 
-Metadata = tuple[tuple[str, str]]
 Entry = tuple[str, ...]  # patient, organisation, action, decision, reason
 
 
@@ -49,21 +48,7 @@ def _list(stub: rpc_grpc.OutcomesServiceStub, who: Metadata, patient: str) -> li
 
 def _enrol(stub: rpc_grpc.OutcomesServiceStub, who: Metadata, patient: str, practice: str) -> None:
     agb = {"gp-de-linde": "01012345", "gp-het-anker": "01054321"}[practice]
-    try:
-        stub.CreateEnrolment(enrolment_request(patient, practice, agb), metadata=who, timeout=10)
-    except grpc.RpcError as exc:
-        if exc.code() != grpc.StatusCode.ALREADY_EXISTS:
-            raise
-
-
-@pytest.fixture(scope="module")
-def jansen(tokens: Tokens) -> Metadata:
-    return bearer(tokens.user("dr.jansen"))
-
-
-@pytest.fixture(scope="module")
-def devries(tokens: Tokens) -> Metadata:
-    return bearer(tokens.user("dr.devries"))
+    enrol(stub, who, patient, practice, agb)
 
 
 @pytest.fixture(scope="module")

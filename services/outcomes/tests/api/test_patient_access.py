@@ -27,15 +27,9 @@ from carenet.outcomes.v1 import outcomes_service_pb2_grpc as rpc_grpc
 from testkit.fixtures import IdentityService, Tokens, bearer
 from testkit.rpc import Failure, failure
 
-from .support import enrolment_request, row, ts
+from .support import Metadata, enrolment_request, row, ts
 
-Metadata = tuple[tuple[str, str]]
 WHEN = dt.datetime(2025, 6, 1, tzinfo=dt.UTC)
-
-
-@pytest.fixture(scope="module")
-def jansen(tokens: Tokens) -> Metadata:
-    return bearer(tokens.user("dr.jansen"))
 
 
 def _ingest(stub: rpc_grpc.OutcomesServiceStub, who: Metadata, rows: list[Any]) -> Any:

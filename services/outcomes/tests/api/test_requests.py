@@ -22,10 +22,9 @@ from servicekit import paging
 from testkit.fixtures import Tokens, bearer
 from testkit.rpc import Failure, failure
 
-from .support import enrolment_request, row
+from .support import Metadata, enrolment_request, row
 from .test_access import END, START, contract
 
-Metadata = tuple[tuple[str, str]]
 # seconds beyond 9999-12-31, nanos of 1e9 and of -1
 BAD_TIMES = {
     "year-10000": Timestamp(seconds=253_402_300_800),
@@ -37,11 +36,6 @@ BAD_TIMES = {
 @pytest.fixture(scope="module")
 def admin(tokens: Tokens) -> Metadata:
     return bearer(tokens.user("admin.zuidoost"))
-
-
-@pytest.fixture(scope="module")
-def jansen(tokens: Tokens) -> Metadata:
-    return bearer(tokens.user("dr.jansen"))
 
 
 def _fails(call: Callable[[], Any]) -> Failure:

@@ -76,3 +76,22 @@ def register_patient(
     """Registers a patient at ``practice`` through identity's API, as the demo region is
     seeded (the BSN goes to identity, never to careplan)."""
     return identity.register_patient(tokens.user(CLINICIANS[practice]), patient_id, valid_bsn(n))
+
+
+def relate(
+    identity: id_grpc.IdentityServiceStub,
+    token: str,
+    patient: str,
+    organisation: str,
+    kind: id_pb.CareRelationshipKind.ValueType,
+) -> None:
+    """``organisation`` gets a care relationship of ``kind`` with ``patient``, created
+    through identity's API as the caller of ``token``."""
+    identity.CreateCareRelationship(
+        id_rpc.CreateCareRelationshipRequest(
+            parent=patient,
+            care_relationship=id_pb.CareRelationship(organisation=organisation, kind=kind),
+        ),
+        metadata=bearer(token),
+        timeout=10,
+    )

@@ -19,7 +19,7 @@ from testkit.fixtures import IdentityService, Tokens, bearer
 from testkit.rpc import failure
 
 from .conftest import P1, Users, get, sub_of
-from .support import register_patient
+from .support import register_patient, relate
 
 
 def _create(stub: rpc_grpc.CarePlanServiceStub, token: str, patient: str) -> pb.CarePlan:
@@ -33,23 +33,6 @@ def _create(stub: rpc_grpc.CarePlanServiceStub, token: str, patient: str) -> pb.
     return created
 
 
-def _relate(
-    identity: id_grpc.IdentityServiceStub,
-    token: str,
-    patient: str,
-    organisation: str,
-    kind: id_pb.CareRelationshipKind.ValueType,
-) -> None:
-    identity.CreateCareRelationship(
-        id_rpc.CreateCareRelationshipRequest(
-            parent=patient,
-            care_relationship=id_pb.CareRelationship(organisation=organisation, kind=kind),
-        ),
-        metadata=bearer(token),
-        timeout=10,
-    )
-
-
 def test_a_treating_gp_cannot_take_over_the_plan_of_another_practices_patient(
     stub: rpc_grpc.CarePlanServiceStub,
     identity_stub: id_grpc.IdentityServiceStub,
@@ -61,7 +44,7 @@ def test_a_treating_gp_cannot_take_over_the_plan_of_another_practices_patient(
     creates the plan and holds it."""
     patient = register_patient(identity_service, tokens, "cp-coord-takeover", 61, "gp-de-linde")
     devries, jansen = tokens.user("dr.devries"), tokens.user("dr.jansen")
-    _relate(
+    relate(
         identity_stub,
         devries,
         patient,
@@ -133,7 +116,7 @@ def test_a_create_reports_an_existing_plan_only_to_who_may_read_it(
                 metadata=bearer(devries),
                 timeout=10,
             )
-    _relate(
+    relate(
         identity_stub,
         admin,
         patient,

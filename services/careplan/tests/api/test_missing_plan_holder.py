@@ -26,7 +26,7 @@ from testkit.access_log import AccessLogReader, open_access_log
 from testkit.fixtures import IdentityService, Tokens, bearer
 from testkit.rpc import status_of
 
-from .support import register_patient
+from .support import register_patient, relate
 
 # (patient, organisation, action, decision, reason) of a care-plan entry
 Entry = tuple[str, ...]
@@ -43,23 +43,6 @@ def access_log(identity_service: IdentityService) -> Iterator[AccessLogReader]:
 
 def _plan_entries(log: AccessLogReader) -> list[Entry]:
     return [(e[0], e[1], e[3], e[4], e[5]) for e in log.entries() if e[2] == "care-plan"]
-
-
-def _relate(
-    identity: id_grpc.IdentityServiceStub,
-    token: str,
-    patient: str,
-    organisation: str,
-    kind: id_pb.CareRelationshipKind.ValueType,
-) -> None:
-    identity.CreateCareRelationship(
-        id_rpc.CreateCareRelationshipRequest(
-            parent=patient,
-            care_relationship=id_pb.CareRelationship(organisation=organisation, kind=kind),
-        ),
-        metadata=bearer(token),
-        timeout=10,
-    )
 
 
 def _end_coordination(identity: id_grpc.IdentityServiceStub, token: str, patient: str) -> None:
@@ -111,7 +94,7 @@ def uncoordinated(
     patients = []
     for n, patient_id in ((841, "cp-uncoord-plan"), (842, "cp-uncoord-none")):
         patient = register_patient(identity_service, tokens, patient_id, n, "gp-de-linde")
-        _relate(
+        relate(
             identity_stub,
             jansen,
             patient,
@@ -162,7 +145,7 @@ def supported_by_provider(
     patients = []
     for n, patient_id in ((843, "cp-provider-plan"), (844, "cp-provider-none")):
         patient = register_patient(identity_service, tokens, patient_id, n, "gp-de-linde")
-        _relate(
+        relate(
             identity_stub,
             admin,
             patient,

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import psycopg.errors
 from sqlalchemy import bindparam, select, text, update
-from sqlalchemy.exc import DBAPIError
-from sqlalchemy.orm import Session
 
 from outcomes.binary_copy import BATCH_COLUMNS, binary_copy
 from outcomes.models import (
@@ -23,40 +20,9 @@ from outcomes.models import (
     MeasurementRevision,
     Report,
 )
+from outcomes.turns import LOCK_INGEST, LOCK_REPORTS, take_turn, take_turn_within
 from servicekit.db import UtcDateTime
 from servicekit.uow import Repository
-
-# The kinds of transaction-scoped advisory lock. A lock's key is one bigint
-# (pg_advisory_xact_lock(int8)): the first 8 bytes of BLAKE2b over the kind and the name of
-# what is locked, which always starts with its care group. A 64-bit key cannot be hit on
-# purpose: with a 32-bit hash (PostgreSQL's hashtext) a care group's admin, who chooses its
-# organisations' ids, found an id whose turn was another care group's practice's in seconds
-# of CPU, and so could hold that practice's ingests up.
-LOCK_INGEST = 1  # an ingest of a record holder
-LOCK_REPORTS = 2  # the reports of a contract (or the care group's own)
-
-
-def advisory_key(kind: int, care_group_id: str, name: str) -> int:
-    """The advisory-lock key of ``name`` of kind ``kind`` in ``care_group_id``."""
-    digest = hashlib.blake2b(
-        f"{kind}\x1f{care_group_id}\x1f{name}".encode(), digest_size=8, person=b"outcomes-lock"
-    ).digest()
-    return int.from_bytes(digest, "big", signed=True)
-
-
-def _advisory_xact_lock(session: Session, kind: int, care_group_id: str, name: str) -> None:
-    session.execute(
-        text("SELECT pg_advisory_xact_lock(:key)"),
-        {"key": advisory_key(kind, care_group_id, name)},
-    )
-
-
-# Sets the transaction's lock_timeout and answers the one it replaces (read first).
-_SET_LOCK_TIMEOUT = text(
-    "WITH previous AS MATERIALIZED (SELECT current_setting('lock_timeout') AS value)"
-    " SELECT value, set_config('lock_timeout', :timeout, true) FROM previous"
-)
-_RESTORE_LOCK_TIMEOUT = text("SELECT set_config('lock_timeout', :previous, true)")
 
 # (care_group_id, patient_id, code, value, unit, measured_at, source_kind, source_org,
 #  source_record_id, ingested_at)
@@ -399,16 +365,9 @@ class OutcomesRepository(Repository):
         take turns, so what one finds stored under the holder's source keys stays so until
         it commits. False when the lock was not granted within ``timeout_seconds`` (the
         transaction is then aborted: roll it back); the timeout applies to this wait only."""
-        params = {"timeout": f"{max(1, round(timeout_seconds * 1000))}ms"}
-        previous = self.session.execute(_SET_LOCK_TIMEOUT, params).one()[0]
-        try:
-            _advisory_xact_lock(self.session, LOCK_INGEST, care_group_id, holder_id)
-        except DBAPIError as error:
-            if isinstance(error.orig, psycopg.errors.LockNotAvailable):
-                return False
-            raise
-        self.session.execute(_RESTORE_LOCK_TIMEOUT, {"previous": previous})
-        return True
+        return take_turn_within(
+            self.session, LOCK_INGEST, care_group_id, holder_id, timeout_seconds
+        )
 
     def stored_sources(
         self, holder_id: str, keys: Iterable[SourceKey]
@@ -548,7 +507,7 @@ class OutcomesRepository(Repository):
     def lock_report_history(self, care_group_id: str, contract_id: str | None) -> None:
         """Until the transaction ends, no other report of the contract (or care-group
         report of the care group) is computed: each compares with the ones before it."""
-        _advisory_xact_lock(self.session, LOCK_REPORTS, care_group_id, contract_id or "")
+        take_turn(self.session, LOCK_REPORTS, care_group_id, contract_id or "")
 
     def report(self, report_id: str) -> Report | None:
         return self.session.get(Report, report_id)
